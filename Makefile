@@ -1,0 +1,26 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Both build .venv.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/opsagent demo
+
+test: $(STAMP)
+	$(BIN)/lint-imports --config .importlinter
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	for f in evals/bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,43 @@
+"""The `opsagent` command. Thin: each subcommand lives in its own module here."""
+
+from __future__ import annotations
+
+import typer
+
+from opsagent import __version__
+
+app = typer.Typer(
+    name="opsagent",
+    help=(
+        "Agentic cluster-ops controller for GPU clusters. The agent does the toil "
+        "(reconcile, wake, free idle GPUs, retry rollouts) inside human-written policy; "
+        "people approve the architecture.\n\nExample: opsagent demo"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def _register() -> None:
+    # One line per command module; each module exposes `register(app)`.
+    from opsagent.cli import sim
+
+    for module in (sim,):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,53 @@
+"""Shared pieces of the `opsagent` command: options declared once, output, errors.
+
+Every option is also readable from an `OPSAGENT_*` environment variable.
+Commands stay thin: parse, call one library function, print.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+
+
+OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", help="table for people, json for scripts.")
+PoliciesOpt = typer.Option(Path("policies"), "--policies", envvar="OPSAGENT_POLICIES", help="Directory of policy YAML files.")
+PlaybooksOpt = typer.Option(Path("playbooks"), "--playbooks", envvar="OPSAGENT_PLAYBOOKS", help="Directory of playbook YAML files.")
+DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", help="SQLite file for audit log, approvals and agent checkpoints.")
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, default=str) + "\n")
+
+
+def fail(message: str, *, hint: str | None = None, code: int = 2) -> NoReturn:
+    """Print a clear error (and how to fix it) on stderr and exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    if hint:
+        err_console.print(f"[dim]hint:[/] {hint}", highlight=False)
+    raise typer.Exit(code)

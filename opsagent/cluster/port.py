@@ -1,0 +1,125 @@
+"""The `Cluster` port: the only way anything in opsagent reads or writes a cluster.
+
+Adapters implement it: `opsagent.cluster.sim` (the simulated GPU cluster) and
+`opsagent.cluster.kube` (the official kubernetes client). Tools call it; nothing
+else holds a reference that can write (the gate hands tools the cluster).
+
+Every write is keyword-only, takes `dry_run`, and returns a `WriteResult`.
+Adapters translate their own failures into the `ClusterError` hierarchy below,
+classified by what the caller should do about them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import Field
+
+from opsagent.model import Frozen, GpuRequirement, Snapshot, WorkloadRef
+
+
+class WriteResult(Frozen):
+    ok: bool = True
+    dry_run: bool = False
+    message: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkloadSpec(Frozen):
+    """What `create_workload` needs: an architectural change a person approved."""
+
+    ref: WorkloadRef
+    image: str
+    replicas: int = Field(default=1, ge=0)
+    gpus_per_replica: int = Field(default=0, ge=0)
+    memory_mib: int | None = None
+    gpu_requirement: GpuRequirement = GpuRequirement()
+    tensor_parallel: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+# --- errors -----------------------------------------------------------------
+
+
+class ClusterError(Exception):
+    """Base of every adapter error. `retryable` says whether trying later may help."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class NotFound(ClusterError):
+    """The object does not exist (HTTP 404). Give up on this target."""
+
+
+class Forbidden(ClusterError):
+    """RBAC refused (HTTP 403). A person must grant `verb` on `resource`."""
+
+    def __init__(self, message: str, *, verb: str = "", resource: str = "", status: int | None = 403) -> None:
+        super().__init__(message, status=status)
+        self.verb = verb
+        self.resource = resource
+
+
+class Conflict(ClusterError):
+    """Someone else changed the object (HTTP 409). Re-read and retry once."""
+
+    retryable = True
+
+
+class Invalid(ClusterError):
+    """The request itself is wrong (HTTP 400/422). Fix the arguments."""
+
+
+class Unavailable(ClusterError):
+    """Server busy, down or slow (429, 5xx, timeouts). Retry later, after `delay` seconds."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, delay: float = 1.0, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.delay = delay
+
+
+# --- the port ---------------------------------------------------------------
+
+
+@runtime_checkable
+class Cluster(Protocol):
+    def snapshot(self) -> Snapshot:
+        """Everything observable now, read with one list call per kind."""
+
+    def scale(self, *, ref: WorkloadRef, replicas: int, dry_run: bool = False) -> WriteResult: ...
+
+    def restart_rollout(self, *, ref: WorkloadRef, dry_run: bool = False) -> WriteResult: ...
+
+    def undo_rollout(self, *, ref: WorkloadRef, to_revision: int | None = None, dry_run: bool = False) -> WriteResult:
+        """Roll back to `to_revision`, or to the previous revision when None."""
+
+    def set_template(
+        self,
+        *,
+        ref: WorkloadRef,
+        image: str | None = None,
+        gpus_per_replica: int | None = None,
+        memory_mib: int | None = None,
+        gpu_requirement: GpuRequirement | None = None,
+        dry_run: bool = False,
+    ) -> WriteResult:
+        """Change pod-template fields; starts a new rollout revision."""
+
+    def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
+        """Mark a node unschedulable (cordoned=True) or schedulable again."""
+
+    def delete_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult: ...
+
+    def annotate(self, *, ref: WorkloadRef, annotations: dict[str, str | None], dry_run: bool = False) -> WriteResult:
+        """Set annotations on a workload; a None value removes the key."""
+
+    def create_workload(self, *, spec: WorkloadSpec, dry_run: bool = False) -> WriteResult: ...
+
+    def delete_workload(self, *, ref: WorkloadRef, dry_run: bool = False) -> WriteResult: ...

@@ -1,0 +1,44 @@
+"""The domain types of opsagent (pydantic v2, no I/O). Import them from here."""
+
+from opsagent.model.actions import (
+    FINDING_KINDS,
+    Approval,
+    ApprovalState,
+    Channel,
+    Decision,
+    Effect,
+    Finding,
+    FindingKind,
+    ResultStatus,
+    Risk,
+    RuleRef,
+    ToolCall,
+    ToolResult,
+    canonical_json,
+)
+from opsagent.model.audit import AuditEntry, EntryKind, Outcome
+from opsagent.model.cluster import (
+    Event,
+    Frozen,
+    GpuDevice,
+    GpuRequirement,
+    Job,
+    JobState,
+    Node,
+    Pod,
+    PodPhase,
+    Revision,
+    RolloutState,
+    RolloutStatus,
+    Snapshot,
+    Workload,
+    WorkloadRef,
+)
+
+__all__ = [
+    "AuditEntry", "EntryKind", "Outcome",
+    "FINDING_KINDS", "Approval", "ApprovalState", "Channel", "Decision", "Effect", "Event",
+    "Finding", "FindingKind", "Frozen", "GpuDevice", "GpuRequirement", "Job", "JobState", "Node",
+    "Pod", "PodPhase", "ResultStatus", "Revision", "Risk", "RolloutState", "RolloutStatus",
+    "RuleRef", "Snapshot", "ToolCall", "ToolResult", "Workload", "WorkloadRef", "canonical_json",
+]

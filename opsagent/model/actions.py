@@ -1,0 +1,131 @@
+"""What opsagent decides and does: findings, tool calls, decisions, results, approvals.
+
+Pure pydantic v2 types with no I/O. One name per concept:
+- a *finding* is a problem a detector saw (stable id = kind + subject);
+- a *tool call* is a proposal to run one typed tool with arguments, by an *actor*;
+- a *decision* is the policy's verdict on one tool call;
+- a *tool result* is what running (or refusing) the call produced;
+- an *approval* is a person's decision on a call the policy sent to people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from opsagent.model.cluster import Frozen
+
+Risk = Literal["read", "write", "architectural"]
+Effect = Literal["allow", "deny", "require_approval"]
+Channel = Literal["daemon", "cli", "slack", "wake-proxy", "eval", "api"]
+
+FindingKind = Literal[
+    "idle_gpu",
+    "wake_requested",
+    "rollout_failed",
+    "drift",
+    "unschedulable_gpu",
+    "crashloop",
+    "topology_mismatch",
+    "jobs_waiting",
+]
+FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: the form hashed and stored."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class Finding(Frozen):
+    """A problem seen in a snapshot. `id` stays the same across cycles."""
+
+    kind: FindingKind
+    subject: str = Field(description="what it is about: namespace/name of a workload, a node name, or 'cluster'")
+    summary: str
+    severity: Literal["info", "warning", "critical"] = "warning"
+    details: dict[str, Any] = Field(default_factory=dict)
+    seen_at: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.subject}"
+
+
+class ToolCall(Frozen):
+    """A proposal to run one tool. The arguments are untrusted until validated."""
+
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    actor: str = Field(description="who asks: a person's name, 'daemon' or 'wake-proxy'")
+    channel: Channel = "cli"
+    finding_id: str | None = None
+    message: str | None = Field(default=None, description="the chat message that led to it, if any")
+    planner: str | None = Field(default=None, description="offline, llm:MODEL, scripted, chat-grammar, ...")
+    id: str | None = Field(default=None, description="the planner's id for this call (LLM tool-call id)")
+
+    def args_hash(self) -> str:
+        """Hash of exactly this tool and these arguments: what an approval binds to."""
+        return hashlib.sha256(canonical_json({"tool": self.tool, "args": self.args}).encode()).hexdigest()
+
+
+class RuleRef(Frozen):
+    """Which policy rule made a decision (file and name), or a built-in reason."""
+
+    file: str = Field(description="policy file path, or '<builtin>'")
+    name: str
+
+
+class Decision(Frozen):
+    effect: Effect
+    rule: RuleRef
+    reason: str
+    approvers: tuple[str, ...] = Field(default=(), description="who may approve, when effect is require_approval")
+    dry_run: bool = Field(default=False, description="policy mode is dry-run: run against the cluster with dry_run")
+    expires_after_seconds: int | None = None
+
+
+ResultStatus = Literal["ok", "error", "no_data", "denied", "pending_approval", "invalid"]
+
+
+class ToolResult(Frozen):
+    """What the caller (a planner, a person) gets back. Small and structured.
+
+    A failure is data, not an exception: the model reads `message` to correct itself.
+    """
+
+    status: ResultStatus
+    tool: str
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    decision: Decision | None = None
+    approval_id: int | None = None
+    audit_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+ApprovalState = Literal["pending", "approved", "rejected", "expired", "executed", "failed"]
+
+
+class Approval(Frozen):
+    id: int
+    call: ToolCall
+    args_hash: str
+    state: ApprovalState = "pending"
+    requested_by: str
+    approvers: tuple[str, ...] = ()
+    rule: RuleRef
+    reason: str = ""
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    comment: str | None = None
+    thread_id: str | None = Field(default=None, description="agent run waiting on this approval, if any")

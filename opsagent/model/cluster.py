@@ -1,0 +1,236 @@
+"""What a cluster looks like to opsagent: workloads, pods, nodes, GPUs, jobs, events.
+
+Pure pydantic v2 types with no I/O. Every adapter (the simulator, the kube
+adapter) produces these; every detector, policy decision and tool reads them.
+All times are timezone-aware UTC datetimes. Objects are frozen: a snapshot is a
+picture of one moment and nobody edits it in place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+
+class Frozen(BaseModel):
+    """Base for every domain record: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WorkloadRef(Frozen):
+    """Names one workload: `namespace/name` (kind defaults to Deployment)."""
+
+    namespace: str = Field(min_length=1, max_length=253)
+    name: str = Field(min_length=1, max_length=253)
+    kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str, kind: str = "Deployment") -> "WorkloadRef":
+        """Parse `namespace/name`; raises ValueError naming the expected form."""
+        parts = text.strip().split("/")
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"expected a workload as NAMESPACE/NAME, got {text!r}")
+        return cls(namespace=parts[0], name=parts[1], kind=kind)  # type: ignore[arg-type]
+
+
+class GpuRequirement(Frozen):
+    """What a workload's pods need from their GPUs.
+
+    `coherent` asks for a set of devices on the same PCIe switch group, each on
+    a link at least `min_link_width` lanes wide (tensor-parallel serving).
+    """
+
+    min_link_width: int | None = Field(default=None, ge=1, le=32)
+    coherent: bool = False
+
+
+class GpuDevice(Frozen):
+    id: str
+    node: str
+    model: str
+    memory_mib: int = Field(ge=0)
+    pcie_link_width: int = Field(ge=1, le=32)
+    switch_group: str = "0"
+    numa_node: int = 0
+    holder: str | None = Field(default=None, description="namespace/pod holding the device, if any")
+    held_since: datetime | None = None
+    utilization: float = Field(default=0.0, ge=0.0, le=100.0, description="percent busy")
+
+
+class Node(Frozen):
+    name: str
+    ready: bool = True
+    cordoned: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+    gpus: tuple[GpuDevice, ...] = ()
+
+
+PodPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class Pod(Frozen):
+    namespace: str
+    name: str
+    workload: WorkloadRef | None = None
+    phase: PodPhase = "Pending"
+    reason: str | None = Field(default=None, description="Unschedulable, ContainerCreating, CrashLoopBackOff, ImagePullBackOff, ...")
+    message: str | None = None
+    node: str | None = None
+    gpu_ids: tuple[str, ...] = ()
+    restarts: int = Field(default=0, ge=0)
+    ready: bool = False
+    revision: int = 0
+    started_at: datetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+RolloutStatus = Literal["progressing", "complete", "failed"]
+
+
+class RolloutState(Frozen):
+    """A Deployment's rollout, as its Progressing condition reports it."""
+
+    status: RolloutStatus = "complete"
+    reason: str | None = Field(default=None, description="e.g. NewReplicaSetAvailable, ProgressDeadlineExceeded, ImagePullBackOff, CrashLoopBackOff")
+    message: str | None = None
+    revision: int = 1
+    since: datetime | None = None
+
+
+class Revision(Frozen):
+    """One entry of a workload's rollout history (a ReplicaSet revision)."""
+
+    revision: int
+    image: str
+    created_at: datetime | None = None
+    change_cause: str | None = None
+
+
+class Workload(Frozen):
+    ref: WorkloadRef
+    replicas: int = Field(default=1, ge=0, description="spec.replicas: what was asked for")
+    ready_replicas: int = Field(default=0, ge=0)
+    revision: int = 1
+    image: str = ""
+    gpus_per_replica: int = Field(default=0, ge=0)
+    memory_mib: int | None = None
+    gpu_requirement: GpuRequirement = GpuRequirement()
+    tensor_parallel: bool = Field(default=False, description="replicas shard one model across all their GPUs")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    last_request_at: datetime | None = None
+    request_rate: float | None = Field(default=None, ge=0.0, description="requests per second; None when unknown (no metrics)")
+    gpu_utilization: float | None = Field(default=None, ge=0.0, le=100.0, description="mean percent busy over its GPUs; None when unknown")
+    throughput_factor: float = Field(default=1.0, ge=0.0, le=1.0, description="1.0 = full speed; below 1 when placement degrades it")
+    rollout: RolloutState = RolloutState()
+    history: tuple[Revision, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return str(self.ref)
+
+
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+class Job(Frozen):
+    """Queued GPU work, such as a training run, that starts when devices free up."""
+
+    namespace: str
+    name: str
+    gpus: int = Field(ge=1)
+    state: JobState = "queued"
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float = Field(default=3600.0, gt=0)
+    node: str | None = None
+    gpu_ids: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class Event(Frozen):
+    time: datetime
+    namespace: str
+    kind: str = Field(description="kind of the object the event is about")
+    name: str
+    type: Literal["Normal", "Warning"] = "Normal"
+    reason: str
+    message: str = ""
+
+
+class Snapshot(Frozen):
+    """Everything opsagent knows about the cluster at one moment."""
+
+    time: datetime
+    workloads: tuple[Workload, ...] = ()
+    pods: tuple[Pod, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    jobs: tuple[Job, ...] = ()
+    events: tuple[Event, ...] = ()
+    source: str = Field(default="sim", description="which adapter produced it: sim or kube")
+    notes: tuple[str, ...] = Field(default=(), description="what the adapter could not see (e.g. no metrics)")
+    _idx: dict | None = PrivateAttr(default=None)
+
+    @field_validator("time")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("snapshot time must be timezone-aware (UTC)")
+        return value
+
+    # Lookups. Built lazily once per snapshot; a snapshot never changes.
+    def workload(self, ref: WorkloadRef | str) -> Workload | None:
+        return self._index()["workloads"].get(str(ref))
+
+    def pods_of(self, ref: WorkloadRef | str) -> list[Pod]:
+        return self._index()["pods_by_workload"].get(str(ref), [])
+
+    def pod(self, namespace: str, name: str) -> Pod | None:
+        return self._index()["pods"].get(f"{namespace}/{name}")
+
+    def node(self, name: str) -> Node | None:
+        return self._index()["nodes"].get(name)
+
+    def gpus(self) -> list[GpuDevice]:
+        return [gpu for node in self.nodes for gpu in node.gpus]
+
+    def gpu(self, gpu_id: str) -> GpuDevice | None:
+        return self._index()["gpus"].get(gpu_id)
+
+    def gpus_held_by(self, ref: WorkloadRef | str) -> int:
+        return sum(len(p.gpu_ids) for p in self.pods_of(ref))
+
+    def events_for(self, namespace: str, name: str) -> list[Event]:
+        return [e for e in self.events if e.namespace == namespace and e.name == name]
+
+    def _index(self) -> dict:
+        if self._idx is not None:
+            return self._idx
+        pods_by_workload: dict[str, list[Pod]] = {}
+        for pod in self.pods:
+            if pod.workload is not None:
+                pods_by_workload.setdefault(str(pod.workload), []).append(pod)
+        idx = {
+            "workloads": {w.key: w for w in self.workloads},
+            "pods": {p.key: p for p in self.pods},
+            "pods_by_workload": pods_by_workload,
+            "nodes": {n.name: n for n in self.nodes},
+            "gpus": {g.id: g for n in self.nodes for g in n.gpus},
+        }
+        self._idx = idx
+        return idx

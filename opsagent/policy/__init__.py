@@ -1,0 +1,1 @@
+"""Policy: intents, rules, limits and the pure decision function."""

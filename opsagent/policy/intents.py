@@ -1,0 +1,126 @@
+"""Intents: the desired state operators declare per workload selector.
+
+Part of the policy file schema (`intents:` list). Pure pydantic, no I/O.
+Detectors read intents to find drift, idle GPUs, wake windows and failed
+rollouts; tools read `wake.warm_replicas`. Durations are written as '30m',
+'2h', '90s' and parsed here once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from opsagent.clock import parse_duration
+from opsagent.model import GpuRequirement, Workload
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float, str)):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 30m, 2h or 90s")
+
+
+class Selector(Strict):
+    """Which workloads something applies to. All given parts must match."""
+
+    namespace: str | None = Field(default=None, description="exact namespace; '*' or empty for any in scope")
+    names: tuple[str, ...] = Field(default=(), description="workload names; empty means any")
+    labels: dict[str, str] = Field(default_factory=dict, description="labels that must all be present with these values")
+
+    def matches(self, workload: Workload) -> bool:
+        ref = workload.ref
+        if self.namespace not in (None, "", "*") and ref.namespace != self.namespace:
+            return False
+        if self.names and ref.name not in self.names:
+            return False
+        return all(workload.labels.get(k) == v for k, v in self.labels.items())
+
+
+class ReplicaBounds(Strict):
+    min: int = Field(default=0, ge=0)
+    max: int = Field(default=100, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ReplicaBounds":
+        if self.min > self.max:
+            raise ValueError(f"replicas.min ({self.min}) is above replicas.max ({self.max})")
+        return self
+
+
+class IdleRule(Strict):
+    """Scale to zero when idle: no requests for `after`, or GPU busy under `gpu_util_below` for `after`."""
+
+    after: timedelta = Field(description="how long without traffic before the workload counts as idle, e.g. 30m")
+    gpu_util_below: float | None = Field(default=None, ge=0, le=100, description="also idle when GPU utilisation stays under this percent")
+
+    _parse = field_validator("after", mode="before")(_duration)
+
+
+class PrewarmWindow(Strict):
+    """Keep warm from `cron` (minute hour day-of-month month day-of-week) for `duration`."""
+
+    cron: str = Field(description="standard 5-field cron, UTC, e.g. '0 8 * * 1-5' for weekdays 08:00")
+    duration: timedelta = Field(description="how long the window stays open, e.g. 10h")
+
+    _parse = field_validator("duration", mode="before")(_duration)
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"cron {value!r} must have 5 fields: minute hour day-of-month month day-of-week")
+        return value
+
+
+class WakeRule(Strict):
+    on_request: bool = Field(default=True, description="scale from zero when a request arrives")
+    warm_replicas: int = Field(default=1, ge=1, description="replicas to wake to")
+    timeout: timedelta = Field(default=timedelta(minutes=10), description="how long a wake may wait for ready")
+    prewarm: tuple[PrewarmWindow, ...] = ()
+
+    _parse = field_validator("timeout", mode="before")(_duration)
+
+
+class PlacementRule(Strict):
+    gpus: int | None = Field(default=None, ge=0, description="GPUs per replica")
+    min_link_width: int | None = Field(default=None, ge=1, le=32, description="minimum PCIe link width, lanes (x16 = 16)")
+    coherent: bool = Field(default=False, description="all GPUs of a replica on one switch group")
+
+    def requirement(self) -> GpuRequirement:
+        return GpuRequirement(min_link_width=self.min_link_width, coherent=self.coherent)
+
+
+class RolloutRetry(Strict):
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff: timedelta = Field(default=timedelta(minutes=2), description="wait before the first retry; doubles each time")
+    then: Literal["rollback", "escalate"] = Field(default="rollback", description="after the last attempt: undo to the last good revision, or hand to a person")
+
+    _parse = field_validator("backoff", mode="before")(_duration)
+
+
+class Intent(Strict):
+    name: str = Field(min_length=1)
+    selector: Selector
+    replicas: ReplicaBounds | None = None
+    idle: IdleRule | None = None
+    wake: WakeRule | None = None
+    placement: PlacementRule | None = None
+    rollout: RolloutRetry | None = None
+    protected: bool = Field(default=False, description="never scale to zero or restart automatically")
+
+
+def intent_for(intents: list[Intent] | tuple[Intent, ...], workload: Workload) -> Intent | None:
+    """The first intent whose selector matches (file order, then list order)."""
+    for intent in intents:
+        if intent.selector.matches(workload):
+            return intent
+    return None

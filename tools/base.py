@@ -1,0 +1,66 @@
+"""What a tool is: a pydantic input model, a risk class, and a function over the port.
+
+Tools act only through the `Cluster` port handed to them in a `ToolContext`;
+they never import an adapter. The gate is the only caller of `Tool.run`.
+A tool returns an `Outcome` (small, structured, what a model needs to decide
+its next step); it raises `ClusterError` for cluster failures, which the gate
+turns into an error result for the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsagent.clock import Clock
+from opsagent.cluster.port import Cluster
+from opsagent.model import Finding, Frozen, Risk, Snapshot, WorkloadRef
+
+
+class Target(Frozen):
+    """What a call touches, for policy matching (namespace, labels, node)."""
+
+    namespace: str | None = None
+    workload: WorkloadRef | None = None
+    node: str | None = None
+
+
+class ToolInput(BaseModel):
+    """Base of every tool's arguments. Unknown fields are errors, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def target(self) -> Target:
+        return Target()
+
+
+class Outcome(Frozen):
+    status: Literal["ok", "no_data", "error"] = "ok"
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Everything a tool may use. Built by the gate for one call."""
+
+    cluster: Cluster
+    clock: Clock
+    observe: Callable[[], Snapshot]
+    dry_run: bool = False
+    warm_replicas: Callable[[WorkloadRef], int] = lambda ref: 1
+    findings: Callable[[], list[Finding]] = lambda: []
+    wake_timeout_seconds: float = 600.0
+    poll_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    risk: Risk
+    input_model: type[ToolInput]
+    run: Callable[[ToolContext, Any], Outcome]
+    description: str
+    examples: tuple[dict[str, Any], ...] = field(default=())
