@@ -193,6 +193,13 @@ class Snapshot(Frozen):
             raise ValueError("snapshot time must be timezone-aware (UTC)")
         return value
 
+    def __eq__(self, other: object) -> bool:  # the lookup cache is not part of the value
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in type(self).model_fields)
+
+    __hash__ = None  # type: ignore[assignment]
+
     # Lookups. Built lazily once per snapshot; a snapshot never changes.
     def workload(self, ref: WorkloadRef | str) -> Workload | None:
         return self._index()["workloads"].get(str(ref))
