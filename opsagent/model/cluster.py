@@ -200,6 +200,11 @@ class Snapshot(Frozen):
 
     __hash__ = None  # type: ignore[assignment]
 
+    def model_copy(self, *, update=None, deep: bool = False):  # type: ignore[override]
+        copy = super().model_copy(update=update, deep=deep)
+        copy._idx = None  # lookups must be rebuilt from the copied fields
+        return copy
+
     # Lookups. Built lazily once per snapshot; a snapshot never changes.
     def workload(self, ref: WorkloadRef | str) -> Workload | None:
         return self._index()["workloads"].get(str(ref))
