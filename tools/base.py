@@ -10,6 +10,7 @@ turns into an error result for the caller.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,6 +55,15 @@ class ToolContext:
     findings: Callable[[], list[Finding]] = lambda: []
     wake_timeout_seconds: float = 600.0
     poll_seconds: float = 5.0
+    # How a tool waits between polls. None means `clock.sleep`; a simulator-driven
+    # caller sets it to `sim.advance` so that waiting lets the simulation move.
+    wait: Callable[[float], None] | None = None
+    # Where `change_policy` writes proposed policy files (never the live policy dir).
+    proposals_dir: Path | None = None
+
+    def pause(self, seconds: float) -> None:
+        """Wait `seconds` the way this context was told to (see `wait`)."""
+        (self.wait or self.clock.sleep)(seconds)
 
 
 @dataclass(frozen=True)

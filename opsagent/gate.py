@@ -1,0 +1,297 @@
+"""The gate: the only path by which a tool runs.
+
+`Gate.submit(call)` looks the tool up, validates the arguments, asks the
+policy's pure `decide()`, and then runs the tool, files an approval request, or
+refuses. `Gate.run_approved(approval)` runs a call a person approved, after
+deciding it again under the policy in force now. Each step is written through
+the `Recorder` before the next one starts: a `proposal`, a `decision` and a
+`result` entry per call (or a proposal and an `invalid` result when the call
+never reached a decision).
+
+The gate never raises for bad input: unknown tools, malformed or oversized
+arguments and cluster failures come back as a `ToolResult` a model can read.
+It must not decide policy itself beyond two built-in guards that no policy can
+loosen: architectural tools never run without an approval, and a run may not
+change more distinct workloads than the policy's blast radius.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from pydantic import ValidationError
+
+from opsagent.clock import Clock
+from opsagent.cluster.port import Cluster, ClusterError
+from opsagent.gate_support import (
+    MAX_ARGS_BYTES,
+    MemoryRecorder,
+    ReadOnlyCluster,
+    builtin,
+    counts_for,
+    format_validation_error,
+    small_data,
+    target_key,
+)
+from opsagent.model import Approval, AuditEntry, Decision, Snapshot, ToolCall, ToolResult, WorkloadRef, canonical_json
+from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
+
+__all__ = ["ApprovalSink", "Gate", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
+
+_OUTCOME = {"ok": "ok", "no_data": "ok", "error": "error", "denied": "denied", "pending_approval": "pending", "invalid": "invalid"}
+
+
+class Recorder(Protocol):
+    def record(self, entry: AuditEntry) -> int:
+        """Store one entry; return its audit id."""
+
+    def count_recent(self, *, tool: str | None, namespace: str | None, actor: str | None, since: Any, outcome: str = "ok") -> int:
+        """How many `result` entries match, at or after `since` (for rate limits)."""
+
+
+class ApprovalSink(Protocol):
+    def request(self, *, call: ToolCall, decision: Decision, run_id: str | None) -> Approval: ...
+
+
+class _Step:
+    """The audit context of one call passing the gate: shared fields and keys."""
+
+    def __init__(self, gate: "Gate", call: ToolCall, run_id: str | None, nonce: str, extra: dict[str, Any] | None = None) -> None:
+        self.gate, self.call, self.run_id = gate, call, run_id
+        self.key = f"{run_id or 'adhoc'}:{call.id or nonce}:{call.args_hash()[:12]}"
+        self.started = gate.clock.monotonic()
+        self.extra = extra or {}
+        self.risk: str | None = None
+
+    def record(self, kind: str, **fields: Any) -> int:
+        call = self.call
+        entry = AuditEntry(
+            time=self.gate.clock.now(), kind=kind, actor=call.actor, channel=call.channel, run_id=self.run_id,
+            finding_id=call.finding_id, message=call.message, tool=call.tool, risk=self.risk,
+            idempotency_key=f"{self.key}:{kind}", **fields,
+        )
+        return self.gate.recorder.record(entry)
+
+    def finish(self, result: ToolResult, *, dry_run: bool = False) -> ToolResult:
+        elapsed = (self.gate.clock.monotonic() - self.started) * 1000.0
+        data = {**self.extra, **small_data(result.data, read=self.risk == "read")}
+        audit_id = self.record(
+            "result", args=self.gate._loggable_args(self.call), outcome=_OUTCOME[result.status], summary=result.message[:1000],
+            duration_ms=round(elapsed, 3), dry_run=dry_run, approval_id=result.approval_id, data=data or None,
+            decision=result.decision.effect if result.decision else None,
+        )
+        return result.model_copy(update={"audit_id": audit_id})
+
+
+class Gate:
+    """Validate → decide → execute / request approval / deny, recording every step."""
+
+    def __init__(
+        self,
+        *,
+        policy: Any,
+        cluster: Cluster,
+        clock: Clock,
+        recorder: Recorder,
+        approvals: ApprovalSink | None = None,
+        tools: dict[str, Tool] = REGISTRY,
+        findings: Callable[[], list] = lambda: [],
+        decide: Callable[..., Decision] | None = None,
+        wait: Callable[[float], None] | None = None,
+        proposals_dir: Path | None = None,
+        poll_seconds: float = 5.0,
+        max_args_bytes: int = MAX_ARGS_BYTES,
+    ) -> None:
+        if decide is None:
+            from opsagent.policy import decide as policy_decide
+
+            decide = policy_decide
+        self.policy, self.cluster, self.clock, self.recorder = policy, cluster, clock, recorder
+        self.approvals, self.tools, self.findings, self._decide = approvals, tools, findings, decide
+        self.wait, self.proposals_dir, self.poll_seconds, self.max_args_bytes = wait, proposals_dir, poll_seconds, max_args_bytes
+        self._changed: dict[str, set[str]] = {}
+        self._seq = itertools.count(1)
+
+    # --- public -----------------------------------------------------------
+    def submit(self, call: ToolCall, *, run_id: str | None = None) -> ToolResult:
+        """Run `call` if the policy allows it; otherwise file an approval request or refuse."""
+        step = _Step(self, call, run_id, f"n{next(self._seq)}")
+        return self._process(step)
+
+    def run_approved(self, approval: Approval, *, approver: str) -> ToolResult:
+        """Run a call a person approved, if it is still exactly that call and still not denied."""
+        call = approval.call
+        step = _Step(self, call, approval.thread_id, f"approval{approval.id}", {"approval_id": approval.id, "approver": approver})
+        return self._process(step, approval=approval, approver=approver)
+
+    def changed_in_run(self, run_id: str) -> frozenset[str]:
+        """Targets (`namespace/name`, `node:NAME`) this gate let a run write to."""
+        return frozenset(self._changed.get(run_id, ()))
+
+    # --- the steps --------------------------------------------------------
+    def _process(self, step: _Step, *, approval: Approval | None = None, approver: str | None = None) -> ToolResult:
+        call = step.call
+        tool = self.tools.get(call.tool)
+        step.risk = tool.risk if tool else None
+        step.record("proposal", args=self._loggable_args(call), approval_id=approval.id if approval else None, data=step.extra or None)
+        args, problem = self._validate(call, tool)
+        if problem is not None:
+            return step.finish(ToolResult(status="invalid", tool=call.tool, message=problem))
+        assert tool is not None and args is not None
+        target = args.target()
+        snapshot: Snapshot | None = None
+        try:
+            if tool.risk != "read":
+                snapshot = self.cluster.snapshot()
+        except ClusterError as exc:
+            decision = builtin("deny", "cluster-unreadable", f"cannot read the cluster to decide: {exc.message}")
+        else:
+            decision = self._decision(call, tool, target, snapshot, step.run_id, approval, approver)
+        step.record("decision", args=self._loggable_args(call), decision=decision.effect, rule_file=decision.rule.file,
+                    rule_name=decision.rule.name, summary=decision.reason[:1000], dry_run=decision.dry_run,
+                    approval_id=approval.id if approval else None)
+        if decision.effect == "deny":
+            where = f"{decision.rule.file}:{decision.rule.name}"
+            return step.finish(ToolResult(status="denied", tool=call.tool, decision=decision, message=f"denied by {where}: {decision.reason}"))
+        if decision.effect == "require_approval" and approval is None:
+            return self._request_approval(step, decision)
+        return self._execute(step, tool, args, target, snapshot, decision)
+
+    def _validate(self, call: ToolCall, tool: Tool | None) -> tuple[ToolInput | None, str | None]:
+        size = self._args_size(call)
+        if size is None or size > self.max_args_bytes:
+            shown = "cannot be encoded as JSON" if size is None else f"are {size} bytes"
+            return None, f"arguments {shown}; the limit is {self.max_args_bytes} bytes of JSON"
+        if tool is None:
+            near = closest_names(call.tool, list(self.tools))
+            names = near or sorted(self.tools)
+            label = "did you mean" if near else "valid tools are"
+            return None, f"unknown tool {str(call.tool)[:100]!r}; {label}: {', '.join(names)}"
+        try:
+            return tool.input_model.model_validate(call.args), None
+        except ValidationError as exc:
+            return None, f"bad arguments for {tool.name}: {format_validation_error(exc)}"
+        except (ValueError, TypeError, RecursionError) as exc:
+            return None, f"bad arguments for {tool.name}: {type(exc).__name__}: {str(exc)[:300]}"
+
+    def _decision(self, call: ToolCall, tool: Tool, target: Any, snapshot: Snapshot | None, run_id: str | None,
+                  approval: Approval | None, approver: str | None) -> Decision:
+        now = self.clock.now()
+        if approval is not None:
+            refusal = self._approval_problem(call, approval, approver or "", now)
+            if refusal:
+                return builtin("deny", "approval-invalid", refusal)
+        counts = counts_for(self.recorder, known_tools=list(self.tools), run_workloads=lambda: self._changed.get(run_id or "", set()))
+        try:
+            decision = self._decide(self.policy, call=call, risk=tool.risk, target=target, snapshot=snapshot, now=now, counts=counts)
+        except Exception as exc:  # a decide() bug must fail closed, and the audit log says why
+            return builtin("deny", "decide-error", f"the policy decision failed ({type(exc).__name__}: {str(exc)[:200]}); refusing")
+        if not isinstance(decision, Decision):
+            return builtin("deny", "decide-error", "the policy decision returned no Decision; refusing")
+        if tool.risk == "architectural" and decision.effect == "allow" and approval is None:
+            decision = Decision(effect="require_approval", rule=decision.rule, approvers=decision.approvers, dry_run=decision.dry_run,
+                                reason=f"architectural tools always need a person's approval ({decision.reason})".strip(),
+                                expires_after_seconds=decision.expires_after_seconds)
+        if decision.effect != "deny" and tool.risk != "read" and approval is None and run_id is not None:
+            limit = getattr(self.policy, "max_workloads_per_run", None)
+            key = target_key(target)
+            changed = self._changed.get(run_id, set())
+            if isinstance(limit, int) and key and key not in changed and len(changed) >= limit:
+                return builtin("deny", "blast-radius", f"this run already changed {len(changed)} target(s), the policy's limit is {limit}")
+        return decision
+
+    def _approval_problem(self, call: ToolCall, approval: Approval, approver: str, now: Any) -> str | None:
+        if approval.state != "approved":
+            return f"approval {approval.id} is {approval.state}, not approved"
+        if approval.args_hash != call.args_hash():
+            return f"approval {approval.id} was for different arguments (hash mismatch); nothing runs"
+        if approval.expires_at <= now:
+            return f"approval {approval.id} expired at {approval.expires_at.isoformat()}"
+        if not approver or approver != (approval.decided_by or approver):
+            return f"approval {approval.id} was decided by {approval.decided_by}, not {approver}"
+        matches = getattr(self.policy, "actor_matches", None)
+        if approval.approvers and callable(matches) and not any(matches(approver, name) for name in approval.approvers):
+            return f"{approver} is not one of the approvers: {', '.join(approval.approvers)}"
+        return None
+
+    def _request_approval(self, step: _Step, decision: Decision) -> ToolResult:
+        call = step.call
+        if self.approvals is None:
+            return step.finish(ToolResult(status="denied", tool=call.tool, decision=decision,
+                                          message=f"needs approval ({decision.reason}) but no approval queue is configured"))
+        try:
+            approval = self.approvals.request(call=call, decision=decision, run_id=step.run_id)
+        except Exception as exc:  # the queue failed: the call must not run, and the log says so
+            return step.finish(ToolResult(status="error", tool=call.tool, decision=decision,
+                                          message=f"could not file the approval request: {type(exc).__name__}: {str(exc)[:200]}",
+                                          data={"retryable": True}))
+        who = ", ".join(approval.approvers or decision.approvers) or "an authorized approver"
+        return step.finish(ToolResult(status="pending_approval", tool=call.tool, decision=decision, approval_id=approval.id,
+                                      message=f"pending approval {approval.id}, needs one of: {who}",
+                                      data={"approval_id": approval.id, "approvers": list(approval.approvers or decision.approvers),
+                                            "expires_at": approval.expires_at.isoformat()}))
+
+    def _execute(self, step: _Step, tool: Tool, args: ToolInput, target: Any, snapshot: Snapshot | None, decision: Decision) -> ToolResult:
+        call = step.call
+        if tool.risk == "architectural" and "approval_id" not in step.extra:  # defence in depth: never without a person
+            return step.finish(ToolResult(status="denied", tool=call.tool, decision=decision,
+                                          message="architectural tools run only after a person approves them"))
+        if tool.risk != "read" and step.run_id is not None and (key := target_key(target)):
+            self._changed.setdefault(step.run_id, set()).add(key)
+        ctx = self._context(tool, target, snapshot, decision)
+        try:
+            outcome = tool.run(ctx, args)
+        except ClusterError as exc:
+            data = {"retryable": exc.retryable, "error": type(exc).__name__, "http_status": exc.status}
+            if getattr(exc, "delay", None) is not None:
+                data["retry_after_seconds"] = exc.delay  # type: ignore[attr-defined]
+            hint = " (retry later)" if exc.retryable else ""
+            return step.finish(ToolResult(status="error", tool=call.tool, decision=decision, data=data,
+                                          message=f"{tool.name} failed: {exc.message}{hint}"), dry_run=decision.dry_run)
+        except Exception as exc:  # a tool bug: report it as data, the log keeps the type
+            return step.finish(ToolResult(status="error", tool=call.tool, decision=decision, data={"retryable": False, "error": type(exc).__name__},
+                                          message=f"{tool.name} failed unexpectedly: {type(exc).__name__}: {str(exc)[:300]}"),
+                               dry_run=decision.dry_run)
+        return step.finish(ToolResult(status=outcome.status, tool=call.tool, decision=decision, message=outcome.message, data=outcome.data),
+                           dry_run=decision.dry_run)
+
+    # --- helpers ----------------------------------------------------------
+    def _context(self, tool: Tool, target: Any, snapshot: Snapshot | None, decision: Decision) -> ToolContext:
+        cluster = ReadOnlyCluster(self.cluster) if tool.risk == "read" else self.cluster
+        ctx = ToolContext(cluster=cluster, clock=self.clock, observe=self.cluster.snapshot, dry_run=decision.dry_run,
+                          warm_replicas=self._warm_replicas, findings=self.findings, poll_seconds=self.poll_seconds,
+                          wait=self.wait, proposals_dir=self.proposals_dir)
+        wake = self._wake_rule(getattr(target, "workload", None), snapshot)
+        if wake is not None:
+            ctx = replace(ctx, wake_timeout_seconds=wake.timeout.total_seconds())
+        return ctx
+
+    def _wake_rule(self, ref: WorkloadRef | None, snapshot: Snapshot | None) -> Any:
+        intent_for = getattr(self.policy, "intent_for", None)
+        if ref is None or not callable(intent_for):
+            return None
+        try:
+            workload = (snapshot or self.cluster.snapshot()).workload(ref)
+        except ClusterError:
+            return None
+        intent = intent_for(workload) if workload is not None else None
+        return getattr(intent, "wake", None)
+
+    def _warm_replicas(self, ref: WorkloadRef) -> int:
+        wake = self._wake_rule(ref, None)
+        return wake.warm_replicas if wake is not None else 1
+
+    def _args_size(self, call: ToolCall) -> int | None:
+        try:
+            return len(canonical_json(call.args).encode())
+        except (ValueError, TypeError, RecursionError):
+            return None
+
+    def _loggable_args(self, call: ToolCall) -> dict[str, Any]:
+        size = self._args_size(call)
+        if size is None or size > self.max_args_bytes:
+            return {"_omitted": True, "_bytes": size}
+        return dict(call.args)

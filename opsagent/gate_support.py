@@ -1,0 +1,127 @@
+"""Small pieces the gate uses: the in-memory recorder, a read-only cluster view,
+built-in decisions, and the formatting of errors and results for the audit log.
+
+Nothing here decides whether a call may run; `opsagent.gate` does. The
+`MemoryRecorder` stands in for the audit store in tests and demos: it keeps
+entries in a list and answers the same two questions.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from pydantic import ValidationError
+
+from opsagent.cluster.port import Forbidden, WriteResult
+from opsagent.model import AuditEntry, Decision, RuleRef, Snapshot
+
+MAX_ARGS_BYTES = 16 * 1024
+BUILTIN = "<builtin>"
+
+
+def builtin(effect: str, name: str, reason: str) -> Decision:
+    """A decision the gate makes itself (fail closed, guards no policy can loosen)."""
+    return Decision(effect=effect, rule=RuleRef(file=BUILTIN, name=name), reason=reason)  # type: ignore[arg-type]
+
+
+def target_key(target: Any) -> str | None:
+    """What a write touches, for the blast radius: `namespace/name` or `node:NAME`."""
+    if getattr(target, "workload", None) is not None:
+        return str(target.workload)
+    if getattr(target, "node", None):
+        return f"node:{target.node}"
+    return None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per field, naming the field and what was wrong, so a model can fix it."""
+    parts = []
+    for err in exc.errors()[:10]:
+        field = ".".join(str(p) for p in err.get("loc", ())) or "(arguments)"
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field (not allowed)"
+        shown = ""
+        if "input" in err and err.get("type") != "missing" and not isinstance(err["input"], dict):
+            shown = f" (got {repr(err['input'])[:60]})"
+        parts.append(f"{field}: {msg}{shown}")
+    more = exc.error_count() - 10
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def small_data(data: dict[str, Any], *, read: bool) -> dict[str, Any]:
+    """What of a tool's result goes into the audit log: counts for reads, the change for writes."""
+    if read:
+        return {k: data[k] for k in ("count", "truncated") if k in data}
+    try:
+        if len(json.dumps(data, default=str)) <= 4096:
+            return dict(data)
+    except (TypeError, ValueError):
+        pass
+    return {"_omitted": True, "keys": sorted(data)[:30]}
+
+
+def counts_for(recorder: Any, *, known_tools: Iterable[str], run_workloads: Callable[[], Iterable[str]]) -> Any:
+    """The policy's `Counts` over a recorder's recent results, plus this run's changed targets."""
+    try:
+        from opsagent.policy.limits import counts_from_recorder
+    except ImportError:  # the policy package predates limits: count nothing, still report the run
+        return _NoCounts(run_workloads)
+    return counts_from_recorder(recorder, known_tools=known_tools, run_workloads=run_workloads)
+
+
+class _NoCounts:
+    def __init__(self, run_workloads: Callable[[], Iterable[str]]) -> None:
+        self._run = run_workloads
+
+    def count(self, **_: Any) -> int:
+        return 0
+
+    def run_workloads(self) -> frozenset[str]:
+        return frozenset(self._run())
+
+
+class ReadOnlyCluster:
+    """A view of a cluster that can only read: read tools get this, never the real thing."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def snapshot(self) -> Snapshot:
+        return self._inner.snapshot()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> WriteResult:
+        raise Forbidden("read tools cannot write to the cluster", verb="write", resource="cluster")
+
+    scale = restart_rollout = undo_rollout = set_template = cordon = delete_pod = annotate = _refuse
+    create_workload = delete_workload = _refuse
+
+
+class MemoryRecorder:
+    """An in-memory Recorder: `entries` in order, ids from 1."""
+
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    def record(self, entry: AuditEntry) -> int:
+        self.entries.append(entry)
+        return len(self.entries)
+
+    def count_recent(self, *, tool: str | None, namespace: str | None, actor: str | None, since: datetime, outcome: str = "ok") -> int:
+        total = 0
+        for e in self.entries:
+            if e.kind != "result" or e.outcome != outcome or e.time < since:
+                continue
+            if tool is not None and e.tool != tool:
+                continue
+            if namespace is not None and (e.args or {}).get("namespace") != namespace:
+                continue
+            if actor is not None and e.actor != actor:
+                continue
+            total += 1
+        return total
+
+    def of_kind(self, kind: str) -> list[AuditEntry]:
+        return [e for e in self.entries if e.kind == kind]

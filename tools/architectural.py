@@ -1,0 +1,188 @@
+"""Architectural tools: changes people decide. The agent may only propose them.
+
+The gate never runs these without a person's approval of exactly this call,
+whatever a policy says. When approved they act through `ctx.cluster` like any
+write (passing `dry_run=ctx.dry_run`). `change_policy` never touches the live
+policy directory: it writes the proposed file under `ctx.proposals_dir` for a
+person to review and move into place.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from opsagent.cluster.port import Invalid, WorkloadSpec
+from opsagent.model import GpuRequirement, WorkloadRef
+
+from tools.args import Replicas, WorkloadArgs, find_workload
+from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+from tools.write import _done
+
+MIN_ANNOTATION = "opsagent.dev/min-replicas"
+MAX_ANNOTATION = "opsagent.dev/max-replicas"
+MAX_POLICY_BYTES = 64 * 1024
+
+
+
+class SetResourcesIn(WorkloadArgs):
+    gpus_per_replica: int | None = Field(default=None, ge=0, le=16, description="GPUs per replica, 0..16; omit to keep.")
+    memory_mib: int | None = Field(default=None, ge=1, le=4_194_304, description="Memory per replica in MiB; omit to keep.")
+
+    @model_validator(mode="after")
+    def _something(self) -> "SetResourcesIn":
+        if self.gpus_per_replica is None and self.memory_mib is None:
+            raise ValueError("give gpus_per_replica, memory_mib, or both")
+        return self
+
+
+def set_resources(ctx: ToolContext, args: SetResourcesIn) -> Outcome:
+    w = find_workload(ctx.observe(), args.namespace, args.name)
+    result = ctx.cluster.set_template(ref=w.ref, gpus_per_replica=args.gpus_per_replica, memory_mib=args.memory_mib, dry_run=ctx.dry_run)
+    return _done(result, f"set resources of {w.key}", workload=w.key,
+                 before={"gpus_per_replica": w.gpus_per_replica, "memory_mib": w.memory_mib},
+                 after={"gpus_per_replica": args.gpus_per_replica if args.gpus_per_replica is not None else w.gpus_per_replica,
+                        "memory_mib": args.memory_mib if args.memory_mib is not None else w.memory_mib})
+
+
+class SetGpuPlacementIn(WorkloadArgs):
+    min_link_width: int | None = Field(default=None, ge=1, le=32, description="Minimum PCIe link width in lanes (16 for x16); omit for any.")
+    coherent: bool = Field(default=False, description="All GPUs of a replica on one PCIe switch group.")
+
+
+def set_gpu_placement(ctx: ToolContext, args: SetGpuPlacementIn) -> Outcome:
+    w = find_workload(ctx.observe(), args.namespace, args.name)
+    req = GpuRequirement(min_link_width=args.min_link_width, coherent=args.coherent)
+    result = ctx.cluster.set_template(ref=w.ref, gpu_requirement=req, dry_run=ctx.dry_run)
+    return _done(result, f"set GPU placement of {w.key}", workload=w.key,
+                 before=w.gpu_requirement.model_dump(), after=req.model_dump())
+
+
+class SetReplicaBoundsIn(WorkloadArgs):
+    min: Replicas = Field(description="Fewest replicas the agent may scale to, 0..1000.")
+    max: Replicas = Field(description="Most replicas the agent may scale to, 0..1000.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SetReplicaBoundsIn":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+def set_replica_bounds(ctx: ToolContext, args: SetReplicaBoundsIn) -> Outcome:
+    w = find_workload(ctx.observe(), args.namespace, args.name)
+    notes = {MIN_ANNOTATION: str(args.min), MAX_ANNOTATION: str(args.max)}
+    result = ctx.cluster.annotate(ref=w.ref, annotations=notes, dry_run=ctx.dry_run)
+    before = {k: w.annotations.get(k) for k in notes}
+    return _done(result, f"set replica bounds of {w.key} to {args.min}..{args.max}", workload=w.key, before=before, after=notes)
+
+
+class CreateWorkloadIn(WorkloadArgs):
+    image: str = Field(min_length=1, max_length=500, pattern=r"^[^\s]+$", description="Container image, e.g. 'registry/llm:1.4'.")
+    replicas: Replicas = 1
+    gpus_per_replica: int = Field(default=0, ge=0, le=16, description="GPUs per replica, 0..16.")
+    memory_mib: int | None = Field(default=None, ge=1, le=4_194_304, description="Memory per replica in MiB.")
+    min_link_width: int | None = Field(default=None, ge=1, le=32, description="Minimum PCIe link width in lanes.")
+    coherent: bool = Field(default=False, description="All GPUs of a replica on one switch group.")
+    tensor_parallel: bool = Field(default=False, description="Replicas shard one model across all their GPUs.")
+    kind: str = Field(default="Deployment", pattern=r"^(Deployment|StatefulSet)$", description="Deployment or StatefulSet.")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=32, description="Labels for the workload.")
+
+    @field_validator("labels")
+    @classmethod
+    def _label_sizes(cls, value: dict[str, str]) -> dict[str, str]:
+        for k, v in value.items():
+            if not k or len(k) > 253 or len(v) > 63:
+                raise ValueError(f"label {k[:40]!r}: keys are 1..253 characters, values at most 63")
+        return value
+
+
+def create_workload(ctx: ToolContext, args: CreateWorkloadIn) -> Outcome:
+    ref = WorkloadRef(namespace=args.namespace, name=args.name, kind=args.kind)  # type: ignore[arg-type]
+    if ctx.observe().workload(ref) is not None:
+        raise Invalid(f"workload {ref} already exists")
+    spec = WorkloadSpec(
+        ref=ref, image=args.image, replicas=args.replicas, gpus_per_replica=args.gpus_per_replica,
+        memory_mib=args.memory_mib, tensor_parallel=args.tensor_parallel, labels=dict(args.labels),
+        gpu_requirement=GpuRequirement(min_link_width=args.min_link_width, coherent=args.coherent),
+    )
+    result = ctx.cluster.create_workload(spec=spec, dry_run=ctx.dry_run)
+    return _done(result, f"create {ref} ({args.replicas} x {args.gpus_per_replica} GPU)", workload=str(ref), image=args.image)
+
+
+class DeleteWorkloadIn(WorkloadArgs):
+    pass
+
+
+def delete_workload(ctx: ToolContext, args: DeleteWorkloadIn) -> Outcome:
+    snap = ctx.observe()
+    w = find_workload(snap, args.namespace, args.name)
+    result = ctx.cluster.delete_workload(ref=w.ref, dry_run=ctx.dry_run)
+    return _done(result, f"delete {w.key}", workload=w.key, replicas_before=w.replicas, gpus_freed=snap.gpus_held_by(w.ref))
+
+
+class ChangePolicyIn(ToolInput):
+    file: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.ya?ml$",
+                      description="Policy file name (no directories), e.g. 'inference.yaml'.")
+    content: str = Field(min_length=1, max_length=MAX_POLICY_BYTES, description="The complete new YAML text of that file.")
+    reason: str = Field(min_length=1, max_length=1000, description="Why the change is needed, for the person who reviews it.")
+
+    @field_validator("content")
+    @classmethod
+    def _yaml(cls, value: str) -> str:
+        try:
+            doc = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ValueError(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+        if not isinstance(doc, dict):
+            raise ValueError("a policy file must be a YAML mapping")
+        return value
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "", text)
+
+
+def change_policy(ctx: ToolContext, args: ChangePolicyIn) -> Outcome:
+    if ctx.proposals_dir is None:
+        raise Invalid("no proposals directory is configured; change_policy cannot write its proposal")
+    stamp = _slug(ctx.clock.now().strftime("%Y%m%dT%H%M%SZ"))
+    path = ctx.proposals_dir / f"{stamp}-{args.file}"
+    data: dict[str, Any] = {"file": args.file, "proposal": str(path), "bytes": len(args.content.encode()), "dry_run": ctx.dry_run}
+    if ctx.dry_run:
+        return Outcome(message=f"dry run: would write the proposed {args.file} to {path}", data=data)
+    ctx.proposals_dir.mkdir(parents=True, exist_ok=True)
+    header = f"# Proposed change to {args.file}\n# Reason: {' '.join(args.reason.split())}\n"
+    path.write_text(header + args.content if args.content.endswith("\n") else header + args.content + "\n")
+    return Outcome(message=f"wrote the proposed {args.file} to {path}; a person must review it and move it into the policy directory", data=data)
+
+
+def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
+    return Tool(name=name, risk="architectural", input_model=model, run=fn, description=description, examples=tuple(examples))
+
+
+ARCHITECTURAL_TOOLS: tuple[Tool, ...] = (
+    _tool("set_resources", SetResourcesIn, set_resources,
+          "Propose new GPUs per replica and/or memory for a workload (needs a person's approval).",
+          {"namespace": "inference", "name": "llm", "gpus_per_replica": 2}),
+    _tool("set_gpu_placement", SetGpuPlacementIn, set_gpu_placement,
+          "Propose a GPU placement requirement: minimum link width and a coherent switch group (needs approval).",
+          {"namespace": "inference", "name": "llm", "min_link_width": 16, "coherent": True}),
+    _tool("set_replica_bounds", SetReplicaBoundsIn, set_replica_bounds,
+          "Propose the replica bounds the agent must keep to, stored as workload annotations (needs approval).",
+          {"namespace": "inference", "name": "llm", "min": 0, "max": 4}),
+    _tool("create_workload", CreateWorkloadIn, create_workload,
+          "Propose a new workload (needs approval).",
+          {"namespace": "inference", "name": "embedder", "image": "registry/embedder:2.0", "replicas": 1, "gpus_per_replica": 1}),
+    _tool("delete_workload", DeleteWorkloadIn, delete_workload,
+          "Propose deleting a workload (needs approval).",
+          {"namespace": "inference", "name": "old-llm"}),
+    _tool("change_policy", ChangePolicyIn, change_policy,
+          "Propose a new text for one policy file; on approval it is written as a proposal file, never to the live policy.",
+          {"file": "inference.yaml", "content": "intents: []\n", "reason": "retire the old intent"}),
+)

@@ -1,0 +1,241 @@
+"""Read tools: look at the cluster, change nothing.
+
+Each tool reads one snapshot through `ctx.observe()` (or findings through
+`ctx.findings()`) and returns a small typed summary a model can act on. They
+must never call a write method of the port; the gate hands them a read-only
+view of the cluster to make sure.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from opsagent.cluster.port import NotFound
+from opsagent.model import FindingKind, PodPhase
+
+from tools.args import (
+    Name,
+    Namespace,
+    NodeName,
+    WorkloadArgs,
+    capped,
+    find_workload,
+    is_idle,
+    pod_summary,
+    seconds_since,
+    workload_summary,
+)
+from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+
+
+class ListWorkloadsIn(ToolInput):
+    namespace: Namespace | None = Field(default=None, description="Only this namespace; omit for all.")
+    only_gpu: bool = Field(default=False, description="Only workloads that request GPUs.")
+    only_idle: bool = Field(default=False, description="Only workloads holding GPUs with no traffic or near-zero GPU use.")
+
+    def target(self) -> Target:
+        return Target(namespace=self.namespace)
+
+
+def list_workloads(ctx: ToolContext, args: ListWorkloadsIn) -> Outcome:
+    snap = ctx.observe()
+    rows = []
+    for w in snap.workloads:
+        if args.namespace and w.ref.namespace != args.namespace:
+            continue
+        if args.only_gpu and w.gpus_per_replica == 0:
+            continue
+        if args.only_idle and not is_idle(w):
+            continue
+        rows.append(workload_summary(w, snap))
+    if not rows:
+        return Outcome(status="no_data", message="no workloads match", data={"workloads": [], "count": 0})
+    return Outcome(message=f"{len(rows)} workload(s)", data=capped(rows, "workloads"))
+
+
+class GetWorkloadIn(WorkloadArgs):
+    pass
+
+
+def get_workload(ctx: ToolContext, args: GetWorkloadIn) -> Outcome:
+    snap = ctx.observe()
+    w = find_workload(snap, args.namespace, args.name)
+    data = workload_summary(w, snap)
+    data.update(
+        memory_mib=w.memory_mib,
+        gpu_requirement=w.gpu_requirement.model_dump(),
+        tensor_parallel=w.tensor_parallel,
+        throughput_factor=w.throughput_factor,
+        labels=dict(w.labels),
+        annotations=dict(w.annotations),
+        rollout_reason=w.rollout.reason,
+        pods=[pod_summary(p) for p in snap.pods_of(w.ref)][:50],
+    )
+    return Outcome(message=f"{w.key}: {w.ready_replicas}/{w.replicas} ready", data=data)
+
+
+class ListPodsIn(ToolInput):
+    namespace: Namespace | None = Field(default=None, description="Only this namespace; omit for all.")
+    workload: Name | None = Field(default=None, description="Only pods of this workload (name within `namespace`).")
+    phase: PodPhase | None = Field(default=None, description="Only pods in this phase.")
+
+    def target(self) -> Target:
+        return Target(namespace=self.namespace)
+
+
+def list_pods(ctx: ToolContext, args: ListPodsIn) -> Outcome:
+    snap = ctx.observe()
+    rows = []
+    for p in snap.pods:
+        if args.namespace and p.namespace != args.namespace:
+            continue
+        if args.workload and (p.workload is None or p.workload.name != args.workload):
+            continue
+        if args.phase and p.phase != args.phase:
+            continue
+        rows.append(pod_summary(p))
+    if not rows:
+        return Outcome(status="no_data", message="no pods match", data={"pods": [], "count": 0})
+    return Outcome(message=f"{len(rows)} pod(s)", data=capped(rows, "pods"))
+
+
+class DescribePodIn(ToolInput):
+    namespace: Namespace
+    name: Name = Field(description="Pod name.")
+
+    def target(self) -> Target:
+        return Target(namespace=self.namespace)
+
+
+def describe_pod(ctx: ToolContext, args: DescribePodIn) -> Outcome:
+    snap = ctx.observe()
+    pod = snap.pod(args.namespace, args.name)
+    if pod is None:
+        raise NotFound(f"no pod {args.namespace}/{args.name}")
+    data = pod_summary(pod)
+    data.update(
+        message=pod.message,
+        started_at=pod.started_at.isoformat() if pod.started_at else None,
+        events=[
+            {"time": e.time.isoformat(), "type": e.type, "reason": e.reason, "message": e.message[:300]}
+            for e in snap.events_for(pod.namespace, pod.name)[-20:]
+        ],
+    )
+    why = f" ({pod.reason})" if pod.reason else ""
+    return Outcome(message=f"{pod.key}: {pod.phase}{why}", data=data)
+
+
+class GpuInventoryIn(ToolInput):
+    node: NodeName | None = Field(default=None, description="Only GPUs on this node.")
+    only_free: bool = Field(default=False, description="Only GPUs no pod holds.")
+
+    def target(self) -> Target:
+        return Target(node=self.node)
+
+
+def gpu_inventory(ctx: ToolContext, args: GpuInventoryIn) -> Outcome:
+    snap = ctx.observe()
+    now = snap.time
+    holders = {}
+    for pod in snap.pods:
+        for gid in pod.gpu_ids:
+            holders[gid] = pod
+    devices, groups = [], {}
+    for node in snap.nodes:
+        if args.node and node.name != args.node:
+            continue
+        for g in node.gpus:
+            if args.only_free and g.holder:
+                continue
+            pod = holders.get(g.id)
+            workload = snap.workload(pod.workload) if pod is not None and pod.workload else None
+            idle_for = None
+            if g.holder and g.utilization < 5.0:
+                idle_for = seconds_since(workload.last_request_at if workload else None, now)
+                if idle_for is None:
+                    idle_for = seconds_since(g.held_since, now)
+            devices.append({
+                "id": g.id, "node": g.node, "model": g.model, "memory_mib": g.memory_mib,
+                "link_width": g.pcie_link_width, "switch_group": g.switch_group, "numa_node": g.numa_node,
+                "holder": g.holder, "workload": str(pod.workload) if pod is not None and pod.workload else None,
+                "held_seconds": seconds_since(g.held_since, now) if g.holder else None,
+                "utilization": g.utilization, "idle_seconds": idle_for,
+                "node_cordoned": node.cordoned,
+            })
+            grp = groups.setdefault(f"{g.node}/{g.switch_group}", {"group": f"{g.node}/{g.switch_group}", "gpus": 0, "free": 0, "min_link_width": 32})
+            grp["gpus"] += 1
+            grp["free"] += 0 if g.holder else 1
+            grp["min_link_width"] = min(grp["min_link_width"], g.pcie_link_width)
+    if not devices:
+        return Outcome(status="no_data", message="no GPUs match", data={"devices": [], "count": 0})
+    data = capped(devices, "devices")
+    data["switch_groups"] = list(groups.values())
+    held = sum(1 for d in devices if d["holder"])
+    data["held"] = held
+    data["free"] = len(devices) - held
+    return Outcome(message=f"{len(devices)} GPU(s), {held} held, {len(devices) - held} free", data=data)
+
+
+class ListFindingsIn(ToolInput):
+    kind: FindingKind | None = Field(default=None, description="Only findings of this kind.")
+    subject: str | None = Field(default=None, max_length=300, description="Only findings about this subject (namespace/name, node, or 'cluster').")
+
+
+def list_findings(ctx: ToolContext, args: ListFindingsIn) -> Outcome:
+    rows = [
+        {"id": f.id, "kind": f.kind, "subject": f.subject, "severity": f.severity, "summary": f.summary}
+        for f in ctx.findings()
+        if (args.kind is None or f.kind == args.kind) and (args.subject is None or f.subject == args.subject)
+    ]
+    if not rows:
+        return Outcome(status="no_data", message="no findings", data={"findings": [], "count": 0})
+    return Outcome(message=f"{len(rows)} finding(s)", data=capped(rows, "findings"))
+
+
+class GetRolloutHistoryIn(WorkloadArgs):
+    pass
+
+
+def get_rollout_history(ctx: ToolContext, args: GetRolloutHistoryIn) -> Outcome:
+    snap = ctx.observe()
+    w = find_workload(snap, args.namespace, args.name)
+    revisions = [
+        {"revision": r.revision, "image": r.image, "created_at": r.created_at.isoformat() if r.created_at else None,
+         "change_cause": r.change_cause, "current": r.revision == w.revision}
+        for r in w.history
+    ][-20:]
+    data = {
+        "workload": w.key, "revision": w.revision, "image": w.image,
+        "rollout": w.rollout.status, "reason": w.rollout.reason, "message": w.rollout.message,
+        "revisions": revisions,
+    }
+    return Outcome(message=f"{w.key}: revision {w.revision}, rollout {w.rollout.status}", data=data)
+
+
+def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
+    return Tool(name=name, risk="read", input_model=model, run=fn, description=description, examples=tuple(examples))
+
+
+READ_TOOLS: tuple[Tool, ...] = (
+    _tool("list_workloads", ListWorkloadsIn, list_workloads,
+          "List workloads with replicas, GPUs held, utilisation, traffic and rollout state.",
+          {"namespace": "inference", "only_idle": True}),
+    _tool("get_workload", GetWorkloadIn, get_workload,
+          "One workload in detail: replicas, GPUs, placement needs, labels, annotations, rollout, pods.",
+          {"namespace": "inference", "name": "llm"}),
+    _tool("list_pods", ListPodsIn, list_pods,
+          "List pods with phase, readiness, reason, node and GPU ids.",
+          {"namespace": "inference", "workload": "llm", "phase": "Pending"}),
+    _tool("describe_pod", DescribePodIn, describe_pod,
+          "One pod with its reason, message and recent events.",
+          {"namespace": "inference", "name": "llm-7d9f-abcde"}),
+    _tool("gpu_inventory", GpuInventoryIn, gpu_inventory,
+          "Every GPU: model, memory, PCIe link width, switch group, who holds it and for how long, utilisation, idle time.",
+          {"only_free": True}),
+    _tool("list_findings", ListFindingsIn, list_findings,
+          "Problems the detectors see now (idle GPUs, failed rollouts, drift, ...).",
+          {"kind": "idle_gpu"}),
+    _tool("get_rollout_history", GetRolloutHistoryIn, get_rollout_history,
+          "A workload's rollout revisions (image per revision) and current rollout state.",
+          {"namespace": "inference", "name": "llm"}),
+)

@@ -1,0 +1,43 @@
+"""The catalogue of tools, by name: what a planner may ask the gate to run.
+
+Built once from the three families. It holds definitions only; running a tool
+is the gate's job (`opsagent.gate.Gate`), never the registry's.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from tools.architectural import ARCHITECTURAL_TOOLS
+from tools.base import Tool
+from tools.read import READ_TOOLS
+from tools.write import WRITE_TOOLS
+
+
+def _build(*families: tuple[Tool, ...]) -> dict[str, Tool]:
+    registry: dict[str, Tool] = {}
+    for family in families:
+        for tool in family:
+            if tool.name in registry:
+                raise ValueError(f"tool {tool.name!r} is defined twice")
+            registry[tool.name] = tool
+    return registry
+
+
+REGISTRY: dict[str, Tool] = _build(READ_TOOLS, WRITE_TOOLS, ARCHITECTURAL_TOOLS)
+
+
+def get_tool(name: str) -> Tool | None:
+    return REGISTRY.get(name)
+
+
+def closest_names(name: str, names: list[str] | None = None, *, limit: int = 3) -> list[str]:
+    """Valid tool names that look like `name` (for 'did you mean' messages)."""
+    pool = sorted(names if names is not None else REGISTRY)
+    return difflib.get_close_matches(str(name)[:100], pool, n=limit, cutoff=0.5)
+
+
+def schema_for(tool: Tool) -> dict[str, Any]:
+    """The function schema a model sees: name, description, JSON-schema parameters."""
+    return {"name": tool.name, "description": tool.description, "parameters": tool.input_model.model_json_schema()}

@@ -1,0 +1,178 @@
+"""Test doubles around the `Cluster` port: a recorder of writes and a tiny cluster.
+
+`RecordingCluster` wraps any Cluster and logs every write call (name and
+keyword arguments) before passing it on: the witness for "nothing reached the
+cluster". `TinyCluster` is a small in-memory Cluster for tests that do not need
+the full simulator: writes change its state, `advance()` makes scaled-up
+replicas ready after `ready_after` seconds. Neither belongs on a production path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from opsagent.clock import VirtualClock
+from opsagent.cluster.port import ClusterError, NotFound, WorkloadSpec, WriteResult
+from opsagent.model import GpuDevice, Node, Pod, Revision, Snapshot, Workload, WorkloadRef
+
+WRITE_METHODS = ("scale", "restart_rollout", "undo_rollout", "set_template", "cordon", "delete_pod",
+                 "annotate", "create_workload", "delete_workload")
+
+
+@dataclass
+class RecordingCluster:
+    """Wraps a Cluster; `writes` lists (method, kwargs) of every write that arrived."""
+
+    inner: Any
+    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def snapshot(self) -> Snapshot:
+        return self.inner.snapshot()
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+        if name not in WRITE_METHODS:
+            return target
+
+        def record(**kwargs: Any) -> Any:
+            self.writes.append((name, kwargs))
+            return target(**kwargs)
+
+        return record
+
+
+class TinyCluster:
+    """A few GPU workloads in memory. Deterministic; time moves only by `advance`."""
+
+    def __init__(self, *, clock: VirtualClock | None = None, ready_after: float = 30.0) -> None:
+        self.clock = clock or VirtualClock()
+        self.ready_after = ready_after
+        self.fail_next: ClusterError | None = None
+        self.nodes: dict[str, Node] = {}
+        self.workloads: dict[str, Workload] = {}
+        self._since: dict[str, datetime] = {}
+
+    # --- building -------------------------------------------------------
+    def add_node(self, name: str, *, gpus: int = 4, link_width: int = 16) -> None:
+        devices = tuple(GpuDevice(id=f"{name}-gpu{i}", node=name, model="A100", memory_mib=81920,
+                                  pcie_link_width=link_width, switch_group=str(i // 2)) for i in range(gpus))
+        self.nodes[name] = Node(name=name, gpus=devices)
+
+    def add_workload(self, namespace: str, name: str, *, replicas: int = 1, gpus: int = 1, image: str = "img:1",
+                     request_rate: float | None = 1.0, history: tuple[str, ...] = ()) -> WorkloadRef:
+        ref = WorkloadRef(namespace=namespace, name=name)
+        images = history + (image,)
+        revs = tuple(Revision(revision=i + 1, image=img) for i, img in enumerate(images))
+        self.workloads[str(ref)] = Workload(ref=ref, replicas=replicas, ready_replicas=replicas, gpus_per_replica=gpus,
+                                            image=image, revision=len(revs), history=revs, request_rate=request_rate,
+                                            last_request_at=self.clock.now())
+        return ref
+
+    # --- time -------------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        now = self.clock.now()
+        for key, w in list(self.workloads.items()):
+            since = self._since.get(key)
+            if w.ready_replicas < w.replicas and since and now - since >= timedelta(seconds=self.ready_after):
+                self.workloads[key] = w.model_copy(update={"ready_replicas": w.replicas})
+
+    # --- the port -------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        free = [g for n in self.nodes.values() if not n.cordoned for g in n.gpus]
+        pods, held = [], {}
+        for w in self.workloads.values():
+            for i in range(w.replicas):
+                take = [free.pop(0).id for _ in range(w.gpus_per_replica) if free]
+                ready = i < w.ready_replicas
+                pods.append(Pod(namespace=w.ref.namespace, name=f"{w.ref.name}-{i}", workload=w.ref,
+                                phase="Running" if ready else "Pending", ready=ready, gpu_ids=tuple(take),
+                                node=take[0].rsplit("-gpu", 1)[0] if take else None, revision=w.revision))
+                for gid in take:
+                    held[gid] = f"{w.ref.namespace}/{w.ref.name}-{i}"
+        nodes = tuple(n.model_copy(update={"gpus": tuple(g.model_copy(update={"holder": held.get(g.id)}) for g in n.gpus)})
+                      for n in self.nodes.values())
+        return Snapshot(time=self.clock.now(), workloads=tuple(self.workloads.values()), pods=tuple(pods), nodes=nodes)
+
+    def _check(self) -> None:
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
+
+    def _get(self, ref: WorkloadRef) -> Workload:
+        w = self.workloads.get(str(ref))
+        if w is None:
+            raise NotFound(f"no workload {ref}", status=404)
+        return w
+
+    def _put(self, w: Workload, dry_run: bool, message: str) -> WriteResult:
+        if not dry_run:
+            self.workloads[w.key] = w
+        return WriteResult(dry_run=dry_run, message=message)
+
+    def scale(self, *, ref: WorkloadRef, replicas: int, dry_run: bool = False) -> WriteResult:
+        self._check()
+        w = self._get(ref)
+        ready = min(w.ready_replicas, replicas)
+        if not dry_run and replicas > w.ready_replicas:
+            self._since[w.key] = self.clock.now()
+        return self._put(w.model_copy(update={"replicas": replicas, "ready_replicas": ready}), dry_run, f"scaled to {replicas}")
+
+    def restart_rollout(self, *, ref: WorkloadRef, dry_run: bool = False) -> WriteResult:
+        self._check()
+        w = self._get(ref)
+        revs = w.history + (Revision(revision=w.revision + 1, image=w.image),)
+        return self._put(w.model_copy(update={"revision": w.revision + 1, "history": revs}), dry_run, "restarted")
+
+    def undo_rollout(self, *, ref: WorkloadRef, to_revision: int | None = None, dry_run: bool = False) -> WriteResult:
+        self._check()
+        w = self._get(ref)
+        older = [r for r in w.history if (r.revision == to_revision if to_revision else r.revision < w.revision)]
+        if not older:
+            raise NotFound(f"no revision to roll {ref} back to", status=404)
+        back = older[-1]
+        revs = w.history + (Revision(revision=w.revision + 1, image=back.image),)
+        return self._put(w.model_copy(update={"revision": w.revision + 1, "image": back.image, "history": revs}), dry_run, f"rolled back to {back.revision}")
+
+    def set_template(self, *, ref: WorkloadRef, image: str | None = None, gpus_per_replica: int | None = None,
+                     memory_mib: int | None = None, gpu_requirement: Any = None, dry_run: bool = False) -> WriteResult:
+        self._check()
+        w = self._get(ref)
+        update = {k: v for k, v in {"image": image, "gpus_per_replica": gpus_per_replica, "memory_mib": memory_mib,
+                                     "gpu_requirement": gpu_requirement}.items() if v is not None}
+        return self._put(w.model_copy(update=update), dry_run, "template changed")
+
+    def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
+        self._check()
+        if node not in self.nodes:
+            raise NotFound(f"no node {node}", status=404)
+        if not dry_run:
+            self.nodes[node] = self.nodes[node].model_copy(update={"cordoned": cordoned})
+        return WriteResult(dry_run=dry_run, message="cordoned" if cordoned else "uncordoned")
+
+    def delete_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
+        self._check()
+        if self.snapshot().pod(namespace, name) is None:
+            raise NotFound(f"no pod {namespace}/{name}", status=404)
+        return WriteResult(dry_run=dry_run, message="deleted")
+
+    def annotate(self, *, ref: WorkloadRef, annotations: dict[str, str | None], dry_run: bool = False) -> WriteResult:
+        self._check()
+        w = self._get(ref)
+        merged = {**w.annotations, **annotations}
+        return self._put(w.model_copy(update={"annotations": {k: v for k, v in merged.items() if v is not None}}), dry_run, "annotated")
+
+    def create_workload(self, *, spec: WorkloadSpec, dry_run: bool = False) -> WriteResult:
+        self._check()
+        w = Workload(ref=spec.ref, replicas=spec.replicas, gpus_per_replica=spec.gpus_per_replica, image=spec.image,
+                     memory_mib=spec.memory_mib, gpu_requirement=spec.gpu_requirement, labels=spec.labels)
+        return self._put(w, dry_run, "created")
+
+    def delete_workload(self, *, ref: WorkloadRef, dry_run: bool = False) -> WriteResult:
+        self._check()
+        self._get(ref)
+        if not dry_run:
+            del self.workloads[str(ref)]
+        return WriteResult(dry_run=dry_run, message="deleted")

@@ -1,0 +1,204 @@
+"""Write tools: the routine changes the agent may make when the policy allows.
+
+Each acts only through `ctx.cluster`, passes `dry_run=ctx.dry_run` to every
+port write, and returns what changed (or would change) in a few fields. They
+never decide whether they may run: the gate has done that before calling them.
+Only `wake_workload` waits, and it waits through `ctx.pause` so a simulator can
+move time forward while it polls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from opsagent.cluster.port import NotFound, WriteResult
+
+from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
+from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+
+
+def _done(result: WriteResult, message: str, **data: Any) -> Outcome:
+    prefix = "dry run: would " if result.dry_run else ""
+    data.update(dry_run=result.dry_run)
+    if result.message:
+        data["cluster_message"] = result.message[:300]
+    if not result.ok:
+        return Outcome(status="error", message=f"{prefix}{message} failed: {result.message}", data=data)
+    return Outcome(message=prefix + message, data=data)
+
+
+class ScaleWorkloadIn(WorkloadArgs):
+    replicas: Replicas
+
+
+def scale_workload(ctx: ToolContext, args: ScaleWorkloadIn) -> Outcome:
+    w = find_workload(ctx.observe(), args.namespace, args.name)
+    result = ctx.cluster.scale(ref=w.ref, replicas=args.replicas, dry_run=ctx.dry_run)
+    return _done(result, f"scale {w.key} from {w.replicas} to {args.replicas}",
+                 workload=w.key, replicas_before=w.replicas, replicas=args.replicas)
+
+
+class WakeWorkloadIn(WorkloadArgs):
+    replicas: int | None = Field(default=None, ge=1, le=1000, description="Replicas to wake to; omit for the intent's warm_replicas.")
+    wait: bool = Field(default=True, description="Wait until the replicas are ready (bounded by the wake timeout).")
+
+
+def wake_workload(ctx: ToolContext, args: WakeWorkloadIn) -> Outcome:
+    w = find_workload(ctx.observe(), args.namespace, args.name)
+    want = args.replicas or max(1, ctx.warm_replicas(w.ref))
+    base = {"workload": w.key, "replicas_before": w.replicas, "replicas": want}
+    if w.ready_replicas >= want and w.replicas >= want:
+        return Outcome(message=f"{w.key} already awake: {w.ready_replicas} ready", data={**base, "state": "ready", "waited_seconds": 0.0})
+    if w.replicas < want:
+        result = ctx.cluster.scale(ref=w.ref, replicas=want, dry_run=ctx.dry_run)
+        if not result.ok or result.dry_run or ctx.dry_run:
+            return _done(result, f"wake {w.key} to {want} replica(s)", **base, state="requested")
+    if not args.wait:
+        return Outcome(message=f"woke {w.key} to {want} replica(s); not waiting", data={**base, "state": "requested"})
+    start = ctx.clock.monotonic()
+    ready = w.ready_replicas
+    while True:
+        waited = ctx.clock.monotonic() - start
+        current = ctx.observe().workload(w.ref)
+        if current is None:
+            raise NotFound(f"workload {w.key} disappeared while waking")
+        ready = current.ready_replicas
+        if ready >= want:
+            return Outcome(message=f"{w.key} ready: {ready}/{want} after {waited:.0f}s",
+                           data={**base, "state": "ready", "ready_replicas": ready, "waited_seconds": round(waited, 1)})
+        if waited >= ctx.wake_timeout_seconds:
+            return Outcome(status="error", message=f"{w.key} not ready after {waited:.0f}s: {ready}/{want} ready",
+                           data={**base, "state": "timed_out", "ready_replicas": ready, "waited_seconds": round(waited, 1)})
+        step = min(ctx.poll_seconds, max(ctx.wake_timeout_seconds - waited, 0.001))
+        ctx.pause(step)
+
+
+class SleepWorkloadIn(WorkloadArgs):
+    pass
+
+
+def sleep_workload(ctx: ToolContext, args: SleepWorkloadIn) -> Outcome:
+    snap = ctx.observe()
+    w = find_workload(snap, args.namespace, args.name)
+    gpu_ids = sorted(g for p in snap.pods_of(w.ref) for g in p.gpu_ids)
+    if w.replicas == 0:
+        return Outcome(message=f"{w.key} is already at zero", data={"workload": w.key, "gpus_freed": 0, "gpu_ids": []})
+    result = ctx.cluster.scale(ref=w.ref, replicas=0, dry_run=ctx.dry_run)
+    return _done(result, f"scale {w.key} to zero, freeing {len(gpu_ids)} GPU(s)",
+                 workload=w.key, replicas_before=w.replicas, gpus_freed=len(gpu_ids), gpu_ids=gpu_ids)
+
+
+class RestartRolloutIn(WorkloadArgs):
+    pass
+
+
+def restart_rollout(ctx: ToolContext, args: RestartRolloutIn) -> Outcome:
+    w = find_workload(ctx.observe(), args.namespace, args.name)
+    result = ctx.cluster.restart_rollout(ref=w.ref, dry_run=ctx.dry_run)
+    return _done(result, f"restart the rollout of {w.key} (revision {w.revision})",
+                 workload=w.key, revision_before=w.revision, image=w.image)
+
+
+class UndoRolloutIn(WorkloadArgs):
+    to_revision: int | None = Field(default=None, ge=1, le=100000, description="Revision to go back to; omit for the previous one.")
+
+
+def undo_rollout(ctx: ToolContext, args: UndoRolloutIn) -> Outcome:
+    w = find_workload(ctx.observe(), args.namespace, args.name)
+    if args.to_revision is not None and w.history and all(r.revision != args.to_revision for r in w.history):
+        known = ", ".join(str(r.revision) for r in w.history)
+        return Outcome(status="error", message=f"{w.key} has no revision {args.to_revision}; known: {known}",
+                       data={"workload": w.key, "revisions": [r.revision for r in w.history]})
+    result = ctx.cluster.undo_rollout(ref=w.ref, to_revision=args.to_revision, dry_run=ctx.dry_run)
+    where = f"revision {args.to_revision}" if args.to_revision else "the previous revision"
+    data: dict[str, Any] = {"workload": w.key, "revision_before": w.revision, "image_before": w.image}
+    if result.ok and not result.dry_run:
+        after = ctx.observe().workload(w.ref)
+        if after is not None:
+            data.update(revision=after.revision, image=after.image)
+    return _done(result, f"roll {w.key} back to {where}", **data)
+
+
+class CordonNodeIn(ToolInput):
+    node: NodeName
+    reason: str | None = Field(default=None, max_length=300, description="Why, for the audit log.")
+
+    def target(self) -> Target:
+        return Target(node=self.node)
+
+
+def _node_exists(ctx: ToolContext, node: str) -> None:
+    snap = ctx.observe()
+    if snap.node(node) is None:
+        known = ", ".join(sorted(n.name for n in snap.nodes)[:20])
+        raise NotFound(f"no node {node}; nodes: {known}")
+
+
+def cordon_node(ctx: ToolContext, args: CordonNodeIn) -> Outcome:
+    _node_exists(ctx, args.node)
+    result = ctx.cluster.cordon(node=args.node, cordoned=True, dry_run=ctx.dry_run)
+    return _done(result, f"cordon {args.node}", node=args.node, cordoned=True)
+
+
+class UncordonNodeIn(ToolInput):
+    node: NodeName
+
+    def target(self) -> Target:
+        return Target(node=self.node)
+
+
+def uncordon_node(ctx: ToolContext, args: UncordonNodeIn) -> Outcome:
+    _node_exists(ctx, args.node)
+    result = ctx.cluster.cordon(node=args.node, cordoned=False, dry_run=ctx.dry_run)
+    return _done(result, f"uncordon {args.node}", node=args.node, cordoned=False)
+
+
+class DeletePodIn(ToolInput):
+    namespace: Namespace
+    name: Name = Field(description="Pod name.")
+
+    def target(self) -> Target:
+        return Target(namespace=self.namespace)
+
+
+def delete_pod(ctx: ToolContext, args: DeletePodIn) -> Outcome:
+    pod = ctx.observe().pod(args.namespace, args.name)
+    if pod is None:
+        raise NotFound(f"no pod {args.namespace}/{args.name}")
+    result = ctx.cluster.delete_pod(namespace=args.namespace, name=args.name, dry_run=ctx.dry_run)
+    return _done(result, f"delete pod {pod.key}", pod=pod.key,
+                 workload=str(pod.workload) if pod.workload else None, gpu_ids=list(pod.gpu_ids))
+
+
+def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
+    return Tool(name=name, risk="write", input_model=model, run=fn, description=description, examples=tuple(examples))
+
+
+WRITE_TOOLS: tuple[Tool, ...] = (
+    _tool("scale_workload", ScaleWorkloadIn, scale_workload,
+          "Set a workload's replica count (0..1000).",
+          {"namespace": "inference", "name": "llm", "replicas": 2}),
+    _tool("wake_workload", WakeWorkloadIn, wake_workload,
+          "Scale a workload up from zero to its warm replicas and wait until they are ready (or the wake timeout passes).",
+          {"namespace": "inference", "name": "llm"}),
+    _tool("sleep_workload", SleepWorkloadIn, sleep_workload,
+          "Scale a workload to zero to free its GPUs; reports the GPU ids freed.",
+          {"namespace": "inference", "name": "llm"}),
+    _tool("restart_rollout", RestartRolloutIn, restart_rollout,
+          "Restart a workload's pods with a new rollout of the same template.",
+          {"namespace": "inference", "name": "llm"}),
+    _tool("undo_rollout", UndoRolloutIn, undo_rollout,
+          "Roll a workload back to the previous revision, or to `to_revision`.",
+          {"namespace": "inference", "name": "llm"}, {"namespace": "inference", "name": "llm", "to_revision": 3}),
+    _tool("cordon_node", CordonNodeIn, cordon_node,
+          "Mark a node unschedulable; running pods stay.",
+          {"node": "gpu-node-2", "reason": "GPU errors"}),
+    _tool("uncordon_node", UncordonNodeIn, uncordon_node,
+          "Mark a node schedulable again.",
+          {"node": "gpu-node-2"}),
+    _tool("delete_pod", DeletePodIn, delete_pod,
+          "Delete one pod; its workload starts a replacement.",
+          {"namespace": "inference", "name": "llm-7d9f-abcde"}),
+)
