@@ -1,0 +1,254 @@
+"""`KubeCluster`: the Cluster port over the official kubernetes client.
+
+What it is for: reading a snapshot with one list call per kind (per namespace
+when restricted to namespaces) and performing the port's writes through the
+typed API, each with optional server-side dry run (`dryRun=All`). Every call
+goes through the `Chokepoint` (retries, error translation, request count).
+
+What it must not do: decide whether a write is allowed (the gate does), or
+build bodies inline (write.py does), or parse objects (read.py does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from kubernetes import client as k8s
+
+from opsagent.clock import Clock, RealClock
+from opsagent.cluster.kube import write as bodies
+from opsagent.cluster.kube.client import Chokepoint, build_api_client
+from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot
+from opsagent.cluster.port import ClusterError, Conflict, Forbidden, Invalid, NotFound, WorkloadSpec, WriteResult
+from opsagent.metrics import MetricsError, PrometheusClient
+from opsagent.model import GpuRequirement, Snapshot, WorkloadRef
+
+DRA_VERSIONS = ("v1", "v1beta2", "v1beta1")
+_DRA_API = {"v1": "ResourceV1Api", "v1beta2": "ResourceV1beta2Api", "v1beta1": "ResourceV1beta1Api"}
+
+
+class KubeCluster:
+    def __init__(
+        self, api: k8s.ApiClient, *, namespaces: list[str] | tuple[str, ...] | None = None,
+        prometheus: PrometheusClient | None = None, clock: Clock | None = None,
+    ) -> None:
+        self.clock = clock or RealClock()
+        self.chokepoint = Chokepoint(api, clock=self.clock)
+        self.namespaces = tuple(namespaces) if namespaces else None
+        self.prometheus = prometheus
+        self.core = k8s.CoreV1Api(api)
+        self.apps = k8s.AppsV1Api(api)
+        self.apis = k8s.ApisApi(api)
+        self.version_api = k8s.VersionApi(api)
+        self.authz = k8s.AuthorizationV1Api(api)
+        self._dra_version: str | None | bool = False  # False = not detected yet
+
+    @classmethod
+    def from_config(
+        cls, *, context: str | None = None, kubeconfig: str | Path | None = None, in_cluster: bool | None = None,
+        namespaces: list[str] | tuple[str, ...] | None = None, prometheus: PrometheusClient | None = None,
+        clock: Clock | None = None, timeout: float = 30.0,
+    ) -> "KubeCluster":
+        api = build_api_client(context=context, kubeconfig=kubeconfig, in_cluster=in_cluster, timeout=timeout)
+        return cls(api, namespaces=namespaces, prometheus=prometheus, clock=clock)
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent to the API server so far (retries included)."""
+        return self.chokepoint.requests
+
+    # --- reads ----------------------------------------------------------------
+
+    def server_version(self) -> str:
+        info = self.chokepoint.read_json("get server version", self.version_api.get_code)
+        return str(info.get("gitVersion", "unknown"))
+
+    def dra_version(self) -> str | None:
+        """The resource.k8s.io version to read, detected once; None when the API has no DRA."""
+        if self._dra_version is False:
+            try:
+                groups = self.chokepoint.get_path("discover API groups", "/apis")
+            except (NotFound, Forbidden):
+                groups = {}
+            versions: set[str] = set()
+            for group in groups.get("groups") or []:
+                if group.get("name") == "resource.k8s.io":
+                    versions = {v.get("version") for v in group.get("versions") or []}
+            self._dra_version = next((v for v in DRA_VERSIONS if v in versions), None)
+        return self._dra_version or None
+
+    def _list(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None) -> list[dict[str, Any]]:
+        if self.namespaces and per_ns is not None:
+            items: list[dict[str, Any]] = []
+            for namespace in self.namespaces:
+                items.extend(self.chokepoint.read_json(f"list {what} in {namespace}", per_ns, namespace).get("items") or [])
+            return items
+        return self.chokepoint.read_json(f"list {what}", all_ns).get("items") or []
+
+    def read_raw(self) -> tuple[RawLists, list[str]]:
+        """The raw lists for a snapshot, one list call per kind (per namespace if restricted)."""
+        notes: list[str] = []
+        raw = RawLists(
+            deployments=self._list("deployments", self.apps.list_deployment_for_all_namespaces, self.apps.list_namespaced_deployment),
+            statefulsets=self._list("statefulsets", self.apps.list_stateful_set_for_all_namespaces, self.apps.list_namespaced_stateful_set),
+            replicasets=self._list("replicasets", self.apps.list_replica_set_for_all_namespaces, self.apps.list_namespaced_replica_set),
+            pods=self._list("pods", self.core.list_pod_for_all_namespaces, self.core.list_namespaced_pod),
+            nodes=self._list("nodes", self.core.list_node, None),
+            events=self._list("events", self.core.list_event_for_all_namespaces, self.core.list_namespaced_event),
+        )
+        version = self.dra_version()
+        if version:
+            dra = getattr(k8s, _DRA_API[version])(self.chokepoint.api)
+            try:
+                raw.resource_slices = self._list("resourceslices", dra.list_resource_slice, None)
+                raw.resource_claims = self._list("resourceclaims", dra.list_resource_claim_for_all_namespaces,
+                                                 dra.list_namespaced_resource_claim)
+            except (Forbidden, NotFound) as exc:
+                raw.resource_slices = raw.resource_claims = None
+                notes.append(f"DRA objects not readable ({exc.message}); GPUs come from node allocatable and GFD labels")
+        return raw, notes
+
+    def _metrics(self) -> Metrics:
+        if self.prometheus is None:
+            return Metrics(notes=(NO_METRICS_NOTE,))
+        notes: list[str] = []
+        util = rates = None
+        try:
+            util = self.prometheus.gpu_utilization_by_pod()
+        except MetricsError as exc:
+            notes.append(f"GPU utilisation unknown (Prometheus: {exc}); gpu_utilization is None")
+        try:
+            rates = self.prometheus.request_rates()
+            if rates is None:
+                notes.append("no request-rate query configured: request_rate is None")
+        except MetricsError as exc:
+            notes.append(f"request rate unknown (Prometheus: {exc}); request_rate is None")
+        return Metrics(pod_gpu_utilization=util, request_rate=rates, notes=tuple(notes))
+
+    def snapshot(self) -> Snapshot:
+        raw, notes = self.read_raw()
+        metrics = self._metrics()
+        metrics.notes = tuple(notes) + metrics.notes
+        return build_snapshot(raw, now=self.clock.now(), metrics=metrics)
+
+    # --- writes ---------------------------------------------------------------
+
+    @staticmethod
+    def _dry(dry_run: bool) -> dict[str, Any]:
+        return {"dry_run": "All"} if dry_run else {}
+
+    def _retry_conflict(self, what: str, attempt: Callable[[], Any], reread: Callable[[], Any]) -> Any:
+        """Run a write; on 409 Conflict re-read the object and try exactly once more."""
+        try:
+            return attempt()
+        except Conflict:
+            reread()
+            try:
+                return attempt()
+            except Conflict as again:
+                raise Conflict(f"{again.message} (still conflicting after one re-read and retry)", status=409) from again
+
+    def get_workload(self, ref: WorkloadRef) -> dict[str, Any]:
+        if ref.kind == "StatefulSet":
+            return self.chokepoint.read_json(f"get statefulset {ref}", self.apps.read_namespaced_stateful_set, ref.name, ref.namespace)
+        return self.chokepoint.read_json(f"get deployment {ref}", self.apps.read_namespaced_deployment, ref.name, ref.namespace)
+
+    def _patch_workload(self, ref: WorkloadRef, body: Any, *, dry_run: bool, content_type: str | None = None) -> Any:
+        fn = self.apps.patch_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.patch_namespaced_deployment
+        extra = {"_content_type": content_type} if content_type else {}
+        return self._retry_conflict(
+            f"patch {ref.kind.lower()} {ref}",
+            lambda: self.chokepoint.read_json(f"patch {ref.kind.lower()} {ref}", fn, ref.name, ref.namespace, body,
+                                              **self._dry(dry_run), **extra),
+            lambda: self.get_workload(ref),
+        )
+
+    def _result(self, message: str, *, dry_run: bool, **details: Any) -> WriteResult:
+        return WriteResult(ok=True, dry_run=dry_run, message=message + (" (server-side dry run)" if dry_run else ""),
+                           details=details)
+
+    def scale(self, *, ref: WorkloadRef, replicas: int, dry_run: bool = False) -> WriteResult:
+        body = bodies.scale_body(replicas)
+        fn = self.apps.patch_namespaced_stateful_set_scale if ref.kind == "StatefulSet" else self.apps.patch_namespaced_deployment_scale
+        what = f"scale {ref.kind.lower()} {ref}"
+        self._retry_conflict(what, lambda: self.chokepoint.read_json(what, fn, ref.name, ref.namespace, body, **self._dry(dry_run)),
+                             lambda: self.get_workload(ref))
+        return self._result(f"scaled {ref} to {replicas}", dry_run=dry_run, replicas=replicas)
+
+    def restart_rollout(self, *, ref: WorkloadRef, dry_run: bool = False) -> WriteResult:
+        body = bodies.restart_body(self.clock.now())
+        self._patch_workload(ref, body, dry_run=dry_run)
+        return self._result(f"restarted rollout of {ref}", dry_run=dry_run,
+                            restarted_at=body["spec"]["template"]["metadata"]["annotations"][bodies.RESTARTED_AT])
+
+    def undo_rollout(self, *, ref: WorkloadRef, to_revision: int | None = None, dry_run: bool = False) -> WriteResult:
+        if ref.kind != "Deployment":
+            raise Invalid(f"undo_rollout supports Deployments only, not {ref.kind} {ref}")
+        deployment = self.get_workload(ref)
+        uid = (deployment.get("metadata") or {}).get("uid")
+        items = self.chokepoint.read_json(f"list replicasets in {ref.namespace}", self.apps.list_namespaced_replica_set,
+                                          ref.namespace).get("items") or []
+        owned = [rs for rs in items if any(
+            o.get("kind") == "Deployment" and (o.get("uid") == uid if uid and o.get("uid") else o.get("name") == ref.name)
+            for o in (rs.get("metadata") or {}).get("ownerReferences") or [])]
+        target = bodies.pick_revision(owned, to_revision)
+        revision = int(target["metadata"]["annotations"][bodies.REVISION])
+        if bodies.same_template(deployment, target):
+            return WriteResult(ok=True, dry_run=dry_run, message=f"skipped rollback of {ref}: revision {revision} is already running",
+                               details={"revision": revision, "skipped": True})
+        self._patch_workload(ref, bodies.undo_body(deployment, target), dry_run=dry_run, content_type=bodies.JSON_PATCH)
+        return self._result(f"rolled {ref} back to revision {revision}", dry_run=dry_run, revision=revision)
+
+    def set_template(
+        self, *, ref: WorkloadRef, image: str | None = None, gpus_per_replica: int | None = None,
+        memory_mib: int | None = None, gpu_requirement: GpuRequirement | None = None, dry_run: bool = False,
+    ) -> WriteResult:
+        current = self.get_workload(ref)
+        body = bodies.template_body(current, image=image, gpus_per_replica=gpus_per_replica,
+                                    memory_mib=memory_mib, gpu_requirement=gpu_requirement)
+        self._patch_workload(ref, body, dry_run=dry_run)
+        return self._result(f"changed the pod template of {ref}", dry_run=dry_run, patch=body)
+
+    def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
+        what = f"{'cordon' if cordoned else 'uncordon'} node {node}"
+        self.chokepoint.read_json(what, self.core.patch_node, node, bodies.cordon_body(cordoned), **self._dry(dry_run))
+        return self._result(f"{'cordoned' if cordoned else 'uncordoned'} node {node}", dry_run=dry_run)
+
+    def delete_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
+        self.chokepoint.read_json(f"delete pod {namespace}/{name}", self.core.delete_namespaced_pod, name, namespace,
+                                  **self._dry(dry_run))
+        return self._result(f"deleted pod {namespace}/{name}", dry_run=dry_run)
+
+    def annotate(self, *, ref: WorkloadRef, annotations: dict[str, str | None], dry_run: bool = False) -> WriteResult:
+        self._patch_workload(ref, bodies.annotate_body(annotations), dry_run=dry_run, content_type=bodies.MERGE_PATCH)
+        return self._result(f"annotated {ref}", dry_run=dry_run, annotations=dict(annotations))
+
+    def create_workload(self, *, spec: WorkloadSpec, dry_run: bool = False) -> WriteResult:
+        manifest = bodies.deployment_manifest(spec)
+        self.chokepoint.read_json(f"create deployment {spec.ref}", self.apps.create_namespaced_deployment,
+                                  spec.ref.namespace, manifest, **self._dry(dry_run))
+        return self._result(f"created deployment {spec.ref}", dry_run=dry_run)
+
+    def delete_workload(self, *, ref: WorkloadRef, dry_run: bool = False) -> WriteResult:
+        fn = self.apps.delete_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.delete_namespaced_deployment
+        self.chokepoint.read_json(f"delete {ref.kind.lower()} {ref}", fn, ref.name, ref.namespace, **self._dry(dry_run))
+        return self._result(f"deleted {ref.kind.lower()} {ref}", dry_run=dry_run)
+
+    # --- access checks (doctor) ---------------------------------------------------
+
+    def can_i(self, *, verb: str, group: str, resource: str, subresource: str = "", namespace: str | None = None) -> tuple[bool, str]:
+        """SelfSubjectAccessReview: (allowed, reason)."""
+        attrs: dict[str, Any] = {"verb": verb, "group": group, "resource": resource}
+        if subresource:
+            attrs["subresource"] = subresource
+        if namespace:
+            attrs["namespace"] = namespace
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs}}
+        review = self.chokepoint.read_json(f"check access {verb} {resource}", self.authz.create_self_subject_access_review, body)
+        status = review.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
+
+
+__all__ = ["KubeCluster", "ClusterError"]

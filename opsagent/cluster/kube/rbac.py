@@ -1,0 +1,64 @@
+"""The one table of API permissions the kube adapter uses.
+
+What it is for: `opsagent doctor` asks the API server (SelfSubjectAccessReview)
+whether each of these is granted, and a test checks that deploy/'s ClusterRole
+and Role grant exactly these. Change a call in the adapter, change this table.
+
+What it must not do: make API calls itself (doctor does, through the adapter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Permission:
+    group: str          # "" is the core group
+    resource: str       # plural, e.g. "deployments"
+    verb: str
+    why: str
+    subresource: str = ""
+    optional: bool = False   # the adapter works without it (e.g. DRA on clusters that lack it)
+    scope: str = "cluster"   # "cluster": ClusterRole; "own-namespace": Role in opsagent's namespace
+
+    @property
+    def label(self) -> str:
+        res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        return f"{self.verb} {res}" + (f".{self.group}" if self.group else "")
+
+
+def _p(group: str, resource: str, verbs: str, why: str, **kw: object) -> list[Permission]:
+    return [Permission(group, resource, verb, why, **kw) for verb in verbs.split()]  # type: ignore[arg-type]
+
+
+PERMISSIONS: tuple[Permission, ...] = tuple(
+    _p("apps", "deployments", "list", "snapshot: one list call")
+    + _p("apps", "deployments", "get", "re-read before a retried write and before undo")
+    + _p("apps", "deployments", "patch", "restart, undo, set template, annotate")
+    + _p("apps", "deployments", "create delete", "approved create_workload / delete_workload")
+    + _p("apps", "deployments", "patch", "scale through the scale subresource", subresource="scale")
+    + _p("apps", "statefulsets", "list", "snapshot: one list call")
+    + _p("apps", "statefulsets", "get patch", "restart, set template, annotate")
+    + _p("apps", "statefulsets", "patch", "scale through the scale subresource", subresource="scale")
+    + _p("apps", "replicasets", "list", "rollout history and pod revisions")
+    + _p("", "pods", "list", "snapshot: one list call")
+    + _p("", "pods", "delete", "delete_pod")
+    + _p("", "nodes", "list", "snapshot: GPUs from capacity and GFD labels")
+    + _p("", "nodes", "patch", "cordon / uncordon")
+    + _p("", "events", "list", "snapshot: recent events")
+    + _p("resource.k8s.io", "resourceslices", "list", "DRA GPU devices", optional=True)
+    + _p("resource.k8s.io", "resourceclaims", "list", "DRA GPU allocations", optional=True)
+    + _p("coordination.k8s.io", "leases", "get create update", "daemon leader election", scope="own-namespace")
+)
+
+
+def grouped(permissions: tuple[Permission, ...] = PERMISSIONS, *, scope: str = "cluster") -> dict[tuple[str, str], set[str]]:
+    """{(group, 'resource[/sub]'): verbs} for one scope, the shape RBAC rules take."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for perm in permissions:
+        if perm.scope != scope:
+            continue
+        res = f"{perm.resource}/{perm.subresource}" if perm.subresource else perm.resource
+        out.setdefault((perm.group, res), set()).add(perm.verb)
+    return out
