@@ -1,0 +1,333 @@
+"""`ApprovalQueue`: durable approval requests, bound to the exact arguments hash of a call.
+
+Requests live in the `approvals` table of the audit database (mutable state), and
+every transition is appended to the audit log (kind='approval') in the same
+transaction, so the log and the state never disagree. Rules enforced here:
+only a named approver may approve; the requester never approves their own call;
+machine actors never approve; an expired or already decided request cannot be
+approved. Refusals raise an `ApprovalError` subclass and are audited too.
+
+It implements the gate's `ApprovalSink` (`request`). It never runs a tool: the
+caller passes the gate's `run_approved` to `execute`, which runs it at most once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from opsagent.approvals.errors import (
+    AlreadyDecided,
+    ApprovalError,
+    ApprovalExpired,
+    ApprovalNotFound,
+    ExecutionInterrupted,
+    NotApproved,
+    NotAuthorized,
+    SelfApproval,
+)
+from opsagent.audit import AuditStore
+from opsagent.audit.records import iso
+from opsagent.clock import Clock
+from opsagent.model import Approval, AuditEntry, Decision, RuleRef, ToolCall, ToolResult
+
+TABLE = "approvals"
+MACHINE_ACTORS = frozenset({"daemon", "wake-proxy"})
+IsMember = Callable[[str, str], bool]
+
+_COLUMNS: dict[str, type] = {
+    "id": int, "tool": str, "call": str, "args_hash": str, "state": str, "requested_by": str,
+    "approvers": str, "rule_file": str, "rule_name": str, "reason": str, "created_at": str,
+    "expires_at": str, "decided_by": str, "decided_at": str, "comment": str, "thread_id": str,
+    "executed_at": str, "result_summary": str,
+}
+
+
+def verify_call(approval: Approval, call: ToolCall) -> bool:
+    """True only if `call` is exactly the call that was approved (same tool, same arguments)."""
+    return call.tool == approval.call.tool and call.args_hash() == approval.args_hash
+
+
+def _to_approval(row: sqlite3.Row) -> Approval:
+    return Approval(
+        id=row["id"], call=ToolCall.model_validate_json(row["call"]), args_hash=row["args_hash"],
+        state=row["state"], requested_by=row["requested_by"], approvers=tuple(json.loads(row["approvers"])),
+        rule=RuleRef(file=row["rule_file"], name=row["rule_name"]), reason=row["reason"] or "",
+        created_at=datetime.fromisoformat(row["created_at"]), expires_at=datetime.fromisoformat(row["expires_at"]),
+        decided_by=row["decided_by"],
+        decided_at=datetime.fromisoformat(row["decided_at"]) if row["decided_at"] else None,
+        comment=row["comment"], thread_id=row["thread_id"],
+    )
+
+
+class ApprovalQueue:
+    """Approval requests in the audit database. Pass an `AuditStore` or a path to one."""
+
+    def __init__(self, store: AuditStore | str | Path, *, clock: Clock, is_member: IsMember | None = None,
+                 default_ttl_seconds: int = 3600) -> None:
+        self._owns_store = not isinstance(store, AuditStore)
+        self.store = store if isinstance(store, AuditStore) else AuditStore(store)
+        self.clock = clock
+        self.is_member = is_member
+        self.default_ttl_seconds = default_ttl_seconds
+        db = self.store.db
+        if not db[TABLE].exists():
+            with self.store.transaction():
+                if not db[TABLE].exists():
+                    db.create_table(TABLE, _COLUMNS, pk="id", not_null={"call", "args_hash", "state"}, if_not_exists=True)
+                    db[TABLE].create_index(["state", "expires_at"], index_name="idx_approvals_state", if_not_exists=True)
+                    db[TABLE].create_index(["args_hash"], index_name="idx_approvals_args_hash", if_not_exists=True)
+
+    def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
+    @staticmethod
+    def execution_key(approval_id: int) -> str:
+        """Idempotency key of the audit row that claims an approval's one execution."""
+        return f"approval:{approval_id}:run"
+
+    # --- reading -----------------------------------------------------------------
+
+    def get(self, approval_id: int) -> Approval | None:
+        row = self.store.db.conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
+        return _to_approval(row) if row is not None else None
+
+    def list(self, state: str | None = None) -> list[Approval]:
+        """Requests in id order; `state='approved'` finds approved calls still to execute."""
+        if state is None:
+            rows = self.store.db.conn.execute(f"SELECT * FROM [{TABLE}] ORDER BY id")
+        else:
+            rows = self.store.db.conn.execute(f"SELECT * FROM [{TABLE}] WHERE state = ? ORDER BY id", (state,))
+        return [_to_approval(r) for r in rows]
+
+    def result_summary(self, approval_id: int) -> str | None:
+        row = self.store.db.conn.execute(f"SELECT result_summary FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
+        return row[0] if row is not None else None
+
+    # --- the ApprovalSink protocol --------------------------------------------------
+
+    def request(self, *, call: ToolCall, decision: Decision, run_id: str | None = None) -> Approval:
+        """Ask people to approve `call`. A pending, unexpired request for the same call by
+        the same requester is returned instead of a duplicate (a restarted run re-asks)."""
+        now = self.clock.now()
+        ttl = decision.expires_after_seconds or self.default_ttl_seconds
+        args_hash = call.args_hash()
+        with self.store.transaction() as conn:
+            row = conn.execute(
+                f"SELECT * FROM [{TABLE}] WHERE args_hash = ? AND requested_by = ? AND state = 'pending' "
+                f"AND expires_at > ? ORDER BY id LIMIT 1", (args_hash, call.actor, iso(now))).fetchone()
+            if row is not None:
+                return _to_approval(row)
+            values = {
+                "tool": call.tool, "call": call.model_dump_json(), "args_hash": args_hash, "state": "pending",
+                "requested_by": call.actor, "approvers": json.dumps(list(decision.approvers)),
+                "rule_file": decision.rule.file, "rule_name": decision.rule.name, "reason": decision.reason,
+                "created_at": iso(now), "expires_at": iso(now + timedelta(seconds=ttl)), "thread_id": run_id,
+            }
+            cols = ", ".join(values)
+            cursor = conn.execute(f"INSERT INTO [{TABLE}] ({cols}) VALUES ({', '.join('?' for _ in values)})",
+                                  list(values.values()))
+            approval = self._load(conn, int(cursor.lastrowid))
+            assert approval is not None
+            self._audit(conn, approval, actor=call.actor, channel=call.channel, outcome="pending", event="requested",
+                        summary=f"approval requested: {decision.reason}",
+                        extra={"approvers": list(decision.approvers), "expires_at": iso(approval.expires_at)})
+        return approval
+
+    # --- people's decisions ----------------------------------------------------------
+
+    def approve(self, approval_id: int, *, by: str, comment: str | None = None, channel: str = "cli") -> Approval:
+        now = self.clock.now()
+        with self.store.transaction() as conn:
+            approval = self._load(conn, approval_id)
+            error = self._check_open(conn, approval_id, approval, now) or self._check_approver(approval, by)
+            if error is None:
+                assert approval is not None
+                approval = self._set(conn, approval_id, state="approved", decided_by=by, decided_at=iso(now),
+                                     comment=comment)
+                self._audit(conn, approval, actor=by, channel=channel, outcome="approved", event="approved",
+                            summary=f"approved by {by}" + (f": {comment}" if comment else ""))
+            else:
+                self._audit_refusal(conn, approval_id, approval, by=by, channel=channel, action="approve", error=error)
+        if error is not None:
+            raise error
+        return approval  # type: ignore[return-value]
+
+    def reject(self, approval_id: int, *, by: str, reason: str, channel: str = "cli") -> Approval:
+        """Approvers reject; the requester may also withdraw their own request."""
+        if not reason or not reason.strip():
+            raise ValueError("a rejection needs a reason")
+        now = self.clock.now()
+        with self.store.transaction() as conn:
+            approval = self._load(conn, approval_id)
+            error = self._check_open(conn, approval_id, approval, now)
+            if error is None and by != approval.requested_by:  # type: ignore[union-attr]
+                error = self._check_approver(approval, by, action="reject")
+            if error is None:
+                approval = self._set(conn, approval_id, state="rejected", decided_by=by, decided_at=iso(now),
+                                     comment=reason)
+                self._audit(conn, approval, actor=by, channel=channel, outcome="rejected", event="rejected",
+                            summary=f"rejected by {by}: {reason}")
+            else:
+                self._audit_refusal(conn, approval_id, approval, by=by, channel=channel, action="reject", error=error)
+        if error is not None:
+            raise error
+        return approval  # type: ignore[return-value]
+
+    def expire_due(self) -> list[Approval]:
+        """Mark every pending request past its expiry as expired; returns them."""
+        now = self.clock.now()
+        with self.store.transaction() as conn:
+            due = conn.execute(f"SELECT id FROM [{TABLE}] WHERE state = 'pending' AND expires_at <= ? ORDER BY id",
+                               (iso(now),)).fetchall()
+            return [self._expire(conn, row[0]) for row in due]
+
+    # --- execution, at most once -----------------------------------------------------
+
+    def execute(self, approval_id: int, *, run: Callable[[Approval], ToolResult], actor: str | None = None) -> ToolResult:
+        """Run an approved request once through `run` (the gate's run_approved) and record how it went.
+
+        A claim row with `execution_key(id)` is committed before `run` is called; if a
+        crash leaves a claim without a result, a later call refuses (ExecutionInterrupted)
+        and marks the request failed rather than risk running it twice.
+        """
+        now = self.clock.now()
+        error: ApprovalError | None = None
+        with self.store.transaction() as conn:
+            approval = self._load(conn, approval_id)
+            who = actor or (approval.decided_by if approval else None) or "unknown"
+            if approval is None:
+                error = ApprovalNotFound(f"approval {approval_id} does not exist", approval_id=approval_id)
+            elif approval.state in ("executed", "failed"):
+                error = AlreadyDecided(f"approval {approval_id} was already executed ({approval.state})",
+                                       approval_id=approval_id)
+            elif approval.state != "approved":
+                error = NotApproved(f"approval {approval_id} is {approval.state}, not approved", approval_id=approval_id)
+            else:
+                claim = self._entry(approval, actor=who, channel="cli", outcome="info", event="executing",
+                                    summary="executing the approved call", now=now,
+                                    key=self.execution_key(approval_id))
+                _, created = self.store.append_in_transaction(conn, claim)
+                if not created:
+                    error = ExecutionInterrupted(
+                        f"approval {approval_id}: an earlier execution started and recorded no result; "
+                        "not running it again", approval_id=approval_id)
+                    self._finish(conn, approval, ok=False, summary=error.message, now=now, actor=who)
+            if error is not None:
+                self._audit_refusal(conn, approval_id, approval, by=who, channel="cli", action="execute", error=error)
+        if error is not None:
+            raise error
+        assert approval is not None
+        try:
+            result = run(approval)
+        except Exception as exc:
+            self.mark_executed(approval_id, ok=False, summary=f"{type(exc).__name__}: {exc}")
+            raise
+        self.mark_executed(approval_id, ok=result.ok, summary=result.message or result.status)
+        return result
+
+    def mark_executed(self, approval_id: int, *, ok: bool, summary: str) -> Approval:
+        """Record that an approved call ran (ok) or failed. Only approved requests qualify."""
+        now = self.clock.now()
+        with self.store.transaction() as conn:
+            approval = self._load(conn, approval_id)
+            if approval is None:
+                raise ApprovalNotFound(f"approval {approval_id} does not exist", approval_id=approval_id)
+            if approval.state != "approved":
+                raise NotApproved(f"approval {approval_id} is {approval.state}, not approved", approval_id=approval_id)
+            return self._finish(conn, approval, ok=ok, summary=summary, now=now,
+                                actor=approval.decided_by or "unknown")
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _load(self, conn: sqlite3.Connection, approval_id: int) -> Approval | None:
+        row = conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
+        return _to_approval(row) if row is not None else None
+
+    def _set(self, conn: sqlite3.Connection, approval_id: int, **values: Any) -> Approval:
+        sets = ", ".join(f"{k} = ?" for k in values)
+        conn.execute(f"UPDATE [{TABLE}] SET {sets} WHERE id = ?", [*values.values(), approval_id])
+        approval = self._load(conn, approval_id)
+        assert approval is not None
+        return approval
+
+    def _finish(self, conn: sqlite3.Connection, approval: Approval, *, ok: bool, summary: str, now: datetime,
+                actor: str) -> Approval:
+        state = "executed" if ok else "failed"
+        done = self._set(conn, approval.id, state=state, executed_at=iso(now), result_summary=summary)
+        self._audit(conn, done, actor=actor, channel="cli", outcome="ok" if ok else "error", event=state,
+                    summary=summary, key=f"approval:{approval.id}:done")
+        return done
+
+    def _expire(self, conn: sqlite3.Connection, approval_id: int) -> Approval:
+        approval = self._set(conn, approval_id, state="expired")
+        self._audit(conn, approval, actor="opsagent", channel="daemon", outcome="expired", event="expired",
+                    summary=f"expired at {iso(approval.expires_at)} without a decision")
+        return approval
+
+    def _check_open(self, conn: sqlite3.Connection, approval_id: int, approval: Approval | None,
+                    now: datetime) -> ApprovalError | None:
+        if approval is None:
+            return ApprovalNotFound(f"approval {approval_id} does not exist", approval_id=approval_id)
+        if approval.state != "pending":
+            by = f" by {approval.decided_by}" if approval.decided_by else ""
+            return AlreadyDecided(f"approval {approval_id} is already {approval.state}{by}", approval_id=approval_id)
+        if approval.expires_at <= now:
+            self._expire(conn, approval_id)
+            return ApprovalExpired(f"approval {approval_id} expired at {iso(approval.expires_at)}; "
+                                   "propose the call again", approval_id=approval_id)
+        return None
+
+    def _check_approver(self, approval: Approval | None, by: str, *, action: str = "approve") -> ApprovalError | None:
+        assert approval is not None
+        if by == approval.requested_by:
+            return SelfApproval(f"{by} asked for this call and cannot {action} it; another approver must",
+                                approval_id=approval.id)
+        if by in MACHINE_ACTORS:
+            return NotAuthorized(f"{by} is a machine actor; only people {action} calls", approval_id=approval.id)
+        if not approval.approvers:
+            return NotAuthorized(f"rule {approval.rule.name} names no approvers; nobody can {action} this call",
+                                 approval_id=approval.id)
+        if not any(self._matches(by, name) for name in approval.approvers):
+            return NotAuthorized(f"{by} is not an approver for this call (approvers: {', '.join(approval.approvers)})",
+                                 approval_id=approval.id)
+        return None
+
+    def _matches(self, actor: str, name: str) -> bool:
+        if self.is_member is not None:
+            return bool(self.is_member(actor, name))
+        return actor == name
+
+    def _entry(self, approval: Approval, *, actor: str, channel: str, outcome: str, event: str, summary: str,
+               now: datetime | None = None, key: str | None = None, extra: dict[str, Any] | None = None) -> AuditEntry:
+        call = approval.call
+        return AuditEntry(
+            time=now or self.clock.now(), kind="approval", actor=actor, channel=channel, run_id=approval.thread_id,
+            finding_id=call.finding_id, tool=call.tool, args=call.args, decision="require_approval",
+            rule_file=approval.rule.file, rule_name=approval.rule.name, approval_id=approval.id,
+            outcome=outcome, summary=summary, idempotency_key=key,  # type: ignore[arg-type]
+            data={"event": event, "state": approval.state, "args_hash": approval.args_hash, **(extra or {})},
+        )
+
+    def _audit(self, conn: sqlite3.Connection, approval: Approval, *, actor: str, channel: str, outcome: str,
+               event: str, summary: str, key: str | None = None, extra: dict[str, Any] | None = None) -> int:
+        entry = self._entry(approval, actor=actor, channel=channel, outcome=outcome, event=event, summary=summary,
+                            key=key, extra=extra)
+        return self.store.append_in_transaction(conn, entry)[0]
+
+    def _audit_refusal(self, conn: sqlite3.Connection, approval_id: int, approval: Approval | None, *, by: str,
+                       channel: str, action: str, error: ApprovalError) -> None:
+        summary = f"{action} refused ({type(error).__name__}): {error.message}"
+        if approval is None:
+            self.store.append_in_transaction(conn, AuditEntry(
+                time=self.clock.now(), kind="approval", actor=by, channel=channel, approval_id=approval_id,
+                outcome="denied", summary=summary, data={"event": f"{action}_refused"}))
+            return
+        current = self._load(conn, approval_id) or approval
+        self._audit(conn, current, actor=by, channel=channel, outcome="denied", event=f"{action}_refused",
+                    summary=summary)

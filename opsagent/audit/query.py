@@ -1,0 +1,229 @@
+"""Read-side queries over the audit log: list with filters, the story of one action,
+full-text search, statistics and export.
+
+Everything here reads, except `refresh_fts`, which catches the external-content
+FTS index up with rows appended since the last search (it never touches the
+audit table itself). Functions take a sqlite3 connection; `AuditStore` holds it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from datetime import datetime
+from typing import IO, Any
+
+from pydantic import BaseModel, Field
+
+from opsagent.audit.records import AuditRecord, iso
+from opsagent.audit.schema import AUDIT_TABLE, CONTENT_COLUMNS, FTS_COLUMNS, FTS_STATE_TABLE, FTS_TABLE
+
+_ALL_COLUMNS = ("id", *CONTENT_COLUMNS, "prev_hash", "hash")
+
+
+class AuditFilter(BaseModel):
+    """Which rows `list` and `export` return. Every field is optional; they combine with AND."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    tool: str | None = None
+    namespace: str | None = None
+    workload: str | None = None
+    outcome: str | None = None
+    decision: str | None = None
+    kind: str | None = None
+    run_id: str | None = None
+    limit: int | None = Field(default=50, ge=1)
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.since is not None:
+            clauses.append("time >= ?")
+            params.append(iso(self.since))
+        if self.until is not None:
+            clauses.append("time <= ?")
+            params.append(iso(self.until))
+        for column in ("actor", "tool", "namespace", "workload", "outcome", "decision", "kind", "run_id"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _records(cursor: sqlite3.Cursor) -> list[AuditRecord]:
+    return [AuditRecord.from_row(dict(row)) for row in cursor]
+
+
+def list_records(conn: sqlite3.Connection, filters: AuditFilter) -> list[AuditRecord]:
+    where, params = filters.where()
+    sql = f"SELECT * FROM [{AUDIT_TABLE}]{where} ORDER BY id DESC"
+    if filters.limit is not None:
+        sql += f" LIMIT {int(filters.limit)}"
+    return _records(conn.execute(sql, params))
+
+
+class Story(BaseModel):
+    """One action told in order: finding → proposal → decision → approval → result."""
+
+    id: int
+    rows: list[AuditRecord]
+
+
+def story(conn: sqlite3.Connection, audit_id: int) -> Story | None:
+    """The row plus every row sharing its run id, approval id or idempotency key.
+
+    One hop further: rows of the runs that the approval rows name, so an approval
+    decided from the CLI links back to the agent run that proposed the call.
+    """
+    row = conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] WHERE id = ?", (audit_id,)).fetchone()
+    if row is None:
+        return None
+    ids: set[int] = {audit_id}
+    runs = {row["run_id"]} - {None}
+    approvals = {row["approval_id"]} - {None}
+    if row["idempotency_key"] is not None:
+        ids.update(r[0] for r in conn.execute(
+            f"SELECT id FROM [{AUDIT_TABLE}] WHERE idempotency_key = ?", (row["idempotency_key"],)))
+    for _ in range(2):  # runs → approvals → runs
+        for run_id in list(runs):
+            for r in conn.execute(f"SELECT id, approval_id FROM [{AUDIT_TABLE}] WHERE run_id = ?", (run_id,)):
+                ids.add(r[0])
+                if r[1] is not None:
+                    approvals.add(r[1])
+        for approval_id in list(approvals):
+            for r in conn.execute(f"SELECT id, run_id FROM [{AUDIT_TABLE}] WHERE approval_id = ?", (approval_id,)):
+                ids.add(r[0])
+                if r[1] is not None:
+                    runs.add(r[1])
+    marks = ",".join("?" for _ in ids)
+    rows = _records(conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] WHERE id IN ({marks}) ORDER BY id", sorted(ids)))
+    return Story(id=audit_id, rows=rows)
+
+
+# --- full-text search ----------------------------------------------------------
+
+
+def refresh_fts(conn: sqlite3.Connection) -> int:
+    """Index rows appended since the last refresh. Call inside a write transaction.
+
+    The audit table is append-only, so catching up by id is exact. Returns how
+    many rows were indexed.
+    """
+    last = conn.execute(f"SELECT last_indexed_id FROM [{FTS_STATE_TABLE}] WHERE id = 1").fetchone()[0]
+    top = conn.execute(f"SELECT coalesce(max(id), 0) FROM [{AUDIT_TABLE}]").fetchone()[0]
+    if top <= last:
+        return 0
+    cols = ", ".join(f"[{c}]" for c in FTS_COLUMNS)
+    conn.execute(
+        f"INSERT INTO [{FTS_TABLE}] (rowid, {cols}) SELECT id, {cols} FROM [{AUDIT_TABLE}] WHERE id > ? AND id <= ?",
+        (last, top),
+    )
+    conn.execute(f"UPDATE [{FTS_STATE_TABLE}] SET last_indexed_id = ? WHERE id = 1", (top,))
+    return int(top - last)
+
+
+def fts_query(text: str) -> str:
+    """Each word as a quoted FTS5 string, so user text cannot be FTS syntax; words AND together."""
+    words = [w for w in text.replace('"', " ").split() if w]
+    return " ".join(f'"{w}"' for w in words)
+
+
+def search(conn: sqlite3.Connection, text: str, *, limit: int = 50) -> list[AuditRecord]:
+    match = fts_query(text)
+    if not match:
+        return []
+    sql = (f"SELECT a.* FROM [{FTS_TABLE}] f JOIN [{AUDIT_TABLE}] a ON a.id = f.rowid "
+           f"WHERE [{FTS_TABLE}] MATCH ? ORDER BY a.id DESC LIMIT ?")
+    return _records(conn.execute(sql, (match, int(limit))))
+
+
+# --- statistics ----------------------------------------------------------------
+
+
+class ToolCount(BaseModel):
+    tool: str | None
+    outcome: str | None
+    count: int
+
+
+class RuleCount(BaseModel):
+    rule_file: str | None
+    rule_name: str | None
+    count: int
+
+
+class AuditStats(BaseModel):
+    rows: int
+    actions: list[ToolCount] = Field(description="result rows per tool and outcome")
+    denials: list[RuleCount] = Field(description="deny decisions per rule")
+    approvals_waiting: int = Field(description="approvals requested and not yet decided or expired")
+    gpu_hours_freed: float
+    gpus_freed: float
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def stats(conn: sqlite3.Connection, *, since: datetime | None = None) -> AuditStats:
+    cond, params = ("time >= ?", [iso(since)]) if since is not None else ("1 = 1", [])
+    t = f"[{AUDIT_TABLE}]"
+
+    def one(sql: str) -> Any:
+        return conn.execute(sql, params).fetchone()[0]
+
+    actions = [ToolCount(tool=r[0], outcome=r[1], count=r[2]) for r in conn.execute(
+        f"SELECT tool, outcome, count(*) FROM {t} WHERE kind = 'result' AND {cond} "
+        f"GROUP BY tool, outcome ORDER BY count(*) DESC, tool", params)]
+    denials = [RuleCount(rule_file=r[0], rule_name=r[1], count=r[2]) for r in conn.execute(
+        f"SELECT rule_file, rule_name, count(*) FROM {t} WHERE kind = 'decision' AND decision = 'deny' AND {cond} "
+        f"GROUP BY rule_file, rule_name ORDER BY count(*) DESC, rule_name", params)]
+    waiting = one(
+        f"SELECT count(DISTINCT approval_id) FROM {t} WHERE kind = 'approval' AND outcome = 'pending' AND {cond} "
+        f"AND approval_id NOT IN (SELECT approval_id FROM {t} WHERE kind = 'approval' "
+        f"AND approval_id IS NOT NULL AND outcome IN ('approved', 'rejected', 'expired'))")
+    return AuditStats(
+        rows=one(f"SELECT count(*) FROM {t} WHERE {cond}"),
+        actions=actions,
+        denials=denials,
+        approvals_waiting=waiting,
+        gpu_hours_freed=one(f"SELECT coalesce(sum(json_extract(data, '$.gpu_hours_freed')), 0) FROM {t} "
+                            f"WHERE kind = 'result' AND outcome = 'ok' AND data IS NOT NULL AND {cond}"),
+        gpus_freed=one(f"SELECT coalesce(sum(json_extract(data, '$.gpus_freed')), 0) FROM {t} "
+                       f"WHERE kind = 'result' AND outcome = 'ok' AND data IS NOT NULL AND {cond}"),
+        llm_calls=one(f"SELECT count(*) FROM {t} WHERE kind = 'run' AND model IS NOT NULL "
+                      f"AND (prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL) AND {cond}"),
+        prompt_tokens=one(f"SELECT coalesce(sum(prompt_tokens), 0) FROM {t} WHERE kind = 'run' AND {cond}"),
+        completion_tokens=one(f"SELECT coalesce(sum(completion_tokens), 0) FROM {t} WHERE kind = 'run' AND {cond}"),
+    )
+
+
+# --- export --------------------------------------------------------------------
+
+EXPORT_FORMATS = ("jsonl", "csv")
+
+
+def export(conn: sqlite3.Connection, out: IO[str], *, fmt: str = "jsonl", filters: AuditFilter | None = None) -> int:
+    """Stream rows oldest first. jsonl keeps args/data as objects; csv as JSON text."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    filters = filters or AuditFilter(limit=None)
+    where, params = filters.where()
+    sql = f"SELECT * FROM [{AUDIT_TABLE}]{where} ORDER BY id"
+    if filters.limit is not None:
+        sql += f" LIMIT {int(filters.limit)}"
+    writer = csv.DictWriter(out, fieldnames=list(_ALL_COLUMNS)) if fmt == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    count = 0
+    for row in conn.execute(sql, params):
+        record = AuditRecord.from_row(dict(row))
+        if writer is not None:
+            writer.writerow(record.flat())
+        else:
+            out.write(json.dumps(record.model_dump(mode="json"), sort_keys=True) + "\n")
+        count += 1
+    return count

@@ -1,0 +1,197 @@
+"""`AuditStore`: the append-only, hash-chained audit log in one SQLite file.
+
+It implements the gate's `Recorder` protocol (`record`, `count_recent`) and the
+idempotency look-ups a restart needs (`has_key`, `find_by_key`). Appends run in
+one `BEGIN IMMEDIATE` transaction each (read the previous hash, insert), so several
+processes (daemon, chat, Slack) can append at once without forking the chain or
+losing rows. There is deliberately no update or delete API, and SQLite triggers
+refuse UPDATE and DELETE on the audit table. Read-only queries live in `query`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import sqlite_utils
+
+from opsagent.audit import query
+from opsagent.audit.chain import GENESIS, ChainReport, row_hash, verify_rows
+from opsagent.audit.records import AuditRecord, entry_to_row, iso
+from opsagent.audit.schema import AUDIT_TABLE, CONTENT_COLUMNS, SCHEMA_VERSION, ensure_schema
+from opsagent.model import AuditEntry
+
+
+class AuditError(Exception):
+    """Base of audit-store errors."""
+
+
+class AuditBusy(AuditError):
+    """Another process held the database longer than the busy timeout. Retry later."""
+
+
+_COLUMNS = (*CONTENT_COLUMNS, "prev_hash", "hash")
+_INSERT = (
+    f"INSERT INTO [{AUDIT_TABLE}] ({', '.join(f'[{c}]' for c in _COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+_LAST_HASH = f"SELECT hash FROM [{AUDIT_TABLE}] ORDER BY id DESC LIMIT 1"
+_BY_KEY = f"SELECT id FROM [{AUDIT_TABLE}] WHERE idempotency_key = ?"
+
+
+class AuditStore:
+    """The audit log. `AuditStore("opsagent.db")` creates the file and schema if needed.
+
+    A second `record()` with an idempotency key that is already stored writes
+    nothing and returns the id of the row that holds the key: recording is
+    idempotent, so a restart that replays a step cannot duplicate it.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_seconds: float = 30.0, synchronous: str = "NORMAL") -> None:
+        self.path = Path(path)
+        conn = sqlite3.connect(str(self.path), timeout=busy_timeout_seconds,
+                               isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                with self.transaction():
+                    ensure_schema(self.db)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise AuditError(f"{self.path}: cannot open the audit database: {exc}") from exc
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> "AuditStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE): other writers wait until it ends."""
+        with self._lock:
+            conn = self.db.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise AuditBusy(f"{self.path}: the database stayed locked: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    # --- appending (the Recorder protocol) -------------------------------------
+
+    def record(self, entry: AuditEntry) -> int:
+        """Append one entry; returns its audit id (or the id already holding its idempotency key)."""
+        with self.transaction() as conn:
+            audit_id, _ = self.append_in_transaction(conn, entry)
+            return audit_id
+
+    def record_many(self, entries: list[AuditEntry]) -> list[int]:
+        """Append several entries in one transaction (faster for imports and batches)."""
+        with self.transaction() as conn:
+            return [self.append_in_transaction(conn, e)[0] for e in entries]
+
+    def append_in_transaction(self, conn: sqlite3.Connection, entry: AuditEntry) -> tuple[int, bool]:
+        """Append inside a transaction the caller opened with `transaction()`.
+
+        Returns (audit id, created). created is False when the idempotency key was
+        already stored; nothing is written then.
+        """
+        row = entry_to_row(entry)
+        key = row["idempotency_key"]
+        if key is not None:
+            found = conn.execute(_BY_KEY, (key,)).fetchone()
+            if found is not None:
+                return int(found[0]), False
+        last = conn.execute(_LAST_HASH).fetchone()
+        prev_hash = last[0] if last is not None else GENESIS
+        values = [row[c] for c in CONTENT_COLUMNS]
+        values += [prev_hash, row_hash(prev_hash, row)]
+        cursor = conn.execute(_INSERT, values)
+        return int(cursor.lastrowid), True
+
+    def count_recent(self, *, tool: str | None, namespace: str | None, actor: str | None,
+                     since: datetime, outcome: str | None = "ok", kind: str = "result") -> int:
+        """How many `kind` rows (default: results, i.e. calls that ran) match, since `since`."""
+        sql = f"SELECT count(*) FROM [{AUDIT_TABLE}] WHERE kind = ? AND time >= ?"
+        params: list[Any] = [kind, iso(since)]
+        for column, value in (("tool", tool), ("namespace", namespace), ("actor", actor), ("outcome", outcome)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        with self._lock:
+            return int(self.db.conn.execute(sql, params).fetchone()[0])
+
+    # --- idempotency -----------------------------------------------------------
+
+    def has_key(self, key: str) -> bool:
+        with self._lock:
+            return self.db.conn.execute(_BY_KEY, (key,)).fetchone() is not None
+
+    def find_by_key(self, key: str) -> AuditRecord | None:
+        with self._lock:
+            row = self.db.conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] WHERE idempotency_key = ?", (key,)).fetchone()
+        return AuditRecord.from_row(dict(row)) if row is not None else None
+
+    # --- reading ---------------------------------------------------------------
+
+    def get(self, audit_id: int) -> AuditRecord | None:
+        with self._lock:
+            row = self.db.conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] WHERE id = ?", (audit_id,)).fetchone()
+        return AuditRecord.from_row(dict(row)) if row is not None else None
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self.db.conn.execute(f"SELECT count(*) FROM [{AUDIT_TABLE}]").fetchone()[0])
+
+    def list(self, filters: query.AuditFilter | None = None, **kwargs: Any) -> list[AuditRecord]:
+        """Rows matching the filters, newest first. kwargs are `AuditFilter` fields."""
+        with self._lock:
+            return query.list_records(self.db.conn, filters or query.AuditFilter(**kwargs))
+
+    def show(self, audit_id: int) -> query.Story | None:
+        """The whole story of one action: every row sharing its run, approval or key."""
+        with self._lock:
+            return query.story(self.db.conn, audit_id)
+
+    def search(self, text: str, *, limit: int = 50) -> list[AuditRecord]:
+        """Full-text search over summary, tool, args, rule name and message (newest first)."""
+        with self.transaction() as conn:
+            query.refresh_fts(conn)
+        with self._lock:
+            return query.search(self.db.conn, text, limit=limit)
+
+    def stats(self, *, since: datetime | None = None) -> query.AuditStats:
+        with self._lock:
+            return query.stats(self.db.conn, since=since)
+
+    def export(self, out: IO[str], *, fmt: str = "jsonl", filters: query.AuditFilter | None = None) -> int:
+        """Write rows oldest first as jsonl or csv; returns how many were written."""
+        with self._lock:
+            return query.export(self.db.conn, out, fmt=fmt, filters=filters)
+
+    def verify(self) -> ChainReport:
+        """Recompute the chain; names the first edited, deleted or reordered row."""
+        with self._lock:
+            cursor = self.db.conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] ORDER BY id")
+            return verify_rows(dict(r) for r in cursor)
