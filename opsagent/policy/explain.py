@@ -1,0 +1,80 @@
+"""Why a call got its decision: the rule that decided, and why each earlier rule did not match.
+
+`explain()` runs the same judgement as `decide()` but walks every rule in
+order and keeps the reason each one did not match (tool, risk, namespace,
+labels, actor, channel, or the condition's value or error). `policy explain`
+prints it. Pure.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from opsagent.model import Decision, Snapshot, ToolCall
+from opsagent.policy.decide import judge
+from opsagent.policy.limits import NO_COUNTS, Counts
+from opsagent.policy.policy import Policy
+
+
+class RuleCheck(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    rule: str
+    line: int | None = None
+    effect: str
+    why_not: str
+
+
+class Explanation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decision: Decision
+    risk: str
+    rule_line: int | None = None
+    skipped: tuple[RuleCheck, ...] = ()
+    target: dict[str, Any] = {}
+    intent: dict[str, Any] = {}
+
+    def lines(self) -> list[str]:
+        d = self.decision
+        out = [f"decision: {d.effect}" + (" (dry-run)" if d.dry_run else ""),
+               f"rule:     {d.rule.file}" + (f":{self.rule_line}" if self.rule_line else "") + f" {d.rule.name}",
+               f"reason:   {d.reason}"]
+        if d.effect == "require_approval":
+            out.append(f"approvers: {', '.join(d.approvers) or '(none)'}; expires after {d.expires_after_seconds}s")
+        if self.skipped:
+            out.append("earlier rules that did not match:")
+            for check in self.skipped:
+                place = f"{check.file}:{check.line}" if check.line else check.file
+                out.append(f"  - {check.rule} ({check.effect}, {place}): {check.why_not}")
+        return out
+
+
+def explain(
+    policy: Policy,
+    *,
+    call: ToolCall,
+    risk: str,
+    target: Any,
+    snapshot: Snapshot | None,
+    now: datetime,
+    counts: Counts = NO_COUNTS,
+) -> Explanation:
+    verdict = judge(policy, call=call, risk=risk, target=target, snapshot=snapshot, now=now, counts=counts, trace=True)
+    context = verdict.facts.context()
+    skipped = tuple(
+        RuleCheck(file=rule.file, rule=rule.rule.name, line=getattr(rule, "line", None), effect=rule.effect, why_not=why)
+        for rule, why in verdict.checked
+    )
+    return Explanation(
+        decision=verdict.decision,
+        risk=verdict.facts.risk,
+        rule_line=getattr(verdict.rule, "line", None) if verdict.rule is not None else None,
+        skipped=skipped,
+        target=context["target"],
+        intent=context["intent"],
+    )

@@ -1,0 +1,111 @@
+"""The facts one decision reads, gathered lazily: the target workload and the CEL context.
+
+`decide()` builds one `Facts` per call. The workload lookup and the CEL
+context (`args`, `target`, `intent`, `actor`, `channel`, `now`, `hour`,
+`weekday`) are computed only when a rule needs them, and at most once. Pure:
+reads the snapshot it is given, never a clock or the cluster.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from opsagent.model import Snapshot, ToolCall, Workload, WorkloadRef
+
+CEL_VARIABLES = frozenset({"args", "target", "intent", "actor", "channel", "now", "hour", "weekday"})
+_UNSET: Any = object()
+
+
+def intent_as_dict(intent: Any) -> dict[str, Any]:
+    """An intent for CEL: plain JSON types, durations as seconds, unset parts left out."""
+    return _plain(intent.model_dump(exclude_none=True))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def workload_as_dict(workload: Workload, snapshot: Snapshot, now: datetime) -> dict[str, Any]:
+    idle = None
+    if workload.last_request_at is not None:
+        idle = max(0.0, (now - workload.last_request_at).total_seconds() / 60.0)
+    rollout = workload.rollout
+    return {
+        "namespace": workload.ref.namespace,
+        "name": workload.ref.name,
+        "kind": workload.ref.kind,
+        "replicas": workload.replicas,
+        "ready_replicas": workload.ready_replicas,
+        "labels": dict(workload.labels),
+        "annotations": dict(workload.annotations),
+        "gpus_per_replica": workload.gpus_per_replica,
+        "gpus_held": snapshot.gpus_held_by(workload.ref),
+        "request_rate": workload.request_rate,
+        "gpu_utilization": workload.gpu_utilization,
+        "idle_minutes": idle,
+        "revision": workload.revision,
+        "image": workload.image,
+        "rollout": {"status": rollout.status, "reason": rollout.reason, "revision": rollout.revision},
+    }
+
+
+class Facts:
+    """What one call is about. Built by decide()/explain(); rules read it."""
+
+    __slots__ = ("call", "risk", "namespace", "ref", "snapshot", "now", "_policy", "_workload", "_context")
+
+    def __init__(self, policy: Any, *, call: ToolCall, risk: str, target: Any, snapshot: Snapshot | None, now: datetime) -> None:
+        self._policy = policy
+        self.call = call
+        self.risk = risk
+        ref = getattr(target, "workload", None) if target is not None else None
+        namespace = getattr(target, "namespace", None) if target is not None else None
+        if namespace is None and isinstance(ref, WorkloadRef):
+            namespace = ref.namespace
+        self.namespace: str | None = namespace
+        self.ref: WorkloadRef | None = ref if isinstance(ref, WorkloadRef) else None
+        self.snapshot = snapshot
+        self.now = now
+        self._workload: Any = _UNSET
+        self._context: dict[str, Any] | None = None
+
+    @property
+    def workload(self) -> Workload | None:
+        """The target workload as the snapshot shows it, or None."""
+        if self._workload is _UNSET:
+            found = None
+            if self.ref is not None and self.snapshot is not None:
+                found = self.snapshot.workload(self.ref)
+            self._workload = found
+        return self._workload
+
+    @property
+    def workload_key(self) -> str | None:
+        return str(self.ref) if self.ref is not None else None
+
+    def context(self) -> dict[str, Any]:
+        if self._context is None:
+            workload = self.workload
+            target: dict[str, Any] = {}
+            intent: dict[str, Any] = {}
+            if workload is not None and self.snapshot is not None:
+                target = workload_as_dict(workload, self.snapshot, self.now)
+                intent = self._policy.intent_dict_for(workload)
+            self._context = {
+                "args": self.call.args,
+                "target": target,
+                "intent": intent,
+                "actor": self.call.actor,
+                "channel": self.call.channel,
+                "now": self.now,
+                "hour": self.now.hour,
+                "weekday": self.now.weekday(),
+            }
+        return self._context

@@ -1,0 +1,122 @@
+"""`policy lint`: every error of a policy directory, plus warnings for rules that cannot matter.
+
+Errors are what the loader finds (schema, YAML, CEL, unknown groups, an allow
+on an architectural tool). Warnings: a rule names a tool that does not exist,
+a namespace outside its file's scope, or is shadowed by an earlier rule with no
+condition that matches everything it does; files disagreeing on mode. Pure
+apart from reading the files through the loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from opsagent.policy.errors import Problem
+from opsagent.policy.loader import read_policy
+from opsagent.policy.policy import CompiledRule, Policy
+from opsagent.policy.toolrisk import is_glob, tools_matched
+
+
+@dataclass(frozen=True)
+class LintReport:
+    policy: Policy | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def lint(directory: Path | str, *, tool_risks: Mapping[str, str] | None = None) -> LintReport:
+    """Load `directory` and check it. `tool_risks` (name → risk) is the real tool catalogue when known."""
+    policy, problems = read_policy(directory, tool_risks=tool_risks)
+    found = list(problems)
+    if policy is not None:
+        found.extend(rule_warnings(policy))
+    found.sort(key=lambda p: (p.file, p.line or 0, p.column or 0))
+    return LintReport(policy, tuple(found))
+
+
+def rule_warnings(policy: Policy) -> list[Problem]:
+    out: list[Problem] = []
+    for position, rule in enumerate(policy.rules):
+        out.extend(_unknown_tools(policy, rule))
+        out.extend(_outside_scope(policy, rule))
+        for earlier in policy.rules[:position]:
+            if shadows(earlier, rule):
+                out.append(_warn(rule, f"rule {rule.rule.name!r} can never match: earlier rule {earlier.rule.name!r} "
+                                       f"({earlier.file}:{getattr(earlier, 'line', '?')}) matches every call it does",
+                                 hint="move it above the earlier rule, or narrow the earlier one"))
+                break
+    return out
+
+
+def _warn(rule: CompiledRule, message: str, *, hint: str | None = None, field: str | None = None) -> Problem:
+    return Problem(rule.file, getattr(rule, "line", None), getattr(rule, "column", None), message, hint=hint,
+                   field=field or f"rules[{rule.index}]", severity="warning")
+
+
+def _unknown_tools(policy: Policy, rule: CompiledRule) -> Iterable[Problem]:
+    known = policy.tool_risks
+    for name in rule.rule.tools:
+        if is_glob(name):
+            if name != "*" and not tools_matched([name], known):
+                yield _warn(rule, f"pattern {name!r} matches no known tool", field=f"rules[{rule.index}].tools")
+        elif name not in known:
+            yield _warn(rule, f"unknown tool {name!r}", hint=f"known tools: {', '.join(sorted(known))}", field=f"rules[{rule.index}].tools")
+
+
+def _outside_scope(policy: Policy, rule: CompiledRule) -> Iterable[Problem]:
+    scopes = rule.scopes or policy.scopes
+    for namespace in rule.rule.namespaces:
+        if is_glob(namespace):
+            continue
+        if not any(s.covers_namespace(namespace) for s in scopes):
+            yield _warn(rule, f"namespace {namespace!r} is outside the scope, so this part can never match",
+                        hint="add it to scope.namespaces or remove it", field=f"rules[{rule.index}].namespaces")
+
+
+def shadows(earlier: CompiledRule, later: CompiledRule) -> bool:
+    """True when `earlier` (no condition) matches every call `later` could match. Conservative."""
+    if earlier.when is not None:
+        return False
+    if earlier.scopes and earlier.scopes != later.scopes:
+        return False
+    if not _covers(earlier.tools.any, earlier.tools.exact, earlier.tools.globs, later.rule.tools):
+        return False
+    if earlier.risks is not None and (later.risks is None or not later.risks <= earlier.risks):
+        return False
+    if earlier.namespaces is not None:
+        if later.namespaces is None:
+            return False
+        if not _covers(earlier.namespaces.any, earlier.namespaces.exact, earlier.namespaces.globs, later.rule.namespaces):
+            return False
+    if not earlier.any_actor and (later.any_actor or not later.actor_names <= earlier.actor_names):
+        return False
+    if earlier.channels is not None and (later.channels is None or not later.channels <= earlier.channels):
+        return False
+    return set(earlier.labels) <= set(later.labels)
+
+
+def _covers(any_: bool, exact: frozenset[str], globs: tuple[str, ...], names: Iterable[str]) -> bool:
+    if any_:
+        return True
+    from opsagent.policy.toolrisk import matches_any
+
+    for name in names:
+        if is_glob(name):
+            if name not in exact and name not in globs:
+                return False
+        elif name not in exact and not matches_any(name, globs):
+            return False
+    return True
