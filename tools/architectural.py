@@ -162,8 +162,19 @@ def change_policy(ctx: ToolContext, args: ChangePolicyIn) -> Outcome:
     return Outcome(message=f"wrote the proposed {args.file} to {path}; a person must review it and move it into the policy directory", data=data)
 
 
+RETURNS: dict[str, str] = {
+    'set_resources': 'workload, before and after (gpus_per_replica, memory_mib), dry_run.',
+    'set_gpu_placement': 'workload, before and after (min_link_width, coherent), dry_run.',
+    'set_replica_bounds': 'workload, before and after annotations (opsagent.dev/min-replicas, opsagent.dev/max-replicas), dry_run.',
+    'create_workload': 'workload, image, dry_run.',
+    'delete_workload': 'workload, replicas_before, gpus_freed, dry_run.',
+    'change_policy': 'file, `proposal` (the path written under the proposals directory), bytes, dry_run.',
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
-    return Tool(name=name, risk="architectural", input_model=model, run=fn, description=description, examples=tuple(examples))
+    return Tool(name=name, risk="architectural", input_model=model, run=fn, description=description,
+                examples=tuple(examples), returns=RETURNS[name])
 
 
 ARCHITECTURAL_TOOLS: tuple[Tool, ...] = (

@@ -74,3 +74,4 @@ class Tool:
     run: Callable[[ToolContext, Any], Outcome]
     description: str
     examples: tuple[dict[str, Any], ...] = field(default=())
+    returns: str = ""  # what the result's data holds, in one line (docs and prompts)

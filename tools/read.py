@@ -212,8 +212,20 @@ def get_rollout_history(ctx: ToolContext, args: GetRolloutHistoryIn) -> Outcome:
     return Outcome(message=f"{w.key}: revision {w.revision}, rollout {w.rollout.status}", data=data)
 
 
+RETURNS: dict[str, str] = {
+    'list_workloads': '`workloads` (workload, replicas, ready_replicas, gpus_held, gpu_utilization, request_rate, idle_seconds, idle, image, revision, rollout), `count`.',
+    'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations, rollout_reason and `pods`.',
+    'list_pods': '`pods` (pod, workload, phase, ready, reason, node, gpu_ids, restarts, revision), `count`.',
+    'describe_pod': "The pod's fields plus message, started_at and its last 20 `events` (time, type, reason, message).",
+    'gpu_inventory': '`devices` (id, node, model, memory_mib, link_width, switch_group, holder, workload, held_seconds, utilization, idle_seconds), `switch_groups`, `held`, `free`.',
+    'list_findings': '`findings` (id, kind, subject, severity, summary), `count`.',
+    'get_rollout_history': 'revision, image, rollout, reason, message and `revisions` (revision, image, created_at, change_cause, current).',
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
-    return Tool(name=name, risk="read", input_model=model, run=fn, description=description, examples=tuple(examples))
+    return Tool(name=name, risk="read", input_model=model, run=fn, description=description,
+                examples=tuple(examples), returns=RETURNS[name])
 
 
 READ_TOOLS: tuple[Tool, ...] = (

@@ -142,6 +142,8 @@ class TinyCluster:
         w = self._get(ref)
         update = {k: v for k, v in {"image": image, "gpus_per_replica": gpus_per_replica, "memory_mib": memory_mib,
                                      "gpu_requirement": gpu_requirement}.items() if v is not None}
+        revision = w.revision + 1
+        update.update(revision=revision, history=w.history + (Revision(revision=revision, image=image or w.image),))
         return self._put(w.model_copy(update=update), dry_run, "template changed")
 
     def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
@@ -176,3 +178,22 @@ class TinyCluster:
         if not dry_run:
             del self.workloads[str(ref)]
         return WriteResult(dry_run=dry_run, message="deleted")
+
+
+def decide_by_table(effects: dict[str, str], *, default: str = "deny", dry_run: bool = False, approvers: tuple[str, ...] = ("alice",)) -> Any:
+    """A stand-in for `opsagent.policy.decide`: the effect comes from a tool-name table.
+
+    The returned function keeps every call it was asked about in `.asked`.
+    """
+    from opsagent.model import Decision, RuleRef
+
+    asked: list[Any] = []
+
+    def decide(policy: Any, *, call: Any, risk: str, target: Any, snapshot: Any, now: Any, counts: Any) -> Decision:
+        asked.append(call)
+        effect = effects.get(call.tool, default)
+        return Decision(effect=effect, rule=RuleRef(file="table.yaml", name=f"{effect}-{call.tool}"), reason=f"table says {effect}",  # type: ignore[arg-type]
+                        dry_run=dry_run, approvers=approvers if effect == "require_approval" else ())
+
+    decide.asked = asked  # type: ignore[attr-defined]
+    return decide

@@ -172,8 +172,21 @@ def delete_pod(ctx: ToolContext, args: DeletePodIn) -> Outcome:
                  workload=str(pod.workload) if pod.workload else None, gpu_ids=list(pod.gpu_ids))
 
 
+RETURNS: dict[str, str] = {
+    'scale_workload': 'workload, replicas_before, replicas, dry_run.',
+    'wake_workload': 'workload, replicas, `state` (ready, timed_out, requested), ready_replicas, waited_seconds. Timing out is an error result.',
+    'sleep_workload': 'workload, replicas_before, `gpus_freed`, `gpu_ids`, dry_run.',
+    'restart_rollout': 'workload, revision_before, image, dry_run.',
+    'undo_rollout': 'workload, revision_before, image_before, revision and image after, dry_run.',
+    'cordon_node': 'node, cordoned, dry_run.',
+    'uncordon_node': 'node, cordoned, dry_run.',
+    'delete_pod': 'pod, workload, gpu_ids, dry_run.',
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
-    return Tool(name=name, risk="write", input_model=model, run=fn, description=description, examples=tuple(examples))
+    return Tool(name=name, risk="write", input_model=model, run=fn, description=description,
+                examples=tuple(examples), returns=RETURNS[name])
 
 
 WRITE_TOOLS: tuple[Tool, ...] = (
