@@ -1,0 +1,117 @@
+"""The Prometheus client against a real HTTP server on 127.0.0.1 serving the fixture JSON.
+
+Spec: GPU utilisation per pod from DCGM_FI_DEV_GPU_UTIL in both label shapes
+(exported_pod when the scrape renamed labels, pod with honorLabels); request
+rate per workload from the configured query; errors are typed; a snapshot
+with Prometheus carries the figures, without it says they are unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from kube_harness import FIXTURES, Emulator
+from test_kube_read import NOW, seed_cluster
+
+from opsagent.clock import VirtualClock
+from opsagent.cluster.kube import KubeCluster, api_client_for_url
+from opsagent.metrics import INGRESS_NGINX_QUERY, MetricsQueryError, MetricsUnavailable, PrometheusClient
+
+RATES = {"status": "success", "data": {"resultType": "vector", "result": [
+    {"metric": {"exported_namespace": "llm", "namespace": "ingress-nginx", "workload": "vllm-llama"}, "value": [1, "2.5"]},
+    {"metric": {"namespace": "default", "workload": "dice-roller"}, "value": [1, "0"]},
+]}}
+
+
+class FakePrometheus:
+    def __init__(self, routes: dict[str, tuple[int, object]]) -> None:
+        self.queries: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query).get("query", [""])[0]
+                outer.queries.append(query)
+                status, body = routes.get(query, routes.get("*", (200, {"status": "success", "data": {"resultType": "vector", "result": []}})))
+                data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> "FakePrometheus":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.mark.parametrize("shape", ["honorlabels", "exported-labels"])
+def test_gpu_utilization_both_label_shapes(shape):
+    body = load(f"query-vector-dcgm-gpu-util-{shape}-assembled.json")
+    with FakePrometheus({"DCGM_FI_DEV_GPU_UTIL": (200, body)}) as prom:
+        util = PrometheusClient(prom.url, timeout=2).gpu_utilization_by_pod()
+    assert util == {"llm/vllm-llama-5c7f9d8b6d-q8w2n": 87.0}  # the idle GPU / exporter pod is left out
+
+
+def test_request_rates_from_template():
+    rendered = INGRESS_NGINX_QUERY.replace("{window}", "2m")
+    with FakePrometheus({rendered: (200, RATES)}) as prom:
+        client = PrometheusClient(prom.url, timeout=2, request_rate_query=INGRESS_NGINX_QUERY, window="2m")
+        assert client.request_rates() == {"llm/vllm-llama": 2.5, "default/dice-roller": 0.0}
+        assert prom.queries == [rendered]
+    assert PrometheusClient("http://127.0.0.1:9", timeout=1).request_rates() is None  # no query, no request
+
+
+def test_bad_query_and_outages_are_typed():
+    with FakePrometheus({"*": (400, load("query-error-bad-data-assembled.json"))}) as prom:
+        with pytest.raises(MetricsQueryError, match="bad_data"):
+            PrometheusClient(prom.url, timeout=2).query("sum(")
+    with FakePrometheus({"*": (503, b"upstream down")}) as prom:
+        with pytest.raises(MetricsUnavailable, match="503"):
+            PrometheusClient(prom.url, timeout=2).ping()
+    with pytest.raises(MetricsUnavailable, match="unreachable"):
+        PrometheusClient("http://127.0.0.1:9", timeout=1).ping()
+
+
+def test_snapshot_carries_metrics_and_notes():
+    util = load("query-vector-dcgm-gpu-util-honorlabels-assembled.json")
+    # attribute the measured GPU to the running vllm pod that holds nori/gpu-0
+    util["data"]["result"][0]["metric"]["pod"] = "vllm-llama-5c7f9d8b6d-r7k4m"
+    rendered = INGRESS_NGINX_QUERY.replace("{window}", "5m")
+    with Emulator() as emu, FakePrometheus({"DCGM_FI_DEV_GPU_UTIL": (200, util), rendered: (200, RATES)}) as prom:
+        seed_cluster(emu)
+        client = PrometheusClient(prom.url, timeout=2, request_rate_query=INGRESS_NGINX_QUERY)
+        snap = KubeCluster(api_client_for_url(emu.url), prometheus=client, clock=VirtualClock(NOW)).snapshot()
+    vllm = snap.workload("llm/vllm-llama")
+    assert vllm.gpu_utilization == 87.0 and vllm.request_rate == 2.5
+    assert snap.gpu("nori/gpu-0").utilization == 87.0
+    assert snap.workload("default/dice-roller").request_rate == 0.0
+    assert snap.workload("default/guestbook-ui").request_rate is None  # no series: unknown, not zero
+    assert not any("no Prometheus" in n for n in snap.notes)
+
+
+def test_snapshot_survives_prometheus_outage_with_a_note():
+    with Emulator() as emu:
+        seed_cluster(emu)
+        client = PrometheusClient("http://127.0.0.1:9", timeout=1)
+        snap = KubeCluster(api_client_for_url(emu.url), prometheus=client, clock=VirtualClock(NOW)).snapshot()
+    assert snap.workload("llm/vllm-llama").gpu_utilization is None
+    assert any("GPU utilisation unknown" in n for n in snap.notes)
