@@ -30,9 +30,9 @@ def _root(
 
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
-    from opsagent.cli import sim
+    from opsagent.cli import playbook, policy, sim
 
-    for module in (sim,):
+    for module in (sim, policy, playbook,):
         module.register(app)
 
 

@@ -46,11 +46,15 @@ class Explanation(BaseModel):
                f"reason:   {d.reason}"]
         if d.effect == "require_approval":
             out.append(f"approvers: {', '.join(d.approvers) or '(none)'}; expires after {d.expires_after_seconds}s")
+        other_tools = [c.rule for c in self.skipped if c.why_not.startswith("tool ")]
+        relevant = [c for c in self.skipped if not c.why_not.startswith("tool ")]
         if self.skipped:
             out.append("earlier rules that did not match:")
-            for check in self.skipped:
+            for check in relevant:
                 place = f"{check.file}:{check.line}" if check.line else check.file
                 out.append(f"  - {check.rule} ({check.effect}, {place}): {check.why_not}")
+            if other_tools:
+                out.append(f"  - {len(other_tools)} rule(s) for other tools: {', '.join(other_tools)}")
         return out
 
 

@@ -1,0 +1,221 @@
+"""`opsagent policy`: lint policy files, explain a decision, show what the agent may do.
+
+Thin: each command loads the policy through `opsagent.policy`, calls one
+function (lint, explain, summary) and prints. `explain` can read target state
+from a simulated scenario (`--scenario demo --at 14:30`) or from JSON
+(`--target-state`). Nothing here decides policy or touches a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from pydantic import ValidationError
+
+from opsagent.cli.common import Output, OutputOpt, PoliciesOpt, console, fail, print_json
+from opsagent.clock import RealClock, parse_duration
+from opsagent.model import Snapshot, ToolCall, Workload, WorkloadRef
+from opsagent.policy import PolicyError, load_policy
+from opsagent.policy.explain import explain as explain_call
+from opsagent.policy.lint import lint as lint_dir
+
+policy_app = typer.Typer(
+    name="policy",
+    help="Check and explain the policy files that bound what the agent may do.\n\nExample: opsagent policy lint policies/",
+    no_args_is_help=True,
+)
+CHANNELS = ("daemon", "cli", "slack", "wake-proxy", "eval", "api")
+
+
+def _tool_risks() -> dict[str, str]:
+    from tools import REGISTRY
+
+    return {name: tool.risk for name, tool in REGISTRY.items()}
+
+
+def _load(directory: Path):
+    try:
+        return load_policy(directory, tool_risks=_tool_risks())
+    except PolicyError as exc:
+        fail(str(exc), hint=f"run: opsagent policy lint {directory}")
+
+
+@policy_app.command("lint")
+def lint_cmd(
+    directory: Path = typer.Argument(Path("policies"), envvar="OPSAGENT_POLICIES", help="Policy directory (or one file)."),
+    output: Output = OutputOpt,
+    strict: bool = typer.Option(False, "--strict", help="Exit non-zero on warnings too."),
+) -> None:
+    """Check policy files: schema, CEL conditions, groups, rules that can never match.
+
+    Errors and warnings name file:line:column and the field, with a hint.
+    Exits 1 when there are errors (or warnings, with --strict).
+
+    Example: opsagent policy lint policies/ -o json
+    """
+    report = lint_dir(directory, tool_risks=_tool_risks())
+    if output == Output.json:
+        print_json({"ok": report.ok, "errors": len(report.errors), "warnings": len(report.warnings),
+                    "problems": [p.as_dict() for p in report.problems]})
+    else:
+        for problem in report.problems:
+            colour = "red" if problem.severity == "error" else "yellow"
+            console.print(f"[{colour}]{problem}[/]", highlight=False, soft_wrap=True)
+        if report.policy is not None and report.ok:
+            pol = report.policy
+            console.print(f"ok: {len(pol.files)} file(s), {len(pol.rules)} rules, {len(pol.intents)} intents, "
+                          f"{len(pol.limits)} limits, mode {pol.mode}; {len(report.warnings)} warning(s)", highlight=False)
+        else:
+            console.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)", highlight=False)
+    if not report.ok or (strict and report.warnings):
+        raise typer.Exit(1)
+
+
+@policy_app.command("show")
+def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
+    """Print what the agent may do alone, what needs a person and what is denied.
+
+    This is the summary the agent's planner reads.
+
+    Example: opsagent policy show --policies policies/
+    """
+    pol = _load(policies)
+    if output == Output.json:
+        print_json({
+            "mode": pol.mode, "files": list(pol.files), "approval_ttl_seconds": pol.approval_ttl_seconds,
+            "max_workloads_per_run": pol.max_workloads_per_run, "groups": pol.groups,
+            "rules": [{"file": r.file, "line": getattr(r, "line", None), **r.rule.model_dump(mode="json")} for r in pol.rules],
+            "limits": [{"file": lim.file, **lim.limit.model_dump(mode="json")} for lim in pol.limits],
+            "intents": [i.model_dump(mode="json") for i in pol.intents],
+            "summary": pol.summary(),
+        })
+        return
+    console.print(pol.summary(), highlight=False, soft_wrap=True)
+
+
+@policy_app.command("explain")
+def explain_cmd(
+    tool: str = typer.Option(..., "--tool", help="Tool name, e.g. sleep_workload."),
+    args: str = typer.Option("{}", "--args", help="The call's arguments as a JSON object."),
+    actor: str = typer.Option(..., "--actor", help="Who asks: a person, daemon or wake-proxy."),
+    channel: str = typer.Option("cli", "--channel", help=f"One of {', '.join(CHANNELS)}."),
+    target: Optional[str] = typer.Option(None, "--target", help="Target workload NAMESPACE/NAME (default: from --args)."),
+    scenario: Optional[str] = typer.Option(None, "--scenario", help="Read target state from a simulated scenario: builtin name or file."),
+    at: Optional[str] = typer.Option(None, "--at", help="Time in the scenario: HH:MM on its first day, or +DURATION from its start."),
+    target_state: Optional[str] = typer.Option(None, "--target-state", help="Target workload state as JSON (Workload fields), instead of --scenario."),
+    risk: Optional[str] = typer.Option(None, "--risk", help="Risk class for a tool the catalogue does not know."),
+    policies: Path = PoliciesOpt,
+    output: Output = OutputOpt,
+) -> None:
+    """Show the decision for one tool call, the rule that made it, and why each earlier rule did not match.
+
+    Example: opsagent policy explain --tool sleep_workload --args '{"namespace":"render","name":"render-ui"}' --actor daemon --channel daemon --scenario demo --at 15:00
+    """
+    pol = _load(policies)
+    if channel not in CHANNELS:
+        fail(f"unknown channel {channel!r}", hint=f"use one of {', '.join(CHANNELS)}")
+    try:
+        call_args = json.loads(args)
+    except json.JSONDecodeError as exc:
+        fail(f"--args is not JSON: {exc.msg} at column {exc.colno}", hint='quote it: --args \'{"namespace":"render","name":"render-ui"}\'')
+    if not isinstance(call_args, dict):
+        fail("--args must be a JSON object", hint='e.g. --args \'{"namespace":"render","name":"render-ui"}\'')
+    call = ToolCall(tool=tool, args=call_args, actor=actor, channel=channel)  # type: ignore[arg-type]
+    tool_risk, call_target = _risk_and_target(tool, call_args, risk, target)
+    snapshot, now = _state(scenario, at, target_state, call_target)
+    result = explain_call(pol, call=call, risk=tool_risk, target=call_target, snapshot=snapshot, now=now)
+    if output == Output.json:
+        print_json({"call": call, "now": now.isoformat(), **result.model_dump(mode="json")})
+        return
+    console.print(f"call:     {tool} {json.dumps(call_args, sort_keys=True)} by {actor} via {channel} ({result.risk}) at {now.isoformat()}", highlight=False, soft_wrap=True)
+    for line in result.lines():
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _risk_and_target(tool: str, args: dict[str, Any], risk: str | None, target: str | None) -> tuple[str, Any]:
+    from tools import REGISTRY
+    from tools.base import Target
+
+    spec = REGISTRY.get(tool)
+    if risk is not None and risk not in ("read", "write", "architectural"):
+        fail(f"unknown risk {risk!r}", hint="use read, write or architectural")
+    if spec is None and risk is None:
+        fail(f"unknown tool {tool!r}", hint=f"known tools: {', '.join(sorted(REGISTRY))}; or pass --risk for a tool of your own")
+    tool_risk = risk or spec.risk  # type: ignore[union-attr]
+    if target is not None:
+        try:
+            ref = WorkloadRef.parse(target)
+        except ValueError as exc:
+            fail(f"--target: {exc}", hint="e.g. --target render/render-ui")
+        return tool_risk, Target(namespace=ref.namespace, workload=ref)
+    if spec is None:
+        return tool_risk, Target(namespace=args.get("namespace"))
+    try:
+        return tool_risk, spec.input_model.model_validate(args).target()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "args"
+        fail(f"bad arguments for {tool}: {where}: {first['msg']}", hint=f"the gate would refuse this call; check the fields of {tool}")
+
+
+def _state(scenario: str | None, at: str | None, target_state: str | None, target: Any) -> tuple[Snapshot | None, datetime]:
+    if scenario is not None and target_state is not None:
+        fail("give --scenario or --target-state, not both")
+    if scenario is not None:
+        from opsagent.cluster.sim import ScenarioError, SimCluster, builtin_names, builtin_scenario, load_scenario
+
+        try:
+            path = Path(scenario)
+            spec = load_scenario(path) if (path.suffix in (".yaml", ".yml") or path.exists()) else builtin_scenario(scenario)
+        except (ScenarioError, ValueError, KeyError) as exc:
+            fail(f"--scenario {scenario}: {exc}", hint=f"builtin scenarios: {', '.join(builtin_names())}")
+        sim = SimCluster(spec)
+        start = sim.clock.now()
+        when = _at(at, start)
+        if when < start:
+            fail(f"--at {at} is before the scenario starts ({start.isoformat()})")
+        if when > start:
+            sim.advance((when - start).total_seconds())
+        snap = sim.snapshot()
+        return snap, snap.time
+    now = RealClock().now()
+    if at is not None:
+        now = _at(at, now.replace(hour=0, minute=0, second=0, microsecond=0))
+    if target_state is None:
+        return None, now
+    ref = getattr(target, "workload", None)
+    if ref is None:
+        fail("--target-state needs a call that names a workload", hint="add --target NAMESPACE/NAME")
+    try:
+        fields = json.loads(target_state)
+        if not isinstance(fields, dict):
+            raise ValueError("must be a JSON object")
+        if "idle_minutes" in fields:  # convenience: idle for N minutes
+            fields["last_request_at"] = (now - timedelta(minutes=float(fields.pop("idle_minutes")))).isoformat()
+        workload = Workload(ref=ref, **fields)
+    except (ValueError, TypeError) as exc:
+        fail(f"--target-state: {exc}", hint='Workload fields, e.g. \'{"replicas": 1, "gpus_per_replica": 1, "idle_minutes": 45}\'')
+    return Snapshot(time=now, workloads=(workload,), source="cli"), now
+
+
+def _at(text: str | None, start: datetime) -> datetime:
+    if text is None:
+        return start
+    try:
+        if text.startswith("+"):
+            return start + parse_duration(text[1:])
+        if "T" in text:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        clock = time.fromisoformat(text)
+        return datetime.combine(start.date(), clock, tzinfo=timezone.utc)
+    except ValueError:
+        fail(f"--at {text!r} is not a time", hint="use HH:MM (on the scenario's first day), +2h30m, or an ISO time")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(policy_app, name="policy")
