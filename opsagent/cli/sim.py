@@ -1,12 +1,128 @@
-"""`opsagent sim`: run a simulated GPU cluster scenario (placeholder while the simulator lands)."""
+"""`opsagent sim`: run a simulated GPU cluster scenario and show what happens.
+
+Thin: loads the scenario (a file or a builtin name), advances the simulator
+in steps, prints a row per step and a final state. It makes no decisions and
+writes nothing to the cluster; it only watches the scenario play out.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+from rich.table import Table
+
+from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
+from opsagent.cluster.sim import ScenarioError, SimCluster, builtin_names, builtin_scenario, load_scenario
+
+NOTABLE = {"FailedScheduling", "BackOff", "Failed", "ProgressDeadlineExceeded", "ScalingReplicaSet", "Started",
+           "Completed", "Queued", "NodeNotReady", "NodeNotSchedulable", "DeploymentRollback", "ImageChanged"}
+
+
+def _load(name: str):
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_scenario(path)
+    if name in builtin_names():
+        return builtin_scenario(name)
+    raise ScenarioError(f"no such scenario file or builtin (builtins: {', '.join(builtin_names())})", file=name)
+
+
+def _row(sim: SimCluster, since) -> dict[str, Any]:
+    snap = sim.snapshot()
+    stats = sim.stats()
+    idle = sum(len(p.gpu_ids) for w in snap.workloads if not w.request_rate for p in snap.pods_of(w.ref))
+    notable = Counter()
+    for e in sim.events_since(since):
+        if e.time > since and e.reason in NOTABLE and not (e.reason == "Started" and e.kind == "Pod"):
+            notable[f"{e.reason} {e.namespace + '/' if e.namespace else ''}{e.name}"] += 1
+    return {
+        "time": snap.time.isoformat(), "gpus_allocated": stats.gpus_allocated,
+        "gpus_busy": round(sum(g.utilization for g in snap.gpus()) / 100.0, 2), "gpus_idle": idle,
+        "pods_pending": stats.pods_pending, "jobs_queued": stats.jobs_waiting, "jobs_running": stats.jobs_running,
+        "pending_requests": stats.pending_requests,
+        "events": [f"{k} (x{n})" if n > 1 else k for k, n in notable.items()],
+    }
+
+
+def run(scenario_name: str, *, hours: float | None, step_minutes: float, seed: int | None) -> dict[str, Any]:
+    """Load and run a scenario; return the report as JSON-able data."""
+    scenario = _load(scenario_name)
+    sim = SimCluster(scenario, seed=seed)
+    total = timedelta(hours=hours) if hours is not None else scenario.duration
+    step = timedelta(minutes=step_minutes)
+    end = sim.now + total
+    rows = []
+    while sim.now < end:
+        since = sim.now
+        sim.advance(min(step, end - sim.now))
+        rows.append(_row(sim, since))
+    snap = sim.snapshot()
+    stats = sim.stats()
+    return {
+        "scenario": scenario.name, "seed": sim.seed, "start": scenario.start.isoformat(), "end": sim.now.isoformat(),
+        "rows": rows,
+        "workloads": [{
+            "workload": w.key, "replicas": w.replicas, "ready": w.ready_replicas, "gpus_held": snap.gpus_held_by(w.ref),
+            "request_rate": w.request_rate, "gpu_utilization": w.gpu_utilization,
+            "throughput_factor": w.throughput_factor, "rollout": w.rollout.status, "rollout_reason": w.rollout.reason,
+            "revision": w.revision, "pending_requests": int(w.annotations.get("opsagent.dev/pending-requests", 0)),
+        } for w in snap.workloads],
+        "jobs": [{"job": j.key, "gpus": j.gpus, "state": j.state, "node": j.node} for j in snap.jobs],
+        "stats": stats.model_dump(mode="json", exclude={"samples"}),
+        "chat": [{"time": c["time"].isoformat(), "actor": c["actor"], "text": c["text"]} for c in sim.chat_log],
+    }
+
+
+def _print(report: dict[str, Any]) -> None:
+    table = Table(title=f"{report['scenario']} (seed {report['seed']})")
+    for col in ("time", "GPUs held", "busy", "idle", "pending pods", "jobs q/run", "waiting req", "notable events"):
+        table.add_column(col)
+    for r in report["rows"]:
+        events = "; ".join(r["events"][:4]) + (f"; +{len(r['events']) - 4} more" if len(r["events"]) > 4 else "")
+        table.add_row(r["time"][5:16].replace("T", " "), str(r["gpus_allocated"]), f"{r['gpus_busy']:.2f}",
+                      str(r["gpus_idle"]), str(r["pods_pending"]), f"{r['jobs_queued']}/{r['jobs_running']}",
+                      str(r["pending_requests"]), events)
+    console.print(table)
+    final = Table(title=f"state at {report['end'][:16].replace('T', ' ')}")
+    for col in ("workload", "ready/replicas", "GPUs", "req/s", "GPU %", "speed", "rollout"):
+        final.add_column(col)
+    for w in report["workloads"]:
+        util = "-" if w["gpu_utilization"] is None else f"{w['gpu_utilization']:.0f}"
+        rollout = w["rollout"] + (f" ({w['rollout_reason']})" if w["rollout"] != "complete" else "")
+        final.add_row(w["workload"], f"{w['ready']}/{w['replicas']}", str(w["gpus_held"]), f"{w['request_rate'] or 0:.1f}",
+                      util, f"{w['throughput_factor']:.2f}", rollout)
+    for j in report["jobs"]:
+        final.add_row(f"job {j['job']}", "", str(j["gpus"]), "", "", "", j["state"])
+    console.print(final)
+    s = report["stats"]
+    console.print(f"GPU-hours held {s['gpu_hours_allocated']:.1f}, busy {s['gpu_hours_busy']:.1f}, "
+                  f"[bold]held idle {s['gpu_hours_idle']:.1f}[/]; jobs started {s['jobs_started']}, "
+                  f"finished {s['jobs_finished']}, waiting {s['jobs_waiting']}")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("sim")
-    def sim_command() -> None:
-        """Run a simulated cluster scenario.\n\nExample: opsagent sim demo --hours 2"""
-        typer.echo("the simulator is not available yet")
+    def sim_command(
+        scenario: str = typer.Argument("demo", help="Scenario file (YAML) or builtin name.", envvar="OPSAGENT_SCENARIO"),
+        hours: Optional[float] = typer.Option(None, "--hours", min=0, help="Simulated hours to run (default: the scenario's duration).", envvar="OPSAGENT_SIM_HOURS"),
+        step_minutes: float = typer.Option(60.0, "--step-minutes", min=1, help="Minutes per output row.", envvar="OPSAGENT_SIM_STEP_MINUTES"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Override the scenario's random seed.", envvar="OPSAGENT_SIM_SEED"),
+        output: Output = OutputOpt,
+    ) -> None:
+        """Run a simulated GPU cluster scenario and show, step by step, GPUs held, busy and idle,
+        pending pods, queued jobs and notable events, then the final state and GPU-hours held idle.
+
+        Example: opsagent sim demo --hours 6 --step-minutes 30
+        """
+        try:
+            report = run(scenario, hours=hours, step_minutes=step_minutes, seed=seed)
+        except ScenarioError as exc:
+            fail(str(exc), hint="check the scenario against docs/simulator.md, or run `opsagent sim demo`")
+        if output == Output.json:
+            print_json(report)
+        else:
+            _print(report)

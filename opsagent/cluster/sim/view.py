@@ -1,0 +1,143 @@
+"""What the simulator shows: its mutable state copied into frozen domain types, and its figures.
+
+Snapshots are built with pydantic's `model_construct` (no re-validation): the
+engine's state is already consistent, and a 10,000-workload snapshot has to be
+cheap. This module reads engine state and never changes it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsagent.model import (
+    Event,
+    GpuDevice,
+    Job,
+    Node,
+    Pod,
+    Revision,
+    RolloutState,
+    Snapshot,
+    Workload,
+
+)
+
+if TYPE_CHECKING:
+    from opsagent.cluster.sim.engine import SimCluster
+
+
+class SimStats(BaseModel):
+    """Cumulative figures of a simulation run. Also readable as `stats["gpu_hours_idle"]`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time: datetime
+    gpu_total: int
+    gpus_allocated: int = Field(description="held now, by pods or jobs")
+    gpu_hours_allocated: float
+    gpu_hours_busy: float = Field(description="utilisation-weighted")
+    gpu_hours_idle: float = Field(description="held by a workload that had no requests")
+    jobs_started: int
+    jobs_finished: int
+    jobs_waiting: int
+    jobs_running: int
+    pods_pending: int
+    pending_requests: int = Field(description="requests waiting now for a workload with nothing ready")
+    requests_total: int
+    samples: tuple[dict[str, Any], ...] = Field(default=(), description="hourly: time, gpus_allocated, gpus_busy, ...")
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+def build_stats(sim: "SimCluster") -> SimStats:
+    acc = sim.acc
+    return SimStats(
+        time=sim.now, gpu_total=sum(len(n.gpus) for n in sim.nodes), gpus_allocated=sim.allocated,
+        gpu_hours_allocated=round(acc["gpu_hours_allocated"], 4), gpu_hours_busy=round(acc["gpu_hours_busy"], 4),
+        gpu_hours_idle=round(acc["gpu_hours_idle"], 4), jobs_started=acc["jobs_started"],
+        jobs_finished=acc["jobs_finished"], jobs_waiting=sum(1 for j in sim.jobs if j.state == "queued"),
+        jobs_running=sum(1 for j in sim.jobs if j.state == "running"),
+        pods_pending=sum(1 for p in sim.pods.values() if p.phase == "Pending"),
+        pending_requests=sum(w.pending_requests for w in sim.workloads.values()),
+        requests_total=acc["requests_total"], samples=tuple(dict(s) for s in sim.samples),
+    )
+
+
+def events(sim: "SimCluster", since: datetime) -> list[Event]:
+    return [
+        Event.model_construct(time=t, namespace=ns, kind=kind, name=name, type=type_, reason=reason, message=message)
+        for (t, ns, kind, name, type_, reason, message) in sim.events
+        if t >= since
+    ]
+
+
+def build_snapshot(sim: "SimCluster") -> Snapshot:
+    now = sim.now
+    nodes = tuple(
+        Node.model_construct(
+            name=n.name, ready=n.ready, cordoned=n.cordoned, labels=dict(n.labels),
+            gpus=tuple(
+                GpuDevice.model_construct(
+                    id=g.id, node=g.node, model=g.model, memory_mib=g.memory_mib, pcie_link_width=g.link,
+                    switch_group=g.switch, numa_node=g.numa, holder=g.holder, held_since=g.held_since,
+                    utilization=float(g.utilization),
+                )
+                for g in n.gpus
+            ),
+        )
+        for n in sim.nodes
+    )
+    workloads = []
+    pods = []
+    for w in sim.workloads.values():
+        ref = w.ref
+        ready = 0
+        held = 0
+        util_sum = 0.0
+        factor = 1.0
+        for p in w.pods:
+            ready += p.ready
+            held += len(p.gpus)
+            util_sum += sum(g.utilization for g in p.gpus)
+            if p.gpus and w.tensor_parallel:
+                factor = min(factor, p.factor)
+            pods.append(Pod.model_construct(
+                namespace=p.namespace, name=p.name, workload=ref, phase=p.phase, reason=p.reason,
+                message=p.message, node=p.node, gpu_ids=tuple(g.id for g in p.gpus), restarts=p.restarts,
+                ready=p.ready, revision=p.revision, started_at=p.started_at, labels=dict(p.labels), annotations={},
+            ))
+        annotations = dict(w.annotations)
+        if w.pending_requests:
+            annotations["opsagent.dev/pending-requests"] = str(w.pending_requests)
+            annotations["opsagent.dev/pending-since"] = w.pending_since.isoformat() if w.pending_since else ""
+        workloads.append(Workload.model_construct(
+            ref=ref, replicas=w.replicas, ready_replicas=ready, revision=w.revision, image=w.image,
+            gpus_per_replica=w.gpus, memory_mib=w.memory_mib, gpu_requirement=w.requirement,
+            tensor_parallel=w.tensor_parallel, labels=dict(w.labels), annotations=annotations,
+            last_request_at=w.last_request_at, request_rate=float(w.rps),
+            gpu_utilization=round(util_sum / held, 1) if held else (0.0 if w.gpus else None),
+            throughput_factor=float(factor),
+            rollout=RolloutState.model_construct(status=w.rollout_status, reason=w.rollout_reason,
+                                                 message=w.rollout_message, revision=w.revision, since=w.rollout_since),
+            history=tuple(Revision.model_construct(revision=r.number, image=r.image, created_at=r.created_at,
+                                                   change_cause=r.change_cause) for r in w.revisions),
+        ))
+    jobs = tuple(
+        Job.model_construct(namespace=j.namespace, name=j.name, gpus=j.gpus, state=j.state, submitted_at=j.submitted_at,
+                            started_at=j.started_at, finished_at=j.finished_at, duration_seconds=float(j.duration),
+                            node=j.node, gpu_ids=tuple(g.id for g in j.devices))
+        for j in sim.jobs
+    )
+    from opsagent.cluster.sim.engine import EVENT_WINDOW
+
+    return Snapshot.model_construct(
+        time=now, workloads=tuple(workloads), pods=tuple(pods), nodes=nodes, jobs=jobs,
+        events=tuple(events(sim, now - EVENT_WINDOW)), source="sim", notes=(),
+    )
+
+
+
