@@ -1,0 +1,216 @@
+"""`opsagent audit`: read, search, export and verify the audit log.
+
+Thin: each command opens the `AuditStore`, calls one method and prints. It never
+appends to or changes the log (search only refreshes the full-text index).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore
+from opsagent.cli.common import DbOpt, console, fail, print_json
+from opsagent.clock import RealClock, parse_duration
+
+
+class AuditOutput(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+OutOpt = typer.Option(AuditOutput.table, "--output", "-o", envvar="OPSAGENT_OUTPUT",
+                      help="table for people; json, jsonl or csv for scripts.")
+_DURATION = re.compile(r"^\s*[\d.]+\s*[smhd]?([\d.]+[smhd])*\s*$", re.IGNORECASE)
+
+audit_app = typer.Typer(help="Read, search, export and verify the audit log.\n\nExample: opsagent audit list --since 2h",
+                        no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+
+
+def parse_when(text: str | None, *, option: str, now: datetime | None = None) -> datetime | None:
+    """An ISO time, or a duration meaning that long ago ('2h' = the last two hours)."""
+    if text is None:
+        return None
+    if _DURATION.match(text):
+        return (now or RealClock().now()) - parse_duration(text)
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        fail(f"{option}: cannot read {text!r} as a time", hint="use an ISO time (2026-01-05T14:00) or a duration (90m, 2h, 1d)")
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def open_store(db: Path) -> AuditStore:
+    if not db.exists():
+        fail(f"no audit database at {db}", hint="point --db (or OPSAGENT_DB) at the file the daemon writes")
+    try:
+        return AuditStore(db)
+    except AuditError as exc:
+        fail(str(exc), hint="is it an opsagent database?")
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = "" if value is None else (json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_records(records: list[AuditRecord], output: AuditOutput, *, title: str = "audit log") -> None:
+    if output is AuditOutput.json:
+        print_json(records)
+    elif output is AuditOutput.jsonl:
+        for r in records:
+            sys.stdout.write(json.dumps(r.model_dump(mode="json"), sort_keys=True) + "\n")
+    elif output is AuditOutput.csv:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(AuditRecord.model_fields))
+        writer.writeheader()
+        for r in records:
+            writer.writerow(r.flat())
+        sys.stdout.write(buf.getvalue())
+    else:
+        table = Table(title=title)
+        for col in ("id", "time", "kind", "actor", "tool", "target", "decision", "outcome", "summary"):
+            table.add_column(col, overflow="fold")
+        for r in records:
+            target = f"{r.namespace}/{r.workload}" if r.workload else (r.namespace or "")
+            table.add_row(str(r.id), r.time.strftime("%Y-%m-%d %H:%M:%S"), r.kind, r.actor, r.tool or "", target,
+                          r.decision or "", r.outcome or "", _short(r.summary))
+        console.print(table)
+
+
+@audit_app.command("list")
+def list_cmd(
+    since: str = typer.Option(None, "--since", help="ISO time or duration (2h = the last 2 hours)."),
+    until: str = typer.Option(None, "--until", help="ISO time or duration (30m = until 30 minutes ago)."),
+    actor: str = typer.Option(None, "--actor", help="Who acted: a person, daemon, wake-proxy."),
+    tool: str = typer.Option(None, "--tool", help="Tool name, e.g. scale_workload."),
+    namespace: str = typer.Option(None, "--namespace", "-n", help="Namespace of the target."),
+    workload: str = typer.Option(None, "--workload", help="Workload name of the target."),
+    outcome: str = typer.Option(None, "--outcome", help="ok, error, denied, pending, approved, rejected, expired, invalid."),
+    decision: str = typer.Option(None, "--decision", help="allow, deny or require_approval."),
+    kind: str = typer.Option(None, "--kind", help="proposal, decision, approval, result or run."),
+    run_id: str = typer.Option(None, "--run", help="Only rows of this agent run."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many rows, newest first."),
+    output: AuditOutput = OutOpt,
+    db: Path = DbOpt,
+) -> None:
+    """List audit rows, newest first.
+
+    Example: opsagent audit list --since 2h --namespace ml --outcome denied -o json
+    """
+    filters = AuditFilter(since=parse_when(since, option="--since"), until=parse_when(until, option="--until"),
+                          actor=actor, tool=tool, namespace=namespace, workload=workload, outcome=outcome,
+                          decision=decision, kind=kind, run_id=run_id, limit=limit)
+    with open_store(db) as store:
+        print_records(store.list(filters), output)
+
+
+@audit_app.command("show")
+def show_cmd(audit_id: int = typer.Argument(..., help="Audit row id."), output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+    """Show the whole story of one action: finding, proposal, decision, approval, result.
+
+    Example: opsagent audit show 42
+    """
+    with open_store(db) as store:
+        story = store.show(audit_id)
+    if story is None:
+        fail(f"no audit row {audit_id}", hint="find ids with: opsagent audit list")
+    if output is AuditOutput.json:
+        print_json(story)
+        return
+    print_records(story.rows, output, title=f"audit row {audit_id} and its story")
+
+
+@audit_app.command("search")
+def search_cmd(text: str = typer.Argument(..., help="Words to find in summaries, tools, arguments, rule names, messages."),
+               limit: int = typer.Option(50, "--limit", min=1), output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+    """Full-text search of the audit log (every word must match).
+
+    Example: opsagent audit search "llm free-idle-gpus"
+    """
+    with open_store(db) as store:
+        print_records(store.search(text, limit=limit), output, title=f"audit rows matching {text!r}")
+
+
+@audit_app.command("stats")
+def stats_cmd(since: str = typer.Option(None, "--since", help="ISO time or duration (7d = the last week)."),
+              output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+    """Actions per tool and outcome, denials per rule, approvals waiting, GPU-hours freed, LLM tokens.
+
+    Example: opsagent audit stats --since 7d -o json
+    """
+    with open_store(db) as store:
+        s = store.stats(since=parse_when(since, option="--since"))
+    if output is not AuditOutput.table:
+        print_json(s)
+        return
+    actions = Table(title="actions (results per tool and outcome)")
+    for col in ("tool", "outcome", "count"):
+        actions.add_column(col)
+    for a in s.actions:
+        actions.add_row(a.tool or "", a.outcome or "", str(a.count))
+    console.print(actions)
+    denials = Table(title="denials per rule")
+    for col in ("rule file", "rule", "count"):
+        denials.add_column(col)
+    for d in s.denials:
+        denials.add_row(d.rule_file or "", d.rule_name or "", str(d.count))
+    console.print(denials)
+    console.print(f"rows: {s.rows}   approvals waiting: {s.approvals_waiting}   GPU-hours freed: {s.gpu_hours_freed:g}   "
+                  f"GPUs freed: {s.gpus_freed:g}   LLM calls: {s.llm_calls} "
+                  f"(prompt tokens {s.prompt_tokens}, completion tokens {s.completion_tokens})", highlight=False)
+
+
+@audit_app.command("export")
+def export_cmd(fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or csv."),
+               out: Path = typer.Option(None, "--out", help="File to write; standard output if omitted."),
+               since: str = typer.Option(None, "--since", help="ISO time or duration."),
+               db: Path = DbOpt) -> None:
+    """Export every row (oldest first) as JSON lines or CSV, hashes included.
+
+    Example: opsagent audit export --format csv --out audit.csv
+    """
+    if fmt not in EXPORT_FORMATS:
+        fail(f"--format: unknown format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
+    filters = AuditFilter(since=parse_when(since, option="--since"), limit=None)
+    with open_store(db) as store:
+        if out is None:
+            store.export(sys.stdout, fmt=fmt, filters=filters)
+            return
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            count = store.export(handle, fmt=fmt, filters=filters)
+    console.print(f"wrote {count} rows to {out}", highlight=False)
+
+
+@audit_app.command("verify")
+def verify_cmd(output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+    """Recompute the hash chain. Exit 0 when intact; exit 1 naming the first bad row.
+
+    Example: opsagent audit verify
+    """
+    with open_store(db) as store:
+        report = store.verify()
+    if output is not AuditOutput.table:
+        print_json(report)
+    elif report.ok:
+        console.print(f"[green]intact[/]: {report.rows} rows, head hash {report.head_hash}", highlight=False)
+    else:
+        console.print(f"[bold red]broken[/]: {report.problem}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
