@@ -1,0 +1,267 @@
+"""The agent's LangGraph: plan → act → (await_approval) → verify → finish.
+
+- plan: checks the budgets first (steps, tokens, seconds), then asks the
+  current planner for the next calls; LLM failures are counted and, after
+  `max_failures` in a row, the run switches to the offline planner and the
+  audit log says so.
+- act: hands each proposed call to `Gate.submit` (the only way a tool runs),
+  after checking the audit log for a result already recorded under the step's
+  idempotency key. Results go back to the model as ToolMessages; denied and
+  invalid calls are data the model can correct.
+- await_approval: `interrupt()` first, mutation after: on resume it calls
+  `Gate.run_approved` exactly once and feeds the result back.
+- verify: re-observes and re-detects; a finding no longer reported (and a
+  playbook verify check that passes) ends the run.
+- finish: records the run's totals (calls, tokens, model) as a `run` entry.
+
+Nodes are small and return `Command`s so the next steps are in their
+signatures. The graph holds no cluster reference: only the gate writes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Literal
+
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+
+from opsagent.agent.config import AgentConfig
+from opsagent.agent.ledger import call_id, recorded_result, result_key
+from opsagent.agent.planners import PlanInput, Planner
+from opsagent.agent.playbook_view import is_resolved
+from opsagent.agent.state import AgentState
+from opsagent.approvals import ApprovalError
+from opsagent.clock import Clock
+from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult
+
+MAX_TOOL_TEXT = 2000
+
+
+@dataclass
+class Deps:
+    """What the graph's nodes may use. The gate is the only thing that can change the cluster."""
+
+    gate: Any
+    observe: Callable[[], Snapshot]
+    detect_fn: Callable[[Snapshot], list[Finding]]
+    playbooks: Any | None
+    policy: Any | None
+    recorder: Any
+    clock: Clock
+    config: AgentConfig
+    planners: dict[str, Planner]
+    settle: Callable[[], None] | None = None
+    approvals: Any | None = None      # ApprovalQueue: runs an approved call at most once
+
+    def run_approved(self, approval: Approval, *, approver: str) -> ToolResult:
+        run = lambda a: self.gate.run_approved(_without_call_id(a), approver=approver)  # noqa: E731
+        if self.approvals is None or not hasattr(self.approvals, "execute"):
+            return run(approval)
+        try:
+            return self.approvals.execute(approval.id, run=run, actor=approver)
+        except ApprovalError as exc:  # already executed, interrupted, not approved: nothing runs again
+            return ToolResult(status="error", tool=approval.call.tool, approval_id=approval.id, message=str(exc)[:500])
+
+    def policy_summary(self) -> str:
+        summary = getattr(self.policy, "summary", None)
+        return str(summary()) if callable(summary) else ""
+
+    def playbook_for(self, finding: Finding | None, snapshot: Snapshot) -> Any | None:
+        if finding is None or self.playbooks is None:
+            return None
+        return self.playbooks.for_finding(finding, snapshot)
+
+    def record_run(self, state: AgentState, summary: str, *, outcome: str = "info", key: str | None = None, **fields: Any) -> int:
+        finding = state.get("finding") or {}
+        entry = AuditEntry(
+            time=self.clock.now(), kind="run", actor=state.get("actor", "daemon"), channel=state.get("channel", "daemon"),
+            run_id=state.get("run_id"), finding_id=f"{finding['kind']}:{finding['subject']}" if finding else None,
+            message=state.get("message"), outcome=outcome, summary=summary[:1000],  # type: ignore[arg-type]
+            idempotency_key=f"{state.get('run_id')}:run:{key}" if key else None, **fields,
+        )
+        return self.recorder.record(entry)
+
+
+def _without_call_id(approval: Approval) -> Approval:
+    """The gate keys its audit entries by call id; clear it so the approved run gets its own keys."""
+    return approval.model_copy(update={"call": approval.call.model_copy(update={"id": None})})
+
+
+def _finding(state: AgentState) -> Finding | None:
+    raw = state.get("finding")
+    return Finding.model_validate(raw) if raw else None
+
+
+def tool_text(result: ToolResult) -> str:
+    """What the model reads back: status, message and a little data, as compact JSON."""
+    payload: dict[str, Any] = {"status": result.status, "message": result.message}
+    if result.data:
+        payload["data"] = result.data
+    text = json.dumps(payload, default=str, separators=(",", ":"))
+    return text if len(text) <= MAX_TOOL_TEXT else text[: MAX_TOOL_TEXT - 20] + "…(truncated)"
+
+
+def result_row(step: int, tool: str, args: dict[str, Any], result: ToolResult, *, key: str, reused: bool) -> dict[str, Any]:
+    return {"step": step, "tool": tool, "args": args, "status": result.status, "message": result.message[:500],
+            "approval_id": result.approval_id, "audit_id": result.audit_id, "key": key, "reused": reused}
+
+
+def budget_problem(deps: Deps, state: AgentState) -> str | None:
+    """Why the run must stop now, or None. Computed before any planning."""
+    cfg = deps.config
+    if state.get("steps", 0) >= cfg.max_steps:
+        return f"step budget exhausted ({cfg.max_steps} rounds)"
+    tokens = state.get("prompt_tokens", 0) + state.get("completion_tokens", 0)
+    if tokens >= cfg.max_tokens:
+        return f"token budget exhausted ({tokens} of {cfg.max_tokens})"
+    started = datetime.fromisoformat(state["started_at"])
+    elapsed = (deps.clock.now() - started).total_seconds()
+    if elapsed > cfg.max_seconds:
+        return f"time budget exhausted ({elapsed:.0f}s of {cfg.max_seconds:.0f}s)"
+    return None
+
+
+def build_graph(deps: Deps) -> StateGraph:
+    def plan(state: AgentState) -> Command[Literal["act", "verify", "finish", "plan"]]:
+        problem = budget_problem(deps, state)
+        if problem is not None:
+            return Command(goto="finish", update={"status": "budget_exhausted", "report": problem})
+        snapshot = deps.observe()
+        finding = _finding(state)
+        planner = deps.planners[state["planner"]]
+        result = planner.plan(PlanInput(
+            run_id=state["run_id"], kind=state["kind"], actor=state["actor"], finding=finding, message=state.get("message"),
+            snapshot=snapshot, playbook=deps.playbook_for(finding, snapshot), results=list(state.get("results", [])),
+            messages=list(state.get("messages", [])), policy_summary=deps.policy_summary(),
+        ))
+        n_calls = state.get("llm_calls", 0) + result.llm_calls
+        update: dict[str, Any] = {
+            "llm_calls": n_calls,
+            "prompt_tokens": state.get("prompt_tokens", 0) + result.prompt_tokens,
+            "completion_tokens": state.get("completion_tokens", 0) + result.completion_tokens,
+            "messages": list(result.new_messages),
+        }
+        if result.llm_calls:
+            deps.record_run(state, f"llm call {n_calls}" + (f" failed: {result.failure}" if result.failure else ""),
+                            outcome="error" if result.failure else "info", key=f"llm{n_calls}", model=result.model,
+                            prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
+        if result.failure is not None:
+            failures = state.get("failures", 0) + 1
+            update["failures"] = failures
+            if failures >= deps.config.max_failures and "offline" in deps.planners and state["planner"] != "offline":
+                deps.record_run(state, f"planner {planner.name} failed {failures} times in a row ({result.failure}); "
+                                       "falling back to the offline planner", outcome="error", key=f"fallback{n_calls}",
+                                model=result.model, data={"from": planner.name, "to": "offline", "reason": result.failure})
+                update.update(planner="offline", fell_back=True, failures=0)
+                return Command(goto="plan", update=update)
+            if not result.calls:
+                return Command(goto="plan", update=update)
+        else:
+            update["failures"] = 0
+        if result.done or not result.calls:
+            update["report"] = result.text
+            update["planner_done"] = True
+            return Command(goto="verify" if finding is not None else "finish", update=update)
+        step = state.get("steps", 0) + 1
+        reply = any(isinstance(m, AIMessage) for m in result.new_messages)
+        update["steps"] = step
+        update["proposed"] = [{"tool": c.tool, "args": c.args, "llm_id": c.id if reply else None, "id": call_id(step, i)}
+                              for i, c in enumerate(result.calls)]
+        return Command(goto="act", update=update)
+
+    def act(state: AgentState) -> Command[Literal["plan", "verify", "await_approval"]]:
+        rows, messages, pending = [], [], None
+        finding = _finding(state)
+        for item in state.get("proposed", []):
+            if pending is not None:
+                text = json.dumps({"status": "skipped", "message": f"not run: approval {pending} for an earlier call is pending"})
+                if item["llm_id"]:
+                    messages.append(ToolMessage(content=text, tool_call_id=item["llm_id"], name=item["tool"], status="error"))
+                continue
+            call = ToolCall(tool=item["tool"], args=item["args"], actor=state["actor"], channel=state.get("channel", "daemon"),  # type: ignore[arg-type]
+                            finding_id=finding.id if finding else None, message=state.get("message"),
+                            planner=deps.planners[state["planner"]].name, id=item["id"])
+            key = result_key(state["run_id"], call)
+            earlier = recorded_result(deps.recorder, key, tool=call.tool)
+            result = earlier if earlier is not None else deps.gate.submit(call, run_id=state["run_id"])
+            rows.append(result_row(state.get("steps", 0), call.tool, call.args, result, key=key, reused=earlier is not None))
+            if item["llm_id"]:
+                messages.append(ToolMessage(content=tool_text(result), tool_call_id=item["llm_id"], name=call.tool,
+                                            status="success" if result.ok else "error"))
+            if result.status == "pending_approval":
+                pending = result.approval_id
+        update: dict[str, Any] = {"results": rows, "messages": messages, "proposed": [], "pending_approval": pending}
+        if pending is not None:
+            update["status"] = "waiting_approval"
+            return Command(goto="await_approval", update=update)
+        return Command(goto="verify" if finding is not None else "plan", update=update)
+
+    def await_approval(state: AgentState) -> Command[Literal["plan", "verify"]]:
+        approval_id = state["pending_approval"]
+        asked = next((r for r in reversed(state.get("results", [])) if r.get("approval_id") == approval_id), {})
+        answer = interrupt({"run_id": state["run_id"], "approval_id": approval_id, "tool": asked.get("tool"),
+                            "args": asked.get("args"), "message": asked.get("message")})
+        # Everything below runs once, after a person decided: the node restarts from the top on resume.
+        decided, approver = str(answer.get("decided_state")), str(answer.get("approver") or "")
+        tool = str(asked.get("tool") or "")
+        if decided == "approved" and answer.get("approval"):
+            approval = Approval.model_validate(answer["approval"])
+            key = result_key(approval.thread_id or "adhoc", _without_call_id(approval).call, nonce=f"approval{approval.id}")
+            earlier = recorded_result(deps.recorder, key, tool=approval.call.tool)
+            result = earlier if earlier is not None else deps.run_approved(approval, approver=approver)
+            row = result_row(state.get("steps", 0), approval.call.tool, approval.call.args, result, key=key, reused=earlier is not None)
+        else:
+            result = ToolResult(status="denied", tool=tool, approval_id=approval_id,
+                                message=f"approval {approval_id} was {decided}" + (f" by {approver}" if approver else ""))
+            row = result_row(state.get("steps", 0), tool, asked.get("args") or {}, result, key="", reused=False)
+        row["approval_id"] = approval_id
+        update: dict[str, Any] = {"results": [row], "pending_approval": None, "status": "running",
+                                  "started_at": deps.clock.now().isoformat()}
+        if any(isinstance(m, AIMessage) for m in state.get("messages", [])):
+            update["messages"] = [HumanMessage(f"Approval {approval_id} for {tool} was {decided}. Result: {tool_text(result)}")]
+        return Command(goto="verify" if state.get("finding") else "plan", update=update)
+
+    def verify(state: AgentState) -> Command[Literal["plan", "finish"]]:
+        finding = _finding(state)
+        assert finding is not None
+        if deps.settle is not None:
+            deps.settle()
+        snapshot = deps.observe()
+        still_open = any(f.id == finding.id for f in deps.detect_fn(snapshot))
+        playbook = deps.playbook_for(finding, snapshot)
+        resolved = is_resolved(playbook, finding, snapshot, finding_open=still_open)
+        if resolved:
+            return Command(goto="finish", update={"resolved": True})
+        if state.get("planner_done"):
+            return Command(goto="finish", update={"resolved": False})
+        return Command(goto="plan", update={"resolved": False})
+
+    def finish(state: AgentState) -> dict[str, Any]:
+        status = state.get("status")
+        status = status if status in ("budget_exhausted", "failed") else "done"
+        report = state.get("report") or ""
+        if state.get("resolved") is True:
+            report = (f"Resolved {state['finding']['kind']}:{state['finding']['subject']}. " + report).strip()
+        elif state.get("resolved") is False and status == "done":
+            report = ("Finding still open. " + report).strip()
+        model = next((p.model_name for p in deps.planners.values() if hasattr(p, "model_name")), None)
+        deps.record_run(state, f"run {status}: {report}", outcome="ok" if status == "done" else "error", key="finished",
+                        model=model if state.get("llm_calls") else None,
+                        prompt_tokens=state.get("prompt_tokens", 0), completion_tokens=state.get("completion_tokens", 0),
+                        data={"llm_calls": state.get("llm_calls", 0), "steps": state.get("steps", 0), "planner": state.get("planner"),
+                              "fell_back": state.get("fell_back", False), "resolved": state.get("resolved")})
+        return {"status": status, "report": report}
+
+    graph = StateGraph(AgentState)
+    graph.add_node("plan", plan)
+    graph.add_node("act", act)
+    graph.add_node("await_approval", await_approval)
+    graph.add_node("verify", verify)
+    graph.add_node("finish", finish)
+    graph.add_edge(START, "plan")
+    graph.add_edge("finish", END)
+    return graph

@@ -1,0 +1,48 @@
+"""Idempotency for agent steps: a call already executed is never executed again.
+
+Each call the agent submits gets a call id derived from the run step
+(`s{step}c{index}`), so the gate's audit keys (`run:call:hash:kind`) are the
+same after a restart. Before submitting, the agent asks the recorder for the
+`result` entry under that key; when it exists, the recorded result is reused
+instead of running the tool a second time. Reads only; never writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsagent.model import ToolCall, ToolResult
+
+_STATUS = {"ok": "ok", "error": "error", "denied": "denied", "pending": "pending_approval", "invalid": "invalid"}
+
+
+def call_id(step: int, index: int) -> str:
+    return f"s{step}c{index}"
+
+
+def result_key(run_id: str, call: ToolCall, *, nonce: str | None = None) -> str:
+    """The key the gate stores a call's `result` entry under."""
+    return f"{run_id}:{call.id or nonce}:{call.args_hash()[:12]}:result"
+
+
+def recorded_result(recorder: Any, key: str, *, tool: str) -> ToolResult | None:
+    """The result already recorded under `key`, or None if the call never finished."""
+    find = getattr(recorder, "find_by_key", None)
+    if callable(find):
+        record = find(key)
+        if record is None:
+            return None
+        outcome, summary, data, approval_id, audit_id = (record.outcome, record.summary, record.data,
+                                                        record.approval_id, record.id)
+    else:
+        entries = getattr(recorder, "entries", None)
+        if entries is None:
+            return None
+        found = [(i + 1, e) for i, e in enumerate(entries) if e.idempotency_key == key]
+        if not found:
+            return None
+        audit_id, entry = found[0]
+        outcome, summary, data, approval_id = entry.outcome, entry.summary, entry.data, entry.approval_id
+    status = _STATUS.get(outcome or "", "error")
+    return ToolResult(status=status, tool=tool, message=summary or "", data=dict(data or {}),  # type: ignore[arg-type]
+                      approval_id=approval_id, audit_id=audit_id)

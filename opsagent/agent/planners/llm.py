@@ -1,0 +1,87 @@
+"""The LLM planner: one chat-model call per round, tools bound from the tools' input models.
+
+The model (ChatOllama from `opsagent.agent.models`, or a scripted model in
+tests) sees the system prompt, the task with fenced cluster data, and every
+earlier tool result. Its output is untrusted: calls to unknown tools and
+malformed arguments are flagged as failures (the gate still refuses them, and
+the model gets the error back to correct itself); connection errors,
+timeouts and empty answers are failures too. The graph counts failures in a
+row and falls back to the offline planner. This module never runs a tool and
+never imports the Ollama client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from opsagent.agent.planners import Plan, PlanInput, ProposedCall
+from opsagent.agent.playbook_view import guidance_of
+from opsagent.agent.prompts import system_prompt, task_prompt
+
+
+def tool_specs(tools: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenAI/Ollama-style function specs from each tool's pydantic input model and description."""
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description,
+                                          "parameters": t.input_model.model_json_schema()}}
+        for t in tools.values()
+    ]
+
+
+def usage_of(message: AIMessage) -> tuple[int, int]:
+    """(prompt tokens, completion tokens) from usage_metadata, or Ollama's counts."""
+    usage = message.usage_metadata or {}
+    if usage:
+        return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    meta = message.response_metadata or {}
+    return int(meta.get("prompt_eval_count") or 0), int(meta.get("eval_count") or 0)
+
+
+class LlmPlanner:
+    def __init__(self, model: BaseChatModel, *, tools: dict[str, Any], model_name: str,
+                 classify: Callable[[BaseException], str | None]) -> None:
+        self.model_name = model_name
+        self.name = f"llm:{model_name}"
+        self.tools = tools
+        self._bound = model.bind_tools(tool_specs(tools))
+        self._classify = classify
+
+    def first_messages(self, inp: PlanInput) -> list[BaseMessage]:
+        guidance = guidance_of(inp.playbook) if inp.playbook is not None else None
+        return [
+            SystemMessage(system_prompt(policy_summary=inp.policy_summary, guidance=guidance)),
+            HumanMessage(task_prompt(inp.snapshot, finding=inp.finding, message=inp.message, actor=inp.actor)),
+        ]
+
+    def plan(self, inp: PlanInput) -> Plan:
+        new: list[BaseMessage] = [] if inp.messages else self.first_messages(inp)
+        conversation = list(inp.messages) + new
+        try:
+            answer = self._bound.invoke(conversation)
+        except Exception as exc:  # boundary: classified, recorded by the graph, counted toward fallback
+            reason = self._classify(exc)
+            if reason is None:
+                raise
+            return Plan(failure=reason, new_messages=tuple(new), llm_calls=1, model=self.model_name)
+        if not isinstance(answer, AIMessage):
+            return Plan(failure=f"unexpected model output {type(answer).__name__}", new_messages=tuple(new),
+                        llm_calls=1, model=self.model_name)
+        prompt, completion = usage_of(answer)
+        common = dict(llm_calls=1, prompt_tokens=prompt, completion_tokens=completion, model=self.model_name)
+        if answer.invalid_tool_calls:
+            bad = answer.invalid_tool_calls[0]
+            return Plan(failure=f"malformed tool call {bad.get('name')!r}: {bad.get('error') or 'arguments are not a JSON object'}",
+                        new_messages=tuple(new), **common)
+        if answer.tool_calls:
+            calls = tuple(ProposedCall(tool=str(c["name"]), args=dict(c.get("args") or {}), id=str(c.get("id") or f"call-{i}"))
+                          for i, c in enumerate(answer.tool_calls))
+            unknown = [c.tool for c in calls if c.tool not in self.tools]
+            failure = f"unknown tool {unknown[0]!r}" if unknown else None
+            return Plan(calls=calls, new_messages=tuple(new) + (answer,), failure=failure, **common)
+        text = answer.content if isinstance(answer.content, str) else str(answer.content)
+        if text.strip():
+            return Plan(done=True, text=text.strip(), new_messages=tuple(new) + (answer,), **common)
+        return Plan(failure="no tool call and no answer", new_messages=tuple(new), **common)

@@ -1,0 +1,217 @@
+"""The agent's front door: run a finding or a chat message, resume after an approval.
+
+`Agent` wires the graph to its checkpointer (a SQLite file, so a run waiting
+for a person survives a restart) and turns graph state into a `RunReport`.
+It guards the LangGraph pitfalls: a thread waiting for approval is never
+restarted by new input, a finished thread is never silently "resumed" (a new
+epoch thread starts instead), and resuming an unknown thread is an error.
+It does not decide policy and never touches the cluster: the gate does.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsagent.agent.config import AgentConfig
+from opsagent.agent.graph import Deps, build_graph
+from opsagent.agent.planners import Planner
+from opsagent.agent.planners.offline import OfflinePlanner
+from opsagent.agent.state import AgentState, initial_state
+from opsagent.clock import Clock
+from opsagent.model import Approval, Finding, Snapshot
+
+
+class AgentError(Exception):
+    """A request the agent cannot serve (unknown run, not waiting, wrong approval)."""
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    status: str
+    message: str = ""
+    approval_id: int | None = None
+
+
+class RunReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    run_id: str
+    status: str
+    actions: list[Action] = Field(default_factory=list)
+    denied: list[Action] = Field(default_factory=list)
+    pending_approvals: list[int] = Field(default_factory=list)
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    planner: str = ""
+    fell_back: bool = False
+    resolved: bool | None = None
+    summary: str = ""
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def report_from(state: dict[str, Any], *, run_id: str) -> RunReport:
+    actions = [Action(tool=r["tool"], args=r.get("args") or {}, status=r["status"], message=r.get("message", ""),
+                      approval_id=r.get("approval_id")) for r in state.get("results", [])]
+    pending = [state["pending_approval"]] if state.get("pending_approval") is not None else []
+    return RunReport(
+        run_id=run_id, status=state.get("status", "running"), actions=actions,
+        denied=[a for a in actions if a.status in ("denied", "invalid")], pending_approvals=pending,
+        llm_calls=state.get("llm_calls", 0), prompt_tokens=state.get("prompt_tokens", 0),
+        completion_tokens=state.get("completion_tokens", 0), planner=state.get("planner", ""),
+        fell_back=state.get("fell_back", False), resolved=state.get("resolved"), summary=state.get("report", ""),
+    )
+
+
+def make_llm_planner(config: AgentConfig, tools: dict[str, Any]) -> Planner:
+    """The LLM planner over ChatOllama. Builds the client lazily: no request until the first plan."""
+    from opsagent.agent.models import classify_error, make_chat_model
+    from opsagent.agent.planners.llm import LlmPlanner
+
+    return LlmPlanner(make_chat_model(config), tools=tools, model_name=config.model, classify=classify_error)
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        gate: Any,
+        policy: Any | None,
+        playbooks: Any | None,
+        observe: Callable[[], Snapshot],
+        detect_fn: Callable[[Snapshot], list[Finding]],
+        planner: Literal["offline", "llm"] | Planner = "offline",
+        checkpoint_path: str | Path,
+        recorder: Any,
+        clock: Clock,
+        config: AgentConfig | None = None,
+        tools: dict[str, Any] | None = None,
+        approvals: Any | None = None,
+        settle: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config or AgentConfig()
+        self.clock, self.recorder, self.approvals = clock, recorder, approvals
+        if tools is None:
+            from tools import REGISTRY
+
+            tools = REGISTRY
+        planners: dict[str, Planner] = {"offline": OfflinePlanner()}
+        if planner == "llm":
+            primary: Planner = make_llm_planner(self.config, tools)
+        elif planner == "offline":
+            primary = planners["offline"]
+        else:
+            primary = planner  # type: ignore[assignment]
+        planners[primary.name] = primary
+        self.planner_name = primary.name
+        self.deps = Deps(gate=gate, observe=observe, detect_fn=detect_fn, playbooks=playbooks, policy=policy,
+                         recorder=recorder, clock=clock, config=self.config, planners=planners, settle=settle,
+                         approvals=approvals)
+        self._conn = sqlite3.connect(str(checkpoint_path), check_same_thread=False)
+        self.saver = SqliteSaver(self._conn)
+        self.saver.setup()
+        self.graph = build_graph(self.deps).compile(checkpointer=self.saver)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Agent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- runs -----------------------------------------------------------------
+
+    def reconcile_once(self) -> list[RunReport]:
+        """Observe, detect, and run the agent once per finding. A steady cluster costs no LLM call."""
+        snapshot = self.deps.observe()
+        return [self.handle_finding(f) for f in self.deps.detect_fn(snapshot)]
+
+    def handle_finding(self, finding: Finding) -> RunReport:
+        base = f"finding:{finding.id}"
+        epoch = 1
+        while True:
+            thread_id = base if epoch == 1 else f"{base}#{epoch}"
+            values, interrupted, unfinished = self._thread(thread_id)
+            if not values:
+                break
+            if interrupted:
+                return report_from(values, run_id=thread_id)  # waiting for a person: never start over
+            if unfinished:
+                return self._invoke(None, thread_id, values)  # a crash mid-run: carry on from the checkpoint
+            epoch += 1
+        state = initial_state(run_id=thread_id, kind="finding", finding=finding.model_dump(mode="json"), message=None,
+                              actor="daemon", channel="daemon", planner=self.planner_name, started_at=self.clock.now().isoformat())
+        self.deps.record_run(state, f"run started for {finding.id} with planner {self.planner_name}", key="started")
+        return self._invoke(state, thread_id, state)
+
+    def handle_message(self, text: str, *, actor: str, channel: str = "cli") -> RunReport:
+        thread_id = f"chat:{actor}:{uuid.uuid4().hex[:12]}"
+        state = initial_state(run_id=thread_id, kind="message", finding=None, message=text, actor=actor, channel=channel,
+                              planner=self.planner_name, started_at=self.clock.now().isoformat())
+        self.deps.record_run(state, f"run started for a message from {actor} with planner {self.planner_name}", key="started")
+        return self._invoke(state, thread_id, state)
+
+    def resume(self, thread_id: str, *, approval_id: int, decided_state: str, approver: str,
+               approval: Approval | None = None) -> RunReport:
+        """Continue a run that waits for `approval_id`, now that a person decided it."""
+        values, interrupted, _ = self._thread(thread_id)
+        if not values:
+            raise AgentError(f"no agent run {thread_id!r}")
+        if not interrupted:
+            raise AgentError(f"run {thread_id!r} is not waiting for an approval (status {values.get('status')})")
+        if values.get("pending_approval") != approval_id:
+            raise AgentError(f"run {thread_id!r} waits for approval {values.get('pending_approval')}, not {approval_id}")
+        if approval is None and decided_state == "approved":
+            if self.approvals is None:
+                raise AgentError("an approved resume needs the approval record (pass approval= or give the Agent approvals=)")
+            approval = self.approvals.get(approval_id)
+            if approval is None:
+                raise AgentError(f"approval {approval_id} not found")
+        answer = {"decided_state": decided_state, "approver": approver,
+                  "approval": approval.model_dump(mode="json") if approval is not None else None}
+        return self._invoke(Command(resume=answer), thread_id, values)
+
+    def waiting(self) -> list[tuple[str, int]]:
+        """Runs paused for a person: (thread id, approval id)."""
+        rows = self._conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id").fetchall()
+        out = []
+        for (thread_id,) in rows:
+            values, interrupted, _ = self._thread(thread_id)
+            if interrupted and values.get("pending_approval") is not None:
+                out.append((thread_id, int(values["pending_approval"])))
+        return out
+
+    def state(self, thread_id: str) -> RunReport | None:
+        values, _, _ = self._thread(thread_id)
+        return report_from(values, run_id=thread_id) if values else None
+
+    # --- helpers --------------------------------------------------------------
+
+    def _thread(self, thread_id: str) -> tuple[dict[str, Any], bool, bool]:
+        snap = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return dict(snap.values or {}), bool(snap.interrupts), bool(snap.next)
+
+    def _invoke(self, payload: Any, thread_id: str, before: AgentState | dict[str, Any]) -> RunReport:
+        cfg = {"configurable": {"thread_id": thread_id}, "recursion_limit": 20 + 6 * self.config.max_steps}
+        try:
+            self.graph.invoke(payload, cfg)
+        except Exception as exc:  # boundary: the run fails, the audit log says why, the checkpoint stays
+            self.deps.record_run(dict(before), f"run failed: {type(exc).__name__}: {str(exc)[:300]}", outcome="error")  # type: ignore[arg-type]
+            values, _, _ = self._thread(thread_id)
+            report = report_from(values or dict(before), run_id=thread_id)
+            return report.model_copy(update={"status": "failed", "summary": f"{type(exc).__name__}: {exc}"})
+        values, _, _ = self._thread(thread_id)
+        return report_from(values, run_id=thread_id)

@@ -1,0 +1,89 @@
+"""The agent with the offline planner on a tiny cluster, through the real gate and audit store.
+
+Spec: a finding runs its playbook's steps through the gate and ends when the
+playbook's verify condition holds; every step is in the audit log; a finished
+finding thread is never resumed (a new epoch starts); a steady cluster makes
+no LLM call at all, counted on a real (fake) Ollama server.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from opsagent.agent import AgentConfig
+from opsagent.testing.agent_world import idle_findings, tiny_world
+from opsagent.testing.fake_ollama import FakeOllama
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = tiny_world(tmp_path)
+    yield w
+    w.close()
+
+
+def test_offline_planner_resolves_idle_gpu_through_the_gate(world):
+    agent = world.agent()
+    [finding] = idle_findings(world.cluster.snapshot())
+    report = agent.handle_finding(finding)
+    assert report.status == "done" and report.resolved is True, report
+    assert [(a.tool, a.status) for a in report.actions] == [("sleep_workload", "ok")]
+    assert report.llm_calls == 0 and report.planner == "offline" and not report.fell_back
+    assert world.tiny.workloads["ml/llm"].replicas == 0
+    assert [w[0] for w in world.cluster.writes] == ["scale"]
+    kinds = [(r.kind, r.tool) for r in reversed(world.store.list())]
+    assert kinds[:4] == [("run", None), ("proposal", "sleep_workload"), ("decision", "sleep_workload"), ("result", "sleep_workload")]
+    assert kinds[-1] == ("run", None)
+    assert world.store.verify().ok
+    assert idle_findings(world.cluster.snapshot()) == []
+
+
+def test_a_finished_thread_is_not_resumed_a_new_epoch_starts(world):
+    agent = world.agent()
+    [finding] = idle_findings(world.cluster.snapshot())
+    first = agent.handle_finding(finding)
+    # the workload goes idle holding GPUs again: the same finding id comes back
+    world.tiny.scale(ref=world.tiny.workloads["ml/llm"].ref, replicas=1)
+    world.tiny.advance(60)
+    second = agent.handle_finding(finding)
+    assert first.run_id == "finding:idle_gpu:ml/llm"
+    assert second.run_id == "finding:idle_gpu:ml/llm#2"
+    assert second.status == "done" and second.resolved is True
+    assert [w[0] for w in world.cluster.writes] == ["scale", "scale"]
+
+
+def test_denied_step_stops_the_offline_run_and_says_why(tmp_path):
+    w = tiny_world(tmp_path, table={"get_workload": "allow"})  # sleep_workload falls to default deny
+    try:
+        [finding] = idle_findings(w.cluster.snapshot())
+        report = w.agent().handle_finding(finding)
+        assert report.status == "done" and report.resolved is False
+        assert [(a.tool, a.status) for a in report.denied] == [("sleep_workload", "denied")]
+        assert "Stopped at step 1 (sleep_workload): denied" in report.summary
+        assert w.cluster.writes == []
+    finally:
+        w.close()
+
+
+def test_steady_cluster_makes_zero_llm_calls(world):
+    world.tiny.workloads["ml/llm"] = world.tiny.workloads["ml/llm"].model_copy(update={"request_rate": 2.0})
+    with FakeOllama() as server:
+        agent = world.agent("llm", config=AgentConfig(model="llama3.2", ollama_host=server.url))
+        for _ in range(5):
+            assert agent.reconcile_once() == []
+        assert server.requests == []  # not even /api/tags
+    assert world.cluster.writes == []
+
+
+def test_budget_exhausted_is_reported_and_audited(world):
+    from opsagent.testing import scripted
+
+    planner = scripted.scripted_planner(*[scripted.call("get_workload", namespace="ml", name="llm") for _ in range(5)])
+    agent = world.agent(planner, config=AgentConfig(max_steps=2))
+    [finding] = idle_findings(world.cluster.snapshot())
+    report = agent.handle_finding(finding)
+    assert report.status == "budget_exhausted"
+    assert "step budget" in report.summary
+    assert [a.tool for a in report.actions] == ["get_workload", "get_workload"]
+    finished = [r for r in world.store.list() if r.kind == "run" and (r.summary or "").startswith("run budget_exhausted")]
+    assert len(finished) == 1 and finished[0].outcome == "error"
