@@ -1,0 +1,232 @@
+"""The deterministic chat grammar: a line of text becomes a typed `Command`.
+
+Pure: no I/O, no clock, no cluster. `parse(text)` returns either a `Command`
+(the tool calls to run, or an approvals action) or a `NotUnderstood` that says
+why and lists the forms that work. It is case-insensitive and tolerant of the
+punctuation people type in chat (trailing `?`, commas, backticks, Slack
+`<@U…>` mentions, a leading "please").
+
+It must not decide whether anything is allowed: that is the gate's job. It only
+turns words into proposals.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field
+
+from opsagent.model import Frozen
+
+FORMS: tuple[str, ...] = (
+    "scale NS/NAME to N",
+    "wake NS/NAME",
+    "sleep NS/NAME",
+    "restart NS/NAME",
+    "rollback NS/NAME [to REV]",
+    "why is NS/NAME pending?  (or: failing?)",
+    "show idle gpus | show free gpus | show gpus",
+    "show workloads [in NS]",
+    "show findings",
+    "show approvals",
+    "approve N [comment]",
+    "reject N because REASON",
+    "help",
+)
+
+Action = Literal["tool", "why", "approve", "reject", "show_approvals", "help"]
+
+
+class Step(Frozen):
+    """One tool call the command proposes (arguments still untrusted)."""
+
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class Command(Frozen):
+    action: Action
+    steps: tuple[Step, ...] = ()
+    approval_id: int | None = None
+    note: str | None = Field(default=None, description="approval comment or rejection reason")
+    summary: str = Field(description="the command in its canonical form, e.g. 'scale inference/llm to 2'")
+    workload: str | None = Field(default=None, description="NS/NAME the command is about, if any")
+
+
+class NotUnderstood(Frozen):
+    text: str
+    reason: str
+    hint: str | None = None
+    forms: tuple[str, ...] = FORMS
+
+
+NS = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+NAME = r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
+WL = rf"(?P<ns>{NS})/(?P<name>{NAME})"
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+}
+NUM = r"(?P<n>\d{1,6}|" + "|".join(_NUMBER_WORDS) + r")"
+_WORKLOAD_VERBS = {"scale", "wake", "sleep", "restart", "rollback", "undo", "why"}
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (key, re.compile(rx, re.IGNORECASE))
+    for key, rx in (
+        ("help", r"^(?:help|\?|commands|what can you do)$"),
+        ("scale", rf"^scale\s+(?:up\s+|down\s+)?{WL}\s+(?:to\s+)?{NUM}(?:\s+replicas?)?$"),
+        ("wake", rf"^wake(?:\s+up)?\s+{WL}(?:\s+up)?$"),
+        ("sleep", rf"^(?:sleep|put\s+to\s+sleep)\s+{WL}$"),
+        ("restart", rf"^restart(?:\s+the\s+rollout\s+of)?\s+{WL}$"),
+        ("rollback", rf"^(?:rollback|roll\s+back|undo)\s+{WL}(?:\s+to\s+(?:revision\s+|rev\s+|r)?(?P<rev>\d{{1,6}}))?$"),
+        ("why", rf"^why\s+(?:is|are|does)\s+{WL}\s+(?P<state>pending|failing|crashing|stuck|down|broken|not\s+running|not\s+ready)$"),
+        ("gpus", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<which>idle\s+|free\s+|all\s+)?gpus?$"),
+        ("workloads", rf"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<gpu>gpu\s+)?workloads(?:\s+in\s+(?:namespace\s+)?(?P<ns>{NS}))?$"),
+        ("findings", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?findings$"),
+        ("approvals", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?:pending\s+)?approvals$"),
+        ("approve", r"^approve\s+#?(?P<id>\d{1,9})(?:\s*[:,-]?\s+(?P<note>.+))?$"),
+        ("reject", r"^reject\s+#?(?P<id>\d{1,9})\s*(?:because|since|as|:|-|,)\s*(?P<note>\S.*)$"),
+    )
+)
+
+
+def clean(text: str) -> str:
+    """Strip chat noise: mentions, formatting, politeness, trailing punctuation."""
+    t = re.sub(r"<@[A-Z0-9]+(?:\|[^>]*)?>", " ", text)
+    t = t.replace("`", " ").replace("*", " ").replace("\u2019", "'")
+    t = re.sub(r"(?:--namespace|-n)(?:\s+|=)(" + NS + r")\b", r"in \1", t, flags=re.IGNORECASE)
+    t = re.sub(r"--replicas(?:\s+|=)(\d+)", r"to \1", t, flags=re.IGNORECASE)
+    t = re.sub(r"\s+", " ", t).strip()
+    t = re.sub(r"^(?:/ops\s+|opsagent[,:]?\s+|@opsagent[,:]?\s+)", "", t, flags=re.IGNORECASE)
+    t = re.sub(r"^(?:hey[,]?\s+)?(?:please\s+|pls\s+|can\s+you\s+|could\s+you\s+)+", "", t, flags=re.IGNORECASE)
+    t = re.sub(r"(?:\s*(?:please|pls|thanks|thank you))+[.!?]*$", "", t, flags=re.IGNORECASE)
+    t = re.sub(r"[\s?!.,;]+$", "", t)
+    return t.strip()
+
+
+def _qualify(t: str) -> str:
+    """Turn 'VERB NAME ... in NS' into 'VERB NS/NAME ...' for workload commands."""
+    words = t.split(" ")
+    verb = words[0].lower() if words else ""
+    if verb not in _WORKLOAD_VERBS or "/" in t:
+        return t
+    m = re.search(rf"\s+in\s+(?:the\s+)?(?:namespace\s+)?({NS})(?:\s+namespace)?(?=\s|$)", t, re.IGNORECASE)
+    if not m:
+        return t
+    ns = m.group(1).lower()
+    rest = (t[: m.start()] + t[m.end():]).split(" ")
+    idx = 2 if verb == "why" else 1
+    if verb in {"scale", "wake"} and len(rest) > idx and rest[idx].lower() in {"up", "down"}:
+        idx += 1
+    if len(rest) <= idx:
+        return t
+    rest[idx] = f"{ns}/{rest[idx]}"
+    return " ".join(rest)
+
+
+def _number(raw: str) -> int:
+    return _NUMBER_WORDS[raw.lower()] if raw.lower() in _NUMBER_WORDS else int(raw)
+
+
+def parse(text: str) -> Command | NotUnderstood:
+    """Parse one chat line. Never raises for any input string."""
+    t = _qualify(clean(text or ""))
+    if not t:
+        return NotUnderstood(text=text, reason="the message is empty", hint="try 'help'")
+    for key, rx in _PATTERNS:
+        m = rx.match(t)
+        if m:
+            return _build(key, m)
+    return _near_miss(text, t)
+
+
+def _wl(m: re.Match[str]) -> tuple[dict[str, str], str]:
+    ns, name = m.group("ns").lower(), m.group("name").lower()
+    return {"namespace": ns, "name": name}, f"{ns}/{name}"
+
+
+def _build(key: str, m: re.Match[str]) -> Command:
+    if key == "help":
+        return Command(action="help", summary="help")
+    if key == "scale":
+        args, ref = _wl(m)
+        n = _number(m.group("n"))
+        return Command(action="tool", steps=(Step(tool="scale_workload", args={**args, "replicas": n}),),
+                       summary=f"scale {ref} to {n}", workload=ref)
+    if key in {"wake", "sleep", "restart"}:
+        args, ref = _wl(m)
+        tool = {"wake": "wake_workload", "sleep": "sleep_workload", "restart": "restart_rollout"}[key]
+        return Command(action="tool", steps=(Step(tool=tool, args=args),), summary=f"{key} {ref}", workload=ref)
+    if key == "rollback":
+        args, ref = _wl(m)
+        rev = m.group("rev")
+        if rev:
+            args = {**args, "to_revision": int(rev)}
+        return Command(action="tool", steps=(Step(tool="undo_rollout", args=args),),
+                       summary=f"rollback {ref}" + (f" to {rev}" if rev else ""), workload=ref)
+    if key == "why":
+        args, ref = _wl(m)
+        state = " ".join(m.group("state").lower().split())
+        steps = (
+            Step(tool="get_workload", args=args),
+            Step(tool="list_pods", args={"namespace": args["namespace"], "workload": args["name"]}),
+            Step(tool="list_findings", args={"subject": ref}),
+        )
+        return Command(action="why", steps=steps, summary=f"why is {ref} {state}", workload=ref)
+    if key == "gpus":
+        which = (m.group("which") or "").strip().lower()
+        if which == "idle":
+            step = Step(tool="list_workloads", args={"only_gpu": True, "only_idle": True})
+        elif which == "free":
+            step = Step(tool="gpu_inventory", args={"only_free": True})
+        else:
+            step = Step(tool="gpu_inventory", args={})
+        return Command(action="tool", steps=(step,), summary=f"show {which + ' ' if which and which != 'all' else ''}gpus")
+    if key == "workloads":
+        args: dict[str, Any] = {}
+        if m.group("ns"):
+            args["namespace"] = m.group("ns").lower()
+        if m.group("gpu"):
+            args["only_gpu"] = True
+        where = f" in {args['namespace']}" if "namespace" in args else ""
+        return Command(action="tool", steps=(Step(tool="list_workloads", args=args),), summary=f"show workloads{where}")
+    if key == "findings":
+        return Command(action="tool", steps=(Step(tool="list_findings", args={}),), summary="show findings")
+    if key == "approvals":
+        return Command(action="show_approvals", summary="show approvals")
+    if key == "approve":
+        note = (m.group("note") or "").strip() or None
+        return Command(action="approve", approval_id=int(m.group("id")), note=note, summary=f"approve {m.group('id')}")
+    if key == "reject":
+        return Command(action="reject", approval_id=int(m.group("id")), note=m.group("note").strip(),
+                       summary=f"reject {m.group('id')}")
+    raise AssertionError(f"unhandled grammar key {key}")  # pragma: no cover - table is closed
+
+
+_HINTS = {
+    "scale": "scale NS/NAME to N, e.g. 'scale inference/llm to 2'",
+    "wake": "wake NS/NAME, e.g. 'wake inference/llm'",
+    "sleep": "sleep NS/NAME, e.g. 'sleep inference/llm'",
+    "restart": "restart NS/NAME, e.g. 'restart inference/llm'",
+    "rollback": "rollback NS/NAME [to REV], e.g. 'rollback inference/llm to 3'",
+    "undo": "rollback NS/NAME [to REV], e.g. 'rollback inference/llm to 3'",
+    "why": "why is NS/NAME pending? (or failing?), e.g. 'why is training/bert pending?'",
+    "show": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals",
+    "list": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals",
+    "approve": "approve N [comment], e.g. 'approve 12 looks right'",
+    "reject": "reject N because REASON, e.g. 'reject 12 because it is the wrong node pool'",
+}
+
+
+def _near_miss(original: str, t: str) -> NotUnderstood:
+    verb = t.split(" ")[0].lower()
+    hint = _HINTS.get(verb)
+    if hint is None:
+        return NotUnderstood(text=original, reason="this is not one of the chat commands")
+    if verb in _WORKLOAD_VERBS and not re.search(rf"{NS}/{NAME}", t, re.IGNORECASE):
+        reason = "name the workload as NAMESPACE/NAME (or 'NAME in NAMESPACE')"
+    elif verb == "reject" and re.match(r"^reject\s+#?\d+$", t, re.IGNORECASE):
+        reason = "a rejection needs a reason"
+    else:
+        reason = f"'{verb}' was understood but not the rest"
+    return NotUnderstood(text=original, reason=reason, hint=f"use: {hint}")

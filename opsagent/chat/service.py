@@ -1,0 +1,318 @@
+"""`ChatService`: one chat message in, one `ChatReply` out, as the person who asked.
+
+Grammar commands become tool calls submitted through the gate with the
+person's actor name and channel ('cli' or 'slack'), so chat uses the same tools,
+policy and audit log as the daemon. `approve` / `reject` go through the
+approval queue, which decides who may; an approved call then runs once through
+`gate.run_approved` (the queue's `execute` guarantees at most once). Anything
+the grammar does not know goes to the agent when one is configured.
+
+Read-only actors (unmapped Slack users) may only read: a write or an approval
+from them is refused here, before the gate, and that refusal is audited.
+This module never touches the cluster or Slack directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from opsagent.approvals import ApprovalError
+from opsagent.chat import render
+from opsagent.chat.grammar import FORMS, Command, NotUnderstood, parse
+from opsagent.chat.secrets import redact
+from opsagent.chat.users import Actor
+from opsagent.clock import Clock
+from opsagent.model import Approval, AuditEntry, ToolCall, ToolResult
+from tools import get_tool
+
+READ_ONLY_RULE = "<builtin>:chat-read-only"
+MAX_DESCRIBED_PODS = 3
+
+
+class DoneItem(BaseModel):
+    tool: str
+    summary: str
+    status: str
+    message: str = ""
+    audit_id: int | None = None
+    approval_id: int | None = None
+
+
+class Refusal(BaseModel):
+    tool: str
+    summary: str
+    rule: str = Field(description="policy file:rule name, or <builtin>:NAME, or approvals:ERROR")
+    reason: str
+    approval_id: int | None = None
+
+
+class PendingItem(BaseModel):
+    approval_id: int
+    tool: str
+    summary: str
+    approvers: list[str] = Field(default_factory=list)
+    expires_at: str | None = None
+
+
+class ChatReply(BaseModel):
+    """What a person gets back. `text` is the rendered whole; the lists are the parts."""
+
+    text: str
+    actor: str
+    channel: str
+    understood: bool = True
+    command: str | None = None
+    done: list[DoneItem] = Field(default_factory=list)
+    failed: list[DoneItem] = Field(default_factory=list)
+    refused: list[Refusal] = Field(default_factory=list)
+    pending: list[PendingItem] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+    approvals: list[Approval] = Field(default_factory=list, description="approval requests created by this message")
+    run_id: str | None = None
+
+
+ActorResolver = Callable[[str], Actor | None]
+
+
+def cli_actor(name: str) -> Actor:
+    """The CLI's resolver: the name given is the actor, with full rights the policy grants."""
+    return Actor(name=name, source="cli")
+
+
+class ChatService:
+    def __init__(self, *, gate: Any, approvals: Any, agent: Any = None, actor_resolver: ActorResolver = cli_actor,
+                 clock: Clock, recorder: Any = None) -> None:
+        self.gate, self.approvals, self.agent, self.resolve, self.clock = gate, approvals, agent, actor_resolver, clock
+        self.recorder = recorder if recorder is not None else getattr(gate, "recorder", None)
+
+    # --- entry point -----------------------------------------------------------
+    def handle(self, text: str, *, actor: str, channel: str) -> ChatReply:
+        who = self.resolve(actor)
+        if who is None:
+            self._audit_refusal(actor, channel, text, tool=None, summary="not a mapped user; unmapped users get no answers here")
+            return self._reply(ChatReply(text="", actor=actor, channel=channel, understood=False,
+                                         refused=[Refusal(tool="-", summary="this request", rule="<builtin>:chat-unmapped-user",
+                                                          reason="you are not mapped to an opsagent actor")]))
+        command = parse(text)
+        if isinstance(command, NotUnderstood):
+            return self._not_understood(command, who, channel, text)
+        reply = ChatReply(text="", actor=who.name, channel=channel, command=command.summary)
+        if command.action == "help":
+            reply.data["forms"] = list(FORMS)
+            return self._reply(reply, body=["Commands I understand:", *(f"  {f}" for f in FORMS)])
+        if command.action == "show_approvals":
+            return self._show_approvals(reply)
+        if command.action in ("approve", "reject"):
+            return self._decide(command, who, channel, reply, text)
+        return self._run(command, who, channel, reply, text)
+
+    # --- grammar commands --------------------------------------------------------
+    def _run(self, command: Command, who: Actor, channel: str, reply: ChatReply, text: str) -> ChatReply:
+        run_id = f"chat-{uuid.uuid4().hex[:12]}"
+        reply.run_id = run_id
+        body: list[str] = []
+        results: list[ToolResult] = []
+        for step in command.steps:
+            result = self._submit(step.tool, step.args, who, channel, text, run_id, reply, command.summary)
+            if result is not None:
+                results.append(result)
+                if get_tool(step.tool) is not None and get_tool(step.tool).risk == "read":  # type: ignore[union-attr]
+                    body.extend(render.result_lines(result) if result.status in ("ok", "no_data") else [])
+        if command.action == "why":
+            body = self._explain(command, who, channel, text, run_id, reply, results)
+        reply.data["results"] = [r.model_dump(mode="json", exclude={"decision"}) for r in results]
+        return self._reply(reply, body=body)
+
+    def _submit(self, tool: str, args: dict[str, Any], who: Actor, channel: str, text: str, run_id: str,
+                reply: ChatReply, summary: str) -> ToolResult | None:
+        spec = get_tool(tool)
+        shown = render.call_summary(tool, args)
+        if who.read_only and (spec is None or spec.risk != "read"):
+            reason = "you are not mapped to an opsagent actor, so you may only read; ask an operator to add you"
+            self._audit_refusal(who.name, channel, text, tool=tool, args=args, summary=reason,
+                                risk=spec.risk if spec else None, run_id=run_id)
+            reply.refused.append(Refusal(tool=tool, summary=shown, rule=READ_ONLY_RULE, reason=reason))
+            return None
+        call = ToolCall(tool=tool, args=args, actor=who.name, channel=channel if channel in ("cli", "slack") else "cli",
+                        message=redact(text)[:500], planner="chat-grammar")
+        result = self.gate.submit(call, run_id=run_id)
+        self._collect(result, reply, shown)
+        return result
+
+    def _collect(self, result: ToolResult, reply: ChatReply, shown: str) -> None:
+        spec = get_tool(result.tool)
+        if result.status == "denied":
+            rule = f"{result.decision.rule.file}:{result.decision.rule.name}" if result.decision else "<builtin>:unknown"
+            reason = result.decision.reason if result.decision else result.message
+            reply.refused.append(Refusal(tool=result.tool, summary=shown, rule=rule, reason=reason))
+        elif result.status == "pending_approval" and result.approval_id is not None:
+            approvers = list(result.data.get("approvers") or (result.decision.approvers if result.decision else ()))
+            reply.pending.append(PendingItem(approval_id=result.approval_id, tool=result.tool, summary=shown,
+                                             approvers=approvers, expires_at=result.data.get("expires_at")))
+            approval = self.approvals.get(result.approval_id) if self.approvals is not None else None
+            if approval is not None:
+                reply.approvals.append(approval)
+        elif result.status in ("error", "invalid"):
+            reply.failed.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
+                                         audit_id=result.audit_id))
+        elif spec is not None and spec.risk != "read":
+            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
+                                       audit_id=result.audit_id))
+
+    def _explain(self, command: Command, who: Actor, channel: str, text: str, run_id: str, reply: ChatReply,
+                 results: list[ToolResult]) -> list[str]:
+        """`why is NS/NAME pending?`: the workload, its pods (described when not running), its findings."""
+        by_tool = {r.tool: r for r in results}
+        body: list[str] = []
+        workload = by_tool.get("get_workload")
+        if workload is None or not workload.ok:
+            return [workload.message if workload else f"cannot read {command.workload}"]
+        body.extend(render.result_lines(workload))
+        pods = by_tool.get("list_pods")
+        rows = (pods.data.get("pods") if pods is not None and pods.ok else None) or []
+        body.extend(render.result_lines(pods) if pods is not None and rows else ["  no pods: the workload is scaled to zero or none were created"])
+        troubled = [p for p in rows if p["phase"] != "Running" or not p.get("ready")][:MAX_DESCRIBED_PODS]
+        for p in troubled:
+            ns, _, name = p["pod"].partition("/")
+            described = self._submit("describe_pod", {"namespace": ns, "name": name}, who, channel, text, run_id, reply, command.summary)
+            if described is not None and described.ok:
+                results.append(described)
+                body.extend(render.result_lines(described)[1:])
+        findings = by_tool.get("list_findings")
+        if findings is not None and findings.data.get("findings"):
+            body.extend(render.result_lines(findings))
+        reason = workload.data.get("rollout_reason")
+        if not troubled and not reason and not (findings and findings.data.get("findings")):
+            body.append("nothing looks wrong right now: all pods are running and ready")
+        return body
+
+    # --- approvals ---------------------------------------------------------------
+    def _show_approvals(self, reply: ChatReply) -> ChatReply:
+        if self.approvals is None:
+            return self._reply(reply, body=["no approval queue is configured"])
+        expire = getattr(self.approvals, "expire_due", None)
+        if callable(expire):
+            expire()
+        waiting = self.approvals.list("pending")
+        reply.data["approvals"] = [a.model_dump(mode="json") for a in waiting]
+        body = [f"{len(waiting)} approval(s) waiting:"] + [f"  {render.approval_line(a)}" for a in waiting] if waiting else ["no approvals waiting"]
+        return self._reply(reply, body=body)
+
+    def _decide(self, command: Command, who: Actor, channel: str, reply: ChatReply, text: str) -> ChatReply:
+        approval_id = command.approval_id
+        assert approval_id is not None
+        reply.data["approval_id"] = approval_id
+        if self.approvals is None:
+            return self._reply(reply, body=["no approval queue is configured"])
+        existing = self.approvals.get(approval_id)
+        shown = render.call_summary(existing.call.tool, existing.call.args) if existing else f"approval #{approval_id}"
+        tool = existing.call.tool if existing else "-"
+        if who.read_only:
+            reason = "you are not mapped to an opsagent actor, so you cannot approve or reject"
+            self._audit_refusal(who.name, channel, text, tool=tool if existing else None, summary=reason,
+                                approval_id=approval_id, kind="approval")
+            reply.refused.append(Refusal(tool=tool, summary=shown, rule=READ_ONLY_RULE, reason=reason, approval_id=approval_id))
+            return self._reply(reply)
+        return self._reply(reply, body=self.decide_approval(approval_id, actor=who.name, channel=channel,
+                                                            approve=command.action == "approve", note=command.note, reply=reply))
+
+    def decide_approval(self, approval_id: int, *, actor: str, channel: str, approve: bool, note: str | None,
+                        reply: ChatReply) -> list[str]:
+        """Approve (and run) or reject one request as `actor`; fills `reply`, returns body lines.
+
+        Shared by the `approve N` command and Slack's buttons, so both follow the same rules.
+        """
+        existing = self.approvals.get(approval_id)
+        shown = render.call_summary(existing.call.tool, existing.call.args) if existing else f"approval #{approval_id}"
+        tool = existing.call.tool if existing else "-"
+        try:
+            if approve:
+                approval = self.approvals.approve(approval_id, by=actor, comment=note, channel=channel)
+            else:
+                approval = self.approvals.reject(approval_id, by=actor, reason=note or "", channel=channel)
+        except ApprovalError as exc:
+            reply.refused.append(Refusal(tool=tool, summary=shown, rule=f"approvals:{type(exc).__name__}",
+                                         reason=exc.message, approval_id=approval_id))
+            return []
+        except ValueError as exc:
+            reply.refused.append(Refusal(tool=tool, summary=shown, rule="approvals:invalid", reason=str(exc), approval_id=approval_id))
+            return []
+        reply.data["approval"] = approval.model_dump(mode="json")
+        if not approve:
+            return [f"rejected #{approval_id} ({shown}): {note}"]
+        lines = [f"approved #{approval_id} ({shown})"]
+        result = self._execute_approved(approval, actor=actor)
+        if result is None:
+            return lines
+        reply.data["result"] = result.model_dump(mode="json", exclude={"decision"})
+        self._collect_approved(result, reply, shown, approval_id)
+        return lines
+
+    def _execute_approved(self, approval: Approval, *, actor: str) -> ToolResult | None:
+        resume = getattr(self.agent, "resume_approval", None)
+        if approval.thread_id and callable(resume):
+            report = resume(approval, approver=actor)
+            result = getattr(report, "result", None)
+            return result if isinstance(result, ToolResult) else None
+        try:
+            return self.approvals.execute(approval.id, run=lambda a: self.gate.run_approved(a, approver=actor), actor=actor)
+        except ApprovalError as exc:
+            return ToolResult(status="denied", tool=approval.call.tool, message=exc.message, approval_id=approval.id)
+
+    def _collect_approved(self, result: ToolResult, reply: ChatReply, shown: str, approval_id: int) -> None:
+        if result.status == "denied":
+            rule = f"{result.decision.rule.file}:{result.decision.rule.name}" if result.decision else "approvals:execute"
+            reply.refused.append(Refusal(tool=result.tool, summary=shown, rule=rule,
+                                         reason=result.decision.reason if result.decision else result.message, approval_id=approval_id))
+        elif result.status in ("ok", "no_data"):
+            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
+                                       audit_id=result.audit_id, approval_id=approval_id))
+        else:
+            reply.failed.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
+                                         audit_id=result.audit_id, approval_id=approval_id))
+
+    # --- free text -----------------------------------------------------------------
+    def _not_understood(self, nu: NotUnderstood, who: Actor, channel: str, text: str) -> ChatReply:
+        handle = getattr(self.agent, "handle_message", None)
+        if callable(handle) and not who.read_only and nu.reason != "the message is empty":
+            report = handle(text, actor=who.name, channel=channel)
+            return self._from_report(report, who, channel)
+        reply = ChatReply(text="", actor=who.name, channel=channel, understood=False,
+                          data={"reason": nu.reason, "hint": nu.hint, "forms": list(nu.forms)})
+        body = [f"I did not understand that: {nu.reason}."]
+        if nu.hint:
+            body.append(nu.hint)
+        body += ["Commands that work:", *(f"  {f}" for f in nu.forms)]
+        if self.agent is None:
+            body.append("(free-form questions need an LLM: start with --model and a reachable Ollama)")
+        return self._reply(reply, body=body)
+
+    def _from_report(self, report: Any, who: Actor, channel: str) -> ChatReply:
+        """Turn the agent's run report into a reply: its tool results sorted into done/refused/pending."""
+        reply = ChatReply(text="", actor=who.name, channel=channel, command="agent", run_id=getattr(report, "run_id", None))
+        for result in getattr(report, "results", None) or ():
+            if isinstance(result, ToolResult):
+                self._collect(result, reply, render.call_summary(result.tool, result.data if isinstance(result.data, dict) else {}))
+        summary = getattr(report, "summary", None) or getattr(report, "text", None) or ""
+        reply.data["report"] = report.model_dump(mode="json") if isinstance(report, BaseModel) else {"summary": str(summary)}
+        return self._reply(reply, body=[str(summary)] if summary else [])
+
+    # --- helpers -------------------------------------------------------------------
+    def _reply(self, reply: ChatReply, *, body: list[str] | None = None) -> ChatReply:
+        reply.text = render.reply_text(reply, body=body)
+        return reply
+
+    def _audit_refusal(self, actor: str, channel: str, text: str, *, tool: str | None, summary: str,
+                       args: dict[str, Any] | None = None, risk: str | None = None, run_id: str | None = None,
+                       approval_id: int | None = None, kind: str = "decision") -> None:
+        if self.recorder is None:
+            return
+        rule_file, _, rule_name = READ_ONLY_RULE.partition(":")
+        self.recorder.record(AuditEntry(
+            time=self.clock.now(), kind=kind, actor=actor, channel=channel, run_id=run_id, message=redact(text)[:500],
+            tool=tool, args=args, risk=risk, decision="deny", rule_file=rule_file, rule_name=rule_name,  # type: ignore[arg-type]
+            approval_id=approval_id, outcome="denied", summary=summary,
+        ))
