@@ -30,9 +30,9 @@ def _root(
 
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
-    from opsagent.cli import approvals, audit, playbook, policy, sim
+    from opsagent.cli import approvals, audit, playbook, policy, sim, doctor
 
-    for module in (sim, policy, playbook, audit, approvals):
+    for module in (sim, policy, playbook, audit, approvals, doctor):
         module.register(app)
 
 
