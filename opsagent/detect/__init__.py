@@ -1,0 +1,83 @@
+"""Detectors: snapshot + intents + time → findings. Pure.
+
+`detect(snapshot, intents=..., now=...)` runs every detector and returns the
+findings in a deterministic order (kind, then subject). A finding's id is
+`kind:subject`, so the same problem keeps the same id from one cycle to the
+next and callers can count attempts against it (`history`).
+
+Nothing here performs I/O or reads a clock; an import-linter contract keeps
+cluster adapters, HTTP, SQLite and LLM clients out of this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from opsagent.detect.common import PENDING_ANNOTATION, Attempts, History
+from opsagent.detect.cron import CronError, parse_cron, window_open
+from opsagent.detect.idle import idle_gpu, jobs_waiting
+from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
+from opsagent.detect.rollout import crashloop, rollout_failed
+from opsagent.detect.wake import wake_requested
+from opsagent.model import FINDING_KINDS, Finding, Snapshot
+from opsagent.policy.intents import Intent
+
+# The detail keys each finding kind may carry; playbook lint checks `details.X` against these.
+DETAIL_KEYS: dict[str, frozenset[str]] = {
+    "idle_gpu": frozenset({
+        "reason", "gpus_held", "gpu_ids", "replicas", "idle_minutes", "idle_after_minutes", "idle_since",
+        "last_request_at", "gpu_utilization", "gpu_hours_wasted_so_far", "intent"}),
+    "wake_requested": frozenset({
+        "trigger", "pending_requests", "request_rate", "replicas", "warm_replicas", "wake_timeout_seconds",
+        "last_request_at", "window_cron", "window_start", "window_end", "intent"}),
+    "rollout_failed": frozenset({
+        "revision", "image", "reason", "message", "bad_pods", "last_good_revision", "attempts",
+        "last_action_at", "max_attempts", "backoff_seconds", "retry_due", "retry_at", "then",
+        "next_action", "protected", "intent"}),
+    "drift": frozenset({
+        "aspects", "intent", "replicas", "min", "max", "desired_replicas", "placement_violations",
+        "placement"}),
+    "unschedulable_gpu": frozenset({
+        "pods", "gpus_per_replica", "gpus_wanted", "free_gpus", "message", "idle_holder_ids",
+        "gpus_held_idle"}),
+    "crashloop": frozenset({
+        "revision", "pods", "worst_pod", "restarts", "restarts_total", "message", "attempts",
+        "last_action_at", "protected", "intent"}),
+    "topology_mismatch": frozenset({
+        "throughput_factor", "required_link_width", "gpus_per_replica", "replicas", "coherent_set_free",
+        "free_coherent_set"}),
+    "jobs_waiting": frozenset({
+        "jobs", "gpus_wanted", "oldest_job", "oldest_wait_minutes", "free_gpus", "idle_holders",
+        "idle_holder_ids", "gpus_releasable"}),
+}
+
+
+def detect(snapshot: Snapshot, *, intents: Sequence[Intent], now: datetime,
+           history: History | None = None) -> list[Finding]:
+    """Every finding in `snapshot` under `intents` at `now`, sorted by kind then subject.
+
+    `history` maps a finding id to what the caller remembers (`Attempts` or a
+    dict with `attempts` and `last_action_at`); it only shapes the retry
+    details of rollout_failed and crashloop findings.
+    """
+    intents = tuple(intents)
+    idle = idle_gpu(snapshot, intents, now)
+    found = [
+        *idle,
+        *wake_requested(snapshot, intents, now),
+        *rollout_failed(snapshot, intents, now, history),
+        *drift(snapshot, intents, now),
+        *unschedulable_gpu(snapshot, idle, now),
+        *crashloop(snapshot, intents, now, history),
+        *topology_mismatch(snapshot, intents, now),
+        *jobs_waiting(snapshot, idle, now),
+    ]
+    order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
+    return sorted(found, key=lambda f: (order[f.kind], f.subject))
+
+
+__all__ = [
+    "DETAIL_KEYS", "PENDING_ANNOTATION", "Attempts", "CronError", "History", "detect", "parse_cron",
+    "window_open",
+]

@@ -1,0 +1,116 @@
+"""Shared pieces of the detectors: history records, intent lookup, GPU lookups.
+
+Pure functions over a Snapshot; no I/O, no clock (callers pass `now`).
+Findings built here carry small JSON-ready details (ids, numbers, ISO times),
+never model objects, so they can go into prompts, CEL and the audit log as-is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsagent.detect.cron import CronError, window_open
+from opsagent.model import Finding, GpuDevice, Pod, Snapshot, Workload
+from opsagent.policy.intents import Intent, intent_for
+
+SEVERITY = {
+    "idle_gpu": "warning",
+    "wake_requested": "warning",
+    "rollout_failed": "critical",
+    "drift": "warning",
+    "unschedulable_gpu": "warning",
+    "crashloop": "critical",
+    "topology_mismatch": "warning",
+    "jobs_waiting": "warning",
+}
+
+PENDING_ANNOTATION = "opsagent.dev/pending-requests"
+
+
+class Attempts(BaseModel):
+    """What the caller remembers about one finding: how often it was acted on, and when last."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = Field(default=0, ge=0)
+    last_action_at: datetime | None = None
+
+
+History = Mapping[str, "Attempts | Mapping[str, Any]"]
+
+
+def attempts_for(history: History | None, finding_id: str) -> Attempts:
+    if not history or finding_id not in history:
+        return Attempts()
+    entry = history[finding_id]
+    return entry if isinstance(entry, Attempts) else Attempts.model_validate(dict(entry))
+
+
+def make(kind: str, subject: str, summary: str, now: datetime, **details: Any) -> Finding:
+    return Finding(kind=kind, subject=subject, summary=summary, severity=SEVERITY[kind],  # type: ignore[arg-type]
+                   details=details, seen_at=now)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def minutes(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 60.0, 1)
+
+
+def short(text: str | None, limit: int = 200) -> str | None:
+    """Cluster-provided text, cut short. It is data to show, never an instruction."""
+    if text is None:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def intent_of(intents: Sequence[Intent], workload: Workload) -> Intent | None:
+    return intent_for(tuple(intents), workload)
+
+
+def gpu_pods(snapshot: Snapshot, workload: Workload) -> list[Pod]:
+    return [p for p in snapshot.pods_of(workload.ref) if p.gpu_ids]
+
+
+def devices(snapshot: Snapshot, pod: Pod) -> list[GpuDevice]:
+    found = (snapshot.gpu(gpu_id) for gpu_id in pod.gpu_ids)
+    return [d for d in found if d is not None]
+
+
+def free_gpus(snapshot: Snapshot) -> list[GpuDevice]:
+    """Devices nobody holds on nodes that can take new pods."""
+    return [g for n in snapshot.nodes if n.ready and not n.cordoned for g in n.gpus if g.holder is None]
+
+
+def open_prewarm(intent: Intent | None, now: datetime) -> tuple[str, datetime, datetime] | None:
+    """(cron, start, end) of an open prewarm window of this intent, or None.
+
+    A cron that does not parse opens no window (policy lint reports it).
+    """
+    if intent is None or intent.wake is None:
+        return None
+    for window in intent.wake.prewarm:
+        try:
+            opened = window_open(window.cron, window.duration, now)
+        except CronError:
+            continue
+        if opened is not None:
+            return window.cron, opened[0], opened[1]
+    return None
+
+
+def pending_requests(workload: Workload) -> int:
+    """Requests waiting for this workload, from the adapter's annotation (0 if absent or bad)."""
+    raw = workload.annotations.get(PENDING_ANNOTATION)
+    if raw is None:
+        return 0
+    try:
+        return max(0, int(float(raw)))
+    except ValueError:
+        return 0

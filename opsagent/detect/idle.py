@@ -1,0 +1,117 @@
+"""Idle GPU holders and the jobs they keep waiting: the `idle_gpu` and `jobs_waiting` detectors.
+
+A workload is idle when its intent's idle rule says so: no requests for
+`idle.after` (from `last_request_at`, or a zero request rate with every
+GPU-holding pod started longer ago than the window), or GPU utilisation under
+`gpu_util_below` while it has held its GPUs for the window. Protected intents
+and workloads inside an open prewarm window are never idle.
+
+Pure: no I/O and no clock; `now` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from opsagent.detect.common import free_gpus, gpu_pods, intent_of, iso, make, minutes, open_prewarm
+from opsagent.model import Finding, Snapshot, Workload
+from opsagent.policy.intents import Intent
+
+
+def _idle_since(workload: Workload, snapshot: Snapshot, intent: Intent, now: datetime) -> tuple[datetime, str] | None:
+    """When the workload went idle and why, if it has been idle at least `idle.after`."""
+    assert intent.idle is not None
+    window = intent.idle.after
+    pods = gpu_pods(snapshot, workload)
+    starts = [p.started_at for p in pods]
+    held_since = max(starts) if starts and all(s is not None for s in starts) else None  # type: ignore[type-var]
+    quiet_since: datetime | None = None
+    if workload.last_request_at is not None:
+        quiet_since = workload.last_request_at
+    elif workload.request_rate == 0:
+        quiet_since = held_since
+    if quiet_since is not None and held_since is not None and held_since > quiet_since:
+        quiet_since = held_since  # woken without traffic since: idle counts from the wake
+    if workload.request_rate:
+        quiet_since = None  # traffic is flowing right now, whatever the last timestamp says
+    if quiet_since is not None and now - quiet_since >= window:
+        return quiet_since, "no_requests"
+    below = intent.idle.gpu_util_below
+    if (below is not None and workload.gpu_utilization is not None and workload.gpu_utilization < below
+            and held_since is not None and now - held_since >= window):
+        return held_since, "low_gpu_utilization"
+    return None
+
+
+def idle_gpu(snapshot: Snapshot, intents: Sequence[Intent], now: datetime) -> list[Finding]:
+    findings = []
+    for workload in snapshot.workloads:
+        intent = intent_of(intents, workload)
+        if intent is None or intent.idle is None or intent.protected:
+            continue
+        pods = gpu_pods(snapshot, workload)
+        held = sum(len(p.gpu_ids) for p in pods)
+        if held == 0 or open_prewarm(intent, now) is not None:
+            continue
+        idle = _idle_since(workload, snapshot, intent, now)
+        if idle is None:
+            continue
+        since, reason = idle
+        idle_for = now - since
+        wasted = round(held * idle_for.total_seconds() / 3600.0, 2)
+        why = "no requests" if reason == "no_requests" else f"GPU utilisation {workload.gpu_utilization:.0f}%"
+        findings.append(make(
+            "idle_gpu", workload.key,
+            f"{workload.key} holds {held} GPU(s) idle for {minutes(idle_for):.0f} min ({why}); "
+            f"idle rule {intent.name}: after {minutes(intent.idle.after):.0f} min",
+            now,
+            reason=reason,
+            gpus_held=held,
+            gpu_ids=sorted(g for p in pods for g in p.gpu_ids),
+            replicas=workload.replicas,
+            idle_minutes=minutes(idle_for),
+            idle_after_minutes=minutes(intent.idle.after),
+            idle_since=iso(since),
+            last_request_at=iso(workload.last_request_at),
+            gpu_utilization=workload.gpu_utilization,
+            gpu_hours_wasted_so_far=wasted,
+            intent=intent.name,
+        ))
+    return findings
+
+
+def jobs_waiting(snapshot: Snapshot, idle: Sequence[Finding], now: datetime) -> list[Finding]:
+    """Queued GPU jobs that cannot start on free devices while idle workloads hold GPUs."""
+    queued = sorted((j for j in snapshot.jobs if j.state == "queued"), key=lambda j: (j.submitted_at or now, j.key))
+    if not queued or not idle:
+        return []
+    free_by_node: dict[str, int] = {}
+    for gpu in free_gpus(snapshot):
+        free_by_node[gpu.node] = free_by_node.get(gpu.node, 0) + 1
+    widest = max(free_by_node.values(), default=0)
+    blocked = [j for j in queued if j.gpus > widest]
+    if not blocked:
+        return []
+    holders = [
+        {"namespace": f.subject.split("/", 1)[0], "name": f.subject.split("/", 1)[1],
+         "gpus_held": f.details["gpus_held"], "idle_minutes": f.details["idle_minutes"]}
+        for f in sorted(idle, key=lambda f: f.subject)
+    ]
+    oldest = blocked[0]
+    waited = minutes(now - oldest.submitted_at) if oldest.submitted_at else None
+    releasable = sum(h["gpus_held"] for h in holders)
+    return [make(
+        "jobs_waiting", "cluster",
+        f"{len(blocked)} GPU job(s) waiting ({sum(j.gpus for j in blocked)} GPUs wanted) while "
+        f"{len(holders)} idle workload(s) hold {releasable} GPU(s)",
+        now,
+        jobs=[j.key for j in blocked],
+        gpus_wanted=sum(j.gpus for j in blocked),
+        oldest_job=oldest.key,
+        oldest_wait_minutes=waited,
+        free_gpus=sum(free_by_node.values()),
+        idle_holders=holders,
+        idle_holder_ids=[f.id for f in sorted(idle, key=lambda f: f.subject)],
+        gpus_releasable=releasable,
+    )]

@@ -1,0 +1,123 @@
+"""Failed rollouts and crash loops: the `rollout_failed` and `crashloop` detectors.
+
+`rollout_failed`: the rollout's progress deadline was exceeded (status
+failed), or pods of the new revision sit in ImagePullBackOff, ErrImagePull or
+CrashLoopBackOff while it progresses. Details carry the retry plan from the
+intent (bounded attempts with doubling backoff, then rollback or escalate) and
+the attempts so far from the caller's history.
+
+`crashloop`: pods in CrashLoopBackOff on the revision of a complete rollout
+(so not a rollout problem), with their restart counts.
+
+Pure: no I/O and no clock; `now` and `history` are passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from opsagent.detect.common import History, attempts_for, intent_of, iso, make, short
+from opsagent.model import Finding, Snapshot, Workload
+from opsagent.policy.intents import Intent, RolloutRetry
+
+BAD_POD_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff")
+
+
+def _last_good(workload: Workload, revision: int) -> int | None:
+    older = [r.revision for r in workload.history if r.revision < revision]
+    return max(older) if older else None
+
+
+def rollout_failed(snapshot: Snapshot, intents: Sequence[Intent], now: datetime,
+                   history: History | None = None) -> list[Finding]:
+    findings = []
+    for workload in snapshot.workloads:
+        rollout = workload.rollout
+        revision = rollout.revision or workload.revision
+        bad = sorted(
+            (p for p in snapshot.pods_of(workload.ref) if p.revision == revision and p.reason in BAD_POD_REASONS),
+            key=lambda p: p.name,
+        )
+        if rollout.status == "failed":
+            reason = rollout.reason or "ProgressDeadlineExceeded"
+        elif rollout.status == "progressing" and bad:
+            reason = bad[0].reason or "PodFailure"
+        else:
+            continue
+        intent = intent_of(intents, workload)
+        retry = (intent.rollout if intent else None) or RolloutRetry()
+        subject = workload.key
+        seen = attempts_for(history, f"rollout_failed:{subject}")
+        backoff = retry.backoff * (2 ** seen.attempts)
+        anchor = seen.last_action_at or rollout.since  # the first retry waits `backoff` after the failure
+        retry_at = anchor + backoff if anchor else None
+        if seen.attempts < retry.max_attempts:
+            next_action = "restart_rollout"
+        else:
+            next_action = "undo_rollout" if retry.then == "rollback" else "escalate"
+        protected = bool(intent and intent.protected)
+        if protected:
+            next_action = "escalate"
+        findings.append(make(
+            "rollout_failed", subject,
+            f"{subject} rollout of revision {revision} failed ({reason}); "
+            f"attempt {seen.attempts} of {retry.max_attempts}, then {retry.then}",
+            now,
+            revision=revision,
+            image=workload.image,
+            reason=reason,
+            message=short(rollout.message or (bad[0].message if bad else None)),
+            bad_pods=[p.name for p in bad],
+            last_good_revision=_last_good(workload, revision),
+            attempts=seen.attempts,
+            last_action_at=iso(seen.last_action_at),
+            max_attempts=retry.max_attempts,
+            backoff_seconds=int(backoff.total_seconds()),
+            retry_due=retry_at is None or now >= retry_at,
+            retry_at=iso(retry_at),
+            then=retry.then,
+            next_action=next_action,
+            protected=protected,
+            intent=intent.name if intent else None,
+        ))
+    return findings
+
+
+def crashloop(snapshot: Snapshot, intents: Sequence[Intent], now: datetime,
+              history: History | None = None) -> list[Finding]:
+    findings = []
+    for workload in snapshot.workloads:
+        if workload.rollout.status != "complete":
+            continue  # pods crashing mid-rollout belong to rollout_failed
+        looping = sorted(
+            (p for p in snapshot.pods_of(workload.ref)
+             if p.reason == "CrashLoopBackOff" and p.revision == workload.revision),
+            key=lambda p: p.name,
+        )
+        if not looping:
+            continue
+        intent = intent_of(intents, workload)
+        subject = workload.key
+        seen = attempts_for(history, f"crashloop:{subject}")
+        worst = max(looping, key=lambda p: p.restarts)
+        findings.append(make(
+            "crashloop", subject,
+            f"{len(looping)} pod(s) of {subject} in CrashLoopBackOff on revision {workload.revision} "
+            f"(up to {worst.restarts} restarts)",
+            now,
+            revision=workload.revision,
+            pods=[p.name for p in looping],
+            worst_pod=worst.name,
+            restarts=worst.restarts,
+            restarts_total=sum(p.restarts for p in looping),
+            message=short(worst.message),
+            attempts=seen.attempts,
+            last_action_at=iso(seen.last_action_at),
+            protected=bool(intent and intent.protected),
+            intent=intent.name if intent else None,
+        ))
+    return findings
+
+
+__all__ = ["BAD_POD_REASONS", "crashloop", "rollout_failed"]
