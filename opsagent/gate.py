@@ -17,7 +17,7 @@ change more distinct workloads than the policy's blast radius.
 
 from __future__ import annotations
 
-import itertools
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -41,6 +41,7 @@ from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
 
 __all__ = ["ApprovalSink", "Gate", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
 
+_STATUS = {"ok": "ok", "error": "error", "denied": "denied", "pending": "pending_approval", "invalid": "invalid"}
 _OUTCOME = {"ok": "ok", "no_data": "ok", "error": "error", "denied": "denied", "pending_approval": "pending", "invalid": "invalid"}
 
 
@@ -65,13 +66,16 @@ class _Step:
         self.started = gate.clock.monotonic()
         self.extra = extra or {}
         self.risk: str | None = None
+        self.done_key: str | None = None  # set for approved calls: their one 'executed' result key
+        self.executing = False
 
     def record(self, kind: str, **fields: Any) -> int:
         call = self.call
         entry = AuditEntry(
             time=self.gate.clock.now(), kind=kind, actor=call.actor, channel=call.channel, run_id=self.run_id,
             finding_id=call.finding_id, message=call.message, tool=call.tool, risk=self.risk,
-            idempotency_key=f"{self.key}:{kind}", **fields,
+            idempotency_key=self.done_key if (kind == "result" and self.executing and self.done_key) else f"{self.key}:{kind}",
+            **fields,
         )
         return self.gate.recorder.record(entry)
 
@@ -113,25 +117,56 @@ class Gate:
         self.approvals, self.tools, self.findings, self._decide = approvals, tools, findings, decide
         self.wait, self.proposals_dir, self.poll_seconds, self.max_args_bytes = wait, proposals_dir, poll_seconds, max_args_bytes
         self._changed: dict[str, set[str]] = {}
-        self._seq = itertools.count(1)
 
     # --- public -----------------------------------------------------------
     def submit(self, call: ToolCall, *, run_id: str | None = None) -> ToolResult:
-        """Run `call` if the policy allows it; otherwise file an approval request or refuse."""
-        step = _Step(self, call, run_id, f"n{next(self._seq)}")
-        return self._process(step)
+        """Run `call` if the policy allows it; otherwise file an approval request or refuse.
+
+        With a `run_id` and a planner call id (`call.id`), a call that already went
+        through the gate is not run again: its recorded result comes back instead.
+        """
+        step = _Step(self, call, run_id, uuid.uuid4().hex[:16])
+        return self._replay(step) or self._process(step)
 
     def run_approved(self, approval: Approval, *, approver: str) -> ToolResult:
         """Run a call a person approved, if it is still exactly that call and still not denied."""
         call = approval.call
-        step = _Step(self, call, approval.thread_id, f"approval{approval.id}", {"approval_id": approval.id, "approver": approver})
-        return self._process(step, approval=approval, approver=approver)
+        step = _Step(self, call, approval.thread_id, uuid.uuid4().hex[:16], {"approval_id": approval.id, "approver": approver})
+        step.key = f"approval:{approval.id}:{step.key.split(':', 1)[1]}"
+        step.done_key = self.executed_key(approval.id)
+        return self._replay(step) or self._process(step, approval=approval, approver=approver)
+
+    @staticmethod
+    def executed_key(approval_id: int) -> str:
+        """Idempotency key of the result entry of an approved call that ran: one per approval."""
+        return f"approval:{approval_id}:executed"
 
     def changed_in_run(self, run_id: str) -> frozenset[str]:
         """Targets (`namespace/name`, `node:NAME`) this gate let a run write to."""
         return frozenset(self._changed.get(run_id, ()))
 
     # --- the steps --------------------------------------------------------
+    def _replay(self, step: _Step) -> ToolResult | None:
+        """A call already seen (same idempotency key): never run it twice (invariant 7)."""
+        if step.call.id is None and step.done_key is None:
+            return None
+        find = getattr(self.recorder, "find_by_key", None)
+        if not callable(find):
+            return None
+        done = find(step.done_key or f"{step.key}:result")
+        if done is not None:
+            status = _STATUS.get(getattr(done, "outcome", None) or "error", "error")
+            return ToolResult(status=status, tool=step.call.tool, audit_id=getattr(done, "id", None),
+                              approval_id=getattr(done, "approval_id", None), data={"replayed": True},
+                              message=f"already handled (audit {getattr(done, 'id', '?')}): {getattr(done, 'summary', '') or ''}")
+        if step.done_key is None and find(f"{step.key}:proposal") is not None:
+            tool = self.tools.get(step.call.tool)
+            step.risk = tool.risk if tool else None
+            return step.finish(ToolResult(status="error", tool=step.call.tool, data={"retryable": False, "interrupted": True},
+                                          message="an earlier attempt of this exact call started and recorded no result; "
+                                                  "not running it again (check the cluster, then propose a new call)"))
+        return None
+
     def _process(self, step: _Step, *, approval: Approval | None = None, approver: str | None = None) -> ToolResult:
         call = step.call
         tool = self.tools.get(call.tool)
@@ -242,6 +277,7 @@ class Gate:
         if tool.risk != "read" and step.run_id is not None and (key := target_key(target)):
             self._changed.setdefault(step.run_id, set()).add(key)
         ctx = self._context(tool, target, snapshot, decision)
+        step.executing = True
         try:
             outcome = tool.run(ctx, args)
         except ClusterError as exc:

@@ -99,14 +99,33 @@ class ReadOnlyCluster:
     create_workload = delete_workload = _refuse
 
 
+class _Stored:
+    """An entry as read back: its id plus the entry's fields."""
+
+    def __init__(self, audit_id: int, entry: AuditEntry) -> None:
+        self.id = audit_id
+        self._entry = entry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._entry, name)
+
+
 class MemoryRecorder:
     """An in-memory Recorder: `entries` in order, ids from 1."""
 
     def __init__(self) -> None:
         self.entries: list[AuditEntry] = []
+        self._keys: dict[str, int] = {}
 
     def record(self, entry: AuditEntry) -> int:
+        """Append; like the audit store, an idempotency key already stored is not written twice."""
+        if entry.idempotency_key is not None:
+            found = self.find_by_key(entry.idempotency_key)
+            if found is not None:
+                return found.id
         self.entries.append(entry)
+        if entry.idempotency_key is not None:
+            self._keys[entry.idempotency_key] = len(self.entries)
         return len(self.entries)
 
     def count_recent(self, *, tool: str | None, namespace: str | None, actor: str | None, since: datetime, outcome: str = "ok") -> int:
@@ -122,6 +141,11 @@ class MemoryRecorder:
                 continue
             total += 1
         return total
+
+    def find_by_key(self, key: str) -> Any:
+        """The stored entry with this idempotency key (with its `id`), or None."""
+        audit_id = self._keys.get(key)
+        return _Stored(audit_id, self.entries[audit_id - 1]) if audit_id is not None else None
 
     def of_kind(self, kind: str) -> list[AuditEntry]:
         return [e for e in self.entries if e.kind == kind]

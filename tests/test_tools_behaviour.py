@@ -72,9 +72,9 @@ def call(tool: str, **args) -> ToolCall:
     return ToolCall(tool=tool, args=args, actor="alice", channel="cli")
 
 
-def approved(gate: Gate, c: ToolCall) -> Approval:
+def approved(gate: Gate, c: ToolCall, approval_id: int = 7) -> Approval:
     now = gate.clock.now()
-    return Approval(id=7, call=c, args_hash=c.args_hash(), state="approved", requested_by="daemon", approvers=("alice",),
+    return Approval(id=approval_id, call=c, args_hash=c.args_hash(), state="approved", requested_by="daemon", approvers=("alice",),
                     rule=RuleRef(file="t.yaml", name="arch"), created_at=now, expires_at=now + timedelta(hours=1),
                     decided_by="alice", decided_at=now)
 
@@ -223,7 +223,8 @@ def test_approved_architectural_tools_change_the_cluster(cluster, tmp_path):
     notes = cluster.snapshot().workload(LLM).annotations
     assert notes["opsagent.dev/min-replicas"] == "0" and notes["opsagent.dev/max-replicas"] == "4"
     resources = call("set_resources", namespace="batch", name="web", memory_mib=4096)
-    assert gate.run_approved(approved(gate, resources), approver="alice").ok
+    assert gate.run_approved(approved(gate, resources, 8), approver="alice").ok
+    assert gate.run_approved(approved(gate, resources, 8), approver="alice").data["replayed"] is True
     cluster.advance(300)
     assert cluster.snapshot().workload("batch/web").memory_mib == 4096
 
