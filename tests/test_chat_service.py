@@ -143,3 +143,34 @@ def test_agent_gets_free_text_but_not_from_read_only_actors(tmp_path):
         assert len(calls) == 1
     finally:
         rt.close()
+
+
+def test_approving_in_chat_resumes_the_agent_run_that_waits_for_it(tmp_path):
+    from opsagent.agent import Agent
+    from opsagent.testing.scripted import call, scripted_planner, text
+
+    write_example_policy(tmp_path / "pol")
+
+    def factory(**kw):
+        planner = scripted_planner(call("scale_workload", namespace="inference", name="llm", replicas=2),
+                                   text("asked a lead to approve scaling llm to 2"),
+                                   text("llm now runs 2 replicas"))
+        return Agent(gate=kw["gate"], policy=kw["policy"], playbooks=None, observe=kw["cluster"].snapshot,
+                     detect_fn=lambda snap: [], planner=planner, checkpoint_path=kw["db"], recorder=kw["store"],
+                     clock=kw["clock"], approvals=kw["approvals"])
+
+    rt = build_runtime(cluster="sim:demo", policies=tmp_path / "pol", db=tmp_path / "a.db", model="scripted",
+                       agent_factory=factory)
+    try:
+        asked = rt.service.handle("llm needs more capacity for the launch", actor="carol", channel="slack")
+        assert asked.command == "agent" and len(asked.pending) == 1, asked.text
+        approval = rt.approvals.get(asked.pending[0].approval_id)
+        assert approval.thread_id == asked.run_id
+        done = rt.service.handle(f"approve {approval.id}", actor="alice", channel="slack")
+        assert done.run_id == asked.run_id, done.text
+        assert [d.tool for d in done.done] == ["scale_workload"], done.text
+        assert replicas(rt, "inference/llm") == 2
+        assert rt.approvals.get(approval.id).state == "executed"
+        assert rt.service.agent.state(asked.run_id).status != "waiting"
+    finally:
+        rt.close()

@@ -242,25 +242,43 @@ class ChatService:
             return []
         reply.data["approval"] = approval.model_dump(mode="json")
         if not approve:
+            report = self._resume(approval, decided_state="rejected", actor=actor)
+            if report is not None:
+                reply.run_id = report.run_id
             return [f"rejected #{approval_id} ({shown}): {note}"]
         lines = [f"approved #{approval_id} ({shown})"]
-        result = self._execute_approved(approval, actor=actor)
+        result = self._execute_approved(approval, actor=actor, reply=reply)
         if result is None:
             return lines
         reply.data["result"] = result.model_dump(mode="json", exclude={"decision"})
         self._collect_approved(result, reply, shown, approval_id)
         return lines
 
-    def _execute_approved(self, approval: Approval, *, actor: str) -> ToolResult | None:
-        resume = getattr(self.agent, "resume_approval", None)
-        if approval.thread_id and callable(resume):
-            report = resume(approval, approver=actor)
-            result = getattr(report, "result", None)
-            return result if isinstance(result, ToolResult) else None
+    def _execute_approved(self, approval: Approval, *, actor: str, reply: ChatReply) -> ToolResult | None:
+        """Run an approved call once: resume the agent run waiting on it, or run it through the gate."""
+        report = self._resume(approval, decided_state="approved", actor=actor)
+        if report is not None:
+            reply.run_id = report.run_id
+            reply.data["run"] = report.model_dump(mode="json") if isinstance(report, BaseModel) else {}
+            for action in reversed(list(getattr(report, "actions", ()))):
+                if action.approval_id == approval.id and action.status != "pending_approval":
+                    return ToolResult(status=action.status, tool=action.tool, message=action.message, approval_id=approval.id)
+            return None
         try:
             return self.approvals.execute(approval.id, run=lambda a: self.gate.run_approved(a, approver=actor), actor=actor)
         except ApprovalError as exc:
             return ToolResult(status="denied", tool=approval.call.tool, message=exc.message, approval_id=approval.id)
+
+    def _resume(self, approval: Approval, *, decided_state: str, actor: str) -> Any:
+        """The agent run waiting on this approval, resumed; None when no run waits for it."""
+        resume = getattr(self.agent, "resume", None)
+        if not approval.thread_id or not callable(resume):
+            return None
+        state = getattr(self.agent, "state", None)
+        current = state(approval.thread_id) if callable(state) else None
+        if current is None or approval.id not in (getattr(current, "pending_approvals", None) or ()):
+            return None
+        return resume(approval.thread_id, approval_id=approval.id, decided_state=decided_state, approver=actor, approval=approval)
 
     def _collect_approved(self, result: ToolResult, reply: ChatReply, shown: str, approval_id: int) -> None:
         if result.status == "denied":
@@ -276,9 +294,8 @@ class ChatService:
 
     # --- free text -----------------------------------------------------------------
     def _not_understood(self, nu: NotUnderstood, who: Actor, channel: str, text: str) -> ChatReply:
-        handle = getattr(self.agent, "handle_message", None)
-        if callable(handle) and not who.read_only and nu.reason != "the message is empty":
-            report = handle(text, actor=who.name, channel=channel)
+        if self.understands_free_text and not who.read_only and nu.reason != "the message is empty":
+            report = self.agent.handle_message(text, actor=who.name, channel=channel)
             return self._from_report(report, who, channel)
         reply = ChatReply(text="", actor=who.name, channel=channel, understood=False,
                           data={"reason": nu.reason, "hint": nu.hint, "forms": list(nu.forms)})
@@ -286,17 +303,37 @@ class ChatService:
         if nu.hint:
             body.append(nu.hint)
         body += ["Commands that work:", *(f"  {f}" for f in nu.forms)]
-        if self.agent is None:
-            body.append("(free-form questions need an LLM: start with --model and a reachable Ollama)")
+        if not self.understands_free_text:
+            body.append("(free-form questions need an LLM: pass --model and point OLLAMA_HOST at Ollama)")
         return self._reply(reply, body=body)
 
+    @property
+    def understands_free_text(self) -> bool:
+        """Free text goes to the agent only when it plans with an LLM (not the offline planner)."""
+        return callable(getattr(self.agent, "handle_message", None)) and getattr(self.agent, "planner_name", "llm") != "offline"
+
     def _from_report(self, report: Any, who: Actor, channel: str) -> ChatReply:
-        """Turn the agent's run report into a reply: its tool results sorted into done/refused/pending."""
+        """Turn the agent's run report into a reply: its actions sorted into done/failed/refused/pending."""
         reply = ChatReply(text="", actor=who.name, channel=channel, command="agent", run_id=getattr(report, "run_id", None))
-        for result in getattr(report, "results", None) or ():
-            if isinstance(result, ToolResult):
-                self._collect(result, reply, render.call_summary(result.tool, result.data if isinstance(result.data, dict) else {}))
-        summary = getattr(report, "summary", None) or getattr(report, "text", None) or ""
+        for action in getattr(report, "actions", None) or ():
+            shown = render.call_summary(action.tool, action.args)
+            spec = get_tool(action.tool)
+            if action.status == "denied":
+                rule, _, reason = action.message.removeprefix("denied by ").partition(": ")
+                reply.refused.append(Refusal(tool=action.tool, summary=shown, rule=rule if reason else "policy", reason=reason or action.message))
+            elif action.status == "pending_approval" and action.approval_id is not None:
+                approval = self.approvals.get(action.approval_id) if self.approvals is not None else None
+                reply.pending.append(PendingItem(approval_id=action.approval_id, tool=action.tool, summary=shown,
+                                                 approvers=list(approval.approvers) if approval else [],
+                                                 expires_at=approval.expires_at.isoformat() if approval else None))
+                if approval is not None:
+                    reply.approvals.append(approval)
+            elif action.status in ("error", "invalid"):
+                reply.failed.append(DoneItem(tool=action.tool, summary=shown, status=action.status, message=action.message))
+            elif spec is not None and spec.risk != "read":
+                reply.done.append(DoneItem(tool=action.tool, summary=shown, status=action.status, message=action.message,
+                                           approval_id=action.approval_id))
+        summary = getattr(report, "summary", "") or ""
         reply.data["report"] = report.model_dump(mode="json") if isinstance(report, BaseModel) else {"summary": str(summary)}
         return self._reply(reply, body=[str(summary)] if summary else [])
 

@@ -67,7 +67,7 @@ def open_cluster(spec: str) -> tuple[Any, Clock, Callable[[float], None] | None]
     raise WiringError(f"--cluster {spec!r} is not a cluster", hint="use sim:demo, sim:PATH.yaml, kube or kube:CONTEXT")
 
 
-def build_runtime(*, cluster: str, policies: Path, db: Path, model: str | None = None,
+def build_runtime(*, cluster: str, policies: Path, db: Path, model: str | None = None, playbooks: Path | None = None,
                   actor_resolver: ActorResolver = cli_actor, agent_factory: Callable[..., Any] | None = None) -> ChatRuntime:
     """Open everything a chat front end needs. The caller closes it with `.close()`."""
     try:
@@ -85,23 +85,33 @@ def build_runtime(*, cluster: str, policies: Path, db: Path, model: str | None =
         return detect(target.snapshot(), intents=policy.intents, now=clock.now())
 
     gate = Gate(policy=policy, cluster=target, clock=clock, recorder=store, approvals=approvals, findings=findings, wait=wait)
-    agent = None
-    if model:
-        factory = agent_factory or _default_agent_factory
-        agent = factory(model=model, gate=gate, approvals=approvals, store=store, policy=policy, cluster=target, clock=clock, db=db)
+    closers: list[Callable[[], None]] = [store.close]
+    factory = agent_factory or _default_agent_factory
+    agent = factory(model=model, gate=gate, approvals=approvals, store=store, policy=policy, cluster=target, clock=clock,
+                    db=db, playbooks=playbooks)
+    if callable(getattr(agent, "close", None)):
+        closers.insert(1, agent.close)
     service = ChatService(gate=gate, approvals=approvals, agent=agent, actor_resolver=actor_resolver, clock=clock, recorder=store)
     return ChatRuntime(service=service, gate=gate, approvals=approvals, store=store, cluster=target, policy=policy,
-                       clock=clock, closers=[store.close])
+                       clock=clock, closers=closers)
 
 
-def _default_agent_factory(**kwargs: Any) -> Any:
-    """The LLM agent, when `opsagent.agent` provides one; otherwise chat runs on the grammar alone."""
+def _default_agent_factory(*, model: str | None, gate: Gate, approvals: ApprovalQueue, store: AuditStore, policy: Any,
+                           cluster: Any, clock: Clock, db: Path, playbooks: Path | None) -> Any:
+    """The agent: plans with the LLM when `model` is set, else offline (it then only resumes waiting runs)."""
+    from opsagent.agent import Agent, AgentConfig
+    from opsagent.detect import detect
+
+    loaded = None
+    if playbooks is not None and Path(playbooks).is_dir():
+        from opsagent.playbooks import load_playbooks
+
+        loaded = load_playbooks(Path(playbooks))
     try:
-        from opsagent import agent as agent_pkg
-    except ImportError as exc:
-        raise WiringError(f"--model {kwargs['model']}: the LLM agent is not available ({exc})",
-                          hint="drop --model to use the command grammar only") from exc
-    build = getattr(agent_pkg, "build_chat_agent", None) or getattr(agent_pkg, "Agent", None)
-    if build is None:
-        raise WiringError(f"--model {kwargs['model']}: this build has no LLM agent", hint="drop --model to use the command grammar only")
-    return build(**kwargs)
+        config = AgentConfig.from_env(model=model) if model else AgentConfig.from_env()
+    except ValueError as exc:
+        raise WiringError(f"agent settings: {exc}") from exc
+    return Agent(gate=gate, policy=policy, playbooks=loaded, observe=cluster.snapshot,
+                 detect_fn=lambda snap: detect(snap, intents=policy.intents, now=clock.now()),
+                 planner="llm" if model else "offline", checkpoint_path=db, recorder=store, clock=clock,
+                 config=config, approvals=approvals)
