@@ -30,9 +30,9 @@ def _root(
 
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
-    from opsagent.cli import approvals, audit, playbook, policy, sim, doctor
+    from opsagent.cli import approvals, audit, doctor, playbook, policy, sim, wake_proxy
 
-    for module in (sim, policy, playbook, audit, approvals, doctor):
+    for module in (sim, policy, playbook, audit, approvals, doctor, wake_proxy):
         module.register(app)
 
 

@@ -1,0 +1,135 @@
+"""Wiring: open the cluster, policy, audit store, approval queue and gate from command-line options.
+
+Every entry point (daemon, chat, ask, approvals, wake proxy, demo, eval) needs
+the same set of parts built the same way; this module is the one place that
+builds them. It decides nothing and holds no state beyond the parts it opens.
+
+Cluster specs: `sim:NAME` (a builtin scenario such as `demo`), `sim:PATH`
+(a scenario file), `kube` (current kubeconfig context or in-cluster config),
+or `kube:CONTEXT`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from opsagent.approvals import ApprovalQueue
+from opsagent.audit import AuditStore
+from opsagent.clock import Clock, RealClock
+from opsagent.cluster.port import Cluster
+from opsagent.detect import detect
+from opsagent.gate import Gate
+from opsagent.model import Finding, Snapshot
+from opsagent.policy import Policy, PolicyError, load_policy
+from opsagent.yamlfile import FileError
+
+
+class RuntimeError_(Exception):
+    """A part could not be opened; `hint` says how to fix it."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass
+class Runtime:
+    cluster: Cluster
+    clock: Clock
+    policy: Policy
+    audit: AuditStore
+    approvals: ApprovalQueue
+    gate: Gate
+    sim: object | None = None  # the SimCluster when cluster is simulated
+
+    def observe(self) -> Snapshot:
+        return self.cluster.snapshot()
+
+    def findings(self, snapshot: Snapshot | None = None) -> list[Finding]:
+        snap = snapshot or self.observe()
+        return detect(snap, intents=self.policy.intents, now=self.clock.now())
+
+
+def open_cluster(spec: str, *, prometheus: str | None = None, seed: int | None = None) -> tuple[Cluster, Clock, object | None]:
+    """Build a cluster from a spec; returns (cluster, clock, sim-or-None)."""
+    kind, _, arg = spec.partition(":")
+    if kind == "sim":
+        from opsagent.cluster.sim import ScenarioError, SimCluster, builtin_scenario, load_scenario
+
+        name = arg or "demo"
+        try:
+            scenario = load_scenario(name) if Path(name).suffix in (".yaml", ".yml") else builtin_scenario(name)
+        except (ScenarioError, FileError, KeyError, ValueError) as exc:
+            raise RuntimeError_(f"cannot load scenario {name!r}: {exc}", hint="use sim:demo or sim:path/to/scenario.yaml") from None
+        sim = SimCluster(scenario, seed=seed)
+        return sim, sim.clock, sim
+    if kind == "kube":
+        from opsagent.cluster.kube import KubeCluster
+        from opsagent.metrics import PrometheusClient
+
+        try:
+            cluster = KubeCluster.from_config(
+                context=arg or None,
+                prometheus=PrometheusClient(prometheus) if prometheus else None,
+                clock=RealClock(),
+            )
+        except Exception as exc:  # config loading raises several library types; report and stop
+            raise RuntimeError_(
+                f"cannot reach the cluster: {exc}",
+                hint="check KUBECONFIG / --cluster kube:CONTEXT, or run `opsagent doctor`",
+            ) from None
+        return cluster, RealClock(), None
+    raise RuntimeError_(f"unknown cluster {spec!r}", hint="use sim:SCENARIO, kube or kube:CONTEXT")
+
+
+def open_policy(directory: Path) -> Policy:
+    try:
+        return load_policy(directory)
+    except PolicyError as exc:
+        raise RuntimeError_(str(exc), hint=f"run `opsagent policy lint {directory}`") from None
+    except FileNotFoundError:
+        raise RuntimeError_(f"no policy directory at {directory}", hint="pass --policies DIR (the repository ships policies/)") from None
+
+
+def open_runtime(
+    *,
+    cluster: str = "sim:demo",
+    policies: Path = Path("policies"),
+    db: Path = Path("opsagent.db"),
+    prometheus: str | None = None,
+    seed: int | None = None,
+    proposals_dir: Path | None = None,
+    clock: Clock | None = None,
+    cluster_obj: Cluster | None = None,
+    findings: Callable[[], list[Finding]] | None = None,
+) -> Runtime:
+    """Open every part. `cluster_obj` (with `clock`) reuses an existing cluster, e.g. a running simulator."""
+    policy = open_policy(policies)
+    if cluster_obj is not None:
+        the_cluster, the_clock, sim = cluster_obj, clock or getattr(cluster_obj, "clock", RealClock()), None
+        if hasattr(cluster_obj, "advance") and hasattr(cluster_obj, "record_request"):
+            sim = cluster_obj
+    else:
+        the_cluster, the_clock, sim = open_cluster(cluster, prometheus=prometheus, seed=seed)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    audit = AuditStore(db)
+    approvals = ApprovalQueue(
+        audit,
+        clock=the_clock,
+        is_member=policy.actor_matches,
+        default_ttl_seconds=int(policy.approval_ttl_seconds),
+    )
+    runtime = Runtime(cluster=the_cluster, clock=the_clock, policy=policy, audit=audit, approvals=approvals, gate=None, sim=sim)  # type: ignore[arg-type]
+    runtime.gate = Gate(
+        policy=policy,
+        cluster=the_cluster,
+        clock=the_clock,
+        recorder=audit,
+        approvals=approvals,
+        findings=findings or (lambda: runtime.findings()),
+        wait=getattr(sim, "advance", None),
+        proposals_dir=proposals_dir or db.parent / "proposals",
+    )
+    return runtime

@@ -1,0 +1,93 @@
+"""Routes of the wake proxy: which host / path prefix goes to which workload and upstream.
+
+A small YAML file written by people, e.g.:
+
+    routes:
+      - host: chat.example.internal      # optional; any host when omitted
+        path_prefix: /                   # longest prefix wins
+        workload: chat/chat-ui           # NAMESPACE/NAME
+        upstream: http://chat-ui.chat.svc:8080
+        timeout: 5m                      # optional; how long a request may wait for a cold start
+
+Pure: parsing and matching only, no network.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from opsagent.clock import parse_duration
+from opsagent.model import WorkloadRef
+from opsagent.yamlfile import load_model
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str | None = Field(default=None, description="Host header to match (port ignored); any host when omitted")
+    path_prefix: str = Field(default="/", description="path prefix to match; the longest matching prefix wins")
+    workload: str = Field(description="NAMESPACE/NAME of the workload behind the upstream")
+    upstream: str = Field(description="base URL requests are forwarded to, e.g. http://10.0.0.5:8080")
+    timeout: timedelta | None = Field(default=None, description="how long a request may wait for a cold start")
+
+    @field_validator("workload")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        WorkloadRef.parse(value)
+        return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"upstream must be an http(s) URL such as http://host:8080, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("path_prefix must start with '/'")
+        return value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, (str, int, float)) else value
+
+    @property
+    def ref(self) -> WorkloadRef:
+        return WorkloadRef.parse(self.workload)
+
+
+class RouteTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    routes: tuple[Route, ...] = Field(min_length=1)
+
+    def match(self, host: str | None, path: str) -> Route | None:
+        """The route for a request: host must match when the route names one; longest prefix wins."""
+        bare = (host or "").split(":")[0].lower()
+        best: Route | None = None
+        for route in self.routes:
+            if route.host is not None and route.host.lower() != bare:
+                continue
+            if not path.startswith(route.path_prefix):
+                continue
+            if best is None or _rank(route) > _rank(best):
+                best = route
+        return best
+
+
+def _rank(route: Route) -> tuple[int, int]:
+    return (route.host is not None, len(route.path_prefix))
+
+
+def load_routes(path: str | Path) -> RouteTable:
+    """Load a routes file; raises opsagent.yamlfile.FileError naming file:line and field."""
+    return load_model(RouteTable, path)
