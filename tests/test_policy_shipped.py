@@ -1,0 +1,117 @@
+"""The shipped policies (policies/*.yaml), as a table: one row per call that must be
+allowed, refused, or sent to a person, with the rule and a word of the reason expected."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from opsagent.model import RolloutState, Snapshot, ToolCall, Workload, WorkloadRef
+from opsagent.policy import NO_COUNTS, decide, load_policy
+from opsagent.policy.lint import lint
+from tools import REGISTRY
+from tools.base import Target
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+MONDAY_NOON = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+SUNDAY_NIGHT = datetime(2026, 1, 11, 23, 0, tzinfo=timezone.utc)
+
+
+def _wl(ns: str, name: str, **kw) -> Workload:
+    return Workload(ref=WorkloadRef(namespace=ns, name=name), **kw)
+
+
+SNAPSHOT = Snapshot(time=MONDAY_NOON, workloads=(
+    _wl("render", "render-ui", replicas=1, gpus_per_replica=1, last_request_at=MONDAY_NOON - timedelta(minutes=45), request_rate=0.0, gpu_utilization=10.0),
+    _wl("render", "render-batch", replicas=1, gpus_per_replica=1, last_request_at=MONDAY_NOON - timedelta(minutes=45)),
+    _wl("inference", "llm", replicas=1, gpus_per_replica=2, last_request_at=MONDAY_NOON - timedelta(minutes=5), request_rate=3.0),
+    _wl("inference", "embedder", replicas=1, gpus_per_replica=1, rollout=RolloutState(status="failed", reason="ProgressDeadlineExceeded", revision=4)),
+    _wl("chat", "chat-ui", replicas=0, gpus_per_replica=1),
+    _wl("training", "finetune", replicas=1, gpus_per_replica=2, last_request_at=MONDAY_NOON - timedelta(hours=5)),
+))
+BUSY = Snapshot(time=MONDAY_NOON, workloads=(
+    _wl("render", "render-ui", replicas=1, gpus_per_replica=1, last_request_at=MONDAY_NOON - timedelta(minutes=3), request_rate=2.0, gpu_utilization=40.0),
+))
+
+# (tool, args, actor, channel, snapshot, now, expected effect, expected rule, word in reason)
+D, W = "daemon", "wake-proxy"
+ROWS = [
+    # the stories of the design
+    ("sleep_workload", {"namespace": "render", "name": "render-ui"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "daemon-sleeps-idle-workloads", "idle"),
+    ("set_gpu_placement", {"namespace": "inference", "name": "llm", "min_link_width": 16}, "alice", "slack", SNAPSHOT, MONDAY_NOON, "require_approval", "architecture-needs-a-lead", "lead"),
+    ("restart_rollout", {"namespace": "kube-system", "name": "coredns"}, "carol", "cli", None, MONDAY_NOON, "deny", "out-of-scope", "scope"),
+    ("get_workload", {"namespace": "kube-system", "name": "coredns"}, "alice", "cli", None, MONDAY_NOON, "deny", "out-of-scope", "scope"),
+    # reads
+    ("get_workload", {"namespace": "render", "name": "render-ui"}, "anyone", "slack", SNAPSHOT, MONDAY_NOON, "allow", "read-anything", "looking"),
+    ("gpu_inventory", {}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "read-anything", "looking"),
+    # daemon toil inside intents
+    ("sleep_workload", {"namespace": "render", "name": "render-ui"}, D, "daemon", BUSY, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("sleep_workload", {"namespace": "render", "name": "render-batch"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("sleep_workload", {"namespace": "training", "name": "finetune"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "deny", "daemon-leaves-training-alone", "training"),
+    ("wake_workload", {"namespace": "chat", "name": "chat-ui"}, W, "wake-proxy", SNAPSHOT, MONDAY_NOON, "allow", "wake-on-demand", "woken"),
+    ("wake_workload", {"namespace": "inference", "name": "embedder"}, W, "wake-proxy", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("scale_workload", {"namespace": "chat", "name": "chat-ui", "replicas": 3}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "daemon-scales-within-bounds", "bounds"),
+    ("scale_workload", {"namespace": "chat", "name": "chat-ui", "replicas": 4}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("restart_rollout", {"namespace": "inference", "name": "embedder"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "daemon-retries-failed-rollouts", "failed"),
+    ("undo_rollout", {"namespace": "inference", "name": "embedder"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "daemon-retries-failed-rollouts", "rollback"),
+    ("restart_rollout", {"namespace": "inference", "name": "llm"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    # people
+    ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 2}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "allow", "render-team-runs-render", "render team"),
+    ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 5}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("cordon_node", {"node": "gpu-a"}, "carol", "cli", SNAPSHOT, MONDAY_NOON, "allow", "oncall-may-operate", "on-call"),
+    ("undo_rollout", {"namespace": "inference", "name": "llm"}, "carol", "slack", SNAPSHOT, SUNDAY_NIGHT, "require_approval", "weekend-night-rollbacks-need-a-lead", "weekend"),
+    ("undo_rollout", {"namespace": "inference", "name": "llm"}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "allow", "oncall-may-operate", "on-call"),
+    ("delete_workload", {"namespace": "chat", "name": "chat-ui"}, "carol", "cli", SNAPSHOT, MONDAY_NOON, "require_approval", "architecture-needs-a-lead", "lead"),
+    ("change_policy", {}, "alice", "cli", None, MONDAY_NOON, "require_approval", "architecture-needs-a-lead", "lead"),
+]
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return load_policy(POLICIES, tool_risks={n: t.risk for n, t in REGISTRY.items()})
+
+
+def _target(tool: str, args: dict) -> Target:
+    try:
+        return REGISTRY[tool].input_model.model_validate(args).target()
+    except Exception:  # tools whose arguments this table abbreviates
+        return Target(namespace=args.get("namespace"))
+
+
+@pytest.mark.parametrize("tool,args,actor,channel,snapshot,now,effect,rule,word", ROWS, ids=[f"{r[0]}-{r[2]}-{r[7]}" for r in ROWS])
+def test_shipped_policy_table(policy, tool, args, actor, channel, snapshot, now, effect, rule, word):
+    call = ToolCall(tool=tool, args=args, actor=actor, channel=channel)
+    decision = decide(policy, call=call, risk=REGISTRY[tool].risk, target=_target(tool, args), snapshot=snapshot, now=now, counts=NO_COUNTS)
+    assert (decision.effect, decision.rule.name) == (effect, rule), decision.reason
+    assert word in decision.reason
+    if effect == "require_approval":
+        assert decision.approvers and decision.expires_after_seconds
+
+
+def test_shipped_policies_lint_clean():
+    report = lint(POLICIES, tool_risks={n: t.risk for n, t in REGISTRY.items()})
+    assert report.ok, [str(p) for p in report.problems]
+    assert not report.warnings, [str(p) for p in report.warnings]
+
+
+def test_shipped_lookups(policy):
+    assert policy.mode == "enforce"
+    assert policy.approval_ttl_seconds == 3600
+    assert policy.max_workloads_per_run == 10
+    assert policy.actor_matches("alice", "group:platform-leads")
+    assert not policy.actor_matches("carol", "group:platform-leads")
+    assert policy.actor_matches("carol", "*") and policy.actor_matches("daemon", "daemon")
+    assert policy.in_scope("render", {}) and not policy.in_scope("kube-system", {})
+    llm = SNAPSHOT.workload("inference/llm")
+    intent = policy.intent_for(llm)
+    assert intent is not None and intent.placement.min_link_width == 16 and intent.placement.coherent
+    assert policy.intent_for(SNAPSHOT.workload("training/finetune")).protected
+
+
+def test_summary_is_short_and_names_the_three_outcomes(policy):
+    text = policy.summary()
+    assert "You may do alone" in text and "Needs a person" in text and "Denied" in text
+    assert "sleep_workload" in text and "group:platform-leads" in text
+    assert len(text) < 4000
