@@ -157,8 +157,10 @@ def build_graph(deps: Deps) -> StateGraph:
                                        "falling back to the offline planner", outcome="error", key=f"fallback{n_calls}",
                                 model=result.model, data={"from": planner.name, "to": "offline", "reason": result.failure})
                 update.update(planner="offline", fell_back=True, failures=0)
-                return Command(goto="plan", update=update)
-            if not result.calls:
+                if not result.calls:
+                    return Command(goto="plan", update=update)
+                # the calls still pass the gate, so the audit log holds every proposal
+            elif not result.calls:
                 return Command(goto="plan", update=update)
         else:
             update["failures"] = 0
@@ -169,7 +171,8 @@ def build_graph(deps: Deps) -> StateGraph:
         step = state.get("steps", 0) + 1
         reply = any(isinstance(m, AIMessage) for m in result.new_messages)
         update["steps"] = step
-        update["proposed"] = [{"tool": c.tool, "args": c.args, "llm_id": c.id if reply else None, "id": call_id(step, i)}
+        update["proposed"] = [{"tool": c.tool, "args": c.args, "llm_id": c.id if reply else None, "id": call_id(step, i),
+                               "planner": planner.name}
                               for i, c in enumerate(result.calls)]
         return Command(goto="act", update=update)
 
@@ -184,7 +187,7 @@ def build_graph(deps: Deps) -> StateGraph:
                 continue
             call = ToolCall(tool=item["tool"], args=item["args"], actor=state["actor"], channel=state.get("channel", "daemon"),  # type: ignore[arg-type]
                             finding_id=finding.id if finding else None, message=state.get("message"),
-                            planner=deps.planners[state["planner"]].name, id=item["id"])
+                            planner=item.get("planner"), id=item["id"])
             key = result_key(state["run_id"], call)
             earlier = recorded_result(deps.recorder, key, tool=call.tool)
             result = earlier if earlier is not None else deps.gate.submit(call, run_id=state["run_id"])
