@@ -139,7 +139,7 @@ class SimCluster(WritesMixin):
     def new_revision(self, w: SimWorkload, *, image: str, cause: str | None, now: datetime,
                      announce: bool = True) -> SimRevision:
         number = max((r.number for r in w.revisions), default=0) + 1
-        digest = hashlib.sha256(f"{w.key}|{image}|{number}|{w.gpus}|{w.requirement}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{w.key}|{image}|{number}|{w.gpus}|{w.requirement.min_link_width}|{w.requirement.coherent}".encode()).hexdigest()
         rev = SimRevision(number=number, image=image, created_at=now, change_cause=cause,
                           template_hash=digest[:10], fail_mode=self._fail_mode(w, image, number))
         w.revisions.append(rev)

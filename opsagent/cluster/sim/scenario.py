@@ -234,10 +234,12 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
-        keys = [f"{w.namespace}/{w.name}" for w in self.workloads]
-        for i, key in enumerate(keys):
-            if key in keys[:i]:
+        keys: set[str] = set()
+        for i, w in enumerate(self.workloads):
+            key = f"{w.namespace}/{w.name}"
+            if key in keys:
                 raise ValueError(f"@workloads.{i}@workload {key} declared twice")
+            keys.add(key)
         node_names = {n.name if n.count == 1 else f"{n.name}-{i}" for n in self.nodes for i in range(1, n.count + 1)}
         for i, event in enumerate(self.timeline):
             try:
