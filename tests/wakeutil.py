@@ -44,5 +44,6 @@ def upstream_app(label: str = "upstream") -> web.Application:
 
     app = web.Application()
     app.router.add_get("/stream", stream)
+    app.router.add_get("/{prefix:.*}/stream", stream)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app

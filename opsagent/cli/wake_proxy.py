@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import typer
@@ -55,7 +56,7 @@ def wake_proxy(
 
     activity = ActivityLog(db.with_suffix(".activity.db"), clock=rt.clock) if rt.sim is None else None
     on_request = (lambda ref: rt.sim.record_request(ref)) if rt.sim is not None else activity.note  # type: ignore[union-attr]
-    waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, on_request=on_request)
+    waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, on_request=on_request, lock=threading.Lock() if rt.sim is not None else None)
     proxy = WakeProxy(routes=table, waker=waker, default_timeout=timeout)
     app = proxy.app()
     if activity is not None:

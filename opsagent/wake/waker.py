@@ -56,14 +56,18 @@ class GateWaker:
         clock: Clock,
         on_request: Callable[[WorkloadRef], None] | None = None,
         ready_ttl_seconds: float = 2.0,
+        lock: threading.Lock | None = None,
     ) -> None:
+        """`lock` serializes every call into the cluster; pass one for the simulator,
+        which is not thread-safe. A real cluster needs none, so a long wake never
+        delays readiness checks of other workloads."""
         self._gate = gate
         self._observe = observe
         self._clock = clock
         self._on_request = on_request
         self._ttl = ready_ttl_seconds
         self._ready: dict[str, tuple[bool, float]] = {}
-        self._lock = threading.Lock()
+        self._lock = lock or _NoLock()
 
     def cached_ready(self, ref: WorkloadRef) -> bool | None:
         entry = self._ready.get(str(ref))
@@ -102,6 +106,14 @@ class GateWaker:
 
     def _remember(self, ref: WorkloadRef, ready: bool) -> None:
         self._ready[str(ref)] = (ready, self._clock.monotonic())
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _outcome(result: ToolResult) -> WakeResult:
