@@ -61,3 +61,13 @@ def test_help_ends_with_examples():
     for args in (["playbook", "--help"], ["playbook", "lint", "--help"], ["playbook", "show", "--help"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and "Example: opsagent playbook" in result.stdout
+
+
+def test_docs_cover_every_finding_kind_and_command():
+    from opsagent.model import FINDING_KINDS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "playbooks.md").read_text()
+    for kind in FINDING_KINDS:
+        assert f"`{kind}`" in text, kind
+    for command in ("opsagent playbook lint", "opsagent playbook show"):
+        assert command in text
