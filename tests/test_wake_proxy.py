@@ -24,7 +24,7 @@ from opsagent.model import ToolCall, ToolResult, WorkloadRef
 from opsagent.runtime import open_runtime
 from opsagent.wake import GateWaker, RouteTable, WakeProxy, load_routes
 from opsagent.yamlfile import FileError
-from tests.wakeutil import serve, upstream_app
+from wakeutil import serve, upstream_app
 
 REPO = Path(__file__).resolve().parents[1]
 CHAT = WorkloadRef(namespace="chat", name="chat-ui")
