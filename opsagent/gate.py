@@ -57,12 +57,20 @@ class ApprovalSink(Protocol):
     def request(self, *, call: ToolCall, decision: Decision, run_id: str | None) -> Approval: ...
 
 
+def _safe_hash(call: ToolCall) -> str:
+    """The call's arguments hash, or a marker when the arguments cannot be encoded (too deep, odd types)."""
+    try:
+        return call.args_hash()
+    except (ValueError, TypeError, RecursionError):
+        return "unencodable"
+
+
 class _Step:
     """The audit context of one call passing the gate: shared fields and keys."""
 
     def __init__(self, gate: "Gate", call: ToolCall, run_id: str | None, nonce: str, extra: dict[str, Any] | None = None) -> None:
         self.gate, self.call, self.run_id = gate, call, run_id
-        self.key = f"{run_id or 'adhoc'}:{call.id or nonce}:{call.args_hash()[:12]}"
+        self.key = f"{run_id or 'adhoc'}:{call.id or nonce}:{_safe_hash(call)[:12]}"
         self.started = gate.clock.monotonic()
         self.extra = extra or {}
         self.risk: str | None = None
@@ -241,7 +249,7 @@ class Gate:
     def _approval_problem(self, call: ToolCall, approval: Approval, approver: str, now: Any) -> str | None:
         if approval.state != "approved":
             return f"approval {approval.id} is {approval.state}, not approved"
-        if approval.args_hash != call.args_hash():
+        if approval.args_hash != _safe_hash(call):
             return f"approval {approval.id} was for different arguments (hash mismatch); nothing runs"
         if approval.expires_at <= now:
             return f"approval {approval.id} expired at {approval.expires_at.isoformat()}"
