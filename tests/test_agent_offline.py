@@ -32,7 +32,8 @@ def test_offline_planner_resolves_idle_gpu_through_the_gate(world):
     assert world.tiny.workloads["ml/llm"].replicas == 0
     assert [w[0] for w in world.cluster.writes] == ["scale"]
     kinds = [(r.kind, r.tool) for r in reversed(world.store.list())]
-    assert kinds[:4] == [("run", None), ("proposal", "sleep_workload"), ("decision", "sleep_workload"), ("result", "sleep_workload")]
+    assert kinds[:5] == [("run", None), ("run", "sleep_workload"),  # started; claim before submitting
+                         ("proposal", "sleep_workload"), ("decision", "sleep_workload"), ("result", "sleep_workload")]
     assert kinds[-1] == ("run", None)
     assert world.store.verify().ok
     assert idle_findings(world.cluster.snapshot()) == []

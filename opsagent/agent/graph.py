@@ -30,7 +30,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from opsagent.agent.config import AgentConfig
-from opsagent.agent.ledger import call_id, recorded_result, result_key
+from opsagent.agent.ledger import call_id, claim_key, has_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
 from opsagent.agent.playbook_view import is_resolved
 from opsagent.agent.state import AgentState
@@ -75,13 +75,14 @@ class Deps:
             return None
         return self.playbooks.for_finding(finding, snapshot)
 
-    def record_run(self, state: AgentState, summary: str, *, outcome: str = "info", key: str | None = None, **fields: Any) -> int:
+    def record_run(self, state: AgentState, summary: str, *, outcome: str = "info", key: str | None = None,
+                   full_key: str | None = None, **fields: Any) -> int:
         finding = state.get("finding") or {}
         entry = AuditEntry(
             time=self.clock.now(), kind="run", actor=state.get("actor", "daemon"), channel=state.get("channel", "daemon"),
             run_id=state.get("run_id"), finding_id=f"{finding['kind']}:{finding['subject']}" if finding else None,
             message=state.get("message"), outcome=outcome, summary=summary[:1000],  # type: ignore[arg-type]
-            idempotency_key=f"{state.get('run_id')}:run:{key}" if key else None, **fields,
+            idempotency_key=full_key or (f"{state.get('run_id')}:run:{key}" if key else None), **fields,
         )
         return self.recorder.record(entry)
 
@@ -190,7 +191,16 @@ def build_graph(deps: Deps) -> StateGraph:
                             planner=item.get("planner"), id=item["id"])
             key = result_key(state["run_id"], call)
             earlier = recorded_result(deps.recorder, key, tool=call.tool)
-            result = earlier if earlier is not None else deps.gate.submit(call, run_id=state["run_id"])
+            if earlier is not None:
+                result = earlier
+            elif has_key(deps.recorder, claim_key(key)):
+                result = ToolResult(status="error", tool=call.tool, data={"interrupted": True},
+                                    message="an earlier attempt of this step was interrupted before its result was "
+                                            "recorded; not repeated (check the cluster before retrying)")
+            else:
+                deps.record_run(state, f"submitting {call.tool} (step {call.id})", full_key=claim_key(key),
+                                tool=call.tool, args=call.args)
+                result = deps.gate.submit(call, run_id=state["run_id"])
             rows.append(result_row(state.get("steps", 0), call.tool, call.args, result, key=key, reused=earlier is not None))
             if item["llm_id"]:
                 messages.append(ToolMessage(content=tool_text(result), tool_call_id=item["llm_id"], name=call.tool,

@@ -4,7 +4,10 @@ Each call the agent submits gets a call id derived from the run step
 (`s{step}c{index}`), so the gate's audit keys (`run:call:hash:kind`) are the
 same after a restart. Before submitting, the agent asks the recorder for the
 `result` entry under that key; when it exists, the recorded result is reused
-instead of running the tool a second time. Reads only; never writes.
+instead of running the tool a second time. A `claim` entry is written just
+before each submit: a claim without a result means the process died while the
+call was in flight, and the call is not repeated (at most once, like the
+approval queue's execution claim). This module only computes keys and reads.
 """
 
 from __future__ import annotations
@@ -23,6 +26,18 @@ def call_id(step: int, index: int) -> str:
 def result_key(run_id: str, call: ToolCall, *, nonce: str | None = None) -> str:
     """The key the gate stores a call's `result` entry under."""
     return f"{run_id}:{call.id or nonce}:{call.args_hash()[:12]}:result"
+
+
+def claim_key(key: str) -> str:
+    """The key of the `run` entry written just before a call is submitted."""
+    return key.rsplit(":", 1)[0] + ":claim"
+
+
+def has_key(recorder: Any, key: str) -> bool:
+    check = getattr(recorder, "has_key", None)
+    if callable(check):
+        return bool(check(key))
+    return any(e.idempotency_key == key for e in getattr(recorder, "entries", ()))
 
 
 def recorded_result(recorder: Any, key: str, *, tool: str) -> ToolResult | None:

@@ -207,7 +207,7 @@ class Agent:
     def _invoke(self, payload: Any, thread_id: str, before: AgentState | dict[str, Any]) -> RunReport:
         cfg = {"configurable": {"thread_id": thread_id}, "recursion_limit": 20 + 6 * self.config.max_steps}
         try:
-            self.graph.invoke(payload, cfg)
+            self.graph.invoke(payload, cfg, durability="sync")  # each step is on disk before the next starts
         except Exception as exc:  # boundary: the run fails, the audit log says why, the checkpoint stays
             self.deps.record_run(dict(before), f"run failed: {type(exc).__name__}: {str(exc)[:300]}", outcome="error")  # type: ignore[arg-type]
             values, _, _ = self._thread(thread_id)

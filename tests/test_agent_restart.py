@@ -1,0 +1,119 @@
+"""Restarts never repeat a finished action and never lose a pending approval (invariant 7).
+
+Spec: a run that reaches an approval pauses with a LangGraph interrupt before
+any mutation, in a SQLite checkpoint. Killed and restarted, the new process
+finds the waiting run, resumes it once the approval is granted, and the call
+runs exactly once. A process that dies right after a write reached the
+cluster (before anything was recorded) does not repeat that write when the
+run is picked up again. Processes are real subprocesses, killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from opsagent.agent import AgentError
+from opsagent.approvals import ApprovalQueue
+from opsagent.audit import AuditStore
+from opsagent.clock import VirtualClock
+from opsagent.testing import scripted
+from opsagent.testing.agent_world import Approvers, idle_findings, tiny_world
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _phase(phase: str, directory: Path, *, env: dict[str, str] | None = None, wait: bool = True):
+    cmd = [sys.executable, "-m", "opsagent.testing.agent_proc", phase, str(directory)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    if not wait:
+        return proc
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+def _writes(directory: Path) -> list[dict]:
+    path = directory / "writes.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_pending_approval_survives_a_kill_and_runs_once_after_restart(tmp_path):
+    proc = _phase("start", tmp_path, wait=False)
+    line = proc.stdout.readline()
+    assert line, proc.stderr.read()
+    started = json.loads(line)
+    proc.kill()  # SIGKILL while the run waits for a person
+    proc.wait(timeout=10)
+    assert started["status"] == "waiting_approval" and len(started["pending"]) == 1
+    assert _writes(tmp_path) == []  # nothing before the approval
+
+    store = AuditStore(tmp_path / "ops.db")
+    queue = ApprovalQueue(store, clock=VirtualClock(), is_member=Approvers().actor_matches)
+    approval = queue.get(started["pending"][0])
+    assert approval.thread_id == started["run_id"] and approval.call.tool == "set_resources"
+    queue.approve(approval.id, by="carol")
+
+    code, out, err = _phase("resume", tmp_path)
+    assert code == 0, err
+    resumed = json.loads(out.splitlines()[-1])
+    assert resumed["waiting"] == [[started["run_id"], approval.id]]
+    assert resumed["status"] == "done"
+    assert [(a["tool"], a["status"]) for a in resumed["actions"]] == [("set_resources", "pending_approval"), ("set_resources", "ok")]
+    assert [w["method"] for w in _writes(tmp_path)] == ["set_template"]
+    assert queue.get(approval.id).state == "executed"
+    results = [r for r in store.list() if r.kind == "result" and r.tool == "set_resources"]
+    assert sorted(r.outcome for r in results) == ["ok", "pending"]
+    assert store.verify().ok
+
+    # a second restart finds nothing waiting and runs nothing again
+    code, out, err = _phase("resume", tmp_path)
+    assert code != 0 and "ValueError" in err  # no waiting run to unpack
+    assert len(_writes(tmp_path)) == 1
+    store.close()
+
+
+def test_a_write_interrupted_by_a_crash_is_not_repeated(tmp_path):
+    code, _, err = _phase("act", tmp_path, env={"OPSAGENT_TEST_CRASH_AFTER_WRITE": "1"})
+    assert code == 17, err
+    assert [w["method"] for w in _writes(tmp_path)] == ["scale"]
+    code, out, err = _phase("act", tmp_path)  # the restarted daemon sees the same finding again
+    assert code == 0, err
+    report = json.loads(out.splitlines()[-1])
+    assert report["run_id"] == "finding:idle_gpu:ml/llm"  # the interrupted run continues, no new epoch
+    assert report["actions"][0]["status"] == "error" and "interrupted" in report["actions"][0]["message"]
+    assert [w["method"] for w in _writes(tmp_path)] == ["scale"]  # still exactly one write
+
+
+def test_in_process_interrupt_reject_and_guards(tmp_path):
+    world = tiny_world(tmp_path)
+    try:
+        planner = scripted.scripted_planner(scripted.call("set_resources", namespace="ml", name="llm", gpus_per_replica=2),
+                                            scripted.text("Rejected; leaving it."))
+        agent = world.agent(planner)
+        [finding] = idle_findings(world.cluster.snapshot())
+        first = agent.handle_finding(finding)
+        assert first.status == "waiting_approval"
+        [approval_id] = first.pending_approvals
+        assert agent.waiting() == [(first.run_id, approval_id)]
+        # the same finding again does not start over or drop the interrupt
+        again = agent.handle_finding(finding)
+        assert again.run_id == first.run_id and again.status == "waiting_approval"
+        with pytest.raises(AgentError, match="not found|no agent run"):
+            agent.resume("finding:nope", approval_id=approval_id, decided_state="approved", approver="carol")
+        with pytest.raises(AgentError, match="waits for approval"):
+            agent.resume(first.run_id, approval_id=approval_id + 1, decided_state="approved", approver="carol")
+        world.queue.reject(approval_id, by="carol", reason="not now")
+        done = agent.resume(first.run_id, approval_id=approval_id, decided_state="rejected", approver="carol")
+        assert done.status == "done" and done.actions[-1].status == "denied"
+        assert world.cluster.writes == []
+        assert agent.waiting() == []
+        with pytest.raises(AgentError, match="not waiting"):
+            agent.resume(first.run_id, approval_id=approval_id, decided_state="approved", approver="carol")
+    finally:
+        world.close()
