@@ -229,3 +229,21 @@ def test_blast_radius_caps_distinct_workloads_per_run(world, tmp_path):
     third = gate.submit(call("scale_workload", "carol", namespace="render", name="render-ui", replicas=0), run_id="b")
     assert third.status == "denied"
     assert gate.submit(call("scale_workload", "carol", namespace="render", name="render-ui", replicas=0), run_id="c").ok
+
+
+def test_wake_uses_the_intents_warm_replicas_and_timeout(world, tmp_path):
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    (warm / "p.yaml").write_text(
+        "intents:\n  - name: llm\n    selector: {namespace: inference, names: [llm]}\n"
+        "    wake: {warm_replicas: 2, timeout: 20m}\n"
+        "rules:\n  - name: wake\n    tools: [wake_workload, sleep_workload]\n    actors: [wake-proxy]\n    effect: allow\n"
+    )
+    gate = world.gate_for(load_policy(warm))
+    assert gate.submit(call("sleep_workload", "wake-proxy", "wake-proxy", namespace="inference", name="llm")).ok
+    world.sim.advance(120)
+    result = gate.submit(call("wake_workload", "wake-proxy", "wake-proxy", namespace="inference", name="llm"))
+    assert result.ok, result.message
+    assert result.data["replicas"] == 2 and result.data["ready_replicas"] == 2
+    assert 0 < result.data["waited_seconds"] <= 20 * 60
+    assert world.sim.snapshot().workload(LLM).ready_replicas == 2
