@@ -274,3 +274,25 @@ def test_explain_says_why_each_earlier_rule_did_not_match(tmp_path):
     assert why["sleep-when-idle"].startswith("condition is false")
     result = explain(policy, call=call("scale_workload", actor="carol", replicas=1), risk="write", target=TARGET, snapshot=None, now=NOW)
     assert {c.rule: c.why_not for c in result.skipped}["scale-small"] == "the rule needs target labels but there is no snapshot"
+
+
+def test_a_condition_that_cannot_be_evaluated_fails_closed(tmp_path):
+    policy = policy_from(tmp_path, """
+        scope: {namespaces: [apps]}
+        groups: {leads: [alice]}
+        rules:
+          - {name: no-big-gpu, tools: [scale_workload], when: 'target.gpus_per_replica > 4', effect: deny, reason: too big}
+          - {name: leads-approve-busy, tools: [wake_workload], when: 'target.request_rate > 1.0', effect: require_approval, approvers: [alice]}
+          - {name: allow-if-idle, tools: [scale_workload, wake_workload], when: 'target.idle_minutes > 10.0', effect: allow}
+          - {name: allow-rest, tools: [scale_workload, wake_workload], effect: allow}
+        """)
+    # no snapshot: target is an empty map, so every condition errors
+    d = decide(policy, call=call("scale_workload", replicas=1), risk="write", target=TARGET, snapshot=None, now=NOW)
+    assert (d.effect, d.rule.name) == ("deny", "no-big-gpu") and "could not be evaluated" in d.reason
+    d = decide(policy, call=call("wake_workload"), risk="write", target=TARGET, snapshot=None, now=NOW)
+    assert (d.effect, d.rule.name) == ("require_approval", "leads-approve-busy")
+    # with the state known, conditions are simply true or false
+    small = snap(gpus_per_replica=1, request_rate=0.0)
+    d = decide(policy, call=call("scale_workload", replicas=1), risk="write", target=TARGET, snapshot=small, now=NOW)
+    assert (d.effect, d.rule.name) == ("allow", "allow-rest")  # idle_minutes is null: allow-if-idle does not match
+    assert "could not be evaluated" not in d.reason

@@ -4,7 +4,9 @@
 counts). Order of judgement:
 1. a target outside every file's scope is denied ("out-of-scope");
 2. the first matching rule (file order, then list order) gives the effect;
-   no matching rule denies ("default-deny");
+   no matching rule denies ("default-deny"). A condition that cannot be
+   evaluated (missing field, type error) never makes an allow rule match,
+   and always makes a deny or require_approval rule match (fail closed);
 3. an architectural tool is never allowed: an allow becomes require_approval;
 4. an allow that would exceed a rate limit or the blast radius is denied.
 It never raises for a call it does not understand; it never does I/O.
@@ -113,6 +115,8 @@ def _in_scope(policy: Policy, facts: Facts) -> bool:
 
 def _effect(policy: Policy, rule: CompiledRule, facts: Facts, dry_run: bool) -> Decision:
     reason = rule.rule.reason or f"rule {rule.rule.name} {_VERB[rule.effect]}"
+    if facts.condition_error:
+        reason += f" (its condition could not be evaluated: {facts.condition_error[:200]}; applied to be safe)"
     if rule.effect == "allow" and facts.risk == "architectural":
         return Decision(
             effect="require_approval", rule=rule.ref, dry_run=dry_run,

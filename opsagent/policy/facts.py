@@ -59,7 +59,7 @@ def workload_as_dict(workload: Workload, snapshot: Snapshot, now: datetime) -> d
 class Facts:
     """What one call is about. Built by decide()/explain(); rules read it."""
 
-    __slots__ = ("call", "risk", "namespace", "ref", "snapshot", "now", "_policy", "_workload", "_context")
+    __slots__ = ("call", "risk", "namespace", "ref", "snapshot", "now", "condition_error", "_policy", "_workload", "_context")
 
     def __init__(self, policy: Any, *, call: ToolCall, risk: str, target: Any, snapshot: Snapshot | None, now: datetime) -> None:
         self._policy = policy
@@ -73,6 +73,7 @@ class Facts:
         self.ref: WorkloadRef | None = ref if isinstance(ref, WorkloadRef) else None
         self.snapshot = snapshot
         self.now = now
+        self.condition_error: str | None = None  # set when a non-allow rule matched on an evaluation error
         self._workload: Any = _UNSET
         self._context: dict[str, Any] | None = None
 

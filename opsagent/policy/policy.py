@@ -109,10 +109,14 @@ class CompiledRule:
             for key, value in self.labels:
                 if workload.labels.get(key) != value:
                     return f"target label {key}={workload.labels.get(key)!r}, rule wants {value!r}"
-        if self.when is not None:
-            if not self.when.test(facts.context()):
-                error = self.when.last_error
-                return f"condition is false: {self.when.source.strip()}" + (f" ({error})" if error else "")
+        if self.when is not None and not self.when.test(facts.context()):
+            error = self.when.last_error
+            if error and self.effect != "allow":
+                # Fail closed: a deny or approval rule whose condition cannot be
+                # evaluated still applies, so a missing field never opens a door.
+                facts.condition_error = error
+                return None
+            return f"condition is false: {' '.join(self.when.source.split())}" + (f" ({error})" if error else "")
         return None
 
 
