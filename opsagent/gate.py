@@ -70,7 +70,9 @@ class _Step:
 
     def __init__(self, gate: "Gate", call: ToolCall, run_id: str | None, nonce: str, extra: dict[str, Any] | None = None) -> None:
         self.gate, self.call, self.run_id = gate, call, run_id
-        self.key = f"{run_id or 'adhoc'}:{call.id or nonce}:{_safe_hash(call)[:12]}"
+        # A planner's call id names the call only within its run; without a run every attempt is new.
+        self.replayable = run_id is not None and call.id is not None
+        self.key = f"{run_id or 'adhoc'}:{call.id if self.replayable else nonce}:{_safe_hash(call)[:12]}"
         self.started = gate.clock.monotonic()
         self.extra = extra or {}
         self.risk: str | None = None
@@ -156,7 +158,7 @@ class Gate:
     # --- the steps --------------------------------------------------------
     def _replay(self, step: _Step) -> ToolResult | None:
         """A call already seen (same idempotency key): never run it twice (invariant 7)."""
-        if step.call.id is None and step.done_key is None:
+        if not step.replayable and step.done_key is None:
             return None
         find = getattr(self.recorder, "find_by_key", None)
         if not callable(find):

@@ -14,7 +14,7 @@ import pytest
 
 from opsagent.cluster.port import Conflict, Unavailable
 from opsagent.gate import Gate, MemoryRecorder
-from opsagent.model import Decision, RuleRef, ToolCall
+from opsagent.model import AuditEntry, Decision, RuleRef, ToolCall
 from tools.testing import RecordingCluster, TinyCluster, decide_by_table
 
 
@@ -137,4 +137,22 @@ def test_a_denied_decision_message_names_rule_and_reason():
     gate, _, cluster, _ = world(decide=decide)
     result = gate.submit(scale())
     assert result.message == "denied by policies/prod.yaml:freeze: change freeze until Monday"
+    assert cluster.writes == []
+
+
+def test_a_call_id_without_a_run_is_not_mistaken_for_a_replay():
+    gate, _, cluster, _ = world({"scale_workload": "allow"})
+    first = scale(replicas=2).model_copy(update={"id": "call-1"})
+    second = scale(replicas=3).model_copy(update={"id": "call-1"})
+    assert gate.submit(first).ok and gate.submit(first).ok and gate.submit(second).ok
+    assert [kwargs["replicas"] for _, kwargs in cluster.writes] == [2, 2, 3]
+
+
+def test_an_interrupted_attempt_is_not_run_again():
+    gate, _, cluster, recorder = world({"scale_workload": "allow"})
+    c = scale().model_copy(update={"id": "tc-7"})
+    key = f"r1:tc-7:{c.args_hash()[:12]}:proposal"
+    recorder.record(AuditEntry(time=gate.clock.now(), kind="proposal", actor="carol", idempotency_key=key))  # a crash left only this
+    result = gate.submit(c, run_id="r1")
+    assert result.status == "error" and result.data["interrupted"] is True
     assert cluster.writes == []
