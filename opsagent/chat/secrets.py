@@ -22,6 +22,7 @@ from opsagent.model import Frozen
 TOKEN_RE = re.compile(r"\bx(?:ox[abposer]|app)-[A-Za-z0-9-]+")
 MASK = "[redacted]"
 NAMES = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
+_installed: list["RedactingFilter"] = []  # the one filter install_redaction() put in place, if any
 
 
 class SlackSecrets(Frozen):
@@ -70,8 +71,10 @@ def load_secrets(*, env: dict[str, str] | None = None, token_file: Path | None =
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Mask token-shaped strings, the given secret values, and those known to the installed filter."""
     out = TOKEN_RE.sub(MASK, text)
-    for value in secrets:
+    known = _installed[0].secrets if _installed else ()
+    for value in (*secrets, *known):
         if value and len(value) >= 6:
             out = out.replace(value, MASK)
     return out
@@ -99,15 +102,29 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install_redaction(secrets: tuple[str, ...] = (), *, logger: logging.Logger | None = None) -> RedactingFilter:
-    """Attach a `RedactingFilter` to the logger and to every handler on the root logger.
+def install_redaction(secrets: tuple[str, ...] = ()) -> RedactingFilter:
+    """Redact every log record from now on, whichever logger or handler it goes through.
 
-    Filters on a logger do not run for records from its children, so the filter
-    also goes on the handlers, which see every record they emit.
+    A filter on a logger does not see its children's records, and handlers come
+    and go, so redaction sits in the log record factory (every record is made
+    there) and, for records built elsewhere, on the root logger's handlers.
+    Calling it again adds the new secret values to the same filter.
     """
-    flt = RedactingFilter(secrets)
-    target = logger or logging.getLogger()
-    target.addFilter(flt)
+    if _installed:
+        flt = _installed[0]
+        flt.secrets = tuple(dict.fromkeys((*flt.secrets, *(s for s in secrets if s))))
+    else:
+        flt = RedactingFilter(secrets)
+        _installed.append(flt)
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            flt.filter(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(flt)
+        if flt not in handler.filters:
+            handler.addFilter(flt)
     return flt

@@ -109,6 +109,18 @@ class ChatService:
             return self._decide(command, who, channel, reply, text)
         return self._run(command, who, channel, reply, text)
 
+    def handle_decision(self, command: Command, *, actor: str, channel: str) -> ChatReply:
+        """An approve/reject that did not come as text (a Slack button): same checks as `approve N`."""
+        who = self.resolve(actor)
+        text = f"{command.summary} (button)"
+        if who is None:
+            self._audit_refusal(actor, channel, text, tool=None, summary="not a mapped user", approval_id=command.approval_id, kind="approval")
+            return self._reply(ChatReply(text="", actor=actor, channel=channel, command=command.summary,
+                                         refused=[Refusal(tool="-", summary=command.summary, rule="<builtin>:chat-unmapped-user",
+                                                          reason="you are not mapped to an opsagent actor")]))
+        reply = ChatReply(text="", actor=who.name, channel=channel, command=command.summary)
+        return self._decide(command, who, channel, reply, text)
+
     # --- grammar commands --------------------------------------------------------
     def _run(self, command: Command, who: Actor, channel: str, reply: ChatReply, text: str) -> ChatReply:
         run_id = f"chat-{uuid.uuid4().hex[:12]}"
@@ -228,6 +240,7 @@ class ChatService:
         existing = self.approvals.get(approval_id)
         shown = render.call_summary(existing.call.tool, existing.call.args) if existing else f"approval #{approval_id}"
         tool = existing.call.tool if existing else "-"
+        note = redact(note) if note else note
         try:
             if approve:
                 approval = self.approvals.approve(approval_id, by=actor, comment=note, channel=channel)

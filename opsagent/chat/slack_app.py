@@ -1,0 +1,213 @@
+"""The Slack app (Bolt): `/ops TEXT`, @-mentions, and Approve / Reject buttons.
+
+Every message runs `ChatService.handle` as the Slack user's mapped actor
+(`users.py`); unmapped users get read-only answers. Approval requests a
+message creates are posted to the approvals channel with buttons; a click runs
+the same approve/reject path as `approve N` in the CLI, so the approval queue
+decides who may (the requester never can). Refused clicks are answered to the
+clicker with the reason and are audited by the queue or the service.
+
+Secrets come in a `SlackSecrets` (environment or token file) and are never
+logged: `build_app` installs redaction for the token values and every
+`xoxb-`/`xapp-` shaped string. Signed HTTP requests are verified by Bolt
+(`signing_secret`); Socket Mode needs no public endpoint. This module talks to
+Slack only through the Bolt app's WebClient and never touches the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from pydantic import BaseModel, Field
+from slack_bolt import Ack, App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from opsagent.chat import render
+from opsagent.chat.grammar import Command
+from opsagent.chat.secrets import SlackSecrets, install_redaction
+from opsagent.chat.service import ChatReply, ChatService
+
+log = logging.getLogger("opsagent.slack")
+THREAD_OVER_LINES = 8
+
+
+class SlackSettings(BaseModel):
+    approvals_channel: str | None = Field(default=None, description="channel id that gets approval requests with buttons")
+    base_url: str | None = Field(default=None, description="Web API base URL (tests point it at a fake)")
+    process_before_response: bool = Field(default=False, description="run listeners before answering Slack (HTTP mode on FaaS, tests)")
+    thread_over_lines: int = THREAD_OVER_LINES
+
+
+def build_app(*, service: ChatService, secrets: SlackSecrets, settings: SlackSettings | None = None,
+              socket_mode: bool = False) -> App:
+    """A Bolt `App` wired to `service`. HTTP mode needs the signing secret; Socket Mode the app token."""
+    settings = settings or SlackSettings()
+    if not secrets.bot_token:
+        raise ValueError("SLACK_BOT_TOKEN is not set (environment or --token-file)")
+    if socket_mode and not secrets.app_token:
+        raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
+    if not socket_mode and not secrets.signing_secret:
+        raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to verify requests")
+    install_redaction(secrets.values())
+    client = WebClient(token=secrets.bot_token, base_url=settings.base_url or WebClient.BASE_URL)
+    app = App(client=client, signing_secret=secrets.signing_secret or "socket-mode-unused",
+              process_before_response=settings.process_before_response,
+              request_verification_enabled=not socket_mode)
+    SlackHandlers(service=service, settings=settings).attach(app)
+    return app
+
+
+class SlackHandlers:
+    """The listeners. Each one acknowledges first, then answers through the Web API."""
+
+    def __init__(self, *, service: ChatService, settings: SlackSettings) -> None:
+        self.service, self.settings = service, settings
+
+    def attach(self, app: App) -> None:
+        app.command("/ops")(self.on_command)
+        app.event("app_mention")(self.on_mention)
+        app.action(render.APPROVE_ACTION)(self.on_approve)
+        app.action(render.REJECT_ACTION)(self.on_reject)
+
+    # --- messages ----------------------------------------------------------------
+    def on_command(self, ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+        text = (command.get("text") or "").strip()
+        ack(response_type="ephemeral", text=f"working on `/ops {text}`…" if text else "try `/ops help`")
+        if not text:
+            return
+        reply = self.service.handle(text, actor=command["user_id"], channel="slack")
+        header = f"<@{command['user_id']}> asked: `/ops {text}`"
+        self._post_reply(client, channel=command["channel_id"], reply=reply, header=header, user=command["user_id"])
+
+    def on_mention(self, event: dict[str, Any], client: WebClient, context: Any) -> None:
+        if event.get("bot_id") or event.get("user") in (None, getattr(context, "bot_user_id", None)):
+            return
+        reply = self.service.handle(event.get("text") or "", actor=event["user"], channel="slack")
+        self._send(client, channel=event["channel"], text=reply.text, blocks=render.reply_blocks(reply),
+                   thread_ts=event.get("thread_ts") or event.get("ts"))
+        self._post_approvals(client, reply, origin=event["channel"])
+
+    def _post_reply(self, client: WebClient, *, channel: str, reply: ChatReply, header: str, user: str) -> None:
+        long = len(reply.text.splitlines()) > self.settings.thread_over_lines or reply.command == "agent"
+        if reply.refused and not (reply.done or reply.pending or reply.failed):
+            self._send(client, channel=channel, text=reply.text, blocks=render.reply_blocks(reply), user=user)
+            return
+        if long:
+            summary = f"{header}: {_headline(reply)} (details in the thread)"
+            ts = self._send(client, channel=channel, text=summary)
+            self._send(client, channel=channel, text=reply.text, blocks=render.reply_blocks(reply), thread_ts=ts)
+        else:
+            self._send(client, channel=channel, text=f"{header}\n{reply.text}",
+                       blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": header}}, *render.reply_blocks(reply)])
+        self._post_approvals(client, reply, origin=channel)
+
+    def _post_approvals(self, client: WebClient, reply: ChatReply, *, origin: str) -> None:
+        target = self.settings.approvals_channel or origin
+        for approval in reply.approvals:
+            text = f"Approval #{approval.id}: {render.call_summary(approval.call.tool, approval.call.args)}"
+            self._send(client, channel=target, text=text, blocks=render.approval_blocks(approval))
+
+    # --- buttons -----------------------------------------------------------------
+    def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
+        ack()
+        self._decide(body, action, client, approve=True)
+
+    def on_reject(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
+        ack()
+        self._decide(body, action, client, approve=False)
+
+    def _decide(self, body: dict[str, Any], action: dict[str, Any], client: WebClient, *, approve: bool) -> None:
+        user = body["user"]["id"]
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        message_ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
+        try:
+            approval_id = int(action.get("value") or "")
+        except ValueError:
+            self._send(client, channel=channel, user=user, text=f"this button does not name an approval ({action.get('value')!r})")
+            return
+        verb = "approve" if approve else "reject"
+        note = None if approve else f"rejected in Slack by <@{user}>"
+        reply = self.service.handle_decision(Command(action=verb, approval_id=approval_id, note=note, summary=f"{verb} {approval_id}"),
+                                             actor=user, channel="slack")
+        if reply.refused and not reply.done:
+            self._send(client, channel=channel, user=user, text=f"Not {verb}d: {reply.refused[0].reason}")
+            self._send(client, channel=channel, thread_ts=message_ts,
+                       text=f"<@{user}> tried to {verb} #{approval_id} and was refused: {reply.refused[0].reason}")
+            return
+        approval = self.service.approvals.get(approval_id)
+        outcome = f"{'approved' if approve else 'rejected'} by <@{user}> (as `{reply.actor}`)\n{reply.text}"
+        if approval is not None and channel and message_ts:
+            self._update(client, channel=channel, ts=message_ts, text=outcome, blocks=render.decided_blocks(approval, outcome))
+        self._send(client, channel=channel, thread_ts=message_ts, text=reply.text)
+
+    # --- Web API, failures logged (redacted) and never raised into Bolt ------------
+    def _send(self, client: WebClient, *, channel: str | None, text: str, blocks: list | None = None,
+              thread_ts: str | None = None, user: str | None = None) -> str | None:
+        if not channel:
+            return None
+        try:
+            if user is not None:
+                client.chat_postEphemeral(channel=channel, user=user, text=text[:3900], blocks=blocks)
+                return None
+            resp = client.chat_postMessage(channel=channel, text=text[:3900], blocks=blocks, thread_ts=thread_ts)
+            return resp.get("ts")
+        except SlackApiError as exc:
+            log.warning("Slack refused a message to %s: %s", channel, exc.response.get("error"))
+            return None
+
+    def _update(self, client: WebClient, *, channel: str, ts: str, text: str, blocks: list) -> None:
+        try:
+            client.chat_update(channel=channel, ts=ts, text=text[:3900], blocks=blocks)
+        except SlackApiError as exc:
+            log.warning("Slack refused to update %s/%s: %s", channel, ts, exc.response.get("error"))
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - request lines go to our logger
+        log.debug("http %s", format % args)
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def make_http_server(app: App, *, host: str, port: int, path: str = "/slack/events", background: bool = True) -> WSGIServer:
+    """Serve Slack's signed HTTP requests for `app` on host:port (POST `path`; GET /healthz answers ok).
+
+    With `background`, serving starts on a daemon thread and the caller stops it
+    with `server.shutdown()`; otherwise the caller runs `server.serve_forever()`.
+    """
+    handler = SlackRequestHandler(app)
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+        if environ.get("PATH_INFO") != path:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        return handler(environ, start_response)
+
+    server = make_server(host, port, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    if background:
+        threading.Thread(target=server.serve_forever, name="slack-http", daemon=True).start()
+    return server
+
+
+def _headline(reply: ChatReply) -> str:
+    parts = []
+    if reply.done:
+        parts.append(f"{len(reply.done)} done")
+    if reply.refused:
+        parts.append(f"{len(reply.refused)} refused")
+    if reply.pending:
+        parts.append(f"{len(reply.pending)} waiting for approval")
+    if reply.failed:
+        parts.append(f"{len(reply.failed)} failed")
+    return ", ".join(parts) or (reply.text.splitlines()[0] if reply.text else "nothing to do")

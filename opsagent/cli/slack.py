@@ -1,0 +1,99 @@
+"""`opsagent slack`: run the Slack app (Socket Mode or signed HTTP events).
+
+Thin: read the secrets (environment or --token-file, never flags), the user
+mapping file, build the chat runtime and the Bolt app, and serve. Secrets are
+redacted from every log line from the moment they are read.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from opsagent.chat.secrets import SecretsError, install_redaction, load_secrets
+from opsagent.chat.users import UserMapError, load_user_map
+from opsagent.chat.wiring import WiringError, build_runtime
+from opsagent.cli.chat import ClusterOpt, ModelOpt
+from opsagent.cli.common import DbOpt, PlaybooksOpt, PoliciesOpt, err_console, fail
+
+
+class Mode(str, Enum):
+    auto = "auto"
+    socket = "socket"
+    http = "http"
+
+
+def slack(
+    mode: Mode = typer.Option(Mode.auto, "--mode", envvar="OPSAGENT_SLACK_MODE",
+                              help="socket (needs SLACK_APP_TOKEN), http (needs SLACK_SIGNING_SECRET), or auto: socket when an app token is set."),
+    port: int = typer.Option(3000, "--port", envvar="OPSAGENT_SLACK_PORT", help="HTTP mode: port for Slack's requests (POST /slack/events)."),
+    host: str = typer.Option("0.0.0.0", "--host", envvar="OPSAGENT_SLACK_HOST", help="HTTP mode: address to listen on."),
+    users: Path = typer.Option(Path("policies/actors/slack-users.yaml"), "--users", envvar="OPSAGENT_SLACK_USERS",
+                               help="Slack user id → actor mapping file (YAML)."),
+    approvals_channel: Optional[str] = typer.Option(None, "--approvals-channel", envvar="OPSAGENT_SLACK_APPROVALS_CHANNEL",
+                                                    help="Channel id that gets approval requests with Approve / Reject buttons."),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", envvar="OPSAGENT_SLACK_TOKEN_FILE",
+                                              help="File with SLACK_BOT_TOKEN=..., SLACK_APP_TOKEN=..., SLACK_SIGNING_SECRET=... lines."),
+    api_url: Optional[str] = typer.Option(None, "--api-url", envvar="OPSAGENT_SLACK_API_URL",
+                                          help="Slack Web API base URL (default Slack's own; set for a proxy or a local fake)."),
+    cluster: str = ClusterOpt,
+    policies: Path = PoliciesOpt,
+    db: Path = DbOpt,
+    model: Optional[str] = ModelOpt,
+    playbooks: Path = PlaybooksOpt,
+) -> None:
+    """Run the Slack app: /ops TEXT and @-mentions as the mapped actor, approval buttons.
+
+    Tokens come only from the environment (SLACK_BOT_TOKEN, SLACK_APP_TOKEN,
+    SLACK_SIGNING_SECRET) or --token-file, and never appear in logs or the audit log.
+
+    Example: SLACK_BOT_TOKEN=xoxb-... SLACK_APP_TOKEN=xapp-... opsagent slack --approvals-channel C0123APPROV
+    """
+    try:
+        secrets = load_secrets(token_file=token_file)
+    except SecretsError as exc:
+        fail(str(exc), hint="one NAME=value per line; names: SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET")
+    install_redaction(secrets.values())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction(secrets.values())  # again, for the handler basicConfig just added
+    socket = mode == Mode.socket or (mode == Mode.auto and bool(secrets.app_token))
+    try:
+        user_map = load_user_map(users)
+    except UserMapError as exc:
+        fail(str(exc), hint="see docs/chat.md for the mapping file format")
+    from opsagent.chat.slack_app import SlackSettings, build_app, make_http_server
+
+    try:
+        runtime = build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks,
+                                actor_resolver=user_map.resolve)
+    except WiringError as exc:
+        fail(exc.message, hint=exc.hint)
+    try:
+        app = build_app(service=runtime.service, secrets=secrets, socket_mode=socket,
+                        settings=SlackSettings(approvals_channel=approvals_channel, base_url=api_url))
+    except ValueError as exc:
+        runtime.close()
+        fail(str(exc), hint="set the variables in the environment or pass --token-file")
+    try:
+        if socket:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            err_console.print(f"opsagent slack: Socket Mode, {len(user_map.users)} mapped user(s), cluster {cluster}", highlight=False)
+            SocketModeHandler(app, secrets.app_token).start()
+        else:
+            server = make_http_server(app, host=host, port=port, background=False)
+            err_console.print(f"opsagent slack: HTTP mode on {host}:{server.server_port}/slack/events, "
+                              f"{len(user_map.users)} mapped user(s), cluster {cluster}", highlight=False)
+            server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("slack")(slack)

@@ -1,0 +1,66 @@
+"""`opsagent slack` as a real process in HTTP mode, talking to a fake Slack Web API on loopback.
+
+It reads its secrets from a token file, answers signed requests, refuses
+unsigned ones, and never writes a token to its output.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from opsagent.chat.fakeslack import FakeSlack
+from opsagent.chat.fixtures import write_example_policy
+from slack_sdk.signature import SignatureVerifier
+
+BOT_TOKEN = "xoxb-1111111111-2222222222-AbCdEfGhIjKlMnOpQrStUvWx"
+SIGNING_SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def test_slack_http_mode_process(tmp_path):
+    write_example_policy(tmp_path / "pol")
+    (tmp_path / "users.yaml").write_text("users:\n  U04CAROL01: carol\ndefault: readonly\n")
+    (tmp_path / "tokens").write_text(f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_SIGNING_SECRET={SIGNING_SECRET}\n")
+    with FakeSlack() as fake:
+        cmd = [str(Path(sys.executable).parent / "opsagent"), "slack", "--mode", "http", "--host", "127.0.0.1", "--port", "0",
+               "--token-file", str(tmp_path / "tokens"), "--users", str(tmp_path / "users.yaml"),
+               "--api-url", fake.api_url, "--policies", str(tmp_path / "pol"), "--db", str(tmp_path / "a.db"),
+               "--cluster", "sim:demo", "--playbooks", str(tmp_path / "none")]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+        output = []
+        try:
+            port = None
+            deadline = time.monotonic() + 60
+            while port is None and time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                output.append(line)
+                m = re.search(r"HTTP mode on 127\.0\.0\.1:(\d+)", line)
+                port = int(m.group(1)) if m else None
+            assert port, "".join(output)
+            url = f"http://127.0.0.1:{port}/slack/events"
+            body = ("command=%2Fops&text=show+gpus&user_id=U04CAROL01&channel_id=C05K8R2LQ7M&team_id=T0123ABCDEF"
+                    f"&response_url={fake.response_url()}&trigger_id=1.2.3")
+            stamp = str(int(time.time()))
+            sig = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
+            form = {"content-type": "application/x-www-form-urlencoded"}
+            ok = httpx.post(url, content=body, headers={**form, "x-slack-request-timestamp": stamp, "x-slack-signature": sig}, timeout=30)
+            bad = httpx.post(url, content=body, headers=form, timeout=30)
+            assert (ok.status_code, bad.status_code) == (200, 401)
+            deadline = time.monotonic() + 30
+            while not fake.calls_to("chat.postMessage") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "GPU(s)" in "\n".join(fake.texts())
+        finally:
+            proc.terminate()
+            rest, _ = proc.communicate(timeout=30)
+            output.append(rest or "")
+    text = "".join(output)
+    assert BOT_TOKEN not in text and SIGNING_SECRET not in text
+    assert b"xoxb-" not in b"".join(p.read_bytes() for p in tmp_path.glob("a.db*"))
