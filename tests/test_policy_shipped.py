@@ -115,3 +115,10 @@ def test_summary_is_short_and_names_the_three_outcomes(policy):
     assert "You may do alone" in text and "Needs a person" in text and "Denied" in text
     assert "sleep_workload" in text and "group:platform-leads" in text
     assert len(text) < 4000
+
+
+def test_the_policy_knows_every_tool_of_the_catalogue_with_its_risk():
+    """The policy layer cannot import tools, so it keeps its own table; it must not drift."""
+    from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS
+
+    assert dict(KNOWN_TOOL_RISKS) == {name: tool.risk for name, tool in REGISTRY.items()}

@@ -91,22 +91,30 @@ class Facts:
     def workload_key(self) -> str | None:
         return str(self.ref) if self.ref is not None else None
 
-    def context(self) -> dict[str, Any]:
-        if self._context is None:
-            workload = self.workload
-            target: dict[str, Any] = {}
-            intent: dict[str, Any] = {}
-            if workload is not None and self.snapshot is not None:
-                target = workload_as_dict(workload, self.snapshot, self.now)
-                intent = self._policy.intent_dict_for(workload)
-            self._context = {
+    def context(self, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The CEL variables; only `names` when given (the cel runtime converts every value it is handed).
+
+        `target` and `intent` are built on first use only: they cost the most.
+        """
+        ctx = self._context
+        if ctx is None:
+            ctx = self._context = {
                 "args": self.call.args,
-                "target": target,
-                "intent": intent,
                 "actor": self.call.actor,
                 "channel": self.call.channel,
                 "now": self.now,
                 "hour": self.now.hour,
                 "weekday": self.now.weekday(),
             }
-        return self._context
+        wanted = CEL_VARIABLES if names is None else names
+        if "target" not in ctx and ("target" in wanted or "intent" in wanted):
+            workload = self.workload
+            target: dict[str, Any] = {}
+            intent: dict[str, Any] = {}
+            if workload is not None and self.snapshot is not None:
+                target = workload_as_dict(workload, self.snapshot, self.now)
+                intent = self._policy.intent_dict_for(workload)
+            ctx["target"], ctx["intent"] = target, intent
+        if names is None:
+            return ctx
+        return {name: ctx[name] for name in names}

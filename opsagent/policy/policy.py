@@ -78,6 +78,7 @@ class CompiledRule:
         self.channels = frozenset(rule.channels) if rule.channels else None
         self.labels = tuple(rule.labels.items())
         self.when = when
+        self.when_vars = tuple(sorted(when.variables)) if when is not None else ()
         self.any_actor = "*" in rule.actors
         self.actor_names = frozenset(expand_actors(rule.actors, groups))
         self.effect = rule.effect
@@ -109,7 +110,7 @@ class CompiledRule:
             for key, value in self.labels:
                 if workload.labels.get(key) != value:
                     return f"target label {key}={workload.labels.get(key)!r}, rule wants {value!r}"
-        if self.when is not None and not self.when.test(facts.context()):
+        if self.when is not None and not self.when.test(facts.context(self.when_vars)):
             error = self.when.last_error
             if error and self.effect != "allow":
                 # Fail closed: a deny or approval rule whose condition cannot be
