@@ -44,7 +44,7 @@ def _load(directory: Path):
         fail(str(exc), hint=f"run: opsagent policy lint {directory}")
 
 
-@policy_app.command("lint")
+@policy_app.command("lint", epilog="Example: opsagent policy lint policies/ -o json")
 def lint_cmd(
     directory: Path = typer.Argument(Path("policies"), envvar="OPSAGENT_POLICIES", help="Policy directory (or one file)."),
     output: Output = OutputOpt,
@@ -75,7 +75,7 @@ def lint_cmd(
         raise typer.Exit(1)
 
 
-@policy_app.command("show")
+@policy_app.command("show", epilog="Example: opsagent policy show --policies policies/")
 def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
     """Print what the agent may do alone, what needs a person and what is denied.
 
@@ -97,7 +97,9 @@ def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
     console.print(pol.summary(), highlight=False, soft_wrap=True)
 
 
-@policy_app.command("explain")
+@policy_app.command("explain", epilog=(
+    "Example: opsagent policy explain --tool sleep_workload --args '{\"namespace\":\"render\",\"name\":\"render-ui\"}' "
+    "--actor daemon --channel daemon --scenario demo --at 16:00"))
 def explain_cmd(
     tool: str = typer.Option(..., "--tool", help="Tool name, e.g. sleep_workload."),
     args: str = typer.Option("{}", "--args", help="The call's arguments as a JSON object."),

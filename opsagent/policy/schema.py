@@ -20,7 +20,7 @@ from opsagent.policy.intents import Intent
 
 RISKS: tuple[str, ...] = ("read", "write", "architectural")
 ACTOR_KEYWORDS = ("daemon", "wake-proxy", "*")
-_ACTOR = re.compile(r"^(group:[A-Za-z0-9][-A-Za-z0-9_.]*|[A-Za-z0-9*][-A-Za-z0-9_.@*]*)$")
+_ACTOR = re.compile(r"^(group:[A-Za-z0-9][-A-Za-z0-9_.]*|[A-Za-z0-9*][-A-Za-z0-9_.@*:]*)$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 
 
