@@ -30,6 +30,7 @@ def test_lint_fails_with_file_line_and_hint(tmp_path):
     result = run("policy", "lint", str(tmp_path))
     assert result.exit_code == 1
     assert f"{tmp_path / 'arch.yaml'}:3:13" in result.output and "architectural" in result.output
+    assert "risk: [read, write]" in result.output  # hints keep their brackets
     assert f"{tmp_path / 'typo.yaml'}:3:5" in result.output and "unknown field 'effcet'" in result.output
     data = json.loads(run("policy", "lint", str(tmp_path), "-o", "json").output)
     assert data["ok"] is False and data["errors"] == 3  # plus the missing effect of rule y

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from opsagent.cli.common import Output, OutputOpt, PoliciesOpt, console, fail, print_json
 from opsagent.clock import RealClock, parse_duration
@@ -64,7 +65,7 @@ def lint_cmd(
     else:
         for problem in report.problems:
             colour = "red" if problem.severity == "error" else "yellow"
-            console.print(f"[{colour}]{problem}[/]", highlight=False, soft_wrap=True)
+            console.print(f"[{colour}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
         if report.policy is not None and report.ok:
             pol = report.policy
             console.print(f"ok: {len(pol.files)} file(s), {len(pol.rules)} rules, {len(pol.intents)} intents, "
@@ -94,7 +95,7 @@ def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
             "summary": pol.summary(),
         })
         return
-    console.print(pol.summary(), highlight=False, soft_wrap=True)
+    console.print(pol.summary(), highlight=False, soft_wrap=True, markup=False)
 
 
 @policy_app.command("explain", epilog=(
@@ -133,7 +134,8 @@ def explain_cmd(
     if output == Output.json:
         print_json({"call": call, "now": now.isoformat(), **result.model_dump(mode="json")})
         return
-    console.print(f"call:     {tool} {json.dumps(call_args, sort_keys=True)} by {actor} via {channel} ({result.risk}) at {now.isoformat()}", highlight=False, soft_wrap=True)
+    console.print(f"call:     {tool} {json.dumps(call_args, sort_keys=True)} by {actor} via {channel} ({result.risk}) at {now.isoformat()}",
+                  highlight=False, soft_wrap=True, markup=False)
     for line in result.lines():
         console.print(line, highlight=False, soft_wrap=True, markup=False)
 
