@@ -2,9 +2,8 @@
 
 Policies, playbooks, scenarios and route files are written by people; when one
 is wrong, the message must name the file, the line and the field, and say what
-was expected. This module keeps the YAML node positions (via `yaml.compose`)
-so a pydantic error location such as ('rules', 2, 'effect') maps back to the
-line where that value was written.
+was expected. Positions come from `opsagent.yamlmarks`, so a pydantic error location such
+as ('routes', 2, 'upstream') maps back to where that value was written.
 
 No I/O beyond reading the file it is given.
 """
@@ -15,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
+
+from opsagent.yamlmarks import Marks, YamlProblem, load_with_marks, locate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,39 +45,7 @@ class FileError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class Located:
-    """YAML data plus a way to find where any part of it was written."""
-
-    def __init__(self, file: str, node: yaml.Node | None) -> None:
-        self.file = file
-        self.node = node
-
-    def position(self, loc: tuple[Any, ...]) -> tuple[int | None, int | None]:
-        """1-based (line, column) of the deepest node on the path `loc`."""
-        node = self.node
-        if node is None:
-            return None, None
-        best = node
-        for part in loc:
-            child = _child(node, part)
-            if child is None:
-                break
-            node = best = child
-        return best.start_mark.line + 1, best.start_mark.column + 1
-
-
-def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                return value
-        return None
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        return node.value[part]
-    return None
-
-
-def read_yaml(path: str | Path) -> tuple[Any, Located]:
+def read_yaml(path: str | Path) -> tuple[Any, "Located"]:
     """Parse a YAML file; syntax errors become a FileError with the position."""
     file = str(path)
     try:
@@ -87,18 +55,23 @@ def read_yaml(path: str | Path) -> tuple[Any, Located]:
     return parse_yaml(text, file=file)
 
 
-def parse_yaml(text: str, *, file: str) -> tuple[Any, Located]:
+def parse_yaml(text: str, *, file: str) -> tuple[Any, "Located"]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        raise FileError([Problem(file, line, column, "", f"invalid YAML: {exc.problem or exc}")]) from None
-    except yaml.YAMLError as exc:
-        raise FileError([Problem(file, None, None, "", f"invalid YAML: {exc}")]) from None
-    return data, Located(file, node)
+        data, marks = load_with_marks(text)
+    except YamlProblem as exc:
+        raise FileError([Problem(file, exc.line, exc.column, "", exc.message)]) from None
+    return data, Located(file, marks)
+
+
+@dataclass(frozen=True)
+class Located:
+    """Which file the data came from, and where each part was written."""
+
+    file: str
+    marks: Marks
+
+    def position(self, loc: tuple[Any, ...], *, key: bool = False) -> tuple[int | None, int | None]:
+        return locate(self.marks, loc, key=key)
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
@@ -112,9 +85,10 @@ def problems_from(error: ValidationError, located: Located, *, prefix: tuple[Any
     problems = []
     for item in error.errors(include_url=False):
         loc = prefix + tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        line, column = located.position(loc)
+        unknown = item["type"] == "extra_forbidden"
+        line, column = located.position(loc, key=unknown)
         message = item["msg"]
-        if item["type"] == "extra_forbidden":
+        if unknown:
             message = "unknown field (check the spelling; see the docs for the fields this section takes)"
         problems.append(Problem(located.file, line, column, field_path(loc), message))
     return problems

@@ -19,7 +19,7 @@ from opsagent.model import FINDING_KINDS
 from opsagent.playbooks.loader import Issue, read_directory
 from opsagent.playbooks.schema import Playbook
 from opsagent.playbooks.template import check
-from opsagent.playbooks.yamlsrc import mark_for
+from opsagent.yamlmarks import locate
 
 _CEL_DETAILS = re.compile(r"\bfinding\.details\.([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -34,7 +34,7 @@ def tool_registry() -> Mapping[str, Any] | None:
 
 
 def _place(playbook: Playbook, marks: dict[str, dict], loc: tuple[Any, ...]) -> tuple[int | None, int | None]:
-    return mark_for(marks.get(playbook._file, {}), ("playbooks", playbook._index, *loc))
+    return locate(marks.get(playbook._file, {}), ("playbooks", playbook._index, *loc), key=True)
 
 
 def _issue(playbook: Playbook, marks: dict[str, dict], loc: tuple[Any, ...], message: str, level: str = "error") -> Issue:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from opsagent.model import Finding, Snapshot
 from opsagent.playbooks.context import finding_context, playbook_context
 from opsagent.playbooks.schema import VERIFY_VARIABLES, WHEN_VARIABLES, Playbook, PlaybookFile
-from opsagent.playbooks.yamlsrc import YamlError, load_with_marks, mark_for
+from opsagent.yamlmarks import YamlProblem, load_with_marks, locate
 from opsagent.policy.cel import CelError, compile_expr
 
 
@@ -68,7 +68,7 @@ def parse_file(path: Path, display: str | None = None) -> tuple[list[Playbook], 
         return [], [Issue(name, None, None, "", f"cannot read: {exc}")], {}
     try:
         data, marks = load_with_marks(text)
-    except YamlError as exc:
+    except YamlProblem as exc:
         return [], [Issue(name, exc.line, exc.column, "", exc.message)], {}
     if not isinstance(data, dict):
         return [], [Issue(name, 1, 1, "", "expected a mapping with a `playbooks:` list")], marks
@@ -78,7 +78,7 @@ def parse_file(path: Path, display: str | None = None) -> tuple[list[Playbook], 
         issues = []
         for err in exc.errors():
             loc = tuple(err["loc"])
-            line, column = mark_for(marks, loc)
+            line, column = locate(marks, loc, key=True)
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = f"unknown field {loc[-1]!r}"
@@ -86,7 +86,7 @@ def parse_file(path: Path, display: str | None = None) -> tuple[list[Playbook], 
         return [], issues, marks
     issues: list[Issue] = []
     for i, playbook in enumerate(parsed.playbooks):
-        line, _ = mark_for(marks, ("playbooks", i))
+        line, _ = locate(marks, ("playbooks", i), key=True)
         playbook._source = f"{name}:{line}"
         playbook._file, playbook._index = name, i
         for attr, variables in (("when", WHEN_VARIABLES), ("verify", VERIFY_VARIABLES)):
@@ -94,7 +94,7 @@ def parse_file(path: Path, display: str | None = None) -> tuple[list[Playbook], 
             if source is None:
                 continue
             loc = ("playbooks", i, attr)
-            line, column = mark_for(marks, loc)
+            line, column = locate(marks, loc, key=True)
             try:
                 expr = compile_expr(source, where=f"{name}:{_dotted(loc)}", variables=set(variables))
             except CelError as exc:
@@ -163,7 +163,7 @@ def read_directory(directory: Path) -> tuple[list[Playbook], list[Issue], dict[s
         issues.extend(problems)
         for i, playbook in enumerate(found):
             if playbook.name in seen:
-                line, column = mark_for(marks, ("playbooks", i, "name"))
+                line, column = locate(marks, ("playbooks", i, "name"), key=True)
                 issues.append(Issue(str(path), line, column, f"playbooks[{i}].name",
                                     f"playbook name {playbook.name!r} is already used at {seen[playbook.name]}"))
             seen.setdefault(playbook.name, playbook.source)

@@ -23,7 +23,7 @@ from opsagent.policy.facts import CEL_VARIABLES
 from opsagent.policy.policy import CompiledLimit, CompiledRule, FileScope, Patterns, Policy, expand_actors
 from opsagent.policy.schema import PolicyFile, Scope
 from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS, tools_matched
-from opsagent.policy.yamlmarks import Marks, YamlProblem, load_with_marks, locate
+from opsagent.yamlmarks import Marks, YamlProblem, load_with_marks, locate
 
 DEFAULT_TTL = timedelta(hours=1)
 _FIELD_HINTS = {
