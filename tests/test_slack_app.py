@@ -219,3 +219,12 @@ def test_http_adapter_on_loopback_verifies_and_answers(world):
         assert len(world.fake.calls_to("chat.postMessage")) == 1
     finally:
         server.shutdown()
+
+
+def test_a_typed_approval_also_retires_the_buttons(world):
+    approval_id, ts = _request_scale(world)
+    dispatch(world.app, slash_body(world.fake, f"approve {approval_id}", user="U04ALICE01"))
+    assert world.rt.approvals.get(approval_id).state == "executed"
+    updated = world.fake.calls_to("chat.update")
+    assert updated and updated[-1]["ts"] == ts and updated[-1]["channel"] == APPROVALS
+    assert not any(b["type"] == "actions" for b in updated[-1]["blocks"])

@@ -68,6 +68,9 @@ class SlackHandlers:
 
     def __init__(self, *, service: ChatService, settings: SlackSettings) -> None:
         self.service, self.settings = service, settings
+        # approval id -> (channel, ts) of the message with its buttons, so a decision
+        # typed as text (`/ops approve 3`) also retires the buttons. In memory only.
+        self.posted: dict[int, tuple[str, str]] = {}
 
     def attach(self, app: App) -> None:
         app.command("/ops")(self.on_command)
@@ -111,7 +114,20 @@ class SlackHandlers:
         target = self.settings.approvals_channel or origin
         for approval in reply.approvals:
             text = f"Approval #{approval.id}: {render.call_summary(approval.call.tool, approval.call.args)}"
-            self._send(client, channel=target, text=text, blocks=render.approval_blocks(approval))
+            ts = self._send(client, channel=target, text=text, blocks=render.approval_blocks(approval))
+            if ts:
+                self.posted[approval.id] = (target, ts)
+        decided = reply.data.get("approval_id")
+        if isinstance(decided, int) and decided in self.posted and not reply.refused:
+            self._retire(client, decided, f"{reply.command} by `{reply.actor}`\n{reply.text}")
+
+    def _retire(self, client: WebClient, approval_id: int, outcome: str) -> None:
+        """Replace a posted approval request's buttons with what happened to it."""
+        where = self.posted.pop(approval_id, None)
+        approval = self.service.approvals.get(approval_id)
+        if where is None or approval is None:
+            return
+        self._update(client, channel=where[0], ts=where[1], text=outcome, blocks=render.decided_blocks(approval, outcome))
 
     # --- buttons -----------------------------------------------------------------
     def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
@@ -143,6 +159,7 @@ class SlackHandlers:
         approval = self.service.approvals.get(approval_id)
         outcome = f"{'approved' if approve else 'rejected'} by <@{user}> (as `{reply.actor}`)\n{reply.text}"
         if approval is not None and channel and message_ts:
+            self.posted.pop(approval_id, None)
             self._update(client, channel=channel, ts=message_ts, text=outcome, blocks=render.decided_blocks(approval, outcome))
         self._send(client, channel=channel, thread_ts=message_ts, text=reply.text)
 
