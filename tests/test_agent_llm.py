@@ -66,9 +66,9 @@ def test_real_client_path_over_loopback_reaches_the_gate(world):
     assert sent["model"] == "llama3.2"
     assert {t["function"]["name"] for t in sent["tools"]} >= {"sleep_workload", "get_workload", "delete_workload"}
     assert sent["messages"][0]["role"] == "system" and "<cluster-data>" in sent["messages"][1]["content"]
-    llm_rows = [r for r in world.store.list() if r.kind == "run" and r.model == "llama3.2" and (r.summary or "").startswith("llm call")]
+    llm_rows = [r for r in world.store.list(limit=100000) if r.kind == "run" and r.model == "llama3.2" and (r.summary or "").startswith("llm call")]
     assert [(r.prompt_tokens, r.completion_tokens) for r in llm_rows] == [(120, 12)]
-    finished = [r for r in world.store.list() if r.kind == "run" and (r.summary or "").startswith("run done")]
+    finished = [r for r in world.store.list(limit=100000) if r.kind == "run" and (r.summary or "").startswith("run done")]
     assert finished[0].prompt_tokens == 120 and finished[0].data["llm_calls"] == 1
 
 
@@ -93,7 +93,7 @@ def test_llm_failures_fall_back_to_offline_and_the_log_says_so(world, reply):
     assert report.fell_back is True and report.planner == "offline"
     assert report.status == "done" and report.resolved is True  # the offline playbook did the job
     assert world.tiny.workloads["ml/llm"].replicas == 0
-    fallbacks = [r for r in world.store.list() if r.kind == "run" and "falling back to the offline planner" in (r.summary or "")]
+    fallbacks = [r for r in world.store.list(limit=100000) if r.kind == "run" and "falling back to the offline planner" in (r.summary or "")]
     assert len(fallbacks) == 1 and fallbacks[0].data["to"] == "offline"
 
 
@@ -103,7 +103,7 @@ def test_ollama_down_falls_back(world):
     server.stop()  # nothing listens there any more: connection refused
     report = world.agent("llm", config=AgentConfig(model="llama3.2", ollama_host=url)).handle_finding(_finding(world))
     assert report.fell_back and report.resolved is True
-    reasons = [r.summary for r in world.store.list() if r.kind == "run" and (r.summary or "").startswith("llm call")]
+    reasons = [r.summary for r in world.store.list(limit=100000) if r.kind == "run" and (r.summary or "").startswith("llm call")]
     assert len(reasons) == 3 and all("cannot reach Ollama" in s for s in reasons)
 
 
@@ -111,14 +111,14 @@ def test_slow_model_times_out_and_falls_back(world):
     with FakeOllama(default=Reply(delay=5.0)) as server:
         report = world.agent("llm", config=_config(server, timeout=0.2)).handle_finding(_finding(world))
     assert report.fell_back and report.resolved is True
-    assert any("timeout" in (r.summary or "") for r in world.store.list() if r.kind == "run")
+    assert any("timeout" in (r.summary or "") for r in world.store.list(limit=100000) if r.kind == "run")
 
 
 def test_unknown_model_404_falls_back(world):
     with FakeOllama(models=("other:latest",)) as server:
         report = world.agent("llm", config=_config(server)).handle_finding(_finding(world))
     assert report.fell_back
-    assert any("model not found" in (r.summary or "") for r in world.store.list() if r.kind == "run")
+    assert any("model not found" in (r.summary or "") for r in world.store.list(limit=100000) if r.kind == "run")
 
 
 def test_one_failure_then_recovery_does_not_fall_back(world):
@@ -134,7 +134,7 @@ def test_chat_message_runs_as_the_person(world):
     report = world.agent(planner).handle_message("please scale ml/chat to 2", actor="alice", channel="slack")
     assert report.status == "done" and report.summary == "Scaled ml/chat to 2."
     assert world.tiny.workloads["ml/chat"].replicas == 2
-    result = next(r for r in world.store.list() if r.kind == "result")
+    result = next(r for r in world.store.list(limit=100000) if r.kind == "result")
     assert (result.actor, result.channel, result.message) == ("alice", "slack", "please scale ml/chat to 2")
     prompt = planner.chat_model.prompts[0][1].content
     assert "please scale ml/chat to 2" in prompt and '"workload":"ml/chat"' in prompt

@@ -31,7 +31,7 @@ def test_offline_planner_resolves_idle_gpu_through_the_gate(world):
     assert report.llm_calls == 0 and report.planner == "offline" and not report.fell_back
     assert world.tiny.workloads["ml/llm"].replicas == 0
     assert [w[0] for w in world.cluster.writes] == ["scale"]
-    kinds = [(r.kind, r.tool) for r in reversed(world.store.list())]
+    kinds = [(r.kind, r.tool) for r in reversed(world.store.list(limit=100000))]
     assert kinds[:5] == [("run", None), ("run", "sleep_workload"),  # started; claim before submitting
                          ("proposal", "sleep_workload"), ("decision", "sleep_workload"), ("result", "sleep_workload")]
     assert kinds[-1] == ("run", None)
@@ -86,5 +86,29 @@ def test_budget_exhausted_is_reported_and_audited(world):
     assert report.status == "budget_exhausted"
     assert "step budget" in report.summary
     assert [a.tool for a in report.actions] == ["get_workload", "get_workload"]
-    finished = [r for r in world.store.list() if r.kind == "run" and (r.summary or "").startswith("run budget_exhausted")]
+    finished = [r for r in world.store.list(limit=100000) if r.kind == "run" and (r.summary or "").startswith("run budget_exhausted")]
     assert len(finished) == 1 and finished[0].outcome == "error"
+
+
+def test_unresolved_finding_is_retried_only_as_the_playbook_allows(tmp_path):
+    # idle-gpu-sleep: retry {max_attempts: 2, backoff: 5m}; default deny keeps the finding open
+    w = tiny_world(tmp_path, table={"get_workload": "allow"})
+    try:
+        agent = w.agent()
+        [finding] = idle_findings(w.cluster.snapshot())
+        first = agent.handle_finding(finding)
+        assert first.resolved is False and first.actions
+        held = agent.handle_finding(finding)
+        assert held.actions == [] and "retry of idle_gpu:ml/llm due at" in held.summary
+        w.clock.advance(301)
+        second = agent.handle_finding(finding)
+        assert second.run_id.endswith("#2") and second.actions
+        w.clock.advance(3600)
+        for _ in range(3):
+            stop = agent.handle_finding(finding)
+            assert stop.actions == [] and "not trying again: a person should look" in stop.summary
+        gave_up = [r for r in w.store.list(limit=1000) if r.kind == "run" and "not trying again" in (r.summary or "")]
+        assert len(gave_up) == 1
+        assert [x for x in w.store.list(limit=1000) if x.kind == "result" and x.tool == "sleep_workload"].__len__() == 2
+    finally:
+        w.close()

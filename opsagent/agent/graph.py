@@ -66,6 +66,13 @@ class Deps:
         except ApprovalError as exc:  # already executed, interrupted, not approved: nothing runs again
             return ToolResult(status="error", tool=approval.call.tool, approval_id=approval.id, message=str(exc)[:500])
 
+    def wait(self) -> None:
+        """Let the cluster move before re-observing: `settle` if given (the simulator), else the clock."""
+        if self.settle is not None:
+            self.settle()
+        else:
+            self.clock.sleep(self.config.verify_interval_seconds)
+
     def policy_summary(self) -> str:
         summary = getattr(self.policy, "summary", None)
         return str(summary()) if callable(summary) else ""
@@ -227,6 +234,9 @@ def build_graph(deps: Deps) -> StateGraph:
             earlier = recorded_result(deps.recorder, key, tool=approval.call.tool)
             result = earlier if earlier is not None else deps.run_approved(approval, approver=approver)
             row = result_row(state.get("steps", 0), approval.call.tool, approval.call.args, result, key=key, reused=earlier is not None)
+        elif decided == "executed":  # the same request was approved and run for another run
+            result = ToolResult(status="ok", tool=tool, approval_id=approval_id,
+                                message=f"approval {approval_id} was already executed (by another run)")
         else:
             result = ToolResult(status="denied", tool=tool, approval_id=approval_id,
                                 message=f"approval {approval_id} was {decided}" + (f" by {approver}" if approver else ""))
@@ -238,11 +248,10 @@ def build_graph(deps: Deps) -> StateGraph:
             update["messages"] = [HumanMessage(f"Approval {approval_id} for {tool} was {decided}. Result: {tool_text(result)}")]
         return Command(goto="verify" if state.get("finding") else "plan", update=update)
 
-    def verify(state: AgentState) -> Command[Literal["plan", "finish"]]:
+    def verify(state: AgentState) -> Command[Literal["plan", "verify", "finish"]]:
         finding = _finding(state)
         assert finding is not None
-        if deps.settle is not None:
-            deps.settle()
+        deps.wait()
         snapshot = deps.observe()
         still_open = any(f.id == finding.id for f in deps.detect_fn(snapshot))
         playbook = deps.playbook_for(finding, snapshot)
@@ -250,6 +259,9 @@ def build_graph(deps: Deps) -> StateGraph:
         if resolved:
             return Command(goto="finish", update={"resolved": True})
         if state.get("planner_done"):
+            waits = state.get("verify_waits", 0)
+            if waits < deps.config.verify_retries:  # changes take time to show (rollouts, cold starts)
+                return Command(goto="verify", update={"resolved": False, "verify_waits": waits + 1})
             return Command(goto="finish", update={"resolved": False})
         return Command(goto="plan", update={"resolved": False})
 
@@ -267,7 +279,7 @@ def build_graph(deps: Deps) -> StateGraph:
                         prompt_tokens=state.get("prompt_tokens", 0), completion_tokens=state.get("completion_tokens", 0),
                         data={"llm_calls": state.get("llm_calls", 0), "steps": state.get("steps", 0), "planner": state.get("planner"),
                               "fell_back": state.get("fell_back", False), "resolved": state.get("resolved")})
-        return {"status": status, "report": report}
+        return {"status": status, "report": report, "finished_at": deps.clock.now().isoformat()}
 
     graph = StateGraph(AgentState)
     graph.add_node("plan", plan)

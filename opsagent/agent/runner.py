@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -137,25 +138,85 @@ class Agent:
     def reconcile_once(self) -> list[RunReport]:
         """Observe, detect, and run the agent once per finding. A steady cluster costs no LLM call."""
         snapshot = self.deps.observe()
-        return [self.handle_finding(f) for f in self.deps.detect_fn(snapshot)]
+        reports = [self.handle_finding(f) for f in self.deps.detect_fn(snapshot)]
+        return reports + self.sweep(skip={r.run_id for r in reports})
+
+    def sweep(self, *, skip: set[str] = frozenset()) -> list[RunReport]:  # type: ignore[assignment]
+        """Finish runs whose approval was settled elsewhere (rejected, expired, executed by another run)."""
+        reports = []
+        for thread_id, approval_id in self.waiting():
+            settled = None if thread_id in skip else self._settled_approval(approval_id)
+            if settled is not None:
+                reports.append(self.resume(thread_id, approval_id=approval_id, decided_state=settled.state,
+                                           approver=settled.decided_by or "", approval=settled))
+        return reports
 
     def handle_finding(self, finding: Finding) -> RunReport:
         base = f"finding:{finding.id}"
-        epoch = 1
+        epoch, finished = 1, []
         while True:
             thread_id = base if epoch == 1 else f"{base}#{epoch}"
             values, interrupted, unfinished = self._thread(thread_id)
             if not values:
                 break
-            if interrupted:
-                return report_from(values, run_id=thread_id)  # waiting for a person: never start over
+            if interrupted:  # waiting for a person: never start over; carry on once the request is settled
+                settled = self._settled_approval(values.get("pending_approval"))
+                if settled is not None:
+                    return self.resume(thread_id, approval_id=settled.id, decided_state=settled.state,
+                                       approver=settled.decided_by or "", approval=settled)
+                return report_from(values, run_id=thread_id)
             if unfinished:
                 return self._invoke(None, thread_id, values)  # a crash mid-run: carry on from the checkpoint
+            finished.append((thread_id, values))
             epoch += 1
+        held = self._retry_hold(finding, finished)
+        if held is not None:
+            return held
         state = initial_state(run_id=thread_id, kind="finding", finding=finding.model_dump(mode="json"), message=None,
                               actor="daemon", channel="daemon", planner=self.planner_name, started_at=self.clock.now().isoformat())
         self.deps.record_run(state, f"run started for {finding.id} with planner {self.planner_name}", key="started")
         return self._invoke(state, thread_id, state)
+
+    def _settled_approval(self, approval_id: int | None) -> Approval | None:
+        """The approval a run waits on, if it no longer waits for anyone (rejected, expired, executed elsewhere)."""
+        if approval_id is None or self.approvals is None:
+            return None
+        approval = self.approvals.get(approval_id)
+        if approval is None or approval.state in ("pending", "approved"):
+            return None
+        return approval
+
+    def _retry_hold(self, finding: Finding, finished: list[tuple[str, dict[str, Any]]]) -> RunReport | None:
+        """A report instead of a new run, when the playbook's retry rule says not yet (or not again).
+
+        Only the trailing runs that did not resolve the finding count as attempts;
+        a finding that was resolved and came back starts afresh.
+        """
+        failed = 0
+        for _, values in reversed(finished):
+            if values.get("resolved") is True:
+                break
+            failed += 1
+        if failed == 0:
+            return None
+        last_id, last = finished[-1]
+        playbook = self.deps.playbook_for(finding, self.deps.observe())
+        retry = getattr(playbook, "retry", None)
+        max_attempts = int(getattr(retry, "max_attempts", 1))
+        backoff = getattr(retry, "backoff", None)
+        if failed >= max_attempts:
+            summary = (f"{failed} run(s) did not resolve {finding.id} (the playbook allows {max_attempts}); "
+                       "not trying again: a person should look")
+            self.deps.record_run(dict(last), summary, outcome="error", key=f"gave-up-{len(finished)}")  # type: ignore[arg-type]
+        elif backoff is not None and last.get("finished_at"):
+            due = datetime.fromisoformat(last["finished_at"]) + backoff
+            if self.clock.now() >= due:
+                return None
+            summary = f"retry of {finding.id} due at {due.isoformat()} (attempt {failed + 1} of {max_attempts})"
+        else:
+            return None
+        report = report_from(last, run_id=last_id)
+        return report.model_copy(update={"summary": summary, "actions": [], "denied": []})
 
     def handle_message(self, text: str, *, actor: str, channel: str = "cli") -> RunReport:
         thread_id = f"chat:{actor}:{uuid.uuid4().hex[:12]}"

@@ -39,8 +39,10 @@ class AgentState(TypedDict, total=False):
     planner: str
     fell_back: bool
     resolved: bool | None
+    verify_waits: int                 # re-checks done after the planner finished
     planner_done: bool                # the planner said it has nothing more to do
     started_at: str                   # ISO time the current stretch of work began (reset after a wait)
+    finished_at: str | None           # ISO time the run ended (for the playbook's retry backoff)
     status: RunStatus
     report: str
 
@@ -51,5 +53,5 @@ def initial_state(*, run_id: str, kind: RunKind, finding: dict[str, Any] | None,
         run_id=run_id, kind=kind, finding=finding, message=message, actor=actor, channel=channel,
         messages=[], steps=0, llm_calls=0, prompt_tokens=0, completion_tokens=0, failures=0,
         proposed=[], results=[], pending_approval=None, planner=planner, fell_back=False,
-        resolved=None, planner_done=False, started_at=started_at, status="running", report="",
+        resolved=None, planner_done=False, verify_waits=0, started_at=started_at, status="running", report="",
     )

@@ -88,3 +88,70 @@ def tiny_world(tmp: Path, *, table: dict[str, str] | None = None, db: str = "ops
     gate = Gate(policy=policy, cluster=cluster, clock=clock, recorder=store, approvals=queue, decide=decide)
     return TinyWorld(tmp=tmp, clock=clock, tiny=tiny, cluster=cluster, store=store, queue=queue, gate=gate,
                      playbooks=load_playbooks(REPO / "playbooks"), policy=policy)
+
+
+# --- the simulator, with the shipped policy and playbooks -------------------------
+
+PEOPLE = ("alice", "bob", "carol", "dave")
+
+
+@dataclass
+class SimWorld:
+    tmp: Path
+    sim: Any
+    policy: Any
+    store: AuditStore
+    queue: ApprovalQueue
+    gate: Gate
+    playbooks: Any
+
+    def detect(self, snapshot: Snapshot) -> list[Finding]:
+        from opsagent.detect import detect
+
+        return detect(snapshot, intents=self.policy.intents, now=self.sim.clock.now())
+
+    def agent(self, planner: Any = "offline", *, config: AgentConfig | None = None) -> Agent:
+        return Agent(gate=self.gate, policy=self.policy, playbooks=self.playbooks, observe=self.sim.snapshot,
+                     detect_fn=self.detect, planner=planner, checkpoint_path=self.tmp / "checkpoints.db",
+                     recorder=self.store, clock=self.sim.clock, config=config or AgentConfig(),
+                     approvals=self.queue, settle=lambda: self.sim.advance(120))
+
+    def approve_waiting(self, agent: Agent) -> list[Any]:
+        """A person approves every waiting run's request (someone the policy allows), then it resumes."""
+        reports = []
+        for thread_id, approval_id in agent.waiting():
+            approval = self.queue.get(approval_id)
+            if approval is None or approval.state != "pending":
+                continue
+            person = next((p for p in PEOPLE if any(self.policy.actor_matches(p, a) for a in approval.approvers)), None)
+            if person is None:
+                continue
+            self.queue.approve(approval_id, by=person)
+            reports.append(agent.resume(thread_id, approval_id=approval_id, decided_state="approved", approver=person))
+        return reports
+
+    def run(self, agent: Agent, *, hours: float = 24, step_seconds: float = 300, approve: bool = True) -> list[Any]:
+        """Advance the simulation, reconcile every step, approve what waits; all run reports, in order."""
+        reports: list[Any] = []
+        for _ in range(int(hours * 3600 / step_seconds)):
+            self.sim.advance(step_seconds)
+            reports.extend(agent.reconcile_once())
+            if approve:
+                reports.extend(self.approve_waiting(agent))
+        return reports
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def sim_world(tmp: Path, *, scenario: Any = "demo") -> SimWorld:
+    from opsagent.cluster.sim import SimCluster, builtin_scenario
+    from opsagent.policy import load_policy
+
+    sim = SimCluster(builtin_scenario(scenario) if isinstance(scenario, str) else scenario)
+    policy = load_policy(REPO / "policies")
+    store = AuditStore(tmp / "ops.db")
+    queue = ApprovalQueue(store, clock=sim.clock, is_member=policy.actor_matches)
+    gate = Gate(policy=policy, cluster=sim, clock=sim.clock, recorder=store, approvals=queue, wait=sim.advance)
+    return SimWorld(tmp=tmp, sim=sim, policy=policy, store=store, queue=queue, gate=gate,
+                    playbooks=load_playbooks(REPO / "playbooks"))
