@@ -81,16 +81,16 @@ def open_cluster(spec: str, *, prometheus: str | None = None, seed: int | None =
                 hint="check KUBECONFIG / --cluster kube:CONTEXT, or run `opsagent doctor`",
             ) from None
         return cluster, RealClock(), None
-    raise RuntimeError_(f"unknown cluster {spec!r}", hint="use sim:SCENARIO, kube or kube:CONTEXT")
+    raise RuntimeError_(f"--cluster {spec!r} is not a cluster", hint="use sim:demo, sim:PATH.yaml, kube or kube:CONTEXT")
 
 
 def open_policy(directory: Path) -> Policy:
     try:
         return load_policy(directory)
     except PolicyError as exc:
-        raise RuntimeError_(str(exc), hint=f"run `opsagent policy lint {directory}`") from None
+        raise RuntimeError_(f"cannot load the policy from {directory}:\n{exc}", hint=f"check the files with: opsagent policy lint {directory}") from None
     except FileNotFoundError:
-        raise RuntimeError_(f"no policy directory at {directory}", hint="pass --policies DIR (the repository ships policies/)") from None
+        raise RuntimeError_(f"cannot load the policy from {directory}: no such directory", hint="pass --policies DIR (the repository ships policies/)") from None
 
 
 def open_runtime(
