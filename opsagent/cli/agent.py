@@ -1,0 +1,117 @@
+"""`opsagent agent`: run the agent loop on the simulator, and list runs waiting for a person.
+
+Thin: parses options, calls `opsagent.agent.simulate.run_on_simulator` or
+`Agent.waiting`, prints. It never talks to a real cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
+
+agent_app = typer.Typer(help="The agent loop: plan, act through the gate, verify.\n\nExample: opsagent agent run --hours 8",
+                        no_args_is_help=True)
+
+
+@agent_app.command("run")
+def run_cmd(
+    scenario: str = typer.Option("demo", "--scenario", envvar="OPSAGENT_SCENARIO", help="Builtin scenario name or a scenario YAML file."),
+    hours: float = typer.Option(24.0, "--hours", min=0.1, help="Simulated hours to run."),
+    step: str = typer.Option("5m", "--step", help="Reconcile interval in simulated time, e.g. 5m."),
+    planner: str = typer.Option("offline", "--planner", envvar="OPSAGENT_PLANNER", help="offline (playbook steps) or llm (Ollama)."),
+    model: Optional[str] = typer.Option(None, "--model", envvar="OPSAGENT_MODEL", help="Ollama model for --planner llm."),
+    ollama_host: Optional[str] = typer.Option(None, "--ollama-host", envvar="OLLAMA_HOST", help="Ollama URL for --planner llm."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", envvar="OPSAGENT_AGENT_MAX_STEPS", help="Plan rounds per run (default 8)."),
+    approve_as: Optional[str] = typer.Option(None, "--approve-as", help="Approve, as this person, every request they may approve (demo)."),
+    policies: Path = PoliciesOpt,
+    playbooks: Path = PlaybooksOpt,
+    db: Path = DbOpt,
+    output: Output = OutputOpt,
+) -> None:
+    """Run the agent against a simulated cluster and show each run.
+
+    Every call passes the gate under the policy in --policies and is written to
+    the audit log in --db; agent checkpoints go to <db>.checkpoints.db.
+
+    Example: opsagent agent run --hours 12 --approve-as carol --db /tmp/demo.db
+    """
+    from opsagent.agent.config import AgentConfig
+    from opsagent.agent.simulate import run_on_simulator
+    from opsagent.cli.sim import _load
+    from opsagent.clock import parse_duration
+    from opsagent.cluster.sim import ScenarioError
+    from opsagent.playbooks import PlaybookError
+    from opsagent.policy import PolicyError
+
+    if planner not in ("offline", "llm"):
+        fail(f"--planner must be offline or llm, not {planner!r}", hint="opsagent agent run --planner llm --model qwen3:8b")
+    try:
+        seconds = parse_duration(step).total_seconds()
+        config = AgentConfig.from_env(model=model, ollama_host=ollama_host, max_steps=max_steps)
+    except ValueError as exc:
+        fail(str(exc), hint="durations look like 90s, 5m, 1h")
+    try:
+        result = run_on_simulator(scenario=_load(scenario), policies=policies, playbooks=playbooks, db=db, hours=hours,
+                                  step_seconds=seconds, planner=planner, config=config, approve_as=approve_as)
+    except (ScenarioError, PolicyError, PlaybookError) as exc:
+        fail(str(exc), hint="check the file named above; `opsagent policy lint` and `opsagent playbook lint` help")
+    if output == Output.json:
+        print_json({"runs": result.reports, "waiting": [{"run_id": t, "approval_id": a} for t, a in result.waiting],
+                    "stats": result.stats})
+        return
+    table = Table("run", "status", "actions", "llm", "summary")
+    for r in result.reports:
+        actions = ", ".join(f"{a.tool}:{a.status}" for a in r.actions) or "-"
+        llm = f"{r.llm_calls} calls, {r.tokens} tok" + (" (fell back)" if r.fell_back else "")
+        table.add_row(r.run_id.removeprefix("finding:"), r.status, actions, llm if r.llm_calls or r.fell_back else "-", r.summary[:100])
+    console.print(table)
+    for thread_id, approval_id in result.waiting:
+        console.print(f"waiting: {thread_id} needs approval {approval_id} (opsagent approvals list)")
+
+
+@agent_app.command("waiting")
+def waiting_cmd(db: Path = DbOpt, output: Output = OutputOpt) -> None:
+    """List agent runs paused until a person decides an approval.
+
+    Example: opsagent agent waiting --db opsagent.db -o json
+    """
+    from opsagent.agent.simulate import checkpoint_path_for
+
+    path = checkpoint_path_for(db)
+    if not path.exists():
+        fail(f"no agent checkpoints at {path}", hint="run `opsagent agent run --db DB` first, with the same --db")
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from opsagent.agent.graph import Deps, build_graph
+
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    try:
+        graph = build_graph(Deps(gate=None, observe=lambda: None, detect_fn=lambda s: [], playbooks=None, policy=None,  # type: ignore[arg-type]
+                                 recorder=None, clock=None, config=None, planners={})).compile(checkpointer=SqliteSaver(conn))  # type: ignore[arg-type]
+        rows = []
+        for (thread_id,) in conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id"):
+            snap = graph.get_state({"configurable": {"thread_id": thread_id}})
+            if snap.interrupts:
+                payload = snap.interrupts[0].value
+                rows.append({"run_id": thread_id, "approval_id": payload.get("approval_id"), "tool": payload.get("tool"),
+                             "args": payload.get("args")})
+    finally:
+        conn.close()
+    if output == Output.json:
+        print_json(rows)
+        return
+    table = Table("run", "approval", "tool", "args")
+    for row in rows:
+        table.add_row(row["run_id"], str(row["approval_id"]), str(row["tool"]), str(row["args"]))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(agent_app, name="agent")
