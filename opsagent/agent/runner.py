@@ -247,7 +247,9 @@ class Agent:
 
     def waiting(self) -> list[tuple[str, int]]:
         """Runs paused for a person: (thread id, approval id)."""
-        rows = self._conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id").fetchall()
+        # Only threads that were ever interrupted can be waiting: a small set, even after many runs.
+        rows = self._conn.execute("SELECT DISTINCT thread_id FROM writes WHERE channel = '__interrupt__' "
+                                  "ORDER BY thread_id").fetchall()
         out = []
         for (thread_id,) in rows:
             values, interrupted, _ = self._thread(thread_id)

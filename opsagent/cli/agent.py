@@ -96,7 +96,7 @@ def waiting_cmd(db: Path = DbOpt, output: Output = OutputOpt) -> None:
         graph = build_graph(Deps(gate=None, observe=lambda: None, detect_fn=lambda s: [], playbooks=None, policy=None,  # type: ignore[arg-type]
                                  recorder=None, clock=None, config=None, planners={})).compile(checkpointer=SqliteSaver(conn))  # type: ignore[arg-type]
         rows = []
-        for (thread_id,) in conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id"):
+        for (thread_id,) in conn.execute("SELECT DISTINCT thread_id FROM writes WHERE channel = '__interrupt__' ORDER BY thread_id"):
             snap = graph.get_state({"configurable": {"thread_id": thread_id}})
             if snap.interrupts:
                 payload = snap.interrupts[0].value
