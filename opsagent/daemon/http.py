@@ -1,0 +1,103 @@
+"""/healthz, /readyz and /metrics over the standard library's HTTP server, on a thread.
+
+Health answers from the daemon's `Status` (written by the loop, read here);
+it must not touch the cluster, the agent or the audit log.
+/healthz: 200 while the process runs and the last cycle is not stuck.
+/readyz: 200 when this process leads and its last cycle went well.
+/metrics: the Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from opsagent.daemon.metrics import Metrics
+
+
+@dataclass
+class Status:
+    """What the loop tells the endpoints. Times are monotonic seconds (process-local, not domain time)."""
+
+    leader: bool = False
+    standby_reason: str = ""
+    cycles: int = 0
+    last_ok: bool | None = None
+    last_error: str = ""
+    cycle_started: float | None = None   # set while a cycle runs
+    stuck_after: float = 300.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def health(self, now: float) -> tuple[bool, str]:
+        with self.lock:
+            started = self.cycle_started
+        if started is not None and now - started > self.stuck_after:
+            return False, f"cycle running for {now - started:.0f}s (limit {self.stuck_after:.0f}s)"
+        return True, "alive"
+
+    def ready(self) -> tuple[bool, str]:
+        with self.lock:
+            if not self.leader:
+                return False, self.standby_reason or "standby: another daemon holds the lock"
+            if self.last_ok is None:
+                return False, "leader; first cycle not finished"
+            if not self.last_ok:
+                return False, f"last cycle failed: {self.last_error}"
+            return True, f"leader; {self.cycles} cycle(s) ok"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:8080' or ':8080' -> (host, port). Raises ValueError with a readable message."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host or "127.0.0.1", int(port)
+
+
+class HealthServer:
+    def __init__(self, listen: str, *, status: Status, metrics: Metrics,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        host, port = parse_listen(listen)
+        status_, metrics_, mono = status, metrics, monotonic
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+                path = self.path.split("?", 1)[0]
+                if path == "/healthz":
+                    ok, why = status_.health(mono())
+                    self._send(200 if ok else 503, json.dumps({"ok": ok, "detail": why}), "application/json")
+                elif path == "/readyz":
+                    ok, why = status_.ready()
+                    self._send(200 if ok else 503, json.dumps({"ok": ok, "detail": why}), "application/json")
+                elif path == "/metrics":
+                    self._send(200, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8")
+                else:
+                    self._send(404, json.dumps({"ok": False, "detail": "try /healthz, /readyz or /metrics"}), "application/json")
+
+            def _send(self, code: int, body: str, ctype: str) -> None:
+                data = body.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:  # keep probes out of the daemon's log
+                return
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.address = f"{host}:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="opsagent-http", daemon=True)
+
+    def start(self) -> "HealthServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

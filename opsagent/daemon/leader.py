@@ -1,0 +1,70 @@
+"""One active daemon per cluster: a file lock locally, a Lease on a real cluster.
+
+`Leader` is what the loop asks each cycle: `try_acquire()` (non-blocking; True
+when this process leads now) and `release()`. `FileLeader` holds a `filelock`
+next to the database; `LeaseLeader` wraps opsagent.cluster.kube.lease (only
+that package may import kubernetes). A standby keeps asking each cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Protocol
+
+from filelock import FileLock, Timeout
+
+
+class Leader(Protocol):
+    identity: str
+    where: str
+
+    def try_acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+def default_identity() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def lock_path_for(db: Path) -> Path:
+    """The lock file of a database: `opsagent.db` -> `opsagent.db.lock`."""
+    return db.with_name(db.name + ".lock")
+
+
+class FileLeader:
+    def __init__(self, path: Path, *, identity: str | None = None) -> None:
+        self.path = Path(path)
+        self.identity = identity or default_identity()
+        self.where = f"lock file {self.path}"
+        self._lock = FileLock(str(self.path), thread_local=False)
+
+    def try_acquire(self) -> bool:
+        if self._lock.is_locked:
+            return True
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self._lock.release(force=True)
+
+
+class LeaseLeader:
+    """Leader election through a coordination.k8s.io Lease (see opsagent.cluster.kube.lease)."""
+
+    def __init__(self, lease: Any) -> None:
+        self._lease = lease
+        self.identity = lease.identity
+        self.where = f"Lease {lease.namespace}/{lease.name}"
+
+    def try_acquire(self) -> bool:
+        return bool(self._lease.try_acquire())
+
+    def release(self) -> None:
+        self._lease.release()

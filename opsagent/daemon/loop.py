@@ -1,0 +1,168 @@
+"""One reconcile cycle: resume decided approvals, observe, detect, run the agent per finding.
+
+The `Reconciler` holds no cluster state of its own: the agent's checkpoints
+say which runs wait for a person, the approval queue says what people
+decided, the audit log's idempotency keys keep every call at most once.
+Order within a cycle:
+  1. expire approvals past their deadline;
+  2. resume runs whose approval was decided (approved -> the call runs once
+     through the gate; rejected/expired -> the run ends and says so);
+  3. observe and detect; for each finding, run the agent on its thread
+     (`finding:<id>`), except when that thread is waiting for a person;
+     after a run that changed the cluster, detect again so later findings
+     are judged on the cluster as it is now.
+It must not execute tools itself or decide policy; `stop()` is honoured
+between agent runs (a run in progress always finishes its step).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from opsagent.agent import Agent, RunReport
+from opsagent.daemon.metrics import Metrics
+from opsagent.model import Finding, Snapshot
+from opsagent.runtime import Runtime
+
+log = logging.getLogger("opsagent.daemon")
+
+_DECIDED = {"approved", "rejected", "expired", "executed", "failed"}
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did; `events` are human-readable lines in order."""
+
+    at: str
+    findings: list[Finding] = field(default_factory=list)
+    runs: list[RunReport] = field(default_factory=list)
+    resumed: list[RunReport] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
+    skipped_waiting: list[str] = field(default_factory=list)
+    llm_calls: int = 0
+    tokens: int = 0
+    fell_back: bool = False
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    @property
+    def actions(self) -> list[Any]:
+        return [a for r in self.runs + self.resumed for a in r.actions]
+
+
+class Reconciler:
+    def __init__(self, runtime: Runtime, agent: Agent, *, metrics: Metrics | None = None,
+                 observe: Callable[[], Snapshot] | None = None,
+                 detect: Callable[[Snapshot], list[Finding]] | None = None,
+                 on_run: Callable[[str, Finding | None, RunReport], None] | None = None,
+                 should_stop: Callable[[], bool] = lambda: False) -> None:
+        self.runtime, self.agent = runtime, agent
+        self.metrics = metrics or Metrics()
+        self.observe = observe or runtime.observe
+        self.detect = detect or runtime.findings
+        self.on_run = on_run or (lambda *_: None)
+        self.should_stop = should_stop
+        self._seen_llm: dict[str, tuple[int, int, int]] = {}   # thread -> (calls, prompt, completion) counted
+        self._seen_actions: dict[str, int] = {}                 # thread -> results counted
+
+    # --- the cycle ------------------------------------------------------------
+
+    def cycle(self) -> CycleReport:
+        started = time.perf_counter()
+        report = CycleReport(at=self.runtime.clock.now().isoformat())
+        report.expired = [a.id for a in self.runtime.approvals.expire_due()]
+        waiting = dict(self.agent.waiting())
+        for thread_id, approval_id in sorted(waiting.items()):
+            if self.should_stop():
+                report.stopped_early = True
+                break
+            approval = self.runtime.approvals.get(approval_id)
+            if approval is None or approval.state not in _DECIDED:
+                continue
+            approver = approval.decided_by or ("expiry" if approval.state == "expired" else "")
+            run = self.agent.resume(thread_id, approval_id=approval_id, decided_state=approval.state,
+                                    approver=approver, approval=approval if approval.state == "approved" else None)
+            waiting.pop(thread_id, None)
+            self._account(run, report)
+            report.resumed.append(run)
+            self.on_run("resumed", None, run)
+        snapshot = self.observe()
+        findings = self.detect(snapshot)
+        report.findings = list(findings)
+        done: set[str] = set()
+        queue = list(findings)
+        while queue and not report.stopped_early:
+            if self.should_stop():
+                report.stopped_early = True
+                break
+            finding = queue.pop(0)
+            done.add(finding.id)
+            thread = f"finding:{finding.id}"
+            if any(t == thread or t.startswith(thread + "#") for t in waiting):
+                report.skipped_waiting.append(finding.id)
+                continue
+            run = self.agent.handle_finding(finding)
+            self._account(run, report)
+            report.runs.append(run)
+            if run.pending_approvals:
+                waiting[run.run_id] = run.pending_approvals[0]
+            self.on_run("finding", finding, run)
+            if any(a.status == "ok" and not _is_read(a.tool) for a in run.actions):
+                snapshot = self.observe()
+                current = {f.id: f for f in self.detect(snapshot)}
+                report.findings = list(current.values())
+                queue = [current[f.id] for f in queue if f.id in current] + \
+                        [f for fid, f in current.items() if fid not in done and all(q.id != fid for q in queue)]
+        report.seconds = time.perf_counter() - started
+        self._gauges(snapshot, report)
+        return report
+
+    # --- bookkeeping ----------------------------------------------------------
+
+    def _account(self, run: RunReport, report: CycleReport) -> None:
+        calls0, prompt0, completion0 = self._seen_llm.get(run.run_id, (0, 0, 0))
+        calls = max(0, run.llm_calls - calls0)
+        prompt, completion = max(0, run.prompt_tokens - prompt0), max(0, run.completion_tokens - completion0)
+        self._seen_llm[run.run_id] = (run.llm_calls, run.prompt_tokens, run.completion_tokens)
+        report.llm_calls += calls
+        report.tokens += prompt + completion
+        self.metrics.inc("opsagent_llm_calls_total", calls)
+        self.metrics.inc("opsagent_llm_tokens_total", prompt, kind="prompt")
+        self.metrics.inc("opsagent_llm_tokens_total", completion, kind="completion")
+        new = run.actions[self._seen_actions.get(run.run_id, 0):]
+        self._seen_actions[run.run_id] = len(run.actions)
+        for action in new:
+            self.metrics.inc("opsagent_actions_total", tool=action.tool, outcome=action.status)
+        if run.fell_back and not report.fell_back:
+            report.fell_back = True
+            self.metrics.inc("opsagent_llm_fallbacks_total")
+            log.warning("run %s: the language model failed; fell back to the offline planner (see the audit log)", run.run_id)
+        if run.status == "failed":
+            log.error("run %s failed: %s", run.run_id, run.summary)
+
+    def _gauges(self, snapshot: Snapshot, report: CycleReport) -> None:
+        kinds: dict[str, int] = {}
+        idle = 0
+        for f in report.findings:
+            kinds[f.kind] = kinds.get(f.kind, 0) + 1
+            if f.kind == "idle_gpu":
+                idle += int(f.details.get("gpus_held", 0) or 0)
+        self.metrics.replace("opsagent_findings_open", [({"kind": k}, v) for k, v in sorted(kinds.items())])
+        self.metrics.set("opsagent_approvals_pending", len(self.runtime.approvals.list("pending")))
+        self.metrics.set("opsagent_gpus_allocated", _gpus_allocated(snapshot))
+        self.metrics.set("opsagent_gpus_idle", idle)
+        self.metrics.set("opsagent_cycle_duration_seconds", report.seconds)
+
+
+def _is_read(tool: str) -> bool:
+    from tools import get_tool
+
+    found = get_tool(tool)
+    return found is not None and found.risk == "read"
+
+
+def _gpus_allocated(snapshot: Snapshot) -> int:
+    return sum(1 for gpu in snapshot.gpus() if gpu.holder)

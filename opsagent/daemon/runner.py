@@ -1,0 +1,159 @@
+"""The daemon process: leader election, the cycle timer, signals, HTTP endpoints, logs.
+
+`Daemon(options).run()` opens the runtime once, then loops: lead or wait as
+standby, run one `Reconciler.cycle()`, sleep until the next. On the simulator
+each cycle first advances the simulated cluster by the interval (virtual
+time); `sim_speed` divides the wall-clock wait (0 = no wait at all).
+SIGTERM/SIGINT finish the step in progress and return exit code 0.
+It must not decide anything the Reconciler or the gate decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from opsagent.daemon.http import HealthServer, Status
+from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, lock_path_for
+from opsagent.daemon.loop import CycleReport, Reconciler
+from opsagent.daemon.metrics import Metrics
+from opsagent.daemon.signals import StopFlag, install
+from opsagent.daemon.wiring import build_agent, make_detect, make_observe, ollama_available
+from opsagent.runtime import Runtime, open_runtime
+
+log = logging.getLogger("opsagent.daemon")
+
+
+@dataclass
+class DaemonOptions:
+    cluster: str = "sim:demo"
+    policies: Path = Path("policies")
+    playbooks: Path | None = Path("playbooks")
+    db: Path = Path("opsagent.db")
+    model: str | None = None
+    interval: float = 15.0
+    once: bool = False
+    cycles: int | None = None
+    sim_speed: float = 1.0
+    listen: str | None = None
+    prometheus: str | None = None
+    seed: int | None = None
+    lease_namespace: str = "opsagent"
+    lease_name: str = "opsagent-daemon"
+
+    def database(self) -> Path:
+        """`--db` may name a file or a directory (then `opsagent.db` inside it)."""
+        db = Path(self.db)
+        return db / "opsagent.db" if db.is_dir() else db
+
+
+class Daemon:
+    def __init__(self, options: DaemonOptions, *, runtime: Runtime | None = None, leader: Leader | None = None,
+                 stop: StopFlag | None = None, on_cycle: Callable[[CycleReport], None] | None = None,
+                 on_run: Callable | None = None) -> None:
+        self.options = options
+        self.db = options.database()
+        self.runtime = runtime or open_runtime(cluster=options.cluster, policies=options.policies, db=self.db,
+                                               prometheus=options.prometheus, seed=options.seed)
+        self.stop = stop or StopFlag()
+        self.metrics = Metrics()
+        self.status = Status(stuck_after=max(300.0, options.interval * 20))
+        self.leader = leader or self._default_leader()
+        self.on_cycle = on_cycle or _log_cycle
+        model = options.model
+        if model:
+            from opsagent.agent import AgentConfig
+
+            host = AgentConfig.from_env(model=model).ollama_host
+            if not ollama_available(host):
+                log.warning("Ollama at %s does not answer; runs will fall back to the offline planner", host)
+        self.observe = make_observe(self.runtime, db=self.db)
+        self.detect = make_detect(self.runtime)
+        self.agent = build_agent(self.runtime, db=self.db, playbooks=options.playbooks, model=model, observe=self.observe,
+                                 detect_fn=self.detect)
+        self.reconciler = Reconciler(self.runtime, self.agent, metrics=self.metrics, observe=self.observe, detect=self.detect,
+                                     on_run=on_run, should_stop=lambda: self.stop.is_set)
+        self.server: HealthServer | None = None
+
+    def _default_leader(self) -> Leader:
+        if self.runtime.sim is None and self.options.cluster.startswith("kube"):
+            from opsagent.cluster.kube.lease import KubeLease
+
+            return LeaseLeader(KubeLease.for_cluster(self.runtime.cluster, namespace=self.options.lease_namespace,
+                                                      name=self.options.lease_name))
+        return FileLeader(lock_path_for(self.db))
+
+    # --- the loop -------------------------------------------------------------
+
+    def run(self, *, install_signals: bool = True) -> int:
+        if install_signals:
+            install(self.stop, on_signal=lambda name: log.info("%s received: finishing the current step, then exiting", name))
+        if self.options.listen:
+            self.server = HealthServer(self.options.listen, status=self.status, metrics=self.metrics).start()
+            log.info("serving /healthz /readyz /metrics on http://%s", self.server.address)
+        limit = 1 if self.options.once else self.options.cycles
+        done, was_leader = 0, None
+        try:
+            while not self.stop.is_set and (limit is None or done < limit):
+                leading = self.leader.try_acquire()
+                self.metrics.set("opsagent_leader", 1 if leading else 0)
+                with self.status.lock:
+                    self.status.leader = leading
+                    self.status.standby_reason = "" if leading else f"standby: another daemon holds the {self.leader.where}"
+                if leading != was_leader:
+                    log.info("%s", f"leader ({self.leader.where})" if leading else self.status.standby_reason + "; waiting")
+                    was_leader = leading
+                if leading:
+                    self._one_cycle()
+                    done += 1
+                elif self.options.once:
+                    log.warning("not the leader: nothing done")
+                    return 3
+                if limit is not None and done >= limit:
+                    break
+                self.stop.wait(self._pause())
+        finally:
+            self.leader.release()
+            self.agent.close()
+            if self.server is not None:
+                self.server.stop()
+        if self.stop.is_set:
+            log.info("stopped cleanly after %d cycle(s)", done)
+        return 0
+
+    def _pause(self) -> float:
+        if self.runtime.sim is None:
+            return self.options.interval
+        return 0.0 if self.options.sim_speed <= 0 else self.options.interval / self.options.sim_speed
+
+    def _one_cycle(self) -> CycleReport | None:
+        if self.runtime.sim is not None:
+            self.runtime.sim.advance(self.options.interval)  # type: ignore[attr-defined]
+        with self.status.lock:
+            self.status.cycle_started = time.monotonic()
+        try:
+            report = self.reconciler.cycle()
+        except Exception as exc:  # boundary: one bad cycle is logged and counted; the next one tries again
+            log.exception("cycle failed")
+            self.metrics.inc("opsagent_cycles_total", result="error")
+            with self.status.lock:
+                self.status.cycle_started, self.status.last_ok, self.status.last_error = None, False, f"{type(exc).__name__}: {exc}"
+            return None
+        self.metrics.inc("opsagent_cycles_total", result="ok")
+        with self.status.lock:
+            self.status.cycle_started, self.status.last_ok, self.status.last_error = None, True, ""
+            self.status.cycles += 1
+        self.on_cycle(report)
+        return report
+
+
+def _log_cycle(report: CycleReport) -> None:
+    for run in report.runs + report.resumed:
+        for action in run.actions:
+            log.info("%s: %s %s -> %s %s", run.run_id, action.tool, action.args, action.status, action.message[:160])
+    log.info("cycle at %s: %d finding(s), %d run(s), %d resumed, %d waiting, %d expired, %d LLM call(s), %.2fs",
+             report.at, len(report.findings), len(report.runs), len(report.resumed), len(report.skipped_waiting),
+             len(report.expired), report.llm_calls, report.seconds)
