@@ -1,0 +1,74 @@
+"""`opsagent daemon`: the reconcile loop (observe, detect, agent per finding, approvals).
+
+Thin: parses options, sets up logging, builds `DaemonOptions` and runs the
+`Daemon`. Everything it does lives in opsagent.daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from opsagent.cli.common import DbOpt, PlaybooksOpt, PoliciesOpt, fail
+from opsagent.runtime import RuntimeError_
+
+
+def register(app: typer.Typer) -> None:
+    app.command("daemon")(daemon_cmd)
+
+
+def daemon_cmd(
+    cluster: str = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER", help="sim:SCENARIO, kube or kube:CONTEXT."),
+    context: Optional[str] = typer.Option(None, "--context", help="kubeconfig context (same as --cluster kube:CONTEXT)."),
+    policies: Path = PoliciesOpt,
+    playbooks: Path = PlaybooksOpt,
+    db: Path = DbOpt,
+    model: Optional[str] = typer.Option(None, "--model", envvar="OPSAGENT_MODEL",
+                                        help="Ollama model (host from OLLAMA_HOST); without it the offline planner runs."),
+    interval: float = typer.Option(15.0, "--interval", min=0.01, help="Seconds between cycles (virtual seconds on the simulator)."),
+    once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
+    cycles: Optional[int] = typer.Option(None, "--cycles", min=1, help="Stop after N cycles."),
+    sim_speed: float = typer.Option(1.0, "--sim-speed", min=0.0,
+                                    help="Simulator only: virtual seconds per wall second (0 = no waiting between cycles)."),
+    listen: Optional[str] = typer.Option(None, "--listen", envvar="OPSAGENT_LISTEN", help="HOST:PORT for /healthz, /readyz, /metrics."),
+    prometheus: Optional[str] = typer.Option(None, "--prometheus", envvar="OPSAGENT_PROMETHEUS", help="Prometheus URL for the kube adapter."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Simulator seed (default: the scenario's)."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+) -> None:
+    """Run the reconcile loop: each cycle resumes decided approvals, then observes, detects and runs the agent per finding.
+
+    Example: opsagent daemon --cluster sim:demo --interval 300 --sim-speed 0 --cycles 288 --listen 127.0.0.1:8080
+    """
+    from opsagent.daemon import Daemon, DaemonOptions
+    from opsagent.daemon.http import parse_listen
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        fail(f"--log-level {log_level!r} is not a level", hint="use debug, info, warning or error")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if context:
+        if cluster != "kube" and not cluster.startswith("kube"):
+            fail("--context needs --cluster kube", hint="e.g. --cluster kube --context prod")
+        cluster = f"kube:{context}"
+    if listen:
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            fail(str(exc), hint="e.g. --listen 127.0.0.1:8080")
+    if not policies.is_dir():
+        fail(f"--policies {policies}: not a directory", hint="the repository ships policies/")
+    if not playbooks.is_dir():
+        fail(f"--playbooks {playbooks}: not a directory", hint="the repository ships playbooks/")
+    options = DaemonOptions(cluster=cluster, policies=policies, playbooks=playbooks, db=db, model=model, interval=interval,
+                            once=once, cycles=cycles, sim_speed=sim_speed, listen=listen, prometheus=prometheus, seed=seed)
+    try:
+        daemon = Daemon(options)
+    except RuntimeError_ as exc:
+        fail(str(exc), hint=exc.hint)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    code = daemon.run()
+    raise typer.Exit(code)

@@ -1,0 +1,45 @@
+"""`opsagent demo`: one simulated day of the demo cluster with the daemon, in seconds.
+
+Thin: calls opsagent.demo.run_demo and prints (rich as it goes, or the summary as JSON).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from opsagent.cli.common import Output, OutputOpt, console, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_cmd)
+
+
+def demo_cmd(
+    db: Optional[Path] = typer.Option(None, "--db", help="SQLite file to keep (default: a new file in a temp directory, printed)."),
+    hours: float = typer.Option(24.0, "--hours", min=0.5, max=168, help="Simulated hours."),
+    step_minutes: float = typer.Option(5.0, "--step-minutes", min=0.5, max=120, help="Simulated minutes per daemon cycle."),
+    model: Optional[str] = typer.Option(None, "--model", envvar="OPSAGENT_MODEL",
+                                        help="Ollama model; used only when OLLAMA_HOST answers, else the offline planner."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Simulator seed (default: the scenario's)."),
+    offline: bool = typer.Option(False, "--offline", help="Never ask Ollama, even when it answers."),
+    output: Output = OutputOpt,
+) -> None:
+    """Run the daemon over a simulated day of the demo GPU cluster and compare with no agent.
+
+    Example: opsagent demo --db ./opsagent-demo.db && opsagent audit list --db ./opsagent-demo.db
+    """
+    from opsagent.demo import run_demo
+
+    if db is not None and db.exists():
+        db.unlink()  # a fresh day: the simulator restarts from the scenario's start
+        for extra in (db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", ".lock")):
+            extra.unlink(missing_ok=True)
+    quiet = output is Output.json
+    summary = run_demo(hours=hours, step_minutes=step_minutes, db=db, model=model, seed=seed, offline=offline,
+                       console=Console(quiet=True) if quiet else console)
+    if quiet:
+        print_json(summary)
