@@ -9,6 +9,7 @@ bad arguments exit non-zero with a hint; each command's help ends with an exampl
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -31,7 +32,8 @@ def test_run_then_waiting_as_json(tmp_path):
     data = json.loads(result.output)
     resolved = {r["run_id"] for r in data["runs"] if r["resolved"]}
     assert any(r.startswith("finding:idle_gpu:") for r in resolved)
-    assert (tmp_path / "ops.checkpoints.db").exists()
+    with sqlite3.connect(db) as conn:  # checkpoints sit beside the audit tables in the one file
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] > 0
     waiting = _run("waiting", "--db", str(db), "-o", "json")
     assert waiting.exit_code == 0, waiting.output
     rows = json.loads(waiting.output)

@@ -78,5 +78,5 @@ def _approve(agent: Agent, queue: ApprovalQueue, policy: Any, person: str) -> li
 
 
 def checkpoint_path_for(db: Path) -> Path:
-    """Agent checkpoints live next to the audit database: opsagent.db -> opsagent.checkpoints.db."""
-    return db.with_name(db.stem + ".checkpoints.db")
+    """Agent checkpoints live in the same SQLite file as the audit log and approvals (their own tables)."""
+    return db

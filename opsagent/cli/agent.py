@@ -36,7 +36,7 @@ def run_cmd(
     """Run the agent against a simulated cluster and show each run.
 
     Every call passes the gate under the policy in --policies and is written to
-    the audit log in --db; agent checkpoints go to <db>.checkpoints.db.
+    the audit log, approvals and agent checkpoints in --db (one SQLite file).
 
     Example: opsagent agent run --hours 12 --approve-as carol --db /tmp/demo.db
     """
