@@ -108,16 +108,14 @@ def show_cmd(approval_id: int = typer.Argument(..., help="Approval id."), output
 
 
 def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str, policies: Path, db: Path) -> str:
-    """Run the approved call through the gate if a runtime can be opened here."""
+    """Run the approved call through the gate, once; a waiting agent run then sees it done."""
+    from opsagent.runtime import RuntimeError_, open_runtime
+
     try:
-        from opsagent.runtime import open_runtime  # type: ignore[import-not-found]
-    except ImportError:
-        return "approved; the daemon or agent run waiting on it will execute it"
-    runtime = open_runtime(cluster=cluster, policies=policies, db=db)
-    gate = getattr(runtime, "gate", None)
-    if gate is None:
-        return "approved; the daemon or agent run waiting on it will execute it"
-    result = queue.execute(approval.id, run=lambda a: gate.run_approved(a, approver=by), actor=by)
+        runtime = open_runtime(cluster=cluster, policies=policies, db=db)
+    except RuntimeError_ as exc:
+        return f"approved, but not run here ({exc}); the daemon or agent run waiting on it will execute it"
+    result = queue.execute(approval.id, run=lambda a: runtime.gate.run_approved(a, approver=by), actor=by)
     return f"executed: {result.status}: {result.message}"
 
 
