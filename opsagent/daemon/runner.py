@@ -83,7 +83,8 @@ class Daemon:
             from opsagent.cluster.kube.lease import KubeLease
 
             return LeaseLeader(KubeLease.for_cluster(self.runtime.cluster, namespace=self.options.lease_namespace,
-                                                      name=self.options.lease_name))
+                                                      name=self.options.lease_name,
+                                                      lease_seconds=max(60, int(self.options.interval * 3))))
         return FileLeader(lock_path_for(self.db))
 
     # --- the loop -------------------------------------------------------------
