@@ -129,3 +129,21 @@ def test_losing_the_llm_falls_back_to_the_offline_planner_and_says_so(tmp_path: 
     assert [r.args["name"] for r in ok_results(daemon, "sleep_workload")] == ["render-ui"]
     fallback = [r for r in daemon.runtime.audit.list(AuditFilter(limit=10_000)) if "offline planner" in (r.summary or "")]
     assert fallback
+
+
+def test_a_call_approved_and_run_elsewhere_is_not_run_again_by_the_waiting_run(tmp_path: Path) -> None:
+    daemon = Daemon(options(tmp_path, cycles=13))   # to 01:05: the LLM sleep request is pending
+    daemon.run(install_signals=False)
+    queue = daemon.runtime.approvals
+    sleep = next(a for a in queue.list("pending") if a.call.tool == "sleep_workload")
+    queue.approve(sleep.id, by="carol")
+    # what `opsagent approvals approve` does by default: run it at once through the gate
+    result = queue.execute(sleep.id, run=lambda a: daemon.runtime.gate.run_approved(a, approver="carol"), actor="carol")
+    assert result.status == "ok" and queue.get(sleep.id).state == "executed"
+    again = Daemon(options(tmp_path, cycles=1), runtime=daemon.runtime)
+    reports = []
+    again.on_cycle = reports.append
+    again.run(install_signals=False)
+    resumed = [run for r in reports for run in r.resumed if run.run_id == "finding:idle_gpu:inference/llm"]
+    assert len(resumed) == 1 and resumed[0].status != "waiting_approval"
+    assert len([r for r in ok_results(again, "sleep_workload") if r.args and r.args["name"] == "llm"]) == 1

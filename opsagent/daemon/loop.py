@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from opsagent.agent import Agent, RunReport
+from opsagent.agent import Agent, AgentError, RunReport
 from opsagent.daemon.metrics import Metrics
 from opsagent.model import Finding, Snapshot
 from opsagent.runtime import Runtime
@@ -83,8 +83,15 @@ class Reconciler:
             if approval is None or approval.state not in _DECIDED:
                 continue
             approver = approval.decided_by or ("expiry" if approval.state == "expired" else "")
-            run = self.agent.resume(thread_id, approval_id=approval_id, decided_state=approval.state,
-                                    approver=approver, approval=approval if approval.state == "approved" else None)
+            # Approved and already run elsewhere (e.g. `opsagent approvals approve` executes at once): resume as
+            # approved; the queue's execution claim refuses a second run and the run records that it ran already.
+            state = "approved" if approval.state in ("approved", "executed") else approval.state
+            try:
+                run = self.agent.resume(thread_id, approval_id=approval_id, decided_state=state, approver=approver,
+                                        approval=approval if state == "approved" else None)
+            except AgentError as exc:
+                log.error("cannot resume %s after approval %d was %s: %s", thread_id, approval_id, approval.state, exc)
+                continue
             waiting.pop(thread_id, None)
             self._account(run, report)
             report.resumed.append(run)
