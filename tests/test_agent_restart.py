@@ -117,3 +117,24 @@ def test_in_process_interrupt_reject_and_guards(tmp_path):
             agent.resume(first.run_id, approval_id=approval_id, decided_state="approved", approver="carol")
     finally:
         world.close()
+
+
+def test_a_run_whose_approval_was_executed_elsewhere_finishes_without_running_it_again(tmp_path):
+    world = tiny_world(tmp_path)
+    try:
+        planner = scripted.scripted_planner(scripted.call("set_resources", namespace="ml", name="llm", gpus_per_replica=2),
+                                            scripted.text("Done."))
+        agent = world.agent(planner)
+        [finding] = idle_findings(world.cluster.snapshot())
+        first = agent.handle_finding(finding)
+        [approval_id] = first.pending_approvals
+        # a person approves and runs it from the command line, before the run resumes
+        world.queue.approve(approval_id, by="carol")
+        world.queue.execute(approval_id, run=lambda a: world.gate.run_approved(a, approver="carol"), actor="carol")
+        assert [w[0] for w in world.cluster.writes] == ["set_template"]
+        done = agent.resume(first.run_id, approval_id=approval_id, decided_state="executed", approver="carol")
+        assert done.status == "done"
+        assert done.actions[-1].status == "ok" and "already executed" in done.actions[-1].message
+        assert [w[0] for w in world.cluster.writes] == ["set_template"]  # still once
+    finally:
+        world.close()

@@ -234,9 +234,10 @@ def build_graph(deps: Deps) -> StateGraph:
             earlier = recorded_result(deps.recorder, key, tool=approval.call.tool)
             result = earlier if earlier is not None else deps.run_approved(approval, approver=approver)
             row = result_row(state.get("steps", 0), approval.call.tool, approval.call.args, result, key=key, reused=earlier is not None)
-        elif decided == "executed":  # the same request was approved and run for another run
+        elif decided == "executed":  # approved and already run elsewhere (another run, or `approvals approve`)
             result = ToolResult(status="ok", tool=tool, approval_id=approval_id,
-                                message=f"approval {approval_id} was already executed (by another run)")
+                                message=f"approval {approval_id} was already executed")
+            row = result_row(state.get("steps", 0), tool, asked.get("args") or {}, result, key="", reused=True)
         else:
             result = ToolResult(status="denied", tool=tool, approval_id=approval_id,
                                 message=f"approval {approval_id} was {decided}" + (f" by {approver}" if approver else ""))
