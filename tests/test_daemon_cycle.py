@@ -58,36 +58,49 @@ def test_a_day_of_cycles_frees_gpus_resumes_approvals_and_never_reruns_a_waiting
     daemon.run(install_signals=False)
     sleeps = [(r.args["namespace"], r.args["name"]) for r in ok_results(daemon, "sleep_workload")]
     assert ("render", "render-ui") in sleeps
-    # the topology change was asked once and never again while it waited (then it expired, unanswered)
+    # the topology change was asked once and never again while it waits for a platform lead
     placements = [a for a in daemon.runtime.approvals.list() if a.call.tool == "set_gpu_placement"]
     assert len(placements) == 1
     assert any("topology_mismatch:inference/llm" in r.skipped_waiting for r in reports)
-    assert placements[0].state == "expired"
-    assert any(run.status != "waiting_approval" and run.run_id == "finding:topology_mismatch:inference/llm"
-               for r in reports for run in r.resumed)
+    assert placements[0].state == "pending"
     snapshot = daemon.runtime.observe()
     assert snapshot.workload("render/render-ui").replicas in (0, 1)
 
 
-def test_an_approved_call_runs_exactly_once_and_a_rejected_one_ends_its_run(tmp_path: Path) -> None:
-    daemon = Daemon(options(tmp_path, cycles=13))   # to 01:05: the LLM sleep request is pending
+def _waiting_placement(tmp_path: Path):
+    daemon = Daemon(options(tmp_path, cycles=13))   # to 01:05: the placement change waits for a lead
     daemon.run(install_signals=False)
     queue = daemon.runtime.approvals
-    sleep = next(a for a in queue.list("pending") if a.call.tool == "sleep_workload")
-    placement = next(a for a in queue.list("pending") if a.call.tool == "set_gpu_placement")
-    queue.approve(sleep.id, by="carol")
-    queue.reject(placement.id, by="alice", reason="not this week")
+    return queue, next(a for a in queue.list("pending") if a.call.tool == "set_gpu_placement")
+
+
+def _resume(tmp_path: Path):
     again = Daemon(options(tmp_path, cycles=3))
     reports = []
     again.on_cycle = reports.append
     again.run(install_signals=False)
-    resumed = {run.run_id: run for r in reports for run in r.resumed}
-    assert resumed["finding:idle_gpu:inference/llm"].actions[-1].status == "ok"
+    return again, {run.run_id: run for r in reports for run in r.resumed}
+
+
+def test_an_approved_call_resumes_its_run_and_runs_exactly_once(tmp_path: Path) -> None:
+    queue, placement = _waiting_placement(tmp_path)
+    queue.approve(placement.id, by="alice")
+    again, resumed = _resume(tmp_path)
+    assert resumed["finding:topology_mismatch:inference/llm"].actions[-1].status == "ok"
+    assert len(ok_results(again, "set_gpu_placement")) == 1
+    assert queue.get(placement.id).state == "executed"
+    _, resumed_again = _resume(tmp_path)   # a further restart runs nothing again
+    assert "finding:topology_mismatch:inference/llm" not in resumed_again
+    assert len(ok_results(again, "set_gpu_placement")) == 1
+
+
+def test_a_rejected_call_ends_its_run_and_is_not_asked_again(tmp_path: Path) -> None:
+    queue, placement = _waiting_placement(tmp_path)
+    queue.reject(placement.id, by="alice", reason="not this week")
+    again, resumed = _resume(tmp_path)
     rejected = resumed["finding:topology_mismatch:inference/llm"]
     assert rejected.status != "waiting_approval" and "rejected" in rejected.actions[-1].message
-    executed = [r for r in ok_results(again, "sleep_workload") if r.args and r.args["name"] == "llm"]
-    assert len(executed) == 1
-    assert queue.get(sleep.id).state == "executed"
+    assert ok_results(again, "set_gpu_placement") == []
     assert queue.list("pending") == []   # the rejected finding is not asked again
 
 
@@ -132,18 +145,15 @@ def test_losing_the_llm_falls_back_to_the_offline_planner_and_says_so(tmp_path: 
 
 
 def test_a_call_approved_and_run_elsewhere_is_not_run_again_by_the_waiting_run(tmp_path: Path) -> None:
-    daemon = Daemon(options(tmp_path, cycles=13))   # to 01:05: the LLM sleep request is pending
-    daemon.run(install_signals=False)
-    queue = daemon.runtime.approvals
-    sleep = next(a for a in queue.list("pending") if a.call.tool == "sleep_workload")
-    queue.approve(sleep.id, by="carol")
+    queue, placement = _waiting_placement(tmp_path)
+    queue.approve(placement.id, by="alice")
+    again = Daemon(options(tmp_path, cycles=1))
     # what `opsagent approvals approve` does by default: run it at once through the gate
-    result = queue.execute(sleep.id, run=lambda a: daemon.runtime.gate.run_approved(a, approver="carol"), actor="carol")
-    assert result.status == "ok" and queue.get(sleep.id).state == "executed"
-    again = Daemon(options(tmp_path, cycles=1), runtime=daemon.runtime)
+    result = queue.execute(placement.id, run=lambda a: again.runtime.gate.run_approved(a, approver="alice"), actor="alice")
+    assert result.status == "ok" and queue.get(placement.id).state == "executed"
     reports = []
     again.on_cycle = reports.append
     again.run(install_signals=False)
-    resumed = [run for r in reports for run in r.resumed if run.run_id == "finding:idle_gpu:inference/llm"]
+    resumed = [run for r in reports for run in r.resumed if run.run_id == "finding:topology_mismatch:inference/llm"]
     assert len(resumed) == 1 and resumed[0].status != "waiting_approval"
-    assert len([r for r in ok_results(again, "sleep_workload") if r.args and r.args["name"] == "llm"]) == 1
+    assert len(ok_results(again, "set_gpu_placement")) == 1

@@ -26,15 +26,7 @@ def _idle_since(workload: Workload, snapshot: Snapshot, intent: Intent, now: dat
     pods = gpu_pods(snapshot, workload)
     starts = [p.started_at for p in pods]
     held_since = max(starts) if starts and all(s is not None for s in starts) else None  # type: ignore[type-var]
-    quiet_since: datetime | None = None
-    if workload.last_request_at is not None:
-        quiet_since = workload.last_request_at
-    elif workload.request_rate == 0:
-        quiet_since = held_since
-    if quiet_since is not None and held_since is not None and held_since > quiet_since:
-        quiet_since = held_since  # woken without traffic since: idle counts from the wake
-    if workload.request_rate:
-        quiet_since = None  # traffic is flowing right now, whatever the last timestamp says
+    quiet_since = snapshot.quiet_since(workload)
     if quiet_since is not None and now - quiet_since >= window:
         return quiet_since, "no_requests"
     below = intent.idle.gpu_util_below

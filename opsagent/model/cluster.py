@@ -227,6 +227,25 @@ class Snapshot(Frozen):
     def gpus_held_by(self, ref: WorkloadRef | str) -> int:
         return sum(len(p.gpu_ids) for p in self.pods_of(ref))
 
+    def quiet_since(self, workload: Workload) -> datetime | None:
+        """Since when `workload` has had no traffic, or None when traffic flows now or nobody knows.
+
+        The last request time, or (with a zero request rate and no request ever
+        seen) when its GPU pods started; a workload woken since its last request
+        counts from the wake. The idle detector and the policy's `idle_minutes`
+        both read this, so they always agree.
+        """
+        if workload.request_rate:
+            return None
+        starts = [p.started_at for p in self.pods_of(workload.ref) if p.gpu_ids]
+        held_since = max(starts) if starts and all(s is not None for s in starts) else None  # type: ignore[type-var]
+        quiet = workload.last_request_at
+        if quiet is None and workload.request_rate == 0:
+            quiet = held_since
+        if quiet is not None and held_since is not None and held_since > quiet:
+            quiet = held_since
+        return quiet
+
     def events_for(self, namespace: str, name: str) -> list[Event]:
         return [e for e in self.events if e.namespace == namespace and e.name == name]
 

@@ -32,11 +32,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Pod reasons that mean a rollout's new revision cannot come up by itself.
+FAILING_POD_REASONS = frozenset({"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError"})
+
+
 def workload_as_dict(workload: Workload, snapshot: Snapshot, now: datetime) -> dict[str, Any]:
-    idle = None
-    if workload.last_request_at is not None:
-        idle = max(0.0, (now - workload.last_request_at).total_seconds() / 60.0)
+    quiet = snapshot.quiet_since(workload)
+    idle = max(0.0, (now - quiet).total_seconds() / 60.0) if quiet is not None else None
     rollout = workload.rollout
+    failing = sum(
+        1 for pod in snapshot.pods_of(workload.ref)
+        if pod.revision == rollout.revision and pod.reason in FAILING_POD_REASONS
+    )
     return {
         "namespace": workload.ref.namespace,
         "name": workload.ref.name,
@@ -52,7 +59,8 @@ def workload_as_dict(workload: Workload, snapshot: Snapshot, now: datetime) -> d
         "idle_minutes": idle,
         "revision": workload.revision,
         "image": workload.image,
-        "rollout": {"status": rollout.status, "reason": rollout.reason, "revision": rollout.revision},
+        "rollout": {"status": rollout.status, "reason": rollout.reason, "revision": rollout.revision,
+                    "failing_pods": failing},
     }
 
 
