@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opsagent.model import RolloutState, Snapshot, ToolCall, Workload, WorkloadRef
+from opsagent.model import Pod, RolloutState, Snapshot, ToolCall, Workload, WorkloadRef
 from opsagent.policy import NO_COUNTS, decide, load_policy
 from opsagent.policy.lint import lint
 from tools import REGISTRY
@@ -31,6 +31,21 @@ SNAPSHOT = Snapshot(time=MONDAY_NOON, workloads=(
     _wl("chat", "chat-ui", replicas=0, gpus_per_replica=1),
     _wl("training", "finetune", replicas=1, gpus_per_replica=2, last_request_at=MONDAY_NOON - timedelta(hours=5)),
 ))
+# A rollout still "progressing" whose new pods crash-loop, and a GPU workload that never had a request.
+CRASHING = Snapshot(
+    time=MONDAY_NOON,
+    workloads=(
+        _wl("inference", "embedder", replicas=1, gpus_per_replica=1, revision=5,
+            rollout=RolloutState(status="progressing", reason="ReplicaSetUpdated", revision=5)),
+        _wl("render", "render-ui", replicas=1, gpus_per_replica=1, request_rate=0.0),
+    ),
+    pods=(
+        Pod(namespace="inference", name="embedder-new", workload=WorkloadRef(namespace="inference", name="embedder"),
+            phase="Running", reason="CrashLoopBackOff", revision=5, restarts=4, gpu_ids=("g1",)),
+        Pod(namespace="render", name="render-ui-0", workload=WorkloadRef(namespace="render", name="render-ui"),
+            phase="Running", ready=True, gpu_ids=("g2",), started_at=MONDAY_NOON - timedelta(minutes=50)),
+    ),
+)
 BUSY = Snapshot(time=MONDAY_NOON, workloads=(
     _wl("render", "render-ui", replicas=1, gpus_per_replica=1, last_request_at=MONDAY_NOON - timedelta(minutes=3), request_rate=2.0, gpu_utilization=40.0),
 ))
@@ -57,6 +72,9 @@ ROWS = [
     ("restart_rollout", {"namespace": "inference", "name": "embedder"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "daemon-retries-failed-rollouts", "failed"),
     ("undo_rollout", {"namespace": "inference", "name": "embedder"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "daemon-retries-failed-rollouts", "rollback"),
     ("restart_rollout", {"namespace": "inference", "name": "llm"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("restart_rollout", {"namespace": "inference", "name": "embedder"}, D, "daemon", CRASHING, MONDAY_NOON, "allow", "daemon-retries-failed-rollouts", "cannot start"),
+    # never had a request: quiet since its GPU pod started 50 minutes ago (> 30 min idle rule)
+    ("sleep_workload", {"namespace": "render", "name": "render-ui"}, D, "daemon", CRASHING, MONDAY_NOON, "allow", "daemon-sleeps-idle-workloads", "idle"),
     # people
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 2}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "allow", "render-team-runs-render", "render team"),
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 5}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
