@@ -12,18 +12,24 @@ or `kube:CONTEXT`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from opsagent.approvals import ApprovalQueue
 from opsagent.audit import AuditStore
 from opsagent.clock import Clock, RealClock
 from opsagent.cluster.port import Cluster
-from opsagent.detect import detect
+from opsagent.detect import Attempts, detect
 from opsagent.gate import Gate
 from opsagent.model import Finding, Snapshot
 from opsagent.policy import Policy, PolicyError, load_policy
 from opsagent.yamlfile import FileError
+
+if TYPE_CHECKING:
+    from opsagent.agent import Agent, AgentConfig
+
+HISTORY_WINDOW = timedelta(days=2)
 
 
 class RuntimeError_(Exception):
@@ -48,8 +54,10 @@ class Runtime:
         return self.cluster.snapshot()
 
     def findings(self, snapshot: Snapshot | None = None) -> list[Finding]:
+        """Findings now, with history: how often each was already acted on (for bounded retries)."""
         snap = snapshot or self.observe()
-        return detect(snap, intents=self.policy.intents, now=self.clock.now())
+        now = self.clock.now()
+        return detect(snap, intents=self.policy.intents, now=now, history=action_history(self, since=now - HISTORY_WINDOW))
 
 
 def open_cluster(spec: str, *, prometheus: str | None = None, seed: int | None = None) -> tuple[Cluster, Clock, object | None]:
@@ -133,3 +141,55 @@ def open_runtime(
         proposals_dir=proposals_dir or db.parent / "proposals",
     )
     return runtime
+
+
+def action_history(runtime: Runtime, *, since: datetime) -> dict[str, Attempts]:
+    """finding id -> Attempts(ok writes made for it, last one's time), from the audit log.
+
+    The detectors use it for bounded retries with backoff (restart a failed
+    rollout three times, then roll back); without it every retry looks like the first.
+    """
+    from opsagent.audit import AuditFilter
+    from tools import get_tool
+
+    seen: dict[str, tuple[int, datetime]] = {}
+    for record in runtime.audit.list(AuditFilter(kind="result", outcome="ok", since=since, limit=100_000)):
+        tool = get_tool(record.tool or "")
+        if not record.finding_id or tool is None or tool.risk == "read":
+            continue
+        count, last = seen.get(record.finding_id, (0, record.time))
+        seen[record.finding_id] = (count + 1, max(last, record.time))
+    return {fid: Attempts(attempts=n, last_action_at=at) for fid, (n, at) in seen.items()}
+
+
+def make_detect(runtime: Runtime) -> Callable[[Snapshot], list[Finding]]:
+    """The detection function agents use: `runtime.findings` for a given snapshot."""
+    return runtime.findings
+
+
+def build_agent(runtime: Runtime, *, db: Path, playbooks: Path | None, model: str | None,
+                observe: Callable[[], Snapshot] | None = None,
+                detect_fn: Callable[[Snapshot], list[Finding]] | None = None,
+                config: "AgentConfig | None" = None, planner: Any = None) -> "Agent":
+    """The agent every entry point runs: LLM planner when `model` is set (offline fallback built in), else offline.
+
+    Checkpoints go to the same SQLite file as the audit log (`db`). On the
+    simulator, waiting for a change to show advances simulated time.
+    """
+    from opsagent.agent import Agent, AgentConfig
+
+    loaded = None
+    if playbooks is not None:
+        from opsagent.playbooks import load_playbooks
+
+        loaded = load_playbooks(Path(playbooks))
+    if config is None:
+        config = AgentConfig.from_env(model=model) if model else AgentConfig.from_env()
+    settle = None
+    if runtime.sim is not None:
+        sim, seconds = runtime.sim, config.verify_interval_seconds
+        settle = lambda: sim.advance(seconds)  # type: ignore[attr-defined]  # noqa: E731
+    return Agent(gate=runtime.gate, policy=runtime.policy, playbooks=loaded, observe=observe or runtime.observe,
+                 detect_fn=detect_fn or make_detect(runtime), planner=planner or ("llm" if model else "offline"),
+                 checkpoint_path=db, recorder=runtime.audit, clock=runtime.clock, config=config,
+                 approvals=runtime.approvals, settle=settle)

@@ -8,7 +8,7 @@ import pytest
 
 from opsagent.audit.query import AuditFilter
 from opsagent.daemon import Daemon, DaemonOptions, Reconciler
-from opsagent.daemon.wiring import build_agent, make_detect
+from opsagent.runtime import build_agent, make_detect
 from opsagent.runtime import open_runtime
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,12 +17,7 @@ from typing import Any
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.runner import Agent, RunReport
 from opsagent.approvals import ApprovalQueue
-from opsagent.audit import AuditStore
 from opsagent.cluster.sim import SimCluster
-from opsagent.detect import detect
-from opsagent.gate import Gate
-from opsagent.playbooks import load_playbooks
-from opsagent.policy import load_policy
 
 
 @dataclass
@@ -35,17 +30,14 @@ class SimulationResult:
 def run_on_simulator(*, scenario: Any, policies: Path, playbooks: Path, db: Path, hours: float, step_seconds: float,
                      planner: str, config: AgentConfig, approve_as: str | None = None,
                      seed: int | None = None) -> SimulationResult:
+    from opsagent.runtime import build_agent, open_runtime  # the runtime builds agents itself: import late
+
     sim = SimCluster(scenario, seed=seed)
-    policy = load_policy(policies)
-    books = load_playbooks(playbooks)
-    store = AuditStore(db)
+    runtime = open_runtime(cluster_obj=sim, clock=sim.clock, policies=policies, db=db)
+    store, queue, policy = runtime.audit, runtime.approvals, runtime.policy
     try:
-        queue = ApprovalQueue(store, clock=sim.clock, is_member=policy.actor_matches)
-        gate = Gate(policy=policy, cluster=sim, clock=sim.clock, recorder=store, approvals=queue, wait=sim.advance)
-        agent = Agent(gate=gate, policy=policy, playbooks=books, observe=sim.snapshot,
-                      detect_fn=lambda s: detect(s, intents=policy.intents, now=sim.clock.now()),
-                      planner=planner, checkpoint_path=checkpoint_path_for(db), recorder=store, clock=sim.clock,  # type: ignore[arg-type]
-                      config=config, approvals=queue, settle=lambda: sim.advance(120))
+        agent = build_agent(runtime, db=db, playbooks=playbooks, model=config.model if planner == "llm" else None,
+                            config=config, planner=planner)
         result, seen = SimulationResult(), set()
         with agent:
             for _ in range(max(1, int(hours * 3600 / step_seconds))):

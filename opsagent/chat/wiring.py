@@ -18,7 +18,7 @@ from opsagent.audit import AuditStore
 from opsagent.chat.service import ActorResolver, ChatService, cli_actor
 from opsagent.clock import Clock
 from opsagent.gate import Gate
-from opsagent.runtime import RuntimeError_, open_runtime
+from opsagent.runtime import RuntimeError_, build_agent, open_runtime
 
 
 class WiringError(Exception):
@@ -51,33 +51,19 @@ def build_runtime(*, cluster: str, policies: Path, db: Path, model: str | None =
     except RuntimeError_ as exc:
         raise WiringError(str(exc), hint=exc.hint) from exc
     closers: list[Callable[[], None]] = [rt.audit.close]
-    factory = agent_factory or _default_agent_factory
-    agent = factory(model=model, gate=rt.gate, approvals=rt.approvals, store=rt.audit, policy=rt.policy,
-                    cluster=rt.cluster, clock=rt.clock, db=db, playbooks=playbooks)
+    if agent_factory is not None:
+        agent = agent_factory(model=model, gate=rt.gate, approvals=rt.approvals, store=rt.audit, policy=rt.policy,
+                              cluster=rt.cluster, clock=rt.clock, db=db, playbooks=playbooks)
+    else:
+        # The agent plans with the LLM when `model` is set; offline it only resumes waiting runs.
+        books = playbooks if playbooks is not None and Path(playbooks).is_dir() else None
+        try:
+            agent = build_agent(rt, db=db, playbooks=books, model=model)
+        except ValueError as exc:
+            raise WiringError(f"agent settings: {exc}") from exc
     if callable(getattr(agent, "close", None)):
         closers.insert(1, agent.close)
     service = ChatService(gate=rt.gate, approvals=rt.approvals, agent=agent, actor_resolver=actor_resolver,
                           clock=rt.clock, recorder=rt.audit)
     return ChatRuntime(service=service, gate=rt.gate, approvals=rt.approvals, store=rt.audit, cluster=rt.cluster,
                        policy=rt.policy, clock=rt.clock, closers=closers)
-
-
-def _default_agent_factory(*, model: str | None, gate: Gate, approvals: ApprovalQueue, store: AuditStore, policy: Any,
-                           cluster: Any, clock: Clock, db: Path, playbooks: Path | None) -> Any:
-    """The agent: plans with the LLM when `model` is set, else offline (it then only resumes waiting runs)."""
-    from opsagent.agent import Agent, AgentConfig
-    from opsagent.detect import detect
-
-    loaded = None
-    if playbooks is not None and Path(playbooks).is_dir():
-        from opsagent.playbooks import load_playbooks
-
-        loaded = load_playbooks(Path(playbooks))
-    try:
-        config = AgentConfig.from_env(model=model) if model else AgentConfig.from_env()
-    except ValueError as exc:
-        raise WiringError(f"agent settings: {exc}") from exc
-    return Agent(gate=gate, policy=policy, playbooks=loaded, observe=cluster.snapshot,
-                 detect_fn=lambda snap: detect(snap, intents=policy.intents, now=clock.now()),
-                 planner="llm" if model else "offline", checkpoint_path=db, recorder=store, clock=clock,
-                 config=config, approvals=approvals)

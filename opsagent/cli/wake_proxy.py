@@ -41,6 +41,7 @@ def wake_proxy(
 
     from opsagent.runtime import RuntimeError_, open_runtime
     from opsagent.wake import ActivityLog, GateWaker, WakeProxy, load_routes
+    from opsagent.wake.activity import activity_path_for
 
     try:
         table = load_routes(routes)
@@ -54,7 +55,7 @@ def wake_proxy(
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
 
-    activity = ActivityLog(db.with_suffix(".activity.db"), clock=rt.clock) if rt.sim is None else None
+    activity = ActivityLog(activity_path_for(db), clock=rt.clock) if rt.sim is None else None
     on_request = (lambda ref: rt.sim.record_request(ref)) if rt.sim is not None else activity.note  # type: ignore[union-attr]
     waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, on_request=on_request, lock=threading.Lock() if rt.sim is not None else None)
     proxy = WakeProxy(routes=table, waker=waker, default_timeout=timeout)

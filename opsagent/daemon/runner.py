@@ -21,7 +21,8 @@ from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, lock_path_fo
 from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
 from opsagent.daemon.signals import StopFlag, install
-from opsagent.daemon.wiring import build_agent, make_detect, make_observe, ollama_available
+from opsagent.daemon.wiring import make_observe, ollama_available
+from opsagent.runtime import build_agent, make_detect
 from opsagent.runtime import Runtime, open_runtime
 
 log = logging.getLogger("opsagent.daemon")

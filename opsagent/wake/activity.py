@@ -28,6 +28,11 @@ CREATE TABLE IF NOT EXISTS workload_activity (
 """
 
 
+def activity_path_for(db: Path) -> Path:
+    """Where the proxy writes last-request times beside the main database: `opsagent.db` -> `opsagent.activity.db`."""
+    return Path(db).with_suffix(".activity.db")
+
+
 class ActivityLog:
     def __init__(self, path: str | Path, *, clock: Clock) -> None:
         self._path = str(path)
