@@ -1,11 +1,13 @@
 """`opsagent slack` as a real process in HTTP mode, talking to a fake Slack Web API on loopback.
 
 It reads its secrets from a token file, answers signed requests, refuses
-unsigned ones, and never writes a token to its output.
+unsigned ones, posts an approval request the daemon left in the database to
+the approvals channel, and never writes a token to its output.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -16,6 +18,8 @@ import httpx
 
 from opsagent.chat.fakeslack import FakeSlack
 from opsagent.chat.fixtures import write_example_policy
+from opsagent.chat.wiring import build_runtime
+from opsagent.model import ToolCall
 from slack_sdk.signature import SignatureVerifier
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-AbCdEfGhIjKlMnOpQrStUvWx"
@@ -26,11 +30,19 @@ def test_slack_http_mode_process(tmp_path):
     write_example_policy(tmp_path / "pol")
     (tmp_path / "users.yaml").write_text("users:\n  U04CAROL01: carol\ndefault: readonly\n")
     (tmp_path / "tokens").write_text(f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_SIGNING_SECRET={SIGNING_SECRET}\n")
+    seeded = build_runtime(cluster="sim:demo", policies=tmp_path / "pol", db=tmp_path / "a.db")
+    try:  # the daemon asked for an approval before the Slack app started
+        pending = seeded.gate.submit(ToolCall(tool="scale_workload", actor="daemon", channel="daemon",
+                                              args={"namespace": "inference", "name": "llm", "replicas": 2}))
+        assert pending.status == "pending_approval"
+    finally:
+        seeded.close()
     with FakeSlack() as fake:
         cmd = [str(Path(sys.executable).parent / "opsagent"), "slack", "--mode", "http", "--host", "127.0.0.1", "--port", "0",
                "--token-file", str(tmp_path / "tokens"), "--users", str(tmp_path / "users.yaml"),
                "--api-url", fake.api_url, "--policies", str(tmp_path / "pol"), "--db", str(tmp_path / "a.db"),
-               "--cluster", "sim:demo", "--playbooks", str(tmp_path / "none")]
+               "--cluster", "sim:demo", "--playbooks", str(tmp_path / "none"),
+               "--approvals-channel", "C0APPROVALS", "--poll-seconds", "0.1"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
         output = []
         try:
@@ -54,9 +66,13 @@ def test_slack_http_mode_process(tmp_path):
             bad = httpx.post(url, content=body, headers=form, timeout=30)
             assert (ok.status_code, bad.status_code) == (200, 401)
             deadline = time.monotonic() + 30
-            while not fake.calls_to("chat.postMessage") and time.monotonic() < deadline:
+            while "GPU(s)" not in "\n".join(fake.texts()) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert "GPU(s)" in "\n".join(fake.texts())
+            while not any(p["channel"] == "C0APPROVALS" for p in fake.calls_to("chat.postMessage")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            to_approvers = [p for p in fake.calls_to("chat.postMessage") if p["channel"] == "C0APPROVALS"]
+            assert len(to_approvers) == 1 and f"approval-{pending.approval_id}" in json.dumps(to_approvers[0]["blocks"])
         finally:
             proc.terminate()
             rest, _ = proc.communicate(timeout=30)

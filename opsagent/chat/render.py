@@ -155,3 +155,21 @@ def decided_blocks(approval: Approval, outcome: str) -> list[dict[str, Any]]:
     """The approval message after a decision: no buttons, what happened instead."""
     call = approval.call
     return [_section(f"*Approval #{approval.id}:* {call_summary(call.tool, call.args)}\n{outcome}")]
+
+
+def approval_outcome(approval: Approval, *, result: str | None = None) -> str:
+    """One line on what became of a request that left `pending`, from the queue's record of it."""
+    by = f"`{approval.decided_by}`" if approval.decided_by else "someone"
+    note = f": {approval.comment}" if approval.comment else ""
+    if approval.state == "approved":
+        return f"approved by {by}{note}; the call has not run yet"
+    if approval.state == "executed":
+        return f"approved by {by}{note}; done" + (f": {result}" if result else "")
+    if approval.state == "failed":
+        return f"approved by {by}{note}; the call failed" + (f": {result}" if result else "")
+    if approval.state == "rejected":
+        verb = "withdrawn" if approval.decided_by == approval.requested_by else "rejected"
+        return f"{verb} by {by}{note}"
+    if approval.state == "expired":
+        return f"expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC without a decision"
+    return f"{approval.state}{note}"

@@ -2,10 +2,12 @@
 
 Every message runs `ChatService.handle` as the Slack user's mapped actor
 (`users.py`); unmapped users get read-only answers. Approval requests a
-message creates are posted to the approvals channel with buttons; a click runs
-the same approve/reject path as `approve N` in the CLI, so the approval queue
-decides who may (the requester never can). Refused clicks are answered to the
-clicker with the reason and are audited by the queue or the service.
+message creates are posted at once through the `ApprovalFeed`
+(`approval_feed.py`), which also posts requests raised elsewhere and records
+which message carries which request in the database. A click runs the same
+approve/reject path as `approve N` in the CLI, so the approval queue decides
+who may (the requester never can). Refused clicks are answered to the clicker
+with the reason and are audited by the queue or the service.
 
 Secrets come in a `SlackSecrets` (environment or token file) and are never
 logged: `build_app` installs redaction for the token values and every
@@ -29,6 +31,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from opsagent.chat import render
+from opsagent.chat.approval_feed import ApprovalFeed
 from opsagent.chat.grammar import Command
 from opsagent.chat.secrets import SlackSecrets, install_redaction
 from opsagent.chat.service import ChatReply, ChatService
@@ -59,18 +62,17 @@ def build_app(*, service: ChatService, secrets: SlackSecrets, settings: SlackSet
     app = App(client=client, signing_secret=secrets.signing_secret or "socket-mode-unused",
               process_before_response=settings.process_before_response,
               request_verification_enabled=not socket_mode)
-    SlackHandlers(service=service, settings=settings).attach(app)
+    feed = ApprovalFeed(approvals=service.approvals, client=client, channel=settings.approvals_channel)
+    SlackHandlers(service=service, settings=settings, feed=feed).attach(app)
     return app
 
 
 class SlackHandlers:
     """The listeners. Each one acknowledges first, then answers through the Web API."""
 
-    def __init__(self, *, service: ChatService, settings: SlackSettings) -> None:
-        self.service, self.settings = service, settings
-        # approval id -> (channel, ts) of the message with its buttons, so a decision
-        # typed as text (`/ops approve 3`) also retires the buttons. In memory only.
-        self.posted: dict[int, tuple[str, str]] = {}
+    def __init__(self, *, service: ChatService, settings: SlackSettings, feed: ApprovalFeed) -> None:
+        # `feed` knows which message carries which approval's buttons (kept in the database).
+        self.service, self.settings, self.feed = service, settings, feed
 
     def attach(self, app: App) -> None:
         app.command("/ops")(self.on_command)
@@ -111,23 +113,16 @@ class SlackHandlers:
         self._post_approvals(client, reply, origin=channel)
 
     def _post_approvals(self, client: WebClient, reply: ChatReply, *, origin: str) -> None:
-        target = self.settings.approvals_channel or origin
+        """Post the requests this reply created (each once), and retire the buttons of one it decided."""
         for approval in reply.approvals:
-            text = f"Approval #{approval.id}: {render.call_summary(approval.call.tool, approval.call.args)}"
-            ts = self._send(client, channel=target, text=text, blocks=render.approval_blocks(approval))
-            if ts:
-                self.posted[approval.id] = (target, ts)
+            self.feed.post(approval, channel=self.settings.approvals_channel or origin)
         decided = reply.data.get("approval_id")
-        if isinstance(decided, int) and decided in self.posted and not reply.refused:
-            self._retire(client, decided, f"{reply.command} by `{reply.actor}`\n{reply.text}")
-
-    def _retire(self, client: WebClient, approval_id: int, outcome: str) -> None:
-        """Replace a posted approval request's buttons with what happened to it."""
-        where = self.posted.pop(approval_id, None)
-        approval = self.service.approvals.get(approval_id)
-        if where is None or approval is None:
+        if not isinstance(decided, int):
             return
-        self._update(client, channel=where[0], ts=where[1], text=outcome, blocks=render.decided_blocks(approval, outcome))
+        if reply.refused:
+            self.feed.sync(decided)  # e.g. it had expired or was decided elsewhere
+        else:
+            self.feed.settle(decided, f"{reply.command} by `{reply.actor}`\n{reply.text}")
 
     # --- buttons -----------------------------------------------------------------
     def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
@@ -155,12 +150,10 @@ class SlackHandlers:
             self._send(client, channel=channel, user=user, text=f"Not {verb}d: {reply.refused[0].reason}")
             self._send(client, channel=channel, thread_ts=message_ts,
                        text=f"<@{user}> tried to {verb} #{approval_id} and was refused: {reply.refused[0].reason}")
+            self.feed.sync(approval_id)  # if it had left `pending` meanwhile, its message now says so
             return
-        approval = self.service.approvals.get(approval_id)
         outcome = f"{'approved' if approve else 'rejected'} by <@{user}> (as `{reply.actor}`)\n{reply.text}"
-        if approval is not None and channel and message_ts:
-            self.posted.pop(approval_id, None)
-            self._update(client, channel=channel, ts=message_ts, text=outcome, blocks=render.decided_blocks(approval, outcome))
+        self.feed.settle(approval_id, outcome, where=(channel, message_ts) if channel and message_ts else None)
         self._send(client, channel=channel, thread_ts=message_ts, text=reply.text)
 
     # --- Web API, failures logged (redacted) and never raised into Bolt ------------
@@ -177,12 +170,6 @@ class SlackHandlers:
         except SlackApiError as exc:
             log.warning("Slack refused a message to %s: %s", channel, exc.response.get("error"))
             return None
-
-    def _update(self, client: WebClient, *, channel: str, ts: str, text: str, blocks: list) -> None:
-        try:
-            client.chat_update(channel=channel, ts=ts, text=text[:3900], blocks=blocks)
-        except SlackApiError as exc:
-            log.warning("Slack refused to update %s/%s: %s", channel, ts, exc.response.get("error"))
 
 
 class _QuietHandler(WSGIRequestHandler):

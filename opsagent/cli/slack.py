@@ -1,24 +1,32 @@
 """`opsagent slack`: run the Slack app (Socket Mode or signed HTTP events).
 
 Thin: read the secrets (environment or --token-file, never flags), the user
-mapping file, build the chat runtime and the Bolt app, and serve. Secrets are
-redacted from every log line from the moment they are read.
+mapping file, build the chat runtime and the Bolt app, start the approval feed
+(a thread that posts pending approvals to the approvals channel and updates
+decided ones), and serve. Secrets are redacted from every log line from the
+moment they are read.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from opsagent.chat.secrets import SecretsError, install_redaction, load_secrets
 from opsagent.chat.users import UserMapError, load_user_map
-from opsagent.chat.wiring import WiringError, build_runtime
+from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
 from opsagent.cli.chat import ClusterOpt, ModelOpt
 from opsagent.cli.common import DbOpt, PlaybooksOpt, PoliciesOpt, err_console, fail
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+
+    from opsagent.approvals import ApprovalQueue
 
 
 class Mode(str, Enum):
@@ -40,6 +48,10 @@ def slack(
                                               help="File with SLACK_BOT_TOKEN=..., SLACK_APP_TOKEN=..., SLACK_SIGNING_SECRET=... lines."),
     api_url: Optional[str] = typer.Option(None, "--api-url", envvar="OPSAGENT_SLACK_API_URL",
                                           help="Slack Web API base URL (default Slack's own; set for a proxy or a local fake)."),
+    poll_seconds: float = typer.Option(10.0, "--poll-seconds", envvar="OPSAGENT_SLACK_POLL_SECONDS", min=0.05,
+                                       help="How often to look for approval requests to post to the approvals channel "
+                                            "(raised by the daemon, opsagent ask or the wake proxy) and for decided ones "
+                                            "whose message to update."),
     cluster: str = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
@@ -47,6 +59,12 @@ def slack(
     playbooks: Path = PlaybooksOpt,
 ) -> None:
     """Run the Slack app: /ops TEXT and @-mentions as the mapped actor, approval buttons.
+
+    With --approvals-channel, every pending approval request in the database is
+    posted there with Approve / Reject buttons, whoever raised it (chat, the daemon,
+    opsagent ask, the wake proxy), checked every --poll-seconds. Which message
+    carries which request is kept in the database, so a restart does not post a
+    request again. When a request is decided or expires, its message is updated.
 
     Tokens come only from the environment (SLACK_BOT_TOKEN, SLACK_APP_TOKEN,
     SLACK_SIGNING_SECRET) or --token-file, and never appear in logs or the audit log.
@@ -78,6 +96,9 @@ def slack(
     except ValueError as exc:
         runtime.close()
         fail(str(exc), hint="set the variables in the environment or pass --token-file")
+    stop = threading.Event()
+    feed_thread, feed_queue = _start_feed(app=app, runtime=runtime, db=db, channel=approvals_channel,
+                                          poll_seconds=poll_seconds, stop=stop)
     try:
         if socket:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -92,7 +113,27 @@ def slack(
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
+        if feed_thread is not None:
+            feed_thread.join(timeout=30)
+        if feed_queue is not None:
+            feed_queue.close()
         runtime.close()
+
+
+def _start_feed(*, app: App, runtime: ChatRuntime, db: Path, channel: Optional[str], poll_seconds: float,
+                stop: threading.Event) -> tuple[Optional[threading.Thread], Optional[ApprovalQueue]]:
+    """Start the approval feed thread on its own database connection; (None, None) without a channel."""
+    if not channel:
+        err_console.print("opsagent slack: no --approvals-channel, so only approvals asked for in Slack are posted "
+                          "(to the channel where they were asked)", highlight=False)
+        return None, None
+    from opsagent.approvals import ApprovalQueue
+    from opsagent.chat.approval_feed import ApprovalFeed, start_polling
+
+    queue = ApprovalQueue(db, clock=runtime.clock)
+    feed = ApprovalFeed(approvals=queue, client=app.client, channel=channel)
+    return start_polling(feed, every_seconds=poll_seconds, stop=stop), queue
 
 
 def register(app: typer.Typer) -> None:
