@@ -34,9 +34,9 @@ def _root(
 
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
-    from opsagent.cli import agent, approvals, audit, chat, daemon, demo, doctor, playbook, policy, sim, slack, wake_proxy
+    from opsagent.cli import agent, approvals, audit, chat, daemon, demo, doctor, eval, playbook, policy, sim, slack, wake_proxy
 
-    for module in (sim, policy, playbook, audit, approvals, doctor, wake_proxy, chat, slack, agent, daemon, demo):
+    for module in (sim, policy, playbook, audit, approvals, doctor, wake_proxy, chat, slack, agent, daemon, demo, eval):
         module.register(app)
 
 

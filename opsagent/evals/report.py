@@ -1,0 +1,113 @@
+"""Eval output: a rich table, a JSON document, and a Markdown report with a PNG plot.
+
+The plot shows GPUs allocated and busy over the simulated time of one
+scenario, with the agent and in the no-agent baseline (same cluster, same
+seed). matplotlib runs with the Agg backend (no display). This module only
+formats results; it runs nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from opsagent.evals.runner import RunRecord
+from opsagent.evals.scoring import Score
+
+STYLE = {"pass": "green", "unsafe_pass": "red", "fail": "yellow", "error": "magenta", "timeout": "magenta", "skipped": "dim"}
+
+
+def totals(scores: list[Score]) -> dict[str, Any]:
+    outcomes = Counter(s.outcome for s in scores)
+    return {
+        "runs": len(scores), "outcomes": dict(sorted(outcomes.items())),
+        "violations": sum(len(s.violations) for s in scores),
+        "actions": sum(s.actions for s in scores), "unnecessary_actions": sum(s.unnecessary_actions for s in scores),
+        "approvals_requested": sum(s.approvals_requested for s in scores),
+        "llm_calls": sum(s.llm_calls for s in scores), "tokens": sum(s.tokens for s in scores),
+        "gpu_hours_idle": round(sum(s.gpu_hours_idle for s in scores), 2),
+        "gpu_hours_idle_baseline": round(sum(s.gpu_hours_idle_baseline or 0 for s in scores), 2),
+    }
+
+
+def table(scores: list[Score]) -> Table:
+    t = Table(title="opsagent eval")
+    for col in ("scenario", "planner", "outcome", "violations", "actions", "unneeded", "approvals", "LLM calls",
+                "idle GPU-h (base)", "resolved (min)"):
+        t.add_column(col, justify="left" if col in ("scenario", "planner", "outcome") else "right")
+    for s in scores:
+        t.add_row(s.scenario + (" [dim](language)[/]" if s.needs_language else ""), s.planner,
+                  f"[{STYLE.get(s.outcome, 'white')}]{s.outcome}[/]", str(len(s.violations)), str(s.actions),
+                  str(s.unnecessary_actions), str(s.approvals_requested), str(s.llm_calls),
+                  f"{s.gpu_hours_idle:g} ({s.gpu_hours_idle_baseline if s.gpu_hours_idle_baseline is not None else '-'})",
+                  "-" if s.minutes_to_resolution is None else f"{s.minutes_to_resolution:g}")
+    tot = totals(scores)
+    t.caption = (f"{tot['runs']} runs: " + ", ".join(f"{k} {v}" for k, v in tot["outcomes"].items())
+                 + f"; {tot['violations']} policy violation(s); {tot['actions']} actions; {tot['llm_calls']} LLM calls")
+    return t
+
+
+def plot(record: RunRecord, path: Path) -> Path:
+    """PNG: GPUs allocated and busy per hour, with the agent vs the no-agent baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
+    for label, stats, style in (("with agent", record.stats, "-"), ("no agent", record.baseline, "--")):
+        samples = list(getattr(stats, "samples", ()) or ())
+        if not samples:
+            continue
+        hours = [i for i in range(len(samples))]
+        ax.plot(hours, [s.get("gpus_allocated", 0) for s in samples], style, color="tab:blue", label=f"allocated ({label})")
+        ax.plot(hours, [s.get("gpus_busy", 0) for s in samples], style, color="tab:orange", label=f"busy ({label})")
+    ax.set_xlabel("simulated hour")
+    ax.set_ylabel("GPUs")
+    ax.set_title(f"{record.scenario.name}: GPUs allocated vs busy")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path
+
+
+def markdown(scores: list[Score], *, plots: dict[str, str]) -> str:
+    tot = totals(scores)
+    lines = ["# opsagent eval report", "",
+             f"{tot['runs']} runs: " + ", ".join(f"**{k}** {v}" for k, v in tot["outcomes"].items()) + ".",
+             f"Policy violations: **{tot['violations']}**. Actions: {tot['actions']} "
+             f"({tot['unnecessary_actions']} unnecessary). Approvals requested: {tot['approvals_requested']}. "
+             f"LLM calls: {tot['llm_calls']} ({tot['tokens']} tokens).",
+             f"GPU-hours held idle: {tot['gpu_hours_idle']} with the agent, {tot['gpu_hours_idle_baseline']} without.", "",
+             "| scenario | planner | outcome | violations | actions | approvals | LLM calls | idle GPU-h | baseline | notes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in scores:
+        notes = "; ".join(s.violations + s.failures + ([s.error] if s.error else [])).replace("|", "/")[:300]
+        lines.append(f"| {s.scenario} | {s.planner} | {s.outcome} | {len(s.violations)} | {s.actions} | "
+                     f"{s.approvals_requested} | {s.llm_calls} | {s.gpu_hours_idle:g} | "
+                     f"{s.gpu_hours_idle_baseline if s.gpu_hours_idle_baseline is not None else '-'} | {notes} |")
+    if plots:
+        lines += ["", "## GPUs allocated vs busy", ""]
+        for name, file in plots.items():
+            lines += [f"### {name}", "", f"![{name}]({file})", ""]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(directory: Path, scores: list[Score], records: list[RunRecord], *, max_plots: int = 6) -> Path:
+    """Write DIR/report.md and DIR/plots/*.png (the scenarios with the longest simulated time first)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, str] = {}
+    chosen = sorted((r for r in records if r.stats is not None and r.baseline is not None),
+                    key=lambda r: -r.scenario.duration.total_seconds())
+    for record in chosen[:max_plots]:
+        name = f"{record.scenario.name}.{record.planner.replace(':', '_')}"
+        plot(record, directory / "plots" / f"{name}.png")
+        plots[name] = f"plots/{name}.png"
+    out = directory / "report.md"
+    out.write_text(markdown(scores, plots=plots), encoding="utf-8")
+    return out

@@ -1,0 +1,230 @@
+"""Run one eval scenario: the daemon's cycle on the simulator, people and faults from the timeline.
+
+The runner opens every part through `opsagent.runtime.open_runtime` over a
+simulator wrapped in a `WriteTap` (which notes every write that reaches the
+cluster, and whether the gate had authorised it), builds the agent with
+`build_agent`, and calls the daemon's `Reconciler.cycle()` once per `step`
+of simulated time. Chat events go through `ChatService` as the named person;
+`approve` events answer pending requests as that person; `restart` closes the
+agent and the audit store and rebuilds them over the same SQLite file.
+Afterwards the same cluster and seed run again with no agent (the baseline).
+
+It only observes and drives; it never writes to the cluster or audit log itself.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from opsagent.cluster.sim import SimCluster
+from opsagent.evals.planners import make_planner
+from opsagent.evals.schema import LoadedScenario
+from opsagent.model import ToolCall, ToolResult
+
+WRITES = ("scale", "restart_rollout", "undo_rollout", "set_template", "annotate", "create_workload",
+          "delete_workload", "delete_pod", "cordon")
+
+
+@dataclass
+class TapWrite:
+    method: str
+    kwargs: dict[str, Any]
+    at: datetime
+    call: ToolCall | None          # the gate call it happened inside, if any
+    authorised: bool | None = None  # settled when that gate call returns
+
+
+@dataclass
+class GateCall:
+    call: ToolCall
+    result: ToolResult
+    at: datetime
+    approved_run: bool = False
+
+
+class WriteTap:
+    """The simulator, with every non-dry-run write noted. Reads and `advance` pass through."""
+
+    def __init__(self, sim: SimCluster) -> None:
+        self._sim = sim
+        self.writes: list[TapWrite] = []
+        self.current: ToolCall | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._sim, name)
+        if name not in WRITES:
+            return target
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            result = target(*args, **kwargs)
+            if not kwargs.get("dry_run"):
+                self.writes.append(TapWrite(method=name, kwargs=dict(kwargs), at=self._sim.clock.now(), call=self.current))
+            return result
+
+        return write
+
+
+@dataclass
+class RunRecord:
+    """Everything a scorer needs from one run."""
+
+    scenario: LoadedScenario
+    planner: str
+    tap: WriteTap
+    gate_calls: list[GateCall] = field(default_factory=list)
+    approvals: list[Any] = field(default_factory=list)
+    final: Any = None                 # Snapshot
+    final_findings: list[Any] = field(default_factory=list)
+    stats: Any = None
+    baseline: Any = None
+    llm_calls: int = 0
+    tokens: int = 0
+    cycles: int = 0
+    resolved_at: datetime | None = None
+    start: datetime | None = None
+    error: str | None = None
+    timed_out: bool = False
+    wall_seconds: float = 0.0
+    audit_ok: bool = True
+    db: Path | None = None
+
+
+class _Session:
+    """One life of the agent: runtime, agent, reconciler, chat. A restart makes a new one."""
+
+    def __init__(self, loaded: LoadedScenario, tap: WriteTap, db: Path, planner: Any, model: str | None,
+                 record: RunRecord) -> None:
+        from opsagent.chat.service import ChatService
+        from opsagent.daemon.loop import Reconciler
+        from opsagent.runtime import build_agent, open_runtime
+
+        self.runtime = open_runtime(cluster_obj=tap, clock=tap.clock, policies=loaded.policies, db=db)
+        _watch_gate(self.runtime.gate, tap, record)
+        self.agent = build_agent(self.runtime, db=db, playbooks=loaded.playbooks, model=model, planner=planner)
+        self.reconciler = Reconciler(self.runtime, self.agent)
+        self.chat = ChatService(gate=self.runtime.gate, approvals=self.runtime.approvals, agent=self.agent,
+                                clock=self.runtime.clock, recorder=self.runtime.audit)
+
+    def close(self) -> None:
+        self.agent.close()
+        self.runtime.audit.close()
+
+
+def _watch_gate(gate: Any, tap: WriteTap, record: RunRecord) -> None:
+    """Note every gate call and settle whether the writes made inside it were authorised."""
+    submit, run_approved = gate.submit, gate.run_approved
+
+    def settle(call: ToolCall, result: ToolResult, mark: int, *, approved: bool) -> None:
+        ok_decision = approved or (result.decision is not None and result.decision.effect == "allow")
+        for w in tap.writes[mark:]:
+            w.authorised = ok_decision and w.call is call
+        record.gate_calls.append(GateCall(call=call, result=result, at=tap.clock.now(), approved_run=approved))
+
+    def watched_submit(call: ToolCall, **kwargs: Any) -> ToolResult:
+        mark, tap.current = len(tap.writes), call
+        try:
+            result = submit(call, **kwargs)
+        finally:
+            tap.current = None
+        settle(call, result, mark, approved=False)
+        return result
+
+    def watched_run_approved(approval: Any, **kwargs: Any) -> ToolResult:
+        mark, tap.current = len(tap.writes), approval.call
+        try:
+            result = run_approved(approval, **kwargs)
+        finally:
+            tap.current = None
+        settle(approval.call, result, mark, approved=True)
+        return result
+
+    gate.submit, gate.run_approved = watched_submit, watched_run_approved
+
+
+def run_scenario(loaded: LoadedScenario, *, planner: str = "offline", workdir: Path | None = None,
+                 max_wall_seconds: float = 120.0, baseline: bool = True) -> RunRecord:
+    """Run `loaded` under `planner`; never raises for a failing agent (errors land in `record.error`)."""
+    started = time.perf_counter()
+    sim = SimCluster(loaded.sim, seed=loaded.spec.seed)
+    tap = WriteTap(sim)
+    record = RunRecord(scenario=loaded, planner=planner, tap=tap, start=sim.clock.now())
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="opsagent-eval-"))
+    db = workdir / f"{loaded.name}.{planner.replace(':', '_')}.db"
+    record.db = db
+    plan_obj, model = make_planner(planner, script=loaded.spec.script)  # PlannerUnavailable propagates: skip
+    events = sorted(((loaded.sim.resolve_time(e.at), i, e) for i, e in enumerate(loaded.spec.events)),
+                    key=lambda t: (t[0], t[1]))
+    end = sim.clock.now() + loaded.duration
+    step = loaded.spec.step.total_seconds()
+    session: _Session | None = None
+    try:
+        session = _Session(loaded, tap, db, plan_obj, model, record)
+        while sim.clock.now() < end:
+            if time.perf_counter() - started > max_wall_seconds:
+                record.timed_out = True
+                break
+            sim.advance(min(step, (end - sim.clock.now()).total_seconds()))
+            while events and events[0][0] <= sim.clock.now():
+                _, _, event = events.pop(0)
+                if event.restart:
+                    session.close()
+                    session = None
+                    session = _Session(loaded, tap, db, plan_obj, model, record)
+                elif event.chat is not None:
+                    session.chat.handle(event.chat.text, actor=event.chat.actor, channel=event.chat.channel)
+                elif event.approve is not None:
+                    _answer(session, event.approve)
+            report = session.reconciler.cycle()
+            record.cycles += 1
+            record.llm_calls += report.llm_calls
+            record.tokens += report.tokens
+            if record.resolved_at is None and record.cycles > 1 and not report.findings and record.tap.writes:
+                record.resolved_at = sim.clock.now()
+        record.final = session.runtime.observe()
+        record.final_findings = session.runtime.findings(record.final)
+        record.approvals = session.runtime.approvals.list()
+        record.audit_ok = session.runtime.audit.verify().ok
+        _count_chat_llm(session, record)
+    except Exception as exc:  # boundary: an infrastructure error is reported as such, never as an agent failure
+        record.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if session is not None:
+            try:
+                session.close()
+            except Exception:  # noqa: BLE001  closing after a failure must not hide the failure
+                pass
+    record.stats = sim.stats()
+    if baseline:
+        record.baseline = baseline_stats(loaded)
+    record.wall_seconds = time.perf_counter() - started
+    return record
+
+
+def _answer(session: _Session, event: Any) -> None:
+    for approval in session.runtime.approvals.list("pending"):
+        if event.tool is not None and approval.call.tool != event.tool:
+            continue
+        text = f"reject {approval.id} because {event.reason}" if event.reject else f"approve {approval.id}"
+        session.chat.handle(text, actor=event.actor, channel="slack")
+
+
+def _count_chat_llm(session: _Session, record: RunRecord) -> None:
+    """LLM calls made by chat runs (cycles count their own): from the audit log's per-run model records."""
+    from opsagent.audit import AuditFilter
+
+    for row in session.runtime.audit.list(AuditFilter(limit=100_000)):
+        if row.run_id and row.run_id.startswith("chat:") and row.prompt_tokens:
+            record.llm_calls += 1
+            record.tokens += (row.prompt_tokens or 0) + (row.completion_tokens or 0)
+
+
+def baseline_stats(loaded: LoadedScenario) -> Any:
+    """The same cluster and seed over the same time with no agent at all."""
+    sim = SimCluster(loaded.sim, seed=loaded.spec.seed)
+    sim.advance(loaded.duration.total_seconds())
+    return sim.stats()
