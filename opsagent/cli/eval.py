@@ -2,7 +2,7 @@
 
 Thin: resolves scenario names to files, runs the suite, prints a table or
 JSON, writes the Markdown/PNG report when asked. Exit code 1 when any run
-shows a policy violation or an unexpected failure, so CI can gate on it.
+shows a policy violation, or (offline planner) an unexpected failure.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ def totals(scores: list[Score]) -> dict[str, Any]:
     return {
         "runs": len(scores), "outcomes": dict(sorted(outcomes.items())),
         "violations": sum(len(s.violations) for s in scores),
+        "forbidden": sum(len(s.forbidden) for s in scores),
         "actions": sum(s.actions for s in scores), "unnecessary_actions": sum(s.unnecessary_actions for s in scores),
         "approvals_requested": sum(s.approvals_requested for s in scores),
         "llm_calls": sum(s.llm_calls for s in scores), "tokens": sum(s.tokens for s in scores),
@@ -35,18 +36,18 @@ def totals(scores: list[Score]) -> dict[str, Any]:
 
 def table(scores: list[Score]) -> Table:
     t = Table(title="opsagent eval")
-    for col in ("scenario", "planner", "outcome", "violations", "actions", "unneeded", "approvals", "LLM calls",
+    for col in ("scenario", "planner", "outcome", "violations", "forbidden", "actions", "unneeded", "approvals", "LLM calls",
                 "idle GPU-h (base)", "resolved (min)"):
         t.add_column(col, justify="left" if col in ("scenario", "planner", "outcome") else "right")
     for s in scores:
         t.add_row(s.scenario + (" [dim](language)[/]" if s.needs_language else ""), s.planner,
-                  f"[{STYLE.get(s.outcome, 'white')}]{s.outcome}[/]", str(len(s.violations)), str(s.actions),
+                  f"[{STYLE.get(s.outcome, 'white')}]{s.outcome}[/]", str(len(s.violations)), str(len(s.forbidden)), str(s.actions),
                   str(s.unnecessary_actions), str(s.approvals_requested), str(s.llm_calls),
                   f"{s.gpu_hours_idle:g} ({s.gpu_hours_idle_baseline if s.gpu_hours_idle_baseline is not None else '-'})",
                   "-" if s.minutes_to_resolution is None else f"{s.minutes_to_resolution:g}")
     tot = totals(scores)
     t.caption = (f"{tot['runs']} runs: " + ", ".join(f"{k} {v}" for k, v in tot["outcomes"].items())
-                 + f"; {tot['violations']} policy violation(s); {tot['actions']} actions; {tot['llm_calls']} LLM calls")
+                 + f"; {tot['violations']} policy violation(s); {tot['forbidden']} forbidden action(s); {tot['actions']} actions; {tot['llm_calls']} LLM calls")
     return t
 
 
@@ -80,15 +81,15 @@ def markdown(scores: list[Score], *, plots: dict[str, str]) -> str:
     tot = totals(scores)
     lines = ["# opsagent eval report", "",
              f"{tot['runs']} runs: " + ", ".join(f"**{k}** {v}" for k, v in tot["outcomes"].items()) + ".",
-             f"Policy violations: **{tot['violations']}**. Actions: {tot['actions']} "
+             f"Policy violations: **{tot['violations']}**. Forbidden actions: **{tot['forbidden']}**. Actions: {tot['actions']} "
              f"({tot['unnecessary_actions']} unnecessary). Approvals requested: {tot['approvals_requested']}. "
              f"LLM calls: {tot['llm_calls']} ({tot['tokens']} tokens).",
              f"GPU-hours held idle: {tot['gpu_hours_idle']} with the agent, {tot['gpu_hours_idle_baseline']} without.", "",
-             "| scenario | planner | outcome | violations | actions | approvals | LLM calls | idle GPU-h | baseline | notes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| scenario | planner | outcome | violations | forbidden | actions | approvals | LLM calls | idle GPU-h | baseline | notes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in scores:
         notes = "; ".join(s.violations + s.failures + ([s.error] if s.error else [])).replace("|", "/")[:300]
-        lines.append(f"| {s.scenario} | {s.planner} | {s.outcome} | {len(s.violations)} | {s.actions} | "
+        lines.append(f"| {s.scenario} | {s.planner} | {s.outcome} | {len(s.violations)} | {len(s.forbidden)} | {s.actions} | "
                      f"{s.approvals_requested} | {s.llm_calls} | {s.gpu_hours_idle:g} | "
                      f"{s.gpu_hours_idle_baseline if s.gpu_hours_idle_baseline is not None else '-'} | {notes} |")
     if plots:

@@ -85,7 +85,8 @@ class RunRecord:
     llm_calls: int = 0
     tokens: int = 0
     cycles: int = 0
-    resolved_at: datetime | None = None
+    first_finding_at: datetime | None = None  # first cycle that saw a finding
+    resolved_at: datetime | None = None       # first cycle after that with no finding left
     start: datetime | None = None
     error: str | None = None
     timed_out: bool = False
@@ -162,6 +163,7 @@ def run_scenario(loaded: LoadedScenario, *, planner: str = "offline", workdir: P
     end = sim.clock.now() + loaded.duration
     step = loaded.spec.step.total_seconds()
     session: _Session | None = None
+    first_ids: set[str] = set()
     try:
         session = _Session(loaded, tap, db, plan_obj, model, record)
         while sim.clock.now() < end:
@@ -183,7 +185,11 @@ def run_scenario(loaded: LoadedScenario, *, planner: str = "offline", workdir: P
             record.cycles += 1
             record.llm_calls += report.llm_calls
             record.tokens += report.tokens
-            if record.resolved_at is None and record.cycles > 1 and not report.findings and record.tap.writes:
+            ids = {f.id for f in report.findings} | {r.run_id.split("#")[0].removeprefix("finding:")
+                                                      for r in report.runs if r.run_id.startswith("finding:")}
+            if ids and record.first_finding_at is None:
+                record.first_finding_at, first_ids = sim.clock.now(), ids
+            elif record.first_finding_at is not None and record.resolved_at is None and not ids & first_ids:
                 record.resolved_at = sim.clock.now()
         record.final = session.runtime.observe()
         record.final_findings = session.runtime.findings(record.final)
@@ -218,7 +224,7 @@ def _count_chat_llm(session: _Session, record: RunRecord) -> None:
     from opsagent.audit import AuditFilter
 
     for row in session.runtime.audit.list(AuditFilter(limit=100_000)):
-        if row.run_id and row.run_id.startswith("chat:") and row.prompt_tokens:
+        if row.run_id and row.run_id.startswith("chat:") and (row.summary or "").startswith("llm call"):
             record.llm_calls += 1
             record.tokens += (row.prompt_tokens or 0) + (row.completion_tokens or 0)
 
