@@ -88,7 +88,8 @@ def markdown(scores: list[Score], *, plots: dict[str, str]) -> str:
              "| scenario | planner | outcome | violations | forbidden | actions | approvals | LLM calls | idle GPU-h | baseline | notes |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in scores:
-        notes = "; ".join(s.violations + s.failures + ([s.error] if s.error else [])).replace("|", "/")[:300]
+        known = [f"known issue: {s.known_issue}"] if s.known_issue else []
+        notes = "; ".join(known + s.violations + s.failures + ([s.error] if s.error else [])).replace("|", "/")[:300]
         lines.append(f"| {s.scenario} | {s.planner} | {s.outcome} | {len(s.violations)} | {len(s.forbidden)} | {s.actions} | "
                      f"{s.approvals_requested} | {s.llm_calls} | {s.gpu_hours_idle:g} | "
                      f"{s.gpu_hours_idle_baseline if s.gpu_hours_idle_baseline is not None else '-'} | {notes} |")
@@ -100,11 +101,11 @@ def markdown(scores: list[Score], *, plots: dict[str, str]) -> str:
 
 
 def write_report(directory: Path, scores: list[Score], records: list[RunRecord], *, max_plots: int = 6) -> Path:
-    """Write DIR/report.md and DIR/plots/*.png (the scenarios with the longest simulated time first)."""
+    """Write DIR/report.md and DIR/plots/*.png (for the runs where the agent saved the most idle GPU-hours)."""
     directory.mkdir(parents=True, exist_ok=True)
     plots: dict[str, str] = {}
     chosen = sorted((r for r in records if r.stats is not None and r.baseline is not None),
-                    key=lambda r: -r.scenario.duration.total_seconds())
+                    key=lambda r: (r.stats.gpu_hours_idle - r.baseline.gpu_hours_idle, -r.scenario.duration.total_seconds()))
     for record in chosen[:max_plots]:
         name = f"{record.scenario.name}.{record.planner.replace(':', '_')}"
         plot(record, directory / "plots" / f"{name}.png")
