@@ -147,6 +147,28 @@ def test_rollout_failed_plan_follows_history():
     assert by_id(snap, escalate, history=done)[fid].details["next_action"] == "escalate"
 
 
+def test_rollout_failed_never_rolls_back_twice():
+    snap, intents = troubled()
+    fid = "rollout_failed:inference/embedder"
+    rolled_back = {fid: Attempts(attempts=4, last_action_at=NOW - timedelta(hours=1))}  # 3 restarts + the undo
+    assert by_id(snap, intents, history=rolled_back)[fid].details["next_action"] == "escalate"
+
+
+def test_last_good_revision_skips_restarts_of_the_broken_release():
+    from opsagent.model import Revision
+
+    snap, intents = troubled()
+    history = (Revision(revision=1, image="emb:2.2"), Revision(revision=2, image="emb:2.3"),
+               Revision(revision=3, image="emb:2.4.0"), Revision(revision=4, image="emb:2.4.0"),
+               Revision(revision=5, image="emb:2.4.0"))
+    restarted = replace_workload(snap, "inference/embedder", revision=5, history=history,
+                                 rollout=RolloutState(status="failed", reason="ProgressDeadlineExceeded", revision=5))
+    assert by_id(restarted, intents)["rollout_failed:inference/embedder"].details["last_good_revision"] == 2
+    same_image = tuple(r.model_copy(update={"image": "emb:2.4.0"}) for r in history)
+    only_template = replace_workload(restarted, "inference/embedder", history=same_image)
+    assert by_id(only_template, intents)["rollout_failed:inference/embedder"].details["last_good_revision"] == 4
+
+
 def test_rollout_failed_from_bad_pods_while_progressing():
     snap, intents = troubled()
     progressing = replace_workload(snap, "inference/embedder", rollout=RolloutState(status="progressing", revision=3))

@@ -3,8 +3,9 @@
 `rollout_failed`: the rollout's progress deadline was exceeded (status
 failed), or pods of the new revision sit in ImagePullBackOff, ErrImagePull or
 CrashLoopBackOff while it progresses. Details carry the retry plan from the
-intent (bounded attempts with doubling backoff, then rollback or escalate) and
-the attempts so far from the caller's history.
+intent (bounded attempts with doubling backoff, then one rollback or escalate)
+and the attempts so far from the caller's history. After the rollback, if the
+finding is still open, the plan is to escalate: never a second rollback.
 
 `crashloop`: pods in CrashLoopBackOff on the revision of a complete rollout
 (so not a rollout problem), with their restart counts.
@@ -25,8 +26,19 @@ BAD_POD_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff")
 
 
 def _last_good(workload: Workload, revision: int) -> int | None:
-    older = [r.revision for r in workload.history if r.revision < revision]
-    return max(older) if older else None
+    """The newest earlier revision that runs a different image than the failing one.
+
+    Restarting a rollout makes a new revision of the same template, so "the
+    revision before this one" is usually just an earlier retry of the same
+    broken release. When every earlier revision runs the same image (the
+    failure is elsewhere in the template), the newest earlier one is it.
+    """
+    older = sorted((r for r in workload.history if r.revision < revision), key=lambda r: r.revision, reverse=True)
+    failing = next((r.image for r in workload.history if r.revision == revision), workload.image)
+    other = [r.revision for r in older if r.image != failing]
+    if other:
+        return other[0]
+    return older[0].revision if older else None
 
 
 def rollout_failed(snapshot: Snapshot, intents: Sequence[Intent], now: datetime,
@@ -54,8 +66,10 @@ def rollout_failed(snapshot: Snapshot, intents: Sequence[Intent], now: datetime,
         retry_at = anchor + backoff if anchor else None
         if seen.attempts < retry.max_attempts:
             next_action = "restart_rollout"
-        else:
-            next_action = "undo_rollout" if retry.then == "rollback" else "escalate"
+        elif seen.attempts == retry.max_attempts and retry.then == "rollback":
+            next_action = "undo_rollout"
+        else:  # retries used up and the rollback (if any) made: a person decides what next
+            next_action = "escalate"
         protected = bool(intent and intent.protected)
         if protected:
             next_action = "escalate"
