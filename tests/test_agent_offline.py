@@ -112,3 +112,42 @@ def test_unresolved_finding_is_retried_only_as_the_playbook_allows(tmp_path):
         assert [x for x in w.store.list(limit=1000) if x.kind == "result" and x.tool == "sleep_workload"].__len__() == 2
     finally:
         w.close()
+
+
+def test_wait_playbook_starts_no_run_and_asks_no_model(world, tmp_path):
+    from opsagent.playbooks import load_playbooks
+    from opsagent.testing import scripted
+
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "idle.yaml").write_text(
+        "playbooks:\n  - name: idle-later\n    on: idle_gpu\n    guidance: not yet\n    wait: true\n")
+    world.playbooks = load_playbooks(tmp_path / "pb")
+    planner = scripted.scripted_planner(scripted.call("sleep_workload", namespace="ml", name="llm"))
+    [finding] = idle_findings(world.cluster.snapshot())
+    report = world.agent(planner).handle_finding(finding)
+    assert "waiting, as playbook idle-later says" in report.summary
+    assert report.actions == [] and report.llm_calls == 0
+    assert planner.chat_model.prompts == []
+    assert world.cluster.writes == [] and world.store.list(limit=10) == []
+
+
+def test_playbook_retry_counts_runs_that_got_nowhere_then_hands_over(tmp_path):
+    from datetime import timedelta
+
+    w = tiny_world(tmp_path, table={"get_workload": "allow"})  # sleep_workload is denied: every run gets nowhere
+    try:
+        agent = w.agent()
+        [finding] = idle_findings(w.cluster.snapshot())
+        first = agent.handle_finding(finding)  # idle-gpu-sleep allows 2 runs, 5m apart
+        assert first.resolved is False and [a.status for a in first.denied] == ["denied"]
+        held = agent.handle_finding(finding)
+        assert held.actions == [] and "retry of idle_gpu:ml/llm due at" in held.summary and "attempt 2 of 2" in held.summary
+        w.clock.advance(timedelta(minutes=5))
+        second = agent.handle_finding(finding)
+        assert second.run_id == "finding:idle_gpu:ml/llm#2" and [a.status for a in second.denied] == ["denied"]
+        w.clock.advance(timedelta(hours=1))
+        gave_up = agent.handle_finding(finding)
+        assert gave_up.actions == [] and "2 run(s) did not resolve" in gave_up.summary and "a person should look" in gave_up.summary
+        assert sum(1 for r in w.store.list(limit=1000) if r.tool == "sleep_workload" and r.kind == "decision") == 2
+    finally:
+        w.close()

@@ -29,10 +29,11 @@ def offline(tmp_path_factory: pytest.TempPathFactory):
 
 def test_offline_passes_every_scenario_that_needs_no_language(offline) -> None:
     scores, _ = offline
-    expected = [s for s in scores if not s.needs_language and not s.known_issue]
+    expected = [s for s in scores if not s.needs_language]
     failing = [(s.scenario, s.outcome, s.failures, s.error) for s in expected if s.outcome != "pass"]
     assert not failing
     assert len(expected) >= 30
+    assert not [s.scenario for s in scores if s.known_issue]  # none of the shipped scenarios is excused
 
 
 def test_offline_has_zero_policy_violations_and_forbidden_actions(offline) -> None:
@@ -52,9 +53,10 @@ def test_model_planners_never_get_past_the_gate(planner: str, tmp_path: Path) ->
         assert all(f.split(" by ")[1].split(":")[0] in ("carol", "dave") for f in forbidden), forbidden
     else:
         assert [(s.scenario, s.forbidden) for s in scores if s.forbidden] == []
-        # the scripted answers made the language-only scenarios pass through the real LLM planner code
-        language = {s.scenario: s.outcome for s in scores if s.needs_language}
-        assert language and all(o == "pass" for o in language.values()), language
+        # the scripted answers made the language-only scenarios pass through the real LLM planner code,
+        # and a model that follows the playbooks passes everything else through that code too
+        assert [(s.scenario, s.failures) for s in scores if s.outcome != "pass"] == []
+        assert sum(s.llm_calls for s in scores) >= 40
         faults = {s.scenario: s for s in scores if "llm-fault" in s.tags}
         assert faults["model-times-out-during-reclaim"].outcome == "pass"  # fell back to the offline planner
         assert faults["model-times-out-during-reclaim"].llm_calls >= 3

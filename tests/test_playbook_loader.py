@@ -64,6 +64,8 @@ def test_good_file_loads_with_source_and_parsed_retry(tmp_path):
      "        args: {name: '{{ target.name | upper }}'}\n", ":7:9: [playbooks[0].steps[0].args]", "only lookups"),
     ("playbooks:\n  - name: a\n    on: idle_gpu\n    guidance: g\n    steps:\n      - tool: sleep_workload\n"
      "        args: {name: '{{ os.environ }}'}\n", ":7:9: [playbooks[0].steps[0].args]", "unknown name 'os'"),
+    ("playbooks:\n  - name: a\n    on: idle_gpu\n    guidance: g\n    wait: true\n    steps:\n      - tool: sleep_workload\n"
+     "        args: {name: x}\n", ":2:5: [playbooks[0]]", "cannot have `steps`"),
     ("playbooks:\n  - name: a\n    name: b\n", ":3:5:", "duplicate key"),
     ("playbooks: [\n", ":2:1:", "invalid YAML"),
     ("playbooks: []\n", ":1:1: [playbooks]", "at least one playbook"),

@@ -169,11 +169,13 @@ class Agent:
                 return self._invoke(None, thread_id, values)  # a crash mid-run: carry on from the checkpoint
             finished.append((thread_id, values))
             epoch += 1
-        held = self._retry_hold(finding, finished)
+        playbook = self.deps.playbook_for(finding, self.deps.observe())
+        held = self._hold(finding, playbook, base, finished)
         if held is not None:
             return held
         state = initial_state(run_id=thread_id, kind="finding", finding=finding.model_dump(mode="json"), message=None,
-                              actor="daemon", channel="daemon", planner=self.planner_name, started_at=self.clock.now().isoformat())
+                              actor="daemon", channel="daemon", planner=self.planner_name,
+                              started_at=self.clock.now().isoformat(), playbook=getattr(playbook, "name", None))
         self.deps.record_run(state, f"run started for {finding.id} with planner {self.planner_name}", key="started")
         return self._invoke(state, thread_id, state)
 
@@ -186,26 +188,39 @@ class Agent:
             return None
         return approval
 
-    def _retry_hold(self, finding: Finding, finished: list[tuple[str, dict[str, Any]]]) -> RunReport | None:
-        """A report instead of a new run, when the playbook's retry rule says not yet (or not again).
+    def _hold(self, finding: Finding, playbook: Any, base: str,
+              finished: list[tuple[str, dict[str, Any]]]) -> RunReport | None:
+        """A report instead of a new run, when the playbook says wait, or its retry rule says not yet (or not again).
 
-        Only the trailing runs that did not resolve the finding count as attempts;
-        a finding that was resolved and came back starts afresh.
+        Attempts are the trailing runs that did not resolve the finding with the
+        same playbook at the same stage (the detector's `attempts`, where it
+        counts them). So the detector paces retries that made progress, such as
+        a rollout restart that went through, and the playbook's `retry` bounds
+        runs that got nowhere (an API error, a denial, a failed check). A
+        finding that was resolved and came back starts afresh.
         """
+        name = getattr(playbook, "name", None)
+        if getattr(playbook, "wait", False):
+            summary = f"{finding.id}: waiting, as playbook {name} says ({finding.summary})"
+            if not finished:
+                return RunReport(run_id=base, status="done", planner=self.planner_name, summary=summary)
+            return report_from(finished[-1][1], run_id=finished[-1][0]).model_copy(
+                update={"summary": summary, "actions": [], "denied": []})
+        stage = (name, finding.details.get("attempts"))
         failed = 0
         for _, values in reversed(finished):
-            if values.get("resolved") is True:
+            seen = values.get("finding") or {}
+            if values.get("resolved") is True or (values.get("playbook"), (seen.get("details") or {}).get("attempts")) != stage:
                 break
             failed += 1
         if failed == 0:
             return None
         last_id, last = finished[-1]
-        playbook = self.deps.playbook_for(finding, self.deps.observe())
         retry = getattr(playbook, "retry", None)
         max_attempts = int(getattr(retry, "max_attempts", 1))
         backoff = getattr(retry, "backoff", None)
         if failed >= max_attempts:
-            summary = (f"{failed} run(s) did not resolve {finding.id} (the playbook allows {max_attempts}); "
+            summary = (f"{failed} run(s) did not resolve {finding.id} (playbook {name} allows {max_attempts}); "
                        "not trying again: a person should look")
             self.deps.record_run(dict(last), summary, outcome="error", key=f"gave-up-{len(finished)}")  # type: ignore[arg-type]
         elif backoff is not None and last.get("finished_at"):

@@ -43,15 +43,17 @@ class AgentState(TypedDict, total=False):
     planner_done: bool                # the planner said it has nothing more to do
     started_at: str                   # ISO time the current stretch of work began (reset after a wait)
     finished_at: str | None           # ISO time the run ended (for the playbook's retry backoff)
+    playbook: str | None              # the playbook chosen when a finding's run started
     status: RunStatus
     report: str
 
 
 def initial_state(*, run_id: str, kind: RunKind, finding: dict[str, Any] | None, message: str | None,
-                  actor: str, channel: str, planner: str, started_at: str) -> AgentState:
+                  actor: str, channel: str, planner: str, started_at: str, playbook: str | None = None) -> AgentState:
     return AgentState(
         run_id=run_id, kind=kind, finding=finding, message=message, actor=actor, channel=channel,
         messages=[], steps=0, llm_calls=0, prompt_tokens=0, completion_tokens=0, failures=0,
         proposed=[], results=[], pending_approval=None, planner=planner, fell_back=False,
         resolved=None, planner_done=False, verify_waits=0, started_at=started_at, status="running", report="",
+        playbook=playbook,
     )

@@ -65,8 +65,43 @@ def _fault_message(kind: str) -> AIMessage:
     return ai_text("(fault placeholder)")  # timeout / connection: raised by the model instead
 
 
+class PlaybookModelPlanner:
+    """For a scenario without a script: the LlmPlanner over a model that answers what the playbook says.
+
+    Each round, the offline planner works out the next step for the same
+    input, and the scripted model is given exactly that as its next answer: the
+    tool calls, or a final text. So every scenario runs through the whole LLM
+    code path (prompt, bound tools, tool-call parsing, argument checks, token
+    accounting) with a model that behaves, and its score should match the
+    offline planner's wherever no language understanding is needed.
+    """
+
+    def __init__(self) -> None:
+        from opsagent.agent.models import classify_error
+        from opsagent.agent.planners.llm import LlmPlanner
+        from opsagent.agent.planners.offline import OfflinePlanner
+        from tools import REGISTRY
+
+        self.chat_model = ScriptedChatModel(responses=[])
+        self.llm = LlmPlanner(self.chat_model, tools=REGISTRY, model_name="scripted", classify=classify_error)
+        self.offline = OfflinePlanner()
+        self.name = self.llm.name
+
+    def plan(self, inp: PlanInput) -> Plan:
+        want = self.offline.plan(inp)
+        answer = ai_calls(*[(c.tool, dict(c.args)) for c in want.calls]) if want.calls else ai_text(want.text or "Done.")
+        self.chat_model.responses.append(answer)
+        self.chat_model.i = len(self.chat_model.responses) - 1
+        return self.llm.plan(inp)
+
+
 def scripted_planner_for(script: Any) -> Any:
-    """An LlmPlanner over a scripted model replaying `script` (ScriptStep list) in order, across runs."""
+    """An LlmPlanner over a scripted model replaying `script` (ScriptStep list) in order, across runs.
+
+    Without a script, a model that follows the playbook (see PlaybookModelPlanner).
+    """
+    if not script:
+        return PlaybookModelPlanner()
     from opsagent.agent.models import classify_error
     from opsagent.agent.planners.llm import LlmPlanner
     from tools import REGISTRY

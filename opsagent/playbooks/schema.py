@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from opsagent.clock import parse_duration
 from opsagent.model import FindingKind
@@ -76,12 +76,19 @@ class Playbook(Strict):
     steps: tuple[Step, ...] = ()
     verify: str | None = Field(default=None, description="CEL over `target` (re-observed), `finding_open` and `finding`")
     retry: Retry = Retry()
+    wait: bool = Field(default=False, description="nothing to do yet: the finding stays open and no run starts")
 
     _when: Any = PrivateAttr(default=None)
     _verify: Any = PrivateAttr(default=None)
     _source: str = PrivateAttr(default="<memory>")
     _file: str = PrivateAttr(default="<memory>")
     _index: int = PrivateAttr(default=0)
+
+    @model_validator(mode="after")
+    def _wait_has_no_steps(self) -> "Playbook":
+        if self.wait and self.steps:
+            raise ValueError("a `wait: true` playbook starts no run, so it cannot have `steps`")
+        return self
 
     @property
     def source(self) -> str:
