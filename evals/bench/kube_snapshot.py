@@ -5,11 +5,18 @@ GPU nodes, events) from a stdlib HTTP server on 127.0.0.1. kmock's emulator is
 not used here: it slows with every stored object and recorded request, so at
 5,000 Deployments it would measure itself, not the adapter.
 
-Prints, per size: HTTP requests per snapshot (goal: constant), time of the raw
-list calls alone (HTTP + JSON decode, `KubeCluster.read_raw`), full snapshot
-time, and their ratio (goal: at most 1.5x).
+Two object shapes:
+- `real` (the goal applies): every object is a copy of a real one from
+  tests/fixtures/kube (a Deployment, a ReplicaSet, a Pod and a GPU node as the
+  API server returns them, managedFields left out), renamed per workload.
+- `minimal`: only the fields the adapter reads. Decoding is then as cheap as it
+  can be, so the ratio is the worst case.
 
-Run: .venv/bin/python evals/bench/kube_snapshot.py [--sizes 100,1000,5000] [--repeat 3]
+Prints, per shape and size: HTTP requests per snapshot (goal: constant), time
+of the raw list calls alone (HTTP + JSON decode, `KubeCluster.read_raw`), full
+snapshot time, and their ratio (goal: at most 1.5x for real objects).
+
+Run: .venv/bin/python evals/bench/kube_snapshot.py [--sizes 100,1000,5000] [--shapes real,minimal] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -19,11 +26,86 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
 
 from opsagent.cluster.kube import KubeCluster, api_client_for_url
 
 
-def build(n: int) -> dict[str, bytes]:
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "kube"
+
+
+def _template(obj: dict, **paths: str) -> str:
+    """`obj` as JSON with placeholders (@NAME@ ...) at the given dotted paths."""
+    for dotted, marker in paths.items():
+        *parents, last = dotted.split(".")
+        here = obj
+        for key in parents:
+            here = here[int(key)] if isinstance(here, list) else here[key]
+        here[last] = marker
+    return json.dumps(obj, default=str)
+
+
+def build_real(n: int) -> dict[str, bytes]:
+    """List bodies made of copies of real API objects, renamed per workload."""
+    deployment = json.loads((FIXTURES / "deployment-new-replicaset-available.json").read_text())
+    replicaset = json.loads((FIXTURES / "replicaset-dice-roller-rev2.json").read_text())
+    pod = yaml.safe_load((FIXTURES / "pod-crashloopbackoff.yaml").read_text())
+    node = json.loads((FIXTURES / "node-gpu-gfd.json").read_text())
+    deployment["spec"]["replicas"] = 2
+    deployment["status"].update(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2)
+    deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "2"
+    status = pod["status"]["containerStatuses"][0]
+    status.update(ready=True, restartCount=0, state={"running": {"startedAt": "2026-01-05T00:00:00Z"}})
+    pod["status"]["conditions"] = [dict(c, status="True") for c in pod["status"]["conditions"]]
+    pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "uid": "u",
+                                           "controller": True, "blockOwnerDeletion": True}]
+    gpu_limits = {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}
+    templates = {}
+    for gpus in (0, 1):
+        d, r, p = (json.loads(json.dumps(o, default=str)) for o in (deployment, replicaset, pod))
+        if gpus:
+            d["spec"]["template"]["spec"]["containers"][0]["resources"] = gpu_limits
+            r["spec"]["template"]["spec"]["containers"][0]["resources"] = gpu_limits
+            p["spec"]["containers"][0]["resources"] = gpu_limits
+        r["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "@REV@"
+        templates[gpus] = (
+            _template(d, **{"metadata.name": "@NAME@", "metadata.namespace": "@NS@"}),
+            _template(r, **{"metadata.name": "@RS@", "metadata.namespace": "@NS@", "metadata.ownerReferences.0.name": "@NAME@"}),
+            _template(p, **{"metadata.name": "@POD@", "metadata.namespace": "@NS@", "metadata.ownerReferences.0.name": "@RS@",
+                            "spec.nodeName": "@NODE@"}),
+        )
+    nodes = []
+    for i in range(max(1, n // 16)):
+        copy = json.loads(json.dumps(node))
+        copy["metadata"]["name"] = f"gpu-{i}"
+        nodes.append(json.dumps(copy))
+    deployments, replicasets, pods = [], [], []
+    for i in range(n):
+        d, r, p = templates[1 if i % 4 == 0 else 0]
+        ns, name = f"team-{i % 20}", f"svc-{i}"
+        deployments.append(d.replace("@NAME@", name).replace("@NS@", ns))
+        for rev in (1, 2):
+            replicasets.append(r.replace("@RS@", f"{name}-rs{rev}").replace("@NAME@", name).replace("@NS@", ns)
+                               .replace("@REV@", str(rev)))
+        for k in range(2):
+            pods.append(p.replace("@POD@", f"{name}-rs2-{k}").replace("@RS@", f"{name}-rs2").replace("@NS@", ns)
+                        .replace("@NODE@", f"gpu-{(i * 2 + k) % len(nodes)}"))
+    events = [json.dumps({"metadata": {"name": f"e{i}", "namespace": "team-0"},
+                          "involvedObject": {"kind": "Pod", "name": f"svc-{i}-rs2-0"},
+                          "type": "Normal", "reason": "Started", "lastTimestamp": "2026-01-05T00:00:00Z"})
+              for i in range(min(n, 500))]
+
+    def lst(items: list[str]) -> bytes:
+        return ('{"metadata": {}, "items": [' + ",".join(items) + "]}").encode()
+
+    return {"/apis/apps/v1/deployments": lst(deployments), "/apis/apps/v1/statefulsets": lst([]),
+            "/apis/apps/v1/replicasets": lst(replicasets), "/api/v1/pods": lst(pods), "/api/v1/nodes": lst(nodes),
+            "/api/v1/events": lst(events), "/apis": json.dumps({"groups": []}).encode()}
+
+
+def build_minimal(n: int) -> dict[str, bytes]:
     deployments, replicasets, pods = [], [], []
     nodes = [{"metadata": {"name": f"gpu-{i}", "labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
                                                           "nvidia.com/gpu.memory": "81559"}},
@@ -89,11 +171,16 @@ def serve(routes: dict[str, bytes]) -> tuple[ThreadingHTTPServer, str, list[int]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,5000")
+    parser.add_argument("--shapes", default="real,minimal")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    print(f"{'deployments':>11} {'pods':>6} {'requests/snapshot':>17} {'raw lists s':>11} {'snapshot s':>10} {'ratio':>6}")
-    for n in (int(s) for s in args.sizes.split(",")):
-        server, url, hits = serve(build(n))
+    builders = {"real": build_real, "minimal": build_minimal}
+    print(f"{'shape':>7} {'deployments':>11} {'pods':>6} {'MiB':>5} {'requests/snapshot':>17} {'raw lists s':>11} "
+          f"{'snapshot s':>10} {'ratio':>6}")
+    for shape, n in ((shape, int(s)) for shape in args.shapes.split(",") for s in args.sizes.split(",")):
+        routes = builders[shape](n)
+        mib = sum(len(body) for body in routes.values()) / 2**20
+        server, url, hits = serve(routes)
         kube = KubeCluster(api_client_for_url(url))
         kube.snapshot()  # warm up: connection pool, DRA discovery (once)
         raw_times, snap_times, per_snapshot = [], [], 0
@@ -107,7 +194,8 @@ def main() -> None:
             snap_times.append(time.perf_counter() - start)
             per_snapshot = hits[0] - before
         raw, full = min(raw_times), min(snap_times)
-        print(f"{n:>11} {len(snap.pods):>6} {per_snapshot:>17} {raw:>11.3f} {full:>10.3f} {full / raw:>6.2f}")
+        print(f"{shape:>7} {n:>11} {len(snap.pods):>6} {mib:>5.1f} {per_snapshot:>17} {raw:>11.3f} {full:>10.3f} "
+              f"{full / raw:>6.2f}")
         server.shutdown()
         server.server_close()
 

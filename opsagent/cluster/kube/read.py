@@ -120,6 +120,12 @@ def rollout_state(deployment: dict[str, Any]) -> RolloutState:
     return RolloutState(status="complete", reason=reason, message=message, revision=revision, since=since)
 
 
+def _image(template: dict[str, Any]) -> str:
+    """The first container's image: what a revision runs."""
+    containers = (template.get("spec") or {}).get("containers") or []
+    return containers[0].get("image", "") if containers else ""
+
+
 def _template_facts(template: dict[str, Any]) -> dict[str, Any]:
     spec = template.get("spec") or {}
     containers = spec.get("containers") or []
@@ -133,7 +139,7 @@ def _template_facts(template: dict[str, Any]) -> dict[str, Any]:
             except ValueError:
                 pass
     return {
-        "image": containers[0].get("image", "") if containers else "",
+        "image": _image(template),
         "gpus": gpu_parse.pod_spec_gpus(spec),
         "memory_mib": memory or None,
         "annotations": (template.get("metadata") or {}).get("annotations") or {},
@@ -158,7 +164,7 @@ def _history(replicasets: list[dict[str, Any]]) -> tuple[Revision, ...]:
             continue
         revisions.append(Revision(
             revision=number,
-            image=_template_facts((rs.get("spec") or {}).get("template") or {})["image"],
+            image=_image((rs.get("spec") or {}).get("template") or {}),
             created_at=parse_time(_meta(rs).get("creationTimestamp")),
             change_cause=ann.get(CHANGE_CAUSE),
         ))
