@@ -64,7 +64,12 @@ def test_real_client_path_over_loopback_reaches_the_gate(world):
     assert len(chats) == 1  # resolved after the first call: verify ends the run
     sent = chats[0]
     assert sent["model"] == "llama3.2"
-    assert {t["function"]["name"] for t in sent["tools"]} >= {"sleep_workload", "get_workload", "delete_workload"}
+    # an idle finding is offered the read tools and what its playbook names, nothing else
+    from tools import REGISTRY
+
+    reads = {n for n, t in REGISTRY.items() if t.risk == "read"}
+    assert {t["function"]["name"] for t in sent["tools"]} == reads | {"sleep_workload"}
+    assert all("title" not in t["function"]["parameters"] for t in sent["tools"])
     assert sent["messages"][0]["role"] == "system" and "<cluster-data>" in sent["messages"][1]["content"]
     llm_rows = [r for r in world.store.list(limit=100000) if r.kind == "run" and r.model == "llama3.2" and (r.summary or "").startswith("llm call")]
     assert [(r.prompt_tokens, r.completion_tokens) for r in llm_rows] == [(120, 12)]
@@ -138,3 +143,17 @@ def test_chat_message_runs_as_the_person(world):
     assert (result.actor, result.channel, result.message) == ("alice", "slack", "please scale ml/chat to 2")
     prompt = planner.chat_model.prompts[0][1].content
     assert "please scale ml/chat to 2" in prompt and '"workload":"ml/chat"' in prompt
+
+
+def test_chat_is_offered_every_tool_and_an_unoffered_call_still_meets_the_gate(world):
+    from tools import REGISTRY
+
+    with FakeOllama([Reply.text("Nothing to do.")]) as server:
+        world.agent("llm", config=_config(server)).handle_message("how is ml/chat?", actor="alice")
+        chat_tools = {t["function"]["name"] for t in server.chat_requests[0]["tools"]}
+    assert chat_tools == set(REGISTRY)
+    # a model that reaches for a tool the finding was not offered: the gate decides it like any other call
+    with FakeOllama([Reply.call("delete_workload", namespace="ml", name="llm"), Reply.text("done")]) as server:
+        report = world.agent("llm", config=_config(server)).handle_finding(_finding(world))
+    assert [(a.tool, a.status) for a in report.actions] == [("delete_workload", "pending_approval")]
+    assert world.cluster.writes == []

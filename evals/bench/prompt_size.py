@@ -4,14 +4,16 @@ Builds synthetic snapshots of 100 / 1,000 / 10,000 GPU workloads (each with
 pods, GPUs and events, some carrying long annotations), then the full prompt
 the LLM planner sends for one idle-GPU finding: the system prompt (shipped
 policy summary + the matching playbook's guidance) and the task turn with
-the fenced cluster data. Prints estimated tokens (characters / 4) and the
-growth from the smallest cluster.
+the fenced cluster data, plus the schemas of the tools offered for that
+finding (they go to the model in the same request). Prints estimated tokens
+(characters / 4) and the growth from the smallest cluster.
 
     .venv/bin/python evals/bench/prompt_size.py
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -56,7 +58,12 @@ def main() -> None:
     playbooks = load_playbooks(ROOT / "playbooks")
     finding = Finding(kind="idle_gpu", subject="ns-7/w-00007", summary="ns-7/w-00007 holds 1 GPU with no traffic for 45m",
                       details={"gpus_held": 1, "idle_minutes": 45, "gpu_hours_wasted_so_far": 0.75})
-    print(f"{'workloads':>10} {'snapshot build':>15} {'prompt build':>13} {'chars':>8} {'~tokens':>8} {'growth':>7}")
+    from opsagent.agent.planners import PlanInput
+    from opsagent.agent.planners.llm import offered_tools, tool_specs
+    from tools import REGISTRY
+
+    print(f"{'workloads':>10} {'snapshot build':>15} {'prompt build':>13} {'chars':>8} {'~tokens':>8} "
+          f"{'+ tools':>8} {'total':>7} {'growth':>7}")
     base = None
     for n in (100, 1_000, 10_000):
         t = time.perf_counter()
@@ -68,14 +75,18 @@ def main() -> None:
             task_prompt(snapshot, finding=finding, message=None, actor="daemon")
         took = time.perf_counter() - t
         tokens = estimate_tokens(text)
-        base = base or tokens
-        print(f"{n:>10,} {built * 1000:>13.0f}ms {took * 1000:>11.1f}ms {len(text):>8,} {tokens:>8,} {tokens / base:>6.2f}x")
-    print("goal: flat growth (1.00x) and under 4,000 tokens; the tool schemas are sent separately (see below)")
-    from opsagent.agent.planners.llm import tool_specs
-    from tools import REGISTRY
-
-    import json
-    print(f"tool schemas for {len(REGISTRY)} tools: ~{estimate_tokens(json.dumps(tool_specs(REGISTRY))):,} tokens")
+        inp = PlanInput(run_id="bench", kind="finding", actor="daemon", finding=finding, message=None,
+                        snapshot=snapshot, playbook=playbook, results=[], messages=[])
+        offered = offered_tools(inp, REGISTRY)
+        schema_tokens = estimate_tokens(json.dumps(tool_specs(offered)))
+        total = tokens + schema_tokens
+        base = base or total
+        print(f"{n:>10,} {built * 1000:>13.0f}ms {took * 1000:>11.1f}ms {len(text):>8,} {tokens:>8,} "
+              f"{schema_tokens:>8,} {total:>7,} {total / base:>6.2f}x")
+    print(f"goal: flat growth (1.00x) and under 4,000 tokens in all; offered tools: {len(offered)} of {len(REGISTRY)} "
+          f"({', '.join(sorted(n for n, t in offered.items() if t.risk != 'read'))} and the read tools)")
+    everything = estimate_tokens(json.dumps(tool_specs(REGISTRY)))
+    print(f"a chat message is offered all {len(REGISTRY)} tools: ~{everything:,} tokens of schemas")
 
 
 if __name__ == "__main__":

@@ -22,13 +22,47 @@ from opsagent.agent.playbook_view import guidance_of
 from opsagent.agent.prompts import system_prompt, task_prompt
 
 
+def _untitled(schema: Any) -> Any:
+    """A JSON schema without pydantic's `title` keys: they repeat the field names and cost tokens."""
+    if isinstance(schema, list):
+        return [_untitled(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            out[key] = {name: _untitled(sub) for name, sub in value.items()}  # field names kept, even "title"
+        else:
+            out[key] = _untitled(value)
+    return out
+
+
 def tool_specs(tools: dict[str, Any]) -> list[dict[str, Any]]:
     """OpenAI/Ollama-style function specs from each tool's pydantic input model and description."""
     return [
         {"type": "function", "function": {"name": t.name, "description": t.description,
-                                          "parameters": t.input_model.model_json_schema()}}
+                                          "parameters": _untitled(t.input_model.model_json_schema())}}
         for t in tools.values()
     ]
+
+
+def offered_tools(inp: PlanInput, tools: dict[str, Any]) -> dict[str, Any]:
+    """The tools offered to the model for this run: fewer tools, a shorter prompt, fewer wrong turns.
+
+    A finding with a playbook gets every read tool plus the tools its playbook
+    names (in its steps or its guidance). A chat message, or a finding no
+    playbook covers, gets them all. Offering is not permitting: the gate
+    decides every call, and a call to a tool that was not offered still goes
+    to the gate like any other.
+    """
+    if inp.finding is None or inp.playbook is None:
+        return tools
+    named = {step.tool for step in getattr(inp.playbook, "steps", ())}
+    guidance = guidance_of(inp.playbook) or ""
+    return {name: t for name, t in tools.items()
+            if t.risk == "read" or name in named or name in guidance}
 
 
 def usage_of(message: AIMessage) -> tuple[int, int]:
@@ -46,8 +80,17 @@ class LlmPlanner:
         self.model_name = model_name
         self.name = f"llm:{model_name}"
         self.tools = tools
-        self._bound = model.bind_tools(tool_specs(tools))
+        self._model = model
+        self._bound: dict[frozenset[str], Any] = {}
         self._classify = classify
+
+    def bound_for(self, inp: PlanInput) -> Any:
+        """The model with this run's tools bound (bound once per set of tools)."""
+        offered = offered_tools(inp, self.tools)
+        key = frozenset(offered)
+        if key not in self._bound:
+            self._bound[key] = self._model.bind_tools(tool_specs(offered))
+        return self._bound[key]
 
     def first_messages(self, inp: PlanInput) -> list[BaseMessage]:
         guidance = guidance_of(inp.playbook) if inp.playbook is not None else None
@@ -60,7 +103,7 @@ class LlmPlanner:
         new: list[BaseMessage] = [] if inp.messages else self.first_messages(inp)
         conversation = list(inp.messages) + new
         try:
-            answer = self._bound.invoke(conversation)
+            answer = self.bound_for(inp).invoke(conversation)
         except Exception as exc:  # boundary: classified, recorded by the graph, counted toward fallback
             reason = self._classify(exc)
             if reason is None:
