@@ -20,10 +20,12 @@ from opsagent.approvals import ApprovalQueue
 from opsagent.audit import AuditStore
 from opsagent.clock import Clock, RealClock
 from opsagent.cluster.port import Cluster
+from opsagent.cluster.utilwatch import UtilisationWatch
 from opsagent.detect import Attempts, detect
 from opsagent.gate import Gate
-from opsagent.model import Finding, Snapshot
+from opsagent.model import Finding, Snapshot, Workload
 from opsagent.policy import Policy, PolicyError, load_policy
+from opsagent.policy.intents import intent_for
 from opsagent.yamlfile import FileError
 
 if TYPE_CHECKING:
@@ -101,6 +103,14 @@ def open_policy(directory: Path) -> Policy:
         raise RuntimeError_(f"cannot load the policy from {directory}: no such directory", hint="pass --policies DIR (the repository ships policies/)") from None
 
 
+def idle_threshold(policy: Policy) -> Callable[[Workload], float | None]:
+    """The GPU-utilisation idle threshold of a workload's intent (None: its intent has none)."""
+    def threshold(workload: Workload) -> float | None:
+        intent = intent_for(policy.intents, workload)
+        return intent.idle.gpu_util_below if intent is not None and intent.idle is not None else None
+    return threshold
+
+
 def open_runtime(
     *,
     cluster: str = "sim:demo",
@@ -121,6 +131,7 @@ def open_runtime(
             sim = cluster_obj
     else:
         the_cluster, the_clock, sim = open_cluster(cluster, prometheus=prometheus, seed=seed)
+    the_cluster = UtilisationWatch(the_cluster, idle_threshold(policy))
     db.parent.mkdir(parents=True, exist_ok=True)
     audit = AuditStore(db)
     approvals = ApprovalQueue(

@@ -69,11 +69,32 @@ def test_idle_by_zero_rate_counts_from_pod_start():
     assert ids(unknown, intents) == []  # no metrics: never guess idle
 
 
-def test_idle_by_low_gpu_utilisation():
+def test_idle_by_low_gpu_utilisation_needs_the_whole_window():
+    from opsagent.cluster.utilwatch import mark_low_utilisation
+    from opsagent.policy.intents import intent_for
+
     snap, intents = healthy()
-    busy_but_cold = replace_workload(snap, "render/ui", gpu_utilization=1.0)
-    f = by_id(busy_but_cold, intents)["idle_gpu:render/ui"]
+
+    def threshold(w):
+        i = intent_for(intents, w)
+        return i.idle.gpu_util_below if i and i.idle else None
+
+    def at(minutes_later, util):
+        moment = NOW + timedelta(minutes=minutes_later)
+        return replace_workload(snap, "render/ui", gpu_utilization=util).model_copy(update={"time": moment}), moment
+
+    memory = {}
+    seen = []
+    for minute, util in [(0, 1.0), (10, 0.5), (20, 40.0), (25, 1.0), (50, 1.0), (55, 1.0)]:
+        marked, memory = mark_low_utilisation(at(minute, util)[0], threshold, memory)
+        found = by_id(marked, intents, now=marked.time)
+        seen.append((minute, "idle_gpu:render/ui" in found))
+    # one low reading is not idle; a busy one at minute 20 starts the count again from minute 25
+    assert seen == [(0, False), (10, False), (20, False), (25, False), (50, False), (55, True)]
+    f = by_id(marked, intents, now=marked.time)["idle_gpu:render/ui"]
     assert f.details["reason"] == "low_gpu_utilization"
+    assert f.details["idle_since"] == (NOW + timedelta(minutes=25)).isoformat()
+    assert by_id(at(0, 1.0)[0], intents) == {}  # nobody watched: a single snapshot never says idle by utilisation
 
 
 def test_woken_workload_is_not_idle_until_a_full_window_after_the_wake():

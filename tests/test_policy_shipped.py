@@ -49,6 +49,15 @@ CRASHING = Snapshot(
 BUSY = Snapshot(time=MONDAY_NOON, workloads=(
     _wl("render", "render-ui", replicas=1, gpus_per_replica=1, last_request_at=MONDAY_NOON - timedelta(minutes=3), request_rate=2.0, gpu_utilization=40.0),
 ))
+# Requests keep coming (health checks) but the GPU sits near 0%: idle only once it has been low for the window.
+COLD_JUST_NOW = Snapshot(time=MONDAY_NOON, workloads=(
+    _wl("render", "render-ui", replicas=1, gpus_per_replica=1, last_request_at=MONDAY_NOON, request_rate=0.5,
+        gpu_utilization=0.5, low_gpu_since=MONDAY_NOON - timedelta(minutes=2)),
+))
+COLD_ALL_WINDOW = Snapshot(time=MONDAY_NOON, workloads=(
+    _wl("render", "render-ui", replicas=1, gpus_per_replica=1, last_request_at=MONDAY_NOON, request_rate=0.5,
+        gpu_utilization=0.5, low_gpu_since=MONDAY_NOON - timedelta(minutes=31)),
+))
 
 # (tool, args, actor, channel, snapshot, now, expected effect, expected rule, word in reason)
 D, W = "daemon", "wake-proxy"
@@ -63,6 +72,8 @@ ROWS = [
     ("gpu_inventory", {}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "read-anything", "looking"),
     # daemon toil inside intents
     ("sleep_workload", {"namespace": "render", "name": "render-ui"}, D, "daemon", BUSY, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("sleep_workload", {"namespace": "render", "name": "render-ui"}, D, "daemon", COLD_JUST_NOW, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("sleep_workload", {"namespace": "render", "name": "render-ui"}, D, "daemon", COLD_ALL_WINDOW, MONDAY_NOON, "allow", "daemon-sleeps-idle-workloads", "idle"),
     ("sleep_workload", {"namespace": "render", "name": "render-batch"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
     ("sleep_workload", {"namespace": "training", "name": "finetune"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "deny", "daemon-leaves-training-alone", "training"),
     ("wake_workload", {"namespace": "chat", "name": "chat-ui"}, W, "wake-proxy", SNAPSHOT, MONDAY_NOON, "allow", "wake-on-demand", "woken"),

@@ -3,7 +3,9 @@
 A workload is idle when its intent's idle rule says so: no requests for
 `idle.after` (from `last_request_at`, or a zero request rate with every
 GPU-holding pod started longer ago than the window), or GPU utilisation under
-`gpu_util_below` while it has held its GPUs for the window. Protected intents
+`gpu_util_below` for the whole window (`Workload.low_gpu_since`, which the
+runtime's utilisation watch fills in across snapshots; a single low reading
+is not enough). Protected intents
 and workloads inside an open prewarm window are never idle.
 
 Pure: no I/O and no clock; `now` is passed in.
@@ -23,16 +25,12 @@ def _idle_since(workload: Workload, snapshot: Snapshot, intent: Intent, now: dat
     """When the workload went idle and why, if it has been idle at least `idle.after`."""
     assert intent.idle is not None
     window = intent.idle.after
-    pods = gpu_pods(snapshot, workload)
-    starts = [p.started_at for p in pods]
-    held_since = max(starts) if starts and all(s is not None for s in starts) else None  # type: ignore[type-var]
     quiet_since = snapshot.quiet_since(workload)
     if quiet_since is not None and now - quiet_since >= window:
         return quiet_since, "no_requests"
-    below = intent.idle.gpu_util_below
-    if (below is not None and workload.gpu_utilization is not None and workload.gpu_utilization < below
-            and held_since is not None and now - held_since >= window):
-        return held_since, "low_gpu_utilization"
+    low_since = workload.low_gpu_since
+    if intent.idle.gpu_util_below is not None and low_since is not None and now - low_since >= window:
+        return low_since, "low_gpu_utilization"
     return None
 
 

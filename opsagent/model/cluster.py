@@ -133,6 +133,9 @@ class Workload(Frozen):
     request_rate: float | None = Field(default=None, ge=0.0, description="requests per second; None when unknown (no metrics)")
     gpu_utilization: float | None = Field(default=None, ge=0.0, le=100.0, description="mean percent busy over its GPUs; None when unknown")
     throughput_factor: float = Field(default=1.0, ge=0.0, le=1.0, description="1.0 = full speed; below 1 when placement degrades it")
+    low_gpu_since: datetime | None = Field(
+        default=None, description="since when GPU utilisation has stayed under the idle threshold of the workload's "
+                                  "intent, as watched by this process; None when it is not low or nobody watched")
     rollout: RolloutState = RolloutState()
     history: tuple[Revision, ...] = ()
 

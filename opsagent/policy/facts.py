@@ -57,6 +57,8 @@ def workload_as_dict(workload: Workload, snapshot: Snapshot, now: datetime) -> d
         "request_rate": workload.request_rate,
         "gpu_utilization": workload.gpu_utilization,
         "idle_minutes": idle,
+        "low_gpu_minutes": (max(0.0, (now - workload.low_gpu_since).total_seconds() / 60.0)
+                            if workload.low_gpu_since is not None else None),
         "revision": workload.revision,
         "image": workload.image,
         "rollout": {"status": rollout.status, "reason": rollout.reason, "revision": rollout.revision,

@@ -147,7 +147,7 @@ def _build(sim: "SimCluster") -> Snapshot:
             tensor_parallel=w.tensor_parallel, labels=dict(w.labels), annotations=annotations,
             last_request_at=w.last_request_at, request_rate=float(w.rps),
             gpu_utilization=round(util_sum / held, 1) if held else (0.0 if w.gpus else None),
-            throughput_factor=float(factor),
+            throughput_factor=float(factor), low_gpu_since=None,
             rollout=_make(RolloutState, status=w.rollout_status, reason=w.rollout_reason,
                                                  message=w.rollout_message, revision=w.revision, since=w.rollout_since),
             history=tuple(_make(Revision, revision=r.number, image=r.image, created_at=r.created_at,

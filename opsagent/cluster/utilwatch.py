@@ -1,0 +1,62 @@
+"""Watch GPU utilisation across snapshots: since when has a workload been under its idle threshold?
+
+A snapshot shows utilisation at one moment (or over the metrics window). An
+idle rule such as "GPU utilisation under 2% for 30 minutes" needs to know how
+long it has stayed low. `UtilisationWatch` wraps a Cluster: each snapshot it
+takes notes, per workload holding GPUs, the first time utilisation was seen
+under the threshold and sets `Workload.low_gpu_since` to it; one reading at or
+above the threshold (or unknown) forgets it. Writes pass straight through.
+
+Every part that reads the cluster through the same watch (the detectors and the
+gate's policy checks) sees the same `low_gpu_since`. The memory lives in this
+process: after a restart the count starts again, so a restart can delay a
+sleep, never hasten one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from opsagent.model import Snapshot, Workload
+
+Threshold = Callable[[Workload], "float | None"]
+
+
+def mark_low_utilisation(snapshot: Snapshot, threshold: Threshold,
+                         memory: Mapping[str, datetime]) -> tuple[Snapshot, dict[str, datetime]]:
+    """(snapshot with `low_gpu_since` set, the new memory). Pure."""
+    remembered: dict[str, datetime] = {}
+    changed = False
+    workloads = []
+    for workload in snapshot.workloads:
+        below = threshold(workload)
+        low = (below is not None and workload.gpu_utilization is not None and workload.gpu_utilization < below
+               and snapshot.gpus_held_by(workload.ref) > 0)
+        since = (memory.get(workload.key) or snapshot.time) if low else None
+        if since is not None:
+            remembered[workload.key] = since
+        if since != workload.low_gpu_since:
+            workload = workload.model_copy(update={"low_gpu_since": since})
+            changed = True
+        workloads.append(workload)
+    if not changed:
+        return snapshot, remembered
+    return snapshot.model_copy(update={"workloads": tuple(workloads)}), remembered
+
+
+class UtilisationWatch:
+    """A Cluster whose snapshots carry `low_gpu_since`; everything else is the wrapped cluster's."""
+
+    def __init__(self, inner: Any, threshold: Threshold) -> None:
+        self.inner = inner
+        self._threshold = threshold
+        self._memory: dict[str, datetime] = {}
+
+    def snapshot(self) -> Snapshot:
+        snapshot, self._memory = mark_low_utilisation(self.inner.snapshot(), self._threshold, self._memory)
+        return snapshot
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
