@@ -8,6 +8,7 @@ the approvals channel, and never writes a token to its output.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -80,3 +81,49 @@ def test_slack_http_mode_process(tmp_path):
     text = "".join(output)
     assert BOT_TOKEN not in text and SIGNING_SECRET not in text
     assert b"xoxb-" not in b"".join(p.read_bytes() for p in tmp_path.glob("a.db*"))
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _slack_process(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    (tmp_path / "tokens").write_text(f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_SIGNING_SECRET={SIGNING_SECRET}\n")
+    cmd = [str(Path(sys.executable).parent / "opsagent"), "slack", "--mode", "http", "--port", "0",
+           "--token-file", str(tmp_path / "tokens"), "--db", str(tmp_path / "a.db"), "--cluster", "sim:demo",
+           "--playbooks", str(tmp_path / "none"), *extra]
+    workdir = tmp_path / "elsewhere"  # no policies/ folder here: nothing may be read relative to it
+    workdir.mkdir(exist_ok=True)
+    env = {**os.environ, "COLUMNS": "400"}  # one error per line, however long its path
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=120, env=env)
+
+
+def test_slack_without_network_exits_with_a_short_error_and_hint_not_a_traceback(tmp_path):
+    write_example_policy(tmp_path / "pol")
+    (tmp_path / "pol" / "actors").mkdir()
+    (tmp_path / "pol" / "actors" / "slack-users.yaml").write_text("users:\n  U04CAROL01: carol\n")
+    done = _slack_process(tmp_path, "--policies", str(tmp_path / "pol"),
+                          "--api-url", f"http://127.0.0.1:{_closed_port()}/api/")
+    text = done.stdout + done.stderr
+    assert done.returncode == 2, text
+    assert "cannot reach the Slack Web API" in text and "auth.test" in text
+    assert "hint:" in text and "Traceback" not in text and "URLError" not in text
+    assert BOT_TOKEN not in text and SIGNING_SECRET not in text
+
+
+def test_slack_users_file_defaults_to_the_policies_directory(tmp_path):
+    write_example_policy(tmp_path / "pol")
+    missing = _slack_process(tmp_path, "--policies", str(tmp_path / "pol"),
+                             "--api-url", f"http://127.0.0.1:{_closed_port()}/api/")
+    assert missing.returncode == 2
+    assert f"{tmp_path / 'pol' / 'actors' / 'slack-users.yaml'}: cannot read the user mapping file" in missing.stderr
+    (tmp_path / "pol" / "actors").mkdir()
+    (tmp_path / "pol" / "actors" / "slack-users.yaml").write_text("users:\n  U04CAROL01: carol\n")
+    found = _slack_process(tmp_path, "--policies", str(tmp_path / "pol"),
+                           "--api-url", f"http://127.0.0.1:{_closed_port()}/api/")
+    # The mapping file was found and read; start-up got as far as calling Slack.
+    assert "user mapping" not in found.stderr and "cannot reach the Slack Web API" in found.stderr, found.stderr

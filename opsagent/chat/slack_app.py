@@ -24,8 +24,11 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from urllib.error import URLError
+
 from pydantic import BaseModel, Field
 from slack_bolt import Ack, App
+from slack_bolt.error import BoltError
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -37,6 +40,13 @@ from opsagent.chat.secrets import SlackSecrets, install_redaction
 from opsagent.chat.service import ChatReply, ChatService
 
 log = logging.getLogger("opsagent.slack")
+
+
+class SlackUnreachable(Exception):
+    """Slack's Web API could not be reached or refused the token at start-up (auth.test).
+
+    The message names the URL and the network error, never a token.
+    """
 THREAD_OVER_LINES = 8
 
 
@@ -58,10 +68,17 @@ def build_app(*, service: ChatService, secrets: SlackSecrets, settings: SlackSet
     if not socket_mode and not secrets.signing_secret:
         raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to verify requests")
     install_redaction(secrets.values())
-    client = WebClient(token=secrets.bot_token, base_url=settings.base_url or WebClient.BASE_URL)
-    app = App(client=client, signing_secret=secrets.signing_secret or "socket-mode-unused",
-              process_before_response=settings.process_before_response,
-              request_verification_enabled=not socket_mode)
+    base_url = settings.base_url or WebClient.BASE_URL
+    client = WebClient(token=secrets.bot_token, base_url=base_url)
+    try:  # Bolt checks the token with auth.test while it builds the app
+        app = App(client=client, signing_secret=secrets.signing_secret or "socket-mode-unused",
+                  process_before_response=settings.process_before_response,
+                  request_verification_enabled=not socket_mode)
+    except (URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise SlackUnreachable(f"cannot reach the Slack Web API at {base_url} (auth.test): {reason}") from None
+    except BoltError as exc:
+        raise SlackUnreachable(f"Slack refused the bot token (auth.test at {base_url}): {exc}") from None
     feed = ApprovalFeed(approvals=service.approvals, client=client, channel=settings.approvals_channel)
     SlackHandlers(service=service, settings=settings, feed=feed).attach(app)
     return app

@@ -40,8 +40,9 @@ def slack(
                               help="socket (needs SLACK_APP_TOKEN), http (needs SLACK_SIGNING_SECRET), or auto: socket when an app token is set."),
     port: int = typer.Option(3000, "--port", envvar="OPSAGENT_SLACK_PORT", help="HTTP mode: port for Slack's requests (POST /slack/events)."),
     host: str = typer.Option("0.0.0.0", "--host", envvar="OPSAGENT_SLACK_HOST", help="HTTP mode: address to listen on."),
-    users: Path = typer.Option(Path("policies/actors/slack-users.yaml"), "--users", envvar="OPSAGENT_SLACK_USERS",
-                               help="Slack user id → actor mapping file (YAML)."),
+    users: Optional[Path] = typer.Option(None, "--users", envvar="OPSAGENT_SLACK_USERS",
+                                         help="Slack user id → actor mapping file (YAML); default "
+                                              "POLICIES/actors/slack-users.yaml inside the --policies directory."),
     approvals_channel: Optional[str] = typer.Option(None, "--approvals-channel", envvar="OPSAGENT_SLACK_APPROVALS_CHANNEL",
                                                     help="Channel id that gets approval requests with Approve / Reject buttons."),
     token_file: Optional[Path] = typer.Option(None, "--token-file", envvar="OPSAGENT_SLACK_TOKEN_FILE",
@@ -79,11 +80,12 @@ def slack(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_redaction(secrets.values())  # again, for the handler basicConfig just added
     socket = mode == Mode.socket or (mode == Mode.auto and bool(secrets.app_token))
+    users = users if users is not None else Path(policies) / "actors" / "slack-users.yaml"
     try:
         user_map = load_user_map(users)
     except UserMapError as exc:
         fail(str(exc), hint="see docs/chat.md for the mapping file format")
-    from opsagent.chat.slack_app import SlackSettings, build_app, make_http_server
+    from opsagent.chat.slack_app import SlackSettings, SlackUnreachable, build_app, make_http_server
 
     try:
         runtime = build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks,
@@ -96,6 +98,10 @@ def slack(
     except ValueError as exc:
         runtime.close()
         fail(str(exc), hint="set the variables in the environment or pass --token-file")
+    except SlackUnreachable as exc:
+        runtime.close()
+        fail(str(exc), hint="check the network or proxy to Slack (--api-url / OPSAGENT_SLACK_API_URL) "
+                            "and that SLACK_BOT_TOKEN is a valid bot token")
     stop = threading.Event()
     feed_thread, feed_queue = _start_feed(app=app, runtime=runtime, db=db, channel=approvals_channel,
                                           poll_seconds=poll_seconds, stop=stop)
