@@ -209,3 +209,40 @@ def test_lint_warns_about_rules_that_never_match(tmp_path):
     assert "namespace 'batch' is outside the scope" in text
     assert "after-conditional" not in text  # an earlier rule with a condition shadows nothing
     assert all(":" in str(w).split(" ")[0] for w in report.warnings)
+
+
+@pytest.mark.parametrize(("cron", "column", "message"), [
+    ("0 8 * * 1-9", 19, "day-of-week: 9 is outside 0-7"),
+    ("0 25 * * 1-5", 19, "hour: 25 is outside 0-23"),
+    ("0 8 * *", 19, "must have 5 fields"),
+    ("*/0 8 * * *", 19, "minute: step '0' must be a positive number"),
+])
+def test_a_prewarm_cron_that_never_opens_is_an_error_at_its_place(tmp_path, cron, column, message):
+    write(tmp_path, "a.yaml", f"""
+        intents:
+          - name: ui
+            selector: {{namespace: render}}
+            wake:
+              prewarm:
+                - {{cron: "{cron}", duration: 10h}}
+        """)
+    (problem,) = problems_of(tmp_path)
+    assert problem.startswith(f"{tmp_path / 'a.yaml'}:6:{column}: error: intents[0].wake.prewarm[0].cron:")
+    assert message in problem
+    report = lint(tmp_path)
+    assert not report.ok and message in str(report.errors[0])
+
+
+def test_a_valid_prewarm_cron_loads_and_the_detectors_read_the_same_parser(tmp_path):
+    from opsagent.detect.cron import parse_cron as detect_parse
+    from opsagent.policy.cron import parse_cron
+
+    write(tmp_path, "a.yaml", """
+        intents:
+          - name: ui
+            selector: {namespace: render}
+            wake: {prewarm: [{cron: "0 8 * * 1-5", duration: 10h}]}
+        """)
+    policy = load_policy(tmp_path)
+    assert policy.intents[0].wake.prewarm[0].cron == "0 8 * * 1-5"
+    assert detect_parse is parse_cron

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsagent.detect.cron import CronError, window_open
 from opsagent.model import Finding, GpuDevice, Pod, Snapshot, Workload
+from opsagent.policy.cron import CronError, window_open
 from opsagent.policy.intents import Intent, intent_for
 
 SEVERITY = {
@@ -91,7 +91,8 @@ def free_gpus(snapshot: Snapshot) -> list[GpuDevice]:
 def open_prewarm(intent: Intent | None, now: datetime) -> tuple[str, datetime, datetime] | None:
     """(cron, start, end) of an open prewarm window of this intent, or None.
 
-    A cron that does not parse opens no window (policy lint reports it).
+    The policy loader rejects a cron that does not parse; should one reach here
+    anyway (an intent built in code), it opens no window.
     """
     if intent is None or intent.wake is None:
         return None

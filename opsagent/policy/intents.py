@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from opsagent.clock import parse_duration
 from opsagent.model import GpuRequirement, Workload
+from opsagent.policy.cron import CronError, parse_cron
 
 
 class Strict(BaseModel):
@@ -75,9 +76,11 @@ class PrewarmWindow(Strict):
 
     @field_validator("cron")
     @classmethod
-    def _five_fields(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError(f"cron {value!r} must have 5 fields: minute hour day-of-month month day-of-week")
+    def _parses(cls, value: str) -> str:
+        try:
+            parse_cron(value)
+        except CronError as exc:
+            raise ValueError(f"cron {value!r}: {exc}" if not str(exc).startswith("cron ") else str(exc)) from None
         return value
 
 
