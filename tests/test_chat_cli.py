@@ -85,3 +85,34 @@ def test_scripted_chat_session_json_lines(env):
     replies = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
     assert [r["command"] for r in replies] == ["show gpus", "sleep render/render-ui"]
     assert replies[1]["done"][0]["tool"] == "sleep_workload"
+
+
+@pytest.mark.parametrize("machine", ["daemon", "wake-proxy"])
+def test_ask_and_chat_refuse_the_machine_actors(env, tmp_path, machine):
+    by_flag = ask(["scale inference/embedder to 4", "--as", machine, *env])
+    by_env = ask(["scale inference/embedder to 4", *env], env={"OPSAGENT_ACTOR": machine})
+    session = runner.invoke(app, ["chat", *env], input="scale inference/embedder to 4\n",
+                            env={"OPSAGENT_CLUSTER": "sim:demo", "OPSAGENT_ACTOR": machine, "COLUMNS": "300"})
+    for out in (by_flag, by_env, session):
+        assert out.exit_code == 2, out.output
+        assert f"'{machine}' is opsagent's own machine actor" in " ".join(out.output.split())
+    assert not (tmp_path / "a.db").exists() or not [
+        r for r in AuditStore(tmp_path / "a.db").list() if r.tool == "scale_workload"]
+
+
+def test_chat_service_refuses_a_machine_actor_from_any_resolver(tmp_path):
+    from opsagent.chat.service import MACHINE_ACTOR_RULE
+    from opsagent.chat.wiring import build_runtime
+
+    write_example_policy(tmp_path / "pol")
+    rt = build_runtime(cluster="sim:demo", policies=tmp_path / "pol", db=tmp_path / "b.db")
+    try:
+        before = rt.cluster.snapshot().workload("inference/embedder").replicas
+        reply = rt.service.handle("scale inference/embedder to 4", actor="daemon", channel="cli")
+        assert reply.done == [] and reply.pending == []
+        assert [r.rule for r in reply.refused] == [MACHINE_ACTOR_RULE]
+        assert rt.cluster.snapshot().workload("inference/embedder").replicas == before
+        refusals = [r for r in rt.store.list() if r.rule_name == "chat-machine-actor"]
+        assert len(refusals) == 1 and refusals[0].actor == "daemon" and refusals[0].outcome == "denied"
+    finally:
+        rt.close()

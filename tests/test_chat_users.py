@@ -38,6 +38,8 @@ def test_none_default_gives_unmapped_users_nothing(tmp_path):
     ("users: {U1: alice}\ndefault: everyone\n", ":2: field 'default'"),
     ("users:\n  U1: alice\nadmins: [U1]\n", ":3: field 'admins'"),
     ("users:\n  U1: alice\n  U2: slack:U2\n", ":3: field 'users.U2'"),
+    ("users:\n  U1: alice\n  U9: daemon\n", ":3: field 'users.U9': 'daemon' is opsagent's own machine actor"),
+    ("users:\n  U7: wake-proxy\n", ":2: field 'users.U7': 'wake-proxy' is opsagent's own machine actor"),
     ("users: [alice\n", "not valid YAML"),
     ("- just\n- a list\n", "expected a mapping"),
 ])

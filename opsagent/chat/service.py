@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from opsagent.approvals import ApprovalError
+from opsagent.approvals import MACHINE_ACTORS, ApprovalError
 from opsagent.chat import render
 from opsagent.chat.grammar import FORMS, Command, NotUnderstood, parse
 from opsagent.chat.secrets import redact
@@ -29,6 +29,7 @@ from opsagent.model import Approval, AuditEntry, ToolCall, ToolResult
 from tools import get_tool
 
 READ_ONLY_RULE = "<builtin>:chat-read-only"
+MACHINE_ACTOR_RULE = "<builtin>:chat-machine-actor"
 MAX_DESCRIBED_PODS = 3
 
 
@@ -96,6 +97,12 @@ class ChatService:
             return self._reply(ChatReply(text="", actor=actor, channel=channel, understood=False,
                                          refused=[Refusal(tool="-", summary="this request", rule="<builtin>:chat-unmapped-user",
                                                           reason="you are not mapped to an opsagent actor")]))
+        if who.name in MACHINE_ACTORS:
+            reason = f"{who.name!r} is opsagent's own machine actor; people cannot chat as it"
+            self._audit_refusal(who.name, channel, text, tool=None, summary=reason, rule=MACHINE_ACTOR_RULE)
+            return self._reply(ChatReply(text="", actor=who.name, channel=channel, understood=False,
+                                         refused=[Refusal(tool="-", summary="this request", rule=MACHINE_ACTOR_RULE,
+                                                          reason=reason)]))
         command = parse(text)
         if isinstance(command, NotUnderstood):
             return self._not_understood(command, who, channel, text)
@@ -357,10 +364,10 @@ class ChatService:
 
     def _audit_refusal(self, actor: str, channel: str, text: str, *, tool: str | None, summary: str,
                        args: dict[str, Any] | None = None, risk: str | None = None, run_id: str | None = None,
-                       approval_id: int | None = None, kind: str = "decision") -> None:
+                       approval_id: int | None = None, kind: str = "decision", rule: str = READ_ONLY_RULE) -> None:
         if self.recorder is None:
             return
-        rule_file, _, rule_name = READ_ONLY_RULE.partition(":")
+        rule_file, _, rule_name = rule.partition(":")
         self.recorder.record(AuditEntry(
             time=self.clock.now(), kind=kind, actor=actor, channel=channel, run_id=run_id, message=redact(text)[:500],
             tool=tool, args=args, risk=risk, decision="deny", rule_file=rule_file, rule_name=rule_name,  # type: ignore[arg-type]

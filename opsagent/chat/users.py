@@ -21,6 +21,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from opsagent.approvals import MACHINE_ACTORS
 from opsagent.model import Frozen
 
 
@@ -90,4 +91,8 @@ def load_user_map(path: Path) -> UserMap:
         if not actor.strip() or actor.startswith("slack:"):
             line = _line_of(text, user_id) or 1
             raise UserMapError(f"{path}:{line}: field 'users.{user_id}': actor name must be a plain name, got {actor!r}")
+        if actor in MACHINE_ACTORS:
+            line = _line_of(text, user_id) or 1
+            raise UserMapError(f"{path}:{line}: field 'users.{user_id}': {actor!r} is opsagent's own machine actor; "
+                               "map people to their own names")
     return UserMap(users=parsed.users, default=parsed.default, path=str(path))
