@@ -3,8 +3,11 @@
 Spec: every (group, resource, verb) in opsagent.cluster.kube.rbac.PERMISSIONS
 is granted by the ClusterRole (cluster scope) or the leader-election Role
 (own namespace), and those roles grant nothing beyond the table, with no
-wildcards. The Deployment runs the daemon command the docs name, with probes,
-the SQLite volume and the policy/playbook ConfigMaps.
+wildcards. The table itself is exactly what the adapter sends: driven against
+the kmock emulator through a snapshot, every write (with and without dry run)
+and the Lease, the set of (group, resource, verb) its requests need equals the
+table, nothing more and nothing less. The Deployment runs the daemon command
+the docs name, with probes, the SQLite volume and the policy/playbook ConfigMaps.
 """
 
 from __future__ import annotations
@@ -75,3 +78,114 @@ def test_kustomization_lists_every_manifest():
     kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     files = {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == files
+
+
+# --- the table is exactly what the adapter sends --------------------------------------------------------------------
+#
+# The adapter is driven against the kmock emulator through a snapshot (with DRA served), every port write on a
+# Deployment and on a StatefulSet (each with and without server-side dry run), and the leader-election Lease (create,
+# then renew). Every request is mapped to the (group, resource[/subresource], verb) RBAC would check. Discovery
+# (/apis) and /version are non-resource URLs that every authenticated user may read, so they are left out.
+
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def rbac_attributes(method: str, path: str) -> tuple[str, str, str] | None:
+    """(group, 'resource[/sub]', verb) for one API request, as the RBAC authorizer sees it; None for non-resource URLs."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api" and len(parts) >= 3:
+        group, rest = "", parts[2:]
+    elif parts[0] == "apis" and len(parts) >= 4:
+        group, rest = parts[1], parts[3:]
+    else:
+        return None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        rest = rest[2:]
+    resource, name, sub = rest[0], rest[1] if len(rest) > 1 else "", rest[2] if len(rest) > 2 else ""
+    if method == "GET":
+        verb = "get" if name else "list"
+    elif method == "DELETE":
+        verb = "delete" if name else "deletecollection"
+    else:
+        verb = _VERBS[method]
+    return group, f"{resource}/{sub}" if sub else resource, verb
+
+
+def test_rbac_attributes_of_typical_requests():
+    assert rbac_attributes("GET", "/apis/apps/v1/deployments") == ("apps", "deployments", "list")
+    assert rbac_attributes("GET", "/apis/apps/v1/namespaces/a/deployments/b") == ("apps", "deployments", "get")
+    assert rbac_attributes("PATCH", "/apis/apps/v1/namespaces/a/statefulsets/b/scale") == ("apps", "statefulsets/scale", "patch")
+    assert rbac_attributes("PATCH", "/api/v1/nodes/n") == ("", "nodes", "patch")
+    assert rbac_attributes("PUT", "/apis/coordination.k8s.io/v1/namespaces/o/leases/l") == ("coordination.k8s.io", "leases", "update")
+    assert rbac_attributes("GET", "/apis") is None and rbac_attributes("GET", "/version/") is None
+
+
+def serve_lease_replace(emu, namespace: str, name: str) -> None:
+    """kmock answers PUT with 404; store the body instead, as the API server would."""
+    import json as _json
+
+    def replace(request):
+        body = _json.loads(request.data if isinstance(request.data, (bytes, str)) else _json.dumps(request.data))
+        emu.handler.objects["coordination.k8s.io/v1/leases", namespace, name] = body
+        return body
+
+    emu.handler[f"put /apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"] << replace
+
+
+def drive_everything(cluster, emu) -> None:
+    from opsagent.cluster.kube.lease import KubeLease
+    from opsagent.cluster.port import WorkloadSpec
+    from opsagent.model import GpuRequirement, WorkloadRef
+
+    cluster.snapshot()
+    deployment, statefulset = WorkloadRef(namespace="default", name="dice-roller"), \
+        WorkloadRef(namespace="default", name="redis", kind="StatefulSet")
+    for dry_run in (True, False):
+        for ref in (deployment, statefulset):
+            cluster.scale(ref=ref, replicas=1, dry_run=dry_run)
+            cluster.restart_rollout(ref=ref, dry_run=dry_run)
+            cluster.set_template(ref=ref, gpu_requirement=GpuRequirement(min_link_width=16), dry_run=dry_run)
+            cluster.annotate(ref=ref, annotations={"opsagent.dev/note": "x"}, dry_run=dry_run)
+        cluster.undo_rollout(ref=deployment, to_revision=1, dry_run=dry_run)
+        cluster.cordon(node="nori", dry_run=dry_run)
+        cluster.create_workload(spec=WorkloadSpec(ref=WorkloadRef(namespace="llm", name=f"qwen-{dry_run}".lower()),
+                                                  image="vllm/vllm-openai:v0.8.2", replicas=1), dry_run=dry_run)
+    cluster.delete_pod(namespace="argocd", name="my-pod", dry_run=True)
+    cluster.delete_workload(ref=statefulset, dry_run=True)
+    cluster.delete_workload(ref=deployment, dry_run=True)
+    serve_lease_replace(emu, "opsagent", "opsagent-daemon")
+    lease = KubeLease.for_cluster(cluster, namespace="opsagent", name="opsagent-daemon", identity="a")
+    assert lease.try_acquire() and lease.try_acquire()   # created, then renewed
+
+
+def statefulset() -> dict:
+    from test_kube_read import dice_roller
+
+    sts = dice_roller()
+    sts.update(kind="StatefulSet")
+    sts["metadata"].update(name="redis", uid="0f0e0d0c-0b0a-4009-8807-060504030201", annotations={})
+    sts["spec"].pop("strategy", None)
+    sts["spec"]["serviceName"] = "redis"
+    return sts
+
+
+def test_the_adapter_uses_exactly_the_permission_table():
+    from datetime import datetime, timezone
+
+    from kube_harness import Emulator
+    from test_kube_read import seed_cluster
+
+    from opsagent.clock import VirtualClock
+    from opsagent.cluster.kube import KubeCluster, api_client_for_url
+
+    with Emulator() as emu:
+        seed_cluster(emu)
+        emu.seed(statefulset())
+        cluster = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc)))
+        drive_everything(cluster, emu)
+        sent = emu.requests()
+    used = {attrs for r in sent if (attrs := rbac_attributes(r["method"], r["path"])) is not None}
+    table = {(p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.verb) for p in PERMISSIONS}
+    assert used - table == set(), "the adapter sends requests no permission grants"
+    assert table - used == set(), "the table grants permissions the adapter never uses"
+    assert {r["params"].get("dryRun") for r in sent if r["method"] in ("PATCH", "POST", "DELETE")} == {"All", None}

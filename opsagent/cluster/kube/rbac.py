@@ -40,6 +40,7 @@ PERMISSIONS: tuple[Permission, ...] = tuple(
     + _p("apps", "deployments", "patch", "scale through the scale subresource", subresource="scale")
     + _p("apps", "statefulsets", "list", "snapshot: one list call")
     + _p("apps", "statefulsets", "get patch", "restart, set template, annotate")
+    + _p("apps", "statefulsets", "delete", "approved delete_workload of a StatefulSet")
     + _p("apps", "statefulsets", "patch", "scale through the scale subresource", subresource="scale")
     + _p("apps", "replicasets", "list", "rollout history and pod revisions")
     + _p("", "pods", "list", "snapshot: one list call")
