@@ -17,7 +17,8 @@ from tools.catalogue import BEGIN, END, render
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "tools.md"
 
 AGREED = {
-    "read": {"list_workloads", "get_workload", "list_pods", "describe_pod", "gpu_inventory", "list_findings", "get_rollout_history"},
+    "read": {"list_workloads", "get_workload", "list_pods", "describe_pod", "gpu_inventory", "list_findings", "get_job",
+             "get_rollout_history"},
     "write": {"scale_workload", "wake_workload", "sleep_workload", "restart_rollout", "undo_rollout", "cordon_node", "uncordon_node", "delete_pod"},
     "architectural": {"set_resources", "set_gpu_placement", "set_replica_bounds", "create_workload", "delete_workload", "change_policy"},
 }

@@ -212,6 +212,58 @@ def get_rollout_history(ctx: ToolContext, args: GetRolloutHistoryIn) -> Outcome:
     return Outcome(message=f"{w.key}: revision {w.revision}, rollout {w.rollout.status}", data=data)
 
 
+class GetJobIn(ToolInput):
+    namespace: Namespace
+    name: Name = Field(description="GPU job name inside the namespace, e.g. 'finetune-7'.")
+
+    def target(self) -> Target:
+        return Target(namespace=self.namespace)
+
+
+def get_job(ctx: ToolContext, args: GetJobIn) -> Outcome:
+    """A GPU job and, while it is queued, what keeps it from starting."""
+    snap = ctx.observe()
+    key = f"{args.namespace}/{args.name}"
+    job = next((j for j in snap.jobs if j.key == key), None)
+    if job is None:
+        known = sorted(j.name for j in snap.jobs if j.namespace == args.namespace)
+        hint = f"; jobs in {args.namespace}: {', '.join(known[:20])}" if known else f"; namespace {args.namespace!r} has no GPU jobs"
+        raise NotFound(f"no job {key}{hint}")
+    now = snap.time
+    data = {
+        "job": key, "state": job.state, "gpus_wanted": job.gpus,
+        "submitted_at": job.submitted_at.isoformat() if job.submitted_at else None,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "node": job.node, "gpu_ids": list(job.gpu_ids),
+    }
+    if job.state != "queued":
+        where = f" on {job.node}" if job.node else ""
+        return Outcome(message=f"{key}: {job.state}{where}", data=data)
+    waited = seconds_since(job.submitted_at, now)
+    free_by_node = {n.name: sum(1 for g in n.gpus if g.holder is None)
+                    for n in snap.nodes if n.ready and not n.cordoned and n.gpus}
+    widest = max(free_by_node.values(), default=0)
+    waiting = next((f for f in ctx.findings() if f.kind == "jobs_waiting" and key in f.details.get("jobs", ())), None)
+    holders = list(waiting.details.get("idle_holders", ())) if waiting is not None else []
+    data.update(
+        waited_seconds=waited,
+        free_gpus_by_node=free_by_node,
+        most_free_on_one_node=widest,
+        fits_now=widest >= job.gpus,
+        idle_holders=holders,
+        finding=waiting.id if waiting is not None else None,
+    )
+    if widest >= job.gpus:
+        why = f"{widest} free GPU(s) on one node are enough; it should start at the next scheduling pass"
+    else:
+        why = f"wants {job.gpus} GPU(s) on one node, at most {widest} free on any node"
+        if holders:
+            why += "; idle holders: " + ", ".join(f"{h['namespace']}/{h['name']} ({h['gpus_held']} GPU(s))" for h in holders)
+    minutes = f", waited {waited / 60:.0f} min" if waited is not None else ""
+    return Outcome(message=f"{key}: queued{minutes}; {why}", data=data)
+
+
 RETURNS: dict[str, str] = {
     'list_workloads': '`workloads` (workload, replicas, ready_replicas, gpus_held, gpu_utilization, request_rate, idle_seconds, idle, image, revision, rollout), `count`.',
     'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations, rollout_reason and `pods`.',
@@ -219,6 +271,7 @@ RETURNS: dict[str, str] = {
     'describe_pod': "The pod's fields plus message, started_at and its last 20 `events` (time, type, reason, message).",
     'gpu_inventory': '`devices` (id, node, model, memory_mib, link_width, switch_group, holder, workload, held_seconds, utilization, idle_seconds), `switch_groups`, `held`, `free`.',
     'list_findings': '`findings` (id, kind, subject, severity, summary), `count`.',
+    'get_job': 'job, state, gpus_wanted, submitted_at, started_at, finished_at, node, gpu_ids; while queued also waited_seconds, free_gpus_by_node, most_free_on_one_node, fits_now, idle_holders (namespace, name, gpus_held, idle_minutes) and finding.',
     'get_rollout_history': 'revision, image, rollout, reason, message and `revisions` (revision, image, created_at, change_cause, current).',
 }
 
@@ -247,6 +300,9 @@ READ_TOOLS: tuple[Tool, ...] = (
     _tool("list_findings", ListFindingsIn, list_findings,
           "Problems the detectors see now (idle GPUs, failed rollouts, drift, ...).",
           {"kind": "idle_gpu"}),
+    _tool("get_job", GetJobIn, get_job,
+          "One queued or running GPU job: state, GPUs wanted, wait, and what blocks it (free GPUs per node, idle holders).",
+          {"namespace": "training", "name": "finetune-7"}),
     _tool("get_rollout_history", GetRolloutHistoryIn, get_rollout_history,
           "A workload's rollout revisions (image per revision) and current rollout state.",
           {"namespace": "inference", "name": "llm"}),

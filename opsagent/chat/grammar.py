@@ -25,7 +25,7 @@ FORMS: tuple[str, ...] = (
     "sleep NS/NAME",
     "restart NS/NAME",
     "rollback NS/NAME [to REV]",
-    "why is NS/NAME pending?  (or: failing?)",
+    "why is NS/NAME pending?  (or: failing?; NAME is a workload or a GPU job)",
     "show idle gpus | show free gpus | show gpus",
     "show workloads [in NS]",
     "show findings",
@@ -48,6 +48,8 @@ class Step(Frozen):
 class Command(Frozen):
     action: Action
     steps: tuple[Step, ...] = ()
+    fallback: tuple[Step, ...] = Field(default=(), description="steps for when the first step finds no such object "
+                                                                   "(`why`: the subject is a GPU job, not a workload)")
     approval_id: int | None = None
     note: str | None = Field(default=None, description="approval comment or rejection reason")
     summary: str = Field(description="the command in its canonical form, e.g. 'scale inference/llm to 2'")
@@ -172,7 +174,8 @@ def _build(key: str, m: re.Match[str]) -> Command:
             Step(tool="list_pods", args={"namespace": args["namespace"], "workload": args["name"]}),
             Step(tool="list_findings", args={"subject": ref}),
         )
-        return Command(action="why", steps=steps, summary=f"why is {ref} {state}", workload=ref)
+        return Command(action="why", steps=steps, fallback=(Step(tool="get_job", args=args),),
+                       summary=f"why is {ref} {state}", workload=ref)
     if key == "gpus":
         which = (m.group("which") or "").strip().lower()
         if which == "idle":

@@ -82,6 +82,14 @@ def result_lines(result: ToolResult) -> list[str]:
         for e in (data.get("events") or [])[-5:]:
             lines.append(f"    {e['type']} {e['reason']}: {e['message']}")
         return lines
+    if tool == "get_job":
+        lines = [result.message]
+        free = data.get("free_gpus_by_node")
+        if free:
+            lines.append("  free GPUs per node: " + ", ".join(f"{node} {n}" for node, n in sorted(free.items())))
+        for h in data.get("idle_holders") or []:
+            lines.append(f"  idle holder `{h['namespace']}/{h['name']}`: {h['gpus_held']} GPU(s), idle {h['idle_minutes']:.0f} min")
+        return lines
     if tool == "get_workload":
         extra = f", rollout {data.get('rollout')}" + (f" ({data['rollout_reason']})" if data.get("rollout_reason") else "")
         return [f"{result.message}, {data.get('gpus_per_replica', 0)} GPU(s) per replica{extra}"]

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from opsagent.approvals import MACHINE_ACTORS, ApprovalError
 from opsagent.chat import render
-from opsagent.chat.grammar import FORMS, Command, NotUnderstood, parse
+from opsagent.chat.grammar import FORMS, Command, NotUnderstood, Step, parse
 from opsagent.chat.secrets import redact
 from opsagent.chat.users import Actor
 from opsagent.clock import Clock
@@ -31,6 +31,10 @@ from tools import get_tool
 READ_ONLY_RULE = "<builtin>:chat-read-only"
 MACHINE_ACTOR_RULE = "<builtin>:chat-machine-actor"
 MAX_DESCRIBED_PODS = 3
+
+
+def _not_found(result: ToolResult) -> bool:
+    return result.status == "error" and result.data.get("error") == "NotFound"
 
 
 class DoneItem(BaseModel):
@@ -134,19 +138,21 @@ class ChatService:
         reply.run_id = run_id
         body: list[str] = []
         results: list[ToolResult] = []
+        if command.action == "why":
+            body = self._explain(command, who, channel, text, run_id, reply, results)
+            reply.data["results"] = [r.model_dump(mode="json", exclude={"decision"}) for r in results]
+            return self._reply(reply, body=body)
         for step in command.steps:
             result = self._submit(step.tool, step.args, who, channel, text, run_id, reply, command.summary)
             if result is not None:
                 results.append(result)
                 if get_tool(step.tool) is not None and get_tool(step.tool).risk == "read":  # type: ignore[union-attr]
                     body.extend(render.result_lines(result) if result.status in ("ok", "no_data") else [])
-        if command.action == "why":
-            body = self._explain(command, who, channel, text, run_id, reply, results)
         reply.data["results"] = [r.model_dump(mode="json", exclude={"decision"}) for r in results]
         return self._reply(reply, body=body)
 
     def _submit(self, tool: str, args: dict[str, Any], who: Actor, channel: str, text: str, run_id: str,
-                reply: ChatReply, summary: str) -> ToolResult | None:
+                reply: ChatReply, summary: str, *, collect: bool = True) -> ToolResult | None:
         spec = get_tool(tool)
         shown = render.call_summary(tool, args)
         if who.read_only and (spec is None or spec.risk != "read"):
@@ -158,7 +164,8 @@ class ChatService:
         call = ToolCall(tool=tool, args=args, actor=who.name, channel=channel if channel in ("cli", "slack") else "cli",
                         message=redact(text)[:500], planner="chat-grammar")
         result = self.gate.submit(call, run_id=run_id)
-        self._collect(result, reply, shown)
+        if collect:
+            self._collect(result, reply, shown)
         return result
 
     def _collect(self, result: ToolResult, reply: ChatReply, shown: str) -> None:
@@ -183,12 +190,37 @@ class ChatService:
 
     def _explain(self, command: Command, who: Actor, channel: str, text: str, run_id: str, reply: ChatReply,
                  results: list[ToolResult]) -> list[str]:
-        """`why is NS/NAME pending?`: the workload, its pods (described when not running), its findings."""
+        """`why is NS/NAME pending?`: a workload (its pods, described when not running, and its findings)
+        or, when no workload has that name, a GPU job (its state and what blocks it)."""
+        def submit(step: Step, *, collect: bool = True) -> ToolResult | None:
+            return self._submit(step.tool, step.args, who, channel, text, run_id, reply, command.summary, collect=collect)
+
+        first, *rest = command.steps
+        workload = submit(first, collect=False)
+        if workload is not None and _not_found(workload) and command.fallback:
+            job = submit(command.fallback[0], collect=False)
+            if job is not None and not _not_found(job):
+                self._collect(job, reply, render.call_summary(job.tool, command.fallback[0].args))
+                results.append(job)
+                return self._explain_job(job)
+            reply.failed.append(DoneItem(tool=first.tool, summary=command.summary, status="error",
+                                         message=f"no workload or GPU job {command.workload} ("
+                                                 + "; ".join(r.message.split(" failed: ", 1)[-1] for r in (workload, job) if r is not None)
+                                                 + ")",
+                                         audit_id=workload.audit_id))
+            return []
+        if workload is None:
+            return []
+        self._collect(workload, reply, render.call_summary(first.tool, first.args))
+        results.append(workload)
+        if not workload.ok:
+            return []
+        for step in rest:
+            result = submit(step)
+            if result is not None:
+                results.append(result)
         by_tool = {r.tool: r for r in results}
         body: list[str] = []
-        workload = by_tool.get("get_workload")
-        if workload is None or not workload.ok:
-            return [workload.message if workload else f"cannot read {command.workload}"]
         body.extend(render.result_lines(workload))
         pods = by_tool.get("list_pods")
         rows = (pods.data.get("pods") if pods is not None and pods.ok else None) or []
@@ -206,6 +238,13 @@ class ChatService:
         reason = workload.data.get("rollout_reason")
         if not troubled and not reason and not (findings and findings.data.get("findings")):
             body.append("nothing looks wrong right now: all pods are running and ready")
+        return body
+
+    @staticmethod
+    def _explain_job(job: ToolResult) -> list[str]:
+        body = render.result_lines(job)
+        if job.ok and job.data.get("state") == "queued" and not job.data.get("fits_now") and not job.data.get("idle_holders"):
+            body.append("  no workload is reported idle on GPUs now: the job starts when running work frees them")
         return body
 
     # --- approvals ---------------------------------------------------------------
