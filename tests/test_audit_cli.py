@@ -1,7 +1,8 @@
 """`opsagent audit` and `opsagent approvals` on a real database file, through typer's runner.
 
 Each command module is registered on a fresh app, so these tests need nothing
-from other command modules.
+from other command modules. Approvers come from a small policy directory written
+per test (group membership is read from it; without it the commands stop early).
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ from opsagent.clock import VirtualClock
 from opsagent.model import AuditEntry, Decision, RuleRef, ToolCall
 
 NOW = datetime.now(timezone.utc)
+POLICY = """\
+scope: {namespaces: ["*"]}
+groups: {sre: [carol]}
+rules:
+  - name: read-anything
+    tools: ["*"]
+    risk: read
+    effect: allow
+"""
 
 
 def make_app() -> typer.Typer:
@@ -41,13 +51,16 @@ def db(tmp_path, monkeypatch):
     path = tmp_path / "ops.db"
     monkeypatch.setenv("OPSAGENT_DB", str(path))
     monkeypatch.delenv("OPSAGENT_OUTPUT", raising=False)
-    monkeypatch.setenv("OPSAGENT_POLICIES", str(tmp_path / "no-policies"))
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "p.yaml").write_text(POLICY, encoding="utf-8")
+    monkeypatch.setenv("OPSAGENT_POLICIES", str(policies))
     store = AuditStore(path)
     for i, (tool, ns, outcome) in enumerate([("scale_workload", "ml", "ok"), ("wake_workload", "web", "ok"),
                                               ("delete_pod", "ml", "denied"), ("scale_workload", "ml", "error")]):
         store.record(AuditEntry(time=NOW - timedelta(hours=3 - i), kind="result", actor="daemon", tool=tool,
                                 args={"namespace": ns, "name": "llm"}, outcome=outcome, run_id=f"run-{i}",
-                                summary=f"{tool} in {ns} gave {outcome}", data={"gpu_hours_freed": 2.5} if i == 0 else None))
+                                summary=f"{tool} in {ns} gave {outcome}", data={"gpus_freed": 2} if i == 0 else None))
     store.close()
     return path
 
@@ -91,7 +104,8 @@ def test_show_search_stats_export(db, tmp_path):
     assert [x["id"] for x in json.loads(r.stdout)] == [2]
     r = run("audit", "stats", "-o", "json")
     stats = json.loads(r.stdout)
-    assert stats["gpu_hours_freed"] == 2.5 and stats["rows"] == 4
+    # row 1 freed 2 GPUs of ml/llm three hours ago and nothing woke it since (a real-clock database)
+    assert stats["gpu_hours_freed"] == pytest.approx(6.0, abs=0.05) and stats["rows"] == 4
     assert run("audit", "stats").exit_code == 0
     out = tmp_path / "audit.csv"
     r = run("audit", "export", "--format", "csv", "--out", str(out))
@@ -137,8 +151,8 @@ def test_approvals_list_show_approve(pending, monkeypatch):
     r = run("approvals", "approve", str(pending.id), "--as", "mallory")
     assert r.exit_code == 1 and "not an approver" in r.output
     monkeypatch.setenv("OPSAGENT_ACTOR", "alice")
-    r = run("approvals", "approve", str(pending.id), "--comment", "ok", "--no-execute")
-    assert r.exit_code == 0 and "approved" in r.stdout
+    r = run("approvals", "approve", str(pending.id), "--comment", "ok")
+    assert r.exit_code == 0 and "recorded only" in r.stdout and "--cluster" in r.stdout
     r = run("approvals", "list", "--state", "approved", "-o", "json")
     assert json.loads(r.stdout)[0]["decided_by"] == "alice"
     r = run("audit", "list", "--kind", "approval", "-o", "json")
@@ -152,3 +166,104 @@ def test_approvals_reject_needs_a_reason_and_an_approver(pending):
     r = run("approvals", "reject", str(pending.id), "--reason", "use fewer GPUs", "--as", "alice")
     assert r.exit_code == 0
     assert json.loads(run("approvals", "show", str(pending.id), "-o", "json").stdout)["state"] == "rejected"
+
+
+def test_approve_help_says_what_cluster_does(db):
+    r = run("approvals", "approve", "--help")
+    text = " ".join(r.stdout.replace("│", " ").split())
+    assert r.exit_code == 0 and "Without it only the decision is recorded" in text
+
+
+def test_approve_without_a_cluster_records_the_decision_and_runs_nothing(pending, db, monkeypatch):
+    monkeypatch.delenv("OPSAGENT_CLUSTER", raising=False)
+    r = run("approvals", "approve", str(pending.id), "--as", "alice")
+    assert r.exit_code == 0, r.output
+    with AuditStore(db) as store:
+        assert ApprovalQueue(store, clock=None).get(pending.id).state == "approved"
+        assert store.list(kind="result", tool="set_resources") == []   # nothing executed
+
+
+@pytest.mark.parametrize(("option", "value"), [("--outcome", "bogus"), ("--decision", "maybe"), ("--kind", "row")])
+def test_audit_list_refuses_unknown_filter_values(db, option, value):
+    r = run("audit", "list", option, value)
+    assert r.exit_code == 2 and option in r.output and value in r.output
+
+
+def test_audit_list_accepts_every_valid_filter_value(db):
+    r = run("audit", "list", "--outcome", "denied", "--decision", "allow", "--kind", "result", "-o", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == []
+    r = run("audit", "list", "--outcome", "denied", "-o", "json")
+    assert [x["id"] for x in json.loads(r.stdout)] == [3]
+
+
+def test_approvals_list_refuses_an_unknown_state(pending):
+    r = run("approvals", "list", "--state", "bogus")
+    assert r.exit_code == 2 and "--state" in r.output and "pending" in r.output
+
+
+@pytest.mark.parametrize("machine", ["daemon", "wake-proxy"])
+@pytest.mark.parametrize("action", [("approve",), ("reject", "--reason", "no")])
+def test_machine_actors_cannot_decide_from_the_cli(pending, db, machine, action):
+    before = AuditStore(db).count()
+    r = run("approvals", action[0], str(pending.id), *action[1:], "--as", machine)
+    assert r.exit_code == 2 and "machine actor" in r.output and "a person" in r.output
+    with AuditStore(db) as store:
+        assert store.count() == before   # refused before the queue: nothing decided, nothing audited
+    assert json.loads(run("approvals", "show", str(pending.id), "-o", "json").stdout)["state"] == "pending"
+
+
+@pytest.mark.parametrize("action", [("approve",), ("reject", "--reason", "no")])
+def test_a_missing_policy_directory_stops_before_anything_is_audited(pending, db, tmp_path, action):
+    before = AuditStore(db).count()
+    r = run("approvals", action[0], str(pending.id), *action[1:], "--as", "carol",
+            "--policies", str(tmp_path / "nowhere"))
+    assert r.exit_code == 2 and "policy directory not found" in r.output
+    assert "--policies" in r.output and "OPSAGENT_POLICIES" in r.output
+    assert "not an approver" not in r.output
+    with AuditStore(db) as store:
+        assert store.count() == before
+
+
+def test_group_membership_comes_from_the_policy(db):
+    q = ApprovalQueue(db, clock=VirtualClock(NOW))
+    call = ToolCall(tool="set_resources", args={"namespace": "ml", "name": "llm", "gpus_per_replica": 4}, actor="daemon")
+    a = q.request(call=call, decision=Decision(effect="require_approval", rule=RuleRef(file="p.yaml", name="arch"),
+                                               reason="architecture", approvers=("group:sre",)))
+    q.close()
+    r = run("approvals", "approve", str(a.id), "--as", "carol")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_virtual_clock_database_is_judged_in_its_own_time(db, tmp_path, monkeypatch):
+    """A request made on the simulator expires in simulated time, whatever the wall clock says."""
+    db = tmp_path / "sim.db"
+    monkeypatch.setenv("OPSAGENT_DB", str(db))
+    sim_start = datetime(2026, 1, 5, tzinfo=timezone.utc)   # long before (or after) the wall clock: it must not matter
+    clock = VirtualClock(sim_start)
+    q = ApprovalQueue(db, clock=clock)
+    call = ToolCall(tool="set_resources", args={"namespace": "ml", "name": "llm", "gpus_per_replica": 2}, actor="daemon")
+    decision = Decision(effect="require_approval", rule=RuleRef(file="p.yaml", name="arch"), reason="architecture",
+                        approvers=("alice",), expires_after_seconds=600)
+    early = q.request(call=call, decision=decision)
+    clock.advance(timedelta(minutes=5))
+    late = q.request(call=call.model_copy(update={"args": {**call.args, "gpus_per_replica": 3}}), decision=decision)
+    q.close()
+    assert AuditStore(db).clock_kind() == "virtual"
+    # the database's now is 00:05 simulated: both requests are still open, whatever the wall clock says
+    shown = {x["id"]: x["state"] for x in json.loads(run("approvals", "list", "-o", "json").stdout)}
+    assert shown == {early.id: "pending", late.id: "pending"}
+    # the simulator runs on to 00:12 and records something: the first request (due 00:10) is now past its expiry
+    with AuditStore(db) as store:
+        store.record(AuditEntry(time=sim_start + timedelta(minutes=12), kind="run", actor="daemon", outcome="info"))
+    assert json.loads(run("audit", "stats", "-o", "json").stdout)["approvals_waiting"] == 1   # before any sweep
+    assert json.loads(run("approvals", "show", str(early.id), "-o", "json").stdout)["state"] == "expired"
+    assert json.loads(run("approvals", "show", str(early.id), "-o", "json").stdout)["state"] == "expired"
+    r = run("approvals", "approve", str(late.id), "--as", "alice")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(run("audit", "list", "--kind", "approval", "-o", "json").stdout)
+    assert [x["outcome"] for x in rows if x["approval_id"] == early.id] == ["expired", "pending"]   # audited once
+    decided = next(x for x in rows if x["approval_id"] == late.id and x["outcome"] == "approved")
+    assert decided["time"].startswith("2026-01-05T00:12")   # stamped in the database's time
+    # durations count back from the database's now too
+    since = json.loads(run("audit", "list", "--since", "3m", "-o", "json").stdout)
+    assert {x["time"][:16] for x in since} == {"2026-01-05T00:12"}

@@ -24,7 +24,7 @@ def entry(i: int = 0, **overrides) -> AuditEntry:
         time=T0 + timedelta(minutes=i), kind="result", actor="daemon", channel="daemon", tool="scale_workload",
         args={"namespace": "ml", "name": f"llm-{i % 3}", "replicas": 0}, risk="write", decision="allow",
         rule_file="policies/default.yaml", rule_name="free-idle-gpus", outcome="ok",
-        summary=f"scaled ml/llm-{i % 3} to 0", duration_ms=12, data={"gpus_freed": 2, "gpu_hours_freed": 1.5},
+        summary=f"scaled ml/llm-{i % 3} to 0", duration_ms=12, data={"gpus_freed": 2},
     )
     values.update(overrides)
     return AuditEntry(**values)
@@ -180,10 +180,11 @@ def test_stats_sum_actions_denials_gpu_hours_and_tokens(store):
     store.record(entry(6, kind="approval", outcome="pending", approval_id=1))
     store.record(entry(7, kind="approval", outcome="pending", approval_id=2))
     store.record(entry(8, kind="approval", outcome="approved", approval_id=1))
-    s = store.stats()
+    s = store.stats(now=T0 + timedelta(hours=1))
     assert {(a.tool, a.outcome): a.count for a in s.actions} == {("scale_workload", "ok"): 2, ("scale_workload", "error"): 1}
     assert [(d.rule_name, d.count) for d in s.denials] == [("no-prod-deletes", 1)]
-    assert s.gpus_freed == 4 and s.gpu_hours_freed == 3.0
+    # llm-0 freed 2 GPUs at T0 and llm-1 2 GPUs at T0+1m; nothing woke them before now (T0+1h)
+    assert s.gpus_freed == 4 and s.gpu_hours_freed == pytest.approx(2 * 1 + 2 * 59 / 60, abs=1e-3)
     assert (s.llm_calls, s.prompt_tokens, s.completion_tokens) == (2, 150, 25)
     assert s.approvals_waiting == 1
     assert store.stats(since=T0 + timedelta(minutes=4)).actions == []

@@ -9,6 +9,11 @@ approved. Refusals raise an `ApprovalError` subclass and are audited too.
 
 It implements the gate's `ApprovalSink` (`request`). It never runs a tool: the
 caller passes the gate's `run_approved` to `execute`, which runs it at most once.
+
+Time: a queue opened with a runtime's clock notes that clock's kind (virtual or
+real) in the database; a queue opened without one (the CLI, after the runtime
+stopped) judges expiry and stamps decisions on the database's own clock, so a
+request made on the simulator expires in simulated time (`opsagent.audit.clocks`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from opsagent.approvals.errors import (
     AlreadyDecided,
@@ -31,11 +36,13 @@ from opsagent.approvals.errors import (
     SelfApproval,
 )
 from opsagent.audit import AuditStore
+from opsagent.audit.clocks import clock_kind_of, database_clock
 from opsagent.audit.records import iso
 from opsagent.clock import Clock
-from opsagent.model import Approval, AuditEntry, Decision, RuleRef, ToolCall, ToolResult
+from opsagent.model import Approval, ApprovalState, AuditEntry, Decision, RuleRef, ToolCall, ToolResult
 
 TABLE = "approvals"
+APPROVAL_STATES: tuple[str, ...] = get_args(ApprovalState)
 MACHINE_ACTORS = frozenset({"daemon", "wake-proxy"})
 IsMember = Callable[[str, str], bool]
 
@@ -65,12 +72,19 @@ def _to_approval(row: sqlite3.Row) -> Approval:
 
 
 class ApprovalQueue:
-    """Approval requests in the audit database. Pass an `AuditStore` or a path to one."""
+    """Approval requests in the audit database. Pass an `AuditStore` or a path to one.
 
-    def __init__(self, store: AuditStore | str | Path, *, clock: Clock, is_member: IsMember | None = None,
+    `clock` is the runtime's clock; None means the database's own (`database_clock`).
+    """
+
+    def __init__(self, store: AuditStore | str | Path, *, clock: Clock | None, is_member: IsMember | None = None,
                  default_ttl_seconds: int = 3600) -> None:
         self._owns_store = not isinstance(store, AuditStore)
         self.store = store if isinstance(store, AuditStore) else AuditStore(store)
+        if clock is None:
+            clock = database_clock(self.store)
+        elif (kind := clock_kind_of(clock)) is not None:
+            self.store.note_clock(kind)
         self.clock = clock
         self.is_member = is_member
         self.default_ttl_seconds = default_ttl_seconds
@@ -97,8 +111,10 @@ class ApprovalQueue:
         row = self.store.db.conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
         return _to_approval(row) if row is not None else None
 
-    def list(self, state: str | None = None) -> list[Approval]:
+    def list(self, state: ApprovalState | None = None) -> list[Approval]:
         """Requests in id order; `state='approved'` finds approved calls still to execute."""
+        if state is not None and state not in APPROVAL_STATES:
+            raise ValueError(f"unknown approval state {state!r}: use one of {', '.join(APPROVAL_STATES)}")
         if state is None:
             rows = self.store.db.conn.execute(f"SELECT * FROM [{TABLE}] ORDER BY id")
         else:

@@ -16,8 +16,10 @@ from typing import IO, Any
 
 from pydantic import BaseModel, Field
 
+from opsagent.audit.freed import RETURN_TOOLS, gpu_hours_freed
 from opsagent.audit.records import AuditRecord, iso
 from opsagent.audit.schema import AUDIT_TABLE, CONTENT_COLUMNS, FTS_COLUMNS, FTS_STATE_TABLE, FTS_TABLE
+from opsagent.model import Effect, EntryKind, Outcome
 
 _ALL_COLUMNS = ("id", *CONTENT_COLUMNS, "prev_hash", "hash")
 
@@ -31,9 +33,9 @@ class AuditFilter(BaseModel):
     tool: str | None = None
     namespace: str | None = None
     workload: str | None = None
-    outcome: str | None = None
-    decision: str | None = None
-    kind: str | None = None
+    outcome: Outcome | None = None
+    decision: Effect | None = None
+    kind: EntryKind | None = None
     run_id: str | None = None
     limit: int | None = Field(default=50, ge=1)
 
@@ -160,20 +162,31 @@ class AuditStats(BaseModel):
     rows: int
     actions: list[ToolCount] = Field(description="result rows per tool and outcome")
     denials: list[RuleCount] = Field(description="deny decisions per rule")
-    approvals_waiting: int = Field(description="approvals requested and not yet decided or expired")
-    gpu_hours_freed: float
-    gpus_freed: float
+    approvals_waiting: int = Field(description="approvals requested, not decided, and not past their expiry")
+    gpu_hours_freed: float = Field(description="GPUs freed × hours until the workload came back (or now), "
+                                               "within the range; see `opsagent.audit.freed`")
+    gpus_freed: float = Field(description="GPUs freed by successful, non-dry-run results in the range")
     llm_calls: int
     prompt_tokens: int
     completion_tokens: int
 
 
-def stats(conn: sqlite3.Connection, *, since: datetime | None = None) -> AuditStats:
+def _freeing_and_returns(conn: sqlite3.Connection, end: datetime) -> list[AuditRecord]:
+    """Successful, applied results that freed GPUs or may have taken them again, oldest first, up to `end`."""
+    tools = ", ".join("?" for _ in RETURN_TOOLS)
+    return _records(conn.execute(
+        f"SELECT * FROM [{AUDIT_TABLE}] WHERE kind = 'result' AND outcome = 'ok' AND dry_run = 0 AND time <= ? "
+        f"AND (json_extract(data, '$.gpus_freed') > 0 OR tool IN ({tools})) ORDER BY time, id",
+        [iso(end), *RETURN_TOOLS]))
+
+
+def stats(conn: sqlite3.Connection, *, since: datetime | None = None, now: datetime) -> AuditStats:
+    """Totals over rows from `since` (all when None); `now` ends GPU-hours still running and expires approvals."""
     cond, params = ("time >= ?", [iso(since)]) if since is not None else ("1 = 1", [])
     t = f"[{AUDIT_TABLE}]"
 
-    def one(sql: str) -> Any:
-        return conn.execute(sql, params).fetchone()[0]
+    def one(sql: str, extra: list[Any] | None = None) -> Any:
+        return conn.execute(sql, [*params, *(extra or [])]).fetchone()[0]
 
     actions = [ToolCount(tool=r[0], outcome=r[1], count=r[2]) for r in conn.execute(
         f"SELECT tool, outcome, count(*) FROM {t} WHERE kind = 'result' AND {cond} "
@@ -181,19 +194,22 @@ def stats(conn: sqlite3.Connection, *, since: datetime | None = None) -> AuditSt
     denials = [RuleCount(rule_file=r[0], rule_name=r[1], count=r[2]) for r in conn.execute(
         f"SELECT rule_file, rule_name, count(*) FROM {t} WHERE kind = 'decision' AND decision = 'deny' AND {cond} "
         f"GROUP BY rule_file, rule_name ORDER BY count(*) DESC, rule_name", params)]
+    # A request is waiting while nothing decided it and its expiry (noted on the request row) is still ahead.
     waiting = one(
         f"SELECT count(DISTINCT approval_id) FROM {t} WHERE kind = 'approval' AND outcome = 'pending' AND {cond} "
+        f"AND coalesce(json_extract(data, '$.expires_at') > ?, 1) "
         f"AND approval_id NOT IN (SELECT approval_id FROM {t} WHERE kind = 'approval' "
-        f"AND approval_id IS NOT NULL AND outcome IN ('approved', 'rejected', 'expired'))")
+        f"AND approval_id IS NOT NULL AND outcome IN ('approved', 'rejected', 'expired'))", [iso(now)])
     return AuditStats(
         rows=one(f"SELECT count(*) FROM {t} WHERE {cond}"),
         actions=actions,
         denials=denials,
         approvals_waiting=waiting,
-        gpu_hours_freed=one(f"SELECT coalesce(sum(json_extract(data, '$.gpu_hours_freed')), 0) FROM {t} "
-                            f"WHERE kind = 'result' AND outcome = 'ok' AND data IS NOT NULL AND {cond}"),
+        gpu_hours_freed=gpu_hours_freed(_freeing_and_returns(conn, now), since=since, end=now),
         gpus_freed=one(f"SELECT coalesce(sum(json_extract(data, '$.gpus_freed')), 0) FROM {t} "
-                       f"WHERE kind = 'result' AND outcome = 'ok' AND data IS NOT NULL AND {cond}"),
+                       f"WHERE kind = 'result' AND outcome = 'ok' AND dry_run = 0 AND data IS NOT NULL "
+                       f"AND coalesce(json_extract(data, '$.dry_run'), 0) = 0 "
+                       f"AND json_extract(data, '$.gpus_freed') > 0 AND {cond}"),
         llm_calls=one(f"SELECT count(*) FROM {t} WHERE kind = 'run' AND model IS NOT NULL "
                       f"AND (prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL) AND {cond}"),
         prompt_tokens=one(f"SELECT coalesce(sum(prompt_tokens), 0) FROM {t} WHERE kind = 'run' AND {cond}"),

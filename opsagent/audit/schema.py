@@ -14,7 +14,8 @@ import sqlite_utils
 AUDIT_TABLE = "audit"
 FTS_TABLE = "audit_fts"
 FTS_STATE_TABLE = "audit_fts_state"
-SCHEMA_VERSION = 1
+META_TABLE = "audit_meta"   # key/value facts about the database itself (e.g. which clock it runs on); not chained
+SCHEMA_VERSION = 2
 
 # The content of one audit row, in hashing and insert order. `id`, `prev_hash` and
 # `hash` are added by the store; everything here is covered by the hash chain.
@@ -96,4 +97,6 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     if not db[FTS_STATE_TABLE].exists():
         db.create_table(FTS_STATE_TABLE, {"id": int, "last_indexed_id": int}, pk="id", if_not_exists=True)
     db.execute(f"INSERT OR IGNORE INTO [{FTS_STATE_TABLE}] (id, last_indexed_id) VALUES (1, 0)")
+    if not db[META_TABLE].exists():
+        db.create_table(META_TABLE, {"key": str, "value": str}, pk="key", if_not_exists=True)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -22,8 +22,9 @@ import sqlite_utils
 
 from opsagent.audit import query
 from opsagent.audit.chain import GENESIS, ChainReport, row_hash, verify_rows
+from opsagent.audit.clocks import CLOCK_KINDS, ClockKind, database_clock
 from opsagent.audit.records import AuditRecord, entry_to_row, iso
-from opsagent.audit.schema import AUDIT_TABLE, CONTENT_COLUMNS, SCHEMA_VERSION, ensure_schema
+from opsagent.audit.schema import AUDIT_TABLE, CONTENT_COLUMNS, META_TABLE, SCHEMA_VERSION, ensure_schema
 from opsagent.model import AuditEntry
 
 
@@ -142,6 +143,29 @@ class AuditStore:
         with self._lock:
             return int(self.db.conn.execute(sql, params).fetchone()[0])
 
+    # --- the database's clock ----------------------------------------------------
+
+    def clock_kind(self) -> ClockKind | None:
+        """Which clock the database's records were made on, as last noted; None if never noted."""
+        with self._lock:
+            row = self.db.conn.execute(f"SELECT value FROM [{META_TABLE}] WHERE key = 'clock'").fetchone()
+        return row[0] if row is not None and row[0] in CLOCK_KINDS else None
+
+    def note_clock(self, kind: ClockKind) -> None:
+        """Record which clock a live runtime writing here runs on (the last one noted wins)."""
+        if kind not in CLOCK_KINDS:
+            raise ValueError(f"unknown clock kind {kind!r}: use one of {', '.join(CLOCK_KINDS)}")
+        if self.clock_kind() == kind:
+            return
+        with self.transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO [{META_TABLE}] (key, value) VALUES ('clock', ?)", (kind,))
+
+    def latest_time(self) -> datetime | None:
+        """The newest time recorded in the audit log (None when it is empty)."""
+        with self._lock:
+            value = self.db.conn.execute(f"SELECT max(time) FROM [{AUDIT_TABLE}]").fetchone()[0]
+        return datetime.fromisoformat(value) if value is not None else None
+
     # --- idempotency -----------------------------------------------------------
 
     def has_key(self, key: str) -> bool:
@@ -181,9 +205,11 @@ class AuditStore:
         with self._lock:
             return query.search(self.db.conn, text, limit=limit)
 
-    def stats(self, *, since: datetime | None = None) -> query.AuditStats:
+    def stats(self, *, since: datetime | None = None, now: datetime | None = None) -> query.AuditStats:
+        """Totals from `since` up to `now` (default: now on the database's own clock, see `clocks`)."""
+        now = now or database_clock(self).now()
         with self._lock:
-            return query.stats(self.db.conn, since=since)
+            return query.stats(self.db.conn, since=since, now=now)
 
     def export(self, out: IO[str], *, fmt: str = "jsonl", filters: query.AuditFilter | None = None) -> int:
         """Write rows oldest first as jsonl or csv; returns how many were written."""

@@ -1,9 +1,11 @@
 """`opsagent approvals`: list, show, approve and reject approval requests.
 
 Thin: each command opens the `ApprovalQueue` on the audit database, calls one
-method and prints. Who acts comes from --as, OPSAGENT_ACTOR, or the OS user.
-`approve` also runs the approved call through the gate when a runtime (policy +
-cluster) can be opened here; otherwise the daemon or agent waiting on it runs it.
+method and prints. Who acts comes from --as, OPSAGENT_ACTOR, or the OS user,
+and must be a person (never `daemon` or `wake-proxy`). Time is the database's
+own clock, so requests made on the simulator expire in simulated time.
+`approve` records the decision; only with --cluster (or OPSAGENT_CLUSTER) does
+it also run the approved call here, once, through the gate on that cluster.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from opsagent.approvals import ApprovalError, ApprovalQueue
-from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, console, fail, print_json
-from opsagent.clock import RealClock
-from opsagent.model import Approval
+from opsagent.approvals import MACHINE_ACTORS, ApprovalError, ApprovalQueue
+from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
+from opsagent.model import Approval, ApprovalState
 
 approvals_app = typer.Typer(help="Decide on calls the policy sent to people.\n\nExample: opsagent approvals list",
                             no_args_is_help=True)
-ActorOpt = typer.Option(None, "--as", envvar="OPSAGENT_ACTOR", help="Who decides; default: the OS user.")
+ActorOpt = typer.Option(None, "--as", envvar="OPSAGENT_ACTOR", help="Who decides (a person); default: the OS user.")
+StateChoice = choices("StateChoice", ApprovalState)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,17 +33,23 @@ def register(app: typer.Typer) -> None:
 
 
 def actor_name(value: str | None) -> str:
-    return value or getpass.getuser()
+    """The person deciding. Machine actors never approve or reject from here."""
+    name = value or getpass.getuser()
+    if name in MACHINE_ACTORS:
+        fail(f"--as {name}: {name} is a machine actor; a person approves or rejects",
+             hint="pass your own name with --as (or OPSAGENT_ACTOR)")
+    return name
 
 
 def _is_member(policies: Path) -> Any:
-    """The policy's `actor_matches` (group:NAME membership), if the policy loads; else exact names."""
-    try:
-        from opsagent.policy import PolicyError, load_policy
-    except ImportError:
-        return None
-    if not policies.exists():
-        return None
+    """The policy's `actor_matches` (group:NAME membership). Without the policy nobody's
+    membership is known, so stop here, before anything is decided or audited."""
+    from opsagent.policy import PolicyError, load_policy
+
+    if not policies.is_dir() and not policies.is_file():
+        fail(f"policy directory not found: {policies}",
+             hint="point --policies (or OPSAGENT_POLICIES) at the policy directory the daemon uses; "
+                  "approvers and group:NAME membership come from it")
     try:
         return load_policy(policies).actor_matches
     except PolicyError as exc:
@@ -48,24 +57,26 @@ def _is_member(policies: Path) -> Any:
 
 
 def open_queue(db: Path, *, is_member: Any = None) -> ApprovalQueue:
+    """The queue on the database's own clock (see opsagent.audit.clocks)."""
     if not db.exists():
         fail(f"no database at {db}", hint="point --db (or OPSAGENT_DB) at the file the daemon writes")
-    return ApprovalQueue(db, clock=RealClock(), is_member=is_member)
+    return ApprovalQueue(db, clock=None, is_member=is_member)
 
 
 def _table(approvals: list[Approval], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for col in ("id", "state", "tool", "arguments", "requested by", "approvers", "expires", "decided by"):
         table.add_column(col, overflow="fold")
     for a in approvals:
         args = ", ".join(f"{k}={v}" for k, v in sorted(a.call.args.items()))
-        table.add_row(str(a.id), a.state, a.call.tool, args, a.requested_by, ", ".join(a.approvers),
-                      a.expires_at.strftime("%Y-%m-%d %H:%M"), a.decided_by or "")
+        cells = (str(a.id), a.state, a.call.tool, args, a.requested_by, ", ".join(a.approvers),
+                 a.expires_at.strftime("%Y-%m-%d %H:%M"), a.decided_by or "")
+        table.add_row(*(escape(c) for c in cells))
     return table
 
 
 @approvals_app.command("list")
-def list_cmd(state: str = typer.Option(None, "--state", help="pending, approved, rejected, expired, executed, failed."),
+def list_cmd(state: StateChoice = typer.Option(None, "--state", help="Only requests in this state."),  # type: ignore[valid-type]
              output: Output = OutputOpt, db: Path = DbOpt) -> None:
     """List approval requests (requests past their expiry are marked expired first).
 
@@ -74,7 +85,7 @@ def list_cmd(state: str = typer.Option(None, "--state", help="pending, approved,
     queue = open_queue(db)
     try:
         queue.expire_due()
-        items = queue.list(state=state)
+        items = queue.list(state=state.value if state is not None else None)
     finally:
         queue.close()
     if output is Output.json:
@@ -85,12 +96,14 @@ def list_cmd(state: str = typer.Option(None, "--state", help="pending, approved,
 
 @approvals_app.command("show")
 def show_cmd(approval_id: int = typer.Argument(..., help="Approval id."), output: Output = OutputOpt, db: Path = DbOpt) -> None:
-    """Show one approval request: the exact call, its arguments hash, the rule and the reason.
+    """Show one approval request: the exact call, its arguments hash, the rule and the reason
+    (a request past its expiry is marked expired first).
 
     Example: opsagent approvals show 3 -o json
     """
     queue = open_queue(db)
     try:
+        queue.expire_due()
         approval = queue.get(approval_id)
         summary = queue.result_summary(approval_id)
     finally:
@@ -104,19 +117,22 @@ def show_cmd(approval_id: int = typer.Argument(..., help="Approval id."), output
     console.print(f"rule: {approval.rule.file}:{approval.rule.name}\nreason: {approval.reason}\n"
                   f"args hash: {approval.args_hash}\nfinding: {approval.call.finding_id or '-'}"
                   + (f"\ncomment: {approval.comment}" if approval.comment else "")
-                  + (f"\nresult: {summary}" if summary else ""), highlight=False)
+                  + (f"\nresult: {summary}" if summary else ""), highlight=False, markup=False)
 
 
 def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str, policies: Path, db: Path) -> str:
-    """Run the approved call through the gate, once; a waiting agent run then sees it done."""
+    """Run the approved call through the gate on `cluster`, once; a waiting agent run then sees it done."""
     from opsagent.runtime import RuntimeError_, open_runtime
 
     try:
         runtime = open_runtime(cluster=cluster, policies=policies, db=db)
     except RuntimeError_ as exc:
         return f"approved, but not run here ({exc}); the daemon or agent run waiting on it will execute it"
-    result = queue.execute(approval.id, run=lambda a: runtime.gate.run_approved(a, approver=by), actor=by)
-    return f"executed: {result.status}: {result.message}"
+    try:
+        result = queue.execute(approval.id, run=lambda a: runtime.gate.run_approved(a, approver=by), actor=by)
+    finally:
+        runtime.audit.close()
+    return f"executed on {cluster}: {result.status}: {result.message}"
 
 
 @approvals_app.command("approve")
@@ -124,12 +140,16 @@ def approve_cmd(
     approval_id: int = typer.Argument(..., help="Approval id."),
     comment: str = typer.Option(None, "--comment", help="Why, for the audit log."),
     actor: str = ActorOpt,
-    execute: bool = typer.Option(True, "--execute/--no-execute", help="Run the call now through the gate, or leave it to the daemon."),
-    cluster: str = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER", help="kube, kube:CONTEXT, or sim:SCENARIO."),
+    cluster: str = typer.Option(None, "--cluster", envvar="OPSAGENT_CLUSTER",
+                                help="Also run the approved call now, once, through the gate on this cluster "
+                                     "(kube, kube:CONTEXT or sim:SCENARIO). Without it only the decision is "
+                                     "recorded, and the daemon or the agent run waiting on it executes the call "
+                                     "when it resumes."),
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
 ) -> None:
-    """Approve exactly the call that was requested, then run it once through the gate.
+    """Approve exactly the call that was requested. It runs once: here with --cluster, else when the
+    daemon or the waiting agent run resumes.
 
     Example: opsagent approvals approve 3 --comment "capacity checked" --as alice
     """
@@ -137,13 +157,14 @@ def approve_cmd(
     queue = open_queue(db, is_member=_is_member(policies))
     try:
         approval = queue.approve(approval_id, by=by, comment=comment)
-        message = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db) if execute else \
-            "approved; the daemon or agent run waiting on it will execute it"
+        message = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db) if cluster else \
+            "approved; recorded only: the daemon or the agent run waiting on it executes it when it resumes " \
+            "(or run it now with --cluster)"
     except ApprovalError as exc:
         fail(exc.message, hint="see: opsagent approvals show " + str(approval_id), code=1)
     finally:
         queue.close()
-    console.print(f"approval {approval_id} {message}", highlight=False)
+    console.print(f"approval {approval_id} {message}", highlight=False, markup=False)
 
 
 @approvals_app.command("reject")
@@ -168,4 +189,4 @@ def reject_cmd(
         fail(f"--reason: {exc}")
     finally:
         queue.close()
-    console.print(f"approval {approval_id} rejected by {by}", highlight=False)
+    console.print(f"approval {approval_id} rejected by {by}", highlight=False, markup=False)

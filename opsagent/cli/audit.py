@@ -2,6 +2,8 @@
 
 Thin: each command opens the `AuditStore`, calls one method and prints. It never
 appends to or changes the log (search only refreshes the full-text index).
+Durations (`--since 2h`) count back from now on the database's own clock, so a
+simulator run's log is read in simulated time.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore
-from opsagent.cli.common import DbOpt, console, fail, print_json
-from opsagent.clock import RealClock, parse_duration
+from opsagent.audit.clocks import database_clock
+from opsagent.cli.common import DbOpt, choices, console, fail, print_json
+from opsagent.clock import parse_duration
+from opsagent.model import Effect, EntryKind, Outcome
 
 
 class AuditOutput(str, Enum):
@@ -33,6 +38,9 @@ class AuditOutput(str, Enum):
 
 OutOpt = typer.Option(AuditOutput.table, "--output", "-o", envvar="OPSAGENT_OUTPUT",
                       help="table for people; json, jsonl or csv for scripts.")
+OutcomeChoice = choices("OutcomeChoice", Outcome)
+DecisionChoice = choices("DecisionChoice", Effect)
+KindChoice = choices("KindChoice", EntryKind)
 _DURATION = re.compile(r"^\s*[\d.]+\s*[smhd]?([\d.]+[smhd])*\s*$", re.IGNORECASE)
 
 audit_app = typer.Typer(help="Read, search, export and verify the audit log.\n\nExample: opsagent audit list --since 2h",
@@ -43,17 +51,21 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-def parse_when(text: str | None, *, option: str, now: datetime | None = None) -> datetime | None:
-    """An ISO time, or a duration meaning that long ago ('2h' = the last two hours)."""
+def parse_when(text: str | None, *, option: str, now: datetime) -> datetime | None:
+    """An ISO time, or a duration meaning that long before `now` ('2h' = the last two hours)."""
     if text is None:
         return None
     if _DURATION.match(text):
-        return (now or RealClock().now()) - parse_duration(text)
+        return now - parse_duration(text)
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         fail(f"{option}: cannot read {text!r} as a time", hint="use an ISO time (2026-01-05T14:00) or a duration (90m, 2h, 1d)")
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _value(choice: Any) -> str | None:
+    return choice.value if choice is not None else None
 
 
 def open_store(db: Path) -> AuditStore:
@@ -84,13 +96,14 @@ def print_records(records: list[AuditRecord], output: AuditOutput, *, title: str
             writer.writerow(r.flat())
         sys.stdout.write(buf.getvalue())
     else:
-        table = Table(title=title)
+        table = Table(title=escape(title))
         for col in ("id", "time", "kind", "actor", "tool", "target", "decision", "outcome", "summary"):
             table.add_column(col, overflow="fold")
         for r in records:
             target = f"{r.namespace}/{r.workload}" if r.workload else (r.namespace or "")
-            table.add_row(str(r.id), r.time.strftime("%Y-%m-%d %H:%M:%S"), r.kind, r.actor, r.tool or "", target,
-                          r.decision or "", r.outcome or "", _short(r.summary))
+            cells = (str(r.id), r.time.strftime("%Y-%m-%d %H:%M:%S"), r.kind, r.actor, r.tool or "", target,
+                     r.decision or "", r.outcome or "", _short(r.summary))
+            table.add_row(*(escape(c) for c in cells))
         console.print(table)
 
 
@@ -102,9 +115,9 @@ def list_cmd(
     tool: str = typer.Option(None, "--tool", help="Tool name, e.g. scale_workload."),
     namespace: str = typer.Option(None, "--namespace", "-n", help="Namespace of the target."),
     workload: str = typer.Option(None, "--workload", help="Workload name of the target."),
-    outcome: str = typer.Option(None, "--outcome", help="ok, error, denied, pending, approved, rejected, expired, invalid."),
-    decision: str = typer.Option(None, "--decision", help="allow, deny or require_approval."),
-    kind: str = typer.Option(None, "--kind", help="proposal, decision, approval, result or run."),
+    outcome: OutcomeChoice = typer.Option(None, "--outcome", help="Only rows with this outcome."),  # type: ignore[valid-type]
+    decision: DecisionChoice = typer.Option(None, "--decision", help="Only rows with this policy decision."),  # type: ignore[valid-type]
+    kind: KindChoice = typer.Option(None, "--kind", help="Only rows of this kind."),  # type: ignore[valid-type]
     run_id: str = typer.Option(None, "--run", help="Only rows of this agent run."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many rows, newest first."),
     output: AuditOutput = OutOpt,
@@ -114,10 +127,13 @@ def list_cmd(
 
     Example: opsagent audit list --since 2h --namespace ml --outcome denied -o json
     """
-    filters = AuditFilter(since=parse_when(since, option="--since"), until=parse_when(until, option="--until"),
-                          actor=actor, tool=tool, namespace=namespace, workload=workload, outcome=outcome,
-                          decision=decision, kind=kind, run_id=run_id, limit=limit)
     with open_store(db) as store:
+        now = database_clock(store).now()
+        filters = AuditFilter(since=parse_when(since, option="--since", now=now),
+                              until=parse_when(until, option="--until", now=now),
+                              actor=actor, tool=tool, namespace=namespace, workload=workload,
+                              outcome=_value(outcome), decision=_value(decision), kind=_value(kind),
+                              run_id=run_id, limit=limit)
         print_records(store.list(filters), output)
 
 
@@ -153,10 +169,14 @@ def stats_cmd(since: str = typer.Option(None, "--since", help="ISO time or durat
               output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
     """Actions per tool and outcome, denials per rule, approvals waiting, GPU-hours freed, LLM tokens.
 
+    GPU-hours freed: the GPUs each successful sleep (or delete) freed, times the hours until the
+    workload was woken or scaled up again, or until now on the database's clock.
+
     Example: opsagent audit stats --since 7d -o json
     """
     with open_store(db) as store:
-        s = store.stats(since=parse_when(since, option="--since"))
+        now = database_clock(store).now()
+        s = store.stats(since=parse_when(since, option="--since", now=now), now=now)
     if output is not AuditOutput.table:
         print_json(s)
         return
@@ -164,13 +184,13 @@ def stats_cmd(since: str = typer.Option(None, "--since", help="ISO time or durat
     for col in ("tool", "outcome", "count"):
         actions.add_column(col)
     for a in s.actions:
-        actions.add_row(a.tool or "", a.outcome or "", str(a.count))
+        actions.add_row(escape(a.tool or ""), escape(a.outcome or ""), str(a.count))
     console.print(actions)
     denials = Table(title="denials per rule")
     for col in ("rule file", "rule", "count"):
         denials.add_column(col)
     for d in s.denials:
-        denials.add_row(d.rule_file or "", d.rule_name or "", str(d.count))
+        denials.add_row(escape(d.rule_file or ""), escape(d.rule_name or ""), str(d.count))
     console.print(denials)
     console.print(f"rows: {s.rows}   approvals waiting: {s.approvals_waiting}   GPU-hours freed: {s.gpu_hours_freed:g}   "
                   f"GPUs freed: {s.gpus_freed:g}   LLM calls: {s.llm_calls} "
@@ -188,14 +208,14 @@ def export_cmd(fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or
     """
     if fmt not in EXPORT_FORMATS:
         fail(f"--format: unknown format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
-    filters = AuditFilter(since=parse_when(since, option="--since"), limit=None)
     with open_store(db) as store:
+        filters = AuditFilter(since=parse_when(since, option="--since", now=database_clock(store).now()), limit=None)
         if out is None:
             store.export(sys.stdout, fmt=fmt, filters=filters)
             return
         with out.open("w", newline="", encoding="utf-8") as handle:
             count = store.export(handle, fmt=fmt, filters=filters)
-    console.print(f"wrote {count} rows to {out}", highlight=False)
+    console.print(f"wrote {count} rows to {out}", highlight=False, markup=False)
 
 
 @audit_app.command("verify")

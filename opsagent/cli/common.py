@@ -1,7 +1,9 @@
 """Shared pieces of the `opsagent` command: options declared once, output, errors.
 
 Every option is also readable from an `OPSAGENT_*` environment variable.
-Commands stay thin: parse, call one library function, print.
+Commands stay thin: parse, call one library function, print. Text that comes
+from users or files is escaped before rich prints it, so brackets in a path or
+a message print as they are instead of being read as markup.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,6 +32,11 @@ OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT
 PoliciesOpt = typer.Option(Path("policies"), "--policies", envvar="OPSAGENT_POLICIES", help="Directory of policy YAML files.")
 PlaybooksOpt = typer.Option(Path("playbooks"), "--playbooks", envvar="OPSAGENT_PLAYBOOKS", help="Directory of playbook YAML files.")
 DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", help="SQLite file for audit log, approvals and agent checkpoints.")
+
+
+def choices(name: str, literal: Any) -> type[Enum]:
+    """A str Enum of a Literal type's values, so typer offers them as choices and refuses others (exit 2)."""
+    return Enum(name, {value: value for value in get_args(literal)}, type=str)  # type: ignore[return-value]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -47,7 +55,7 @@ def print_json(value: Any) -> None:
 
 def fail(message: str, *, hint: str | None = None, code: int = 2) -> NoReturn:
     """Print a clear error (and how to fix it) on stderr and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     if hint:
-        err_console.print(f"[dim]hint:[/] {hint}", highlight=False)
+        err_console.print(f"[dim]hint:[/] {escape(hint)}", highlight=False)
     raise typer.Exit(code)
