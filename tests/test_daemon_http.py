@@ -1,4 +1,8 @@
-"""/healthz, /readyz and /metrics over real HTTP on loopback, while the daemon runs and while it stands by."""
+"""/healthz, /readyz and /metrics over real HTTP on loopback, while the daemon runs and while it stands by.
+
+Also: what the cluster adapter could not see (the snapshot's notes, e.g. no
+Prometheus) is logged once per distinct note as a warning and listed on /readyz.
+"""
 
 from __future__ import annotations
 
@@ -109,3 +113,30 @@ def test_healthz_fails_when_a_cycle_is_stuck() -> None:
         assert get(base + "/readyz")[0] == 503            # not leader
     finally:
         server.stop()
+
+
+def test_snapshot_notes_are_logged_once_and_listed_on_readyz(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from kube_harness import Emulator
+    from test_daemon_lease import kube_daemon
+    from test_kube_rbac import serve_lease_replace
+
+    from opsagent.cluster.kube.read import NO_METRICS_NOTE
+
+    seen: list[tuple[int, dict]] = []
+
+    def on_cycle(report) -> None:
+        code, body = get(f"http://{daemon.server.address}/readyz")
+        seen.append((code, json.loads(body)))
+
+    with Emulator() as emu, caplog.at_level(logging.WARNING, logger="opsagent.daemon"):
+        serve_lease_replace(emu, "ops-team", "opsagent-leader")
+        daemon = kube_daemon(emu, tmp_path, cycles=3, listen="127.0.0.1:0", on_cycle=on_cycle)
+        assert daemon.run(install_signals=False) == 0
+    assert len(seen) == 3
+    for code, body in seen:
+        assert code == 200 and NO_METRICS_NOTE in body["notes"]
+    warned = [r.getMessage() for r in caplog.records if NO_METRICS_NOTE in r.getMessage()]
+    assert warned == [f"cluster view incomplete: {NO_METRICS_NOTE}"]   # three snapshots, one warning
+

@@ -1,4 +1,15 @@
-"""Lease-based leader election against an in-memory coordination API with resourceVersion checks."""
+"""Lease-based leader election.
+
+Spec:
+- against an in-memory coordination API with resourceVersion checks: one
+  holder, renewal, takeover after expiry, release, and a stale read loses;
+- against the kmock emulator, the whole daemon: the Lease lives in
+  --lease-namespace / --lease-name (in a pod: POD_NAMESPACE and
+  OPSAGENT_LEASE_NAME, as deploy/manifests/deployment.yaml sets them);
+- a 403 on the Lease, or a namespace that does not exist, is not "another
+  daemon holds the Lease": the daemon does not act, logs an error naming the
+  verb, resource and namespace, and /readyz says the same.
+"""
 
 from __future__ import annotations
 
@@ -76,3 +87,149 @@ def test_a_stale_read_loses_the_race() -> None:
     api.read_namespaced_lease = read_then_someone_else_writes  # type: ignore[method-assign]
     assert racer.try_acquire() is False
     assert api.leases["l"].spec.holder_identity == "a"
+
+
+# --- the daemon against the emulator ---------------------------------------------------------------------------------
+
+import json  # noqa: E402
+import logging  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from kube_harness import Emulator  # noqa: E402
+from test_kube_rbac import serve_lease_replace  # noqa: E402
+
+from opsagent.cluster.kube import KubeCluster, api_client_for_url  # noqa: E402
+from opsagent.daemon import Daemon, DaemonOptions  # noqa: E402
+from opsagent.runtime import open_runtime  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+
+
+def kube_daemon(emu: Emulator, tmp_path: Path, on_cycle=None, **options) -> Daemon:
+    kube = KubeCluster(api_client_for_url(emu.url))
+    runtime = open_runtime(policies=REPO / "policies", db=tmp_path / "ops.db", cluster_obj=kube)
+    opts = dict(cluster="kube", policies=REPO / "policies", playbooks=REPO / "playbooks", db=tmp_path / "ops.db",
+                interval=0.05, lease_namespace="ops-team", lease_name="opsagent-leader")
+    return Daemon(DaemonOptions(**{**opts, **options}), runtime=runtime, on_cycle=on_cycle)
+
+
+def readyz_until(daemon: Daemon, thread: threading.Thread, text: str) -> tuple[int, dict]:
+    """Poll /readyz of a daemon running on `thread` until its detail mentions `text` (or 20 s pass)."""
+    deadline = time.monotonic() + 20
+    code, body = 0, {}
+    while time.monotonic() < deadline and thread.is_alive():
+        if daemon.server is not None:
+            try:
+                with urllib.request.urlopen(f"http://{daemon.server.address}/readyz", timeout=5) as resp:
+                    code, body = resp.status, json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                code, body = exc.code, json.loads(exc.read())
+            if text in body.get("detail", ""):
+                break
+        time.sleep(0.02)
+    return code, body
+
+
+def forbidden(verb: str, namespace: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": f'leases.coordination.k8s.io "opsagent-leader" is forbidden: User '
+                       f'"system:serviceaccount:ops-team:opsagent" cannot {verb} resource "leases" in API group '
+                       f'"coordination.k8s.io" in the namespace "{namespace}"'}
+
+
+def test_the_daemon_takes_the_lease_named_by_its_options(tmp_path):
+    with Emulator() as emu:
+        serve_lease_replace(emu, "ops-team", "opsagent-leader")
+        holders = []
+        daemon = kube_daemon(emu, tmp_path, cycles=2, on_cycle=lambda report: holders.append(
+            emu.stored("coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader")["spec"]["holderIdentity"]))
+        assert daemon.run(install_signals=False) == 0
+        lease = emu.stored("coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader")
+        paths = [r["path"] for r in emu.requests()]
+    assert daemon.status.cycles == 2 and holders == [daemon.leader.identity] * 2
+    assert lease["spec"].get("holderIdentity") is None      # released on a clean exit
+    assert LEASES.format(ns="opsagent") not in " ".join(paths)
+
+
+def test_forbidden_lease_is_an_rbac_error_not_standby(tmp_path, caplog):
+    with Emulator() as emu:
+        emu.handler[f"get {LEASES.format(ns='ops-team')}/opsagent-leader"] << 403 << forbidden("get", "ops-team")
+        daemon = kube_daemon(emu, tmp_path, listen="127.0.0.1:0")
+        thread = threading.Thread(target=daemon.run, kwargs={"install_signals": False})
+        with caplog.at_level(logging.INFO, logger="opsagent.daemon"):
+            thread.start()
+            try:
+                code, body = readyz_until(daemon, thread, "RBAC")
+            finally:
+                daemon.stop.set()
+                thread.join(timeout=30)
+        acted = [r for r in emu.requests() if not r["path"].startswith("/apis/coordination.k8s.io")]
+    expected = "RBAC refuses verb 'get' on 'leases' in API group 'coordination.k8s.io' in namespace 'ops-team'"
+    assert code == 503 and expected in body["detail"] and "another daemon" not in body["detail"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and expected in errors[0]          # said once, however many times it is retried
+    assert acted == [] and daemon.status.cycles == 0           # no snapshot, no run: nothing done
+
+
+@pytest.mark.parametrize("verb", ["create", "update"])
+def test_forbidden_create_or_update_names_that_verb(tmp_path, verb):
+    with Emulator() as emu:
+        if verb == "create":
+            emu.handler[f"post {LEASES.format(ns='ops-team')}"] << 403 << forbidden("create", "ops-team")
+        else:
+            emu.handler.objects["coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader"] = {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "opsagent-leader", "namespace": "ops-team", "resourceVersion": "1"},
+                "spec": {"holderIdentity": "gone", "leaseDurationSeconds": 15, "renewTime": "2020-01-01T00:00:00.000000Z"}}
+            emu.handler[f"put {LEASES.format(ns='ops-team')}/opsagent-leader"] << 403 << forbidden("update", "ops-team")
+        daemon = kube_daemon(emu, tmp_path, once=True)
+        assert daemon.run(install_signals=False) == 3
+    ready, detail = daemon.status.ready()
+    assert not ready and f"RBAC refuses verb {verb!r} on 'leases'" in detail and "namespace 'ops-team'" in detail
+
+
+def test_missing_namespace_says_so(tmp_path):
+    with Emulator() as emu:
+        emu.handler[f"post {LEASES.format(ns='ops-team')}"] << 404 << {
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+            "message": 'namespaces "ops-team" not found', "details": {"name": "ops-team", "kind": "namespaces"}}
+        daemon = kube_daemon(emu, tmp_path, once=True)
+        assert daemon.run(install_signals=False) == 3
+    ready, detail = daemon.status.ready()
+    assert not ready and "namespace 'ops-team' does not exist" in detail and "--lease-namespace" in detail
+
+
+def test_the_cli_reads_the_lease_from_the_manifest_environment(tmp_path):
+    """`opsagent daemon` with the env the Deployment sets (POD_NAMESPACE from the pod, OPSAGENT_LEASE_NAME)."""
+    from typer.testing import CliRunner
+
+    from opsagent.cli import app
+
+    [container] = yaml.safe_load((REPO / "deploy" / "manifests" / "deployment.yaml").read_text())[
+        "spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env["POD_NAMESPACE"] = "ops-team"                        # what the fieldRef gives in namespace ops-team
+    assert "POD_NAMESPACE" in {e["name"] for e in container["env"]}
+    with Emulator() as emu:
+        serve_lease_replace(emu, "ops-team", env["OPSAGENT_LEASE_NAME"])
+        config = tmp_path / ".kube" / "config"         # the default kubeconfig of HOME=tmp_path
+        config.parent.mkdir()
+        config.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "emu",
+            "clusters": [{"name": "emu", "cluster": {"server": emu.url}}],
+            "users": [{"name": "emu", "user": {"token": "t"}}],
+            "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "emu"}}]}))
+        result = CliRunner().invoke(app, ["daemon", "--cluster", "kube", "--once", "--db", str(tmp_path / "ops.db"),
+                                          "--policies", str(REPO / "policies"), "--playbooks", str(REPO / "playbooks")],
+                                    env={**env, "HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": "",
+                                         "OPSAGENT_LEASE_NAMESPACE": "", "OPSAGENT_LISTEN": ""})
+        assert result.exit_code == 0, result.output
+        lease = emu.stored("coordination.k8s.io/v1/leases", "ops-team", env["OPSAGENT_LEASE_NAME"])
+    assert lease["metadata"]["name"] == "opsagent-leader"

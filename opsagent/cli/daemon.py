@@ -36,9 +36,16 @@ def daemon_cmd(
     listen: Optional[str] = typer.Option(None, "--listen", envvar="OPSAGENT_LISTEN", help="HOST:PORT for /healthz, /readyz, /metrics."),
     prometheus: Optional[str] = typer.Option(None, "--prometheus", envvar="OPSAGENT_PROMETHEUS", help="Prometheus URL for the kube adapter."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Simulator seed (default: the scenario's)."),
+    lease_namespace: Optional[str] = typer.Option(None, "--lease-namespace", envvar=["OPSAGENT_LEASE_NAMESPACE", "POD_NAMESPACE"],
+                                                  help="--cluster kube: namespace of the leader-election Lease "
+                                                       "(default opsagent; in a pod, its own namespace from POD_NAMESPACE)."),
+    lease_name: Optional[str] = typer.Option(None, "--lease-name", envvar="OPSAGENT_LEASE_NAME",
+                                             help="--cluster kube: name of the leader-election Lease (default opsagent-daemon)."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     """Run the reconcile loop: each cycle resumes decided approvals, then observes, detects and runs the agent per finding.
+
+    Exit code 3 when --once does not lead (another daemon holds the lock or Lease, or the Lease cannot be used).
 
     Example: opsagent daemon --cluster sim:demo --interval 300 --sim-speed 0 --cycles 288 --listen 127.0.0.1:8080
     """
@@ -63,7 +70,9 @@ def daemon_cmd(
     if not playbooks.is_dir():
         fail(f"--playbooks {playbooks}: not a directory", hint="the repository ships playbooks/")
     options = DaemonOptions(cluster=cluster, policies=policies, playbooks=playbooks, db=db, model=model, interval=interval,
-                            once=once, cycles=cycles, sim_speed=sim_speed, listen=listen, prometheus=prometheus, seed=seed)
+                            once=once, cycles=cycles, sim_speed=sim_speed, listen=listen, prometheus=prometheus, seed=seed,
+                            lease_namespace=lease_namespace or DaemonOptions.lease_namespace,
+                            lease_name=lease_name or DaemonOptions.lease_name)
     try:
         daemon = Daemon(options)
     except RuntimeError_ as exc:

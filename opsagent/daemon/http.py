@@ -3,7 +3,8 @@
 Health answers from the daemon's `Status` (written by the loop, read here);
 it must not touch the cluster, the agent or the audit log.
 /healthz: 200 while the process runs and the last cycle is not stuck.
-/readyz: 200 when this process leads and its last cycle went well.
+/readyz: 200 when this process leads and its last cycle went well; its body
+also lists the last snapshot's notes (what the cluster adapter could not see).
 /metrics: the Prometheus text format.
 """
 
@@ -30,6 +31,7 @@ class Status:
     last_error: str = ""
     cycle_started: float | None = None   # set while a cycle runs
     stuck_after: float = 300.0
+    notes: tuple[str, ...] = ()          # the last snapshot's notes
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def health(self, now: float) -> tuple[bool, str]:
@@ -72,7 +74,9 @@ class HealthServer:
                     self._send(200 if ok else 503, json.dumps({"ok": ok, "detail": why}), "application/json")
                 elif path == "/readyz":
                     ok, why = status_.ready()
-                    self._send(200 if ok else 503, json.dumps({"ok": ok, "detail": why}), "application/json")
+                    with status_.lock:
+                        notes = list(status_.notes)
+                    self._send(200 if ok else 503, json.dumps({"ok": ok, "detail": why, "notes": notes}), "application/json")
                 elif path == "/metrics":
                     self._send(200, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8")
                 else:

@@ -5,6 +5,11 @@ standby, run one `Reconciler.cycle()`, sleep until the next. On the simulator
 each cycle first advances the simulated cluster by the interval (virtual
 time); `sim_speed` divides the wall-clock wait (0 = no wait at all).
 SIGTERM/SIGINT finish the step in progress and return exit code 0.
+When the Lease cannot be used at all (RBAC refuses a verb, the namespace is
+missing, the API server does not answer), the daemon does not act, logs why
+once and keeps asking each interval; /readyz says why. Each distinct snapshot
+note (what the adapter could not see) is logged once as a warning and the
+current ones are listed on /readyz.
 It must not decide anything the Reconciler or the gate decides.
 """
 
@@ -16,16 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from opsagent.cluster.port import ClusterError
 from opsagent.daemon.http import HealthServer, Status
 from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, lock_path_for
 from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
 from opsagent.daemon.signals import StopFlag, install
 from opsagent.daemon.wiring import make_observe, ollama_available
+from opsagent.model import Snapshot
 from opsagent.runtime import build_agent, make_detect
 from opsagent.runtime import Runtime, open_runtime
 
 log = logging.getLogger("opsagent.daemon")
+
+DEFAULT_LEASE_NAMESPACE = "opsagent"
+DEFAULT_LEASE_NAME = "opsagent-daemon"
 
 
 @dataclass
@@ -42,8 +52,8 @@ class DaemonOptions:
     listen: str | None = None
     prometheus: str | None = None
     seed: int | None = None
-    lease_namespace: str = "opsagent"
-    lease_name: str = "opsagent-daemon"
+    lease_namespace: str = DEFAULT_LEASE_NAMESPACE
+    lease_name: str = DEFAULT_LEASE_NAME
 
     def database(self) -> Path:
         """`--db` may name a file or a directory (then `opsagent.db` inside it)."""
@@ -71,7 +81,8 @@ class Daemon:
             host = AgentConfig.from_env(model=model).ollama_host
             if not ollama_available(host):
                 log.warning("Ollama at %s does not answer; runs will fall back to the offline planner", host)
-        self.observe = make_observe(self.runtime, db=self.db)
+        self._notes_logged: set[str] = set()
+        self.observe = self._watch_notes(make_observe(self.runtime, db=self.db))
         self.detect = make_detect(self.runtime)
         self.agent = build_agent(self.runtime, db=self.db, playbooks=options.playbooks, model=model, observe=self.observe,
                                  detect_fn=self.detect)
@@ -97,17 +108,24 @@ class Daemon:
             self.server = HealthServer(self.options.listen, status=self.status, metrics=self.metrics).start()
             log.info("serving /healthz /readyz /metrics on http://%s", self.server.address)
         limit = 1 if self.options.once else self.options.cycles
-        done, was_leader = 0, None
+        done, was = 0, None
         try:
             while not self.stop.is_set and (limit is None or done < limit):
-                leading = self.leader.try_acquire()
+                leading, error = self._try_lead()
+                reason = "" if leading else (f"not leading: {error}" if error else
+                                             f"standby: another daemon holds the {self.leader.where}")
                 self.metrics.set("opsagent_leader", 1 if leading else 0)
                 with self.status.lock:
                     self.status.leader = leading
-                    self.status.standby_reason = "" if leading else f"standby: another daemon holds the {self.leader.where}"
-                if leading != was_leader:
-                    log.info("%s", f"leader ({self.leader.where})" if leading else self.status.standby_reason + "; waiting")
-                    was_leader = leading
+                    self.status.standby_reason = reason
+                if (leading, reason) != was:
+                    if leading:
+                        log.info("leader (%s)", self.leader.where)
+                    elif error:
+                        log.error("%s; doing nothing until it is fixed (asking again every %ss)", reason, self.options.interval)
+                    else:
+                        log.info("%s; waiting", reason)
+                    was = (leading, reason)
                 if leading:
                     self._one_cycle()
                     done += 1
@@ -125,6 +143,27 @@ class Daemon:
         if self.stop.is_set:
             log.info("stopped cleanly after %d cycle(s)", done)
         return 0
+
+    def _try_lead(self) -> tuple[bool, str]:
+        """(leading, why not when the election itself failed). A failure means: do not act."""
+        try:
+            return self.leader.try_acquire(), ""
+        except ClusterError as exc:
+            return False, exc.message
+
+    def _watch_notes(self, observe: Callable[[], Snapshot]) -> Callable[[], Snapshot]:
+        """Observe, then log each note not logged before (once) and publish the current notes."""
+        def watched() -> Snapshot:
+            snapshot = observe()
+            for note in snapshot.notes:
+                if note not in self._notes_logged:
+                    self._notes_logged.add(note)
+                    log.warning("cluster view incomplete: %s", note)
+            with self.status.lock:
+                self.status.notes = tuple(snapshot.notes)
+            return snapshot
+
+        return watched
 
     def _pause(self) -> float:
         if self.runtime.sim is None:
