@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean deploy-config
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for f in evals/bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# After changing policies/ or playbooks/: refresh the ConfigMaps in deploy/manifests.
+deploy-config: $(STAMP)
+	$(BIN)/python deploy/render_configmaps.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -62,7 +62,8 @@ def test_deployment_runs_the_daemon_with_probes_and_volumes():
     [container] = spec["containers"]
     assert dep["spec"]["replicas"] == 1
     assert container["args"] == ["daemon", "--cluster", "kube", "--policies", "/etc/opsagent/policies",
-                                 "--playbooks", "/etc/opsagent/playbooks", "--db", "/var/lib/opsagent/opsagent.db"]
+                                 "--playbooks", "/etc/opsagent/playbooks", "--db", "/var/lib/opsagent/opsagent.db",
+                                 "--listen", "0.0.0.0:8080"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["ports"][0]["containerPort"] == 8080
