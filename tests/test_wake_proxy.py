@@ -12,7 +12,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -188,3 +191,57 @@ def test_routes_file_errors_name_file_line_and_field(tmp_path):
         load_routes(path)
     text = str(err.value)
     assert f"{path}:3:" in text and "routes[0].upstream" in text and "http" in text
+
+
+GHOST = WorkloadRef(namespace="chat", name="ghost-ui")
+
+
+def test_route_to_a_workload_that_does_not_exist_answers_404_with_a_clear_body(tmp_path):
+    rt = _runtime(tmp_path)
+    proxy = _proxy(rt, "http://placeholder")
+    proxy.routes = RouteTable.model_validate({"routes": [
+        *[r.model_dump() for r in proxy.routes.routes],
+        {"path_prefix": "/ghost", "workload": str(GHOST), "upstream": "http://placeholder"},
+    ]})
+
+    async def body(client, url):
+        out = []
+        for _ in range(2):  # the second request looks again instead of trusting a cache
+            async with client.get(f"{url}/ghost/hello") as resp:
+                out.append((resp.status, await resp.json()))
+        async with client.get(f"{url}/chat/hello") as resp:  # other routes keep working
+            out.append((resp.status, None))
+        return out
+
+    (s1, p1), (s2, _), (chat_status, _) = asyncio.run(_run(proxy, body))
+    assert (s1, s2, chat_status) == (404, 404, 200)
+    assert "chat/ghost-ui" in p1["error"] and "does not exist in the cluster" in p1["error"] and "'/ghost'" in p1["error"]
+    assert [r.args for r in _wakes(rt) if r.args.get("name") == "ghost-ui"] == []
+
+
+def test_missing_route_workloads_are_named_with_their_file_line(tmp_path):
+    from opsagent.wake import missing_workloads
+
+    path = tmp_path / "routes.yaml"
+    path.write_text("routes:\n  - path_prefix: /chat\n    workload: chat/chat-ui\n    upstream: http://a:1\n"
+                    "  - host: ghost.example\n    workload: chat/ghost-ui\n    upstream: http://a:2\n")
+    rt = _runtime(tmp_path)
+    warnings = missing_workloads(load_routes(path), rt.observe(), path=path)
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{path}:6: routes[1] (host 'ghost.example' path prefix '/')")
+    assert "chat/ghost-ui" in warnings[0]
+
+
+def test_wake_proxy_command_warns_at_start_about_a_route_to_nothing(tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text("routes:\n  - path_prefix: /ghost\n    workload: chat/ghost-ui\n    upstream: http://127.0.0.1:9\n")
+    cmd = [str(Path(sys.executable).parent / "opsagent"), "wake-proxy", "--routes", str(path), "--cluster", "sim:demo",
+           "--listen", "127.0.0.1:0", "--policies", str(REPO / "policies"), "--db", str(tmp_path / "ops.db")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "400"})
+    try:
+        line = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert line.startswith(f"warning: {path}:3: routes[0] (path prefix '/ghost') points at workload chat/ghost-ui"), line

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from opsagent.cli.common import DbOpt, PoliciesOpt, console, fail
+from opsagent.cli.common import DbOpt, PoliciesOpt, console, err_console, fail
+from opsagent.cluster.port import ClusterError
 from opsagent.yamlfile import FileError
 
 HELP = """Reverse proxy in front of workloads that may be scaled to zero.
@@ -17,7 +18,9 @@ A request for a sleeping workload asks the gate to run `wake_workload` as actor
 `wake-proxy` (so the policy decides and the audit log records it), is held until
 the workload is ready, then forwarded. Past the timeout the client gets 503 with
 Retry-After; if the policy refuses the wake, 403 naming the rule. Many requests
-during one cold start share one wake. Every request updates the workload's last
+during one cold start share one wake. At start-up every route is checked against
+the cluster: a route whose workload does not exist is named with its file line
+in a warning, and requests for it get 404. Every request updates the workload's last
 request time, which the idle detector reads.
 
 Example:
@@ -40,7 +43,7 @@ def wake_proxy(
     from aiohttp import web
 
     from opsagent.runtime import RuntimeError_, open_runtime
-    from opsagent.wake import ActivityLog, GateWaker, WakeProxy, load_routes
+    from opsagent.wake import ActivityLog, GateWaker, WakeProxy, load_routes, missing_workloads
     from opsagent.wake.activity import activity_path_for
 
     try:
@@ -55,6 +58,13 @@ def wake_proxy(
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
 
+    try:
+        snapshot = rt.observe()
+    except ClusterError as exc:
+        err_console.print(f"warning: cannot check the routes against the cluster now: {exc.message}", highlight=False)
+    else:
+        for warning in missing_workloads(table, snapshot, path=routes):
+            err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     activity = ActivityLog(activity_path_for(db), clock=rt.clock) if rt.sim is None else None
     on_request = (lambda ref: rt.sim.record_request(ref)) if rt.sim is not None else activity.note  # type: ignore[union-attr]
     waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, on_request=on_request, lock=threading.Lock() if rt.sim is not None else None)

@@ -4,7 +4,7 @@ Like the KEDA HTTP add-on's interceptor: a request for a workload at zero
 triggers one wake (through the gate, audited), is held instead of answered with
 502, and is forwarded once the workload is ready. If it is not ready in time the
 client gets 503 with Retry-After; if the policy refuses the wake, 403 with the
-rule. Concurrent requests during one cold start share one wake. Responses stream
+rule; if the route's workload does not exist at all, 404 saying so. Concurrent requests during one cold start share one wake. Responses stream
 through unbuffered.
 
 This module does HTTP only; every decision about the cluster is the waker's.
@@ -88,6 +88,11 @@ class WakeProxy:
         ready = self.waker.cached_ready(ref)
         if ready is None:
             ready = await asyncio.to_thread(self.waker.check_ready, ref)
+        if not ready and self.waker.is_missing(ref):
+            self.stats.refused += 1
+            where = f"host {route.host!r} " if route.host else ""
+            return _problem(404, f"the route for {where}path prefix {route.path_prefix!r} points at workload {ref}, "
+                                 "which does not exist in the cluster; fix the routes file or create the workload")
         if not ready:
             refusal = await self._hold_until_ready(route, ref)
             if refusal is not None:

@@ -9,7 +9,7 @@ A small YAML file written by people, e.g.:
         upstream: http://chat-ui.chat.svc:8080
         timeout: 5m                      # optional; how long a request may wait for a cold start
 
-Pure: parsing and matching only, no network.
+Parsing, matching and checking routes against a snapshot; no network.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from opsagent.clock import parse_duration
-from opsagent.model import WorkloadRef
-from opsagent.yamlfile import load_model
+from opsagent.model import Snapshot, WorkloadRef
+from opsagent.yamlfile import load_model, read_yaml
 
 
 class Route(BaseModel):
@@ -91,3 +91,18 @@ def _rank(route: Route) -> tuple[int, int]:
 def load_routes(path: str | Path) -> RouteTable:
     """Load a routes file; raises opsagent.yamlfile.FileError naming file:line and field."""
     return load_model(RouteTable, path)
+
+
+def missing_workloads(table: RouteTable, snapshot: Snapshot, *, path: str | Path | None = None) -> list[str]:
+    """One warning per route whose workload the cluster does not have, naming the route and its file line."""
+    located = read_yaml(path)[1] if path is not None else None
+    warnings = []
+    for i, route in enumerate(table.routes):
+        if snapshot.workload(route.ref) is not None:
+            continue
+        line = located.position(("routes", i, "workload"))[0] if located is not None else None
+        where = f"{path}:{line}: " if line else (f"{path}: " if path else "")
+        match = (f"host {route.host!r} " if route.host else "") + f"path prefix {route.path_prefix!r}"
+        warnings.append(f"{where}routes[{i}] ({match}) points at workload {route.workload}, which the cluster does not have; "
+                        "requests for it get 404")
+    return warnings

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal, Protocol
 
 from opsagent.clock import Clock
+from opsagent.cluster.port import NotFound
 from opsagent.model import Snapshot, ToolCall, ToolResult, WorkloadRef
 
 WakeStatus = Literal["ready", "timeout", "denied", "pending_approval", "error"]
@@ -41,6 +42,9 @@ class Waker(Protocol):
 
     def note_request(self, ref: WorkloadRef) -> None:
         """A request for `ref` arrived. Never blocks."""
+
+    def is_missing(self, ref: WorkloadRef) -> bool:
+        """The last look at the cluster found no workload `ref` at all. Never blocks."""
 
 
 class Submitter(Protocol):
@@ -67,6 +71,7 @@ class GateWaker:
         self._on_request = on_request
         self._ttl = ready_ttl_seconds
         self._ready: dict[str, tuple[bool, float]] = {}
+        self._missing: set[str] = set()
         self._lock = lock or _NoLock()
 
     def cached_ready(self, ref: WorkloadRef) -> bool | None:
@@ -78,9 +83,17 @@ class GateWaker:
     def check_ready(self, ref: WorkloadRef) -> bool:
         with self._lock:
             workload = self._observe().workload(ref)
-        ready = workload is not None and workload.replicas > 0 and workload.ready_replicas > 0
+        if workload is None:  # not cached: a route to nothing is looked up again next time
+            self._missing.add(str(ref))
+            self._ready.pop(str(ref), None)
+            return False
+        self._missing.discard(str(ref))
+        ready = workload.replicas > 0 and workload.ready_replicas > 0
         self._remember(ref, ready)
         return ready
+
+    def is_missing(self, ref: WorkloadRef) -> bool:
+        return str(ref) in self._missing
 
     def forget(self, ref: WorkloadRef) -> None:
         self._ready.pop(str(ref), None)
@@ -101,8 +114,12 @@ class GateWaker:
         return outcome
 
     def note_request(self, ref: WorkloadRef) -> None:
-        if self._on_request is not None:
+        if self._on_request is None:
+            return
+        try:
             self._on_request(ref)
+        except NotFound:  # the simulator counts requests per workload; a route to nothing has none
+            self._missing.add(str(ref))
 
     def _remember(self, ref: WorkloadRef, ready: bool) -> None:
         self._ready[str(ref)] = (ready, self._clock.monotonic())
