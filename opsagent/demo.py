@@ -187,7 +187,8 @@ def _summarize(daemon: Daemon, *, db: Path, with_agent: Any, baseline: Any, hour
             ok[record.tool] = ok.get(record.tool, 0) + 1
     every = approvals.list()
     pending = [PendingApproval(id=a.id, tool=a.call.tool, args=dict(a.call.args), approvers=list(a.approvers),
-                               approve_command=f"opsagent approvals approve {a.id} --db {db} --as <approver>")
+                               approve_command=f"opsagent approvals approve {a.id} --db {db} --as <approver>"
+                                               f" --policies {daemon.options.policies}")
                for a in every if a.state == "pending"]
     arch = [f"#{a.id} {a.call.tool} {a.call.args.get('namespace')}/{a.call.args.get('name')} ({a.state})"
             for a in every if (get_tool(a.call.tool) is not None and get_tool(a.call.tool).risk == "architectural")]
@@ -221,13 +222,15 @@ def _print_summary(console: Console, s: DemoSummary) -> None:
                   f"{s.gpu_hours_idle_without_agent:g} without ({saved:+.2f} saved)", highlight=False)
     console.print(f"jobs started: {s.jobs_started_with_agent} with the agent, {s.jobs_started_without_agent} without"
                   + (f" ({', '.join(s.jobs_started)})" if s.jobs_started else ""), highlight=False)
-    console.print(f"actions: {s.sleeps} sleep, {s.wakes} wake, {s.rollouts_recovered} rollout retry/rollback; "
+    console.print(f"actions: {s.sleeps} sleep, {s.wakes} wake, {s.rollouts_recovered} rollouts recovered; "
                   f"approvals: {s.approvals_requested} asked, {s.approvals_approved} approved, {s.approvals_expired} expired unanswered",
                   highlight=False)
     for request in s.architectural_requests:
         console.print(f"architectural request for a platform lead: {request}", highlight=False)
     for p in s.approvals_pending:
-        console.print(f"waiting for {', '.join(p.approvers)}: #{p.id} {p.tool} {p.args}\n   {p.approve_command}", highlight=False)
+        console.print(f"waiting for {', '.join(p.approvers)}: #{p.id} {p.tool} {p.args}\n   {p.approve_command}\n"
+                      "   (records the decision; the daemon runs the call when it resumes, "
+                      "or add --cluster sim:demo to run it now on a fresh simulator)", highlight=False, markup=False)
     console.print(f"audit: {s.audit_records} records, chain {'verified' if s.audit_verified else 'BROKEN'}; "
                   f"LLM calls: {s.llm_calls} ({s.llm_tokens} tokens), planner {s.planner}", highlight=False)
     console.print(f"inspect: opsagent audit list --db {s.db}    ({s.cycles} cycles in {s.wall_seconds:g}s)", highlight=False)
