@@ -1,8 +1,11 @@
 """Intents from `opsagent.dev/*` workload annotations, and the same read checks on a real cluster.
 
 Spec: annotations map to an Intent scoped to exactly that workload; bad values
-name the workload, key and value; no annotations means no intent. With
-KUBECONFIG set, a real cluster's snapshot must parse (marked real_cluster).
+name the workload, key and value; no annotations means no intent. The one
+intent lookup (`intent_for`) gives a matching policy intent first and the
+annotation intent otherwise, and never raises on bad annotations: the kube
+snapshot's notes name the workload and annotation instead. With KUBECONFIG
+set, a real cluster's snapshot must parse (marked real_cluster).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pytest
 
 from opsagent.cluster.kube import AnnotationError, intents_from_annotations
 from opsagent.model import Workload, WorkloadRef
+from opsagent.policy.intents import Intent, Selector, annotation_problem, intent_for
 
 
 def workload(**annotations: str) -> Workload:
@@ -39,7 +43,9 @@ def test_no_annotations_no_intent():
 @pytest.mark.parametrize(("key", "value", "match"), [
     ("opsagent.dev/min-replicas", "two", "min-replicas='two' is not a whole number"),
     ("opsagent.dev/gpu-coherent", "maybe", "must be true or false"),
-    ("opsagent.dev/idle-after", "soon", "llm/vllm"),
+    ("opsagent.dev/idle-after", "soon", "llm/vllm: annotation opsagent.dev/idle-after='soon': bad duration"),
+    ("opsagent.dev/warm-replicas", "0", "warm-replicas='0': Input should be greater than or equal to 1"),
+    ("opsagent.dev/idle-gpu-below", "5", "idle-gpu-below='5' needs opsagent.dev/idle-after"),
 ])
 def test_bad_values_name_workload_and_key(key, value, match):
     with pytest.raises(AnnotationError, match=match):
@@ -47,8 +53,46 @@ def test_bad_values_name_workload_and_key(key, value, match):
 
 
 def test_min_above_max_is_refused():
-    with pytest.raises(AnnotationError, match="above replicas.max"):
+    with pytest.raises(AnnotationError, match="min-replicas='5', opsagent.dev/max-replicas='2': .*above replicas.max"):
         intents_from_annotations(workload(**{"opsagent.dev/min-replicas": "5", "opsagent.dev/max-replicas": "2"}))
+
+
+def test_the_parser_lives_in_the_policy_package():
+    from opsagent.policy.intents import intents_from_annotations as pure
+
+    assert intents_from_annotations is pure
+
+
+POLICY_INTENT = Intent(name="llm-policy", selector=Selector(namespace="llm", names=("vllm",)), protected=True)
+OTHER_INTENT = Intent(name="elsewhere", selector=Selector(namespace="render"))
+
+
+def test_a_matching_policy_intent_wins_over_annotations():
+    annotated = workload(**{"opsagent.dev/idle-after": "30m"})
+    assert intent_for((OTHER_INTENT, POLICY_INTENT), annotated) is POLICY_INTENT
+    own = intent_for((OTHER_INTENT,), annotated)
+    assert own.name == "annotations:llm/vllm" and own.idle.after == timedelta(minutes=30)
+    assert intent_for((OTHER_INTENT,), workload(app="x")) is None
+
+
+def test_bad_annotations_give_no_intent_and_a_problem_not_an_exception():
+    bad = workload(**{"opsagent.dev/idle-after": "30m", "opsagent.dev/protected": "ture"})
+    assert intent_for((), bad) is None  # never half an intent: a protected workload must not become sleepable
+    assert annotation_problem(bad) == "llm/vllm: annotation opsagent.dev/protected='ture' must be true or false"
+    assert annotation_problem(workload(**{"opsagent.dev/idle-after": "30m"})) is None
+
+
+def test_a_bad_annotation_is_a_snapshot_note_not_a_crash():
+    from datetime import datetime, timezone
+
+    from opsagent.cluster.kube.read import RawLists, build_snapshot
+
+    deployment = {"metadata": {"name": "vllm", "namespace": "llm",
+                               "annotations": {"opsagent.dev/min-replicas": "two"}},
+                  "spec": {"replicas": 1}, "status": {}}
+    snap = build_snapshot(RawLists(deployments=[deployment]), now=datetime(2026, 1, 5, tzinfo=timezone.utc))
+    assert snap.workload("llm/vllm") is not None
+    assert any(n.startswith("llm/vllm: annotation opsagent.dev/min-replicas='two' is not a whole number") for n in snap.notes)
 
 
 @pytest.mark.real_cluster

@@ -4,7 +4,7 @@ What it is for: letting a team state a workload's desired state next to its
 manifest instead of in a policy file:
 
     opsagent.dev/idle-after: 30m          -> idle.after
-    opsagent.dev/idle-gpu-below: "5"      -> idle.gpu_util_below (percent)
+    opsagent.dev/idle-gpu-below: "5"      -> idle.gpu_util_below (percent; needs idle-after)
     opsagent.dev/min-replicas: "0"        -> replicas.min
     opsagent.dev/max-replicas: "4"        -> replicas.max
     opsagent.dev/warm-replicas: "1"       -> wake.warm_replicas
@@ -12,19 +12,22 @@ manifest instead of in a policy file:
     opsagent.dev/gpu-coherent: "true"     -> placement.coherent
     opsagent.dev/protected: "true"        -> protected
 
+This module reads the values into the fields of an intent scoped to exactly
+that workload; `opsagent.policy.intents` validates them into an `Intent` and
+decides which intent applies (a policy file's intent that matches the workload
+wins over its annotations). Other `opsagent.dev/*` keys are not intents and
+are left alone.
+
 What it must not do: widen what the policy allows. An annotation intent is
-desired state only; the policy's rules still decide every tool call. Bad
-values raise `AnnotationError` naming the workload, key and value.
+desired state only; the policy's rules still decide every tool call. Pure: no
+I/O. Bad values raise `AnnotationError` naming the workload, key and value.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from opsagent.model import Workload
-from opsagent.policy.intents import Intent
 
 PREFIX = "opsagent.dev/"
 KEYS = (
@@ -33,15 +36,50 @@ KEYS = (
 )
 
 
+# Intent field path -> the annotation that sets it, to name the annotation when a value is refused.
+FIELD_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("idle", "after"): ("idle-after",),
+    ("idle", "gpu_util_below"): ("idle-gpu-below",),
+    ("idle",): ("idle-after", "idle-gpu-below"),
+    ("replicas", "min"): ("min-replicas",),
+    ("replicas", "max"): ("max-replicas",),
+    ("replicas",): ("min-replicas", "max-replicas"),
+    ("wake", "warm_replicas"): ("warm-replicas",),
+    ("placement", "min_link_width"): ("gpu-min-link-width",),
+    ("placement", "coherent"): ("gpu-coherent",),
+    ("protected",): ("protected",),
+}
+
+
 class AnnotationError(ValueError):
-    """An `opsagent.dev/*` annotation has a value that cannot be read."""
+    """An `opsagent.dev/*` annotation has a value that cannot be read; the message names workload, key and value."""
+
+
+def intent_annotations(workload: Workload) -> tuple[tuple[str, str], ...]:
+    """The workload's intent annotations as sorted (key without prefix, value) pairs; () when it has none."""
+    found = []
+    for key, value in workload.annotations.items():
+        if key.startswith(PREFIX) and key[len(PREFIX):] in KEYS:
+            found.append((key[len(PREFIX):], value))
+    return tuple(sorted(found))
+
+
+def _bad(workload: Workload, key: str, value: str, why: str) -> AnnotationError:
+    return AnnotationError(f"{workload.key}: annotation {PREFIX}{key}={value!r} {why}")
 
 
 def _int(workload: Workload, key: str, value: str) -> int:
     try:
         return int(value.strip())
     except ValueError:
-        raise AnnotationError(f"{workload.key}: annotation {PREFIX}{key}={value!r} is not a whole number") from None
+        raise _bad(workload, key, value, "is not a whole number") from None
+
+
+def _float(workload: Workload, key: str, value: str) -> float:
+    try:
+        return float(value.strip())
+    except ValueError:
+        raise _bad(workload, key, value, "is not a number") from None
 
 
 def _bool(workload: Workload, key: str, value: str) -> bool:
@@ -50,13 +88,12 @@ def _bool(workload: Workload, key: str, value: str) -> bool:
         return True
     if text in ("false", "no", "0", ""):
         return False
-    raise AnnotationError(f"{workload.key}: annotation {PREFIX}{key}={value!r} must be true or false")
+    raise _bad(workload, key, value, "must be true or false")
 
 
-def intents_from_annotations(workload: Workload) -> Intent | None:
-    """The intent a workload's `opsagent.dev/*` annotations declare, or None when it has none."""
-    found = {k[len(PREFIX):]: v for k, v in workload.annotations.items() if k.startswith(PREFIX)}
-    found = {k: v for k, v in found.items() if k in KEYS}
+def annotation_fields(workload: Workload) -> dict[str, Any] | None:
+    """The intent fields the workload's annotations declare (not yet validated), or None when it has none."""
+    found = dict(intent_annotations(workload))
     if not found:
         return None
     data: dict[str, Any] = {
@@ -66,11 +103,10 @@ def intents_from_annotations(workload: Workload) -> Intent | None:
     if "idle-after" in found:
         data["idle"] = {"after": found["idle-after"].strip()}
         if "idle-gpu-below" in found:
-            try:
-                data["idle"]["gpu_util_below"] = float(found["idle-gpu-below"])
-            except ValueError:
-                raise AnnotationError(f"{workload.key}: annotation {PREFIX}idle-gpu-below={found['idle-gpu-below']!r} "
-                                      "is not a number") from None
+            data["idle"]["gpu_util_below"] = _float(workload, "idle-gpu-below", found["idle-gpu-below"])
+    elif "idle-gpu-below" in found:
+        raise _bad(workload, "idle-gpu-below", found["idle-gpu-below"],
+                   f"needs {PREFIX}idle-after too (how long utilisation must stay low)")
     if "min-replicas" in found or "max-replicas" in found:
         data["replicas"] = {}
         if "min-replicas" in found:
@@ -87,7 +123,16 @@ def intents_from_annotations(workload: Workload) -> Intent | None:
             data["placement"]["coherent"] = _bool(workload, "gpu-coherent", found["gpu-coherent"])
     if "protected" in found:
         data["protected"] = _bool(workload, "protected", found["protected"])
-    try:
-        return Intent.model_validate(data)
-    except (ValidationError, ValueError) as exc:
-        raise AnnotationError(f"{workload.key}: opsagent.dev annotations do not form a valid intent: {exc}") from exc
+    return data
+
+
+def refused(workload: Workload, loc: tuple[Any, ...], message: str) -> AnnotationError:
+    """An AnnotationError for an intent field the validator refused, naming the annotation(s) that set it."""
+    path = tuple(str(p) for p in loc)
+    keys: tuple[str, ...] = ()
+    while path and not keys:
+        keys = FIELD_KEYS.get(path, ())
+        path = path[:-1]
+    present = [k for k in keys if PREFIX + k in workload.annotations] or list(keys)
+    named = ", ".join(f"{PREFIX}{k}={workload.annotations.get(PREFIX + k, '')!r}" for k in present)
+    return AnnotationError(f"{workload.key}: annotation{'s' if len(present) > 1 else ''} {named}: {message}")

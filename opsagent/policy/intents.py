@@ -4,6 +4,12 @@ Part of the policy file schema (`intents:` list). Pure pydantic, no I/O.
 Detectors read intents to find drift, idle GPUs, wake windows and failed
 rollouts; tools read `wake.warm_replicas`. Durations are written as '30m',
 '2h', '90s' and parsed here once.
+
+A workload may also declare its own intent through `opsagent.dev/*`
+annotations (read by `opsagent.policy.annotations`). `intent_for` is the one
+lookup every part uses (detectors, the GPU utilisation watch, the gate's CEL
+`intent`), so they all see the same intent: the first policy intent whose
+selector matches wins; otherwise the workload's annotation intent applies.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from opsagent.clock import parse_duration
 from opsagent.model import GpuRequirement, Workload
+from opsagent.policy.annotations import AnnotationError, annotation_fields, intent_annotations, refused
 from opsagent.policy.cron import CronError, parse_cron
 
 
@@ -122,8 +129,64 @@ class Intent(Strict):
 
 
 def intent_for(intents: list[Intent] | tuple[Intent, ...], workload: Workload) -> Intent | None:
-    """The first intent whose selector matches (file order, then list order)."""
+    """The intent that applies to `workload`.
+
+    The first policy intent whose selector matches (file order, then list
+    order) wins; otherwise the intent its `opsagent.dev/*` annotations declare.
+    Annotations with a bad value declare no intent (never an exception here;
+    `annotation_problem` says what is wrong, and the kube adapter puts it in
+    the snapshot's notes).
+    """
     for intent in intents:
         if intent.selector.matches(workload):
             return intent
+    try:
+        return intents_from_annotations(workload)
+    except AnnotationError:
+        return None
+
+
+def intents_from_annotations(workload: Workload) -> Intent | None:
+    """The intent a workload's `opsagent.dev/*` annotations declare, or None when it has none.
+
+    Raises AnnotationError naming the workload, the annotation and its value
+    when a value cannot be read or the values do not form a valid intent.
+    """
+    pairs = intent_annotations(workload)
+    if not pairs:
+        return None
+    key = (workload.key, pairs)
+    found = _ANNOTATION_INTENTS.get(key)
+    if found is None:
+        found = _annotation_intent(workload)
+        if len(_ANNOTATION_INTENTS) >= _CACHE_MAX:
+            _ANNOTATION_INTENTS.clear()
+        _ANNOTATION_INTENTS[key] = found
+    if isinstance(found, AnnotationError):
+        raise found
+    return found
+
+
+def annotation_problem(workload: Workload) -> str | None:
+    """What is wrong with the workload's intent annotations, or None when they are fine (or absent)."""
+    try:
+        intents_from_annotations(workload)
+    except AnnotationError as exc:
+        return str(exc)
     return None
+
+
+_CACHE_MAX = 4096
+# (workload key, its intent annotations) -> the Intent, or the error they give; annotations change rarely.
+_ANNOTATION_INTENTS: dict[tuple[str, tuple[tuple[str, str], ...]], "Intent | AnnotationError"] = {}
+
+
+def _annotation_intent(workload: Workload) -> Intent | AnnotationError:
+    try:
+        data = annotation_fields(workload)
+        return Intent.model_validate(data)
+    except AnnotationError as exc:
+        return exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return refused(workload, tuple(first["loc"]), first["msg"].removeprefix("Value error, "))

@@ -183,6 +183,7 @@ class Policy:
         self.tool_risks = dict(tool_risks)
         self.warnings = warnings
         self._intent_dicts = [intent_as_dict(i) for i in intents]
+        self._annotation_dicts: dict[int, tuple[Intent, dict[str, Any]]] = {}
         self._candidates: dict[tuple[str, str], tuple[CompiledRule, ...]] = {}
         self._limits_for: dict[str, tuple[CompiledLimit, ...]] = {}
 
@@ -196,13 +197,23 @@ class Policy:
         return self.mode == "dry-run"
 
     def intent_for(self, workload: Workload) -> Intent | None:
+        """The workload's intent: a matching policy intent, else its annotation intent (see intents.intent_for)."""
         return intent_for(self.intents, workload)
 
     def intent_dict_for(self, workload: Workload) -> dict[str, Any]:
+        """`intent_for` as CEL reads it (durations in seconds); {} when none applies."""
         for intent, as_dict in zip(self.intents, self._intent_dicts):
             if intent.selector.matches(workload):
                 return as_dict
-        return {}
+        found = intent_for((), workload)
+        if found is None:
+            return {}
+        cached = self._annotation_dicts.get(id(found))
+        if cached is None or cached[0] is not found:
+            if len(self._annotation_dicts) >= _CACHE_MAX:
+                self._annotation_dicts.clear()
+            cached = self._annotation_dicts[id(found)] = (found, intent_as_dict(found))
+        return cached[1]
 
     def actor_matches(self, actor: str, name: str) -> bool:
         """Does `actor` (who acts or approves) fit `name` (a person, group:NAME, daemon, wake-proxy or *)?"""

@@ -12,9 +12,13 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Iterable, Mapping
 
-READ_TOOLS = ("list_workloads", "get_workload", "list_pods", "describe_pod", "gpu_inventory", "list_findings", "get_rollout_history")
+READ_TOOLS = ("list_workloads", "get_workload", "list_pods", "describe_pod", "gpu_inventory", "list_findings", "get_rollout_history",
+              "get_job")
 WRITE_TOOLS = ("scale_workload", "wake_workload", "sleep_workload", "restart_rollout", "undo_rollout", "cordon_node", "uncordon_node", "delete_pod")
 ARCHITECTURAL_TOOLS = ("set_resources", "set_gpu_placement", "set_replica_bounds", "create_workload", "delete_workload", "change_policy")
+
+# Tools whose `namespace` and `name` arguments name a pod: their CEL `target.pod` holds that pod's facts.
+POD_TOOLS = frozenset({"describe_pod", "delete_pod"})
 
 KNOWN_TOOL_RISKS: Mapping[str, str] = {
     **{name: "read" for name in READ_TOOLS},
