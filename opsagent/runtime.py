@@ -30,6 +30,7 @@ from opsagent.yamlfile import FileError
 
 if TYPE_CHECKING:
     from opsagent.agent import Agent, AgentConfig
+    from opsagent.metrics import PrometheusClient
 
 HISTORY_WINDOW = timedelta(days=2)
 
@@ -62,8 +63,14 @@ class Runtime:
         return detect(snap, intents=self.policy.intents, now=now, history=action_history(self, since=now - HISTORY_WINDOW))
 
 
-def open_cluster(spec: str, *, prometheus: str | None = None, seed: int | None = None) -> tuple[Cluster, Clock, object | None]:
-    """Build a cluster from a spec; returns (cluster, clock, sim-or-None)."""
+def open_cluster(spec: str, *, prometheus: str | None = None, request_rate_query: str | None = None,
+                 seed: int | None = None) -> tuple[Cluster, Clock, object | None]:
+    """Build a cluster from a spec; returns (cluster, clock, sim-or-None).
+
+    `prometheus` (a URL) and `request_rate_query` (a preset name such as
+    `ingress-nginx` or `keda-http`, or raw PromQL) feed the kube adapter's
+    metrics; the simulator has its own.
+    """
     kind, _, arg = spec.partition(":")
     if kind == "sim":
         from opsagent.cluster.sim import ScenarioError, SimCluster, builtin_scenario, load_scenario
@@ -77,14 +84,10 @@ def open_cluster(spec: str, *, prometheus: str | None = None, seed: int | None =
         return sim, sim.clock, sim
     if kind == "kube":
         from opsagent.cluster.kube import KubeCluster
-        from opsagent.metrics import PrometheusClient
 
+        metrics = open_prometheus(prometheus, request_rate_query)
         try:
-            cluster = KubeCluster.from_config(
-                context=arg or None,
-                prometheus=PrometheusClient(prometheus) if prometheus else None,
-                clock=RealClock(),
-            )
+            cluster = KubeCluster.from_config(context=arg or None, prometheus=metrics, clock=RealClock())
         except Exception as exc:  # config loading raises several library types; report and stop
             raise RuntimeError_(
                 f"cannot reach the cluster: {exc}",
@@ -92,6 +95,24 @@ def open_cluster(spec: str, *, prometheus: str | None = None, seed: int | None =
             ) from None
         return cluster, RealClock(), None
     raise RuntimeError_(f"--cluster {spec!r} is not a cluster", hint="use sim:demo, sim:PATH.yaml, kube or kube:CONTEXT")
+
+
+def open_prometheus(url: str | None, request_rate_query: str | None) -> "PrometheusClient | None":
+    """The Prometheus client for the kube adapter, or None without a URL."""
+    from opsagent.metrics import REQUEST_RATE_PRESETS, PrometheusClient
+    from opsagent.metrics import request_rate_query as resolve
+
+    try:
+        query = resolve(request_rate_query)
+    except ValueError as exc:
+        raise RuntimeError_(f"--request-rate-query: {exc}",
+                            hint=f"use {' or '.join(REQUEST_RATE_PRESETS)}, or a PromQL query (see docs/kubernetes.md)") from None
+    if not url:
+        if query is not None:
+            raise RuntimeError_("--request-rate-query needs --prometheus (the server to run it on)",
+                                hint="add --prometheus http://prometheus:9090 (or OPSAGENT_PROMETHEUS)")
+        return None
+    return PrometheusClient(url, request_rate_query=query)
 
 
 def open_policy(directory: Path) -> Policy:
@@ -117,6 +138,7 @@ def open_runtime(
     policies: Path = Path("policies"),
     db: Path = Path("opsagent.db"),
     prometheus: str | None = None,
+    request_rate_query: str | None = None,
     seed: int | None = None,
     proposals_dir: Path | None = None,
     clock: Clock | None = None,
@@ -130,7 +152,7 @@ def open_runtime(
         if hasattr(cluster_obj, "advance") and hasattr(cluster_obj, "record_request"):
             sim = cluster_obj
     else:
-        the_cluster, the_clock, sim = open_cluster(cluster, prometheus=prometheus, seed=seed)
+        the_cluster, the_clock, sim = open_cluster(cluster, prometheus=prometheus, request_rate_query=request_rate_query, seed=seed)
     the_cluster = UtilisationWatch(the_cluster, idle_threshold(policy))
     db.parent.mkdir(parents=True, exist_ok=True)
     audit = AuditStore(db)

@@ -19,7 +19,9 @@ from test_kube_read import NOW, seed_cluster
 
 from opsagent.clock import VirtualClock
 from opsagent.cluster.kube import KubeCluster, api_client_for_url
-from opsagent.metrics import INGRESS_NGINX_QUERY, MetricsQueryError, MetricsUnavailable, PrometheusClient
+from opsagent.metrics import (
+    INGRESS_NGINX_QUERY, KEDA_HTTP_QUERY, MetricsQueryError, MetricsUnavailable, PrometheusClient, request_rate_query,
+)
 
 RATES = {"status": "success", "data": {"resultType": "vector", "result": [
     {"metric": {"exported_namespace": "llm", "namespace": "ingress-nginx", "workload": "vllm-llama"}, "value": [1, "2.5"]},
@@ -115,3 +117,38 @@ def test_snapshot_survives_prometheus_outage_with_a_note():
         snap = KubeCluster(api_client_for_url(emu.url), prometheus=client, clock=VirtualClock(NOW)).snapshot()
     assert snap.workload("llm/vllm-llama").gpu_utilization is None
     assert any("GPU utilisation unknown" in n for n in snap.notes)
+
+
+KEDA_RATES = {"status": "success", "data": {"resultType": "vector", "result": [
+    {"metric": {"namespace": "chat", "workload": "chat-ui"}, "value": [1, "0.25"]},
+]}}
+
+
+@pytest.mark.parametrize(("value", "query"), [
+    ("ingress-nginx", INGRESS_NGINX_QUERY),
+    ("keda-http", KEDA_HTTP_QUERY),
+    (" keda-http ", KEDA_HTTP_QUERY),
+    ('sum by (namespace, workload) (rate(my_requests_total[{window}]))', 'sum by (namespace, workload) (rate(my_requests_total[{window}]))'),
+    ("my_recorded_rate", "my_recorded_rate"),
+    (None, None),
+    ("", None),
+])
+def test_request_rate_query_presets_and_raw_promql(value, query):
+    assert request_rate_query(value) == query
+
+
+@pytest.mark.parametrize("value", ["ingress-ngnix", "keda-http-v2", "nginx-ingress"])
+def test_a_name_that_is_not_a_preset_is_refused_with_the_known_ones(value):
+    with pytest.raises(ValueError, match=f"{value!r} is not a preset .*ingress-nginx, keda-http"):
+        request_rate_query(value)
+
+
+@pytest.mark.parametrize("preset", ["keda-http", "raw"])
+def test_a_configured_query_reaches_prometheus_and_fills_request_rate(preset):
+    raw = 'sum by (namespace, workload) (rate(my_requests_total[{window}]))'
+    chosen = request_rate_query(raw if preset == "raw" else preset)
+    rendered = chosen.replace("{window}", "5m")
+    with FakePrometheus({rendered: (200, KEDA_RATES)}) as prom:
+        client = PrometheusClient(prom.url, timeout=2, request_rate_query=chosen)
+        assert client.request_rates() == {"chat/chat-ui": 0.25}
+        assert prom.queries == [rendered]

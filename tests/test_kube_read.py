@@ -11,7 +11,10 @@ Spec:
 - GPUs come from DRA ResourceSlices where a node publishes them and from
   allocatable + GFD labels elsewhere; pods hold them through device-plugin
   requests or allocated ResourceClaims;
-- without Prometheus the snapshot says request rate and GPU use are unknown.
+- without Prometheus the snapshot says request rate and GPU use are unknown;
+- GPU Jobs come from the pods a batch/v1 Job owns (one Job per owner), at no
+  extra request: Pending without a node is queued, Running is running, then
+  Succeeded or Failed.
 """
 
 from __future__ import annotations
@@ -211,3 +214,50 @@ def test_rollout_status_table(status, generation, expected):
            "spec": {"replicas": 3}, "status": status}
     state = rollout_state(dep)
     assert state.status == expected and state.revision == 3
+
+
+def test_gpu_jobs_come_from_the_pods_jobs_own_without_another_list_call():
+    from test_kube_intents_data import finished_job_pod, job_pod
+
+    with Emulator() as emu:
+        seed_cluster(emu)
+        kube = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(NOW))
+        kube.snapshot()
+        baseline = kube.requests
+        emu.seed(job_pod("finetune", "finetune-a"))
+        emu.seed(job_pod("finetune", "finetune-b"))  # parallelism 2: still one Job
+        emu.seed(finished_job_pod("eval-3", "eval-3-x", "Succeeded"))
+        emu.seed(finished_job_pod("eval-4", "eval-4-x", "Failed"))
+        emu.seed(finished_job_pod("eval-4", "eval-4-y", "Succeeded"))  # a retry that worked
+        cpu_only = job_pod("report", "report-x")
+        cpu_only["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1"}}
+        emu.seed(cpu_only)
+        snap = kube.snapshot()
+        assert kube.requests - baseline == baseline - 1  # the same lists as before, minus the one-off discovery
+    jobs = {j.key: j for j in snap.jobs}
+    assert sorted(jobs) == ["ml/eval-3", "ml/eval-4", "ml/finetune"]  # the CPU-only Job is not GPU work
+    finetune = jobs["ml/finetune"]
+    assert (finetune.state, finetune.gpus, finetune.node) == ("queued", 2, None)
+    assert finetune.submitted_at == datetime(2025, 3, 19, 23, 20, 11, tzinfo=timezone.utc)
+    assert jobs["ml/eval-3"].state == "succeeded" and jobs["ml/eval-4"].state == "succeeded"
+    assert jobs["ml/eval-3"].finished_at == datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
+    assert snap.pod("ml", "finetune-a").workload is None
+
+
+def test_job_states_follow_their_pods():
+    from opsagent.cluster.kube.jobs import jobs_from_pods
+    from opsagent.cluster.kube.read import RawLists, build_snapshot
+    from test_kube_intents_data import finished_job_pod, job_pod
+
+    running = finished_job_pod("train", "train-x", "Running")
+    running["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": "2026-01-05T08:00:05Z"}}
+    node = fixture("node-gpu-gfd.json")  # nori: one device-plugin GPU
+    snap = build_snapshot(RawLists(pods=[running, finished_job_pod("lost", "lost-x", "Failed")], nodes=[node]), now=NOW)
+    jobs = {j.key: j for j in snap.jobs}
+    train = jobs["ml/train"]
+    assert (train.state, train.node, train.started_at) == ("running", "nori", datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc))
+    assert train.gpu_ids == ("nori/gpu-0",)
+    assert jobs["ml/lost"].state == "failed"
+    not_batch = job_pod("x", "x-1")
+    not_batch["metadata"]["ownerReferences"][0]["apiVersion"] = "example.com/v1"  # some other kind named Job
+    assert jobs_from_pods([not_batch], build_snapshot(RawLists(pods=[not_batch]), now=NOW).pods) == ()

@@ -7,10 +7,12 @@ from opsagent.metrics.prometheus import (
     MetricsError,
     MetricsQueryError,
     MetricsUnavailable,
+    REQUEST_RATE_PRESETS,
     PrometheusClient,
+    request_rate_query,
 )
 
 __all__ = [
     "DEFAULT_GPU_UTIL_QUERY", "INGRESS_NGINX_QUERY", "KEDA_HTTP_QUERY", "MetricsError",
-    "MetricsQueryError", "MetricsUnavailable", "PrometheusClient",
+    "MetricsQueryError", "MetricsUnavailable", "PrometheusClient", "REQUEST_RATE_PRESETS", "request_rate_query",
 ]

@@ -13,6 +13,7 @@ every failure becomes a `MetricsError` subclass saying what went wrong.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -29,6 +30,32 @@ KEDA_HTTP_QUERY = (
     'sum by (namespace, workload) (label_replace('
     'rate(interceptor_request_count_total[{window}]), "workload", "$1", "host", "([^.]+).*"))'
 )
+
+
+# Named request-rate queries, for `--request-rate-query NAME`.
+REQUEST_RATE_PRESETS: dict[str, str] = {
+    "ingress-nginx": INGRESS_NGINX_QUERY,
+    "keda-http": KEDA_HTTP_QUERY,
+}
+# A bare lower-case word with hyphens: meant as a preset name, never sensible PromQL.
+_PRESET_LIKE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)+$")
+
+
+def request_rate_query(value: str | None) -> str | None:
+    """The PromQL for a `--request-rate-query` value: a preset name, or a query used as given.
+
+    None or blank means no query (request_rate stays unknown). Raises
+    ValueError for a name that looks like a preset but is not one.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text in REQUEST_RATE_PRESETS:
+        return REQUEST_RATE_PRESETS[text]
+    if _PRESET_LIKE.match(text):
+        raise ValueError(f"request-rate query {text!r} is not a preset (known: {', '.join(REQUEST_RATE_PRESETS)}); "
+                         "give one of those or a PromQL query returning one series per workload with a `workload` label")
+    return text
 
 
 class MetricsError(Exception):

@@ -121,7 +121,8 @@ class KubeCluster:
         try:
             rates = self.prometheus.request_rates()
             if rates is None:
-                notes.append("no request-rate query configured: request_rate is None")
+                notes.append("no request-rate query configured (--request-rate-query ingress-nginx, keda-http or PromQL): "
+                             "request_rate is None")
         except MetricsError as exc:
             notes.append(f"request rate unknown (Prometheus: {exc}); request_rate is None")
         return Metrics(pod_gpu_utilization=util, request_rate=rates, notes=tuple(notes))
