@@ -1,9 +1,17 @@
 """`opsagent doctor` against one fake loopback server playing the API server, Ollama and Slack.
 
 Spec: every permission in the adapter's table is checked with a
-SelfSubjectAccessReview; a refused one is `missing` with a fix naming verb and
-resource, and the command exits 1; the Ollama model must be pulled; the Slack
-token must pass auth.test; unconfigured parts are `skipped` and do not fail.
+SelfSubjectAccessReview (the Lease's in --lease-namespace, POD_NAMESPACE in a
+pod); a refused one is `missing` with a fix naming verb and resource, and the
+command exits 1; the Ollama model must be pulled; unconfigured parts are
+`skipped` and do not fail.
+
+Slack, when any of its secrets is set (environment or --slack-token-file): the
+bot token must pass auth.test; in Socket Mode (asked for, or an app token set)
+the app token must pass apps.connections.open; in HTTP mode
+SLACK_SIGNING_SECRET must be set. No token ever appears in the output. Run
+against the project's fake Slack Web API (opsagent/chat/fakeslack.py), and for
+refusals against this file's fake, which knows which tokens are good.
 """
 
 from __future__ import annotations
@@ -52,6 +60,11 @@ class FakeServices:
                 if self.path == "/api/auth.test":
                     ok = self.headers.get("Authorization") == "Bearer xoxb-good" and slack_ok
                     return self._send({"ok": True, "team": "ops", "user": "opsagent"} if ok else {"ok": False, "error": "invalid_auth"})
+                if self.path == "/api/apps.connections.open":
+                    auth = self.headers.get("Authorization") or ""
+                    if auth == "Bearer xapp-good":
+                        return self._send({"ok": True, "url": "wss://wss-primary.slack.com/link/?ticket=t&app_id=a"})
+                    return self._send({"ok": False, "error": "not_allowed_token_type" if "xoxb-" in auth else "invalid_auth"})
                 self._send({}, 404)
 
             def log_message(self, *args: object) -> None:
@@ -86,6 +99,8 @@ def run(args: list[str], env: dict[str, str]):
         pass
 
     clean = {"OLLAMA_HOST": "", "OPSAGENT_MODEL": "", "OPSAGENT_PROMETHEUS": "", "SLACK_BOT_TOKEN": "",
+             "SLACK_APP_TOKEN": "", "SLACK_SIGNING_SECRET": "", "OPSAGENT_SLACK_TOKEN_FILE": "", "OPSAGENT_SLACK_MODE": "",
+             "OPSAGENT_SLACK_API_URL": "", "SLACK_API_URL": "", "OPSAGENT_LEASE_NAMESPACE": "", "POD_NAMESPACE": "",
              "KUBECONFIG": "", "KUBERNETES_SERVICE_HOST": ""}
     return CliRunner().invoke(app, ["doctor", *args], env={**clean, **env})
 
@@ -152,3 +167,88 @@ def test_help_ends_with_an_example():
 
     result = CliRunner().invoke(app, ["doctor", "--help"])
     assert result.exit_code == 0 and "Example: opsagent doctor" in result.stdout
+
+
+def slack_checks(result) -> dict[str, dict]:
+    return {c["name"]: c for c in json.loads(result.stdout)["checks"] if c["name"].startswith("slack")}
+
+
+def test_socket_mode_checks_the_app_token_on_the_fake_slack_api():
+    from opsagent.chat.fakeslack import FakeSlack
+
+    with FakeSlack() as fake:
+        result = run(["--skip-cluster", "-o", "json"], {"SLACK_BOT_TOKEN": "xoxb-1-secretbot", "SLACK_APP_TOKEN": "xapp-1-secretapp",
+                                                       "OPSAGENT_SLACK_API_URL": fake.api_url})
+        methods = [c.method for c in fake.calls]
+    assert result.exit_code == 0, result.output
+    checks = slack_checks(result)
+    assert checks["slack"]["status"] == "ok" and checks["slack app token"]["status"] == "ok"
+    assert methods == ["auth.test", "apps.connections.open"]
+    assert "secretbot" not in result.output and "secretapp" not in result.output
+
+
+def test_http_mode_needs_the_signing_secret():
+    from opsagent.chat.fakeslack import FakeSlack
+
+    with FakeSlack() as fake:
+        missing = run(["--skip-cluster", "-o", "json"], {"SLACK_BOT_TOKEN": "xoxb-1-secretbot", "OPSAGENT_SLACK_API_URL": fake.api_url})
+        present = run(["--skip-cluster", "-o", "json", "--slack-mode", "http"],
+                      {"SLACK_BOT_TOKEN": "xoxb-1-secretbot", "SLACK_APP_TOKEN": "xapp-1-secretapp",
+                       "SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5", "OPSAGENT_SLACK_API_URL": fake.api_url})
+        methods = [c.method for c in fake.calls]
+    assert missing.exit_code == 1
+    assert slack_checks(missing)["slack signing secret"]["status"] == "missing"
+    assert "SLACK_SIGNING_SECRET" in slack_checks(missing)["slack signing secret"]["fix"]
+    assert present.exit_code == 0, present.output
+    assert slack_checks(present)["slack signing secret"]["status"] == "ok"
+    assert "apps.connections.open" not in methods                 # http mode: the app token is not used
+    assert "8f742231b10e" not in present.output
+
+
+@pytest.mark.parametrize("app_token,error", [("xapp-revoked-secretapp", "invalid_auth"), ("xoxb-good", "not_allowed_token_type")])
+def test_a_refused_app_token_fails(app_token, error):
+    fake = FakeServices()
+    try:
+        result = run(["--skip-cluster", "-o", "json"], {"SLACK_BOT_TOKEN": "xoxb-good", "SLACK_APP_TOKEN": app_token,
+                                                       "SLACK_API_URL": fake.url + "/api"})
+    finally:
+        fake.close()
+    assert result.exit_code == 1
+    checks = slack_checks(result)
+    assert checks["slack"]["status"] == "ok"
+    assert checks["slack app token"]["status"] == "failed" and error in checks["slack app token"]["detail"]
+    assert "connections:write" in checks["slack app token"]["fix"] and "secretapp" not in result.output
+
+
+def test_secrets_from_the_token_file(tmp_path):
+    fake = FakeServices()
+    token_file = tmp_path / "slack.env"
+    token_file.write_text("# Slack\nSLACK_BOT_TOKEN=xoxb-good\nexport SLACK_APP_TOKEN='xapp-good'\n")
+    try:
+        result = run(["--skip-cluster", "-o", "json", "--slack-token-file", str(token_file)],
+                     {"SLACK_API_URL": fake.url + "/api"})
+    finally:
+        fake.close()
+    assert result.exit_code == 0, result.output
+    assert {n: c["status"] for n, c in slack_checks(result).items()} == {"slack": "ok", "slack app token": "ok"}
+    assert "xoxb-good" not in result.output and "xapp-good" not in result.output
+
+
+def test_a_bad_token_file_names_file_and_line(tmp_path):
+    token_file = tmp_path / "slack.env"
+    token_file.write_text("SLACK_BOT_TOKEN=xoxb-good\nSLACK_TOKEN=xoxb-typo\n")
+    result = run(["--skip-cluster", "--slack-token-file", str(token_file)], {})
+    assert result.exit_code != 0
+    assert f"{token_file}:2" in result.output and "xoxb-typo" not in result.output
+
+
+def test_an_app_token_without_a_bot_token_is_missing():
+    result = run(["--skip-cluster", "-o", "json"], {"SLACK_APP_TOKEN": "xapp-1-secretapp", "SLACK_API_URL": "http://127.0.0.1:9/api"})
+    assert result.exit_code == 1
+    assert slack_checks(result)["slack"]["status"] == "missing"
+
+
+def test_lease_permissions_are_checked_in_the_pods_namespace(tmp_path, services):
+    run(["-o", "json"], {"KUBECONFIG": kubeconfig(tmp_path, services.url), "POD_NAMESPACE": "ops-team"})
+    lease = [r for r in services.reviews if r["resource"] == "leases"]
+    assert lease and all(r["namespace"] == "ops-team" for r in lease)

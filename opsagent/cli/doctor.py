@@ -3,7 +3,9 @@
 What it is for: one command an operator runs after installing, which reports
 ok / missing / failed / skipped per check with a fix hint: the cluster answers,
 each RBAC verb of the adapter's table is granted (SelfSubjectAccessReview),
-Ollama answers and has the model, Prometheus answers, the Slack token is valid.
+Ollama answers and has the model, Prometheus answers, and when Slack is
+configured: the bot token passes auth.test and, in Socket Mode, the app token
+passes apps.connections.open, or in HTTP mode the signing secret is set.
 A check that is not configured is `skipped`, not a failure.
 
 What it must not do: change anything anywhere. Every check is a read (or an
@@ -14,14 +16,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Literal
+from enum import Enum
+from pathlib import Path
+from typing import Literal, Optional
 
 import httpx
 import typer
 
-from opsagent.cli.common import Output, OutputOpt, console, print_json
+from opsagent.chat.secrets import SecretsError, SlackSecrets, load_secrets, redact
+from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
 
 Status = Literal["ok", "missing", "failed", "skipped"]
+
+
+class SlackMode(str, Enum):
+    auto = "auto"
+    socket = "socket"
+    http = "http"
 
 
 @dataclass
@@ -33,7 +44,8 @@ class Check:
     required: bool = True
 
 
-def check_cluster(*, kubeconfig: str | None, context: str | None, in_cluster: bool | None, timeout: float) -> list[Check]:
+def check_cluster(*, kubeconfig: str | None, context: str | None, in_cluster: bool | None, timeout: float,
+                  lease_namespace: str = "opsagent") -> list[Check]:
     from opsagent.cluster.kube import PERMISSIONS, KubeCluster
     from opsagent.cluster.port import ClusterError
 
@@ -46,7 +58,7 @@ def check_cluster(*, kubeconfig: str | None, context: str | None, in_cluster: bo
                       "point KUBECONFIG (or --kubeconfig/--context) at the cluster, or run inside it; "
                       "check `kubectl version` works with the same config")]
     checks = [Check("cluster", "ok", f"API server {version}")]
-    namespace = os.environ.get("POD_NAMESPACE", "opsagent")
+    namespace = lease_namespace
     for perm in PERMISSIONS:
         scope_ns = namespace if perm.scope == "own-namespace" else None
         try:
@@ -99,30 +111,86 @@ def check_prometheus(*, url: str | None, timeout: float) -> Check:
     return Check("prometheus", "ok", f"{url} answers ({series} `up` series)")
 
 
-def check_slack(*, token: str | None, api_url: str, timeout: float) -> Check:
+def _slack_call(api_url: str, method: str, token: str, timeout: float) -> dict:
+    """POST one Web API method with a token; the answer's JSON (raises httpx.HTTPError / ValueError)."""
+    response = httpx.post(api_url.rstrip("/") + "/" + method, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+    body = response.json()
+    if not isinstance(body, dict):
+        raise ValueError(f"{method} answered {type(body).__name__}, not a JSON object")
+    return body
+
+
+def slack_socket_mode(mode: str, secrets: SlackSecrets) -> bool:
+    """The rule `opsagent slack` follows: socket when asked, or in auto mode when an app token is set."""
+    return mode == "socket" or (mode == "auto" and bool(secrets.app_token))
+
+
+def check_slack(*, secrets: SlackSecrets, mode: str = "auto", api_url: str, timeout: float) -> list[Check]:
+    """Bot token (auth.test), then the mode's own secret: app token (apps.connections.open) or signing secret.
+
+    Tokens go only into the Authorization header; no detail or fix ever contains one.
+    """
+    if not secrets.values():
+        return [Check("slack", "skipped", "no SLACK_BOT_TOKEN, SLACK_APP_TOKEN or SLACK_SIGNING_SECRET: no Slack chat-ops",
+                      required=False)]
+    checks = [_check_bot_token(secrets.bot_token, api_url=api_url, timeout=timeout)]
+    if slack_socket_mode(mode, secrets):
+        checks.append(_check_app_token(secrets.app_token, api_url=api_url, timeout=timeout))
+    elif secrets.signing_secret:
+        checks.append(Check("slack signing secret", "ok", "HTTP mode: SLACK_SIGNING_SECRET is set (Slack cannot check it "
+                            "from here; a wrong one makes every request from Slack fail with 401)"))
+    else:
+        checks.append(Check("slack signing secret", "missing", "HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests",
+                            "copy the Signing Secret from the app's Basic Information page into SLACK_SIGNING_SECRET, "
+                            "or use Socket Mode with an app token (SLACK_APP_TOKEN=xapp-...)"))
+    return checks
+
+
+def _check_bot_token(token: str | None, *, api_url: str, timeout: float) -> Check:
     if not token:
-        return Check("slack", "skipped", "SLACK_BOT_TOKEN not set: no Slack chat-ops", required=False)
+        return Check("slack", "missing", "Slack is configured but SLACK_BOT_TOKEN is not set",
+                     "install the app to the workspace and set SLACK_BOT_TOKEN to its bot token (xoxb-...)")
     try:
-        response = httpx.post(api_url.rstrip("/") + "/auth.test", headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
-        body = response.json()
+        body = _slack_call(api_url, "auth.test", token, timeout)
     except (httpx.HTTPError, ValueError) as exc:
-        return Check("slack", "failed", f"{api_url} did not answer auth.test: {exc}", "check network access to Slack")
+        return Check("slack", "failed", f"{api_url} did not answer auth.test: {redact(str(exc), (token,))}",
+                     "check network access to Slack")
     if body.get("ok"):
         return Check("slack", "ok", f"token valid for team {body.get('team', '?')} as {body.get('user', '?')}")
     return Check("slack", "failed", f"auth.test refused the token: {body.get('error', 'unknown error')}",
                  "create a new bot token (xoxb-...) in the Slack app settings and set SLACK_BOT_TOKEN")
 
 
+def _check_app_token(token: str | None, *, api_url: str, timeout: float) -> Check:
+    if not token:
+        return Check("slack app token", "missing", "Socket Mode needs SLACK_APP_TOKEN",
+                     "create an app-level token with connections:write (xapp-...) and set SLACK_APP_TOKEN, "
+                     "or run in HTTP mode with SLACK_SIGNING_SECRET")
+    try:
+        body = _slack_call(api_url, "apps.connections.open", token, timeout)
+    except (httpx.HTTPError, ValueError) as exc:
+        return Check("slack app token", "failed", f"{api_url} did not answer apps.connections.open: "
+                     f"{redact(str(exc), (token,))}", "check network access to Slack")
+    if body.get("ok"):
+        return Check("slack app token", "ok", "Socket Mode: apps.connections.open accepts the app token")
+    return Check("slack app token", "failed", f"apps.connections.open refused the app token: {body.get('error', 'unknown error')}",
+                 "create an app-level token with the connections:write scope (xapp-...) and set SLACK_APP_TOKEN; "
+                 "Socket Mode must be enabled in the app settings")
+
+
 def run_checks(
     *, kubeconfig: str | None = None, context: str | None = None, in_cluster: bool | None = None,
-    skip_cluster: bool = False, ollama_host: str | None = None, model: str | None = None, prometheus: str | None = None,
-    slack_token: str | None = None, slack_api_url: str = "https://slack.com/api", timeout: float = 5.0,
+    skip_cluster: bool = False, lease_namespace: str = "opsagent",
+    ollama_host: str | None = None, model: str | None = None, prometheus: str | None = None,
+    slack: SlackSecrets | None = None, slack_mode: str = "auto", slack_api_url: str = "https://slack.com/api",
+    timeout: float = 5.0,
 ) -> list[Check]:
     checks = [Check("cluster", "skipped", "--skip-cluster given", required=False)] if skip_cluster else \
-        check_cluster(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster, timeout=timeout)
+        check_cluster(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster, timeout=timeout,
+                      lease_namespace=lease_namespace)
     checks.append(check_ollama(host=ollama_host, model=model, timeout=timeout))
     checks.append(check_prometheus(url=prometheus, timeout=timeout))
-    checks.append(check_slack(token=slack_token, api_url=slack_api_url, timeout=timeout))
+    checks.extend(check_slack(secrets=slack or SlackSecrets(), mode=slack_mode, api_url=slack_api_url, timeout=timeout))
     return checks
 
 
@@ -135,23 +203,41 @@ def register(app: typer.Typer) -> None:
         kubeconfig: str = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file."),
         context: str = typer.Option(None, "--context", envvar="OPSAGENT_CONTEXT", help="Kubeconfig context."),
         skip_cluster: bool = typer.Option(False, "--skip-cluster", help="Do not check the cluster and RBAC."),
+        lease_namespace: str = typer.Option("opsagent", "--lease-namespace", envvar=["OPSAGENT_LEASE_NAMESPACE", "POD_NAMESPACE"],
+                                            help="Namespace of the daemon's leader-election Lease (as `opsagent daemon`)."),
         ollama_host: str = typer.Option(None, "--ollama-host", envvar="OLLAMA_HOST", help="Ollama URL; unset skips."),
         model: str = typer.Option(None, "--model", envvar="OPSAGENT_MODEL", help="Model that must be pulled in Ollama."),
         prometheus: str = typer.Option(None, "--prometheus", envvar="OPSAGENT_PROMETHEUS", help="Prometheus URL; unset skips."),
-        skip_slack: bool = typer.Option(False, "--skip-slack", help="Do not check Slack even if SLACK_BOT_TOKEN is set."),
+        skip_slack: bool = typer.Option(False, "--skip-slack", help="Do not check Slack even if its secrets are set."),
+        slack_mode: SlackMode = typer.Option(SlackMode.auto, "--slack-mode", envvar="OPSAGENT_SLACK_MODE",
+                                             help="As for `opsagent slack`: socket checks SLACK_APP_TOKEN, http checks "
+                                                  "SLACK_SIGNING_SECRET, auto is socket when an app token is set."),
+        slack_token_file: Optional[Path] = typer.Option(None, "--slack-token-file", envvar="OPSAGENT_SLACK_TOKEN_FILE",
+                                              help="File with SLACK_BOT_TOKEN=..., SLACK_APP_TOKEN=..., "
+                                                   "SLACK_SIGNING_SECRET=... lines (as `opsagent slack --token-file`)."),
         timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds per network call."),
         output: Output = OutputOpt,
     ) -> None:
         """Check what a new install needs (cluster, RBAC, Ollama, Prometheus, Slack) and say how to fix gaps.
 
+        Slack secrets come from the environment or --slack-token-file, never from flags, and are never printed.
+        The Lease permissions are checked in --lease-namespace's namespace (POD_NAMESPACE in a pod).
+
         Exit code 1 when a required check is missing or failed; unconfigured checks are skipped.
 
         Example: opsagent doctor --context prod --model qwen3:8b --prometheus http://prometheus:9090
         """
+        slack = SlackSecrets()
+        if not skip_slack:
+            try:
+                slack = load_secrets(token_file=slack_token_file)
+            except SecretsError as exc:
+                fail(str(exc), hint="one NAME=value per line; names: SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET")
+        api_url = os.environ.get("OPSAGENT_SLACK_API_URL") or os.environ.get("SLACK_API_URL") or "https://slack.com/api"
         checks = run_checks(
-            kubeconfig=kubeconfig, context=context, skip_cluster=skip_cluster, ollama_host=ollama_host, model=model,
-            prometheus=prometheus, slack_token=None if skip_slack else os.environ.get("SLACK_BOT_TOKEN"),
-            slack_api_url=os.environ.get("SLACK_API_URL", "https://slack.com/api"), timeout=timeout,
+            kubeconfig=kubeconfig, context=context, skip_cluster=skip_cluster, lease_namespace=lease_namespace,
+            ollama_host=ollama_host, model=model, prometheus=prometheus,
+            slack=slack, slack_mode=slack_mode.value, slack_api_url=api_url, timeout=timeout,
         )
         bad = [c for c in checks if c.required and c.status in ("missing", "failed")]
         if output == Output.json:
