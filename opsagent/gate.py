@@ -36,7 +36,8 @@ from opsagent.gate_support import (
     small_data,
     target_key,
 )
-from opsagent.model import Approval, AuditEntry, Decision, Snapshot, ToolCall, ToolResult, WorkloadRef, canonical_json
+from opsagent.gate_recovery import before_of, observed_effect
+from opsagent.model import Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, canonical_json
 from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
 
 __all__ = ["ApprovalSink", "Gate", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
@@ -170,12 +171,53 @@ class Gate:
                               approval_id=getattr(done, "approval_id", None), data={"replayed": True},
                               message=f"already handled (audit {getattr(done, 'id', '?')}): {getattr(done, 'summary', '') or ''}")
         if step.done_key is None and find(f"{step.key}:proposal") is not None:
-            tool = self.tools.get(step.call.tool)
-            step.risk = tool.risk if tool else None
-            return step.finish(ToolResult(status="error", tool=step.call.tool, data={"retryable": False, "interrupted": True},
-                                          message="an earlier attempt of this exact call started and recorded no result; "
-                                                  "not running it again (check the cluster, then propose a new call)"))
+            return self._recover(step)
         return None
+
+    def _recover(self, step: _Step) -> ToolResult | None:
+        """The missing result of a call whose process died at the gate; None when nothing can have run yet.
+
+        The recorded decision says how far the call got. Without one, or for a
+        read or a dry run, nothing changed and the call is processed now (its
+        proposal row is already there and is not written twice). After a deny
+        nothing ran. After `allow` the write may or may not have reached the
+        cluster: the cluster is read and the result records what it shows,
+        `ok` when the change is in effect and `error` otherwise; the call is
+        never run a second time.
+        """
+        call = step.call
+        tool = self.tools.get(call.tool)
+        step.risk = tool.risk if tool else None
+        decided = self.recorder.find_by_key(f"{step.key}:decision")  # type: ignore[attr-defined]
+        if decided is None or tool is None or tool.risk == "read" or decided.dry_run:
+            return None
+        decision = Decision(effect=decided.decision or "deny", rule=RuleRef(file=decided.rule_file or "", name=decided.rule_name or ""),
+                            reason=decided.summary or "", dry_run=bool(decided.dry_run))
+        data: dict[str, Any] = {"recovered": True, "interrupted": True, "retryable": False}
+        if decision.effect == "deny":
+            return step.finish(ToolResult(status="denied", tool=call.tool, decision=decision, data=data,
+                                          message=f"denied by {decision.rule.file}:{decision.rule.name}: {decision.reason}"))
+        if decision.effect == "require_approval":
+            return step.finish(ToolResult(status="error", tool=call.tool, decision=decision, data=data,
+                                          message="interrupted while filing the approval request; not filed again "
+                                                  "(see `opsagent approvals list`, then propose it again if it is missing)"))
+        before = (decided.data or {}).get("before")
+        try:
+            seen = observed_effect(call.tool, dict(call.args), before, self.cluster.snapshot())
+        except ClusterError as exc:
+            seen = None
+            detail = f"the cluster could not be read to check ({exc.message})"
+        else:
+            detail = seen.detail
+        data["effect"] = seen.verdict if seen is not None else "unknown"
+        stopped = "the process stopped after the policy allowed this call and before its result was recorded"
+        if seen is not None and seen.verdict == "in_effect":
+            return step.finish(ToolResult(status="ok", tool=call.tool, decision=decision, data=data,
+                                          message=f"recovered after a restart: {stopped}; the cluster shows the change ({detail})"))
+        verdict = "does not show the change" if data["effect"] == "not_in_effect" else "cannot tell whether it took effect"
+        return step.finish(ToolResult(status="error", tool=call.tool, decision=decision, data=data,
+                                      message=f"recovered after a restart: {stopped}; the cluster {verdict} ({detail}); "
+                                              "not run again (check the cluster, then propose a new call)"))
 
     def _process(self, step: _Step, *, approval: Approval | None = None, approver: str | None = None) -> ToolResult:
         call = step.call
@@ -195,9 +237,10 @@ class Gate:
             decision = builtin("deny", "cluster-unreadable", f"cannot read the cluster to decide: {exc.message}")
         else:
             decision = self._decision(call, tool, target, snapshot, step.run_id, approval, approver)
+        before = before_of(dict(args.model_dump()), snapshot) if decision.effect == "allow" or approval else None
         step.record("decision", args=self._loggable_args(call), decision=decision.effect, rule_file=decision.rule.file,
                     rule_name=decision.rule.name, summary=decision.reason[:1000], dry_run=decision.dry_run,
-                    approval_id=approval.id if approval else None)
+                    approval_id=approval.id if approval else None, data={"before": before} if before else None)
         if decision.effect == "deny":
             where = f"{decision.rule.file}:{decision.rule.name}"
             return step.finish(ToolResult(status="denied", tool=call.tool, decision=decision, message=f"denied by {where}: {decision.reason}"))

@@ -148,11 +148,13 @@ def test_a_call_id_without_a_run_is_not_mistaken_for_a_replay():
     assert [kwargs["replicas"] for _, kwargs in cluster.writes] == [2, 2, 3]
 
 
-def test_an_interrupted_attempt_is_not_run_again():
+def test_an_attempt_interrupted_before_its_decision_runs_once_now():
     gate, _, cluster, recorder = world({"scale_workload": "allow"})
     c = scale().model_copy(update={"id": "tc-7"})
     key = f"r1:tc-7:{c.args_hash()[:12]}:proposal"
     recorder.record(AuditEntry(time=gate.clock.now(), kind="proposal", actor="carol", idempotency_key=key))  # a crash left only this
     result = gate.submit(c, run_id="r1")
-    assert result.status == "error" and result.data["interrupted"] is True
-    assert cluster.writes == []
+    assert result.ok  # nothing can have reached the cluster before the policy decided: the call runs now, once
+    assert [kwargs["replicas"] for _, kwargs in cluster.writes] == [2]
+    assert [e.kind for e in recorder.entries] == ["proposal", "decision", "result"]
+    assert gate.submit(c, run_id="r1").data.get("replayed") is True and len(cluster.writes) == 1

@@ -25,7 +25,7 @@ class AgentConfig(BaseModel):
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_steps: int = Field(default=8, ge=1, le=100, description="plan rounds per run")
     max_tokens: int = Field(default=60_000, ge=1, description="prompt + completion tokens per run")
-    max_seconds: float = Field(default=600.0, gt=0, description="wall time per run, not counting time waiting for a person")
+    max_seconds: float = Field(default=600.0, gt=0, description="clock time a run may spend working; waiting for a person or a restart does not count")
     verify_retries: int = Field(default=4, ge=0, le=50, description="extra re-checks after the last step, waiting between them")
     verify_interval_seconds: float = Field(default=15.0, ge=0, description="wait before each re-check (on the run's clock)")
     max_failures: int = Field(default=3, ge=1, le=10, description="LLM failures in a row before falling back to the offline planner")

@@ -1,6 +1,6 @@
 """The agent's LangGraph: plan → act → (await_approval) → verify → finish.
 
-- plan: checks the budgets first (steps, tokens, seconds), then asks the
+- plan: checks the budgets first (steps, tokens, seconds spent in nodes), then asks the
   current planner for the next calls; LLM failures are counted and, after
   `max_failures` in a row, the run switches to the offline planner and the
   audit log says so.
@@ -20,9 +20,9 @@ signatures. The graph holds no cluster reference: only the gate writes.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Callable, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -30,7 +30,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from opsagent.agent.config import AgentConfig
-from opsagent.agent.ledger import call_id, claim_key, has_key, recorded_result, result_key
+from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
 from opsagent.agent.playbook_view import is_resolved
 from opsagent.agent.state import AgentState
@@ -126,11 +126,28 @@ def budget_problem(deps: Deps, state: AgentState) -> str | None:
     tokens = state.get("prompt_tokens", 0) + state.get("completion_tokens", 0)
     if tokens >= cfg.max_tokens:
         return f"token budget exhausted ({tokens} of {cfg.max_tokens})"
-    started = datetime.fromisoformat(state["started_at"])
-    elapsed = (deps.clock.now() - started).total_seconds()
+    elapsed = state.get("spent_seconds", 0.0)
     if elapsed > cfg.max_seconds:
         return f"time budget exhausted ({elapsed:.0f}s of {cfg.max_seconds:.0f}s)"
     return None
+
+
+def timed(deps: Deps, node: Callable[[AgentState], Any]) -> Callable[[AgentState], Any]:
+    """`node`, adding the clock time it took to the run's `spent_seconds`.
+
+    The time budget counts only time spent inside nodes: a person deciding an
+    approval (the run is paused between nodes) and a process that was down
+    (the run continues from its last checkpoint) cost the run nothing.
+    """
+    @functools.wraps(node)
+    def run(state: AgentState) -> Any:
+        started = deps.clock.now()
+        out = node(state)
+        spent = state.get("spent_seconds", 0.0) + max(0.0, (deps.clock.now() - started).total_seconds())
+        if isinstance(out, Command):
+            return Command(goto=out.goto, update={**(out.update or {}), "spent_seconds": spent})
+        return {**out, "spent_seconds": spent}
+    return run
 
 
 def build_graph(deps: Deps) -> StateGraph:
@@ -200,11 +217,7 @@ def build_graph(deps: Deps) -> StateGraph:
             earlier = recorded_result(deps.recorder, key, tool=call.tool)
             if earlier is not None:
                 result = earlier
-            elif has_key(deps.recorder, claim_key(key)):
-                result = ToolResult(status="error", tool=call.tool, data={"interrupted": True},
-                                    message="an earlier attempt of this step was interrupted before its result was "
-                                            "recorded; not repeated (check the cluster before retrying)")
-            else:
+            else:  # a claim already stored (the process died mid-call) is not written again; the gate recovers the call
                 deps.record_run(state, f"submitting {call.tool} (step {call.id})", full_key=claim_key(key),
                                 tool=call.tool, args=call.args)
                 result = deps.gate.submit(call, run_id=state["run_id"])
@@ -243,8 +256,7 @@ def build_graph(deps: Deps) -> StateGraph:
                                 message=f"approval {approval_id} was {decided}" + (f" by {approver}" if approver else ""))
             row = result_row(state.get("steps", 0), tool, asked.get("args") or {}, result, key="", reused=False)
         row["approval_id"] = approval_id
-        update: dict[str, Any] = {"results": [row], "pending_approval": None, "status": "running",
-                                  "started_at": deps.clock.now().isoformat()}
+        update: dict[str, Any] = {"results": [row], "pending_approval": None, "status": "running"}
         if any(isinstance(m, AIMessage) for m in state.get("messages", [])):
             update["messages"] = [HumanMessage(f"Approval {approval_id} for {tool} was {decided}. Result: {tool_text(result)}")]
         return Command(goto="verify" if state.get("finding") else "plan", update=update)
@@ -283,11 +295,8 @@ def build_graph(deps: Deps) -> StateGraph:
         return {"status": status, "report": report, "finished_at": deps.clock.now().isoformat()}
 
     graph = StateGraph(AgentState)
-    graph.add_node("plan", plan)
-    graph.add_node("act", act)
-    graph.add_node("await_approval", await_approval)
-    graph.add_node("verify", verify)
-    graph.add_node("finish", finish)
+    for node in (plan, act, await_approval, verify, finish):
+        graph.add_node(node.__name__, timed(deps, node))
     graph.add_edge(START, "plan")
     graph.add_edge("finish", END)
     return graph

@@ -7,14 +7,20 @@ same after a restart. Before submitting, the agent asks the recorder for the
 instead of running the tool a second time. A `claim` entry is written just
 before each submit: a claim without a result means the process died while the
 call was in flight, and the call is not repeated (at most once, like the
-approval queue's execution claim). This module only computes keys and reads.
+approval queue's execution claim): the gate recovers it instead, recording
+what the cluster shows. `interrupted_runs` lists the runs holding such a claim,
+so a restarted daemon can recover them at once. This module only computes
+keys and reads.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from opsagent.model import ToolCall, ToolResult
+
+RECOVERY_WINDOW = timedelta(days=7)  # how far back a restart looks for claims without a result
 
 _STATUS = {"ok": "ok", "error": "error", "denied": "denied", "pending": "pending_approval", "invalid": "invalid"}
 
@@ -61,3 +67,21 @@ def recorded_result(recorder: Any, key: str, *, tool: str) -> ToolResult | None:
     status = _STATUS.get(outcome or "", "error")
     return ToolResult(status=status, tool=tool, message=summary or "", data=dict(data or {}),  # type: ignore[arg-type]
                       approval_id=approval_id, audit_id=audit_id)
+
+
+def interrupted_runs(recorder: Any, *, since: datetime) -> list[str]:
+    """Run ids with a claim recorded at or after `since` and no result under the claim's key, oldest first."""
+    listing = getattr(recorder, "list", None)
+    if callable(listing):
+        from opsagent.audit import AuditFilter
+
+        rows = list(reversed(listing(AuditFilter(kind="run", since=since, limit=None))))
+    else:
+        rows = [e for e in getattr(recorder, "entries", ()) if e.kind == "run" and e.time >= since]
+    runs: list[str] = []
+    for row in rows:
+        key = row.idempotency_key or ""
+        if key.endswith(":claim") and row.run_id and row.run_id not in runs \
+                and not has_key(recorder, key.removesuffix("claim") + "result"):
+            runs.append(row.run_id)
+    return runs

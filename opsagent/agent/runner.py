@@ -5,6 +5,8 @@ for a person survives a restart) and turns graph state into a `RunReport`.
 It guards the LangGraph pitfalls: a thread waiting for approval is never
 restarted by new input, a finished thread is never silently "resumed" (a new
 epoch thread starts instead), and resuming an unknown thread is an error.
+After a restart, `recover()` carries on the finding runs that a stopped
+process left in the middle of a call.
 It does not decide policy and never touches the cluster: the gate does.
 """
 
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
+from opsagent.agent.ledger import RECOVERY_WINDOW, interrupted_runs
 from opsagent.agent.planners import Planner
 from opsagent.agent.planners.offline import OfflinePlanner
 from opsagent.agent.state import AgentState, initial_state
@@ -123,6 +126,7 @@ class Agent:
         self.saver = SqliteSaver(self._conn)
         self.saver.setup()
         self.graph = build_graph(self.deps).compile(checkpointer=self.saver)
+        self._recovered = False
 
     def close(self) -> None:
         self._conn.close()
@@ -137,9 +141,36 @@ class Agent:
 
     def reconcile_once(self) -> list[RunReport]:
         """Observe, detect, and run the agent once per finding. A steady cluster costs no LLM call."""
+        recovered = self.recover()
         snapshot = self.deps.observe()
         reports = [self.handle_finding(f) for f in self.deps.detect_fn(snapshot)]
-        return reports + self.sweep(skip={r.run_id for r in reports})
+        return recovered + reports + self.sweep(skip={r.run_id for r in reports})
+
+    def recover(self) -> list[RunReport]:
+        """Carry on the finding runs that a stopped process left in the middle of a call. Works once per Agent.
+
+        A run holds a claim without a result when the process died after
+        submitting a call and before the gate recorded how it went. Continuing
+        the run from its checkpoint hands the call to the gate again, which
+        records the missing result from what the cluster shows and never runs
+        it twice; the run then verifies its finding and finishes (or plans on).
+        Only finding runs: the daemon owns them, while a chat process may still
+        be in the middle of its own calls. The first call does the work (a
+        process recovers when it starts); later calls return nothing.
+        """
+        if self._recovered:
+            return []
+        self._recovered = True
+        reports = []
+        for thread_id in interrupted_runs(self.recorder, since=self.clock.now() - RECOVERY_WINDOW):
+            if not thread_id.startswith("finding:"):
+                continue
+            values, interrupted, unfinished = self._thread(thread_id)
+            if not values or interrupted or not unfinished:
+                continue
+            self.deps.record_run(values, "run resumed after a restart: recovering the call that was in flight")  # type: ignore[arg-type]
+            reports.append(self._invoke(None, thread_id, values))
+        return reports
 
     def sweep(self, *, skip: set[str] = frozenset()) -> list[RunReport]:  # type: ignore[assignment]
         """Finish runs whose approval was settled elsewhere (rejected, expired, executed by another run)."""

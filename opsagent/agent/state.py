@@ -41,7 +41,8 @@ class AgentState(TypedDict, total=False):
     resolved: bool | None
     verify_waits: int                 # re-checks done after the planner finished
     planner_done: bool                # the planner said it has nothing more to do
-    started_at: str                   # ISO time the current stretch of work began (reset after a wait)
+    started_at: str                   # ISO time the run began
+    spent_seconds: float              # clock time spent inside the graph's nodes (the time budget)
     finished_at: str | None           # ISO time the run ended (for the playbook's retry backoff)
     playbook: str | None              # the playbook chosen when a finding's run started
     status: RunStatus
@@ -54,6 +55,6 @@ def initial_state(*, run_id: str, kind: RunKind, finding: dict[str, Any] | None,
         run_id=run_id, kind=kind, finding=finding, message=message, actor=actor, channel=channel,
         messages=[], steps=0, llm_calls=0, prompt_tokens=0, completion_tokens=0, failures=0,
         proposed=[], results=[], pending_approval=None, planner=planner, fell_back=False,
-        resolved=None, planner_done=False, verify_waits=0, started_at=started_at, status="running", report="",
+        resolved=None, planner_done=False, verify_waits=0, started_at=started_at, spent_seconds=0.0, status="running", report="",
         playbook=playbook,
     )

@@ -4,6 +4,8 @@ The `Reconciler` holds no cluster state of its own: the agent's checkpoints
 say which runs wait for a person, the approval queue says what people
 decided, the audit log's idempotency keys keep every call at most once.
 Order within a cycle:
+  0. on the first cycle only, recover the finding runs that a stopped
+     process left in the middle of a call (`Agent.recover`);
   1. expire approvals past their deadline;
   2. resume runs whose approval was decided (approved -> the call runs once
      through the gate; rejected/expired -> the run ends and says so);
@@ -73,6 +75,10 @@ class Reconciler:
     def cycle(self) -> CycleReport:
         started = time.perf_counter()
         report = CycleReport(at=self.runtime.clock.now().isoformat())
+        for run in self.agent.recover():  # does its work on the first cycle only
+            self._account(run, report)
+            report.resumed.append(run)
+            self.on_run("recovered", None, run)
         report.expired = [a.id for a in self.runtime.approvals.expire_due()]
         waiting = dict(self.agent.waiting())
         for thread_id, approval_id in sorted(waiting.items()):

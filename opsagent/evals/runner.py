@@ -6,7 +6,10 @@ cluster, and whether the gate had authorised it), builds the agent with
 `build_agent`, and calls the daemon's `Reconciler.cycle()` once per `step`
 of simulated time. Chat events go through `ChatService` as the named person;
 `approve` events answer pending requests as that person; `restart` closes the
-agent and the audit store and rebuilds them over the same SQLite file.
+agent and the audit store and rebuilds them over the same SQLite file. A
+`restart: after_write` event arms the tap instead: the next write that reaches
+the cluster stops the session (`SessionStopped`, raised through the gate
+before it records the result, as a crash would), and a new session starts.
 Afterwards the same cluster and seed run again with no agent (the baseline).
 
 It only observes and drives; it never writes to the cluster or audit log itself.
@@ -47,13 +50,26 @@ class GateCall:
     approved_run: bool = False
 
 
+class SessionStopped(BaseException):
+    """The agent's session dies here, as a process would: nothing above it records or checkpoints anything.
+
+    A BaseException, so the gate's and the agent's error boundaries (which
+    catch Exception) let it through, like a SIGKILL.
+    """
+
+
 class WriteTap:
-    """The simulator, with every non-dry-run write noted. Reads and `advance` pass through."""
+    """The simulator, with every non-dry-run write noted. Reads and `advance` pass through.
+
+    With `stop_after_write` set, the next write is applied and noted, then
+    raises `SessionStopped` (once).
+    """
 
     def __init__(self, sim: SimCluster) -> None:
         self._sim = sim
         self.writes: list[TapWrite] = []
         self.current: ToolCall | None = None
+        self.stop_after_write = False
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._sim, name)
@@ -64,6 +80,9 @@ class WriteTap:
             result = target(*args, **kwargs)
             if not kwargs.get("dry_run"):
                 self.writes.append(TapWrite(method=name, kwargs=dict(kwargs), at=self._sim.clock.now(), call=self.current))
+                if self.stop_after_write:
+                    self.stop_after_write = False
+                    raise SessionStopped(f"{name} reached the cluster; the session stops before its result is recorded")
             return result
 
         return write
@@ -130,6 +149,10 @@ def _watch_gate(gate: Any, tap: WriteTap, record: RunRecord) -> None:
         mark, tap.current = len(tap.writes), call
         try:
             result = submit(call, **kwargs)
+        except SessionStopped:  # the gate had decided before the write: was it allow? (its decision row says)
+            for w in tap.writes[mark:]:
+                w.authorised = _allowed_in_audit(gate.recorder, call, run_id=kwargs.get("run_id"))
+            raise
         finally:
             tap.current = None
         settle(call, result, mark, approved=False)
@@ -145,6 +168,14 @@ def _watch_gate(gate: Any, tap: WriteTap, record: RunRecord) -> None:
         return result
 
     gate.submit, gate.run_approved = watched_submit, watched_run_approved
+
+
+def _allowed_in_audit(recorder: Any, call: ToolCall, *, run_id: str | None) -> bool:
+    """Whether the audit log's latest decision on this tool in this run is `allow`."""
+    from opsagent.audit import AuditFilter
+
+    rows = recorder.list(AuditFilter(kind="decision", tool=call.tool, run_id=run_id, limit=1))
+    return bool(rows) and rows[0].decision == "allow"
 
 
 def run_scenario(loaded: LoadedScenario, *, planner: str = "offline", workdir: Path | None = None,
@@ -171,17 +202,26 @@ def run_scenario(loaded: LoadedScenario, *, planner: str = "offline", workdir: P
                 record.timed_out = True
                 break
             sim.advance(min(step, (end - sim.clock.now()).total_seconds()))
-            while events and events[0][0] <= sim.clock.now():
-                _, _, event = events.pop(0)
-                if event.restart:
-                    session.close()
-                    session = None
-                    session = _Session(loaded, tap, db, plan_obj, model, record)
-                elif event.chat is not None:
-                    session.chat.handle(event.chat.text, actor=event.chat.actor, channel=event.chat.channel)
-                elif event.approve is not None:
-                    _answer(session, event.approve)
-            report = session.reconciler.cycle()
+            try:
+                while events and events[0][0] <= sim.clock.now():
+                    _, _, event = events.pop(0)
+                    if event.restart == "after_write":
+                        tap.stop_after_write = True
+                    elif event.restart:
+                        session.close()
+                        session = None
+                        session = _Session(loaded, tap, db, plan_obj, model, record)
+                    elif event.chat is not None:
+                        session.chat.handle(event.chat.text, actor=event.chat.actor, channel=event.chat.channel)
+                    elif event.approve is not None:
+                        _answer(session, event.approve)
+                report = session.reconciler.cycle()
+            except SessionStopped:  # the crash a `restart: after_write` event asked for: a new life begins
+                session.close()
+                session = None
+                session = _Session(loaded, tap, db, plan_obj, model, record)
+                record.cycles += 1
+                continue
             record.cycles += 1
             record.llm_calls += report.llm_calls
             record.tokens += report.tokens

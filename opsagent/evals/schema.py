@@ -3,7 +3,7 @@
 An eval scenario is a simulator scenario (inline under `cluster:` or a file
 under `cluster_file:`) plus what the simulator does not model: chat messages
 from named actors, approvals people give, a restart of the agent in the middle
-of the run, and scripted model outputs (including model faults) for the
+of the run (or a crash right after a write), and scripted model outputs (including model faults) for the
 scripted planner. Expectations say what a good agent leaves behind.
 
 This module only parses and validates; it never runs anything. A bad file
@@ -57,7 +57,10 @@ class EvalEvent(Strict):
     at: str = Field(description="HH:MM on the start day, +OFFSET from the start, or an ISO time")
     chat: ChatEvent | None = None
     approve: ApproveEvent | None = None
-    restart: bool = Field(default=False, description="rebuild the runtime and agent over the same SQLite file")
+    restart: bool | Literal["after_write"] = Field(
+        default=False, description="true: rebuild the runtime and agent over the same SQLite file now; 'after_write': "
+                                   "stop the agent as a crash would, right after the next write reaches the cluster "
+                                   "and before its result is recorded, then rebuild them")
 
     @model_validator(mode="after")
     def _one(self) -> "EvalEvent":
