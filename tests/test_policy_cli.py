@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from opsagent.cli import app
@@ -97,3 +98,49 @@ def test_every_policy_command_has_help_with_an_example():
     for command in ("lint", "show", "explain"):
         result = run("policy", command, "--help")
         assert result.exit_code == 0 and "Example: opsagent policy" in result.output
+
+
+SLEEP = ("policy", "explain", "--policies", POLICIES, "--tool", "sleep_workload", "--actor", "daemon", "--channel", "daemon",
+         "--args", '{"namespace":"render","name":"render-ui"}')
+
+
+def test_explain_refuses_a_target_that_disagrees_with_the_arguments():
+    other = run(*SLEEP, "--target", "render/render-batch")
+    assert other.exit_code == 2
+    assert "--target render/render-batch disagrees with --args, which names render/render-ui" in " ".join(other.output.split())
+    namespace = run("policy", "explain", "--policies", POLICIES, "--tool", "delete_pod", "--actor", "daemon",
+                    "--args", '{"namespace":"render","name":"render-ui-0"}', "--target", "chat/chat-ui")
+    assert namespace.exit_code == 2 and "whose namespace is render" in " ".join(namespace.output.split())
+    same = run(*SLEEP, "--target", "render/render-ui", "--target-state", '{"replicas":1,"idle_minutes":45}')
+    assert same.exit_code == 0 and "decision: allow" in same.output
+
+
+@pytest.mark.parametrize(("state", "message"), [
+    ('{"ref": {"namespace": "x", "name": "y"}}', "field 'ref' cannot be set here"),
+    ('{"replicas": "many"}', "field 'replicas': Input should be a valid integer"),
+    ('{"colour": "blue"}', "field 'colour': unknown field"),
+    ('{"idle_minutes": "lots"}', "field 'idle_minutes' must be a number of minutes"),
+    ('[1, 2]', "must be a JSON object"),
+    ('{"replicas": 1', "--target-state is not JSON"),
+])
+def test_explain_names_the_bad_field_of_target_state(state, message):
+    result = run(*SLEEP, "--target-state", state)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert message in " ".join(result.output.split()), result.output
+
+
+def test_explain_a_pod_deletion_reads_pod_state():
+    base = ("policy", "explain", "--policies", POLICIES, "--tool", "delete_pod", "--actor", "daemon", "--channel", "daemon",
+            "--args", '{"namespace":"inference","name":"embedder-7d9f-abcde"}', "-o", "json", "--target-state")
+    looping = run(*base, '{"phase": "Running", "reason": "CrashLoopBackOff", "restarts": 4, '
+                         '"workload": {"namespace": "inference", "name": "embedder"}}')
+    assert looping.exit_code == 0, looping.output
+    data = json.loads(looping.output)
+    assert data["decision"]["effect"] == "allow" and data["decision"]["rule"]["name"] == "daemon-deletes-crashlooping-pods"
+    assert data["target"]["pod"]["restarts"] == 4 and data["intent"]["name"] == "embedder-rollouts"
+    young = json.loads(run(*base, '{"phase": "Running", "reason": "CrashLoopBackOff", "restarts": 1}').output)
+    assert young["decision"]["effect"] == "require_approval"
+    healthy = json.loads(run(*base, '{"phase": "Running", "ready": true}').output)
+    assert healthy["decision"]["rule"]["name"] == "other-writes-need-oncall"
+    bad = run(*base, '{"name": "other"}')
+    assert bad.exit_code == 2 and "field 'name' cannot be set here" in " ".join(bad.output.split())

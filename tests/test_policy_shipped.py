@@ -59,6 +59,23 @@ COLD_ALL_WINDOW = Snapshot(time=MONDAY_NOON, workloads=(
         gpu_utilization=0.5, low_gpu_since=MONDAY_NOON - timedelta(minutes=31)),
 ))
 
+# Pods for delete_pod: crash-looping long enough, only just, healthy, and one whose workload's
+# annotations declare it protected (no policy intent covers namespace ml).
+_EMB, _BATCH = WorkloadRef(namespace="inference", name="embedder"), WorkloadRef(namespace="ml", name="batch-embed")
+PODS = Snapshot(
+    time=MONDAY_NOON,
+    workloads=(
+        _wl("inference", "embedder", replicas=2, gpus_per_replica=1, revision=4),
+        _wl("ml", "batch-embed", replicas=1, annotations={"opsagent.dev/protected": "true"}),
+    ),
+    pods=(
+        Pod(namespace="inference", name="embedder-a", workload=_EMB, phase="Running", reason="CrashLoopBackOff", restarts=5, revision=4),
+        Pod(namespace="inference", name="embedder-b", workload=_EMB, phase="Running", reason="CrashLoopBackOff", restarts=1, revision=4),
+        Pod(namespace="inference", name="embedder-c", workload=_EMB, phase="Running", ready=True, revision=4),
+        Pod(namespace="ml", name="batch-embed-0", workload=_BATCH, phase="Running", reason="CrashLoopBackOff", restarts=9),
+    ),
+)
+
 # (tool, args, actor, channel, snapshot, now, expected effect, expected rule, word in reason)
 D, W = "daemon", "wake-proxy"
 ROWS = [
@@ -86,6 +103,14 @@ ROWS = [
     ("restart_rollout", {"namespace": "inference", "name": "embedder"}, D, "daemon", CRASHING, MONDAY_NOON, "allow", "daemon-retries-failed-rollouts", "cannot start"),
     # never had a request: quiet since its GPU pod started 50 minutes ago (> 30 min idle rule)
     ("sleep_workload", {"namespace": "render", "name": "render-ui"}, D, "daemon", CRASHING, MONDAY_NOON, "allow", "daemon-sleeps-idle-workloads", "idle"),
+    # pods: the daemon deletes only a pod that exists and has crash-looped at least three times
+    ("delete_pod", {"namespace": "inference", "name": "embedder-a"}, D, "daemon", PODS, MONDAY_NOON, "allow", "daemon-deletes-crashlooping-pods", "crash-looped"),
+    ("delete_pod", {"namespace": "inference", "name": "embedder-b"}, D, "daemon", PODS, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("delete_pod", {"namespace": "inference", "name": "embedder-c"}, D, "daemon", PODS, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("delete_pod", {"namespace": "inference", "name": "embedder-gone"}, D, "daemon", PODS, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("delete_pod", {"namespace": "inference", "name": "embedder-a"}, D, "daemon", None, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("delete_pod", {"namespace": "ml", "name": "batch-embed-0"}, D, "daemon", PODS, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("delete_pod", {"namespace": "training", "name": "finetune-0"}, D, "daemon", PODS, MONDAY_NOON, "deny", "daemon-leaves-training-alone", "training"),
     # people
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 2}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "allow", "render-team-runs-render", "render team"),
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 5}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
@@ -109,7 +134,8 @@ def _target(tool: str, args: dict) -> Target:
         return Target(namespace=args.get("namespace"))
 
 
-@pytest.mark.parametrize("tool,args,actor,channel,snapshot,now,effect,rule,word", ROWS, ids=[f"{r[0]}-{r[2]}-{r[7]}" for r in ROWS])
+@pytest.mark.parametrize("tool,args,actor,channel,snapshot,now,effect,rule,word", ROWS,
+                         ids=[f"{r[0]}-{r[1].get('name', '')}-{r[2]}-{r[7]}" for r in ROWS])
 def test_shipped_policy_table(policy, tool, args, actor, channel, snapshot, now, effect, rule, word):
     call = ToolCall(tool=tool, args=args, actor=actor, channel=channel)
     decision = decide(policy, call=call, risk=REGISTRY[tool].risk, target=_target(tool, args), snapshot=snapshot, now=now, counts=NO_COUNTS)
@@ -151,3 +177,19 @@ def test_the_policy_knows_every_tool_of_the_catalogue_with_its_risk():
     from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS
 
     assert dict(KNOWN_TOOL_RISKS) == {name: tool.risk for name, tool in REGISTRY.items()}
+
+
+def test_a_pod_call_sees_the_pod_and_its_workload_intent(policy):
+    from opsagent.policy.explain import explain
+
+    call = ToolCall(tool="delete_pod", args={"namespace": "inference", "name": "embedder-a"}, actor="daemon", channel="daemon")
+    result = explain(policy, call=call, risk="write", target=Target(namespace="inference"), snapshot=PODS, now=MONDAY_NOON)
+    assert result.target["pod"] == {"namespace": "inference", "name": "embedder-a", "phase": "Running",
+                                    "reason": "CrashLoopBackOff", "restarts": 5, "ready": False, "node": None,
+                                    "gpus": 0, "revision": 4, "workload": "inference/embedder"}
+    assert result.target["name"] == "embedder" and result.intent["name"] == "embedder-rollouts"
+    missing = call.model_copy(update={"args": {"namespace": "inference", "name": "embedder-gone"}})
+    result = explain(policy, call=missing, risk="write", target=Target(namespace="inference"), snapshot=PODS, now=MONDAY_NOON)
+    assert "pod" not in result.target
+    why = {c.rule: c.why_not for c in result.skipped}["daemon-deletes-crashlooping-pods"]
+    assert why.startswith("condition is false")

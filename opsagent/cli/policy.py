@@ -19,10 +19,11 @@ from rich.markup import escape
 
 from opsagent.cli.common import Output, OutputOpt, PoliciesOpt, console, fail, print_json
 from opsagent.clock import RealClock, parse_duration
-from opsagent.model import Snapshot, ToolCall, Workload, WorkloadRef
+from opsagent.model import Pod, Snapshot, ToolCall, Workload, WorkloadRef
 from opsagent.policy import PolicyError, load_policy
 from opsagent.policy.explain import explain as explain_call
 from opsagent.policy.lint import lint as lint_dir
+from opsagent.policy.toolrisk import POD_TOOLS
 
 policy_app = typer.Typer(
     name="policy",
@@ -106,10 +107,12 @@ def explain_cmd(
     args: str = typer.Option("{}", "--args", help="The call's arguments as a JSON object."),
     actor: str = typer.Option(..., "--actor", help="Who asks: a person, daemon or wake-proxy."),
     channel: str = typer.Option("cli", "--channel", help=f"One of {', '.join(CHANNELS)}."),
-    target: Optional[str] = typer.Option(None, "--target", help="Target workload NAMESPACE/NAME (default: from --args)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Target workload NAMESPACE/NAME (default: from --args; must agree with it)."),
     scenario: Optional[str] = typer.Option(None, "--scenario", help="Read target state from a simulated scenario: builtin name or file."),
     at: Optional[str] = typer.Option(None, "--at", help="Time in the scenario: HH:MM on its first day, or +DURATION from its start."),
-    target_state: Optional[str] = typer.Option(None, "--target-state", help="Target workload state as JSON (Workload fields), instead of --scenario."),
+    target_state: Optional[str] = typer.Option(None, "--target-state", help=(
+        "Target state as JSON, instead of --scenario: Workload fields (plus idle_minutes) for a workload, "
+        "Pod fields (phase, reason, restarts, ready, ...) for a pod tool such as delete_pod.")),
     risk: Optional[str] = typer.Option(None, "--risk", help="Risk class for a tool the catalogue does not know."),
     policies: Path = PoliciesOpt,
     output: Output = OutputOpt,
@@ -129,7 +132,7 @@ def explain_cmd(
         fail("--args must be a JSON object", hint='e.g. --args \'{"namespace":"render","name":"render-ui"}\'')
     call = ToolCall(tool=tool, args=call_args, actor=actor, channel=channel)  # type: ignore[arg-type]
     tool_risk, call_target = _risk_and_target(tool, call_args, risk, target)
-    snapshot, now = _state(scenario, at, target_state, call_target)
+    snapshot, now = _state(scenario, at, target_state, call, call_target)
     result = explain_call(pol, call=call, risk=tool_risk, target=call_target, snapshot=snapshot, now=now)
     if output == Output.json:
         print_json({"call": call, "now": now.isoformat(), **result.model_dump(mode="json")})
@@ -150,23 +153,41 @@ def _risk_and_target(tool: str, args: dict[str, Any], risk: str | None, target: 
     if spec is None and risk is None:
         fail(f"unknown tool {tool!r}", hint=f"known tools: {', '.join(sorted(REGISTRY))}; or pass --risk for a tool of your own")
     tool_risk = risk or spec.risk  # type: ignore[union-attr]
-    if target is not None:
+    named = None
+    if spec is not None:
         try:
-            ref = WorkloadRef.parse(target)
-        except ValueError as exc:
-            fail(f"--target: {exc}", hint="e.g. --target render/render-ui")
-        return tool_risk, Target(namespace=ref.namespace, workload=ref)
-    if spec is None:
-        return tool_risk, Target(namespace=args.get("namespace"))
+            named = spec.input_model.model_validate(args).target()
+        except ValidationError as exc:
+            if target is None:  # with --target, abbreviated arguments are fine: the target is given
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "args"
+                fail(f"bad arguments for {tool}: {where}: {first['msg']}", hint=f"the gate would refuse this call; check the fields of {tool}")
+    if target is None:
+        return tool_risk, named if named is not None else Target(namespace=args.get("namespace"))
     try:
-        return tool_risk, spec.input_model.model_validate(args).target()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "args"
-        fail(f"bad arguments for {tool}: {where}: {first['msg']}", hint=f"the gate would refuse this call; check the fields of {tool}")
+        ref = WorkloadRef.parse(target)
+    except ValueError as exc:
+        fail(f"--target: {exc}", hint="e.g. --target render/render-ui")
+    _agree(ref, tool, args, named)
+    return tool_risk, Target(namespace=ref.namespace, workload=ref)
 
 
-def _state(scenario: str | None, at: str | None, target_state: str | None, target: Any) -> tuple[Snapshot | None, datetime]:
+def _agree(ref: WorkloadRef, tool: str, args: dict[str, Any], named: Any) -> None:
+    """Fail when --args names another workload (or namespace) than --target."""
+    in_args = getattr(named, "workload", None)
+    namespace, name = args.get("namespace"), args.get("name")
+    if in_args is None and named is None and tool not in POD_TOOLS and isinstance(namespace, str) and isinstance(name, str):
+        in_args = WorkloadRef(namespace=namespace, name=name)
+    if in_args is not None and (in_args.namespace, in_args.name) != (ref.namespace, ref.name):
+        fail(f"--target {ref.namespace}/{ref.name} disagrees with --args, which names {in_args.namespace}/{in_args.name}",
+             hint="drop --target (the arguments already name the workload), or make both name the same one")
+    if isinstance(namespace, str) and namespace != ref.namespace:
+        fail(f"--target {ref.namespace}/{ref.name} disagrees with --args, whose namespace is {namespace}",
+             hint="drop --target, or make both name the same namespace")
+
+
+def _state(scenario: str | None, at: str | None, target_state: str | None, call: ToolCall,
+           target: Any) -> tuple[Snapshot | None, datetime]:
     if scenario is not None and target_state is not None:
         fail("give --scenario or --target-state, not both")
     if scenario is not None:
@@ -191,19 +212,57 @@ def _state(scenario: str | None, at: str | None, target_state: str | None, targe
         now = _at(at, now.replace(hour=0, minute=0, second=0, microsecond=0))
     if target_state is None:
         return None, now
-    ref = getattr(target, "workload", None)
-    if ref is None:
-        fail("--target-state needs a call that names a workload", hint="add --target NAMESPACE/NAME")
+    return _target_snapshot(target_state, call, target, now), now
+
+
+STATE_HINT = 'Workload fields, e.g. \'{"replicas": 1, "gpus_per_replica": 1, "idle_minutes": 45}\''
+POD_STATE_HINT = 'Pod fields, e.g. \'{"phase": "Running", "reason": "CrashLoopBackOff", "restarts": 4}\''
+
+
+def _target_snapshot(text: str, call: ToolCall, target: Any, now: datetime) -> Snapshot:
+    """A one-object snapshot from --target-state: the workload the call names, or the pod it names."""
     try:
-        fields = json.loads(target_state)
-        if not isinstance(fields, dict):
-            raise ValueError("must be a JSON object")
-        if "idle_minutes" in fields:  # convenience: idle for N minutes
-            fields["last_request_at"] = (now - timedelta(minutes=float(fields.pop("idle_minutes")))).isoformat()
-        workload = Workload(ref=ref, **fields)
-    except (ValueError, TypeError) as exc:
-        fail(f"--target-state: {exc}", hint='Workload fields, e.g. \'{"replicas": 1, "gpus_per_replica": 1, "idle_minutes": 45}\'')
-    return Snapshot(time=now, workloads=(workload,), source="cli"), now
+        fields = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"--target-state is not JSON: {exc.msg} at column {exc.colno}", hint=STATE_HINT)
+    if not isinstance(fields, dict):
+        fail("--target-state must be a JSON object", hint=STATE_HINT)
+    ref = getattr(target, "workload", None)
+    if ref is None and call.tool in POD_TOOLS:
+        return _pod_snapshot(fields, call, now)
+    if ref is None:
+        fail("--target-state needs a call that names a workload or a pod", hint="add --target NAMESPACE/NAME")
+    if "ref" in fields:
+        fail("--target-state: field 'ref' cannot be set here: --args (or --target) names the workload",
+             hint=STATE_HINT)
+    if "idle_minutes" in fields:  # convenience: idle for N minutes
+        minutes = fields.pop("idle_minutes")
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0:
+            fail(f"--target-state: field 'idle_minutes' must be a number of minutes, 0 or more, not {minutes!r}", hint=STATE_HINT)
+        fields["last_request_at"] = (now - timedelta(minutes=minutes)).isoformat()
+    workload = _validated(Workload, {"ref": ref, **fields}, STATE_HINT)
+    return Snapshot(time=now, workloads=(workload,), source="cli")
+
+
+def _pod_snapshot(fields: dict[str, Any], call: ToolCall, now: datetime) -> Snapshot:
+    for key in ("namespace", "name"):
+        if key in fields:
+            fail(f"--target-state: field {key!r} cannot be set here: --args names the pod", hint=POD_STATE_HINT)
+    pod = _validated(Pod, {"namespace": call.args.get("namespace"), "name": call.args.get("name"), **fields}, POD_STATE_HINT)
+    workloads = (Workload(ref=pod.workload),) if pod.workload is not None else ()
+    return Snapshot(time=now, workloads=workloads, pods=(pod,), source="cli")
+
+
+def _validated(model: Any, data: dict[str, Any], hint: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "(object)"
+            message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"field {where!r}: {message}")
+        fail(f"--target-state: {'; '.join(problems)}", hint=hint)
 
 
 def _at(text: str | None, start: datetime) -> datetime:

@@ -4,6 +4,12 @@
 context (`args`, `target`, `intent`, `actor`, `channel`, `now`, `hour`,
 `weekday`) are computed only when a rule needs them, and at most once. Pure:
 reads the snapshot it is given, never a clock or the cluster.
+
+A call that names a pod (`delete_pod`, `describe_pod`: see toolrisk.POD_TOOLS)
+gets `target.pod` (phase, reason, restarts, ready, ...) when the snapshot has
+that pod, alongside the facts and intent of the workload that owns it. A pod
+the snapshot does not have gives no `target.pod`, so a condition reading it
+cannot make an allow rule match.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from opsagent.model import Snapshot, ToolCall, Workload, WorkloadRef
+from opsagent.model import Pod, Snapshot, ToolCall, Workload, WorkloadRef
+from opsagent.policy.toolrisk import POD_TOOLS
 
 CEL_VARIABLES = frozenset({"args", "target", "intent", "actor", "channel", "now", "hour", "weekday"})
 _UNSET: Any = object()
@@ -66,6 +73,22 @@ def workload_as_dict(workload: Workload, snapshot: Snapshot, now: datetime) -> d
     }
 
 
+def pod_as_dict(pod: Pod) -> dict[str, Any]:
+    """A pod for CEL. Its message is left out: cluster text is data, never something a rule should match on."""
+    return {
+        "namespace": pod.namespace,
+        "name": pod.name,
+        "phase": pod.phase,
+        "reason": pod.reason,
+        "restarts": pod.restarts,
+        "ready": pod.ready,
+        "node": pod.node,
+        "gpus": len(pod.gpu_ids),
+        "revision": pod.revision,
+        "workload": str(pod.workload) if pod.workload is not None else None,
+    }
+
+
 class Facts:
     """What one call is about. Built by decide()/explain(); rules read it."""
 
@@ -98,6 +121,16 @@ class Facts:
         return self._workload
 
     @property
+    def pod(self) -> Pod | None:
+        """The pod the call names (a pod tool's `namespace` and `name`), as the snapshot shows it, or None."""
+        if self.call.tool not in POD_TOOLS or self.snapshot is None:
+            return None
+        namespace, name = self.call.args.get("namespace"), self.call.args.get("name")
+        if not isinstance(namespace, str) or not isinstance(name, str):
+            return None
+        return self.snapshot.pod(namespace, name)
+
+    @property
     def workload_key(self) -> str | None:
         return str(self.ref) if self.ref is not None else None
 
@@ -119,11 +152,16 @@ class Facts:
         wanted = CEL_VARIABLES if names is None else names
         if "target" not in ctx and ("target" in wanted or "intent" in wanted):
             workload = self.workload
+            pod = self.pod if workload is None else None
+            if pod is not None and pod.workload is not None and self.snapshot is not None:
+                workload = self.snapshot.workload(pod.workload)
             target: dict[str, Any] = {}
             intent: dict[str, Any] = {}
             if workload is not None and self.snapshot is not None:
                 target = workload_as_dict(workload, self.snapshot, self.now)
                 intent = self._policy.intent_dict_for(workload)
+            if pod is not None:
+                target = {**target, "pod": pod_as_dict(pod)}
             ctx["target"], ctx["intent"] = target, intent
         if names is None:
             return ctx
