@@ -3,8 +3,10 @@
 Spec: with a chat model the agent proposes calls, the gate decides and runs
 them, and results go back to the model as tool messages. The real path is
 LlmPlanner -> ChatOllama -> ollama client -> HTTP -> fake Ollama server. When
-the model is unreachable, errors, or answers unusably three times in a row,
-the run falls back to the offline planner and the audit log says so. Every
+the model errors or answers unusably three times in a row, the run falls back
+to the offline planner and the audit log says so. When its server cannot be
+reached at all, the run falls back at once and runs during the cool-down skip
+the model, and the audit log says that too. Every
 LLM call is a `run` audit entry with its model and token counts.
 """
 
@@ -102,14 +104,74 @@ def test_llm_failures_fall_back_to_offline_and_the_log_says_so(world, reply):
     assert len(fallbacks) == 1 and fallbacks[0].data["to"] == "offline"
 
 
-def test_ollama_down_falls_back(world):
+def _closed_port() -> str:
     server = FakeOllama().start()
     url = server.url
     server.stop()  # nothing listens there any more: connection refused
-    report = world.agent("llm", config=AgentConfig(model="llama3.2", ollama_host=url)).handle_finding(_finding(world))
-    assert report.fell_back and report.resolved is True
-    reasons = [r.summary for r in world.store.list(limit=100000) if r.kind == "run" and (r.summary or "").startswith("llm call")]
-    assert len(reasons) == 3 and all("cannot reach Ollama" in s for s in reasons)
+    return url
+
+
+def _llm_rows(world, run_id: str) -> list:
+    return [r for r in world.store.list(limit=100000) if r.kind == "run" and r.run_id == run_id]
+
+
+def test_ollama_down_falls_back_at_once_and_later_runs_skip_the_model_until_the_cool_down_ends(world):
+    for name in ("a", "b", "c"):
+        world.tiny.add_workload("ml", f"idle-{name}", replicas=1, gpus=1, request_rate=0.0)
+    agent = world.agent("llm", config=AgentConfig(model="llama3.2", ollama_host=_closed_port(), llm_cooldown_seconds=300))
+    findings = {f.subject: f for f in idle_findings(world.cluster.snapshot())}
+
+    first = agent.handle_finding(findings["ml/llm"])  # one refused connection: no second or third try
+    assert first.fell_back and first.resolved is True and first.llm_calls == 1
+    rows = _llm_rows(world, first.run_id)
+    assert [r.summary for r in rows if (r.summary or "").startswith("llm call")] == \
+        ["llm call 1 failed: cannot reach Ollama: [Errno 111] Connection refused"]
+    fallback = next(r for r in rows if "falling back" in (r.summary or ""))
+    assert "cannot reach its model" in fallback.summary and fallback.data["unreachable"] is True
+
+    second = agent.handle_finding(findings["ml/idle-a"])  # within the cool-down: the model is not asked at all
+    assert second.fell_back and second.resolved is True and second.llm_calls == 0
+    [skipped] = [r for r in _llm_rows(world, second.run_id) if (r.summary or "").startswith("llm skipped")]
+    assert "could not be reached" in skipped.summary and "Connection refused" in skipped.summary
+    assert "planning with the offline planner" in skipped.summary and skipped.data["to"] == "offline"
+
+    world.clock.advance(301)  # the cool-down is over: the next run asks the model again
+    third = agent.handle_finding(findings["ml/idle-b"])
+    assert third.fell_back and third.llm_calls == 1
+    assert not [r for r in _llm_rows(world, third.run_id) if (r.summary or "").startswith("llm skipped")]
+
+
+def test_a_cool_down_of_zero_asks_the_model_in_every_run(world):
+    world.tiny.add_workload("ml", "idle-a", replicas=1, gpus=1, request_rate=0.0)
+    agent = world.agent("llm", config=AgentConfig(model="llama3.2", ollama_host=_closed_port(), llm_cooldown_seconds=0))
+    reports = [agent.handle_finding(f) for f in idle_findings(world.cluster.snapshot())]
+    assert [(r.llm_calls, r.fell_back, r.resolved) for r in reports] == [(1, True, True), (1, True, True)]
+
+
+def test_answers_that_fail_do_not_open_the_breaker(world):
+    world.tiny.add_workload("ml", "idle-a", replicas=1, gpus=1, request_rate=0.0)
+    with FakeOllama(default=Reply(mode="http_error")) as server:
+        agent = world.agent("llm", config=_config(server))
+        reports = [agent.handle_finding(f) for f in idle_findings(world.cluster.snapshot())]
+        assert len(server.chat_requests) == 6  # three tries in each run: the server is up, its answers are bad
+    assert [(r.llm_calls, r.fell_back) for r in reports] == [(3, True), (3, True)]
+    assert not [r for r in world.store.list(limit=100000) if (r.summary or "").startswith("llm skipped")]
+
+
+def test_connection_failures_are_told_from_bad_answers():
+    import httpx
+    import socket
+
+    from opsagent.agent.breaker import is_unreachable
+
+    request = httpx.Request("POST", "http://127.0.0.1:1/api/chat")
+    unreachable = [httpx.ConnectError("refused", request=request), httpx.ConnectTimeout("connect", request=request),
+                   ConnectionRefusedError(111, "refused"), ConnectionError("Failed to connect to Ollama"),
+                   socket.gaierror(-2, "Name or service not known")]
+    answered = [httpx.ReadTimeout("slow", request=request), httpx.RemoteProtocolError("eof", request=request),
+                ValueError("bad json"), TimeoutError("read")]
+    assert [is_unreachable(e) for e in unreachable] == [True] * len(unreachable)
+    assert [is_unreachable(e) for e in answered] == [False] * len(answered)
 
 
 def test_slow_model_times_out_and_falls_back(world):

@@ -3,7 +3,9 @@
 - plan: checks the budgets first (steps, tokens, seconds spent in nodes), then asks the
   current planner for the next calls; LLM failures are counted and, after
   `max_failures` in a row, the run switches to the offline planner and the
-  audit log says so.
+  audit log says so. A model server that cannot be reached at all opens the
+  breaker: this run falls back at once, and runs that start while it is open
+  skip the model (the audit log says so and why).
 - act: hands each proposed call to `Gate.submit` (the only way a tool runs),
   after checking the audit log for a result already recorded under the step's
   idempotency key. Results go back to the model as ToolMessages; denied and
@@ -29,6 +31,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
+from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
@@ -56,6 +59,7 @@ class Deps:
     planners: dict[str, Planner]
     settle: Callable[[], None] | None = None
     approvals: Any | None = None      # ApprovalQueue: runs an approved call at most once
+    breaker: Breaker | None = None    # skips the LLM for a while after its server could not be reached
 
     def run_approved(self, approval: Approval, *, approver: str) -> ToolResult:
         run = lambda a: self.gate.run_approved(_without_call_id(a), approver=approver)  # noqa: E731
@@ -155,9 +159,14 @@ def build_graph(deps: Deps) -> StateGraph:
         problem = budget_problem(deps, state)
         if problem is not None:
             return Command(goto="finish", update={"status": "budget_exhausted", "report": problem})
+        planner = deps.planners[state["planner"]]
+        skip = deps.breaker.open_reason(now=deps.clock.now()) if deps.breaker is not None else None
+        if skip is not None and planner.name != "offline" and "offline" in deps.planners:
+            deps.record_run(state, f"llm skipped: {skip}; planning with the offline planner", outcome="error",
+                            key="llm-skipped", data={"from": planner.name, "to": "offline", "reason": skip})
+            return Command(goto="plan", update={"planner": "offline", "fell_back": True, "failures": 0})
         snapshot = deps.observe()
         finding = _finding(state)
-        planner = deps.planners[state["planner"]]
         result = planner.plan(PlanInput(
             run_id=state["run_id"], kind=state["kind"], actor=state["actor"], finding=finding, message=state.get("message"),
             snapshot=snapshot, playbook=deps.playbook_for(finding, snapshot), results=list(state.get("results", [])),
@@ -177,10 +186,15 @@ def build_graph(deps: Deps) -> StateGraph:
         if result.failure is not None:
             failures = state.get("failures", 0) + 1
             update["failures"] = failures
-            if failures >= deps.config.max_failures and "offline" in deps.planners and state["planner"] != "offline":
-                deps.record_run(state, f"planner {planner.name} failed {failures} times in a row ({result.failure}); "
-                                       "falling back to the offline planner", outcome="error", key=f"fallback{n_calls}",
-                                model=result.model, data={"from": planner.name, "to": "offline", "reason": result.failure})
+            if result.unreachable and deps.breaker is not None:
+                deps.breaker.trip(result.failure, now=deps.clock.now())
+            if (failures >= deps.config.max_failures or result.unreachable) and "offline" in deps.planners \
+                    and state["planner"] != "offline":
+                why = (f"planner {planner.name} cannot reach its model ({result.failure})" if result.unreachable else
+                       f"planner {planner.name} failed {failures} times in a row ({result.failure})")
+                deps.record_run(state, f"{why}; falling back to the offline planner", outcome="error", key=f"fallback{n_calls}",
+                                model=result.model, data={"from": planner.name, "to": "offline", "reason": result.failure,
+                                                          "unreachable": result.unreachable})
                 update.update(planner="offline", fell_back=True, failures=0)
                 if not result.calls:
                     return Command(goto="plan", update=update)

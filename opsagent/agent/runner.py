@@ -22,6 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
 from opsagent.agent.ledger import RECOVERY_WINDOW, interrupted_runs
@@ -121,7 +122,7 @@ class Agent:
         self.planner_name = primary.name
         self.deps = Deps(gate=gate, observe=observe, detect_fn=detect_fn, playbooks=playbooks, policy=policy,
                          recorder=recorder, clock=clock, config=self.config, planners=planners, settle=settle,
-                         approvals=approvals)
+                         approvals=approvals, breaker=Breaker(cooldown_seconds=self.config.llm_cooldown_seconds))
         self._conn = sqlite3.connect(str(checkpoint_path), check_same_thread=False)
         self.saver = SqliteSaver(self._conn)
         self.saver.setup()

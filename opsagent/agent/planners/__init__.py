@@ -41,13 +41,15 @@ class PlanInput:
 
 @dataclass(frozen=True)
 class Plan:
-    """A planner's answer. `failure` set means the output was unusable (counts toward fallback)."""
+    """A planner's answer. `failure` set means the output was unusable (counts toward fallback);
+    `unreachable` that the model server could not be reached at all (falls back at once)."""
 
     calls: tuple[ProposedCall, ...] = ()
     done: bool = False
     text: str = ""
     new_messages: tuple[BaseMessage, ...] = ()
     failure: str | None = None
+    unreachable: bool = False
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -6,8 +6,9 @@ earlier tool result. Its output is untrusted: calls to unknown tools and
 malformed arguments are flagged as failures (the gate still refuses them, and
 the model gets the error back to correct itself); connection errors,
 timeouts and empty answers are failures too. The graph counts failures in a
-row and falls back to the offline planner. This module never runs a tool and
-never imports the Ollama client.
+row and falls back to the offline planner; a server that cannot be reached at
+all is flagged `unreachable`, and the graph falls back at once. This module
+never runs a tool and never imports the Ollama client.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Callable
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from opsagent.agent.breaker import is_unreachable
 from opsagent.agent.planners import Plan, PlanInput, ProposedCall
 from opsagent.agent.playbook_view import guidance_of
 from opsagent.agent.prompts import system_prompt, task_prompt
@@ -108,7 +110,8 @@ class LlmPlanner:
             reason = self._classify(exc)
             if reason is None:
                 raise
-            return Plan(failure=reason, new_messages=tuple(new), llm_calls=1, model=self.model_name)
+            return Plan(failure=reason, unreachable=is_unreachable(exc), new_messages=tuple(new), llm_calls=1,
+                        model=self.model_name)
         if not isinstance(answer, AIMessage):
             return Plan(failure=f"unexpected model output {type(answer).__name__}", new_messages=tuple(new),
                         llm_calls=1, model=self.model_name)
