@@ -3,7 +3,9 @@
 `Gate.submit(call)` looks the tool up, validates the arguments, asks the
 policy's pure `decide()`, and then runs the tool, files an approval request, or
 refuses. `Gate.run_approved(approval)` runs a call a person approved, after
-deciding it again under the policy in force now. Each step is written through
+deciding it again under the policy in force now; the approver must be one of
+the approvers that decision names (when the policy changed since the request,
+the approvers named then no longer count). Each step is written through
 the `Recorder` before the next one starts: a `proposal`, a `decision` and a
 `result` entry per call (or a proposal and an `invalid` result when the call
 never reached a decision).
@@ -279,6 +281,10 @@ class Gate:
             return builtin("deny", "decide-error", f"the policy decision failed ({type(exc).__name__}: {str(exc)[:200]}); refusing")
         if not isinstance(decision, Decision):
             return builtin("deny", "decide-error", "the policy decision returned no Decision; refusing")
+        if approval is not None and decision.effect != "deny":
+            refusal = self._approver_problem(approval, approver or "", decision)
+            if refusal:
+                return builtin("deny", "approval-invalid", refusal)
         if tool.risk == "architectural" and decision.effect == "allow" and approval is None:
             decision = Decision(effect="require_approval", rule=decision.rule, approvers=decision.approvers, dry_run=decision.dry_run,
                                 reason=f"architectural tools always need a person's approval ({decision.reason})".strip(),
@@ -300,10 +306,24 @@ class Gate:
             return f"approval {approval.id} expired at {approval.expires_at.isoformat()}"
         if not approver or approver != (approval.decided_by or approver):
             return f"approval {approval.id} was decided by {approval.decided_by}, not {approver}"
-        matches = getattr(self.policy, "actor_matches", None)
-        if approval.approvers and callable(matches) and not any(matches(approver, name) for name in approval.approvers):
-            return f"{approver} is not one of the approvers: {', '.join(approval.approvers)}"
         return None
+
+    def _approver_problem(self, approval: Approval, approver: str, decision: Decision) -> str | None:
+        """Why `approver` may not run this approved call under the policy in force now, or None.
+
+        The approvers that count are the ones the current decision names for
+        the call; only when it names none (the call would now run without a
+        person) do the approvers stored with the request apply.
+        """
+        matches = getattr(self.policy, "actor_matches", None)
+        approvers = tuple(decision.approvers) or tuple(approval.approvers)
+        if not approvers or not callable(matches) or any(matches(approver, name) for name in approvers):
+            return None
+        if decision.approvers and set(decision.approvers) != set(approval.approvers):
+            return (f"{approver} is not one of the approvers the policy in force names for this call "
+                    f"({', '.join(decision.approvers)}, rule {decision.rule.file}:{decision.rule.name}); "
+                    f"the request was made when they were {', '.join(approval.approvers) or 'none'}")
+        return f"{approver} is not one of the approvers: {', '.join(approvers)}"
 
     def _request_approval(self, step: _Step, decision: Decision) -> ToolResult:
         call = step.call
