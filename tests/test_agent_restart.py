@@ -5,7 +5,12 @@ any mutation, in a SQLite checkpoint. Killed and restarted, the new process
 finds the waiting run, resumes it once the approval is granted, and the call
 runs exactly once. A process that dies right after a write reached the
 cluster (before anything was recorded) does not repeat that write when the
-run is picked up again. Processes are real subprocesses, killed with SIGKILL.
+run is picked up again: the restarted agent recovers the run at once, the
+gate records the missing result from what the cluster shows, the run closes,
+and the finding coming back later gets a fresh run. Time the process was
+down does not count against the run's time budget. Processes are real
+subprocesses, killed with SIGKILL, or (in process) a BaseException that
+nothing catches, raised by the cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from typing import Any
 
 import pytest
 
@@ -140,5 +147,81 @@ def test_a_run_whose_approval_was_executed_elsewhere_finishes_without_running_it
         assert done.status == "done"
         assert done.actions[-1].status == "ok" and "already executed" in done.actions[-1].message
         assert [w[0] for w in world.cluster.writes] == ["set_template"]  # still once
+    finally:
+        world.close()
+
+
+class Died(BaseException):
+    """The process dies here: nothing above the cluster catches it."""
+
+
+class DieAtWrite:
+    """Wraps the cluster: the first write kills the process, after reaching the cluster or just before."""
+
+    def __init__(self, inner: Any, *, reached: bool) -> None:
+        self.inner, self.reached = inner, reached
+
+    def snapshot(self) -> Any:
+        return self.inner.snapshot()
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+        if name != "scale":
+            return target
+
+        def write(**kwargs: Any) -> Any:
+            if self.reached:
+                target(**kwargs)
+            raise Died(name)
+
+        return write
+
+
+def _killed_mid_call(world, *, reached: bool):
+    inner = world.gate.cluster
+    world.gate.cluster = DieAtWrite(inner, reached=reached)
+    [finding] = idle_findings(world.cluster.snapshot())
+    with pytest.raises(Died):
+        world.agent("offline").handle_finding(finding)
+    world.gate.cluster = inner
+    return finding
+
+
+def test_a_run_killed_after_its_write_is_recovered_and_closed_at_restart(tmp_path):
+    world = tiny_world(tmp_path)
+    try:
+        finding = _killed_mid_call(world, reached=True)
+        assert [w[0] for w in world.cluster.writes] == ["scale"] and world.store.list(kind="result") == []
+        world.clock.advance(12 * 3600)  # down for half a day
+        agent = world.agent("offline")  # the restarted process
+        [report] = agent.recover()
+        assert (report.run_id, report.status, report.resolved) == ("finding:idle_gpu:ml/llm", "done", True)
+        [action] = report.actions
+        assert action.tool == "sleep_workload" and action.status == "ok" and "recovered after a restart" in action.message
+        assert agent.recover() == []  # once per process
+        [result] = world.store.list(kind="result", limit=100)
+        assert result.outcome == "ok" and result.data["recovered"] is True
+        assert [w[0] for w in world.cluster.writes] == ["scale"]  # not repeated
+        assert world.store.verify().ok
+
+        world.tiny.scale(ref=world.tiny.workloads["ml/llm"].ref, replicas=2)  # someone woke it; it idles again
+        again = agent.handle_finding(finding)
+        assert again.run_id == "finding:idle_gpu:ml/llm#2" and again.status == "done" and again.resolved is True
+        assert [(a.tool, a.status) for a in again.actions] == [("sleep_workload", "ok")]
+        assert len(world.cluster.writes) == 2
+    finally:
+        world.close()
+
+
+def test_downtime_does_not_count_against_the_time_budget_of_a_recovered_run(tmp_path):
+    world = tiny_world(tmp_path)
+    try:
+        _killed_mid_call(world, reached=False)
+        world.clock.advance(12 * 3600)
+        [report] = world.agent("offline").recover()
+        assert report.status == "done" and "time budget" not in report.summary  # 43,200 s down, 600 s budget
+        assert report.resolved is False and report.actions[0].status == "error"
+        assert "does not show the change" in report.actions[0].message
+        assert world.cluster.writes == []
     finally:
         world.close()

@@ -1,4 +1,10 @@
-"""The daemon as a real process: SIGKILL mid-run and restart repeats nothing, SIGTERM exits 0, one leader per lock."""
+"""The daemon as a real process: SIGKILL mid-run and restart repeats nothing, SIGTERM exits 0, one leader per lock.
+
+The kill lands right after a write reached the (journaled) cluster and before
+its result was recorded. After the restart every write the cluster journaled
+has exactly one `result` record in the audit log, the interrupted run is
+closed, and when its finding comes back hours later it gets a fresh, clean run.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from opsagent.audit import AuditStore
@@ -28,6 +35,15 @@ def writes(directory: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def results_per_written_workload(directory: Path) -> tuple[Counter, Counter]:
+    """(writes the cluster journaled, ok results of writing tools in the audit log), per namespace/name."""
+    written = Counter(f"{w['kwargs']['ref']['namespace']}/{w['kwargs']['ref']['name']}" for w in writes(directory))
+    with AuditStore(directory / "ops.db") as store:
+        rows = store.list(AuditFilter(kind="result", outcome="ok", limit=100_000))
+    recorded = Counter(f"{r.args['namespace']}/{r.args['name']}" for r in rows if r.risk in ("write", "architectural"))
+    return written, recorded
+
+
 def test_sigkill_mid_run_then_restart_repeats_no_action_and_keeps_the_pending_approval(tmp_path: Path) -> None:
     killed = harness(tmp_path, 40, "--kill-after-writes", "1")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -40,6 +56,8 @@ def test_sigkill_mid_run_then_restart_repeats_no_action_and_keeps_the_pending_ap
     assert restarted.returncode == 0, restarted.stderr[-2000:]
     scales = [w for w in writes(tmp_path) if w["method"] == "scale" and w["kwargs"]["ref"]["name"] == "render-ui"]
     assert len(scales) == 1                 # the killed run's write was not repeated
+    written, recorded = results_per_written_workload(tmp_path)
+    assert written == recorded and written["render/render-ui"] == 1  # and its result is recorded, once
     with AuditStore(tmp_path / "ops.db") as store:
         approvals = store.list(AuditFilter(kind="approval", limit=1000))
         assert sum(1 for r in approvals if r.outcome == "pending" and r.tool == "set_gpu_placement") == 1
@@ -58,9 +76,36 @@ def test_sigkill_mid_run_then_restart_repeats_no_action_and_keeps_the_pending_ap
         assert again.returncode == 0, again.stderr[-2000:]
     templates = [w for w in writes(tmp_path) if w["method"] == "set_template"]
     assert len(templates) == 1
+    written, recorded = results_per_written_workload(tmp_path)
+    assert written == recorded
     with AuditStore(tmp_path / "ops.db") as store:
         done = [r for r in store.list(AuditFilter(kind="result", tool="set_gpu_placement", limit=1000)) if r.outcome == "ok"]
         assert len(done) == 1
+
+
+def test_a_run_killed_between_write_and_result_is_closed_and_its_returning_finding_runs_clean(tmp_path: Path) -> None:
+    killed = harness(tmp_path, 40, "--kill-after-writes", "1")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    # down, restarted: 160 cycles of 5 minutes reach 13:55, after render-ui went idle again at about 13:00
+    restarted = harness(tmp_path, 160)
+    assert restarted.returncode == 0, restarted.stderr[-2000:]
+    runs = [json.loads(line) for line in restarted.stdout.splitlines() if line.startswith("{")]
+    render = [r for r in runs if r["run"].startswith("finding:idle_gpu:render/render-ui")]
+    assert render == [  # the interrupted run is closed at once (its write recovered), the return is a new run
+        {"run": "finding:idle_gpu:render/render-ui", "status": "done", "actions": [["sleep_workload", "ok"]]},
+        {"run": "finding:idle_gpu:render/render-ui#2", "status": "done", "actions": [["sleep_workload", "ok"]]},
+    ]
+    render_scales = [w["kwargs"]["replicas"] for w in writes(tmp_path) if w["kwargs"]["ref"]["name"] == "render-ui"]
+    assert render_scales == [0, 1, 0]  # slept (killed), woken on traffic, slept again: nothing repeated
+    written, recorded = results_per_written_workload(tmp_path)
+    assert written == recorded          # one ok result per journaled write
+    with AuditStore(tmp_path / "ops.db") as store:
+        first = store.list(AuditFilter(run_id="finding:idle_gpu:render/render-ui", limit=100))
+        [result] = [r for r in first if r.kind == "result"]
+        assert result.outcome == "ok" and result.data["recovered"] is True
+        assert "run done: Resolved idle_gpu:render/render-ui." in [r.summary for r in first]
+        assert not [r for r in store.list(AuditFilter(kind="run", limit=100_000)) if "budget" in (r.summary or "")]
+        assert store.verify().ok
 
 
 def wait_for(predicate, timeout: float = 30.0) -> bool:
