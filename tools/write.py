@@ -37,7 +37,8 @@ def scale_workload(ctx: ToolContext, args: ScaleWorkloadIn) -> Outcome:
     w = find_workload(ctx.observe(), args.namespace, args.name)
     result = ctx.cluster.scale(ref=w.ref, replicas=args.replicas, dry_run=ctx.dry_run)
     return _done(result, f"scale {w.key} from {w.replicas} to {args.replicas}",
-                 workload=w.key, replicas_before=w.replicas, replicas=args.replicas)
+                 workload=w.key, replicas_before=w.replicas, replicas=args.replicas,
+                 gpus_freed=w.gpus_per_replica * max(0, w.replicas - args.replicas))
 
 
 class WakeWorkloadIn(WorkloadArgs):
@@ -173,7 +174,7 @@ def delete_pod(ctx: ToolContext, args: DeletePodIn) -> Outcome:
 
 
 RETURNS: dict[str, str] = {
-    'scale_workload': 'workload, replicas_before, replicas, dry_run.',
+    'scale_workload': 'workload, replicas_before, replicas, `gpus_freed` (GPUs per replica times the replicas removed), dry_run.',
     'wake_workload': 'workload, replicas, `state` (ready, timed_out, requested), ready_replicas, waited_seconds. Timing out is an error result.',
     'sleep_workload': 'workload, replicas_before, `gpus_freed`, `gpu_ids`, dry_run.',
     'restart_rollout': 'workload, revision_before, image, dry_run.',
