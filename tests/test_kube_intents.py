@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from kube_harness import Emulator
-from test_kube_intents_data import queued_job_pod, seed_annotated
+from kube_samples import queued_job_pod, seed_annotated
 from test_kube_metrics import FakePrometheus
 
 from opsagent.metrics import INGRESS_NGINX_QUERY

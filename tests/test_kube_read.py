@@ -217,7 +217,7 @@ def test_rollout_status_table(status, generation, expected):
 
 
 def test_gpu_jobs_come_from_the_pods_jobs_own_without_another_list_call():
-    from test_kube_intents_data import finished_job_pod, job_pod
+    from kube_samples import finished_job_pod, job_pod
 
     with Emulator() as emu:
         seed_cluster(emu)
@@ -247,7 +247,7 @@ def test_gpu_jobs_come_from_the_pods_jobs_own_without_another_list_call():
 def test_job_states_follow_their_pods():
     from opsagent.cluster.kube.jobs import jobs_from_pods
     from opsagent.cluster.kube.read import RawLists, build_snapshot
-    from test_kube_intents_data import finished_job_pod, job_pod
+    from kube_samples import finished_job_pod, job_pod
 
     running = finished_job_pod("train", "train-x", "Running")
     running["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": "2026-01-05T08:00:05Z"}}
