@@ -36,6 +36,12 @@ timeline:
         (GOOD.replace("workload: a/w", "workload: a/nope"), 13, "timeline.0.requests.workload", "unknown workload"),
         (GOOD.replace('"12:30"', '"half past"'), 12, "timeline.0.at", "bad time"),
         (GOOD.replace("requests: {workload: a/w, rps: 0}", "requests: {workload: a/w}"), 13, "timeline.0.requests", "rps, count"),
+        (GOOD.replace("requests: {workload: a/w, rps: 0}", "plant: {workload: a/nope, event: hi}"), 13,
+         "timeline.0.plant.workload", "unknown workload"),
+        (GOOD.replace("requests: {workload: a/w, rps: 0}", "plant: {workload: a/w}"), 13, "timeline.0.plant",
+         "event, pod_message"),
+        (GOOD.replace("requests: {workload: a/w, rps: 0}", "api_fault: {kind: slow}"), 13, "timeline.0.api_fault.kind",
+         "'timeout'"),
     ],
 )
 def test_bad_scenarios_name_file_line_and_field(tmp_path, broken, line, field, words):

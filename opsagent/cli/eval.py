@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.console import Console
 
 from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
 
@@ -67,7 +68,12 @@ def register(app: typer.Typer) -> None:
             print_json({"planner": planner, "totals": totals(scores), "scores": scores,
                         "report": str(written) if written else None})
         else:
-            console.print(table(scores))
+            shown = table(scores)
+            # Never narrower than the table needs: a narrow or piped terminal must not cut scenario names
+            # (a terminal wraps the long lines instead).
+            wide = Console(width=max(console.width, shown.min_width or 0), force_terminal=console.is_terminal,
+                           no_color=console.no_color, highlight=False)
+            wide.print(shown)
             if written:
                 console.print(f"report: {written}")
         bad = any(s.violations for s in scores) or any(

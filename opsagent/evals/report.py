@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from opsagent.evals.runner import RunRecord
@@ -34,20 +35,40 @@ def totals(scores: list[Score]) -> dict[str, Any]:
     }
 
 
+# (header, what it counts): short headers so the table fits a narrow or piped terminal.
+COLUMNS = (("scenario", ""), ("planner", ""), ("outcome", ""), ("viol", "policy violations"),
+           ("forb", "forbidden actions"), ("acts", "actions that reached the cluster"),
+           ("unnec", "unnecessary actions"), ("appr", "approvals requested"), ("LLM", "LLM calls"),
+           ("tokens", "LLM tokens"), ("idle", "GPU-hours held idle with the agent"),
+           ("base", "GPU-hours held idle with no agent"), ("min", "simulated minutes from the first finding to none left"))
+
+
+def _minutes(s: Score) -> str:
+    return "-" if s.minutes_to_resolution is None else f"{s.minutes_to_resolution:g}"
+
+
 def table(scores: list[Score]) -> Table:
-    t = Table(title="opsagent eval")
-    for col in ("scenario", "planner", "outcome", "violations", "forbidden", "actions", "unneeded", "approvals", "LLM calls",
-                "idle GPU-h (base)", "resolved (min)"):
-        t.add_column(col, justify="left" if col in ("scenario", "planner", "outcome") else "right")
-    for s in scores:
-        t.add_row(s.scenario + (" [dim](language)[/]" if s.needs_language else ""), s.planner,
-                  f"[{STYLE.get(s.outcome, 'white')}]{s.outcome}[/]", str(len(s.violations)), str(len(s.forbidden)), str(s.actions),
-                  str(s.unnecessary_actions), str(s.approvals_requested), str(s.llm_calls),
-                  f"{s.gpu_hours_idle:g} ({s.gpu_hours_idle_baseline if s.gpu_hours_idle_baseline is not None else '-'})",
-                  "-" if s.minutes_to_resolution is None else f"{s.minutes_to_resolution:g}")
+    """The CLI table, with short headers; no cell is ever cut (print it at least `min_width` wide)."""
+    rows = [[s.scenario + (" (language)" if s.needs_language else ""), s.planner, s.outcome, str(len(s.violations)),
+             str(len(s.forbidden)), str(s.actions), str(s.unnecessary_actions), str(s.approvals_requested),
+             str(s.llm_calls), str(s.tokens), f"{s.gpu_hours_idle:g}",
+             "-" if s.gpu_hours_idle_baseline is None else f"{s.gpu_hours_idle_baseline:g}", _minutes(s)] for s in scores]
+    widths = [max([len(header)] + [len(row[i]) for row in rows]) for i, (header, _) in enumerate(COLUMNS)]
+    # Every cell fits on one line at this width (cells, padding and one rule between columns); `min_width`
+    # tells the printer (see `opsagent eval`) not to go narrower.
+    t = Table(title="opsagent eval", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False,
+              min_width=sum(widths) + 3 * (len(widths) - 1))
+    for i, (header, _) in enumerate(COLUMNS):
+        t.add_column(header, no_wrap=True, min_width=widths[i], justify="left" if i < 3 else "right")
+    for s, row in zip(scores, rows):
+        row[0] = s.scenario + (" [dim](language)[/]" if s.needs_language else "")
+        row[2] = f"[{STYLE.get(s.outcome, 'white')}]{s.outcome}[/]"
+        t.add_row(*row)
     tot = totals(scores)
     t.caption = (f"{tot['runs']} runs: " + ", ".join(f"{k} {v}" for k, v in tot["outcomes"].items())
-                 + f"; {tot['violations']} policy violation(s); {tot['forbidden']} forbidden action(s); {tot['actions']} actions; {tot['llm_calls']} LLM calls")
+                 + f"; {tot['violations']} policy violation(s); {tot['forbidden']} forbidden action(s); {tot['actions']} actions "
+                 f"({tot['unnecessary_actions']} unnecessary); {tot['llm_calls']} LLM calls ({tot['tokens']} tokens). "
+                 + "; ".join(f"{h}: {what}" for h, what in COLUMNS if what) + ".")
     return t
 
 
@@ -85,13 +106,15 @@ def markdown(scores: list[Score], *, plots: dict[str, str]) -> str:
              f"({tot['unnecessary_actions']} unnecessary). Approvals requested: {tot['approvals_requested']}. "
              f"LLM calls: {tot['llm_calls']} ({tot['tokens']} tokens).",
              f"GPU-hours held idle: {tot['gpu_hours_idle']} with the agent, {tot['gpu_hours_idle_baseline']} without.", "",
-             "| scenario | planner | outcome | violations | forbidden | actions | approvals | LLM calls | idle GPU-h | baseline | notes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| scenario | planner | outcome | violations | forbidden | actions | unnecessary | approvals | LLM calls | tokens "
+             "| minutes to resolution | idle GPU-h | baseline | notes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in scores:
         known = [f"known issue: {s.known_issue}"] if s.known_issue else []
         notes = "; ".join(known + s.violations + s.failures + ([s.error] if s.error else [])).replace("|", "/")[:300]
         lines.append(f"| {s.scenario} | {s.planner} | {s.outcome} | {len(s.violations)} | {len(s.forbidden)} | {s.actions} | "
-                     f"{s.approvals_requested} | {s.llm_calls} | {s.gpu_hours_idle:g} | "
+                     f"{s.unnecessary_actions} | {s.approvals_requested} | {s.llm_calls} | {s.tokens} | {_minutes(s)} | "
+                     f"{s.gpu_hours_idle:g} | "
                      f"{s.gpu_hours_idle_baseline if s.gpu_hours_idle_baseline is not None else '-'} | {notes} |")
     if plots:
         lines += ["", "## GPUs allocated vs busy", ""]

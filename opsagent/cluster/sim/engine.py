@@ -56,6 +56,7 @@ class SimCluster(WritesMixin):
         self.events: deque[tuple] = deque(maxlen=EVENT_LIMIT)
         self.chat_log: list[dict] = []
         self.faults: deque[str] = deque()
+        self._timed_out: str | None = None  # a write under a `timeout` fault, reported by `_done`
         self.free_version = 0
         self.first_free = 0
         self._jobs_version = -1
@@ -268,6 +269,13 @@ class SimCluster(WritesMixin):
             self.faults.extend([event.api_fault.kind] * event.api_fault.count)
         elif event.chat is not None:
             self.chat_log.append({"time": at, "actor": event.chat.actor, "text": event.chat.text})
+        elif event.plant is not None:
+            w = self.workload(event.plant.workload)
+            if event.plant.pod_message is not None:
+                w.planted_message = event.plant.pod_message
+            if event.plant.event is not None:
+                for pod in w.pods:
+                    self.emit(at, pod.namespace, "Pod", pod.name, event.plant.reason, event.plant.event, "Warning")
 
     # --- traffic ----------------------------------------------------------------
 

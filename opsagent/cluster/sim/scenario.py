@@ -3,7 +3,8 @@
 A scenario declares the starting cluster (nodes and their GPUs, workloads,
 queued jobs), each workload's traffic and rollout failure modes, and a
 timeline of things that happen (traffic changes, requests, new images, job
-submissions, node trouble, API faults, chat messages).
+submissions, node trouble, API faults, chat messages, text planted in pod
+events and status messages).
 
 This module only parses and validates. It must not simulate anything, and it
 never reads the system clock. A bad file raises `ScenarioError` naming the
@@ -169,8 +170,32 @@ class NodeAction(Strict):
 
 
 class ApiFault(Strict):
-    kind: Literal["conflict", "unavailable"]
+    """The next `count` writes fail: `conflict` (409, nothing changed), `unavailable` (503, nothing
+    changed) or `timeout` (the change IS applied, but the caller only hears that the request timed out)."""
+
+    kind: Literal["conflict", "unavailable", "timeout"]
     count: int = Field(default=1, ge=1)
+
+
+class PlantAction(Strict):
+    """Text planted where a reader of the cluster finds it, as logs and crash output would put it there.
+
+    `event`: a Warning event (with `reason`) on each pod the workload has now; `describe_pod` shows
+    it among the pod's events. `pod_message`: appended to the status message of the workload's pods
+    from now on (like a container's termination message); `describe_pod` and `list_pods` readers see it.
+    """
+
+    workload: str
+    event: str | None = Field(default=None, min_length=1, max_length=2000)
+    reason: str = Field(default="BackOff", min_length=1, max_length=100)
+    pod_message: str | None = Field(default=None, min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _something(self) -> "PlantAction":
+        if self.event is None and self.pod_message is None:
+            raise ValueError("give event, pod_message or both")
+        WorkloadRef.parse(self.workload)
+        return self
 
 
 class ChatMessage(Strict):
@@ -188,6 +213,7 @@ class TimelineEvent(Strict):
     node: NodeAction | None = None
     api_fault: ApiFault | None = None
     chat: ChatMessage | None = None
+    plant: PlantAction | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "TimelineEvent":
@@ -201,7 +227,7 @@ class TimelineEvent(Strict):
         return next(k for k in ACTIONS if getattr(self, k) is not None)
 
 
-ACTIONS = ("requests", "rollout", "job", "node", "api_fault", "chat")
+ACTIONS = ("requests", "rollout", "job", "node", "api_fault", "chat", "plant")
 
 
 class Scenario(Strict):

@@ -113,6 +113,7 @@ class SimWorkload:
     pending_requests: int = 0
     pending_since: datetime | None = None
     requests_total: int = 0
+    planted_message: str | None = None  # shown after each pod's own status message (scenario `plant`)
 
     @property
     def key(self) -> str:

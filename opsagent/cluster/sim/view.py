@@ -92,6 +92,12 @@ def events(sim: "SimCluster", since: datetime) -> list[Event]:
     ]
 
 
+def _message(own: str | None, planted: str | None) -> str | None:
+    if planted is None:
+        return own
+    return f"{own}; {planted}" if own else planted
+
+
 def build_snapshot(sim: "SimCluster") -> Snapshot:
     paused = gc.isenabled()
     gc.disable()
@@ -134,7 +140,7 @@ def _build(sim: "SimCluster") -> Snapshot:
                 factor = min(factor, p.factor)
             pods.append(_make(Pod, 
                 namespace=p.namespace, name=p.name, workload=ref, phase=p.phase, reason=p.reason,
-                message=p.message, node=p.node, gpu_ids=tuple(g.id for g in p.gpus), restarts=p.restarts,
+                message=_message(p.message, w.planted_message), node=p.node, gpu_ids=tuple(g.id for g in p.gpus), restarts=p.restarts,
                 ready=p.ready, revision=p.revision, started_at=p.started_at, labels=dict(p.labels), annotations={},
             ))
         annotations = dict(w.annotations)

@@ -2,7 +2,9 @@
 
 Each write first simulates up to the clock, then checks its target (raising
 the port's `NotFound` / `Invalid`), then, unless `dry_run`, takes a queued API
-fault from the scenario (`Conflict` / `Unavailable`) or applies the change.
+fault from the scenario (`Conflict` / `Unavailable`, nothing changed) or applies the change;
+a `timeout` fault applies the change and then raises `Unavailable` (HTTP 504), as a
+request whose answer was lost would.
 A dry run validates and changes nothing, not even the fault queue.
 This module mutates simulator state only through the engine's helpers and
 never touches anything outside the simulator.
@@ -19,19 +21,29 @@ from opsagent.model import GpuRequirement, WorkloadRef
 class WritesMixin:
     """Port writes for SimCluster (the engine supplies state and helpers)."""
 
+    _timed_out: str | None = None
+
     def _begin(self, dry_run: bool) -> None:
+        self._timed_out = None
         self._catch_up()  # type: ignore[attr-defined]
 
     def _apply_fault(self, what: str) -> None:
         if not self.faults:  # type: ignore[attr-defined]
             return
         kind = self.faults.popleft()  # type: ignore[attr-defined]
+        if kind == "timeout":  # the change goes through; `_done` then reports the timeout instead
+            self._timed_out = what
+            return
         if kind == "conflict":
             raise Conflict(f'Operation cannot be fulfilled on {what}: the object has been modified; '
                            'please apply your changes to the latest version and try again', status=409)
         raise Unavailable("the server is currently unable to handle the request", delay=5.0, status=503)
 
     def _done(self, message: str, dry_run: bool, **details) -> WriteResult:
+        what, self._timed_out = self._timed_out, None
+        if what is not None:
+            raise Unavailable(f"the request to update {what} timed out after 30s; the change may or may not "
+                              "have been applied", delay=5.0, status=504)
         return WriteResult(ok=True, dry_run=dry_run, message=("(dry run) " if dry_run else "") + message, details=details)
 
     # --- workloads --------------------------------------------------------------
