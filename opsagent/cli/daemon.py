@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from opsagent.cli.common import DbOpt, PlaybooksOpt, PoliciesOpt, fail
+from opsagent.cli.metrics_options import PrometheusOpt, RequestRateQueryOpt
 from opsagent.runtime import RuntimeError_
 
 
@@ -34,7 +35,8 @@ def daemon_cmd(
     sim_speed: float = typer.Option(1.0, "--sim-speed", min=0.0,
                                     help="Simulator only: virtual seconds per wall second (0 = no waiting between cycles)."),
     listen: Optional[str] = typer.Option(None, "--listen", envvar="OPSAGENT_LISTEN", help="HOST:PORT for /healthz, /readyz, /metrics."),
-    prometheus: Optional[str] = typer.Option(None, "--prometheus", envvar="OPSAGENT_PROMETHEUS", help="Prometheus URL for the kube adapter."),
+    prometheus: Optional[str] = PrometheusOpt,
+    request_rate_query: Optional[str] = RequestRateQueryOpt,
     seed: Optional[int] = typer.Option(None, "--seed", help="Simulator seed (default: the scenario's)."),
     lease_namespace: Optional[str] = typer.Option(None, "--lease-namespace", envvar=["OPSAGENT_LEASE_NAMESPACE", "POD_NAMESPACE"],
                                                   help="--cluster kube: namespace of the leader-election Lease "
@@ -70,7 +72,8 @@ def daemon_cmd(
     if not playbooks.is_dir():
         fail(f"--playbooks {playbooks}: not a directory", hint="the repository ships playbooks/")
     options = DaemonOptions(cluster=cluster, policies=policies, playbooks=playbooks, db=db, model=model, interval=interval,
-                            once=once, cycles=cycles, sim_speed=sim_speed, listen=listen, prometheus=prometheus, seed=seed,
+                            once=once, cycles=cycles, sim_speed=sim_speed, listen=listen, prometheus=prometheus,
+                            request_rate_query=request_rate_query, seed=seed,
                             lease_namespace=lease_namespace or DaemonOptions.lease_namespace,
                             lease_name=lease_name or DaemonOptions.lease_name)
     try:

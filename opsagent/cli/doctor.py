@@ -25,6 +25,7 @@ import typer
 
 from opsagent.chat.secrets import SecretsError, SlackSecrets, load_secrets, redact
 from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
+from opsagent.cli.metrics_options import RequestRateQueryOpt
 
 Status = Literal["ok", "missing", "failed", "skipped"]
 
@@ -98,17 +99,28 @@ def check_ollama(*, host: str | None, model: str | None, timeout: float) -> Chec
                  f"ollama pull {model}")
 
 
-def check_prometheus(*, url: str | None, timeout: float) -> Check:
+def check_prometheus(*, url: str | None, timeout: float, request_rate_query: str | None = None) -> Check:
     if not url:
         return Check("prometheus", "skipped", "no Prometheus: idle rules fall back to what the API shows",
                      "set --prometheus / OPSAGENT_PROMETHEUS for GPU utilisation and request rates", required=False)
     from opsagent.metrics import MetricsError, PrometheusClient
+    from opsagent.metrics import request_rate_query as resolve
 
     try:
-        series = PrometheusClient(url, timeout=timeout).ping()
+        query = resolve(request_rate_query)
+    except ValueError as exc:
+        return Check("prometheus", "failed", str(exc), "use --request-rate-query ingress-nginx, keda-http or PromQL")
+    client = PrometheusClient(url, timeout=timeout, request_rate_query=query)
+    try:
+        series = client.ping()
+        rates = client.request_rates() if query else None
     except MetricsError as exc:
-        return Check("prometheus", "failed", str(exc), "fix the URL, or check the Prometheus service is up")
-    return Check("prometheus", "ok", f"{url} answers ({series} `up` series)")
+        return Check("prometheus", "failed", str(exc), "fix the URL or the request-rate query, or check the Prometheus service is up")
+    if query is None:
+        return Check("prometheus", "ok", f"{url} answers ({series} `up` series); no request-rate query, so request rates "
+                     "stay unknown", "set --request-rate-query (ingress-nginx, keda-http or PromQL)")
+    return Check("prometheus", "ok", f"{url} answers ({series} `up` series); the request-rate query returns "
+                 f"{len(rates or {})} workload(s)")
 
 
 def _slack_call(api_url: str, method: str, token: str, timeout: float) -> dict:
@@ -182,14 +194,14 @@ def run_checks(
     *, kubeconfig: str | None = None, context: str | None = None, in_cluster: bool | None = None,
     skip_cluster: bool = False, lease_namespace: str = "opsagent",
     ollama_host: str | None = None, model: str | None = None, prometheus: str | None = None,
-    slack: SlackSecrets | None = None, slack_mode: str = "auto", slack_api_url: str = "https://slack.com/api",
+    request_rate_query: str | None = None, slack: SlackSecrets | None = None, slack_mode: str = "auto", slack_api_url: str = "https://slack.com/api",
     timeout: float = 5.0,
 ) -> list[Check]:
     checks = [Check("cluster", "skipped", "--skip-cluster given", required=False)] if skip_cluster else \
         check_cluster(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster, timeout=timeout,
                       lease_namespace=lease_namespace)
     checks.append(check_ollama(host=ollama_host, model=model, timeout=timeout))
-    checks.append(check_prometheus(url=prometheus, timeout=timeout))
+    checks.append(check_prometheus(url=prometheus, timeout=timeout, request_rate_query=request_rate_query))
     checks.extend(check_slack(secrets=slack or SlackSecrets(), mode=slack_mode, api_url=slack_api_url, timeout=timeout))
     return checks
 
@@ -208,6 +220,7 @@ def register(app: typer.Typer) -> None:
         ollama_host: str = typer.Option(None, "--ollama-host", envvar="OLLAMA_HOST", help="Ollama URL; unset skips."),
         model: str = typer.Option(None, "--model", envvar="OPSAGENT_MODEL", help="Model that must be pulled in Ollama."),
         prometheus: str = typer.Option(None, "--prometheus", envvar="OPSAGENT_PROMETHEUS", help="Prometheus URL; unset skips."),
+        request_rate_query: Optional[str] = RequestRateQueryOpt,
         skip_slack: bool = typer.Option(False, "--skip-slack", help="Do not check Slack even if its secrets are set."),
         slack_mode: SlackMode = typer.Option(SlackMode.auto, "--slack-mode", envvar="OPSAGENT_SLACK_MODE",
                                              help="As for `opsagent slack`: socket checks SLACK_APP_TOKEN, http checks "
@@ -236,7 +249,7 @@ def register(app: typer.Typer) -> None:
         api_url = os.environ.get("OPSAGENT_SLACK_API_URL") or os.environ.get("SLACK_API_URL") or "https://slack.com/api"
         checks = run_checks(
             kubeconfig=kubeconfig, context=context, skip_cluster=skip_cluster, lease_namespace=lease_namespace,
-            ollama_host=ollama_host, model=model, prometheus=prometheus,
+            ollama_host=ollama_host, model=model, prometheus=prometheus, request_rate_query=request_rate_query,
             slack=slack, slack_mode=slack_mode.value, slack_api_url=api_url, timeout=timeout,
         )
         bad = [c for c in checks if c.required and c.status in ("missing", "failed")]

@@ -51,6 +51,7 @@ class DaemonOptions:
     sim_speed: float = 1.0
     listen: str | None = None
     prometheus: str | None = None
+    request_rate_query: str | None = None
     seed: int | None = None
     lease_namespace: str = DEFAULT_LEASE_NAMESPACE
     lease_name: str = DEFAULT_LEASE_NAME
@@ -68,7 +69,8 @@ class Daemon:
         self.options = options
         self.db = options.database()
         self.runtime = runtime or open_runtime(cluster=options.cluster, policies=options.policies, db=self.db,
-                                               prometheus=options.prometheus, seed=options.seed)
+                                               prometheus=options.prometheus,
+                                               request_rate_query=options.request_rate_query, seed=options.seed)
         self.stop = stop or StopFlag()
         self.metrics = Metrics()
         self.status = Status(stuck_after=max(300.0, options.interval * 20))
