@@ -71,3 +71,14 @@ def test_docs_cover_every_finding_kind_and_command():
         assert f"`{kind}`" in text, kind
     for command in ("opsagent playbook lint", "opsagent playbook show"):
         assert command in text
+
+
+def test_lint_warns_about_a_folder_with_no_playbooks_and_strict_fails(tmp_path):
+    from typer.testing import CliRunner
+
+    from opsagent.cli import app
+
+    plain = CliRunner().invoke(app, ["playbook", "lint", str(tmp_path)])
+    strict = CliRunner().invoke(app, ["playbook", "lint", str(tmp_path), "--strict"])
+    assert plain.exit_code == 0 and "no playbook files here" in plain.output
+    assert strict.exit_code == 1

@@ -113,4 +113,8 @@ def lint_playbooks(directory: Path | str, *, registry: Mapping[str, Any] | None 
     issues += detail_issues(playbooks, marks)
     if playbooks:
         issues += coverage_issues(playbooks, directory)
+    elif not issues and directory.is_dir() and not any(directory.glob("*.y*ml")):
+        issues.append(Issue(str(directory), None, None, "playbooks",
+                            "no playbook files here: the offline planner would do nothing for any finding "
+                            "(is this the right folder? the repository ships playbooks/)", "warning"))
     return issues
