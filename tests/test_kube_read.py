@@ -261,3 +261,14 @@ def test_job_states_follow_their_pods():
     not_batch = job_pod("x", "x-1")
     not_batch["metadata"]["ownerReferences"][0]["apiVersion"] = "example.com/v1"  # some other kind named Job
     assert jobs_from_pods([not_batch], build_snapshot(RawLists(pods=[not_batch]), now=NOW).pods) == ()
+
+
+def test_dra_notes_say_why_gpus_come_from_node_labels_once():
+    from opsagent.cluster.kube.read import RawLists, build_snapshot
+
+    refused = build_snapshot(RawLists(dra_unreadable="resourceslices is forbidden"), now=NOW).notes
+    absent = build_snapshot(RawLists(), now=NOW).notes
+    assert [n for n in refused if "DRA" in n or "resource.k8s.io" in n] == [
+        "DRA objects not readable (resourceslices is forbidden); GPUs come from node allocatable and GFD labels"]
+    assert [n for n in absent if "DRA" in n or "resource.k8s.io" in n] == [
+        "the API has no resource.k8s.io ResourceSlices: GPUs come from node allocatable and GFD labels"]

@@ -106,7 +106,7 @@ class KubeCluster:
                                                  dra.list_namespaced_resource_claim)
             except (Forbidden, NotFound) as exc:
                 raw.resource_slices = raw.resource_claims = None
-                notes.append(f"DRA objects not readable ({exc.message}); GPUs come from node allocatable and GFD labels")
+                raw.dra_unreadable = exc.message
         return raw, notes
 
     def _metrics(self) -> Metrics:

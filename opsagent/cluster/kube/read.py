@@ -41,7 +41,8 @@ NO_METRICS_NOTE = (
 
 @dataclass
 class RawLists:
-    """The `items` of each list call. `resource_slices`/`resource_claims` are None when the API lacks DRA."""
+    """The `items` of each list call. `resource_slices`/`resource_claims` are None when DRA cannot be read:
+    the API lacks it, or (`dra_unreadable`, with the reason) it is there but the list calls were refused."""
 
     deployments: list[dict[str, Any]] = field(default_factory=list)
     statefulsets: list[dict[str, Any]] = field(default_factory=list)
@@ -51,6 +52,7 @@ class RawLists:
     events: list[dict[str, Any]] = field(default_factory=list)
     resource_slices: list[dict[str, Any]] | None = None
     resource_claims: list[dict[str, Any]] | None = None
+    dra_unreadable: str | None = None
 
 
 @dataclass
@@ -348,7 +350,9 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         problem = annotation_problem(workload)
         if problem is not None:
             notes.append(f"{problem}; its opsagent.dev intent annotations are ignored until this is fixed")
-    if raw.resource_slices is None:
+    if raw.dra_unreadable:
+        notes.append(f"DRA objects not readable ({raw.dra_unreadable}); GPUs come from node allocatable and GFD labels")
+    elif raw.resource_slices is None:
         notes.append("the API has no resource.k8s.io ResourceSlices: GPUs come from node allocatable and GFD labels")
     return Snapshot(
         time=now,
