@@ -99,6 +99,8 @@ class _Step:
             "result", args=self.gate._loggable_args(self.call), outcome=_OUTCOME[result.status], summary=result.message[:1000],
             duration_ms=round(elapsed, 3), dry_run=dry_run, approval_id=result.approval_id, data=data or None,
             decision=result.decision.effect if result.decision else None,
+            rule_file=(result.decision.rule.file or None) if result.decision else None,
+            rule_name=(result.decision.rule.name or None) if result.decision else None,
         )
         return result.model_copy(update={"audit_id": audit_id})
 

@@ -99,6 +99,8 @@ def test_table_of_calls(world, tool, actor, args, status, rule):
         assert [w for w in world.cluster.writes if w[0] != "snapshot"] == []
     expected = ["proposal", "result"] if status == "invalid" else ["proposal", "decision", "result"]
     assert world.kinds("table") == expected
+    outcome = next(r for r in world.store.list(limit=100) if r.run_id == "table" and r.kind == "result")
+    assert outcome.rule_name == rule  # the result row names the rule that let it through (or refused it)
     if status == "pending_approval":
         approval = world.queue.get(result.approval_id)
         assert approval.state == "pending" and approval.args_hash == call(tool, actor, **args).args_hash()
