@@ -299,6 +299,26 @@ class Gate:
                 return builtin("deny", "blast-radius", f"this run already changed {len(changed)} target(s), the policy's limit is {limit}")
         return decision
 
+    def approvers_now(self, approval: Approval) -> tuple[str, ...]:
+        """The approvers the policy in force names for an approval's call; empty when it names none or would refuse.
+
+        The approval queue asks this when a person approves, so approving and
+        executing check the same people (see `_approver_problem`).
+        """
+        call = approval.call
+        tool = self.tools.get(call.tool)
+        if tool is None:
+            return ()
+        try:
+            args = tool.input_model.model_validate(call.args)
+            snapshot = self.cluster.snapshot() if tool.risk != "read" else None
+            counts = counts_for(self.recorder, known_tools=list(self.tools), run_workloads=lambda: set())
+            decision = self._decide(self.policy, call=call, risk=tool.risk, target=args.target(), snapshot=snapshot,
+                                    now=self.clock.now(), counts=counts)
+        except Exception:  # noqa: BLE001  unknown now: the approvers stored with the request apply
+            return ()
+        return tuple(decision.approvers) if isinstance(decision, Decision) and decision.effect != "deny" else ()
+
     def _approval_problem(self, call: ToolCall, approval: Approval, approver: str, now: Any) -> str | None:
         if approval.state != "approved":
             return f"approval {approval.id} is {approval.state}, not approved"

@@ -173,6 +173,7 @@ def open_runtime(
         wait=getattr(sim, "advance", None),
         proposals_dir=proposals_dir or db.parent / "proposals",
     )
+    approvals.current_approvers = runtime.gate.approvers_now  # approving and executing check the same people
     return runtime
 
 

@@ -137,3 +137,19 @@ def test_when_the_policy_in_force_needs_no_approval_the_requests_approvers_still
     by_alice = approval.model_copy(update={"state": "approved", "decided_by": "alice"})
     assert gate.run_approved(by_alice, approver="alice").ok
     assert len(world.cluster.writes) == 1
+
+
+def test_the_queue_asks_the_gate_who_may_approve_under_the_policy_in_force(world, tmp_path):
+    from opsagent.approvals import NotAuthorized
+
+    approval = world.request()
+    gate = world.gate(policy(tmp_path, "p2", approvers="group:b"))
+    world.queue.current_approvers = gate.approvers_now  # as the runtime wires it
+    with pytest.raises(NotAuthorized, match="under the policy in force .*group:b.*made when they were group:a"):
+        world.queue.approve(approval.id, by="alice")
+    approved = world.queue.approve(approval.id, by="bob")
+    result = world.queue.execute(approved.id, run=lambda a: gate.run_approved(a, approver="bob"))
+    assert result.ok, result.message
+    assert world.cluster.writes == [("scale", {"ref": LLM, "replicas": 2, "dry_run": False})]
+    refusals = [r for r in world.store.list(kind="approval", limit=100) if r.outcome == "denied" or "refused" in (r.summary or "")]
+    assert refusals and refusals[0].actor == "alice"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
@@ -88,6 +88,9 @@ class ApprovalQueue:
         self.clock = clock
         self.is_member = is_member
         self.default_ttl_seconds = default_ttl_seconds
+        # The approvers the policy in force names for a request's call (the gate's `approvers_now`); when set and
+        # not empty they are the ones who may decide, so a policy change since the request takes effect.
+        self.current_approvers: Callable[[Approval], Sequence[str]] | None = None
         db = self.store.db
         if not db[TABLE].exists():
             with self.store.transaction():
@@ -159,9 +162,10 @@ class ApprovalQueue:
 
     def approve(self, approval_id: int, *, by: str, comment: str | None = None, channel: str = "cli") -> Approval:
         now = self.clock.now()
+        names = self._approvers_now(approval_id)  # outside the transaction: it may read the cluster
         with self.store.transaction() as conn:
             approval = self._load(conn, approval_id)
-            error = self._check_open(conn, approval_id, approval, now) or self._check_approver(approval, by)
+            error = self._check_open(conn, approval_id, approval, now) or self._check_approver(approval, by, names=names)
             if error is None:
                 assert approval is not None
                 approval = self._set(conn, approval_id, state="approved", decided_by=by, decided_at=iso(now),
@@ -179,11 +183,12 @@ class ApprovalQueue:
         if not reason or not reason.strip():
             raise ValueError("a rejection needs a reason")
         now = self.clock.now()
+        names = self._approvers_now(approval_id)
         with self.store.transaction() as conn:
             approval = self._load(conn, approval_id)
             error = self._check_open(conn, approval_id, approval, now)
             if error is None and by != approval.requested_by:  # type: ignore[union-attr]
-                error = self._check_approver(approval, by, action="reject")
+                error = self._check_approver(approval, by, action="reject", names=names)
             if error is None:
                 approval = self._set(conn, approval_id, state="rejected", decided_by=by, decided_at=iso(now),
                                      comment=reason)
@@ -299,19 +304,29 @@ class ApprovalQueue:
                                    "propose the call again", approval_id=approval_id)
         return None
 
-    def _check_approver(self, approval: Approval | None, by: str, *, action: str = "approve") -> ApprovalError | None:
+    def _approvers_now(self, approval_id: int) -> tuple[str, ...]:
+        if self.current_approvers is None:
+            return ()
+        approval = self.get(approval_id)
+        return tuple(self.current_approvers(approval)) if approval is not None and approval.state == "pending" else ()
+
+    def _check_approver(self, approval: Approval | None, by: str, *, action: str = "approve",
+                        names: Sequence[str] = ()) -> ApprovalError | None:
         assert approval is not None
         if by == approval.requested_by:
             return SelfApproval(f"{by} asked for this call and cannot {action} it; another approver must",
                                 approval_id=approval.id)
         if by in MACHINE_ACTORS:
             return NotAuthorized(f"{by} is a machine actor; only people {action} calls", approval_id=approval.id)
-        if not approval.approvers:
+        approvers = tuple(names) or tuple(approval.approvers)
+        if not approvers:
             return NotAuthorized(f"rule {approval.rule.name} names no approvers; nobody can {action} this call",
                                  approval_id=approval.id)
-        if not any(self._matches(by, name) for name in approval.approvers):
-            return NotAuthorized(f"{by} is not an approver for this call (approvers: {', '.join(approval.approvers)})",
-                                 approval_id=approval.id)
+        if not any(self._matches(by, name) for name in approvers):
+            changed = f"; the request was made when they were {', '.join(approval.approvers)}" \
+                if names and set(names) != set(approval.approvers) else ""
+            return NotAuthorized(f"{by} is not an approver for this call under the policy in force "
+                                 f"(approvers: {', '.join(approvers)}){changed}", approval_id=approval.id)
         return None
 
     def _matches(self, actor: str, name: str) -> bool:
