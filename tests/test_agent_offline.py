@@ -61,6 +61,7 @@ def test_denied_step_stops_the_offline_run_and_says_why(tmp_path):
         assert report.status == "done" and report.resolved is False
         assert [(a.tool, a.status) for a in report.denied] == [("sleep_workload", "denied")]
         assert "Stopped at step 1 (sleep_workload): denied" in report.summary
+        assert report.summary.startswith(f"Finding idle_gpu:ml/llm still open ({finding.summary})")
         assert w.cluster.writes == []
     finally:
         w.close()

@@ -299,7 +299,10 @@ def build_graph(deps: Deps) -> StateGraph:
         if state.get("resolved") is True:
             report = (f"Resolved {state['finding']['kind']}:{state['finding']['subject']}. " + report).strip()
         elif state.get("resolved") is False and status == "done":
-            report = ("Finding still open. " + report).strip()
+            finding = state.get("finding") or {}
+            still = f"Finding {finding.get('kind')}:{finding.get('subject')} still open" if finding else "Finding still open"
+            why = f" ({finding['summary']})" if finding.get("summary") else ""
+            report = (f"{still}{why}. " + report).strip()
         model = next((p.model_name for p in deps.planners.values() if hasattr(p, "model_name")), None)
         deps.record_run(state, f"run {status}: {report}", outcome="ok" if status == "done" else "error", key="finished",
                         model=model if state.get("llm_calls") else None,
