@@ -222,7 +222,7 @@ def _print_summary(console: Console, s: DemoSummary) -> None:
                   f"{s.gpu_hours_idle_without_agent:g} without ({saved:+.2f} saved)", highlight=False)
     console.print(f"jobs started: {s.jobs_started_with_agent} with the agent, {s.jobs_started_without_agent} without"
                   + (f" ({', '.join(s.jobs_started)})" if s.jobs_started else ""), highlight=False)
-    console.print(f"actions: {s.sleeps} sleep, {s.wakes} wake, {s.rollouts_recovered} rollouts recovered; "
+    console.print(f"actions: {s.sleeps} sleep, {s.wakes} wake, {s.rollouts_recovered} rollout(s) recovered; "
                   f"approvals: {s.approvals_requested} asked, {s.approvals_approved} approved, {s.approvals_expired} expired unanswered",
                   highlight=False)
     for request in s.architectural_requests:

@@ -40,7 +40,7 @@ def test_demo_summary_labels_recovered_rollouts(tmp_path: Path, monkeypatch) -> 
     console = Console(record=True, width=200)
     run_demo(hours=1, step_minutes=5, db=tmp_path / "demo.db", console=console)
     text = console.export_text()
-    assert "rollouts recovered" in text and "retry/rollback" not in text
+    assert "rollout(s) recovered" in text and "retry/rollback" not in text
     assert "records the decision" in text and "--cluster sim:demo" in text
 
 
