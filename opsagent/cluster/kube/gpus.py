@@ -30,6 +30,8 @@ def parse_quantity(value: Any) -> float:
     """A Kubernetes quantity ('40Gi', '4864Mi', '500m', '2', 3) as a plain number."""
     if isinstance(value, (int, float)):
         return float(value)
+    if type(value) is str and value.isascii() and value.isdigit():  # the common plain count ('1', '8'): no regex
+        return float(value)
     match = _QUANTITY.match(str(value).strip())
     if not match:
         raise ValueError(f"not a Kubernetes quantity: {value!r}")
@@ -47,16 +49,25 @@ def mib(value: Any) -> int:
 
 def container_gpus(container: dict[str, Any]) -> int:
     """GPUs one container asks for: limits win (extended resources need limits), else requests."""
-    resources = container.get("resources") or {}
-    for section in ("limits", "requests"):
-        amount = (resources.get(section) or {}).get(GPU_RESOURCE)
-        if amount is not None:
-            return int(parse_quantity(amount))
-    return 0
+    resources = container.get("resources")
+    if not resources:
+        return 0
+    limits = resources.get("limits")
+    amount = limits.get(GPU_RESOURCE) if limits else None
+    if amount is None:
+        requests = resources.get("requests")
+        amount = requests.get(GPU_RESOURCE) if requests else None
+        if amount is None:
+            return 0
+    return int(parse_quantity(amount))
 
 
 def pod_spec_gpus(spec: dict[str, Any]) -> int:
-    return sum(container_gpus(c) for c in spec.get("containers") or [])
+    """GPUs a pod spec (or a pod template's spec) asks for, over all its containers."""
+    total = 0
+    for container in spec.get("containers") or ():
+        total += container_gpus(container)
+    return total
 
 
 def node_gpus(node: dict[str, Any]) -> list[GpuDevice]:
