@@ -18,7 +18,7 @@ What it must not do: call the API, or count pods that ask for no GPU.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,14 +62,28 @@ def _state(pods: Sequence[Pod]) -> str:
     return "failed"
 
 
+JobMember = tuple[str, dict[str, Any], Pod, int]
+"""One pod of a Job: (Job name, the pod's raw JSON, the `Pod` built from it, GPUs its spec requests)."""
+
+
 def jobs_from_pods(items: Sequence[dict[str, Any]], pods: Sequence[Pod]) -> tuple[Job, ...]:
     """The GPU Jobs behind `pods`; `items` are the same pods' raw JSON, in the same order."""
-    grouped: dict[tuple[str, str], list[tuple[dict[str, Any], Pod, int]]] = {}
+    members = []
     for item, pod in zip(items, pods):
         owner = job_owner(item)
-        if owner is None:
-            continue
-        wanted = max(gpu_parse.pod_spec_gpus(item.get("spec") or {}), len(pod.gpu_ids))
+        if owner is not None:
+            members.append((owner, item, pod, gpu_parse.pod_spec_gpus(item.get("spec") or {})))
+    return jobs_from_members(members)
+
+
+def jobs_from_members(members: Iterable[JobMember]) -> tuple[Job, ...]:
+    """The GPU Jobs formed by Job-owned pods, given in pod-list order (see `JobMember`).
+
+    For callers that already know each pod's owner and GPU request (the snapshot
+    builder does), so nothing is read twice."""
+    grouped: dict[tuple[str, str], list[tuple[dict[str, Any], Pod, int]]] = {}
+    for owner, item, pod, requested in members:
+        wanted = max(requested, len(pod.gpu_ids))
         if wanted <= 0:
             continue
         grouped.setdefault((pod.namespace, owner), []).append((item, pod, wanted))

@@ -17,10 +17,11 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from opsagent.cluster.kube import gpus as gpu_parse
-from opsagent.cluster.kube.jobs import jobs_from_pods
+from opsagent.cluster.kube.jobs import BATCH_API, JobMember, jobs_from_members
 from opsagent.model import (
     Event, GpuDevice, GpuRequirement, Node, Pod, Revision, RolloutState, Snapshot, Workload, WorkloadRef,
 )
@@ -32,6 +33,18 @@ MIN_LINK_WIDTH = "opsagent.dev/gpu-min-link-width"
 COHERENT = "opsagent.dev/gpu-coherent"
 TENSOR_PARALLEL = "opsagent.dev/tensor-parallel"
 MAX_EVENTS = 500
+_PHASES = ("Pending", "Running", "Succeeded", "Failed")
+_FINISHED = ("Succeeded", "Failed")
+_UNHELD = {"holder": None, "held_since": None, "utilization": 0.0}
+
+# The domain records are built from a dict of their fields by the model's own validator: the same
+# validation as `Model(**fields)` and `Model.model_validate(fields)` (same values, same fields set),
+# without their Python-side wrapping, which shows over the tens of thousands of records of a large cluster.
+_new_pod = Pod.__pydantic_validator__.validate_python
+_new_workload = Workload.__pydantic_validator__.validate_python
+_new_ref = WorkloadRef.__pydantic_validator__.validate_python
+_new_rollout = RolloutState.__pydantic_validator__.validate_python
+_new_revision = Revision.__pydantic_validator__.validate_python
 
 NO_METRICS_NOTE = (
     "no Prometheus configured: request_rate and gpu_utilization are unknown (None); "
@@ -74,6 +87,8 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def _int(value: Any, default: int = 0) -> int:
+    if value is None:  # common (absent field) and cheaper to test than to raise TypeError for
+        return default
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -84,45 +99,71 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return obj.get("metadata") or {}
 
 
-def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
+def _first_condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The first entry of `status.conditions` of type `kind`."""
+    for cond in status.get("conditions") or ():
         if cond.get("type") == kind:
             return cond
     return None
 
 
-def _owner(obj: dict[str, Any], kind: str) -> str | None:
-    for ref in _meta(obj).get("ownerReferences") or []:
+def _owner(meta: dict[str, Any], kind: str) -> str | None:
+    """The name in the first ownerReference of `kind` (None when there is none)."""
+    for ref in meta.get("ownerReferences") or ():
         if ref.get("kind") == kind:
             return ref.get("name")
     return None
 
 
+_UNSET: Any = object()
+
+
+def _pod_owners(meta: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(ReplicaSet, StatefulSet, batch Job) owner names of a pod in one pass over its ownerReferences.
+
+    Each is taken from the first reference that matches, as `_owner` and `jobs.job_owner` take it."""
+    rs = sts = job = _UNSET
+    for ref in meta.get("ownerReferences") or ():
+        kind = ref.get("kind")
+        if kind == "ReplicaSet":
+            if rs is _UNSET:
+                rs = ref.get("name")
+        elif kind == "StatefulSet":
+            if sts is _UNSET:
+                sts = ref.get("name")
+        elif kind == "Job" and job is _UNSET and str(ref.get("apiVersion", "")).startswith(BATCH_API):
+            job = ref.get("name")
+    return (None if rs is _UNSET else rs, None if sts is _UNSET else sts, None if job is _UNSET else job)
+
+
 def rollout_state(deployment: dict[str, Any]) -> RolloutState:
     """As `kubectl rollout status` decides it (DeploymentStatusViewer)."""
-    meta, spec, status = _meta(deployment), deployment.get("spec") or {}, deployment.get("status") or {}
+    return _rollout(_meta(deployment), deployment.get("spec") or {}, deployment.get("status") or {})
+
+
+def _rollout(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any]) -> RolloutState:
     revision = _int((meta.get("annotations") or {}).get(REVISION), 1) or 1
-    progressing = _condition(deployment, "Progressing") or {}
+    progressing = _first_condition(status, "Progressing") or {}
     since = parse_time(progressing.get("lastUpdateTime") or progressing.get("lastTransitionTime"))
     reason, message = progressing.get("reason"), progressing.get("message")
     if _int(meta.get("generation")) > _int(status.get("observedGeneration")):
-        return RolloutState(status="progressing", reason=reason, revision=revision, since=since,
-                            message="waiting for deployment spec update to be observed")
-    if reason == "ProgressDeadlineExceeded":
-        return RolloutState(status="failed", reason=reason, message=message, revision=revision, since=since)
-    wanted = _int(spec.get("replicas"), 1)
-    updated, total = _int(status.get("updatedReplicas")), _int(status.get("replicas"))
-    available = _int(status.get("availableReplicas"))
-    waiting = None
-    if updated < wanted:
-        waiting = f"{updated} out of {wanted} new replicas have been updated"
-    elif total > updated:
-        waiting = f"{total - updated} old replicas are pending termination"
-    elif available < updated:
-        waiting = f"{available} of {updated} updated replicas are available"
-    if waiting:
-        return RolloutState(status="progressing", reason=reason, message=waiting, revision=revision, since=since)
-    return RolloutState(status="complete", reason=reason, message=message, revision=revision, since=since)
+        state, message = "progressing", "waiting for deployment spec update to be observed"
+    elif reason == "ProgressDeadlineExceeded":
+        state = "failed"
+    else:
+        wanted = _int(spec.get("replicas"), 1)
+        updated, total = _int(status.get("updatedReplicas")), _int(status.get("replicas"))
+        available = _int(status.get("availableReplicas"))
+        waiting = None
+        if updated < wanted:
+            waiting = f"{updated} out of {wanted} new replicas have been updated"
+        elif total > updated:
+            waiting = f"{total - updated} old replicas are pending termination"
+        elif available < updated:
+            waiting = f"{available} of {updated} updated replicas are available"
+        state, message = ("progressing", waiting) if waiting else ("complete", message)
+    return _new_rollout(
+        {"status": state, "reason": reason, "message": message, "revision": revision, "since": since})
 
 
 def _image(template: dict[str, Any]) -> str:
@@ -131,108 +172,133 @@ def _image(template: dict[str, Any]) -> str:
     return containers[0].get("image", "") if containers else ""
 
 
-def _template_facts(template: dict[str, Any]) -> dict[str, Any]:
+def _template_facts(template: dict[str, Any]) -> tuple[str, int, int | None, dict[str, str]]:
+    """What a pod template says: (image, GPUs per replica, memory MiB requested or None, its annotations).
+
+    Memory counts each container's request, else its limit; a quantity that does not parse counts as none."""
     spec = template.get("spec") or {}
-    containers = spec.get("containers") or []
     memory = 0
-    for c in containers:
-        req = ((c.get("resources") or {}).get("requests") or {}).get("memory") or \
-            ((c.get("resources") or {}).get("limits") or {}).get("memory")
+    for c in spec.get("containers") or ():
+        resources = c.get("resources") or {}
+        req = (resources.get("requests") or {}).get("memory") or (resources.get("limits") or {}).get("memory")
         if req is not None:
             try:
                 memory += gpu_parse.mib(req)
             except ValueError:
                 pass
-    return {
-        "image": _image(template),
-        "gpus": gpu_parse.pod_spec_gpus(spec),
-        "memory_mib": memory or None,
-        "annotations": (template.get("metadata") or {}).get("annotations") or {},
-    }
+    return (_image(template), gpu_parse.pod_spec_gpus(spec), memory or None,
+            (template.get("metadata") or {}).get("annotations") or {})
 
 
-def _requirement(*sources: dict[str, str]) -> GpuRequirement:
+# GpuRequirement values are few (a width of 1-32 or none, coherent or not) and frozen: share one per value.
+_REQUIREMENTS: dict[tuple[int | None, bool], GpuRequirement] = {}
+
+
+def _requirement(template_annotations: dict[str, str], annotations: dict[str, str]) -> GpuRequirement:
+    """The GPU requirement the intent annotations state; the template's width wins over the workload's."""
     width, coherent = None, False
-    for annotations in sources:
-        if width is None and annotations.get(MIN_LINK_WIDTH):
-            width = _int(annotations[MIN_LINK_WIDTH]) or None
-        coherent = coherent or str(annotations.get(COHERENT, "")).lower() == "true"
-    return GpuRequirement(min_link_width=width if width and 1 <= width <= 32 else None, coherent=coherent)
-
-
-def _history(replicasets: list[dict[str, Any]]) -> tuple[Revision, ...]:
-    revisions = []
-    for rs in replicasets:
-        ann = _meta(rs).get("annotations") or {}
-        number = _int(ann.get(REVISION))
-        if number <= 0:
+    for source in (template_annotations, annotations):
+        if not source:
             continue
-        revisions.append(Revision(
-            revision=number,
-            image=_image((rs.get("spec") or {}).get("template") or {}),
-            created_at=parse_time(_meta(rs).get("creationTimestamp")),
-            change_cause=ann.get(CHANGE_CAUSE),
-        ))
-    return tuple(sorted(revisions, key=lambda r: r.revision))
+        if width is None and source.get(MIN_LINK_WIDTH):
+            width = _int(source[MIN_LINK_WIDTH]) or None
+        coherent = coherent or str(source.get(COHERENT, "")).lower() == "true"
+    key = (width if width and 1 <= width <= 32 else None, coherent)
+    found = _REQUIREMENTS.get(key)
+    if found is None:
+        found = _REQUIREMENTS[key] = GpuRequirement(min_link_width=key[0], coherent=coherent)
+    return found
 
 
-def _workload(obj: dict[str, Any], kind: str, owned_rs: list[dict[str, Any]], metrics: Metrics,
+def _history(owned: list[tuple[int, dict[str, Any], dict[str, Any], dict[str, Any]]]) -> tuple[Revision, ...]:
+    """`kubectl rollout history`: the owned ReplicaSets with a positive revision, oldest first.
+
+    `owned` holds (revision, ReplicaSet, its metadata, its annotations) as the ReplicaSet pass read them."""
+    entries = [entry for entry in owned if entry[0] > 0]
+    entries.sort(key=itemgetter(0))  # stable: equal revisions keep their list order
+    return tuple([
+        _new_revision({"revision": number, "image": _image((rs.get("spec") or {}).get("template") or {}),
+                       "created_at": parse_time(meta.get("creationTimestamp")), "change_cause": ann.get(CHANGE_CAUSE)})
+        for number, rs, meta, ann in entries
+    ])
+
+
+def _workload(obj: dict[str, Any], ref: WorkloadRef, key: str, owned_rs: list, metrics: Metrics,
               util: dict[str, list[float]]) -> Workload:
     meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
-    ref = WorkloadRef(namespace=meta.get("namespace", ""), name=meta.get("name", ""), kind=kind)  # type: ignore[arg-type]
-    facts = _template_facts(spec.get("template") or {})
+    deployment = ref.kind == "Deployment"
+    image, gpus, memory, template_annotations = _template_facts(spec.get("template") or {})
     annotations = meta.get("annotations") or {}
-    rollout = rollout_state(obj) if kind == "Deployment" else RolloutState(
-        status="complete" if _int(status.get("updatedReplicas")) >= _int(spec.get("replicas"), 1) else "progressing",
-        revision=1)
-    rate = None if metrics.request_rate is None else metrics.request_rate.get(str(ref))
-    busy = util.get(str(ref))
-    return Workload(
-        ref=ref,
-        replicas=max(0, _int(spec.get("replicas"), 1)),
-        ready_replicas=max(0, _int(status.get("readyReplicas"))),
-        revision=rollout.revision,
-        image=facts["image"],
-        gpus_per_replica=facts["gpus"],
-        memory_mib=facts["memory_mib"],
-        gpu_requirement=_requirement(facts["annotations"], annotations),
-        tensor_parallel=str(annotations.get(TENSOR_PARALLEL, facts["annotations"].get(TENSOR_PARALLEL, ""))).lower() == "true",
-        labels=meta.get("labels") or {},
-        annotations=annotations,
-        request_rate=rate,
-        gpu_utilization=(sum(busy) / len(busy)) if busy else (None if metrics.pod_gpu_utilization is None or not facts["gpus"] else 0.0),
-        rollout=rollout,
-        history=_history(owned_rs) if kind == "Deployment" else (),
-    )
+    rollout = _rollout(meta, spec, status) if deployment else _new_rollout({
+        "status": "complete" if _int(status.get("updatedReplicas")) >= _int(spec.get("replicas"), 1) else "progressing",
+        "revision": 1})
+    rate = None if metrics.request_rate is None else metrics.request_rate.get(key)
+    busy = util.get(key)
+    tensor_parallel = annotations.get(TENSOR_PARALLEL, template_annotations.get(TENSOR_PARALLEL, ""))
+    return _new_workload({
+        "ref": ref,
+        "replicas": max(0, _int(spec.get("replicas"), 1)),
+        "ready_replicas": max(0, _int(status.get("readyReplicas"))),
+        "revision": rollout.revision,
+        "image": image,
+        "gpus_per_replica": gpus,
+        "memory_mib": memory,
+        "gpu_requirement": _requirement(template_annotations, annotations),
+        "tensor_parallel": str(tensor_parallel).lower() == "true",
+        "labels": meta.get("labels") or {},
+        "annotations": annotations,
+        "request_rate": rate,
+        "gpu_utilization": (sum(busy) / len(busy)) if busy else (
+            None if metrics.pod_gpu_utilization is None or not gpus else 0.0),
+        "rollout": rollout,
+        "history": _history(owned_rs) if deployment else (),
+    })
 
 
-def _pod_state(pod: dict[str, Any]) -> tuple[str | None, str | None]:
-    status = pod.get("status") or {}
-    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+def _waiting(statuses: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The first container `waiting` state with a reason other than PodInitializing."""
+    for cs in statuses or ():
         waiting = (cs.get("state") or {}).get("waiting")
         if waiting and waiting.get("reason") not in (None, "PodInitializing"):
-            return waiting.get("reason"), waiting.get("message")
-    scheduled = _condition(pod, "PodScheduled")
-    if scheduled and scheduled.get("status") == "False":
-        return scheduled.get("reason"), scheduled.get("message")
-    if _meta(pod).get("deletionTimestamp"):
-        return "Terminating", None
-    return status.get("reason"), status.get("message")
+            return waiting
+    return None
 
 
-def _pod(pod: dict[str, Any], workload: WorkloadRef | None, revision: int, gpu_ids: list[str]) -> Pod:
-    meta, spec, status = _meta(pod), pod.get("spec") or {}, pod.get("status") or {}
+def _pod(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], workload: WorkloadRef | None,
+         revision: int, gpu_ids: tuple[str, ...]) -> Pod:
     phase = status.get("phase") or "Pending"
-    reason, message = _pod_state(pod)
-    ready = (_condition(pod, "Ready") or {}).get("status") == "True"
-    return Pod(
-        namespace=meta.get("namespace", ""), name=meta.get("name", ""), workload=workload,
-        phase=phase if phase in ("Pending", "Running", "Succeeded", "Failed") else "Pending",
-        reason=reason, message=message, node=spec.get("nodeName"), gpu_ids=tuple(gpu_ids),
-        restarts=sum(_int(cs.get("restartCount")) for cs in status.get("containerStatuses") or []),
-        ready=ready, revision=revision, started_at=parse_time(status.get("startTime")),
-        labels=meta.get("labels") or {}, annotations=meta.get("annotations") or {},
-    )
+    ready = scheduled = None  # the first Ready and PodScheduled conditions
+    for cond in status.get("conditions") or ():
+        kind = cond.get("type")
+        if kind == "Ready":
+            if ready is None:
+                ready = cond
+        elif kind == "PodScheduled" and scheduled is None:
+            scheduled = cond
+    containers = status.get("containerStatuses")
+    # Why the pod is not running, most specific first: a container waiting (init containers
+    # first), not scheduled, being deleted, else what the pod status says.
+    init = status.get("initContainerStatuses")
+    waiting = (_waiting(init) if init else None) or (_waiting(containers) if containers else None)
+    if waiting:
+        reason, message = waiting.get("reason"), waiting.get("message")
+    elif scheduled and scheduled.get("status") == "False":
+        reason, message = scheduled.get("reason"), scheduled.get("message")
+    elif meta.get("deletionTimestamp"):
+        reason, message = "Terminating", None
+    else:
+        reason, message = status.get("reason"), status.get("message")
+    restarts = 0
+    for cs in containers or ():
+        restarts += _int(cs.get("restartCount"))
+    return _new_pod({
+        "namespace": meta.get("namespace", ""), "name": meta.get("name", ""), "workload": workload,
+        "phase": phase if phase in _PHASES else "Pending",
+        "reason": reason, "message": message, "node": spec.get("nodeName"), "gpu_ids": gpu_ids,
+        "restarts": restarts, "ready": (ready or {}).get("status") == "True", "revision": revision,
+        "started_at": parse_time(status.get("startTime")),
+        "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
+    })
 
 
 def _event(item: dict[str, Any]) -> Event | None:
@@ -261,18 +327,37 @@ def build_snapshot(raw: RawLists, *, now: datetime, metrics: Metrics | None = No
 
 def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot:
     metrics = metrics or Metrics(notes=(NO_METRICS_NOTE,))
-    # ReplicaSets: by (ns, name) -> (owning deployment, revision); by deployment -> list
-    rs_owner: dict[tuple[str, str], tuple[str | None, int]] = {}
-    rs_of: dict[str, list[dict[str, Any]]] = {}
-    for rs in raw.replicasets:
-        meta = _meta(rs)
-        owner = _owner(rs, "Deployment")
-        revision = _int((meta.get("annotations") or {}).get(REVISION))
-        rs_owner[(meta.get("namespace", ""), meta.get("name", ""))] = (owner, revision)
-        if owner:
-            rs_of.setdefault(f"{meta.get('namespace', '')}/{owner}", []).append(rs)
     known = {f"{_meta(o).get('namespace', '')}/{_meta(o).get('name', '')}": "Deployment" for o in raw.deployments}
     known.update({f"{_meta(o).get('namespace', '')}/{_meta(o).get('name', '')}": "StatefulSet" for o in raw.statefulsets})
+    # The pods of one workload share one WorkloadRef (it is frozen), built once per (namespace, name, kind).
+    pod_refs: dict[tuple[str, str, str], WorkloadRef] = {}
+
+    def pod_ref(namespace: str, name: str, kind: str) -> WorkloadRef:
+        ref = pod_refs.get((namespace, name, kind))
+        if ref is None:
+            fields = {"namespace": namespace, "name": name}
+            if kind != "Deployment":  # left as the default, as the Pod's ref has always been built
+                fields["kind"] = kind
+            ref = pod_refs[namespace, name, kind] = _new_ref(fields)
+        return ref
+
+    # ReplicaSets: by (ns, name) -> (the Deployment workload its pods belong to, revision);
+    # by owning Deployment 'ns/name' -> (revision, ReplicaSet, metadata, annotations) for history.
+    rs_owner: dict[tuple[str, str], tuple[WorkloadRef | None, int]] = {}
+    rs_of: dict[str, list[tuple[int, dict[str, Any], dict[str, Any], dict[str, Any]]]] = {}
+    for rs in raw.replicasets:
+        meta = rs.get("metadata") or {}
+        ns = meta.get("namespace", "")
+        owner = _owner(meta, "Deployment")
+        annotations = meta.get("annotations") or {}
+        revision = _int(annotations.get(REVISION))
+        workload = None
+        if owner:
+            owner_key = f"{ns}/{owner}"
+            rs_of.setdefault(owner_key, []).append((revision, rs, meta, annotations))
+            if known.get(owner_key) == "Deployment":
+                workload = pod_ref(ns, owner, "Deployment")
+        rs_owner[(ns, meta.get("name", ""))] = (workload, revision)
 
     # GPUs: DRA slices where a node publishes them, device-plugin counts elsewhere.
     dra = gpu_parse.slice_gpus(raw.resource_slices or [])
@@ -282,67 +367,81 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         node_devices[name] = dra.get(name) or gpu_parse.node_gpus(node)
     claimed = gpu_parse.claim_assignments(raw.resource_claims or [], raw.resource_slices or [])
     plugin_nodes = {n: d for n, d in node_devices.items() if n not in dra}
+
+    # First pass over pods: what each asks for. Finished pods hold no device, so their
+    # request is only read (later) when a Job owns them.
+    rows = []
     holders = []
-    for pod in raw.pods:
-        phase = (pod.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            continue
-        key = f"{_meta(pod).get('namespace', '')}/{_meta(pod).get('name', '')}"
-        holders.append((key, (pod.get("spec") or {}).get("nodeName"), gpu_parse.pod_spec_gpus(pod.get("spec") or {})))
+    for item in raw.pods:
+        meta = item.get("metadata") or {}
+        spec = item.get("spec") or {}
+        status = item.get("status") or {}
+        key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        requested = None
+        if status.get("phase") not in _FINISHED:
+            requested = gpu_parse.pod_spec_gpus(spec)
+            node = spec.get("nodeName")
+            if requested > 0 and node:  # assign_plugin_gpus passes over the others anyway
+                holders.append((key, node, requested))
+        rows.append((item, meta, spec, status, key, requested))
     assigned = gpu_parse.assign_plugin_gpus(plugin_nodes, holders)
     for key, ids in claimed.items():
         assigned[key] = assigned.get(key, []) + ids
 
     pods: list[Pod] = []
+    pod_keys: list[str] = []
+    job_members: list[JobMember] = []
     holder_of: dict[str, tuple[str, datetime | None]] = {}
     util_by_workload: dict[str, list[float]] = {}
     pod_util = metrics.pod_gpu_utilization or {}
-    for item in raw.pods:
-        meta = _meta(item)
+    for item, meta, spec, status, key, requested in rows:
         ns = meta.get("namespace", "")
         workload, revision = None, 0
-        rs_name = _owner(item, "ReplicaSet")
-        sts_name = _owner(item, "StatefulSet")
-        if rs_name and (ns, rs_name) in rs_owner:
-            owner, revision = rs_owner[(ns, rs_name)]
-            if owner and known.get(f"{ns}/{owner}") == "Deployment":
-                workload = WorkloadRef(namespace=ns, name=owner)
+        rs_name, sts_name, job_name = _pod_owners(meta)
+        owned_by = rs_owner.get((ns, rs_name)) if rs_name else None
+        if owned_by is not None:
+            workload, revision = owned_by
         elif sts_name and known.get(f"{ns}/{sts_name}") == "StatefulSet":
-            workload = WorkloadRef(namespace=ns, name=sts_name, kind="StatefulSet")
-        key = f"{ns}/{meta.get('name', '')}"
-        ids = assigned.get(key, [])
-        pod = _pod(item, workload, revision, ids)
+            workload = pod_ref(ns, sts_name, "StatefulSet")
+        ids = assigned.get(key)
+        pod = _pod(meta, spec, status, workload, revision, tuple(ids) if ids else ())
         pods.append(pod)
-        for gid in ids:
-            holder_of[gid] = (key, pod.started_at)
-        if workload is not None and key in pod_util and ids:
-            util_by_workload.setdefault(str(workload), []).append(pod_util[key])
+        pod_keys.append(key)
+        if ids:
+            for gid in ids:
+                holder_of[gid] = (key, pod.started_at)
+            if workload is not None and key in pod_util:
+                util_by_workload.setdefault(str(workload), []).append(pod_util[key])
+        if job_name is not None:
+            job_members.append((job_name, item, pod, gpu_parse.pod_spec_gpus(spec) if requested is None else requested))
 
     nodes = []
     for item in raw.nodes:
         meta = _meta(item)
         name = meta.get("name", "")
-        devices = tuple(
-            g.model_copy(update={
-                "holder": holder_of.get(g.id, (None, None))[0],
-                "held_since": holder_of.get(g.id, (None, None))[1],
-                "utilization": max(0.0, min(100.0, pod_util.get(holder_of[g.id][0], 0.0))) if g.id in holder_of else 0.0,
-            })
-            for g in node_devices.get(name, [])
-        )
+        devices = []
+        for g in node_devices.get(name, ()):
+            held = holder_of.get(g.id)
+            devices.append(g.model_copy(update={
+                "holder": held[0], "held_since": held[1], "utilization": max(0.0, min(100.0, pod_util.get(held[0], 0.0))),
+            } if held else _UNHELD))
         nodes.append(Node(
             name=name,
-            ready=(_condition(item, "Ready") or {}).get("status") == "True",
+            ready=(_first_condition(item.get("status") or {}, "Ready") or {}).get("status") == "True",
             cordoned=bool((item.get("spec") or {}).get("unschedulable")),
             labels=meta.get("labels") or {},
-            gpus=devices,
+            gpus=tuple(devices),
         ))
 
-    workloads = [
-        _workload(obj, "Deployment", rs_of.get(f"{_meta(obj).get('namespace', '')}/{_meta(obj).get('name', '')}", []),
-                  metrics, util_by_workload)
-        for obj in raw.deployments
-    ] + [_workload(obj, "StatefulSet", [], metrics, util_by_workload) for obj in raw.statefulsets]
+    workloads = []
+    for objects, kind in ((raw.deployments, "Deployment"), (raw.statefulsets, "StatefulSet")):
+        for obj in objects:
+            meta = _meta(obj)
+            ns, name = meta.get("namespace", ""), meta.get("name", "")
+            key = f"{ns}/{name}"
+            owned = rs_of.get(key, []) if kind == "Deployment" else []
+            ref = _new_ref({"namespace": ns, "name": name, "kind": kind})
+            workloads.append(_workload(obj, ref, key, owned, metrics, util_by_workload))
 
     events = sorted((e for e in map(_event, raw.events) if e is not None), key=lambda e: e.time)[-MAX_EVENTS:]
     notes = list(metrics.notes)
@@ -357,9 +456,10 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
     return Snapshot(
         time=now,
         workloads=tuple(sorted(workloads, key=lambda w: (w.ref.namespace, w.ref.name))),
-        pods=tuple(sorted(pods, key=lambda p: p.key)),
+        # by key (what Pod.key gives), stable for equal keys as sorting the pods themselves would be
+        pods=tuple(pod for _, pod in sorted(zip(pod_keys, pods), key=itemgetter(0))),
         nodes=tuple(sorted(nodes, key=lambda n: n.name)),
-        jobs=jobs_from_pods(raw.pods, pods),
+        jobs=jobs_from_members(job_members),
         events=tuple(events),
         source="kube",
         notes=tuple(notes),
