@@ -72,6 +72,11 @@ def pod_spec_gpus(spec: dict[str, Any]) -> int:
 
 def node_gpus(node: dict[str, Any]) -> list[GpuDevice]:
     """Device-plugin GPUs of one node, named `<node>/gpu-<i>`, from allocatable and GFD labels."""
+    return [GpuDevice(**fields) for fields in node_gpu_fields(node)]
+
+
+def node_gpu_fields(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `GpuDevice` fields of `node_gpus`, for a caller that adds more (a holder) before building them."""
     meta = node.get("metadata") or {}
     name = meta.get("name", "")
     labels = meta.get("labels") or {}
@@ -89,10 +94,8 @@ def node_gpus(node: dict[str, Any]) -> list[GpuDevice]:
     except ValueError:
         memory = 0
     width = _int(labels.get("opsagent.dev/gpu-link-width")) or DEFAULT_LINK_WIDTH
-    return [
-        GpuDevice(id=f"{name}/gpu-{i}", node=name, model=model, memory_mib=memory, pcie_link_width=width)
-        for i in range(count)
-    ]
+    return [{"id": f"{name}/gpu-{i}", "node": name, "model": model, "memory_mib": memory, "pcie_link_width": width}
+            for i in range(count)]
 
 
 def _attr(attributes: dict[str, Any], *names: str) -> Any:
@@ -115,7 +118,12 @@ def _int(value: Any) -> int | None:
 def slice_gpus(resource_slices: Iterable[dict[str, Any]]) -> dict[str, list[GpuDevice]]:
     """Whole GPUs published by DRA ResourceSlices, by node. MIG slices are left out
     (they are parts of a GPU already listed). Device ids are `<node>/<device name>`."""
-    out: dict[str, list[GpuDevice]] = {}
+    return {node: [GpuDevice(**fields) for fields in devices] for node, devices in slice_gpu_fields(resource_slices).items()}
+
+
+def slice_gpu_fields(resource_slices: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The `GpuDevice` fields of `slice_gpus`, for a caller that adds more (a holder) before building them."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for item in resource_slices:
         spec = item.get("spec") or {}
         node = spec.get("nodeName")
@@ -130,15 +138,15 @@ def slice_gpus(resource_slices: Iterable[dict[str, Any]]) -> dict[str, list[GpuD
             memory = capacity.get("memory")
             memory_value = memory.get("value") if isinstance(memory, dict) else memory
             width = _int(_attr(attributes, "pcieLinkWidth", "pcie_link_width", "linkWidth"))
-            out.setdefault(node, []).append(GpuDevice(
-                id=f"{node}/{device.get('name', '')}",
-                node=node,
-                model=str(_attr(attributes, "productName") or "unknown"),
-                memory_mib=mib(memory_value) if memory_value is not None else 0,
-                pcie_link_width=width if width and 1 <= width <= 32 else DEFAULT_LINK_WIDTH,
-                switch_group=str(_attr(attributes, "pcieRoot") or "0"),
-                numa_node=_int(_attr(attributes, "numaNode")) or 0,
-            ))
+            out.setdefault(node, []).append({
+                "id": f"{node}/{device.get('name', '')}",
+                "node": node,
+                "model": str(_attr(attributes, "productName") or "unknown"),
+                "memory_mib": mib(memory_value) if memory_value is not None else 0,
+                "pcie_link_width": width if width and 1 <= width <= 32 else DEFAULT_LINK_WIDTH,
+                "switch_group": str(_attr(attributes, "pcieRoot") or "0"),
+                "numa_node": _int(_attr(attributes, "numaNode")) or 0,
+            })
     return out
 
 
@@ -165,14 +173,14 @@ def claim_assignments(resource_claims: Iterable[dict[str, Any]], slices: Iterabl
     return out
 
 
-def assign_plugin_gpus(nodes: dict[str, list[GpuDevice]], pods: list[tuple[str, str | None, int]]) -> dict[str, list[str]]:
-    """Hand each node's device-plugin GPUs to the pods on it that request them.
+def assign_plugin_gpus(nodes: dict[str, list[str]], pods: list[tuple[str, str | None, int]]) -> dict[str, list[str]]:
+    """Hand each node's device-plugin GPUs (their ids, in device order) to the pods on it that request them.
 
     `pods` is (key, node, gpus requested) for pods that hold devices (scheduled,
     not finished). The API does not say which device a pod got, so devices go
     out in pod-key order: counts per node are exact, device identity is not.
     """
-    free = {name: [g.id for g in devices] for name, devices in nodes.items()}
+    free = dict(nodes)
     out: dict[str, list[str]] = {}
     for key, node, count in sorted(pods):
         if not node or count <= 0:

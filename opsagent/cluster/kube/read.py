@@ -45,6 +45,7 @@ _new_workload = Workload.__pydantic_validator__.validate_python
 _new_ref = WorkloadRef.__pydantic_validator__.validate_python
 _new_rollout = RolloutState.__pydantic_validator__.validate_python
 _new_revision = Revision.__pydantic_validator__.validate_python
+_new_gpu = GpuDevice.__pydantic_validator__.validate_python
 
 NO_METRICS_NOTE = (
     "no Prometheus configured: request_rate and gpu_utilization are unknown (None); "
@@ -313,6 +314,11 @@ def _event(item: dict[str, Any]) -> Event | None:
                  reason=item["reason"], message=item.get("message") or item.get("note") or "")
 
 
+def _sorted_by(keys: list[Any], records: list[Any]) -> tuple[Any, ...]:
+    """`records` ordered by `keys` (one per record); records with equal keys keep their order."""
+    return tuple([record for _, record in sorted(zip(keys, records), key=itemgetter(0))])
+
+
 def build_snapshot(raw: RawLists, *, now: datetime, metrics: Metrics | None = None) -> Snapshot:
     # Building tens of thousands of small objects triggers the cyclic GC over and over
     # (it scans the large raw JSON each time); none of them form cycles, so pause it.
@@ -360,13 +366,14 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         rs_owner[(ns, meta.get("name", ""))] = (workload, revision)
 
     # GPUs: DRA slices where a node publishes them, device-plugin counts elsewhere.
-    dra = gpu_parse.slice_gpus(raw.resource_slices or [])
-    node_devices: dict[str, list[GpuDevice]] = {}
+    # Devices stay field dicts until their holder is known, so each GpuDevice is built once.
+    dra = gpu_parse.slice_gpu_fields(raw.resource_slices or [])
+    node_devices: dict[str, list[dict[str, Any]]] = {}
     for node in raw.nodes:
         name = _meta(node).get("name", "")
-        node_devices[name] = dra.get(name) or gpu_parse.node_gpus(node)
+        node_devices[name] = dra.get(name) or gpu_parse.node_gpu_fields(node)
     claimed = gpu_parse.claim_assignments(raw.resource_claims or [], raw.resource_slices or [])
-    plugin_nodes = {n: d for n, d in node_devices.items() if n not in dra}
+    plugin_nodes = {n: [g["id"] for g in d] for n, d in node_devices.items() if n not in dra}
 
     # First pass over pods: what each asks for. Finished pods hold no device, so their
     # request is only read (later) when a Job owns them.
@@ -420,11 +427,11 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         meta = _meta(item)
         name = meta.get("name", "")
         devices = []
-        for g in node_devices.get(name, ()):
-            held = holder_of.get(g.id)
-            devices.append(g.model_copy(update={
-                "holder": held[0], "held_since": held[1], "utilization": max(0.0, min(100.0, pod_util.get(held[0], 0.0))),
-            } if held else _UNHELD))
+        for fields in node_devices.get(name, ()):
+            held = holder_of.get(fields["id"])
+            devices.append(_new_gpu({**fields, "holder": held[0], "held_since": held[1],
+                                     "utilization": max(0.0, min(100.0, pod_util.get(held[0], 0.0)))}
+                                    if held else {**fields, **_UNHELD}))
         nodes.append(Node(
             name=name,
             ready=(_first_condition(item.get("status") or {}, "Ready") or {}).get("status") == "True",
@@ -434,6 +441,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         ))
 
     workloads = []
+    workload_order: list[tuple[str, str]] = []  # (namespace, name) of each, to sort them by
     for objects, kind in ((raw.deployments, "Deployment"), (raw.statefulsets, "StatefulSet")):
         for obj in objects:
             meta = _meta(obj)
@@ -442,6 +450,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
             owned = rs_of.get(key, []) if kind == "Deployment" else []
             ref = _new_ref({"namespace": ns, "name": name, "kind": kind})
             workloads.append(_workload(obj, ref, key, owned, metrics, util_by_workload))
+            workload_order.append((ns, name))
 
     events = sorted((e for e in map(_event, raw.events) if e is not None), key=lambda e: e.time)[-MAX_EVENTS:]
     notes = list(metrics.notes)
@@ -455,9 +464,9 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         notes.append("the API has no resource.k8s.io ResourceSlices: GPUs come from node allocatable and GFD labels")
     return Snapshot(
         time=now,
-        workloads=tuple(sorted(workloads, key=lambda w: (w.ref.namespace, w.ref.name))),
-        # by key (what Pod.key gives), stable for equal keys as sorting the pods themselves would be
-        pods=tuple(pod for _, pod in sorted(zip(pod_keys, pods), key=itemgetter(0))),
+        # Sorted by keys read along the way (the same as the records' own), stable for equal keys.
+        workloads=_sorted_by(workload_order, workloads),
+        pods=_sorted_by(pod_keys, pods),
         nodes=tuple(sorted(nodes, key=lambda n: n.name)),
         jobs=jobs_from_members(job_members),
         events=tuple(events),
