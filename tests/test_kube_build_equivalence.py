@@ -377,3 +377,22 @@ def test_cases_cover_the_branches_the_golden_files_guard():
     real = _build("bench-real-40")
     assert len(real.workloads) == 40 and len(real.pods) == 81 and any(w.gpu_utilization for w in real.workloads)
     assert real.node("gpu-node-1").gpus[0].holder == "ml/trainer-0"
+
+
+def test_records_keep_the_fields_they_were_always_built_with():
+    """Beyond the JSON: each record's `model_fields_set` (what `exclude_unset` dumps) is as it has always been."""
+    snap = _build("edge-cases")
+    pod_fields = {"namespace", "name", "workload", "phase", "reason", "message", "node", "gpu_ids", "restarts", "ready",
+                  "revision", "started_at", "labels", "annotations"}
+    assert all(p.model_fields_set == pod_fields for p in snap.pods)
+    refs = {p.workload.kind: p.workload.model_fields_set for p in snap.pods if p.workload is not None}
+    assert refs == {"Deployment": {"namespace", "name"}, "StatefulSet": {"namespace", "name", "kind"}}
+    assert all(w.ref.model_fields_set == {"namespace", "name", "kind"} for w in snap.workloads)
+    assert all("last_request_at" not in w.model_fields_set and "rollout" in w.model_fields_set for w in snap.workloads)
+    assert {frozenset(w.rollout.model_fields_set) for w in snap.workloads} == {
+        frozenset({"status", "reason", "message", "revision", "since"}), frozenset({"status", "revision"})}
+    plugin = snap.node("plug-a").gpus[0]
+    assert plugin.model_fields_set == {"id", "node", "model", "memory_mib", "pcie_link_width", "holder", "held_since",
+                                       "utilization"}
+    dra = snap.node("dra-a").gpus[0]
+    assert dra.model_fields_set == plugin.model_fields_set | {"switch_group", "numa_node"}

@@ -314,6 +314,26 @@ def _event(item: dict[str, Any]) -> Event | None:
                  reason=item["reason"], message=item.get("message") or item.get("note") or "")
 
 
+def _node(item: dict[str, Any], devices: dict[str, list[dict[str, Any]]],
+          holder_of: dict[str, tuple[str, datetime | None]], pod_util: dict[str, float]) -> Node:
+    """A node with its GPUs (`devices`: GpuDevice fields by node name), each with its holder if any."""
+    meta = _meta(item)
+    name = meta.get("name", "")
+    gpus = []
+    for fields in devices.get(name, ()):
+        held = holder_of.get(fields["id"])
+        gpus.append(_new_gpu({**fields, "holder": held[0], "held_since": held[1],
+                              "utilization": max(0.0, min(100.0, pod_util.get(held[0], 0.0)))}
+                             if held else {**fields, **_UNHELD}))
+    return Node(
+        name=name,
+        ready=(_first_condition(item.get("status") or {}, "Ready") or {}).get("status") == "True",
+        cordoned=bool((item.get("spec") or {}).get("unschedulable")),
+        labels=meta.get("labels") or {},
+        gpus=tuple(gpus),
+    )
+
+
 def _sorted_by(keys: list[Any], records: list[Any]) -> tuple[Any, ...]:
     """`records` ordered by `keys` (one per record); records with equal keys keep their order."""
     return tuple([record for _, record in sorted(zip(keys, records), key=itemgetter(0))])
@@ -333,8 +353,17 @@ def build_snapshot(raw: RawLists, *, now: datetime, metrics: Metrics | None = No
 
 def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot:
     metrics = metrics or Metrics(notes=(NO_METRICS_NOTE,))
-    known = {f"{_meta(o).get('namespace', '')}/{_meta(o).get('name', '')}": "Deployment" for o in raw.deployments}
-    known.update({f"{_meta(o).get('namespace', '')}/{_meta(o).get('name', '')}": "StatefulSet" for o in raw.statefulsets})
+    # Workloads: (object, kind, namespace, name, 'ns/name'), and the kind each 'ns/name' names
+    # (a StatefulSet wins over a Deployment of the same name).
+    listed = []
+    known: dict[str, str] = {}
+    for objects, kind in ((raw.deployments, "Deployment"), (raw.statefulsets, "StatefulSet")):
+        for obj in objects:
+            meta = _meta(obj)
+            ns, name = meta.get("namespace", ""), meta.get("name", "")
+            key = f"{ns}/{name}"
+            known[key] = kind
+            listed.append((obj, kind, ns, name, key))
     # The pods of one workload share one WorkloadRef (it is frozen), built once per (namespace, name, kind).
     pod_refs: dict[tuple[str, str, str], WorkloadRef] = {}
 
@@ -342,7 +371,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         ref = pod_refs.get((namespace, name, kind))
         if ref is None:
             fields = {"namespace": namespace, "name": name}
-            if kind != "Deployment":  # left as the default, as the Pod's ref has always been built
+            if kind != "Deployment":  # a Deployment's kind stays the default, unset, as pods' refs always had it
                 fields["kind"] = kind
             ref = pod_refs[namespace, name, kind] = _new_ref(fields)
         return ref
@@ -422,35 +451,15 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         if job_name is not None:
             job_members.append((job_name, item, pod, gpu_parse.pod_spec_gpus(spec) if requested is None else requested))
 
-    nodes = []
-    for item in raw.nodes:
-        meta = _meta(item)
-        name = meta.get("name", "")
-        devices = []
-        for fields in node_devices.get(name, ()):
-            held = holder_of.get(fields["id"])
-            devices.append(_new_gpu({**fields, "holder": held[0], "held_since": held[1],
-                                     "utilization": max(0.0, min(100.0, pod_util.get(held[0], 0.0)))}
-                                    if held else {**fields, **_UNHELD}))
-        nodes.append(Node(
-            name=name,
-            ready=(_first_condition(item.get("status") or {}, "Ready") or {}).get("status") == "True",
-            cordoned=bool((item.get("spec") or {}).get("unschedulable")),
-            labels=meta.get("labels") or {},
-            gpus=tuple(devices),
-        ))
+    nodes = [_node(item, node_devices, holder_of, pod_util) for item in raw.nodes]
 
     workloads = []
     workload_order: list[tuple[str, str]] = []  # (namespace, name) of each, to sort them by
-    for objects, kind in ((raw.deployments, "Deployment"), (raw.statefulsets, "StatefulSet")):
-        for obj in objects:
-            meta = _meta(obj)
-            ns, name = meta.get("namespace", ""), meta.get("name", "")
-            key = f"{ns}/{name}"
-            owned = rs_of.get(key, []) if kind == "Deployment" else []
-            ref = _new_ref({"namespace": ns, "name": name, "kind": kind})
-            workloads.append(_workload(obj, ref, key, owned, metrics, util_by_workload))
-            workload_order.append((ns, name))
+    for obj, kind, ns, name, key in listed:
+        owned = rs_of.get(key, []) if kind == "Deployment" else []
+        ref = _new_ref({"namespace": ns, "name": name, "kind": kind})
+        workloads.append(_workload(obj, ref, key, owned, metrics, util_by_workload))
+        workload_order.append((ns, name))
 
     events = sorted((e for e in map(_event, raw.events) if e is not None), key=lambda e: e.time)[-MAX_EVENTS:]
     notes = list(metrics.notes)
