@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from opsagent.cluster.kube import gpus as gpu_parse
+from opsagent.cluster.kube.timestamps import parse_time
 from opsagent.model import Job, Pod
 
 BATCH_API = "batch/"
@@ -36,17 +37,8 @@ def job_owner(item: dict[str, Any]) -> str | None:
     return None
 
 
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _finished(item: dict[str, Any]) -> datetime | None:
-    ends = [_time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+    ends = [parse_time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
             for cs in (item.get("status") or {}).get("containerStatuses") or []]
     found = [e for e in ends if e is not None]
     return max(found) if found else None
@@ -92,7 +84,7 @@ def jobs_from_members(members: Iterable[JobMember]) -> tuple[Job, ...]:
         pods_of = [pod for _, pod, _ in members]
         state = _state(pods_of)
         active = [pod for pod in pods_of if pod.phase == "Running" or (pod.phase == "Pending" and pod.node)]
-        created = [t for t in (_time((item.get("metadata") or {}).get("creationTimestamp")) for item, _, _ in members) if t]
+        created = [t for t in (parse_time((item.get("metadata") or {}).get("creationTimestamp")) for item, _, _ in members) if t]
         started = [pod.started_at for pod in active if pod.started_at is not None]
         finished = [t for t in (_finished(item) for item, _, _ in members) if t] if state in ("succeeded", "failed") else []
         jobs.append(Job(

@@ -22,6 +22,7 @@ from typing import Any
 
 from opsagent.cluster.kube import gpus as gpu_parse
 from opsagent.cluster.kube.jobs import BATCH_API, JobMember, jobs_from_members
+from opsagent.cluster.kube.timestamps import parse_time
 from opsagent.model import (
     Event, GpuDevice, GpuRequirement, Node, Pod, Revision, RolloutState, Snapshot, Workload, WorkloadRef,
 )
@@ -76,15 +77,6 @@ class Metrics:
     pod_gpu_utilization: dict[str, float] | None = None
     request_rate: dict[str, float] | None = None
     notes: tuple[str, ...] = ()
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _int(value: Any, default: int = 0) -> int:
