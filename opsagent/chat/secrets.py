@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from enum import Enum
 from pathlib import Path
 
 from pydantic import Field
@@ -36,6 +37,20 @@ class SlackSecrets(Frozen):
     def __str__(self) -> str:  # never show the values
         have = [n for n, v in zip(NAMES, (self.bot_token, self.app_token, self.signing_secret)) if v]
         return f"SlackSecrets({', '.join(have) or 'none'})"
+
+
+class SlackMode(str, Enum):
+    """How the Slack app connects: Socket Mode, signed HTTP events, or auto (socket when an app token is set)."""
+
+    auto = "auto"
+    socket = "socket"
+    http = "http"
+
+
+def uses_socket_mode(mode: "SlackMode | str", secrets: SlackSecrets) -> bool:
+    """The one rule `opsagent slack` runs by and `opsagent doctor` checks by."""
+    value = mode.value if isinstance(mode, SlackMode) else str(mode)
+    return value == "socket" or (value == "auto" and bool(secrets.app_token))
 
 
 class SecretsError(ValueError):

@@ -16,24 +16,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Literal, Optional
 
 import httpx
 import typer
 
-from opsagent.chat.secrets import SecretsError, SlackSecrets, load_secrets, redact
+from opsagent.chat.secrets import SecretsError, SlackMode, SlackSecrets, load_secrets, redact, uses_socket_mode
 from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
 from opsagent.cli.metrics_options import RequestRateQueryOpt
 
 Status = Literal["ok", "missing", "failed", "skipped"]
-
-
-class SlackMode(str, Enum):
-    auto = "auto"
-    socket = "socket"
-    http = "http"
 
 
 @dataclass
@@ -132,11 +125,6 @@ def _slack_call(api_url: str, method: str, token: str, timeout: float) -> dict:
     return body
 
 
-def slack_socket_mode(mode: str, secrets: SlackSecrets) -> bool:
-    """The rule `opsagent slack` follows: socket when asked, or in auto mode when an app token is set."""
-    return mode == "socket" or (mode == "auto" and bool(secrets.app_token))
-
-
 def check_slack(*, secrets: SlackSecrets, mode: str = "auto", api_url: str, timeout: float) -> list[Check]:
     """Bot token (auth.test), then the mode's own secret: app token (apps.connections.open) or signing secret.
 
@@ -146,7 +134,7 @@ def check_slack(*, secrets: SlackSecrets, mode: str = "auto", api_url: str, time
         return [Check("slack", "skipped", "no SLACK_BOT_TOKEN, SLACK_APP_TOKEN or SLACK_SIGNING_SECRET: no Slack chat-ops",
                       required=False)]
     checks = [_check_bot_token(secrets.bot_token, api_url=api_url, timeout=timeout)]
-    if slack_socket_mode(mode, secrets):
+    if uses_socket_mode(mode, secrets):
         checks.append(_check_app_token(secrets.app_token, api_url=api_url, timeout=timeout))
     elif secrets.signing_secret:
         checks.append(Check("slack signing secret", "ok", "HTTP mode: SLACK_SIGNING_SECRET is set (Slack cannot check it "

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from opsagent.chat.secrets import SecretsError, install_redaction, load_secrets
+from opsagent.chat.secrets import SecretsError, SlackMode, install_redaction, load_secrets, uses_socket_mode
 from opsagent.chat.users import UserMapError, load_user_map
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
 from opsagent.cli.chat import ClusterOpt, ModelOpt
@@ -29,14 +28,8 @@ if TYPE_CHECKING:
     from opsagent.approvals import ApprovalQueue
 
 
-class Mode(str, Enum):
-    auto = "auto"
-    socket = "socket"
-    http = "http"
-
-
 def slack(
-    mode: Mode = typer.Option(Mode.auto, "--mode", envvar="OPSAGENT_SLACK_MODE",
+    mode: SlackMode = typer.Option(SlackMode.auto, "--mode", envvar="OPSAGENT_SLACK_MODE",
                               help="socket (needs SLACK_APP_TOKEN), http (needs SLACK_SIGNING_SECRET), or auto: socket when an app token is set."),
     port: int = typer.Option(3000, "--port", envvar="OPSAGENT_SLACK_PORT", help="HTTP mode: port for Slack's requests (POST /slack/events)."),
     host: str = typer.Option("0.0.0.0", "--host", envvar="OPSAGENT_SLACK_HOST", help="HTTP mode: address to listen on."),
@@ -79,7 +72,7 @@ def slack(
     install_redaction(secrets.values())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_redaction(secrets.values())  # again, for the handler basicConfig just added
-    socket = mode == Mode.socket or (mode == Mode.auto and bool(secrets.app_token))
+    socket = uses_socket_mode(mode, secrets)
     users = users if users is not None else Path(policies) / "actors" / "slack-users.yaml"
     try:
         user_map = load_user_map(users)
