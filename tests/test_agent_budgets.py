@@ -3,8 +3,8 @@
 Spec: a fine-tuning job waits for three GPUs while two idle workloads hold
 one each, so jobs-waiting-free-idle has two steps: sleep one holder, then
 the other (the finding lists chat-ui first). The agent checks its budgets
-before each round of planning, so the round that crosses a limit still runs
-its call, and no round comes after it. A run that has used up its tokens
+before each round of planning, and a model answer that takes the run over
+its token budget is not acted on. A run that has used up its tokens
 (OPSAGENT_AGENT_MAX_TOKENS) or its seconds (OPSAGENT_AGENT_MAX_SECONDS) by
 the second round ends with status budget_exhausted; its report and its
 final audit entry say which budget; no model call, proposal or write comes
@@ -63,13 +63,21 @@ def _stopped_after_one_step(st: Stage, report: RunReport, budget: str) -> None:
     assert st.finding(FINDING) is not None
 
 
-def test_token_budget_ends_the_run_before_the_next_model_call(st):
-    # every scripted answer costs 110 tokens (100 prompt + 10 completion); the budget is 100
-    report = _run(st, PlaybookModelPlanner(), {"OPSAGENT_AGENT_MAX_TOKENS": "100"})
+def test_the_answer_that_goes_over_the_token_budget_is_not_acted_on(st):
+    # every scripted answer costs 110 tokens (100 prompt + 10 completion); the budget is 150
+    report = _run(st, PlaybookModelPlanner(), {"OPSAGENT_AGENT_MAX_TOKENS": "150"})
     _stopped_after_one_step(st, report, "token")
-    assert "110 of 100" in report.summary and report.tokens == 110 and report.llm_calls == 1
+    assert "220 of 150" in report.summary and "1 call(s) of the answer that went over it were not run" in report.summary
+    assert report.tokens == 220 and report.llm_calls == 2
     llm_rows = [r for r in st.world.store.list(limit=1000) if r.kind == "run" and (r.summary or "").startswith("llm call")]
-    assert len(llm_rows) == 1
+    assert len(llm_rows) == 2
+
+
+def test_a_first_answer_over_the_token_budget_changes_nothing(st):
+    report = _run(st, PlaybookModelPlanner(), {"OPSAGENT_AGENT_MAX_TOKENS": "100"})
+    assert report.status == "budget_exhausted" and "110 of 100" in report.summary
+    assert report.actions == [] and st.writes() == []
+    assert _replicas(st) == {"render/render-ui": 1, "chat/chat-ui": 1}
 
 
 def test_time_budget_ends_the_run_when_its_seconds_are_spent(st):

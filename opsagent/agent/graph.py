@@ -207,6 +207,11 @@ def build_graph(deps: Deps) -> StateGraph:
             update["report"] = result.text
             update["planner_done"] = True
             return Command(goto="verify" if finding is not None else "finish", update=update)
+        tokens = update["prompt_tokens"] + update["completion_tokens"]
+        if tokens > deps.config.max_tokens:  # the answer that went over the budget is not acted on
+            return Command(goto="finish", update={**update, "status": "budget_exhausted", "report":
+                           f"token budget exhausted ({tokens} of {deps.config.max_tokens}); "
+                           f"the {len(result.calls)} call(s) of the answer that went over it were not run"})
         step = state.get("steps", 0) + 1
         reply = any(isinstance(m, AIMessage) for m in result.new_messages)
         update["steps"] = step
