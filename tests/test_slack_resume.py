@@ -109,6 +109,10 @@ def test_a_signed_approve_click_resumes_the_waiting_finding_run_and_the_call_run
     decided = [(r.actor, r.channel) for r in records if r.kind == "approval" and r.approval_id == approval_id
                and r.outcome == "approved"]
     assert decided == [("alice", "slack")]
+    # running it is audited where it happened too: the claim and the executed row are on the slack channel
+    ran = [(r.summary, r.channel) for r in records if r.kind == "approval" and r.approval_id == approval_id
+           and r.outcome in ("info", "ok")]
+    assert ran and all(channel == "slack" for _, channel in ran), ran
     updated = world.fake.calls_to("chat.update")
     assert updated and "approved by <@U04ALICE01>" in updated[-1]["text"]
 

@@ -61,12 +61,12 @@ class Deps:
     approvals: Any | None = None      # ApprovalQueue: runs an approved call at most once
     breaker: Breaker | None = None    # skips the LLM for a while after its server could not be reached
 
-    def run_approved(self, approval: Approval, *, approver: str) -> ToolResult:
+    def run_approved(self, approval: Approval, *, approver: str, channel: str = "daemon") -> ToolResult:
         run = lambda a: self.gate.run_approved(_without_call_id(a), approver=approver)  # noqa: E731
         if self.approvals is None or not hasattr(self.approvals, "execute"):
             return run(approval)
         try:
-            return self.approvals.execute(approval.id, run=run, actor=approver)
+            return self.approvals.execute(approval.id, run=run, actor=approver, channel=channel)
         except ApprovalError as exc:  # already executed, interrupted, not approved: nothing runs again
             return ToolResult(status="error", tool=approval.call.tool, approval_id=approval.id, message=str(exc)[:500])
 
@@ -264,7 +264,8 @@ def build_graph(deps: Deps) -> StateGraph:
             approval = Approval.model_validate(answer["approval"])
             key = result_key(approval.thread_id or "adhoc", _without_call_id(approval).call, nonce=f"approval{approval.id}")
             earlier = recorded_result(deps.recorder, key, tool=approval.call.tool)
-            result = earlier if earlier is not None else deps.run_approved(approval, approver=approver)
+            result = earlier if earlier is not None else \
+                deps.run_approved(approval, approver=approver, channel=str(answer.get("channel") or "daemon"))
             row = result_row(state.get("steps", 0), approval.call.tool, approval.call.args, result, key=key, reused=earlier is not None)
         elif decided == "executed":  # approved and already run elsewhere (another run, or `approvals approve`)
             result = ToolResult(status="ok", tool=tool, approval_id=approval_id,

@@ -273,8 +273,12 @@ class Agent:
         return self._invoke(state, thread_id, state)
 
     def resume(self, thread_id: str, *, approval_id: int, decided_state: str, approver: str,
-               approval: Approval | None = None) -> RunReport:
-        """Continue a run that waits for `approval_id`, now that a person decided it."""
+               approval: Approval | None = None, channel: str = "daemon") -> RunReport:
+        """Continue a run that waits for `approval_id`, now that a person decided it.
+
+        `channel` is where the resume happens (the daemon, or the chat or Slack service the
+        person approved through); the approved call's execution is audited on it.
+        """
         values, interrupted, _ = self._thread(thread_id)
         if not values:
             raise AgentError(f"no agent run {thread_id!r}")
@@ -288,7 +292,7 @@ class Agent:
             approval = self.approvals.get(approval_id)
             if approval is None:
                 raise AgentError(f"approval {approval_id} not found")
-        answer = {"decided_state": decided_state, "approver": approver,
+        answer = {"decided_state": decided_state, "approver": approver, "channel": channel,
                   "approval": approval.model_dump(mode="json") if approval is not None else None}
         return self._invoke(Command(resume=answer), thread_id, values)
 

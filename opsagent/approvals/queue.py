@@ -210,7 +210,8 @@ class ApprovalQueue:
 
     # --- execution, at most once -----------------------------------------------------
 
-    def execute(self, approval_id: int, *, run: Callable[[Approval], ToolResult], actor: str | None = None) -> ToolResult:
+    def execute(self, approval_id: int, *, run: Callable[[Approval], ToolResult], actor: str | None = None,
+                channel: str = "cli") -> ToolResult:
         """Run an approved request once through `run` (the gate's run_approved) and record how it went.
 
         A claim row with `execution_key(id)` is committed before `run` is called; if a
@@ -230,7 +231,7 @@ class ApprovalQueue:
             elif approval.state != "approved":
                 error = NotApproved(f"approval {approval_id} is {approval.state}, not approved", approval_id=approval_id)
             else:
-                claim = self._entry(approval, actor=who, channel="cli", outcome="info", event="executing",
+                claim = self._entry(approval, actor=who, channel=channel, outcome="info", event="executing",
                                     summary="executing the approved call", now=now,
                                     key=self.execution_key(approval_id))
                 _, created = self.store.append_in_transaction(conn, claim)
@@ -238,21 +239,21 @@ class ApprovalQueue:
                     error = ExecutionInterrupted(
                         f"approval {approval_id}: an earlier execution started and recorded no result; "
                         "not running it again", approval_id=approval_id)
-                    self._finish(conn, approval, ok=False, summary=error.message, now=now, actor=who)
+                    self._finish(conn, approval, ok=False, summary=error.message, now=now, actor=who, channel=channel)
             if error is not None:
-                self._audit_refusal(conn, approval_id, approval, by=who, channel="cli", action="execute", error=error)
+                self._audit_refusal(conn, approval_id, approval, by=who, channel=channel, action="execute", error=error)
         if error is not None:
             raise error
         assert approval is not None
         try:
             result = run(approval)
         except Exception as exc:
-            self.mark_executed(approval_id, ok=False, summary=f"{type(exc).__name__}: {exc}")
+            self.mark_executed(approval_id, ok=False, summary=f"{type(exc).__name__}: {exc}", channel=channel)
             raise
-        self.mark_executed(approval_id, ok=result.ok, summary=result.message or result.status)
+        self.mark_executed(approval_id, ok=result.ok, summary=result.message or result.status, channel=channel)
         return result
 
-    def mark_executed(self, approval_id: int, *, ok: bool, summary: str) -> Approval:
+    def mark_executed(self, approval_id: int, *, ok: bool, summary: str, channel: str = "cli") -> Approval:
         """Record that an approved call ran (ok) or failed. Only approved requests qualify."""
         now = self.clock.now()
         with self.store.transaction() as conn:
@@ -262,7 +263,7 @@ class ApprovalQueue:
             if approval.state != "approved":
                 raise NotApproved(f"approval {approval_id} is {approval.state}, not approved", approval_id=approval_id)
             return self._finish(conn, approval, ok=ok, summary=summary, now=now,
-                                actor=approval.decided_by or "unknown")
+                                actor=approval.decided_by or "unknown", channel=channel)
 
     # --- internals ---------------------------------------------------------------------
 
@@ -278,10 +279,10 @@ class ApprovalQueue:
         return approval
 
     def _finish(self, conn: sqlite3.Connection, approval: Approval, *, ok: bool, summary: str, now: datetime,
-                actor: str) -> Approval:
+                actor: str, channel: str = "cli") -> Approval:
         state = "executed" if ok else "failed"
         done = self._set(conn, approval.id, state=state, executed_at=iso(now), result_summary=summary)
-        self._audit(conn, done, actor=actor, channel="cli", outcome="ok" if ok else "error", event=state,
+        self._audit(conn, done, actor=actor, channel=channel, outcome="ok" if ok else "error", event=state,
                     summary=summary, key=f"approval:{approval.id}:done")
         return done
 

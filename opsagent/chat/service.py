@@ -301,21 +301,21 @@ class ChatService:
             return []
         reply.data["approval"] = approval.model_dump(mode="json")
         if not approve:
-            report = self._resume(approval, decided_state="rejected", actor=actor)
+            report = self._resume(approval, decided_state="rejected", actor=actor, channel=channel)
             if report is not None:
                 reply.run_id = report.run_id
             return [f"rejected #{approval_id} ({shown}): {note}"]
         lines = [f"approved #{approval_id} ({shown})"]
-        result = self._execute_approved(approval, actor=actor, reply=reply)
+        result = self._execute_approved(approval, actor=actor, reply=reply, channel=channel)
         if result is None:
             return lines
         reply.data["result"] = result.model_dump(mode="json", exclude={"decision"})
         self._collect_approved(result, reply, shown, approval_id)
         return lines
 
-    def _execute_approved(self, approval: Approval, *, actor: str, reply: ChatReply) -> ToolResult | None:
+    def _execute_approved(self, approval: Approval, *, actor: str, reply: ChatReply, channel: str) -> ToolResult | None:
         """Run an approved call once: resume the agent run waiting on it, or run it through the gate."""
-        report = self._resume(approval, decided_state="approved", actor=actor)
+        report = self._resume(approval, decided_state="approved", actor=actor, channel=channel)
         if report is not None:
             reply.run_id = report.run_id
             reply.data["run"] = report.model_dump(mode="json") if isinstance(report, BaseModel) else {}
@@ -324,11 +324,12 @@ class ChatService:
                     return ToolResult(status=action.status, tool=action.tool, message=action.message, approval_id=approval.id)
             return None
         try:
-            return self.approvals.execute(approval.id, run=lambda a: self.gate.run_approved(a, approver=actor), actor=actor)
+            return self.approvals.execute(approval.id, run=lambda a: self.gate.run_approved(a, approver=actor), actor=actor,
+                                          channel=channel)
         except ApprovalError as exc:
             return ToolResult(status="denied", tool=approval.call.tool, message=exc.message, approval_id=approval.id)
 
-    def _resume(self, approval: Approval, *, decided_state: str, actor: str) -> Any:
+    def _resume(self, approval: Approval, *, decided_state: str, actor: str, channel: str) -> Any:
         """The agent run waiting on this approval, resumed; None when no run waits for it."""
         resume = getattr(self.agent, "resume", None)
         if not approval.thread_id or not callable(resume):
@@ -337,7 +338,8 @@ class ChatService:
         current = state(approval.thread_id) if callable(state) else None
         if current is None or approval.id not in (getattr(current, "pending_approvals", None) or ()):
             return None
-        return resume(approval.thread_id, approval_id=approval.id, decided_state=decided_state, approver=actor, approval=approval)
+        return resume(approval.thread_id, approval_id=approval.id, decided_state=decided_state, approver=actor,
+                      approval=approval, channel=channel)
 
     def _collect_approved(self, result: ToolResult, reply: ChatReply, shown: str, approval_id: int) -> None:
         if result.status == "denied":
