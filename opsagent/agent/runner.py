@@ -144,7 +144,7 @@ class Agent:
         """Observe, detect, and run the agent once per finding. A steady cluster costs no LLM call."""
         recovered = self.recover()
         snapshot = self.deps.observe()
-        reports = [self.handle_finding(f) for f in self.deps.detect_fn(snapshot)]
+        reports = [self.handle_finding(f, snapshot) for f in self.deps.detect_fn(snapshot)]
         return recovered + reports + self.sweep(skip={r.run_id for r in reports})
 
     def recover(self) -> list[RunReport]:
@@ -183,7 +183,8 @@ class Agent:
                                            approver=settled.decided_by or "", approval=settled))
         return reports
 
-    def handle_finding(self, finding: Finding) -> RunReport:
+    def handle_finding(self, finding: Finding, snapshot: Snapshot | None = None) -> RunReport:
+        """Start, continue or hold the run for `finding`. `snapshot` is the one it was found in (read again if not given)."""
         base = f"finding:{finding.id}"
         epoch, finished = 1, []
         while True:
@@ -201,7 +202,7 @@ class Agent:
                 return self._invoke(None, thread_id, values)  # a crash mid-run: carry on from the checkpoint
             finished.append((thread_id, values))
             epoch += 1
-        playbook = self.deps.playbook_for(finding, self.deps.observe())
+        playbook = self.deps.playbook_for(finding, snapshot if snapshot is not None else self.deps.observe())
         held = self._hold(finding, playbook, base, finished)
         if held is not None:
             return held

@@ -117,7 +117,7 @@ class Reconciler:
             if any(t == thread or t.startswith(thread + "#") for t in waiting):
                 report.skipped_waiting.append(finding.id)
                 continue
-            run = self.agent.handle_finding(finding)
+            run = self.agent.handle_finding(finding, snapshot)
             self._account(run, report)
             report.runs.append(run)
             if run.pending_approvals:
