@@ -312,12 +312,10 @@ class Gate:
         try:
             args = tool.input_model.model_validate(call.args)
             snapshot = self.cluster.snapshot() if tool.risk != "read" else None
-            counts = counts_for(self.recorder, known_tools=list(self.tools), run_workloads=lambda: set())
-            decision = self._decide(self.policy, call=call, risk=tool.risk, target=args.target(), snapshot=snapshot,
-                                    now=self.clock.now(), counts=counts)
-        except Exception:  # noqa: BLE001  unknown now: the approvers stored with the request apply
+        except (ValidationError, ClusterError):  # unknown now: the approvers stored with the request apply
             return ()
-        return tuple(decision.approvers) if isinstance(decision, Decision) and decision.effect != "deny" else ()
+        decision = self._decision(call, tool, args.target(), snapshot, None, None, None)
+        return tuple(decision.approvers) if decision.effect != "deny" else ()
 
     def _approval_problem(self, call: ToolCall, approval: Approval, approver: str, now: Any) -> str | None:
         if approval.state != "approved":
