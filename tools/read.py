@@ -241,8 +241,7 @@ def get_job(ctx: ToolContext, args: GetJobIn) -> Outcome:
         where = f" on {job.node}" if job.node else ""
         return Outcome(message=f"{key}: {job.state}{where}", data=data)
     waited = seconds_since(job.submitted_at, now)
-    free_by_node = {n.name: sum(1 for g in n.gpus if g.holder is None)
-                    for n in snap.nodes if n.ready and not n.cordoned and n.gpus}
+    free_by_node = snap.free_gpus_by_node()
     widest = max(free_by_node.values(), default=0)
     waiting = next((f for f in ctx.findings() if f.kind == "jobs_waiting" and key in f.details.get("jobs", ())), None)
     holders = list(waiting.details.get("idle_holders", ())) if waiting is not None else []

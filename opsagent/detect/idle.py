@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from opsagent.detect.common import free_gpus, gpu_pods, intent_of, iso, make, minutes, open_prewarm
+from opsagent.detect.common import gpu_pods, intent_of, iso, make, minutes, open_prewarm
 from opsagent.model import Finding, Snapshot, Workload
 from opsagent.policy.intents import Intent
 
@@ -76,9 +76,7 @@ def jobs_waiting(snapshot: Snapshot, idle: Sequence[Finding], now: datetime) -> 
     queued = sorted((j for j in snapshot.jobs if j.state == "queued"), key=lambda j: (j.submitted_at or now, j.key))
     if not queued or not idle:
         return []
-    free_by_node: dict[str, int] = {}
-    for gpu in free_gpus(snapshot):
-        free_by_node[gpu.node] = free_by_node.get(gpu.node, 0) + 1
+    free_by_node = snapshot.free_gpus_by_node()
     widest = max(free_by_node.values(), default=0)
     blocked = [j for j in queued if j.gpus > widest]
     if not blocked:

@@ -230,6 +230,11 @@ class Snapshot(Frozen):
     def gpus_held_by(self, ref: WorkloadRef | str) -> int:
         return sum(len(p.gpu_ids) for p in self.pods_of(ref))
 
+    def free_gpus_by_node(self) -> dict[str, int]:
+        """Free devices per GPU node that can take new pods (0 for a full one): a pod's GPUs all come from one node."""
+        return {n.name: sum(1 for g in n.gpus if g.holder is None)
+                for n in self.nodes if n.ready and not n.cordoned and n.gpus}
+
     def quiet_since(self, workload: Workload) -> datetime | None:
         """Since when `workload` has had no traffic, or None when traffic flows now or nobody knows.
 
