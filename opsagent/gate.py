@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -42,22 +42,51 @@ from opsagent.gate_recovery import before_of, observed_effect
 from opsagent.model import Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, canonical_json
 from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
 
-__all__ = ["ApprovalSink", "Gate", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
+__all__ = ["ApprovalSink", "Gate", "GatePolicy", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
 
 _STATUS = {"ok": "ok", "error": "error", "denied": "denied", "pending": "pending_approval", "invalid": "invalid"}
 _OUTCOME = {"ok": "ok", "no_data": "ok", "error": "error", "denied": "denied", "pending_approval": "pending", "invalid": "invalid"}
 
 
+@runtime_checkable
 class Recorder(Protocol):
+    """Where the gate writes its audit entries and reads back what it already did."""
+
     def record(self, entry: AuditEntry) -> int:
         """Store one entry; return its audit id."""
 
     def count_recent(self, *, tool: str | None, namespace: str | None, actor: str | None, since: Any, outcome: str = "ok") -> int:
         """How many `result` entries match, at or after `since` (for rate limits)."""
 
+    def find_by_key(self, key: str) -> Any:
+        """The stored entry with this idempotency key (with its `id`), or None (for replay and recovery)."""
 
+
+@runtime_checkable
 class ApprovalSink(Protocol):
+    """Where a call that needs a person goes: the approval queue."""
+
     def request(self, *, call: ToolCall, decision: Decision, run_id: str | None) -> Approval: ...
+
+
+@runtime_checkable
+class GatePolicy(Protocol):
+    """What the gate itself asks of the policy, besides handing it to `decide()`."""
+
+    max_workloads_per_run: int | None
+
+    def actor_matches(self, actor: str, name: str) -> bool: ...
+
+    def intent_for(self, workload: Any) -> Any: ...
+
+
+def _require(name: str, value: Any, port: type) -> None:
+    """Refuse to build a gate whose collaborator lacks part of its port: nothing is skipped at run time."""
+    if isinstance(value, port):
+        return
+    members = sorted({m for m in (*vars(port), *getattr(port, "__annotations__", {})) if not m.startswith("_")})
+    missing = [m for m in members if not hasattr(value, m)] or members
+    raise TypeError(f"the gate needs a {port.__name__} for {name}; {type(value).__name__} lacks {', '.join(missing)}")
 
 
 def _safe_hash(call: ToolCall) -> str:
@@ -111,11 +140,11 @@ class Gate:
     def __init__(
         self,
         *,
-        policy: Any,
+        policy: GatePolicy,
         cluster: Cluster,
         clock: Clock,
         recorder: Recorder,
-        approvals: ApprovalSink | None = None,
+        approvals: ApprovalSink,
         tools: dict[str, Tool] = REGISTRY,
         findings: Callable[[], list] = lambda: [],
         decide: Callable[..., Decision] | None = None,
@@ -124,6 +153,9 @@ class Gate:
         poll_seconds: float = 5.0,
         max_args_bytes: int = MAX_ARGS_BYTES,
     ) -> None:
+        _require("policy", policy, GatePolicy)
+        _require("recorder", recorder, Recorder)
+        _require("approvals", approvals, ApprovalSink)
         if decide is None:
             from opsagent.policy import decide as policy_decide
 
@@ -165,9 +197,7 @@ class Gate:
         """A call already seen (same idempotency key): never run it twice (invariant 7)."""
         if not step.replayable and step.done_key is None:
             return None
-        find = getattr(self.recorder, "find_by_key", None)
-        if not callable(find):
-            return None
+        find = self.recorder.find_by_key
         done = find(step.done_key or f"{step.key}:result")
         if done is not None:
             status = _STATUS.get(getattr(done, "outcome", None) or "error", "error")
@@ -192,7 +222,7 @@ class Gate:
         call = step.call
         tool = self.tools.get(call.tool)
         step.risk = tool.risk if tool else None
-        decided = self.recorder.find_by_key(f"{step.key}:decision")  # type: ignore[attr-defined]
+        decided = self.recorder.find_by_key(f"{step.key}:decision")
         if decided is None or tool is None or tool.risk == "read" or decided.dry_run:
             return None
         decision = Decision(effect=decided.decision or "deny", rule=RuleRef(file=decided.rule_file or "", name=decided.rule_name or ""),
@@ -292,7 +322,7 @@ class Gate:
                                 reason=f"architectural tools always need a person's approval ({decision.reason})".strip(),
                                 expires_after_seconds=decision.expires_after_seconds)
         if decision.effect != "deny" and tool.risk != "read" and approval is None and run_id is not None:
-            limit = getattr(self.policy, "max_workloads_per_run", None)
+            limit = self.policy.max_workloads_per_run
             key = target_key(target)
             changed = self._changed.get(run_id, set())
             if isinstance(limit, int) and key and key not in changed and len(changed) >= limit:
@@ -335,9 +365,8 @@ class Gate:
         the call; only when it names none (the call would now run without a
         person) do the approvers stored with the request apply.
         """
-        matches = getattr(self.policy, "actor_matches", None)
         approvers = tuple(decision.approvers) or tuple(approval.approvers)
-        if not approvers or not callable(matches) or any(matches(approver, name) for name in approvers):
+        if not approvers or any(self.policy.actor_matches(approver, name) for name in approvers):
             return None
         if decision.approvers and set(decision.approvers) != set(approval.approvers):
             return (f"{approver} is not one of the approvers the policy in force names for this call "
@@ -347,9 +376,6 @@ class Gate:
 
     def _request_approval(self, step: _Step, decision: Decision) -> ToolResult:
         call = step.call
-        if self.approvals is None:
-            return step.finish(ToolResult(status="denied", tool=call.tool, decision=decision,
-                                          message=f"needs approval ({decision.reason}) but no approval queue is configured"))
         try:
             approval = self.approvals.request(call=call, decision=decision, run_id=step.run_id)
         except Exception as exc:  # the queue failed: the call must not run, and the log says so
@@ -399,14 +425,13 @@ class Gate:
         return ctx
 
     def _wake_rule(self, ref: WorkloadRef | None, snapshot: Snapshot | None) -> Any:
-        intent_for = getattr(self.policy, "intent_for", None)
-        if ref is None or not callable(intent_for):
+        if ref is None:
             return None
         try:
             workload = (snapshot or self.cluster.snapshot()).workload(ref)
         except ClusterError:
             return None
-        intent = intent_for(workload) if workload is not None else None
+        intent = self.policy.intent_for(workload) if workload is not None else None
         return getattr(intent, "wake", None)
 
     def _warm_replicas(self, ref: WorkloadRef) -> int:

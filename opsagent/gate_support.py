@@ -65,22 +65,9 @@ def small_data(data: dict[str, Any], *, read: bool) -> dict[str, Any]:
 
 def counts_for(recorder: Any, *, known_tools: Iterable[str], run_workloads: Callable[[], Iterable[str]]) -> Any:
     """The policy's `Counts` over a recorder's recent results, plus this run's changed targets."""
-    try:
-        from opsagent.policy.limits import counts_from_recorder
-    except ImportError:  # the policy package predates limits: count nothing, still report the run
-        return _NoCounts(run_workloads)
+    from opsagent.policy.limits import counts_from_recorder
+
     return counts_from_recorder(recorder, known_tools=known_tools, run_workloads=run_workloads)
-
-
-class _NoCounts:
-    def __init__(self, run_workloads: Callable[[], Iterable[str]]) -> None:
-        self._run = run_workloads
-
-    def count(self, **_: Any) -> int:
-        return 0
-
-    def run_workloads(self) -> frozenset[str]:
-        return frozenset(self._run())
 
 
 class ReadOnlyCluster:

@@ -12,16 +12,8 @@ from opsagent.audit import AuditStore
 from opsagent.clock import VirtualClock
 from opsagent.gate import Gate
 from opsagent.model import ToolCall
+from gate_doubles import bare_policy
 from tools.testing import RecordingCluster, TinyCluster, decide_by_table
-
-
-class Groups:
-    """The part of a policy the gate and the queue ask about approvers."""
-
-    max_workloads_per_run = None
-
-    def actor_matches(self, actor: str, name: str) -> bool:
-        return actor == name or (name == "group:sre" and actor in {"carol"})
 
 
 @pytest.fixture
@@ -32,7 +24,7 @@ def world(tmp_path):
     tiny.add_workload("ml", "llm", replicas=1, gpus=1)
     cluster = RecordingCluster(tiny)
     store = AuditStore(tmp_path / "ops.db")
-    policy = Groups()
+    policy = bare_policy(groups={"sre": ("carol",)})
     queue = ApprovalQueue(store, clock=clock, is_member=policy.actor_matches)
     decide = decide_by_table({"set_resources": "require_approval", "scale_workload": "allow"},
                              approvers=("alice", "group:sre"))

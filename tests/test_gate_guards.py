@@ -15,6 +15,7 @@ import pytest
 from opsagent.cluster.port import Conflict, Unavailable
 from opsagent.gate import Gate, MemoryRecorder
 from opsagent.model import AuditEntry, Decision, RuleRef, ToolCall
+from gate_doubles import MemorySink, bare_policy
 from tools.testing import RecordingCluster, TinyCluster, decide_by_table
 
 
@@ -26,7 +27,8 @@ def world(effects: dict[str, str] | None = None, *, decide=None, policy=None, ap
     tiny.add_workload("chat", "bot", replicas=1, gpus=0)
     cluster = RecordingCluster(tiny)
     recorder = MemoryRecorder()
-    gate = Gate(policy=policy, cluster=cluster, clock=tiny.clock, recorder=recorder, approvals=approvals,
+    gate = Gate(policy=policy or bare_policy(), cluster=cluster, clock=tiny.clock, recorder=recorder,
+                approvals=approvals or MemorySink(tiny.clock),
                 decide=decide or decide_by_table(effects or {}))
     return gate, tiny, cluster, recorder
 
@@ -93,11 +95,22 @@ def test_cluster_errors_come_back_as_data_with_retry_hints(error, retryable):
     assert recorder.of_kind("result")[0].outcome == "error"
 
 
-def test_require_approval_without_a_queue_is_refused_not_run():
-    gate, _, cluster, _ = world({"scale_workload": "require_approval"})
-    result = gate.submit(scale())
-    assert result.status == "denied" and "no approval queue" in result.message
-    assert cluster.writes == []
+@pytest.mark.parametrize("port", ["policy", "recorder", "approvals"])
+def test_a_gate_cannot_be_built_without_each_of_its_ports(port):
+    """Promise: nothing is skipped because a collaborator lacks a method; the gate refuses to start instead."""
+    tiny = TinyCluster()
+    parts = {"policy": bare_policy(), "recorder": MemoryRecorder(), "approvals": MemorySink(tiny.clock)}
+    parts[port] = None
+    with pytest.raises(TypeError, match=f"needs a .* for {port}"):
+        Gate(cluster=tiny, clock=tiny.clock, decide=decide_by_table({}), **parts)
+
+
+def test_a_policy_missing_the_approver_check_is_refused_at_start():
+    """Promise: a policy without actor_matches cannot make every approver pass."""
+    tiny = TinyCluster()
+    half = SimpleNamespace(max_workloads_per_run=None, intent_for=lambda workload: None)
+    with pytest.raises(TypeError, match="lacks actor_matches"):
+        Gate(policy=half, cluster=tiny, clock=tiny.clock, recorder=MemoryRecorder(), approvals=MemorySink(tiny.clock))
 
 
 def test_a_failing_approval_queue_means_nothing_runs():
@@ -112,7 +125,7 @@ def test_a_failing_approval_queue_means_nothing_runs():
 
 
 def test_blast_radius_from_the_policy_is_enforced_by_the_gate_too():
-    policy = SimpleNamespace(max_workloads_per_run=2)
+    policy = bare_policy(max_workloads_per_run=2)
     gate, _, cluster, _ = world({"scale_workload": "allow"}, policy=policy)
     statuses = [gate.submit(scale(ns, name), run_id="run").status for ns, name in
                 [("inference", "llm"), ("render", "ui"), ("inference", "llm"), ("chat", "bot")]]

@@ -30,6 +30,7 @@ from opsagent.model import Approval, Decision, RuleRef, ToolCall
 from opsagent.policy import PolicyError, load_policy
 from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS
 from tools import REGISTRY
+from gate_doubles import bare_policy
 from tools.testing import RecordingCluster, TinyCluster
 
 NAMES = sorted(REGISTRY)
@@ -149,7 +150,7 @@ def test_invariants_hold_whatever_decide_says(calls, effects):
         return Decision(effect=effect, rule=RuleRef(file="random.yaml", name=effect), reason="random", approvers=("alice",))
 
     cluster, recorder = RecordingCluster(tiny()), MemoryRecorder()
-    gate = Gate(policy=None, cluster=cluster, clock=call_clock, recorder=recorder, approvals=Sink(), decide=decide, poll_seconds=5)
+    gate = Gate(policy=bare_policy(), cluster=cluster, clock=call_clock, recorder=recorder, approvals=Sink(), decide=decide, poll_seconds=5)
     for call in calls:
         decision = check_call(gate, cluster, recorder, call, "prop")
         event(f"decision: {decision.effect if decision else 'invalid'}")

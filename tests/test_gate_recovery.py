@@ -25,6 +25,7 @@ import pytest
 from opsagent.gate import Gate, MemoryRecorder
 from opsagent.gate_recovery import before_of, observed_effect
 from opsagent.model import AuditEntry, ToolCall, WorkloadRef
+from gate_doubles import MemorySink, bare_policy
 from tools.testing import RecordingCluster, TinyCluster, decide_by_table
 
 
@@ -65,7 +66,8 @@ def world(effects: dict[str, str]):
     recording = RecordingCluster(tiny)
     crashing = CrashingCluster(recording)
     recorder = MemoryRecorder()
-    gate = Gate(policy=None, cluster=crashing, clock=tiny.clock, recorder=recorder, decide=decide_by_table(effects))
+    gate = Gate(policy=bare_policy(), cluster=crashing, clock=tiny.clock, recorder=recorder, approvals=MemorySink(tiny.clock),
+                decide=decide_by_table(effects))
     return gate, tiny, recording, crashing, recorder
 
 
@@ -76,7 +78,8 @@ def scale(replicas: int = 3) -> ToolCall:
 
 def restarted(gate: Gate) -> Gate:
     """A new gate over the same cluster and audit log: the process after its restart."""
-    return Gate(policy=None, cluster=gate.cluster, clock=gate.clock, recorder=gate.recorder, decide=gate._decide)
+    return Gate(policy=gate.policy, cluster=gate.cluster, clock=gate.clock, recorder=gate.recorder, approvals=gate.approvals,
+                decide=gate._decide)
 
 
 def results(recorder: MemoryRecorder) -> list:

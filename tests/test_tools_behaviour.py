@@ -17,6 +17,7 @@ from opsagent.clock import VirtualClock
 from opsagent.gate import Gate, MemoryRecorder
 from opsagent.model import Approval, Finding, RuleRef, ToolCall, WorkloadRef
 from tools import REGISTRY, Outcome, Tool, ToolContext, ToolInput
+from gate_doubles import MemorySink, bare_policy
 from tools.testing import RecordingCluster, TinyCluster, decide_by_table
 
 LLM = WorkloadRef(namespace="inference", name="llm")
@@ -62,8 +63,8 @@ def cluster(request):
 
 def make_gate(cluster, tmp_path: Path | None = None, *, dry_run: bool = False, findings=lambda: []):
     recording = RecordingCluster(cluster)
-    gate = Gate(policy=None, cluster=recording, clock=cluster.clock, recorder=MemoryRecorder(),
-                decide=decide_by_table(ALLOW_ALL, dry_run=dry_run), wait=cluster.advance, findings=findings,
+    gate = Gate(policy=bare_policy(), cluster=recording, clock=cluster.clock, recorder=MemoryRecorder(),
+                approvals=MemorySink(cluster.clock), decide=decide_by_table(ALLOW_ALL, dry_run=dry_run), wait=cluster.advance, findings=findings,
                 proposals_dir=(tmp_path / "proposals") if tmp_path else None, poll_seconds=5)
     return gate, recording
 
@@ -206,7 +207,8 @@ def test_a_read_tool_that_tries_to_write_is_stopped(cluster):
 
     tools = {"sneaky": Tool(name="sneaky", risk="read", input_model=Args, run=sneaky, description="reads, supposedly")}
     recording = RecordingCluster(cluster)
-    gate = Gate(policy=None, cluster=recording, clock=cluster.clock, recorder=MemoryRecorder(), tools=tools,
+    gate = Gate(policy=bare_policy(), cluster=recording, clock=cluster.clock, recorder=MemoryRecorder(), tools=tools,
+                approvals=MemorySink(cluster.clock),
                 decide=decide_by_table({"sneaky": "allow"}))
     result = gate.submit(call("sneaky"))
     assert result.status == "error" and "cannot write" in result.message
@@ -216,7 +218,7 @@ def test_a_read_tool_that_tries_to_write_is_stopped(cluster):
 def test_approved_architectural_tools_change_the_cluster(cluster, tmp_path):
     gate, rec = make_gate(cluster, tmp_path)
     bounds = call("set_replica_bounds", namespace="inference", name="llm", min=0, max=4)
-    assert gate.submit(bounds).status == "denied"  # no approval queue: architectural never runs alone
+    assert gate.submit(bounds).status == "pending_approval"  # architectural never runs alone
     assert rec.writes == []
     result = gate.run_approved(approved(gate, bounds), approver="alice")
     assert result.ok, result.message

@@ -121,8 +121,9 @@ def _expectations(record: RunRecord, reached: list[Any], s: Score) -> list[str]:
     context = end_state_context(record)
     for i, condition in enumerate(expect.end_state):
         expr = compile_expr(condition, where=f"expect.end_state.{i}", variables=END_STATE_VARS)
-        if not expr.test(context):
-            why = f" ({expr.last_error})" if getattr(expr, "last_error", None) else ""
+        met, error = expr.check(context)
+        if not met:
+            why = f" ({error})" if error else ""
             failures.append(f"end state not met: {condition}{why}")
     needed = 0
     for spec in expect.must:

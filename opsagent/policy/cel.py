@@ -34,14 +34,13 @@ class CelError(ValueError):
 class Expr:
     """A compiled CEL expression. Thread-safe to evaluate; holds no context."""
 
-    __slots__ = ("source", "where", "variables", "_program", "last_error")
+    __slots__ = ("source", "where", "variables", "_program")
 
     def __init__(self, source: str, where: str, program: Any, variables: frozenset[str]) -> None:
         self.source = source
         self.where = where
         self.variables = variables
         self._program = program
-        self.last_error: str | None = None
 
     def evaluate(self, context: dict[str, Any]) -> Any:
         """The expression's value. Raises CelEvalError when it cannot be evaluated."""
@@ -50,22 +49,25 @@ class Expr:
         except Exception as exc:  # the cel runtime raises several builtin types
             raise CelEvalError(f"{self.where}: {type(exc).__name__}: {exc}") from exc
 
-    def test(self, context: dict[str, Any]) -> bool:
-        """True only when the expression evaluates to boolean true.
+    def check(self, context: dict[str, Any]) -> tuple[bool, str | None]:
+        """(matched, error): matched only when the expression evaluates to boolean true.
 
-        A missing field, a type error or a non-boolean result is False; the
-        reason is kept in `last_error` so `policy explain` can show it.
+        A missing field, a type error or a non-boolean result does not match,
+        and `error` says why (for fail-closed rules and `policy explain`). The
+        error travels with the value: nothing is kept on the expression, so
+        threads deciding at once never see each other's errors.
         """
         try:
             value = self._program.execute(context)
         except Exception as exc:  # see evaluate()
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            return False
+            return False, f"{type(exc).__name__}: {exc}"
         if not isinstance(value, bool):
-            self.last_error = f"expected a boolean, got {type(value).__name__} {value!r}"
-            return False
-        self.last_error = None
-        return value
+            return False, f"expected a boolean, got {type(value).__name__} {value!r}"
+        return value, None
+
+    def test(self, context: dict[str, Any]) -> bool:
+        """True only when the expression evaluates to boolean true (see `check` for the reason when not)."""
+        return self.check(context)[0]
 
     def __repr__(self) -> str:
         return f"Expr({self.source!r})"

@@ -110,8 +110,8 @@ class CompiledRule:
             for key, value in self.labels:
                 if workload.labels.get(key) != value:
                     return f"target label {key}={workload.labels.get(key)!r}, rule wants {value!r}"
-        if self.when is not None and not self.when.test(facts.context(self.when_vars)):
-            error = self.when.last_error
+        matched, error = (True, None) if self.when is None else self.when.check(facts.context(self.when_vars))
+        if not matched:
             if error and self.effect != "allow":
                 # Fail closed: a deny or approval rule whose condition cannot be
                 # evaluated still applies, so a missing field never opens a door.
