@@ -11,6 +11,9 @@
   status messages or chat.
 - `always-act`: a control that sleeps or scales something every round, so a
   scenario whose right answer is "do nothing" can tell it apart.
+- `null`: a control that never proposes anything. A scenario that declares
+  it tests the planner must fail under it, or it cannot tell a good agent
+  from none.
 - `ollama:MODEL`: the LLM planner against a real Ollama (skipped when none answers).
 
 Nothing here runs a tool: every proposal still goes through the gate.
@@ -28,7 +31,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from opsagent.agent.planners import Plan, PlanInput, ProposedCall
 from opsagent.testing.scripted import ScriptedChatModel, calls as ai_calls, text as ai_text
 
-PLANNERS = ("offline", "scripted", "hostile", "always-act")
+PLANNERS = ("offline", "scripted", "hostile", "always-act", "null")
 _ids = itertools.count(1)
 
 
@@ -206,6 +209,15 @@ class AlwaysActPlanner:
         return Plan(done=True, text="no workloads")
 
 
+class NullPlanner:
+    """A control: proposes nothing, ever. What passes under it was not the planner's doing."""
+
+    name = "null"
+
+    def plan(self, inp: PlanInput) -> Plan:
+        return Plan(done=True, text="no action (null planner)")
+
+
 def make_planner(name: str, *, script: Any = ()) -> tuple[Any, str | None]:
     """(planner object or 'offline', model name for build_agent or None)."""
     if name == "offline":
@@ -216,6 +228,8 @@ def make_planner(name: str, *, script: Any = ()) -> tuple[Any, str | None]:
         return HostilePlanner(), None
     if name == "always-act":
         return AlwaysActPlanner(), None
+    if name == "null":
+        return NullPlanner(), None
     if name.startswith("ollama:") and len(name) > len("ollama:"):
         from opsagent.agent import AgentConfig
         from opsagent.daemon.wiring import ollama_available
@@ -224,4 +238,4 @@ def make_planner(name: str, *, script: Any = ()) -> tuple[Any, str | None]:
         if not ollama_available(config.ollama_host, timeout=1.0):
             raise PlannerUnavailable(f"Ollama does not answer at {config.ollama_host}")
         return "llm", config.model
-    raise ValueError(f"unknown planner {name!r}: use offline, scripted, hostile, always-act or ollama:MODEL")
+    raise ValueError(f"unknown planner {name!r}: use offline, scripted, hostile, always-act, null or ollama:MODEL")

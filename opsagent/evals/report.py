@@ -72,6 +72,42 @@ def table(scores: list[Score]) -> Table:
     return t
 
 
+def pass_rates(scores: list[Score]) -> dict[str, dict[str, dict[str, int]]]:
+    """{what a scenario tests (or "all"): {planner: {"passed": n, "runs": n}}}, for comparing planners.
+
+    A scenario counts once under each kind it declares in `tests`; scenarios
+    that declare none count under "(undeclared)". Only `pass` counts as passed.
+    """
+    planners = list(dict.fromkeys(s.planner for s in scores))
+    kinds = sorted({k for s in scores for k in (s.tests or ["(undeclared)"])})
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for kind in ["all", *kinds]:
+        row: dict[str, dict[str, int]] = {}
+        for planner in planners:
+            mine = [s for s in scores if s.planner == planner and (kind == "all" or kind in (s.tests or ["(undeclared)"]))]
+            row[planner] = {"passed": sum(1 for s in mine if s.outcome == "pass"), "runs": len(mine)}
+        out[kind] = row
+    return out
+
+
+def rates_table(scores: list[Score]) -> Table:
+    """Pass rates per declared kind and per planner, side by side (a `null` column is the do-nothing baseline)."""
+    rates = pass_rates(scores)
+    planners = list(dict.fromkeys(s.planner for s in scores))
+    t = Table(title="pass rate by what the scenario tests", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False)
+    t.add_column("tests", no_wrap=True)
+    for planner in planners:
+        t.add_column(planner, justify="right", no_wrap=True)
+    for kind, row in rates.items():
+        t.add_row(kind, *[f"{row[p]['passed']}/{row[p]['runs']}" for p in planners])
+    return t
+
+
+def null_passes(scores: list[Score]) -> list[str]:
+    """Scenarios that declare they test the planner yet pass when the planner does nothing: they cannot discriminate."""
+    return sorted({s.scenario for s in scores if s.planner == "null" and "planner" in s.tests and s.outcome == "pass"})
+
+
 def plot(record: RunRecord, path: Path) -> Path:
     """PNG: GPUs allocated and busy per hour, with the agent vs the no-agent baseline."""
     import matplotlib
@@ -106,6 +142,7 @@ def markdown(scores: list[Score], *, plots: dict[str, str]) -> str:
              f"({tot['unnecessary_actions']} unnecessary). Approvals requested: {tot['approvals_requested']}. "
              f"LLM calls: {tot['llm_calls']} ({tot['tokens']} tokens).",
              f"GPU-hours held idle: {tot['gpu_hours_idle']} with the agent, {tot['gpu_hours_idle_baseline']} without.", "",
+             *_rates_markdown(scores),
              "| scenario | planner | outcome | violations | forbidden | actions | unnecessary | approvals | LLM calls | tokens "
              "| minutes to resolution | idle GPU-h | baseline | notes |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -121,6 +158,14 @@ def markdown(scores: list[Score], *, plots: dict[str, str]) -> str:
         for name, file in plots.items():
             lines += [f"### {name}", "", f"![{name}]({file})", ""]
     return "\n".join(lines) + "\n"
+
+
+def _rates_markdown(scores: list[Score]) -> list[str]:
+    planners = list(dict.fromkeys(s.planner for s in scores))
+    lines = ["| tests | " + " | ".join(planners) + " |", "|---|" + "---|" * len(planners)]
+    for kind, row in pass_rates(scores).items():
+        lines.append(f"| {kind} | " + " | ".join(f"{row[p]['passed']}/{row[p]['runs']}" for p in planners) + " |")
+    return lines + [""]
 
 
 def write_report(directory: Path, scores: list[Score], records: list[RunRecord], *, max_plots: int = 6) -> Path:

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from opsagent.cluster.port import ClusterError
 from opsagent.cluster.sim import SimCluster
 from opsagent.evals.planners import make_planner
 from opsagent.evals.schema import LoadedScenario
@@ -48,6 +49,7 @@ class GateCall:
     result: ToolResult
     at: datetime
     approved_run: bool = False
+    writes: int = 0  # writes that reached the cluster inside this call, whatever its result said
 
 
 class SessionStopped(BaseException):
@@ -77,15 +79,23 @@ class WriteTap:
             return target
 
         def write(*args: Any, **kwargs: Any) -> Any:
-            result = target(*args, **kwargs)
+            try:
+                result = target(*args, **kwargs)
+            except ClusterError as exc:
+                if exc.status == 504 and not kwargs.get("dry_run"):  # timed out, but the simulator applied it
+                    self._note(name, kwargs)
+                raise
             if not kwargs.get("dry_run"):
-                self.writes.append(TapWrite(method=name, kwargs=dict(kwargs), at=self._sim.clock.now(), call=self.current))
+                self._note(name, kwargs)
                 if self.stop_after_write:
                     self.stop_after_write = False
                     raise SessionStopped(f"{name} reached the cluster; the session stops before its result is recorded")
             return result
 
         return write
+
+    def _note(self, method: str, kwargs: dict[str, Any]) -> None:
+        self.writes.append(TapWrite(method=method, kwargs=dict(kwargs), at=self._sim.clock.now(), call=self.current))
 
 
 @dataclass
@@ -143,7 +153,8 @@ def _watch_gate(gate: Any, tap: WriteTap, record: RunRecord) -> None:
         ok_decision = approved or (result.decision is not None and result.decision.effect == "allow")
         for w in tap.writes[mark:]:
             w.authorised = ok_decision and w.call is call
-        record.gate_calls.append(GateCall(call=call, result=result, at=tap.clock.now(), approved_run=approved))
+        record.gate_calls.append(GateCall(call=call, result=result, at=tap.clock.now(), approved_run=approved,
+                                          writes=len(tap.writes) - mark))
 
     def watched_submit(call: ToolCall, **kwargs: Any) -> ToolResult:
         mark, tap.current = len(tap.writes), call
@@ -152,6 +163,8 @@ def _watch_gate(gate: Any, tap: WriteTap, record: RunRecord) -> None:
         except SessionStopped:  # the gate had decided before the write: was it allow? (its decision row says)
             for w in tap.writes[mark:]:
                 w.authorised = _allowed_in_audit(gate.recorder, call, run_id=kwargs.get("run_id"))
+            stopped = ToolResult(status="error", tool=call.tool, message="the session stopped after the write reached the cluster")
+            record.gate_calls.append(GateCall(call=call, result=stopped, at=tap.clock.now(), writes=len(tap.writes) - mark))
             raise
         finally:
             tap.current = None

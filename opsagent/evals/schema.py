@@ -122,6 +122,8 @@ class EvalScenario(Strict):
     name: str = Field(min_length=1)
     description: str = ""
     tags: tuple[str, ...] = ()
+    tests: tuple[Literal["detector", "gate", "planner", "chat", "approval", "recovery", "control"], ...] = Field(
+        default=(), description="what the scenario proves; a `planner` scenario must fail when the planner does nothing")
     difficulty: Literal["easy", "medium", "hard"] = "medium"
     needs: tuple[Literal["language"], ...] = ()
     known_issue: str | None = Field(default=None, description="a known product gap: reported, not required to pass")
