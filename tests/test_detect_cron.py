@@ -49,9 +49,11 @@ def test_matches(expr, moment, expected):
     ("* * * 13 *", "month"),
     ("* * * * 8", "day-of-week"),
     ("*/0 * * * *", "step"),
-    ("5-1 * * * *", "backwards"),
-    ("a * * * *", "not a number"),
-    ("1,,2 * * * *", "empty"),
+    ("a * * * *", "minute: 'a' is not valid"),
+    ("1,,2 * * * *", "minute: '1,,2' is not valid"),
+    ("0 8 * * mon-fry", "day-of-week"),
+    ("0 8 * foo *", "month"),
+    ("@fortnightly", "unknown macro"),
 ])
 def test_bad_expressions_name_the_field(expr, field):
     with pytest.raises(CronError, match=field):
@@ -77,6 +79,36 @@ def test_window_open(expr, duration, now, start):
         assert opened is None
     else:
         assert opened == (at(start), at(start) + parse_duration(duration))
+
+
+@pytest.mark.parametrize("expr, moment, expected", [
+    ("0 8 * * mon-fri", "2026-01-05T08:00", True),    # day names
+    ("0 8 * * mon-fri", "2026-01-04T08:00", False),
+    ("0 8 * * fri-mon", "2026-01-04T08:00", True),    # a range that runs backwards wraps around: Friday to Monday
+    ("0 8 * * fri-mon", "2026-01-06T08:00", False),
+    ("@daily", "2026-01-05T00:00", True),
+    ("@daily", "2026-01-05T08:00", False),
+    ("@hourly", "2026-01-05T08:00", True),
+    ("0 9 1 jan *", "2026-01-01T09:00", True),         # month names
+])
+def test_names_and_macros(expr, moment, expected):
+    assert parse_cron(expr).matches(at(moment)) is expected
+
+
+def test_a_window_is_read_in_its_time_zone_and_keeps_local_time_across_dst():
+    # 08:00 in Berlin is 07:00 UTC in winter and 06:00 UTC in summer (DST began 2026-03-29).
+    winter = window_open("0 8 * * mon-fri", timedelta(hours=10), at("2026-03-27T07:30"), "Europe/Berlin")
+    summer = window_open("0 8 * * mon-fri", timedelta(hours=10), at("2026-03-30T06:30"), "Europe/Berlin")
+    assert winter is not None and winter[0] == at("2026-03-27T07:00")
+    assert summer is not None and summer[0] == at("2026-03-30T06:00")
+    assert window_open("0 8 * * mon-fri", timedelta(hours=10), at("2026-03-30T05:59"), "Europe/Berlin") is None
+    # the same cron in UTC opens at 08:00 UTC
+    assert window_open("0 8 * * mon-fri", timedelta(hours=10), at("2026-03-30T07:59")) is None
+
+
+def test_an_unknown_time_zone_is_an_error():
+    with pytest.raises(CronError, match="Europe/Berlim"):
+        parse_cron("0 8 * * *", "Europe/Berlim")
 
 
 def test_latest_match_is_bounded_and_ignores_seconds():

@@ -149,6 +149,16 @@ def test_wake_requested_when_a_prewarm_window_opens():
     assert ids(snap, intents, now=NOW + timedelta(hours=4)) == []  # 18:00: closed
 
 
+def test_a_prewarm_window_opens_at_local_time_in_its_time_zone():
+    snap, _ = healthy()
+    # 08:00 in Los Angeles is 16:00 UTC in January: closed at NOW (14:00 UTC), open two hours later.
+    window = {"cron": "0 8 * * mon-fri", "duration": "10h", "time_zone": "America/Los_Angeles"}
+    intents = [intent("chat", "chat", idle={"after": "20m"}, wake={"warm_replicas": 1, "prewarm": [window]})]
+    assert "wake_requested:chat/chat-ui" not in ids(snap, intents)
+    f = by_id(snap, intents, now=NOW + timedelta(hours=2))["wake_requested:chat/chat-ui"]
+    assert f.details["trigger"] == "prewarm" and f.details["window_start"] == "2026-01-05T16:00:00+00:00"
+
+
 def test_rollout_failed_plan_follows_history():
     snap, intents = troubled()
     first = by_id(snap, intents)["rollout_failed:inference/embedder"]

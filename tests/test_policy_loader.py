@@ -212,10 +212,10 @@ def test_lint_warns_about_rules_that_never_match(tmp_path):
 
 
 @pytest.mark.parametrize(("cron", "column", "message"), [
-    ("0 8 * * 1-9", 19, "day-of-week: 9 is outside 0-7"),
-    ("0 25 * * 1-5", 19, "hour: 25 is outside 0-23"),
+    ("0 8 * * 1-9", 19, "day-of-week: '1-9' is not valid"),
+    ("0 25 * * 1-5", 19, "hour: '25' is not valid"),
     ("0 8 * *", 19, "must have 5 fields"),
-    ("*/0 8 * * *", 19, "minute: step '0' must be a positive number"),
+    ("*/0 8 * * *", 19, "minute: '*/0' is not valid"),
 ])
 def test_a_prewarm_cron_that_never_opens_is_an_error_at_its_place(tmp_path, cron, column, message):
     write(tmp_path, "a.yaml", f"""
@@ -231,6 +231,20 @@ def test_a_prewarm_cron_that_never_opens_is_an_error_at_its_place(tmp_path, cron
     assert message in problem
     report = lint(tmp_path)
     assert not report.ok and message in str(report.errors[0])
+
+
+def test_a_prewarm_time_zone_must_be_a_known_iana_name(tmp_path):
+    write(tmp_path, "a.yaml", """
+        intents:
+          - name: ui
+            selector: {namespace: render}
+            wake:
+              prewarm:
+                - {cron: "0 8 * * mon-fri", duration: 10h, time_zone: Europe/Berlim}
+        """)
+    (problem,) = problems_of(tmp_path)
+    assert "intents[0].wake.prewarm[0].time_zone" in problem and "Europe/Berlim" in problem
+    assert problem.startswith(f"{tmp_path / 'a.yaml'}:6:")
 
 
 def test_a_valid_prewarm_cron_loads_and_the_detectors_read_the_same_parser(tmp_path):

@@ -98,7 +98,7 @@ def open_prewarm(intent: Intent | None, now: datetime) -> tuple[str, datetime, d
         return None
     for window in intent.wake.prewarm:
         try:
-            opened = window_open(window.cron, window.duration, now)
+            opened = window_open(window.cron, window.duration, now, window.time_zone)
         except CronError:
             continue
         if opened is not None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from opsagent.clock import parse_duration
 from opsagent.model import GpuRequirement, Workload
 from opsagent.policy.annotations import AnnotationError, annotation_fields, intent_annotations, refused
-from opsagent.policy.cron import CronError, parse_cron
+from opsagent.policy.cron import CronError, parse_cron, zone
 
 
 class Strict(BaseModel):
@@ -74,18 +74,28 @@ class IdleRule(Strict):
 
 
 class PrewarmWindow(Strict):
-    """Keep warm from `cron` (minute hour day-of-month month day-of-week) for `duration`."""
+    """Keep warm from `cron` (minute hour day-of-month month day-of-week, read in `time_zone`) for `duration`."""
 
-    cron: str = Field(description="standard 5-field cron, UTC, e.g. '0 8 * * 1-5' for weekdays 08:00")
+    cron: str = Field(description="5-field cron or a macro, e.g. '0 8 * * mon-fri' for weekdays 08:00, or '@daily'")
     duration: timedelta = Field(description="how long the window stays open, e.g. 10h")
+    time_zone: str = Field(default="UTC", description="IANA time zone the cron is read in, e.g. Europe/Berlin (default UTC)")
 
     _parse = field_validator("duration", mode="before")(_duration)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("cron")
     @classmethod
     def _parses(cls, value: str) -> str:
         try:
-            parse_cron(value)
+            parse_cron(value)  # the zone cannot make a valid cron invalid; it is checked on its own field
         except CronError as exc:
             raise ValueError(f"cron {value!r}: {exc}" if not str(exc).startswith("cron ") else str(exc)) from None
         return value
