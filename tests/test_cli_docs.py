@@ -23,9 +23,9 @@ def _commands() -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
 
     def walk(cmd, path: tuple[str, ...]) -> None:
-        if hasattr(cmd, "commands"):
-            for name, sub in cmd.commands.items():
-                walk(sub, path + (name,))
+        if hasattr(cmd, "list_commands"):  # groups, the lazy top level included
+            for name in cmd.list_commands(None):
+                walk(cmd.get_command(None, name), path + (name,))
         else:
             out.append(path)
 

@@ -79,7 +79,7 @@ def parse_daemon(args: list[str]) -> dict:
     """The options `opsagent daemon` would run with, parsed by the real command (nothing runs)."""
     assert args[0] == "daemon"
     root = typer.main.get_command(app)
-    command = root.commands["daemon"]
+    command = root.get_command(None, "daemon")
     return command.make_context("daemon", list(args[1:])).params
 
 

@@ -1,13 +1,97 @@
-"""The `opsagent` command. Thin: each subcommand lives in its own module here."""
+"""The `opsagent` command. Thin: each subcommand lives in its own module here.
+
+Command modules are imported only when their command runs: `opsagent --help`
+lists names and one-line summaries from the table below without importing
+the policy engine, the audit store or the agent, so chat-ops commands start
+at once. A test checks that the table matches what the modules register.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from opsagent import __version__
 
+# name -> (module under opsagent.cli, one-line summary shown by `opsagent --help`), in help order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("sim", "Run a simulated GPU cluster scenario and show, step by step, GPUs held, busy and idle."),
+    "policy": ("policy", "Check and explain the policy files that bound what the agent may do."),
+    "playbook": ("playbook", "Check and read playbooks: the human-written procedure per finding kind."),
+    "audit": ("audit", "Read, search, export and verify the audit log."),
+    "approvals": ("approvals", "Decide on calls the policy sent to people."),
+    "doctor": ("doctor", "Check what a new install needs (cluster, RBAC, Ollama, Prometheus, Slack) and how to fix it."),
+    "wake-proxy": ("wake_proxy", "Reverse proxy in front of workloads that may be scaled to zero."),
+    "ask": ("chat", "Send one chat message as ACTOR and print the reply."),
+    "chat": ("chat", "An interactive chat session as ACTOR."),
+    "slack": ("slack", "Run the Slack app: /ops TEXT and @-mentions as the mapped actor, approval buttons."),
+    "agent": ("agent", "The agent loop: plan, act through the gate, verify."),
+    "daemon": ("daemon", "Run the reconcile loop: observe, detect, plan, act through the gate, verify."),
+    "demo": ("demo", "Run the daemon over a simulated day of the demo GPU cluster and compare with no agent."),
+    "eval": ("eval", "Score the agent on simulated incidents, side by side with the do-nothing baseline."),
+}
+
+_loaded: dict[str, TyperGroup] = {}
+
+
+def load_module(module: str) -> TyperGroup:
+    """The click commands one command module registers (imported on first use)."""
+    if module not in _loaded:
+        sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+        @sub.callback()
+        def _group() -> None:  # a callback makes typer build a group even for a single command
+            pass
+
+        importlib.import_module(f"opsagent.cli.{module}").register(sub)
+        group = typer.main.get_command(sub)
+        assert isinstance(group, TyperGroup)
+        _loaded[module] = group
+    return _loaded[module]
+
+
+class LazyGroup(TyperGroup):
+    """A command group that imports a command's module only when that command is asked for."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = COMMANDS.get(cmd_name)
+        if found is None:
+            return None
+        module, summary = found
+        if self._listing:  # the top-level help needs names and summaries only
+            return TyperCommand(name=cmd_name, callback=None, help=summary, short_help=summary)
+        return load_module(module).commands.get(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # A typo gets the closest names from the table, without importing every module.
+        name = args[0] if args else ""
+        if name and name not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint}")
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
     name="opsagent",
+    cls=LazyGroup,
     help=(
         "Agentic cluster-ops controller for GPU clusters. The agent does the toil "
         "(reconcile, wake, free idle GPUs, retry rollouts) inside human-written policy; "
@@ -30,17 +114,6 @@ def _root(
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit()
-
-
-def _register() -> None:
-    # One line per command module; each module exposes `register(app)`.
-    from opsagent.cli import agent, approvals, audit, chat, daemon, demo, doctor, eval, playbook, policy, sim, slack, wake_proxy
-
-    for module in (sim, policy, playbook, audit, approvals, doctor, wake_proxy, chat, slack, agent, daemon, demo, eval):
-        module.register(app)
-
-
-_register()
 
 
 def main() -> None:
