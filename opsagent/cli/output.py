@@ -1,0 +1,84 @@
+"""Printing rows the way kubectl does: plain aligned columns, or json, yaml or names for scripts.
+
+A table here is plain text: columns padded with spaces, never wrapped, no box
+drawing, whatever the terminal or pipe, so `| grep`, `| awk` and `| head`
+work. `wide` adds the columns marked wide; `name` prints one `kind/name` per
+line; `json` and `yaml` print the full records (a list, or one object when a
+single NAME was asked for). Pure formatting: the caller gathers the rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable, Iterable, TextIO
+
+import typer
+
+from opsagent.cli.common import to_jsonable
+
+
+class Format(str, Enum):
+    table = "table"
+    wide = "wide"
+    json = "json"
+    yaml = "yaml"
+    name = "name"
+
+
+FormatOpt = typer.Option(Format.table, "--output", "-o", envvar="OPSAGENT_OUTPUT",
+                         help="table (plain columns), wide (more columns), json, yaml, or name (one KIND/NAME per line).")
+NoHeadersOpt = typer.Option(False, "--no-headers", envvar="OPSAGENT_NO_HEADERS", show_default=False,
+                            help="Leave out the header line of table and wide output.")
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    value: Callable[[Any], Any]
+    wide: bool = False  # only with -o wide
+
+
+def cell(value: Any) -> str:
+    """One table cell: `<none>` for nothing, whole numbers without `.0`, one line always."""
+    if value is None or value == "" or value == ():
+        return "<none>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}" if value != int(value) else str(int(value))
+    text = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+    return " ".join(text.split())
+
+
+def table_lines(rows: Iterable[Any], columns: list[Column], *, wide: bool, headers: bool) -> list[str]:
+    shown = [c for c in columns if wide or not c.wide]
+    body = [[cell(c.value(row)) for c in shown] for row in rows]
+    head = [[c.header.upper() for c in shown]] if headers else []
+    widths = [max(len(r[i]) for r in head + body) for i in range(len(shown))] if head + body else []
+    return ["   ".join(text.ljust(widths[i]) for i, text in enumerate(r)).rstrip() for r in head + body]
+
+
+def emit(rows: list[Any], columns: list[Column], fmt: Format, *, kind: str, name_of: Callable[[Any], str],
+         record_of: Callable[[Any], Any] = lambda r: r, headers: bool = True, single: bool = False,
+         out: TextIO | None = None) -> None:
+    """Print `rows` in `fmt`. `single` (a NAME was asked for) prints one object rather than a list for json/yaml."""
+    out = out or sys.stdout
+    if fmt in (Format.json, Format.yaml):
+        records = [to_jsonable(record_of(r)) for r in rows]
+        doc: Any = records[0] if single and len(records) == 1 else records
+        if fmt == Format.json:
+            out.write(json.dumps(doc, indent=2, default=str) + "\n")
+        else:
+            import yaml
+
+            out.write(yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False))
+        return
+    if fmt == Format.name:
+        for r in rows:
+            out.write(f"{kind}/{name_of(r)}\n")
+        return
+    for line in table_lines(rows, columns, wide=fmt == Format.wide, headers=headers):
+        out.write(line + "\n")
