@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean deploy-config
+.PHONY: demo test smoke lint bench clean deploy-config
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports --config .importlinter
 	$(BIN)/python -m pytest
+	bash .ci/wheel-smoke
+
+# Build the wheel, install it without the source tree and run demo, policy lint and eval from an empty folder.
+smoke: $(STAMP)
+	bash .ci/wheel-smoke
 
 bench: $(STAMP)
 	for f in evals/bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -22,11 +22,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 from rich.console import Console
 
+from opsagent import shipped
 from opsagent.daemon.loop import CycleReport
 from opsagent.daemon.runner import Daemon, DaemonOptions
 from opsagent.daemon.wiring import ollama_available
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = shipped.root()
 ONCALL = "carol"
 
 

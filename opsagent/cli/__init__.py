@@ -19,6 +19,7 @@ from opsagent import __version__
 # name -> (module under opsagent.cli, one-line summary shown by `opsagent --help`), in help order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "get": ("get", "List what opsagent sees: workloads, GPUs, nodes, findings, approvals, runs."),
+    "init": ("init", "Write starter policies and playbooks to edit."),
     "sim": ("sim", "Run a simulated GPU cluster scenario and show, step by step, GPUs held, busy and idle."),
     "policy": ("policy", "Check and explain the policy files that bound what the agent may do."),
     "playbook": ("playbook", "Check and read playbooks: the human-written procedure per finding kind."),

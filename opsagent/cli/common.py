@@ -29,8 +29,19 @@ class Output(str, Enum):
 
 
 OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", help="table for people, json for scripts.")
-PoliciesOpt = typer.Option(Path("policies"), "--policies", envvar="OPSAGENT_POLICIES", help="Directory of policy YAML files.")
-PlaybooksOpt = typer.Option(Path("playbooks"), "--playbooks", envvar="OPSAGENT_PLAYBOOKS", help="Directory of playbook YAML files.")
+def _found(kind: str, *, must_exist: bool = True) -> Any:
+    def resolve(value: Path | None) -> Path:
+        from opsagent.cli.resolve import folder
+
+        return folder(value, kind, must_exist=must_exist)
+    return resolve
+
+
+_WHERE = "default: ./{0}, then ~/.config/opsagent/{0}, then the {0} shipped with opsagent"
+PoliciesOpt = typer.Option(None, "--policies", envvar="OPSAGENT_POLICIES", callback=_found("policies"), show_default=False,
+                           help=f"Directory of policy YAML files ({_WHERE.format('policies')}).")
+PlaybooksOpt = typer.Option(None, "--playbooks", envvar="OPSAGENT_PLAYBOOKS", callback=_found("playbooks", must_exist=False), show_default=False,
+                            help=f"Directory of playbook YAML files ({_WHERE.format('playbooks')}).")
 DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", help="SQLite file for audit log, approvals and agent checkpoints.")
 
 

@@ -24,9 +24,16 @@ playbook_app = typer.Typer(
 )
 
 
+def _playbooks(value: Path | None) -> Path:
+    from opsagent.cli.resolve import folder
+
+    return folder(value, "playbooks")
+
+
 @playbook_app.command("lint")
 def lint_cmd(
-    directory: Path = typer.Argument(Path("playbooks"), envvar="OPSAGENT_PLAYBOOKS", help="Directory of playbook YAML files."),
+    directory: Path = typer.Argument(None, envvar="OPSAGENT_PLAYBOOKS", callback=_playbooks, show_default=False,
+                                     help="Directory of playbook YAML files (default: ./playbooks, ~/.config/opsagent/playbooks, then the shipped ones)."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors too."),
     output: Output = OutputOpt,
 ) -> None:

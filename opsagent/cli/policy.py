@@ -46,9 +46,16 @@ def _load(directory: Path):
         fail(str(exc), hint=f"run: opsagent policy lint {directory}")
 
 
+def _policies(value: Path | None) -> Path:
+    from opsagent.cli.resolve import folder
+
+    return value if value is not None and value.is_file() else folder(value, "policies")
+
+
 @policy_app.command("lint", epilog="Example: opsagent policy lint policies/ -o json")
 def lint_cmd(
-    directory: Path = typer.Argument(Path("policies"), envvar="OPSAGENT_POLICIES", help="Policy directory (or one file)."),
+    directory: Path = typer.Argument(None, envvar="OPSAGENT_POLICIES", callback=_policies, show_default=False,
+                                     help="Policy directory or one file (default: ./policies, ~/.config/opsagent/policies, then the shipped ones)."),
     output: Output = OutputOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero on warnings too."),
 ) -> None:

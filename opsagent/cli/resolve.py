@@ -8,7 +8,8 @@ silently.
 
 Policies: `--policies` / `OPSAGENT_POLICIES`, then `./policies`, then
 `$XDG_CONFIG_HOME/opsagent/policies` (`~/.config/opsagent/policies`), then the
-policies shipped with opsagent. Each command says on stderr which it used.
+policies shipped with opsagent. A command that falls back past `./policies`
+says on stderr which folder it used.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from opsagent import shipped
 from opsagent.cli.common import err_console, fail
 
-SHIPPED = Path(__file__).resolve().parents[2]
+SHIPPED = shipped.root()
+_ONE = {"policies": "policy", "playbooks": "playbook"}
 
 
 def kubeconfig_source() -> str | None:
@@ -49,11 +52,16 @@ def config_home() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path("~/.config").expanduser()) / "opsagent"
 
 
-def folder(given: Path | None, kind: str, *, quiet: bool = False) -> Path:
-    """The `policies` or `playbooks` folder to read, by the order in the module docstring."""
+def folder(given: Path | None, kind: str, *, quiet: bool = False, must_exist: bool = True) -> Path:
+    """The `policies` or `playbooks` folder to read, by the order in the module docstring.
+
+    A folder given explicitly that does not exist is an error, unless `must_exist` is False (the caller
+    then reports it in its own words, e.g. the agent runs with no playbooks and says so).
+    """
     if given is not None:
-        if not given.is_dir():
-            fail(f"--{kind} {given}: no such directory", hint=f"pass a folder of {kind} YAML files")
+        if must_exist and not given.exists():
+            fail(f"--{kind} {given}: no such {_ONE[kind]} directory (not a directory or file here)",
+                 hint=f"pass a folder of {kind} YAML files, or write starters with: opsagent init")
         chosen, why = given, f"--{kind}"
     else:
         candidates = [(Path(kind), f"./{kind}"), (config_home() / kind, "user config"), (SHIPPED / kind, "shipped with opsagent")]
@@ -61,6 +69,6 @@ def folder(given: Path | None, kind: str, *, quiet: bool = False) -> Path:
         if not found:
             fail(f"no {kind} found (./{kind}, {config_home() / kind})", hint=f"pass --{kind} DIR")
         chosen, why = found[0]
-    if not quiet:
+    if not quiet and why not in (f"--{kind}", f"./{kind}"):  # say so when it is not where the user would look first
         err_console.print(f"[dim]{kind}: {escape(str(chosen))} ({why})[/]", highlight=False)
     return chosen

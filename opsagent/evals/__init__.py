@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from opsagent import shipped
 from opsagent.evals.planners import PLANNERS, PlannerUnavailable
 from opsagent.evals.report import write_report
 from opsagent.evals.runner import RunRecord, run_scenario
 from opsagent.evals.schema import EvalScenarioError, LoadedScenario, discover, load_eval_scenario
 from opsagent.evals.scoring import Score, score
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DIR = REPO / "evals" / "scenarios"
+REPO = shipped.root()
+DEFAULT_DIR = shipped.path("evals", "scenarios")
 
 
 def run_suite(paths: list[Path], *, planner: str = "offline", repeats: int = 1, workdir: Path | None = None,
