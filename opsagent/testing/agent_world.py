@@ -39,6 +39,9 @@ class Approvers:
     def actor_matches(self, actor: str, name: str) -> bool:
         return actor == name or (name == "group:sre" and actor in {"carol"})
 
+    def intent_for(self, workload: object) -> None:
+        return None  # the tiny world declares no intents
+
     def summary(self) -> str:
         return "mode: enforce\nrules: read tools allowed; sleep/scale/restart/undo allowed; architectural tools need group:sre."
 
