@@ -39,7 +39,7 @@ from opsagent.agent.playbook_view import is_resolved
 from opsagent.agent.state import AgentState
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
-from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult
+from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult, bounded_json
 
 MAX_TOOL_TEXT = 2000
 
@@ -118,7 +118,7 @@ def tool_text(result: ToolResult) -> str:
 
 
 def result_row(step: int, tool: str, args: dict[str, Any], result: ToolResult, *, key: str, reused: bool) -> dict[str, Any]:
-    return {"step": step, "tool": tool, "args": args, "status": result.status, "message": result.message[:500],
+    return {"step": step, "tool": tool, "args": bounded_json(args), "status": result.status, "message": result.message[:500],
             "approval_id": result.approval_id, "audit_id": result.audit_id, "key": key, "reused": reused}
 
 
@@ -215,7 +215,9 @@ def build_graph(deps: Deps) -> StateGraph:
         step = state.get("steps", 0) + 1
         reply = any(isinstance(m, AIMessage) for m in result.new_messages)
         update["steps"] = step
-        update["proposed"] = [{"tool": c.tool, "args": c.args, "llm_id": c.id if reply else None, "id": call_id(step, i),
+        # arguments over the gate's limit are kept as their stand-in (size, digest, prefix): the gate refuses them
+        # as too large all the same, and the checkpoints never hold them whole
+        update["proposed"] = [{"tool": c.tool, "args": bounded_json(c.args), "llm_id": c.id if reply else None, "id": call_id(step, i),
                                "planner": planner.name}
                               for i, c in enumerate(result.calls)]
         return Command(goto="act", update=update)

@@ -69,6 +69,20 @@ def recorded_result(recorder: Any, key: str, *, tool: str) -> ToolResult | None:
                       approval_id=approval_id, audit_id=audit_id)
 
 
+FINISHED = ":run:finished"   # the idempotency-key suffix of the `run` entry a run's finish node writes
+
+
+def finished_runs(recorder: Any, *, since: datetime | None, until: datetime) -> list[str]:
+    """Run ids whose finish was recorded in [since, until] (all before `until` when since is None), oldest first."""
+    listing = getattr(recorder, "list", None)
+    if not callable(listing):
+        return []
+    from opsagent.audit import AuditFilter
+
+    rows = reversed(listing(AuditFilter(kind="run", since=since, until=until, limit=None)))
+    return [row.run_id for row in rows if row.run_id and (row.idempotency_key or "").endswith(FINISHED)]
+
+
 def interrupted_runs(recorder: Any, *, since: datetime) -> list[str]:
     """Run ids with a claim recorded at or after `since` and no result under the claim's key, oldest first."""
     listing = getattr(recorder, "list", None)

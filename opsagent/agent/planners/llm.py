@@ -19,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from opsagent.agent.breaker import is_unreachable
+from opsagent.agent.history import kept_answer
 from opsagent.agent.planners import Plan, PlanInput, ProposedCall
 from opsagent.agent.playbook_view import guidance_of
 from opsagent.agent.prompts import system_prompt, task_prompt
@@ -126,7 +127,7 @@ class LlmPlanner:
                           for i, c in enumerate(answer.tool_calls))
             unknown = [c.tool for c in calls if c.tool not in self.tools]
             failure = f"unknown tool {unknown[0]!r}" if unknown else None
-            return Plan(calls=calls, new_messages=tuple(new) + (answer,), failure=failure, **common)
+            return Plan(calls=calls, new_messages=tuple(new) + (kept_answer(answer),), failure=failure, **common)
         text = answer.content if isinstance(answer.content, str) else str(answer.content)
         if text.strip():
             return Plan(done=True, text=text.strip(), new_messages=tuple(new) + (answer,), **common)
