@@ -142,6 +142,18 @@ class MemoryRecorder:
             total += 1
         return total
 
+    def model_spend(self, *, since: datetime, actor: str | None = None) -> tuple[int, int]:
+        """(model calls, tokens) since `since`, as the audit store counts them (its model-call rows)."""
+        from fnmatch import fnmatchcase
+
+        calls = tokens = 0
+        for e in self.entries:
+            if e.kind == "run" and e.time >= since and fnmatchcase(e.idempotency_key or "", "*:run:llm[0-9]*") \
+                    and (actor is None or e.actor == actor):
+                calls += 1
+                tokens += (e.prompt_tokens or 0) + (e.completion_tokens or 0)
+        return calls, tokens
+
     def find_by_key(self, key: str) -> Any:
         """The stored entry with this idempotency key (with its `id`), or None."""
         audit_id = self._keys.get(key)

@@ -1,6 +1,7 @@
 """The agent's LangGraph: plan → act → (await_approval) → verify → finish.
 
-- plan: checks the budgets first (steps, tokens, seconds spent in nodes), then asks the
+- plan: checks the budgets first (steps, tokens, seconds spent in nodes; the actor's daily
+  spend cap from the policy before any model call), then asks the
   current planner for the next calls; LLM failures are counted and, after
   `max_failures` in a row, the run switches to the offline planner and the
   audit log says so. A model server that cannot be reached at all opens the
@@ -35,6 +36,7 @@ from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
+from opsagent.agent.spend import spend_of
 from opsagent.agent.playbook_view import is_resolved
 from opsagent.agent.state import AgentState
 from opsagent.approvals import ApprovalError
@@ -80,6 +82,14 @@ class Deps:
     def policy_summary(self) -> str:
         summary = getattr(self.policy, "summary", None)
         return str(summary()) if callable(summary) else ""
+
+    def spend_problem(self, actor: str) -> str | None:
+        """Why `actor` may not ask the model again today (its daily spend cap), or None."""
+        caps = getattr(self.policy, "spend_caps", None)
+        if caps is None:
+            return None   # no caps: no query
+        spend = spend_of(self.recorder, caps, actor=actor, now=self.clock.now())
+        return spend.problem() if spend is not None else None
 
     def playbook_for(self, finding: Finding | None, snapshot: Snapshot) -> Any | None:
         if finding is None or self.playbooks is None:
@@ -165,6 +175,16 @@ def build_graph(deps: Deps) -> StateGraph:
             deps.record_run(state, f"llm skipped: {skip}; planning with the offline planner", outcome="error",
                             key="llm-skipped", data={"from": planner.name, "to": "offline", "reason": skip})
             return Command(goto="plan", update={"planner": "offline", "fell_back": True, "failures": 0})
+        over = deps.spend_problem(state["actor"]) if planner.name != "offline" else None
+        if over is not None:
+            if state.get("finding") and "offline" in deps.planners:
+                deps.record_run(state, f"llm not asked: {over}; planning with the offline planner", outcome="denied",
+                                key="spend-cap", data={"from": planner.name, "to": "offline", "reason": over})
+                return Command(goto="plan", update={"planner": "offline", "failures": 0})
+            deps.record_run(state, f"llm not asked: {over}", outcome="denied", key="spend-cap",
+                            data={"from": planner.name, "reason": over})
+            return Command(goto="finish", update={"report": f"Not answered: {over}. Older calls stop counting 24 hours "
+                                                            "after they were made; chat commands still work meanwhile."})
         snapshot = deps.observe()
         finding = _finding(state)
         result = planner.plan(PlanInput(

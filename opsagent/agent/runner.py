@@ -30,6 +30,7 @@ from opsagent.agent.graph import Deps, build_graph
 from opsagent.agent.ledger import RECOVERY_WINDOW, finished_runs, interrupted_runs
 from opsagent.agent.planners import Planner
 from opsagent.agent.planners.offline import OfflinePlanner
+from opsagent.agent.spend import Spend, spend_of
 from opsagent.agent.state import AgentState, initial_state
 from opsagent.clock import Clock
 from opsagent.model import Approval, Finding, Snapshot
@@ -151,6 +152,10 @@ class Agent:
         swept = self.sweep(skip={r.run_id for r in reports})
         self.prune()
         return recovered + reports + swept
+
+    def spend(self, actor: str = "daemon") -> "Spend | None":
+        """`actor`'s model use over the last 24 hours and its daily cap from the policy (for /metrics and status)."""
+        return spend_of(self.recorder, getattr(self.deps.policy, "spend_caps", None), actor=actor, now=self.clock.now())
 
     def prune(self) -> int:
         """Shrink the checkpoints of runs finished more than `checkpoint_retention_seconds` ago; returns how many.

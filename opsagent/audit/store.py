@@ -143,6 +143,11 @@ class AuditStore:
         with self._lock:
             return int(self.db.conn.execute(sql, params).fetchone()[0])
 
+    def model_spend(self, *, since: datetime, actor: str | None = None) -> tuple[int, int]:
+        """(model calls, tokens) recorded since `since`, by `actor` (everyone when None): what spend caps count."""
+        with self._lock:
+            return query.model_spend(self.db.conn, since=since, actor=actor)
+
     # --- the database's clock ----------------------------------------------------
 
     def clock_kind(self) -> ClockKind | None:

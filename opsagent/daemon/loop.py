@@ -172,6 +172,13 @@ class Reconciler:
         self.metrics.set("opsagent_gpus_allocated", _gpus_allocated(snapshot))
         self.metrics.set("opsagent_gpus_idle", idle)
         self.metrics.set("opsagent_cycle_duration_seconds", report.seconds)
+        spend = self.agent.spend("daemon")
+        if spend is not None:
+            self.metrics.set("opsagent_model_calls_last_day", spend.calls)
+            self.metrics.set("opsagent_model_tokens_last_day", spend.tokens)
+            remaining = [({"unit": unit}, value) for unit, value in
+                         (("calls", spend.remaining_calls), ("tokens", spend.remaining_tokens)) if value is not None]
+            self.metrics.replace("opsagent_model_budget_remaining", remaining)
 
 
 def _is_read(tool: str) -> bool:
