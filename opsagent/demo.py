@@ -122,15 +122,17 @@ def run_demo(*, hours: float = 24.0, step_minutes: float = 5.0, db: Path | None 
     db = Path(db) if db is not None else default_db()
     if not offline:
         from opsagent.agent import AgentConfig
-        from opsagent.agent.server import reachable
+        from opsagent.agent.server import server_problem, shown_url
 
         config = AgentConfig.from_env(model=model, base_url=base_url)
-        if reachable(config, timeout=0.5):
+        problem = server_problem(config, timeout=0.5)
+        if problem is None:
             model = config.model
-            console.print(f"Planner: [bold]{model}[/] at {config.server_url} (offline playbooks if it fails).")
+            console.print(f"Planner: [bold]{model}[/] at {shown_url(config.server_url)} (offline playbooks if it fails).",
+                          highlight=False, markup=False)
         else:
-            console.print(f"[yellow]No model server answers at {config.server_url}:[/] running the offline planner "
-                          "(playbook steps, no language model).")
+            console.print(f"The model cannot be used ({problem}): running the offline planner "
+                          "(playbook steps, no language model).", highlight=False, markup=False)
             model = None
     else:
         model = None

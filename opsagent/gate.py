@@ -40,7 +40,7 @@ from opsagent.gate_support import (
 )
 from opsagent.gate_recovery import before_of, observed_effect
 from opsagent.model import (Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
-                            bounded_json, stood_in_size)
+                            bounded_json, is_stand_in)
 from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
 
 __all__ = ["ApprovalSink", "Gate", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
@@ -417,9 +417,13 @@ class Gate:
     def _args_size(self, call: ToolCall) -> int | None:
         """Bytes of the arguments as JSON; for the stand-in the agent keeps of oversized ones, the size it recorded
         (so they are refused as too large, whatever the stand-in says, and never parsed as a tool's input)."""
-        size = args_size(call.args)
-        stood_in = stood_in_size(call.args)
-        return max(size or 0, stood_in) if stood_in is not None and stood_in > self.max_args_bytes else size
+        if is_stand_in(call.args):
+            recorded = call.args.get("_bytes")
+            if recorded is None:
+                return None                  # it stood in for arguments that were not JSON
+            if recorded > self.max_args_bytes:
+                return int(recorded)         # too large, as recorded; a smaller claim is parsed like any arguments
+        return args_size(call.args)
 
     def _loggable_args(self, call: ToolCall) -> dict[str, Any]:
         """The arguments as the audit log keeps them: oversized ones as size, digest and a short prefix."""

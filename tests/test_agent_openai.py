@@ -263,3 +263,29 @@ def test_doctor_reads_ollama_capabilities():
     assert ok.exit_code == 0 and checks_ok["ollama"]["status"] == "ok" and checks_ok["model tool calls"]["status"] == "ok"
     assert no.exit_code == 1 and checks_no["model tool calls"]["status"] == "missing"
     assert "completion, not tools" in checks_no["model tool calls"]["detail"]
+
+
+def test_reasons_and_doctor_output_never_carry_the_key_or_url_credentials():
+    import httpx
+    import openai
+
+    from opsagent.agent.models import classifier_for
+
+    config = AgentConfig(model=f"openai:{MODEL}", base_url="http://ops:hunter2pw@127.0.0.1:9/v1", api_key=KEY)
+    echoed = openai.APIStatusError(f"bad gateway for key {KEY} at http://ops:hunter2pw@127.0.0.1:9/v1",
+                                   response=httpx.Response(502, request=httpx.Request("POST", "http://127.0.0.1:9/v1")),
+                                   body=None)
+    reason = classifier_for(config)(echoed)
+    assert reason.startswith("model server error 502") and KEY not in reason and "hunter2pw" not in reason
+    result, checks = _doctor({"OPSAGENT_MODEL": f"openai:{MODEL}", "OPSAGENT_BASE_URL": "http://ops:hunter2pw@127.0.0.1:9/v1",
+                              "OPENAI_API_KEY": KEY})
+    assert result.exit_code == 1 and checks["openai-compatible server"]["status"] == "failed"
+    assert "hunter2pw" not in result.output and KEY not in result.output and "***@127.0.0.1:9" in result.output
+
+
+def test_a_negative_token_count_from_the_server_counts_as_zero(world):
+    with FakeOpenAI(default=Reply(content="ok", prompt_tokens=-100_000, completion_tokens=-5), models=(MODEL,)) as server:
+        agent = world.agent("llm", config=_config(server))
+        [finding] = [f for f in idle_findings(world.cluster.snapshot()) if f.subject == "ml/llm"]
+        report = agent.handle_finding(finding)
+    assert (report.llm_calls, report.prompt_tokens, report.completion_tokens) == (1, 0, 0)

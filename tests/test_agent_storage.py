@@ -212,3 +212,28 @@ def test_a_day_with_a_hostile_model_grows_the_database_by_less_than_5_mb(tmp_pat
     assert max(sizes) < 100_000   # no prompt carries the model's own 400 KB arguments back to it
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT max(length(args)) FROM audit").fetchone()[0] < 1000
+
+
+def test_a_thread_whose_checkpoints_are_gone_is_never_reused(world):
+    agent = world.agent("offline")
+    [finding] = [f for f in idle_findings(world.cluster.snapshot()) if f.subject == "ml/llm"]
+    first = agent.handle_finding(finding)
+    agent.saver.delete_thread(first.run_id)   # e.g. a crash between pruning and writing the outcome back
+    again = agent.handle_finding(finding)
+    assert again.run_id == first.run_id + "#2" and again.status == "done"
+
+
+def test_long_text_that_comes_with_tool_calls_is_cut_in_the_history():
+    from langchain_core.messages import AIMessage
+
+    answer = AIMessage(content="think " * 10_000, id="a1",
+                       tool_calls=[{"name": "get_workload", "args": {"namespace": "ml", "name": "llm"}, "id": "c1"}])
+    kept = kept_answer(answer)
+    assert len(kept.content) < 5_000 and "60000 bytes of text, cut" in kept.content
+    assert kept.tool_calls == answer.tool_calls
+
+
+def test_a_forged_stand_in_for_arguments_that_were_not_json_is_refused(world):
+    result = world.gate.submit(ToolCall(tool="scale_workload", args={"_omitted": True, "_bytes": None, "_reason": "x"},
+                                        actor="daemon"))
+    assert result.status == "invalid" and "cannot be encoded as JSON" in result.message

@@ -74,13 +74,12 @@ FINISHED = ":run:finished"   # the idempotency-key suffix of the `run` entry a r
 
 def finished_runs(recorder: Any, *, since: datetime | None, until: datetime) -> list[str]:
     """Run ids whose finish was recorded in [since, until] (all before `until` when since is None), oldest first."""
-    listing = getattr(recorder, "list", None)
-    if not callable(listing):
-        return []
-    from opsagent.audit import AuditFilter
-
-    rows = reversed(listing(AuditFilter(kind="run", since=since, until=until, limit=None)))
-    return [row.run_id for row in rows if row.run_id and (row.idempotency_key or "").endswith(FINISHED)]
+    query = getattr(recorder, "finished_runs", None)
+    if callable(query):
+        return list(query(since=since, until=until))
+    return [e.run_id for e in getattr(recorder, "entries", ())
+            if e.kind == "run" and e.run_id and (e.idempotency_key or "").endswith(FINISHED)
+            and (since is None or e.time >= since) and e.time <= until]
 
 
 def interrupted_runs(recorder: Any, *, since: datetime) -> list[str]:

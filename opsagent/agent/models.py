@@ -23,6 +23,8 @@ from langchain_ollama import ChatOllama
 from langchain_openai import ChatOpenAI
 from pydantic import ValidationError
 
+from typing import Callable
+
 from opsagent.agent.breaker import causes
 from opsagent.agent.config import AgentConfig
 
@@ -52,6 +54,17 @@ def make_chat_model(config: AgentConfig) -> BaseChatModel:
         temperature=config.temperature,
         client_kwargs={"timeout": config.request_timeout_seconds},
     )
+
+
+def classifier_for(config: AgentConfig) -> "Callable[[BaseException], str | None]":
+    """`classify_error`, with the API key and URL credentials taken out of every reason it gives."""
+    from opsagent.agent.server import redact
+
+    def classify(exc: BaseException) -> str | None:
+        reason = classify_error(exc)
+        return redact(reason, config) if reason is not None else None
+
+    return classify
 
 
 def _openai_reason(exc: openai.OpenAIError) -> str | None:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
-from opsagent.agent.ledger import RECOVERY_WINDOW, finished_runs, interrupted_runs
+from opsagent.agent.ledger import RECOVERY_WINDOW, finished_runs, has_key, interrupted_runs
 from opsagent.agent.planners import Planner
 from opsagent.agent.planners.offline import OfflinePlanner
 from opsagent.agent.spend import Spend, spend_of
@@ -83,11 +83,11 @@ def report_from(state: dict[str, Any], *, run_id: str) -> RunReport:
 
 
 def make_llm_planner(config: AgentConfig, tools: dict[str, Any]) -> Planner:
-    """The LLM planner over ChatOllama. Builds the client lazily: no request until the first plan."""
-    from opsagent.agent.models import classify_error, make_chat_model
+    """The LLM planner over the configured model server. Builds the client lazily: no request until the first plan."""
+    from opsagent.agent.models import classifier_for, make_chat_model
     from opsagent.agent.planners.llm import LlmPlanner
 
-    return LlmPlanner(make_chat_model(config), tools=tools, model_name=config.model, classify=classify_error)
+    return LlmPlanner(make_chat_model(config), tools=tools, model_name=config.model, classify=classifier_for(config))
 
 
 class Agent:
@@ -173,13 +173,15 @@ class Agent:
         cutoff = self.clock.now() - timedelta(seconds=self.config.checkpoint_retention_seconds)
         pruned = 0
         for thread_id in dict.fromkeys(finished_runs(self.recorder, since=self._pruned_until, until=cutoff)):
+            cfg = {"configurable": {"thread_id": thread_id}}
+            if len(list(self.saver.list(cfg, limit=2))) < 2:
+                continue   # already one checkpoint (pruned before), or none
             values, interrupted, unfinished = self._thread(thread_id)
             if not values or interrupted or unfinished or values.get("compacted"):
                 continue
             keep = {k: v for k, v in values.items() if k not in ("messages", "proposed")}
             self.saver.delete_thread(thread_id)
-            self.graph.update_state({"configurable": {"thread_id": thread_id}}, {**keep, "compacted": True},
-                                    as_node="finish")
+            self.graph.update_state(cfg, {**keep, "compacted": True}, as_node="finish")
             pruned += 1
         self._pruned_until = cutoff
         return pruned
@@ -228,6 +230,9 @@ class Agent:
             thread_id = base if epoch == 1 else f"{base}#{epoch}"
             values, interrupted, unfinished = self._thread(thread_id)
             if not values:
+                if has_key(self.recorder, f"{thread_id}:run:started"):
+                    epoch += 1   # its checkpoints are gone but the audit log says it ran: never reuse its id
+                    continue
                 break
             if interrupted:  # waiting for a person: never start over; carry on once the request is settled
                 settled = self._settled_approval(values.get("pending_approval"))

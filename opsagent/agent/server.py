@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -39,6 +40,32 @@ class ServerInfo:
     models: tuple[str, ...]
 
 
+def shown_url(url: str | None) -> str:
+    """`url` without a user name or password in it, for messages and logs."""
+    if not url:
+        return "(no URL)"
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, "***@" + netloc, parts.path, parts.query, parts.fragment))
+
+
+def redact(text: str, config: AgentConfig) -> str:
+    """`text` with the API key and the URL's credentials taken out (server error text may echo them)."""
+    secrets = [config.api_key.get_secret_value()] if config.api_key is not None else []
+    url = config.server_url or ""
+    parts = urlsplit(url)
+    secrets += [p for p in (parts.password, parts.username) if p]
+    if url and url != shown_url(url):
+        text = text.replace(url, shown_url(url))
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
 def _headers(config: AgentConfig) -> dict[str, str]:
     if config.provider == "openai" and config.api_key is not None:
         return {"Authorization": f"Bearer {config.api_key.get_secret_value()}"}
@@ -49,16 +76,18 @@ def _request(config: AgentConfig, method: str, path: str, *, timeout: float, bod
     url = (config.server_url or "").rstrip("/")
     if not url:
         raise ServerError(f"no URL for model {config.model!r}: set --base-url or OPSAGENT_BASE_URL")
+    shown = shown_url(url)
     try:
         response = httpx.request(method, url + path, json=body, headers=_headers(config), timeout=timeout)
     except (httpx.HTTPError, OSError) as exc:
-        raise ServerError(f"{url} did not answer {method} {path}: {type(exc).__name__}: {exc}") from exc
+        raise ServerError(redact(f"{shown} does not answer {method} {path}: {type(exc).__name__}: {exc}", config)) from None
     if response.status_code >= 400:
-        raise ServerError(f"{url} answered {method} {path} with HTTP {response.status_code}: {_error_text(response)}")
+        raise ServerError(redact(f"{shown} answered {method} {path} with HTTP {response.status_code}: "
+                                 f"{_error_text(response)}", config))
     try:
         return response.json()
-    except ValueError as exc:
-        raise ServerError(f"{url} answered {method} {path} with something that is not JSON") from exc
+    except ValueError:
+        raise ServerError(f"{shown} answered {method} {path} with something that is not JSON") from None
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -80,7 +109,7 @@ def list_models(config: AgentConfig, *, timeout: float) -> ServerInfo:
     else:
         body = _request(config, "GET", "/api/tags", timeout=timeout)
         names = [str(m.get("name", "")) for m in (body.get("models") or []) if isinstance(m, dict)]
-    return ServerInfo(url=str(config.server_url), models=tuple(n for n in names if n))
+    return ServerInfo(url=shown_url(config.server_url), models=tuple(n for n in names if n))
 
 
 def has_model(info: ServerInfo, config: AgentConfig) -> bool:
@@ -119,10 +148,12 @@ def tool_support(config: AgentConfig, *, timeout: float) -> tuple[ToolSupport, s
                  "--enable-auto-tool-choice and a --tool-call-parser, llama.cpp's server with --jinja)"
 
 
-def reachable(config: AgentConfig, *, timeout: float = 1.0) -> bool:
-    """True when the server lists its models within `timeout` seconds."""
+def server_problem(config: AgentConfig, *, timeout: float = 1.0) -> str | None:
+    """Why the model cannot be asked (the server does not answer, refuses the key, lacks the model), or None."""
     try:
-        list_models(config, timeout=timeout)
-    except ServerError:
-        return False
-    return True
+        info = list_models(config, timeout=timeout)
+    except ServerError as exc:
+        return str(exc)
+    if not has_model(info, config):
+        return f"{info.url} answers but does not list the model {config.model_name!r}"
+    return None

@@ -80,12 +80,11 @@ class Daemon:
         model = options.model
         if model:
             from opsagent.agent import AgentConfig
-            from opsagent.agent.server import reachable
+            from opsagent.agent.server import server_problem
 
-            config = AgentConfig.from_env(model=model, base_url=options.base_url)
-            if not reachable(config):
-                log.warning("the model server at %s does not answer; runs will fall back to the offline planner",
-                            config.server_url)
+            problem = server_problem(AgentConfig.from_env(model=model, base_url=options.base_url))
+            if problem is not None:
+                log.warning("%s; runs will fall back to the offline planner", problem)
         self._notes_logged: set[str] = set()
         self.observe = self._watch_notes(make_observe(self.runtime, db=self.db))
         self.detect = make_detect(self.runtime)

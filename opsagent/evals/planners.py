@@ -218,10 +218,11 @@ def make_planner(name: str, *, script: Any = ()) -> tuple[Any, str | None]:
         return AlwaysActPlanner(), None
     if name.startswith(("ollama:", "openai:")) and len(name.split(":", 1)[1]) > 0:
         from opsagent.agent import AgentConfig
-        from opsagent.agent.server import reachable
+        from opsagent.agent.server import server_problem
 
         config = AgentConfig.from_env(model=name)   # openai: reads OPSAGENT_BASE_URL and OPENAI_API_KEY
-        if not reachable(config, timeout=1.0):
-            raise PlannerUnavailable(f"no model server answers at {config.server_url}")
+        problem = server_problem(config, timeout=1.0)
+        if problem is not None:
+            raise PlannerUnavailable(problem)
         return "llm", config.model
     raise ValueError(f"unknown planner {name!r}: use offline, scripted, hostile, always-act, ollama:MODEL or openai:MODEL")

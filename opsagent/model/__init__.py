@@ -18,7 +18,7 @@ from opsagent.model.actions import (
     args_size,
     bounded_json,
     canonical_json,
-    stood_in_size,
+    is_stand_in,
 )
 from opsagent.model.audit import AuditEntry, EntryKind, Outcome
 from opsagent.model.cluster import (
@@ -45,5 +45,5 @@ __all__ = [
     "Finding", "FindingKind", "Frozen", "GpuDevice", "GpuRequirement", "Job", "JobState", "Node",
     "Pod", "PodPhase", "ResultStatus", "Revision", "Risk", "RolloutState", "RolloutStatus",
     "RuleRef", "Snapshot", "ToolCall", "ToolResult", "Workload", "WorkloadRef", "canonical_json",
-    "MAX_ARGS_BYTES", "args_size", "bounded_json", "stood_in_size",
+    "MAX_ARGS_BYTES", "args_size", "bounded_json", "is_stand_in",
 ]

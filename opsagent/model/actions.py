@@ -56,12 +56,12 @@ def args_size(args: Any) -> int | None:
 STAND_IN_KEYS = frozenset({"_omitted", "_bytes", "_sha256", "_prefix", "_reason"})
 
 
-def stood_in_size(args: Any) -> int | None:
-    """The size `bounded_json` recorded when `args` is its stand-in for arguments over the limit, else None."""
-    if isinstance(args, dict) and args.get("_omitted") is True and set(args) <= STAND_IN_KEYS \
-            and isinstance(args.get("_bytes"), int) and not isinstance(args.get("_bytes"), bool):
-        return int(args["_bytes"])
-    return None
+def is_stand_in(args: Any) -> bool:
+    """True when `args` has the shape of `bounded_json`'s stand-in (made by it, or forged to look so)."""
+    if not (isinstance(args, dict) and args.get("_omitted") is True and set(args) <= STAND_IN_KEYS):
+        return False
+    size = args.get("_bytes")
+    return size is None or (isinstance(size, int) and not isinstance(size, bool))
 
 
 def bounded_json(args: dict[str, Any], *, limit: int = MAX_ARGS_BYTES) -> dict[str, Any]:

@@ -72,9 +72,12 @@ def usage_of(message: AIMessage) -> tuple[int, int]:
     """(prompt tokens, completion tokens) from usage_metadata, or Ollama's counts."""
     usage = message.usage_metadata or {}
     if usage:
-        return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
-    meta = message.response_metadata or {}
-    return int(meta.get("prompt_eval_count") or 0), int(meta.get("eval_count") or 0)
+        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+    else:
+        meta = message.response_metadata or {}
+        prompt, completion = meta.get("prompt_eval_count"), meta.get("eval_count")
+    # a server's count is never below zero: a negative one must not give budgets or spend caps room back
+    return max(0, int(prompt or 0)), max(0, int(completion or 0))
 
 
 class LlmPlanner:
