@@ -289,3 +289,22 @@ def test_a_negative_token_count_from_the_server_counts_as_zero(world):
         [finding] = [f for f in idle_findings(world.cluster.snapshot()) if f.subject == "ml/llm"]
         report = agent.handle_finding(finding)
     assert (report.llm_calls, report.prompt_tokens, report.completion_tokens) == (1, 0, 0)
+
+
+def test_opsagent_ask_answers_free_text_through_an_openai_compatible_server(tmp_path):
+    from opsagent.chat.fixtures import write_example_policy
+    from opsagent.cli import app
+
+    write_example_policy(tmp_path / "pol")
+    args = ["ask", "which workloads hold GPUs right now?", "--as", "carol", "-o", "json", "--policies", str(tmp_path / "pol"),
+            "--db", str(tmp_path / "a.db"), "--playbooks", str(tmp_path / "none"),
+            "--model", f"openai:{MODEL}"]
+    with FakeOpenAI([Reply.call("list_workloads", only_gpu=True), Reply.text("inference/llm and render/render-ui.")],
+                    api_key=KEY, models=(MODEL,)) as server:
+        result = CliRunner().invoke(app, [*args, "--base-url", server.url],
+                                    env={"OPSAGENT_CLUSTER": "sim:demo", "OPENAI_API_KEY": KEY})
+        requests = server.chat_requests
+    assert result.exit_code == 0, result.output
+    assert "inference/llm and render/render-ui." in result.stdout and KEY not in result.output
+    assert len(requests) == 2 and requests[0]["model"] == MODEL
+    assert any(m["role"] == "tool" for m in requests[1]["messages"])
