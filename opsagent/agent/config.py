@@ -132,7 +132,8 @@ class AgentConfig(BaseModel):
             field = str(err["loc"][0]) if err["loc"] else "model"
             source = names.get(field, field)
             shown = "(hidden)" if field == "api_key" else repr(values.get(field))
-            raise ValueError(f"{source}: {err['msg']} (got {shown})") from exc
+            message = str(err["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"{source}: {message} (got {shown})") from exc
 
 
 def normalize_host(host: str) -> str:

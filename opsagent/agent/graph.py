@@ -36,8 +36,8 @@ from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
-from opsagent.agent.spend import spend_of
 from opsagent.agent.playbook_view import is_resolved
+from opsagent.agent.spend import spend_of
 from opsagent.agent.state import AgentState
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
