@@ -237,3 +237,17 @@ def test_a_forged_stand_in_for_arguments_that_were_not_json_is_refused(world):
     result = world.gate.submit(ToolCall(tool="scale_workload", args={"_omitted": True, "_bytes": None, "_reason": "x"},
                                         actor="daemon"))
     assert result.status == "invalid" and "cannot be encoded as JSON" in result.message
+
+
+def test_huge_arguments_that_are_not_json_stay_out_of_the_audit_log_too(world):
+    with FakeOpenAI(default=Reply(tool_calls=[("sleep_workload", {"namespace": "ml", "name": "llm", "why": BLOB})],
+                                  mode="bad_json_args"), models=(MODEL,)) as server:
+        agent = world.agent("llm", config=AgentConfig(model=f"openai:{MODEL}", base_url=server.url))
+        [finding] = [f for f in idle_findings(world.cluster.snapshot()) if f.subject == "ml/llm"]
+        report = agent.handle_finding(finding)
+        third = json.dumps(server.chat_requests[-1])
+    assert report.fell_back and len(third) < 40_000
+    conn = sqlite3.connect(world.tmp / "ops.db")
+    longest = conn.execute("SELECT max(length(coalesce(summary, ''))), max(length(coalesce(data, ''))), "
+                           "max(length(coalesce(args, ''))) FROM audit").fetchone()
+    assert max(longest) < 2_000, longest
