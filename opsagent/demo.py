@@ -25,7 +25,6 @@ from rich.console import Console
 from opsagent import shipped
 from opsagent.daemon.loop import CycleReport
 from opsagent.daemon.runner import Daemon, DaemonOptions
-from opsagent.daemon.wiring import ollama_available
 
 REPO = shipped.root()
 ONCALL = "carol"
@@ -115,6 +114,7 @@ def _play_people(daemon: Daemon, *, delay: timedelta, console: Console) -> int:
 
 
 def run_demo(*, hours: float = 24.0, step_minutes: float = 5.0, db: Path | None = None, model: str | None = None,
+             base_url: str | None = None,
              seed: int | None = None, console: Console | None = None, oncall_delay_minutes: float = 10.0,
              policies: Path | None = None, playbooks: Path | None = None, offline: bool = False) -> DemoSummary:
     """Run the demo day and its no-agent baseline; returns the summary (printing as it goes)."""
@@ -123,21 +123,24 @@ def run_demo(*, hours: float = 24.0, step_minutes: float = 5.0, db: Path | None 
     db = Path(db) if db is not None else default_db()
     if not offline:
         from opsagent.agent import AgentConfig
+        from opsagent.agent.server import server_problem, shown_url
 
-        config = AgentConfig.from_env(model=model) if model else AgentConfig.from_env()
-        if ollama_available(config.ollama_host, timeout=0.5):
+        config = AgentConfig.from_env(model=model, base_url=base_url)
+        problem = server_problem(config, timeout=0.5)
+        if problem is None:
             model = config.model
-            console.print(f"Planner: [bold]{model}[/] on Ollama at {config.ollama_host} (offline playbooks if it fails).")
+            console.print(f"Planner: [bold]{model}[/] at {shown_url(config.server_url)} (offline playbooks if it fails).",
+                          highlight=False, markup=False)
         else:
-            console.print(f"[yellow]Ollama does not answer at {config.ollama_host}:[/] running the offline planner "
-                          "(playbook steps, no language model).")
+            console.print(f"The model cannot be used ({problem}): running the offline planner "
+                          "(playbook steps, no language model).", highlight=False, markup=False)
             model = None
     else:
         model = None
         console.print("Planner: [bold]offline[/] (playbook steps, no language model).")
     options = DaemonOptions(cluster="sim:demo", policies=policies or REPO / "policies",
                             playbooks=playbooks or REPO / "playbooks", db=db, model=model,
-                            interval=step_minutes * 60, cycles=int(hours * 60 / step_minutes), sim_speed=0, seed=seed)
+                            base_url=base_url, interval=step_minutes * 60, cycles=int(hours * 60 / step_minutes), sim_speed=0, seed=seed)
     printer = _Printer(console)
     delay = timedelta(minutes=oncall_delay_minutes)
     state: dict[str, Any] = {"llm": 0, "tokens": 0, "jobs": set()}

@@ -39,7 +39,8 @@ from opsagent.gate_support import (
     target_key,
 )
 from opsagent.gate_recovery import before_of, observed_effect
-from opsagent.model import Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, canonical_json
+from opsagent.model import (Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
+                            bounded_json, is_stand_in)
 from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
 
 __all__ = ["ApprovalSink", "Gate", "GatePolicy", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
@@ -439,13 +440,16 @@ class Gate:
         return wake.warm_replicas if wake is not None else 1
 
     def _args_size(self, call: ToolCall) -> int | None:
-        try:
-            return len(canonical_json(call.args).encode())
-        except (ValueError, TypeError, RecursionError):
-            return None
+        """Bytes of the arguments as JSON; for the stand-in the agent keeps of oversized ones, the size it recorded
+        (so they are refused as too large, whatever the stand-in says, and never parsed as a tool's input)."""
+        if is_stand_in(call.args):
+            recorded = call.args.get("_bytes")
+            if recorded is None:
+                return None                  # it stood in for arguments that were not JSON
+            if recorded > self.max_args_bytes:
+                return int(recorded)         # too large, as recorded; a smaller claim is parsed like any arguments
+        return args_size(call.args)
 
     def _loggable_args(self, call: ToolCall) -> dict[str, Any]:
-        size = self._args_size(call)
-        if size is None or size > self.max_args_bytes:
-            return {"_omitted": True, "_bytes": size}
-        return dict(call.args)
+        """The arguments as the audit log keeps them: oversized ones as size, digest and a short prefix."""
+        return dict(bounded_json(dict(call.args), limit=self.max_args_bytes))

@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable
 from pydantic import ValidationError
 
 from opsagent.cluster.port import Forbidden, WriteResult
-from opsagent.model import AuditEntry, Decision, RuleRef, Snapshot
+from opsagent.model import MAX_ARGS_BYTES, AuditEntry, Decision, RuleRef, Snapshot
 
-MAX_ARGS_BYTES = 16 * 1024
+# MAX_ARGS_BYTES (from opsagent.model) is imported from here by the gate: it refuses arguments over it.
 BUILTIN = "<builtin>"
 
 
@@ -128,6 +128,18 @@ class MemoryRecorder:
                 continue
             total += 1
         return total
+
+    def model_spend(self, *, since: datetime, actor: str | None = None) -> tuple[int, int]:
+        """(model calls, tokens) since `since`, as the audit store counts them (its model-call rows)."""
+        from fnmatch import fnmatchcase
+
+        calls = tokens = 0
+        for e in self.entries:
+            if e.kind == "run" and e.time >= since and fnmatchcase(e.idempotency_key or "", "*:run:llm[0-9]*") \
+                    and (actor is None or e.actor == actor):
+                calls += 1
+                tokens += (e.prompt_tokens or 0) + (e.completion_tokens or 0)
+        return calls, tokens
 
     def find_by_key(self, key: str) -> Any:
         """The stored entry with this idempotency key (with its `id`), or None."""

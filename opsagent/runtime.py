@@ -202,7 +202,7 @@ def make_detect(runtime: Runtime) -> Callable[[Snapshot], list[Finding]]:
 
 
 def build_agent(runtime: Runtime, *, db: Path, playbooks: Path | None, model: str | None,
-                observe: Callable[[], Snapshot] | None = None,
+                base_url: str | None = None, observe: Callable[[], Snapshot] | None = None,
                 detect_fn: Callable[[Snapshot], list[Finding]] | None = None,
                 config: "AgentConfig | None" = None, planner: Any = None) -> "Agent":
     """The agent every entry point runs: LLM planner when `model` is set (offline fallback built in), else offline.
@@ -218,7 +218,7 @@ def build_agent(runtime: Runtime, *, db: Path, playbooks: Path | None, model: st
 
         loaded = load_playbooks(Path(playbooks))
     if config is None:
-        config = AgentConfig.from_env(model=model) if model else AgentConfig.from_env()
+        config = AgentConfig.from_env(model=model, base_url=base_url)
     settle = None
     if runtime.sim is not None:
         sim, seconds = runtime.sim, config.verify_interval_seconds

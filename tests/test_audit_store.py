@@ -175,8 +175,13 @@ def test_stats_sum_actions_denials_gpu_hours_and_tokens(store):
     store.record(entry(1))
     store.record(entry(2, outcome="error", data=None))
     store.record(entry(3, kind="decision", decision="deny", outcome="denied", rule_name="no-prod-deletes"))
-    store.record(entry(4, kind="run", model="llama3.1", prompt_tokens=100, completion_tokens=20, tool=None, args=None))
-    store.record(entry(5, kind="run", model="llama3.1", prompt_tokens=50, completion_tokens=5, tool=None, args=None))
+    store.record(entry(4, kind="run", model="llama3.1", prompt_tokens=100, completion_tokens=20, tool=None, args=None,
+                       idempotency_key="finding:x:run:llm1"))
+    store.record(entry(5, kind="run", model="llama3.1", prompt_tokens=50, completion_tokens=5, tool=None, args=None,
+                       idempotency_key="finding:x:run:llm2"))
+    # the run's finished row repeats its totals: not a model call, not counted again
+    store.record(entry(5, kind="run", model="llama3.1", prompt_tokens=150, completion_tokens=25, tool=None, args=None,
+                       idempotency_key="finding:x:run:finished"))
     store.record(entry(6, kind="approval", outcome="pending", approval_id=1))
     store.record(entry(7, kind="approval", outcome="pending", approval_id=2))
     store.record(entry(8, kind="approval", outcome="approved", approval_id=1))

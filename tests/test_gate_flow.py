@@ -9,6 +9,8 @@ result for every call, and its hash chain verifies.
 
 from __future__ import annotations
 
+import hashlib
+
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 from opsagent.audit import AuditStore
 from opsagent.approvals import ApprovalQueue
 from opsagent.gate import Gate
-from opsagent.model import ToolCall, WorkloadRef
+from opsagent.model import ToolCall, WorkloadRef, canonical_json
 from opsagent.policy import load_policy
 from tools.testing import RecordingCluster
 
@@ -123,7 +125,11 @@ def test_oversized_arguments_are_refused_unparsed(world):
     result = world.gate.submit(call("scale_workload", "carol", namespace="inference", name="llm", replicas=1, pad="x" * 20_000))
     assert result.status == "invalid" and "16384 bytes" in result.message
     proposal = world.store.list(limit=10)[0]
-    assert proposal.args == {"_omitted": True, "_bytes": proposal.args["_bytes"]} and proposal.args["_bytes"] > 20_000
+    args = {"namespace": "inference", "name": "llm", "replicas": 1, "pad": "x" * 20_000}
+    text = canonical_json(args)
+    assert proposal.args == {"_omitted": True, "_bytes": len(text), "_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                             "_prefix": text[:200]}
+    assert (proposal.namespace, proposal.workload) == (None, None)  # the stand-in names no target
 
 
 def test_an_approved_call_runs_once_and_only_as_approved(world):

@@ -25,10 +25,25 @@ import httpx
 
 def is_unreachable(exc: BaseException) -> bool:
     """True when `exc` means the model server could not be reached at all (nothing was asked of the model)."""
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, socket.gaierror)):
-        return True
-    # the ollama client turns httpx.ConnectError into the builtin ConnectionError; ConnectionRefusedError is one too
-    return isinstance(exc, ConnectionError)
+    for cause in causes(exc):  # the openai client wraps its transport's ConnectError in its own error
+        if isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, socket.gaierror)):
+            return True
+        if type(cause).__name__ in ("ConnectError", "ConnectTimeout"):  # the same errors of httpx's fork (httpx2)
+            return True
+        # the ollama client turns httpx.ConnectError into the builtin ConnectionError; ConnectionRefusedError is one too
+        if isinstance(cause, ConnectionError):
+            return True
+    return False
+
+
+def causes(exc: BaseException, *, limit: int = 8) -> list[BaseException]:
+    """`exc` and what it was raised from or while handling, outermost first (at most `limit`)."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(out) < limit and all(current is not e for e in out):
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The agent's LangGraph: plan → act → (await_approval) → verify → finish.
 
-- plan: checks the budgets first (steps, tokens, seconds spent in nodes), then asks the
+- plan: checks the budgets first (steps, tokens, seconds spent in nodes; the actor's daily
+  spend cap from the policy before any model call), then asks the
   current planner for the next calls; LLM failures are counted and, after
   `max_failures` in a row, the run switches to the offline planner and the
   audit log says so. A model server that cannot be reached at all opens the
@@ -36,10 +37,11 @@ from opsagent.agent.config import AgentConfig
 from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
 from opsagent.agent.playbook_view import is_resolved
+from opsagent.agent.spend import spend_of
 from opsagent.agent.state import AgentState
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
-from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult
+from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult, bounded_json
 
 MAX_TOOL_TEXT = 2000
 
@@ -81,6 +83,14 @@ class Deps:
         summary = getattr(self.policy, "summary", None)
         return str(summary()) if callable(summary) else ""
 
+    def spend_problem(self, actor: str) -> str | None:
+        """Why `actor` may not ask the model again today (its daily spend cap), or None."""
+        caps = getattr(self.policy, "spend_caps", None)
+        if caps is None:
+            return None   # no caps: no query
+        spend = spend_of(self.recorder, caps, actor=actor, now=self.clock.now())
+        return spend.problem() if spend is not None else None
+
     def playbook_for(self, finding: Finding | None, snapshot: Snapshot) -> Any | None:
         if finding is None or self.playbooks is None:
             return None
@@ -118,7 +128,7 @@ def tool_text(result: ToolResult) -> str:
 
 
 def result_row(step: int, tool: str, args: dict[str, Any], result: ToolResult, *, key: str, reused: bool) -> dict[str, Any]:
-    return {"step": step, "tool": tool, "args": args, "status": result.status, "message": result.message[:500],
+    return {"step": step, "tool": tool, "args": bounded_json(args), "status": result.status, "message": result.message[:500],
             "approval_id": result.approval_id, "audit_id": result.audit_id, "key": key, "reused": reused}
 
 
@@ -165,6 +175,16 @@ def build_graph(deps: Deps) -> StateGraph:
             deps.record_run(state, f"llm skipped: {skip}; planning with the offline planner", outcome="error",
                             key="llm-skipped", data={"from": planner.name, "to": "offline", "reason": skip})
             return Command(goto="plan", update={"planner": "offline", "fell_back": True, "failures": 0})
+        over = deps.spend_problem(state["actor"]) if planner.name != "offline" else None
+        if over is not None:
+            if state.get("finding") and "offline" in deps.planners:
+                deps.record_run(state, f"llm not asked: {over}; planning with the offline planner", outcome="denied",
+                                key="spend-cap", data={"from": planner.name, "to": "offline", "reason": over})
+                return Command(goto="plan", update={"planner": "offline", "failures": 0})
+            deps.record_run(state, f"llm not asked: {over}", outcome="denied", key="spend-cap",
+                            data={"from": planner.name, "reason": over})
+            return Command(goto="finish", update={"report": f"Not answered: {over}. Older calls stop counting 24 hours "
+                                                            "after they were made; chat commands still work meanwhile."})
         snapshot = deps.observe()
         finding = _finding(state)
         result = planner.plan(PlanInput(
@@ -215,7 +235,9 @@ def build_graph(deps: Deps) -> StateGraph:
         step = state.get("steps", 0) + 1
         reply = any(isinstance(m, AIMessage) for m in result.new_messages)
         update["steps"] = step
-        update["proposed"] = [{"tool": c.tool, "args": c.args, "llm_id": c.id if reply else None, "id": call_id(step, i),
+        # arguments over the gate's limit are kept as their stand-in (size, digest, prefix): the gate refuses them
+        # as too large all the same, and the checkpoints never hold them whole
+        update["proposed"] = [{"tool": c.tool, "args": bounded_json(c.args), "llm_id": c.id if reply else None, "id": call_id(step, i),
                                "planner": planner.name}
                               for i, c in enumerate(result.calls)]
         return Command(goto="act", update=update)

@@ -69,6 +69,19 @@ def recorded_result(recorder: Any, key: str, *, tool: str) -> ToolResult | None:
                       approval_id=approval_id, audit_id=audit_id)
 
 
+FINISHED = ":run:finished"   # the idempotency-key suffix of the `run` entry a run's finish node writes
+
+
+def finished_runs(recorder: Any, *, since: datetime | None, until: datetime) -> list[str]:
+    """Run ids whose finish was recorded in [since, until] (all before `until` when since is None), oldest first."""
+    query = getattr(recorder, "finished_runs", None)
+    if callable(query):
+        return list(query(since=since, until=until))
+    return [e.run_id for e in getattr(recorder, "entries", ())
+            if e.kind == "run" and e.run_id and (e.idempotency_key or "").endswith(FINISHED)
+            and (since is None or e.time >= since) and e.time <= until]
+
+
 def interrupted_runs(recorder: Any, *, since: datetime) -> list[str]:
     """Run ids with a claim recorded at or after `since` and no result under the claim's key, oldest first."""
     listing = getattr(recorder, "list", None)

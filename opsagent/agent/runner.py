@@ -6,7 +6,9 @@ It guards the LangGraph pitfalls: a thread waiting for approval is never
 restarted by new input, a finished thread is never silently "resumed" (a new
 epoch thread starts instead), and resuming an unknown thread is an error.
 After a restart, `recover()` carries on the finding runs that a stopped
-process left in the middle of a call.
+process left in the middle of a call. `prune()` bounds the checkpoints:
+a run finished longer ago than the retention keeps one small checkpoint of
+its outcome (what the retry rules and the next epoch need), not its history.
 It does not decide policy and never touches the cluster: the gate does.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -25,9 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
-from opsagent.agent.ledger import RECOVERY_WINDOW, interrupted_runs
+from opsagent.agent.ledger import RECOVERY_WINDOW, finished_runs, has_key, interrupted_runs
 from opsagent.agent.planners import Planner
 from opsagent.agent.planners.offline import OfflinePlanner
+from opsagent.agent.spend import Spend, spend_of
 from opsagent.agent.state import AgentState, initial_state
 from opsagent.clock import Clock
 from opsagent.model import Approval, Finding, Snapshot
@@ -80,11 +83,11 @@ def report_from(state: dict[str, Any], *, run_id: str) -> RunReport:
 
 
 def make_llm_planner(config: AgentConfig, tools: dict[str, Any]) -> Planner:
-    """The LLM planner over ChatOllama. Builds the client lazily: no request until the first plan."""
-    from opsagent.agent.models import classify_error, make_chat_model
+    """The LLM planner over the configured model server. Builds the client lazily: no request until the first plan."""
+    from opsagent.agent.models import classifier_for, make_chat_model
     from opsagent.agent.planners.llm import LlmPlanner
 
-    return LlmPlanner(make_chat_model(config), tools=tools, model_name=config.model, classify=classify_error)
+    return LlmPlanner(make_chat_model(config), tools=tools, model_name=config.model, classify=classifier_for(config))
 
 
 class Agent:
@@ -128,6 +131,7 @@ class Agent:
         self.saver.setup()
         self.graph = build_graph(self.deps).compile(checkpointer=self.saver)
         self._recovered = False
+        self._pruned_until: datetime | None = None
 
     def close(self) -> None:
         self._conn.close()
@@ -145,7 +149,42 @@ class Agent:
         recovered = self.recover()
         snapshot = self.deps.observe()
         reports = [self.handle_finding(f, snapshot) for f in self.deps.detect_fn(snapshot)]
-        return recovered + reports + self.sweep(skip={r.run_id for r in reports})
+        swept = self.sweep(skip={r.run_id for r in reports})
+        self.prune()
+        return recovered + reports + swept
+
+    def spend(self, actor: str = "daemon") -> "Spend | None":
+        """`actor`'s model use over the last 24 hours and its daily cap from the policy (for /metrics and status)."""
+        return spend_of(self.recorder, getattr(self.deps.policy, "spend_caps", None), actor=actor, now=self.clock.now())
+
+    def prune(self) -> int:
+        """Shrink the checkpoints of runs finished more than `checkpoint_retention_seconds` ago; returns how many.
+
+        Through the checkpointer's own API: `delete_thread` drops every
+        checkpoint and pending write of the run, then one checkpoint is written
+        back holding the run's outcome without its conversation (no messages,
+        no proposals), marked `compacted`. So the next epoch of a finding, the
+        playbook's retry count and backoff, and `state()` still see how the run
+        ended, and a reused thread id can never make an old result look like a
+        new one. The audit log keeps the whole story. Runs found finished in
+        the audit log since the last call are looked at; the first call looks
+        at all of them.
+        """
+        cutoff = self.clock.now() - timedelta(seconds=self.config.checkpoint_retention_seconds)
+        pruned = 0
+        for thread_id in dict.fromkeys(finished_runs(self.recorder, since=self._pruned_until, until=cutoff)):
+            cfg = {"configurable": {"thread_id": thread_id}}
+            if len(list(self.saver.list(cfg, limit=2))) < 2:
+                continue   # already one checkpoint (pruned before), or none
+            values, interrupted, unfinished = self._thread(thread_id)
+            if not values or interrupted or unfinished or values.get("compacted"):
+                continue
+            keep = {k: v for k, v in values.items() if k not in ("messages", "proposed")}
+            self.saver.delete_thread(thread_id)
+            self.graph.update_state(cfg, {**keep, "compacted": True}, as_node="finish")
+            pruned += 1
+        self._pruned_until = cutoff
+        return pruned
 
     def recover(self) -> list[RunReport]:
         """Carry on the finding runs that a stopped process left in the middle of a call. Works once per Agent.
@@ -191,6 +230,9 @@ class Agent:
             thread_id = base if epoch == 1 else f"{base}#{epoch}"
             values, interrupted, unfinished = self._thread(thread_id)
             if not values:
+                if has_key(self.recorder, f"{thread_id}:run:started"):
+                    epoch += 1   # its checkpoints are gone but the audit log says it ran: never reuse its id
+                    continue
                 break
             if interrupted:  # waiting for a person: never start over; carry on once the request is settled
                 settled = self._settled_approval(values.get("pending_approval"))

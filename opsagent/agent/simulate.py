@@ -36,7 +36,7 @@ def run_on_simulator(*, scenario: Any, policies: Path, playbooks: Path, db: Path
     runtime = open_runtime(cluster_obj=sim, clock=sim.clock, policies=policies, db=db)
     store, queue, policy = runtime.audit, runtime.approvals, runtime.policy
     try:
-        agent = build_agent(runtime, db=db, playbooks=playbooks, model=config.model if planner == "llm" else None,
+        agent = build_agent(runtime, db=db, playbooks=playbooks, model=config.model if planner == "llm" else None, base_url=config.base_url,
                             config=config, planner=planner)
         result, seen = SimulationResult(), set()
         with agent:

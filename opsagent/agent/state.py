@@ -47,6 +47,7 @@ class AgentState(TypedDict, total=False):
     playbook: str | None              # the playbook chosen when a finding's run started
     status: RunStatus
     report: str
+    compacted: bool                   # the run's checkpoints were pruned; this one keeps its outcome (see Agent.prune)
 
 
 def initial_state(*, run_id: str, kind: RunKind, finding: dict[str, Any] | None, message: str | None,

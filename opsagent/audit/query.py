@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from opsagent.audit.freed import RETURN_TOOLS, gpu_hours_freed
 from opsagent.audit.records import AuditRecord, iso
-from opsagent.audit.schema import AUDIT_TABLE, CONTENT_COLUMNS, FTS_COLUMNS, FTS_STATE_TABLE, FTS_TABLE
+from opsagent.audit.schema import AUDIT_TABLE, CONTENT_COLUMNS, FTS_COLUMNS, FTS_STATE_TABLE, FTS_TABLE, MODEL_CALL_WHERE
 from opsagent.model import Effect, EntryKind, Outcome
 
 _ALL_COLUMNS = ("id", *CONTENT_COLUMNS, "prev_hash", "hash")
@@ -210,11 +210,26 @@ def stats(conn: sqlite3.Connection, *, since: datetime | None = None, now: datet
                        f"WHERE kind = 'result' AND outcome = 'ok' AND dry_run = 0 AND data IS NOT NULL "
                        f"AND coalesce(json_extract(data, '$.dry_run'), 0) = 0 "
                        f"AND json_extract(data, '$.gpus_freed') > 0 AND {cond}"),
-        llm_calls=one(f"SELECT count(*) FROM {t} WHERE kind = 'run' AND model IS NOT NULL "
-                      f"AND (prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL) AND {cond}"),
-        prompt_tokens=one(f"SELECT coalesce(sum(prompt_tokens), 0) FROM {t} WHERE kind = 'run' AND {cond}"),
-        completion_tokens=one(f"SELECT coalesce(sum(completion_tokens), 0) FROM {t} WHERE kind = 'run' AND {cond}"),
+        # model calls only: a run's `finished` row repeats its totals and must not count twice
+        llm_calls=one(f"SELECT count(*) FROM {t} WHERE {MODEL_CALL_WHERE} AND {cond}"),
+        prompt_tokens=one(f"SELECT coalesce(sum(prompt_tokens), 0) FROM {t} WHERE {MODEL_CALL_WHERE} AND {cond}"),
+        completion_tokens=one(f"SELECT coalesce(sum(completion_tokens), 0) FROM {t} WHERE {MODEL_CALL_WHERE} AND {cond}"),
     )
+
+
+def model_spend(conn: sqlite3.Connection, *, since: datetime, actor: str | None = None) -> tuple[int, int]:
+    """(model calls, prompt + completion tokens) recorded at or after `since`, by `actor` or by everyone.
+
+    Reads only the partial index of model-call rows (idx_audit_model_calls), so it stays cheap as the log grows.
+    """
+    sql = (f"SELECT count(*), coalesce(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)), 0) "
+           f"FROM [{AUDIT_TABLE}] WHERE {MODEL_CALL_WHERE} AND time >= ?")
+    params: list[Any] = [iso(since)]
+    if actor is not None:
+        sql += " AND actor = ?"
+        params.append(actor)
+    calls, tokens = conn.execute(sql, params).fetchone()
+    return int(calls), int(tokens)
 
 
 # --- export --------------------------------------------------------------------

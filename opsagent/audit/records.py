@@ -1,6 +1,9 @@
 """Conversions between `AuditEntry` (what callers record) and stored audit rows.
 
-`entry_to_row` makes the exact column values that are inserted and hashed;
+`entry_to_row` makes the exact column values that are inserted and hashed
+(tool arguments over `MAX_ARGS_BYTES`, which the gate refuses anyway, are
+kept as their size, SHA-256 and a short prefix, never whole, and so is a
+`data` object that large);
 `AuditRecord` is a stored row read back (with id and hashes). Pure: no database here.
 """
 
@@ -12,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from opsagent.model import AuditEntry, canonical_json
+from opsagent.model import AuditEntry, bounded_json, canonical_json
 
 UTC = timezone.utc
 
@@ -41,7 +44,8 @@ def target_of(args: dict[str, Any] | None) -> tuple[str | None, str | None]:
 
 
 def entry_to_row(entry: AuditEntry) -> dict[str, Any]:
-    namespace, workload = target_of(entry.args)
+    args = bounded_json(entry.args) if entry.args is not None else None
+    namespace, workload = target_of(args)
     return {
         "time": iso(entry.time),
         "kind": entry.kind,
@@ -51,7 +55,7 @@ def entry_to_row(entry: AuditEntry) -> dict[str, Any]:
         "finding_id": entry.finding_id,
         "message": entry.message,
         "tool": entry.tool,
-        "args": canonical_json(entry.args) if entry.args is not None else None,
+        "args": canonical_json(args) if args is not None else None,
         "namespace": namespace,
         "workload": workload,
         "risk": entry.risk,
@@ -68,7 +72,7 @@ def entry_to_row(entry: AuditEntry) -> dict[str, Any]:
         "prompt_tokens": entry.prompt_tokens,
         "completion_tokens": entry.completion_tokens,
         "idempotency_key": entry.idempotency_key,
-        "data": canonical_json(entry.data) if entry.data is not None else None,
+        "data": canonical_json(bounded_json(entry.data)) if entry.data is not None else None,
     }
 
 

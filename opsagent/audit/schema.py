@@ -15,7 +15,10 @@ AUDIT_TABLE = "audit"
 FTS_TABLE = "audit_fts"
 FTS_STATE_TABLE = "audit_fts_state"
 META_TABLE = "audit_meta"   # key/value facts about the database itself (e.g. which clock it runs on); not chained
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# A model call is the `run` row the agent writes per call, keyed `{run_id}:run:llm{n}` (see opsagent.agent.graph);
+# spend caps and stats count exactly these rows, through a partial index that holds nothing else.
+MODEL_CALL_WHERE = "kind = 'run' AND idempotency_key GLOB '*:run:llm[0-9]*'"
 
 # The content of one audit row, in hashing and insert order. `id`, `prev_hash` and
 # `hash` are added by the store; everything here is covered by the hash chain.
@@ -87,6 +90,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     for cols, unique in _INDEXES:
         name = "idx_audit_" + "_".join(cols)
         db[AUDIT_TABLE].create_index(list(cols), index_name=name, unique=unique, if_not_exists=True)
+    db.execute(f"CREATE INDEX IF NOT EXISTS idx_audit_model_calls ON [{AUDIT_TABLE}] (actor, time) WHERE {MODEL_CALL_WHERE}")
     for sql in _TRIGGERS.values():
         db.execute(sql)
     # External-content FTS5 table with no triggers (the form sqlite-utils' enable_fts

@@ -143,6 +143,21 @@ class AuditStore:
         with self._lock:
             return int(self.db.conn.execute(sql, params).fetchone()[0])
 
+    def finished_runs(self, *, since: datetime | None, until: datetime) -> list[str]:
+        """Run ids whose `finished` run row was recorded in [since, until], oldest first (only the ids are read)."""
+        sql = f"SELECT run_id FROM [{AUDIT_TABLE}] WHERE kind = 'run' AND idempotency_key GLOB '*:run:finished' AND time <= ?"
+        params: list[Any] = [iso(until)]
+        if since is not None:
+            sql += " AND time >= ?"
+            params.append(iso(since))
+        with self._lock:
+            return [r[0] for r in self.db.conn.execute(sql + " ORDER BY id", params) if r[0]]
+
+    def model_spend(self, *, since: datetime, actor: str | None = None) -> tuple[int, int]:
+        """(model calls, tokens) recorded since `since`, by `actor` (everyone when None): what spend caps count."""
+        with self._lock:
+            return query.model_spend(self.db.conn, since=since, actor=actor)
+
     # --- the database's clock ----------------------------------------------------
 
     def clock_kind(self) -> ClockKind | None:

@@ -365,7 +365,7 @@ class ChatService:
             body.append(nu.hint)
         body += ["Commands that work:", *(f"  {f}" for f in nu.forms)]
         if not self.understands_free_text:
-            body.append("(free-form questions need an LLM: pass --model and point OLLAMA_HOST at Ollama)")
+            body.append("(free-form questions need a model: pass --model, an Ollama model or openai:NAME with --base-url)")
         return self._reply(reply, body=body)
 
     @property

@@ -44,6 +44,7 @@ class ChatRuntime:
 
 
 def build_runtime(*, cluster: str, policies: Path, db: Path, model: str | None = None, playbooks: Path | None = None,
+                  base_url: str | None = None,
                   actor_resolver: ActorResolver = cli_actor, agent_factory: Callable[..., Any] | None = None) -> ChatRuntime:
     """Open everything a chat front end needs. The caller closes it with `.close()`."""
     try:
@@ -58,7 +59,7 @@ def build_runtime(*, cluster: str, policies: Path, db: Path, model: str | None =
         # The agent plans with the LLM when `model` is set; offline it only resumes waiting runs.
         books = playbooks if playbooks is not None and Path(playbooks).is_dir() else None
         try:
-            agent = build_agent(rt, db=db, playbooks=books, model=model)
+            agent = build_agent(rt, db=db, playbooks=books, model=model, base_url=base_url)
         except ValueError as exc:
             raise WiringError(f"agent settings: {exc}") from exc
     if callable(getattr(agent, "close", None)):

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.model_options import BaseUrlOpt, model_option
 
 agent_app = typer.Typer(help="The agent loop: plan, act through the gate, verify.\n\nExample: opsagent agent run --hours 8",
                         no_args_is_help=True)
@@ -23,8 +24,9 @@ def run_cmd(
     scenario: str = typer.Option("demo", "--scenario", envvar="OPSAGENT_SCENARIO", help="Builtin scenario name or a scenario YAML file."),
     hours: float = typer.Option(24.0, "--hours", min=0.1, help="Simulated hours to run."),
     step: str = typer.Option("5m", "--step", help="Reconcile interval in simulated time, e.g. 5m."),
-    planner: str = typer.Option("offline", "--planner", envvar="OPSAGENT_PLANNER", help="offline (playbook steps) or llm (Ollama)."),
-    model: Optional[str] = typer.Option(None, "--model", envvar="OPSAGENT_MODEL", help="Ollama model for --planner llm."),
+    planner: str = typer.Option("offline", "--planner", envvar="OPSAGENT_PLANNER", help="offline (playbook steps) or llm (the --model)."),
+    model: Optional[str] = model_option("For --planner llm."),
+    base_url: Optional[str] = BaseUrlOpt,
     ollama_host: Optional[str] = typer.Option(None, "--ollama-host", envvar="OLLAMA_HOST", help="Ollama URL for --planner llm."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", envvar="OPSAGENT_AGENT_MAX_STEPS", help="Plan rounds per run (default 8)."),
     approve_as: Optional[str] = typer.Option(None, "--approve-as", help="Approve, as this person, every request they may approve (demo)."),
@@ -52,7 +54,7 @@ def run_cmd(
         fail(f"--planner must be offline or llm, not {planner!r}", hint="opsagent agent run --planner llm --model qwen3:8b")
     try:
         seconds = parse_duration(step).total_seconds()
-        config = AgentConfig.from_env(model=model, ollama_host=ollama_host, max_steps=max_steps)
+        config = AgentConfig.from_env(model=model, ollama_host=ollama_host, base_url=base_url, max_steps=max_steps)
     except ValueError as exc:
         fail(str(exc), hint="durations look like 90s, 5m, 1h")
     try:

@@ -21,12 +21,12 @@ from opsagent.approvals import MACHINE_ACTORS
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.model_options import BaseUrlOpt, model_option
 
 ClusterOpt = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER",
                           help="sim:SCENARIO (builtin name or file; fresh each process), kube or kube:CONTEXT.")
 ActorOpt = typer.Option(None, "--as", envvar="OPSAGENT_ACTOR", help="Actor to act as; default the OS user.")
-ModelOpt = typer.Option(None, "--model", envvar="OPSAGENT_MODEL",
-                        help="Ollama model for free-form questions (e.g. qwen3:8b); without it only the command grammar works.")
+ModelOpt = model_option("Needed for free-form questions; without it only the command grammar works.")
 EXIT_WORDS = {"exit", "quit", ":q", "bye"}
 
 
@@ -41,9 +41,10 @@ def resolve_actor(value: str | None) -> str:
     return actor
 
 
-def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, playbooks: Path) -> ChatRuntime:
+def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, playbooks: Path,
+                 base_url: str | None = None) -> ChatRuntime:
     try:
-        return build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks)
+        return build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks, base_url=base_url)
     except WiringError as exc:
         fail(exc.message, hint=exc.hint)
 
@@ -73,6 +74,7 @@ def ask(
     db: Path = DbOpt,
     model: Optional[str] = ModelOpt,
     playbooks: Path = PlaybooksOpt,
+    base_url: Optional[str] = BaseUrlOpt,
 ) -> None:
     """Send one chat message as ACTOR and print the reply.
 
@@ -83,7 +85,7 @@ def ask(
     Example: opsagent ask "scale inference/llm to 2" --as carol -o json
     """
     who = resolve_actor(actor)
-    runtime = open_runtime(cluster, policies, db, model, playbooks)
+    runtime = open_runtime(cluster, policies, db, model, playbooks, base_url)
     try:
         reply = runtime.service.handle(text, actor=who, channel="cli")
     finally:
@@ -132,6 +134,7 @@ def chat(
     db: Path = DbOpt,
     model: Optional[str] = ModelOpt,
     playbooks: Path = PlaybooksOpt,
+    base_url: Optional[str] = BaseUrlOpt,
 ) -> None:
     """An interactive chat session as ACTOR ('exit', 'quit' or Ctrl-D ends it).
 
@@ -142,7 +145,7 @@ def chat(
     Example: printf 'show gpus\\nwake chat/chat-ui\\n' | opsagent chat --as carol
     """
     who = resolve_actor(actor)
-    runtime = open_runtime(cluster, policies, db, model, playbooks)
+    runtime = open_runtime(cluster, policies, db, model, playbooks, base_url)
     interactive = sys.stdin.isatty()
     if interactive and output != Output.json:
         console.print(f"opsagent chat as [bold]{who}[/] on {cluster}; 'help' lists commands, 'exit' ends.", highlight=False)

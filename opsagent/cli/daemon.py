@@ -14,6 +14,7 @@ import typer
 
 from opsagent.cli.common import DbOpt, PlaybooksOpt, PoliciesOpt, fail
 from opsagent.cli.metrics_options import PrometheusOpt, RequestRateQueryOpt
+from opsagent.cli.model_options import BaseUrlOpt, model_option
 from opsagent.runtime import RuntimeError_
 
 
@@ -27,8 +28,8 @@ def daemon_cmd(
     policies: Path = PoliciesOpt,
     playbooks: Path = PlaybooksOpt,
     db: Path = DbOpt,
-    model: Optional[str] = typer.Option(None, "--model", envvar="OPSAGENT_MODEL",
-                                        help="Ollama model (host from OLLAMA_HOST); without it the offline planner runs."),
+    model: Optional[str] = model_option("Without it the offline planner runs."),
+    base_url: Optional[str] = BaseUrlOpt,
     interval: float = typer.Option(15.0, "--interval", min=0.01, help="Seconds between cycles (virtual seconds on the simulator)."),
     once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
     cycles: Optional[int] = typer.Option(None, "--cycles", min=1, help="Stop after N cycles."),
@@ -71,7 +72,7 @@ def daemon_cmd(
         fail(f"--policies {policies}: not a directory", hint="the repository ships policies/")
     if not playbooks.is_dir():
         fail(f"--playbooks {playbooks}: not a directory", hint="the repository ships playbooks/")
-    options = DaemonOptions(cluster=cluster, policies=policies, playbooks=playbooks, db=db, model=model, interval=interval,
+    options = DaemonOptions(cluster=cluster, policies=policies, playbooks=playbooks, db=db, model=model, base_url=base_url, interval=interval,
                             once=once, cycles=cycles, sim_speed=sim_speed, listen=listen, prometheus=prometheus,
                             request_rate_query=request_rate_query, seed=seed,
                             lease_namespace=lease_namespace or DaemonOptions.lease_namespace,

@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from opsagent.cli.common import Output, OutputOpt, console, print_json
+from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
+from opsagent.cli.model_options import BaseUrlOpt, model_option
 
 
 def register(app: typer.Typer) -> None:
@@ -22,10 +23,10 @@ def demo_cmd(
     db: Optional[Path] = typer.Option(None, "--db", help="SQLite file to keep (default: a new file in a temp directory, printed)."),
     hours: float = typer.Option(24.0, "--hours", min=0.5, max=168, help="Simulated hours."),
     step_minutes: float = typer.Option(5.0, "--step-minutes", min=0.5, max=120, help="Simulated minutes per daemon cycle."),
-    model: Optional[str] = typer.Option(None, "--model", envvar="OPSAGENT_MODEL",
-                                        help="Ollama model; used only when OLLAMA_HOST answers, else the offline planner."),
+    model: Optional[str] = model_option("Used only when its server answers, else the offline planner."),
+    base_url: Optional[str] = BaseUrlOpt,
     seed: Optional[int] = typer.Option(None, "--seed", help="Simulator seed (default: the scenario's)."),
-    offline: bool = typer.Option(False, "--offline", help="Never ask Ollama, even when it answers."),
+    offline: bool = typer.Option(False, "--offline", help="Never ask a model server, even when one answers."),
     output: Output = OutputOpt,
 ) -> None:
     """Run the daemon over a simulated day of the demo GPU cluster and compare with no agent.
@@ -39,7 +40,14 @@ def demo_cmd(
         for extra in (db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", ".lock")):
             extra.unlink(missing_ok=True)
     quiet = output is Output.json
-    summary = run_demo(hours=hours, step_minutes=step_minutes, db=db, model=model, seed=seed, offline=offline,
-                       console=Console(quiet=True) if quiet else console)
+    if not offline:
+        from opsagent.agent import AgentConfig
+
+        try:
+            AgentConfig.from_env(model=model, base_url=base_url)
+        except ValueError as exc:   # the model settings (OPSAGENT_MODEL, --base-url) cannot work
+            fail(str(exc), hint="e.g. --model openai:Qwen/Qwen3-8B --base-url http://127.0.0.1:8000/v1, or --offline")
+    summary = run_demo(hours=hours, step_minutes=step_minutes, db=db, model=model, base_url=base_url, seed=seed,
+                       offline=offline, console=Console(quiet=True) if quiet else console)
     if quiet:
         print_json(summary)

@@ -3,7 +3,8 @@
 What it is for: one command an operator runs after installing, which reports
 ok / missing / failed / skipped per check with a fix hint: the cluster answers,
 each RBAC verb of the adapter's table is granted (SelfSubjectAccessReview),
-Ollama answers and has the model, Prometheus answers, and when Slack is
+the model server (Ollama or OpenAI-compatible) answers, has the model and the
+model can call tools, Prometheus answers, and when Slack is
 configured: the bot token passes auth.test and, in Socket Mode, the app token
 passes apps.connections.open, or in HTTP mode the signing secret is set.
 A check that is not configured is `skipped`, not a failure.
@@ -74,22 +75,51 @@ def check_cluster(*, kubeconfig: str | None, context: str | None, in_cluster: bo
 
 
 def check_ollama(*, host: str | None, model: str | None, timeout: float) -> Check:
-    if not host:
-        return Check("ollama", "skipped", "OLLAMA_HOST not set: the offline planner (playbook steps) will plan",
-                     "set OLLAMA_HOST to use an LLM planner", required=False)
+    """Ollama answers at `host` and has `model` (kept for callers that know only Ollama)."""
+    return check_model_server(model=model, base_url=None, ollama_host=host, timeout=timeout)[0]
+
+
+def check_model_server(*, model: str | None, base_url: str | None, ollama_host: str | None, timeout: float) -> list[Check]:
+    """The model server answers, lists the model, and the model can call tools (Ollama or OpenAI-compatible)."""
+    from opsagent.agent.config import AgentConfig, split_model
+    from opsagent.agent.server import ServerError, has_model, list_models, tool_support
+
+    provider = split_model(model or "")[0] if model else "ollama"
+    name = "ollama" if provider == "ollama" else "openai-compatible server"
+    if provider == "ollama" and not (base_url or ollama_host):
+        return [Check("ollama", "skipped", "OLLAMA_HOST not set: the offline planner (playbook steps) will plan",
+                      "set OLLAMA_HOST (Ollama) or --model openai:NAME with --base-url to use an LLM planner", required=False)]
     try:
-        response = httpx.get(host.rstrip("/") + "/api/tags", timeout=timeout)
-        response.raise_for_status()
-        names = {m.get("name", "") for m in response.json().get("models") or []}
-    except (httpx.HTTPError, ValueError) as exc:
-        return Check("ollama", "failed", f"{host} did not answer GET /api/tags: {exc}",
-                     "start Ollama (`ollama serve`) or fix OLLAMA_HOST")
+        config = AgentConfig.from_env(**{"model": model, "base_url": base_url,
+                                         "ollama_host": ollama_host.rstrip("/") if ollama_host else None})
+    except ValueError as exc:
+        return [Check(name, "failed", str(exc), "e.g. --model openai:Qwen/Qwen3-8B --base-url http://127.0.0.1:8000/v1")]
+    url = config.server_url
+    try:
+        info = list_models(config, timeout=timeout)
+    except ServerError as exc:
+        fix = "start Ollama (`ollama serve`) or fix OLLAMA_HOST" if provider == "ollama" else \
+            "start the server (vLLM, llama.cpp, LM Studio, LiteLLM) or fix --base-url / OPSAGENT_BASE_URL; " \
+            "a 401 means OPENAI_API_KEY is missing or wrong"
+        return [Check(name, "failed", str(exc), fix)]
     if not model:
-        return Check("ollama", "ok", f"{host} answers; {len(names)} models; no --model / OPSAGENT_MODEL to check")
-    if model in names or f"{model}:latest" in names:
-        return Check("ollama", "ok", f"{host} has {model}")
-    return Check("ollama", "missing", f"{host} answers but has no model {model!r} (has: {', '.join(sorted(names)) or 'none'})",
-                 f"ollama pull {model}")
+        return [Check(name, "ok", f"{url} answers; {len(info.models)} models; no --model / OPSAGENT_MODEL to check")]
+    if not has_model(info, config):
+        fix = f"ollama pull {config.model_name}" if provider == "ollama" else \
+            f"serve {config.model_name!r} there, or use one of the names the server lists"
+        return [Check(name, "missing", f"{url} answers but has no model {config.model_name!r} "
+                      f"(has: {', '.join(sorted(info.models)) or 'none'})", fix)]
+    checks = [Check(name, "ok", f"{url} has {config.model_name}")]
+    support, how = tool_support(config, timeout=timeout)
+    if support == "yes":
+        checks.append(Check("model tool calls", "ok", f"{config.model_name} calls tools: {how}"))
+    elif support == "no":
+        checks.append(Check("model tool calls", "missing", f"{config.model_name} does not call tools: {how}",
+                            "pick a model that supports tool calling (e.g. qwen3, llama3.1+), or enable the server's "
+                            "tool-call parser"))
+    else:
+        checks.append(Check("model tool calls", "skipped", how, required=False))
+    return checks
 
 
 def check_prometheus(*, url: str | None, timeout: float, request_rate_query: str | None = None) -> Check:
@@ -181,14 +211,14 @@ def _check_app_token(token: str | None, *, api_url: str, timeout: float) -> Chec
 def run_checks(
     *, kubeconfig: str | None = None, context: str | None = None, in_cluster: bool | None = None,
     skip_cluster: bool = False, lease_namespace: str = "opsagent",
-    ollama_host: str | None = None, model: str | None = None, prometheus: str | None = None,
+    ollama_host: str | None = None, model: str | None = None, base_url: str | None = None, prometheus: str | None = None,
     request_rate_query: str | None = None, slack: SlackSecrets | None = None, slack_mode: str = "auto", slack_api_url: str = "https://slack.com/api",
     timeout: float = 5.0,
 ) -> list[Check]:
     checks = [Check("cluster", "skipped", "--skip-cluster given", required=False)] if skip_cluster else \
         check_cluster(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster, timeout=timeout,
                       lease_namespace=lease_namespace)
-    checks.append(check_ollama(host=ollama_host, model=model, timeout=timeout))
+    checks.extend(check_model_server(model=model, base_url=base_url, ollama_host=ollama_host, timeout=timeout))
     checks.append(check_prometheus(url=prometheus, timeout=timeout, request_rate_query=request_rate_query))
     checks.extend(check_slack(secrets=slack or SlackSecrets(), mode=slack_mode, api_url=slack_api_url, timeout=timeout))
     return checks
@@ -206,7 +236,11 @@ def register(app: typer.Typer) -> None:
         lease_namespace: str = typer.Option("opsagent", "--lease-namespace", envvar=["OPSAGENT_LEASE_NAMESPACE", "POD_NAMESPACE"],
                                             help="Namespace of the daemon's leader-election Lease (as `opsagent daemon`)."),
         ollama_host: str = typer.Option(None, "--ollama-host", envvar="OLLAMA_HOST", help="Ollama URL; unset skips."),
-        model: str = typer.Option(None, "--model", envvar="OPSAGENT_MODEL", help="Model that must be pulled in Ollama."),
+        model: str = typer.Option(None, "--model", envvar="OPSAGENT_MODEL",
+                                  help="Model that must be served and able to call tools: ollama:NAME or NAME (Ollama), "
+                                       "openai:NAME (OpenAI-compatible server at --base-url)."),
+        base_url: str = typer.Option(None, "--base-url", envvar="OPSAGENT_BASE_URL",
+                                     help="OpenAI-compatible server URL ending in /v1 (key from OPENAI_API_KEY)."),
         prometheus: str = typer.Option(None, "--prometheus", envvar="OPSAGENT_PROMETHEUS", help="Prometheus URL; unset skips."),
         request_rate_query: Optional[str] = RequestRateQueryOpt,
         skip_slack: bool = typer.Option(False, "--skip-slack", help="Do not check Slack even if its secrets are set."),
@@ -219,7 +253,7 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds per network call."),
         output: Output = OutputOpt,
     ) -> None:
-        """Check what a new install needs (cluster, RBAC, Ollama, Prometheus, Slack) and say how to fix gaps.
+        """Check what a new install needs (cluster, RBAC, model server, Prometheus, Slack) and say how to fix gaps.
 
         Slack secrets come from the environment or --slack-token-file, never from flags, and are never printed.
         The Lease permissions are checked in --lease-namespace's namespace (POD_NAMESPACE in a pod).
@@ -237,7 +271,7 @@ def register(app: typer.Typer) -> None:
         api_url = os.environ.get("OPSAGENT_SLACK_API_URL") or os.environ.get("SLACK_API_URL") or "https://slack.com/api"
         checks = run_checks(
             kubeconfig=kubeconfig, context=context, skip_cluster=skip_cluster, lease_namespace=lease_namespace,
-            ollama_host=ollama_host, model=model, prometheus=prometheus, request_rate_query=request_rate_query,
+            ollama_host=ollama_host, model=model, base_url=base_url, prometheus=prometheus, request_rate_query=request_rate_query,
             slack=slack, slack_mode=slack_mode.value, slack_api_url=api_url, timeout=timeout,
         )
         bad = [c for c in checks if c.required and c.status in ("missing", "failed")]

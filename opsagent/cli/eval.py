@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
     def eval_command(
         scenarios: Optional[List[str]] = typer.Argument(None, help="Scenario files, folders or names (default: every scenario in evals/scenarios)."),
         planners: List[str] = typer.Option(["offline"], "--planner", "-p", envvar="OPSAGENT_EVAL_PLANNER",
-                                           help="offline, scripted, hostile, always-act, null or ollama:MODEL. "
+                                           help="offline, scripted, hostile, always-act, null, ollama:MODEL or openai:MODEL "
+                                                "(server at OPSAGENT_BASE_URL). "
                                                 "Repeat it to compare planners side by side."),
         repeats: int = typer.Option(1, "-k", "--repeats", min=1, max=100, help="Run each scenario N times."),
         report: Optional[Path] = typer.Option(None, "--report", help="Write report.md and plots/*.png into this folder."),
@@ -73,10 +74,10 @@ def register(app: typer.Typer) -> None:
             except EvalScenarioError as exc:
                 fail(str(exc), hint="see evals/README.md for the scenario format")
             except PlannerUnavailable as exc:
-                console.print(f"[yellow]skipped {planner}:[/] {exc}; start Ollama or pick --planner offline")
+                console.print(f"[yellow]skipped {planner}:[/] {exc}; start the model server or pick --planner offline")
                 continue
             except ValueError as exc:
-                fail(str(exc), hint="--planner offline|scripted|hostile|always-act|null|ollama:MODEL")
+                fail(str(exc), hint="--planner offline|scripted|hostile|always-act|null|ollama:MODEL|openai:MODEL")
             scores += got
             records += recs
             ran.append(planner)

@@ -20,6 +20,7 @@ from opsagent.chat.secrets import SecretsError, SlackMode, install_redaction, lo
 from opsagent.chat.users import UserMapError, load_user_map
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
 from opsagent.cli.chat import ClusterOpt, ModelOpt
+from opsagent.cli.model_options import BaseUrlOpt
 from opsagent.cli.common import DbOpt, PlaybooksOpt, PoliciesOpt, err_console, fail
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def slack(
     db: Path = DbOpt,
     model: Optional[str] = ModelOpt,
     playbooks: Path = PlaybooksOpt,
+    base_url: Optional[str] = BaseUrlOpt,
 ) -> None:
     """Run the Slack app: /ops TEXT and @-mentions as the mapped actor, approval buttons.
 
@@ -82,7 +84,7 @@ def slack(
 
     try:
         runtime = build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks,
-                                actor_resolver=user_map.resolve)
+                                base_url=base_url, actor_resolver=user_map.resolve)
     except WiringError as exc:
         fail(exc.message, hint=exc.hint)
     try:

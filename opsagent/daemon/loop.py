@@ -12,7 +12,9 @@ Order within a cycle:
   3. observe and detect; for each finding, run the agent on its thread
      (`finding:<id>`), except when that thread is waiting for a person;
      after a run that changed the cluster, detect again so later findings
-     are judged on the cluster as it is now.
+     are judged on the cluster as it is now;
+  4. prune the checkpoints of runs finished longer ago than the retention
+     (`Agent.prune`; the audit log keeps their story).
 It must not execute tools itself or decide policy; `stop()` is honoured
 between agent runs (a run in progress always finishes its step).
 """
@@ -48,6 +50,7 @@ class CycleReport:
     tokens: int = 0
     fell_back: bool = False
     stopped_early: bool = False
+    pruned: int = 0
     seconds: float = 0.0
 
     @property
@@ -129,6 +132,7 @@ class Reconciler:
                 report.findings = list(current.values())
                 queue = [current[f.id] for f in queue if f.id in current] + \
                         [f for fid, f in current.items() if fid not in done and all(q.id != fid for q in queue)]
+        report.pruned = self.agent.prune()
         report.seconds = time.perf_counter() - started
         self._gauges(snapshot, report)
         return report
@@ -168,6 +172,13 @@ class Reconciler:
         self.metrics.set("opsagent_gpus_allocated", _gpus_allocated(snapshot))
         self.metrics.set("opsagent_gpus_idle", idle)
         self.metrics.set("opsagent_cycle_duration_seconds", report.seconds)
+        spend = self.agent.spend("daemon")
+        if spend is not None:
+            self.metrics.set("opsagent_model_calls_last_day", spend.calls)
+            self.metrics.set("opsagent_model_tokens_last_day", spend.tokens)
+            remaining = [({"unit": unit}, value) for unit, value in
+                         (("calls", spend.remaining_calls), ("tokens", spend.remaining_tokens)) if value is not None]
+            self.metrics.replace("opsagent_model_budget_remaining", remaining)
 
 
 def _is_read(tool: str) -> bool:

@@ -16,6 +16,11 @@ _HELP = {
     "opsagent_llm_calls_total": ("counter", "Calls to the language model."),
     "opsagent_llm_tokens_total": ("counter", "Prompt and completion tokens, by kind."),
     "opsagent_llm_fallbacks_total": ("counter", "Runs that fell back to the offline planner."),
+    "opsagent_model_calls_last_day": ("gauge", "The daemon's model calls in the last 24 hours, from the audit log "
+                                          "(what its spend cap counts)."),
+    "opsagent_model_tokens_last_day": ("gauge", "The daemon's prompt + completion tokens in the last 24 hours, from the audit log."),
+    "opsagent_model_budget_remaining": ("gauge", "What the daemon's daily spend cap still allows, by unit "
+                                                 "(calls, tokens); no series for a unit without a cap."),
     "opsagent_cycles_total": ("counter", "Reconcile cycles, by result."),
     "opsagent_cycle_duration_seconds": ("gauge", "Wall time of the last reconcile cycle."),
     "opsagent_gpus_allocated": ("gauge", "GPUs held by pods or jobs in the last snapshot."),
@@ -23,7 +28,8 @@ _HELP = {
     "opsagent_leader": ("gauge", "1 when this process holds the leader lock."),
 }
 
-_LABELLED = {"opsagent_findings_open", "opsagent_actions_total", "opsagent_llm_tokens_total", "opsagent_cycles_total"}
+_LABELLED = {"opsagent_findings_open", "opsagent_actions_total", "opsagent_llm_tokens_total", "opsagent_cycles_total",
+             "opsagent_model_budget_remaining"}
 
 
 def _escape(value: str) -> str:

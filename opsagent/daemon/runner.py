@@ -27,7 +27,7 @@ from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, lock_path_fo
 from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
 from opsagent.daemon.signals import StopFlag, install
-from opsagent.daemon.wiring import make_observe, ollama_available
+from opsagent.daemon.wiring import make_observe
 from opsagent.model import Snapshot
 from opsagent.runtime import build_agent, make_detect
 from opsagent.runtime import Runtime, open_runtime
@@ -45,6 +45,7 @@ class DaemonOptions:
     playbooks: Path | None = Path("playbooks")
     db: Path = Path("opsagent.db")
     model: str | None = None
+    base_url: str | None = None
     interval: float = 15.0
     once: bool = False
     cycles: int | None = None
@@ -79,14 +80,16 @@ class Daemon:
         model = options.model
         if model:
             from opsagent.agent import AgentConfig
+            from opsagent.agent.server import server_problem
 
-            host = AgentConfig.from_env(model=model).ollama_host
-            if not ollama_available(host):
-                log.warning("Ollama at %s does not answer; runs will fall back to the offline planner", host)
+            problem = server_problem(AgentConfig.from_env(model=model, base_url=options.base_url))
+            if problem is not None:
+                log.warning("%s; runs will fall back to the offline planner", problem)
         self._notes_logged: set[str] = set()
         self.observe = self._watch_notes(make_observe(self.runtime, db=self.db))
         self.detect = make_detect(self.runtime)
-        self.agent = build_agent(self.runtime, db=self.db, playbooks=options.playbooks, model=model, observe=self.observe,
+        self.agent = build_agent(self.runtime, db=self.db, playbooks=options.playbooks, model=model,
+                                 base_url=options.base_url, observe=self.observe,
                                  detect_fn=self.detect)
         self.reconciler = Reconciler(self.runtime, self.agent, metrics=self.metrics, observe=self.observe, detect=self.detect,
                                      on_run=on_run, should_stop=lambda: self.stop.is_set)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import httpx
-
 from opsagent.model import Snapshot
 from opsagent.wake.activity import activity_path_for
 from opsagent.runtime import Runtime
@@ -36,8 +34,12 @@ def make_observe(runtime: Runtime, *, db: Path) -> Callable[[], Snapshot]:
 
 
 def ollama_available(host: str, *, timeout: float = 1.0) -> bool:
-    """True when GET {host}/api/tags answers 200 within `timeout` seconds."""
+    """True when Ollama at `host` lists its models within `timeout` seconds (see opsagent.agent.server)."""
+    from opsagent.agent.config import AgentConfig
+    from opsagent.agent.server import ServerError, list_models
+
     try:
-        return httpx.get(host.rstrip("/") + "/api/tags", timeout=timeout).status_code == 200
-    except (httpx.HTTPError, OSError, ValueError):
+        list_models(AgentConfig(ollama_host=host.rstrip("/")), timeout=timeout)
+    except ServerError:
         return False
+    return True

@@ -230,12 +230,13 @@ def make_planner(name: str, *, script: Any = ()) -> tuple[Any, str | None]:
         return AlwaysActPlanner(), None
     if name == "null":
         return NullPlanner(), None
-    if name.startswith("ollama:") and len(name) > len("ollama:"):
+    if name.startswith(("ollama:", "openai:")) and len(name.split(":", 1)[1]) > 0:
         from opsagent.agent import AgentConfig
-        from opsagent.daemon.wiring import ollama_available
+        from opsagent.agent.server import server_problem
 
-        config = AgentConfig.from_env(model=name.split(":", 1)[1])
-        if not ollama_available(config.ollama_host, timeout=1.0):
-            raise PlannerUnavailable(f"Ollama does not answer at {config.ollama_host}")
+        config = AgentConfig.from_env(model=name)   # openai: reads OPSAGENT_BASE_URL and OPENAI_API_KEY
+        problem = server_problem(config, timeout=1.0)
+        if problem is not None:
+            raise PlannerUnavailable(problem)
         return "llm", config.model
-    raise ValueError(f"unknown planner {name!r}: use offline, scripted, hostile, always-act, null or ollama:MODEL")
+    raise ValueError(f"unknown planner {name!r}: use offline, scripted, hostile, always-act, null, ollama:MODEL or openai:MODEL")

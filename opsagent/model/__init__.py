@@ -2,6 +2,7 @@
 
 from opsagent.model.actions import (
     FINDING_KINDS,
+    MAX_ARGS_BYTES,
     Approval,
     ApprovalState,
     Channel,
@@ -14,7 +15,10 @@ from opsagent.model.actions import (
     RuleRef,
     ToolCall,
     ToolResult,
+    args_size,
+    bounded_json,
     canonical_json,
+    is_stand_in,
 )
 from opsagent.model.audit import AuditEntry, EntryKind, Outcome
 from opsagent.model.cluster import (
@@ -41,4 +45,5 @@ __all__ = [
     "Finding", "FindingKind", "Frozen", "GpuDevice", "GpuRequirement", "Job", "JobState", "Node",
     "Pod", "PodPhase", "ResultStatus", "Revision", "Risk", "RolloutState", "RolloutStatus",
     "RuleRef", "Snapshot", "ToolCall", "ToolResult", "Workload", "WorkloadRef", "canonical_json",
+    "MAX_ARGS_BYTES", "args_size", "bounded_json", "is_stand_in",
 ]

@@ -41,6 +41,46 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+MAX_ARGS_BYTES = 16 * 1024   # tool arguments larger than this (as canonical JSON) are refused by the gate
+ARGS_PREFIX_CHARS = 200      # how much of refused oversized arguments is kept, for a person to recognise them
+
+
+def args_size(args: Any) -> int | None:
+    """Bytes of `args` as canonical JSON, or None when they cannot be written as JSON at all."""
+    try:
+        return len(canonical_json(args).encode())
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+STAND_IN_KEYS = frozenset({"_omitted", "_bytes", "_sha256", "_prefix", "_reason"})
+
+
+def is_stand_in(args: Any) -> bool:
+    """True when `args` has the shape of `bounded_json`'s stand-in (made by it, or forged to look so)."""
+    if not (isinstance(args, dict) and args.get("_omitted") is True and set(args) <= STAND_IN_KEYS):
+        return False
+    size = args.get("_bytes")
+    return size is None or (isinstance(size, int) and not isinstance(size, bool))
+
+
+def bounded_json(args: dict[str, Any], *, limit: int = MAX_ARGS_BYTES) -> dict[str, Any]:
+    """`args` (tool arguments, or any JSON object kept in the audit log) when they fit in `limit` bytes of JSON;
+    else what is kept of them: size, SHA-256 and a short prefix.
+
+    The stand-in names no target (no namespace or name keys), so nothing read
+    from it can be mistaken for what the refused call would have touched.
+    """
+    size = args_size(args)
+    if size is not None and size <= limit:
+        return args
+    if size is None:
+        return {"_omitted": True, "_bytes": None, "_reason": "not representable as JSON"}
+    text = canonical_json(args)
+    return {"_omitted": True, "_bytes": size, "_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "_prefix": text[:ARGS_PREFIX_CHARS]}
+
+
 class Finding(Frozen):
     """A problem seen in a snapshot. `id` stays the same across cycles."""
 

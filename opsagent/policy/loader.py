@@ -21,7 +21,7 @@ from opsagent.policy.cel import CelError, compile_expr
 from opsagent.policy.errors import PolicyError, Problem
 from opsagent.policy.facts import CEL_VARIABLES
 from opsagent.policy.policy import CompiledLimit, CompiledRule, FileScope, Patterns, Policy, expand_actors
-from opsagent.policy.schema import PolicyFile, Scope
+from opsagent.policy.schema import PolicyFile, Scope, SpendCap, SpendCaps
 from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS, tools_matched
 from opsagent.yamlmarks import Marks, YamlProblem, load_with_marks, locate
 
@@ -119,6 +119,7 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
     ttls: list[timedelta] = []
     caps: list[int] = []
     default_approvers: list[str] = []
+    spend: list[tuple[str, SpendCaps]] = []
     warnings: list[Problem] = []
 
     for name, doc, marks in parsed:
@@ -133,6 +134,9 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
             caps.append(doc.max_workloads_per_run)
         default_approvers.extend(a for a in doc.default_approvers if a not in default_approvers)
         intents.extend(doc.intents)
+        if doc.spend_caps is not None:
+            spend.append((name, doc.spend_caps))
+            warnings.extend(_zero_caps(name, doc.spend_caps, marks))
 
     for name, doc, marks in parsed:
         file_scopes = tuple(s for s in scopes if s.file == name)
@@ -169,6 +173,9 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
                                 hint="set the same mode in every file", field="mode", severity="warning"))
     if len(set(ttls)) > 1:
         warnings.append(Problem(parsed[0][0], None, None, "files set different approval_ttl values; the shortest is used", field="approval_ttl", severity="warning"))
+    if len({caps for _, caps in spend}) > 1:
+        warnings.append(Problem(spend[1][0], None, None, "files set different spend_caps; the smallest value of each is used",
+                                field="spend_caps", severity="warning"))
     problems.extend(warnings)
     if not parsed:
         return None
@@ -176,8 +183,41 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
         files=tuple(n for n, _, _ in parsed), scopes=tuple(scopes), groups=groups, intents=tuple(intents),
         rules=tuple(rules), limits=tuple(limits), mode=mode, approval_ttl=min(ttls) if ttls else DEFAULT_TTL,
         max_workloads_per_run=min(caps) if caps else None, default_approvers=tuple(default_approvers),
-        tool_risks=risks, warnings=tuple(warnings),
+        tool_risks=risks, warnings=tuple(warnings), spend_caps=merge_spend_caps([caps for _, caps in spend]),
     )
+
+
+def _zero_caps(name: str, caps: SpendCaps, marks: Marks) -> list[Problem]:
+    """A cap of 0 is allowed (no model at all) but is more often a slip: say what it does."""
+    out = []
+    for scope in ("daemon", "per_actor"):
+        cap = getattr(caps, scope)
+        for unit in ("calls", "tokens"):
+            if cap is not None and getattr(cap, unit) == 0:
+                line, column = locate(marks, ("spend_caps", scope, unit))
+                who = "the daemon never asks" if scope == "daemon" else "people chatting never ask"
+                out.append(Problem(name, line, column, f"a cap of 0 {unit}: {who} the model "
+                                   "(findings are planned offline, free-form chat gets no answer)",
+                                   hint="remove the cap, or set a daily amount", field=f"spend_caps.{scope}.{unit}",
+                                   severity="warning"))
+    return out
+
+
+def merge_spend_caps(all_caps: list[SpendCaps]) -> SpendCaps | None:
+    """One set of caps from every file's: for each scope and unit the smallest value set anywhere (files only narrow)."""
+    if not all_caps:
+        return None
+
+    def smallest(values: list[int | None]) -> int | None:
+        known = [v for v in values if v is not None]
+        return min(known) if known else None
+
+    merged: dict[str, SpendCap | None] = {}
+    for scope in ("daemon", "per_actor"):
+        caps = [c for c in (getattr(doc, scope) for doc in all_caps) if c is not None]
+        merged[scope] = SpendCap(calls=smallest([c.calls for c in caps]), tokens=smallest([c.tokens for c in caps])) \
+            if caps else None
+    return SpendCaps(**merged)
 
 
 def _check_groups_known(name: str, doc: PolicyFile, marks: Marks, groups: dict[str, Any], problems: list[Problem]) -> None:

@@ -16,7 +16,7 @@ from opsagent.model import RuleRef, Workload
 from opsagent.policy.cel import Expr
 from opsagent.policy.facts import Facts, intent_as_dict
 from opsagent.policy.intents import Intent, intent_for
-from opsagent.policy.schema import RateLimit, Rule, Scope
+from opsagent.policy.schema import RateLimit, Rule, Scope, SpendCaps
 from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS, is_glob, matches_any
 
 _CACHE_MAX = 4096
@@ -169,6 +169,7 @@ class Policy:
         default_approvers: tuple[str, ...],
         tool_risks: Mapping[str, str] = KNOWN_TOOL_RISKS,
         warnings: tuple[Any, ...] = (),
+        spend_caps: SpendCaps | None = None,
     ) -> None:
         self.files = files
         self.scopes = scopes
@@ -182,6 +183,7 @@ class Policy:
         self.default_approvers = default_approvers
         self.tool_risks = dict(tool_risks)
         self.warnings = warnings
+        self.spend_caps = spend_caps   # SpendCaps: daily model-call and token caps (None: no caps)
         self._intent_dicts = [intent_as_dict(i) for i in intents]
         self._annotation_dicts: dict[int, tuple[Intent, dict[str, Any]]] = {}
         self._candidates: dict[tuple[str, str], tuple[CompiledRule, ...]] = {}

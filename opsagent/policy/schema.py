@@ -1,7 +1,7 @@
 """The policy file format (pydantic, unknown fields are errors).
 
 One YAML file holds any of: `priority`, `scope`, `groups`, `intents`, `rules`, `limits`,
-`max_workloads_per_run`, `mode`, `approval_ttl`, `default_approvers`. The
+`max_workloads_per_run`, `mode`, `approval_ttl`, `default_approvers`, `spend_caps`. The
 loader merges every file of a directory (see loader.py); this module only
 says what one file may contain. Pure: no I/O, no CEL compilation here.
 """
@@ -124,6 +124,26 @@ class RateLimit(Strict):
         return value
 
 
+class SpendCap(Strict):
+    """At most `calls` model calls and `tokens` prompt + completion tokens in any 24 hours (each optional)."""
+
+    calls: int | None = Field(default=None, ge=0, description="model calls in the last 24 hours")
+    tokens: int | None = Field(default=None, ge=0, description="prompt + completion tokens in the last 24 hours")
+
+    @model_validator(mode="after")
+    def _something(self) -> "SpendCap":
+        if self.calls is None and self.tokens is None:
+            raise ValueError("set calls, tokens or both (a cap with neither caps nothing)")
+        return self
+
+
+class SpendCaps(Strict):
+    """Caps on language-model use over a rolling 24 hours: the daemon's runs, and each chat actor's."""
+
+    daemon: SpendCap | None = Field(default=None, description="the daemon's finding runs together")
+    per_actor: SpendCap | None = Field(default=None, description="each person chatting (ask, chat, Slack), separately")
+
+
 class PolicyFile(Strict):
     """Everything one policy file may hold. Every part is optional."""
 
@@ -137,6 +157,7 @@ class PolicyFile(Strict):
     mode: Literal["enforce", "dry-run"] | None = None
     approval_ttl: timedelta | None = None
     default_approvers: tuple[str, ...] = Field(default=(), description="approvers for rules that name none")
+    spend_caps: SpendCaps | None = Field(default=None, description="daily caps on model calls and tokens")
 
     _ttl = field_validator("approval_ttl", mode="before")(lambda v: None if v is None else _duration(v))
     _approvers = field_validator("default_approvers", mode="before")(_as_tuple)

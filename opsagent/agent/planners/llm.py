@@ -19,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from opsagent.agent.breaker import is_unreachable
+from opsagent.agent.history import kept_answer
 from opsagent.agent.planners import Plan, PlanInput, ProposedCall
 from opsagent.agent.playbook_view import guidance_of
 from opsagent.agent.prompts import system_prompt, task_prompt
@@ -71,9 +72,12 @@ def usage_of(message: AIMessage) -> tuple[int, int]:
     """(prompt tokens, completion tokens) from usage_metadata, or Ollama's counts."""
     usage = message.usage_metadata or {}
     if usage:
-        return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
-    meta = message.response_metadata or {}
-    return int(meta.get("prompt_eval_count") or 0), int(meta.get("eval_count") or 0)
+        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+    else:
+        meta = message.response_metadata or {}
+        prompt, completion = meta.get("prompt_eval_count"), meta.get("eval_count")
+    # a server's count is never below zero: a negative one must not give budgets or spend caps room back
+    return max(0, int(prompt or 0)), max(0, int(completion or 0))
 
 
 class LlmPlanner:
@@ -126,7 +130,7 @@ class LlmPlanner:
                           for i, c in enumerate(answer.tool_calls))
             unknown = [c.tool for c in calls if c.tool not in self.tools]
             failure = f"unknown tool {unknown[0]!r}" if unknown else None
-            return Plan(calls=calls, new_messages=tuple(new) + (answer,), failure=failure, **common)
+            return Plan(calls=calls, new_messages=tuple(new) + (kept_answer(answer),), failure=failure, **common)
         text = answer.content if isinstance(answer.content, str) else str(answer.content)
         if text.strip():
             return Plan(done=True, text=text.strip(), new_messages=tuple(new) + (answer,), **common)
