@@ -13,18 +13,20 @@ manifest instead of in a policy file:
     opsagent.dev/protected: "true"        -> protected
 
 This module reads the values into the fields of an intent scoped to exactly
-that workload; `opsagent.policy.intents` validates them into an `Intent` and
-decides which intent applies (a policy file's intent that matches the workload
-wins over its annotations). Other `opsagent.dev/*` keys are not intents and
-are left alone.
+that workload; `opsagent.policy.intents` validates them into an `Intent`.
+Other `opsagent.dev/*` keys are not intents and are left alone.
 
-What it must not do: widen what the policy allows. An annotation intent is
-desired state only; the policy's rules still decide every tool call. Pure: no
-I/O. Bad values raise `AnnotationError` naming the workload, key and value.
+What it must not do: widen what the policy allows. Only exact keys count
+(`lookalike_keys` names the near misses, such as `opsagent.dev/Max-Replicas`
+or a Cyrillic letter, so they can be reported). Whether an annotation intent
+is obeyed at all, and inside which ceilings, is `opsagent.policy.resolve`'s
+decision. Pure: no I/O. Bad values raise `AnnotationError` naming the
+workload, key and value.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from opsagent.model import Workload
@@ -61,6 +63,31 @@ def intent_annotations(workload: Workload) -> tuple[tuple[str, str], ...]:
     for key, value in workload.annotations.items():
         if key.startswith(PREFIX) and key[len(PREFIX):] in KEYS:
             found.append((key[len(PREFIX):], value))
+    return tuple(sorted(found))
+
+
+# Letters of other scripts that look like Latin ones in most fonts; enough to name a look-alike key in a report.
+_CONFUSABLE = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ѕ": "s", "ԁ": "d", "ӏ": "l",
+    "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t", "ε": "e",
+    "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "−": "-", "／": "/", "⁄": "/", "∕": "/", "．": ".",
+})
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_INTENT_KEYS = frozenset(PREFIX + key for key in KEYS)
+
+
+def lookalike_keys(workload: Workload) -> tuple[str, ...]:
+    """Annotation keys that look like an intent key but are not exactly one (case, Unicode, invisible characters).
+
+    They are never read as intents; callers report them so a person sees why.
+    """
+    found = []
+    for key in workload.annotations:
+        if key in _INTENT_KEYS:
+            continue
+        folded = unicodedata.normalize("NFKC", key).translate(_INVISIBLE).translate(_CONFUSABLE).casefold().strip()
+        if folded in _INTENT_KEYS:
+            found.append(key)
     return tuple(sorted(found))
 
 
