@@ -53,7 +53,10 @@ class Runtime:
     sim: object | None = None  # the SimCluster when cluster is simulated
 
     def observe(self) -> Snapshot:
-        return self.cluster.snapshot()
+        """The cluster now; its notes also say which annotations the policy reports and does not obey."""
+        snapshot = self.cluster.snapshot()
+        extra = self.policy.annotation_notes(snapshot)
+        return snapshot.model_copy(update={"notes": snapshot.notes + extra}) if extra else snapshot
 
     def findings(self, snapshot: Snapshot | None = None) -> list[Finding]:
         """Findings now, with history: how often each was already acted on (for bounded retries)."""

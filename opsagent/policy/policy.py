@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterable, Mapping
 
-from opsagent.model import RuleRef, Workload
+from opsagent.model import RuleRef, Snapshot, Workload
 from opsagent.policy.cel import Expr
 from opsagent.policy.facts import Facts
 from opsagent.policy.intents import Intent
@@ -211,6 +211,19 @@ class Policy:
     def intent_dict_for(self, workload: Workload) -> dict[str, Any]:
         """`intent_for` as CEL reads it (durations in seconds, `replicas.max` the effective ceiling); {} when none applies."""
         return self.intent_book.resolve(workload).as_dict
+
+    def annotation_notes(self, snapshot: Snapshot) -> tuple[str, ...]:
+        """What the snapshot's workloads declare in annotations and this policy does not obey (or clamps), one line each."""
+        seen = set(snapshot.notes)
+        out: list[str] = []
+        for workload in snapshot.workloads:
+            if not workload.annotations:
+                continue
+            for line in self.resolve(workload).ignored:
+                if line not in seen:
+                    seen.add(line)
+                    out.append(line)
+        return tuple(out)
 
     def actor_matches(self, actor: str, name: str) -> bool:
         """Does `actor` (who acts or approves) fit `name` (a person, group:NAME, daemon, wake-proxy or *)?"""

@@ -102,13 +102,14 @@ def intent_for(intents: "Sequence[Intent] | IntentBook", workload: Workload) -> 
 
 
 def _resolve(book: IntentBook, base_index: int | None, workload: Workload) -> Resolved:
-    ignored = [f"{PREFIX[:-1]} look-alike annotation {key!r} is not an intent key; not obeyed" for key in lookalike_keys(workload)]
+    ignored = [f"{workload.key}: annotation {key[:80]!r} only looks like an {PREFIX} intent key; not obeyed"
+               for key in lookalike_keys(workload)]
     own: Intent | None = None
     if intent_annotations(workload):
         try:
             own = intents_from_annotations(workload)
         except AnnotationError as exc:
-            ignored.append(f"{exc}; its intent annotations are not obeyed until this is fixed")
+            ignored.append(f"{exc}; its opsagent.dev intent annotations are ignored until this is fixed")
     if base_index is not None:
         intent = book.intents[base_index]
         places = book.places[base_index] if base_index < len(book.places) else {}
@@ -120,7 +121,7 @@ def _resolve(book: IntentBook, base_index: int | None, workload: Workload) -> Re
         return Resolved(intent=None, ignored=tuple(ignored))
     why = f"no policy file opts namespace {workload.ref.namespace} in (annotation_intents); reported, not obeyed"
     told = [k for k, _ in intent_annotations(workload) if k != "protected"]
-    ignored.extend(f"annotation {_ann(workload, k)}: {why}" for k in told)
+    ignored.extend(f"{workload.key}: annotation {_ann(workload, k)}: {why}" for k in told)
     if not own.protected:
         return Resolved(intent=None, ignored=tuple(ignored))
     intent = Intent(name=own.name, selector=own.selector, protected=True)
@@ -144,7 +145,8 @@ def _span(delta: timedelta) -> str:
 
 
 def _ann(workload: Workload, key: str) -> str:
-    return f"{PREFIX}{key}={workload.annotations.get(PREFIX + key, '')!r}"
+    value = workload.annotations.get(PREFIX + key, "")
+    return f"{PREFIX}{key}={(value if len(value) <= 40 else value[:39] + '…')!r}"
 
 
 def _declared(workload: Workload, key: str) -> bool:
@@ -161,7 +163,7 @@ def _narrowed(base: Intent, places: Mapping[str, str], own: Intent | None, workl
     policy_wins = f"the policy intent {base.name} ({where}) decides it; annotations may only narrow it"
 
     def refuse(key: str, what: str = "") -> None:
-        ignored.append(f"annotation {_ann(workload, key)}: {what or policy_wins}; not obeyed")
+        ignored.append(f"{workload.key}: annotation {_ann(workload, key)}: {what or policy_wins}; not obeyed")
 
     if own is not None and own.protected and not base.protected:
         update["protected"] = True
@@ -255,7 +257,7 @@ def _opted_in(own: Intent, opt_in: OptIn, workload: Workload, ignored: list[str]
     update: dict[str, Any] = {}
 
     def clamp(key: str, to: Any, why: str) -> None:
-        ignored.append(f"annotation {_ann(workload, key)} is above {why} ({opt_in.place}); clamped to {to}")
+        ignored.append(f"{workload.key}: annotation {_ann(workload, key)} is above {why} ({opt_in.place}); clamped to {to}")
 
     if own.protected:
         sources.append(("protected = true", f"annotation {_ann(workload, 'protected')} {under}"))
@@ -280,7 +282,7 @@ def _opted_in(own: Intent, opt_in: OptIn, workload: Workload, ignored: list[str]
             limit, why = declared_max, "its own max-replicas"
         if own.wake.warm_replicas > limit:
             if limit < 1:
-                ignored.append(f"annotation {_ann(workload, 'warm-replicas')}: the ceiling is {limit} ({ceiling_why}, {opt_in.place}); "
+                ignored.append(f"{workload.key}: annotation {_ann(workload, 'warm-replicas')}: the ceiling is {limit} ({ceiling_why}, {opt_in.place}); "
                                "no wake rule is obeyed")
                 update["wake"] = None
             else:
@@ -294,7 +296,7 @@ def _opted_in(own: Intent, opt_in: OptIn, workload: Workload, ignored: list[str]
         floor = opt_in.spec.min_idle_after
         after = own.idle.after
         if after < floor:
-            ignored.append(f"annotation {_ann(workload, 'idle-after')} is below min_idle_after {_span(floor)} ({opt_in.place}); raised to {_span(floor)}")
+            ignored.append(f"{workload.key}: annotation {_ann(workload, 'idle-after')} is below min_idle_after {_span(floor)} ({opt_in.place}); raised to {_span(floor)}")
             update["idle"] = own.idle.model_copy(update={"after": floor})
             after = floor
         sources.append((f"idle.after = {_span(after)}", f"annotation {_ann(workload, 'idle-after')} {under} (floor {_span(floor)})"))
