@@ -91,8 +91,13 @@ def lookalike_keys(workload: Workload) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def shown(value: str, limit: int = 60) -> str:
+    """An annotation value for a message: quoted, and cut short (it is cluster text of any length)."""
+    return repr(value if len(value) <= limit else value[: limit - 1] + "…")
+
+
 def _bad(workload: Workload, key: str, value: str, why: str) -> AnnotationError:
-    return AnnotationError(f"{workload.key}: annotation {PREFIX}{key}={value!r} {why}")
+    return AnnotationError(f"{workload.key}: annotation {PREFIX}{key}={shown(value)} {why}")
 
 
 def _int(workload: Workload, key: str, value: str) -> int:
@@ -161,5 +166,5 @@ def refused(workload: Workload, loc: tuple[Any, ...], message: str) -> Annotatio
         keys = FIELD_KEYS.get(path, ())
         path = path[:-1]
     present = [k for k in keys if PREFIX + k in workload.annotations] or list(keys)
-    named = ", ".join(f"{PREFIX}{k}={workload.annotations.get(PREFIX + k, '')!r}" for k in present)
+    named = ", ".join(f"{PREFIX}{k}={shown(workload.annotations.get(PREFIX + k, ''))}" for k in present)
     return AnnotationError(f"{workload.key}: annotation{'s' if len(present) > 1 else ''} {named}: {message}")

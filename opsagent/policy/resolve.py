@@ -29,7 +29,7 @@ from functools import cached_property
 from typing import Any
 
 from opsagent.model import Workload
-from opsagent.policy.annotations import PREFIX, AnnotationError, intent_annotations, lookalike_keys
+from opsagent.policy.annotations import PREFIX, AnnotationError, intent_annotations, lookalike_keys, shown
 from opsagent.policy.facts import intent_as_dict
 from opsagent.policy.intents import Intent, intents_from_annotations
 from opsagent.policy.optin import OptIn, opt_in_for
@@ -102,7 +102,7 @@ def intent_for(intents: "Sequence[Intent] | IntentBook", workload: Workload) -> 
 
 
 def _resolve(book: IntentBook, base_index: int | None, workload: Workload) -> Resolved:
-    ignored = [f"{workload.key}: annotation {key[:80]!r} only looks like an {PREFIX} intent key; not obeyed"
+    ignored = [f"{workload.key}: annotation {shown(key)} only looks like an {PREFIX} intent key; not obeyed"
                for key in lookalike_keys(workload)]
     own: Intent | None = None
     if intent_annotations(workload):
@@ -145,8 +145,7 @@ def _span(delta: timedelta) -> str:
 
 
 def _ann(workload: Workload, key: str) -> str:
-    value = workload.annotations.get(PREFIX + key, "")
-    return f"{PREFIX}{key}={(value if len(value) <= 40 else value[:39] + '…')!r}"
+    return f"{PREFIX}{key}={shown(workload.annotations.get(PREFIX + key, ''))}"
 
 
 def _declared(workload: Workload, key: str) -> bool:
