@@ -119,9 +119,7 @@ def explain_cmd(
 ) -> None:
     """Show the decision for one tool call, the rule that made it, and why each earlier rule did not match.
 
-    Also shows the target's intent and where each bound came from (a policy file's line, an annotation
-    under an annotation_intents ceiling, or the built-in ceiling of the replicas it runs now), and the
-    cluster text that was reported and not obeyed.
+    Also shows the target's intent and where each bound came from (a policy file's line, an annotation under an annotation_intents ceiling, or the built-in ceiling of the replicas it runs now), and the cluster text that was reported and not obeyed.
 
     Example: opsagent policy explain --tool sleep_workload --args '{"namespace":"render","name":"render-ui"}' --actor daemon --channel daemon --scenario demo --at 15:00
     """
