@@ -299,6 +299,16 @@ def test_protected_narrows_even_where_nothing_else_is_obeyed(shipped):
     assert call(shipped, batch, replicas=40).effect == "require_approval"
 
 
+def test_a_typo_in_another_annotation_does_not_lift_protection(shipped):
+    for ref in ("batch/worker", "team-x/worker", "chat/chat-ui"):
+        typo = wl(ref, protected="true", min_replicas="two", idle_after="1m")
+        resolved = shipped.resolve(typo)
+        assert resolved.intent is not None and resolved.intent.protected, ref
+        assert resolved.intent.idle is None or resolved.intent.idle.after >= timedelta(minutes=20), ref
+        assert any("is not a whole number" in line for line in resolved.ignored), ref
+        assert call(shipped, typo, tool="sleep_workload").effect != "allow", ref
+
+
 # --- 7. the schema: load errors and lint --------------------------------------------------------
 
 def test_a_bad_annotation_intents_entry_is_a_load_error_at_its_line(with_file):

@@ -1,6 +1,8 @@
 """Detectors: snapshot + intents + time → findings. Pure.
 
-`detect(snapshot, intents=..., now=...)` runs every detector and returns the
+`detect(snapshot, intents=policy.intent_book, now=...)` runs every detector
+(a plain list of intents works too: then annotations may only narrow them,
+since no `annotation_intents` opt-in comes with it) and returns the
 findings in a deterministic order (kind, then subject). A finding's id is
 `kind:subject`, so the same problem keeps the same id from one cycle to the
 next and callers can count attempts against it (`history`).
@@ -11,7 +13,6 @@ cluster adapters, HTTP, SQLite and LLM clients out of this package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from opsagent.detect.common import Attempts, History, Intents

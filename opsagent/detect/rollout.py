@@ -15,12 +15,11 @@ Pure: no I/O and no clock; `now` and `history` are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from opsagent.detect.common import History, Intents, attempts_for, intent_of, iso, make, short
 from opsagent.model import Finding, Snapshot, Workload
-from opsagent.policy.intents import Intent, RolloutRetry
+from opsagent.policy.intents import RolloutRetry
 
 BAD_POD_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff")
 

@@ -11,12 +11,11 @@ Pure: no I/O and no clock; `now` is passed in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from opsagent.detect.common import Intents, intent_of, iso, make, open_prewarm
 from opsagent.model import Finding, Snapshot
-from opsagent.policy.intents import Intent, WakeRule
+from opsagent.policy.intents import WakeRule
 
 
 def wake_requested(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Finding]:

@@ -123,6 +123,12 @@ def _bool(workload: Workload, key: str, value: str) -> bool:
     raise _bad(workload, key, value, "must be true or false")
 
 
+def claims_protected(workload: Workload) -> bool:
+    """Does the exact `opsagent.dev/protected` annotation read true? It only takes permissions away, so it
+    counts even when another annotation of the workload cannot be read."""
+    return workload.annotations.get(PREFIX + "protected", "").strip().lower() in ("true", "yes", "1")
+
+
 def annotation_fields(workload: Workload) -> dict[str, Any] | None:
     """The intent fields the workload's annotations declare (not yet validated), or None when it has none."""
     found = dict(intent_annotations(workload))

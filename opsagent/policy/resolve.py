@@ -29,7 +29,7 @@ from functools import cached_property
 from typing import Any
 
 from opsagent.model import Workload
-from opsagent.policy.annotations import PREFIX, AnnotationError, intent_annotations, lookalike_keys, shown
+from opsagent.policy.annotations import PREFIX, AnnotationError, claims_protected, intent_annotations, lookalike_keys, shown
 from opsagent.policy.facts import intent_as_dict
 from opsagent.policy.intents import Intent, intents_from_annotations
 from opsagent.policy.optin import OptIn, opt_in_for
@@ -110,6 +110,9 @@ def _resolve(book: IntentBook, base_index: int | None, workload: Workload) -> Re
             own = intents_from_annotations(workload)
         except AnnotationError as exc:
             ignored.append(f"{exc}; its opsagent.dev intent annotations are ignored until this is fixed")
+            if claims_protected(workload):  # a typo elsewhere must not lift a protection the workload asks for
+                own = Intent(name=f"annotations:{workload.key}",
+                             selector={"namespace": workload.ref.namespace, "names": [workload.ref.name]}, protected=True)
     if base_index is not None:
         intent = book.intents[base_index]
         places = book.places[base_index] if base_index < len(book.places) else {}
