@@ -350,6 +350,20 @@ def test_lint_warns_about_an_opt_in_for_every_namespace_or_one_outside_the_scope
     assert any(line == 6 and "'kube-system' is outside the scope" in m for line, m in messages), messages
 
 
+def test_lint_warns_about_an_intent_that_labels_alone_select(with_file):
+    directory = with_file("""
+        intents:
+          - name: scratch-sleeps
+            selector: {labels: {tier: scratch}}
+            idle: {after: 5m}
+          - name: scoped-scratch
+            selector: {namespace: lab, labels: {tier: scratch}}
+            idle: {after: 5m}
+        """, name="scratch.yaml")
+    warnings = [(p.line, p.message) for p in lint(directory, tool_risks=RISKS).warnings if p.file.endswith("scratch.yaml")]
+    assert len(warnings) == 1 and warnings[0][0] == 3 and "'scratch-sleeps' selects by labels alone" in warnings[0][1], warnings
+
+
 # --- 8. explain names the source of every bound ---------------------------------------------------
 
 def test_explain_names_the_policy_line_the_opt_in_and_the_builtin_ceiling(shipped):

@@ -5,7 +5,9 @@ on an architectural tool, a bad `annotation_intents` entry). Warnings: a rule
 names a tool that does not exist, a namespace outside its file's scope, or is
 shadowed by an earlier rule with no condition that matches everything it does;
 files disagreeing on mode; an `annotation_intents` entry that opts every
-namespace in, names one outside the scope, or has a ceiling of zero. Pure
+namespace in, names one outside the scope, or has a ceiling of zero; an intent
+that selects by labels alone (labels are cluster text: anyone who can label a
+workload would bring it under the intent). Pure
 apart from reading the files through the loader.
 """
 
@@ -80,6 +82,15 @@ def opt_in_warnings(policy: Policy) -> list[Problem]:
         if opt_in.spec.max_replicas == 0:
             warn("annotation_intents max_replicas is 0: no annotation intent can keep a replica running",
                  "raise max_replicas, or remove the entry")
+    for index, intent in enumerate(policy.intents):
+        selector = intent.selector
+        if selector.labels and not selector.names and selector.namespace in (None, "", "*"):
+            place = policy.intent_book.places[index].get("", "") if index < len(policy.intent_book.places) else ""
+            file, _, line = place.rpartition(":")
+            out.append(Problem(file or place, int(line) if line.isdigit() else None, None,
+                               f"intent {intent.name!r} selects by labels alone: whoever can label a workload in any namespace "
+                               "in scope brings it under this intent", hint="add selector.namespace (or names)",
+                               field=f"intents[{index}].selector", severity="warning"))
     return out
 
 
