@@ -94,6 +94,31 @@ def test_a_1000_replica_annotation_outside_any_opt_in_does_not_let_the_daemon_sc
     assert any("max-replicas='1000'" in line and "annotation_intents" in line for line in ignored), ignored
 
 
+BATCHUI_SCENARIO = """
+        start: '2026-01-05T09:00:00Z'
+        nodes: [{name: gpu-a, gpus: [{model: NVIDIA-A100-SXM4-80GB, count: 2}]}]
+        workloads:
+          - namespace: batch
+            name: batchui
+            gpus: 0
+            replicas: 1
+            traffic: {points: {'00:00': 3}}
+            annotations: {opsagent.dev/max-replicas: "1000"}
+            image: registry.internal/batch/batchui:2.0.1
+        """
+
+
+def test_the_runtimes_snapshot_notes_report_what_was_not_obeyed(tmp_path):
+    from opsagent.runtime import open_runtime
+
+    scenario = tmp_path / "batchui.yaml"
+    scenario.write_text(textwrap.dedent(BATCHUI_SCENARIO))
+    runtime = open_runtime(cluster=f"sim:{scenario}", policies=POLICIES, db=tmp_path / "audit.db")
+    notes = runtime.observe().notes
+    assert [n for n in notes if n.startswith("batch/batchui: annotation opsagent.dev/max-replicas='1000'")], notes
+    assert runtime.policy.intent_for(runtime.observe().workload("batch/batchui")) is None
+
+
 def test_policy_explain_says_the_900_replica_scale_needs_a_person_and_why(tmp_path):
     scenario = tmp_path / "batchui.yaml"
     scenario.write_text(textwrap.dedent("""
@@ -362,6 +387,14 @@ def test_lint_warns_about_an_intent_that_labels_alone_select(with_file):
         """, name="scratch.yaml")
     warnings = [(p.line, p.message) for p in lint(directory, tool_risks=RISKS).warnings if p.file.endswith("scratch.yaml")]
     assert len(warnings) == 1 and warnings[0][0] == 3 and "'scratch-sleeps' selects by labels alone" in warnings[0][1], warnings
+
+
+def test_policy_show_lists_the_opt_ins_with_their_place():
+    data = json.loads(CliRunner().invoke(app, ["policy", "show", "--policies", str(POLICIES), "-o", "json"]).output)
+    [entry] = data["annotation_intents"]
+    assert entry["namespaces"] == ["team-*"] and entry["max_replicas"] == 2 and entry["file"].endswith("gpu-fleet.yaml")
+    assert isinstance(entry["line"], int)
+    assert "annotation intents are obeyed only in: team-*" in data["summary"]
 
 
 # --- 8. explain names the source of every bound ---------------------------------------------------

@@ -93,6 +93,7 @@ def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
             "rules": [{"file": r.file, "line": getattr(r, "line", None), **r.rule.model_dump(mode="json")} for r in pol.rules],
             "limits": [{"file": lim.file, **lim.limit.model_dump(mode="json")} for lim in pol.limits],
             "intents": [i.model_dump(mode="json") for i in pol.intents],
+            "annotation_intents": [{"file": o.file, "line": o.line, **o.spec.model_dump(mode="json")} for o in pol.opt_ins],
             "summary": pol.summary(),
         })
         return
