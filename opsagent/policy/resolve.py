@@ -177,9 +177,9 @@ def _narrowed(base: Intent, places: Mapping[str, str], own: Intent | None, workl
     if bounds is not None:
         new_min, new_max = bounds.min, bounds.max
         min_from, max_from = at("replicas.min"), at("replicas.max")
-        if own is not None and own.replicas is not None and _declared(workload, "max-replicas"):
-            wanted = own.replicas.max
-            assert wanted is not None
+        wanted_max = own.replicas.max if own is not None and own.replicas is not None else None
+        if wanted_max is not None and _declared(workload, "max-replicas"):
+            wanted = wanted_max
             ceiling = new_max if new_max is not None else workload.replicas  # the built-in ceiling when none is declared
             if wanted < bounds.min:
                 refuse("max-replicas", f"below the policy's min {bounds.min} ({at('replicas.min')})")
