@@ -25,7 +25,6 @@ from opsagent.detect import Attempts, detect
 from opsagent.gate import Gate
 from opsagent.model import Finding, Snapshot, Workload
 from opsagent.policy import Policy, PolicyError, load_policy
-from opsagent.policy.intents import intent_for
 from opsagent.yamlfile import FileError
 
 if TYPE_CHECKING:
@@ -54,13 +53,16 @@ class Runtime:
     sim: object | None = None  # the SimCluster when cluster is simulated
 
     def observe(self) -> Snapshot:
-        return self.cluster.snapshot()
+        """The cluster now; its notes also say which annotations the policy reports and does not obey."""
+        snapshot = self.cluster.snapshot()
+        extra = self.policy.annotation_notes(snapshot)
+        return snapshot.model_copy(update={"notes": snapshot.notes + extra}) if extra else snapshot
 
     def findings(self, snapshot: Snapshot | None = None) -> list[Finding]:
         """Findings now, with history: how often each was already acted on (for bounded retries)."""
         snap = snapshot or self.observe()
         now = self.clock.now()
-        return detect(snap, intents=self.policy.intents, now=now, history=action_history(self, since=now - HISTORY_WINDOW))
+        return detect(snap, intents=self.policy.intent_book, now=now, history=action_history(self, since=now - HISTORY_WINDOW))
 
 
 def open_cluster(spec: str, *, prometheus: str | None = None, request_rate_query: str | None = None,
@@ -127,7 +129,7 @@ def open_policy(directory: Path) -> Policy:
 def idle_threshold(policy: Policy) -> Callable[[Workload], float | None]:
     """The GPU-utilisation idle threshold of a workload's intent (None: its intent has none)."""
     def threshold(workload: Workload) -> float | None:
-        intent = intent_for(policy.intents, workload)
+        intent = policy.intent_for(workload)
         return intent.idle.gpu_util_below if intent is not None and intent.idle is not None else None
     return threshold
 

@@ -66,7 +66,7 @@ class Stage:
         return self.world.sim
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        return detect(snapshot, intents=self.world.policy.intents, now=self.sim.clock.now(), history=self.history)
+        return detect(snapshot, intents=self.world.policy.intent_book, now=self.sim.clock.now(), history=self.history)
 
     def finding(self, finding_id: str) -> Finding | None:
         """The finding with this id as detected now, or None when it is gone."""

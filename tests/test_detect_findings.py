@@ -71,7 +71,7 @@ def test_idle_by_zero_rate_counts_from_pod_start():
 
 def test_idle_by_low_gpu_utilisation_needs_the_whole_window():
     from opsagent.cluster.utilwatch import mark_low_utilisation
-    from opsagent.policy.intents import intent_for
+    from opsagent.policy.resolve import intent_for
 
     snap, intents = healthy()
 
@@ -123,16 +123,18 @@ def test_open_prewarm_window_keeps_a_workload_awake():
     assert "idle_gpu:render/ui" in ids(evening, warm, now=NOW + timedelta(hours=5))
 
 
-def test_wake_requested_from_annotation_or_rate():
+def test_wake_requested_from_waiting_requests_or_rate_never_from_an_annotation():
     snap, intents = troubled()
     f = by_id(snap, intents)["wake_requested:chat/chat-ui"]
     assert f.details["trigger"] == "requests"
     assert f.details["pending_requests"] == 3
     assert f.details["warm_replicas"] == 1
-    by_rate = replace_workload(snap, "chat/chat-ui", annotations={}, request_rate=0.5)
+    by_rate = replace_workload(snap, "chat/chat-ui", pending_requests=0, request_rate=0.5)
     assert by_id(by_rate, intents)["wake_requested:chat/chat-ui"].details["request_rate"] == 0.5
-    quiet = replace_workload(snap, "chat/chat-ui", annotations={"opsagent.dev/pending-requests": "0"})
+    quiet = replace_workload(snap, "chat/chat-ui", pending_requests=0)
     assert "wake_requested:chat/chat-ui" not in ids(quiet, intents)
+    planted = replace_workload(snap, "chat/chat-ui", pending_requests=0, annotations={"opsagent.dev/pending-requests": "500"})
+    assert "wake_requested:chat/chat-ui" not in ids(planted, intents)  # anyone who edits the Deployment could write it
     ungoverned = [i for i in intents if i.name != "chat"]
     assert "wake_requested:chat/chat-ui" not in ids(snap, ungoverned)
 

@@ -3,7 +3,8 @@
 Spec: annotations map to an Intent scoped to exactly that workload; bad values
 name the workload, key and value; no annotations means no intent. The one
 intent lookup (`intent_for`) gives a matching policy intent first and the
-annotation intent otherwise, and never raises on bad annotations: the kube
+annotation intent otherwise (only where a policy file opts the namespace in;
+test_policy_narrowing.py holds those promises), and never raises on bad annotations: the kube
 snapshot's notes name the workload and annotation instead. With KUBECONFIG
 set, a real cluster's snapshot must parse (marked real_cluster).
 """
@@ -17,7 +18,11 @@ import pytest
 
 from opsagent.cluster.kube import AnnotationError, intents_from_annotations
 from opsagent.model import Workload, WorkloadRef
-from opsagent.policy.intents import Intent, Selector, annotation_problem, intent_for
+from opsagent.policy.intents import Intent, Selector, annotation_problem
+from opsagent.policy.optin import AnnotationOptIn, OptIn
+from opsagent.policy.resolve import IntentBook, intent_for
+
+LLM_OPTS_IN = (OptIn(AnnotationOptIn(namespaces=("llm",), max_replicas=4, min_idle_after=timedelta(minutes=10)), file="p.yaml"),)
 
 
 def workload(**annotations: str) -> Workload:
@@ -70,14 +75,15 @@ OTHER_INTENT = Intent(name="elsewhere", selector=Selector(namespace="render"))
 def test_a_matching_policy_intent_wins_over_annotations():
     annotated = workload(**{"opsagent.dev/idle-after": "30m"})
     assert intent_for((OTHER_INTENT, POLICY_INTENT), annotated) is POLICY_INTENT
-    own = intent_for((OTHER_INTENT,), annotated)
+    own = intent_for(IntentBook((OTHER_INTENT,), LLM_OPTS_IN), annotated)
     assert own.name == "annotations:llm/vllm" and own.idle.after == timedelta(minutes=30)
-    assert intent_for((OTHER_INTENT,), workload(app="x")) is None
+    assert intent_for((OTHER_INTENT,), annotated) is None  # no opt-in: reported, not obeyed
+    assert intent_for(IntentBook((OTHER_INTENT,), LLM_OPTS_IN), workload(app="x")) is None
 
 
 def test_bad_annotations_give_no_intent_and_a_problem_not_an_exception():
     bad = workload(**{"opsagent.dev/idle-after": "30m", "opsagent.dev/protected": "ture"})
-    assert intent_for((), bad) is None  # never half an intent: a protected workload must not become sleepable
+    assert intent_for(IntentBook((), LLM_OPTS_IN), bad) is None  # never half an intent: a protected workload must not become sleepable
     assert annotation_problem(bad) == "llm/vllm: annotation opsagent.dev/protected='ture' must be true or false"
     assert annotation_problem(workload(**{"opsagent.dev/idle-after": "30m"})) is None
 

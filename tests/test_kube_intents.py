@@ -4,8 +4,11 @@ Spec: the runtime opened on `--cluster kube` (a kubeconfig pointing at kmock's
 emulator) with `--prometheus` and `--request-rate-query ingress-nginx` (a fake
 Prometheus on loopback) sees:
 - a Deployment that declares its intent only through `opsagent.dev/*`
-  annotations gets an idle_gpu finding from that intent, and the shipped policy
-  lets the daemon put it to sleep (the gate runs the scale to zero);
+  annotations, in a namespace a policy file opts in (`annotation_intents`),
+  gets an idle_gpu finding from that intent, and the policy lets the daemon
+  put it to sleep (the gate runs the scale to zero);
+- under the shipped policies, which opt no namespace in, the same annotations
+  are reported and not obeyed: no finding, and the daemon's sleep goes to a person;
 - a GPU Job queued behind it (pods owned by a batch/v1 Job) is a jobs_waiting
   finding naming the idle holder;
 - a policy intent that matches the same workload wins over its annotations,
@@ -68,9 +71,22 @@ def sleep_call() -> ToolCall:
     return ToolCall(tool="sleep_workload", args={"namespace": "llm", "name": "vllm-llama"}, actor="daemon", channel="daemon")
 
 
-def test_annotation_intent_drives_the_finding_and_the_shipped_policy_lets_the_daemon_sleep_it(kube_env):
+def opted_in(tmp_path: Path) -> Path:
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICIES, policies)
+    (policies / "llm.yaml").write_text(textwrap.dedent("""
+        priority: 50
+        annotation_intents:
+          - namespaces: [llm]
+            max_replicas: 2
+            min_idle_after: 15m
+        """))
+    return policies
+
+
+def test_annotation_intent_in_an_opted_in_namespace_drives_the_finding_and_lets_the_daemon_sleep_it(kube_env):
     emu, prom, tmp_path = kube_env
-    runtime = open_kube(tmp_path, POLICIES, prom.url)
+    runtime = open_kube(tmp_path, opted_in(tmp_path), prom.url)
     snap = runtime.observe()
     assert snap.workload(VLLM).request_rate == 0.0  # from the ingress-nginx preset's query
     findings = {f.id: f for f in runtime.findings(snap)}
@@ -85,6 +101,20 @@ def test_annotation_intent_drives_the_finding_and_the_shipped_policy_lets_the_da
     assert result.ok, result.message
     scaled = [r for r in emu.requests() if r["method"] == "PATCH" and r["path"].endswith("/deployments/vllm-llama/scale")]
     assert [r["body"] for r in scaled] == [{"spec": {"replicas": 0}}]
+
+
+def test_without_an_opt_in_the_shipped_policy_reports_the_annotations_and_obeys_none(kube_env):
+    emu, prom, tmp_path = kube_env
+    runtime = open_kube(tmp_path, POLICIES, prom.url)
+    snap = runtime.observe()
+    assert not [f for f in runtime.findings(snap) if f.subject == VLLM and f.kind == "idle_gpu"]
+    assert idle_threshold(runtime.policy)(snap.workload(VLLM)) is None
+    resolved = runtime.policy.resolve(snap.workload(VLLM))
+    assert resolved.intent is None
+    assert any("opsagent.dev/idle-after='30m'" in line and "annotation_intents" in line for line in resolved.ignored)
+    result = runtime.gate.submit(sleep_call())
+    assert result.decision.effect == "require_approval"
+    assert not [r for r in emu.requests() if r["method"] == "PATCH"]
 
 
 def test_a_policy_intent_for_the_workload_overrides_its_annotations(kube_env):

@@ -252,11 +252,12 @@ workloads:
 """)
     sim.record_request(ref("a/chat"), count=3)
     w = sim.snapshot().workload("a/chat")
-    assert w.annotations["opsagent.dev/pending-requests"] == "3" and w.last_request_at == sim.now
+    assert w.pending_requests == 3 and w.last_request_at == sim.now
+    assert not any(k.startswith("opsagent.dev/pending") for k in w.annotations)  # a typed count, not cluster text
     sim.scale(ref=ref("a/chat"), replicas=1)
     sim.advance(120)
     w = sim.snapshot().workload("a/chat")
-    assert "opsagent.dev/pending-requests" not in w.annotations and w.ready_replicas == 1
+    assert w.pending_requests == 0 and w.ready_replicas == 1
 
 
 def test_same_seed_same_history():
@@ -287,7 +288,7 @@ def test_demo_story():
     assert snap.workload("inference/llm").throughput_factor < 1
     assert {j.name: j.state for j in snap.jobs}["finetune-7"] == "queued"
     assert snap.workload("inference/embedder").rollout.status == "failed"
-    assert int(snap.workload("chat/chat-ui").annotations["opsagent.dev/pending-requests"]) >= 3
+    assert snap.workload("chat/chat-ui").pending_requests >= 3
 
 
 def test_dry_run_changes_nothing():

@@ -100,6 +100,7 @@ def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
             "rules": [{"file": r.file, "line": getattr(r, "line", None), **r.rule.model_dump(mode="json")} for r in pol.rules],
             "limits": [{"file": lim.file, **lim.limit.model_dump(mode="json")} for lim in pol.limits],
             "intents": [i.model_dump(mode="json") for i in pol.intents],
+            "annotation_intents": [{"file": o.file, "line": o.line, **o.spec.model_dump(mode="json")} for o in pol.opt_ins],
             "summary": pol.summary(),
         })
         return
@@ -125,6 +126,8 @@ def explain_cmd(
     output: Output = OutputOpt,
 ) -> None:
     """Show the decision for one tool call, the rule that made it, and why each earlier rule did not match.
+
+    Also shows the target's intent and where each bound came from (a policy file's line, an annotation under an annotation_intents ceiling, or the built-in ceiling of the replicas it runs now), and the cluster text that was reported and not obeyed.
 
     Example: opsagent policy explain --tool sleep_workload --args '{"namespace":"render","name":"render-ui"}' --actor daemon --channel daemon --scenario demo --at 15:00
     """

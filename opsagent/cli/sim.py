@@ -69,7 +69,7 @@ def run(scenario_name: str, *, hours: float | None, step_minutes: float, seed: i
             "workload": w.key, "replicas": w.replicas, "ready": w.ready_replicas, "gpus_held": snap.gpus_held_by(w.ref),
             "request_rate": w.request_rate, "gpu_utilization": w.gpu_utilization,
             "throughput_factor": w.throughput_factor, "rollout": w.rollout.status, "rollout_reason": w.rollout.reason,
-            "revision": w.revision, "pending_requests": int(w.annotations.get("opsagent.dev/pending-requests", 0)),
+            "revision": w.revision, "pending_requests": w.pending_requests,
         } for w in snap.workloads],
         "jobs": [{"job": j.key, "gpus": j.gpus, "state": j.state, "node": j.node} for j in snap.jobs],
         "stats": stats.model_dump(mode="json", exclude={"samples"}),

@@ -1,6 +1,8 @@
 """Detectors: snapshot + intents + time → findings. Pure.
 
-`detect(snapshot, intents=..., now=...)` runs every detector and returns the
+`detect(snapshot, intents=policy.intent_book, now=...)` runs every detector
+(a plain list of intents works too: then annotations may only narrow them,
+since no `annotation_intents` opt-in comes with it) and returns the
 findings in a deterministic order (kind, then subject). A finding's id is
 `kind:subject`, so the same problem keeps the same id from one cycle to the
 next and callers can count attempts against it (`history`).
@@ -11,17 +13,16 @@ cluster adapters, HTTP, SQLite and LLM clients out of this package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from opsagent.detect.common import PENDING_ANNOTATION, Attempts, History
+from opsagent.detect.common import Attempts, History, Intents
 from opsagent.detect.cron import CronError, parse_cron, window_open
 from opsagent.detect.idle import idle_gpu, jobs_waiting
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
 from opsagent.detect.rollout import crashloop, rollout_failed
 from opsagent.detect.wake import wake_requested
 from opsagent.model import FINDING_KINDS, Finding, Snapshot
-from opsagent.policy.intents import Intent
+from opsagent.policy.resolve import as_book
 
 # The detail keys each finding kind may carry; playbook lint checks `details.X` against these.
 DETAIL_KEYS: dict[str, frozenset[str]] = {
@@ -53,7 +54,7 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
 }
 
 
-def detect(snapshot: Snapshot, *, intents: Sequence[Intent], now: datetime,
+def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
            history: History | None = None) -> list[Finding]:
     """Every finding in `snapshot` under `intents` at `now`, sorted by kind then subject.
 
@@ -61,7 +62,7 @@ def detect(snapshot: Snapshot, *, intents: Sequence[Intent], now: datetime,
     dict with `attempts` and `last_action_at`); it only shapes the retry
     details of rollout_failed and crashloop findings.
     """
-    intents = tuple(intents)
+    intents = as_book(intents)  # one book, so each workload's intent is resolved once for every detector
     idle = idle_gpu(snapshot, intents, now)
     found = [
         *idle,
@@ -78,6 +79,6 @@ def detect(snapshot: Snapshot, *, intents: Sequence[Intent], now: datetime,
 
 
 __all__ = [
-    "DETAIL_KEYS", "PENDING_ANNOTATION", "Attempts", "CronError", "History", "detect", "parse_cron",
+    "DETAIL_KEYS", "Attempts", "CronError", "History", "detect", "parse_cron",
     "window_open",
 ]

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsagent.model import Finding, GpuDevice, Pod, Snapshot, Workload
 from opsagent.policy.cron import CronError, window_open
-from opsagent.policy.intents import Intent, intent_for
+from opsagent.policy.intents import Intent
+from opsagent.policy.resolve import IntentBook, intent_for
 
 SEVERITY = {
     "idle_gpu": "warning",
@@ -27,9 +28,6 @@ SEVERITY = {
     "topology_mismatch": "warning",
     "jobs_waiting": "warning",
 }
-
-PENDING_ANNOTATION = "opsagent.dev/pending-requests"
-
 
 class Attempts(BaseModel):
     """What the caller remembers about one finding: how often it was acted on, and when last."""
@@ -70,8 +68,11 @@ def short(text: str | None, limit: int = 200) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def intent_of(intents: Sequence[Intent], workload: Workload) -> Intent | None:
-    return intent_for(tuple(intents), workload)
+Intents = Sequence[Intent] | IntentBook  # a plain list: annotations may only narrow; a policy's book carries its opt-ins
+
+
+def intent_of(intents: Intents, workload: Workload) -> Intent | None:
+    return intent_for(intents, workload)
 
 
 def gpu_pods(snapshot: Snapshot, workload: Workload) -> list[Pod]:
@@ -104,14 +105,3 @@ def open_prewarm(intent: Intent | None, now: datetime) -> tuple[str, datetime, d
         if opened is not None:
             return window.cron, opened[0], opened[1]
     return None
-
-
-def pending_requests(workload: Workload) -> int:
-    """Requests waiting for this workload, from the adapter's annotation (0 if absent or bad)."""
-    raw = workload.annotations.get(PENDING_ANNOTATION)
-    if raw is None:
-        return 0
-    try:
-        return max(0, int(float(raw)))
-    except ValueError:
-        return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from opsagent.detect.common import gpu_pods, intent_of, iso, make, minutes, open_prewarm
+from opsagent.detect.common import Intents, gpu_pods, intent_of, iso, make, minutes, open_prewarm
 from opsagent.model import Finding, Snapshot, Workload
 from opsagent.policy.intents import Intent
 
@@ -34,7 +34,7 @@ def _idle_since(workload: Workload, snapshot: Snapshot, intent: Intent, now: dat
     return None
 
 
-def idle_gpu(snapshot: Snapshot, intents: Sequence[Intent], now: datetime) -> list[Finding]:
+def idle_gpu(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Finding]:
     findings = []
     for workload in snapshot.workloads:
         intent = intent_of(intents, workload)

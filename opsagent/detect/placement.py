@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from opsagent.detect.common import devices, free_gpus, gpu_pods, intent_of, make, short
+from opsagent.detect.common import Intents, devices, free_gpus, gpu_pods, intent_of, make, short
 from opsagent.model import Finding, GpuDevice, Snapshot, Workload
 from opsagent.policy.intents import Intent
 
@@ -67,7 +67,7 @@ def _tp_width(workload: Workload, intent: Intent | None) -> int:
     return workload.gpu_requirement.min_link_width or DEFAULT_TP_WIDTH
 
 
-def topology_mismatch(snapshot: Snapshot, intents: Sequence[Intent], now: datetime) -> list[Finding]:
+def topology_mismatch(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Finding]:
     findings = []
     for workload in snapshot.workloads:
         if not workload.tensor_parallel:
@@ -98,7 +98,7 @@ def topology_mismatch(snapshot: Snapshot, intents: Sequence[Intent], now: dateti
     return findings
 
 
-def drift(snapshot: Snapshot, intents: Sequence[Intent], now: datetime) -> list[Finding]:
+def drift(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Finding]:
     findings = []
     for workload in snapshot.workloads:
         intent = intent_of(intents, workload)
@@ -108,11 +108,14 @@ def drift(snapshot: Snapshot, intents: Sequence[Intent], now: datetime) -> list[
         parts = []
         bounds = intent.replicas
         slept = workload.replicas == 0 and intent.idle is not None
-        if bounds is not None and not slept and not bounds.min <= workload.replicas <= bounds.max:
-            desired = min(max(workload.replicas, bounds.min), bounds.max)
+        # With no max declared the ceiling is the replicas it runs now: only too few replicas is drift,
+        # and raising them to the min is a change the policy sends to a person.
+        top = bounds.max if bounds is not None and bounds.max is not None else None
+        if bounds is not None and not slept and not (bounds.min <= workload.replicas and (top is None or workload.replicas <= top)):
+            desired = max(workload.replicas, bounds.min) if top is None else min(max(workload.replicas, bounds.min), top)
             details["aspects"].append("replicas")
-            details.update(min=bounds.min, max=bounds.max, desired_replicas=desired)
-            parts.append(f"replicas {workload.replicas} outside {bounds.min}..{bounds.max}")
+            details.update(min=bounds.min, max=top, desired_replicas=desired)
+            parts.append(f"replicas {workload.replicas} outside {bounds.min}..{top if top is not None else workload.replicas}")
         placement = intent.placement
         if placement is not None:
             violations = []

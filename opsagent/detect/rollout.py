@@ -15,12 +15,11 @@ Pure: no I/O and no clock; `now` and `history` are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from opsagent.detect.common import History, attempts_for, intent_of, iso, make, short
+from opsagent.detect.common import History, Intents, attempts_for, intent_of, iso, make, short
 from opsagent.model import Finding, Snapshot, Workload
-from opsagent.policy.intents import Intent, RolloutRetry
+from opsagent.policy.intents import RolloutRetry
 
 BAD_POD_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff")
 
@@ -41,7 +40,7 @@ def _last_good(workload: Workload, revision: int) -> int | None:
     return older[0].revision if older else None
 
 
-def rollout_failed(snapshot: Snapshot, intents: Sequence[Intent], now: datetime,
+def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
                    history: History | None = None) -> list[Finding]:
     findings = []
     for workload in snapshot.workloads:
@@ -98,7 +97,7 @@ def rollout_failed(snapshot: Snapshot, intents: Sequence[Intent], now: datetime,
     return findings
 
 
-def crashloop(snapshot: Snapshot, intents: Sequence[Intent], now: datetime,
+def crashloop(snapshot: Snapshot, intents: Intents, now: datetime,
               history: History | None = None) -> list[Finding]:
     findings = []
     for workload in snapshot.workloads:

@@ -1,8 +1,9 @@
 """Work waiting for a sleeping workload: the `wake_requested` detector.
 
-Two triggers: requests waiting for a workload scaled to zero (the adapter's
-`opsagent.dev/pending-requests` annotation, or a request rate above zero while
-`replicas == 0`), and a prewarm window of the workload's intent that is open
+Two triggers: requests waiting for a workload scaled to zero
+(`Workload.pending_requests`, counted by the wake proxy or the simulator, or a
+request rate above zero from metrics while `replicas == 0`; never an
+annotation, which anyone who can edit the Deployment could plant), and a prewarm window of the workload's intent that is open
 now while the workload runs fewer replicas than `wake.warm_replicas`.
 
 Pure: no I/O and no clock; `now` is passed in.
@@ -10,22 +11,21 @@ Pure: no I/O and no clock; `now` is passed in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from opsagent.detect.common import intent_of, iso, make, open_prewarm, pending_requests
+from opsagent.detect.common import Intents, intent_of, iso, make, open_prewarm
 from opsagent.model import Finding, Snapshot
-from opsagent.policy.intents import Intent, WakeRule
+from opsagent.policy.intents import WakeRule
 
 
-def wake_requested(snapshot: Snapshot, intents: Sequence[Intent], now: datetime) -> list[Finding]:
+def wake_requested(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Finding]:
     findings = []
     for workload in snapshot.workloads:
         intent = intent_of(intents, workload)
         if intent is None:
             continue
         wake = intent.wake or WakeRule()
-        waiting = pending_requests(workload)
+        waiting = workload.pending_requests
         if workload.replicas == 0 and wake.on_request and (waiting > 0 or (workload.request_rate or 0) > 0):
             findings.append(make(
                 "wake_requested", workload.key,

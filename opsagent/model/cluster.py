@@ -131,6 +131,8 @@ class Workload(Frozen):
     annotations: dict[str, str] = Field(default_factory=dict)
     last_request_at: datetime | None = None
     request_rate: float | None = Field(default=None, ge=0.0, description="requests per second; None when unknown (no metrics)")
+    pending_requests: int = Field(default=0, ge=0, description="requests held waiting for it (at zero replicas), as the wake "
+                                                                 "proxy or the simulator counts them; never read from an annotation")
     gpu_utilization: float | None = Field(default=None, ge=0.0, le=100.0, description="mean percent busy over its GPUs; None when unknown")
     throughput_factor: float = Field(default=1.0, ge=0.0, le=1.0, description="1.0 = full speed; below 1 when placement degrades it")
     low_gpu_since: datetime | None = Field(

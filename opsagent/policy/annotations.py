@@ -13,18 +13,20 @@ manifest instead of in a policy file:
     opsagent.dev/protected: "true"        -> protected
 
 This module reads the values into the fields of an intent scoped to exactly
-that workload; `opsagent.policy.intents` validates them into an `Intent` and
-decides which intent applies (a policy file's intent that matches the workload
-wins over its annotations). Other `opsagent.dev/*` keys are not intents and
-are left alone.
+that workload; `opsagent.policy.intents` validates them into an `Intent`.
+Other `opsagent.dev/*` keys are not intents and are left alone.
 
-What it must not do: widen what the policy allows. An annotation intent is
-desired state only; the policy's rules still decide every tool call. Pure: no
-I/O. Bad values raise `AnnotationError` naming the workload, key and value.
+What it must not do: widen what the policy allows. Only exact keys count
+(`lookalike_keys` names the near misses, such as `opsagent.dev/Max-Replicas`
+or a Cyrillic letter, so they can be reported). Whether an annotation intent
+is obeyed at all, and inside which ceilings, is `opsagent.policy.resolve`'s
+decision. Pure: no I/O. Bad values raise `AnnotationError` naming the
+workload, key and value.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from opsagent.model import Workload
@@ -64,8 +66,38 @@ def intent_annotations(workload: Workload) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found))
 
 
+# Letters of other scripts that look like Latin ones in most fonts; enough to name a look-alike key in a report.
+_CONFUSABLE = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ѕ": "s", "ԁ": "d", "ӏ": "l",
+    "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t", "ε": "e",
+    "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "−": "-", "／": "/", "⁄": "/", "∕": "/", "．": ".",
+})
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_INTENT_KEYS = frozenset(PREFIX + key for key in KEYS)
+
+
+def lookalike_keys(workload: Workload) -> tuple[str, ...]:
+    """Annotation keys that look like an intent key but are not exactly one (case, Unicode, invisible characters).
+
+    They are never read as intents; callers report them so a person sees why.
+    """
+    found = []
+    for key in workload.annotations:
+        if key in _INTENT_KEYS:
+            continue
+        folded = unicodedata.normalize("NFKC", key).translate(_INVISIBLE).translate(_CONFUSABLE).casefold().strip()
+        if folded in _INTENT_KEYS:
+            found.append(key)
+    return tuple(sorted(found))
+
+
+def shown(value: str, limit: int = 60) -> str:
+    """An annotation value for a message: quoted, and cut short (it is cluster text of any length)."""
+    return repr(value if len(value) <= limit else value[: limit - 1] + "…")
+
+
 def _bad(workload: Workload, key: str, value: str, why: str) -> AnnotationError:
-    return AnnotationError(f"{workload.key}: annotation {PREFIX}{key}={value!r} {why}")
+    return AnnotationError(f"{workload.key}: annotation {PREFIX}{key}={shown(value)} {why}")
 
 
 def _int(workload: Workload, key: str, value: str) -> int:
@@ -89,6 +121,12 @@ def _bool(workload: Workload, key: str, value: str) -> bool:
     if text in ("false", "no", "0", ""):
         return False
     raise _bad(workload, key, value, "must be true or false")
+
+
+def claims_protected(workload: Workload) -> bool:
+    """Does the exact `opsagent.dev/protected` annotation read true? It only takes permissions away, so it
+    counts even when another annotation of the workload cannot be read."""
+    return workload.annotations.get(PREFIX + "protected", "").strip().lower() in ("true", "yes", "1")
 
 
 def annotation_fields(workload: Workload) -> dict[str, Any] | None:
@@ -134,5 +172,5 @@ def refused(workload: Workload, loc: tuple[Any, ...], message: str) -> Annotatio
         keys = FIELD_KEYS.get(path, ())
         path = path[:-1]
     present = [k for k in keys if PREFIX + k in workload.annotations] or list(keys)
-    named = ", ".join(f"{PREFIX}{k}={workload.annotations.get(PREFIX + k, '')!r}" for k in present)
+    named = ", ".join(f"{PREFIX}{k}={shown(workload.annotations.get(PREFIX + k, ''))}" for k in present)
     return AnnotationError(f"{workload.key}: annotation{'s' if len(present) > 1 else ''} {named}: {message}")

@@ -2,8 +2,11 @@
 
 `explain()` runs the same judgement as `decide()` but walks every rule in
 order and keeps the reason each one did not match (tool, risk, namespace,
-labels, actor, channel, or the condition's value or error). `policy explain`
-prints it. Pure.
+labels, actor, channel, or the condition's value or error). It also says
+which intent applied, where each of its bounds came from (a policy file's
+line, an annotation under an opt-in's ceiling, or the built-in "replicas it
+runs now" ceiling), and which cluster text was reported and not obeyed.
+`policy explain` prints it. Pure.
 """
 
 from __future__ import annotations
@@ -29,6 +32,13 @@ class RuleCheck(BaseModel):
     why_not: str
 
 
+class BoundSource(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bound: str  # "replicas.max = 2"
+    source: str  # "policies/gpu-fleet.yaml:27 (intent render-ui-scales-to-zero)", an annotation under an opt-in, or the built-in ceiling
+
+
 class Explanation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -38,6 +48,8 @@ class Explanation(BaseModel):
     skipped: tuple[RuleCheck, ...] = ()
     target: dict[str, Any] = {}
     intent: dict[str, Any] = {}
+    bounds: tuple[BoundSource, ...] = ()
+    not_obeyed: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         d = self.decision
@@ -55,6 +67,14 @@ class Explanation(BaseModel):
                 out.append(f"  - {check.rule} ({check.effect}, {place}): {check.why_not}")
             if other_tools:
                 out.append(f"  - {len(other_tools)} rule(s) for other tools: {', '.join(other_tools)}")
+        if self.intent:
+            out.append(f"intent:   {self.intent.get('name')}")
+            out.extend(f"  - {b.bound}: {b.source}" for b in self.bounds)
+        elif self.target:
+            out.append("intent:   none applies")
+        if self.not_obeyed:
+            out.append("cluster text reported, not obeyed:")
+            out.extend(f"  - {line}" for line in self.not_obeyed)
         return out
 
 
@@ -70,6 +90,11 @@ def explain(
 ) -> Explanation:
     verdict = judge(policy, call=call, risk=risk, target=target, snapshot=snapshot, now=now, counts=counts, trace=True)
     context = verdict.facts.context()
+    workload = verdict.facts.workload
+    pod = verdict.facts.pod
+    if workload is None and pod is not None and pod.workload is not None and snapshot is not None:
+        workload = snapshot.workload(pod.workload)
+    resolved = policy.resolve(workload) if workload is not None else None
     skipped = tuple(
         RuleCheck(file=rule.file, rule=rule.rule.name, line=getattr(rule, "line", None), effect=rule.effect, why_not=why)
         for rule, why in verdict.checked
@@ -81,4 +106,6 @@ def explain(
         skipped=skipped,
         target=context["target"],
         intent=context["intent"],
+        bounds=tuple(BoundSource(bound=b, source=src) for b, src in resolved.sources) if resolved else (),
+        not_obeyed=resolved.ignored if resolved else (),
     )

@@ -6,10 +6,12 @@ rollouts; tools read `wake.warm_replicas`. Durations are written as '30m',
 '2h', '90s' and parsed here once.
 
 A workload may also declare its own intent through `opsagent.dev/*`
-annotations (read by `opsagent.policy.annotations`). `intent_for` is the one
-lookup every part uses (detectors, the GPU utilisation watch, the gate's CEL
-`intent`), so they all see the same intent: the first policy intent whose
-selector matches wins; otherwise the workload's annotation intent applies.
+annotations (read by `opsagent.policy.annotations`, validated here by
+`intents_from_annotations`). Which intent applies, and how far annotations
+may change it, is decided in one place, `opsagent.policy.resolve.intent_for`,
+which every part uses (detectors, the GPU utilisation watch, the gate's CEL
+`intent`): annotations narrow a policy intent and are obeyed on their own only
+where a policy file opts in.
 """
 
 from __future__ import annotations
@@ -54,12 +56,15 @@ class Selector(Strict):
 
 
 class ReplicaBounds(Strict):
+    """Replica bounds. With no `max`, the ceiling is the replicas the workload runs now (see resolve.py):
+    going above it needs a person."""
+
     min: int = Field(default=0, ge=0)
-    max: int = Field(default=100, ge=0)
+    max: int | None = Field(default=None, ge=0, description="ceiling; unset means the replicas it runs now")
 
     @model_validator(mode="after")
     def _ordered(self) -> "ReplicaBounds":
-        if self.min > self.max:
+        if self.max is not None and self.min > self.max:
             raise ValueError(f"replicas.min ({self.min}) is above replicas.max ({self.max})")
         return self
 
@@ -136,24 +141,6 @@ class Intent(Strict):
     placement: PlacementRule | None = None
     rollout: RolloutRetry | None = None
     protected: bool = Field(default=False, description="never scale to zero or restart automatically")
-
-
-def intent_for(intents: list[Intent] | tuple[Intent, ...], workload: Workload) -> Intent | None:
-    """The intent that applies to `workload`.
-
-    The first policy intent whose selector matches (file order, then list
-    order) wins; otherwise the intent its `opsagent.dev/*` annotations declare.
-    Annotations with a bad value declare no intent (never an exception here;
-    `annotation_problem` says what is wrong, and the kube adapter puts it in
-    the snapshot's notes).
-    """
-    for intent in intents:
-        if intent.selector.matches(workload):
-            return intent
-    try:
-        return intents_from_annotations(workload)
-    except AnnotationError:
-        return None
 
 
 def intents_from_annotations(workload: Workload) -> Intent | None:

@@ -1,9 +1,13 @@
 """`policy lint`: every error of a policy directory, plus warnings for rules that cannot matter.
 
 Errors are what the loader finds (schema, YAML, CEL, unknown groups, an allow
-on an architectural tool). Warnings: a rule names a tool that does not exist,
-a namespace outside its file's scope, or is shadowed by an earlier rule with no
-condition that matches everything it does; files disagreeing on mode. Pure
+on an architectural tool, a bad `annotation_intents` entry). Warnings: a rule
+names a tool that does not exist, a namespace outside its file's scope, or is
+shadowed by an earlier rule with no condition that matches everything it does;
+files disagreeing on mode; an `annotation_intents` entry that opts every
+namespace in, names one outside the scope, or has a ceiling of zero; an intent
+that selects by labels alone (labels are cluster text: anyone who can label a
+workload would bring it under the intent). Pure
 apart from reading the files through the loader.
 """
 
@@ -43,6 +47,7 @@ def lint(directory: Path | str, *, tool_risks: Mapping[str, str] | None = None) 
     found = list(problems)
     if policy is not None:
         found.extend(rule_warnings(policy))
+        found.extend(opt_in_warnings(policy))
     found.sort(key=lambda p: (p.file, p.line or 0, p.column or 0))
     return LintReport(policy, tuple(found))
 
@@ -58,6 +63,34 @@ def rule_warnings(policy: Policy) -> list[Problem]:
                                        f"({earlier.file}:{getattr(earlier, 'line', '?')}) matches every call it does",
                                  hint="move it above the earlier rule, or narrow the earlier one"))
                 break
+    return out
+
+
+def opt_in_warnings(policy: Policy) -> list[Problem]:
+    """`annotation_intents` entries that opt in more than intended, or can never apply."""
+    out: list[Problem] = []
+    for opt_in in policy.opt_ins:
+        def warn(message: str, hint: str) -> None:
+            out.append(Problem(opt_in.file, opt_in.line, None, message, hint=hint, field="annotation_intents", severity="warning"))
+        for namespace in opt_in.spec.namespaces:
+            if namespace == "*":
+                warn("annotation_intents opts every namespace in: whoever can annotate a Deployment anywhere declares its intent "
+                     "(up to the ceilings)", "name the namespaces whose teams may declare their own intents, e.g. [team-*]")
+            elif not is_glob(namespace) and not policy.in_scope(namespace):
+                warn(f"annotation_intents namespace {namespace!r} is outside the scope, so its annotations are never obeyed",
+                     "add it to scope.namespaces or remove it")
+        if opt_in.spec.max_replicas == 0:
+            warn("annotation_intents max_replicas is 0: no annotation intent can keep a replica running",
+                 "raise max_replicas, or remove the entry")
+    for index, intent in enumerate(policy.intents):
+        selector = intent.selector
+        if selector.labels and not selector.names and selector.namespace in (None, "", "*"):
+            place = policy.intent_book.places[index].get("", "") if index < len(policy.intent_book.places) else ""
+            file, _, line = place.rpartition(":")
+            out.append(Problem(file or place, int(line) if line.isdigit() else None, None,
+                               f"intent {intent.name!r} selects by labels alone: whoever can label a workload in any namespace "
+                               "in scope brings it under this intent", hint="add selector.namespace (or names)",
+                               field=f"intents[{index}].selector", severity="warning"))
     return out
 
 

@@ -3,7 +3,7 @@
 Every `*.yaml` / `*.yml` file is read and merged in order of its `priority`
 (lower first, default 100), then file name: scopes are a
 union, groups merge (the same group defined twice differently is an error),
-intents, rules and limits are concatenated in file order. Each `when`
+intents, annotation opt-ins, rules and limits are concatenated in file order. Each `when`
 condition is compiled once here. Every problem is reported with its
 file:line:column, the field, and a hint; all errors of a load are raised
 together as one `PolicyError`. Reads files; decides nothing.
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from opsagent.policy.cel import CelError, compile_expr
 from opsagent.policy.errors import PolicyError, Problem
+from opsagent.policy.optin import OptIn
 from opsagent.policy.facts import CEL_VARIABLES
 from opsagent.policy.policy import CompiledLimit, CompiledRule, FileScope, Patterns, Policy, expand_actors
 from opsagent.policy.schema import PolicyFile, Scope, SpendCap, SpendCaps
@@ -115,6 +116,8 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
     rules: list[CompiledRule] = []
     limits: list[CompiledLimit] = []
     intents = []
+    places: list[dict[str, str]] = []
+    opt_ins: list[OptIn] = []
     modes: dict[str, str] = {}
     ttls: list[timedelta] = []
     caps: list[int] = []
@@ -137,6 +140,9 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
         if doc.spend_caps is not None:
             spend.append((name, doc.spend_caps))
             warnings.extend(_zero_caps(name, doc.spend_caps, marks))
+        places.extend(_intent_places(name, marks, index) for index in range(len(doc.intents)))
+        for index, spec in enumerate(doc.annotation_intents):
+            opt_ins.append(OptIn(spec, file=name, line=locate(marks, ("annotation_intents", index))[0]))
 
     for name, doc, marks in parsed:
         file_scopes = tuple(s for s in scopes if s.file == name)
@@ -181,6 +187,7 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
         return None
     return Policy(
         files=tuple(n for n, _, _ in parsed), scopes=tuple(scopes), groups=groups, intents=tuple(intents),
+        intent_places=tuple(places), opt_ins=tuple(opt_ins),
         rules=tuple(rules), limits=tuple(limits), mode=mode, approval_ttl=min(ttls) if ttls else DEFAULT_TTL,
         max_workloads_per_run=min(caps) if caps else None, default_approvers=tuple(default_approvers),
         tool_risks=risks, warnings=tuple(warnings), spend_caps=merge_spend_caps([caps for _, caps in spend]),
@@ -218,6 +225,19 @@ def merge_spend_caps(all_caps: list[SpendCaps]) -> SpendCaps | None:
         merged[scope] = SpendCap(calls=smallest([c.calls for c in caps]), tokens=smallest([c.tokens for c in caps])) \
             if caps else None
     return SpendCaps(**merged)
+_INTENT_FIELDS = (("",), ("replicas",), ("replicas", "min"), ("replicas", "max"), ("idle",), ("wake",),
+                  ("wake", "warm_replicas"), ("protected",))
+
+
+def _intent_places(name: str, marks: Marks, index: int) -> dict[str, str]:
+    """field path of one intent ("" for the intent itself) -> "file:line", for the fields the file writes."""
+    found = {}
+    for path in _INTENT_FIELDS:
+        loc = ("intents", index) + tuple(p for p in path if p)
+        line, _ = locate(marks, loc)
+        if line is not None:
+            found[".".join(p for p in path if p)] = f"{name}:{line}"
+    return found
 
 
 def _check_groups_known(name: str, doc: PolicyFile, marks: Marks, groups: dict[str, Any], problems: list[Problem]) -> None:

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterable, Mapping
 
-from opsagent.model import RuleRef, Workload
+from opsagent.model import RuleRef, Snapshot, Workload
 from opsagent.policy.cel import Expr
-from opsagent.policy.facts import Facts, intent_as_dict
-from opsagent.policy.intents import Intent, intent_for
+from opsagent.policy.facts import Facts
+from opsagent.policy.intents import Intent
+from opsagent.policy.optin import OptIn
+from opsagent.policy.resolve import IntentBook, Resolved
 from opsagent.policy.schema import RateLimit, Rule, Scope, SpendCaps
 from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS, is_glob, matches_any
 
@@ -170,6 +172,8 @@ class Policy:
         tool_risks: Mapping[str, str] = KNOWN_TOOL_RISKS,
         warnings: tuple[Any, ...] = (),
         spend_caps: SpendCaps | None = None,
+        intent_places: tuple[Mapping[str, str], ...] = (),
+        opt_ins: tuple[OptIn, ...] = (),
     ) -> None:
         self.files = files
         self.scopes = scopes
@@ -184,8 +188,8 @@ class Policy:
         self.tool_risks = dict(tool_risks)
         self.warnings = warnings
         self.spend_caps = spend_caps   # SpendCaps: daily model-call and token caps (None: no caps)
-        self._intent_dicts = [intent_as_dict(i) for i in intents]
-        self._annotation_dicts: dict[int, tuple[Intent, dict[str, Any]]] = {}
+        self.opt_ins = opt_ins
+        self.intent_book = IntentBook(intents, opt_ins, intent_places)
         self._candidates: dict[tuple[str, str], tuple[CompiledRule, ...]] = {}
         self._limits_for: dict[str, tuple[CompiledLimit, ...]] = {}
 
@@ -199,23 +203,29 @@ class Policy:
         return self.mode == "dry-run"
 
     def intent_for(self, workload: Workload) -> Intent | None:
-        """The workload's intent: a matching policy intent, else its annotation intent (see intents.intent_for)."""
-        return intent_for(self.intents, workload)
+        """The workload's intent: a matching policy intent narrowed by its annotations, else an opted-in annotation intent."""
+        return self.intent_book.intent_for(workload)
+
+    def resolve(self, workload: Workload) -> Resolved:
+        """`intent_for` with its account: the effective replica ceiling, where each bound came from, what was not obeyed."""
+        return self.intent_book.resolve(workload)
 
     def intent_dict_for(self, workload: Workload) -> dict[str, Any]:
-        """`intent_for` as CEL reads it (durations in seconds); {} when none applies."""
-        for intent, as_dict in zip(self.intents, self._intent_dicts):
-            if intent.selector.matches(workload):
-                return as_dict
-        found = intent_for((), workload)
-        if found is None:
-            return {}
-        cached = self._annotation_dicts.get(id(found))
-        if cached is None or cached[0] is not found:
-            if len(self._annotation_dicts) >= _CACHE_MAX:
-                self._annotation_dicts.clear()
-            cached = self._annotation_dicts[id(found)] = (found, intent_as_dict(found))
-        return cached[1]
+        """`intent_for` as CEL reads it (durations in seconds, `replicas.max` the effective ceiling); {} when none applies."""
+        return self.intent_book.resolve(workload).as_dict
+
+    def annotation_notes(self, snapshot: Snapshot) -> tuple[str, ...]:
+        """What the snapshot's workloads declare in annotations and this policy does not obey (or clamps), one line each."""
+        seen = set(snapshot.notes)
+        out: list[str] = []
+        for workload in snapshot.workloads:
+            if not workload.annotations:
+                continue
+            for line in self.resolve(workload).ignored:
+                if line not in seen:
+                    seen.add(line)
+                    out.append(line)
+        return tuple(out)
 
     def actor_matches(self, actor: str, name: str) -> bool:
         """Does `actor` (who acts or approves) fit `name` (a person, group:NAME, daemon, wake-proxy or *)?"""

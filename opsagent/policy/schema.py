@@ -1,6 +1,7 @@
 """The policy file format (pydantic, unknown fields are errors).
 
-One YAML file holds any of: `priority`, `scope`, `groups`, `intents`, `rules`, `limits`,
+One YAML file holds any of: `priority`, `scope`, `groups`, `intents`,
+`annotation_intents`, `rules`, `limits`,
 `max_workloads_per_run`, `mode`, `approval_ttl`, `default_approvers`, `spend_caps`. The
 loader merges every file of a directory (see loader.py); this module only
 says what one file may contain. Pure: no I/O, no CEL compilation here.
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from opsagent.clock import parse_duration
 from opsagent.model import Effect, Risk
 from opsagent.policy.intents import Intent
+from opsagent.policy.optin import AnnotationOptIn
 
 RISKS: tuple[str, ...] = ("read", "write", "architectural")
 ACTOR_KEYWORDS = ("daemon", "wake-proxy", "*")
@@ -151,6 +153,8 @@ class PolicyFile(Strict):
     scope: Scope | None = None
     groups: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     intents: tuple[Intent, ...] = ()
+    annotation_intents: tuple[AnnotationOptIn, ...] = Field(
+        default=(), description="namespaces where workloads' opsagent.dev/* annotation intents are obeyed, and the ceilings they stay under")
     rules: tuple[Rule, ...] = ()
     limits: tuple[RateLimit, ...] = ()
     max_workloads_per_run: int | None = Field(default=None, ge=1, description="blast radius: distinct workloads one run may change")

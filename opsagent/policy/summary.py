@@ -65,6 +65,13 @@ def summarize(policy: "Policy") -> str:
         lines.append("Limits: " + "; ".join(
             f"{lim.limit.name}: {lim.limit.max} x {', '.join(lim.limit.tools)} per {int(lim.limit.per.total_seconds() // 60)}m"
             + ("" if lim.limit.by == "global" else f" per {lim.limit.by}") for lim in policy.limits))
+    if policy.opt_ins:
+        lines.append("Workload annotation intents are obeyed only in: " + "; ".join(
+            f"{', '.join(o.spec.namespaces)} (at most {o.spec.max_replicas} replicas"
+            + (f", {o.spec.max_gpus} GPUs" if o.spec.max_gpus is not None else "") + ")" for o in policy.opt_ins)
+            + ". Elsewhere annotations only narrow the policy.")
+    else:
+        lines.append("Workload annotations never widen the policy; they may only narrow it.")
     if policy.max_workloads_per_run:
         lines.append(f"At most {policy.max_workloads_per_run} workloads changed per run.")
     return "\n".join(lines)

@@ -111,7 +111,7 @@ class SimWorld:
     def detect(self, snapshot: Snapshot) -> list[Finding]:
         from opsagent.detect import detect
 
-        return detect(snapshot, intents=self.policy.intents, now=self.sim.clock.now())
+        return detect(snapshot, intents=self.policy.intent_book, now=self.sim.clock.now())
 
     def agent(self, planner: Any = "offline", *, config: AgentConfig | None = None) -> Agent:
         return Agent(gate=self.gate, policy=self.policy, playbooks=self.playbooks, observe=self.sim.snapshot,

@@ -6,7 +6,7 @@
     snapshot = sim.snapshot()
 """
 
-from opsagent.cluster.sim.engine import PENDING_ANNOTATION, PENDING_SINCE_ANNOTATION, SimCluster
+from opsagent.cluster.sim.engine import SimCluster
 from opsagent.cluster.sim.scenario import (
     Scenario,
     ScenarioError,
@@ -18,6 +18,6 @@ from opsagent.cluster.sim.scenario import (
 from opsagent.cluster.sim.view import SimStats
 
 __all__ = [
-    "PENDING_ANNOTATION", "PENDING_SINCE_ANNOTATION", "Scenario", "ScenarioError", "SimCluster", "SimStats",
+    "Scenario", "ScenarioError", "SimCluster", "SimStats",
     "builtin_names", "builtin_scenario", "load_scenario", "parse_scenario",
 ]

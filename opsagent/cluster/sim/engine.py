@@ -31,8 +31,6 @@ from opsagent.model import Snapshot, WorkloadRef
 EVENT_LIMIT = 2000  # events kept in memory
 EVENT_WINDOW = timedelta(hours=1)  # events a snapshot shows
 NODE_EVICTION = timedelta(minutes=5)  # pods leave a NotReady node after this
-PENDING_ANNOTATION = "opsagent.dev/pending-requests"
-PENDING_SINCE_ANNOTATION = "opsagent.dev/pending-since"
 JOB_UTILIZATION = 95.0
 
 

@@ -144,14 +144,11 @@ def _build(sim: "SimCluster") -> Snapshot:
                 ready=p.ready, revision=p.revision, started_at=p.started_at, labels=dict(p.labels), annotations={},
             ))
         annotations = dict(w.annotations)
-        if w.pending_requests:
-            annotations["opsagent.dev/pending-requests"] = str(w.pending_requests)
-            annotations["opsagent.dev/pending-since"] = w.pending_since.isoformat() if w.pending_since else ""
         workloads.append(_make(Workload, 
             ref=ref, replicas=w.replicas, ready_replicas=ready, revision=w.revision, image=w.image,
             gpus_per_replica=w.gpus, memory_mib=w.memory_mib, gpu_requirement=w.requirement,
             tensor_parallel=w.tensor_parallel, labels=dict(w.labels), annotations=annotations,
-            last_request_at=w.last_request_at, request_rate=float(w.rps),
+            last_request_at=w.last_request_at, request_rate=float(w.rps), pending_requests=w.pending_requests,
             gpu_utilization=round(util_sum / held, 1) if held else (0.0 if w.gpus else None),
             throughput_factor=float(factor), low_gpu_since=None,
             rollout=_make(RolloutState, status=w.rollout_status, reason=w.rollout_reason,
