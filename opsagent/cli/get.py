@@ -126,7 +126,7 @@ def _cluster_rows(kind: Kind, name: str | None, namespace: str | None, labels: C
     from opsagent.detect import detect
 
     keys = {w.key for w in governed if (namespace is None or w.ref.namespace == namespace) and labels(w.labels)}
-    found = detect(snap, intents=policy.intents, now=clock.now())
+    found = detect(snap, intents=policy.intent_book, now=clock.now())
     return [f for f in found if (f.subject in keys or "/" not in f.subject) and name in (None, f.id)], None
 
 
