@@ -40,10 +40,10 @@ from opsagent.audit.clocks import clock_kind_of, database_clock
 from opsagent.audit.records import iso
 from opsagent.clock import Clock
 from opsagent.model import Approval, ApprovalState, AuditEntry, Decision, RuleRef, ToolCall, ToolResult
+from opsagent.model.actor import MACHINE_ACTORS, actor_refusal
 
 TABLE = "approvals"
 APPROVAL_STATES: tuple[str, ...] = get_args(ApprovalState)
-MACHINE_ACTORS = frozenset({"daemon", "wake-proxy"})
 IsMember = Callable[[str, str], bool]
 
 _COLUMNS: dict[str, type] = {
@@ -319,6 +319,8 @@ class ApprovalQueue:
                                 approval_id=approval.id)
         if by in MACHINE_ACTORS:
             return NotAuthorized(f"{by} is a machine actor; only people {action} calls", approval_id=approval.id)
+        if (why := actor_refusal(by)) is not None:  # a look-alike of a machine actor, or not a plain name
+            return NotAuthorized(f"only people {action} calls: {why}", approval_id=approval.id)
         approvers = tuple(names) or tuple(approval.approvers)
         if not approvers:
             return NotAuthorized(f"rule {approval.rule.name} names no approvers; nobody can {action} this call",

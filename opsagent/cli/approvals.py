@@ -18,9 +18,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsagent.approvals import MACHINE_ACTORS, ApprovalError, ApprovalQueue
+from opsagent.approvals import ApprovalError, ApprovalQueue
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
 from opsagent.model import Approval, ApprovalState
+from opsagent.model.actor import ActorNameError, normalize_actor
 
 approvals_app = typer.Typer(help="Decide on calls the policy sent to people.\n\nExample: opsagent approvals list",
                             no_args_is_help=True)
@@ -33,12 +34,13 @@ def register(app: typer.Typer) -> None:
 
 
 def actor_name(value: str | None) -> str:
-    """The person deciding. Machine actors never approve or reject from here."""
+    """The person deciding, normalised. Machine actors (and look-alikes) never approve or reject from here."""
     name = value or getpass.getuser()
-    if name in MACHINE_ACTORS:
-        fail(f"--as {name}: {name} is a machine actor; a person approves or rejects",
+    try:
+        return normalize_actor(name)
+    except ActorNameError as exc:
+        fail(f"--as {name!r}: {exc}; a person approves or rejects",
              hint="pass your own name with --as (or OPSAGENT_ACTOR)")
-    return name
 
 
 def _is_member(policies: Path) -> Any:

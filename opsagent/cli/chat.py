@@ -17,10 +17,10 @@ from typing import Optional
 
 import typer
 
-from opsagent.approvals import MACHINE_ACTORS
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
+from opsagent.model.actor import ActorNameError, normalize_actor
 
 ClusterOpt = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER",
                           help="sim:SCENARIO (builtin name or file; fresh each process), kube or kube:CONTEXT.")
@@ -31,14 +31,13 @@ EXIT_WORDS = {"exit", "quit", ":q", "bye"}
 
 
 def resolve_actor(value: str | None) -> str:
-    """--as, then OPSAGENT_ACTOR (typer reads it), then the OS user; never a machine actor."""
-    actor = (value or "").strip() or getpass.getuser()
-    if not actor or any(c.isspace() for c in actor):
-        fail(f"--as {actor!r} is not an actor name", hint="use a single word, e.g. --as alice")
-    if actor in MACHINE_ACTORS:
-        fail(f"--as {actor} (or OPSAGENT_ACTOR={actor}): {actor!r} is opsagent's own machine actor; "
-             "people cannot chat as it", hint="act as yourself, e.g. --as alice; the policy decides what you may do")
-    return actor
+    """--as, then OPSAGENT_ACTOR (typer reads it), then the OS user, normalised; never a machine actor."""
+    actor = value if value else getpass.getuser()
+    try:
+        return normalize_actor(actor)
+    except ActorNameError as exc:
+        fail(f"--as (or OPSAGENT_ACTOR): {exc}", hint="act as yourself with a plain name, e.g. --as alice; "
+             "the policy decides what you may do")
 
 
 def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, playbooks: Path) -> ChatRuntime:
