@@ -1,14 +1,14 @@
 """`opsagent ask` (one message) and `opsagent chat` (an interactive session).
 
-Thin: resolve the actor, build the chat runtime, hand each line to
-`ChatService.handle`, print the reply. With `--cluster sim:SCENARIO` the
+Thin: establish the actor (`opsagent.identity`: the kube credentials on a
+real cluster, `--as` on the simulator), build the chat runtime, hand each line
+to `ChatService.handle`, print the reply. With `--cluster sim:SCENARIO` the
 simulated cluster starts fresh in every process; the audit database and the
 approval queue (`--db`) persist. Nothing here decides or executes anything.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -16,28 +16,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
-from opsagent.model.actor import ActorNameError, normalize_actor
+from opsagent.cli.whoami import ActorOpt, AsGroupOpt, bind, identify, is_kube
+from opsagent.model.actor import Actor
 
 ClusterOpt = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER",
                           help="sim:SCENARIO (builtin name or file; fresh each process), kube or kube:CONTEXT.")
-ActorOpt = typer.Option(None, "--as", envvar="OPSAGENT_ACTOR", help="Actor to act as; default the OS user.")
 ModelOpt = typer.Option(None, "--model", envvar="OPSAGENT_MODEL",
                         help="Ollama model for free-form questions (e.g. qwen3:8b); without it only the command grammar works.")
 EXIT_WORDS = {"exit", "quit", ":q", "bye"}
-
-
-def resolve_actor(value: str | None) -> str:
-    """--as, then OPSAGENT_ACTOR (typer reads it), then the OS user, normalised; never a machine actor."""
-    actor = value if value else getpass.getuser()
-    try:
-        return normalize_actor(actor)
-    except ActorNameError as exc:
-        fail(f"--as (or OPSAGENT_ACTOR): {exc}", hint="act as yourself with a plain name, e.g. --as alice; "
-             "the policy decides what you may do")
 
 
 def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, playbooks: Path) -> ChatRuntime:
@@ -45,6 +36,19 @@ def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, play
         return build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks)
     except WiringError as exc:
         fail(exc.message, hint=exc.hint)
+
+
+def open_as(*, actor: str | None, as_group: str | None, cluster: str, policies: Path, db: Path, model: str | None,
+            playbooks: Path) -> tuple[ChatRuntime, Actor]:
+    """The chat runtime and who uses it: on the simulator `--as` is checked before anything opens; on a real
+    cluster the runtime's own connection asks the API server (and impersonates, if --as is allowed)."""
+    who = None if is_kube(cluster) else identify(cluster_spec=cluster, as_user=actor, as_group=as_group)
+    runtime = open_runtime(cluster, policies, db, model, playbooks)
+    if who is None:
+        who = identify(cluster_spec=cluster, cluster=runtime.cluster, as_user=actor, as_group=as_group,
+                       on_error=runtime.close)
+    bind(runtime.service, runtime.approvals, runtime.policy, who)
+    return runtime, who
 
 
 def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> None:
@@ -66,6 +70,7 @@ def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> Non
 def ask(
     text: str = typer.Argument(..., help="What to do or ask, e.g. \"scale inference/llm to 2\"."),
     actor: Optional[str] = ActorOpt,
+    as_group: Optional[str] = AsGroupOpt,
     output: Output = OutputOpt,
     cluster: str = ClusterOpt,
     policies: Path = PoliciesOpt,
@@ -79,12 +84,16 @@ def ask(
     says what was done, what was refused and by which rule, and what waits for
     approval (with its id and who may approve).
 
+    Who you are: on a real cluster, the user your kube credentials belong to (as
+    `kubectl auth whoami` shows), with that user's cluster groups; on the
+    simulator, --as (for demos).
+
     Example: opsagent ask "scale inference/llm to 2" --as carol -o json
     """
-    who = resolve_actor(actor)
-    runtime = open_runtime(cluster, policies, db, model, playbooks)
+    runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
+                           playbooks=playbooks)
     try:
-        reply = runtime.service.handle(text, actor=who, channel="cli")
+        reply = runtime.service.handle(text, actor=who.name, channel="cli")
     finally:
         runtime.close()
     print_reply(reply, output)
@@ -125,6 +134,7 @@ def _lines(interactive: bool):
 
 def chat(
     actor: Optional[str] = ActorOpt,
+    as_group: Optional[str] = AsGroupOpt,
     output: Output = OutputOpt,
     cluster: str = ClusterOpt,
     policies: Path = PoliciesOpt,
@@ -136,15 +146,16 @@ def chat(
 
     Reads lines from the terminal with history, or from stdin when it is not a
     terminal, so a scripted session can be piped in. The simulated cluster lives
-    as long as the session does.
+    as long as the session does. Who you are is established as for `opsagent ask`.
 
     Example: printf 'show gpus\\nwake chat/chat-ui\\n' | opsagent chat --as carol
     """
-    who = resolve_actor(actor)
-    runtime = open_runtime(cluster, policies, db, model, playbooks)
+    runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
+                           playbooks=playbooks)
     interactive = sys.stdin.isatty()
     if interactive and output != Output.json:
-        console.print(f"opsagent chat as [bold]{who}[/] on {cluster}; 'help' lists commands, 'exit' ends.", highlight=False)
+        console.print(f"opsagent chat as [bold]{escape(who.name)}[/] ({escape(who.source)}) on {escape(cluster)}; "
+                      "'help' lists commands, 'exit' ends.", highlight=False)
     try:
         for line in _lines(interactive):
             text = line.strip()
@@ -154,7 +165,7 @@ def chat(
                 break
             if not interactive and output != Output.json:
                 console.print(f"ops> {text}", highlight=False, markup=False)
-            print_reply(runtime.service.handle(text, actor=who, channel="cli"), output, lines=True)
+            print_reply(runtime.service.handle(text, actor=who.name, channel="cli"), output, lines=True)
     finally:
         runtime.close()
 
