@@ -126,3 +126,34 @@ def test_policy_names_are_folded_like_the_people_they_name(tmp_path):
     # a person *named* like the cluster group is not in it, nor is a member of a same-named policy group
     assert effect(ToolCall(tool="restart_rollout", args=restart, actor="platform:admins")) == "deny"
     assert effect(ToolCall(tool="restart_rollout", args=restart, actor="bob", actor_groups=("platform-admins",))) == "deny"
+
+
+def test_a_deny_on_a_cluster_group_applies_to_calls_the_model_proposes(tmp_path):
+    """The person's cluster groups travel with a chat run into every call the model proposes, so a deny rule
+    naming `cluster-group:contractors` holds there too (dropping the groups would skip it and widen)."""
+    from dataclasses import replace
+
+    from opsagent.gate import Gate
+    from opsagent.policy import load_policy
+    from opsagent.testing import scripted
+    from opsagent.testing.agent_world import tiny_world
+
+    (tmp_path / "pol").mkdir()
+    (tmp_path / "pol" / "p.yaml").write_text(
+        "rules:\n  - name: read\n    risk: read\n    effect: allow\n"
+        "  - name: no-contractors\n    tools: [scale_workload]\n    actors: ['cluster-group:contractors']\n    effect: deny\n"
+        "  - name: anyone-scales\n    tools: [scale_workload]\n    effect: allow\n")
+    base = tiny_world(tmp_path)
+    policy = load_policy(tmp_path / "pol")
+    gate = Gate(policy=policy, cluster=base.cluster, clock=base.clock, recorder=base.store, approvals=base.queue)
+    world = replace(base, gate=gate, policy=policy)
+    try:
+        for groups, asked, after in ((("contractors",), 3, 1), ((), 2, 2)):
+            planner = scripted.scripted_planner(scripted.call("scale_workload", namespace="ml", name="chat", replicas=asked),
+                                                scripted.text("done"))
+            world.agent(planner).handle_message("scale ml/chat", actor="eve", channel="cli", actor_groups=groups)
+            assert world.tiny.workloads["ml/chat"].replicas == after
+        denied = [r for r in world.store.list(limit=1000) if r.kind == "decision" and r.rule_name == "no-contractors"]
+        assert len(denied) == 1
+    finally:
+        world.close()

@@ -270,6 +270,18 @@ def test_approvals_on_a_real_database_refuse_an_unverified_name(tmp_path, real_d
     assert out.exit_code == 2 and "records a real cluster's actions" in out.output
 
 
+def test_the_simulator_cannot_open_a_real_clusters_database_to_mint_demo_identities(tmp_path, real_db):
+    db, approval_id = real_db
+    out = runner.invoke(app, ["ask", f"approve {approval_id}", "--cluster", "sim:demo", "--as", "alice",
+                              "--db", str(db), "--policies", str(tmp_path / "pol")])
+    assert out.exit_code == 2 and "holds the records of a real cluster" in " ".join(out.output.split())
+    out = runner.invoke(app, ["approvals", "approve", str(approval_id), "--cluster", "sim:demo", "--as", "alice",
+                              "--db", str(db), "--policies", str(tmp_path / "pol")])
+    assert out.exit_code == 2 and "real cluster" in " ".join(out.output.split())
+    shown = json.loads(runner.invoke(app, ["approvals", "show", str(approval_id), "-o", "json", "--db", str(db)]).stdout)
+    assert shown["state"] == "pending"
+
+
 def test_approvals_take_the_decider_and_groups_from_the_cluster(tmp_path, emu, real_db):
     db, approval_id = real_db
     env = {"KUBECONFIG": str(kubeconfig(tmp_path, emu.url, "bob-token"))}

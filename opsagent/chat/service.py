@@ -362,7 +362,8 @@ class ChatService:
     # --- free text -----------------------------------------------------------------
     def _not_understood(self, nu: NotUnderstood, who: Actor, channel: str, text: str) -> ChatReply:
         if self.understands_free_text and not who.read_only and nu.reason != "the message is empty":
-            report = self.agent.handle_message(text, actor=who.name, channel=channel)
+            groups = {"actor_groups": who.groups} if who.groups else {}  # deny rules on cluster groups apply here too
+            report = self.agent.handle_message(text, actor=who.name, channel=channel, **groups)
             return self._from_report(report, who, channel)
         reply = ChatReply(text="", actor=who.name, channel=channel, understood=False,
                           data={"reason": nu.reason, "hint": nu.hint, "forms": list(nu.forms)})
