@@ -157,3 +157,28 @@ def test_a_deny_on_a_cluster_group_applies_to_calls_the_model_proposes(tmp_path)
         assert len(denied) == 1
     finally:
         world.close()
+
+
+@pytest.mark.parametrize("spelling", ["CAROL", "ｃａｒｏｌ", "cаrol", "Carol"])
+def test_the_requester_cannot_approve_their_own_call_under_another_spelling(tmp_path, spelling):
+    from opsagent.approvals import SelfApproval
+
+    now = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
+    queue = ApprovalQueue(tmp_path / "q.db", clock=VirtualClock(now))
+    call = ToolCall(tool="set_resources", args={"namespace": "ml", "name": "llm"}, actor="carol")
+    approval = queue.request(call=call, decision=Decision(effect="require_approval", rule=RuleRef(file="p", name="arch"),
+                                                          reason="arch", approvers=("*",)))
+    with pytest.raises(SelfApproval):
+        queue.approve(approval.id, by=spelling)
+    assert queue.get(approval.id).state == "pending"
+    queue.close()
+
+
+def test_the_queue_records_the_decider_in_the_one_normal_form(tmp_path):
+    now = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
+    queue = ApprovalQueue(tmp_path / "q.db", clock=VirtualClock(now), is_member=lambda actor, name: actor == name)
+    call = ToolCall(tool="set_resources", args={"namespace": "ml", "name": "llm"}, actor="carol")
+    approval = queue.request(call=call, decision=Decision(effect="require_approval", rule=RuleRef(file="p", name="arch"),
+                                                          reason="arch", approvers=("alice",)))
+    assert queue.approve(approval.id, by="ＡＬＩＣＥ").decided_by == "alice"
+    queue.close()

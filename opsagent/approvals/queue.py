@@ -40,7 +40,7 @@ from opsagent.audit.clocks import clock_kind_of, database_clock
 from opsagent.audit.records import iso
 from opsagent.clock import Clock
 from opsagent.model import Approval, ApprovalState, AuditEntry, Decision, RuleRef, ToolCall, ToolResult
-from opsagent.model.actor import MACHINE_ACTORS, actor_refusal
+from opsagent.model.actor import MACHINE_ACTORS, ActorNameError, actor_refusal, normalize_actor, same_person
 
 TABLE = "approvals"
 APPROVAL_STATES: tuple[str, ...] = get_args(ApprovalState)
@@ -52,6 +52,15 @@ _COLUMNS: dict[str, type] = {
     "expires_at": str, "decided_by": str, "decided_at": str, "comment": str, "thread_id": str,
     "executed_at": str, "result_summary": str,
 }
+
+
+def _canonical(by: str) -> str:
+    """The decider's name as every door normalises it; a name that cannot be a person's stays as given,
+    so `_check_approver` refuses it (and the refusal is audited)."""
+    try:
+        return normalize_actor(by)
+    except ActorNameError:
+        return by
 
 
 def verify_call(approval: Approval, call: ToolCall) -> bool:
@@ -161,6 +170,7 @@ class ApprovalQueue:
     # --- people's decisions ----------------------------------------------------------
 
     def approve(self, approval_id: int, *, by: str, comment: str | None = None, channel: str = "cli") -> Approval:
+        by = _canonical(by)
         now = self.clock.now()
         names = self._approvers_now(approval_id)  # outside the transaction: it may read the cluster
         with self.store.transaction() as conn:
@@ -182,6 +192,7 @@ class ApprovalQueue:
         """Approvers reject; the requester may also withdraw their own request."""
         if not reason or not reason.strip():
             raise ValueError("a rejection needs a reason")
+        by = _canonical(by)
         now = self.clock.now()
         names = self._approvers_now(approval_id)
         with self.store.transaction() as conn:
@@ -314,7 +325,7 @@ class ApprovalQueue:
     def _check_approver(self, approval: Approval | None, by: str, *, action: str = "approve",
                         names: Sequence[str] = ()) -> ApprovalError | None:
         assert approval is not None
-        if by == approval.requested_by:
+        if same_person(by, approval.requested_by):
             return SelfApproval(f"{by} asked for this call and cannot {action} it; another approver must",
                                 approval_id=approval.id)
         if by in MACHINE_ACTORS:

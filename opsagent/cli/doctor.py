@@ -22,6 +22,7 @@ from typing import Literal, Optional
 
 import httpx
 import typer
+from rich.markup import escape
 
 from opsagent.chat.secrets import SecretsError, SlackMode, SlackSecrets, load_secrets, redact, uses_socket_mode
 from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
@@ -287,9 +288,9 @@ def register(app: typer.Typer) -> None:
             print_json({"ok": not bad, "checks": [asdict(c) for c in checks]})
         else:
             for c in checks:
-                console.print(f"[{_STYLE[c.status]}]{c.status:>8}[/]  {c.name}: {c.detail}", highlight=False)
+                console.print(f"[{_STYLE[c.status]}]{c.status:>8}[/]  {escape(c.name)}: {escape(c.detail)}", highlight=False)
                 if c.fix and c.status != "ok":
-                    console.print(f"{'':>10}fix: {c.fix}", style="dim", highlight=False)
+                    console.print(f"{'':>10}fix: {escape(c.fix)}", style="dim", highlight=False)
             console.print(f"\n{len(bad)} required check(s) need attention." if bad else "\nAll required checks pass.")
         if bad:
             raise typer.Exit(1)

@@ -88,6 +88,11 @@ def machine_actor_like(name: str) -> str | None:
     return next((m for m in sorted(MACHINE_ACTORS) if shape == skeleton(m)), None)
 
 
+def same_person(a: str, b: str) -> bool:
+    """Could `a` and `b` be read as one name (case, width, accents, look-alike letters)? For self-approval."""
+    return a == b or skeleton(unicodedata.normalize("NFKC", a)) == skeleton(unicodedata.normalize("NFKC", b))
+
+
 def normalize_actor(raw: str) -> str:
     """The canonical form of a person's actor name; `ActorNameError` if it cannot be one.
 
@@ -112,4 +117,4 @@ def actor_refusal(raw: str) -> str | None:
 
 
 __all__ = ["MACHINE_ACTORS", "Actor", "ActorNameError", "actor_refusal", "machine_actor_like", "normalize_actor",
-           "normalize_name", "skeleton"]
+           "normalize_name", "same_person", "skeleton"]
