@@ -345,3 +345,15 @@ def test_against_a_real_cluster_the_actor_is_kubectl_auth_whoami():
         whoami = json.loads(subprocess.run(["kubectl", "auth", "whoami", "-o", "json"], capture_output=True, text=True,
                                            check=True).stdout)
         assert whoami["status"]["userInfo"]["username"] == me.username
+
+
+def test_approve_on_kube_records_the_clusters_user_as_the_decider(tmp_path, emu, real_db):
+    db, approval_id = real_db
+    env = {"KUBECONFIG": str(kubeconfig(tmp_path, emu.url, "alice-token")), "OPSAGENT_ACTOR": None, "COLUMNS": "300"}
+    base = ["--db", str(db), "--policies", str(tmp_path / "pol"), "--cluster", "kube"]
+    out = runner.invoke(app, ["approvals", "approve", str(approval_id), "--as", "mallory", *base], env=env)
+    assert out.exit_code == 2 and 'may not impersonate users "mallory"' in " ".join(out.output.split())
+    out = runner.invoke(app, ["approvals", "approve", str(approval_id), *base], env=env)
+    assert out.exit_code == 0, out.output
+    shown = json.loads(runner.invoke(app, ["approvals", "show", str(approval_id), "-o", "json", "--db", str(db)]).stdout)
+    assert shown["decided_by"] == ALICE and shown["state"] in ("approved", "executed", "failed")
