@@ -53,7 +53,8 @@ def _check_actor(value: str) -> str:
     if not _ACTOR.match(value):
         raise ValueError(f"{value!r} is not an actor: use a person's name, group:NAME, cluster-group:NAME, "
                          "daemon, wake-proxy or *")
-    return value if value.startswith("group:") else normalize_name(value)
+    # group:NAME is a policy group; slack:USERID names an unmapped Slack user by Slack's own (upper-case) id
+    return value if value.startswith(("group:", "slack:")) else normalize_name(value)
 
 
 class Scope(Strict):
