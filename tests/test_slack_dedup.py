@@ -156,3 +156,18 @@ def test_keys_are_forgotten_only_after_the_keep_window(tmp_path):
     clock[0] += 3600
     assert seen.claim(keys)
 
+
+
+def test_socket_mode_payloads_are_told_apart_and_repeats_act_once(world):
+    """Socket Mode requests have no raw body: the payload itself identifies them."""
+    from urllib.parse import parse_qsl
+
+    first = dict(parse_qsl(slash_body(world.fake, "restart inference/embedder")))
+    second = {**first, "trigger_id": "7345123456790.4567890123.0f2c4e1ab3d5f7a9c1e3b5d7f9a1c3e5"}
+
+    def socket(payload: dict) -> int:
+        return world.app.dispatch(BoltRequest(body=payload, mode="socket_mode", headers={})).status
+
+    assert socket(first) == 200 and world.restarts_done() == 1
+    assert socket(dict(first)) == 200 and world.restarts_done() == 1     # redelivered: acknowledged only
+    assert socket(second) == 200 and world.restarts_done() == 2          # another invocation acts

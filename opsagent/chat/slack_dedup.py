@@ -13,6 +13,11 @@ transaction:
   requests never share it; a replay or a retry always does.
 - `event:<event_id>`: an Events API delivery, whatever bytes it came in.
 
+In Socket Mode there is no raw body (Slack's payload arrives as JSON over the
+socket), so the digest is of the payload in canonical JSON; it still holds
+the `trigger_id` or `event_id` that makes each request unique. A request with
+neither a body nor a payload is not remembered.
+
 A request with a key already claimed gets an empty 200 (Slack stops
 retrying) and runs nothing. Keys are kept for `keep_seconds` (an hour: longer
 than the signature window and Slack's retry schedule), so a restart in between
@@ -23,6 +28,7 @@ never talks to Slack or the cluster.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +46,9 @@ _SCHEMA = f"CREATE TABLE IF NOT EXISTS [{TABLE}] (key TEXT PRIMARY KEY, seen_at 
 def request_keys(*, raw_body: str | bytes, body: Mapping[str, Any] | None) -> list[str]:
     """The keys that identify one Slack request (see the module docstring)."""
     raw = raw_body.encode("utf-8") if isinstance(raw_body, str) else bytes(raw_body)
-    keys = [f"body:{hashlib.sha256(raw).hexdigest()}"]
+    if not raw and body:  # Socket Mode: the payload, canonically
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    keys = [f"body:{hashlib.sha256(raw).hexdigest()}"] if raw else []
     event_id = (body or {}).get("event_id")
     if isinstance(event_id, str) and event_id:
         keys.append(f"event:{event_id}")
@@ -75,7 +83,8 @@ def dedup_middleware(seen: SeenRequests) -> Callable[..., Any]:
 
     def middleware(req: Any, resp: Any, next: Callable[[], Any]) -> Any:  # noqa: A002 - Bolt's argument name
         retry = _header(req.headers, "x-slack-retry-num")
-        if not seen.claim(request_keys(raw_body=req.raw_body, body=req.body), retry=retry):
+        keys = request_keys(raw_body=req.raw_body, body=req.body)
+        if keys and not seen.claim(keys, retry=retry):
             reason = _header(req.headers, "x-slack-retry-reason")
             log.info("Slack request seen before (%s): acknowledged, not acted on",
                      f"retry {retry}" + (f", {reason}" if reason else "") if retry else "a replay")
