@@ -158,6 +158,12 @@ def open_runtime(
     the_cluster = UtilisationWatch(the_cluster, idle_threshold(policy))
     db.parent.mkdir(parents=True, exist_ok=True)
     audit = AuditStore(db)
+    if sim is not None and audit.clock_kind() == "real":
+        audit.close()
+        # On the simulator anyone may say who they are (--as, for demos); a real cluster's approvals must not
+        # be decided there.
+        raise RuntimeError_(f"--db {db} holds the records of a real cluster; the simulator does not open it",
+                            hint="give the simulator its own --db file")
     approvals = ApprovalQueue(
         audit,
         clock=the_clock,

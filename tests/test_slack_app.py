@@ -8,6 +8,7 @@ the approval queue's rules; tokens never reach the logs or the audit database.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -58,7 +59,7 @@ def slash_body(fake: FakeSlack, text: str, user: str = "U04CAROL01") -> str:
         "token": "gIkuvaNzQIHg97ATvDxqgjtO", "team_id": "T0123ABCDEF", "team_domain": "acme-ml",
         "channel_id": CHANNEL, "channel_name": "gpu-ops", "user_id": user, "user_name": USERS.get(user, "someone"),
         "command": "/ops", "text": text, "api_app_id": "A06B7C8D9EF", "is_enterprise_install": "false",
-        "response_url": fake.response_url(), "trigger_id": "7345123456789.4567890123.9f2c4e1ab3d5f7a9c1e3b5d7f9a1c3e5",
+        "response_url": fake.response_url(), "trigger_id": _trigger(),
     })
 
 
@@ -67,7 +68,7 @@ def button_body(user: str, action_id: str, value: str, message_ts: str) -> str:
         "type": "block_actions", "user": {"id": user, "username": USERS.get(user, "x"), "team_id": "T0123ABCDEF"},
         "api_app_id": "A06B7C8D9EF", "token": "gIkuvaNzQIHg97ATvDxqgjtO",
         "container": {"type": "message", "message_ts": message_ts, "channel_id": APPROVALS, "is_ephemeral": False},
-        "trigger_id": "7345129876543.4567890123.0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+        "trigger_id": _trigger(),
         "team": {"id": "T0123ABCDEF", "domain": "acme-ml"}, "channel": {"id": APPROVALS, "name": "gpu-approvals"},
         "message": {"user": BOT_USER, "type": "message", "ts": message_ts, "text": "Approval"},
         "state": {"values": {}}, "response_url": "http://127.0.0.1:9/unused",
@@ -82,12 +83,17 @@ def mention_body(text: str, user: str) -> str:
         "token": "ZZZZZZWSxiZZZ2yIvs3peJ", "team_id": "T0123ABCDEF", "api_app_id": "A06B7C8D9EF",
         "event": {"user": user, "type": "app_mention", "ts": "1748856123.456789", "text": text, "team": "T0123ABCDEF",
                   "channel": CHANNEL, "event_ts": "1748856123.456789"},
-        "type": "event_callback", "event_id": "Ev08ABCD1234", "event_time": 1748856123,
+        "type": "event_callback", "event_id": f"Ev08A{next(_invocations):07d}", "event_time": 1748856123,
         "authorizations": [{"team_id": "T0123ABCDEF", "user_id": BOT_USER, "is_bot": True, "is_enterprise_install": False}],
     })
 
 
 FORM = "application/x-www-form-urlencoded"
+_invocations = itertools.count(1)  # Slack gives every command, click and event its own trigger_id / event_id
+
+
+def _trigger() -> str:
+    return f"7345123456789.4567890123.{next(_invocations):032x}"
 
 
 def dispatch(app, body: str, *, ctype: str = FORM, **kw):

@@ -252,6 +252,7 @@ def build_graph(deps: Deps) -> StateGraph:
                     messages.append(ToolMessage(content=text, tool_call_id=item["llm_id"], name=item["tool"], status="error"))
                 continue
             call = ToolCall(tool=item["tool"], args=item["args"], actor=state["actor"], channel=state.get("channel", "daemon"),  # type: ignore[arg-type]
+                            actor_groups=tuple(state.get("actor_groups") or ()),
                             finding_id=finding.id if finding else None, message=state.get("message"),
                             planner=item.get("planner"), id=item["id"])
             key = result_key(state["run_id"], call)

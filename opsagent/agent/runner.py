@@ -308,10 +308,10 @@ class Agent:
         report = report_from(last, run_id=last_id)
         return report.model_copy(update={"summary": summary, "actions": [], "denied": []})
 
-    def handle_message(self, text: str, *, actor: str, channel: str = "cli") -> RunReport:
+    def handle_message(self, text: str, *, actor: str, channel: str = "cli", actor_groups: tuple[str, ...] = ()) -> RunReport:
         thread_id = f"chat:{actor}:{uuid.uuid4().hex[:12]}"
         state = initial_state(run_id=thread_id, kind="message", finding=None, message=text, actor=actor, channel=channel,
-                              planner=self.planner_name, started_at=self.clock.now().isoformat())
+                              planner=self.planner_name, started_at=self.clock.now().isoformat(), actor_groups=actor_groups)
         self.deps.record_run(state, f"run started for a message from {actor} with planner {self.planner_name}", key="started")
         return self._invoke(state, thread_id, state)
 

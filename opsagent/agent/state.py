@@ -26,6 +26,7 @@ class AgentState(TypedDict, total=False):
     finding: dict[str, Any] | None
     message: str | None
     actor: str
+    actor_groups: list[str]           # the actor's cluster groups (policy: cluster-group:NAME)
     channel: str
     messages: Annotated[list[AnyMessage], add_messages]
     steps: int
@@ -51,9 +52,11 @@ class AgentState(TypedDict, total=False):
 
 
 def initial_state(*, run_id: str, kind: RunKind, finding: dict[str, Any] | None, message: str | None,
-                  actor: str, channel: str, planner: str, started_at: str, playbook: str | None = None) -> AgentState:
+                  actor: str, channel: str, planner: str, started_at: str, playbook: str | None = None,
+                  actor_groups: tuple[str, ...] = ()) -> AgentState:
     return AgentState(
-        run_id=run_id, kind=kind, finding=finding, message=message, actor=actor, channel=channel,
+        run_id=run_id, kind=kind, finding=finding, message=message, actor=actor, actor_groups=list(actor_groups),
+        channel=channel,
         messages=[], steps=0, llm_calls=0, prompt_tokens=0, completion_tokens=0, failures=0,
         proposed=[], results=[], pending_approval=None, planner=planner, fell_back=False,
         resolved=None, planner_done=False, verify_waits=0, started_at=started_at, spent_seconds=0.0, status="running", report="",

@@ -40,10 +40,10 @@ from opsagent.audit.clocks import clock_kind_of, database_clock
 from opsagent.audit.records import iso
 from opsagent.clock import Clock
 from opsagent.model import Approval, ApprovalState, AuditEntry, Decision, RuleRef, ToolCall, ToolResult
+from opsagent.model.actor import MACHINE_ACTORS, ActorNameError, actor_refusal, normalize_actor, same_person
 
 TABLE = "approvals"
 APPROVAL_STATES: tuple[str, ...] = get_args(ApprovalState)
-MACHINE_ACTORS = frozenset({"daemon", "wake-proxy"})
 IsMember = Callable[[str, str], bool]
 
 _COLUMNS: dict[str, type] = {
@@ -52,6 +52,15 @@ _COLUMNS: dict[str, type] = {
     "expires_at": str, "decided_by": str, "decided_at": str, "comment": str, "thread_id": str,
     "executed_at": str, "result_summary": str,
 }
+
+
+def _canonical(by: str) -> str:
+    """The decider's name as every door normalises it; a name that cannot be a person's stays as given,
+    so `_check_approver` refuses it (and the refusal is audited)."""
+    try:
+        return normalize_actor(by)
+    except ActorNameError:
+        return by
 
 
 def verify_call(approval: Approval, call: ToolCall) -> bool:
@@ -161,6 +170,7 @@ class ApprovalQueue:
     # --- people's decisions ----------------------------------------------------------
 
     def approve(self, approval_id: int, *, by: str, comment: str | None = None, channel: str = "cli") -> Approval:
+        by = _canonical(by)
         now = self.clock.now()
         names = self._approvers_now(approval_id)  # outside the transaction: it may read the cluster
         with self.store.transaction() as conn:
@@ -182,6 +192,7 @@ class ApprovalQueue:
         """Approvers reject; the requester may also withdraw their own request."""
         if not reason or not reason.strip():
             raise ValueError("a rejection needs a reason")
+        by = _canonical(by)
         now = self.clock.now()
         names = self._approvers_now(approval_id)
         with self.store.transaction() as conn:
@@ -314,11 +325,13 @@ class ApprovalQueue:
     def _check_approver(self, approval: Approval | None, by: str, *, action: str = "approve",
                         names: Sequence[str] = ()) -> ApprovalError | None:
         assert approval is not None
-        if by == approval.requested_by:
+        if same_person(by, approval.requested_by):
             return SelfApproval(f"{by} asked for this call and cannot {action} it; another approver must",
                                 approval_id=approval.id)
         if by in MACHINE_ACTORS:
             return NotAuthorized(f"{by} is a machine actor; only people {action} calls", approval_id=approval.id)
+        if (why := actor_refusal(by)) is not None:  # a look-alike of a machine actor, or not a plain name
+            return NotAuthorized(f"only people {action} calls: {why}", approval_id=approval.id)
         approvers = tuple(names) or tuple(approval.approvers)
         if not approvers:
             return NotAuthorized(f"rule {approval.rule.name} names no approvers; nobody can {action} this call",

@@ -24,6 +24,7 @@ from opsagent.chat import render
 from opsagent.chat.grammar import FORMS, Command, NotUnderstood, Step, parse
 from opsagent.chat.secrets import redact
 from opsagent.chat.users import Actor
+from opsagent.model.actor import ActorNameError, actor_refusal, normalize_actor
 from opsagent.clock import Clock
 from opsagent.model import Approval, AuditEntry, ToolCall, ToolResult
 from tools import get_tool
@@ -82,9 +83,13 @@ class ChatReply(BaseModel):
 ActorResolver = Callable[[str], Actor | None]
 
 
-def cli_actor(name: str) -> Actor:
-    """The CLI's resolver: the name given is the actor, with full rights the policy grants."""
-    return Actor(name=name, source="cli")
+def cli_actor(name: str) -> Actor | None:
+    """The simulator's resolver: the (normalised) name given is the actor, with the rights the policy grants.
+    `handle` refuses a name that cannot be a person's."""
+    try:
+        return Actor(name=normalize_actor(name), source="cli")
+    except ActorNameError:
+        return Actor(name=name, source="cli")  # refused by `handle`, with the reason
 
 
 class ChatService:
@@ -101,8 +106,9 @@ class ChatService:
             return self._reply(ChatReply(text="", actor=actor, channel=channel, understood=False,
                                          refused=[Refusal(tool="-", summary="this request", rule="<builtin>:chat-unmapped-user",
                                                           reason="you are not mapped to an opsagent actor")]))
-        if who.name in MACHINE_ACTORS:
-            reason = f"{who.name!r} is opsagent's own machine actor; people cannot chat as it"
+        if who.name in MACHINE_ACTORS or actor_refusal(who.name) is not None:
+            reason = f"{who.name!r} is opsagent's own machine actor; people cannot chat as it" \
+                if who.name in MACHINE_ACTORS else str(actor_refusal(who.name))
             self._audit_refusal(who.name, channel, text, tool=None, summary=reason, rule=MACHINE_ACTOR_RULE)
             return self._reply(ChatReply(text="", actor=who.name, channel=channel, understood=False,
                                          refused=[Refusal(tool="-", summary="this request", rule=MACHINE_ACTOR_RULE,
@@ -161,7 +167,7 @@ class ChatService:
                                 risk=spec.risk if spec else None, run_id=run_id)
             reply.refused.append(Refusal(tool=tool, summary=shown, rule=READ_ONLY_RULE, reason=reason))
             return None
-        call = ToolCall(tool=tool, args=args, actor=who.name, channel=channel if channel in ("cli", "slack") else "cli",
+        call = ToolCall(tool=tool, args=args, actor=who.name, actor_groups=who.groups, channel=channel if channel in ("cli", "slack") else "cli",
                         message=redact(text)[:500], planner="chat-grammar")
         result = self.gate.submit(call, run_id=run_id)
         if collect:
@@ -356,7 +362,8 @@ class ChatService:
     # --- free text -----------------------------------------------------------------
     def _not_understood(self, nu: NotUnderstood, who: Actor, channel: str, text: str) -> ChatReply:
         if self.understands_free_text and not who.read_only and nu.reason != "the message is empty":
-            report = self.agent.handle_message(text, actor=who.name, channel=channel)
+            groups = {"actor_groups": who.groups} if who.groups else {}  # deny rules on cluster groups apply here too
+            report = self.agent.handle_message(text, actor=who.name, channel=channel, **groups)
             return self._from_report(report, who, channel)
         reply = ChatReply(text="", actor=who.name, channel=channel, understood=False,
                           data={"reason": nu.reason, "hint": nu.hint, "forms": list(nu.forms)})

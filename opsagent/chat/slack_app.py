@@ -9,6 +9,10 @@ approve/reject path as `approve N` in the CLI, so the approval queue decides
 who may (the requester never can). Refused clicks are answered to the clicker
 with the reason and are audited by the queue or the service.
 
+Every request acts at most once: a replayed signed request or a Slack retry
+is acknowledged without running anything (`slack_dedup.py`, keys kept in the
+audit database so a restart does not forget them).
+
 Secrets come in a `SlackSecrets` (environment or token file) and are never
 logged: `build_app` installs redaction for the token values and every
 `xoxb-`/`xapp-` shaped string. Signed HTTP requests are verified by Bolt
@@ -38,6 +42,7 @@ from opsagent.chat.approval_feed import ApprovalFeed
 from opsagent.chat.grammar import Command
 from opsagent.chat.secrets import SlackSecrets, install_redaction
 from opsagent.chat.service import ChatReply, ChatService
+from opsagent.chat.slack_dedup import SeenRequests, dedup_middleware
 
 log = logging.getLogger("opsagent.slack")
 
@@ -58,8 +63,10 @@ class SlackSettings(BaseModel):
 
 
 def build_app(*, service: ChatService, secrets: SlackSecrets, settings: SlackSettings | None = None,
-              socket_mode: bool = False) -> App:
-    """A Bolt `App` wired to `service`. HTTP mode needs the signing secret; Socket Mode the app token."""
+              socket_mode: bool = False, seen: SeenRequests | None = None) -> App:
+    """A Bolt `App` wired to `service`. HTTP mode needs the signing secret; Socket Mode the app token.
+
+    `seen` remembers which requests were acted on; default: a table in the approval queue's database."""
     settings = settings or SlackSettings()
     if not secrets.bot_token:
         raise ValueError("SLACK_BOT_TOKEN is not set (environment or --token-file)")
@@ -79,6 +86,7 @@ def build_app(*, service: ChatService, secrets: SlackSecrets, settings: SlackSet
         raise SlackUnreachable(f"cannot reach the Slack Web API at {base_url} (auth.test): {reason}") from None
     except BoltError as exc:
         raise SlackUnreachable(f"Slack refused the bot token (auth.test at {base_url}): {exc}") from None
+    app.use(dedup_middleware(seen or SeenRequests(service.approvals.store)))
     feed = ApprovalFeed(approvals=service.approvals, client=client, channel=settings.approvals_channel)
     SlackHandlers(service=service, settings=settings, feed=feed).attach(app)
     return app

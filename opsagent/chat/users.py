@@ -8,7 +8,9 @@ The mapping file is YAML:
     default: readonly     # or: none (unmapped users get no answers at all)
 
 A mapped user acts as that actor (the name policy rules and approver lists
-use). An unmapped user gets read-only answers as actor `slack:<USER_ID>`, so the
+use), normalised like every actor name (`opsagent.model.actor`): a name that is
+not a plain name, or that reads as one of opsagent's machine actors, makes the
+whole file an error naming its line. An unmapped user gets read-only answers as actor `slack:<USER_ID>`, so the
 audit log still says who asked. This module only reads the file; it does not
 decide what an actor may do (the policy does) and it never talks to Slack.
 """
@@ -21,16 +23,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opsagent.approvals import MACHINE_ACTORS
 from opsagent.model import Frozen
+from opsagent.model.actor import Actor, ActorNameError, normalize_actor
 
-
-class Actor(Frozen):
-    """The actor a chat message runs as. `read_only` actors may only read."""
-
-    name: str = Field(min_length=1)
-    read_only: bool = False
-    source: str = Field(default="", description="where the name came from: 'cli', 'slack:U0123ABC', ...")
+__all__ = ["Actor", "UserMap", "UserMapError", "load_user_map"]
 
 
 class UserMapError(ValueError):
@@ -87,12 +83,13 @@ def load_user_map(path: Path) -> UserMap:
         loc = [str(p) for p in err["loc"]]
         line = _line_of(text, loc[-1]) or _line_of(text, loc[0]) or 1
         raise UserMapError(f"{path}:{line}: field '{'.'.join(loc)}': {err['msg']}") from exc
+    users: dict[str, str] = {}
     for user_id, actor in parsed.users.items():
-        if not actor.strip() or actor.startswith("slack:"):
-            line = _line_of(text, user_id) or 1
+        line = _line_of(text, user_id) or 1
+        if actor.strip().casefold().startswith("slack:"):
             raise UserMapError(f"{path}:{line}: field 'users.{user_id}': actor name must be a plain name, got {actor!r}")
-        if actor in MACHINE_ACTORS:
-            line = _line_of(text, user_id) or 1
-            raise UserMapError(f"{path}:{line}: field 'users.{user_id}': {actor!r} is opsagent's own machine actor; "
-                               "map people to their own names")
-    return UserMap(users=parsed.users, default=parsed.default, path=str(path))
+        try:
+            users[user_id] = normalize_actor(actor)
+        except ActorNameError as exc:
+            raise UserMapError(f"{path}:{line}: field 'users.{user_id}': {exc}; map people to their own names") from None
+    return UserMap(users=users, default=parsed.default, path=str(path))

@@ -1,8 +1,12 @@
 """`opsagent approvals`: list, show, approve and reject approval requests.
 
 Thin: each command opens the `ApprovalQueue` on the audit database, calls one
-method and prints. Who acts comes from --as, OPSAGENT_ACTOR, or the OS user,
-and must be a person (never `daemon` or `wake-proxy`). Time is the database's
+method and prints. Who decides is established by `opsagent.identity`: with
+`--cluster kube[:CONTEXT]` the user of your kube credentials (or whom they
+may impersonate with --as); on a simulator's database --as, OPSAGENT_ACTOR or
+the OS user (for demos). A database that records a real cluster's actions
+takes no unverified names: it needs --cluster kube. The decider must be a
+person (never `daemon`, `wake-proxy` or a look-alike). Time is the database's
 own clock, so requests made on the simulator expire in simulated time.
 `approve` records the decision; only with --cluster (or OPSAGENT_CLUSTER) does
 it also run the approved call here, once, through the gate on that cluster.
@@ -10,7 +14,6 @@ it also run the approved call here, once, through the gate on that cluster.
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +21,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsagent.approvals import MACHINE_ACTORS, ApprovalError, ApprovalQueue
+from opsagent.approvals import ApprovalError, ApprovalQueue
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
 from opsagent.model import Approval, ApprovalState
+from opsagent.audit import AuditStore
+from opsagent.cli.whoami import ActorOpt, AsGroupOpt, identify, is_kube, member_check
+from opsagent.identity import IdentityError, demo_actor
+from opsagent.model.actor import Actor
 
 approvals_app = typer.Typer(help="Decide on calls the policy sent to people.\n\nExample: opsagent approvals list",
                             no_args_is_help=True)
-ActorOpt = typer.Option(None, "--as", envvar="OPSAGENT_ACTOR", help="Who decides (a person); default: the OS user.")
 StateChoice = choices("StateChoice", ApprovalState)
 
 
@@ -32,17 +38,26 @@ def register(app: typer.Typer) -> None:
     app.add_typer(approvals_app, name="approvals")
 
 
-def actor_name(value: str | None) -> str:
-    """The person deciding. Machine actors never approve or reject from here."""
-    name = value or getpass.getuser()
-    if name in MACHINE_ACTORS:
-        fail(f"--as {name}: {name} is a machine actor; a person approves or rejects",
-             hint="pass your own name with --as (or OPSAGENT_ACTOR)")
-    return name
+def demo_decider(actor: str | None, as_group: str | None, db: Path) -> Actor:
+    """The decider on a simulator's database: --as / OPSAGENT_ACTOR / the OS user, normalised.
+    A database a real cluster's runtime wrote to takes no unverified name."""
+    if db.exists():
+        store = AuditStore(db)
+        try:
+            real = store.clock_kind() == "real"
+        finally:
+            store.close()
+        if real:
+            fail(f"{db} records a real cluster's actions; who decides there must be established by the cluster",
+                 hint="pass --cluster kube (or kube:CONTEXT, or OPSAGENT_CLUSTER): your kube credentials say who you are")
+    try:
+        return demo_actor(actor, as_groups=(as_group,) if as_group else ())
+    except IdentityError as exc:
+        fail(f"{exc.message}; a person approves or rejects", hint="pass your own name with --as (or OPSAGENT_ACTOR)")
 
 
-def _is_member(policies: Path) -> Any:
-    """The policy's `actor_matches` (group:NAME membership). Without the policy nobody's
+def _policy(policies: Path) -> Any:
+    """The policy (approvers, group:NAME membership). Without the policy nobody's
     membership is known, so stop here, before anything is decided or audited."""
     from opsagent.policy import PolicyError, load_policy
 
@@ -51,7 +66,7 @@ def _is_member(policies: Path) -> Any:
              hint="point --policies (or OPSAGENT_POLICIES) at the policy directory the daemon uses; "
                   "approvers and group:NAME membership come from it")
     try:
-        return load_policy(policies).actor_matches
+        return load_policy(policies)
     except PolicyError as exc:
         fail(f"cannot load the policy: {exc}", hint=f"check the files in {policies} (opsagent policy lint)")
 
@@ -120,14 +135,21 @@ def show_cmd(approval_id: int = typer.Argument(..., help="Approval id."), output
                   + (f"\nresult: {summary}" if summary else ""), highlight=False, markup=False)
 
 
-def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str, policies: Path, db: Path) -> str:
-    """Run the approved call through the gate on `cluster`, once; a waiting agent run then sees it done."""
+def _open(cluster: str, policies: Path, db: Path) -> Any:
     from opsagent.runtime import RuntimeError_, open_runtime
 
     try:
-        runtime = open_runtime(cluster=cluster, policies=policies, db=db)
+        return open_runtime(cluster=cluster, policies=policies, db=db)
     except RuntimeError_ as exc:
-        return f"approved, but not run here ({exc}); the daemon or agent run waiting on it will execute it"
+        return exc
+
+
+def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str, policies: Path, db: Path,
+             runtime: Any = None) -> str:
+    """Run the approved call through the gate on `cluster`, once; a waiting agent run then sees it done."""
+    runtime = runtime if runtime is not None else _open(cluster, policies, db)
+    if isinstance(runtime, Exception):
+        return f"approved, but not run here ({runtime}); the daemon or agent run waiting on it will execute it"
     try:
         result = queue.execute(approval.id, run=lambda a: runtime.gate.run_approved(a, approver=by), actor=by)
     finally:
@@ -140,11 +162,12 @@ def approve_cmd(
     approval_id: int = typer.Argument(..., help="Approval id."),
     comment: str = typer.Option(None, "--comment", help="Why, for the audit log."),
     actor: str = ActorOpt,
+    as_group: str = AsGroupOpt,
     cluster: str = typer.Option(None, "--cluster", envvar="OPSAGENT_CLUSTER",
                                 help="Also run the approved call now, once, through the gate on this cluster "
-                                     "(kube, kube:CONTEXT or sim:SCENARIO). Without it only the decision is "
-                                     "recorded, and the daemon or the agent run waiting on it executes the call "
-                                     "when it resumes."),
+                                     "(kube, kube:CONTEXT or sim:SCENARIO); on kube your kube credentials also say "
+                                     "who approves. Without it only the decision is recorded, and the daemon or the "
+                                     "agent run waiting on it executes the call when it resumes."),
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
 ) -> None:
@@ -153,14 +176,28 @@ def approve_cmd(
 
     Example: opsagent approvals approve 3 --comment "capacity checked" --as alice
     """
-    by = actor_name(actor)
-    queue = open_queue(db, is_member=_is_member(policies))
+    policy = _policy(policies)
+    runtime = None
+    if is_kube(cluster):
+        if not db.exists():
+            fail(f"no database at {db}", hint="point --db (or OPSAGENT_DB) at the file the daemon writes")
+        runtime = _open(cluster, policies, db)
+        if isinstance(runtime, Exception):
+            fail(str(runtime), hint=getattr(runtime, "hint", None))
+        who = identify(cluster_spec=cluster, cluster=runtime.cluster, as_user=actor, as_group=as_group,
+                       on_error=runtime.audit.close)
+    else:
+        who = demo_decider(actor, as_group, db)
+    by = who.name
+    queue = open_queue(db, is_member=member_check(policy, who))
     try:
         approval = queue.approve(approval_id, by=by, comment=comment)
-        message = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db) if cluster else \
+        message = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db, runtime=runtime) if cluster else \
             "approved; recorded only: the daemon or the agent run waiting on it executes it when it resumes " \
             "(or run it now with --cluster)"
     except ApprovalError as exc:
+        if runtime is not None:
+            runtime.audit.close()
         fail(exc.message, hint="see: opsagent approvals show " + str(approval_id), code=1)
     finally:
         queue.close()
@@ -172,6 +209,10 @@ def reject_cmd(
     approval_id: int = typer.Argument(..., help="Approval id."),
     reason: str = typer.Option(..., "--reason", help="Why not, for the requester and the audit log."),
     actor: str = ActorOpt,
+    as_group: str = AsGroupOpt,
+    cluster: str = typer.Option(None, "--cluster", envvar="OPSAGENT_CLUSTER",
+                                help="kube or kube:CONTEXT: your kube credentials say who rejects (needed for a "
+                                     "database a real cluster's daemon writes). Nothing runs."),
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
 ) -> None:
@@ -179,8 +220,19 @@ def reject_cmd(
 
     Example: opsagent approvals reject 3 --reason "use the spare A100 pool instead" --as alice
     """
-    by = actor_name(actor)
-    queue = open_queue(db, is_member=_is_member(policies))
+    policy = _policy(policies)
+    if is_kube(cluster):
+        from opsagent.runtime import RuntimeError_, open_cluster
+
+        try:
+            kube, _, _ = open_cluster(cluster)
+        except RuntimeError_ as exc:
+            fail(str(exc), hint=exc.hint)
+        who = identify(cluster_spec=cluster, cluster=kube, as_user=actor, as_group=as_group)
+    else:
+        who = demo_decider(actor, as_group, db)
+    by = who.name
+    queue = open_queue(db, is_member=member_check(policy, who))
     try:
         queue.reject(approval_id, by=by, reason=reason)
     except ApprovalError as exc:

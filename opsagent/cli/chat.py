@@ -1,14 +1,14 @@
 """`opsagent ask` (one message) and `opsagent chat` (an interactive session).
 
-Thin: resolve the actor, build the chat runtime, hand each line to
-`ChatService.handle`, print the reply. With `--cluster sim:SCENARIO` the
+Thin: establish the actor (`opsagent.identity`: the kube credentials on a
+real cluster, `--as` on the simulator), build the chat runtime, hand each line
+to `ChatService.handle`, print the reply. With `--cluster sim:SCENARIO` the
 simulated cluster starts fresh in every process; the audit database and the
 approval queue (`--db`) persist. Nothing here decides or executes anything.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -16,29 +16,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
-from opsagent.approvals import MACHINE_ACTORS
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
 from opsagent.cli.model_options import BaseUrlOpt, model_option
+from opsagent.cli.whoami import ActorOpt, AsGroupOpt, bind, identify, is_kube
+from opsagent.model.actor import Actor
 
 ClusterOpt = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER",
                           help="sim:SCENARIO (builtin name or file; fresh each process), kube or kube:CONTEXT.")
-ActorOpt = typer.Option(None, "--as", envvar="OPSAGENT_ACTOR", help="Actor to act as; default the OS user.")
 ModelOpt = model_option("Needed for free-form questions; without it only the command grammar works.")
 EXIT_WORDS = {"exit", "quit", ":q", "bye"}
-
-
-def resolve_actor(value: str | None) -> str:
-    """--as, then OPSAGENT_ACTOR (typer reads it), then the OS user; never a machine actor."""
-    actor = (value or "").strip() or getpass.getuser()
-    if not actor or any(c.isspace() for c in actor):
-        fail(f"--as {actor!r} is not an actor name", hint="use a single word, e.g. --as alice")
-    if actor in MACHINE_ACTORS:
-        fail(f"--as {actor} (or OPSAGENT_ACTOR={actor}): {actor!r} is opsagent's own machine actor; "
-             "people cannot chat as it", hint="act as yourself, e.g. --as alice; the policy decides what you may do")
-    return actor
 
 
 def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, playbooks: Path,
@@ -47,6 +37,19 @@ def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, play
         return build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks, base_url=base_url)
     except WiringError as exc:
         fail(exc.message, hint=exc.hint)
+
+
+def open_as(*, actor: str | None, as_group: str | None, cluster: str, policies: Path, db: Path, model: str | None,
+            playbooks: Path, base_url: str | None = None) -> tuple[ChatRuntime, Actor]:
+    """The chat runtime and who uses it: on the simulator `--as` is checked before anything opens; on a real
+    cluster the runtime's own connection asks the API server (and impersonates, if --as is allowed)."""
+    who = None if is_kube(cluster) else identify(cluster_spec=cluster, as_user=actor, as_group=as_group)
+    runtime = open_runtime(cluster, policies, db, model, playbooks, base_url)
+    if who is None:
+        who = identify(cluster_spec=cluster, cluster=runtime.cluster, as_user=actor, as_group=as_group,
+                       on_error=runtime.close)
+    bind(runtime.service, runtime.approvals, runtime.policy, who)
+    return runtime, who
 
 
 def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> None:
@@ -68,6 +71,7 @@ def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> Non
 def ask(
     text: str = typer.Argument(..., help="What to do or ask, e.g. \"scale inference/llm to 2\"."),
     actor: Optional[str] = ActorOpt,
+    as_group: Optional[str] = AsGroupOpt,
     output: Output = OutputOpt,
     cluster: str = ClusterOpt,
     policies: Path = PoliciesOpt,
@@ -82,12 +86,16 @@ def ask(
     says what was done, what was refused and by which rule, and what waits for
     approval (with its id and who may approve).
 
+    Who you are: on a real cluster, the user your kube credentials belong to (as
+    `kubectl auth whoami` shows), with that user's cluster groups; on the
+    simulator, --as (for demos).
+
     Example: opsagent ask "scale inference/llm to 2" --as carol -o json
     """
-    who = resolve_actor(actor)
-    runtime = open_runtime(cluster, policies, db, model, playbooks, base_url)
+    runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
+                           playbooks=playbooks, base_url=base_url)
     try:
-        reply = runtime.service.handle(text, actor=who, channel="cli")
+        reply = runtime.service.handle(text, actor=who.name, channel="cli")
     finally:
         runtime.close()
     print_reply(reply, output)
@@ -128,6 +136,7 @@ def _lines(interactive: bool):
 
 def chat(
     actor: Optional[str] = ActorOpt,
+    as_group: Optional[str] = AsGroupOpt,
     output: Output = OutputOpt,
     cluster: str = ClusterOpt,
     policies: Path = PoliciesOpt,
@@ -140,15 +149,16 @@ def chat(
 
     Reads lines from the terminal with history, or from stdin when it is not a
     terminal, so a scripted session can be piped in. The simulated cluster lives
-    as long as the session does.
+    as long as the session does. Who you are is established as for `opsagent ask`.
 
     Example: printf 'show gpus\\nwake chat/chat-ui\\n' | opsagent chat --as carol
     """
-    who = resolve_actor(actor)
-    runtime = open_runtime(cluster, policies, db, model, playbooks, base_url)
+    runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
+                           playbooks=playbooks, base_url=base_url)
     interactive = sys.stdin.isatty()
     if interactive and output != Output.json:
-        console.print(f"opsagent chat as [bold]{who}[/] on {cluster}; 'help' lists commands, 'exit' ends.", highlight=False)
+        console.print(f"opsagent chat as [bold]{escape(who.name)}[/] ({escape(who.source)}) on {escape(cluster)}; "
+                      "'help' lists commands, 'exit' ends.", highlight=False)
     try:
         for line in _lines(interactive):
             text = line.strip()
@@ -158,7 +168,7 @@ def chat(
                 break
             if not interactive and output != Output.json:
                 console.print(f"ops> {text}", highlight=False, markup=False)
-            print_reply(runtime.service.handle(text, actor=who, channel="cli"), output, lines=True)
+            print_reply(runtime.service.handle(text, actor=who.name, channel="cli"), output, lines=True)
     finally:
         runtime.close()
 

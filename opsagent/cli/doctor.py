@@ -2,7 +2,8 @@
 
 What it is for: one command an operator runs after installing, which reports
 ok / missing / failed / skipped per check with a fix hint: the cluster answers,
-each RBAC verb of the adapter's table is granted (SelfSubjectAccessReview),
+who the kube credentials belong to (SelfSubjectReview: user, groups) and
+whether they may impersonate (for --as), each RBAC verb of the adapter's table is granted (SelfSubjectAccessReview),
 the model server (Ollama or OpenAI-compatible) answers, has the model and the
 model can call tools, Prometheus answers, and when Slack is
 configured: the bot token passes auth.test and, in Socket Mode, the app token
@@ -22,6 +23,7 @@ from typing import Literal, Optional
 
 import httpx
 import typer
+from rich.markup import escape
 
 from opsagent.chat.secrets import SecretsError, SlackMode, SlackSecrets, load_secrets, redact, uses_socket_mode
 from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
@@ -39,8 +41,43 @@ class Check:
     required: bool = True
 
 
+def check_identity(kube: object, *, as_user: str | None = None) -> list[Check]:
+    """Who these credentials are, as the API server says, and whether they may impersonate (kubectl --as)."""
+    from opsagent.cluster.port import ClusterError
+    from opsagent.identity import IdentityError, actor_from
+
+    try:
+        me = kube.whoami()  # type: ignore[attr-defined]
+        actor = actor_from(me.username, me.groups, source="kube credentials")
+    except ClusterError as exc:
+        return [Check("identity", "failed", f"SelfSubjectReview: {exc.message}",
+                      "use credentials the API server authenticates (`kubectl auth whoami`); opsagent ask, chat and "
+                      "approvals on this cluster act as that user", required=False)]
+    except IdentityError as exc:
+        return [Check("identity", "failed", exc.message, exc.hint or "", required=False)]
+    groups = ", ".join(me.groups) or "none"
+    checks = [Check("identity", "ok", f"user {me.username} (actor {actor.name}); groups: {groups}; "
+                    "source: kube credentials (SelfSubjectReview)", required=False)]
+    try:
+        if as_user:
+            why_not = kube.impersonation_refusal(user=as_user)  # type: ignore[attr-defined]
+            checks.append(Check("impersonate", "ok" if why_not is None else "missing",
+                                f"--as {as_user}: " + ("allowed" if why_not is None else why_not),
+                                "" if why_not is None else "a cluster admin grants verb 'impersonate' on users "
+                                "(resourceNames: the user) to you; or act as yourself without --as", required=False))
+        else:
+            anyone, _ = kube.can_i(verb="impersonate", group="", resource="users")  # type: ignore[attr-defined]
+            checks.append(Check("impersonate", "ok", "may impersonate any user (--as NAME works)" if anyone else
+                                "may not impersonate every user: --as NAME is refused unless the cluster allows that "
+                                "name (check one with --as NAME)", required=False))
+    except ClusterError as exc:
+        checks.append(Check("impersonate", "failed", exc.message, "check the API server allows "
+                            "SelfSubjectAccessReview (system:basic-user)", required=False))
+    return checks
+
+
 def check_cluster(*, kubeconfig: str | None, context: str | None, in_cluster: bool | None, timeout: float,
-                  lease_namespace: str = "opsagent") -> list[Check]:
+                  lease_namespace: str = "opsagent", as_user: str | None = None) -> list[Check]:
     from opsagent.cluster.kube import PERMISSIONS, KubeCluster
     from opsagent.cluster.port import ClusterError
 
@@ -52,7 +89,7 @@ def check_cluster(*, kubeconfig: str | None, context: str | None, in_cluster: bo
         return [Check("cluster", "failed", exc.message,
                       "point KUBECONFIG (or --kubeconfig/--context) at the cluster, or run inside it; "
                       "check `kubectl version` works with the same config")]
-    checks = [Check("cluster", "ok", f"API server {version}")]
+    checks = [Check("cluster", "ok", f"API server {version}"), *check_identity(kube, as_user=as_user)]
     namespace = lease_namespace
     for perm in PERMISSIONS:
         scope_ns = namespace if perm.scope == "own-namespace" else None
@@ -210,14 +247,14 @@ def _check_app_token(token: str | None, *, api_url: str, timeout: float) -> Chec
 
 def run_checks(
     *, kubeconfig: str | None = None, context: str | None = None, in_cluster: bool | None = None,
-    skip_cluster: bool = False, lease_namespace: str = "opsagent",
+    skip_cluster: bool = False, lease_namespace: str = "opsagent", as_user: str | None = None,
     ollama_host: str | None = None, model: str | None = None, base_url: str | None = None, prometheus: str | None = None,
     request_rate_query: str | None = None, slack: SlackSecrets | None = None, slack_mode: str = "auto", slack_api_url: str = "https://slack.com/api",
     timeout: float = 5.0,
 ) -> list[Check]:
     checks = [Check("cluster", "skipped", "--skip-cluster given", required=False)] if skip_cluster else \
         check_cluster(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster, timeout=timeout,
-                      lease_namespace=lease_namespace)
+                      lease_namespace=lease_namespace, as_user=as_user)
     checks.extend(check_model_server(model=model, base_url=base_url, ollama_host=ollama_host, timeout=timeout))
     checks.append(check_prometheus(url=prometheus, timeout=timeout, request_rate_query=request_rate_query))
     checks.extend(check_slack(secrets=slack or SlackSecrets(), mode=slack_mode, api_url=slack_api_url, timeout=timeout))
@@ -233,6 +270,9 @@ def register(app: typer.Typer) -> None:
         kubeconfig: str = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file."),
         context: str = typer.Option(None, "--context", envvar="OPSAGENT_CONTEXT", help="Kubeconfig context."),
         skip_cluster: bool = typer.Option(False, "--skip-cluster", help="Do not check the cluster and RBAC."),
+        as_user: Optional[str] = typer.Option(None, "--as", envvar="OPSAGENT_ACTOR",
+                                              help="Also check whether your kube credentials may impersonate this user "
+                                                   "(what `opsagent ask --as` needs on a real cluster)."),
         lease_namespace: str = typer.Option("opsagent", "--lease-namespace", envvar=["OPSAGENT_LEASE_NAMESPACE", "POD_NAMESPACE"],
                                             help="Namespace of the daemon's leader-election Lease (as `opsagent daemon`)."),
         ollama_host: str = typer.Option(None, "--ollama-host", envvar="OLLAMA_HOST", help="Ollama URL; unset skips."),
@@ -255,6 +295,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check what a new install needs (cluster, RBAC, model server, Prometheus, Slack) and say how to fix gaps.
 
+        It also says who you are on the cluster (user, groups, and that the kube credentials are the source:
+        opsagent ask, chat and approvals act as that user) and whether you may impersonate (--as).
+
         Slack secrets come from the environment or --slack-token-file, never from flags, and are never printed.
         The Lease permissions are checked in --lease-namespace's namespace (POD_NAMESPACE in a pod).
 
@@ -271,7 +314,8 @@ def register(app: typer.Typer) -> None:
         api_url = os.environ.get("OPSAGENT_SLACK_API_URL") or os.environ.get("SLACK_API_URL") or "https://slack.com/api"
         checks = run_checks(
             kubeconfig=kubeconfig, context=context, skip_cluster=skip_cluster, lease_namespace=lease_namespace,
-            ollama_host=ollama_host, model=model, base_url=base_url, prometheus=prometheus, request_rate_query=request_rate_query,
+            as_user=as_user, ollama_host=ollama_host, model=model, base_url=base_url, prometheus=prometheus,
+            request_rate_query=request_rate_query,
             slack=slack, slack_mode=slack_mode.value, slack_api_url=api_url, timeout=timeout,
         )
         bad = [c for c in checks if c.required and c.status in ("missing", "failed")]
@@ -279,9 +323,9 @@ def register(app: typer.Typer) -> None:
             print_json({"ok": not bad, "checks": [asdict(c) for c in checks]})
         else:
             for c in checks:
-                console.print(f"[{_STYLE[c.status]}]{c.status:>8}[/]  {c.name}: {c.detail}", highlight=False)
+                console.print(f"[{_STYLE[c.status]}]{c.status:>8}[/]  {escape(c.name)}: {escape(c.detail)}", highlight=False)
                 if c.fix and c.status != "ok":
-                    console.print(f"{'':>10}fix: {c.fix}", style="dim", highlight=False)
+                    console.print(f"{'':>10}fix: {escape(c.fix)}", style="dim", highlight=False)
             console.print(f"\n{len(bad)} required check(s) need attention." if bad else "\nAll required checks pass.")
         if bad:
             raise typer.Exit(1)

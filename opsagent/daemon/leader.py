@@ -2,7 +2,11 @@
 
 `Leader` is what the loop asks each cycle: `try_acquire()` (non-blocking; True
 when this process leads now) and `release()`. `FileLeader` holds a `filelock`
-next to the database; `LeaseLeader` wraps opsagent.cluster.kube.lease (only
+next to the database's real file (`lock_path_for`): the path is resolved
+first, so a symlink, a `dir/../ops.db` alias or a bind mount of the same
+directory all reach the same lock; a database file with a second hard link is
+refused (`check_single_name`), since nothing in its path would tell the two
+names apart; `LeaseLeader` wraps opsagent.cluster.kube.lease (only
 that package may import kubernetes). A standby keeps asking each cycle.
 """
 
@@ -30,8 +34,25 @@ def default_identity() -> str:
 
 
 def lock_path_for(db: Path) -> Path:
-    """The lock file of a database: `opsagent.db` -> `opsagent.db.lock`."""
-    return db.with_name(db.name + ".lock")
+    """The lock file of a database: `<real path of opsagent.db>.lock`, next to the real file.
+
+    Resolved (symlinks followed, `..` removed) so every alias of one database names one lock.
+    """
+    real = Path(os.path.realpath(db))
+    return real.with_name(real.name + ".lock")
+
+
+def check_single_name(db: Path) -> None:
+    """Raise ValueError when the database file has more than one hard link: a second name in another
+    directory would lock a different file, and two daemons would lead on one database."""
+    try:
+        st = os.stat(db)
+    except FileNotFoundError:
+        return
+    if st.st_nlink > 1:
+        raise ValueError(f"--db {db}: the database file (device {st.st_dev}, inode {st.st_ino}) has {st.st_nlink} "
+                         "hard links; a leader lock cannot tell its names apart, so keep one name "
+                         "(use a symlink for an alias)")
 
 
 class FileLeader:

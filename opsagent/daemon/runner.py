@@ -23,7 +23,7 @@ from typing import Callable
 
 from opsagent.cluster.port import ClusterError
 from opsagent.daemon.http import HealthServer, Status
-from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, lock_path_for
+from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, check_single_name, lock_path_for
 from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
 from opsagent.daemon.signals import StopFlag, install
@@ -102,6 +102,7 @@ class Daemon:
             return LeaseLeader(KubeLease.for_cluster(self.runtime.cluster, namespace=self.options.lease_namespace,
                                                       name=self.options.lease_name,
                                                       lease_seconds=max(60, int(self.options.interval * 3))))
+        check_single_name(self.db)
         return FileLeader(lock_path_for(self.db))
 
     # --- the loop -------------------------------------------------------------

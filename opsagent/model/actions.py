@@ -102,6 +102,8 @@ class ToolCall(Frozen):
     tool: str
     args: dict[str, Any] = Field(default_factory=dict)
     actor: str = Field(description="who asks: a person's name, 'daemon' or 'wake-proxy'")
+    actor_groups: tuple[str, ...] = Field(default=(), description="the person's groups as the cluster's authentication "
+                                                                 "reports them (policy: cluster-group:NAME)")
     channel: Channel = "cli"
     finding_id: str | None = None
     message: str | None = Field(default=None, description="the chat message that led to it, if any")

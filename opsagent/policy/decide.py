@@ -136,7 +136,7 @@ def _effect(policy: Policy, rule: CompiledRule, facts: Facts, dry_run: bool) -> 
 def _limits(policy: Policy, facts: Facts, counts: Counts, dry_run: bool) -> Decision | None:
     call = facts.call
     for limit in policy.limits_for(call.tool):
-        if not limit.applies(call.tool, facts.namespace, call.actor):
+        if not limit.applies(call.tool, facts.namespace, call.actor, call.actor_groups):
             continue
         spec = limit.limit
         namespace = facts.namespace if spec.by == "namespace" else None

@@ -21,7 +21,7 @@ from opsagent.policy.cel import CelError, compile_expr
 from opsagent.policy.errors import PolicyError, Problem
 from opsagent.policy.optin import OptIn
 from opsagent.policy.facts import CEL_VARIABLES
-from opsagent.policy.policy import CompiledLimit, CompiledRule, FileScope, Patterns, Policy, expand_actors
+from opsagent.policy.policy import CompiledLimit, CompiledRule, FileScope, Patterns, Policy, cluster_groups_of, expand_actors
 from opsagent.policy.schema import PolicyFile, Scope, SpendCap, SpendCaps
 from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS, tools_matched
 from opsagent.yamlmarks import Marks, YamlProblem, load_with_marks, locate
@@ -165,6 +165,7 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
                 limit=limit, file=name, tools=Patterns(limit.tools),
                 namespaces=Patterns(limit.namespaces) if limit.namespaces else None,
                 actor_names=None if (not limit.actors or "*" in limit.actors) else frozenset(expand_actors(limit.actors, groups)),
+                cluster_groups=cluster_groups_of(limit.actors),
             ))
 
     if not scopes:

@@ -18,7 +18,7 @@ from opsagent.policy.facts import Facts
 from opsagent.policy.intents import Intent
 from opsagent.policy.optin import OptIn
 from opsagent.policy.resolve import IntentBook, Resolved
-from opsagent.policy.schema import RateLimit, Rule, Scope, SpendCaps
+from opsagent.policy.schema import CLUSTER_GROUP, RateLimit, Rule, Scope, SpendCaps
 from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS, is_glob, matches_any
 
 _CACHE_MAX = 4096
@@ -83,6 +83,7 @@ class CompiledRule:
         self.when_vars = tuple(sorted(when.variables)) if when is not None else ()
         self.any_actor = "*" in rule.actors
         self.actor_names = frozenset(expand_actors(rule.actors, groups))
+        self.cluster_groups = cluster_groups_of(rule.actors)
         self.effect = rule.effect
 
     def matches_tool(self, tool: str, risk: str) -> bool:
@@ -99,7 +100,7 @@ class CompiledRule:
             return f"target is outside the scope of {self.file}"
         if self.namespaces is not None and (facts.namespace is None or not self.namespaces.match(facts.namespace)):
             return f"namespace {facts.namespace or '(none)'} is not in {list(self.namespaces.source)}"
-        if not self.any_actor and call.actor not in self.actor_names:
+        if not self.any_actor and call.actor not in self.actor_names and self.cluster_groups.isdisjoint(call.actor_groups):
             return f"actor {call.actor} is not in {list(self.rule.actors)}"
         if self.channels is not None and call.channel not in self.channels:
             return f"channel {call.channel} is not in {sorted(self.channels)}"
@@ -124,13 +125,19 @@ class CompiledRule:
 
 
 def expand_actors(actors: Iterable[str], groups: Mapping[str, tuple[str, ...]]) -> set[str]:
+    """The person names `actors` stand for (policy groups expanded); cluster groups are matched apart."""
     names: set[str] = set()
     for actor in actors:
         if actor.startswith("group:"):
             names.update(groups.get(actor[6:], ()))
-        elif actor != "*":
+        elif actor != "*" and not actor.startswith(CLUSTER_GROUP):
             names.add(actor)
     return names
+
+
+def cluster_groups_of(actors: Iterable[str]) -> frozenset[str]:
+    """The cluster groups named as `cluster-group:NAME`: only these match a person's cluster groups."""
+    return frozenset(a[len(CLUSTER_GROUP):] for a in actors if a.startswith(CLUSTER_GROUP))
 
 
 @dataclass(frozen=True)
@@ -140,17 +147,18 @@ class CompiledLimit:
     tools: Patterns
     namespaces: Patterns | None
     actor_names: frozenset[str] | None
+    cluster_groups: frozenset[str] = frozenset()
 
     @property
     def ref(self) -> RuleRef:
         return RuleRef(file=self.file, name=self.limit.name)
 
-    def applies(self, tool: str, namespace: str | None, actor: str) -> bool:
+    def applies(self, tool: str, namespace: str | None, actor: str, actor_groups: Iterable[str] = ()) -> bool:
         if not self.tools.match(tool):
             return False
         if self.namespaces is not None and (namespace is None or not self.namespaces.match(namespace)):
             return False
-        return self.actor_names is None or actor in self.actor_names
+        return self.actor_names is None or actor in self.actor_names or not self.cluster_groups.isdisjoint(actor_groups)
 
 
 class Policy:
@@ -227,12 +235,16 @@ class Policy:
                     out.append(line)
         return tuple(out)
 
-    def actor_matches(self, actor: str, name: str) -> bool:
-        """Does `actor` (who acts or approves) fit `name` (a person, group:NAME, daemon, wake-proxy or *)?"""
+    def actor_matches(self, actor: str, name: str, actor_groups: Iterable[str] = ()) -> bool:
+        """Does `actor` (who acts or approves) fit `name` (a person, group:NAME, cluster-group:NAME, daemon,
+        wake-proxy or *)? `actor_groups` are the groups the cluster reports for `actor`; only a
+        `cluster-group:NAME` naming one of them matches through them."""
         if name == "*":
             return True
         if name.startswith("group:"):
             return actor in self.groups.get(name[6:], ())
+        if name.startswith(CLUSTER_GROUP):
+            return name[len(CLUSTER_GROUP):] in set(actor_groups)
         return actor == name
 
     def in_scope(self, namespace: str | None, labels: Mapping[str, str] | None = None) -> bool:

@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from opsagent.clock import parse_duration
 from opsagent.model import Effect, Risk
+from opsagent.model.actor import ActorNameError, normalize_name
 from opsagent.policy.intents import Intent
 from opsagent.policy.optin import AnnotationOptIn
 
 RISKS: tuple[str, ...] = ("read", "write", "architectural")
 ACTOR_KEYWORDS = ("daemon", "wake-proxy", "*")
+CLUSTER_GROUP = "cluster-group:"  # a group the cluster's authentication reports (SelfSubjectReview)
 _ACTOR = re.compile(r"^(group:[A-Za-z0-9][-A-Za-z0-9_.]*|[A-Za-z0-9*][-A-Za-z0-9_.@*:]*)$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 
@@ -44,9 +46,17 @@ def _duration(value: object) -> timedelta:
 
 
 def _check_actor(value: str) -> str:
+    """A valid actor reference, in the normalised form every door gives actor names (case-folded)."""
+    if value.startswith(CLUSTER_GROUP):
+        try:
+            return CLUSTER_GROUP + normalize_name(value[len(CLUSTER_GROUP):], what="cluster group")
+        except ActorNameError as exc:
+            raise ValueError(f"{value!r} is not a cluster group: {exc}") from None
     if not _ACTOR.match(value):
-        raise ValueError(f"{value!r} is not an actor: use a person's name, group:NAME, daemon, wake-proxy or *")
-    return value
+        raise ValueError(f"{value!r} is not an actor: use a person's name, group:NAME, cluster-group:NAME, "
+                         "daemon, wake-proxy or *")
+    # group:NAME is a policy group; slack:USERID names an unmapped Slack user by Slack's own (upper-case) id
+    return value if value.startswith(("group:", "slack:")) else normalize_name(value)
 
 
 class Scope(Strict):
@@ -67,7 +77,7 @@ class Rule(Strict):
     risk: tuple[Risk, ...] = Field(default=(), description="risk classes matched; default any")
     namespaces: tuple[str, ...] = Field(default=(), description="namespace names or globs; default any in scope")
     labels: dict[str, str] = Field(default_factory=dict, description="labels the target workload must carry")
-    actors: tuple[str, ...] = Field(default=("*",), description="person, group:NAME, daemon, wake-proxy or *")
+    actors: tuple[str, ...] = Field(default=("*",), description="person, group:NAME, cluster-group:NAME, daemon, wake-proxy or *")
     channels: tuple[str, ...] = Field(default=(), description="daemon, cli, slack, wake-proxy, eval, api; default any")
     when: str | None = Field(default=None, description="CEL condition over args, target, intent, actor, channel, now, hour, weekday")
     effect: Effect
@@ -169,14 +179,15 @@ class PolicyFile(Strict):
     @field_validator("groups")
     @classmethod
     def _groups(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        out: dict[str, tuple[str, ...]] = {}
         for name, members in value.items():
             if not _NAME.match(name):
                 raise ValueError(f"group name {name!r} must be lower-case letters, digits, - _ .")
             for member in members:
-                if member.startswith("group:") or member == "*":
+                if member.startswith(("group:", CLUSTER_GROUP)) or member == "*":
                     raise ValueError(f"group {name!r}: member {member!r} must be a person, daemon or wake-proxy (no nesting, no *)")
-                _check_actor(member)
-        return value
+            out[name] = tuple(_check_actor(m) for m in members)
+        return out
 
     @field_validator("default_approvers")
     @classmethod

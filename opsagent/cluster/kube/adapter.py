@@ -19,6 +19,7 @@ from kubernetes import client as k8s
 from opsagent.clock import Clock, RealClock
 from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
+from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
 from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot
 from opsagent.cluster.port import ClusterError, Conflict, Forbidden, Invalid, NotFound, WorkloadSpec, WriteResult
 from opsagent.metrics import MetricsError, PrometheusClient
@@ -235,6 +236,20 @@ class KubeCluster:
         fn = self.apps.delete_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.delete_namespaced_deployment
         self.chokepoint.read_json(f"delete {ref.kind.lower()} {ref}", fn, ref.name, ref.namespace, **self._dry(dry_run))
         return self._result(f"deleted {ref.kind.lower()} {ref}", dry_run=dry_run)
+
+    # --- who these credentials are (opsagent.identity, doctor) -----------------------
+
+    def whoami(self) -> ClusterUser:
+        """The user and groups the API server authenticated these credentials as (SelfSubjectReview)."""
+        return who_am_i(self.chokepoint)
+
+    def impersonation_refusal(self, *, user: str, groups: tuple[str, ...] = ()) -> str | None:
+        """None if these credentials may impersonate `user` (and `groups`); else why not."""
+        return impersonation_refusal(self.chokepoint, user=user, groups=groups)
+
+    def impersonate(self, *, user: str, groups: tuple[str, ...] = ()) -> None:
+        """From now on, every request on this connection is made as `user` (kubectl --as)."""
+        impersonate(self.chokepoint.api, user=user, groups=groups)
 
     # --- access checks (doctor) ---------------------------------------------------
 

@@ -12,6 +12,7 @@ patches. Nothing outside `opsagent.cluster.kube` imports `kubernetes`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,10 @@ def build_api_client(
 ) -> k8s.ApiClient:
     """An ApiClient from in-cluster config (in a pod) or a kubeconfig file and context.
 
-    `in_cluster=None` tries in-cluster config first and falls back to kubeconfig.
+    `in_cluster=None` tries in-cluster config first and falls back to kubeconfig. Without `kubeconfig`,
+    $KUBECONFIG is read now (the client library reads it once, at import), else ~/.kube/config.
     """
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
     configuration = k8s.Configuration()
     try:
         if in_cluster or in_cluster is None:

@@ -4,6 +4,11 @@ What it is for: `opsagent doctor` asks the API server (SelfSubjectAccessReview)
 whether each of these is granted, and a test checks that deploy/'s ClusterRole
 and Role grant exactly these. Change a call in the adapter, change this table.
 
+The identity reviews (SelfSubjectReview, SelfSubjectAccessReview for
+`impersonate`, see identity.py) are not in the table: the built-in
+`system:basic-user` role allows them to every authenticated user, and the
+daemon, which runs with deploy/'s roles, never makes them.
+
 What it must not do: make API calls itself (doctor does, through the adapter).
 """
 
