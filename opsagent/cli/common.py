@@ -29,18 +29,21 @@ class Output(str, Enum):
 
 
 OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", help="table for people, json for scripts.")
-def _found(kind: str, *, must_exist: bool = True) -> Any:
+def _found(kind: str) -> Any:
+    """Fill in the folder when none was given; a folder given is passed on as is (the command reports a bad one)."""
     def resolve(value: Path | None) -> Path:
+        if value is not None:
+            return value
         from opsagent.cli.resolve import folder
 
-        return folder(value, kind, must_exist=must_exist)
+        return folder(None, kind)
     return resolve
 
 
 _WHERE = "default: ./{0}, then ~/.config/opsagent/{0}, then the {0} shipped with opsagent"
 PoliciesOpt = typer.Option(None, "--policies", envvar="OPSAGENT_POLICIES", callback=_found("policies"), show_default=False,
                            help=f"Directory of policy YAML files ({_WHERE.format('policies')}).")
-PlaybooksOpt = typer.Option(None, "--playbooks", envvar="OPSAGENT_PLAYBOOKS", callback=_found("playbooks", must_exist=False), show_default=False,
+PlaybooksOpt = typer.Option(None, "--playbooks", envvar="OPSAGENT_PLAYBOOKS", callback=_found("playbooks"), show_default=False,
                             help=f"Directory of playbook YAML files ({_WHERE.format('playbooks')}).")
 DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", help="SQLite file for audit log, approvals and agent checkpoints.")
 

@@ -52,14 +52,10 @@ def config_home() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path("~/.config").expanduser()) / "opsagent"
 
 
-def folder(given: Path | None, kind: str, *, quiet: bool = False, must_exist: bool = True) -> Path:
-    """The `policies` or `playbooks` folder to read, by the order in the module docstring.
-
-    A folder given explicitly that does not exist is an error, unless `must_exist` is False (the caller
-    then reports it in its own words, e.g. the agent runs with no playbooks and says so).
-    """
+def folder(given: Path | None, kind: str, *, quiet: bool = False) -> Path:
+    """The `policies` or `playbooks` folder to read, by the order in the module docstring."""
     if given is not None:
-        if must_exist and not given.exists():
+        if not given.exists():
             fail(f"--{kind} {given}: no such {_ONE[kind]} directory (not a directory or file here)",
                  hint=f"pass a folder of {kind} YAML files, or write starters with: opsagent init")
         chosen, why = given, f"--{kind}"
