@@ -7,9 +7,11 @@ This package stores and reads audit rows; it decides nothing and never touches a
 from opsagent.audit.chain import GENESIS, ChainReport
 from opsagent.audit.query import EXPORT_FORMATS, AuditFilter, AuditStats, RuleCount, Story, ToolCount
 from opsagent.audit.records import AuditRecord
+from opsagent.audit.database import DatabaseCorrupt, DatabaseLocked, DatabaseMissing, NotAnOpsagentDatabase
 from opsagent.audit.store import AuditBusy, AuditError, AuditStore
 
 __all__ = [
     "EXPORT_FORMATS", "GENESIS", "AuditBusy", "AuditError", "AuditFilter", "AuditRecord", "AuditStats",
-    "AuditStore", "ChainReport", "RuleCount", "Story", "ToolCount",
+    "AuditStore", "ChainReport", "DatabaseCorrupt", "DatabaseLocked", "DatabaseMissing", "NotAnOpsagentDatabase",
+    "RuleCount", "Story", "ToolCount",
 ]

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from opsagent.cli.common import Output, OutputOpt, console, print_json
+from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
 
 
 def demo_cmd(
-    db: Optional[Path] = typer.Option(None, "--db", help="SQLite file to keep (default: a new file in a temp directory, printed)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="SQLite file to keep (default: a new file in a temp directory, printed). An existing "
+                                                     "opsagent database there is replaced; any other file is refused."),
     hours: float = typer.Option(24.0, "--hours", min=0.5, max=168, help="Simulated hours."),
     step_minutes: float = typer.Option(5.0, "--step-minutes", min=0.5, max=120, help="Simulated minutes per daemon cycle."),
     model: Optional[str] = typer.Option(None, "--model", envvar="OPSAGENT_MODEL",
@@ -32,14 +33,25 @@ def demo_cmd(
 
     Example: opsagent demo --db ./opsagent-demo.db && opsagent audit list --db ./opsagent-demo.db
     """
+    from opsagent.audit import AuditError
+    from opsagent.audit.database import connect
+    from opsagent.cli.errors import database_failed
     from opsagent.demo import run_demo
+    from opsagent.runtime import RuntimeError_
 
     if db is not None and db.exists():
+        try:  # replaced only if it is an opsagent database: --db pointed at another file must not lose it
+            connect(db, create=False).close()
+        except AuditError as exc:
+            database_failed(exc)
         db.unlink()  # a fresh day: the simulator restarts from the scenario's start
         for extra in (db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", ".lock")):
             extra.unlink(missing_ok=True)
     quiet = output is Output.json
-    summary = run_demo(hours=hours, step_minutes=step_minutes, db=db, model=model, seed=seed, offline=offline,
-                       console=Console(quiet=True) if quiet else console)
+    try:
+        summary = run_demo(hours=hours, step_minutes=step_minutes, db=db, model=model, seed=seed, offline=offline,
+                           console=Console(quiet=True) if quiet else console)
+    except RuntimeError_ as exc:
+        fail(str(exc), hint=exc.hint)
     if quiet:
         print_json(summary)
