@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsagent.approvals import MACHINE_ACTORS
 from opsagent.model import Frozen
+from opsagent.yamlfile import unreadable
 
 
 class Actor(Frozen):
@@ -70,8 +71,8 @@ def load_user_map(path: Path) -> UserMap:
     """Read a mapping file; raise `UserMapError` naming file, line and field."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserMapError(f"{path}: cannot read the user mapping file ({exc.strerror})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserMapError(f"{path}: cannot read the user mapping file ({unreadable(exc)})") from exc
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

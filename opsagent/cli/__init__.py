@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from opsagent import __version__
+from opsagent.cli.errors import CommandGroup
 
 app = typer.Typer(
     name="opsagent",
+    cls=CommandGroup,
     help=(
         "Agentic cluster-ops controller for GPU clusters. The agent does the toil "
         "(reconcile, wake, free idle GPUs, retry rollouts) inside human-written policy; "

@@ -19,7 +19,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from opsagent.approvals import MACHINE_ACTORS, ApprovalError, ApprovalQueue
-from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
+from opsagent.cli.common import (
+    DbOpt,
+    Output,
+    OutputOpt,
+    PoliciesOpt,
+    choices,
+    console,
+    fail,
+    id_argument,
+    print_json,
+)
 from opsagent.model import Approval, ApprovalState
 
 approvals_app = typer.Typer(help="Decide on calls the policy sent to people.\n\nExample: opsagent approvals list",
@@ -95,7 +105,7 @@ def list_cmd(state: StateChoice = typer.Option(None, "--state", help="Only reque
 
 
 @approvals_app.command("show")
-def show_cmd(approval_id: int = typer.Argument(..., help="Approval id."), output: Output = OutputOpt, db: Path = DbOpt) -> None:
+def show_cmd(approval_id: int = id_argument("Approval"), output: Output = OutputOpt, db: Path = DbOpt) -> None:
     """Show one approval request: the exact call, its arguments hash, the rule and the reason
     (a request past its expiry is marked expired first).
 
@@ -137,7 +147,7 @@ def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str,
 
 @approvals_app.command("approve")
 def approve_cmd(
-    approval_id: int = typer.Argument(..., help="Approval id."),
+    approval_id: int = id_argument("Approval"),
     comment: str = typer.Option(None, "--comment", help="Why, for the audit log."),
     actor: str = ActorOpt,
     cluster: str = typer.Option(None, "--cluster", envvar="OPSAGENT_CLUSTER",
@@ -169,7 +179,7 @@ def approve_cmd(
 
 @approvals_app.command("reject")
 def reject_cmd(
-    approval_id: int = typer.Argument(..., help="Approval id."),
+    approval_id: int = id_argument("Approval"),
     reason: str = typer.Option(..., "--reason", help="Why not, for the requester and the audit log."),
     actor: str = ActorOpt,
     policies: Path = PoliciesOpt,

@@ -31,6 +31,18 @@ class Output(str, Enum):
 OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", help="table for people, json for scripts.")
 PoliciesOpt = typer.Option(Path("policies"), "--policies", envvar="OPSAGENT_POLICIES", help="Directory of policy YAML files.")
 PlaybooksOpt = typer.Option(Path("playbooks"), "--playbooks", envvar="OPSAGENT_PLAYBOOKS", help="Directory of playbook YAML files.")
+# Numeric limits, one place: an id or a row count above SQLite's largest integer cannot exist, and
+# simulated spans longer than a year are typos that would only run for hours.
+MAX_ID = 2**63 - 1
+MAX_ROWS = 1_000_000
+MAX_SIM_HOURS = 24 * 366
+
+
+def id_argument(what: str) -> Any:
+    """A positional row id: a whole number from 1 to SQLite's largest integer (else exit 2 naming it)."""
+    return typer.Argument(..., min=1, max=MAX_ID, help=f"{what} id.")
+
+
 DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", help="SQLite file for audit log, approvals and agent checkpoints.")
 
 

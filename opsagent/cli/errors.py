@@ -1,0 +1,49 @@
+"""The command's last line of defence: errors a command did not map become one clean line.
+
+Each command maps the errors it expects to `fail(...)` itself. What reaches
+here is mapped once for all of them: an `AuditError` (its message names the
+database file) or an SQLite error met mid-command (a damaged page, a lock held
+too long). Anything else is a bug; it is reported in one line, with the
+traceback only when `OPSAGENT_DEBUG=1`, and exit code 1. No traceback reaches a
+user otherwise. It decides nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from opsagent.audit import AuditError
+from opsagent.cli.common import fail
+from opsagent.runtime import database_hint
+
+DEBUG_ENV = "OPSAGENT_DEBUG"
+
+
+def database_failed(exc: AuditError) -> NoReturn:
+    """Print a database error and what to do about it (exit 2: the --db file cannot be used now)."""
+    fail(str(exc), hint=database_hint(exc))
+
+
+class CommandGroup(TyperGroup):
+    """The root command group: runs the subcommand and maps what escaped it."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors: typer prints them
+            raise
+        except AuditError as exc:
+            database_failed(exc)
+        except sqlite3.Error as exc:
+            fail(f"database error: {exc}", hint="check the file given with --db (or OPSAGENT_DB); "
+                                                "`opsagent audit verify` checks it", code=1)
+        except Exception as exc:  # boundary: a bug must still end in one line, not a traceback
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            fail(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0],
+                 hint=f"this is a bug in opsagent; run again with {DEBUG_ENV}=1 for the traceback", code=1)
