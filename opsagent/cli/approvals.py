@@ -130,19 +130,21 @@ def show_cmd(approval_id: int = id_argument("Approval"), output: Output = Output
                   + (f"\nresult: {summary}" if summary else ""), highlight=False, markup=False)
 
 
-def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str, policies: Path, db: Path) -> str:
-    """Run the approved call through the gate on `cluster`, once; a waiting agent run then sees it done."""
+def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str, policies: Path,
+             db: Path) -> tuple[str, bool]:
+    """Run the approved call through the gate on `cluster`, once; a waiting agent run then sees it done.
+    Returns what happened and whether the call ran successfully here."""
     from opsagent.runtime import RuntimeError_, open_runtime
 
     try:
         runtime = open_runtime(cluster=cluster, policies=policies, db=db)
     except RuntimeError_ as exc:
-        return f"approved, but not run here ({exc}); the daemon or agent run waiting on it will execute it"
+        return f"approved, but not run here ({exc}); the daemon or agent run waiting on it will execute it", False
     try:
         result = queue.execute(approval.id, run=lambda a: runtime.gate.run_approved(a, approver=by), actor=by)
     finally:
         runtime.audit.close()
-    return f"executed on {cluster}: {result.status}: {result.message}"
+    return f"executed on {cluster}: {result.status}: {result.message}", result.ok
 
 
 @approvals_app.command("approve")
@@ -161,20 +163,27 @@ def approve_cmd(
     """Approve exactly the call that was requested. It runs once: here with --cluster, else when the
     daemon or the waiting agent run resumes.
 
+    Exit codes: 0 approved (and, with --cluster, the call ran and succeeded); 1 the approval was
+    refused, or with --cluster the call did not succeed here (the policy in force denied it, it
+    failed, or the cluster could not be opened; the approval itself stays recorded); 2 a bad
+    argument or file.
+
     Example: opsagent approvals approve 3 --comment "capacity checked" --as alice
     """
     by = actor_name(actor)
     queue = open_queue(db, is_member=_is_member(policies))
     try:
         approval = queue.approve(approval_id, by=by, comment=comment)
-        message = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db) if cluster else \
-            "approved; recorded only: the daemon or the agent run waiting on it executes it when it resumes " \
-            "(or run it now with --cluster)"
+        message, ran = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db) if cluster else \
+            ("approved; recorded only: the daemon or the agent run waiting on it executes it when it resumes "
+             "(or run it now with --cluster)", True)
     except ApprovalError as exc:
         fail(exc.message, hint="see: opsagent approvals show " + str(approval_id), code=1)
     finally:
         queue.close()
     console.print(f"approval {approval_id} {message}", highlight=False, markup=False)
+    if not ran:
+        raise typer.Exit(1)
 
 
 @approvals_app.command("reject")

@@ -16,11 +16,23 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from opsagent.approvals import MACHINE_ACTORS
+from opsagent.chat.outcome import ask_outcome, model_problem
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
-from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.common import (
+    DbOpt,
+    Output,
+    OutputOpt,
+    PlaybooksOpt,
+    PoliciesOpt,
+    console,
+    err_console,
+    fail,
+    print_json,
+)
 
 ClusterOpt = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER",
                           help="sim:SCENARIO (builtin name or file; fresh each process), kube or kube:CONTEXT.")
@@ -80,17 +92,25 @@ def ask(
     says what was done, what was refused and by which rule, and what waits for
     approval (with its id and who may approve).
 
+    Exit codes: 0 the message was understood and answered; 1 it was not understood, something
+    was refused or failed, or a free-form request reached no usable model (the server is named on
+    stderr); 2 a bad argument or file (the database, the policy).
+
     Example: opsagent ask "scale inference/llm to 2" --as carol -o json
     """
     who = resolve_actor(actor)
     runtime = open_runtime(cluster, policies, db, model, playbooks)
     try:
         reply = runtime.service.handle(text, actor=who, channel="cli")
+        problem = model_problem(runtime.store, reply.run_id) if model else None
+        config = getattr(runtime.service.agent, "config", None)
     finally:
         runtime.close()
     print_reply(reply, output)
-    if reply.refused or reply.failed:
-        raise typer.Exit(1)
+    outcome = ask_outcome(reply, model_problem=problem, server=getattr(config, "ollama_host", None))
+    if outcome.problem:
+        err_console.print(f"[bold red]error:[/] {escape(outcome.problem)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(outcome.exit_code)
 
 
 def _lines(interactive: bool):

@@ -67,7 +67,7 @@ def print_json(value: Any) -> None:
 
 def fail(message: str, *, hint: str | None = None, code: int = 2) -> NoReturn:
     """Print a clear error (and how to fix it) on stderr and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line, never wrapped
     if hint:
-        err_console.print(f"[dim]hint:[/] {escape(hint)}", highlight=False)
+        err_console.print(f"[dim]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

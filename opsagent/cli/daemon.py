@@ -47,7 +47,10 @@ def daemon_cmd(
 ) -> None:
     """Run the reconcile loop: each cycle resumes decided approvals, then observes, detects and runs the agent per finding.
 
-    Exit code 3 when --once does not lead (another daemon holds the lock or Lease, or the Lease cannot be used).
+    Exit codes: 0 the loop ran (and, with --once or --cycles, every cycle succeeded) or was stopped by
+    SIGTERM/SIGINT; 1 a cycle of a --once or --cycles run failed (the log says why); 2 a bad argument or
+    file (policy, playbooks, the database); 3 --once did not lead (another daemon holds the lock or
+    Lease, or the Lease cannot be used).
 
     Example: opsagent daemon --cluster sim:demo --interval 300 --sim-speed 0 --cycles 288 --listen 127.0.0.1:8080
     """
