@@ -47,6 +47,7 @@ def run_cmd(
     from opsagent.cluster.sim import ScenarioError
     from opsagent.playbooks import PlaybookError
     from opsagent.policy import PolicyError
+    from opsagent.runtime import RuntimeError_
 
     if planner not in ("offline", "llm"):
         fail(f"--planner must be offline or llm, not {planner!r}", hint="opsagent agent run --planner llm --model qwen3:8b")
@@ -62,6 +63,8 @@ def run_cmd(
                                   step_seconds=seconds, planner=planner, config=config, approve_as=approve_as)
     except (ScenarioError, PolicyError, PlaybookError) as exc:
         fail(str(exc), hint="check the file named above; `opsagent policy lint` and `opsagent playbook lint` help")
+    except RuntimeError_ as exc:
+        fail(str(exc), hint=exc.hint)
     if output == Output.json:
         print_json({"runs": result.reports, "waiting": [{"run_id": t, "approval_id": a} for t, a in result.waiting],
                     "stats": result.stats})

@@ -123,7 +123,7 @@ def explain_cmd(
     """
     pol = _load(policies)
     if channel not in CHANNELS:
-        fail(f"unknown channel {channel!r}", hint=f"use one of {', '.join(CHANNELS)}")
+        fail(f"--channel: unknown channel {channel!r}", hint=f"use one of {', '.join(CHANNELS)}")
     try:
         call_args = json.loads(args)
     except json.JSONDecodeError as exc:
