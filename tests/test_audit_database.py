@@ -218,6 +218,16 @@ def test_a_database_from_an_earlier_version_is_recognised_and_stamped(tmp_path: 
     assert stamp(path) == (APPLICATION_ID, SCHEMA_VERSION)
 
 
+def test_an_unstamped_database_without_the_append_only_triggers_is_not_taken_for_an_earlier_version(
+        tmp_path: Path) -> None:
+    path = real_db(tmp_path / "editable.db")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA application_id = 0")
+        conn.execute("DROP TRIGGER audit_no_delete")
+    with pytest.raises(NotAnOpsagentDatabase, match="audit_no_delete"):
+        AuditStore(path)
+
+
 def test_an_unstamped_database_with_an_extra_audit_column_is_not_taken_for_an_earlier_version(tmp_path: Path) -> None:
     path = real_db(tmp_path / "lookalike.db")
     with sqlite3.connect(path) as conn:

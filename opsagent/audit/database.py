@@ -40,6 +40,7 @@ OPEN_TIMEOUT_SECONDS = 5.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # Earlier opsagent versions wrote user_version 2 and no application id; their audit table had exactly these columns.
 LEGACY_VERSION = 2
+LEGACY_TRIGGERS = frozenset({"audit_no_update", "audit_no_delete"})
 LEGACY_AUDIT_COLUMNS = (
     "id", "time", "kind", "actor", "channel", "run_id", "finding_id", "message", "tool", "args", "namespace",
     "workload", "risk", "decision", "rule_file", "rule_name", "approval_id", "dry_run", "outcome", "summary",
@@ -222,7 +223,9 @@ def _check_file(path: Path) -> None:
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     change_counter, pages, valid_for = (int.from_bytes(header[i:i + 4], "big") for i in (24, 28, 92))
-    if pages and change_counter == valid_for and size < pages * page_size:
+    wal = path.with_name(path.name + "-wal")
+    recovering = wal.exists() and wal.stat().st_size > 0   # a checkpoint cut short: SQLite completes it from the WAL
+    if pages and change_counter == valid_for and size < pages * page_size and not recovering:
         raise DatabaseCorrupt(f"{path}: the database is truncated ({size} bytes where its header says "
                               f"{pages * page_size}); restore it from a backup")
 
@@ -264,6 +267,10 @@ def _legacy_mismatch(conn: sqlite3.Connection, version: int) -> str:
         return f"its {AUDIT_TABLE} table has other columns: {shown}"
     if version != LEGACY_VERSION:
         return f"schema version {version}, not one opsagent wrote"
+    triggers = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (AUDIT_TABLE,))}
+    if not LEGACY_TRIGGERS <= triggers:
+        return f"its {AUDIT_TABLE} table is not append-only (no {', '.join(sorted(LEGACY_TRIGGERS - triggers))} trigger)"
     return ""
 
 
