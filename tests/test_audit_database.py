@@ -13,6 +13,7 @@ ever adopted: its bytes are unchanged afterwards.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import subprocess
 import sys
@@ -190,6 +191,13 @@ def test_a_directory_is_not_a_database(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "is a directory" in r.output
 
 
+def test_a_named_pipe_is_refused_without_reading_from_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.db"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAnOpsagentDatabase, match="not a regular file"):
+        AuditStore(fifo)
+
+
 def test_a_newer_schema_is_refused_rather_than_misread(tmp_path: Path) -> None:
     path = real_db(tmp_path / "future.db")
     with sqlite3.connect(path) as conn:
@@ -304,3 +312,14 @@ def test_a_database_locked_by_another_process_says_so(locked_db: Path) -> None:
     r = cli("audit", "list", "--db", str(locked_db))
     assert r.exit_code == 2
     assert "database is locked by another process (waited 5 s)" in r.output and str(locked_db) in r.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_an_unreadable_file_is_refused_naming_it(tmp_path: Path) -> None:
+    path = real_db(tmp_path / "secret.db")
+    path.chmod(0)
+    try:
+        r = cli("audit", "list", "--db", str(path))
+        assert r.exit_code == 2 and str(path) in r.output and "Permission denied" in r.output
+    finally:
+        path.chmod(0o600)

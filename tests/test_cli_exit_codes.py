@@ -142,3 +142,17 @@ def test_approve_with_cluster_exits_1_when_the_policy_in_force_denies_the_call(t
     assert "denied" in " ".join(r.output.split())
     with AuditStore(db) as store:
         assert ApprovalQueue(store, clock=None).get(request.id).state == "failed"
+
+
+def test_approve_with_a_cluster_that_cannot_be_opened_exits_1_and_keeps_the_approval(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", closed_port_url())
+    db = tmp_path / "demo.db"
+    summary = run_demo(hours=1, step_minutes=5, db=db)
+    [request] = [p for p in summary.approvals_pending if p.tool == "set_gpu_placement"]
+    r = CliRunner().invoke(app, ["approvals", "approve", str(request.id), "--as", "alice", "--db", str(db),
+                                 "--policies", str(REPO / "policies"), "--cluster", "nowhere"])
+    assert "Traceback" not in r.output
+    assert r.exit_code == 1 and "not run here" in r.output
+    with AuditStore(db) as store:
+        assert ApprovalQueue(store, clock=None).get(request.id).state == "approved"   # the daemon runs it later

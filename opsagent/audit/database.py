@@ -207,6 +207,8 @@ def _create(path: Path) -> None:
 
 def _check_file(path: Path) -> None:
     """Refuse, from the first 100 bytes alone, what cannot be an intact SQLite database."""
+    if not path.is_file():   # a pipe or a device would block or stream forever when read
+        raise NotAnOpsagentDatabase(f"{path}: not a regular file, so not an opsagent database")
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
