@@ -19,17 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from opsagent.approvals import MACHINE_ACTORS, ApprovalError, ApprovalQueue
-from opsagent.cli.common import (
-    DbOpt,
-    Output,
-    OutputOpt,
-    PoliciesOpt,
-    choices,
-    console,
-    fail,
-    id_argument,
-    print_json,
-)
+from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
+from opsagent.cli.common import id_argument
 from opsagent.model import Approval, ApprovalState
 
 approvals_app = typer.Typer(help="Decide on calls the policy sent to people.\n\nExample: opsagent approvals list",

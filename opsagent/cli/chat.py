@@ -22,17 +22,8 @@ from opsagent.approvals import MACHINE_ACTORS
 from opsagent.chat.outcome import ask_outcome, model_problem
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
-from opsagent.cli.common import (
-    DbOpt,
-    Output,
-    OutputOpt,
-    PlaybooksOpt,
-    PoliciesOpt,
-    console,
-    err_console,
-    fail,
-    print_json,
-)
+from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.common import err_console
 
 ClusterOpt = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER",
                           help="sim:SCENARIO (builtin name or file; fresh each process), kube or kube:CONTEXT.")
