@@ -191,6 +191,23 @@ def test_a_directory_is_not_a_database(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "is a directory" in r.output
 
 
+def test_another_file_wearing_the_opsagent_stamp_is_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "impostor.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY, note TEXT)")
+    with pytest.raises(NotAnOpsagentDatabase, match="lacks time, kind"):
+        AuditStore(path)
+
+
+def test_names_from_a_foreign_file_cannot_send_terminal_escapes(tmp_path: Path) -> None:
+    path = tmp_path / "escape.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute('CREATE TABLE "\x1b[2Jgotcha" (x)')   # a table name that clears the screen
+    r = cli("audit", "list", "--db", str(path))
+    assert r.exit_code == 2 and "\x1b" not in r.output and "gotcha" in r.output
+
+
 def test_a_named_pipe_is_refused_without_reading_from_it(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.db"
     os.mkfifo(fifo)

@@ -239,6 +239,10 @@ def _check_stamp(path: Path, conn: sqlite3.Connection) -> None:
         if version > SCHEMA_VERSION:
             raise NotAnOpsagentDatabase(f"{path}: written by a newer opsagent (schema {version}; this one knows "
                                         f"up to {SCHEMA_VERSION}); upgrade opsagent to read it")
+        missing = [c for c in LEGACY_AUDIT_COLUMNS if c not in _columns(conn)]
+        if missing:   # the stamp alone is a claim; the audit table must back it
+            raise NotAnOpsagentDatabase(f"{path}: marked as an opsagent database, but its {AUDIT_TABLE} table "
+                                        f"lacks {_shown(missing)}")
         return
     if app_id != 0:
         raise NotAnOpsagentDatabase(f"{path}: not an opsagent database (another program's: application id {app_id:#x})")
@@ -255,18 +259,26 @@ def _check_stamp(path: Path, conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
+def _columns(conn: sqlite3.Connection) -> tuple[str, ...]:
+    return tuple(r[1] for r in conn.execute(f"PRAGMA table_info([{AUDIT_TABLE}])"))
+
+
+def _shown(names: "list[str] | tuple[str, ...]", *, limit: int = 6) -> str:
+    """Names read from someone else's file, safe to print: control characters are shown escaped, never sent."""
+    parts = [n if n.isprintable() else repr(n) for n in names[:limit]]
+    return ", ".join(parts) + (", …" if len(names) > limit else "")
+
+
 def _legacy_mismatch(conn: sqlite3.Connection, version: int) -> str:
     """Why an unstamped database is not one an earlier opsagent made ('' when it is)."""
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
     if not tables:
         return "an SQLite database with no tables"
     if AUDIT_TABLE not in tables:
-        shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
-        return f"no {AUDIT_TABLE} table; its tables are {shown}"
-    columns = tuple(r[1] for r in conn.execute(f"PRAGMA table_info([{AUDIT_TABLE}])"))
+        return f"no {AUDIT_TABLE} table; its tables are {_shown(tables, limit=5)}"
+    columns = _columns(conn)
     if columns != LEGACY_AUDIT_COLUMNS:
-        shown = ", ".join(columns[:6]) + (", …" if len(columns) > 6 else "")
-        return f"its {AUDIT_TABLE} table has other columns: {shown}"
+        return f"its {AUDIT_TABLE} table has other columns: {_shown(columns, limit=6)}"
     if version != LEGACY_VERSION:
         return f"schema version {version}, not one opsagent wrote"
     triggers = {r[0] for r in conn.execute(
