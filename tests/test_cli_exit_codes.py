@@ -156,3 +156,15 @@ def test_approve_with_a_cluster_that_cannot_be_opened_exits_1_and_keeps_the_appr
     assert r.exit_code == 1 and "not run here" in r.output
     with AuditStore(db) as store:
         assert ApprovalQueue(store, clock=None).get(request.id).state == "approved"   # the daemon runs it later
+
+
+def test_chat_says_when_the_model_could_not_serve_a_message_and_carries_on(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    url = closed_port_url()
+    monkeypatch.setenv("OLLAMA_HOST", url)
+    r = CliRunner().invoke(app, ["chat", "--as", "alice", "--model", "qwen3:8b", "--db", str(tmp_path / "ops.db"),
+                                 "--policies", str(REPO / "policies"), "--playbooks", str(REPO / "playbooks")],
+                           input=f"{FREE_FORM}\nshow gpus\n")
+    assert "Traceback" not in r.output
+    assert r.exit_code == 0 and "GPU(s)" in r.stdout
+    assert r.stderr.count(url) == 1 and "cannot reach Ollama" in r.stderr

@@ -24,6 +24,7 @@ class AskOutcome(BaseModel):
     model_config = ConfigDict(frozen=True)
     exit_code: int
     problem: str | None = None   # one line for stderr when exit_code is not 0
+    model_failed: bool = False   # the request needed the model and the model could not serve it
 
 
 def model_problem(store: Any, run_id: str | None) -> str | None:
@@ -47,6 +48,7 @@ def ask_outcome(reply: ChatReply, *, model_problem: str | None = None, server: s
     covered = bool(reply.done or reply.pending)
     if model_problem and not covered:
         where = f" at {server}" if server else ""
-        return AskOutcome(exit_code=1, problem=f"the model server{where} could not answer ({model_problem}); "
-                                               "the offline planner does not act on free-form requests")
+        return AskOutcome(exit_code=1, model_failed=True,
+                          problem=f"the model server{where} could not answer ({model_problem}); "
+                                  "the offline planner does not act on free-form requests")
     return AskOutcome(exit_code=0)

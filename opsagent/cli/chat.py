@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 
 from opsagent.approvals import MACHINE_ACTORS
-from opsagent.chat.outcome import ask_outcome, model_problem
+from opsagent.chat.outcome import AskOutcome, ask_outcome, model_problem
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
@@ -49,6 +49,13 @@ def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, play
         return build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks)
     except WiringError as exc:
         fail(exc.message, hint=exc.hint)
+
+
+def outcome_of(runtime: ChatRuntime, reply: ChatReply, *, model: str | None) -> AskOutcome:
+    """How the message ended (see opsagent.chat.outcome); with a model, why it could not serve, from the audit log."""
+    problem = model_problem(runtime.store, reply.run_id) if model else None
+    server = getattr(getattr(runtime.service.agent, "config", None), "ollama_host", None)
+    return ask_outcome(reply, model_problem=problem, server=server)
 
 
 def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> None:
@@ -93,12 +100,10 @@ def ask(
     runtime = open_runtime(cluster, policies, db, model, playbooks)
     try:
         reply = runtime.service.handle(text, actor=who, channel="cli")
-        problem = model_problem(runtime.store, reply.run_id) if model else None
-        config = getattr(runtime.service.agent, "config", None)
+        outcome = outcome_of(runtime, reply, model=model)
     finally:
         runtime.close()
     print_reply(reply, output)
-    outcome = ask_outcome(reply, model_problem=problem, server=getattr(config, "ollama_host", None))
     if outcome.problem:
         err_console.print(f"[bold red]error:[/] {escape(outcome.problem)}", highlight=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
@@ -166,7 +171,11 @@ def chat(
                 break
             if not interactive and output != Output.json:
                 console.print(f"ops> {text}", highlight=False, markup=False)
-            print_reply(runtime.service.handle(text, actor=who, channel="cli"), output, lines=True)
+            reply = runtime.service.handle(text, actor=who, channel="cli")
+            print_reply(reply, output, lines=True)
+            outcome = outcome_of(runtime, reply, model=model)
+            if outcome.model_failed:   # say plainly when the model could not serve a message; the session goes on
+                err_console.print(f"[bold red]error:[/] {escape(outcome.problem or '')}", highlight=False, soft_wrap=True)
     finally:
         runtime.close()
 
