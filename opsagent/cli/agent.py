@@ -26,7 +26,7 @@ def run_cmd(
     planner: str = typer.Option("offline", "--planner", envvar="OPSAGENT_PLANNER", help="offline (playbook steps) or llm (Ollama)."),
     model: Optional[str] = typer.Option(None, "--model", envvar="OPSAGENT_MODEL", help="Ollama model for --planner llm."),
     ollama_host: Optional[str] = typer.Option(None, "--ollama-host", envvar="OLLAMA_HOST", help="Ollama URL for --planner llm."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", envvar="OPSAGENT_AGENT_MAX_STEPS", help="Plan rounds per run (default 8)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", envvar="OPSAGENT_AGENT_MAX_STEPS", min=1, max=100, help="Plan rounds per run (default 8)."),
     approve_as: Optional[str] = typer.Option(None, "--approve-as", help="Approve, as this person, every request they may approve (demo)."),
     policies: Path = PoliciesOpt,
     playbooks: Path = PlaybooksOpt,

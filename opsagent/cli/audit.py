@@ -231,8 +231,11 @@ def export_cmd(fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or
             handle = out.open("w", newline="", encoding="utf-8")
         except OSError as exc:
             fail(f"--out {out}: cannot write: {exc.strerror or exc}", hint="give a file in an existing, writable directory")
-        with handle:
-            count = store.export(handle, fmt=fmt, filters=filters)
+        try:
+            with handle:
+                count = store.export(handle, fmt=fmt, filters=filters)
+        except OSError as exc:
+            fail(f"--out {out}: cannot write: {exc.strerror or exc}", hint="check the disk and the file's permissions")
     console.print(f"wrote {count} rows to {out}", highlight=False, markup=False)
 
 

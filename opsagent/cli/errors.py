@@ -3,7 +3,8 @@
 Each command maps the errors it expects to `fail(...)` itself. What reaches
 here is mapped once for all of them: an `AuditError` (its message names the
 database file) or an SQLite error met mid-command (a damaged page, a lock held
-too long). Anything else is a bug; it is reported in one line, with the
+too long). A closed pipe (`| head`) ends the command quietly with 141, as
+SIGPIPE would. Anything else is a bug; it is reported in one line, with the
 traceback only when `OPSAGENT_DEBUG=1`, and exit code 1. No traceback reaches a
 user otherwise. It decides nothing.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from typing import Any, NoReturn
 
 import typer
@@ -22,6 +24,16 @@ from opsagent.cli.common import fail
 from opsagent.runtime import database_hint
 
 DEBUG_ENV = "OPSAGENT_DEBUG"
+SIGPIPE_EXIT = 141   # what a shell reports for a writer ended by SIGPIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):   # no real file descriptor (a test runner's buffer): nothing to flush
+        pass
 
 
 def database_failed(exc: AuditError) -> NoReturn:
@@ -39,6 +51,9 @@ class CommandGroup(TyperGroup):
             raise
         except AuditError as exc:
             database_failed(exc)
+        except BrokenPipeError:   # the reader went away (`| head`): stop quietly, as a pipe's writer does
+            _silence_stdout()
+            raise typer.Exit(SIGPIPE_EXIT) from None
         except sqlite3.Error as exc:
             fail(f"database error: {exc}", hint="check the file given with --db (or OPSAGENT_DB); "
                                                 "`opsagent audit verify` checks it", code=1)
