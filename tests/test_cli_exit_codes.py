@@ -168,3 +168,22 @@ def test_chat_says_when_the_model_could_not_serve_a_message_and_carries_on(tmp_p
     assert "Traceback" not in r.output
     assert r.exit_code == 0 and "GPU(s)" in r.stdout
     assert r.stderr.count(url) == 1 and "cannot reach Ollama" in r.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+
+    from opsagent.model import AuditEntry
+
+    db = tmp_path / "big.db"
+    with AuditStore(db) as store:
+        store.record_many([AuditEntry(time=datetime(2026, 1, 5, tzinfo=timezone.utc), kind="run", actor="daemon",
+                                      summary="x" * 200) for _ in range(5000)])
+    proc = subprocess.Popen([sys.executable, "-m", "opsagent", "audit", "list", "--db", str(db), "--limit", "5000",
+                             "-o", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"{")
+    proc.stdout.close()   # like `| head -1`
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and b"Traceback" not in err and err == b""
