@@ -340,3 +340,28 @@ def test_an_unreadable_file_is_refused_naming_it(tmp_path: Path) -> None:
         assert r.exit_code == 2 and str(path) in r.output and "Permission denied" in r.output
     finally:
         path.chmod(0o600)
+
+
+def test_an_sqlite_error_met_outside_the_store_still_names_the_database(tmp_path: Path) -> None:
+    """The root command's last line of defence: a raw SQLite error names the --db it came from."""
+    import typer
+
+    from opsagent.cli.common import DbOpt
+    from opsagent.cli.errors import CommandGroup
+
+    path = real_db(tmp_path / "damaged.db", rows=600)
+    overwrite_middle_pages(path, pages=40)
+    probe = typer.Typer(cls=CommandGroup)
+
+    @probe.command("read")
+    def read(db: Path = DbOpt) -> None:
+        with sqlite3.connect(db) as conn:
+            conn.execute("SELECT * FROM audit").fetchall()
+
+    @probe.command("other")
+    def other() -> None:
+        pass
+
+    r = CliRunner().invoke(probe, ["read", "--db", str(path)])
+    assert "Traceback" not in r.output and r.exit_code == 2
+    assert f"{path}: the database is damaged" in r.output

@@ -72,7 +72,7 @@ class DatabaseCorrupt(AuditError):
     """The file is an SQLite database but damaged (truncated, pages overwritten): restore it from a backup."""
 
 
-def _classify(path: Path, exc: sqlite3.Error, *, waited: float | None = None) -> AuditError:
+def classify(path: Path, exc: sqlite3.Error, *, waited: float | None = None) -> AuditError:
     """Our error for an SQLite error, by what the caller should do about it."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
@@ -102,7 +102,7 @@ def guarded(path: Path, *, waited: float | None = None) -> Iterator[None]:
     except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
         raise
     except sqlite3.Error as exc:
-        raise _classify(path, exc, waited=waited) from exc
+        raise classify(path, exc, waited=waited) from exc
 
 
 class GuardedLock:
@@ -124,7 +124,7 @@ class GuardedLock:
         try:
             if isinstance(exc, sqlite3.Error) and not isinstance(
                     exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
-                raise _classify(self.path, exc) from exc
+                raise classify(self.path, exc) from exc
         finally:
             self._lock.release()
 
@@ -157,7 +157,7 @@ def connect(path: str | Path, *, create: bool = True, open_timeout: float = OPEN
         conn = sqlite3.connect(str(path), timeout=open_timeout, isolation_level=None if autocommit else "",
                                check_same_thread=False)
     except sqlite3.Error as exc:
-        raise _classify(path, exc, waited=open_timeout) from exc
+        raise classify(path, exc, waited=open_timeout) from exc
     try:
         with guarded(path, waited=open_timeout):
             conn.execute(f"PRAGMA busy_timeout = {int(open_timeout * 1000)}")
@@ -197,7 +197,7 @@ def _create(path: Path) -> None:
             if not path.exists():
                 os.replace(tmp, path)
     except sqlite3.Error as exc:
-        raise _classify(path, exc) from exc
+        raise classify(path, exc) from exc
     except OSError as exc:
         raise AuditError(f"{path}: cannot create the database: {exc.strerror or exc}") from exc
     finally:

@@ -43,7 +43,16 @@ def id_argument(what: str) -> Any:
     return typer.Argument(..., min=1, max=MAX_ID, help=f"{what} id.")
 
 
-DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", help="SQLite file for audit log, approvals and agent checkpoints.")
+DB_META = "opsagent.db"   # ctx.meta key: the --db a command was given, so an error met later can name it
+
+
+def _remember_db(ctx: typer.Context, value: Path | None) -> Path | None:
+    ctx.meta[DB_META] = value
+    return value
+
+
+DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", callback=_remember_db,
+                     help="SQLite file for audit log, approvals and agent checkpoints.")
 
 
 def choices(name: str, literal: Any) -> type[Enum]:

@@ -14,13 +14,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from opsagent.audit import AuditError
-from opsagent.cli.common import fail
+from opsagent.audit.database import classify
+from opsagent.cli.common import DB_META, fail
 from opsagent.runtime import database_hint
 
 DEBUG_ENV = "OPSAGENT_DEBUG"
@@ -54,9 +56,8 @@ class CommandGroup(TyperGroup):
         except BrokenPipeError:   # the reader went away (`| head`): stop quietly, as a pipe's writer does
             _silence_stdout()
             raise typer.Exit(SIGPIPE_EXIT) from None
-        except sqlite3.Error as exc:
-            fail(f"database error: {exc}", hint="check the file given with --db (or OPSAGENT_DB); "
-                                                "`opsagent audit verify` checks it", code=1)
+        except sqlite3.Error as exc:   # met outside the store's own translation: name the --db it came from
+            database_failed(classify(Path(ctx.meta.get(DB_META) or "--db"), exc))
         except Exception as exc:  # boundary: a bug must still end in one line, not a traceback
             if os.environ.get(DEBUG_ENV) == "1":
                 raise
