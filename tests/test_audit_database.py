@@ -271,9 +271,11 @@ def test_a_truncated_database_is_reported_as_damaged(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DatabaseCorrupt, match="truncated"):
         AuditStore(path)
-    for args in (["audit", "list"], ["audit", "verify"], ["approvals", "list"]):
+    for args in (["audit", "list"], ["approvals", "list"]):
         r = cli(*args, "--db", str(path))
         assert r.exit_code == 2 and "truncated" in r.output and str(path) in r.output
+    r = cli("audit", "verify", "--db", str(path))   # verify's question is "intact?": no, exit 1
+    assert r.exit_code == 1 and "truncated" in r.output and "intact" not in r.output
 
 
 def overwrite_middle_pages(path: Path, pages: int = 3) -> None:

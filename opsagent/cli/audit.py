@@ -75,17 +75,21 @@ def _value(choice: Any) -> str | None:
 
 def open_store(db: Path, *, check_pages: bool = False) -> AuditStore:
     """The existing database at `db`; anything else (missing, not opsagent's, damaged, locked) exits 2 naming it.
-    `check_pages` also reads every page first and exits 1 if one is damaged."""
+    `check_pages` (verify) also reads every page first; a damaged file then exits 1: it is not intact."""
     try:
         store = AuditStore(db, create=False)
+        if check_pages:
+            try:
+                check_integrity(store.path, store.db.conn)
+            except AuditError:
+                store.close()
+                raise
+    except DatabaseCorrupt as exc:
+        if not check_pages:
+            database_failed(exc)
+        fail(str(exc), hint="the hash chain cannot be trusted on a damaged file; restore it from a backup", code=1)
     except AuditError as exc:
         database_failed(exc)
-    if check_pages:
-        try:
-            check_integrity(store.path, store.db.conn)
-        except DatabaseCorrupt as exc:
-            store.close()
-            fail(str(exc), hint="the hash chain cannot be trusted on a damaged file", code=1)
     return store
 
 
