@@ -71,6 +71,9 @@ class VirtualClock:
             return (self._now - self._start).total_seconds()
 
 
+MAX_DURATION = timedelta(days=36500)  # a hundred years: longer is a typo, and datetime arithmetic overflows
+
+
 def parse_duration(text: str | int | float) -> timedelta:
     """Parse '90s', '30m', '2h', '1d', '1h30m' or a number of seconds."""
     if isinstance(text, (int, float)):
@@ -83,11 +86,15 @@ def parse_duration(text: str | int | float) -> timedelta:
     for ch in raw:
         if ch.isdigit() or ch == ".":
             number += ch
-        elif ch in units and number:
+        elif ch in units and number and number.count(".") <= 1:
             total += float(number) * units[ch]
             number = ""
         else:
             raise ValueError(f"bad duration {text!r}: use forms like 90s, 30m, 2h, 1d, 1h30m")
     if number:
+        if number.count(".") > 1:
+            raise ValueError(f"bad duration {text!r}: use forms like 90s, 30m, 2h, 1d, 1h30m")
         total += float(number)  # bare number: seconds
+    if total > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {text!r} is too long (at most {MAX_DURATION.days} days)")
     return timedelta(seconds=total)

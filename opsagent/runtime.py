@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from opsagent.approvals import ApprovalQueue
-from opsagent.audit import AuditStore
+from opsagent.audit import (
+    AuditError,
+    AuditStore,
+    DatabaseCorrupt,
+    DatabaseLocked,
+    DatabaseMissing,
+    NotAnOpsagentDatabase,
+)
 from opsagent.clock import Clock, RealClock
 from opsagent.cluster.port import Cluster
 from opsagent.cluster.utilwatch import UtilisationWatch
@@ -126,6 +133,29 @@ def open_policy(directory: Path) -> Policy:
         raise RuntimeError_(f"cannot load the policy from {directory}: no such directory", hint="pass --policies DIR (the repository ships policies/)") from None
 
 
+def open_audit(db: Path) -> AuditStore:
+    """The audit store on `db`: a new file is created there (never its directory); a file that is
+    not an opsagent database, is damaged or stays locked is refused with a message naming it."""
+    try:
+        return AuditStore(db)
+    except AuditError as exc:
+        raise RuntimeError_(str(exc), hint=database_hint(exc)) from None
+
+
+def database_hint(exc: AuditError) -> str | None:
+    """What to do about a database that cannot be used, for the person who named it."""
+    if isinstance(exc, DatabaseLocked):
+        return "another opsagent process is writing; wait for it or stop it"
+    if isinstance(exc, DatabaseMissing):
+        return "point --db (or OPSAGENT_DB) at the database the daemon writes, or at a new file in an existing directory"
+    if isinstance(exc, NotAnOpsagentDatabase):
+        return ("opsagent opens only its own databases; point --db (or OPSAGENT_DB) at one, "
+                "or at a path that does not exist yet to start a new one")
+    if isinstance(exc, DatabaseCorrupt):
+        return "restore the file from a backup; `opsagent audit verify` checks a database"
+    return None
+
+
 def idle_threshold(policy: Policy) -> Callable[[Workload], float | None]:
     """The GPU-utilisation idle threshold of a workload's intent (None: its intent has none)."""
     def threshold(workload: Workload) -> float | None:
@@ -156,8 +186,7 @@ def open_runtime(
     else:
         the_cluster, the_clock, sim = open_cluster(cluster, prometheus=prometheus, request_rate_query=request_rate_query, seed=seed)
     the_cluster = UtilisationWatch(the_cluster, idle_threshold(policy))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    audit = AuditStore(db)
+    audit = open_audit(db)
     if sim is not None and audit.clock_kind() == "real":
         audit.close()
         # On the simulator anyone may say who they are (--as, for demos); a real cluster's approvals must not

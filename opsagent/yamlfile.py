@@ -45,13 +45,20 @@ class FileError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+def unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """Why a text file could not be read, in words: the OS reason, or where it stops being UTF-8 text."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); is it a binary file?"
+    return exc.strerror or str(exc)
+
+
 def read_yaml(path: str | Path) -> tuple[Any, "Located"]:
     """Parse a YAML file; syntax errors become a FileError with the position."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FileError([Problem(file, None, None, "", f"cannot read file: {exc.strerror or exc}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileError([Problem(file, None, None, "", f"cannot read file: {unreadable(exc)}")]) from None
     return parse_yaml(text, file=file)
 
 

@@ -14,7 +14,6 @@ It does not decide policy and never touches the cluster: the gate does.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +31,7 @@ from opsagent.agent.planners import Planner
 from opsagent.agent.planners.offline import OfflinePlanner
 from opsagent.agent.spend import Spend, spend_of
 from opsagent.agent.state import AgentState, initial_state
+from opsagent.audit.database import connect as connect_database
 from opsagent.clock import Clock
 from opsagent.model import Approval, Finding, Snapshot
 
@@ -126,7 +126,7 @@ class Agent:
         self.deps = Deps(gate=gate, observe=observe, detect_fn=detect_fn, playbooks=playbooks, policy=policy,
                          recorder=recorder, clock=clock, config=self.config, planners=planners, settle=settle,
                          approvals=approvals, breaker=Breaker(cooldown_seconds=self.config.llm_cooldown_seconds))
-        self._conn = sqlite3.connect(str(checkpoint_path), check_same_thread=False)
+        self._conn = connect_database(checkpoint_path, autocommit=False)  # the checked opener every part uses
         self.saver = SqliteSaver(self._conn)
         self.saver.setup()
         self.graph = build_graph(self.deps).compile(checkpointer=self.saver)

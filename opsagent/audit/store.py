@@ -11,7 +11,6 @@ refuse UPDATE and DELETE on the audit table. Read-only queries live in `query`.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,17 +22,10 @@ import sqlite_utils
 from opsagent.audit import query
 from opsagent.audit.chain import GENESIS, ChainReport, row_hash, verify_rows
 from opsagent.audit.clocks import CLOCK_KINDS, ClockKind, database_clock
+from opsagent.audit.database import AuditBusy, AuditError, DatabaseLocked, GuardedLock, connect
 from opsagent.audit.records import AuditRecord, entry_to_row, iso
 from opsagent.audit.schema import AUDIT_TABLE, CONTENT_COLUMNS, META_TABLE, SCHEMA_VERSION, ensure_schema
 from opsagent.model import AuditEntry
-
-
-class AuditError(Exception):
-    """Base of audit-store errors."""
-
-
-class AuditBusy(AuditError):
-    """Another process held the database longer than the busy timeout. Retry later."""
 
 
 _COLUMNS = (*CONTENT_COLUMNS, "prev_hash", "hash")
@@ -45,31 +37,37 @@ _LAST_HASH = f"SELECT hash FROM [{AUDIT_TABLE}] ORDER BY id DESC LIMIT 1"
 _BY_KEY = f"SELECT id FROM [{AUDIT_TABLE}] WHERE idempotency_key = ?"
 
 
+__all__ = ["AuditBusy", "AuditError", "AuditStore"]
+
+
 class AuditStore:
-    """The audit log. `AuditStore("opsagent.db")` creates the file and schema if needed.
+    """The audit log. `AuditStore("opsagent.db")` creates the file and schema if needed
+    (`create=False`: only open an existing database). A file that is not an opsagent
+    database raises an `AuditError` subclass naming it (see `opsagent.audit.database`).
 
     A second `record()` with an idempotency key that is already stored writes
     nothing and returns the id of the row that holds the key: recording is
     idempotent, so a restart that replays a step cannot duplicate it.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_seconds: float = 30.0, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_seconds: float = 30.0, synchronous: str = "NORMAL",
+                 create: bool = True) -> None:
         self.path = Path(path)
-        conn = sqlite3.connect(str(self.path), timeout=busy_timeout_seconds,
-                               isolation_level=None, check_same_thread=False)
+        conn = connect(self.path, create=create)  # refuses what is not an opsagent database (see `database`)
         conn.row_factory = sqlite3.Row
         self.db = sqlite_utils.Database(conn)
-        self._lock = threading.RLock()
+        self._lock = GuardedLock(self.path)  # serialises the connection; SQLite errors become AuditErrors
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {synchronous}")
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                with self.transaction():
-                    ensure_schema(self.db)
-        except sqlite3.DatabaseError as exc:
+            with self._lock:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+                if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                    with self.transaction():
+                        ensure_schema(self.db)
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
+        except AuditError:
             conn.close()
-            raise AuditError(f"{self.path}: cannot open the audit database: {exc}") from exc
+            raise
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -90,7 +88,8 @@ class AuditStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                raise AuditBusy(f"{self.path}: the database stayed locked: {exc}") from exc
+                raise DatabaseLocked(f"{self.path}: database is locked by another process (it stayed locked "
+                                     f"through the busy timeout: {exc}); try again later") from exc
             try:
                 yield conn
             except BaseException:

@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import Field
 
 from opsagent.model import Frozen
+from opsagent.yamlfile import unreadable
 
 TOKEN_RE = re.compile(r"\bx(?:ox[abposer]|app)-[A-Za-z0-9-]+")
 MASK = "[redacted]"
@@ -60,8 +61,8 @@ class SecretsError(ValueError):
 def _read_token_file(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SecretsError(f"{path}: cannot read the token file ({exc.strerror})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretsError(f"{path}: cannot read the token file ({unreadable(exc)})") from exc
     found: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsagent.model import Frozen
 from opsagent.model.actor import Actor, ActorNameError, normalize_actor
+from opsagent.yamlfile import unreadable
 
 __all__ = ["Actor", "UserMap", "UserMapError", "load_user_map"]
 
@@ -66,8 +67,8 @@ def load_user_map(path: Path) -> UserMap:
     """Read a mapping file; raise `UserMapError` naming file, line and field."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserMapError(f"{path}: cannot read the user mapping file ({exc.strerror})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserMapError(f"{path}: cannot read the user mapping file ({unreadable(exc)})") from exc
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

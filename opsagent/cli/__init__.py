@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from opsagent import __version__
+from opsagent.cli.errors import CommandGroup
 
 # name -> (module under opsagent.cli, one-line summary shown by `opsagent --help`), in help order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,8 +56,8 @@ def load_module(module: str) -> TyperGroup:
     return _loaded[module]
 
 
-class LazyGroup(TyperGroup):
-    """A command group that imports a command's module only when that command is asked for."""
+class LazyGroup(CommandGroup):
+    """The root group: imports a command's module only when that command is asked for, and maps what escapes it."""
 
     _listing = False
 

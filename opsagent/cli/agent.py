@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.common import MAX_SIM_HOURS, DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
 from opsagent.cli.model_options import BaseUrlOpt, model_option
 
 agent_app = typer.Typer(help="The agent loop: plan, act through the gate, verify.\n\nExample: opsagent agent run --hours 8",
@@ -22,13 +22,13 @@ agent_app = typer.Typer(help="The agent loop: plan, act through the gate, verify
 @agent_app.command("run")
 def run_cmd(
     scenario: str = typer.Option("demo", "--scenario", envvar="OPSAGENT_SCENARIO", help="Builtin scenario name or a scenario YAML file."),
-    hours: float = typer.Option(24.0, "--hours", min=0.1, help="Simulated hours to run."),
+    hours: float = typer.Option(24.0, "--hours", min=0.1, max=MAX_SIM_HOURS, help="Simulated hours to run."),
     step: str = typer.Option("5m", "--step", help="Reconcile interval in simulated time, e.g. 5m."),
     planner: str = typer.Option("offline", "--planner", envvar="OPSAGENT_PLANNER", help="offline (playbook steps) or llm (the --model)."),
     model: Optional[str] = model_option("For --planner llm."),
     base_url: Optional[str] = BaseUrlOpt,
     ollama_host: Optional[str] = typer.Option(None, "--ollama-host", envvar="OLLAMA_HOST", help="Ollama URL for --planner llm."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", envvar="OPSAGENT_AGENT_MAX_STEPS", help="Plan rounds per run (default 8)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", envvar="OPSAGENT_AGENT_MAX_STEPS", min=1, max=100, help="Plan rounds per run (default 8)."),
     approve_as: Optional[str] = typer.Option(None, "--approve-as", help="Approve, as this person, every request they may approve (demo)."),
     policies: Path = PoliciesOpt,
     playbooks: Path = PlaybooksOpt,
@@ -49,11 +49,14 @@ def run_cmd(
     from opsagent.cluster.sim import ScenarioError
     from opsagent.playbooks import PlaybookError
     from opsagent.policy import PolicyError
+    from opsagent.runtime import RuntimeError_
 
     if planner not in ("offline", "llm"):
         fail(f"--planner must be offline or llm, not {planner!r}", hint="opsagent agent run --planner llm --model qwen3:8b")
     try:
         seconds = parse_duration(step).total_seconds()
+        if seconds <= 0:
+            raise ValueError(f"--step {step!r}: the reconcile interval must be longer than zero")
         config = AgentConfig.from_env(model=model, ollama_host=ollama_host, base_url=base_url, max_steps=max_steps)
     except ValueError as exc:
         fail(str(exc), hint="durations look like 90s, 5m, 1h")
@@ -62,6 +65,8 @@ def run_cmd(
                                   step_seconds=seconds, planner=planner, config=config, approve_as=approve_as)
     except (ScenarioError, PolicyError, PlaybookError) as exc:
         fail(str(exc), hint="check the file named above; `opsagent policy lint` and `opsagent playbook lint` help")
+    except RuntimeError_ as exc:
+        fail(str(exc), hint=exc.hint)
     if output == Output.json:
         print_json({"runs": result.reports, "waiting": [{"run_id": t, "approval_id": a} for t, a in result.waiting],
                     "stats": result.stats})
@@ -87,14 +92,18 @@ def waiting_cmd(db: Path = DbOpt, output: Output = OutputOpt) -> None:
     path = checkpoint_path_for(db)
     if not path.exists():
         fail(f"no agent checkpoints at {path}", hint="run `opsagent agent run --db DB` first, with the same --db")
-    import sqlite3
-
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from opsagent.agent.graph import Deps, build_graph
+    from opsagent.audit import AuditError
+    from opsagent.audit.database import connect
 
-    conn = sqlite3.connect(str(path), check_same_thread=False)
     try:
+        conn = connect(path, create=False, autocommit=False)
+    except AuditError as exc:
+        fail(str(exc), hint="point --db (or OPSAGENT_DB) at the file `opsagent agent run` or the daemon writes")
+    try:
+        SqliteSaver(conn).setup()  # an opsagent database that never held a run has no checkpoint tables yet
         graph = build_graph(Deps(gate=None, observe=lambda: None, detect_fn=lambda s: [], playbooks=None, policy=None,  # type: ignore[arg-type]
                                  recorder=None, clock=None, config=None, planners={})).compile(checkpointer=SqliteSaver(conn))  # type: ignore[arg-type]
         rows = []

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from opsagent.approvals import ApprovalError, ApprovalQueue
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
+from opsagent.cli.common import id_argument
 from opsagent.model import Approval, ApprovalState
 from opsagent.audit import AuditStore
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, identify, is_kube, member_check
@@ -110,7 +111,7 @@ def list_cmd(state: StateChoice = typer.Option(None, "--state", help="Only reque
 
 
 @approvals_app.command("show")
-def show_cmd(approval_id: int = typer.Argument(..., help="Approval id."), output: Output = OutputOpt, db: Path = DbOpt) -> None:
+def show_cmd(approval_id: int = id_argument("Approval"), output: Output = OutputOpt, db: Path = DbOpt) -> None:
     """Show one approval request: the exact call, its arguments hash, the rule and the reason
     (a request past its expiry is marked expired first).
 
@@ -145,21 +146,22 @@ def _open(cluster: str, policies: Path, db: Path) -> Any:
 
 
 def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str, policies: Path, db: Path,
-             runtime: Any = None) -> str:
-    """Run the approved call through the gate on `cluster`, once; a waiting agent run then sees it done."""
+             runtime: Any = None) -> tuple[str, bool]:
+    """Run the approved call through the gate on `cluster`, once; a waiting agent run then sees it done.
+    Returns what happened and whether the call ran successfully here."""
     runtime = runtime if runtime is not None else _open(cluster, policies, db)
     if isinstance(runtime, Exception):
-        return f"approved, but not run here ({runtime}); the daemon or agent run waiting on it will execute it"
+        return f"approved, but not run here ({runtime}); the daemon or agent run waiting on it will execute it", False
     try:
         result = queue.execute(approval.id, run=lambda a: runtime.gate.run_approved(a, approver=by), actor=by)
     finally:
         runtime.audit.close()
-    return f"executed on {cluster}: {result.status}: {result.message}"
+    return f"executed on {cluster}: {result.status}: {result.message}", result.ok
 
 
 @approvals_app.command("approve")
 def approve_cmd(
-    approval_id: int = typer.Argument(..., help="Approval id."),
+    approval_id: int = id_argument("Approval"),
     comment: str = typer.Option(None, "--comment", help="Why, for the audit log."),
     actor: str = ActorOpt,
     as_group: str = AsGroupOpt,
@@ -173,6 +175,11 @@ def approve_cmd(
 ) -> None:
     """Approve exactly the call that was requested. It runs once: here with --cluster, else when the
     daemon or the waiting agent run resumes.
+
+    Exit codes: 0 approved (and, with --cluster, the call ran and succeeded); 1 the approval was
+    refused, or with --cluster the call did not succeed here (the policy in force denied it, it
+    failed, or the cluster could not be opened; the approval itself stays recorded); 2 a bad
+    argument or file.
 
     Example: opsagent approvals approve 3 --comment "capacity checked" --as alice
     """
@@ -192,9 +199,9 @@ def approve_cmd(
     queue = open_queue(db, is_member=member_check(policy, who))
     try:
         approval = queue.approve(approval_id, by=by, comment=comment)
-        message = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db, runtime=runtime) if cluster else \
-            "approved; recorded only: the daemon or the agent run waiting on it executes it when it resumes " \
-            "(or run it now with --cluster)"
+        message, ran = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db, runtime=runtime) \
+            if cluster else ("approved; recorded only: the daemon or the agent run waiting on it executes it when it "
+                             "resumes (or run it now with --cluster)", True)
     except ApprovalError as exc:
         if runtime is not None:
             runtime.audit.close()
@@ -202,11 +209,13 @@ def approve_cmd(
     finally:
         queue.close()
     console.print(f"approval {approval_id} {message}", highlight=False, markup=False)
+    if not ran:
+        raise typer.Exit(1)
 
 
 @approvals_app.command("reject")
 def reject_cmd(
-    approval_id: int = typer.Argument(..., help="Approval id."),
+    approval_id: int = id_argument("Approval"),
     reason: str = typer.Option(..., "--reason", help="Why not, for the requester and the audit log."),
     actor: str = ActorOpt,
     as_group: str = AsGroupOpt,

@@ -24,7 +24,9 @@ from rich.table import Table
 
 from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore
 from opsagent.audit.clocks import database_clock
-from opsagent.cli.common import DbOpt, choices, console, fail, print_json
+from opsagent.audit.database import DatabaseCorrupt, check_integrity
+from opsagent.cli.common import MAX_ROWS, DbOpt, choices, console, fail, id_argument, print_json
+from opsagent.cli.errors import database_failed
 from opsagent.clock import parse_duration
 from opsagent.model import Effect, EntryKind, Outcome
 
@@ -56,7 +58,10 @@ def parse_when(text: str | None, *, option: str, now: datetime) -> datetime | No
     if text is None:
         return None
     if _DURATION.match(text):
-        return now - parse_duration(text)
+        try:
+            return now - parse_duration(text)
+        except ValueError as exc:
+            fail(f"{option}: {exc}", hint="use an ISO time (2026-01-05T14:00) or a duration (90m, 2h, 1d)")
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -68,13 +73,24 @@ def _value(choice: Any) -> str | None:
     return choice.value if choice is not None else None
 
 
-def open_store(db: Path) -> AuditStore:
-    if not db.exists():
-        fail(f"no audit database at {db}", hint="point --db (or OPSAGENT_DB) at the file the daemon writes")
+def open_store(db: Path, *, check_pages: bool = False) -> AuditStore:
+    """The existing database at `db`; anything else (missing, not opsagent's, damaged, locked) exits 2 naming it.
+    `check_pages` (verify) also reads every page first; a damaged file then exits 1: it is not intact."""
     try:
-        return AuditStore(db)
+        store = AuditStore(db, create=False)
+        if check_pages:
+            try:
+                check_integrity(store.path, store.db.conn)
+            except AuditError:
+                store.close()
+                raise
+    except DatabaseCorrupt as exc:
+        if not check_pages:
+            database_failed(exc)
+        fail(str(exc), hint="the hash chain cannot be trusted on a damaged file; restore it from a backup", code=1)
     except AuditError as exc:
-        fail(str(exc), hint="is it an opsagent database?")
+        database_failed(exc)
+    return store
 
 
 def _short(value: Any, width: int = 60) -> str:
@@ -119,7 +135,7 @@ def list_cmd(
     decision: DecisionChoice = typer.Option(None, "--decision", help="Only rows with this policy decision."),  # type: ignore[valid-type]
     kind: KindChoice = typer.Option(None, "--kind", help="Only rows of this kind."),  # type: ignore[valid-type]
     run_id: str = typer.Option(None, "--run", help="Only rows of this agent run."),
-    limit: int = typer.Option(50, "--limit", min=1, help="At most this many rows, newest first."),
+    limit: int = typer.Option(50, "--limit", min=1, max=MAX_ROWS, help="At most this many rows, newest first."),
     output: AuditOutput = OutOpt,
     db: Path = DbOpt,
 ) -> None:
@@ -138,7 +154,7 @@ def list_cmd(
 
 
 @audit_app.command("show")
-def show_cmd(audit_id: int = typer.Argument(..., help="Audit row id."), output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+def show_cmd(audit_id: int = id_argument("Audit row"), output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
     """Show the whole story of one action: finding, proposal, decision, approval, result.
 
     Example: opsagent audit show 42
@@ -155,11 +171,13 @@ def show_cmd(audit_id: int = typer.Argument(..., help="Audit row id."), output: 
 
 @audit_app.command("search")
 def search_cmd(text: str = typer.Argument(..., help="Words to find in summaries, tools, arguments, rule names, messages."),
-               limit: int = typer.Option(50, "--limit", min=1), output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+               limit: int = typer.Option(50, "--limit", min=1, max=MAX_ROWS), output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
     """Full-text search of the audit log (every word must match).
 
     Example: opsagent audit search "llm free-idle-gpus"
     """
+    if not text.strip():
+        fail("search text is empty", hint='give the words to find, e.g. opsagent audit search "scale_workload denied"')
     with open_store(db) as store:
         print_records(store.search(text, limit=limit), output, title=f"audit rows matching {text!r}")
 
@@ -213,8 +231,15 @@ def export_cmd(fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or
         if out is None:
             store.export(sys.stdout, fmt=fmt, filters=filters)
             return
-        with out.open("w", newline="", encoding="utf-8") as handle:
-            count = store.export(handle, fmt=fmt, filters=filters)
+        try:
+            handle = out.open("w", newline="", encoding="utf-8")
+        except OSError as exc:
+            fail(f"--out {out}: cannot write: {exc.strerror or exc}", hint="give a file in an existing, writable directory")
+        try:
+            with handle:
+                count = store.export(handle, fmt=fmt, filters=filters)
+        except OSError as exc:
+            fail(f"--out {out}: cannot write: {exc.strerror or exc}", hint="check the disk and the file's permissions")
     console.print(f"wrote {count} rows to {out}", highlight=False, markup=False)
 
 
@@ -224,7 +249,7 @@ def verify_cmd(output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
 
     Example: opsagent audit verify
     """
-    with open_store(db) as store:
+    with open_store(db, check_pages=True) as store:
         report = store.verify()
     if output is not AuditOutput.table:
         print_json(report)

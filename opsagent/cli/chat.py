@@ -18,9 +18,10 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from opsagent.chat.outcome import AskOutcome, ask_outcome, model_problem
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
-from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, err_console, fail, print_json
 from opsagent.cli.model_options import BaseUrlOpt, model_option
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, bind, identify, is_kube
 from opsagent.model.actor import Actor
@@ -50,6 +51,12 @@ def open_as(*, actor: str | None, as_group: str | None, cluster: str, policies: 
                        on_error=runtime.close)
     bind(runtime.service, runtime.approvals, runtime.policy, who)
     return runtime, who
+def outcome_of(runtime: ChatRuntime, reply: ChatReply, *, model: str | None) -> AskOutcome:
+    """How the message ended (see opsagent.chat.outcome); with a model, why it could not serve, from the audit log."""
+    problem = model_problem(runtime.store, reply.run_id) if model else None
+    config = getattr(runtime.service.agent, "config", None)
+    server = config.server_url if config is not None else None
+    return ask_outcome(reply, model_problem=problem, server=server)
 
 
 def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> None:
@@ -90,17 +97,23 @@ def ask(
     `kubectl auth whoami` shows), with that user's cluster groups; on the
     simulator, --as (for demos).
 
+    Exit codes: 0 the message was understood and answered; 1 it was not understood, something
+    was refused or failed, or a free-form request reached no usable model (the server is named on
+    stderr); 2 a bad argument or file (the database, the policy).
+
     Example: opsagent ask "scale inference/llm to 2" --as carol -o json
     """
     runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
                            playbooks=playbooks, base_url=base_url)
     try:
         reply = runtime.service.handle(text, actor=who.name, channel="cli")
+        outcome = outcome_of(runtime, reply, model=model)
     finally:
         runtime.close()
     print_reply(reply, output)
-    if reply.refused or reply.failed:
-        raise typer.Exit(1)
+    if outcome.problem:
+        err_console.print(f"[bold red]error:[/] {escape(outcome.problem)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(outcome.exit_code)
 
 
 def _lines(interactive: bool):
@@ -168,7 +181,11 @@ def chat(
                 break
             if not interactive and output != Output.json:
                 console.print(f"ops> {text}", highlight=False, markup=False)
-            print_reply(runtime.service.handle(text, actor=who.name, channel="cli"), output, lines=True)
+            reply = runtime.service.handle(text, actor=who.name, channel="cli")
+            print_reply(reply, output, lines=True)
+            outcome = outcome_of(runtime, reply, model=model)
+            if outcome.model_failed:   # say plainly when the model could not serve a message; the session goes on
+                err_console.print(f"[bold red]error:[/] {escape(outcome.problem or '')}", highlight=False, soft_wrap=True)
     finally:
         runtime.close()
 

@@ -29,6 +29,8 @@ class Output(str, Enum):
 
 
 OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", help="table for people, json for scripts.")
+
+
 def _found(kind: str) -> Any:
     """Fill in the folder when none was given; a folder given is passed on as is (the command reports a bad one)."""
     def resolve(value: Path | None) -> Path:
@@ -45,7 +47,29 @@ PoliciesOpt = typer.Option(None, "--policies", envvar="OPSAGENT_POLICIES", callb
                            help=f"Directory of policy YAML files ({_WHERE.format('policies')}).")
 PlaybooksOpt = typer.Option(None, "--playbooks", envvar="OPSAGENT_PLAYBOOKS", callback=_found("playbooks"), show_default=False,
                             help=f"Directory of playbook YAML files ({_WHERE.format('playbooks')}).")
-DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", help="SQLite file for audit log, approvals and agent checkpoints.")
+
+# Numeric limits, one place: an id or a row count above SQLite's largest integer cannot exist, and
+# simulated spans longer than a year are typos that would only run for hours.
+MAX_ID = 2**63 - 1
+MAX_ROWS = 1_000_000
+MAX_SIM_HOURS = 24 * 366
+
+
+def id_argument(what: str) -> Any:
+    """A positional row id: a whole number from 1 to SQLite's largest integer (else exit 2 naming it)."""
+    return typer.Argument(..., min=1, max=MAX_ID, help=f"{what} id.")
+
+
+DB_META = "opsagent.db"   # ctx.meta key: the --db a command was given, so an error met later can name it
+
+
+def _remember_db(ctx: typer.Context, value: Path | None) -> Path | None:
+    ctx.meta[DB_META] = value
+    return value
+
+
+DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", callback=_remember_db,
+                     help="SQLite file for audit log, approvals and agent checkpoints.")
 
 
 def choices(name: str, literal: Any) -> type[Enum]:
@@ -69,7 +93,7 @@ def print_json(value: Any) -> None:
 
 def fail(message: str, *, hint: str | None = None, code: int = 2) -> NoReturn:
     """Print a clear error (and how to fix it) on stderr and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line, never wrapped
     if hint:
-        err_console.print(f"[dim]hint:[/] {escape(hint)}", highlight=False)
+        err_console.print(f"[dim]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

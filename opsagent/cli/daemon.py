@@ -30,9 +30,9 @@ def daemon_cmd(
     db: Path = DbOpt,
     model: Optional[str] = model_option("Without it the offline planner runs."),
     base_url: Optional[str] = BaseUrlOpt,
-    interval: float = typer.Option(15.0, "--interval", min=0.01, help="Seconds between cycles (virtual seconds on the simulator)."),
+    interval: float = typer.Option(15.0, "--interval", min=0.01, max=86400, help="Seconds between cycles (virtual seconds on the simulator)."),
     once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
-    cycles: Optional[int] = typer.Option(None, "--cycles", min=1, help="Stop after N cycles."),
+    cycles: Optional[int] = typer.Option(None, "--cycles", min=1, max=10**9, help="Stop after N cycles."),
     sim_speed: float = typer.Option(1.0, "--sim-speed", min=0.0,
                                     help="Simulator only: virtual seconds per wall second (0 = no waiting between cycles)."),
     listen: Optional[str] = typer.Option(None, "--listen", envvar="OPSAGENT_LISTEN", help="HOST:PORT for /healthz, /readyz, /metrics."),
@@ -48,7 +48,10 @@ def daemon_cmd(
 ) -> None:
     """Run the reconcile loop: each cycle resumes decided approvals, then observes, detects and runs the agent per finding.
 
-    Exit code 3 when --once does not lead (another daemon holds the lock or Lease, or the Lease cannot be used).
+    Exit codes: 0 the loop ran (and, with --once or --cycles, every cycle succeeded) or was stopped by
+    SIGTERM/SIGINT; 1 a cycle of a --once or --cycles run failed (the log says why); 2 a bad argument or
+    file (policy, playbooks, the database); 3 --once did not lead (another daemon holds the lock or
+    Lease, or the Lease cannot be used).
 
     Example: opsagent daemon --cluster sim:demo --interval 300 --sim-speed 0 --cycles 288 --listen 127.0.0.1:8080
     """

@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
 
 
 def demo_cmd(
-    db: Optional[Path] = typer.Option(None, "--db", help="SQLite file to keep (default: a new file in a temp directory, printed)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="SQLite file to keep (default: a new file in a temp directory, printed). An existing "
+                                                     "opsagent database there is replaced; any other file is refused."),
     hours: float = typer.Option(24.0, "--hours", min=0.5, max=168, help="Simulated hours."),
     step_minutes: float = typer.Option(5.0, "--step-minutes", min=0.5, max=120, help="Simulated minutes per daemon cycle."),
     model: Optional[str] = model_option("Used only when its server answers, else the offline planner."),
@@ -33,9 +34,17 @@ def demo_cmd(
 
     Example: opsagent demo --db ./opsagent-demo.db && opsagent audit list --db ./opsagent-demo.db
     """
+    from opsagent.audit import AuditError
+    from opsagent.audit.database import connect
+    from opsagent.cli.errors import database_failed
     from opsagent.demo import run_demo
+    from opsagent.runtime import RuntimeError_
 
     if db is not None and db.exists():
+        try:  # replaced only if it is an opsagent database: --db pointed at another file must not lose it
+            connect(db, create=False).close()
+        except AuditError as exc:
+            database_failed(exc)
         db.unlink()  # a fresh day: the simulator restarts from the scenario's start
         for extra in (db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", ".lock")):
             extra.unlink(missing_ok=True)
@@ -47,7 +56,10 @@ def demo_cmd(
             AgentConfig.from_env(model=model, base_url=base_url)
         except ValueError as exc:   # the model settings (OPSAGENT_MODEL, --base-url) cannot work
             fail(str(exc), hint="e.g. --model openai:Qwen/Qwen3-8B --base-url http://127.0.0.1:8000/v1, or --offline")
-    summary = run_demo(hours=hours, step_minutes=step_minutes, db=db, model=model, base_url=base_url, seed=seed,
-                       offline=offline, console=Console(quiet=True) if quiet else console)
+    try:
+        summary = run_demo(hours=hours, step_minutes=step_minutes, db=db, model=model, base_url=base_url, seed=seed,
+                           offline=offline, console=Console(quiet=True) if quiet else console)
+    except RuntimeError_ as exc:
+        fail(str(exc), hint=exc.hint)
     if quiet:
         print_json(summary)

@@ -290,7 +290,7 @@ def register(app: typer.Typer) -> None:
         slack_token_file: Optional[Path] = typer.Option(None, "--slack-token-file", envvar="OPSAGENT_SLACK_TOKEN_FILE",
                                               help="File with SLACK_BOT_TOKEN=..., SLACK_APP_TOKEN=..., "
                                                    "SLACK_SIGNING_SECRET=... lines (as `opsagent slack --token-file`)."),
-        timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds per network call."),
+        timeout: float = typer.Option(5.0, "--timeout", min=0.1, max=300, help="Seconds per network call."),
         output: Output = OutputOpt,
     ) -> None:
         """Check what a new install needs (cluster, RBAC, model server, Prometheus, Slack) and say how to fix gaps.

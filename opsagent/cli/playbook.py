@@ -83,8 +83,7 @@ def show_cmd(
         print_json([{**p.model_dump(mode="json"), "source": p.source} for p in found])
         return
     if not found:
-        console.print(f"no playbook answers {kind} findings in {playbooks}", highlight=False)
-        return
+        fail(f"no playbook answers {kind} findings in {playbooks}", hint="see the playbooks shipped in playbooks/", code=1)
     for p in found:
         console.print(f"[bold]{escape(p.name)}[/]  [dim]{escape(p.source)}[/]", highlight=False)
         console.print(f"  when:   {escape(p.when or '(always)')}", highlight=False)

@@ -133,7 +133,9 @@ def explain_cmd(
     """
     pol = _load(policies)
     if channel not in CHANNELS:
-        fail(f"unknown channel {channel!r}", hint=f"use one of {', '.join(CHANNELS)}")
+        fail(f"--channel: unknown channel {channel!r}", hint=f"use one of {', '.join(CHANNELS)}")
+    if not actor.strip():
+        fail("--actor is empty", hint="name who asks: a person, daemon or wake-proxy")
     try:
         call_args = json.loads(args)
     except json.JSONDecodeError as exc:

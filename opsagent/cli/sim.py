@@ -15,7 +15,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
+from opsagent.cli.common import MAX_SIM_HOURS, Output, OutputOpt, console, fail, print_json
 from opsagent.cluster.sim import ScenarioError, SimCluster, builtin_names, builtin_scenario, load_scenario
 
 NOTABLE = {"FailedScheduling", "BackOff", "Failed", "ProgressDeadlineExceeded", "ScalingReplicaSet", "Started",
@@ -108,8 +108,8 @@ def register(app: typer.Typer) -> None:
     @app.command("sim")
     def sim_command(
         scenario: str = typer.Argument("demo", help="Scenario file (YAML) or builtin name.", envvar="OPSAGENT_SCENARIO"),
-        hours: Optional[float] = typer.Option(None, "--hours", min=0, help="Simulated hours to run (default: the scenario's duration).", envvar="OPSAGENT_SIM_HOURS"),
-        step_minutes: float = typer.Option(60.0, "--step-minutes", min=1, help="Minutes per output row.", envvar="OPSAGENT_SIM_STEP_MINUTES"),
+        hours: Optional[float] = typer.Option(None, "--hours", min=0, max=MAX_SIM_HOURS, help="Simulated hours to run (default: the scenario's duration).", envvar="OPSAGENT_SIM_HOURS"),
+        step_minutes: float = typer.Option(60.0, "--step-minutes", min=1, max=7 * 24 * 60, help="Minutes per output row.", envvar="OPSAGENT_SIM_STEP_MINUTES"),
         seed: Optional[int] = typer.Option(None, "--seed", help="Override the scenario's random seed.", envvar="OPSAGENT_SIM_SEED"),
         output: Output = OutputOpt,
     ) -> None:

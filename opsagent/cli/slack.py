@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 def slack(
     mode: SlackMode = typer.Option(SlackMode.auto, "--mode", envvar="OPSAGENT_SLACK_MODE",
                               help="socket (needs SLACK_APP_TOKEN), http (needs SLACK_SIGNING_SECRET), or auto: socket when an app token is set."),
-    port: int = typer.Option(3000, "--port", envvar="OPSAGENT_SLACK_PORT", help="HTTP mode: port for Slack's requests (POST /slack/events)."),
+    port: int = typer.Option(3000, "--port", min=0, max=65535, envvar="OPSAGENT_SLACK_PORT", help="HTTP mode: port for Slack's requests (POST /slack/events)."),
     host: str = typer.Option("0.0.0.0", "--host", envvar="OPSAGENT_SLACK_HOST", help="HTTP mode: address to listen on."),
     users: Optional[Path] = typer.Option(None, "--users", envvar="OPSAGENT_SLACK_USERS",
                                          help="Slack user id → actor mapping file (YAML); default "
@@ -43,7 +43,7 @@ def slack(
                                               help="File with SLACK_BOT_TOKEN=..., SLACK_APP_TOKEN=..., SLACK_SIGNING_SECRET=... lines."),
     api_url: Optional[str] = typer.Option(None, "--api-url", envvar="OPSAGENT_SLACK_API_URL",
                                           help="Slack Web API base URL (default Slack's own; set for a proxy or a local fake)."),
-    poll_seconds: float = typer.Option(10.0, "--poll-seconds", envvar="OPSAGENT_SLACK_POLL_SECONDS", min=0.05,
+    poll_seconds: float = typer.Option(10.0, "--poll-seconds", envvar="OPSAGENT_SLACK_POLL_SECONDS", min=0.05, max=3600,
                                        help="How often to look for approval requests to post to the approvals channel "
                                             "(raised by the daemon, opsagent ask or the wake proxy) and for decided ones "
                                             "whose message to update."),

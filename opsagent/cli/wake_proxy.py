@@ -36,7 +36,7 @@ def wake_proxy(
     routes: Path = typer.Option(..., "--routes", envvar="OPSAGENT_WAKE_ROUTES", help="YAML file of routes: host / path prefix → workload and upstream."),
     cluster: str = typer.Option("kube", "--cluster", envvar="OPSAGENT_CLUSTER", help="kube, kube:CONTEXT, or sim:SCENARIO."),
     listen: str = typer.Option("127.0.0.1:8081", "--listen", envvar="OPSAGENT_WAKE_LISTEN", help="HOST:PORT to listen on."),
-    timeout: float = typer.Option(300.0, "--timeout", envvar="OPSAGENT_WAKE_TIMEOUT", help="Seconds a request may wait for a cold start (a route's own timeout wins)."),
+    timeout: float = typer.Option(300.0, "--timeout", min=0.01, max=86400, envvar="OPSAGENT_WAKE_TIMEOUT", help="Seconds a request may wait for a cold start (a route's own timeout wins)."),
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
 ) -> None:

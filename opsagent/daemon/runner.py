@@ -4,7 +4,8 @@
 standby, run one `Reconciler.cycle()`, sleep until the next. On the simulator
 each cycle first advances the simulated cluster by the interval (virtual
 time); `sim_speed` divides the wall-clock wait (0 = no wait at all).
-SIGTERM/SIGINT finish the step in progress and return exit code 0.
+SIGTERM/SIGINT finish the step in progress and return exit code 0. A bounded
+run (`once`, `cycles`) returns 1 when one of its cycles failed.
 When the Lease cannot be used at all (RBAC refuses a verb, the namespace is
 missing, the API server does not answer), the daemon does not act, logs why
 once and keeps asking each interval; /readyz says why. Each distinct snapshot
@@ -114,7 +115,7 @@ class Daemon:
             self.server = HealthServer(self.options.listen, status=self.status, metrics=self.metrics).start()
             log.info("serving /healthz /readyz /metrics on http://%s", self.server.address)
         limit = 1 if self.options.once else self.options.cycles
-        done, was = 0, None
+        done, failed, was = 0, 0, None
         try:
             while not self.stop.is_set and (limit is None or done < limit):
                 leading, error = self._try_lead()
@@ -133,7 +134,8 @@ class Daemon:
                         log.info("%s; waiting", reason)
                     was = (leading, reason)
                 if leading:
-                    self._one_cycle()
+                    if self._one_cycle() is None:
+                        failed += 1
                     done += 1
                 elif self.options.once:
                     log.warning("not the leader: nothing done")
@@ -148,6 +150,9 @@ class Daemon:
                 self.server.stop()
         if self.stop.is_set:
             log.info("stopped cleanly after %d cycle(s)", done)
+        if limit is not None and failed:  # a bounded run (--once, --cycles) tells whether its cycles worked
+            log.error("%d of %d cycle(s) failed", failed, done)
+            return 1
         return 0
 
     def _try_lead(self) -> tuple[bool, str]:
@@ -184,7 +189,8 @@ class Daemon:
         try:
             report = self.reconciler.cycle()
         except Exception as exc:  # boundary: one bad cycle is logged and counted; the next one tries again
-            log.exception("cycle failed")
+            log.error("cycle failed: %s: %s", type(exc).__name__, exc)
+            log.debug("cycle failure traceback", exc_info=True)
             self.metrics.inc("opsagent_cycles_total", result="error")
             with self.status.lock:
                 self.status.cycle_started, self.status.last_ok, self.status.last_error = None, False, f"{type(exc).__name__}: {exc}"

@@ -199,6 +199,7 @@ def run_scenario(loaded: LoadedScenario, *, planner: str = "offline", workdir: P
     tap = WriteTap(sim)
     record = RunRecord(scenario=loaded, planner=planner, tap=tap, start=sim.clock.now())
     workdir = workdir or Path(tempfile.mkdtemp(prefix="opsagent-eval-"))
+    workdir.mkdir(parents=True, exist_ok=True)   # the runner's own scratch folder (databases are never given one)
     db = workdir / f"{loaded.name}.{planner.replace(':', '_')}.db"
     record.db = db
     plan_obj, model = make_planner(planner, script=loaded.spec.script)  # PlannerUnavailable propagates: skip

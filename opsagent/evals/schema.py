@@ -23,6 +23,7 @@ from opsagent.clock import parse_duration
 from opsagent.cluster.sim import Scenario, ScenarioError, load_scenario
 from opsagent.cluster.sim.scenario import parse_scenario
 from opsagent.policy.cel import CelError, compile_expr
+from opsagent.yamlfile import unreadable
 
 END_STATE_VARS = {"workloads", "jobs", "nodes", "stats", "findings"}
 
@@ -212,6 +213,8 @@ def load_eval_scenario(path: str | Path, *, repo: Path | None = None) -> LoadedS
         root, data = yaml.compose(text), yaml.safe_load(text)
     except FileNotFoundError:
         raise EvalScenarioError("no such scenario file", file=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalScenarioError(f"cannot read: {unreadable(exc)}", file=source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise EvalScenarioError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", file=source,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -68,7 +69,8 @@ def build_api_client(
                 config_file=str(kubeconfig) if kubeconfig else None, context=context,
                 client_configuration=configuration,
             )
-    except (ConfigException, OSError, TypeError) as exc:
+    except (ConfigException, OSError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
+        # a kubeconfig that is binary (ValueError), not a mapping (AttributeError) or not YAML at all
         where = f"kubeconfig {kubeconfig}" if kubeconfig else "the default kubeconfig (~/.kube/config or $KUBECONFIG)"
         raise ConfigError(f"cannot load cluster config from {where}" + (f" context {context!r}" if context else "")
                           + f": {exc}") from exc

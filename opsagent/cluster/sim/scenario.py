@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from opsagent.clock import parse_duration
 from opsagent.model import GpuRequirement, WorkloadRef
+from opsagent.yamlfile import unreadable
 
 UTC = timezone.utc
 
@@ -344,8 +345,8 @@ def load_scenario(path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError("no such scenario file", file=str(path)) from None
-    except OSError as exc:
-        raise ScenarioError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read: {unreadable(exc)}", file=str(path)) from None
     return parse_scenario(text, source=str(path))
 
 
