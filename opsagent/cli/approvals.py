@@ -4,8 +4,10 @@ Thin: each command opens the `ApprovalQueue` on the audit database, calls one
 method and prints. Who acts comes from --as, OPSAGENT_ACTOR, or the OS user,
 and must be a person (never `daemon` or `wake-proxy`). Time is the database's
 own clock, so requests made on the simulator expire in simulated time.
-`approve` records the decision; only with --cluster (or OPSAGENT_CLUSTER) does
-it also run the approved call here, once, through the gate on that cluster.
+`approve` records the decision and says who runs the call and when: with
+--cluster (or OPSAGENT_CLUSTER) it runs here, now, once, through the gate on
+that cluster; without, the daemon runs it on its next cycle (whichever channel
+asked for it). Either way it runs exactly once: the queue's claim decides.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsagent.approvals import MACHINE_ACTORS, ApprovalError, ApprovalQueue
+from opsagent.approvals import MACHINE_ACTORS, AlreadyRunning, ApprovalError, ApprovalQueue
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
 from opsagent.model import Approval, ApprovalState
 
@@ -127,12 +129,14 @@ def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str,
     try:
         runtime = open_runtime(cluster=cluster, policies=policies, db=db)
     except RuntimeError_ as exc:
-        return f"approved, but not run here ({exc}); the daemon or agent run waiting on it will execute it"
+        return f"approved by {by}, but not run here ({exc}); the daemon runs it on its next cycle"
     try:
         result = queue.execute(approval.id, run=lambda a: runtime.gate.run_approved(a, approver=by), actor=by)
+    except AlreadyRunning:
+        return f"approved by {by}; another process (the daemon, or a run that waited on it) is running it now, once"
     finally:
         runtime.audit.close()
-    return f"executed on {cluster}: {result.status}: {result.message}"
+    return f"approved by {by}; ran it now on {cluster}: {result.status}: {result.message}"
 
 
 @approvals_app.command("approve")
@@ -142,14 +146,14 @@ def approve_cmd(
     actor: str = ActorOpt,
     cluster: str = typer.Option(None, "--cluster", envvar="OPSAGENT_CLUSTER",
                                 help="Also run the approved call now, once, through the gate on this cluster "
-                                     "(kube, kube:CONTEXT or sim:SCENARIO). Without it only the decision is "
-                                     "recorded, and the daemon or the agent run waiting on it executes the call "
-                                     "when it resumes."),
+                                     "(kube, kube:CONTEXT or sim:SCENARIO). Without it the decision is recorded "
+                                     "and the daemon runs the call on its next cycle, on the daemon channel, "
+                                     "whichever channel asked for it."),
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
 ) -> None:
-    """Approve exactly the call that was requested. It runs once: here with --cluster, else when the
-    daemon or the waiting agent run resumes.
+    """Approve exactly the call that was requested. It runs once: here and now with --cluster, else on the
+    daemon's next cycle (through the gate, audited on the daemon channel with you as the approver).
 
     Example: opsagent approvals approve 3 --comment "capacity checked" --as alice
     """
@@ -158,8 +162,7 @@ def approve_cmd(
     try:
         approval = queue.approve(approval_id, by=by, comment=comment)
         message = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db) if cluster else \
-            "approved; recorded only: the daemon or the agent run waiting on it executes it when it resumes " \
-            "(or run it now with --cluster)"
+            f"approved by {by}; the daemon runs it on its next cycle (or run it now with --cluster)"
     except ApprovalError as exc:
         fail(exc.message, hint="see: opsagent approvals show " + str(approval_id), code=1)
     finally:
