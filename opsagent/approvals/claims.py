@@ -32,6 +32,7 @@ def claims_path(db: Path) -> Path | None:
     """The lock file of a database, or None for an in-memory one (a single process)."""
     if str(db) in ("", ":memory:"):
         return None
+    db = Path(db).resolve()  # one key per file: two descriptors of one file would undo each other's locks
     return db.with_name(db.name + ".claims")
 
 

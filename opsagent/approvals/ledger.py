@@ -46,6 +46,8 @@ class Chained:
     requested_by: str | None = None
     approvers: tuple[str, ...] | None = None
     expires_at: str | None = None
+    thread_id: str | None = None
+    rule: tuple[str | None, str | None] = (None, None)
     decided_by: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -80,6 +82,8 @@ def replay(records: Iterable[Any]) -> dict[int, Chained]:
             approvers = data.get("approvers")
             seen.approvers = tuple(approvers) if isinstance(approvers, list) else None
             seen.expires_at = data.get("expires_at")
+            seen.thread_id = _field(record, "run_id")
+            seen.rule = (_field(record, "rule_file"), _field(record, "rule_name"))
         elif not seen.requested:
             seen.problems.append(f"the chain records it {event} (audit {_field(record, 'id')}) but never requested")
             continue
@@ -114,6 +118,11 @@ def disagreements(approval: Approval, chained: Chained | None, *, expires_at: st
         found.append(f"its approvers {list(approval.approvers)} differ from the chained {list(chained.approvers)}")
     if expires_at is not None and chained.expires_at is not None and expires_at != chained.expires_at:
         found.append(f"its expiry {expires_at} differs from the chained {chained.expires_at}")
+    if approval.thread_id != chained.thread_id:
+        found.append(f"it names run {approval.thread_id!r}; the chained request came from {chained.thread_id!r}")
+    if (approval.rule.file or None, approval.rule.name or None) != tuple(v or None for v in chained.rule):
+        found.append(f"its rule {approval.rule.file}:{approval.rule.name} differs from the chained "
+                     f"{chained.rule[0]}:{chained.rule[1]}")
     if approval.state != chained.state:
         found.append(f"its state is {approval.state}; the chain says {chained.state}")
     if chained.decided_by is not None and approval.decided_by != chained.decided_by:

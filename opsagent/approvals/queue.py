@@ -97,7 +97,7 @@ def _row_problems(row: sqlite3.Row, chained: Chained | None) -> list[str]:
 
 def verify_approvals(store: AuditStore) -> list[ApprovalMismatch]:
     """Every approvals row that disagrees with the hash chain (read-only; empty when there is no table)."""
-    with store.transaction() as conn:  # one consistent view of both tables
+    with store.reading() as conn:  # one consistent view of both tables
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone() is None:
             return []
         chained = _chained(conn)

@@ -33,7 +33,7 @@ def row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(dict(content))).encode()).hexdigest()
 
 
-_ANCHOR = re.compile(r"^\s*(\d+)\s*:\s*([0-9a-fA-F]{64})\s*$")
+_ANCHOR = re.compile(r"^\s*([0-9]+)\s*:\s*([0-9a-fA-F]{64})\s*$", re.ASCII)
 
 
 class AuditHead(BaseModel):

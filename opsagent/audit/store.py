@@ -216,11 +216,22 @@ class AuditStore:
         with self._lock:
             return query.export(self.db.conn, out, fmt=fmt, filters=filters)
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same state of the file, and no writer waits."""
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
     def head(self) -> AuditHead:
         """The chain's row count and newest hash: note it elsewhere to check the log against later."""
-        with self._lock:
-            rows = int(self.db.conn.execute(f"SELECT count(*) FROM [{AUDIT_TABLE}]").fetchone()[0])
-            last = self.db.conn.execute(_LAST_HASH).fetchone()
+        with self.reading() as conn:  # the count and the hash of one and the same state
+            rows = int(conn.execute(f"SELECT count(*) FROM [{AUDIT_TABLE}]").fetchone()[0])
+            last = conn.execute(_LAST_HASH).fetchone()
         return AuditHead(rows=rows, hash=last[0] if last is not None else GENESIS)
 
     def verify(self, *, anchor: AuditHead | None = None) -> ChainReport:
