@@ -126,7 +126,7 @@ def test_verify_exit_codes(db):
 
 
 def test_every_command_has_help_ending_with_an_example(db):
-    for group, names in (("audit", ("list", "show", "search", "stats", "export", "verify")),
+    for group, names in (("audit", ("list", "show", "search", "stats", "export", "head", "verify")),
                          ("approvals", ("list", "show", "approve", "reject"))):
         for name in names:
             r = run(group, name, "--help")
