@@ -323,3 +323,35 @@ def test_two_claimants_started_together_run_it_once(queue, tmp_path):
     assert outs.count("ok") == 1 and all(o in ("ok", "AlreadyRunning", "AlreadyDecided") for o in outs), outs
     assert len((tmp_path / "witness").read_text().splitlines()) == 1
     assert queue.get(1).state == "executed"
+
+
+def test_the_daemon_leaves_a_call_another_process_is_running_and_never_runs_it_again(queue, tmp_path):
+    from opsagent.daemon import Daemon, DaemonOptions
+
+    db = tmp_path / "ops.db"
+    queue.approve(queue.request(call=CALL, decision=DECISION).id, by="carol")
+    holder = _claimant(db, tmp_path, "cli")                  # e.g. `approvals approve --cluster`, mid-call
+    while not (tmp_path / "witness").exists():
+        try:
+            holder.wait(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    assert holder.poll() is None, holder.communicate()
+
+    def one_cycle() -> Daemon:
+        daemon = Daemon(DaemonOptions(policies=REPO / "policies", playbooks=REPO / "playbooks", db=db, interval=60,
+                                      cycles=1, sim_speed=0))
+        assert daemon.run(install_signals=False) == 0
+        return daemon
+
+    daemon = one_cycle()
+    assert daemon.runtime.sim.snapshot().workload("render/render-ui").replicas > 0   # the daemon did not run it
+    assert queue.get(1).state == "approved"
+    assert [r["data"]["event"] for r in chained(queue.store, 1)] == ["requested", "approved", "executing"]
+    (tmp_path / "release").touch()
+    assert holder.communicate(timeout=120)[0].strip() == "ok"
+    daemon = one_cycle()
+    assert daemon.runtime.sim.snapshot().workload("render/render-ui").replicas > 0
+    assert [r["data"]["event"] for r in chained(queue.store, 1)] == ["requested", "approved", "executing", "executed"]
+    assert len((tmp_path / "witness").read_text().splitlines()) == 1

@@ -326,10 +326,6 @@ class ApprovalQueue:
             claims.release(lock, approval_id)
         return result
 
-    def claimed(self, approval_id: int) -> bool:
-        """True when a claim to run this approval is in the chain (running now, finished, or interrupted)."""
-        return self.store.has_key(self.execution_key(approval_id))
-
     def mark_executed(self, approval_id: int, *, ok: bool, summary: str, channel: str = "cli") -> Approval:
         """Record that an approved call ran (ok) or failed. Only approved requests qualify."""
         now = self.clock.now()

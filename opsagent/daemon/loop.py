@@ -151,8 +151,8 @@ class Reconciler:
                 return
             approver = approval.decided_by or ""
 
-            def run(a: Approval, approver: str = approver) -> ToolResult:
-                return gate.run_approved(a, approver=approver, channel="daemon")
+            def run(a: Approval) -> ToolResult:  # `a` is the request as the claim checked it against the chain
+                return gate.run_approved(a, approver=a.decided_by or "", channel="daemon")
 
             try:
                 result = queue.execute(approval.id, run=run, actor=approver, channel="daemon")
