@@ -355,3 +355,26 @@ def test_the_daemon_leaves_a_call_another_process_is_running_and_never_runs_it_a
     assert daemon.runtime.sim.snapshot().workload("render/render-ui").replicas > 0
     assert [r["data"]["event"] for r in chained(queue.store, 1)] == ["requested", "approved", "executing", "executed"]
     assert len((tmp_path / "witness").read_text().splitlines()) == 1
+
+
+def test_editing_the_chained_request_along_with_the_row_is_refused_at_execution(queue, tmp_path):
+    """Rewriting both the approvals row and the audit row that requested it (without rebuilding the chain) is caught
+    before the call runs, not only by a later `audit verify`."""
+    db = tmp_path / "ops.db"
+    a = queue.approve(queue.request(call=CALL, decision=DECISION).id, by="carol")
+    rewrite_call(db, a.id, {"namespace": "inference", "name": "llm"})
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER audit_no_update")
+    forged = {"namespace": "inference", "name": "llm"}
+    call = json.loads(conn.execute("SELECT call FROM approvals WHERE id = ?", (a.id,)).fetchone()[0])
+    args_hash = conn.execute("SELECT args_hash FROM approvals WHERE id = ?", (a.id,)).fetchone()[0]
+    for rid, data in conn.execute("SELECT id, data FROM audit WHERE kind = 'approval' AND approval_id = ?", (a.id,)).fetchall():
+        data = json.loads(data)
+        data["args_hash"] = args_hash
+        if data["event"] == "requested":
+            data["call"] = call
+        conn.execute("UPDATE audit SET args = ?, data = ? WHERE id = ?", (canonical_json(forged), canonical_json(data), rid))
+    conn.commit()
+    conn.close()
+    with pytest.raises(ApprovalTampered, match="was edited"):
+        queue.execute(a.id, run=lambda ap: pytest.fail("a forged call must not run"))

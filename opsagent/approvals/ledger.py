@@ -49,6 +49,7 @@ class Chained:
     thread_id: str | None = None
     rule: tuple[str | None, str | None] = (None, None)
     decided_by: str | None = None
+    call_hashes: set[str] = field(default_factory=set)   # call_sha256 of every record that carries one
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -71,6 +72,8 @@ def replay(records: Iterable[Any]) -> dict[int, Chained]:
         if event not in EVENTS:
             continue  # a claim ('executing') or a refused attempt: no change of state
         seen = out.setdefault(int(approval_id), Chained(approval_id=int(approval_id)))
+        if isinstance(data.get("call_sha256"), str):
+            seen.call_hashes.add(data["call_sha256"])
         if event == "requested":
             if seen.requested:
                 seen.problems.append(f"the chain holds a second 'requested' record for it (audit {_field(record, 'id')})")
@@ -106,6 +109,8 @@ def disagreements(approval: Approval, chained: Chained | None, *, expires_at: st
         found.append(f"its tool is {call.tool!r}; the chained request was for {chained.tool!r}")
     if chained.call is not None and canonical_json(call.model_dump(mode="json")) != canonical_json(chained.call):
         found.append("its call differs from the chained request")
+    if chained.call_hashes and chained.call_hashes != {call_sha256(call)}:
+        found.append("its call's hash differs from the call_sha256 chained with it")
     if canonical_json(call.args) != canonical_json(chained.args):
         found.append("its arguments differ from the chained request")
     if approval.args_hash != chained.args_hash:

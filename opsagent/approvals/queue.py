@@ -47,9 +47,10 @@ from opsagent.approvals.errors import (
     NotAuthorized,
     SelfApproval,
 )
-from opsagent.audit import AuditStore
-from opsagent.audit.clocks import clock_kind_of, database_clock
 from opsagent.approvals.ledger import Chained, call_sha256, disagreements, replay
+from opsagent.audit import AuditStore
+from opsagent.audit.chain import content_of, row_hash
+from opsagent.audit.clocks import clock_kind_of, database_clock
 from opsagent.audit.records import AuditRecord, iso
 from opsagent.audit.schema import AUDIT_TABLE
 from opsagent.clock import Clock
@@ -85,6 +86,23 @@ def _chained(conn: sqlite3.Connection, approval_id: int | None = None) -> dict[i
     rows = conn.execute(sql + " AND approval_id = ? ORDER BY id", (approval_id,)) if approval_id is not None \
         else conn.execute(sql + " ORDER BY id")
     return replay(AuditRecord.from_row(dict(r)) for r in rows)
+
+
+def _links_of(conn: sqlite3.Connection, approval_id: int) -> list[str]:
+    """Whether the chained records of one request are themselves intact: each matches its own hash,
+    and the row after it links to it. (The whole chain is `AuditStore.verify`; this is its part
+    that approving or running a request must not wait for.)"""
+    problems = []
+    for row in conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] WHERE kind = 'approval' AND approval_id = ? ORDER BY id",
+                            (approval_id,)).fetchall():
+        if row_hash(row["prev_hash"], content_of(dict(row))) != row["hash"]:
+            problems.append(f"its audit row {row['id']} was edited")
+            continue
+        after = conn.execute(f"SELECT prev_hash FROM [{AUDIT_TABLE}] WHERE id > ? ORDER BY id LIMIT 1",
+                             (row["id"],)).fetchone()
+        if after is not None and after[0] != row["hash"]:
+            problems.append(f"the chain is broken right after its audit row {row['id']}")
+    return problems
 
 
 def _row_problems(row: sqlite3.Row, chained: Chained | None) -> list[str]:
@@ -344,6 +362,7 @@ class ApprovalQueue:
         """ApprovalTampered when the table's row for the request disagrees with its chained records."""
         row = conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
         problems = _row_problems(row, _chained(conn, approval_id).get(approval_id)) if row is not None else []
+        problems += _links_of(conn, approval_id) if row is not None else []
         if not problems:
             return None
         return ApprovalTampered(f"approval {approval_id} does not match its record in the audit chain "
