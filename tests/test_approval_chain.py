@@ -378,3 +378,42 @@ def test_editing_the_chained_request_along_with_the_row_is_refused_at_execution(
     conn.close()
     with pytest.raises(ApprovalTampered, match="was edited"):
         queue.execute(a.id, run=lambda ap: pytest.fail("a forged call must not run"))
+
+
+def test_the_daemon_and_approve_with_cluster_racing_run_it_once(tmp_path, monkeypatch):
+    """`approvals approve --cluster` (another process) and a running daemon both try to run the approved call."""
+    import threading
+
+    from opsagent.daemon import Daemon, DaemonOptions
+
+    for name in ("OPSAGENT_CLUSTER", "OPSAGENT_MODEL", "OPSAGENT_OUTPUT", "OPSAGENT_ACTOR"):
+        monkeypatch.delenv(name, raising=False)
+    db, policies = tmp_path / "ops.db", REPO / "policies"
+    r = cli("ask", "scale inference/llm to 2", "--as", "mallory", "--db", str(db), "--policies", str(policies),
+            "--cluster", "sim:demo")
+    assert "waiting for approval #1" in r.output, r.output
+    approve = subprocess.Popen([sys.executable, "-c", "from opsagent.cli import main; main()", "approvals", "approve", "1", "--as", "carol",
+                                "--db", str(db), "--policies", str(policies), "--cluster", "sim:demo"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    daemon: Daemon
+
+    def until_settled(report) -> None:
+        if approve.poll() is not None and daemon.runtime.approvals.get(1).state in ("executed", "failed"):
+            daemon.stop.set()
+
+    daemon = Daemon(DaemonOptions(policies=policies, playbooks=REPO / "playbooks", db=db, interval=1, sim_speed=0,
+                                  cycles=20_000), on_cycle=until_settled)
+    thread = threading.Thread(target=daemon.run, kwargs={"install_signals": False})
+    thread.start()
+    out, err = approve.communicate(timeout=300)
+    thread.join(timeout=300)
+    assert approve.returncode == 0, out + err
+    said = " ".join(out.split())
+    assert "approved by carol" in said and ("ran it now on sim:demo" in said or "another process" in said)
+    with AuditStore(db) as store:
+        assert ApprovalQueue(store, clock=None).get(1).state == "executed"
+        proposals = [r for r in store.list(AuditFilter(kind="proposal", limit=None)) if r.approval_id == 1]
+        claims = [r for r in store.list(AuditFilter(kind="approval", limit=None)) if (r.data or {}).get("event") == "executing"]
+        assert len(proposals) == 1 and len(claims) == 1           # one attempt reached the gate, by one claimant
+        assert store.verify().ok and verify_approvals(store) == []

@@ -20,7 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsagent.approvals import MACHINE_ACTORS, AlreadyRunning, ApprovalError, ApprovalQueue
+from opsagent.approvals import MACHINE_ACTORS, AlreadyDecided, AlreadyRunning, ApprovalError, ApprovalQueue
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
 from opsagent.model import Approval, ApprovalState
 
@@ -134,6 +134,9 @@ def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str,
         result = queue.execute(approval.id, run=lambda a: runtime.gate.run_approved(a, approver=by), actor=by)
     except AlreadyRunning:
         return f"approved by {by}; another process (the daemon, or a run that waited on it) is running it now, once"
+    except AlreadyDecided:
+        return f"approved by {by}; another process (the daemon, or a run that waited on it) already ran it: " \
+               f"{queue.result_summary(approval.id) or 'see opsagent approvals show ' + str(approval.id)}"
     finally:
         runtime.audit.close()
     return f"approved by {by}; ran it now on {cluster}: {result.status}: {result.message}"
