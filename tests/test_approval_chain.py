@@ -417,3 +417,20 @@ def test_the_daemon_and_approve_with_cluster_racing_run_it_once(tmp_path, monkey
         claims = [r for r in store.list(AuditFilter(kind="approval", limit=None)) if (r.data or {}).get("event") == "executing"]
         assert len(proposals) == 1 and len(claims) == 1           # one attempt reached the gate, by one claimant
         assert store.verify().ok and verify_approvals(store) == []
+
+
+def test_the_daemon_refuses_a_tampered_approval_once_and_runs_nothing(queue, tmp_path, caplog):
+    from opsagent.daemon import Daemon, DaemonOptions
+
+    db = tmp_path / "ops.db"
+    a = queue.approve(queue.request(call=CALL, decision=DECISION).id, by="carol")
+    rewrite_call(db, a.id, {"namespace": "inference", "name": "llm"})
+    daemon = Daemon(DaemonOptions(policies=REPO / "policies", playbooks=REPO / "playbooks", db=db, interval=60,
+                                  cycles=3, sim_speed=0))
+    with caplog.at_level("ERROR", logger="opsagent.daemon"):
+        assert daemon.run(install_signals=False) == 0
+    snapshot = daemon.runtime.sim.snapshot()
+    assert snapshot.workload("inference/llm").replicas > 0 and snapshot.workload("render/render-ui").replicas > 0
+    events = [r["data"]["event"] for r in chained(queue.store, a.id)]
+    assert events == ["requested", "approved", "execute_refused"]          # refused once, not every cycle
+    assert "does not match its record in the audit chain" in caplog.text

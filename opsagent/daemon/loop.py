@@ -76,6 +76,7 @@ class Reconciler:
         self.should_stop = should_stop
         self._seen_llm: dict[str, tuple[int, int, int]] = {}   # thread -> (calls, prompt, completion) counted
         self._seen_actions: dict[str, int] = {}                 # thread -> results counted
+        self._refused: set[int] = set()                         # approvals refused once: not retried every cycle
 
     # --- the cycle ------------------------------------------------------------
 
@@ -146,6 +147,8 @@ class Reconciler:
         """Step 2b: approved calls whose asking run is gone run here, once, on the daemon channel."""
         queue, gate = self.runtime.approvals, self.runtime.gate
         for approval in queue.list("approved"):
+            if approval.id in self._refused:
+                continue
             if self.should_stop():
                 report.stopped_early = True
                 return
@@ -160,6 +163,7 @@ class Reconciler:
                 continue  # another process claimed it and is running it now
             except ApprovalError as exc:  # refused (and audited): tampered, interrupted earlier, decided meanwhile
                 log.error("approval %d (%s) not run: %s", approval.id, approval.call.tool, exc.message)
+                self._refused.add(approval.id)  # refused and audited once; a restart tries once more
                 continue
             report.approved_run[approval.id] = result
             self.metrics.inc("opsagent_actions_total", tool=approval.call.tool, outcome=result.status)
