@@ -55,10 +55,10 @@ def parse_anchor(text: str) -> AuditHead:
     match = _ANCHOR.match(text or "")
     if match is None:
         raise ValueError(f"expected COUNT:HASH (a row count, a colon, 64 hex digits), got {text[:80]!r}")
-    rows = int(match.group(1))
-    if rows < 1:
-        raise ValueError("the row count must be at least 1")
-    return AuditHead(rows=rows, hash=match.group(2).lower())
+    rows, digest = int(match.group(1)), match.group(2).lower()
+    if rows == 0 and digest != GENESIS:
+        raise ValueError(f"an empty log's head hash is {GENESIS[:8]}… (64 zeros); 0 rows cannot have another")
+    return AuditHead(rows=rows, hash=digest)
 
 
 class ChainReport(BaseModel):
@@ -107,7 +107,7 @@ def verify_rows(rows: Iterable[Mapping[str, Any]], *, anchor: AuditHead | None =
         return ChainReport(ok=False, rows=count, head_hash=expected_prev, anchor=shown,
                            problem=(f"the log holds {count} rows but the anchor {anchor.rows}:{anchor.hash[:16]}… expects "
                                     f"at least {anchor.rows}: rows were removed from its end, or the log was replaced"))
-    if anchor is not None and at_anchor != anchor.hash:
+    if anchor is not None and anchor.rows > 0 and at_anchor != anchor.hash:
         return ChainReport(ok=False, rows=count, head_hash=expected_prev, anchor=shown,
                            problem=(f"row number {anchor.rows} has hash {str(at_anchor)[:16]}…, the anchor says "
                                     f"{anchor.hash[:16]}…: the history up to the anchor was rewritten"))
