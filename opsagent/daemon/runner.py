@@ -20,11 +20,13 @@ It must not decide anything the Reconciler or the gate decides.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from opsagent.audit import AuditError
 from opsagent.cluster.port import ClusterError
 from opsagent.daemon.http import HealthServer, Status
 from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, lock_path_for
@@ -200,7 +202,11 @@ class Daemon:
 
     def _publish_head(self) -> None:
         """The audit head on /metrics, in the log, and on the Lease (where there is one)."""
-        head = self.runtime.audit.head()
+        try:
+            head = self.runtime.audit.head()
+        except (AuditError, sqlite3.Error) as exc:  # the next cycle publishes again; this one's work is done
+            log.warning("could not read the audit head: %s", exc)
+            return
         self.metrics.set("opsagent_audit_head_rows", head.rows)
         self.metrics.replace("opsagent_audit_head_info", [({"hash": head.hash}, 1)])
         log.info("audit head: %d rows, hash %s (anchor %s)", head.rows, head.hash, head.anchor)
