@@ -111,11 +111,12 @@ class _Step:
         self.risk: str | None = None
         self.done_key: str | None = None  # set for approved calls: their one 'executed' result key
         self.executing = False
+        self.channel: str | None = None  # where an approved call runs, when not where it was asked
 
     def record(self, kind: str, **fields: Any) -> int:
         call = self.call
         entry = AuditEntry(
-            time=self.gate.clock.now(), kind=kind, actor=call.actor, channel=call.channel, run_id=self.run_id,
+            time=self.gate.clock.now(), kind=kind, actor=call.actor, channel=self.channel or call.channel, run_id=self.run_id,
             finding_id=call.finding_id, message=call.message, tool=call.tool, risk=self.risk,
             idempotency_key=self.done_key if (kind == "result" and self.executing and self.done_key) else f"{self.key}:{kind}",
             **fields,
@@ -176,10 +177,15 @@ class Gate:
         step = _Step(self, call, run_id, uuid.uuid4().hex[:16])
         return self._replay(step) or self._process(step)
 
-    def run_approved(self, approval: Approval, *, approver: str) -> ToolResult:
-        """Run a call a person approved, if it is still exactly that call and still not denied."""
+    def run_approved(self, approval: Approval, *, approver: str, channel: str | None = None) -> ToolResult:
+        """Run a call a person approved, if it is still exactly that call and still not denied.
+
+        `channel` is where it runs (e.g. the daemon running a call asked for in chat); its audit
+        rows say so, and name the approver. Default: the channel the call was asked on.
+        """
         call = approval.call
         step = _Step(self, call, approval.thread_id, uuid.uuid4().hex[:16], {"approval_id": approval.id, "approver": approver})
+        step.channel = channel
         step.key = f"approval:{approval.id}:{step.key.split(':', 1)[1]}"
         step.done_key = self.executed_key(approval.id)
         return self._replay(step) or self._process(step, approval=approval, approver=approver)

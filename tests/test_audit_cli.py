@@ -126,7 +126,7 @@ def test_verify_exit_codes(db):
 
 
 def test_every_command_has_help_ending_with_an_example(db):
-    for group, names in (("audit", ("list", "show", "search", "stats", "export", "verify")),
+    for group, names in (("audit", ("list", "show", "search", "stats", "export", "head", "verify")),
                          ("approvals", ("list", "show", "approve", "reject"))):
         for name in names:
             r = run(group, name, "--help")
@@ -152,7 +152,8 @@ def test_approvals_list_show_approve(pending, monkeypatch):
     assert r.exit_code == 1 and "not an approver" in r.output
     monkeypatch.setenv("OPSAGENT_ACTOR", "alice")
     r = run("approvals", "approve", str(pending.id), "--comment", "ok")
-    assert r.exit_code == 0 and "recorded only" in r.stdout and "--cluster" in r.stdout
+    said = " ".join(r.stdout.split())
+    assert r.exit_code == 0 and "the daemon runs it on its next cycle" in said and "--cluster" in said
     r = run("approvals", "list", "--state", "approved", "-o", "json")
     assert json.loads(r.stdout)[0]["decided_by"] == "alice"
     r = run("audit", "list", "--kind", "approval", "-o", "json")
@@ -171,7 +172,7 @@ def test_approvals_reject_needs_a_reason_and_an_approver(pending):
 def test_approve_help_says_what_cluster_does(db):
     r = run("approvals", "approve", "--help")
     text = " ".join(r.stdout.replace("│", " ").split())
-    assert r.exit_code == 0 and "Without it only the decision is recorded" in text
+    assert r.exit_code == 0 and "Without it the decision is recorded and the daemon runs the call on its next cycle" in text
 
 
 def test_approve_without_a_cluster_records_the_decision_and_runs_nothing(pending, db, monkeypatch):

@@ -70,6 +70,14 @@ def test_endpoints_while_the_daemon_leads(tmp_path: Path) -> None:
     assert metrics["opsagent_gpus_allocated"] >= 3
     assert 'opsagent_findings_open{kind="topology_mismatch"}' in metrics
     assert metrics["opsagent_cycle_duration_seconds"] >= 0
+    # the audit head after cycle 7 is on /metrics, and it is a true anchor of the log the daemon went on writing
+    [(label, one)] = [(k, v) for k, v in metrics.items() if k.startswith("opsagent_audit_head_info")]
+    rows, head_hash = int(metrics["opsagent_audit_head_rows"]), re.fullmatch(r'.*\{hash="([0-9a-f]{64})"\}', label).group(1)
+    from opsagent.audit import AuditHead, AuditStore
+
+    with AuditStore(tmp_path / "ops.db") as store:
+        assert one == 1 and 0 < rows <= store.count()
+        assert store.verify(anchor=AuditHead(rows=rows, hash=head_hash)).ok
 
 
 def test_readyz_says_standby_while_another_daemon_holds_the_lock(tmp_path: Path) -> None:

@@ -89,6 +89,19 @@ def test_a_stale_read_loses_the_race() -> None:
     assert api.leases["l"].spec.holder_identity == "a"
 
 
+def test_only_the_holder_notes_the_audit_head_on_the_lease() -> None:
+    api, clock = FakeCoordination(), VirtualClock(datetime(2026, 1, 5, tzinfo=timezone.utc))
+    a = LeaseLeader(KubeLease(api, namespace="opsagent", name="opsagent-daemon", identity="a", lease_seconds=30, clock=clock))
+    b = KubeLease(api, namespace="opsagent", name="opsagent-daemon", identity="b", lease_seconds=30, clock=clock)
+    assert b.publish({"opsagent.dev/audit-head": "1:x"}) is False            # no Lease yet
+    assert a.try_acquire()
+    a.publish({"opsagent.dev/audit-head": "7:" + "c" * 64})
+    assert b.publish({"opsagent.dev/audit-head": "1:" + "0" * 64}) is False  # not the holder: nothing changes
+    lease = api.leases["opsagent-daemon"]
+    assert lease.metadata.annotations == {"opsagent.dev/audit-head": "7:" + "c" * 64}
+    assert lease.spec.holder_identity == "a"
+
+
 # --- the daemon against the emulator ---------------------------------------------------------------------------------
 
 import json  # noqa: E402
@@ -156,6 +169,29 @@ def test_the_daemon_takes_the_lease_named_by_its_options(tmp_path):
     assert daemon.status.cycles == 2 and holders == [daemon.leader.identity] * 2
     assert lease["spec"].get("holderIdentity") is None      # released on a clean exit
     assert LEASES.format(ns="opsagent") not in " ".join(paths)
+
+
+def test_the_daemon_notes_the_audit_head_on_its_lease(tmp_path):
+    from opsagent.audit import AuditStore
+    from opsagent.model import AuditEntry
+
+    with AuditStore(tmp_path / "ops.db") as store:       # an empty cluster gives the daemon nothing to record
+        store.record(AuditEntry(time=datetime(2026, 1, 5, tzinfo=timezone.utc), kind="run", actor="alice", summary="x"))
+    with Emulator() as emu:
+        serve_lease_replace(emu, "ops-team", "opsagent-leader")
+        noted = []
+        daemon = kube_daemon(emu, tmp_path, cycles=2, on_cycle=lambda report: noted.append(
+            (emu.stored("coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader")["metadata"].get("annotations") or {})
+            .get("opsagent.dev/audit-head")))
+        assert daemon.run(install_signals=False) == 0
+        lease = emu.stored("coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader")
+    with AuditStore(tmp_path / "ops.db") as store:
+        head = store.head()
+    assert head.rows == 1
+    assert noted == [None, head.anchor]                              # the first cycle's head is published after that cycle
+    assert lease["metadata"]["annotations"]["opsagent.dev/audit-head"] == head.anchor
+    assert daemon.metrics.value("opsagent_audit_head_rows") == head.rows
+    assert daemon.metrics.value("opsagent_audit_head_info", hash=head.hash) == 1
 
 
 def test_forbidden_lease_is_an_rbac_error_not_standby(tmp_path, caplog):

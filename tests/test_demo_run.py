@@ -75,7 +75,7 @@ def test_the_demo_closing_hint_works_on_the_demo_database(tmp_path: Path, monkey
     args = second.approve_command.replace("<approver>", "bob").split()[1:] + ["--cluster", "sim:demo"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "executed on sim:demo: ok" in " ".join(result.output.split())
+    assert "ran it now on sim:demo: ok" in " ".join(result.output.split())
     with AuditStore(again) as store:
         assert ApprovalQueue(store, clock=None).get(second.id).state == "executed"
 

@@ -157,6 +157,7 @@ def drive_everything(cluster, emu) -> None:
     serve_lease_replace(emu, "opsagent", "opsagent-daemon")
     lease = KubeLease.for_cluster(cluster, namespace="opsagent", name="opsagent-daemon", identity="a")
     assert lease.try_acquire() and lease.try_acquire()   # created, then renewed
+    assert lease.publish({"opsagent.dev/audit-head": "1:" + "0" * 64})   # the daemon's audit head on the Lease
 
 
 def statefulset() -> dict:

@@ -7,17 +7,20 @@ gate does, through `ApprovalQueue.execute`).
 
 from opsagent.approvals.errors import (
     AlreadyDecided,
+    AlreadyRunning,
     ApprovalError,
     ApprovalExpired,
     ApprovalNotFound,
+    ApprovalTampered,
     ExecutionInterrupted,
     NotApproved,
     NotAuthorized,
     SelfApproval,
 )
-from opsagent.approvals.queue import MACHINE_ACTORS, ApprovalQueue, verify_call
+from opsagent.approvals.queue import MACHINE_ACTORS, ApprovalMismatch, ApprovalQueue, verify_approvals, verify_call
 
 __all__ = [
-    "MACHINE_ACTORS", "AlreadyDecided", "ApprovalError", "ApprovalExpired", "ApprovalNotFound", "ApprovalQueue",
-    "ExecutionInterrupted", "NotApproved", "NotAuthorized", "SelfApproval", "verify_call",
+    "MACHINE_ACTORS", "AlreadyDecided", "AlreadyRunning", "ApprovalError", "ApprovalExpired", "ApprovalMismatch",
+    "ApprovalNotFound", "ApprovalQueue", "ApprovalTampered", "ExecutionInterrupted", "NotApproved", "NotAuthorized",
+    "SelfApproval", "verify_approvals", "verify_call",
 ]

@@ -39,3 +39,11 @@ class NotApproved(ApprovalError):
 class ExecutionInterrupted(ApprovalError):
     """A previous attempt started executing this approval and left no result; it is
     not run again (at most once). Check the cluster, then propose the call again."""
+
+
+class AlreadyRunning(ApprovalError):
+    """Another live process claimed this approval and is running the call now; it runs once, there."""
+
+
+class ApprovalTampered(ApprovalError):
+    """The approvals table disagrees with the hash-chained record of the request; nothing is approved or run."""

@@ -7,8 +7,17 @@ only a named approver may approve; the requester never approves their own call;
 machine actors never approve; an expired or already decided request cannot be
 approved. Refusals raise an `ApprovalError` subclass and are audited too.
 
+The chain, not the table, is the authority: every transition's record carries
+the request's `args_hash` and `call_sha256`, and the `requested` record the whole
+call. A request whose table row disagrees with its chained records
+(`opsagent.approvals.ledger`) is neither approved nor run (`ApprovalTampered`),
+and `verify_approvals` lists every such row.
+
 It implements the gate's `ApprovalSink` (`request`). It never runs a tool: the
-caller passes the gate's `run_approved` to `execute`, which runs it at most once.
+caller passes the gate's `run_approved` to `execute`, which runs it at most once,
+whichever process asks: the claim is a chained record plus a run lock held while
+the call runs (`opsagent.approvals.claims`), so a second claimant either leaves a
+live run alone (`AlreadyRunning`) or, when its claimant died, marks it failed.
 
 Time: a queue opened with a runtime's clock notes that clock's kind (virtual or
 real) in the database; a queue opened without one (the CLI, after the runtime
@@ -23,21 +32,27 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
+from opsagent.approvals import claims
 from opsagent.approvals.errors import (
     AlreadyDecided,
+    AlreadyRunning,
     ApprovalError,
     ApprovalExpired,
     ApprovalNotFound,
+    ApprovalTampered,
     ExecutionInterrupted,
     NotApproved,
     NotAuthorized,
     SelfApproval,
 )
+from opsagent.approvals.ledger import Chained, call_sha256, disagreements, replay
 from opsagent.audit import AuditStore
+from opsagent.audit.chain import content_of, row_hash
 from opsagent.audit.clocks import clock_kind_of, database_clock
-from opsagent.audit.records import iso
+from opsagent.audit.records import AuditRecord, iso
+from opsagent.audit.schema import AUDIT_TABLE
 from opsagent.clock import Clock
 from opsagent.model import Approval, ApprovalState, AuditEntry, Decision, RuleRef, ToolCall, ToolResult
 from opsagent.model.actor import MACHINE_ACTORS, ActorNameError, actor_refusal, normalize_actor, same_person
@@ -66,6 +81,58 @@ def _canonical(by: str) -> str:
 def verify_call(approval: Approval, call: ToolCall) -> bool:
     """True only if `call` is exactly the call that was approved (same tool, same arguments)."""
     return call.tool == approval.call.tool and call.args_hash() == approval.args_hash
+
+
+class ApprovalMismatch(NamedTuple):
+    """An approvals row that disagrees with its chained records, and how."""
+
+    approval_id: int
+    problems: tuple[str, ...]
+
+
+def _chained(conn: sqlite3.Connection, approval_id: int | None = None) -> dict[int, Chained]:
+    sql = f"SELECT * FROM [{AUDIT_TABLE}] WHERE kind = 'approval' AND approval_id IS NOT NULL"
+    rows = conn.execute(sql + " AND approval_id = ? ORDER BY id", (approval_id,)) if approval_id is not None \
+        else conn.execute(sql + " ORDER BY id")
+    return replay(AuditRecord.from_row(dict(r)) for r in rows)
+
+
+def _links_of(conn: sqlite3.Connection, approval_id: int) -> list[str]:
+    """Whether the chained records of one request are themselves intact: each matches its own hash,
+    and the row after it links to it. (The whole chain is `AuditStore.verify`; this is its part
+    that approving or running a request must not wait for.)"""
+    problems = []
+    for row in conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] WHERE kind = 'approval' AND approval_id = ? ORDER BY id",
+                            (approval_id,)).fetchall():
+        if row_hash(row["prev_hash"], content_of(dict(row))) != row["hash"]:
+            problems.append(f"its audit row {row['id']} was edited")
+            continue
+        after = conn.execute(f"SELECT prev_hash FROM [{AUDIT_TABLE}] WHERE id > ? ORDER BY id LIMIT 1",
+                             (row["id"],)).fetchone()
+        if after is not None and after[0] != row["hash"]:
+            problems.append(f"the chain is broken right after its audit row {row['id']}")
+    return problems
+
+
+def _row_problems(row: sqlite3.Row, chained: Chained | None) -> list[str]:
+    try:
+        approval = _to_approval(row)
+    except (ValueError, TypeError) as exc:
+        return [f"the row cannot be read ({type(exc).__name__}: {str(exc)[:120]})"]
+    return disagreements(approval, chained, expires_at=row["expires_at"])
+
+
+def verify_approvals(store: AuditStore) -> list[ApprovalMismatch]:
+    """Every approvals row that disagrees with the hash chain (read-only; empty when there is no table)."""
+    with store.reading() as conn:  # one consistent view of both tables
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone() is None:
+            return []
+        chained = _chained(conn)
+        found = [ApprovalMismatch(row["id"], tuple(p)) for row in conn.execute(f"SELECT * FROM [{TABLE}] ORDER BY id")
+                 if (p := _row_problems(row, chained.pop(row["id"], None)))]
+        found += [ApprovalMismatch(aid, ("the chain records this request but the approvals table has no row for it",))
+                  for aid in sorted(chained)]
+    return found
 
 
 def _to_approval(row: sqlite3.Row) -> Approval:
@@ -164,7 +231,8 @@ class ApprovalQueue:
             assert approval is not None
             self._audit(conn, approval, actor=call.actor, channel=call.channel, outcome="pending", event="requested",
                         summary=f"approval requested: {decision.reason}",
-                        extra={"approvers": list(decision.approvers), "expires_at": iso(approval.expires_at)})
+                        extra={"approvers": list(decision.approvers), "expires_at": iso(approval.expires_at),
+                               "call": call.model_dump(mode="json")})
         return approval
 
     # --- people's decisions ----------------------------------------------------------
@@ -175,7 +243,8 @@ class ApprovalQueue:
         names = self._approvers_now(approval_id)  # outside the transaction: it may read the cluster
         with self.store.transaction() as conn:
             approval = self._load(conn, approval_id)
-            error = self._check_open(conn, approval_id, approval, now) or self._check_approver(approval, by, names=names)
+            error = self._check_open(conn, approval_id, approval, now) or self._check_approver(approval, by, names=names) \
+                or self._check_chain(conn, approval_id)
             if error is None:
                 assert approval is not None
                 approval = self._set(conn, approval_id, state="approved", decided_by=by, decided_at=iso(now),
@@ -225,12 +294,18 @@ class ApprovalQueue:
                 channel: str = "cli") -> ToolResult:
         """Run an approved request once through `run` (the gate's run_approved) and record how it went.
 
-        A claim row with `execution_key(id)` is committed before `run` is called; if a
-        crash leaves a claim without a result, a later call refuses (ExecutionInterrupted)
-        and marks the request failed rather than risk running it twice.
+        The claim is one transaction: the row must agree with the chain and be
+        approved, this process takes the request's run lock, and a claim record
+        (`execution_key(id)`) joins the chain. Only then is `run` called; the lock
+        is let go once the result is committed. A claim already in the chain with
+        no result means another claimant: while its process lives and holds the
+        lock the call is left to it (`AlreadyRunning`, nothing recorded); when it
+        died mid-call the request is marked failed (`ExecutionInterrupted`) rather
+        than risk running it twice.
         """
         now = self.clock.now()
         error: ApprovalError | None = None
+        lock = claims.claims_path(self.store.path)
         with self.store.transaction() as conn:
             approval = self._load(conn, approval_id)
             who = actor or (approval.decided_by if approval else None) or "unknown"
@@ -239,29 +314,45 @@ class ApprovalQueue:
             elif approval.state in ("executed", "failed"):
                 error = AlreadyDecided(f"approval {approval_id} was already executed ({approval.state})",
                                        approval_id=approval_id)
+            elif (error := self._check_chain(conn, approval_id)) is not None:
+                pass
             elif approval.state != "approved":
                 error = NotApproved(f"approval {approval_id} is {approval.state}, not approved", approval_id=approval_id)
+            elif conn.execute(f"SELECT 1 FROM [{AUDIT_TABLE}] WHERE idempotency_key = ?",
+                              (self.execution_key(approval_id),)).fetchone() is not None:
+                if claims.running(lock, approval_id):
+                    raise AlreadyRunning(f"approval {approval_id} is being run now by the process that claimed it; "
+                                         "it runs once, there", approval_id=approval_id)
+                error = ExecutionInterrupted(
+                    f"approval {approval_id}: an earlier execution started and recorded no result; "
+                    "not running it again", approval_id=approval_id)
+                self._finish(conn, approval, ok=False, summary=error.message, now=now, actor=who, channel=channel)
+            elif not claims.hold(lock, approval_id):
+                raise AlreadyRunning(f"approval {approval_id} is being claimed by another process; it runs once, there",
+                                     approval_id=approval_id)
             else:
                 claim = self._entry(approval, actor=who, channel=channel, outcome="info", event="executing",
-                                    summary="executing the approved call", now=now,
+                                    summary=f"executing the approved call (approved by {approval.decided_by})", now=now,
                                     key=self.execution_key(approval_id))
-                _, created = self.store.append_in_transaction(conn, claim)
-                if not created:
-                    error = ExecutionInterrupted(
-                        f"approval {approval_id}: an earlier execution started and recorded no result; "
-                        "not running it again", approval_id=approval_id)
-                    self._finish(conn, approval, ok=False, summary=error.message, now=now, actor=who, channel=channel)
+                try:
+                    self.store.append_in_transaction(conn, claim)
+                except BaseException:
+                    claims.release(lock, approval_id)
+                    raise
             if error is not None:
                 self._audit_refusal(conn, approval_id, approval, by=who, channel=channel, action="execute", error=error)
         if error is not None:
             raise error
         assert approval is not None
         try:
-            result = run(approval)
-        except Exception as exc:
-            self.mark_executed(approval_id, ok=False, summary=f"{type(exc).__name__}: {exc}", channel=channel)
-            raise
-        self.mark_executed(approval_id, ok=result.ok, summary=result.message or result.status, channel=channel)
+            try:
+                result = run(approval)
+            except Exception as exc:
+                self.mark_executed(approval_id, ok=False, summary=f"{type(exc).__name__}: {exc}", channel=channel)
+                raise
+            self.mark_executed(approval_id, ok=result.ok, summary=result.message or result.status, channel=channel)
+        finally:
+            claims.release(lock, approval_id)
         return result
 
     def mark_executed(self, approval_id: int, *, ok: bool, summary: str, channel: str = "cli") -> Approval:
@@ -277,6 +368,17 @@ class ApprovalQueue:
                                 actor=approval.decided_by or "unknown", channel=channel)
 
     # --- internals ---------------------------------------------------------------------
+
+    def _check_chain(self, conn: sqlite3.Connection, approval_id: int) -> ApprovalError | None:
+        """ApprovalTampered when the table's row for the request disagrees with its chained records."""
+        row = conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
+        problems = _row_problems(row, _chained(conn, approval_id).get(approval_id)) if row is not None else []
+        problems += _links_of(conn, approval_id) if row is not None else []
+        if not problems:
+            return None
+        return ApprovalTampered(f"approval {approval_id} does not match its record in the audit chain "
+                                f"({'; '.join(problems)}); refusing. Run `opsagent audit verify`",
+                                approval_id=approval_id)
 
     def _load(self, conn: sqlite3.Connection, approval_id: int) -> Approval | None:
         row = conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
@@ -356,7 +458,8 @@ class ApprovalQueue:
             finding_id=call.finding_id, tool=call.tool, args=call.args, decision="require_approval",
             rule_file=approval.rule.file, rule_name=approval.rule.name, approval_id=approval.id,
             outcome=outcome, summary=summary, idempotency_key=key,  # type: ignore[arg-type]
-            data={"event": event, "state": approval.state, "args_hash": approval.args_hash, **(extra or {})},
+            data={"event": event, "state": approval.state, "args_hash": approval.args_hash,
+                  "call_sha256": call_sha256(call), **(extra or {})},
         )
 
     def _audit(self, conn: sqlite3.Connection, approval: Approval, *, actor: str, channel: str, outcome: str,

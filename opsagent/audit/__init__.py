@@ -8,14 +8,14 @@ from opsagent.audit._sqlite_utils import import_without_optional_types
 
 import_without_optional_types()
 
-from opsagent.audit.chain import GENESIS, ChainReport  # noqa: E402
+from opsagent.audit.chain import GENESIS, AuditHead, ChainReport, parse_anchor  # noqa: E402
 from opsagent.audit.query import EXPORT_FORMATS, AuditFilter, AuditStats, RuleCount, Story, ToolCount  # noqa: E402
 from opsagent.audit.records import AuditRecord  # noqa: E402
 from opsagent.audit.database import DatabaseCorrupt, DatabaseLocked, DatabaseMissing, NotAnOpsagentDatabase  # noqa: E402
 from opsagent.audit.store import AuditBusy, AuditError, AuditStore  # noqa: E402
 
 __all__ = [
-    "EXPORT_FORMATS", "GENESIS", "AuditBusy", "AuditError", "AuditFilter", "AuditRecord", "AuditStats",
+    "EXPORT_FORMATS", "GENESIS", "AuditBusy", "AuditError", "AuditFilter", "AuditHead", "AuditRecord", "AuditStats",
     "AuditStore", "ChainReport", "DatabaseCorrupt", "DatabaseLocked", "DatabaseMissing", "NotAnOpsagentDatabase",
-    "RuleCount", "Story", "ToolCount",
+    "RuleCount", "Story", "ToolCount", "parse_anchor",
 ]

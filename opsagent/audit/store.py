@@ -20,7 +20,7 @@ from typing import IO, Any
 import sqlite_utils
 
 from opsagent.audit import query
-from opsagent.audit.chain import GENESIS, ChainReport, row_hash, verify_rows
+from opsagent.audit.chain import GENESIS, AuditHead, ChainReport, row_hash, verify_rows
 from opsagent.audit.clocks import CLOCK_KINDS, ClockKind, database_clock
 from opsagent.audit.database import AuditBusy, AuditError, DatabaseLocked, GuardedLock, connect
 from opsagent.audit.records import AuditRecord, entry_to_row, iso
@@ -230,8 +230,27 @@ class AuditStore:
         with self._lock:
             return query.export(self.db.conn, out, fmt=fmt, filters=filters)
 
-    def verify(self) -> ChainReport:
-        """Recompute the chain; names the first edited, deleted or reordered row."""
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same state of the file, and no writer waits."""
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    def head(self) -> AuditHead:
+        """The chain's row count and newest hash: note it elsewhere to check the log against later."""
+        with self.reading() as conn:  # the count and the hash of one and the same state
+            rows = int(conn.execute(f"SELECT count(*) FROM [{AUDIT_TABLE}]").fetchone()[0])
+            last = conn.execute(_LAST_HASH).fetchone()
+        return AuditHead(rows=rows, hash=last[0] if last is not None else GENESIS)
+
+    def verify(self, *, anchor: AuditHead | None = None) -> ChainReport:
+        """Recompute the chain; names the first edited, deleted or reordered row. With `anchor`
+        (a head noted earlier), a removed tail or a rewritten history up to it fails too."""
         with self._lock:
             cursor = self.db.conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] ORDER BY id")
-            return verify_rows(dict(r) for r in cursor)
+            return verify_rows((dict(r) for r in cursor), anchor=anchor)

@@ -8,8 +8,10 @@ the OS user (for demos). A database that records a real cluster's actions
 takes no unverified names: it needs --cluster kube. The decider must be a
 person (never `daemon`, `wake-proxy` or a look-alike). Time is the database's
 own clock, so requests made on the simulator expire in simulated time.
-`approve` records the decision; only with --cluster (or OPSAGENT_CLUSTER) does
-it also run the approved call here, once, through the gate on that cluster.
+`approve` records the decision and says who runs the call and when: with
+--cluster (or OPSAGENT_CLUSTER) it runs here, now, once, through the gate on
+that cluster; without, the daemon runs it on its next cycle (whichever channel
+asked for it). Either way it runs exactly once: the queue's claim decides.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsagent.approvals import ApprovalError, ApprovalQueue
+from opsagent.approvals import MACHINE_ACTORS, AlreadyDecided, AlreadyRunning, ApprovalError, ApprovalQueue
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
 from opsagent.cli.common import id_argument
 from opsagent.model import Approval, ApprovalState
@@ -151,12 +153,17 @@ def _execute(queue: ApprovalQueue, approval: Approval, *, by: str, cluster: str,
     Returns what happened and whether the call ran successfully here."""
     runtime = runtime if runtime is not None else _open(cluster, policies, db)
     if isinstance(runtime, Exception):
-        return f"approved, but not run here ({runtime}); the daemon or agent run waiting on it will execute it", False
+        return f"approved by {by}, but not run here ({runtime}); the daemon runs it on its next cycle", False
     try:
         result = queue.execute(approval.id, run=lambda a: runtime.gate.run_approved(a, approver=by), actor=by)
+    except AlreadyRunning:
+        return f"approved by {by}; another process (the daemon, or a run that waited on it) is running it now, once", True
+    except AlreadyDecided:
+        return (f"approved by {by}; another process (the daemon, or a run that waited on it) already ran it: "
+                f"{queue.result_summary(approval.id) or 'see opsagent approvals show ' + str(approval.id)}"), True
     finally:
         runtime.audit.close()
-    return f"executed on {cluster}: {result.status}: {result.message}", result.ok
+    return f"approved by {by}; ran it now on {cluster}: {result.status}: {result.message}", result.ok
 
 
 @approvals_app.command("approve")
@@ -168,13 +175,13 @@ def approve_cmd(
     cluster: str = typer.Option(None, "--cluster", envvar="OPSAGENT_CLUSTER",
                                 help="Also run the approved call now, once, through the gate on this cluster "
                                      "(kube, kube:CONTEXT or sim:SCENARIO); on kube your kube credentials also say "
-                                     "who approves. Without it only the decision is recorded, and the daemon or the "
-                                     "agent run waiting on it executes the call when it resumes."),
+                                     "who approves. Without it the decision is recorded and the daemon runs the call "
+                                     "on its next cycle, on the daemon channel, whichever channel asked for it."),
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
 ) -> None:
-    """Approve exactly the call that was requested. It runs once: here with --cluster, else when the
-    daemon or the waiting agent run resumes.
+    """Approve exactly the call that was requested. It runs once: here and now with --cluster, else on the
+    daemon's next cycle (through the gate, audited on the daemon channel with you as the approver).
 
     Exit codes: 0 approved (and, with --cluster, the call ran and succeeded); 1 the approval was
     refused, or with --cluster the call did not succeed here (the policy in force denied it, it
@@ -200,8 +207,7 @@ def approve_cmd(
     try:
         approval = queue.approve(approval_id, by=by, comment=comment)
         message, ran = _execute(queue, approval, by=by, cluster=cluster, policies=policies, db=db, runtime=runtime) \
-            if cluster else ("approved; recorded only: the daemon or the agent run waiting on it executes it when it "
-                             "resumes (or run it now with --cluster)", True)
+            if cluster else (f"approved by {by}; the daemon runs it on its next cycle (or run it now with --cluster)", True)
     except ApprovalError as exc:
         if runtime is not None:
             runtime.audit.close()

@@ -22,7 +22,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore
+from opsagent.approvals import verify_approvals
+from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore, parse_anchor
 from opsagent.audit.clocks import database_clock
 from opsagent.audit.database import DatabaseCorrupt, check_integrity
 from opsagent.cli.common import MAX_ROWS, DbOpt, choices, console, fail, id_argument, print_json
@@ -243,19 +244,59 @@ def export_cmd(fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or
     console.print(f"wrote {count} rows to {out}", highlight=False, markup=False)
 
 
-@audit_app.command("verify")
-def verify_cmd(output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
-    """Recompute the hash chain. Exit 0 when intact; exit 1 naming the first bad row.
+@audit_app.command("head")
+def head_cmd(output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+    """Print the head of the chain: its row count and newest hash, as ROWS:HASH.
 
-    Example: opsagent audit verify
+    Keep it somewhere the database's owner cannot rewrite (a ticket, another system's log); later,
+    `opsagent audit verify --expect-head ROWS:HASH` shows whether rows were removed or history rewritten.
+
+    Example: opsagent audit head -o json
     """
-    with open_store(db, check_pages=True) as store:
-        report = store.verify()
+    with open_store(db) as store:
+        head = store.head()
     if output is not AuditOutput.table:
-        print_json(report)
-    elif report.ok:
-        console.print(f"[green]intact[/]: {report.rows} rows, head hash {report.head_hash}", highlight=False)
+        print_json({"rows": head.rows, "hash": head.hash, "anchor": head.anchor})
     else:
-        console.print(f"[bold red]broken[/]: {report.problem}", highlight=False)
-    if not report.ok:
+        console.print(f"rows: {head.rows}\nhash: {head.hash}\nanchor: {head.anchor}", highlight=False, markup=False)
+
+
+@audit_app.command("verify")
+def verify_cmd(
+    expect_head: str = typer.Option(None, "--expect-head", envvar="OPSAGENT_EXPECT_HEAD",
+                                    help="ROWS:HASH noted earlier (from `opsagent audit head`): also fail when the log "
+                                         "holds fewer rows or its row number ROWS has another hash."),
+    output: AuditOutput = OutOpt,
+    db: Path = DbOpt,
+) -> None:
+    """Recompute the hash chain and check the approvals table against it.
+
+    Every page of the file is read first (a damaged or truncated file is exit 1: a chain read from it
+    proves nothing). Exit 0 when intact; exit 1 naming the first bad row, a damaged page, every approval
+    whose row disagrees with its chained records, or an anchor the log no longer reaches.
+
+    Example: opsagent audit verify --expect-head 1042:5f0c...
+    """
+    try:
+        anchor = parse_anchor(expect_head) if expect_head is not None else None
+    except ValueError as exc:
+        fail(f"--expect-head: {exc}", hint="pass the anchor `opsagent audit head` printed, e.g. 1042:5f0c…")
+    with open_store(db, check_pages=True) as store:
+        report = store.verify(anchor=anchor)
+        mismatches = verify_approvals(store)
+    ok = report.ok and not mismatches
+    if output is not AuditOutput.table:
+        print_json({**report.model_dump(mode="json"), "ok": ok, "chain_ok": report.ok,
+                    "approvals": [{"approval_id": m.approval_id, "problems": list(m.problems)} for m in mismatches]})
+    else:
+        if report.ok:
+            against = f", matches the anchor {report.anchor[:24]}…" if report.anchor else ""
+            console.print(f"[green]intact[/]: {report.rows} rows, head hash {report.head_hash}{escape(against)}",
+                          highlight=False)
+        else:
+            console.print(f"[bold red]broken[/]: {escape(report.problem or '')}", highlight=False)
+        for m in mismatches:
+            console.print(f"[bold red]approval {m.approval_id} disagrees with the chain[/]: {escape('; '.join(m.problems))}",
+                          highlight=False)
+    if not ok:
         raise typer.Exit(1)

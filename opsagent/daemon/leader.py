@@ -28,6 +28,10 @@ class Leader(Protocol):
 
     def release(self) -> None: ...
 
+    def publish(self, annotations: dict[str, str]) -> None:
+        """Note facts (the audit head) where other people can read them; a file lock has nowhere to."""
+        ...
+
 
 def default_identity() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -75,6 +79,9 @@ class FileLeader:
         if self._lock.is_locked:
             self._lock.release(force=True)
 
+    def publish(self, annotations: dict[str, str]) -> None:
+        return None  # the lock file is not a place anyone reads; /metrics and the log carry the head
+
 
 class LeaseLeader:
     """Leader election through a coordination.k8s.io Lease (see opsagent.cluster.kube.lease)."""
@@ -89,3 +96,6 @@ class LeaseLeader:
 
     def release(self) -> None:
         self._lease.release()
+
+    def publish(self, annotations: dict[str, str]) -> None:
+        self._lease.publish(annotations)

@@ -9,6 +9,11 @@ Order within a cycle:
   1. expire approvals past their deadline;
   2. resume runs whose approval was decided (approved -> the call runs once
      through the gate; rejected/expired -> the run ends and says so);
+  2b. run every approved call that no run resumed: the run that asked is gone
+     (a chat or Slack message, `opsagent ask`, a finished process). It runs
+     once, through the gate, on the daemon channel, as approved by the person
+     who approved it; the queue's claim keeps a concurrent claimant (e.g.
+     `approvals approve --cluster`) from running it twice;
   3. observe and detect; for each finding, run the agent on its thread
      (`finding:<id>`), except when that thread is waiting for a person;
      after a run that changed the cluster, detect again so later findings
@@ -28,7 +33,8 @@ from typing import Any, Callable
 
 from opsagent.agent import Agent, AgentError, RunReport
 from opsagent.daemon.metrics import Metrics
-from opsagent.model import Finding, Snapshot
+from opsagent.approvals import AlreadyRunning, ApprovalError
+from opsagent.model import Approval, Finding, Snapshot, ToolResult
 from opsagent.runtime import Runtime
 
 log = logging.getLogger("opsagent.daemon")
@@ -45,6 +51,7 @@ class CycleReport:
     runs: list[RunReport] = field(default_factory=list)
     resumed: list[RunReport] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
+    approved_run: dict[int, ToolResult] = field(default_factory=dict)   # approval id -> result (step 2b)
     skipped_waiting: list[str] = field(default_factory=list)
     llm_calls: int = 0
     tokens: int = 0
@@ -72,6 +79,7 @@ class Reconciler:
         self.should_stop = should_stop
         self._seen_llm: dict[str, tuple[int, int, int]] = {}   # thread -> (calls, prompt, completion) counted
         self._seen_actions: dict[str, int] = {}                 # thread -> results counted
+        self._refused: set[int] = set()                         # approvals refused once: not retried every cycle
 
     # --- the cycle ------------------------------------------------------------
 
@@ -105,6 +113,8 @@ class Reconciler:
             self._account(run, report)
             report.resumed.append(run)
             self.on_run("resumed", None, run)
+        if not report.stopped_early:
+            self._run_approved(report)
         snapshot = self.observe()
         findings = self.detect(snapshot)
         report.findings = list(findings)
@@ -136,6 +146,34 @@ class Reconciler:
         report.seconds = time.perf_counter() - started
         self._gauges(snapshot, report)
         return report
+
+    def _run_approved(self, report: CycleReport) -> None:
+        """Step 2b: approved calls whose asking run is gone run here, once, on the daemon channel."""
+        queue, gate = self.runtime.approvals, self.runtime.gate
+        for approval in queue.list("approved"):
+            if approval.id in self._refused:
+                continue
+            if self.should_stop():
+                report.stopped_early = True
+                return
+            approver = approval.decided_by or ""
+
+            def run(a: Approval) -> ToolResult:  # `a` is the request as the claim checked it against the chain
+                return gate.run_approved(a, approver=a.decided_by or "", channel="daemon")
+
+            try:
+                result = queue.execute(approval.id, run=run, actor=approver, channel="daemon")
+            except AlreadyRunning:
+                continue  # another process claimed it and is running it now
+            except ApprovalError as exc:  # refused (and audited): tampered, interrupted earlier, decided meanwhile
+                log.error("approval %d (%s) not run: %s", approval.id, approval.call.tool, exc.message)
+                self._refused.add(approval.id)  # refused and audited once; a restart tries once more
+                continue
+            report.approved_run[approval.id] = result
+            self.metrics.inc("opsagent_actions_total", tool=approval.call.tool, outcome=result.status)
+            log.info("approval %d: ran %s %s approved by %s, asked by %s on %s -> %s %s", approval.id,
+                     approval.call.tool, approval.call.args, approver, approval.requested_by, approval.call.channel,
+                     result.status, result.message[:160])
 
     # --- bookkeeping ----------------------------------------------------------
 

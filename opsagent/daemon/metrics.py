@@ -26,10 +26,12 @@ _HELP = {
     "opsagent_gpus_allocated": ("gauge", "GPUs held by pods or jobs in the last snapshot."),
     "opsagent_gpus_idle": ("gauge", "GPUs held by workloads the last cycle found idle."),
     "opsagent_leader": ("gauge", "1 when this process holds the leader lock."),
+    "opsagent_audit_head_rows": ("gauge", "Rows in the audit chain after the last cycle (the head's row count)."),
+    "opsagent_audit_head_info": ("gauge", "Always 1; the hash label is the newest audit row's hash (the head)."),
 }
 
 _LABELLED = {"opsagent_findings_open", "opsagent_actions_total", "opsagent_llm_tokens_total", "opsagent_cycles_total",
-             "opsagent_model_budget_remaining"}
+             "opsagent_model_budget_remaining", "opsagent_audit_head_info"}
 
 
 def _escape(value: str) -> str:

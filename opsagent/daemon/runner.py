@@ -11,17 +11,23 @@ missing, the API server does not answer), the daemon does not act, logs why
 once and keeps asking each interval; /readyz says why. Each distinct snapshot
 note (what the adapter could not see) is logged once as a warning and the
 current ones are listed on /readyz.
+After each cycle the audit chain's head (row count and newest hash) is
+published: on /metrics, in the log, and on a real cluster as the annotation
+`opsagent.dev/audit-head` (ROWS:HASH) on the Lease, so a copy of it lives
+outside the database for `opsagent audit verify --expect-head`.
 It must not decide anything the Reconciler or the gate decides.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from opsagent.audit import AuditError
 from opsagent.cluster.port import ClusterError
 from opsagent.daemon.http import HealthServer, Status
 from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, check_single_name, lock_path_for
@@ -37,6 +43,7 @@ log = logging.getLogger("opsagent.daemon")
 
 DEFAULT_LEASE_NAMESPACE = "opsagent"
 DEFAULT_LEASE_NAME = "opsagent-daemon"
+HEAD_ANNOTATION = "opsagent.dev/audit-head"
 
 
 @dataclass
@@ -200,7 +207,25 @@ class Daemon:
             self.status.cycle_started, self.status.last_ok, self.status.last_error = None, True, ""
             self.status.cycles += 1
         self.on_cycle(report)
+        self._publish_head()
         return report
+
+    def _publish_head(self) -> None:
+        """The audit head on /metrics, in the log, and on the Lease (where there is one)."""
+        try:
+            head = self.runtime.audit.head()
+        except (AuditError, sqlite3.Error) as exc:  # the next cycle publishes again; this one's work is done
+            log.warning("could not read the audit head: %s", exc)
+            return
+        self.metrics.set("opsagent_audit_head_rows", head.rows)
+        self.metrics.replace("opsagent_audit_head_info", [({"hash": head.hash}, 1)])
+        log.info("audit head: %d rows, hash %s (anchor %s)", head.rows, head.hash, head.anchor)
+        publish = getattr(self.leader, "publish", None)
+        if callable(publish):
+            try:
+                publish({HEAD_ANNOTATION: head.anchor})
+            except ClusterError as exc:
+                log.warning("could not note the audit head on the %s: %s", self.leader.where, exc.message)
 
 
 def _log_cycle(report: CycleReport) -> None:

@@ -9,6 +9,9 @@ False means only "another daemon holds the Lease, or won this round". When
 the Lease cannot be used at all, `try_acquire()` raises instead: `Forbidden`
 naming the verb, resource and namespace RBAC refused, `NotFound` when the
 namespace does not exist, `Unavailable` when the API server does not answer.
+`publish(annotations)` sets annotations on the Lease while this process holds
+it (the daemon notes the audit chain's head there), with the same get and
+update verbs, so RBAC needs nothing more.
 It must not do anything else with the cluster. Times come from the given Clock.
 """
 
@@ -109,6 +112,29 @@ class KubeLease:
             if exc.status in (404, 409):
                 return False  # a conflict (another daemon won this round) or deleted since the read
             raise self._unusable("update", exc) from exc
+
+    def publish(self, annotations: dict[str, str]) -> bool:
+        """Set `annotations` on the Lease if this process holds it (and renew it); False when it does not.
+
+        A conflict (the Lease changed since the read) is not an error: the next cycle publishes again.
+        """
+        try:
+            lease = self._call("get", self.api.read_namespaced_lease, self.name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise self._unusable("get", exc) from exc
+        if lease.spec is None or lease.spec.holder_identity != self.identity:
+            return False
+        lease.metadata.annotations = {**(lease.metadata.annotations or {}), **annotations}
+        lease.spec.renew_time = self.clock.now()
+        try:
+            self._call("update", self.api.replace_namespaced_lease, self.name, self.namespace, lease)
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise self._unusable("update", exc) from exc
+        return True
 
     def release(self) -> None:
         """Give the Lease up (holder cleared) so a standby takes over at once. Never raises."""
