@@ -370,3 +370,30 @@ def test_an_sqlite_error_met_outside_the_store_still_names_the_database(tmp_path
     r = CliRunner().invoke(probe, ["read", "--db", str(path)])
     assert "Traceback" not in r.output and r.exit_code == 2
     assert f"{path}: the database is damaged" in r.output
+
+
+def test_opening_the_database_again_keeps_this_process_s_locks(tmp_path: Path) -> None:
+    """Promise: a second open in one process never drops the locks its first connection holds.
+
+    POSIX locks belong to the process: closing any descriptor of the file releases them all. In WAL mode
+    every open connection holds a shared lock on the database file, which is how a closing connection in
+    another process learns it is not the last one. If opening read the file's header through a descriptor
+    of its own, that lock would vanish, the other process would checkpoint and delete the write-ahead log
+    under this one, and this process's next writes would be lost (a truncated, damaged database).
+    """
+    path = tmp_path / "ops.db"
+    AuditStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("SELECT count(*) FROM audit").fetchone()   # an open reader: it holds its shared lock
+    try:
+        AuditStore(path).close()        # a second open (and close) in the same process
+        other = subprocess.run([sys.executable, "-c", (
+            "import sqlite3\n"
+            f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+            "c.execute('CREATE TABLE scratch (x)')\n"
+            "c.close()\n")], capture_output=True, text=True, timeout=60)
+        assert other.returncode == 0, other.stderr
+        # The other process must have seen this one still open: it leaves the write-ahead log in place.
+        assert path.with_name(path.name + "-wal").exists()
+    finally:
+        holder.close()

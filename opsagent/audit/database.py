@@ -37,7 +37,6 @@ from opsagent.audit.schema import AUDIT_TABLE, SCHEMA_VERSION, ensure_schema
 
 APPLICATION_ID = 0x4F707341   # "OpsA": marks a SQLite file as an opsagent database
 OPEN_TIMEOUT_SECONDS = 5.0
-SQLITE_MAGIC = b"SQLite format 3\x00"
 # Earlier opsagent versions wrote user_version 2 and no application id; their audit table had exactly these columns.
 LEGACY_VERSION = 2
 LEGACY_TRIGGERS = frozenset({"audit_no_update", "audit_no_delete"})
@@ -161,6 +160,7 @@ def connect(path: str | Path, *, create: bool = True, open_timeout: float = OPEN
     try:
         with guarded(path, waited=open_timeout):
             conn.execute(f"PRAGMA busy_timeout = {int(open_timeout * 1000)}")
+            _check_pages(path, conn)
             _check_stamp(path, conn)
     except BaseException:
         conn.close()
@@ -206,28 +206,38 @@ def _create(path: Path) -> None:
 
 
 def _check_file(path: Path) -> None:
-    """Refuse, from the first 100 bytes alone, what cannot be an intact SQLite database."""
+    """Refuse, from the file system's word alone, what cannot be a database file.
+
+    The file itself is never opened here, only stat()ed: POSIX locks belong to
+    a process, and closing any descriptor of the database file would drop the
+    locks this process's SQLite connections hold on it, letting another process
+    write at the same time (a corrupted database). Everything that needs the
+    file's bytes goes through an SQLite connection (see `_check_pages`).
+    """
     if not path.is_file():   # a pipe or a device would block or stream forever when read
         raise NotAnOpsagentDatabase(f"{path}: not a regular file, so not an opsagent database")
     try:
         size = path.stat().st_size
-        with path.open("rb") as handle:
-            header = handle.read(100)
     except OSError as exc:
         raise AuditError(f"{path}: cannot read the database: {exc.strerror or exc}") from exc
     if size == 0:
         raise NotAnOpsagentDatabase(f"{path}: the file is empty, not an opsagent database "
                                     "(give a path that does not exist to create one)")
-    if not header.startswith(SQLITE_MAGIC):
-        raise NotAnOpsagentDatabase(f"{path}: not an opsagent database (not an SQLite file)")
-    if len(header) < 100:
-        raise DatabaseCorrupt(f"{path}: the database is truncated ({size} bytes); restore it from a backup")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    change_counter, pages, valid_for = (int.from_bytes(header[i:i + 4], "big") for i in (24, 28, 92))
+
+
+def _check_pages(path: Path, conn: sqlite3.Connection) -> None:
+    """Refuse a file SQLite cannot read as a database, or one shorter than its header says (truncated)."""
+    try:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise NotAnOpsagentDatabase(f"{path}: not an opsagent database (not an SQLite file)") from None
+        raise
+    size = path.stat().st_size
     wal = path.with_name(path.name + "-wal")
-    recovering = wal.exists() and wal.stat().st_size > 0   # a checkpoint cut short: SQLite completes it from the WAL
-    if pages and change_counter == valid_for and size < pages * page_size and not recovering:
+    recovering = wal.exists() and wal.stat().st_size > 0   # newer pages may be in the WAL, not yet in the file
+    if size < 100 or (pages and size < pages * page_size and not recovering):
         raise DatabaseCorrupt(f"{path}: the database is truncated ({size} bytes where its header says "
                               f"{pages * page_size}); restore it from a backup")
 
