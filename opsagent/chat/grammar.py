@@ -32,10 +32,12 @@ FORMS: tuple[str, ...] = (
     "show approvals",
     "approve N [comment]",
     "reject N because REASON",
+    "confirm N  (run a write waiting for your yes)",
+    "refuse N  (drop it)",
     "help",
 )
 
-Action = Literal["tool", "why", "approve", "reject", "show_approvals", "help"]
+Action = Literal["tool", "why", "approve", "reject", "confirm", "refuse", "show_approvals", "help"]
 
 
 class Step(Frozen):
@@ -51,6 +53,7 @@ class Command(Frozen):
     fallback: tuple[Step, ...] = Field(default=(), description="steps for when the first step finds no such object "
                                                                    "(`why`: the subject is a GPU job, not a workload)")
     approval_id: int | None = None
+    confirmation_id: int | None = Field(default=None, description="`confirm N` / `refuse N`: the confirmation answered")
     note: str | None = Field(default=None, description="approval comment or rejection reason")
     summary: str = Field(description="the command in its canonical form, e.g. 'scale inference/llm to 2'")
     workload: str | None = Field(default=None, description="NS/NAME the command is about, if any")
@@ -88,6 +91,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("approvals", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?:pending\s+)?approvals$"),
         ("approve", r"^approve\s+#?(?P<id>\d{1,9})(?:\s*[:,-]?\s+(?P<note>.+))?$"),
         ("reject", r"^reject\s+#?(?P<id>\d{1,9})\s*(?:because|since|as|:|-|,)\s*(?P<note>\S.*)$"),
+        ("confirm", r"^confirm\s+#?(?P<id>[0-9]{1,9})$"),
+        ("refuse", r"^(?:refuse|cancel)\s+#?(?P<id>[0-9]{1,9})$"),
     )
 )
 
@@ -200,6 +205,8 @@ def _build(key: str, m: re.Match[str]) -> Command:
     if key == "approve":
         note = (m.group("note") or "").strip() or None
         return Command(action="approve", approval_id=int(m.group("id")), note=note, summary=f"approve {m.group('id')}")
+    if key in {"confirm", "refuse"}:
+        return Command(action=key, confirmation_id=int(m.group("id")), summary=f"{key} {m.group('id')}")  # type: ignore[arg-type]
     if key == "reject":
         return Command(action="reject", approval_id=int(m.group("id")), note=m.group("note").strip(),
                        summary=f"reject {m.group('id')}")
@@ -218,6 +225,9 @@ _HINTS = {
     "list": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals",
     "approve": "approve N [comment], e.g. 'approve 12 looks right'",
     "reject": "reject N because REASON, e.g. 'reject 12 because it is the wrong node pool'",
+    "confirm": "confirm N, e.g. 'confirm 7' (N is the number of a write waiting for your yes)",
+    "refuse": "refuse N, e.g. 'refuse 7'",
+    "cancel": "refuse N, e.g. 'refuse 7'",
 }
 
 

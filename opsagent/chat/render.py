@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 APPROVE_ACTION = "opsagent_approve"
 REJECT_ACTION = "opsagent_reject"
+CONFIRM_ACTION = "opsagent_confirm"
+REFUSE_ACTION = "opsagent_refuse"
 MAX_ROWS = 20
 SLACK_TEXT_LIMIT = 2900  # a section block holds 3000 characters
 
@@ -127,7 +129,18 @@ def reply_text(reply: "ChatReply", *, body: list[str] | None = None) -> str:
         who = ", ".join(p.approvers) or "an authorized approver"
         lines.append(f"waiting for approval #{p.approval_id}: {p.summary}; may approve: {who}"
                      + (f"; expires {p.expires_at}" if p.expires_at else ""))
+    for c in reply.proposed:
+        lines.append(proposed_line(c))
+    if reply.proposed:
+        lines.append("nothing above marked proposed has run; only you can confirm it")
     return "\n".join(lines) if lines else "nothing to do"
+
+
+def proposed_line(item: Any) -> str:
+    """One write waiting for the asker's yes, with the words that answer it."""
+    unnamed = "" if item.named else " (your message did not name it)"
+    return (f"proposed #{item.confirmation_id}: {item.summary}{unnamed}; {item.why}; "
+            f"`confirm {item.confirmation_id}` runs it, `refuse {item.confirmation_id}` drops it; expires {item.expires_at}")
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -137,8 +150,18 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def reply_blocks(reply: "ChatReply") -> list[dict[str, Any]]:
-    """Block Kit for a reply: one section of text, plus a context line naming the actor."""
-    return [_section(reply.text), {"type": "context", "elements": [{"type": "mrkdwn", "text": f"as `{reply.actor}`"}]}]
+    """Block Kit for a reply: one section of text, Confirm / Refuse buttons per proposed write, and a context
+    line naming the actor. A button's value is the confirmation id; only the person who asked can use it."""
+    blocks = [_section(reply.text)]
+    for item in reply.proposed:
+        blocks.append({"type": "actions", "block_id": f"confirmation-{item.confirmation_id}", "elements": [
+            {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary", "value": str(item.confirmation_id),
+             "text": {"type": "plain_text", "text": f"Confirm #{item.confirmation_id}"}},
+            {"type": "button", "action_id": REFUSE_ACTION, "value": str(item.confirmation_id),
+             "text": {"type": "plain_text", "text": "Refuse"}},
+        ]})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"as `{reply.actor}`"}]})
+    return blocks
 
 
 def approval_blocks(approval: Approval) -> list[dict[str, Any]]:

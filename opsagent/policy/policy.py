@@ -169,6 +169,7 @@ class Policy:
         default_approvers: tuple[str, ...],
         tool_risks: Mapping[str, str] = KNOWN_TOOL_RISKS,
         warnings: tuple[Any, ...] = (),
+        confirmation_ttl: timedelta = timedelta(minutes=15),
     ) -> None:
         self.files = files
         self.scopes = scopes
@@ -178,6 +179,7 @@ class Policy:
         self.limits = limits
         self.mode = mode
         self.approval_ttl = approval_ttl
+        self.confirmation_ttl = confirmation_ttl
         self.max_workloads_per_run = max_workloads_per_run
         self.default_approvers = default_approvers
         self.tool_risks = dict(tool_risks)
@@ -191,6 +193,11 @@ class Policy:
     @property
     def approval_ttl_seconds(self) -> int:
         return int(self.approval_ttl.total_seconds())
+
+    @property
+    def confirmation_ttl_seconds(self) -> int:
+        """How long a write proposed in chat waits for the asker's confirmation."""
+        return int(self.confirmation_ttl.total_seconds())
 
     @property
     def dry_run(self) -> bool:
