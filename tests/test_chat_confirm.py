@@ -242,3 +242,98 @@ def test_a_tampered_row_runs_nothing(vague):
                      (evil.model_dump_json(), evil.args_hash(), number))
     out = vague.service.handle(f"confirm {number}", actor="carol", channel="cli")
     assert out.refused[0].rule == "confirmations:tampered" and writes_run(vague) == []
+
+
+# --- Slack: the Confirm button, in signed requests -------------------------------------------------------
+
+def test_slack_confirm_button_works_only_for_the_slack_user_who_asked(tmp_path):
+    import json
+
+    from slack_bolt.request import BoltRequest
+
+    from opsagent.chat.fakeslack import FakeSlack
+    from opsagent.chat.render import CONFIRM_ACTION, REFUSE_ACTION
+    from opsagent.chat.secrets import SlackSecrets
+    from opsagent.chat.slack_app import SlackSettings, build_app
+    from opsagent.chat.users import UserMap
+    from tests.test_slack_app import BOT_TOKEN, FORM, SIGNING_SECRET, USERS, button_body, headers, slash_body
+
+    write_example_policy(tmp_path / "pol")
+
+    def factory(**kw):
+        return Agent(gate=kw["gate"], policy=kw["policy"], playbooks=None, observe=kw["cluster"].snapshot,
+                     detect_fn=lambda snap: [], planner=vague_model(), checkpoint_path=kw["db"], recorder=kw["store"],
+                     clock=kw["clock"], approvals=kw["approvals"])
+
+    rt = build_runtime(cluster="sim:demo", policies=tmp_path / "pol", db=tmp_path / "a.db", model="scripted",
+                       actor_resolver=UserMap(users=USERS).resolve, agent_factory=factory)
+    fake = FakeSlack()
+    app = build_app(service=rt.service, secrets=SlackSecrets(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET),
+                    settings=SlackSettings(base_url=fake.api_url, process_before_response=True))
+
+    def signed(body: str):
+        return app.dispatch(BoltRequest(body=body, headers=headers(body, ctype=FORM)))
+
+    try:
+        assert signed(slash_body(fake, "how is the chat ui doing today?", user="U04CAROL01")).status == 200
+        assert writes_run(rt) == []
+        posted = [c for c in fake.calls_to("chat.postMessage") if CONFIRM_ACTION in json.dumps(c.get("blocks"))]
+        assert len(posted) == 1
+        buttons = [e for b in json.loads(json.dumps(posted[0]["blocks"])) if b["type"] == "actions" for e in b["elements"]]
+        sleep = next(p for p in rt.service.confirmations.waiting(actor="carol", channel="slack") if p.call.tool == "sleep_workload")
+        assert {(e["action_id"], e["value"]) for e in buttons} >= {(CONFIRM_ACTION, str(sleep.id)), (REFUSE_ACTION, str(sleep.id))}
+
+        # dave is on call too, but it is not his question: refused, privately, and nothing runs
+        assert signed(button_body("U04DAVE001", CONFIRM_ACTION, str(sleep.id), "1748856100.000100")).status == 200
+        told = [e for e in fake.calls_to("chat.postEphemeral") if e["user"] == "U04DAVE001"]
+        assert told and "belongs to carol" in told[-1]["text"]
+        assert writes_run(rt) == [] and rt.service.confirmations.get(sleep.id).state == "proposed"
+
+        # an unsigned click does nothing at all
+        body = button_body("U04CAROL01", CONFIRM_ACTION, str(sleep.id), "1748856100.000100")
+        assert app.dispatch(BoltRequest(body=body, headers={"content-type": [FORM]})).status == 401
+        assert writes_run(rt) == []
+
+        # carol's signed click runs exactly that call, as carol; a second click runs nothing more
+        assert signed(body).status == 200
+        assert rt.cluster.snapshot().workload("inference/llm").replicas == 0
+        assert signed(body).status == 200
+        ran = writes_run(rt)
+        assert [(r.tool, r.actor, r.channel) for r in ran] == [("sleep_workload", "carol", "slack")]
+        again = [e for e in fake.calls_to("chat.postEphemeral") if e["user"] == "U04CAROL01"]
+        assert again and "already confirmed" in again[-1]["text"]
+    finally:
+        rt.close()
+        fake.close()
+
+
+# --- the command line: a proposal outlives the process that made it ------------------------------------
+
+def test_ask_proposes_and_a_later_ask_by_the_same_person_confirms_it(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from opsagent.cli import app
+
+    (tmp_path / "pol").mkdir()
+    (tmp_path / "pol" / "p.yaml").write_text(CONFIRM_POLICY, encoding="utf-8")
+    opts = ["--policies", str(tmp_path / "pol"), "--db", str(tmp_path / "a.db"), "--playbooks", str(tmp_path / "none"),
+            "--cluster", "sim:demo", "-o", "json"]
+    runner = CliRunner()
+    first = runner.invoke(app, ["ask", "sleep inference/llm", "--as", "carol", *opts])
+    assert first.exit_code == 0, first.output
+    proposed = json.loads(first.stdout)["proposed"]
+    assert [p["tool"] for p in proposed] == ["sleep_workload"] and json.loads(first.stdout)["done"] == []
+    number = proposed[0]["confirmation_id"]
+
+    other = runner.invoke(app, ["ask", f"confirm {number}", "--as", "dave", *opts])
+    assert other.exit_code == 1 and json.loads(other.stdout)["refused"][0]["rule"] == "confirmations:not_yours"
+
+    mine = runner.invoke(app, ["ask", f"confirm {number}", "--as", "carol", *opts])
+    assert mine.exit_code == 0, mine.output
+    assert [d["tool"] for d in json.loads(mine.stdout)["done"]] == ["sleep_workload"]
+    with AuditStore(tmp_path / "a.db") as store:
+        assert store.verify().ok
+        assert [(r.actor, (r.data or {}).get("confirmation_id")) for r in store.list()
+                if r.kind == "result" and r.tool == "sleep_workload"] == [("carol", number)]
