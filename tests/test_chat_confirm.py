@@ -132,7 +132,7 @@ def test_only_the_asker_on_the_same_channel_can_confirm(vague, who, channel, cod
 def test_refuse_drops_it_and_it_can_no_longer_be_confirmed(vague):
     number = vague.service.handle("how is the chat ui doing today?", actor="carol", channel="cli").proposed[0].confirmation_id
     dropped = vague.service.handle(f"refuse {number}", actor="carol", channel="cli")
-    assert "it will not run" in dropped.text and vague.service.confirmations.get(number).state == "refused"
+    assert f"dropped #{number}" in dropped.text and "it will not run" in dropped.text and vague.service.confirmations.get(number).state == "refused"
     late = vague.service.handle(f"confirm {number}", actor="carol", channel="cli")
     assert late.refused[0].rule == "confirmations:already_decided" and writes_run(vague) == []
 

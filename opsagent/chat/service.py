@@ -334,7 +334,7 @@ class ChatService:
             reply.refused.append(Refusal(tool=tool, summary=shown, rule=f"confirmations:{exc.code}", reason=exc.message))
             return self._reply(reply)
         if done.state == "refused":
-            return self._reply(reply, body=[f"refused #{number} ({shown}): it will not run"])
+            return self._reply(reply, body=[f"dropped #{number} ({shown}): it will not run"])
         run_id = f"chat-{uuid.uuid4().hex[:12]}"
         reply.run_id = run_id
         result = self.gate.submit(done.call.model_copy(update={"id": None}), run_id=run_id, confirmation=done.id)

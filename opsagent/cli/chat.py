@@ -80,6 +80,11 @@ def ask(
     says what was done, what was refused and by which rule, and what waits for
     approval (with its id and who may approve).
 
+    A write the model proposes for a free-form question (--model) does not run:
+    the reply shows it as "proposed #N", and only the same person's later
+    `opsagent ask "confirm N"` runs it (or "refuse N" drops it), through the
+    gate, before it expires.
+
     Example: opsagent ask "scale inference/llm to 2" --as carol -o json
     """
     who = resolve_actor(actor)
@@ -137,7 +142,8 @@ def chat(
 
     Reads lines from the terminal with history, or from stdin when it is not a
     terminal, so a scripted session can be piped in. The simulated cluster lives
-    as long as the session does.
+    as long as the session does. Writes the model proposes wait for your
+    "confirm N", as in opsagent ask.
 
     Example: printf 'show gpus\\nwake chat/chat-ui\\n' | opsagent chat --as carol
     """
