@@ -234,14 +234,32 @@ def test_concurrent_confirms_run_once(tmp_path):
         assert len([r for r in store.list() if (r.data or {}).get("event") == "confirmed"]) == 1
 
 
-def test_a_tampered_row_runs_nothing(vague):
-    number = vague.service.handle("how is the chat ui doing today?", actor="carol", channel="cli").proposed[0].confirmation_id
-    evil = ToolCall(tool="sleep_workload", args={"namespace": "inference", "name": "embedder"}, actor="carol")
-    with sqlite3.connect(vague.store.path) as conn:  # someone with the file rewrites the waiting call, hash and all
-        conn.execute("UPDATE confirmations SET call = ?, args_hash = ? WHERE id = ?",
-                     (evil.model_dump_json(), evil.args_hash(), number))
-    out = vague.service.handle(f"confirm {number}", actor="carol", channel="cli")
-    assert out.refused[0].rule == "confirmations:tampered" and writes_run(vague) == []
+@pytest.mark.parametrize("tamper", ["other-call", "other-asker", "later-expiry", "answered-then-reset"])
+def test_a_tampered_row_runs_nothing(vague, tamper):
+    reply = vague.service.handle("how is the chat ui doing today?", actor="carol", channel="cli")
+    number = next(p.confirmation_id for p in reply.proposed if p.tool == "sleep_workload")
+    who = "carol"
+    with sqlite3.connect(vague.store.path) as conn:  # someone with write access to the file edits the waiting row
+        if tamper == "other-call":
+            evil = ToolCall(tool="sleep_workload", args={"namespace": "inference", "name": "embedder"}, actor="carol")
+            conn.execute("UPDATE confirmations SET call = ?, args_hash = ? WHERE id = ?",
+                         (evil.model_dump_json(), evil.args_hash(), number))
+        elif tamper == "other-asker":
+            who = "dave"
+            stolen = vague.service.confirmations.get(number).call.model_copy(update={"actor": "dave"})
+            conn.execute("UPDATE confirmations SET actor = 'dave', identity = 'dave', call = ? WHERE id = ?",
+                         (stolen.model_dump_json(), number))
+        elif tamper == "later-expiry":
+            vague.cluster.advance(20 * 60)
+            conn.execute("UPDATE confirmations SET expires_at = '2099-01-01T00:00:00.000000+00:00' WHERE id = ?", (number,))
+    if tamper == "answered-then-reset":
+        assert vague.service.handle(f"confirm {number}", actor="carol", channel="cli").done
+        with sqlite3.connect(vague.store.path) as conn:
+            conn.execute("UPDATE confirmations SET state = 'proposed' WHERE id = ?", (number,))
+    before = len(writes_run(vague))
+    out = vague.service.handle(f"confirm {number}", actor=who, channel="cli")
+    assert out.refused[0].rule == "confirmations:tampered", out.text
+    assert len(writes_run(vague)) == before
 
 
 # --- Slack: the Confirm button, in signed requests -------------------------------------------------------

@@ -129,7 +129,8 @@ class ConfirmationStore:
                  iso(now + timedelta(seconds=self.ttl_seconds))))
             made = self._load(conn, int(cursor.lastrowid))
             self._audit(conn, made, actor=call.actor, channel=channel, outcome="pending", event="proposed", now=now,
-                        summary=f"waiting for {call.actor} to confirm: {why}"[:1000], key=self._proposed_key(made.id))
+                        summary=f"waiting for {call.actor} to confirm: {why}"[:1000], key=self._proposed_key(made.id),
+                        extra={"identity": identity, "expires_at": iso(made.expires_at)})
         return made
 
     def confirm(self, confirmation_id: int, *, actor: str, identity: str, channel: str) -> Confirmation:
@@ -178,8 +179,6 @@ class ConfirmationStore:
 
         if found is None:
             return refused("not_found", f"there is no confirmation {confirmation_id}")
-        if not self._matches_log(found):
-            return refused("tampered", f"confirmation {confirmation_id} no longer holds the call it was made for; nothing runs")
         if found.actor != actor or found.identity != identity:
             return refused("not_yours", f"confirmation {confirmation_id} belongs to {found.actor}, who asked; "
                                         "only they can confirm or refuse it")
@@ -188,6 +187,8 @@ class ConfirmationStore:
                                             f"answer it there, not on {channel}")
         if found.state != "proposed":
             return refused("already_decided", f"confirmation {confirmation_id} is already {found.state}")
+        if not self._matches_log(found):
+            return refused("tampered", f"confirmation {confirmation_id} no longer holds the call it was made for; nothing runs")
         if found.expires_at <= now:
             self._expire(conn, confirmation_id, now)
             return refused("expired", f"confirmation {confirmation_id} expired at {iso(found.expires_at)}; ask again")
@@ -198,12 +199,18 @@ class ConfirmationStore:
         return f"confirmation:{confirmation_id}:proposed"
 
     def _matches_log(self, found: Confirmation) -> bool:
-        """The row still holds the call its hash-chained `proposed` audit entry recorded (same actor, tool, arguments)."""
+        """The row still says what its hash-chained `proposed` audit entry recorded: the same call (tool and
+        arguments hash), asker, identity, channel and expiry, and the log holds no answer to it yet."""
         if found.call.actor != found.actor or found.call.args_hash() != found.args_hash:
             return False
         logged = self.store.find_by_key(self._proposed_key(found.id))
-        return (logged is not None and logged.actor == found.actor and logged.tool == found.call.tool
-                and (logged.data or {}).get("args_hash") == found.args_hash)
+        data = (logged.data or {}) if logged is not None else {}
+        if logged is None or (logged.actor, logged.channel, logged.tool) != (found.actor, found.channel, found.call.tool):
+            return False
+        if (data.get("args_hash"), data.get("identity"), data.get("expires_at")) != \
+                (found.args_hash, found.identity, iso(found.expires_at)):
+            return False
+        return not any(self.store.has_key(f"confirmation:{found.id}:{end}") for end in ("confirmed", "refused", "expired"))
 
     def _load(self, conn: sqlite3.Connection, confirmation_id: int) -> Confirmation:
         row = conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (confirmation_id,)).fetchone()
@@ -218,13 +225,13 @@ class ConfirmationStore:
         return gone
 
     def _audit(self, conn: sqlite3.Connection, confirmation: Confirmation, *, actor: str, channel: str, now: datetime,
-               outcome: str, event: str, summary: str, key: str | None = None) -> None:
+               outcome: str, event: str, summary: str, key: str | None = None, extra: dict | None = None) -> None:
         call = confirmation.call
         self.store.append_in_transaction(conn, AuditEntry(
             time=now, kind="confirmation", actor=actor, channel=channel, run_id=confirmation.run_id,
             message=call.message, tool=call.tool, args=call.args, outcome=outcome, summary=summary,  # type: ignore[arg-type]
             idempotency_key=key, data={"event": event, "confirmation_id": confirmation.id, "state": confirmation.state,
-                                       "args_hash": confirmation.args_hash, "asked_by": confirmation.actor}))
+                                       "args_hash": confirmation.args_hash, "asked_by": confirmation.actor, **(extra or {})}))
 
     def _audit_refusal(self, conn: sqlite3.Connection, confirmation_id: int, found: Confirmation | None, *, actor: str,
                        channel: str, now: datetime, verb: str, error: ConfirmationRefused) -> None:

@@ -8,6 +8,7 @@ what the gate and the approval queue already decided.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from opsagent.model import Approval, ToolResult
@@ -104,15 +105,24 @@ def approval_line(approval: Approval) -> str:
             f"{approval.state}; approvers: {who}; expires {approval.expires_at:%Y-%m-%d %H:%M} UTC")
 
 
+def plain(value: Any, limit: int = 120) -> str:
+    """Untrusted text (a model's words, its arguments) as one line: no control characters, no line breaks,
+    no backticks, cut to `limit`, so it cannot pass for a line of the reply or break its formatting."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(value)).replace("`", "'")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def call_summary(tool: str, args: dict[str, Any]) -> str:
-    ref = f"{args.get('namespace')}/{args.get('name')}" if args.get("namespace") and args.get("name") else None
+    tool, args = plain(tool, 60), args if isinstance(args, dict) else {}
+    ref = f"{plain(args.get('namespace'), 63)}/{plain(args.get('name'), 253)}" if args.get("namespace") and args.get("name") else None
     if tool == "scale_workload" and ref:
-        return f"scale `{ref}` to {args.get('replicas')}"
+        return f"scale `{ref}` to {plain(args.get('replicas'), 12)}"
     if tool == "undo_rollout" and ref:
-        return f"rollback `{ref}`" + (f" to revision {args['to_revision']}" if args.get("to_revision") else "")
+        return f"rollback `{ref}`" + (f" to revision {plain(args['to_revision'], 12)}" if args.get("to_revision") else "")
     if ref:
         return f"{tool} `{ref}`"
-    shown = ", ".join(f"{k}={v}" for k, v in sorted(args.items()))
+    shown = ", ".join(f"{plain(k, 40)}={plain(v, 80)}" for k, v in sorted(args.items(), key=lambda kv: str(kv[0])))
     return f"{tool}({shown})"
 
 

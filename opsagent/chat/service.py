@@ -500,7 +500,7 @@ class ChatService:
         summary = getattr(report, "summary", "") or ""
         reply.data["report"] = report.model_dump(mode="json") if isinstance(report, BaseModel) else {"summary": str(summary)}
         # The model's words are quoted, so nothing it writes can pass for what opsagent did or proposed.
-        return self._reply(reply, body=[f"> {line}" for line in str(summary).splitlines() if line.strip()])
+        return self._reply(reply, body=[f"> {render.plain(line, 1000)}" for line in str(summary).splitlines() if line.strip()])
 
     # --- helpers -------------------------------------------------------------------
     def _reply(self, reply: ChatReply, *, body: list[str] | None = None) -> ChatReply:
