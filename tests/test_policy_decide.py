@@ -315,3 +315,6 @@ def test_a_confirm_rule_marks_its_write_decisions_and_never_a_read(tmp_path):
         d = decide(policy, call=call(tool, actor=actor, channel="cli"), risk=risk, target=TARGET, snapshot=snap(),
                    now=NOW, counts=NO_COUNTS)
         assert (d.effect, d.confirm) == expected, (tool, actor)
+    shown = explain(policy, call=call("sleep_workload", actor="carol", channel="cli"), risk="write", target=TARGET,
+                    snapshot=snap(), now=NOW).lines()
+    assert any(line.startswith("confirm:") for line in shown), shown
