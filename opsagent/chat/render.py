@@ -9,6 +9,7 @@ what the gate and the approval queue already decided.
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opsagent.model import Approval, ToolResult
@@ -150,7 +151,8 @@ def proposed_line(item: Any) -> str:
     """One write waiting for the asker's yes, with the words that answer it."""
     unnamed = "" if item.named else " (your message did not name it)"
     return (f"proposed #{item.confirmation_id}: {item.summary}{unnamed}; {item.why}; "
-            f"`confirm {item.confirmation_id}` runs it, `refuse {item.confirmation_id}` drops it; expires {item.expires_at}")
+            f"`confirm {item.confirmation_id}` runs it, `refuse {item.confirmation_id}` drops it; "
+            f"expires {datetime.fromisoformat(item.expires_at):%Y-%m-%d %H:%M} UTC")
 
 
 def _section(text: str) -> dict[str, Any]:

@@ -310,7 +310,7 @@ class ChatService:
         if any(p.confirmation_id == made.id for p in reply.proposed):
             return
         reply.proposed.append(ProposedItem(confirmation_id=made.id, tool=call.tool, summary=shown, why=why,
-                                           expires_at=f"{made.expires_at:%Y-%m-%d %H:%M} UTC", named=named))
+                                           expires_at=made.expires_at.isoformat(), named=named))
 
     def _answer(self, command: Command, who: Actor, identity: str, channel: str, reply: ChatReply, text: str) -> ChatReply:
         """`confirm N` runs the waiting call through the gate as the person; `refuse N` drops it."""
