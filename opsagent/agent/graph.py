@@ -9,7 +9,8 @@
 - act: hands each proposed call to `Gate.submit` (the only way a tool runs),
   after checking the audit log for a result already recorded under the step's
   idempotency key. In a run started by a person's message, writes are held for
-  that person's confirmation instead (`conversation.py`): they never reach the gate here. Results go back to the model as ToolMessages; denied and
+  that person's confirmation instead (`conversation.py`): they never reach the
+  gate from here. Results go back to the model as ToolMessages; denied and
   invalid calls are data the model can correct.
 - await_approval: `interrupt()` first, mutation after: on resume it calls
   `Gate.run_approved` exactly once and feeds the result back.

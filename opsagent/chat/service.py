@@ -331,6 +331,8 @@ class ChatService:
         try:
             done = answer(number, actor=who.name, identity=identity, channel=channel)
         except ConfirmationRefused as exc:
+            if exc.code in ("not_yours", "other_channel"):  # someone else's call is not shown to them
+                tool, shown = "-", f"confirmation #{number}"
             reply.refused.append(Refusal(tool=tool, summary=shown, rule=f"confirmations:{exc.code}", reason=exc.message))
             return self._reply(reply)
         if done.state == "refused":
