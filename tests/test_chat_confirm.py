@@ -92,6 +92,33 @@ def test_a_vague_question_changes_nothing_and_shows_each_write_with_a_number(vag
     assert vague.store.verify().ok
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "policies"
+
+
+@pytest.mark.parametrize("message", ["how is the chat ui doing today?",
+                                     "PagerDuty says chat is down!! why is chat/chat-ui failing?"])
+def test_with_the_shipped_policy_on_call_rights_do_nothing_until_the_asker_confirms(tmp_path, message):
+    def factory(**kw):
+        return Agent(gate=kw["gate"], policy=kw["policy"], playbooks=None, observe=kw["cluster"].snapshot,
+                     detect_fn=lambda snap: [], planner=vague_model(), checkpoint_path=kw["db"], recorder=kw["store"],
+                     clock=kw["clock"], approvals=kw["approvals"])
+
+    rt = build_runtime(cluster="sim:demo", policies=SHIPPED, db=tmp_path / "a.db", model="scripted", agent_factory=factory)
+    try:
+        before = cluster_state(rt)
+        reply = rt.service.handle(message, actor="carol", channel="cli")
+        # the shipped policy would let carol (on call) do all three; none of them ran
+        assert [p.tool for p in reply.proposed] == ["sleep_workload", "scale_workload", "cordon_node"], reply.text
+        assert cluster_state(rt) == before and writes_run(rt) == [] and reply.done == []
+        assert not any(p.named for p in reply.proposed)
+        cordon = reply.proposed[2].confirmation_id
+        out = rt.service.handle(f"confirm {cordon}", actor="carol", channel="cli")
+        assert [d.tool for d in out.done] == ["cordon_node"], out.text
+        assert [r.tool for r in writes_run(rt)] == ["cordon_node"]  # exactly the confirmed one
+    finally:
+        rt.close()
+
+
 def test_confirm_runs_exactly_the_shown_call_once_as_the_asker(vague):
     reply = vague.service.handle("how is the chat ui doing today?", actor="carol", channel="cli")
     sleep = next(p for p in reply.proposed if p.tool == "sleep_workload")
