@@ -164,6 +164,19 @@ def test_refuse_drops_it_and_it_can_no_longer_be_confirmed(vague):
     assert late.refused[0].rule == "confirmations:already_decided" and writes_run(vague) == []
 
 
+def test_show_proposals_lists_only_the_askers_own_waiting_writes(vague):
+    asked = vague.service.handle("how is the chat ui doing today?", actor="carol", channel="cli")
+    mine = vague.service.handle("show my proposals", actor="carol", channel="cli")
+    assert [p.confirmation_id for p in mine.proposed] == [p.confirmation_id for p in asked.proposed]
+    assert vague.service.handle("show proposals", actor="dave", channel="cli").proposed == []
+    assert vague.service.handle("show proposals", actor="carol", channel="slack").proposed == []
+    vague.cluster.advance(16 * 60)
+    later = vague.service.handle("show proposals", actor="carol", channel="cli")
+    assert later.proposed == [] and "no writes are waiting for your yes" in later.text
+    expired = [r for r in vague.store.list() if r.kind == "confirmation" and r.outcome == "expired"]
+    assert len(expired) == len(asked.proposed)  # the expiry of each is in the audit log, untouched or not
+
+
 def test_an_expired_proposal_cannot_be_confirmed(vague):
     number = vague.service.handle("how is the chat ui doing today?", actor="carol", channel="cli").proposed[0].confirmation_id
     vague.cluster.advance(16 * 60)  # the example policy keeps the default: 15 minutes

@@ -142,8 +142,12 @@ class ConfirmationStore:
         return self._decide(confirmation_id, actor=actor, identity=identity, channel=channel, to="refused")
 
     def expire_due(self) -> list[Confirmation]:
-        """Mark every waiting confirmation past its expiry as expired; returns them."""
+        """Mark every waiting confirmation past its expiry as expired (audited); returns them."""
         now = self.now()
+        due = self.store.db.conn.execute(f"SELECT 1 FROM [{TABLE}] WHERE state = 'proposed' AND expires_at <= ? LIMIT 1",
+                                         (iso(now),)).fetchone()
+        if due is None:  # the usual case: no write lock taken
+            return []
         with self.store.transaction() as conn:
             due = conn.execute(f"SELECT id FROM [{TABLE}] WHERE state = 'proposed' AND expires_at <= ? ORDER BY id",
                                (iso(now),)).fetchall()
@@ -185,6 +189,8 @@ class ConfirmationStore:
         if found.channel != channel:
             return refused("other_channel", f"confirmation {confirmation_id} was proposed on {found.channel}; "
                                             f"answer it there, not on {channel}")
+        if found.state == "expired":
+            return refused("expired", f"confirmation {confirmation_id} expired at {iso(found.expires_at)}; ask again")
         if found.state != "proposed":
             return refused("already_decided", f"confirmation {confirmation_id} is already {found.state}")
         if not self._matches_log(found):

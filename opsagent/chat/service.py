@@ -117,6 +117,8 @@ class ChatService:
 
     # --- entry point -----------------------------------------------------------
     def handle(self, text: str, *, actor: str, channel: str) -> ChatReply:
+        if self.confirmations is not None:
+            self.confirmations.expire_due()  # proposals past their time are marked (and audited) as expired
         who = self.resolve(actor)
         if who is None:
             self._audit_refusal(actor, channel, text, tool=None, summary="not a mapped user; unmapped users get no answers here")
@@ -138,6 +140,8 @@ class ChatService:
             return self._reply(reply, body=["Commands I understand:", *(f"  {f}" for f in FORMS)])
         if command.action == "show_approvals":
             return self._show_approvals(reply)
+        if command.action == "show_proposals":
+            return self._show_proposals(reply, who, actor, channel)
         if command.action in ("approve", "reject"):
             return self._decide(command, who, channel, reply, text)
         if command.action in ("confirm", "refuse"):
@@ -311,6 +315,17 @@ class ChatService:
             return
         reply.proposed.append(ProposedItem(confirmation_id=made.id, tool=call.tool, summary=shown, why=why,
                                            expires_at=made.expires_at.isoformat(), named=named))
+
+    def _show_proposals(self, reply: ChatReply, who: Actor, identity: str, channel: str) -> ChatReply:
+        """The person's own writes still waiting for their yes on this channel."""
+        if self.confirmations is None:
+            return self._reply(reply, body=["this chat keeps no confirmations"])
+        self.confirmations.expire_due()
+        mine = [c for c in self.confirmations.waiting(actor=who.name, channel=channel) if c.identity == identity]
+        for c in mine:
+            reply.proposed.append(ProposedItem(confirmation_id=c.id, tool=c.call.tool, summary=render.call_summary(c.call.tool, c.call.args),
+                                               why=c.why, expires_at=c.expires_at.isoformat()))
+        return self._reply(reply, body=[] if mine else ["no writes are waiting for your yes"])
 
     def _answer(self, command: Command, who: Actor, identity: str, channel: str, reply: ChatReply, text: str) -> ChatReply:
         """`confirm N` runs the waiting call through the gate as the person; `refuse N` drops it."""
