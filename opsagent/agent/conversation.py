@@ -28,10 +28,13 @@ def is_held(gate: Any, call: ToolCall, *, kind: str) -> bool:
     if kind != "message":
         return False
     tools = getattr(gate, "tools", None)
-    if not isinstance(tools, dict):
-        return True  # cannot tell what it is: never let it through unconfirmed
-    spec = tools.get(call.tool)
-    return spec is not None and getattr(spec, "risk", None) != "read"
+    if isinstance(tools, dict):  # the gate's own table: a tool it does not know, it refuses as invalid
+        spec = tools.get(call.tool)
+        return spec is not None and getattr(spec, "risk", None) != "read"
+    from tools import get_tool  # a gate that does not show its table: only known reads go through
+
+    spec = get_tool(call.tool)
+    return spec is None or spec.risk != "read"
 
 
 def hold(gate: Any, call: ToolCall) -> tuple[str, str]:
