@@ -314,7 +314,7 @@ def test_slack_confirm_button_works_only_for_the_slack_user_who_asked(tmp_path):
     from opsagent.chat.secrets import SlackSecrets
     from opsagent.chat.slack_app import SlackSettings, build_app
     from opsagent.chat.users import UserMap
-    from tests.test_slack_app import BOT_TOKEN, FORM, SIGNING_SECRET, USERS, button_body, headers, slash_body
+    from test_slack_app import BOT_TOKEN, FORM, SIGNING_SECRET, USERS, button_body, headers, slash_body
 
     write_example_policy(tmp_path / "pol")
 
