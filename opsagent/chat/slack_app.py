@@ -198,7 +198,8 @@ class SlackHandlers:
         reply = self.service.handle_confirmation(Command(action=verb, confirmation_id=number, summary=f"{verb} {number}"),  # type: ignore[arg-type]
                                                  actor=user, channel="slack")
         if reply.refused and "result" not in reply.data:  # refused before anything ran: tell only the clicker
-            self._send(client, channel=channel, user=user, text=f"Not {verb}ed: {reply.refused[0].reason}")
+            self._send(client, channel=channel, user=user, text=f"Not {'confirmed' if verb == 'confirm' else 'refused'}: "
+                                                                f"{reply.refused[0].reason}")
             return
         self._send(client, channel=channel, thread_ts=message_ts, text=f"<@{user}> (as `{reply.actor}`): {reply.text}")
         self._post_approvals(client, reply, origin=channel or "")
