@@ -168,14 +168,36 @@ class Gate:
         self._changed: dict[str, set[str]] = {}
 
     # --- public -----------------------------------------------------------
-    def submit(self, call: ToolCall, *, run_id: str | None = None) -> ToolResult:
+    def submit(self, call: ToolCall, *, run_id: str | None = None, confirmation: int | None = None) -> ToolResult:
         """Run `call` if the policy allows it; otherwise file an approval request or refuse.
 
         With a `run_id` and a planner call id (`call.id`), a call that already went
         through the gate is not run again: its recorded result comes back instead.
+        `confirmation` is the id of the chat confirmation by which the person who
+        asks said yes to exactly this call; a rule with `confirm: true` allows a
+        write only with one (the chat service passes it, nothing else does).
         """
-        step = _Step(self, call, run_id, uuid.uuid4().hex[:16])
-        return self._replay(step) or self._process(step)
+        extra = {"confirmation_id": confirmation} if confirmation is not None else None
+        step = _Step(self, call, run_id, uuid.uuid4().hex[:16], extra)
+        return self._replay(step) or self._process(step, confirmed=confirmation is not None)
+
+    def preview(self, call: ToolCall) -> Decision:
+        """The decision the policy in force would make on `call` now; nothing is recorded or run.
+
+        Chat asks it whether a call needs the asker's confirmation first
+        (`Decision.confirm`). A call that cannot run at all (unknown tool, bad
+        arguments, unreadable cluster) comes back as a built-in deny saying why.
+        """
+        tool = self.tools.get(call.tool)
+        args, problem = self._validate(call, tool)
+        if problem is not None:
+            return builtin("deny", "invalid-call", problem)
+        assert tool is not None and args is not None
+        try:
+            snapshot = self.cluster.snapshot() if tool.risk != "read" else None
+        except ClusterError as exc:
+            return builtin("deny", "cluster-unreadable", f"cannot read the cluster to decide: {exc.message}")
+        return self._decision(call, tool, args.target(), snapshot, None, None, None, confirmed=True)
 
     def run_approved(self, approval: Approval, *, approver: str, channel: str | None = None) -> ToolResult:
         """Run a call a person approved, if it is still exactly that call and still not denied.
@@ -260,7 +282,8 @@ class Gate:
                                       message=f"recovered after a restart: {stopped}; the cluster {verdict} ({detail}); "
                                               "not run again (check the cluster, then propose a new call)"))
 
-    def _process(self, step: _Step, *, approval: Approval | None = None, approver: str | None = None) -> ToolResult:
+    def _process(self, step: _Step, *, approval: Approval | None = None, approver: str | None = None,
+                 confirmed: bool = False) -> ToolResult:
         call = step.call
         tool = self.tools.get(call.tool)
         step.risk = tool.risk if tool else None
@@ -277,7 +300,7 @@ class Gate:
         except ClusterError as exc:
             decision = builtin("deny", "cluster-unreadable", f"cannot read the cluster to decide: {exc.message}")
         else:
-            decision = self._decision(call, tool, target, snapshot, step.run_id, approval, approver)
+            decision = self._decision(call, tool, target, snapshot, step.run_id, approval, approver, confirmed=confirmed)
         before = before_of(dict(args.model_dump()), snapshot) if decision.effect == "allow" or approval else None
         step.record("decision", args=self._loggable_args(call), decision=decision.effect, rule_file=decision.rule.file,
                     rule_name=decision.rule.name, summary=decision.reason[:1000], dry_run=decision.dry_run,
@@ -307,7 +330,7 @@ class Gate:
             return None, f"bad arguments for {tool.name}: {type(exc).__name__}: {str(exc)[:300]}"
 
     def _decision(self, call: ToolCall, tool: Tool, target: Any, snapshot: Snapshot | None, run_id: str | None,
-                  approval: Approval | None, approver: str | None) -> Decision:
+                  approval: Approval | None, approver: str | None, *, confirmed: bool = False) -> Decision:
         now = self.clock.now()
         if approval is not None:
             refusal = self._approval_problem(call, approval, approver or "", now)
@@ -334,6 +357,10 @@ class Gate:
             changed = self._changed.get(run_id, set())
             if isinstance(limit, int) and key and key not in changed and len(changed) >= limit:
                 return builtin("deny", "blast-radius", f"this run already changed {len(changed)} target(s), the policy's limit is {limit}")
+        if decision.effect == "allow" and decision.confirm and tool.risk != "read" and approval is None and not confirmed:
+            return decision.model_copy(update={"effect": "deny", "reason": (
+                f"rule {decision.rule.name} lets this run only after the person who asks confirms it in chat, "
+                f"and nobody confirmed it ({decision.reason})")})
         return decision
 
     def approvers_now(self, approval: Approval) -> tuple[str, ...]:

@@ -195,14 +195,19 @@ def test_one_failure_then_recovery_does_not_fall_back(world):
     assert report.llm_calls == 2
 
 
-def test_chat_message_runs_as_the_person(world):
-    planner = scripted.scripted_planner(scripted.call("scale_workload", namespace="ml", name="chat", replicas=2),
+def test_chat_message_runs_as_the_person_and_its_writes_are_only_proposed(world):
+    planner = scripted.scripted_planner(scripted.call("list_workloads"),
+                                        scripted.call("scale_workload", namespace="ml", name="chat", replicas=2),
                                         scripted.text("Scaled ml/chat to 2."))
     report = world.agent(planner).handle_message("please scale ml/chat to 2", actor="alice", channel="slack")
     assert report.status == "done" and report.summary == "Scaled ml/chat to 2."
-    assert world.tiny.workloads["ml/chat"].replicas == 2
-    result = next(r for r in world.store.list(limit=100000) if r.kind == "result")
-    assert (result.actor, result.channel, result.message) == ("alice", "slack", "please scale ml/chat to 2")
+    assert [(a.tool, a.status) for a in report.actions] == [("list_workloads", "ok"), ("scale_workload", "proposed")]
+    assert world.tiny.workloads["ml/chat"].replicas == 1 and world.cluster.writes == []
+    read = next(r for r in world.store.list(limit=100000) if r.kind == "result")  # the read ran, as the person
+    assert (read.tool, read.actor, read.channel, read.message) == ("list_workloads", "alice", "slack", "please scale ml/chat to 2")
+    assert not [r for r in world.store.list(limit=100000) if r.tool == "scale_workload" and r.kind != "run"]
+    told = planner.chat_model.prompts[2][-1]  # what the model read back for its write
+    assert '"status":"awaiting_confirmation"' in told.content and "alice" in told.content
     prompt = planner.chat_model.prompts[0][1].content
     assert "please scale ml/chat to 2" in prompt and '"workload":"ml/chat"' in prompt
 

@@ -145,7 +145,7 @@ def test_agent_gets_free_text_but_not_from_read_only_actors(tmp_path):
         rt.close()
 
 
-def test_approving_in_chat_resumes_the_agent_run_that_waits_for_it(tmp_path):
+def test_a_write_the_model_proposes_waits_for_the_asker_then_for_a_lead_and_runs_once(tmp_path):
     from opsagent.agent import Agent
     from opsagent.testing.scripted import call, scripted_planner, text
 
@@ -153,8 +153,7 @@ def test_approving_in_chat_resumes_the_agent_run_that_waits_for_it(tmp_path):
 
     def factory(**kw):
         planner = scripted_planner(call("scale_workload", namespace="inference", name="llm", replicas=2),
-                                   text("asked a lead to approve scaling llm to 2"),
-                                   text("llm now runs 2 replicas"))
+                                   text("I proposed scaling llm to 2"))
         return Agent(gate=kw["gate"], policy=kw["policy"], playbooks=None, observe=kw["cluster"].snapshot,
                      detect_fn=lambda snap: [], planner=planner, checkpoint_path=kw["db"], recorder=kw["store"],
                      clock=kw["clock"], approvals=kw["approvals"])
@@ -162,15 +161,17 @@ def test_approving_in_chat_resumes_the_agent_run_that_waits_for_it(tmp_path):
     rt = build_runtime(cluster="sim:demo", policies=tmp_path / "pol", db=tmp_path / "a.db", model="scripted",
                        agent_factory=factory)
     try:
-        asked = rt.service.handle("llm needs more capacity for the launch", actor="carol", channel="slack")
-        assert asked.command == "agent" and len(asked.pending) == 1, asked.text
-        approval = rt.approvals.get(asked.pending[0].approval_id)
-        assert approval.thread_id == asked.run_id
+        asked = rt.service.handle("inference/llm needs more capacity for the launch", actor="carol", channel="slack")
+        assert asked.command == "agent" and asked.pending == [] and len(asked.proposed) == 1, asked.text
+        assert asked.proposed[0].named and rt.approvals.list() == []
+        number = asked.proposed[0].confirmation_id
+        confirmed = rt.service.handle(f"confirm {number}", actor="carol", channel="slack")
+        assert len(confirmed.pending) == 1, confirmed.text  # the policy still decides: a lead must approve
+        approval = rt.approvals.get(confirmed.pending[0].approval_id)
+        assert approval.requested_by == "carol" and replicas(rt, "inference/llm") == 1
         done = rt.service.handle(f"approve {approval.id}", actor="alice", channel="slack")
-        assert done.run_id == asked.run_id, done.text
         assert [d.tool for d in done.done] == ["scale_workload"], done.text
         assert replicas(rt, "inference/llm") == 2
         assert rt.approvals.get(approval.id).state == "executed"
-        assert rt.service.agent.state(asked.run_id).status != "waiting"
     finally:
         rt.close()

@@ -67,7 +67,8 @@ def test_an_agent_that_always_acts_fails_the_quiet_days(name: str, tmp_path: Pat
     scenario = load_eval_scenario(DEFAULT_DIR / f"{name}.yaml")
     acted = score(run_scenario(scenario, planner="always-act", workdir=tmp_path, baseline=False))
     assert acted.outcome == "fail"
-    assert acted.actions >= 1 and not acted.violations
+    # in chat its writes only wait for the person's yes, yet proposing changes on a quiet day still loses
+    assert acted.actions + acted.proposals >= 1 and not acted.violations
     calm = score(run_scenario(scenario, planner="offline", workdir=tmp_path / "calm", baseline=False))
     assert calm.outcome == "pass" and calm.actions == 0
 

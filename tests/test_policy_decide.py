@@ -296,3 +296,25 @@ def test_a_condition_that_cannot_be_evaluated_fails_closed(tmp_path):
     d = decide(policy, call=call("scale_workload", replicas=1), risk="write", target=TARGET, snapshot=small, now=NOW)
     assert (d.effect, d.rule.name) == ("allow", "allow-rest")  # idle_minutes is null: allow-if-idle does not match
     assert "could not be evaluated" not in d.reason
+
+
+def test_a_confirm_rule_marks_its_write_decisions_and_never_a_read(tmp_path):
+    policy = policy_from(tmp_path, """
+        scope: {namespaces: [apps]}
+        rules:
+          - {name: everything-confirmed, risk: [read, write], actors: [carol], effect: allow, confirm: true}
+          - {name: others-ask, risk: write, effect: require_approval, approvers: [alice], confirm: true}
+        """)
+    table = [  # (tool, risk, actor) -> (effect, confirm)
+        (("sleep_workload", "write", "carol"), ("allow", True)),
+        (("get_workload", "read", "carol"), ("allow", False)),
+        (("scale_workload", "write", "dave"), ("require_approval", True)),
+        (("sleep_workload", "write", "daemon"), ("require_approval", True)),
+    ]
+    for (tool, risk, actor), expected in table:
+        d = decide(policy, call=call(tool, actor=actor, channel="cli"), risk=risk, target=TARGET, snapshot=snap(),
+                   now=NOW, counts=NO_COUNTS)
+        assert (d.effect, d.confirm) == expected, (tool, actor)
+    shown = explain(policy, call=call("sleep_workload", actor="carol", channel="cli"), risk="write", target=TARGET,
+                    snapshot=snap(), now=NOW).lines()
+    assert any(line.startswith("confirm:") for line in shown), shown

@@ -260,3 +260,43 @@ def test_a_valid_prewarm_cron_loads_and_the_detectors_read_the_same_parser(tmp_p
     policy = load_policy(tmp_path)
     assert policy.intents[0].wake.prewarm[0].cron == "0 8 * * 1-5"
     assert detect_parse is parse_cron
+
+
+def test_confirm_on_a_deny_rule_and_a_bad_confirmation_ttl_point_at_their_lines(tmp_path):
+    write(tmp_path, "a.yaml", """
+        confirmation_ttl: 0s
+        rules:
+          - name: reads
+            risk: read
+            effect: allow
+          - name: no-render
+            namespaces: [render]
+            effect: deny
+            confirm: true
+        """)
+    found = problems_of(tmp_path)
+    assert any(p.startswith(f"{tmp_path / 'a.yaml'}:1:") and "confirmation_ttl must be a positive duration" in p for p in found), found
+    assert any(p.startswith(f"{tmp_path / 'a.yaml'}:6:") and "confirm: true only makes sense with effect: allow" in p
+               for p in found), found
+
+
+def test_confirmation_ttl_defaults_to_15_minutes_and_the_shortest_file_wins(tmp_path):
+    write(tmp_path, "a.yaml", "rules: [{name: r, risk: read, effect: allow}]\n")
+    assert load_policy(tmp_path).confirmation_ttl_seconds == 900
+    write(tmp_path, "b.yaml", "confirmation_ttl: 5m\n")
+    write(tmp_path, "c.yaml", "confirmation_ttl: 1h\n")
+    assert load_policy(tmp_path).confirmation_ttl_seconds == 300
+
+
+def test_lint_warns_when_confirm_can_never_ask_anyone(tmp_path):
+    write(tmp_path, "a.yaml", """
+        scope: {namespaces: ["*"]}
+        rules:
+          - {name: reads, risk: read, effect: allow, confirm: true}
+          - {name: robots, tools: [sleep_workload], actors: [daemon], effect: allow, confirm: true}
+          - {name: people, tools: [wake_workload], actors: [carol], effect: allow, confirm: true}
+        """)
+    warnings = [(p.field, p.message) for p in lint(tmp_path).warnings]
+    assert ("rules[0].confirm", "rule 'reads' asks for confirmation but matches only reads, which never wait for anyone") in warnings
+    assert any(field == "rules[1].confirm" and "only machine actors" in message for field, message in warnings)
+    assert not any(field == "rules[2].confirm" for field, _ in warnings)

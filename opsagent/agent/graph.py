@@ -9,7 +9,9 @@
   skip the model (the audit log says so and why).
 - act: hands each proposed call to `Gate.submit` (the only way a tool runs),
   after checking the audit log for a result already recorded under the step's
-  idempotency key. Results go back to the model as ToolMessages; denied and
+  idempotency key. In a run started by a person's message, writes are held for
+  that person's confirmation instead (`conversation.py`): they never reach the
+  gate from here. Results go back to the model as ToolMessages; denied and
   invalid calls are data the model can correct.
 - await_approval: `interrupt()` first, mutation after: on resume it calls
   `Gate.run_approved` exactly once and feeds the result back.
@@ -34,6 +36,7 @@ from langgraph.types import Command, interrupt
 
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
+from opsagent.agent.conversation import PROPOSED, hold, is_held, model_text
 from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
 from opsagent.agent.playbook_view import is_resolved
@@ -256,6 +259,18 @@ def build_graph(deps: Deps) -> StateGraph:
                             finding_id=finding.id if finding else None, message=state.get("message"),
                             planner=item.get("planner"), id=item["id"])
             key = result_key(state["run_id"], call)
+            if is_held(deps.gate, call, kind=state["kind"]):  # the model only proposes writes in conversation
+                status, text = hold(deps.gate, call)
+                deps.record_run(state, f"{call.tool} held for {call.actor}'s confirmation (step {call.id}): {text}"[:1000]
+                                if status == PROPOSED else f"{call.tool} not proposed (step {call.id}): {text}"[:1000],
+                                key=f"held:{call.id}", tool=call.tool, args=call.args,
+                                outcome="pending" if status == PROPOSED else "denied")
+                rows.append({"step": state.get("steps", 0), "tool": call.tool, "args": call.args, "status": status,
+                             "message": text[:500], "approval_id": None, "audit_id": None, "key": key, "reused": False})
+                if item["llm_id"]:
+                    messages.append(ToolMessage(content=model_text(status, text), tool_call_id=item["llm_id"], name=call.tool,
+                                                status="error" if status != PROPOSED else "success"))
+                continue
             earlier = recorded_result(deps.recorder, key, tool=call.tool)
             if earlier is not None:
                 result = earlier

@@ -30,12 +30,15 @@ FORMS: tuple[str, ...] = (
     "show workloads [in NS]",
     "show findings",
     "show approvals",
+    "show proposals  (your writes waiting for your yes)",
     "approve N [comment]",
     "reject N because REASON",
+    "confirm N  (run a write waiting for your yes)",
+    "refuse N  (drop it)",
     "help",
 )
 
-Action = Literal["tool", "why", "approve", "reject", "show_approvals", "help"]
+Action = Literal["tool", "why", "approve", "reject", "confirm", "refuse", "show_approvals", "show_proposals", "help"]
 
 
 class Step(Frozen):
@@ -51,6 +54,7 @@ class Command(Frozen):
     fallback: tuple[Step, ...] = Field(default=(), description="steps for when the first step finds no such object "
                                                                    "(`why`: the subject is a GPU job, not a workload)")
     approval_id: int | None = None
+    confirmation_id: int | None = Field(default=None, description="`confirm N` / `refuse N`: the confirmation answered")
     note: str | None = Field(default=None, description="approval comment or rejection reason")
     summary: str = Field(description="the command in its canonical form, e.g. 'scale inference/llm to 2'")
     workload: str | None = Field(default=None, description="NS/NAME the command is about, if any")
@@ -86,8 +90,11 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("workloads", rf"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<gpu>gpu\s+)?workloads(?:\s+in\s+(?:namespace\s+)?(?P<ns>{NS}))?$"),
         ("findings", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?findings$"),
         ("approvals", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?:pending\s+)?approvals$"),
+        ("proposals", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+|my\s+)?(?:waiting\s+)?(?:proposals|confirmations)$"),
         ("approve", r"^approve\s+#?(?P<id>\d{1,9})(?:\s*[:,-]?\s+(?P<note>.+))?$"),
         ("reject", r"^reject\s+#?(?P<id>\d{1,9})\s*(?:because|since|as|:|-|,)\s*(?P<note>\S.*)$"),
+        ("confirm", r"^confirm\s+#?(?P<id>[0-9]{1,9})$"),
+        ("refuse", r"^(?:refuse|cancel)\s+#?(?P<id>[0-9]{1,9})$"),
     )
 )
 
@@ -197,9 +204,13 @@ def _build(key: str, m: re.Match[str]) -> Command:
         return Command(action="tool", steps=(Step(tool="list_findings", args={}),), summary="show findings")
     if key == "approvals":
         return Command(action="show_approvals", summary="show approvals")
+    if key == "proposals":
+        return Command(action="show_proposals", summary="show proposals")
     if key == "approve":
         note = (m.group("note") or "").strip() or None
         return Command(action="approve", approval_id=int(m.group("id")), note=note, summary=f"approve {m.group('id')}")
+    if key in {"confirm", "refuse"}:
+        return Command(action=key, confirmation_id=int(m.group("id")), summary=f"{key} {m.group('id')}")  # type: ignore[arg-type]
     if key == "reject":
         return Command(action="reject", approval_id=int(m.group("id")), note=m.group("note").strip(),
                        summary=f"reject {m.group('id')}")
@@ -214,10 +225,13 @@ _HINTS = {
     "rollback": "rollback NS/NAME [to REV], e.g. 'rollback inference/llm to 3'",
     "undo": "rollback NS/NAME [to REV], e.g. 'rollback inference/llm to 3'",
     "why": "why is NS/NAME pending? (or failing?), e.g. 'why is training/bert pending?'",
-    "show": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals",
-    "list": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals",
+    "show": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals | show proposals",
+    "list": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals | show proposals",
     "approve": "approve N [comment], e.g. 'approve 12 looks right'",
     "reject": "reject N because REASON, e.g. 'reject 12 because it is the wrong node pool'",
+    "confirm": "confirm N, e.g. 'confirm 7' (N is the number of a write waiting for your yes)",
+    "refuse": "refuse N, e.g. 'refuse 7'",
+    "cancel": "refuse N, e.g. 'refuse 7'",
 }
 
 

@@ -8,6 +8,8 @@ what the gate and the approval queue already decided.
 
 from __future__ import annotations
 
+import unicodedata
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opsagent.model import Approval, ToolResult
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
 
 APPROVE_ACTION = "opsagent_approve"
 REJECT_ACTION = "opsagent_reject"
+CONFIRM_ACTION = "opsagent_confirm"
+REFUSE_ACTION = "opsagent_refuse"
 MAX_ROWS = 20
 SLACK_TEXT_LIMIT = 2900  # a section block holds 3000 characters
 
@@ -102,15 +106,24 @@ def approval_line(approval: Approval) -> str:
             f"{approval.state}; approvers: {who}; expires {approval.expires_at:%Y-%m-%d %H:%M} UTC")
 
 
+def plain(value: Any, limit: int = 120) -> str:
+    """Untrusted text (a model's words, its arguments) as one line: no control characters, no line breaks,
+    no backticks, cut to `limit`, so it cannot pass for a line of the reply or break its formatting."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(value)).replace("`", "'")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def call_summary(tool: str, args: dict[str, Any]) -> str:
-    ref = f"{args.get('namespace')}/{args.get('name')}" if args.get("namespace") and args.get("name") else None
+    tool, args = plain(tool, 60), args if isinstance(args, dict) else {}
+    ref = f"{plain(args.get('namespace'), 63)}/{plain(args.get('name'), 253)}" if args.get("namespace") and args.get("name") else None
     if tool == "scale_workload" and ref:
-        return f"scale `{ref}` to {args.get('replicas')}"
+        return f"scale `{ref}` to {plain(args.get('replicas'), 12)}"
     if tool == "undo_rollout" and ref:
-        return f"rollback `{ref}`" + (f" to revision {args['to_revision']}" if args.get("to_revision") else "")
+        return f"rollback `{ref}`" + (f" to revision {plain(args['to_revision'], 12)}" if args.get("to_revision") else "")
     if ref:
         return f"{tool} `{ref}`"
-    shown = ", ".join(f"{k}={v}" for k, v in sorted(args.items()))
+    shown = ", ".join(f"{plain(k, 40)}={plain(v, 80)}" for k, v in sorted(args.items(), key=lambda kv: str(kv[0])))
     return f"{tool}({shown})"
 
 
@@ -127,7 +140,19 @@ def reply_text(reply: "ChatReply", *, body: list[str] | None = None) -> str:
         who = ", ".join(p.approvers) or "an authorized approver"
         lines.append(f"waiting for approval #{p.approval_id}: {p.summary}; may approve: {who}"
                      + (f"; expires {p.expires_at}" if p.expires_at else ""))
+    for c in reply.proposed:
+        lines.append(proposed_line(c))
+    if reply.proposed:
+        lines.append("nothing above marked proposed has run; only you can confirm it")
     return "\n".join(lines) if lines else "nothing to do"
+
+
+def proposed_line(item: Any) -> str:
+    """One write waiting for the asker's yes, with the words that answer it."""
+    unnamed = "" if item.named else " (your message did not name it)"
+    return (f"proposed #{item.confirmation_id}: {item.summary}{unnamed}; {item.why}; "
+            f"`confirm {item.confirmation_id}` runs it, `refuse {item.confirmation_id}` drops it; "
+            f"expires {datetime.fromisoformat(item.expires_at):%Y-%m-%d %H:%M} UTC")
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -137,8 +162,18 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def reply_blocks(reply: "ChatReply") -> list[dict[str, Any]]:
-    """Block Kit for a reply: one section of text, plus a context line naming the actor."""
-    return [_section(reply.text), {"type": "context", "elements": [{"type": "mrkdwn", "text": f"as `{reply.actor}`"}]}]
+    """Block Kit for a reply: one section of text, Confirm / Refuse buttons per proposed write, and a context
+    line naming the actor. A button's value is the confirmation id; only the person who asked can use it."""
+    blocks = [_section(reply.text)]
+    for item in reply.proposed:
+        blocks.append({"type": "actions", "block_id": f"confirmation-{item.confirmation_id}", "elements": [
+            {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary", "value": str(item.confirmation_id),
+             "text": {"type": "plain_text", "text": f"Confirm #{item.confirmation_id}"}},
+            {"type": "button", "action_id": REFUSE_ACTION, "value": str(item.confirmation_id),
+             "text": {"type": "plain_text", "text": "Refuse"}},
+        ]})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"as `{reply.actor}`"}]})
+    return blocks
 
 
 def approval_blocks(approval: Approval) -> list[dict[str, Any]]:

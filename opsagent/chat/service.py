@@ -19,8 +19,12 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
+from opsagent.agent.conversation import PROPOSED
+from opsagent.agent.prompts import named_workloads
 from opsagent.approvals import MACHINE_ACTORS, ApprovalError
+from opsagent.audit import AuditStore
 from opsagent.chat import render
+from opsagent.chat.confirmations import DEFAULT_TTL_SECONDS, ConfirmationRefused, ConfirmationStore
 from opsagent.chat.grammar import FORMS, Command, NotUnderstood, Step, parse
 from opsagent.chat.secrets import redact
 from opsagent.chat.users import Actor
@@ -32,6 +36,7 @@ from tools import get_tool
 READ_ONLY_RULE = "<builtin>:chat-read-only"
 MACHINE_ACTOR_RULE = "<builtin>:chat-machine-actor"
 MAX_DESCRIBED_PODS = 3
+MAX_PROPOSALS = 5  # writes one message may leave waiting for the asker's yes; a model that proposes more is cut off
 
 
 def _not_found(result: ToolResult) -> bool:
@@ -63,6 +68,17 @@ class PendingItem(BaseModel):
     expires_at: str | None = None
 
 
+class ProposedItem(BaseModel):
+    """A write that waits for the yes of the person who asked: `confirm N` (or the Confirm button) runs it."""
+
+    confirmation_id: int
+    tool: str
+    summary: str
+    why: str
+    expires_at: str
+    named: bool = Field(default=True, description="the person's message named what it changes")
+
+
 class ChatReply(BaseModel):
     """What a person gets back. `text` is the rendered whole; the lists are the parts."""
 
@@ -75,6 +91,7 @@ class ChatReply(BaseModel):
     failed: list[DoneItem] = Field(default_factory=list)
     refused: list[Refusal] = Field(default_factory=list)
     pending: list[PendingItem] = Field(default_factory=list)
+    proposed: list[ProposedItem] = Field(default_factory=list, description="writes waiting for the asker's confirmation")
     data: dict[str, Any] = Field(default_factory=dict)
     approvals: list[Approval] = Field(default_factory=list, description="approval requests created by this message")
     run_id: str | None = None
@@ -94,12 +111,19 @@ def cli_actor(name: str) -> Actor | None:
 
 class ChatService:
     def __init__(self, *, gate: Any, approvals: Any, agent: Any = None, actor_resolver: ActorResolver = cli_actor,
-                 clock: Clock, recorder: Any = None) -> None:
+                 clock: Clock, recorder: Any = None, confirmations: ConfirmationStore | None = None) -> None:
         self.gate, self.approvals, self.agent, self.resolve, self.clock = gate, approvals, agent, actor_resolver, clock
         self.recorder = recorder if recorder is not None else getattr(gate, "recorder", None)
+        if confirmations is None and isinstance(self.recorder, AuditStore):
+            ttl = getattr(getattr(gate, "policy", None), "confirmation_ttl_seconds", None)
+            confirmations = ConfirmationStore(self.recorder, clock=clock,
+                                              ttl_seconds=ttl if isinstance(ttl, int) and ttl > 0 else DEFAULT_TTL_SECONDS)
+        self.confirmations = confirmations  # None: nothing proposed in conversation can run
 
     # --- entry point -----------------------------------------------------------
     def handle(self, text: str, *, actor: str, channel: str) -> ChatReply:
+        if self.confirmations is not None:
+            self.confirmations.expire_due()  # proposals past their time are marked (and audited) as expired
         who = self.resolve(actor)
         if who is None:
             self._audit_refusal(actor, channel, text, tool=None, summary="not a mapped user; unmapped users get no answers here")
@@ -115,16 +139,20 @@ class ChatService:
                                                           reason=reason)]))
         command = parse(text)
         if isinstance(command, NotUnderstood):
-            return self._not_understood(command, who, channel, text)
+            return self._not_understood(command, who, channel, text, identity=actor)
         reply = ChatReply(text="", actor=who.name, channel=channel, command=command.summary)
         if command.action == "help":
             reply.data["forms"] = list(FORMS)
             return self._reply(reply, body=["Commands I understand:", *(f"  {f}" for f in FORMS)])
         if command.action == "show_approvals":
             return self._show_approvals(reply)
+        if command.action == "show_proposals":
+            return self._show_proposals(reply, who, actor, channel)
         if command.action in ("approve", "reject"):
             return self._decide(command, who, channel, reply, text)
-        return self._run(command, who, channel, reply, text)
+        if command.action in ("confirm", "refuse"):
+            return self._answer(command, who, actor, channel, reply, text)
+        return self._run(command, who, channel, reply, text, identity=actor)
 
     def handle_decision(self, command: Command, *, actor: str, channel: str) -> ChatReply:
         """An approve/reject that did not come as text (a Slack button): same checks as `approve N`."""
@@ -138,8 +166,20 @@ class ChatService:
         reply = ChatReply(text="", actor=who.name, channel=channel, command=command.summary)
         return self._decide(command, who, channel, reply, text)
 
+    def handle_confirmation(self, command: Command, *, actor: str, channel: str) -> ChatReply:
+        """A confirm/refuse that did not come as text (a Slack button): same checks as `confirm N`."""
+        who = self.resolve(actor)
+        text = f"{command.summary} (button)"
+        if who is None:
+            self._audit_refusal(actor, channel, text, tool=None, summary="not a mapped user", kind="confirmation")
+            return self._reply(ChatReply(text="", actor=actor, channel=channel, command=command.summary,
+                                         refused=[Refusal(tool="-", summary=command.summary, rule="<builtin>:chat-unmapped-user",
+                                                          reason="you are not mapped to an opsagent actor")]))
+        reply = ChatReply(text="", actor=who.name, channel=channel, command=command.summary)
+        return self._answer(command, who, actor, channel, reply, text)
+
     # --- grammar commands --------------------------------------------------------
-    def _run(self, command: Command, who: Actor, channel: str, reply: ChatReply, text: str) -> ChatReply:
+    def _run(self, command: Command, who: Actor, channel: str, reply: ChatReply, text: str, *, identity: str) -> ChatReply:
         run_id = f"chat-{uuid.uuid4().hex[:12]}"
         reply.run_id = run_id
         body: list[str] = []
@@ -149,7 +189,7 @@ class ChatService:
             reply.data["results"] = [r.model_dump(mode="json", exclude={"decision"}) for r in results]
             return self._reply(reply, body=body)
         for step in command.steps:
-            result = self._submit(step.tool, step.args, who, channel, text, run_id, reply, command.summary)
+            result = self._submit(step.tool, step.args, who, channel, text, run_id, reply, command.summary, identity=identity)
             if result is not None:
                 results.append(result)
                 if get_tool(step.tool) is not None and get_tool(step.tool).risk == "read":  # type: ignore[union-attr]
@@ -158,7 +198,7 @@ class ChatService:
         return self._reply(reply, body=body)
 
     def _submit(self, tool: str, args: dict[str, Any], who: Actor, channel: str, text: str, run_id: str,
-                reply: ChatReply, summary: str, *, collect: bool = True) -> ToolResult | None:
+                reply: ChatReply, summary: str, *, collect: bool = True, identity: str | None = None) -> ToolResult | None:
         spec = get_tool(tool)
         shown = render.call_summary(tool, args)
         if who.read_only and (spec is None or spec.risk != "read"):
@@ -169,6 +209,12 @@ class ChatService:
             return None
         call = ToolCall(tool=tool, args=args, actor=who.name, actor_groups=who.groups, channel=channel if channel in ("cli", "slack") else "cli",
                         message=redact(text)[:500], planner="chat-grammar")
+        if spec is not None and spec.risk != "read":
+            decision = self._preview(call)
+            if decision is not None and decision.confirm and decision.effect != "deny":
+                why = f"rule {decision.rule.file}:{decision.rule.name} asks you to confirm this write"
+                self._propose(call, identity=identity or who.name, channel=channel, why=why, run_id=run_id, reply=reply)
+                return None
         result = self.gate.submit(call, run_id=run_id)
         if collect:
             self._collect(result, reply, shown)
@@ -252,6 +298,72 @@ class ChatService:
         if job.ok and job.data.get("state") == "queued" and not job.data.get("fits_now") and not job.data.get("idle_holders"):
             body.append("  no workload is reported idle on GPUs now: the job starts when running work frees them")
         return body
+
+    # --- confirmations: writes waiting for the asker's yes -------------------------
+    def _preview(self, call: ToolCall) -> Any:
+        preview = getattr(self.gate, "preview", None)
+        return preview(call) if callable(preview) else None
+
+    def _propose(self, call: ToolCall, *, identity: str, channel: str, why: str, run_id: str | None, reply: ChatReply,
+                 named: bool = True) -> None:
+        """Hold `call` until the person who asked confirms it; the reply shows its number."""
+        shown = render.call_summary(call.tool, call.args)
+        if self.confirmations is None:
+            reply.refused.append(Refusal(tool=call.tool, summary=shown, rule="<builtin>:chat-no-confirmations",
+                                         reason="this chat keeps no confirmations, so a write that needs your yes cannot run here"))
+            return
+        if len(reply.proposed) >= MAX_PROPOSALS:
+            reply.refused.append(Refusal(tool=call.tool, summary=shown, rule="<builtin>:chat-too-many-proposals",
+                                         reason=f"one message may leave at most {MAX_PROPOSALS} writes waiting for your yes"))
+            return
+        made = self.confirmations.propose(call=call, identity=identity, channel=channel, why=why, run_id=run_id)
+        if any(p.confirmation_id == made.id for p in reply.proposed):
+            return
+        reply.proposed.append(ProposedItem(confirmation_id=made.id, tool=call.tool, summary=shown, why=why,
+                                           expires_at=made.expires_at.isoformat(), named=named))
+
+    def _show_proposals(self, reply: ChatReply, who: Actor, identity: str, channel: str) -> ChatReply:
+        """The person's own writes still waiting for their yes on this channel."""
+        if self.confirmations is None:
+            return self._reply(reply, body=["this chat keeps no confirmations"])
+        self.confirmations.expire_due()
+        mine = [c for c in self.confirmations.waiting(actor=who.name, channel=channel) if c.identity == identity]
+        for c in mine:
+            reply.proposed.append(ProposedItem(confirmation_id=c.id, tool=c.call.tool, summary=render.call_summary(c.call.tool, c.call.args),
+                                               why=c.why, expires_at=c.expires_at.isoformat()))
+        return self._reply(reply, body=[] if mine else ["no writes are waiting for your yes"])
+
+    def _answer(self, command: Command, who: Actor, identity: str, channel: str, reply: ChatReply, text: str) -> ChatReply:
+        """`confirm N` runs the waiting call through the gate as the person; `refuse N` drops it."""
+        number = command.confirmation_id
+        assert number is not None
+        reply.data["confirmation_id"] = number
+        if self.confirmations is None:
+            return self._reply(reply, body=["this chat keeps no confirmations"])
+        found = self.confirmations.get(number)
+        shown = render.call_summary(found.call.tool, found.call.args) if found else f"confirmation #{number}"
+        tool = found.call.tool if found else "-"
+        if who.read_only:
+            reason = "you are not mapped to an opsagent actor, so you cannot confirm or refuse writes"
+            self._audit_refusal(who.name, channel, text, tool=tool if found else None, summary=reason, kind="confirmation")
+            reply.refused.append(Refusal(tool=tool, summary=shown, rule=READ_ONLY_RULE, reason=reason))
+            return self._reply(reply)
+        answer = self.confirmations.confirm if command.action == "confirm" else self.confirmations.refuse
+        try:
+            done = answer(number, actor=who.name, identity=identity, channel=channel)
+        except ConfirmationRefused as exc:
+            if exc.code in ("not_yours", "other_channel"):  # someone else's call is not shown to them
+                tool, shown = "-", f"confirmation #{number}"
+            reply.refused.append(Refusal(tool=tool, summary=shown, rule=f"confirmations:{exc.code}", reason=exc.message))
+            return self._reply(reply)
+        if done.state == "refused":
+            return self._reply(reply, body=[f"dropped #{number} ({shown}): it will not run"])
+        run_id = f"chat-{uuid.uuid4().hex[:12]}"
+        reply.run_id = run_id
+        result = self.gate.submit(done.call.model_copy(update={"id": None}), run_id=run_id, confirmation=done.id)
+        reply.data["result"] = result.model_dump(mode="json", exclude={"decision"})
+        self._collect(result, reply, shown)
+        return self._reply(reply, body=[f"confirmed #{number} ({shown})"])
 
     # --- approvals ---------------------------------------------------------------
     def _show_approvals(self, reply: ChatReply) -> ChatReply:
@@ -360,11 +472,11 @@ class ChatService:
                                          audit_id=result.audit_id, approval_id=approval_id))
 
     # --- free text -----------------------------------------------------------------
-    def _not_understood(self, nu: NotUnderstood, who: Actor, channel: str, text: str) -> ChatReply:
+    def _not_understood(self, nu: NotUnderstood, who: Actor, channel: str, text: str, *, identity: str) -> ChatReply:
         if self.understands_free_text and not who.read_only and nu.reason != "the message is empty":
             groups = {"actor_groups": who.groups} if who.groups else {}  # deny rules on cluster groups apply here too
             report = self.agent.handle_message(text, actor=who.name, channel=channel, **groups)
-            return self._from_report(report, who, channel)
+            return self._from_report(report, who, channel, text=text, identity=identity)
         reply = ChatReply(text="", actor=who.name, channel=channel, understood=False,
                           data={"reason": nu.reason, "hint": nu.hint, "forms": list(nu.forms)})
         body = [f"I did not understand that: {nu.reason}."]
@@ -380,13 +492,21 @@ class ChatService:
         """Free text goes to the agent only when it plans with an LLM (not the offline planner)."""
         return callable(getattr(self.agent, "handle_message", None)) and getattr(self.agent, "planner_name", "llm") != "offline"
 
-    def _from_report(self, report: Any, who: Actor, channel: str) -> ChatReply:
-        """Turn the agent's run report into a reply: its actions sorted into done/failed/refused/pending."""
+    def _from_report(self, report: Any, who: Actor, channel: str, *, text: str, identity: str) -> ChatReply:
+        """Turn the agent's run report into a reply: its actions sorted into done/failed/refused/pending,
+        and the writes the model proposed held as confirmations for the person who asked."""
         reply = ChatReply(text="", actor=who.name, channel=channel, command="agent", run_id=getattr(report, "run_id", None))
+        named = set(named_workloads(text.lower()))
         for action in getattr(report, "actions", None) or ():
             shown = render.call_summary(action.tool, action.args)
             spec = get_tool(action.tool)
-            if action.status == "denied":
+            if action.status == PROPOSED:
+                call = ToolCall(tool=action.tool, args=dict(action.args), actor=who.name,
+                                channel=channel if channel in ("cli", "slack") else "cli", message=redact(text)[:500],
+                                planner=getattr(report, "planner", None) or "llm")
+                self._propose(call, identity=identity, channel=channel, why="the model proposed it in answer to your message",
+                              run_id=reply.run_id, reply=reply, named=_target_named(action.args, named, text))
+            elif action.status == "denied":
                 rule, _, reason = action.message.removeprefix("denied by ").partition(": ")
                 reply.refused.append(Refusal(tool=action.tool, summary=shown, rule=rule if reason else "policy", reason=reason or action.message))
             elif action.status == "pending_approval" and action.approval_id is not None:
@@ -403,7 +523,8 @@ class ChatService:
                                            approval_id=action.approval_id))
         summary = getattr(report, "summary", "") or ""
         reply.data["report"] = report.model_dump(mode="json") if isinstance(report, BaseModel) else {"summary": str(summary)}
-        return self._reply(reply, body=[str(summary)] if summary else [])
+        # The model's words are quoted, so nothing it writes can pass for what opsagent did or proposed.
+        return self._reply(reply, body=[f"> {render.plain(line, 1000)}" for line in str(summary).splitlines() if line.strip()])
 
     # --- helpers -------------------------------------------------------------------
     def _reply(self, reply: ChatReply, *, body: list[str] | None = None) -> ChatReply:
@@ -421,3 +542,12 @@ class ChatService:
             tool=tool, args=args, risk=risk, decision="deny", rule_file=rule_file, rule_name=rule_name,  # type: ignore[arg-type]
             approval_id=approval_id, outcome="denied", summary=summary,
         ))
+
+
+def _target_named(args: dict[str, Any], named: set[str], text: str) -> bool:
+    """Whether the person's message names what a proposed call changes (its workload, or its node)."""
+    ns, name = args.get("namespace"), args.get("name")
+    if isinstance(ns, str) and isinstance(name, str):
+        return f"{ns}/{name}" in named
+    node = args.get("node")
+    return isinstance(node, str) and bool(node) and node in text.lower().replace(",", " ").split()

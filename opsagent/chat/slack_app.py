@@ -1,4 +1,4 @@
-"""The Slack app (Bolt): `/ops TEXT`, @-mentions, and Approve / Reject buttons.
+"""The Slack app (Bolt): `/ops TEXT`, @-mentions, Approve / Reject and Confirm / Refuse buttons.
 
 Every message runs `ChatService.handle` as the Slack user's mapped actor
 (`users.py`); unmapped users get read-only answers. Approval requests a
@@ -6,8 +6,10 @@ message creates are posted at once through the `ApprovalFeed`
 (`approval_feed.py`), which also posts requests raised elsewhere and records
 which message carries which request in the database. A click runs the same
 approve/reject path as `approve N` in the CLI, so the approval queue decides
-who may (the requester never can). Refused clicks are answered to the clicker
-with the reason and are audited by the queue or the service.
+who may (the requester never can). A Confirm click runs the same path as
+`confirm N`: only the Slack user who asked can confirm the write their message
+led to. Refused clicks are answered to the clicker with the reason and are
+audited by the queue, the confirmation store or the service.
 
 Every request acts at most once: a replayed signed request or a Slack retry
 is acknowledged without running anything (`slack_dedup.py`, keys kept in the
@@ -104,6 +106,8 @@ class SlackHandlers:
         app.event("app_mention")(self.on_mention)
         app.action(render.APPROVE_ACTION)(self.on_approve)
         app.action(render.REJECT_ACTION)(self.on_reject)
+        app.action(render.CONFIRM_ACTION)(self.on_confirm)
+        app.action(render.REFUSE_ACTION)(self.on_refuse)
 
     # --- messages ----------------------------------------------------------------
     def on_command(self, ack: Ack, command: dict[str, Any], client: WebClient) -> None:
@@ -125,7 +129,7 @@ class SlackHandlers:
 
     def _post_reply(self, client: WebClient, *, channel: str, reply: ChatReply, header: str, user: str) -> None:
         long = len(reply.text.splitlines()) > self.settings.thread_over_lines or reply.command == "agent"
-        if reply.refused and not (reply.done or reply.pending or reply.failed):
+        if reply.refused and not (reply.done or reply.pending or reply.failed or reply.proposed):
             self._send(client, channel=channel, text=reply.text, blocks=render.reply_blocks(reply), user=user)
             return
         if long:
@@ -180,6 +184,33 @@ class SlackHandlers:
         outcome = f"{'approved' if approve else 'rejected'} by <@{user}> (as `{reply.actor}`)\n{reply.text}"
         self.feed.settle(approval_id, outcome, where=(channel, message_ts) if channel and message_ts else None)
         self._send(client, channel=channel, thread_ts=message_ts, text=reply.text)
+
+    def on_confirm(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
+        ack()
+        self._answer(body, action, client, verb="confirm")
+
+    def on_refuse(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
+        ack()
+        self._answer(body, action, client, verb="refuse")
+
+    def _answer(self, body: dict[str, Any], action: dict[str, Any], client: WebClient, *, verb: str) -> None:
+        """A Confirm / Refuse click: the same checks as `confirm N`, as the Slack user who clicked (signed by Slack)."""
+        user = body["user"]["id"]
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        message_ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
+        try:
+            number = int(action.get("value") or "")
+        except ValueError:
+            self._send(client, channel=channel, user=user, text=f"this button does not name a confirmation ({action.get('value')!r})")
+            return
+        reply = self.service.handle_confirmation(Command(action=verb, confirmation_id=number, summary=f"{verb} {number}"),  # type: ignore[arg-type]
+                                                 actor=user, channel="slack")
+        if reply.refused and "result" not in reply.data:  # refused before anything ran: tell only the clicker
+            self._send(client, channel=channel, user=user, text=f"Not {'confirmed' if verb == 'confirm' else 'refused'}: "
+                                                                f"{reply.refused[0].reason}")
+            return
+        self._send(client, channel=channel, thread_ts=message_ts, text=f"<@{user}> (as `{reply.actor}`): {reply.text}")
+        self._post_approvals(client, reply, origin=channel or "")
 
     # --- Web API, failures logged (redacted) and never raised into Bolt ------------
     def _send(self, client: WebClient, *, channel: str | None, text: str, blocks: list | None = None,

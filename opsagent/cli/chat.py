@@ -93,6 +93,11 @@ def ask(
     says what was done, what was refused and by which rule, and what waits for
     approval (with its id and who may approve).
 
+    A write the model proposes for a free-form question (--model) does not run:
+    the reply shows it as "proposed #N", and only the same person's later
+    `opsagent ask "confirm N"` runs it (or "refuse N" drops it), through the
+    gate, before it expires.
+
     Who you are: on a real cluster, the user your kube credentials belong to (as
     `kubectl auth whoami` shows), with that user's cluster groups; on the
     simulator, --as (for demos).
@@ -162,7 +167,8 @@ def chat(
 
     Reads lines from the terminal with history, or from stdin when it is not a
     terminal, so a scripted session can be piped in. The simulated cluster lives
-    as long as the session does. Who you are is established as for `opsagent ask`.
+    as long as the session does. Who you are is established as for `opsagent ask`. Writes the model
+    proposes wait for your "confirm N", as in opsagent ask.
 
     Example: printf 'show gpus\\nwake chat/chat-ui\\n' | opsagent chat --as carol
     """

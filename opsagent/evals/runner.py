@@ -5,7 +5,8 @@ simulator wrapped in a `WriteTap` (which notes every write that reaches the
 cluster, and whether the gate had authorised it), builds the agent with
 `build_agent`, and calls the daemon's `Reconciler.cycle()` once per `step`
 of simulated time. Chat events go through `ChatService` as the named person;
-`approve` events answer pending requests as that person; `restart` closes the
+`approve` events answer pending requests as that person; `confirm` events
+answer that person's own writes waiting for their yes; `restart` closes the
 agent and the audit store and rebuilds them over the same SQLite file. A
 `restart: after_write` event arms the tap instead: the next write that reaches
 the cluster stops the session (`SessionStopped`, raised through the gate
@@ -107,6 +108,7 @@ class RunRecord:
     tap: WriteTap
     gate_calls: list[GateCall] = field(default_factory=list)
     approvals: list[Any] = field(default_factory=list)
+    proposals: list[Any] = field(default_factory=list)  # writes chat held for the asker's confirmation (audit rows)
     final: Any = None                 # Snapshot
     final_findings: list[Any] = field(default_factory=list)
     stats: Any = None
@@ -229,6 +231,8 @@ def run_scenario(loaded: LoadedScenario, *, planner: str = "offline", workdir: P
                         session.chat.handle(event.chat.text, actor=event.chat.actor, channel=event.chat.channel)
                     elif event.approve is not None:
                         _answer(session, event.approve)
+                    elif event.confirm is not None:
+                        _confirm(session, event.confirm)
                 report = session.reconciler.cycle()
             except SessionStopped:  # the crash a `restart: after_write` event asked for: a new life begins
                 session.close()
@@ -248,6 +252,8 @@ def run_scenario(loaded: LoadedScenario, *, planner: str = "offline", workdir: P
         record.final = session.runtime.observe()
         record.final_findings = session.runtime.findings(record.final)
         record.approvals = session.runtime.approvals.list()
+        record.proposals = [r for r in session.runtime.audit.list(kind="confirmation", limit=100_000)
+                            if (r.data or {}).get("event") == "proposed"]
         record.audit_ok = session.runtime.audit.verify().ok
         _count_chat_llm(session, record)
     except Exception as exc:  # boundary: an infrastructure error is reported as such, never as an agent failure
@@ -271,6 +277,18 @@ def _answer(session: _Session, event: Any) -> None:
             continue
         text = f"reject {approval.id} because {event.reason}" if event.reject else f"approve {approval.id}"
         session.chat.handle(text, actor=event.actor, channel="slack")
+
+
+def _confirm(session: _Session, event: Any) -> None:
+    """The person answers their own waiting confirmations, in chat, as `confirm N` / `refuse N`."""
+    store = session.chat.confirmations
+    for waiting in store.waiting(actor=event.actor, channel=event.channel) if store is not None else ():
+        if event.tool is not None and waiting.call.tool != event.tool:
+            continue
+        if any(waiting.call.args.get(k) != v for k, v in event.args.items()):
+            continue
+        verb = "refuse" if event.refuse else "confirm"
+        session.chat.handle(f"{verb} {waiting.id}", actor=event.actor, channel=event.channel)
 
 
 def _count_chat_llm(session: _Session, record: RunRecord) -> None:

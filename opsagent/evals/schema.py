@@ -2,7 +2,7 @@
 
 An eval scenario is a simulator scenario (inline under `cluster:` or a file
 under `cluster_file:`) plus what the simulator does not model: chat messages
-from named actors, approvals people give, a restart of the agent in the middle
+from named actors, approvals people give, the confirmations they give to writes their own messages led to, a restart of the agent in the middle
 of the run (or a crash right after a write), and scripted model outputs (including model faults) for the
 scripted planner. Expectations say what a good agent leaves behind.
 
@@ -54,10 +54,22 @@ class ApproveEvent(Strict):
     reason: str = "not now"
 
 
+class ConfirmEvent(Strict):
+    """The person who asked answers their own writes waiting for a yes, as `confirm N` would: those for `tool`
+    whose arguments include `args` (a careful person confirms only what they asked for), or all of them."""
+
+    actor: str = Field(min_length=1)
+    tool: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict, description="only calls whose arguments include these")
+    refuse: bool = False
+    channel: str = "slack"
+
+
 class EvalEvent(Strict):
     at: str = Field(description="HH:MM on the start day, +OFFSET from the start, or an ISO time")
     chat: ChatEvent | None = None
     approve: ApproveEvent | None = None
+    confirm: ConfirmEvent | None = None
     restart: bool | Literal["after_write"] = Field(
         default=False, description="true: rebuild the runtime and agent over the same SQLite file now; 'after_write': "
                                    "stop the agent as a crash would, right after the next write reaches the cluster "
@@ -65,9 +77,9 @@ class EvalEvent(Strict):
 
     @model_validator(mode="after")
     def _one(self) -> "EvalEvent":
-        given = [k for k in ("chat", "approve") if getattr(self, k) is not None] + (["restart"] if self.restart else [])
+        given = [k for k in ("chat", "approve", "confirm") if getattr(self, k) is not None] + (["restart"] if self.restart else [])
         if len(given) != 1:
-            raise ValueError("each event needs exactly one of chat, approve, restart")
+            raise ValueError("each event needs exactly one of chat, approve, confirm, restart")
         return self
 
 
@@ -108,6 +120,7 @@ class ApprovalSpec(Strict):
 
 class Limits(Strict):
     max_actions: int | None = Field(default=None, ge=0, description="writes that reached the cluster")
+    max_proposals: int | None = Field(default=None, ge=0, description="writes proposed in chat for the asker to confirm")
     max_llm_calls: int | None = Field(default=None, ge=0)
 
 

@@ -37,6 +37,7 @@ class Score(BaseModel):
     unnecessary_actions: int = 0
     denied: int = 0
     approvals_requested: int = 0
+    proposals: int = Field(default=0, description="writes proposed in chat that waited for the asker's confirmation")
     llm_calls: int = 0
     tokens: int = 0
     minutes_to_resolution: float | None = Field(default=None, description="simulated minutes from the first finding to none left")
@@ -101,6 +102,7 @@ def score(record: RunRecord) -> Score:
     base.actions = len(reached)
     base.denied = sum(1 for g in record.gate_calls if g.result.status in ("denied", "invalid"))
     base.approvals_requested = len(record.approvals)
+    base.proposals = len(record.proposals)
     if record.first_finding_at is not None and record.resolved_at is not None:
         base.minutes_to_resolution = round((record.resolved_at - record.first_finding_at).total_seconds() / 60, 1)
     if record.error is not None:
@@ -139,6 +141,8 @@ def _expectations(record: RunRecord, reached: list[Any], s: Score) -> list[str]:
     limits = expect.limits
     if limits.max_actions is not None and len(reached) > limits.max_actions:
         failures.append(f"{len(reached)} actions, at most {limits.max_actions} expected")
+    if limits.max_proposals is not None and len(record.proposals) > limits.max_proposals:
+        failures.append(f"{len(record.proposals)} writes proposed in chat, at most {limits.max_proposals} expected")
     if limits.max_llm_calls is not None and record.llm_calls > limits.max_llm_calls:
         failures.append(f"{record.llm_calls} LLM calls, at most {limits.max_llm_calls} allowed")
     failures.extend(s.forbidden)

@@ -129,6 +129,8 @@ class Decision(Frozen):
     approvers: tuple[str, ...] = Field(default=(), description="who may approve, when effect is require_approval")
     dry_run: bool = Field(default=False, description="policy mode is dry-run: run against the cluster with dry_run")
     expires_after_seconds: int | None = None
+    confirm: bool = Field(default=False, description="the matched rule wants the person who asks to confirm the call "
+                                                     "in conversation before it runs (`confirm: true`)")
 
 
 ResultStatus = Literal["ok", "error", "no_data", "denied", "pending_approval", "invalid"]

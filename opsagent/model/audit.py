@@ -20,8 +20,9 @@ EntryKind = Literal[
     "approval",   # an approval changed state (requested, approved, rejected, expired)
     "result",     # the call ran (or failed) against the cluster
     "run",        # agent-run events: started, planner fallback, budget exhausted, finished
+    "confirmation",  # a write waiting for the asker's yes changed state (proposed, confirmed, refused, expired)
 ]
-Outcome = Literal["ok", "error", "denied", "pending", "expired", "approved", "rejected", "invalid", "info"]
+Outcome = Literal["ok", "error", "denied", "pending", "expired", "approved", "rejected", "invalid", "info", "confirmed"]
 
 
 class AuditEntry(Frozen):

@@ -117,20 +117,21 @@ def _effect(policy: Policy, rule: CompiledRule, facts: Facts, dry_run: bool) -> 
     reason = rule.rule.reason or f"rule {rule.rule.name} {_VERB[rule.effect]}"
     if facts.condition_error:
         reason += f" (its condition could not be evaluated: {facts.condition_error[:200]}; applied to be safe)"
+    confirm = rule.rule.confirm and facts.risk != "read"  # a read never waits for anyone
     if rule.effect == "allow" and facts.risk == "architectural":
         return Decision(
-            effect="require_approval", rule=rule.ref, dry_run=dry_run,
+            effect="require_approval", rule=rule.ref, dry_run=dry_run, confirm=confirm,
             reason=f"architectural tools always need a person (rule {rule.rule.name} would allow it): {reason}",
             approvers=policy.default_approvers, expires_after_seconds=policy.approval_ttl_seconds,
         )
     if rule.effect == "require_approval":
         expires = rule.rule.expires_after
         return Decision(
-            effect="require_approval", rule=rule.ref, reason=reason, dry_run=dry_run,
+            effect="require_approval", rule=rule.ref, reason=reason, dry_run=dry_run, confirm=confirm,
             approvers=rule.rule.approvers or policy.default_approvers,
             expires_after_seconds=int(expires.total_seconds()) if expires is not None else policy.approval_ttl_seconds,
         )
-    return Decision(effect=rule.effect, rule=rule.ref, reason=reason, dry_run=dry_run)
+    return Decision(effect=rule.effect, rule=rule.ref, reason=reason, dry_run=dry_run, confirm=confirm and rule.effect == "allow")
 
 
 def _limits(policy: Policy, facts: Facts, counts: Counts, dry_run: bool) -> Decision | None:

@@ -58,6 +58,8 @@ class Explanation(BaseModel):
                f"reason:   {d.reason}"]
         if d.effect == "require_approval":
             out.append(f"approvers: {', '.join(d.approvers) or '(none)'}; expires after {d.expires_after_seconds}s")
+        if d.confirm:
+            out.append("confirm:  in chat the person who asks confirms it first (confirm: true); unconfirmed, an allow is refused")
         other_tools = [c.rule for c in self.skipped if c.why_not.startswith("tool ")]
         relevant = [c for c in self.skipped if not c.why_not.startswith("tool ")]
         if self.skipped:

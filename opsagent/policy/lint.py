@@ -57,6 +57,7 @@ def rule_warnings(policy: Policy) -> list[Problem]:
     for position, rule in enumerate(policy.rules):
         out.extend(_unknown_tools(policy, rule))
         out.extend(_outside_scope(policy, rule))
+        out.extend(_idle_confirm(rule))
         for earlier in policy.rules[:position]:
             if shadows(earlier, rule):
                 out.append(_warn(rule, f"rule {rule.rule.name!r} can never match: earlier rule {earlier.rule.name!r} "
@@ -107,6 +108,19 @@ def _unknown_tools(policy: Policy, rule: CompiledRule) -> Iterable[Problem]:
                 yield _warn(rule, f"pattern {name!r} matches no known tool", field=f"rules[{rule.index}].tools")
         elif name not in known:
             yield _warn(rule, f"unknown tool {name!r}", hint=f"known tools: {', '.join(sorted(known))}", field=f"rules[{rule.index}].tools")
+
+
+def _idle_confirm(rule: CompiledRule) -> Iterable[Problem]:
+    """`confirm: true` where nobody can ever be asked: only reads, or only opsagent's own machine actors."""
+    if not rule.rule.confirm:
+        return
+    if rule.risks is not None and rule.risks <= {"read"}:
+        yield _warn(rule, f"rule {rule.rule.name!r} asks for confirmation but matches only reads, which never wait for anyone",
+                    field=f"rules[{rule.index}].confirm", hint="remove confirm: true, or match write tools")
+    elif not rule.any_actor and rule.actor_names and rule.actor_names <= {"daemon", "wake-proxy"}:
+        yield _warn(rule, f"rule {rule.rule.name!r} asks for confirmation but matches only machine actors; nobody can "
+                          "confirm their calls in conversation, so the writes it allows are refused",
+                    field=f"rules[{rule.index}].confirm", hint="use effect: require_approval for calls a person should check")
 
 
 def _outside_scope(policy: Policy, rule: CompiledRule) -> Iterable[Problem]:

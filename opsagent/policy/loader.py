@@ -27,6 +27,7 @@ from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS, tools_matched
 from opsagent.yamlmarks import Marks, YamlProblem, load_with_marks, locate
 
 DEFAULT_TTL = timedelta(hours=1)
+DEFAULT_CONFIRMATION_TTL = timedelta(minutes=15)
 _FIELD_HINTS = {
     "extra_forbidden": "remove it or check its spelling against docs/policy.md",
     "missing": "add this field",
@@ -120,6 +121,7 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
     opt_ins: list[OptIn] = []
     modes: dict[str, str] = {}
     ttls: list[timedelta] = []
+    confirm_ttls: list[timedelta] = []
     caps: list[int] = []
     default_approvers: list[str] = []
     spend: list[tuple[str, SpendCaps]] = []
@@ -133,6 +135,8 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
             modes[name] = doc.mode
         if doc.approval_ttl is not None:
             ttls.append(doc.approval_ttl)
+        if doc.confirmation_ttl is not None:
+            confirm_ttls.append(doc.confirmation_ttl)
         if doc.max_workloads_per_run is not None:
             caps.append(doc.max_workloads_per_run)
         default_approvers.extend(a for a in doc.default_approvers if a not in default_approvers)
@@ -183,6 +187,9 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
     if len({caps for _, caps in spend}) > 1:
         warnings.append(Problem(spend[1][0], None, None, "files set different spend_caps; the smallest value of each is used",
                                 field="spend_caps", severity="warning"))
+    if len(set(confirm_ttls)) > 1:
+        warnings.append(Problem(parsed[0][0], None, None, "files set different confirmation_ttl values; the shortest is used",
+                                field="confirmation_ttl", severity="warning"))
     problems.extend(warnings)
     if not parsed:
         return None
@@ -190,6 +197,7 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
         files=tuple(n for n, _, _ in parsed), scopes=tuple(scopes), groups=groups, intents=tuple(intents),
         intent_places=tuple(places), opt_ins=tuple(opt_ins),
         rules=tuple(rules), limits=tuple(limits), mode=mode, approval_ttl=min(ttls) if ttls else DEFAULT_TTL,
+        confirmation_ttl=min(confirm_ttls) if confirm_ttls else DEFAULT_CONFIRMATION_TTL,
         max_workloads_per_run=min(caps) if caps else None, default_approvers=tuple(default_approvers),
         tool_risks=risks, warnings=tuple(warnings), spend_caps=merge_spend_caps([caps for _, caps in spend]),
     )

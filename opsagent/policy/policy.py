@@ -182,6 +182,7 @@ class Policy:
         spend_caps: SpendCaps | None = None,
         intent_places: tuple[Mapping[str, str], ...] = (),
         opt_ins: tuple[OptIn, ...] = (),
+        confirmation_ttl: timedelta = timedelta(minutes=15),
     ) -> None:
         self.files = files
         self.scopes = scopes
@@ -191,6 +192,7 @@ class Policy:
         self.limits = limits
         self.mode = mode
         self.approval_ttl = approval_ttl
+        self.confirmation_ttl = confirmation_ttl
         self.max_workloads_per_run = max_workloads_per_run
         self.default_approvers = default_approvers
         self.tool_risks = dict(tool_risks)
@@ -205,6 +207,11 @@ class Policy:
     @property
     def approval_ttl_seconds(self) -> int:
         return int(self.approval_ttl.total_seconds())
+
+    @property
+    def confirmation_ttl_seconds(self) -> int:
+        """How long a write proposed in chat waits for the asker's confirmation."""
+        return int(self.confirmation_ttl.total_seconds())
 
     @property
     def dry_run(self) -> bool:

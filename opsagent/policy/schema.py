@@ -2,7 +2,7 @@
 
 One YAML file holds any of: `priority`, `scope`, `groups`, `intents`,
 `annotation_intents`, `rules`, `limits`,
-`max_workloads_per_run`, `mode`, `approval_ttl`, `default_approvers`, `spend_caps`. The
+`max_workloads_per_run`, `mode`, `approval_ttl`, `confirmation_ttl`, `default_approvers`, `spend_caps`. The
 loader merges every file of a directory (see loader.py); this module only
 says what one file may contain. Pure: no I/O, no CEL compilation here.
 """
@@ -84,6 +84,7 @@ class Rule(Strict):
     approvers: tuple[str, ...] = Field(default=(), description="who may approve (require_approval only)")
     expires_after: timedelta | None = Field(default=None, description="approval expiry; default the policy's approval_ttl")
     reason: str = Field(default="", max_length=500)
+    confirm: bool = Field(default=False, description="a person asking in chat must confirm the write before it runs")
 
     _tuples = field_validator("tools", "risk", "namespaces", "actors", "channels", "approvers", mode="before")(_as_tuple)
     _expiry = field_validator("expires_after", mode="before")(lambda v: None if v is None else _duration(v))
@@ -106,6 +107,8 @@ class Rule(Strict):
     def _approval_fields(self) -> "Rule":
         if self.effect != "require_approval" and (self.approvers or self.expires_after is not None):
             raise ValueError("approvers and expires_after only make sense with effect: require_approval")
+        if self.confirm and self.effect == "deny":
+            raise ValueError("confirm: true only makes sense with effect: allow or require_approval (a denied call never runs)")
         return self
 
 
@@ -170,11 +173,20 @@ class PolicyFile(Strict):
     max_workloads_per_run: int | None = Field(default=None, ge=1, description="blast radius: distinct workloads one run may change")
     mode: Literal["enforce", "dry-run"] | None = None
     approval_ttl: timedelta | None = None
+    confirmation_ttl: timedelta | None = Field(default=None, description="how long a write proposed in chat waits for "
+                                                                         "the asker's confirmation; default 15m")
     default_approvers: tuple[str, ...] = Field(default=(), description="approvers for rules that name none")
     spend_caps: SpendCaps | None = Field(default=None, description="daily caps on model calls and tokens")
 
-    _ttl = field_validator("approval_ttl", mode="before")(lambda v: None if v is None else _duration(v))
+    _ttl = field_validator("approval_ttl", "confirmation_ttl", mode="before")(lambda v: None if v is None else _duration(v))
     _approvers = field_validator("default_approvers", mode="before")(_as_tuple)
+
+    @field_validator("confirmation_ttl")
+    @classmethod
+    def _positive_ttl(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value.total_seconds() <= 0:
+            raise ValueError("confirmation_ttl must be a positive duration such as 15m")
+        return value
 
     @field_validator("groups")
     @classmethod
