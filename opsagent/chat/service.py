@@ -501,7 +501,8 @@ class ChatService:
             shown = render.call_summary(action.tool, action.args)
             spec = get_tool(action.tool)
             if action.status == PROPOSED:
-                call = ToolCall(tool=action.tool, args=dict(action.args), actor=who.name,
+                # the person's cluster groups travel with the held call: a deny rule on them must still hold at `confirm`
+                call = ToolCall(tool=action.tool, args=dict(action.args), actor=who.name, actor_groups=who.groups,
                                 channel=channel if channel in ("cli", "slack") else "cli", message=redact(text)[:500],
                                 planner=getattr(report, "planner", None) or "llm")
                 self._propose(call, identity=identity, channel=channel, why="the model proposed it in answer to your message",

@@ -1,0 +1,70 @@
+"""Attacks on the authority promises that found a way through, each kept as a test of the fix.
+
+Spec, each test naming the promise it defends:
+- a write the model proposes in conversation carries the asker's cluster
+  groups into the confirmation, so a deny rule on `cluster-group:NAME` still
+  holds when the person confirms it (dropping the groups would skip that rule
+  and widen what the person may do);
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opsagent.agent import Agent
+from opsagent.chat.wiring import build_runtime
+from opsagent.model.actor import Actor
+from opsagent.policy import load_policy
+from opsagent.testing.scripted import call, scripted_planner, text
+from tools import REGISTRY
+
+GROUP_DENY_POLICY = """\
+rules:
+  - name: read-anything
+    risk: read
+    effect: allow
+  - name: no-contractors
+    tools: [sleep_workload]
+    actors: ['cluster-group:contractors']
+    effect: deny
+    reason: contractors do not put workloads to sleep
+  - name: people-sleep
+    tools: [sleep_workload]
+    actors: [carol]
+    effect: allow
+"""
+
+
+def runtime_with(tmp_path: Path, planner, policy: str):
+    (tmp_path / "pol").mkdir(exist_ok=True)
+    (tmp_path / "pol" / "p.yaml").write_text(policy, encoding="utf-8")
+
+    def factory(**kw):
+        return Agent(gate=kw["gate"], policy=kw["policy"], playbooks=None, observe=kw["cluster"].snapshot,
+                     detect_fn=lambda snap: [], planner=planner, checkpoint_path=kw["db"], recorder=kw["store"],
+                     clock=kw["clock"], approvals=kw["approvals"])
+
+    return build_runtime(cluster="sim:demo", policies=tmp_path / "pol", db=tmp_path / "a.db", model="scripted",
+                         agent_factory=factory)
+
+
+def test_a_confirmed_model_proposal_keeps_the_askers_cluster_groups(tmp_path):
+    """Promise 2/3: a write the model proposed, confirmed after a deny rule on the asker's cluster group was
+    added, meets that rule: the held call still carries the person's groups."""
+    planner = scripted_planner(call("sleep_workload", namespace="inference", name="llm"), text("sleep it?"))
+    without_deny = GROUP_DENY_POLICY.replace("    actors: ['cluster-group:contractors']\n", "    actors: [nobody]\n")
+    rt = runtime_with(tmp_path, planner, without_deny)
+    try:
+        rt.service.resolve = lambda name: Actor(name=name, groups=("contractors",), source="kube test")
+        before = rt.cluster.snapshot().workload("inference/llm").replicas
+        asked = rt.service.handle("is inference/llm busy?", actor="carol", channel="cli")
+        assert [p.tool for p in asked.proposed] == ["sleep_workload"], asked.text
+        number = asked.proposed[0].confirmation_id
+        assert rt.service.confirmations.get(number).call.actor_groups == ("contractors",)
+        (tmp_path / "pol" / "p.yaml").write_text(GROUP_DENY_POLICY, encoding="utf-8")  # the policy changes meanwhile
+        rt.gate.policy = load_policy(tmp_path / "pol", tool_risks={n: t.risk for n, t in REGISTRY.items()})
+        done = rt.service.handle(f"confirm {number}", actor="carol", channel="cli")
+        assert done.done == [] and [r.rule.rsplit(":", 1)[-1] for r in done.refused] == ["no-contractors"], done.text
+        assert rt.cluster.snapshot().workload("inference/llm").replicas == before > 0
+    finally:
+        rt.close()
