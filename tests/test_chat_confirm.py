@@ -352,10 +352,12 @@ def test_slack_confirm_button_works_only_for_the_slack_user_who_asked(tmp_path):
         assert app.dispatch(BoltRequest(body=body, headers={"content-type": [FORM]})).status == 401
         assert writes_run(rt) == []
 
-        # carol's signed click runs exactly that call, as carol; a second click runs nothing more
+        # carol's signed click runs exactly that call, as carol; the same request replayed, and a second
+        # click of her own, run nothing more
         assert signed(body).status == 200
         assert rt.cluster.snapshot().workload("inference/llm").replicas == 0
-        assert signed(body).status == 200
+        assert signed(body).status == 200  # a replay: acknowledged, not acted on
+        assert signed(button_body("U04CAROL01", CONFIRM_ACTION, str(sleep.id), "1748856100.000100")).status == 200
         ran = writes_run(rt)
         assert [(r.tool, r.actor, r.channel) for r in ran] == [("sleep_workload", "carol", "slack")]
         again = [e for e in fake.calls_to("chat.postEphemeral") if e["user"] == "U04CAROL01"]

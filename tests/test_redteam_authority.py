@@ -5,11 +5,18 @@ Spec, each test naming the promise it defends:
   groups into the confirmation, so a deny rule on `cluster-group:NAME` still
   holds when the person confirms it (dropping the groups would skip that rule
   and widen what the person may do);
+- a confirmations row edited to shed those groups (or its channel), or edited
+  together with its chained `proposed` audit record, runs nothing: the
+  confirmation is checked against the whole call and the record's own hash.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from opsagent.agent import Agent
 from opsagent.chat.wiring import build_runtime
@@ -65,6 +72,43 @@ def test_a_confirmed_model_proposal_keeps_the_askers_cluster_groups(tmp_path):
         rt.gate.policy = load_policy(tmp_path / "pol", tool_risks={n: t.risk for n, t in REGISTRY.items()})
         done = rt.service.handle(f"confirm {number}", actor="carol", channel="cli")
         assert done.done == [] and [r.rule.rsplit(":", 1)[-1] for r in done.refused] == ["no-contractors"], done.text
+        assert rt.cluster.snapshot().workload("inference/llm").replicas == before > 0
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize("tamper", ["shed-groups", "other-channel-in-call", "row-and-record"])
+def test_a_confirmation_edited_to_shed_the_askers_groups_runs_nothing(tmp_path, tamper):
+    """Promise 2: what runs at `confirm` is the whole call that was held, as the hash chain recorded it."""
+    planner = scripted_planner(call("sleep_workload", namespace="inference", name="llm"), text("sleep it?"))
+    rt = runtime_with(tmp_path, planner, GROUP_DENY_POLICY.replace("    actors: ['cluster-group:contractors']\n",
+                                                                   "    actors: [nobody]\n"))
+    try:
+        rt.service.resolve = lambda name: Actor(name=name, groups=("contractors",), source="kube test")
+        before = rt.cluster.snapshot().workload("inference/llm").replicas
+        number = rt.service.handle("is inference/llm busy?", actor="carol", channel="cli").proposed[0].confirmation_id
+        held = rt.service.confirmations.get(number).call
+        rt.service.handle("show workloads", actor="carol", channel="cli")  # the log moves on past the record
+        update = {"actor_groups": ()} if tamper != "other-channel-in-call" else {"channel": "slack"}
+        edited = held.model_copy(update=update)
+        with sqlite3.connect(rt.store.path) as conn:  # someone with write access to the file
+            conn.execute("UPDATE confirmations SET call = ? WHERE id = ?", (edited.model_dump_json(), number))
+            if tamper == "row-and-record":  # the chained record too, with its hash recomputed
+                from opsagent.approvals.ledger import call_sha256
+                from opsagent.audit.chain import content_of, row_hash
+                conn.row_factory = sqlite3.Row
+                conn.execute("DROP TRIGGER IF EXISTS audit_no_update")
+                row = dict(conn.execute("SELECT * FROM audit WHERE idempotency_key = ?",
+                                        (f"confirmation:{number}:proposed",)).fetchone())
+                data = json.loads(row["data"])
+                data["call_sha256"] = call_sha256(edited)
+                row["data"] = json.dumps(data)
+                conn.execute("UPDATE audit SET data = ?, hash = ? WHERE id = ?",
+                             (row["data"], row_hash(row["prev_hash"], content_of(row)), row["id"]))
+        (tmp_path / "pol" / "p.yaml").write_text(GROUP_DENY_POLICY, encoding="utf-8")
+        rt.gate.policy = load_policy(tmp_path / "pol", tool_risks={n: t.risk for n, t in REGISTRY.items()})
+        out = rt.service.handle(f"confirm {number}", actor="carol", channel="cli")
+        assert out.done == [] and out.refused[0].rule == "confirmations:tampered", out.text
         assert rt.cluster.snapshot().workload("inference/llm").replicas == before > 0
     finally:
         rt.close()

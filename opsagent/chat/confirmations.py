@@ -29,9 +29,12 @@ from typing import Literal
 
 from pydantic import Field
 
+from opsagent.approvals.ledger import call_sha256
 from opsagent.audit import AuditStore
+from opsagent.audit.chain import content_of, row_hash
 from opsagent.audit.clocks import database_clock
-from opsagent.audit.records import iso
+from opsagent.audit.records import AuditRecord, iso
+from opsagent.audit.schema import AUDIT_TABLE
 from opsagent.clock import Clock
 from opsagent.model import AuditEntry, ToolCall
 from opsagent.model.cluster import Frozen
@@ -130,7 +133,7 @@ class ConfirmationStore:
             made = self._load(conn, int(cursor.lastrowid))
             self._audit(conn, made, actor=call.actor, channel=channel, outcome="pending", event="proposed", now=now,
                         summary=f"waiting for {call.actor} to confirm: {why}"[:1000], key=self._proposed_key(made.id),
-                        extra={"identity": identity, "expires_at": iso(made.expires_at)})
+                        extra={"identity": identity, "expires_at": iso(made.expires_at), "call_sha256": call_sha256(made.call)})
         return made
 
     def confirm(self, confirmation_id: int, *, actor: str, identity: str, channel: str) -> Confirmation:
@@ -193,7 +196,7 @@ class ConfirmationStore:
             return refused("expired", f"confirmation {confirmation_id} expired at {iso(found.expires_at)}; ask again")
         if found.state != "proposed":
             return refused("already_decided", f"confirmation {confirmation_id} is already {found.state}")
-        if not self._matches_log(found):
+        if not self._matches_log(conn, found):
             return refused("tampered", f"confirmation {confirmation_id} no longer holds the call it was made for; nothing runs")
         if found.expires_at <= now:
             self._expire(conn, confirmation_id, now)
@@ -204,17 +207,27 @@ class ConfirmationStore:
     def _proposed_key(confirmation_id: int) -> str:
         return f"confirmation:{confirmation_id}:proposed"
 
-    def _matches_log(self, found: Confirmation) -> bool:
-        """The row still says what its hash-chained `proposed` audit entry recorded: the same call (tool and
-        arguments hash), asker, identity, channel and expiry, and the log holds no answer to it yet."""
+    def _matches_log(self, conn: sqlite3.Connection, found: Confirmation) -> bool:
+        """The row still says what its hash-chained `proposed` audit entry recorded: the same whole call (tool,
+        arguments, asker, their groups, channel), identity and expiry; that entry is itself intact (its own
+        hash, and the link after it); and the log holds no answer to it yet."""
         if found.call.actor != found.actor or found.call.args_hash() != found.args_hash:
             return False
-        logged = self.store.find_by_key(self._proposed_key(found.id))
-        data = (logged.data or {}) if logged is not None else {}
-        if logged is None or (logged.actor, logged.channel, logged.tool) != (found.actor, found.channel, found.call.tool):
+        row = conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] WHERE idempotency_key = ?",
+                           (self._proposed_key(found.id),)).fetchone()
+        if row is None or row_hash(row["prev_hash"], content_of(dict(row))) != row["hash"]:
+            return False
+        after = conn.execute(f"SELECT prev_hash FROM [{AUDIT_TABLE}] WHERE id > ? ORDER BY id LIMIT 1", (row["id"],)).fetchone()
+        if after is not None and after[0] != row["hash"]:
+            return False
+        logged = AuditRecord.from_row(dict(row))
+        data = logged.data or {}
+        if (logged.actor, logged.channel, logged.tool) != (found.actor, found.channel, found.call.tool):
             return False
         if (data.get("args_hash"), data.get("identity"), data.get("expires_at")) != \
                 (found.args_hash, found.identity, iso(found.expires_at)):
+            return False
+        if "call_sha256" in data and data["call_sha256"] != call_sha256(found.call):  # rows proposed before it was kept lack it
             return False
         return not any(self.store.has_key(f"confirmation:{found.id}:{end}") for end in ("confirmed", "refused", "expired"))
 
