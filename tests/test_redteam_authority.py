@@ -7,7 +7,12 @@ Spec, each test naming the promise it defends:
   and widen what the person may do);
 - a confirmations row edited to shed those groups (or its channel), or edited
   together with its chained `proposed` audit record, runs nothing: the
-  confirmation is checked against the whole call and the record's own hash.
+  confirmation is checked against the whole call and the record's own hash;
+- a name with a character that renders as nothing but is not a control or
+  format character (the combining grapheme joiner, a variation selector, a
+  Hangul filler, the blank Braille pattern) is refused, so `daemon` followed
+  by one cannot act; nor can `daemon` or `wake-proxy` spelled with a few more
+  look-alike letters and dashes.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import pytest
 
 from opsagent.agent import Agent
 from opsagent.chat.wiring import build_runtime
-from opsagent.model.actor import Actor
+from opsagent.model.actor import Actor, ActorNameError, normalize_actor
 from opsagent.policy import load_policy
 from opsagent.testing.scripted import call, scripted_planner, text
 from tools import REGISTRY
@@ -112,3 +117,24 @@ def test_a_confirmation_edited_to_shed_the_askers_groups_runs_nothing(tmp_path, 
         assert rt.cluster.snapshot().workload("inference/llm").replicas == before > 0
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize("name", [
+    "daemon\u034f", "dae\u034fmon", "daemon\ufe0f", "\ufe00daemon", "opsagent\u3164", "\u115fdaemon", "daemon\u17b4",
+    "daemon\u180b", "daemon\u2800", "daemon\U000e0100", "carol\u034f",
+])
+def test_a_name_with_a_character_that_renders_as_nothing_is_refused(name):
+    """Promise 3: invisible characters outside category C cannot make a second `daemon` (or `carol`)."""
+    with pytest.raises(ActorNameError, match="invisible or control"):
+        normalize_actor(name)
+
+
+@pytest.mark.parametrize("name", ["ɗaemon", "đaemon", "wake⁃proxy", "wakeーproxy", "wake֊proxy", "wake᠆proxy", "opsaɡent"])
+def test_more_look_alikes_of_machine_actors_are_refused(name):
+    with pytest.raises(ActorNameError, match="machine actor"):
+        normalize_actor(name)
+
+
+@pytest.mark.parametrize("name,expected", [("한국어", "한국어"), ("Dvořák", "dvořák"), ("wake-proxy-owner", "wake-proxy-owner")])
+def test_ordinary_names_in_other_scripts_still_pass(name, expected):
+    assert normalize_actor(name) == expected

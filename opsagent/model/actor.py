@@ -35,8 +35,23 @@ _LOOKALIKE = str.maketrans({
     "ɑ": "a", "ε": "e", "ο": "o", "ρ": "p", "ν": "v", "κ": "k", "ι": "i", "α": "a", "τ": "t", "μ": "m",
     "ᴅ": "d", "ᴀ": "a", "ᴇ": "e", "ᴍ": "m", "ᴏ": "o", "ɴ": "n", "ᴡ": "w", "ᴋ": "k", "ᴘ": "p", "ʀ": "r",
     "ı": "i", "ȷ": "j", "ℓ": "l", "0": "o", "1": "l",
+    "ɗ": "d", "đ": "d", "ɖ": "d", "ɡ": "g", "ʏ": "y", "ɩ": "i", "ꮃ": "w",
     "_": "-", ".": "-", "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "−": "-", "﹣": "-", "－": "-",
+    "⁃": "-", "⸺": "-", "⸻": "-", "֊": "-", "᠆": "-", "ー": "-", "﹘": "-", "ᅳ": "-", "ㅡ": "-",
 })
+
+# Code points that render as nothing (Unicode's Default_Ignorable_Code_Point) but are not all in category C:
+# the combining grapheme joiner, variation selectors, Hangul fillers, Khmer inherent vowels, Mongolian
+# selectors... `daemon` followed by one of them looks exactly like `daemon`. Plus the blank Braille pattern.
+_INVISIBLE_RANGES = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2800, 0x2800), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+
+
+def _invisible(ch: str) -> bool:
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
 
 
 class ActorNameError(ValueError):
@@ -68,7 +83,7 @@ def normalize_name(raw: str, *, what: str = "actor name") -> str:
         raise ActorNameError(f"{what} is longer than {MAX_LENGTH} characters")
     for ch in name:
         category = unicodedata.category(ch)
-        if category[0] == "C":
+        if category[0] == "C" or _invisible(ch):
             raise ActorNameError(f"{what} {raw!r} contains an invisible or control character ({_describe(ch)})")
         if category[0] == "Z" or ch.isspace():
             raise ActorNameError(f"{what} {raw!r} contains a space ({_describe(ch)}); use a single word")
