@@ -8,6 +8,7 @@ Spec, each test naming the promise it defends:
 - a confirmations row edited to shed those groups (or its channel), or edited
   together with its chained `proposed` audit record, runs nothing: the
   confirmation is checked against the whole call and the record's own hash;
+  and a proposal made when the person was in other groups is not reused;
 - a name with a character that renders as nothing but is not a control or
   format character (the combining grapheme joiner, a variation selector, a
   Hangul filler, the blank Braille pattern) is refused, so `daemon` followed
@@ -138,3 +139,20 @@ def test_more_look_alikes_of_machine_actors_are_refused(name):
 @pytest.mark.parametrize("name,expected", [("한국어", "한국어"), ("Dvořák", "dvořák"), ("wake-proxy-owner", "wake-proxy-owner")])
 def test_ordinary_names_in_other_scripts_still_pass(name, expected):
     assert normalize_actor(name) == expected
+
+
+def test_a_waiting_proposal_is_not_reused_once_the_askers_groups_changed(tmp_path):
+    """Promise 2/3: the same call asked again after the person joined a group is held anew, with the new groups."""
+    from opsagent.audit import AuditStore
+    from opsagent.chat.confirmations import ConfirmationStore
+    from opsagent.model import ToolCall
+
+    with AuditStore(tmp_path / "c.db") as store:
+        confirmations = ConfirmationStore(store, clock=None)
+        asked = dict(tool="sleep_workload", args={"namespace": "a", "name": "b"}, actor="carol")
+        first = confirmations.propose(call=ToolCall(**asked), identity="carol", channel="cli", why="test")
+        again = confirmations.propose(call=ToolCall(**asked), identity="carol", channel="cli", why="test")
+        later = confirmations.propose(call=ToolCall(**asked, actor_groups=("contractors",)), identity="carol",
+                                      channel="cli", why="test")
+        assert again.id == first.id and later.id != first.id
+        assert confirmations.get(later.id).call.actor_groups == ("contractors",)

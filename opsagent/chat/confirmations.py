@@ -123,8 +123,8 @@ class ConfirmationStore:
                 f"SELECT * FROM [{TABLE}] WHERE args_hash = ? AND actor = ? AND identity = ? AND channel = ? "
                 f"AND state = 'proposed' AND expires_at > ? ORDER BY id LIMIT 1",
                 (args_hash, call.actor, identity, channel, iso(now))).fetchone()
-            if row is not None:
-                return _row_to(row)
+            if row is not None and (held := _row_to(row)).call.actor_groups == call.actor_groups:
+                return held  # (groups that changed since make a new one: the old call would run with stale groups)
             cursor = conn.execute(
                 f"INSERT INTO [{TABLE}] (call, tool, args_hash, state, actor, identity, channel, why, run_id, created_at, expires_at) "
                 "VALUES (?, ?, ?, 'proposed', ?, ?, ?, ?, ?, ?, ?)",
