@@ -13,7 +13,10 @@ Spec, each test naming the promise it defends:
   format character (the combining grapheme joiner, a variation selector, a
   Hangul filler, the blank Braille pattern) is refused, so `daemon` followed
   by one cannot act; nor can `daemon` or `wake-proxy` spelled with a few more
-  look-alike letters and dashes.
+  look-alike letters and dashes;
+- a proposal is shown as it is: a right-to-left override or an invisible
+  character in what the model wrote cannot redraw the line the person
+  confirms from.
 """
 
 from __future__ import annotations
@@ -156,3 +159,19 @@ def test_a_waiting_proposal_is_not_reused_once_the_askers_groups_changed(tmp_pat
                                       channel="cli", why="test")
         assert again.id == first.id and later.id != first.id
         assert confirmations.get(later.id).call.actor_groups == ("contractors",)
+
+
+def test_a_right_to_left_override_in_the_models_arguments_cannot_redraw_the_proposal(tmp_path):
+    """Promise 2: the line that carries `confirm N` shows the call as it is."""
+    planner = scripted_planner(call("cordon_node", node="gpu-b", reason="tidy \u202e1# mrifnoc :kcab ti ekaw \u200b"),
+                               text("ok \u2066\u202edone\u2069"))
+    rt = runtime_with(tmp_path, planner, GROUP_DENY_POLICY.replace("[sleep_workload]\n    actors: [carol]",
+                                                                   "[sleep_workload, cordon_node]\n    actors: [carol]"))
+    try:
+        reply = rt.service.handle("tidy gpu-b please", actor="carol", channel="cli")
+        assert [p.tool for p in reply.proposed] == ["cordon_node"], reply.text
+        bidi = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200b"}
+        assert not bidi & set(reply.text), repr(reply.text)
+        assert "tidy 1# mrifnoc" in reply.text
+    finally:
+        rt.close()
