@@ -14,6 +14,9 @@ Spec, each test naming the promise it defends:
   Hangul filler, the blank Braille pattern) is refused, so `daemon` followed
   by one cannot act; nor can `daemon` or `wake-proxy` spelled with a few more
   look-alike letters and dashes;
+- `opsagent audit verify` checks the confirmations table against the chain
+  too: a waiting row whose call was swapped, or an answered row set back to
+  waiting, is exit 1 naming the confirmation;
 - a proposal is shown as it is: a right-to-left override or an invisible
   character in what the model wrote cannot redraw the line the person
   confirms from.
@@ -175,3 +178,35 @@ def test_a_right_to_left_override_in_the_models_arguments_cannot_redraw_the_prop
         assert "tidy 1# mrifnoc" in reply.text
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize("tamper", ["other-call", "answered-then-reset"])
+def test_audit_verify_reports_a_confirmation_that_disagrees_with_the_chain(tmp_path, tamper):
+    """Promise 4 (and 2): the confirmations table is checked against its chained records, like approvals."""
+    from typer.testing import CliRunner
+
+    from opsagent.cli import app
+    from opsagent.model import ToolCall
+
+    planner = scripted_planner(call("sleep_workload", namespace="inference", name="llm"), text("sleep it?"))
+    rt = runtime_with(tmp_path, planner, GROUP_DENY_POLICY)
+    try:
+        number = rt.service.handle("is inference/llm busy?", actor="carol", channel="cli").proposed[0].confirmation_id
+        if tamper == "answered-then-reset":
+            rt.service.handle(f"refuse {number}", actor="carol", channel="cli")
+    finally:
+        rt.close()
+    db = str(tmp_path / "a.db")
+    clean = CliRunner().invoke(app, ["audit", "verify", "--db", db])
+    assert clean.exit_code == 0, clean.output
+    with sqlite3.connect(db) as conn:
+        if tamper == "other-call":
+            evil = ToolCall(tool="sleep_workload", args={"namespace": "inference", "name": "embedder"}, actor="carol")
+            conn.execute("UPDATE confirmations SET call = ?, args_hash = ? WHERE id = ?",
+                         (evil.model_dump_json(), evil.args_hash(), number))
+        else:
+            conn.execute("UPDATE confirmations SET state = 'proposed', decided_at = NULL WHERE id = ?", (number,))
+    out = CliRunner().invoke(app, ["audit", "verify", "--db", db, "-o", "json"])
+    assert out.exit_code == 1, out.output
+    report = json.loads(out.output)
+    assert report["chain_ok"] and [c["confirmation_id"] for c in report["confirmations"]] == [number]

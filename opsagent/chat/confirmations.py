@@ -75,6 +75,60 @@ class ConfirmationRefused(Exception):
         self.message, self.code, self.confirmation_id = message, code, confirmation_id
 
 
+def _proposed_key(confirmation_id: int) -> str:
+    return f"confirmation:{confirmation_id}:proposed"
+
+
+def log_problem(conn: sqlite3.Connection, found: Confirmation) -> str | None:
+    """How a confirmations row disagrees with the hash chain, or None when it agrees.
+
+    The row must hold the same whole call (tool, arguments, asker, their groups, channel), identity and
+    expiry as its `proposed` record; that record must itself be intact (its own hash, and the link after
+    it); and the row's state must be the one the log records (a waiting row has no answer logged yet).
+    """
+    if found.call.actor != found.actor or found.call.args_hash() != found.args_hash:
+        return "its call is not the call its own columns name (asker or arguments hash)"
+    row = conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] WHERE idempotency_key = ?", (_proposed_key(found.id),)).fetchone()
+    if row is None:
+        return "the audit chain has no 'proposed' record for it"
+    if row_hash(row["prev_hash"], content_of(dict(row))) != row["hash"]:
+        return f"its 'proposed' audit row {row['id']} was edited"
+    after = conn.execute(f"SELECT prev_hash FROM [{AUDIT_TABLE}] WHERE id > ? ORDER BY id LIMIT 1", (row["id"],)).fetchone()
+    if after is not None and after[0] != row["hash"]:
+        return f"the chain is broken right after its audit row {row['id']}"
+    logged = AuditRecord.from_row(dict(row))
+    data = logged.data or {}
+    if (logged.actor, logged.channel, logged.tool) != (found.actor, found.channel, found.call.tool) or \
+            (data.get("args_hash"), data.get("identity"), data.get("expires_at")) != \
+            (found.args_hash, found.identity, iso(found.expires_at)):
+        return "its call, asker, identity, channel or expiry differs from the chained 'proposed' record"
+    if "call_sha256" in data and data["call_sha256"] != call_sha256(found.call):  # rows proposed before it was kept lack it
+        return "its call's hash differs from the call_sha256 chained with it"
+    answers = [end for end in ("confirmed", "refused", "expired") if conn.execute(
+        f"SELECT 1 FROM [{AUDIT_TABLE}] WHERE idempotency_key = ?", (f"confirmation:{found.id}:{end}",)).fetchone()]
+    if found.state == "proposed" and answers:
+        return f"it waits, but the chain says it was {answers[0]}"
+    if found.state != "proposed" and found.state not in answers:
+        return f"its state is {found.state}; the chain " + (f"says {answers[0]}" if answers else "records no answer")
+    return None
+
+
+def verify_confirmations(store: AuditStore) -> list[tuple[int, str]]:
+    """(id, problem) for every confirmations row that disagrees with the hash chain (read-only)."""
+    with store.reading() as conn:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone() is None:
+            return []
+        found = []
+        for row in conn.execute(f"SELECT * FROM [{TABLE}] ORDER BY id").fetchall():
+            try:
+                problem = log_problem(conn, _row_to(row))
+            except (ValueError, TypeError) as exc:
+                problem = f"the row cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
+            if problem is not None:
+                found.append((row["id"], problem))
+    return found
+
+
 def _row_to(row: sqlite3.Row) -> Confirmation:
     return Confirmation(
         id=row["id"], call=ToolCall.model_validate_json(row["call"]), args_hash=row["args_hash"], state=row["state"],
@@ -205,31 +259,11 @@ class ConfirmationStore:
 
     @staticmethod
     def _proposed_key(confirmation_id: int) -> str:
-        return f"confirmation:{confirmation_id}:proposed"
+        return _proposed_key(confirmation_id)
 
     def _matches_log(self, conn: sqlite3.Connection, found: Confirmation) -> bool:
-        """The row still says what its hash-chained `proposed` audit entry recorded: the same whole call (tool,
-        arguments, asker, their groups, channel), identity and expiry; that entry is itself intact (its own
-        hash, and the link after it); and the log holds no answer to it yet."""
-        if found.call.actor != found.actor or found.call.args_hash() != found.args_hash:
-            return False
-        row = conn.execute(f"SELECT * FROM [{AUDIT_TABLE}] WHERE idempotency_key = ?",
-                           (self._proposed_key(found.id),)).fetchone()
-        if row is None or row_hash(row["prev_hash"], content_of(dict(row))) != row["hash"]:
-            return False
-        after = conn.execute(f"SELECT prev_hash FROM [{AUDIT_TABLE}] WHERE id > ? ORDER BY id LIMIT 1", (row["id"],)).fetchone()
-        if after is not None and after[0] != row["hash"]:
-            return False
-        logged = AuditRecord.from_row(dict(row))
-        data = logged.data or {}
-        if (logged.actor, logged.channel, logged.tool) != (found.actor, found.channel, found.call.tool):
-            return False
-        if (data.get("args_hash"), data.get("identity"), data.get("expires_at")) != \
-                (found.args_hash, found.identity, iso(found.expires_at)):
-            return False
-        if "call_sha256" in data and data["call_sha256"] != call_sha256(found.call):  # rows proposed before it was kept lack it
-            return False
-        return not any(self.store.has_key(f"confirmation:{found.id}:{end}") for end in ("confirmed", "refused", "expired"))
+        """The waiting row still says what its intact hash-chained `proposed` record says (see `log_problem`)."""
+        return log_problem(conn, found) is None
 
     def _load(self, conn: sqlite3.Connection, confirmation_id: int) -> Confirmation:
         row = conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (confirmation_id,)).fetchone()

@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from opsagent.approvals import verify_approvals
+from opsagent.chat.confirmations import verify_confirmations
 from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore, parse_anchor
 from opsagent.audit.clocks import database_clock
 from opsagent.audit.database import DatabaseCorrupt, check_integrity
@@ -269,11 +270,11 @@ def verify_cmd(
     output: AuditOutput = OutOpt,
     db: Path = DbOpt,
 ) -> None:
-    """Recompute the hash chain and check the approvals table against it.
+    """Recompute the hash chain and check the approvals and confirmations tables against it.
 
     Every page of the file is read first (a damaged or truncated file is exit 1: a chain read from it
     proves nothing). Exit 0 when intact; exit 1 naming the first bad row, a damaged page, every approval
-    whose row disagrees with its chained records, or an anchor the log no longer reaches.
+    or chat confirmation whose row disagrees with its chained records, or an anchor the log no longer reaches.
 
     Example: opsagent audit verify --expect-head 1042:5f0c...
     """
@@ -284,10 +285,12 @@ def verify_cmd(
     with open_store(db, check_pages=True) as store:
         report = store.verify(anchor=anchor)
         mismatches = verify_approvals(store)
-    ok = report.ok and not mismatches
+        held = verify_confirmations(store)
+    ok = report.ok and not mismatches and not held
     if output is not AuditOutput.table:
         print_json({**report.model_dump(mode="json"), "ok": ok, "chain_ok": report.ok,
-                    "approvals": [{"approval_id": m.approval_id, "problems": list(m.problems)} for m in mismatches]})
+                    "approvals": [{"approval_id": m.approval_id, "problems": list(m.problems)} for m in mismatches],
+                    "confirmations": [{"confirmation_id": cid, "problem": why} for cid, why in held]})
     else:
         if report.ok:
             against = f", matches the anchor {report.anchor[:24]}…" if report.anchor else ""
@@ -298,5 +301,7 @@ def verify_cmd(
         for m in mismatches:
             console.print(f"[bold red]approval {m.approval_id} disagrees with the chain[/]: {escape('; '.join(m.problems))}",
                           highlight=False)
+        for cid, why in held:
+            console.print(f"[bold red]confirmation {cid} disagrees with the chain[/]: {escape(why)}", highlight=False)
     if not ok:
         raise typer.Exit(1)
