@@ -14,6 +14,8 @@ Spec, each test naming the promise it defends:
   Hangul filler, the blank Braille pattern) is refused, so `daemon` followed
   by one cannot act; nor can `daemon` or `wake-proxy` spelled with a few more
   look-alike letters and dashes;
+- an unmapped (read-only) user who types `confirm N` for someone else's
+  proposal is refused without being shown what it would change;
 - `opsagent audit verify` checks the confirmations table against the chain
   too: a waiting row whose call was swapped, or an answered row set back to
   waiting, is exit 1 naming the confirmation;
@@ -210,3 +212,18 @@ def test_audit_verify_reports_a_confirmation_that_disagrees_with_the_chain(tmp_p
     assert out.exit_code == 1, out.output
     report = json.loads(out.output)
     assert report["chain_ok"] and [c["confirmation_id"] for c in report["confirmations"]] == [number]
+
+
+def test_an_unmapped_user_confirming_is_not_shown_someone_elses_proposal(tmp_path):
+    """Promise 2: only the asker sees, and answers, their waiting write."""
+    planner = scripted_planner(call("sleep_workload", namespace="inference", name="llm"), text("sleep it?"))
+    rt = runtime_with(tmp_path, planner, GROUP_DENY_POLICY)
+    try:
+        number = rt.service.handle("is inference/llm busy?", actor="carol", channel="slack").proposed[0].confirmation_id
+        rt.service.resolve = lambda name: Actor(name=name, read_only=True) if name == "u-stranger" else Actor(name=name)
+        out = rt.service.handle(f"confirm {number}", actor="u-stranger", channel="slack")
+        assert out.done == [] and out.refused[0].rule.endswith("chat-read-only")
+        assert "inference/llm" not in out.text and "sleep_workload" not in out.text, out.text
+        assert rt.service.confirmations.get(number).state == "proposed"
+    finally:
+        rt.close()

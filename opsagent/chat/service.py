@@ -343,10 +343,10 @@ class ChatService:
         found = self.confirmations.get(number)
         shown = render.call_summary(found.call.tool, found.call.args) if found else f"confirmation #{number}"
         tool = found.call.tool if found else "-"
-        if who.read_only:
+        if who.read_only:  # someone else's waiting call is not shown to them
             reason = "you are not mapped to an opsagent actor, so you cannot confirm or refuse writes"
             self._audit_refusal(who.name, channel, text, tool=tool if found else None, summary=reason, kind="confirmation")
-            reply.refused.append(Refusal(tool=tool, summary=shown, rule=READ_ONLY_RULE, reason=reason))
+            reply.refused.append(Refusal(tool="-", summary=f"confirmation #{number}", rule=READ_ONLY_RULE, reason=reason))
             return self._reply(reply)
         answer = self.confirmations.confirm if command.action == "confirm" else self.confirmations.refuse
         try:
