@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from opsagent.audit import AuditStore
 from opsagent.daemon.leader import FileLeader, lock_path_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def daemon_once(db: Path) -> subprocess.CompletedProcess:
 
 def test_every_alias_of_the_database_names_the_same_lock(tmp_path):
     db = tmp_path / "ops.db"
-    db.write_bytes(b"")
+    AuditStore(db).close()  # a real opsagent database (an empty file is refused)
     (tmp_path / "alias.db").symlink_to(db)
     (tmp_path / "sub").mkdir()
     linked_dir = tmp_path / "linked"
@@ -44,7 +45,7 @@ def test_every_alias_of_the_database_names_the_same_lock(tmp_path):
 
 def test_a_symlinked_database_cannot_lead_while_the_real_one_is_held(tmp_path):
     db = tmp_path / "ops.db"
-    db.write_bytes(b"")
+    AuditStore(db).close()  # a real opsagent database (an empty file is refused)
     alias = tmp_path / "alias.db"
     alias.symlink_to(db)
     (tmp_path / "sub").mkdir()
@@ -62,7 +63,7 @@ def test_a_symlinked_database_cannot_lead_while_the_real_one_is_held(tmp_path):
 
 def test_a_lock_held_by_another_process_through_the_alias_stops_this_one(tmp_path):
     db = tmp_path / "ops.db"
-    db.write_bytes(b"")
+    AuditStore(db).close()  # a real opsagent database (an empty file is refused)
     alias = tmp_path / "alias.db"
     alias.symlink_to(db)
     script = ("import sys\nfrom pathlib import Path\nfrom opsagent.daemon.leader import FileLeader, lock_path_for\n"
@@ -84,7 +85,7 @@ def test_a_lock_held_by_another_process_through_the_alias_stops_this_one(tmp_pat
 @pytest.mark.skipif(not hasattr(os, "link"), reason="no hard links here")
 def test_a_hard_linked_database_is_refused_in_one_line(tmp_path):
     db = tmp_path / "ops.db"
-    db.write_bytes(b"")
+    AuditStore(db).close()  # a real opsagent database (an empty file is refused)
     (tmp_path / "elsewhere").mkdir()
     os.link(db, tmp_path / "elsewhere" / "ops.db")
     out = daemon_once(tmp_path / "elsewhere" / "ops.db")

@@ -234,8 +234,9 @@ def _check_pages(path: Path, conn: sqlite3.Connection) -> None:
         if "not a database" in str(exc):
             raise NotAnOpsagentDatabase(f"{path}: not an opsagent database (not an SQLite file)") from None
         raise
-    size = path.stat().st_size
-    wal = path.with_name(path.name + "-wal")
+    real = path.resolve()   # SQLite follows symlinks: its write-ahead log is named after the real file
+    size = real.stat().st_size
+    wal = real.with_name(real.name + "-wal")
     recovering = wal.exists() and wal.stat().st_size > 0   # newer pages may be in the WAL, not yet in the file
     if size < 100 or (pages and size < pages * page_size and not recovering):
         raise DatabaseCorrupt(f"{path}: the database is truncated ({size} bytes where its header says "
