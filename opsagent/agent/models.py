@@ -9,6 +9,8 @@ This module must not decide anything about tools or policy.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import ollama
 from langchain_core.language_models import BaseChatModel
@@ -45,6 +47,8 @@ def classify_error(exc: BaseException) -> str | None:
         return f"Ollama error {code}: {exc.error}"
     if isinstance(exc, ValidationError):
         return f"malformed model output: {exc.errors()[0].get('msg', exc)} at {'.'.join(str(p) for p in exc.errors()[0].get('loc', ()))}"
+    if isinstance(exc, json.JSONDecodeError):  # an HTML page, a proxy's error text, a stream cut mid-line
+        return f"garbled answer from the model server (not JSON: {exc.msg} at char {exc.pos})"
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return f"connection problem: {exc}"
     return None
