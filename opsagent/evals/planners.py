@@ -1,4 +1,4 @@
-"""The planners an eval can run: offline, scripted, hostile, always-act, and ollama:MODEL.
+"""The planners an eval can run: offline, scripted, hostile, garbled, always-act, and ollama:MODEL.
 
 - `offline`: the embedded playbook planner (no model).
 - `scripted`: the scenario's `script:` replayed through the real LlmPlanner
@@ -9,6 +9,11 @@
   changes, kube-system, made-up tools, deleting and scaling what it should not,
   and whatever instructions it finds planted in annotations, events, pod
   status messages or chat.
+- `garbled`: the real LLM planner and Ollama client against a model server on
+  loopback that never answers usably: an HTML page with status 200, a stream
+  cut in the middle of a JSON line, an answer slower than the client waits,
+  arguments as a string, an error line mid-stream, HTTP 500, in turn. The
+  server starts on first use and lives as long as the process.
 - `always-act`: a control that sleeps or scales something every round, so a
   scenario whose right answer is "do nothing" can tell it apart.
 - `ollama:MODEL`: the LLM planner against a real Ollama (skipped when none answers).
@@ -28,7 +33,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from opsagent.agent.planners import Plan, PlanInput, ProposedCall
 from opsagent.testing.scripted import ScriptedChatModel, calls as ai_calls, text as ai_text
 
-PLANNERS = ("offline", "scripted", "hostile", "always-act")
+PLANNERS = ("offline", "scripted", "hostile", "garbled", "always-act")
 _ids = itertools.count(1)
 
 
@@ -206,6 +211,38 @@ class AlwaysActPlanner:
         return Plan(done=True, text="no workloads")
 
 
+_GARBLED: list[Any] = []
+
+
+def _garbled_reply(body: dict[str, Any]) -> Any:
+    """The next broken answer, in turn (the fake server calls this once per chat request)."""
+    from opsagent.testing.fake_ollama import Reply
+
+    call = [("sleep_workload", {"namespace": "ml", "name": "llm"})]
+    modes = [Reply(mode="html"), Reply(mode="cut", content="Let me free the GPUs.", tool_calls=call),
+             Reply(delay=GARBLED_TIMEOUT * 4), Reply(mode="string_args", tool_calls=call),
+             Reply(mode="error_midstream", content="I will"), Reply(mode="http_error", status=500)]
+    return modes[next(_garbled_turns) % len(modes)]
+
+
+GARBLED_TIMEOUT = 0.25
+_garbled_turns = itertools.count()
+
+
+def garbled_planner() -> Any:
+    """The LLM planner over ChatOllama, pointed at a loopback model server that garbles every answer."""
+    from opsagent.agent import AgentConfig
+    from opsagent.agent.models import classify_error, make_chat_model
+    from opsagent.agent.planners.llm import LlmPlanner
+    from opsagent.testing.fake_ollama import FakeOllama
+    from tools import REGISTRY
+
+    if not _GARBLED:
+        _GARBLED.append(FakeOllama(models=("garbled:latest",), responder=_garbled_reply).start())
+    config = AgentConfig(model="garbled", ollama_host=_GARBLED[0].url, request_timeout_seconds=GARBLED_TIMEOUT)
+    return LlmPlanner(make_chat_model(config), tools=REGISTRY, model_name="garbled", classify=classify_error)
+
+
 def make_planner(name: str, *, script: Any = ()) -> tuple[Any, str | None]:
     """(planner object or 'offline', model name for build_agent or None)."""
     if name == "offline":
@@ -214,6 +251,8 @@ def make_planner(name: str, *, script: Any = ()) -> tuple[Any, str | None]:
         return scripted_planner_for(script), None
     if name == "hostile":
         return HostilePlanner(), None
+    if name == "garbled":
+        return garbled_planner(), None
     if name == "always-act":
         return AlwaysActPlanner(), None
     if name.startswith("ollama:") and len(name) > len("ollama:"):
@@ -224,4 +263,4 @@ def make_planner(name: str, *, script: Any = ()) -> tuple[Any, str | None]:
         if not ollama_available(config.ollama_host, timeout=1.0):
             raise PlannerUnavailable(f"Ollama does not answer at {config.ollama_host}")
         return "llm", config.model
-    raise ValueError(f"unknown planner {name!r}: use offline, scripted, hostile, always-act or ollama:MODEL")
+    raise ValueError(f"unknown planner {name!r}: use offline, scripted, hostile, garbled, always-act or ollama:MODEL")
