@@ -53,7 +53,9 @@ def test_scripted_model_resolves_idle_gpu_and_sees_tool_results(world):
     assert world.tiny.workloads["ml/llm"].replicas == 0
     second_prompt = planner.chat_model.prompts[1]
     tool_msgs = [m for m in second_prompt if isinstance(m, ToolMessage)]
-    assert json.loads(tool_msgs[0].content)["status"] == "ok"
+    lines = tool_msgs[0].content.split("\n")
+    assert lines[0].startswith("Result of get_workload.") and lines[1] == "<cluster-data>" and lines[-1] == "</cluster-data>"
+    assert json.loads(lines[2])["status"] == "ok" and len(lines) == 4
 
 
 def test_real_client_path_over_loopback_reaches_the_gate(world):

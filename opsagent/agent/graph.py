@@ -23,7 +23,6 @@ signatures. The graph holds no cluster reference: only the gate writes.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -36,14 +35,13 @@ from opsagent.agent.config import AgentConfig
 from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
 from opsagent.agent.playbook_view import is_resolved, render_steps
+from opsagent.agent.prompts import tool_result_text
 from opsagent.agent.state import AgentState
 from opsagent.agent.turns import REFUSED, call_key, judge_turn, offered_tools, refusal, scope_of
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
 from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult
 from opsagent.playbooks import TemplateError
-
-MAX_TOOL_TEXT = 2000
 
 
 @dataclass
@@ -127,12 +125,8 @@ def _finding(state: AgentState) -> Finding | None:
 
 
 def tool_text(result: ToolResult) -> str:
-    """What the model reads back: status, message and a little data, as compact JSON."""
-    payload: dict[str, Any] = {"status": result.status, "message": result.message}
-    if result.data:
-        payload["data"] = result.data
-    text = json.dumps(payload, default=str, separators=(",", ":"))
-    return text if len(text) <= MAX_TOOL_TEXT else text[: MAX_TOOL_TEXT - 20] + "…(truncated)"
+    """What the model reads back: the result fenced as data, like the finding (see `prompts.tool_result_text`)."""
+    return tool_result_text(tool=result.tool, status=result.status, message=result.message, data=result.data)
 
 
 def result_row(step: int, tool: str, args: dict[str, Any], result: ToolResult, *, key: str, reused: bool) -> dict[str, Any]:
@@ -268,7 +262,8 @@ def build_graph(deps: Deps) -> StateGraph:
         finding = _finding(state)
         for item in state.get("proposed", []):
             if pending is not None:
-                text = json.dumps({"status": "skipped", "message": f"not run: approval {pending} for an earlier call is pending"})
+                text = tool_result_text(tool=item["tool"], status="skipped",
+                                        message=f"not run: approval {pending} for an earlier call is pending")
                 if item["llm_id"]:
                     messages.append(ToolMessage(content=text, tool_call_id=item["llm_id"], name=item["tool"], status="error"))
                 continue
