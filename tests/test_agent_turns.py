@@ -4,7 +4,9 @@ Spec: in a finding's run, a model's call is refused before the gate when its
 tool was not offered for the finding, when a write targets anything but the
 finding's subject (its workload, what its details and playbook steps name,
 their pods, its node), or when the same call was already refused in the run.
-Names compare exactly, so look-alikes are outside. A turn is usable when a
+Names compare exactly, so look-alikes are outside (those the tools' name
+patterns reject are left to the gate, which refuses them as invalid and says
+why). A turn is usable when a
 write ran or went to a person, unusable when calls were refused and nothing
 progressed, neutral otherwise.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from opsagent.agent.turns import call_key, judge_turn, offered_tools, refusal, scope_of
 from opsagent.model import Finding, Pod, Snapshot, Workload, WorkloadRef
@@ -55,10 +58,13 @@ def _refusal(tool: str, args: dict, refused: set[str] = frozenset()) -> str | No
     ("cordon_node", {"node": "gpu-3", "reason": "x"}, None),                         # named in guidance, node in details
     ("no_such_tool", {"x": 1}, None),                                                # left to the gate (invalid)
     ("sleep_workload", {"namespace": "ml", "name": "bystander"}, "outside"),
-    ("sleep_workload", {"namespace": "Render", "name": "render-ui"}, "outside"),      # case
-    ("sleep_workload", {"namespace": "render", "name": "render\u2010ui"}, "outside"), # a hyphen look-alike
-    ("sleep_workload", {"namespace": "render", "name": "render-ui "}, "outside"),     # trailing space
-    ("sleep_workload", {"namespace": "render"}, "outside"),                           # no target at all
+    ("sleep_workload", {"namespace": "Render", "name": "render-ui"}, "gate"),         # case: not a valid name
+    ("sleep_workload", {"namespace": "render", "name": "render\u2010ui"}, "gate"),    # a hyphen look-alike
+    ("sleep_workload", {"namespace": "render", "name": "render-ui "}, "gate"),        # trailing space
+    ("sleep_workload", {"namespace": "render"}, "gate"),                              # a required field missing
+    ("sleep_workload", {"namespace": "render", "name": "renderui"}, "outside"),       # a valid name, not the subject
+    ("sleep_workload", {"namespace": "render", "name": "render-ui-7f9c-x2"}, "outside"),  # a pod name is no workload
+    ("delete_pod", {"namespace": "render", "name": "render-ui-7f9c-x2"}, "not offered"),
     ("cordon_node", {"node": "gpu-4", "reason": "x"}, "outside"),
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 0}, "not offered"),
     ("delete_workload", {"namespace": "train", "name": "finetune"}, "not offered"),
@@ -66,6 +72,10 @@ def _refusal(tool: str, args: dict, refused: set[str] = frozenset()) -> str | No
 ])
 def test_what_a_model_may_propose_in_a_finding_run(tool, args, expected):
     got = _refusal(tool, args)
+    if expected == "gate":  # left to the gate, whose validation refuses it as invalid and says which field is wrong
+        with pytest.raises(ValidationError):
+            REGISTRY[tool].input_model.model_validate(args)
+        expected = None
     assert (got is None) if expected is None else (got is not None and expected in got), got
 
 

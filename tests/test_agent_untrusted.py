@@ -95,11 +95,16 @@ def test_calls_outside_the_finding_are_refused_before_the_gate(world):
                                         scripted.call("sleep_workload", namespace="ml", name="llm\u200b"),
                                         scripted.text("done"))
     report = world.agent(planner).handle_finding(_finding(world))
-    assert [(a.status, a.message) for a in report.actions[:3]] == \
-        [("denied", "refused before the gate: sleep_workload targets something outside this finding's subject")] * 3
+    outside = "refused before the gate: sleep_workload targets something outside this finding's subject"
+    assert [(a.status, a.message) for a in report.actions[:3]][0] == ("denied", outside)
+    # look-alikes of the subject are not valid names at all: the gate refuses them and says which field is wrong
+    assert [a.status for a in report.actions[1:3]] == ["invalid", "invalid"]
+    assert all("name: String should match pattern" in a.message for a in report.actions[1:3])
     assert report.fell_back  # three refused turns in a row
     assert world.tiny.workloads["ml/bystander"].replicas == 1 and world.tiny.workloads["ml/llm"].replicas == 0
-    assert not [r for r in world.store.list(limit=100000) if r.kind == "result" and (r.args or {}).get("name") != "llm"]
+    ran = [r for r in world.store.list(limit=100000) if r.kind == "result" and r.outcome == "ok"]
+    assert [(r.tool, r.args) for r in ran] == [("sleep_workload", {"namespace": "ml", "name": "llm"})]
+    assert not [r for r in world.store.list(limit=100000) if r.kind == "result" and (r.args or {}).get("name") == "bystander"]
 
 
 def test_denied_action_stays_denied(world):

@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping
 
+from pydantic import ValidationError
+
 from opsagent.agent.playbook_view import guidance_of
 from opsagent.model import Finding, Snapshot, canonical_json
 
@@ -49,12 +51,16 @@ class Scope:
     pods: frozenset[str]
     nodes: frozenset[str]
 
-    def covers(self, args: Mapping[str, Any]) -> bool:
-        namespace, name, node = args.get("namespace"), args.get("name"), args.get("node")
-        if isinstance(namespace, str) and isinstance(name, str):
-            return f"{namespace}/{name}" in self.workloads | self.pods
-        if isinstance(node, str):
-            return node in self.nodes
+    def covers(self, tool_input: Any) -> bool:
+        """Whether a tool's validated input targets something in scope (its `target()`: a workload, a node or a pod)."""
+        target = tool_input.target()
+        if target.workload is not None:
+            return str(target.workload) in self.workloads
+        if target.node is not None:
+            return target.node in self.nodes
+        name = getattr(tool_input, "name", None)
+        if target.namespace is not None and isinstance(name, str):  # a pod, named in its namespace
+            return f"{target.namespace}/{name}" in self.pods
         return False
 
 
@@ -112,8 +118,9 @@ def refusal(tool: str, args: Mapping[str, Any], *, tools: Mapping[str, Any], off
     """Why a model's call is refused before the gate, or None to hand it to the gate.
 
     `offered` and `scope` are None outside a finding's run; `refused` holds the
-    `call_key`s already refused in this run. An unknown tool is left to the
-    gate, which refuses it as invalid (and the turn counts as unusable).
+    `call_key`s already refused in this run. An unknown tool, or arguments its
+    input model rejects, are left to the gate, which refuses them as invalid
+    with the reason the model needs (and the turn counts as unusable).
     """
     if call_key(tool, args) in refused:
         return "the same call was already refused in this run"
@@ -122,7 +129,11 @@ def refusal(tool: str, args: Mapping[str, Any], *, tools: Mapping[str, Any], off
         return None
     if offered is not None and tool not in offered:
         return f"{tool} was not offered for this finding"
-    if scope is not None and known.risk != "read" and not scope.covers(args):
+    try:
+        parsed = known.input_model.model_validate(dict(args))
+    except ValidationError:  # the gate refuses it as invalid and tells the model which field is wrong
+        return None
+    if scope is not None and known.risk != "read" and not scope.covers(parsed):
         return f"{tool} targets something outside this finding's subject"
     return None
 
