@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
     def eval_command(
         scenarios: Optional[List[str]] = typer.Argument(None, help="Scenario files, folders or names (default: every scenario in evals/scenarios)."),
         planner: str = typer.Option("offline", "--planner", "-p", envvar="OPSAGENT_EVAL_PLANNER",
-                                    help="offline, scripted, hostile, garbled, always-act or ollama:MODEL."),
+                                    help="offline, scripted, hostile, hostile-ollama, garbled, always-act or ollama:MODEL."),
         repeats: int = typer.Option(1, "-k", "--repeats", min=1, max=100, help="Run each scenario N times."),
         report: Optional[Path] = typer.Option(None, "--report", help="Write report.md and plots/*.png into this folder."),
         output: Output = OutputOpt,
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]skipped:[/] {exc}; start Ollama or pick --planner offline")
             raise typer.Exit(0)
         except ValueError as exc:
-            fail(str(exc), hint="--planner offline|scripted|hostile|garbled|always-act|ollama:MODEL")
+            fail(str(exc), hint="--planner offline|scripted|hostile|hostile-ollama|garbled|always-act|ollama:MODEL")
         written = write_report(report, scores, records) if report is not None else None
         if output == Output.json:
             print_json({"planner": planner, "totals": totals(scores), "scores": scores,
