@@ -119,6 +119,17 @@ def _screen(finding: Finding | None, snapshot: Snapshot, playbook: Any | None, t
     return lambda tool, args: refusal(tool, args, tools=tools, offered=offered, scope=scope, refused=refused)
 
 
+def _playbook_writes(playbook: Any | None, finding: Finding, snapshot: Snapshot, tools: dict[str, Any]) -> bool:
+    """Whether the playbook's steps would change something (a read-only playbook hands off: stopping is right)."""
+    if playbook is None:
+        return False
+    try:
+        steps = render_steps(playbook, finding, snapshot)
+    except TemplateError:
+        return False
+    return any(getattr(tools.get(tool), "risk", "read") != "read" for tool, _ in steps)
+
+
 def _finding(state: AgentState) -> Finding | None:
     raw = state.get("finding")
     return Finding.model_validate(raw) if raw else None
@@ -353,7 +364,8 @@ def build_graph(deps: Deps) -> StateGraph:
             waits = state.get("verify_waits", 0)
             if waits < deps.config.verify_retries:  # changes take time to show (rollouts, cold starts)
                 return Command(goto="verify", update={"resolved": False, "verify_waits": waits + 1})
-            if can_fall_back(state) and judge_turn(state.get("results", []), tools=tools)[0] != "usable":
+            if can_fall_back(state) and judge_turn(state.get("results", []), tools=tools)[0] != "usable" \
+                    and _playbook_writes(playbook, finding, snapshot, tools):
                 why = "stopped with the finding still open and no change made or proposed to a person"
                 return Command(goto="plan", update=fall_back(state, f"planner {state['planner']} {why}", why,
                                                              {"resolved": False}))
