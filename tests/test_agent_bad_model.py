@@ -122,3 +122,20 @@ def test_a_usable_turn_resets_the_streak(world):
         reports = [agent.handle_finding(f) for f in idle_findings(world.cluster.snapshot())]
         assert len(server.chat_requests) == 6
     assert [(r.fell_back, r.resolved, r.llm_calls) for r in reports] == [(False, True, 3), (False, True, 3)]
+
+
+def test_an_answer_with_a_flood_of_calls_runs_only_the_first_eight(world):
+    from opsagent.agent.turns import MAX_CALLS_PER_TURN
+
+    flood = [("get_workload", {"namespace": "ml", "name": "llm"})] * 11 + [("sleep_workload", {"namespace": "ml", "name": "llm"})]
+    with FakeOllama([Reply(tool_calls=flood)], default=Reply(tool_calls=CALL)) as server:
+        report = world.agent("llm", config=_config(server)).handle_finding(idle_findings(world.cluster.snapshot())[0])
+        second = server.chat_requests[1]["messages"]
+    assert [a.status for a in report.actions] == ["ok"] * MAX_CALLS_PER_TURN + ["ok"]  # the rest never ran
+    assert len([r for r in world.store.list(limit=100000) if r.kind == "result" and r.tool == "get_workload"]) == 8
+    dropped = [r for r in world.store.list(limit=100000) if (r.summary or "").startswith("not run: more than 8 calls")]
+    assert [r.tool for r in sorted(dropped, key=lambda r: r.id)] == ["get_workload"] * 3 + ["sleep_workload"]
+    told = [m for m in second if m["role"] == "tool" and "not run: more than 8 calls in one answer" in m["content"]]
+    assert len(told) == 4
+    # dropping is no verdict on the call: the same sleep in the model's next answer ran, and resolved the finding
+    assert report.resolved is True and not report.fell_back and report.actions[-1].tool == "sleep_workload"

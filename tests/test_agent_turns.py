@@ -87,6 +87,13 @@ def test_a_call_already_refused_is_refused_again_before_the_gate_even_a_read():
     assert _refusal("get_workload", {"namespace": "train", "name": "finetune"}, {call_key("get_workload", args)}) is None
 
 
+def test_calls_past_the_limit_of_one_answer_are_dropped():
+    from opsagent.agent.turns import MAX_CALLS_PER_TURN, dropped
+
+    assert [dropped(i) for i in range(MAX_CALLS_PER_TURN)] == [None] * MAX_CALLS_PER_TURN
+    assert dropped(MAX_CALLS_PER_TURN) == f"more than {MAX_CALLS_PER_TURN} calls in one answer"
+
+
 def test_outside_a_finding_only_repeats_are_refused():
     args = {"namespace": "ml", "name": "bystander"}
     assert refusal("delete_workload", args, tools=REGISTRY, offered=None, scope=None, refused=set()) is None

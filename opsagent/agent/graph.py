@@ -37,7 +37,7 @@ from opsagent.agent.planners import PlanInput, Planner
 from opsagent.agent.playbook_view import is_resolved, render_steps
 from opsagent.agent.prompts import tool_result_text
 from opsagent.agent.state import AgentState
-from opsagent.agent.turns import REFUSED, call_key, judge_turn, offered_tools, refusal, scope_of
+from opsagent.agent.turns import REFUSED, call_key, dropped, judge_turn, offered_tools, refusal, scope_of
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
 from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult
@@ -264,17 +264,21 @@ def build_graph(deps: Deps) -> StateGraph:
                               for i, c in enumerate(result.calls)]
         if planner.name != "offline":  # a model's proposals are screened before the gate; a playbook's are not
             screen = _screen(finding, snapshot, playbook, tools, state)
-            for item in update["proposed"]:
-                item["refused"] = screen(item["tool"], item["args"])
+            for index, item in enumerate(update["proposed"]):
+                item["dropped"] = dropped(index)
+                item["refused"] = None if item["dropped"] else screen(item["tool"], item["args"])
         return Command(goto="act", update=update)
 
     def act(state: AgentState) -> Command[Literal["plan", "verify", "await_approval"]]:
         rows, messages, pending = [], [], None
         finding = _finding(state)
         for item in state.get("proposed", []):
-            if pending is not None:
-                text = tool_result_text(tool=item["tool"], status="skipped",
-                                        message=f"not run: approval {pending} for an earlier call is pending")
+            if pending is not None or item.get("dropped"):  # not run, and no verdict on the call: no result row
+                why = item.get("dropped") or f"approval {pending} for an earlier call is pending"
+                if item.get("dropped"):
+                    deps.record_run(state, f"not run: {why}", outcome="denied", key=f"dropped-{item['id']}",
+                                    tool=item["tool"], args=item["args"])
+                text = tool_result_text(tool=item["tool"], status="skipped", message=f"not run: {why}")
                 if item["llm_id"]:
                     messages.append(ToolMessage(content=text, tool_call_id=item["llm_id"], name=item["tool"], status="error"))
                 continue

@@ -10,7 +10,9 @@ cheap:
   playbook's steps name, their pods, its node), is refused; so is, in any
   run, a call identical to one already refused in the same run. These only
   narrow what the policy allows: a refused call never reaches the gate, and
-  a call that passes still needs the gate's `allow`.
+  a call that passes still needs the gate's `allow`. Calls past the first
+  `MAX_CALLS_PER_TURN` of one answer are not run at all (`dropped`): they are
+  not a verdict on the call, so they do not count as refused.
 - `judge_turn(...)`, after the gate: a turn is `usable` when one of its writes
   ran or went to a person for approval, `unusable` when nothing of that kind
   happened and some call was refused (denied, invalid, refused before the
@@ -36,6 +38,7 @@ from opsagent.model import Finding, Snapshot, canonical_json
 Verdict = Literal["usable", "unusable", "neutral"]
 REFUSED = ("denied", "invalid")
 PROGRESS = ("ok", "pending_approval")
+MAX_CALLS_PER_TURN = 8
 
 
 def call_key(tool: str, args: Mapping[str, Any]) -> str:
@@ -136,6 +139,11 @@ def refusal(tool: str, args: Mapping[str, Any], *, tools: Mapping[str, Any], off
     if scope is not None and known.risk != "read" and not scope.covers(parsed):
         return f"{tool} targets something outside this finding's subject"
     return None
+
+
+def dropped(index: int) -> str | None:
+    """Why the `index`-th call of one answer is not run at all, or None."""
+    return f"more than {MAX_CALLS_PER_TURN} calls in one answer" if index >= MAX_CALLS_PER_TURN else None
 
 
 def judge_turn(rows: Iterable[Mapping[str, Any]], *, tools: Mapping[str, Any]) -> tuple[Verdict, str | None]:
