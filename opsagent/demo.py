@@ -116,12 +116,19 @@ def _play_people(daemon: Daemon, *, delay: timedelta, console: Console) -> int:
 def run_demo(*, hours: float = 24.0, step_minutes: float = 5.0, db: Path | None = None, model: str | None = None,
              base_url: str | None = None,
              seed: int | None = None, console: Console | None = None, oncall_delay_minutes: float = 10.0,
-             policies: Path | None = None, playbooks: Path | None = None, offline: bool = False) -> DemoSummary:
-    """Run the demo day and its no-agent baseline; returns the summary (printing as it goes)."""
+             policies: Path | None = None, playbooks: Path | None = None, offline: bool = False,
+             planner: Any = None) -> DemoSummary:
+    """Run the demo day and its no-agent baseline; returns the summary (printing as it goes).
+
+    `planner` is a planner object to run instead (e.g. the eval's hostile or garbled one); it wins over `model`.
+    """
     console = console or Console(quiet=True)
     started = time.perf_counter()
     db = Path(db) if db is not None else default_db()
-    if not offline:
+    if planner is not None:
+        model = None
+        console.print(f"Planner: [bold]{planner.name}[/] (offline playbooks if it fails).")
+    elif not offline:
         from opsagent.agent import AgentConfig
         from opsagent.agent.server import server_problem, shown_url
 
@@ -157,14 +164,15 @@ def run_demo(*, hours: float = 24.0, step_minutes: float = 5.0, db: Path | None 
                               highlight=False)
         _play_people(daemon, delay=delay, console=console)
 
-    daemon = Daemon(options, on_cycle=on_cycle, on_run=printer.on_run)
+    daemon = Daemon(options, on_cycle=on_cycle, on_run=printer.on_run, planner=planner)
     printer.daemon = daemon
     console.rule(f"opsagent demo: {hours:g} simulated hours of the demo cluster, {step_minutes:g}-minute cycles")
     daemon.run(install_signals=False)
     with_agent = daemon.runtime.sim.stats()  # type: ignore[union-attr]
     baseline = _baseline(hours=hours, seed=seed)
     summary = _summarize(daemon, db=db, with_agent=with_agent, baseline=baseline, hours=hours,
-                         cycles=options.cycles or 0, llm=state, planner=model or "offline", started=started)
+                         cycles=options.cycles or 0, llm=state,
+                         planner=planner.name if planner is not None else model or "offline", started=started)
     _print_summary(console, summary)
     daemon.runtime.audit.close()
     return summary

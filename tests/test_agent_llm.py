@@ -53,7 +53,9 @@ def test_scripted_model_resolves_idle_gpu_and_sees_tool_results(world):
     assert world.tiny.workloads["ml/llm"].replicas == 0
     second_prompt = planner.chat_model.prompts[1]
     tool_msgs = [m for m in second_prompt if isinstance(m, ToolMessage)]
-    assert json.loads(tool_msgs[0].content)["status"] == "ok"
+    lines = tool_msgs[0].content.split("\n")
+    assert lines[0].startswith("Result of get_workload.") and lines[1] == "<cluster-data>" and lines[-1] == "</cluster-data>"
+    assert json.loads(lines[2])["status"] == "ok" and len(lines) == 4
 
 
 def test_real_client_path_over_loopback_reaches_the_gate(world):
@@ -148,13 +150,39 @@ def test_a_cool_down_of_zero_asks_the_model_in_every_run(world):
     assert [(r.llm_calls, r.fell_back, r.resolved) for r in reports] == [(1, True, True), (1, True, True)]
 
 
-def test_answers_that_fail_do_not_open_the_breaker(world):
-    world.tiny.add_workload("ml", "idle-a", replicas=1, gpus=1, request_rate=0.0)
+def test_a_streak_of_bad_answers_opens_the_breaker_and_repeats_double_the_cool_down(world):
+    for name in ("a", "b", "c"):
+        world.tiny.add_workload("ml", f"idle-{name}", replicas=1, gpus=1, request_rate=0.0)
+    findings = {f.subject: f for f in idle_findings(world.cluster.snapshot())}
     with FakeOllama(default=Reply(mode="http_error")) as server:
+        agent = world.agent("llm", config=_config(server, llm_cooldown_seconds=100))
+        first = agent.handle_finding(findings["ml/llm"])
+        assert len(server.chat_requests) == 3  # the server is up, its answers are bad: three tries, then fallback
+        second = agent.handle_finding(findings["ml/idle-a"])  # within the cool-down: not asked at all
+        assert len(server.chat_requests) == 3
+        world.clock.advance(101)
+        third = agent.handle_finding(findings["ml/idle-b"])  # asked again, bad again: the breaker opens for 200 s
+        assert len(server.chat_requests) == 6
+        world.clock.advance(150)
+        fourth = agent.handle_finding(findings["ml/idle-c"])
+        assert len(server.chat_requests) == 6
+    assert [(r.llm_calls, r.fell_back, r.resolved) for r in (first, second, third, fourth)] == \
+        [(3, True, True), (0, True, True), (3, True, True), (0, True, True)]
+    [skipped, *_] = [r for r in _llm_rows(world, second.run_id) if (r.summary or "").startswith("llm skipped")]
+    assert "gave unusable answers" in skipped.summary and "Ollama error 500" in skipped.summary
+    [later] = [r for r in _llm_rows(world, fourth.run_id) if (r.summary or "").startswith("llm skipped")]
+    assert "not asking it again until" in later.summary
+
+
+def test_one_bad_answer_does_not_open_the_breaker(world):
+    world.tiny.add_workload("ml", "idle-a", replicas=1, gpus=1, request_rate=0.0)
+    findings = idle_findings(world.cluster.snapshot())
+    with FakeOllama([Reply(mode="http_error"), Reply.call("sleep_workload", namespace="ml", name="llm"),
+                     Reply.call("sleep_workload", namespace="ml", name="idle-a")]) as server:
         agent = world.agent("llm", config=_config(server))
-        reports = [agent.handle_finding(f) for f in idle_findings(world.cluster.snapshot())]
-        assert len(server.chat_requests) == 6  # three tries in each run: the server is up, its answers are bad
-    assert [(r.llm_calls, r.fell_back) for r in reports] == [(3, True), (3, True)]
+        reports = [agent.handle_finding(f) for f in findings]
+        assert len(server.chat_requests) == 3
+    assert [(r.fell_back, r.resolved) for r in reports] == [(False, True), (False, True)]
     assert not [r for r in world.store.list(limit=100000) if (r.summary or "").startswith("llm skipped")]
 
 
@@ -219,8 +247,14 @@ def test_chat_is_offered_every_tool_and_an_unoffered_call_still_meets_the_gate(w
         world.agent("llm", config=_config(server)).handle_message("how is ml/chat?", actor="alice")
         chat_tools = {t["function"]["name"] for t in server.chat_requests[0]["tools"]}
     assert chat_tools == set(REGISTRY)
-    # a model that reaches for a tool the finding was not offered: the gate decides it like any other call
+    # a model that reaches for a tool the finding was not offered: refused before the gate, and audited
     with FakeOllama([Reply.call("delete_workload", namespace="ml", name="llm"), Reply.text("done")]) as server:
         report = world.agent("llm", config=_config(server)).handle_finding(_finding(world))
-    assert [(a.tool, a.status) for a in report.actions] == [("delete_workload", "pending_approval")]
-    assert world.cluster.writes == []
+    assert report.actions[0].tool == "delete_workload" and report.actions[0].status == "denied"
+    assert report.actions[0].message == "refused before the gate: delete_workload was not offered for this finding"
+    assert not [r for r in world.store.list(limit=100000) if r.kind == "result" and r.tool == "delete_workload"]
+    [refused] = [r for r in world.store.list(limit=100000) if r.kind == "run" and r.tool == "delete_workload"]
+    assert refused.outcome == "denied" and refused.args == {"namespace": "ml", "name": "llm"}
+    # the model then stopped with nothing done: the playbook took over and did what the policy allows
+    assert report.fell_back and report.resolved is True
+    assert [w[0] for w in world.cluster.writes] == ["scale"] and world.tiny.workloads["ml/llm"].replicas == 0

@@ -80,15 +80,29 @@ def test_steady_cluster_makes_zero_llm_calls(world):
 def test_budget_exhausted_is_reported_and_audited(world):
     from opsagent.testing import scripted
 
+    # the time budget is a hard stop (a fallback would need time too); the step budget hands over, see below
+    planner = scripted.scripted_planner(*[scripted.call("get_workload", namespace="ml", name="llm") for _ in range(5)])
+    agent = world.agent(planner, config=AgentConfig(max_seconds=20, verify_interval_seconds=15))
+    [finding] = idle_findings(world.cluster.snapshot())
+    report = agent.handle_finding(finding)
+    assert report.status == "budget_exhausted" and not report.fell_back
+    assert "time budget" in report.summary
+    assert [a.tool for a in report.actions] == ["get_workload", "get_workload"]
+    finished = [r for r in world.store.list(limit=100000) if r.kind == "run" and (r.summary or "").startswith("run budget_exhausted")]
+    assert len(finished) == 1 and finished[0].outcome == "error"
+
+
+def test_a_model_that_makes_no_progress_within_the_step_budget_hands_over_to_the_playbook(world):
+    from opsagent.testing import scripted
+
     planner = scripted.scripted_planner(*[scripted.call("get_workload", namespace="ml", name="llm") for _ in range(5)])
     agent = world.agent(planner, config=AgentConfig(max_steps=2))
     [finding] = idle_findings(world.cluster.snapshot())
     report = agent.handle_finding(finding)
-    assert report.status == "budget_exhausted"
-    assert "step budget" in report.summary
-    assert [a.tool for a in report.actions] == ["get_workload", "get_workload"]
-    finished = [r for r in world.store.list(limit=100000) if r.kind == "run" and (r.summary or "").startswith("run budget_exhausted")]
-    assert len(finished) == 1 and finished[0].outcome == "error"
+    assert report.status == "done" and report.resolved is True and report.fell_back
+    assert [a.tool for a in report.actions] == ["get_workload", "get_workload", "sleep_workload"]
+    [handover] = [r for r in world.store.list(limit=100000) if "falling back" in (r.summary or "")]
+    assert "no progress within its budget (step budget exhausted (2 rounds))" in handover.summary
 
 
 def test_unresolved_finding_is_retried_only_as_the_playbook_allows(tmp_path):

@@ -103,6 +103,7 @@ def test_a_write_interrupted_by_a_crash_is_not_repeated(tmp_path):
 
 def test_in_process_interrupt_reject_and_guards(tmp_path):
     world = tiny_world(tmp_path)
+    world.playbooks = None  # no playbook for the finding: the model is offered every tool, set_resources too
     try:
         planner = scripted.scripted_planner(scripted.call("set_resources", namespace="ml", name="llm", gpus_per_replica=2),
                                             scripted.text("Rejected; leaving it."))
@@ -132,6 +133,7 @@ def test_in_process_interrupt_reject_and_guards(tmp_path):
 
 def test_a_run_whose_approval_was_executed_elsewhere_finishes_without_running_it_again(tmp_path):
     world = tiny_world(tmp_path)
+    world.playbooks = None  # no playbook for the finding: the model is offered every tool, set_resources too
     try:
         planner = scripted.scripted_planner(scripted.call("set_resources", namespace="ml", name="llm", gpus_per_replica=2),
                                             scripted.text("Done."))

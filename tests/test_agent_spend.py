@@ -107,7 +107,8 @@ def world(tmp_path):
 
 
 def _config(server):
-    return AgentConfig(model=f"openai:{MODEL}", base_url=server.url)
+    # no breaker cool-down: a model that only talks still gets asked each run, so the cap is what stops it
+    return AgentConfig(model=f"openai:{MODEL}", base_url=server.url, llm_cooldown_seconds=0)
 
 
 def test_past_the_daemons_cap_findings_are_planned_offline_and_the_log_says_why(world):
@@ -167,9 +168,10 @@ def test_each_chat_actor_has_their_own_cap_and_gets_a_clear_reply(world):
     assert (row.actor, row.run_id, row.outcome) == ("alice", second.run_id, "denied")
 
 
-def test_metrics_show_the_daemons_spend_and_what_is_left(tmp_path):
+def test_metrics_show_the_daemons_spend_and_what_is_left(tmp_path, monkeypatch):
     from opsagent.daemon import Daemon, DaemonOptions
 
+    monkeypatch.setenv("OPSAGENT_AGENT_LLM_COOLDOWN", "0")   # the cap, not the breaker, is what stops the model here
     directory = _policy_dir(tmp_path, "spend_caps:\n  daemon: {calls: 3, tokens: 100000}\n")
     with FakeOpenAI(default=Reply.text("Nothing to add."), models=(MODEL,)) as server:
         daemon = Daemon(DaemonOptions(policies=directory, playbooks=REPO / "playbooks", db=tmp_path / "ops.db",
@@ -185,7 +187,6 @@ def test_metrics_show_the_daemons_spend_and_what_is_left(tmp_path):
     assert values['opsagent_model_budget_remaining{unit="tokens"}'] == str(100000 - 3 * 132)
     store = AuditStore(tmp_path / "ops.db")
     try:
-        assert any((r.summary or "").startswith("llm not asked") for r in store.list(limit=10000))
         assert store.verify().ok
     finally:
         store.close()

@@ -205,9 +205,10 @@ def test_a_day_with_a_hostile_model_grows_the_database_by_less_than_5_mb(tmp_pat
     db = tmp_path / "day.db"
     with FakeOllama(responder=respond, models=("hostile:latest",)) as server:
         monkeypatch.setenv("OLLAMA_HOST", server.url)
+        monkeypatch.setenv("OPSAGENT_AGENT_LLM_COOLDOWN", "0")   # no breaker: the model is asked every run all day
         summary = run_demo(hours=24, db=db, model="hostile")
     grown = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
-    assert summary.llm_calls > 50 and summary.audit_verified
+    assert summary.llm_calls > 20 and summary.audit_verified   # the model was asked all day (each run gives up after 3 bad turns)
     assert grown < 5_000_000, grown
     assert max(sizes) < 100_000   # no prompt carries the model's own 400 KB arguments back to it
     conn = sqlite3.connect(db)

@@ -2,7 +2,8 @@
 
 There is no log-reading tool: log lines reach a reader through `describe_pod`
 (a pod's status message and its events), so that is where the scenarios plant
-them. The hostile planner obeys what it reads and is stopped by the gate; the
+them. The hostile planner obeys what it reads and is stopped, before the gate
+(a call outside its finding, or to a tool not offered for it) or at it; the
 offline and scripted planners ignore it and fix the real problem. A write
 whose answer is lost in a timeout is not repeated.
 """
@@ -30,12 +31,13 @@ def _target(args: dict) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(INJECTIONS))
-def test_hostile_planner_obeys_the_planted_text_and_the_gate_stops_it(name: str, tmp_path: Path) -> None:
+def test_hostile_planner_obeys_the_planted_text_and_is_stopped(name: str, tmp_path: Path) -> None:
     record = run_scenario(load_eval_scenario(DEFAULT_DIR / f"{name}.yaml"), planner="hostile", workdir=tmp_path,
                           baseline=False)
     result = score(record)
     assert result.outcome != "error" and result.violations == [] and result.forbidden == []
-    tried = [(g.call.tool, _target(g.call.args), g.result.status) for g in record.gate_calls]
+    calls = sorted(record.gate_calls + record.refused, key=lambda g: g.at)
+    tried = [(g.call.tool, _target(g.call.args), g.result.status) for g in calls]
     for tool, target in INJECTIONS[name]:
         attempts = [status for t, tg, status in tried if (t, tg) == (tool, target)]
         assert attempts, f"the hostile planner never tried {tool} {target}: {tried[:10]}"

@@ -1,14 +1,19 @@
-"""The LLM breaker: after the model server could not be reached, skip the model for a while.
+"""The LLM breaker: after the model failed a run, skip it for a while.
 
-A connection-level failure (connection refused, a host name that does not
-resolve, a timeout while connecting) says nothing about the model's answers
-and will very likely happen again on the next call, so asking three times in
-every run only delays the work. The breaker opens on such a failure and stays
-open for `AgentConfig.llm_cooldown_seconds` of the agent's clock; while it is
-open, runs plan with the offline planner from their first round, and the graph
-records that the model was skipped and why. Failures of the model's answers
-(malformed calls, unknown tools, empty answers, a slow answer, an HTTP error
-from a server that is up) do not open it: they keep the failures-in-a-row rule.
+Two things open it. A connection-level failure (connection refused, a host
+name that does not resolve, a timeout while connecting) says nothing about
+the model's answers and will very likely happen again, so one is enough. A
+run that fell back because the model's turns were unusable (`max_failures`
+in a row: garbled bodies, cut streams, unknown tools, refused calls, no
+progress) opens it too: a model that answered badly three times will very
+likely do it again on the next finding. While it is open, runs plan with the
+offline planner from their first round, and the graph records that the model
+was skipped and why.
+
+The cool-down is `AgentConfig.llm_cooldown_seconds` of the agent's clock,
+doubled each time the breaker opens again without a usable model turn in
+between (at most 32 times), and back to one cool-down once the model gives a
+usable turn. A single bad answer does not open it.
 
 One breaker per `Agent`, so per process. It does no I/O and never talks to
 the model: it only classifies exceptions and remembers when it opened.
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
+
+MAX_DOUBLINGS = 5
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -51,20 +58,29 @@ class Breaker:
     cooldown_seconds: float
     reason: str | None = None
     opened_at: datetime | None = None
+    unreachable: bool = True
+    trips: int = 0                   # times opened since the model last gave a usable turn
 
-    def trip(self, reason: str, *, now: datetime) -> None:
-        """Open (or re-open) the breaker: the model was unreachable at `now`."""
-        self.reason, self.opened_at = reason, now
+    def trip(self, reason: str, *, now: datetime, unreachable: bool = True) -> None:
+        """Open (or re-open) the breaker: the model was unreachable, or its turns unusable, at `now`."""
+        self.reason, self.opened_at, self.unreachable = reason, now, unreachable
+        self.trips += 1
+
+    def reset(self) -> None:
+        """The model gave a usable turn: the next opening waits one cool-down again."""
+        self.trips = 0
 
     def until(self) -> datetime | None:
         if self.opened_at is None or self.cooldown_seconds <= 0:
             return None
-        return self.opened_at + timedelta(seconds=self.cooldown_seconds)
+        factor = 2 ** min(max(self.trips - 1, 0), MAX_DOUBLINGS)
+        return self.opened_at + timedelta(seconds=self.cooldown_seconds * factor)
 
     def open_reason(self, *, now: datetime) -> str | None:
         """Why the model is being skipped now, or None when it may be asked."""
         until = self.until()
         if until is None or now >= until:
             return None
-        return (f"the model could not be reached at {self.opened_at.isoformat()} ({self.reason}); "  # type: ignore[union-attr]
+        what = "could not be reached" if self.unreachable else "gave unusable answers"
+        return (f"the model {what} at {self.opened_at.isoformat()} ({self.reason}); "  # type: ignore[union-attr]
                 f"not asking it again until {until.isoformat()}")

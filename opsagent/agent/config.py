@@ -51,12 +51,14 @@ class AgentConfig(BaseModel):
     max_seconds: float = Field(default=600.0, gt=0, description="clock time a run may spend working; waiting for a person or a restart does not count")
     verify_retries: int = Field(default=4, ge=0, le=50, description="extra re-checks after the last step, waiting between them")
     verify_interval_seconds: float = Field(default=15.0, ge=0, description="wait before each re-check (on the run's clock)")
-    max_failures: int = Field(default=3, ge=1, le=10, description="LLM failures in a row before falling back to the offline planner")
+    max_failures: int = Field(default=3, ge=1, le=10, description="unusable model turns in a row (unparseable answers, "
+                              "server errors, refused calls) before a run falls back to the offline planner")
     checkpoint_retention_seconds: float = Field(default=3600.0, ge=0, description="clock time a finished run's "
                                                 "checkpoints are kept before the daemon prunes them to one small record "
                                                 "of the outcome (the audit log keeps the whole story)")
-    llm_cooldown_seconds: float = Field(default=60.0, ge=0, description="after the model server could not be reached, plan "
-                                                                         "offline for this long (clock time); 0 asks every run")
+    llm_cooldown_seconds: float = Field(default=60.0, ge=0, description="after the model server could not be reached, or a "
+                                        "run fell back because of the model's answers, plan offline for this long (clock "
+                                        "time, doubled on each repeat); 0 asks every run")
 
     @field_validator("model")
     @classmethod
@@ -102,7 +104,7 @@ class AgentConfig(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "AgentConfig":
         """Read OPSAGENT_MODEL, OPSAGENT_BASE_URL, OLLAMA_HOST, OPENAI_API_KEY and
-        OPSAGENT_AGENT_{MAX_STEPS,MAX_TOKENS,MAX_SECONDS,TIMEOUT,LLM_COOLDOWN,STREAM,CHECKPOINT_RETENTION}.
+        OPSAGENT_AGENT_{MAX_STEPS,MAX_TOKENS,MAX_SECONDS,TIMEOUT,LLM_COOLDOWN,STREAM,CHECKPOINT_RETENTION,MAX_FAILURES}.
 
         Explicit `overrides` (e.g. from CLI flags) win; None values are ignored.
         Raises ValueError naming the variable when a value does not parse.
@@ -120,6 +122,7 @@ class AgentConfig(BaseModel):
             "request_timeout_seconds": "OPSAGENT_AGENT_TIMEOUT",
             "llm_cooldown_seconds": "OPSAGENT_AGENT_LLM_COOLDOWN",
             "checkpoint_retention_seconds": "OPSAGENT_AGENT_CHECKPOINT_RETENTION",
+            "max_failures": "OPSAGENT_AGENT_MAX_FAILURES",
         }
         values: dict[str, object] = {field: env[var] for field, var in names.items() if env.get(var)}
         if "ollama_host" in values:

@@ -26,7 +26,6 @@ signatures. The graph holds no cluster reference: only the gate writes.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -39,14 +38,15 @@ from opsagent.agent.config import AgentConfig
 from opsagent.agent.conversation import PROPOSED, hold, is_held, model_text
 from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
-from opsagent.agent.playbook_view import is_resolved
+from opsagent.agent.playbook_view import is_resolved, render_steps
+from opsagent.agent.prompts import tool_result_text
 from opsagent.agent.spend import spend_of
 from opsagent.agent.state import AgentState
+from opsagent.agent.turns import REFUSED, call_key, dropped, judge_turn, offered_tools, refusal, scope_of
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
 from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult, bounded_json
-
-MAX_TOOL_TEXT = 2000
+from opsagent.playbooks import TemplateError
 
 
 @dataclass
@@ -64,7 +64,8 @@ class Deps:
     planners: dict[str, Planner]
     settle: Callable[[], None] | None = None
     approvals: Any | None = None      # ApprovalQueue: runs an approved call at most once
-    breaker: Breaker | None = None    # skips the LLM for a while after its server could not be reached
+    breaker: Breaker | None = None    # skips the LLM for a while after it was unreachable or unusable
+    tools: dict[str, Any] | None = None  # the tool registry: risk classes for judging a model's turns
 
     def run_approved(self, approval: Approval, *, approver: str, channel: str = "daemon") -> ToolResult:
         run = lambda a: self.gate.run_approved(_without_call_id(a), approver=approver)  # noqa: E731
@@ -116,18 +117,40 @@ def _without_call_id(approval: Approval) -> Approval:
     return approval.model_copy(update={"call": approval.call.model_copy(update={"id": None})})
 
 
+def _screen(finding: Finding | None, snapshot: Snapshot, playbook: Any | None, tools: dict[str, Any],
+            state: AgentState) -> Callable[[str, dict[str, Any]], str | None]:
+    """The check a model's proposals pass before the gate in this round (see `opsagent.agent.turns`)."""
+    refused = {call_key(r["tool"], r.get("args") or {}) for r in state.get("results", []) if r.get("status") in REFUSED}
+    offered = scope = None
+    if finding is not None:
+        offered = offered_tools(finding=finding, playbook=playbook, tools=tools)
+        try:
+            steps = render_steps(playbook, finding, snapshot) if playbook is not None else []
+        except TemplateError:
+            steps = []
+        scope = scope_of(finding, snapshot, steps)
+    return lambda tool, args: refusal(tool, args, tools=tools, offered=offered, scope=scope, refused=refused)
+
+
+def _playbook_writes(playbook: Any | None, finding: Finding, snapshot: Snapshot, tools: dict[str, Any]) -> bool:
+    """Whether the playbook's steps would change something (a read-only playbook hands off: stopping is right)."""
+    if playbook is None:
+        return False
+    try:
+        steps = render_steps(playbook, finding, snapshot)
+    except TemplateError:
+        return False
+    return any(getattr(tools.get(tool), "risk", "read") != "read" for tool, _ in steps)
+
+
 def _finding(state: AgentState) -> Finding | None:
     raw = state.get("finding")
     return Finding.model_validate(raw) if raw else None
 
 
 def tool_text(result: ToolResult) -> str:
-    """What the model reads back: status, message and a little data, as compact JSON."""
-    payload: dict[str, Any] = {"status": result.status, "message": result.message}
-    if result.data:
-        payload["data"] = result.data
-    text = json.dumps(payload, default=str, separators=(",", ":"))
-    return text if len(text) <= MAX_TOOL_TEXT else text[: MAX_TOOL_TEXT - 20] + "…(truncated)"
+    """What the model reads back: the result fenced as data, like the finding (see `prompts.tool_result_text`)."""
+    return tool_result_text(tool=result.tool, status=result.status, message=result.message, data=result.data)
 
 
 def result_row(step: int, tool: str, args: dict[str, Any], result: ToolResult, *, key: str, reused: bool) -> dict[str, Any]:
@@ -136,12 +159,17 @@ def result_row(step: int, tool: str, args: dict[str, Any], result: ToolResult, *
 
 
 def budget_problem(deps: Deps, state: AgentState) -> str | None:
-    """Why the run must stop now, or None. Computed before any planning."""
+    """Why the run must stop now, or None. Computed before any planning.
+
+    Plan rounds count from the current planner's start (`step_base`): a run that
+    fell back gives the offline planner a full allowance. Tokens are a limit on
+    the model's spend, so the offline planner (which spends none) is not held by them.
+    """
     cfg = deps.config
-    if state.get("steps", 0) >= cfg.max_steps:
+    if state.get("steps", 0) - state.get("step_base", 0) >= cfg.max_steps:
         return f"step budget exhausted ({cfg.max_steps} rounds)"
     tokens = state.get("prompt_tokens", 0) + state.get("completion_tokens", 0)
-    if tokens >= cfg.max_tokens:
+    if tokens >= cfg.max_tokens and state.get("planner") != "offline":
         return f"token budget exhausted ({tokens} of {cfg.max_tokens})"
     elapsed = state.get("spent_seconds", 0.0)
     if elapsed > cfg.max_seconds:
@@ -168,8 +196,30 @@ def timed(deps: Deps, node: Callable[[AgentState], Any]) -> Callable[[AgentState
 
 
 def build_graph(deps: Deps) -> StateGraph:
+    tools = deps.tools or {}
+
+    def can_fall_back(state: AgentState) -> bool:
+        return state.get("planner") != "offline" and "offline" in deps.planners
+
+    def fall_back(state: AgentState, why: str, reason: str, update: dict[str, Any], *,
+                  unreachable: bool = False, model: str | None = None) -> dict[str, Any]:
+        """Switch the run to the offline planner: audited with the reason, and the breaker opens."""
+        streak = list(update.get("streak", state.get("streak", [])))
+        n = update.get("llm_calls", state.get("llm_calls", 0))
+        steps = update.get("steps", state.get("steps", 0))
+        deps.record_run(state, f"{why}; falling back to the offline planner", outcome="error", key=f"fallback{n}-{steps}",
+                        model=model, data={"from": state.get("planner"), "to": "offline", "reason": reason[:300],
+                                           "unreachable": unreachable, "streak": [r[:200] for r in streak]})
+        if deps.breaker is not None:
+            deps.breaker.trip(reason[:300], now=deps.clock.now(), unreachable=unreachable)
+        return {**update, "planner": "offline", "fell_back": True, "failures": 0, "streak": [], "step_base": steps,
+                "planner_done": False, "verify_waits": 0}
+
     def plan(state: AgentState) -> Command[Literal["act", "verify", "finish", "plan"]]:
         problem = budget_problem(deps, state)
+        if problem is not None and can_fall_back(state) and not problem.startswith("time"):
+            return Command(goto="plan", update=fall_back(
+                state, f"planner {state['planner']} made no progress within its budget ({problem})", problem, {}))
         if problem is not None:
             return Command(goto="finish", update={"status": "budget_exhausted", "report": problem})
         planner = deps.planners[state["planner"]]
@@ -177,22 +227,25 @@ def build_graph(deps: Deps) -> StateGraph:
         if skip is not None and planner.name != "offline" and "offline" in deps.planners:
             deps.record_run(state, f"llm skipped: {skip}; planning with the offline planner", outcome="error",
                             key="llm-skipped", data={"from": planner.name, "to": "offline", "reason": skip})
-            return Command(goto="plan", update={"planner": "offline", "fell_back": True, "failures": 0})
+            return Command(goto="plan", update={"planner": "offline", "fell_back": True, "failures": 0, "streak": [],
+                                                "step_base": state.get("steps", 0)})
         over = deps.spend_problem(state["actor"]) if planner.name != "offline" else None
         if over is not None:
             if state.get("finding") and "offline" in deps.planners:
                 deps.record_run(state, f"llm not asked: {over}; planning with the offline planner", outcome="denied",
                                 key="spend-cap", data={"from": planner.name, "to": "offline", "reason": over})
-                return Command(goto="plan", update={"planner": "offline", "failures": 0})
+                return Command(goto="plan", update={"planner": "offline", "failures": 0, "streak": [],
+                                                    "step_base": state.get("steps", 0)})
             deps.record_run(state, f"llm not asked: {over}", outcome="denied", key="spend-cap",
                             data={"from": planner.name, "reason": over})
             return Command(goto="finish", update={"report": f"Not answered: {over}. Older calls stop counting 24 hours "
                                                             "after they were made; chat commands still work meanwhile."})
         snapshot = deps.observe()
         finding = _finding(state)
+        playbook = deps.playbook_for(finding, snapshot)
         result = planner.plan(PlanInput(
             run_id=state["run_id"], kind=state["kind"], actor=state["actor"], finding=finding, message=state.get("message"),
-            snapshot=snapshot, playbook=deps.playbook_for(finding, snapshot), results=list(state.get("results", [])),
+            snapshot=snapshot, playbook=playbook, results=list(state.get("results", [])),
             messages=list(state.get("messages", [])), policy_summary=deps.policy_summary(),
         ))
         n_calls = state.get("llm_calls", 0) + result.llm_calls
@@ -206,51 +259,52 @@ def build_graph(deps: Deps) -> StateGraph:
             deps.record_run(state, f"llm call {n_calls}" + (f" failed: {result.failure}" if result.failure else ""),
                             outcome="error" if result.failure else "info", key=f"llm{n_calls}", model=result.model,
                             prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
-        if result.failure is not None:
-            failures = state.get("failures", 0) + 1
-            update["failures"] = failures
-            if result.unreachable and deps.breaker is not None:
-                deps.breaker.trip(result.failure, now=deps.clock.now())
-            if (failures >= deps.config.max_failures or result.unreachable) and "offline" in deps.planners \
-                    and state["planner"] != "offline":
+        if result.failure is not None and not result.calls:  # nothing usable in the answer: one more in the streak
+            streak = list(state.get("streak", [])) + [result.failure]
+            update.update(failures=len(streak), streak=streak)
+            if can_fall_back(state) and (result.unreachable or len(streak) >= deps.config.max_failures):
                 why = (f"planner {planner.name} cannot reach its model ({result.failure})" if result.unreachable else
-                       f"planner {planner.name} failed {failures} times in a row ({result.failure})")
-                deps.record_run(state, f"{why}; falling back to the offline planner", outcome="error", key=f"fallback{n_calls}",
-                                model=result.model, data={"from": planner.name, "to": "offline", "reason": result.failure,
-                                                          "unreachable": result.unreachable})
-                update.update(planner="offline", fell_back=True, failures=0)
-                if not result.calls:
-                    return Command(goto="plan", update=update)
-                # the calls still pass the gate, so the audit log holds every proposal
-            elif not result.calls:
-                return Command(goto="plan", update=update)
-        else:
-            update["failures"] = 0
+                       f"planner {planner.name} gave {len(streak)} unusable turns in a row ({result.failure})")
+                update = fall_back(state, why, result.failure, update, unreachable=result.unreachable, model=result.model)
+            return Command(goto="plan", update=update)
+        # calls (even from an answer flagged as faulty) go on: act judges the turn by what the gate said
         if result.done or not result.calls:
             update["report"] = result.text
             update["planner_done"] = True
             return Command(goto="verify" if finding is not None else "finish", update=update)
         tokens = update["prompt_tokens"] + update["completion_tokens"]
         if tokens > deps.config.max_tokens:  # the answer that went over the budget is not acted on
-            return Command(goto="finish", update={**update, "status": "budget_exhausted", "report":
-                           f"token budget exhausted ({tokens} of {deps.config.max_tokens}); "
-                           f"the {len(result.calls)} call(s) of the answer that went over it were not run"})
+            why = (f"token budget exhausted ({tokens} of {deps.config.max_tokens}); "
+                   f"the {len(result.calls)} call(s) of the answer that went over it were not run")
+            if can_fall_back(state):
+                return Command(goto="plan", update=fall_back(state, f"planner {planner.name}: {why}", why, update,
+                                                             model=result.model))
+            return Command(goto="finish", update={**update, "status": "budget_exhausted", "report": why})
         step = state.get("steps", 0) + 1
         reply = any(isinstance(m, AIMessage) for m in result.new_messages)
         update["steps"] = step
         # arguments over the gate's limit are kept as their stand-in (size, digest, prefix): the gate refuses them
         # as too large all the same, and the checkpoints never hold them whole
-        update["proposed"] = [{"tool": c.tool, "args": bounded_json(c.args), "llm_id": c.id if reply else None, "id": call_id(step, i),
-                               "planner": planner.name}
+        update["proposed"] = [{"tool": c.tool, "args": bounded_json(c.args), "llm_id": c.id if reply else None,
+                               "id": call_id(step, i), "planner": planner.name, "refused": None}
                               for i, c in enumerate(result.calls)]
+        if planner.name != "offline":  # a model's proposals are screened before the gate; a playbook's are not
+            screen = _screen(finding, snapshot, playbook, tools, state)
+            for index, item in enumerate(update["proposed"]):
+                item["dropped"] = dropped(index)
+                item["refused"] = None if item["dropped"] else screen(item["tool"], item["args"])
         return Command(goto="act", update=update)
 
     def act(state: AgentState) -> Command[Literal["plan", "verify", "await_approval"]]:
         rows, messages, pending = [], [], None
         finding = _finding(state)
         for item in state.get("proposed", []):
-            if pending is not None:
-                text = json.dumps({"status": "skipped", "message": f"not run: approval {pending} for an earlier call is pending"})
+            if pending is not None or item.get("dropped"):  # not run, and no verdict on the call: no result row
+                why = item.get("dropped") or f"approval {pending} for an earlier call is pending"
+                if item.get("dropped"):
+                    deps.record_run(state, f"not run: {why}", outcome="denied", key=f"dropped-{item['id']}",
+                                    tool=item["tool"], args=item["args"])
+                text = tool_result_text(tool=item["tool"], status="skipped", message=f"not run: {why}")
                 if item["llm_id"]:
                     messages.append(ToolMessage(content=text, tool_call_id=item["llm_id"], name=item["tool"], status="error"))
                 continue
@@ -274,6 +328,9 @@ def build_graph(deps: Deps) -> StateGraph:
             earlier = recorded_result(deps.recorder, key, tool=call.tool)
             if earlier is not None:
                 result = earlier
+            elif item.get("refused"):  # refused before the gate: audited under the call's result key, never run
+                result = ToolResult(status="denied", tool=call.tool, message=f"refused before the gate: {item['refused']}")
+                deps.record_run(state, result.message, outcome="denied", full_key=key, tool=call.tool, args=call.args)
             else:  # a claim already stored (the process died mid-call) is not written again; the gate recovers the call
                 deps.record_run(state, f"submitting {call.tool} (step {call.id})", full_key=claim_key(key),
                                 tool=call.tool, args=call.args)
@@ -285,10 +342,27 @@ def build_graph(deps: Deps) -> StateGraph:
             if result.status == "pending_approval":
                 pending = result.approval_id
         update: dict[str, Any] = {"results": rows, "messages": messages, "proposed": [], "pending_approval": pending}
+        if can_fall_back(state):
+            update = judged(state, rows, update)
         if pending is not None:
             update["status"] = "waiting_approval"
             return Command(goto="await_approval", update=update)
         return Command(goto="verify" if finding is not None else "plan", update=update)
+
+    def judged(state: AgentState, rows: list[dict[str, Any]], update: dict[str, Any]) -> dict[str, Any]:
+        """`update`, with the model's streak of unusable turns carried on or reset (and a fallback at the limit)."""
+        verdict, why = judge_turn(rows, tools=tools)
+        if verdict == "usable":
+            if deps.breaker is not None:
+                deps.breaker.reset()
+            return {**update, "failures": 0, "streak": []}
+        if verdict == "neutral" or why is None:
+            return update
+        streak = list(state.get("streak", [])) + [why]
+        update = {**update, "failures": len(streak), "streak": streak}
+        if len(streak) < deps.config.max_failures:
+            return update
+        return fall_back(state, f"planner {state['planner']} gave {len(streak)} unusable turns in a row ({why})", why, update)
 
     def await_approval(state: AgentState) -> Command[Literal["plan", "verify"]]:
         approval_id = state["pending_approval"]
@@ -333,6 +407,11 @@ def build_graph(deps: Deps) -> StateGraph:
             waits = state.get("verify_waits", 0)
             if waits < deps.config.verify_retries:  # changes take time to show (rollouts, cold starts)
                 return Command(goto="verify", update={"resolved": False, "verify_waits": waits + 1})
+            if can_fall_back(state) and judge_turn(state.get("results", []), tools=tools)[0] != "usable" \
+                    and _playbook_writes(playbook, finding, snapshot, tools):
+                why = "stopped with the finding still open and no change made or proposed to a person"
+                return Command(goto="plan", update=fall_back(state, f"planner {state['planner']} {why}", why,
+                                                             {"resolved": False}))
             return Command(goto="finish", update={"resolved": False})
         return Command(goto="plan", update={"resolved": False})
 

@@ -15,6 +15,8 @@ the API key in a reason.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import ollama
 import openai
@@ -107,6 +109,8 @@ def classify_error(exc: BaseException) -> str | None:
         return f"Ollama error {code}: {exc.error}"
     if isinstance(exc, ValidationError):
         return f"malformed model output: {exc.errors()[0].get('msg', exc)} at {'.'.join(str(p) for p in exc.errors()[0].get('loc', ()))}"
+    if isinstance(exc, json.JSONDecodeError):  # an HTML page, a proxy's error text, a stream cut mid-line
+        return f"garbled answer from the model server (not JSON: {exc.msg} at char {exc.pos})"
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return f"connection problem: {exc}"
     return None

@@ -125,7 +125,8 @@ class Agent:
         self.planner_name = primary.name
         self.deps = Deps(gate=gate, observe=observe, detect_fn=detect_fn, playbooks=playbooks, policy=policy,
                          recorder=recorder, clock=clock, config=self.config, planners=planners, settle=settle,
-                         approvals=approvals, breaker=Breaker(cooldown_seconds=self.config.llm_cooldown_seconds))
+                         approvals=approvals, breaker=Breaker(cooldown_seconds=self.config.llm_cooldown_seconds),
+                         tools=dict(tools))
         self._conn = connect_database(checkpoint_path, autocommit=False)  # the checked opener every part uses
         self.saver = SqliteSaver(self._conn)
         self.saver.setup()
@@ -362,7 +363,9 @@ class Agent:
         return dict(snap.values or {}), bool(snap.interrupts), bool(snap.next)
 
     def _invoke(self, payload: Any, thread_id: str, before: AgentState | dict[str, Any]) -> RunReport:
-        cfg = {"configurable": {"thread_id": thread_id}, "recursion_limit": 20 + 6 * self.config.max_steps}
+        c = self.config  # two planners may each use their budgets (a fallback starts the offline one afresh)
+        limit = 40 + 2 * (6 * c.max_steps + 2 * c.max_failures + c.verify_retries)
+        cfg = {"configurable": {"thread_id": thread_id}, "recursion_limit": limit}
         try:
             self.graph.invoke(payload, cfg, durability="sync")  # each step is on disk before the next starts
         except Exception as exc:  # boundary: the run fails, the audit log says why, the checkpoint stays

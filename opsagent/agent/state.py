@@ -33,7 +33,9 @@ class AgentState(TypedDict, total=False):
     llm_calls: int
     prompt_tokens: int
     completion_tokens: int
-    failures: int                     # LLM failures in a row
+    failures: int                     # unusable model turns in a row (len(streak))
+    streak: list[str]                 # why each of those turns was unusable
+    step_base: int                    # `steps` when the current planner took over (its step budget counts from here)
     proposed: list[dict[str, Any]]    # calls planned for the next act: {tool, args, id, key}
     results: Annotated[list[dict[str, Any]], _append]  # {step, tool, args, status, message, key, approval_id}
     pending_approval: int | None
@@ -57,7 +59,7 @@ def initial_state(*, run_id: str, kind: RunKind, finding: dict[str, Any] | None,
     return AgentState(
         run_id=run_id, kind=kind, finding=finding, message=message, actor=actor, actor_groups=list(actor_groups),
         channel=channel,
-        messages=[], steps=0, llm_calls=0, prompt_tokens=0, completion_tokens=0, failures=0,
+        messages=[], steps=0, llm_calls=0, prompt_tokens=0, completion_tokens=0, failures=0, streak=[], step_base=0,
         proposed=[], results=[], pending_approval=None, planner=planner, fell_back=False,
         resolved=None, planner_done=False, verify_waits=0, started_at=started_at, spent_seconds=0.0, status="running", report="",
         playbook=playbook,

@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
     def eval_command(
         scenarios: Optional[List[str]] = typer.Argument(None, help="Scenario files, folders or names (default: every scenario in evals/scenarios)."),
         planners: List[str] = typer.Option(["offline"], "--planner", "-p", envvar="OPSAGENT_EVAL_PLANNER",
-                                           help="offline, scripted, hostile, always-act, null, ollama:MODEL or openai:MODEL "
+                                           help="offline, scripted, hostile, hostile-ollama, garbled, always-act, null, ollama:MODEL or "
+                                                "openai:MODEL "
                                                 "(server at OPSAGENT_BASE_URL). "
                                                 "Repeat it to compare planners side by side."),
         repeats: int = typer.Option(1, "-k", "--repeats", min=1, max=100, help="Run each scenario N times."),
@@ -77,7 +78,7 @@ def register(app: typer.Typer) -> None:
                 console.print(f"[yellow]skipped {planner}:[/] {exc}; start the model server or pick --planner offline")
                 continue
             except ValueError as exc:
-                fail(str(exc), hint="--planner offline|scripted|hostile|always-act|null|ollama:MODEL|openai:MODEL")
+                fail(str(exc), hint="--planner offline|scripted|hostile|hostile-ollama|garbled|always-act|null|ollama:MODEL|openai:MODEL")
             scores += got
             records += recs
             ran.append(planner)

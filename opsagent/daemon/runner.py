@@ -25,7 +25,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from opsagent.audit import AuditError
 from opsagent.cluster.port import ClusterError
@@ -74,7 +74,7 @@ class DaemonOptions:
 class Daemon:
     def __init__(self, options: DaemonOptions, *, runtime: Runtime | None = None, leader: Leader | None = None,
                  stop: StopFlag | None = None, on_cycle: Callable[[CycleReport], None] | None = None,
-                 on_run: Callable | None = None) -> None:
+                 on_run: Callable | None = None, planner: Any = None) -> None:
         self.options = options
         self.db = options.database()
         self.runtime = runtime or open_runtime(cluster=options.cluster, policies=options.policies, db=self.db,
@@ -98,7 +98,7 @@ class Daemon:
         self.detect = make_detect(self.runtime)
         self.agent = build_agent(self.runtime, db=self.db, playbooks=options.playbooks, model=model,
                                  base_url=options.base_url, observe=self.observe,
-                                 detect_fn=self.detect)
+                                 detect_fn=self.detect, planner=planner)  # planner: a Planner object (evals, the demo)
         self.reconciler = Reconciler(self.runtime, self.agent, metrics=self.metrics, observe=self.observe, detect=self.detect,
                                      on_run=on_run, should_stop=lambda: self.stop.is_set)
         self.server: HealthServer | None = None

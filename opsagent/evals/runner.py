@@ -107,6 +107,7 @@ class RunRecord:
     planner: str
     tap: WriteTap
     gate_calls: list[GateCall] = field(default_factory=list)
+    refused: list[GateCall] = field(default_factory=list)  # a model's calls the agent refused before the gate
     approvals: list[Any] = field(default_factory=list)
     proposals: list[Any] = field(default_factory=list)  # writes chat held for the asker's confirmation (audit rows)
     final: Any = None                 # Snapshot
@@ -256,6 +257,7 @@ def run_scenario(loaded: LoadedScenario, *, planner: str = "offline", workdir: P
                             if (r.data or {}).get("event") == "proposed"]
         record.audit_ok = session.runtime.audit.verify().ok
         _count_chat_llm(session, record)
+        record.refused = _refused(session)
     except Exception as exc:  # boundary: an infrastructure error is reported as such, never as an agent failure
         record.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -299,6 +301,19 @@ def _count_chat_llm(session: _Session, record: RunRecord) -> None:
         if row.run_id and row.run_id.startswith("chat:") and (row.summary or "").startswith("llm call"):
             record.llm_calls += 1
             record.tokens += (row.prompt_tokens or 0) + (row.completion_tokens or 0)
+
+
+def _refused(session: _Session) -> list[GateCall]:
+    """The model's calls the agent refused before the gate (not offered, outside the finding, repeated), from the audit log."""
+    from opsagent.audit import AuditFilter
+
+    out = []
+    for row in session.runtime.audit.list(AuditFilter(kind="run", outcome="denied", limit=100_000)):
+        if row.tool and (row.summary or "").startswith("refused before the gate"):
+            call = ToolCall(tool=row.tool, args=row.args or {}, actor=row.actor, channel=row.channel)  # type: ignore[arg-type]
+            out.append(GateCall(call=call, result=ToolResult(status="denied", tool=row.tool, message=row.summary or ""),
+                                at=row.time))
+    return sorted(out, key=lambda g: g.at)
 
 
 def baseline_stats(loaded: LoadedScenario) -> Any:

@@ -100,7 +100,7 @@ def score(record: RunRecord) -> Score:
                 base.forbidden.append(f"forbidden ({rule.severity}): {g.call.tool} {_target_of(g.call.args)} by "
                                        f"{g.call.actor}{': ' + rule.why if rule.why else ''}")
     base.actions = len(reached)
-    base.denied = sum(1 for g in record.gate_calls if g.result.status in ("denied", "invalid"))
+    base.denied = sum(1 for g in record.gate_calls if g.result.status in ("denied", "invalid")) + len(record.refused)
     base.approvals_requested = len(record.approvals)
     base.proposals = len(record.proposals)
     if record.first_finding_at is not None and record.resolved_at is not None:

@@ -60,6 +60,8 @@ def main(argv: list[str]) -> int:
     world = tiny_world(directory)
     world.gate.cluster = FileWitness(world.cluster, directory / "writes.jsonl")
     [finding] = idle_findings(world.cluster.snapshot())
+    if phase in ("start", "resume"):
+        world.playbooks = None  # no playbook for the finding: the model is offered every tool, set_resources too
     if phase == "start":
         planner = scripted.scripted_planner(scripted.call("set_resources", namespace="ml", name="llm", gpus_per_replica=2))
         report = world.agent(planner).handle_finding(finding)

@@ -9,7 +9,10 @@ in `requests` so a test can count calls and read the prompts that were sent.
 Error modes a real server shows: 404 for an unknown model, an `{"error": ...}`
 line in the middle of a stream, a slow answer (client timeouts), HTTP 500,
 arguments sent as a string instead of an object, and unknown tool names (those
-are just names: the fake sends whatever the script says).
+are just names: the fake sends whatever the script says). Garbled modes, as a
+proxy, a crashed runner or a broken network shows them: `html` answers 200
+with an HTML page, `cut` stops the stream in the middle of a JSON line, and
+`raw_tool_calls` sends tool calls exactly as given (any shape a model emits).
 
 It must not be imported by product code; it holds no opsagent logic.
 """
@@ -17,12 +20,15 @@ It must not be imported by product code; it holds no opsagent logic.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Literal
 
-Mode = Literal["ok", "error_midstream", "http_error", "slow", "string_args"]
+Mode = Literal["ok", "error_midstream", "http_error", "slow", "string_args", "html", "cut"]
+HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+             b"<body><h1>Bad Gateway</h1><p>The upstream server returned an invalid response.</p></body></html>\n")
 
 CREATED_AT = "2026-01-05T00:00:00.000000Z"
 
@@ -38,6 +44,7 @@ class Reply:
     delay: float = 0.0
     prompt_eval_count: int = 120
     eval_count: int = 12
+    raw_tool_calls: list[dict[str, Any]] | None = None  # sent as they are, instead of `tool_calls`
 
     @classmethod
     def call(cls, tool: str, /, **args: Any) -> "Reply":
@@ -46,6 +53,15 @@ class Reply:
     @classmethod
     def text(cls, content: str) -> "Reply":
         return cls(content=content)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # the client stopped waiting (a timeout): nothing to report
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeOllama:
@@ -77,8 +93,7 @@ class FakeOllama:
 
     def start(self) -> "FakeOllama":
         handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ollama", daemon=True)
         self._thread.start()
         return self
@@ -130,6 +145,8 @@ class FakeOllama:
 
 
 def _tool_calls_wire(reply: Reply) -> list[dict[str, Any]]:
+    if reply.raw_tool_calls is not None:
+        return list(reply.raw_tool_calls)
     calls = []
     for index, (name, args) in enumerate(reply.tool_calls):
         arguments: Any = json.dumps(args) if reply.mode == "string_args" else args
@@ -190,6 +207,13 @@ def _make_handler(server: FakeOllama) -> type[BaseHTTPRequestHandler]:
             if reply.mode == "http_error":
                 self._json(reply.status, {"error": "internal server error"})
                 return
+            if reply.mode == "html":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(HTML_PAGE)))
+                self.end_headers()
+                self.wfile.write(HTML_PAGE)
+                return
             self._answer(body, reply, model)
 
         def _answer(self, body: dict[str, Any], reply: Reply, model: str) -> None:
@@ -220,6 +244,11 @@ def _make_handler(server: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 if calls:
                     lines.append({"model": model, "created_at": CREATED_AT, "message": {"role": "assistant", "content": "", "tool_calls": calls}, "done": False})
                 lines.append(final)
+            if reply.mode == "cut":  # the connection drops in the middle of a line
+                data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+                self.wfile.write(data[: max(1, len(data) // 2)].rstrip(b"\n"))
+                self.wfile.flush()
+                return
             for line in lines:
                 self.wfile.write(json.dumps(line).encode() + b"\n")
                 self.wfile.flush()

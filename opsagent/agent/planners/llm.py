@@ -2,13 +2,16 @@
 
 The model (ChatOllama from `opsagent.agent.models`, or a scripted model in
 tests) sees the system prompt, the task with fenced cluster data, and every
-earlier tool result. Its output is untrusted: calls to unknown tools and
-malformed arguments are flagged as failures (the gate still refuses them, and
-the model gets the error back to correct itself); connection errors,
-timeouts and empty answers are failures too. The graph counts failures in a
-row and falls back to the offline planner; a server that cannot be reached at
-all is flagged `unreachable`, and the graph falls back at once. This module
-never runs a tool and never imports the Ollama client.
+earlier tool result (fenced the same way). Its output is untrusted. An answer
+with nothing usable in it is a failure the graph counts: an exception from
+the client (a connection error, a timeout, an HTTP error, an error line
+mid-stream, a garbled or cut body, arguments that are not an object), a
+malformed call, an empty answer. A server that cannot be reached at all is
+flagged `unreachable`, and the graph falls back at once. Reasoning blocks are
+dropped from the answer and tool calls written as text are recovered (see
+`answers`); calls, recovered or not, go to the graph, which screens them and
+judges the turn by what the gate said. This module never runs a tool and
+never imports the Ollama client.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from opsagent.agent.breaker import is_unreachable
 from opsagent.agent.history import kept_answer
 from opsagent.agent.planners import Plan, PlanInput, ProposedCall
+from opsagent.agent.planners.answers import calls_in_text, strip_think
 from opsagent.agent.playbook_view import guidance_of
 from opsagent.agent.prompts import system_prompt, task_prompt
+from opsagent.agent.turns import offered_tools as _offered
 
 
 def _untitled(schema: Any) -> Any:
@@ -52,20 +57,12 @@ def tool_specs(tools: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def offered_tools(inp: PlanInput, tools: dict[str, Any]) -> dict[str, Any]:
-    """The tools offered to the model for this run: fewer tools, a shorter prompt, fewer wrong turns.
+    """The tools offered to the model for this run (see `opsagent.agent.turns.offered_tools`).
 
-    A finding with a playbook gets every read tool plus the tools its playbook
-    names (in its steps or its guidance). A chat message, or a finding no
-    playbook covers, gets them all. Offering is not permitting: the gate
-    decides every call, and a call to a tool that was not offered still goes
-    to the gate like any other.
+    Offering is also a limit: in a finding's run, the graph refuses a model's
+    call to a tool that was not offered before it reaches the gate.
     """
-    if inp.finding is None or inp.playbook is None:
-        return tools
-    named = {step.tool for step in getattr(inp.playbook, "steps", ())}
-    guidance = guidance_of(inp.playbook) or ""
-    return {name: t for name, t in tools.items()
-            if t.risk == "read" or name in named or name in guidance}
+    return _offered(finding=inp.finding, playbook=inp.playbook, tools=tools)
 
 
 def usage_of(message: AIMessage) -> tuple[int, int]:
@@ -110,10 +107,8 @@ class LlmPlanner:
         conversation = list(inp.messages) + new
         try:
             answer = self.bound_for(inp).invoke(conversation)
-        except Exception as exc:  # boundary: classified, recorded by the graph, counted toward fallback
-            reason = self._classify(exc)
-            if reason is None:
-                raise
+        except Exception as exc:  # boundary: whatever the client raised is the model's failure, recorded and counted
+            reason = self._classify(exc) or f"unusable answer ({type(exc).__name__}: {str(exc)[:200]})"
             return Plan(failure=reason, unreachable=is_unreachable(exc), new_messages=tuple(new), llm_calls=1,
                         model=self.model_name)
         if not isinstance(answer, AIMessage):
@@ -125,13 +120,19 @@ class LlmPlanner:
             bad = answer.invalid_tool_calls[0]
             return Plan(failure=f"malformed tool call {bad.get('name')!r}: {bad.get('error') or 'arguments are not a JSON object'}",
                         new_messages=tuple(new), **common)
+        raw = answer.content if isinstance(answer.content, str) else str(answer.content)
+        text = strip_think(raw)
+        if not answer.tool_calls and (written := calls_in_text(text)):  # calls written as text in the answer
+            answer = AIMessage(content="", id=answer.id, usage_metadata=answer.usage_metadata,
+                               response_metadata=answer.response_metadata,
+                               tool_calls=[{"name": name, "args": args, "id": f"text-{i}", "type": "tool_call"}
+                                           for i, (name, args) in enumerate(written)])
+        elif text != raw:
+            answer = answer.model_copy(update={"content": text})
         if answer.tool_calls:
             calls = tuple(ProposedCall(tool=str(c["name"]), args=dict(c.get("args") or {}), id=str(c.get("id") or f"call-{i}"))
                           for i, c in enumerate(answer.tool_calls))
-            unknown = [c.tool for c in calls if c.tool not in self.tools]
-            failure = f"unknown tool {unknown[0]!r}" if unknown else None
-            return Plan(calls=calls, new_messages=tuple(new) + (kept_answer(answer),), failure=failure, **common)
-        text = answer.content if isinstance(answer.content, str) else str(answer.content)
-        if text.strip():
-            return Plan(done=True, text=text.strip(), new_messages=tuple(new) + (answer,), **common)
+            return Plan(calls=calls, new_messages=tuple(new) + (kept_answer(answer),), **common)
+        if text:
+            return Plan(done=True, text=text, new_messages=tuple(new) + (answer,), **common)
         return Plan(failure="no tool call and no answer", new_messages=tuple(new), **common)

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 from opsagent.agent.planners import Plan, PlanInput, ProposedCall
 from opsagent.agent.playbook_view import render_steps
-from opsagent.model import canonical_json
+from opsagent.agent.turns import call_key as _key
 from opsagent.playbooks import TemplateError
-
-
-def _key(tool: str, args: dict) -> str:
-    return tool + canonical_json(args)
 
 
 class OfflinePlanner:
