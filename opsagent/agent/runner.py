@@ -25,12 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
+from opsagent.agent.holds import call_key, limit_wait, rejected_calls
 from opsagent.agent.ledger import RECOVERY_WINDOW, interrupted_runs
 from opsagent.agent.planners import Planner
 from opsagent.agent.planners.offline import OfflinePlanner
+from opsagent.agent.playbook_view import render_steps
 from opsagent.agent.state import AgentState, initial_state
 from opsagent.clock import Clock
 from opsagent.model import Approval, Finding, Snapshot
+from opsagent.playbooks import TemplateError
 
 
 class AgentError(Exception):
@@ -202,8 +205,9 @@ class Agent:
                 return self._invoke(None, thread_id, values)  # a crash mid-run: carry on from the checkpoint
             finished.append((thread_id, values))
             epoch += 1
-        playbook = self.deps.playbook_for(finding, snapshot if snapshot is not None else self.deps.observe())
-        held = self._hold(finding, playbook, base, finished)
+        snapshot = snapshot if snapshot is not None else self.deps.observe()
+        playbook = self.deps.playbook_for(finding, snapshot)
+        held = self._hold(finding, playbook, base, finished) or self._refused(finding, playbook, snapshot, finished)
         if held is not None:
             return held
         state = initial_state(run_id=thread_id, kind="finding", finding=finding.model_dump(mode="json"), message=None,
@@ -239,13 +243,18 @@ class Agent:
                 return RunReport(run_id=base, status="done", planner=self.planner_name, summary=summary)
             return report_from(finished[-1][1], run_id=finished[-1][0]).model_copy(
                 update={"summary": summary, "actions": [], "denied": []})
+        if finished and (limited := limit_wait(finished[-1][1])) is not None:
+            held = self._wait_for_limit(finding, finished, *limited)
+            if held is not None:
+                return held
         stage = (name, finding.details.get("attempts"))
         failed = 0
         for _, values in reversed(finished):
             seen = values.get("finding") or {}
             if values.get("resolved") is True or (values.get("playbook"), (seen.get("details") or {}).get("attempts")) != stage:
                 break
-            failed += 1
+            if limit_wait(values) is None:  # a rate-limit deny is a "not yet", not a failed attempt
+                failed += 1
         if failed == 0:
             return None
         last_id, last = finished[-1]
@@ -265,6 +274,58 @@ class Agent:
             return None
         report = report_from(last, run_id=last_id)
         return report.model_copy(update={"summary": summary, "actions": [], "denied": []})
+
+    def _wait_for_limit(self, finding: Finding, finished: list[tuple[str, dict[str, Any]]],
+                        retry_at: datetime, row: dict[str, Any]) -> RunReport | None:
+        """Hold the finding until the rate limit that refused its last run frees up; None once it has.
+
+        A wait longer than `max_limit_wait_seconds` is escalated once: an audit
+        entry with outcome error that names the limit and the time, for a person
+        to decide whether it should happen sooner. The run still comes back.
+        """
+        now = self.clock.now()
+        if now >= retry_at:
+            return None
+        last_id, last = finished[-1]
+        ended = datetime.fromisoformat(last["finished_at"]) if last.get("finished_at") else now
+        summary = f"{finding.id}: {row.get('tool')} was refused by a rate limit; trying again at {retry_at.isoformat()}"
+        if (retry_at - ended).total_seconds() > self.config.max_limit_wait_seconds:
+            summary = (f"{finding.id}: escalated: {row.get('tool')} waits until {retry_at.isoformat()} for a rate limit "
+                       f"({str(row.get('message') or '')[:200]}); a person should decide whether it should happen sooner. "
+                       "The agent tries again then.")
+            self.deps.record_run(dict(last), summary, outcome="error", key=f"limit-escalated-{len(finished)}")  # type: ignore[arg-type]
+        report = report_from(last, run_id=last_id)
+        return report.model_copy(update={"summary": summary, "actions": [], "denied": []})
+
+    def _refused(self, finding: Finding, playbook: Any, snapshot: Snapshot,
+                 finished: list[tuple[str, dict[str, Any]]]) -> RunReport | None:
+        """A report instead of a new run when the playbook's next write is a call a person already rejected.
+
+        The detector moves its stage on where it knows the next one (a rollback
+        after a rejected restart); otherwise the finding waits for a person and
+        the same call is never asked again for this incident.
+        """
+        refused = rejected_calls(finished)
+        if not refused or playbook is None:
+            return None
+        try:
+            steps = render_steps(playbook, finding, snapshot)
+        except TemplateError:
+            return None
+        for tool, args in steps:
+            row = refused.get(call_key(tool, args))
+            if row is None:
+                continue
+            approval = self.approvals.get(row["approval_id"]) if self.approvals is not None else None
+            who = getattr(approval, "decided_by", None) or "a person"
+            why = getattr(approval, "reason", "") or ""
+            summary = (f"{finding.id}: not asking again for {tool} {call_key('', args)}: rejected by {who}"
+                       + (f" ({why[:200]})" if why else "") + "; waiting for a person or a change in the finding")
+            last_id, last = finished[-1]
+            self.deps.record_run(dict(last), summary, outcome="info", key=f"refused-{len(finished)}")  # type: ignore[arg-type]
+            report = report_from(last, run_id=last_id)
+            return report.model_copy(update={"summary": summary, "actions": [], "denied": []})
+        return None
 
     def handle_message(self, text: str, *, actor: str, channel: str = "cli") -> RunReport:
         thread_id = f"chat:{actor}:{uuid.uuid4().hex[:12]}"

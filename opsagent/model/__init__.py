@@ -25,6 +25,7 @@ from opsagent.model.cluster import (
     Job,
     JobState,
     Node,
+    NodeCondition,
     Pod,
     PodPhase,
     Revision,
@@ -38,7 +39,7 @@ from opsagent.model.cluster import (
 __all__ = [
     "AuditEntry", "EntryKind", "Outcome",
     "FINDING_KINDS", "Approval", "ApprovalState", "Channel", "Decision", "Effect", "Event",
-    "Finding", "FindingKind", "Frozen", "GpuDevice", "GpuRequirement", "Job", "JobState", "Node",
+    "Finding", "FindingKind", "Frozen", "GpuDevice", "GpuRequirement", "Job", "JobState", "Node", "NodeCondition",
     "Pod", "PodPhase", "ResultStatus", "Revision", "Risk", "RolloutState", "RolloutStatus",
     "RuleRef", "Snapshot", "ToolCall", "ToolResult", "Workload", "WorkloadRef", "canonical_json",
 ]

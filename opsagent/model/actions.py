@@ -32,6 +32,9 @@ FindingKind = Literal[
     "crashloop",
     "topology_mismatch",
     "jobs_waiting",
+    "spec_conflict",
+    "node_unhealthy",
+    "node_left_cordoned",
 ]
 FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
 
@@ -87,6 +90,8 @@ class Decision(Frozen):
     approvers: tuple[str, ...] = Field(default=(), description="who may approve, when effect is require_approval")
     dry_run: bool = Field(default=False, description="policy mode is dry-run: run against the cluster with dry_run")
     expires_after_seconds: int | None = None
+    retry_at: datetime | None = Field(
+        default=None, description="a temporary deny (a rate limit): when the same call would be allowed again")
 
 
 ResultStatus = Literal["ok", "error", "no_data", "denied", "pending_approval", "invalid"]

@@ -1,0 +1,48 @@
+"""One owner per decision: a replica count outside the workload's declared intent is refused.
+
+The intent's replica bounds are what the daemon reconciles to. A write that
+puts a workload outside them (a person's "scale lang/translator to 10" with
+bounds 1..5) would run, and the daemon would scale it back within the cycle:
+two conflicting writes and nobody told. So the decision refuses it up front,
+for every actor, naming the intent and the way to change it: a
+`set_replica_bounds` proposal, which a platform lead approves.
+
+Zero stays possible where the intent has an idle rule and is not protected
+(zero is how such a workload sleeps), as the drift detector sees it.
+Pure: no I/O; the caller passes the policy and the call's facts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsagent.model import Decision, RuleRef
+
+BUILTIN = "<builtin>"
+OUTSIDE_INTENT = RuleRef(file=BUILTIN, name="outside-intent-bounds")
+COUNT_TOOLS = ("scale_workload", "wake_workload")
+
+
+def outside_bounds(policy: Any, facts: Any, *, dry_run: bool) -> Decision | None:
+    """A deny when the call sets a replica count outside the target's intent bounds, else None."""
+    if facts.call.tool not in COUNT_TOOLS:
+        return None
+    replicas = facts.call.args.get("replicas")
+    workload = facts.workload
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or workload is None:
+        return None
+    intent = policy.intent_for(workload)
+    if intent is None or intent.replicas is None:
+        return None
+    low, high = intent.replicas.min, intent.replicas.max
+    if low <= replicas <= high or (replicas == 0 and intent.idle is not None and not intent.protected):
+        return None
+    return Decision(
+        effect="deny", rule=OUTSIDE_INTENT, dry_run=dry_run,
+        reason=(f"{facts.call.tool} to {replicas} is outside intent {intent.name}'s replica bounds {low}..{high}: "
+                f"the daemon would reverse it. To change the bounds, propose set_replica_bounds "
+                f"(a platform lead approves it)"),
+    )
+
+
+__all__ = ["OUTSIDE_INTENT", "outside_bounds"]
