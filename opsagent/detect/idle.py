@@ -11,8 +11,10 @@ and workloads inside an open prewarm window are never idle.
 Against sleep/wake flapping (a service with a trickle of requests and low
 utilisation, slept and woken a minute later): a workload woken soon after the
 daemon slept it (sooner than its idle window) gets a longer window, doubled
-for each sleep of it in the last day, at most `MAX_STRETCH` times. The finding
-reports the stretch (`hysteresis`), so the audit log shows it.
+for each sleep of it in the last day, at most `MAX_STRETCH` times, and while
+that holds only a quiet spell counts: low utilisation already proved a poor
+signal for it that day. The finding reports the stretch (`hysteresis`), so the
+audit log shows it.
 
 Pure: no I/O and no clock; `now` is passed in.
 """
@@ -48,14 +50,14 @@ def _stretch(workload: Workload, snapshot: Snapshot, window: timedelta, history:
 
 
 def _idle_since(workload: Workload, snapshot: Snapshot, intent: Intent, now: datetime,
-                window: timedelta) -> tuple[datetime, str] | None:
+                window: timedelta, *, by_utilisation: bool = True) -> tuple[datetime, str] | None:
     """When the workload went idle and why, if it has been idle at least `window`."""
     assert intent.idle is not None
     quiet_since = snapshot.quiet_since(workload)
     if quiet_since is not None and now - quiet_since >= window:
         return quiet_since, "no_requests"
     low_since = workload.low_gpu_since
-    if intent.idle.gpu_util_below is not None and low_since is not None and now - low_since >= window:
+    if by_utilisation and intent.idle.gpu_util_below is not None and low_since is not None and now - low_since >= window:
         return low_since, "low_gpu_utilization"
     return None
 
@@ -73,7 +75,7 @@ def idle_gpu(snapshot: Snapshot, intents: Sequence[Intent], now: datetime,
             continue
         hysteresis = _stretch(workload, snapshot, intent.idle.after, history, now)
         window = intent.idle.after * (hysteresis["factor"] if hysteresis else 1)
-        idle = _idle_since(workload, snapshot, intent, now, window)
+        idle = _idle_since(workload, snapshot, intent, now, window, by_utilisation=hysteresis is None)
         if idle is None:
             continue
         since, reason = idle
