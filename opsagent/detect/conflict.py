@@ -51,12 +51,13 @@ def _problems(workload: Workload, intent: Intent | None, gpus: Sequence[GpuDevic
         problems.append(f"template requires x{template.min_link_width}, intent {intent.name} declares x{declared}")  # type: ignore[union-attr]
     if declared is not None and declared > widest:
         problems.append(f"intent {intent.name} declares x{declared}; the widest GPU link is x{widest}")  # type: ignore[union-attr]
-    width = min(w for w in (template.min_link_width, widest) if w is not None)
-    coherent = template.coherent or workload.tensor_parallel
+    width = min(template.min_link_width or 1, widest)
+    coherent = template.coherent  # a tensor-parallel replica spread over groups still runs: topology_mismatch
     room = _largest_set(gpus, min_width=width, coherent=coherent)
     if workload.gpus_per_replica > room:
         where = "one switch group" if coherent else "any node"
-        problems.append(f"{workload.gpus_per_replica} GPUs per replica; {where} has at most {room} at x{width}")
+        at = f" at x{width} or wider" if width > 1 else ""
+        problems.append(f"{workload.gpus_per_replica} GPUs per replica; {where} has at most {room}{at}")
     satisfiable = declared is None or declared <= widest
     fix = {}
     if placement is not None and satisfiable and declared is not None and (template.min_link_width or 0) > declared:
