@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
-from opsagent.agent.holds import call_key, limit_wait, rejected_calls
+from opsagent.agent.holds import MAX_RETRY_BACKOFF, call_key, limit_wait, rejected_calls, retryable_failure
 from opsagent.agent.ledger import RECOVERY_WINDOW, interrupted_runs
 from opsagent.agent.planners import Planner
 from opsagent.agent.planners.offline import OfflinePlanner
@@ -261,7 +261,20 @@ class Agent:
         retry = getattr(playbook, "retry", None)
         max_attempts = int(getattr(retry, "max_attempts", 1))
         backoff = getattr(retry, "backoff", None)
-        if failed >= max_attempts:
+        transient = all(retryable_failure(values) for _, values in finished[-failed:])
+        if failed >= max_attempts and transient and last.get("finished_at"):
+            # the cluster said "not now" every time: keep coming back, slower, and tell a person once
+            if failed == max_attempts:
+                self.deps.record_run(dict(last), (
+                    f"escalated: {failed} run(s) on {finding.id} failed with temporary cluster errors "
+                    f"({str((last.get('results') or [{}])[-1].get('message') or '')[:200]}); still retrying with "
+                    "a growing backoff, a person should look"), outcome="error", key=f"transient-{len(finished)}")  # type: ignore[arg-type]
+            wait = min(MAX_RETRY_BACKOFF, (backoff or MAX_RETRY_BACKOFF) * (2 ** (failed - max_attempts + 1)))
+            due = datetime.fromisoformat(last["finished_at"]) + wait
+            if self.clock.now() >= due:
+                return None
+            summary = f"retry of {finding.id} due at {due.isoformat()} (temporary cluster errors so far: {failed})"
+        elif failed >= max_attempts:
             summary = (f"{failed} run(s) did not resolve {finding.id} (playbook {name} allows {max_attempts}); "
                        "not trying again: a person should look")
             self.deps.record_run(dict(last), summary, outcome="error", key=f"gave-up-{len(finished)}")  # type: ignore[arg-type]
