@@ -140,6 +140,9 @@ def test_a_person_scaling_past_the_intent_is_refused_naming_it(tmp_path):
         assert result.status == "denied"
         assert "embedder-rollouts" in result.message and "1..4" in result.message
         assert "set_replica_bounds" in result.message
+        for sneaky in ("10", 10.0, " 9 "):  # the tool would coerce these to a count: so does the bound
+            assert d.person("scale_workload", {"namespace": "inference", "name": "embedder", "replicas": sneaky},
+                            actor="carol").status in ("denied", "invalid"), sneaky
         d.cycles(15)
         assert d.sim.snapshot().workload(EMB).replicas == 2
         assert [r for r in d.results() if r.outcome == "ok" and r.risk != "read"] == []  # no write, so nothing to reverse

@@ -222,6 +222,7 @@ def test_kube_node_conditions_other_than_ready_that_hold_are_read():
 
     status = {"conditions": [
         {"type": "Ready", "status": "True"}, {"type": "MemoryPressure", "status": "False"},
+        {"type": "EtcdIsVoter", "status": "True", "reason": "MemberNotLearner"},  # a fact, not a problem
         {"type": "GpuXidError", "status": "True", "reason": "Xid79", "message": "fallen off the bus",
          "lastTransitionTime": "2026-01-05T09:00:00Z"}]}
     [cond] = _problem_conditions(status)
@@ -277,3 +278,16 @@ def test_a_rate_limit_deny_says_when_the_limit_frees_up():
     assert decision.effect == "deny" and decision.rule.name == "scale-down-rate"
     assert decision.retry_at == NOW + timedelta(minutes=10)  # the oldest of the ten leaves the hour then
     assert decision.retry_at.isoformat() in decision.reason
+
+
+def test_a_limit_of_zero_never_frees_up_and_missing_times_never_answer_too_early():
+    from types import SimpleNamespace
+
+    from opsagent.policy.decide import _frees_up
+
+    hourly = SimpleNamespace(max=2, per=timedelta(hours=1))
+    times = [NOW - timedelta(minutes=m) for m in (50, 40, 30)]
+    assert _frees_up(times, used=3, spec=hourly, now=NOW) == NOW + timedelta(minutes=20)  # two must leave
+    assert _frees_up(None, used=3, spec=hourly, now=NOW) == NOW + timedelta(hours=1)
+    assert _frees_up(times[:1], used=3, spec=hourly, now=NOW) == NOW + timedelta(hours=1)  # counts and times disagree
+    assert _frees_up(times, used=3, spec=SimpleNamespace(max=0, per=timedelta(hours=1)), now=NOW) is None

@@ -116,6 +116,7 @@ ROWS = [
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 2}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "allow", "render-team-runs-render", "render team"),
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 5}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "set_replica_bounds"),
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 5}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "0..2"),
+    ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": "5"}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "0..2"),
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 0}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "allow", "oncall-may-operate", "on-call"),
     ("scale_workload", {"namespace": "inference", "name": "embedder", "replicas": 0}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "embedder-rollouts"),
     ("cordon_node", {"node": "gpu-a"}, "carol", "cli", SNAPSHOT, MONDAY_NOON, "allow", "oncall-may-operate", "on-call"),

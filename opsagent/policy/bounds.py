@@ -16,20 +16,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from opsagent.model import Decision, RuleRef
 
 BUILTIN = "<builtin>"
 OUTSIDE_INTENT = RuleRef(file=BUILTIN, name="outside-intent-bounds")
 COUNT_TOOLS = ("scale_workload", "wake_workload")
+_INT = TypeAdapter(int)
+
+
+def _count(value: Any) -> int | None:
+    """The replica count the tool will run with: its arguments are validated the same lax way ("10", 10.0)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return _INT.validate_python(value)
+    except ValidationError:
+        return None  # the tool's own validation refuses it
 
 
 def outside_bounds(policy: Any, facts: Any, *, dry_run: bool) -> Decision | None:
     """A deny when the call sets a replica count outside the target's intent bounds, else None."""
     if facts.call.tool not in COUNT_TOOLS:
         return None
-    replicas = facts.call.args.get("replicas")
+    replicas = _count(facts.call.args.get("replicas"))
     workload = facts.workload
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or workload is None:
+    if replicas is None or workload is None:
         return None
     intent = policy.intent_for(workload)
     if intent is None or intent.replicas is None:

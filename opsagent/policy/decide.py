@@ -156,18 +156,22 @@ def _limits(policy: Policy, facts: Facts, counts: Counts, dry_run: bool) -> Deci
             return Decision(
                 effect="deny", rule=limit.ref, dry_run=dry_run, retry_at=retry_at,
                 reason=f"rate limit {spec.name}: {used} of at most {spec.max} calls per {_span(spec.per.total_seconds())}{scope} "
-                       f"already made; allowed again at {retry_at.isoformat()}",
+                       f"already made" + (f"; allowed again at {retry_at.isoformat()}" if retry_at else ""),
             )
     return None
 
 
-def _frees_up(times: list[datetime] | None, *, used: int, spec: Any, now: datetime) -> datetime:
+def _frees_up(times: list[datetime] | None, *, used: int, spec: Any, now: datetime) -> datetime | None:
     """When enough counted calls have left the window for one more: the (used - max + 1)th oldest + per.
 
     Without the times (a Counts that cannot list them) it is `now + per`, which is never too early.
+    A limit of zero never frees up (None: the deny is final).
     """
-    if times and len(times) >= used:
-        return max(now, sorted(times)[used - spec.max] + spec.per)
+    if spec.max <= 0:
+        return None
+    index = used - spec.max
+    if times and 0 <= index < len(times):
+        return max(now, sorted(times)[index] + spec.per)
     return now + spec.per
 
 

@@ -327,12 +327,18 @@ def _node(item: dict[str, Any], devices: dict[str, list[dict[str, Any]]],
     )
 
 
+# Node condition types that report a problem when True: the kubelet's own pressure conditions and
+# what node-problem-detector and GPU health monitors set. Others (k3s's EtcdIsVoter, say) are facts.
+_PROBLEM_WORDS = ("pressure", "unavailable", "deadlock", "readonly", "frequent", "corrupt", "problem", "error",
+                  "fail", "xid", "ecc", "unhealthy", "fault")
+
+
 def _problem_conditions(status: dict[str, Any]) -> tuple[NodeCondition, ...]:
-    """Every condition other than Ready that is True: pressure, or a problem a node-problem detector set."""
+    """Node conditions that report a problem and hold now (True): pressure, or one a node-problem detector set."""
     found = []
     for cond in status.get("conditions") or ():
         kind = str(cond.get("type") or "")
-        if not kind or kind == "Ready" or cond.get("status") != "True":
+        if not kind or cond.get("status") != "True" or not any(w in kind.lower() for w in _PROBLEM_WORDS):
             continue
         found.append(NodeCondition(type=kind[:100], reason=(cond.get("reason") or None),
                                    message=(str(cond.get("message"))[:1000] if cond.get("message") else None),
