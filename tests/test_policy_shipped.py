@@ -119,6 +119,9 @@ ROWS = [
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": "5"}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "0..2"),
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 0}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "allow", "oncall-may-operate", "on-call"),
     ("scale_workload", {"namespace": "inference", "name": "embedder", "replicas": 0}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "embedder-rollouts"),
+    # inside the LLM's weekday prewarm window a person's sleep would be undone by the daemon's wake
+    ("sleep_workload", {"namespace": "inference", "name": "llm"}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "prewarm"),
+    ("sleep_workload", {"namespace": "inference", "name": "llm"}, "carol", "slack", SNAPSHOT, SUNDAY_NIGHT, "allow", "oncall-may-operate", "on-call"),
     ("cordon_node", {"node": "gpu-a"}, "carol", "cli", SNAPSHOT, MONDAY_NOON, "allow", "oncall-may-operate", "on-call"),
     ("cordon_node", {"node": "gpu-a"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "node-changes-need-a-person", "node-level"),
     ("uncordon_node", {"node": "gpu-a"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "node-changes-need-a-person", "node-level"),

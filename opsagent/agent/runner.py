@@ -213,7 +213,8 @@ class Agent:
         state = initial_state(run_id=thread_id, kind="finding", finding=finding.model_dump(mode="json"), message=None,
                               actor="daemon", channel="daemon", planner=self.planner_name,
                               started_at=self.clock.now().isoformat(), playbook=getattr(playbook, "name", None))
-        self.deps.record_run(state, f"run started for {finding.id} with planner {self.planner_name}", key="started")
+        self.deps.record_run(state, f"run started for {finding.id} with planner {self.planner_name}: {finding.summary}",
+                             key="started")
         return self._invoke(state, thread_id, state)
 
     def _settled_approval(self, approval_id: int | None) -> Approval | None:

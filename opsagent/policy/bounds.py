@@ -8,7 +8,10 @@ for every actor, naming the intent and the way to change it: a
 `set_replica_bounds` proposal, which a platform lead approves.
 
 Zero stays possible where the intent has an idle rule and is not protected
-(zero is how such a workload sleeps), as the drift detector sees it.
+(zero is how such a workload sleeps), as the drift detector sees it. Inside
+an open prewarm window, sleeping the workload or scaling it under the
+window's warm replicas is refused the same way: the daemon would wake it
+again in its next cycle.
 Pure: no I/O; the caller passes the policy and the call's facts.
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from opsagent.model import Decision, RuleRef
+from opsagent.policy.cron import CronError, window_open
 
 BUILTIN = "<builtin>"
 OUTSIDE_INTENT = RuleRef(file=BUILTIN, name="outside-intent-bounds")
@@ -36,20 +40,52 @@ def _count(value: Any) -> int | None:
         return None  # the tool's own validation refuses it
 
 
+def _prewarm_until(intent: Any, now: Any) -> Any:
+    """The end of an open prewarm window of `intent` at `now`, or None."""
+    for window in getattr(getattr(intent, "wake", None), "prewarm", ()) or ():
+        try:
+            opened = window_open(window.cron, window.duration, now)
+        except CronError:
+            continue
+        if opened is not None:
+            return opened[1]
+    return None
+
+
+def _against_prewarm(policy: Any, facts: Any, *, dry_run: bool) -> Decision | None:
+    tool = facts.call.tool
+    if tool not in ("sleep_workload", "scale_workload") or facts.workload is None:
+        return None
+    intent = policy.intent_for(facts.workload)
+    until = _prewarm_until(intent, facts.now) if intent is not None else None
+    if until is None:
+        return None
+    warm = intent.wake.warm_replicas
+    replicas = 0 if tool == "sleep_workload" else _count(facts.call.args.get("replicas"))
+    if replicas is None or replicas >= warm:
+        return None
+    return Decision(
+        effect="deny", rule=OUTSIDE_INTENT, dry_run=dry_run,
+        reason=(f"{tool} to {replicas} goes under intent {intent.name}'s prewarm window, which keeps {warm} "
+                f"replica(s) warm until {until.isoformat()}: the daemon would wake it again. Change the intent's "
+                "prewarm windows instead (a platform lead approves it)"),
+    )
+
+
 def outside_bounds(policy: Any, facts: Any, *, dry_run: bool) -> Decision | None:
     """A deny when the call sets a replica count outside the target's intent bounds, else None."""
     if facts.call.tool not in COUNT_TOOLS:
-        return None
+        return _against_prewarm(policy, facts, dry_run=dry_run)
     replicas = _count(facts.call.args.get("replicas"))
     workload = facts.workload
     if replicas is None or workload is None:
         return None
     intent = policy.intent_for(workload)
     if intent is None or intent.replicas is None:
-        return None
+        return _against_prewarm(policy, facts, dry_run=dry_run)
     low, high = intent.replicas.min, intent.replicas.max
     if low <= replicas <= high or (replicas == 0 and intent.idle is not None and not intent.protected):
-        return None
+        return _against_prewarm(policy, facts, dry_run=dry_run)
     return Decision(
         effect="deny", rule=OUTSIDE_INTENT, dry_run=dry_run,
         reason=(f"{facts.call.tool} to {replicas} is outside intent {intent.name}'s replica bounds {low}..{high}: "
