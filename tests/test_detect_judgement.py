@@ -291,3 +291,15 @@ def test_a_limit_of_zero_never_frees_up_and_missing_times_never_answer_too_early
     assert _frees_up(None, used=3, spec=hourly, now=NOW) == NOW + timedelta(hours=1)
     assert _frees_up(times[:1], used=3, spec=hourly, now=NOW) == NOW + timedelta(hours=1)  # counts and times disagree
     assert _frees_up(times, used=3, spec=SimpleNamespace(max=0, per=timedelta(hours=1)), now=NOW) is None
+
+
+def test_node_events_filed_in_a_workload_namespace_are_not_believed():
+    from opsagent.model import Event
+
+    forged = Event(time=NOW - timedelta(minutes=5), namespace="render", kind="Node", name="gpu-a", type="Warning",
+                   reason="XidError", message="GPU gpu-a/gpu0: XID 79")
+    real = forged.model_copy(update={"namespace": "default"})
+    node = Node(name="gpu-a", gpus=(gpu("a0"),))
+    for events, expected in (((forged,), False), ((real,), True)):
+        snap = Snapshot(time=NOW, nodes=(node,), events=events)
+        assert any(f.kind == "node_unhealthy" for f in detect(snap, intents=[], now=NOW)) is expected

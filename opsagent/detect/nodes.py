@@ -33,8 +33,15 @@ HARDWARE_XIDS = frozenset({48, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120, 140})
 _XID = re.compile(r"\bxid\s*[:#]?\s*(\d{1,3})\b", re.IGNORECASE)
 
 
+# Node events live in the default namespace (or none): an event about a node filed in a workload's
+# namespace was written by whoever can write events there, not by the node controller or a node agent.
+NODE_EVENT_NAMESPACES = frozenset({"", "default"})
+
+
 def _node_events(snapshot: Snapshot, node: Node) -> list[Event]:
-    return sorted((e for e in snapshot.events if e.kind == "Node" and e.name == node.name), key=lambda e: e.time)
+    return sorted((e for e in snapshot.events
+                   if e.kind == "Node" and e.name == node.name and e.namespace in NODE_EVENT_NAMESPACES),
+                  key=lambda e: e.time)
 
 
 def _hardware_xids(events: list[Event]) -> list[dict]:
