@@ -95,7 +95,8 @@ def test_a_long_rate_limit_wait_is_escalated_once(tmp_path):
         for n in range(10):
             d.person("scale_workload", {"namespace": "render", "name": "render-batch", "replicas": 2 + n % 2},
                      actor="carol")
-        d.cycles(60)
+        reports = d.cycles(60)
+        assert sum(r.escalated for r in reports) == 1  # reported as new once, for the daemon's counter and log
         escalated = d.runs("escalated")
         assert len(escalated) == 1 and escalated[0].outcome == "error"
         assert "sleep_workload" in escalated[0].summary and "scale-down-rate" in escalated[0].summary

@@ -61,6 +61,7 @@ class RunReport(BaseModel):
     completion_tokens: int = 0
     planner: str = ""
     fell_back: bool = False
+    escalated: bool = Field(default=False, description="this report newly hands the finding to a person (logged, counted)")
     resolved: bool | None = None
     summary: str = ""
 
@@ -263,13 +264,14 @@ class Agent:
         max_attempts = int(getattr(retry, "max_attempts", 1))
         backoff = getattr(retry, "backoff", None)
         transient = all(retryable_failure(values) for _, values in finished[-failed:])
+        escalated = False
         if failed >= max_attempts and transient and last.get("finished_at"):
             # the cluster said "not now" every time: keep coming back, slower, and tell a person once
             if failed == max_attempts:
-                self.deps.record_run(dict(last), (
+                escalated = self._escalate(last, (
                     f"escalated: {failed} run(s) on {finding.id} failed with temporary cluster errors "
                     f"({str((last.get('results') or [{}])[-1].get('message') or '')[:200]}); still retrying with "
-                    "a growing backoff, a person should look"), outcome="error", key=f"transient-{len(finished)}")  # type: ignore[arg-type]
+                    "a growing backoff, a person should look"), key=f"transient-{len(finished)}")
             wait = min(MAX_RETRY_BACKOFF, (backoff or MAX_RETRY_BACKOFF) * (2 ** (failed - max_attempts + 1)))
             due = datetime.fromisoformat(last["finished_at"]) + wait
             if self.clock.now() >= due:
@@ -278,7 +280,7 @@ class Agent:
         elif failed >= max_attempts:
             summary = (f"{failed} run(s) did not resolve {finding.id} (playbook {name} allows {max_attempts}); "
                        "not trying again: a person should look")
-            self.deps.record_run(dict(last), summary, outcome="error", key=f"gave-up-{len(finished)}")  # type: ignore[arg-type]
+            escalated = self._escalate(last, summary, key=f"gave-up-{len(finished)}")
         elif backoff is not None and last.get("finished_at"):
             due = datetime.fromisoformat(last["finished_at"]) + backoff
             if self.clock.now() >= due:
@@ -287,7 +289,16 @@ class Agent:
         else:
             return None
         report = report_from(last, run_id=last_id)
-        return report.model_copy(update={"summary": summary, "actions": [], "denied": []})
+        return report.model_copy(update={"summary": summary, "actions": [], "denied": [], "escalated": escalated})
+
+    def _escalate(self, last: dict[str, Any], summary: str, *, key: str) -> bool:
+        """Record, once, that this finding is now a person's (outcome error); True the first time only."""
+        full = f"{last.get('run_id')}:run:{key}"
+        find = getattr(self.recorder, "find_by_key", None)
+        if callable(find) and find(full) is not None:
+            return False
+        self.deps.record_run(dict(last), summary, outcome="error", full_key=full)  # type: ignore[arg-type]
+        return True
 
     def _wait_for_limit(self, finding: Finding, finished: list[tuple[str, dict[str, Any]]],
                         retry_at: datetime, row: dict[str, Any]) -> RunReport | None:
@@ -303,13 +314,14 @@ class Agent:
         last_id, last = finished[-1]
         ended = datetime.fromisoformat(last["finished_at"]) if last.get("finished_at") else now
         summary = f"{finding.id}: {row.get('tool')} was refused by a rate limit; trying again at {retry_at.isoformat()}"
+        escalated = False
         if (retry_at - ended).total_seconds() > self.config.max_limit_wait_seconds:
             summary = (f"{finding.id}: escalated: {row.get('tool')} waits until {retry_at.isoformat()} for a rate limit "
                        f"({str(row.get('message') or '')[:200]}); a person should decide whether it should happen sooner. "
                        "The agent tries again then.")
-            self.deps.record_run(dict(last), summary, outcome="error", key=f"limit-escalated-{len(finished)}")  # type: ignore[arg-type]
+            escalated = self._escalate(last, summary, key=f"limit-escalated-{len(finished)}")
         report = report_from(last, run_id=last_id)
-        return report.model_copy(update={"summary": summary, "actions": [], "denied": []})
+        return report.model_copy(update={"summary": summary, "actions": [], "denied": [], "escalated": escalated})
 
     def _refused(self, finding: Finding, playbook: Any, snapshot: Snapshot,
                  finished: list[tuple[str, dict[str, Any]]]) -> RunReport | None:

@@ -16,6 +16,8 @@ _HELP = {
     "opsagent_llm_calls_total": ("counter", "Calls to the language model."),
     "opsagent_llm_tokens_total": ("counter", "Prompt and completion tokens, by kind."),
     "opsagent_llm_fallbacks_total": ("counter", "Runs that fell back to the offline planner."),
+    "opsagent_escalations_total": ("counter", "Findings handed to a person: retries used up, a long rate-limit wait, "
+                                              "or temporary cluster errors that keep coming back."),
     "opsagent_cycles_total": ("counter", "Reconcile cycles, by result."),
     "opsagent_cycle_duration_seconds": ("gauge", "Wall time of the last reconcile cycle."),
     "opsagent_gpus_allocated": ("gauge", "GPUs held by pods or jobs in the last snapshot."),
