@@ -3,7 +3,8 @@
 `rollout_failed`: the rollout's progress deadline was exceeded (status
 failed), or pods of the new revision sit in ImagePullBackOff, ErrImagePull or
 CrashLoopBackOff while it progresses. Details carry the retry plan from the
-intent (bounded attempts with doubling backoff, then one rollback or escalate)
+intent (bounded attempts with doubling backoff, then one rollback or escalate;
+one attempt when the intent declares no rollout settings)
 and the attempts so far from the caller's history. After the rollback, if the
 finding is still open, the plan is to escalate: never a second rollback.
 
@@ -25,6 +26,7 @@ from opsagent.model import Finding, Snapshot, Workload
 from opsagent.policy.intents import Intent, RolloutRetry
 
 BAD_POD_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff")
+UNDECLARED_RETRY = RolloutRetry(max_attempts=1)
 
 
 def _last_good(workload: Workload, revision: int) -> int | None:
@@ -60,7 +62,8 @@ def rollout_failed(snapshot: Snapshot, intents: Sequence[Intent], now: datetime,
         else:
             continue
         intent = intent_of(intents, workload)
-        retry = (intent.rollout if intent else None) or RolloutRetry()
+        # Nobody declared a retry budget: each restart then needs a person, so ask for one, then the rollback.
+        retry = (intent.rollout if intent else None) or UNDECLARED_RETRY
         subject = workload.key
         started = release_started(workload, revision)
         seen = incident_attempts(history, f"rollout_failed:{subject}", started_at=started)
