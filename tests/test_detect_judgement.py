@@ -303,3 +303,11 @@ def test_node_events_filed_in_a_workload_namespace_are_not_believed():
     for events, expected in (((forged,), False), ((real,), True)):
         snap = Snapshot(time=NOW, nodes=(node,), events=events)
         assert any(f.kind == "node_unhealthy" for f in detect(snap, intents=[], now=NOW)) is expected
+
+
+def test_half_the_fleet_unhealthy_at_once_is_fleet_wide():
+    both = [{"at": f"+{m}m", "node": {"name": n, "ready": m % 2 == 0}} for m in (1, 2, 3, 4) for n in ("gpu-a", "gpu-b")]
+    found = _node_findings(_sim(both), 6)
+    assert {found[f"node_unhealthy:{n}"]["fleet_wide"] for n in ("gpu-a", "gpu-b")} == {True}
+    one = [{"at": f"+{m}m", "node": {"name": "gpu-b", "ready": m % 2 == 0}} for m in (1, 2, 3, 4)]
+    assert _node_findings(_sim(one), 6)["node_unhealthy:gpu-b"]["fleet_wide"] is False

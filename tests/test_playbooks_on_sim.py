@@ -146,6 +146,12 @@ CASES: dict[str, Case] = {
         scenario={"nodes": [node((2, 16, "0")), node((2, 16, "0"), name="gpu-b")],
                   "workloads": [workload("render/render-ui", gpus=1)],
                   "timeline": [{"at": f"+{m}m", "node": {"name": "gpu-b", "ready": m % 2 == 0}} for m in (1, 2, 3, 4)]}),
+    "node-unhealthy-fleet-wide": Case(
+        "node_unhealthy:gpu-b", "hands_off", minutes=6,
+        scenario={"nodes": [node((2, 16, "0")), node((2, 16, "0"), name="gpu-b")],
+                  "workloads": [workload("render/render-ui", gpus=1)],
+                  "timeline": [{"at": f"+{m}m", "node": {"name": n, "ready": m % 2 == 0}}
+                               for m in (1, 2, 3, 4) for n in ("gpu-a", "gpu-b")]}),
     "node-left-cordoned-uncordon": Case(
         "node_left_cordoned:gpu-b", "resolves_after_approval", write="uncordon_node",
         scenario={"nodes": [node((1, 16, "0")), {**node((2, 16, "0"), name="gpu-b"), "cordoned": True}],

@@ -56,7 +56,7 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
         "problems", "gpus_per_replica", "required_link_width", "declared_link_width", "pending_pods", "intent",
         "widest_link", "largest_set", "proposed_placement", "intent_satisfiable"}),
     "node_unhealthy": frozenset({
-        "node", "ready", "reasons", "not_ready_transitions", "xid_errors", "conditions", "gpu_holders", "gpus"}),
+        "node", "ready", "reasons", "not_ready_transitions", "xid_errors", "conditions", "gpu_holders", "gpus", "fleet_wide"}),
     "node_left_cordoned": frozenset({"node", "free_gpus", "pending_pods"}),
 }
 

@@ -12,6 +12,11 @@ flapped is left to the node controller: it evicts the pods itself.
 condition, no recent NotReady or hardware XID) with free GPUs that pending
 GPU pods are waiting for: most often a maintenance that nobody finished.
 
+When half or more of the GPU nodes (two at least) are unhealthy at the same
+moment, the cause is the fleet (an OS update, the network, the control plane),
+not the nodes: the findings say `fleet_wide`, and cordoning them all would
+leave nothing schedulable, so the playbook hands that to a person instead.
+
 Cordoning and uncordoning are node-level decisions: the playbooks only
 propose them, and the shipped policy sends them to a person.
 
@@ -64,6 +69,14 @@ def _health(snapshot: Snapshot, node: Node) -> tuple[int, list[dict], list[dict]
 
 
 def node_unhealthy(snapshot: Snapshot, now: datetime) -> list[Finding]:
+    """Unhealthy GPU nodes; `fleet_wide` when half or more of the GPU nodes (two at least) are at once."""
+    found = _unhealthy(snapshot, now)
+    gpu_nodes = sum(1 for n in snapshot.nodes if n.gpus)
+    fleet_wide = len(found) >= 2 and 2 * len(found) >= gpu_nodes
+    return [f.model_copy(update={"details": {**f.details, "fleet_wide": fleet_wide}}) for f in found]
+
+
+def _unhealthy(snapshot: Snapshot, now: datetime) -> list[Finding]:
     findings = []
     for node in snapshot.nodes:
         if node.cordoned or not node.gpus:
