@@ -11,7 +11,11 @@ Spec:
 - a person's no is remembered: a restart an approver rejected is never asked
   for again; the rollout moves to its next stage, the rollback;
 - one owner per decision: a person's scale outside the intent's bounds is
-  refused naming the intent, and nothing is written.
+  refused naming the intent, and nothing is written;
+- temporary cluster errors are a "not yet": retried past the playbook's
+  budget, with one hand-off to a person;
+- a trickle of requests just slower than the idle window: slept once, woken,
+  then kept up (the stretched window), not slept and woken all day.
 """
 
 from __future__ import annotations
@@ -151,5 +155,42 @@ def test_a_person_scaling_past_the_intent_is_refused_naming_it(tmp_path):
         assert inside.status == "ok"
         d.cycles(15)
         assert d.sim.snapshot().workload(EMB).replicas == 4  # the daemon leaves a person's in-bounds write alone
+    finally:
+        d.close()
+
+
+def test_temporary_api_errors_are_retried_past_the_playbook_budget_and_a_person_is_told_once(tmp_path):
+    d = Daemonish(tmp_path, {
+        "nodes": [gpu_node(count=2)],
+        "workloads": [_embedder(failures=[{"image": image(EMB, "2.6.0"), "mode": "bad_image"}])],
+        "timeline": [{"at": "+5m", "rollout": {"workload": EMB, "image": image(EMB, "2.6.0")}},
+                     {"at": "+6m", "api_fault": {"kind": "unavailable", "count": 6}}],
+    })
+    try:
+        reports = d.cycles(240)
+        tools = [(r.tool, r.outcome) for r in d.results() if r.risk != "read"]
+        assert tools.count(("restart_rollout", "error")) >= 3  # the playbook's own budget, spent on 503s
+        assert ("undo_rollout", "ok") in tools                 # and still the work got done
+        assert d.sim.snapshot().workload(EMB).image.endswith(":2.3.0")
+        assert len(d.runs("temporary cluster errors")) == 1 and sum(r.escalated for r in reports) == 1
+        assert d.runs("not trying again") == []
+    finally:
+        d.close()
+
+
+def test_a_trickle_of_requests_does_not_make_the_daemon_flap(tmp_path):
+    ui = "render/render-ui"
+    d = Daemonish(tmp_path, {
+        "nodes": [gpu_node(count=2)],
+        "workloads": [{"namespace": "render", "name": "render-ui", "image": image(ui, "1.4"), "gpus": 1,
+                       "traffic": {"curve": "none"}}],
+        "timeline": [{"at": f"+{m}m", "requests": {"workload": ui, "count": 1}} for m in range(50, 300, 35)],
+    })
+    try:
+        d.cycles(300)
+        writes = [r.tool for r in d.results() if r.outcome == "ok" and r.risk != "read"]
+        assert writes == ["sleep_workload", "wake_workload"], writes  # slept once, woken, then kept up
+        assert d.runs("run started for idle_gpu:render/render-ui")[0].summary.endswith("after 30 min")
+        assert d.sim.snapshot().workload(ui).replicas == 1
     finally:
         d.close()

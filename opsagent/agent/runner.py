@@ -274,7 +274,7 @@ class Agent:
                     "a growing backoff, a person should look"), key=f"transient-{len(finished)}")
             wait = min(MAX_RETRY_BACKOFF, (backoff or MAX_RETRY_BACKOFF) * (2 ** (failed - max_attempts + 1)))
             due = datetime.fromisoformat(last["finished_at"]) + wait
-            if self.clock.now() >= due:
+            if self.clock.now() >= due and not escalated:  # a new hand-off is reported first; the retry follows
                 return None
             summary = f"retry of {finding.id} due at {due.isoformat()} (temporary cluster errors so far: {failed})"
         elif failed >= max_attempts:
