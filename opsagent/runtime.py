@@ -215,22 +215,39 @@ def open_runtime(
 
 
 def action_history(runtime: Runtime, *, since: datetime) -> dict[str, Attempts]:
-    """finding id -> Attempts(ok writes made for it, last one's time), from the audit log.
+    """finding id -> what the audit log remembers of it since `since`.
 
-    The detectors use it for bounded retries with backoff (restart a failed
-    rollout three times, then roll back); without it every retry looks like the first.
+    Each ok write made for it (tool and time), when a run last saw it resolved,
+    and the calls people rejected for it. The detectors cut this to the current
+    incident (`opsagent.detect.incident`) for bounded retries with backoff;
+    without it every retry looks like the first.
     """
     from opsagent.audit import AuditFilter
+    from opsagent.detect.common import Acted, Rejection
     from tools import get_tool
 
-    seen: dict[str, tuple[int, datetime]] = {}
+    acted: dict[str, list[Acted]] = {}
+    resolved: dict[str, datetime] = {}
+    rejected: dict[str, list[Rejection]] = {}
     for record in runtime.audit.list(AuditFilter(kind="result", outcome="ok", since=since, limit=100_000)):
         tool = get_tool(record.tool or "")
         if not record.finding_id or tool is None or tool.risk == "read":
             continue
-        count, last = seen.get(record.finding_id, (0, record.time))
-        seen[record.finding_id] = (count + 1, max(last, record.time))
-    return {fid: Attempts(attempts=n, last_action_at=at) for fid, (n, at) in seen.items()}
+        acted.setdefault(record.finding_id, []).append(Acted(tool=tool.name, at=record.time))
+    for record in runtime.audit.list(AuditFilter(kind="run", outcome="ok", since=since, limit=100_000)):
+        if record.finding_id and (record.data or {}).get("resolved") is True:
+            resolved[record.finding_id] = max(record.time, resolved.get(record.finding_id, record.time))
+    for record in runtime.audit.list(AuditFilter(kind="approval", outcome="rejected", since=since, limit=100_000)):
+        if record.finding_id and record.tool:
+            reason = (record.summary or "").split(": ", 1)[-1]
+            rejected.setdefault(record.finding_id, []).append(
+                Rejection(tool=record.tool, args=record.args or {}, by=record.actor, reason=reason, at=record.time))
+    out = {}
+    for fid in set(acted) | set(resolved) | set(rejected):
+        done = sorted(acted.get(fid, []), key=lambda a: a.at)
+        out[fid] = Attempts(attempts=len(done), last_action_at=done[-1].at if done else None, actions=tuple(done),
+                            resolved_at=resolved.get(fid), rejected=tuple(rejected.get(fid, ())))
+    return out
 
 
 def make_detect(runtime: Runtime) -> Callable[[Snapshot], list[Finding]]:

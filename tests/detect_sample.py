@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from opsagent.model import GpuDevice, Job, Node, Pod, Revision, RolloutState, Snapshot, Workload, WorkloadRef
+from opsagent.model import (
+    GpuDevice, GpuRequirement, Job, Node, NodeCondition, Pod, Revision, RolloutState, Snapshot, Workload, WorkloadRef)
 from opsagent.policy.intents import Intent
 
 UTC = timezone.utc
@@ -66,7 +67,9 @@ def troubled() -> tuple[Snapshot, list[Intent]]:
             Node(name="gpu-a", gpus=(gpu("a0", holder="render/ui-1"), gpu("a1", holder="inference/llm-1"),
                                      gpu("a2", link=4, switch="1", holder="inference/llm-1"), gpu("a3", link=4, switch="1"))),
             Node(name="gpu-b", gpus=(gpu("b0", "gpu-b", holder="inference/embedder-1"),
-                                     gpu("b1", "gpu-b", holder="batch/worker-1"))),
+                                     gpu("b1", "gpu-b", holder="batch/worker-1")),
+                 conditions=(NodeCondition(type="GpuXidError", reason="Xid79", message="GPU has fallen off the bus"),)),
+            Node(name="gpu-c", cordoned=True, gpus=(gpu("c0", "gpu-c"), gpu("c1", "gpu-c"))),
         ),
         workloads=(
             workload("render", "ui", replicas=1, gpus_per_replica=1, last_request_at=NOW - timedelta(hours=2),
@@ -81,6 +84,8 @@ def troubled() -> tuple[Snapshot, list[Intent]]:
             workload("chat", "chat-ui", replicas=0, gpus_per_replica=1, pending_requests=3),
             workload("web", "api", replicas=7, gpus_per_replica=0, request_rate=1.0),
             workload("batch", "worker", replicas=2, gpus_per_replica=1, revision=5),
+            workload("inference", "reranker", replicas=1, gpus_per_replica=1,
+                     gpu_requirement=GpuRequirement(min_link_width=32)),
         ),
         pods=(
             pod("render", "ui-1", "ui", gpu_ids=["a0"], started=NOW - timedelta(hours=6), phase="Running", ready=True,

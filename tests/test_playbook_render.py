@@ -87,6 +87,8 @@ def test_every_shipped_playbook_renders_valid_tool_calls_for_its_finding():
         "idle_gpu": "idle-gpu-sleep", "wake_requested": "wake-on-request", "rollout_failed": "rollout-retry",
         "drift": "drift-replicas", "unschedulable_gpu": "unschedulable-diagnose", "crashloop": "crashloop-delete-once",
         "topology_mismatch": "topology-coherent-placement", "jobs_waiting": "jobs-waiting-free-idle",
+        "spec_conflict": "spec-conflict-report", "node_unhealthy": "node-unhealthy-cordon",
+        "node_left_cordoned": "node-left-cordoned-uncordon",
     }
 
 

@@ -133,6 +133,29 @@ CASES: dict[str, Case] = {
         f"crashloop:{EMBEDDER}", "hands_off", minutes=4,
         history={f"crashloop:{EMBEDDER}": Attempts(attempts=1)},  # the pod was deleted once already
         scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, failures=CRASH_ON_START)]}),
+    "spec-conflict-propose-placement": Case(
+        f"spec_conflict:{LLM}", "resolves_after_approval", write="set_gpu_placement",
+        # the template asks for x32 links (no GPU has them); the intent declares x16
+        scenario={"nodes": ONE_NODE, "workloads": [
+            workload(LLM, gpus=2, gpu_requirement={"min_link_width": 32, "coherent": True})]}),
+    "spec-conflict-report": Case(
+        f"spec_conflict:{EMBEDDER}", "hands_off",
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=4)]}),  # 4 per replica, 2 on the node
+    "node-unhealthy-cordon": Case(
+        "node_unhealthy:gpu-b", "resolves_after_approval", write="cordon_node", minutes=6,
+        scenario={"nodes": [node((2, 16, "0")), node((2, 16, "0"), name="gpu-b")],
+                  "workloads": [workload("render/render-ui", gpus=1)],
+                  "timeline": [{"at": f"+{m}m", "node": {"name": "gpu-b", "ready": m % 2 == 0}} for m in (1, 2, 3, 4)]}),
+    "node-unhealthy-fleet-wide": Case(
+        "node_unhealthy:gpu-b", "hands_off", minutes=6,
+        scenario={"nodes": [node((2, 16, "0")), node((2, 16, "0"), name="gpu-b")],
+                  "workloads": [workload("render/render-ui", gpus=1)],
+                  "timeline": [{"at": f"+{m}m", "node": {"name": n, "ready": m % 2 == 0}}
+                               for m in (1, 2, 3, 4) for n in ("gpu-a", "gpu-b")]}),
+    "node-left-cordoned-uncordon": Case(
+        "node_left_cordoned:gpu-b", "resolves_after_approval", write="uncordon_node",
+        scenario={"nodes": [node((1, 16, "0")), {**node((2, 16, "0"), name="gpu-b"), "cordoned": True}],
+                  "workloads": [workload("render/render-ui", gpus=1, replicas=2)]}),
 }
 
 
@@ -187,7 +210,8 @@ def _resolves_after_approval(case: Case, st: Stage, agent: Agent, report: RunRep
     [approval] = [st.world.queue.get(i) for i in report.pending_approvals]
     assert approval.call.tool == case.write and "group:platform-leads" in approval.approvers
     [report] = st.world.approve_waiting(agent)
-    assert st.world.queue.get(approval.id).decided_by in {"alice", "bob"}
+    people = {"alice", "bob", "carol", "dave"} if case.write in ("cordon_node", "uncordon_node") else {"alice", "bob"}
+    assert st.world.queue.get(approval.id).decided_by in people
     _resolves(case, st, agent, report, chosen, finding)
 
 

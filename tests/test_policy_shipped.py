@@ -96,7 +96,8 @@ ROWS = [
     ("wake_workload", {"namespace": "chat", "name": "chat-ui"}, W, "wake-proxy", SNAPSHOT, MONDAY_NOON, "allow", "wake-on-demand", "woken"),
     ("wake_workload", {"namespace": "inference", "name": "embedder"}, W, "wake-proxy", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
     ("scale_workload", {"namespace": "chat", "name": "chat-ui", "replicas": 3}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "daemon-scales-within-bounds", "bounds"),
-    ("scale_workload", {"namespace": "chat", "name": "chat-ui", "replicas": 4}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    # outside the intent's bounds (0..3): refused for everyone, naming the intent, whatever a rule says
+    ("scale_workload", {"namespace": "chat", "name": "chat-ui", "replicas": 4}, D, "daemon", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "chat-ui-wakes-on-request"),
     ("restart_rollout", {"namespace": "inference", "name": "embedder"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "daemon-retries-failed-rollouts", "failed"),
     ("undo_rollout", {"namespace": "inference", "name": "embedder"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "allow", "daemon-retries-failed-rollouts", "rollback"),
     ("restart_rollout", {"namespace": "inference", "name": "llm"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
@@ -113,8 +114,17 @@ ROWS = [
     ("delete_pod", {"namespace": "training", "name": "finetune-0"}, D, "daemon", PODS, MONDAY_NOON, "deny", "daemon-leaves-training-alone", "training"),
     # people
     ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 2}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "allow", "render-team-runs-render", "render team"),
-    ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 5}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "require_approval", "other-writes-need-oncall", "on-call"),
+    ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 5}, "erin", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "set_replica_bounds"),
+    ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 5}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "0..2"),
+    ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": "5"}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "0..2"),
+    ("scale_workload", {"namespace": "render", "name": "render-ui", "replicas": 0}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "allow", "oncall-may-operate", "on-call"),
+    ("scale_workload", {"namespace": "inference", "name": "embedder", "replicas": 0}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "embedder-rollouts"),
+    # inside the LLM's weekday prewarm window a person's sleep would be undone by the daemon's wake
+    ("sleep_workload", {"namespace": "inference", "name": "llm"}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "deny", "outside-intent-bounds", "prewarm"),
+    ("sleep_workload", {"namespace": "inference", "name": "llm"}, "carol", "slack", SNAPSHOT, SUNDAY_NIGHT, "allow", "oncall-may-operate", "on-call"),
     ("cordon_node", {"node": "gpu-a"}, "carol", "cli", SNAPSHOT, MONDAY_NOON, "allow", "oncall-may-operate", "on-call"),
+    ("cordon_node", {"node": "gpu-a"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "node-changes-need-a-person", "node-level"),
+    ("uncordon_node", {"node": "gpu-a"}, D, "daemon", SNAPSHOT, MONDAY_NOON, "require_approval", "node-changes-need-a-person", "node-level"),
     ("undo_rollout", {"namespace": "inference", "name": "llm"}, "carol", "slack", SNAPSHOT, SUNDAY_NIGHT, "require_approval", "weekend-night-rollbacks-need-a-lead", "weekend"),
     ("undo_rollout", {"namespace": "inference", "name": "llm"}, "carol", "slack", SNAPSHOT, MONDAY_NOON, "allow", "oncall-may-operate", "on-call"),
     ("delete_workload", {"namespace": "chat", "name": "chat-ui"}, "carol", "cli", SNAPSHOT, MONDAY_NOON, "require_approval", "architecture-needs-a-lead", "lead"),

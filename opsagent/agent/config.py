@@ -51,6 +51,8 @@ class AgentConfig(BaseModel):
     max_seconds: float = Field(default=600.0, gt=0, description="clock time a run may spend working; waiting for a person or a restart does not count")
     verify_retries: int = Field(default=4, ge=0, le=50, description="extra re-checks after the last step, waiting between them")
     verify_interval_seconds: float = Field(default=15.0, ge=0, description="wait before each re-check (on the run's clock)")
+    max_limit_wait_seconds: float = Field(default=1800.0, ge=0, description="a finding held longer than this by a rate "
+                                          "limit is escalated to a person (it is still retried when the limit frees up)")
     max_failures: int = Field(default=3, ge=1, le=10, description="unusable model turns in a row (unparseable answers, "
                               "server errors, refused calls) before a run falls back to the offline planner")
     checkpoint_retention_seconds: float = Field(default=3600.0, ge=0, description="clock time a finished run's "

@@ -154,8 +154,11 @@ def tool_text(result: ToolResult) -> str:
 
 
 def result_row(step: int, tool: str, args: dict[str, Any], result: ToolResult, *, key: str, reused: bool) -> dict[str, Any]:
+    retry_at = result.decision.retry_at if result.decision is not None else None
     return {"step": step, "tool": tool, "args": bounded_json(args), "status": result.status, "message": result.message[:500],
-            "approval_id": result.approval_id, "audit_id": result.audit_id, "key": key, "reused": reused}
+            "approval_id": result.approval_id, "audit_id": result.audit_id, "key": key, "reused": reused,
+            "retry_at": retry_at.isoformat() if retry_at is not None and result.status == "denied" else None,
+            "retryable": result.status == "error" and bool(result.data.get("retryable"))}
 
 
 def budget_problem(deps: Deps, state: AgentState) -> str | None:

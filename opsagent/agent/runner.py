@@ -26,14 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
+from opsagent.agent.holds import MAX_RETRY_BACKOFF, call_key, limit_wait, rejected_calls, retryable_failure
 from opsagent.agent.ledger import RECOVERY_WINDOW, finished_runs, has_key, interrupted_runs
 from opsagent.agent.planners import Planner
 from opsagent.agent.planners.offline import OfflinePlanner
+from opsagent.agent.playbook_view import render_steps
 from opsagent.agent.spend import Spend, spend_of
 from opsagent.agent.state import AgentState, initial_state
 from opsagent.audit.database import connect as connect_database
 from opsagent.clock import Clock
 from opsagent.model import Approval, Finding, Snapshot
+from opsagent.playbooks import TemplateError
 
 
 class AgentError(Exception):
@@ -61,6 +64,7 @@ class RunReport(BaseModel):
     completion_tokens: int = 0
     planner: str = ""
     fell_back: bool = False
+    escalated: bool = Field(default=False, description="this report newly hands the finding to a person (logged, counted)")
     resolved: bool | None = None
     summary: str = ""
 
@@ -122,6 +126,8 @@ class Agent:
         else:
             primary = planner  # type: ignore[assignment]
         planners[primary.name] = primary
+        if getattr(primary, "no_fallback", False):  # a control planner (the evals' null) must not hand over its runs
+            planners = {primary.name: primary}
         self.planner_name = primary.name
         self.deps = Deps(gate=gate, observe=observe, detect_fn=detect_fn, playbooks=playbooks, policy=policy,
                          recorder=recorder, clock=clock, config=self.config, planners=planners, settle=settle,
@@ -245,14 +251,16 @@ class Agent:
                 return self._invoke(None, thread_id, values)  # a crash mid-run: carry on from the checkpoint
             finished.append((thread_id, values))
             epoch += 1
-        playbook = self.deps.playbook_for(finding, snapshot if snapshot is not None else self.deps.observe())
-        held = self._hold(finding, playbook, base, finished)
+        snapshot = snapshot if snapshot is not None else self.deps.observe()
+        playbook = self.deps.playbook_for(finding, snapshot)
+        held = self._hold(finding, playbook, base, finished) or self._refused(finding, playbook, snapshot, finished)
         if held is not None:
             return held
         state = initial_state(run_id=thread_id, kind="finding", finding=finding.model_dump(mode="json"), message=None,
                               actor="daemon", channel="daemon", planner=self.planner_name,
                               started_at=self.clock.now().isoformat(), playbook=getattr(playbook, "name", None))
-        self.deps.record_run(state, f"run started for {finding.id} with planner {self.planner_name}", key="started")
+        self.deps.record_run(state, f"run started for {finding.id} with planner {self.planner_name}: {finding.summary}",
+                             key="started")
         return self._invoke(state, thread_id, state)
 
     def _settled_approval(self, approval_id: int | None) -> Approval | None:
@@ -282,23 +290,42 @@ class Agent:
                 return RunReport(run_id=base, status="done", planner=self.planner_name, summary=summary)
             return report_from(finished[-1][1], run_id=finished[-1][0]).model_copy(
                 update={"summary": summary, "actions": [], "denied": []})
+        if finished and (limited := limit_wait(finished[-1][1])) is not None:
+            held = self._wait_for_limit(finding, finished, *limited)
+            if held is not None:
+                return held
         stage = (name, finding.details.get("attempts"))
         failed = 0
         for _, values in reversed(finished):
             seen = values.get("finding") or {}
             if values.get("resolved") is True or (values.get("playbook"), (seen.get("details") or {}).get("attempts")) != stage:
                 break
-            failed += 1
+            if limit_wait(values) is None:  # a rate-limit deny is a "not yet", not a failed attempt
+                failed += 1
         if failed == 0:
             return None
         last_id, last = finished[-1]
         retry = getattr(playbook, "retry", None)
         max_attempts = int(getattr(retry, "max_attempts", 1))
         backoff = getattr(retry, "backoff", None)
-        if failed >= max_attempts:
+        transient = all(retryable_failure(values) for _, values in finished[-failed:])
+        escalated = False
+        if failed >= max_attempts and transient and last.get("finished_at"):
+            # the cluster said "not now" every time: keep coming back, slower, and tell a person once
+            if failed == max_attempts:
+                escalated = self._escalate(last, (
+                    f"escalated: {failed} run(s) on {finding.id} failed with temporary cluster errors "
+                    f"({str((last.get('results') or [{}])[-1].get('message') or '')[:200]}); still retrying with "
+                    "a growing backoff, a person should look"), key=f"transient-{len(finished)}")
+            wait = min(MAX_RETRY_BACKOFF, (backoff or MAX_RETRY_BACKOFF) * (2 ** (failed - max_attempts + 1)))
+            due = datetime.fromisoformat(last["finished_at"]) + wait
+            if self.clock.now() >= due and not escalated:  # a new hand-off is reported first; the retry follows
+                return None
+            summary = f"retry of {finding.id} due at {due.isoformat()} (temporary cluster errors so far: {failed})"
+        elif failed >= max_attempts:
             summary = (f"{failed} run(s) did not resolve {finding.id} (playbook {name} allows {max_attempts}); "
                        "not trying again: a person should look")
-            self.deps.record_run(dict(last), summary, outcome="error", key=f"gave-up-{len(finished)}")  # type: ignore[arg-type]
+            escalated = self._escalate(last, summary, key=f"gave-up-{len(finished)}")
         elif backoff is not None and last.get("finished_at"):
             due = datetime.fromisoformat(last["finished_at"]) + backoff
             if self.clock.now() >= due:
@@ -307,7 +334,69 @@ class Agent:
         else:
             return None
         report = report_from(last, run_id=last_id)
-        return report.model_copy(update={"summary": summary, "actions": [], "denied": []})
+        return report.model_copy(update={"summary": summary, "actions": [], "denied": [], "escalated": escalated})
+
+    def _escalate(self, last: dict[str, Any], summary: str, *, key: str) -> bool:
+        """Record, once, that this finding is now a person's (outcome error); True the first time only."""
+        full = f"{last.get('run_id')}:run:{key}"
+        find = getattr(self.recorder, "find_by_key", None)
+        if callable(find) and find(full) is not None:
+            return False
+        self.deps.record_run(dict(last), summary, outcome="error", full_key=full)  # type: ignore[arg-type]
+        return True
+
+    def _wait_for_limit(self, finding: Finding, finished: list[tuple[str, dict[str, Any]]],
+                        retry_at: datetime, row: dict[str, Any]) -> RunReport | None:
+        """Hold the finding until the rate limit that refused its last run frees up; None once it has.
+
+        A wait longer than `max_limit_wait_seconds` is escalated once: an audit
+        entry with outcome error that names the limit and the time, for a person
+        to decide whether it should happen sooner. The run still comes back.
+        """
+        now = self.clock.now()
+        if now >= retry_at:
+            return None
+        last_id, last = finished[-1]
+        ended = datetime.fromisoformat(last["finished_at"]) if last.get("finished_at") else now
+        summary = f"{finding.id}: {row.get('tool')} was refused by a rate limit; trying again at {retry_at.isoformat()}"
+        escalated = False
+        if (retry_at - ended).total_seconds() > self.config.max_limit_wait_seconds:
+            summary = (f"{finding.id}: escalated: {row.get('tool')} waits until {retry_at.isoformat()} for a rate limit "
+                       f"({str(row.get('message') or '')[:200]}); a person should decide whether it should happen sooner. "
+                       "The agent tries again then.")
+            escalated = self._escalate(last, summary, key=f"limit-escalated-{len(finished)}")
+        report = report_from(last, run_id=last_id)
+        return report.model_copy(update={"summary": summary, "actions": [], "denied": [], "escalated": escalated})
+
+    def _refused(self, finding: Finding, playbook: Any, snapshot: Snapshot,
+                 finished: list[tuple[str, dict[str, Any]]]) -> RunReport | None:
+        """A report instead of a new run when the playbook's next write is a call a person already rejected.
+
+        The detector moves its stage on where it knows the next one (a rollback
+        after a rejected restart); otherwise the finding waits for a person and
+        the same call is never asked again for this incident.
+        """
+        refused = rejected_calls(finished)
+        if not refused or playbook is None:
+            return None
+        try:
+            steps = render_steps(playbook, finding, snapshot)
+        except TemplateError:
+            return None
+        for tool, args in steps:
+            row = refused.get(call_key(tool, args))
+            if row is None:
+                continue
+            approval = self.approvals.get(row["approval_id"]) if self.approvals is not None else None
+            who = getattr(approval, "decided_by", None) or "a person"
+            why = getattr(approval, "reason", "") or ""
+            summary = (f"{finding.id}: not asking again for {tool} {call_key('', args)}: rejected by {who}"
+                       + (f" ({why[:200]})" if why else "") + "; waiting for a person or a change in the finding")
+            last_id, last = finished[-1]
+            self.deps.record_run(dict(last), summary, outcome="info", key=f"refused-{len(finished)}")  # type: ignore[arg-type]
+            report = report_from(last, run_id=last_id)
+            return report.model_copy(update={"summary": summary, "actions": [], "denied": []})
+        return None
 
     def handle_message(self, text: str, *, actor: str, channel: str = "cli", actor_groups: tuple[str, ...] = ()) -> RunReport:
         thread_id = f"chat:{actor}:{uuid.uuid4().hex[:12]}"

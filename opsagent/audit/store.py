@@ -156,6 +156,18 @@ class AuditStore:
         """(model calls, tokens) recorded since `since`, by `actor` (everyone when None): what spend caps count."""
         with self._lock:
             return query.model_spend(self.db.conn, since=since, actor=actor)
+    def times_recent(self, *, tool: str | None, namespace: str | None, actor: str | None,
+                     since: datetime, outcome: str | None = "ok", kind: str = "result") -> list[datetime]:
+        """The times of the rows `count_recent` counts, oldest first (for when a rate limit frees up)."""
+        sql = f"SELECT time FROM [{AUDIT_TABLE}] WHERE kind = ? AND time >= ?"
+        params: list[Any] = [kind, iso(since)]
+        for column, value in (("tool", tool), ("namespace", namespace), ("actor", actor), ("outcome", outcome)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        with self._lock:
+            rows = self.db.conn.execute(sql + " ORDER BY time", params).fetchall()
+        return [datetime.fromisoformat(row[0]) for row in rows]
 
     # --- the database's clock ----------------------------------------------------
 

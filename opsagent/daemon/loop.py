@@ -195,6 +195,9 @@ class Reconciler:
             report.fell_back = True
             self.metrics.inc("opsagent_llm_fallbacks_total")
             log.warning("run %s: the language model failed; fell back to the offline planner (see the audit log)", run.run_id)
+        if run.escalated:
+            self.metrics.inc("opsagent_escalations_total")
+            log.warning("run %s: a person should look: %s", run.run_id, run.summary)
         if run.status == "failed":
             log.error("run %s failed: %s", run.run_id, run.summary)
 

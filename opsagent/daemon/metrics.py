@@ -21,6 +21,8 @@ _HELP = {
     "opsagent_model_tokens_last_day": ("gauge", "The daemon's prompt + completion tokens in the last 24 hours, from the audit log."),
     "opsagent_model_budget_remaining": ("gauge", "What the daemon's daily spend cap still allows, by unit "
                                                  "(calls, tokens); no series for a unit without a cap."),
+    "opsagent_escalations_total": ("counter", "Findings handed to a person: retries used up, a long rate-limit wait, "
+                                              "or temporary cluster errors that keep coming back."),
     "opsagent_cycles_total": ("counter", "Reconcile cycles, by result."),
     "opsagent_cycle_duration_seconds": ("gauge", "Wall time of the last reconcile cycle."),
     "opsagent_gpus_allocated": ("gauge", "GPUs held by pods or jobs in the last snapshot."),

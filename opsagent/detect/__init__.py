@@ -16,8 +16,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from opsagent.detect.common import Attempts, History, Intents
+from opsagent.detect.conflict import spec_conflict
 from opsagent.detect.cron import CronError, parse_cron, window_open
 from opsagent.detect.idle import idle_gpu, jobs_waiting
+from opsagent.detect.nodes import node_left_cordoned, node_unhealthy
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
 from opsagent.detect.rollout import crashloop, rollout_failed
 from opsagent.detect.wake import wake_requested
@@ -28,14 +30,14 @@ from opsagent.policy.resolve import as_book
 DETAIL_KEYS: dict[str, frozenset[str]] = {
     "idle_gpu": frozenset({
         "reason", "gpus_held", "gpu_ids", "replicas", "idle_minutes", "idle_after_minutes", "idle_since",
-        "last_request_at", "gpu_utilization", "gpu_hours_wasted_so_far", "intent"}),
+        "last_request_at", "gpu_utilization", "gpu_hours_wasted_so_far", "intent", "hysteresis"}),
     "wake_requested": frozenset({
         "trigger", "pending_requests", "request_rate", "replicas", "warm_replicas", "wake_timeout_seconds",
         "last_request_at", "window_cron", "window_start", "window_end", "intent"}),
     "rollout_failed": frozenset({
         "revision", "image", "reason", "message", "bad_pods", "last_good_revision", "attempts",
         "last_action_at", "max_attempts", "backoff_seconds", "retry_due", "retry_at", "then",
-        "next_action", "protected", "intent"}),
+        "next_action", "protected", "intent", "incident_started_at", "rejected"}),
     "drift": frozenset({
         "aspects", "intent", "replicas", "min", "max", "desired_replicas", "placement_violations",
         "placement"}),
@@ -44,13 +46,19 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
         "gpus_held_idle"}),
     "crashloop": frozenset({
         "revision", "pods", "worst_pod", "restarts", "restarts_total", "message", "attempts",
-        "last_action_at", "protected", "intent"}),
+        "last_action_at", "protected", "intent", "incident_started_at", "rejected"}),
     "topology_mismatch": frozenset({
         "throughput_factor", "required_link_width", "gpus_per_replica", "replicas", "coherent_set_free",
         "free_coherent_set"}),
     "jobs_waiting": frozenset({
         "jobs", "gpus_wanted", "oldest_job", "oldest_wait_minutes", "free_gpus", "idle_holders",
         "idle_holder_ids", "gpus_releasable"}),
+    "spec_conflict": frozenset({
+        "problems", "gpus_per_replica", "required_link_width", "declared_link_width", "pending_pods", "intent",
+        "widest_link", "largest_set", "proposed_placement", "intent_satisfiable"}),
+    "node_unhealthy": frozenset({
+        "node", "ready", "reasons", "not_ready_transitions", "xid_errors", "conditions", "gpu_holders", "gpus", "fleet_wide"}),
+    "node_left_cordoned": frozenset({"node", "free_gpus", "pending_pods"}),
 }
 
 
@@ -60,10 +68,11 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
 
     `history` maps a finding id to what the caller remembers (`Attempts` or a
     dict with `attempts` and `last_action_at`); it only shapes the retry
-    details of rollout_failed and crashloop findings.
+    details of rollout_failed and crashloop findings (cut to the current
+    incident), and the idle window of a workload woken soon after it was slept.
     """
     intents = as_book(intents)  # one book, so each workload's intent is resolved once for every detector
-    idle = idle_gpu(snapshot, intents, now)
+    idle = idle_gpu(snapshot, intents, now, history)
     found = [
         *idle,
         *wake_requested(snapshot, intents, now),
@@ -73,6 +82,9 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *crashloop(snapshot, intents, now, history),
         *topology_mismatch(snapshot, intents, now),
         *jobs_waiting(snapshot, idle, now),
+        *spec_conflict(snapshot, intents, now),
+        *node_unhealthy(snapshot, now),
+        *node_left_cordoned(snapshot, now),
     ]
     order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
     return sorted(found, key=lambda f: (order[f.kind], f.subject))

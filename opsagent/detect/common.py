@@ -27,15 +27,49 @@ SEVERITY = {
     "crashloop": "critical",
     "topology_mismatch": "warning",
     "jobs_waiting": "warning",
+    "spec_conflict": "warning",
+    "node_unhealthy": "critical",
+    "node_left_cordoned": "warning",
 }
 
+
+
+class Rejection(BaseModel):
+    """A person's no to one exact call made for a finding: remembered, so it is not asked again unchanged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    by: str
+    reason: str = ""
+    at: datetime
+
+
+class Acted(BaseModel):
+    """One write that went through for a finding: which tool, and when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tool: str
+    at: datetime
+
+
 class Attempts(BaseModel):
-    """What the caller remembers about one finding: how often it was acted on, and when last."""
+    """What the caller remembers about one finding: how often it was acted on, and when last.
+
+    `actions` (each write made for it), `resolved_at` (when a run last saw it
+    resolved) and `rejected` (calls a person refused) let a detector count
+    one incident only: see `opsagent.detect.incident`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     attempts: int = Field(default=0, ge=0)
     last_action_at: datetime | None = None
+    actions: tuple[Acted, ...] = ()
+    resolved_at: datetime | None = None
+    rejected: tuple[Rejection, ...] = ()
 
 
 History = Mapping[str, "Attempts | Mapping[str, Any]"]

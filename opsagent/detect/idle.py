@@ -8,33 +8,62 @@ runtime's utilisation watch fills in across snapshots; a single low reading
 is not enough). Protected intents
 and workloads inside an open prewarm window are never idle.
 
+Against sleep/wake flapping (a service with a trickle of requests and low
+utilisation, slept and woken a minute later): a workload woken soon after the
+daemon slept it (sooner than its idle window) gets a longer window, doubled
+for each sleep of it in the last day, at most `MAX_STRETCH` times, and while
+that holds only a quiet spell counts: low utilisation already proved a poor
+signal for it that day. The finding reports the stretch (`hysteresis`), so the
+audit log shows it.
+
 Pure: no I/O and no clock; `now` is passed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from opsagent.detect.common import Intents, gpu_pods, intent_of, iso, make, minutes, open_prewarm
+from opsagent.detect.common import History, Intents, attempts_for, gpu_pods, intent_of, iso, make, minutes, open_prewarm
 from opsagent.model import Finding, Snapshot, Workload
 from opsagent.policy.intents import Intent
 
 
-def _idle_since(workload: Workload, snapshot: Snapshot, intent: Intent, now: datetime) -> tuple[datetime, str] | None:
-    """When the workload went idle and why, if it has been idle at least `idle.after`."""
+MAX_STRETCH = 4
+FLAP_MEMORY = timedelta(days=1)
+
+
+def _stretch(workload: Workload, snapshot: Snapshot, window: timedelta, history: History | None,
+             now: datetime) -> dict | None:
+    """The hysteresis applied when the workload was woken soon after the daemon slept it, else None."""
+    seen = attempts_for(history, f"idle_gpu:{workload.key}")
+    sleeps = sorted(a.at for a in seen.actions if a.tool == "sleep_workload" and now - a.at <= FLAP_MEMORY)
+    starts = [p.started_at for p in gpu_pods(snapshot, workload) if p.started_at is not None]
+    if not sleeps or not starts:
+        return None
+    slept, woken = sleeps[-1], min(starts)
+    if woken < slept or woken - slept >= window:
+        return None
+    factor = min(MAX_STRETCH, 2 ** len(sleeps))
+    return {"slept_at": iso(slept), "woken_at": iso(woken), "factor": factor,
+            "base_idle_after_minutes": minutes(window), "sleeps_last_day": len(sleeps)}
+
+
+def _idle_since(workload: Workload, snapshot: Snapshot, intent: Intent, now: datetime,
+                window: timedelta, *, by_utilisation: bool = True) -> tuple[datetime, str] | None:
+    """When the workload went idle and why, if it has been idle at least `window`."""
     assert intent.idle is not None
-    window = intent.idle.after
     quiet_since = snapshot.quiet_since(workload)
     if quiet_since is not None and now - quiet_since >= window:
         return quiet_since, "no_requests"
     low_since = workload.low_gpu_since
-    if intent.idle.gpu_util_below is not None and low_since is not None and now - low_since >= window:
+    if by_utilisation and intent.idle.gpu_util_below is not None and low_since is not None and now - low_since >= window:
         return low_since, "low_gpu_utilization"
     return None
 
 
-def idle_gpu(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Finding]:
+def idle_gpu(snapshot: Snapshot, intents: Intents, now: datetime,
+             history: History | None = None) -> list[Finding]:
     findings = []
     for workload in snapshot.workloads:
         intent = intent_of(intents, workload)
@@ -44,7 +73,9 @@ def idle_gpu(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Findin
         held = sum(len(p.gpu_ids) for p in pods)
         if held == 0 or open_prewarm(intent, now) is not None:
             continue
-        idle = _idle_since(workload, snapshot, intent, now)
+        hysteresis = _stretch(workload, snapshot, intent.idle.after, history, now)
+        window = intent.idle.after * (hysteresis["factor"] if hysteresis else 1)
+        idle = _idle_since(workload, snapshot, intent, now, window, by_utilisation=hysteresis is None)
         if idle is None:
             continue
         since, reason = idle
@@ -54,14 +85,16 @@ def idle_gpu(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Findin
         findings.append(make(
             "idle_gpu", workload.key,
             f"{workload.key} holds {held} GPU(s) idle for {minutes(idle_for):.0f} min ({why}); "
-            f"idle rule {intent.name}: after {minutes(intent.idle.after):.0f} min",
+            f"idle rule {intent.name}: after {minutes(window):.0f} min"
+            + (f" (x{hysteresis['factor']}: woken soon after it was slept)" if hysteresis else ""),
             now,
             reason=reason,
             gpus_held=held,
             gpu_ids=sorted(g for p in pods for g in p.gpu_ids),
             replicas=workload.replicas,
             idle_minutes=minutes(idle_for),
-            idle_after_minutes=minutes(intent.idle.after),
+            idle_after_minutes=minutes(window),
+            hysteresis=hysteresis,
             idle_since=iso(since),
             last_request_at=iso(workload.last_request_at),
             gpu_utilization=workload.gpu_utilization,

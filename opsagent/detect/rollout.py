@@ -3,7 +3,8 @@
 `rollout_failed`: the rollout's progress deadline was exceeded (status
 failed), or pods of the new revision sit in ImagePullBackOff, ErrImagePull or
 CrashLoopBackOff while it progresses. Details carry the retry plan from the
-intent (bounded attempts with doubling backoff, then one rollback or escalate)
+intent (bounded attempts with doubling backoff, then one rollback or escalate;
+one attempt when the intent declares no rollout settings)
 and the attempts so far from the caller's history. After the rollback, if the
 finding is still open, the plan is to escalate: never a second rollback.
 
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from opsagent.detect.common import History, Intents, attempts_for, intent_of, iso, make, short
+from opsagent.detect.common import History, Intents, intent_of, iso, make, short
+from opsagent.detect.incident import (
+    incident_attempts, rejected_tools, rejection_rows, release_started, revision_started, tools_done)
 from opsagent.model import Finding, Snapshot, Workload
 from opsagent.policy.intents import RolloutRetry
 
 BAD_POD_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff")
+UNDECLARED_RETRY = RolloutRetry(max_attempts=1)
 
 
 def _last_good(workload: Workload, revision: int) -> int | None:
@@ -57,17 +61,24 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
         else:
             continue
         intent = intent_of(intents, workload)
-        retry = (intent.rollout if intent else None) or RolloutRetry()
+        # Nobody declared a retry budget: each restart then needs a person, so ask for one, then the rollback.
+        retry = (intent.rollout if intent else None) or UNDECLARED_RETRY
         subject = workload.key
-        seen = attempts_for(history, f"rollout_failed:{subject}")
+        started = release_started(workload, revision)
+        seen = incident_attempts(history, f"rollout_failed:{subject}", started_at=started)
+        refused = rejected_tools(seen)
         backoff = retry.backoff * (2 ** seen.attempts)
         anchor = seen.last_action_at or rollout.since  # the first retry waits `backoff` after the failure
         retry_at = anchor + backoff if anchor else None
-        if seen.attempts < retry.max_attempts:
+        # A rollback made in this incident (the rolled-back revision fails too) is never retried or repeated.
+        rolled_back = "undo_rollout" in tools_done(seen) or (not seen.actions and seen.attempts > retry.max_attempts)
+        if rolled_back:
+            next_action = "escalate"
+        elif seen.attempts < retry.max_attempts and "restart_rollout" not in refused:
             next_action = "restart_rollout"
-        elif seen.attempts == retry.max_attempts and retry.then == "rollback":
-            next_action = "undo_rollout"
-        else:  # retries used up and the rollback (if any) made: a person decides what next
+        elif retry.then == "rollback" and "undo_rollout" not in refused:
+            next_action = "undo_rollout"  # retries used up, or a person said no to retrying: the next stage
+        else:  # retries used up and the rollback (if any) made or refused: a person decides what next
             next_action = "escalate"
         protected = bool(intent and intent.protected)
         if protected:
@@ -93,6 +104,8 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
             next_action=next_action,
             protected=protected,
             intent=intent.name if intent else None,
+            incident_started_at=iso(started),
+            rejected=rejection_rows(seen),
         ))
     return findings
 
@@ -112,7 +125,9 @@ def crashloop(snapshot: Snapshot, intents: Intents, now: datetime,
             continue
         intent = intent_of(intents, workload)
         subject = workload.key
-        seen = attempts_for(history, f"crashloop:{subject}")
+        seen = incident_attempts(history, f"crashloop:{subject}", started_at=revision_started(workload))
+        if "delete_pod" in rejected_tools(seen):
+            seen = seen.model_copy(update={"attempts": max(seen.attempts, 1)})  # a person said no: next stage
         worst = max(looping, key=lambda p: p.restarts)
         findings.append(make(
             "crashloop", subject,
@@ -129,6 +144,8 @@ def crashloop(snapshot: Snapshot, intents: Intents, now: datetime,
             last_action_at=iso(seen.last_action_at),
             protected=bool(intent and intent.protected),
             intent=intent.name if intent else None,
+            incident_started_at=iso(revision_started(workload)),
+            rejected=rejection_rows(seen),
         ))
     return findings
 

@@ -221,6 +221,7 @@ class NullPlanner:
     """A control: proposes nothing, ever. What passes under it was not the planner's doing."""
 
     name = "null"
+    no_fallback = True  # the agent must not hand its runs to the offline planner, or the control would act
 
     def plan(self, inp: PlanInput) -> Plan:
         return Plan(done=True, text="no action (null planner)")

@@ -29,6 +29,7 @@ from opsagent.model.cluster import (
     Job,
     JobState,
     Node,
+    NodeCondition,
     Pod,
     PodPhase,
     Revision,
@@ -42,7 +43,7 @@ from opsagent.model.cluster import (
 __all__ = [
     "AuditEntry", "EntryKind", "Outcome",
     "FINDING_KINDS", "Approval", "ApprovalState", "Channel", "Decision", "Effect", "Event",
-    "Finding", "FindingKind", "Frozen", "GpuDevice", "GpuRequirement", "Job", "JobState", "Node",
+    "Finding", "FindingKind", "Frozen", "GpuDevice", "GpuRequirement", "Job", "JobState", "Node", "NodeCondition",
     "Pod", "PodPhase", "ResultStatus", "Revision", "Risk", "RolloutState", "RolloutStatus",
     "RuleRef", "Snapshot", "ToolCall", "ToolResult", "Workload", "WorkloadRef", "canonical_json",
     "MAX_ARGS_BYTES", "args_size", "bounded_json", "is_stand_in",

@@ -32,6 +32,9 @@ FindingKind = Literal[
     "crashloop",
     "topology_mismatch",
     "jobs_waiting",
+    "spec_conflict",
+    "node_unhealthy",
+    "node_left_cordoned",
 ]
 FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
 
@@ -131,6 +134,8 @@ class Decision(Frozen):
     expires_after_seconds: int | None = None
     confirm: bool = Field(default=False, description="the matched rule wants the person who asks to confirm the call "
                                                      "in conversation before it runs (`confirm: true`)")
+    retry_at: datetime | None = Field(
+        default=None, description="a temporary deny (a rate limit): when the same call would be allowed again")
 
 
 ResultStatus = Literal["ok", "error", "no_data", "denied", "pending_approval", "invalid"]

@@ -63,10 +63,21 @@ class GpuDevice(Frozen):
     utilization: float = Field(default=0.0, ge=0.0, le=100.0, description="percent busy")
 
 
+class NodeCondition(Frozen):
+    """One node condition other than Ready that is true now (DiskPressure, or a GPU problem a node-problem
+    detector or the DCGM exporter reports, such as an XID error)."""
+
+    type: str
+    reason: str | None = None
+    message: str | None = None
+    since: datetime | None = None
+
+
 class Node(Frozen):
     name: str
     ready: bool = True
     cordoned: bool = False
+    conditions: tuple[NodeCondition, ...] = Field(default=(), description="problem conditions that hold now")
     labels: dict[str, str] = Field(default_factory=dict)
     gpus: tuple[GpuDevice, ...] = ()
 

@@ -8,7 +8,10 @@ counts). Order of judgement:
    evaluated (missing field, type error) never makes an allow rule match,
    and always makes a deny or require_approval rule match (fail closed);
 3. an architectural tool is never allowed: an allow becomes require_approval;
-4. an allow that would exceed a rate limit or the blast radius is denied.
+4. a replica count outside the target's intent bounds is denied, naming the
+   intent (`bounds.py`: the daemon would reverse it);
+5. an allow that would exceed a rate limit or the blast radius is denied;
+   the deny says when the limit allows the call again (`retry_at`).
 It never raises for a call it does not understand; it never does I/O.
 """
 
@@ -19,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from opsagent.model import Decision, RuleRef, Snapshot, ToolCall
+from opsagent.policy.bounds import outside_bounds
 from opsagent.policy.facts import Facts
 from opsagent.policy.limits import NO_COUNTS, Counts
 from opsagent.policy.policy import CompiledRule, Policy
@@ -100,6 +104,8 @@ def judge(
         return Verdict(decision, facts, None, tuple(checked))
 
     decision = _effect(policy, matched, facts, dry_run)
+    if decision.effect != "deny":
+        decision = outside_bounds(policy, facts, dry_run=dry_run) or decision
     if decision.effect == "allow":
         decision = _limits(policy, facts, counts, dry_run) or _blast_radius(policy, facts, counts, dry_run) or decision
     return Verdict(decision, facts, matched, tuple(checked))
@@ -142,14 +148,32 @@ def _limits(policy: Policy, facts: Facts, counts: Counts, dry_run: bool) -> Deci
         spec = limit.limit
         namespace = facts.namespace if spec.by == "namespace" else None
         actor = call.actor if spec.by == "actor" else None
-        used = counts.count(limit_name=spec.name, tools=spec.tools, namespace=namespace, actor=actor, since=facts.now - spec.per)
+        since = facts.now - spec.per
+        used = counts.count(limit_name=spec.name, tools=spec.tools, namespace=namespace, actor=actor, since=since)
         if used >= spec.max:
             scope = {"namespace": f" in namespace {namespace}", "actor": f" by {actor}", "global": ""}[spec.by]
+            retry_at = _frees_up(counts.times(limit_name=spec.name, tools=spec.tools, namespace=namespace,
+                                              actor=actor, since=since), used=used, spec=spec, now=facts.now)
             return Decision(
-                effect="deny", rule=limit.ref, dry_run=dry_run,
-                reason=f"rate limit {spec.name}: {used} of at most {spec.max} calls per {_span(spec.per.total_seconds())}{scope} already made",
+                effect="deny", rule=limit.ref, dry_run=dry_run, retry_at=retry_at,
+                reason=f"rate limit {spec.name}: {used} of at most {spec.max} calls per {_span(spec.per.total_seconds())}{scope} "
+                       f"already made" + (f"; allowed again at {retry_at.isoformat()}" if retry_at else ""),
             )
     return None
+
+
+def _frees_up(times: list[datetime] | None, *, used: int, spec: Any, now: datetime) -> datetime | None:
+    """When enough counted calls have left the window for one more: the (used - max + 1)th oldest + per.
+
+    Without the times (a Counts that cannot list them) it is `now + per`, which is never too early.
+    A limit of zero never frees up (None: the deny is final).
+    """
+    if spec.max <= 0:
+        return None
+    index = used - spec.max
+    if times and 0 <= index < len(times):
+        return max(now, sorted(times)[index] + spec.per)
+    return now + spec.per
 
 
 def _blast_radius(policy: Policy, facts: Facts, counts: Counts, dry_run: bool) -> Decision | None:

@@ -23,6 +23,11 @@ class Counts:
         """Successful calls of any of `tools` (names or globs) since `since`, in `namespace` / by `actor` when given."""
         return 0
 
+    def times(self, *, limit_name: str, tools: tuple[str, ...], namespace: str | None, actor: str | None,
+              since: datetime) -> list[datetime] | None:
+        """When the calls `count` counts were made, oldest first; None when unknown."""
+        return None
+
     def run_workloads(self) -> frozenset[str]:
         """`namespace/name` of the workloads the current run has already changed."""
         return frozenset()
@@ -43,7 +48,11 @@ class EntryCounts(Counts):
         self._run = frozenset(run_workloads)
 
     def count(self, *, limit_name: str, tools: tuple[str, ...], namespace: str | None, actor: str | None, since: datetime) -> int:
-        total = 0
+        return len(self.times(limit_name=limit_name, tools=tools, namespace=namespace, actor=actor, since=since))
+
+    def times(self, *, limit_name: str, tools: tuple[str, ...], namespace: str | None, actor: str | None,
+              since: datetime) -> list[datetime]:
+        found = []
         for entry in self._entries:
             if entry.time < since or not matches_any(entry.tool or "", tools):
                 continue
@@ -51,8 +60,8 @@ class EntryCounts(Counts):
                 continue
             if actor is not None and entry.actor != actor:
                 continue
-            total += 1
-        return total
+            found.append(entry.time)
+        return sorted(found)
 
     def run_workloads(self) -> frozenset[str]:
         return self._run
@@ -73,6 +82,14 @@ class RecorderCounts(Counts):
     def count(self, *, limit_name: str, tools: tuple[str, ...], namespace: str | None, actor: str | None, since: datetime) -> int:
         names = [t for t in self._known if matches_any(t, tools)]
         return sum(self._recorder.count_recent(tool=t, namespace=namespace, actor=actor, since=since) for t in names)
+
+    def times(self, *, limit_name: str, tools: tuple[str, ...], namespace: str | None, actor: str | None,
+              since: datetime) -> list[datetime] | None:
+        read = getattr(self._recorder, "times_recent", None)
+        if not callable(read):
+            return None
+        names = [t for t in self._known if matches_any(t, tools)]
+        return sorted(t for name in names for t in read(tool=name, namespace=namespace, actor=actor, since=since))
 
     def run_workloads(self) -> frozenset[str]:
         run = self._run() if callable(self._run) else self._run

@@ -24,7 +24,7 @@ from opsagent.cluster.kube import gpus as gpu_parse
 from opsagent.cluster.kube.jobs import BATCH_API, JobMember, jobs_from_members
 from opsagent.cluster.kube.timestamps import parse_time
 from opsagent.model import (
-    Event, GpuDevice, GpuRequirement, Node, Pod, Revision, RolloutState, Snapshot, Workload, WorkloadRef,
+    Event, GpuDevice, GpuRequirement, Node, NodeCondition, Pod, Revision, RolloutState, Snapshot, Workload, WorkloadRef,
 )
 from opsagent.policy.intents import annotation_problem
 
@@ -323,7 +323,27 @@ def _node(item: dict[str, Any], devices: dict[str, list[dict[str, Any]]],
         cordoned=bool((item.get("spec") or {}).get("unschedulable")),
         labels=meta.get("labels") or {},
         gpus=tuple(gpus),
+        conditions=_problem_conditions(item.get("status") or {}),
     )
+
+
+# Node condition types that report a problem when True: the kubelet's own pressure conditions and
+# what node-problem-detector and GPU health monitors set. Others (k3s's EtcdIsVoter, say) are facts.
+_PROBLEM_WORDS = ("pressure", "unavailable", "deadlock", "readonly", "frequent", "corrupt", "problem", "error",
+                  "fail", "xid", "ecc", "unhealthy", "fault")
+
+
+def _problem_conditions(status: dict[str, Any]) -> tuple[NodeCondition, ...]:
+    """Node conditions that report a problem and hold now (True): pressure, or one a node-problem detector set."""
+    found = []
+    for cond in status.get("conditions") or ():
+        kind = str(cond.get("type") or "")
+        if not kind or cond.get("status") != "True" or not any(w in kind.lower() for w in _PROBLEM_WORDS):
+            continue
+        found.append(NodeCondition(type=kind[:100], reason=(cond.get("reason") or None),
+                                   message=(str(cond.get("message"))[:1000] if cond.get("message") else None),
+                                   since=parse_time(cond.get("lastTransitionTime"))))
+    return tuple(sorted(found, key=lambda c: c.type))
 
 
 def _sorted_by(keys: list[Any], records: list[Any]) -> tuple[Any, ...]:

@@ -90,7 +90,8 @@ class SimCluster(WritesMixin):
         for spec in self.scenario.nodes:
             for i in range(1, spec.count + 1):
                 name = spec.name if spec.count == 1 else f"{spec.name}-{i}"
-                node = SimNode(name=name, index=len(self.nodes), labels=dict(spec.labels), gpus=[])
+                node = SimNode(name=name, index=len(self.nodes), labels=dict(spec.labels), gpus=[],
+                               cordoned=spec.cordoned)
                 for group in spec.gpus:
                     for _ in range(group.count):
                         node.gpus.append(SimGpu(id=f"{name}/gpu{len(node.gpus)}", node=name, model=group.model,
@@ -263,6 +264,15 @@ class SimCluster(WritesMixin):
                 self.emit(at, "", "Node", node.name, "NodeReady" if node.ready else "NodeNotReady",
                           f"Node {node.name} status is now: {'NodeReady' if node.ready else 'NodeNotReady'}",
                           "Normal" if node.ready else "Warning")
+            if event.node.condition is not None:
+                cond = event.node.condition
+                if cond.clear:
+                    node.conditions.pop(cond.type, None)
+                else:
+                    node.conditions[cond.type] = (cond.reason, cond.message, at)
+            if event.node.xid is not None:
+                self.emit(at, "", "Node", node.name, "XidError",
+                          f"GPU {node.name}/gpu{event.node.gpu}: XID {event.node.xid}", "Warning")
         elif event.api_fault is not None:
             self.faults.extend([event.api_fault.kind] * event.api_fault.count)
         elif event.chat is not None:

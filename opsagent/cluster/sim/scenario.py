@@ -68,6 +68,7 @@ class NodeSpec(Strict):
     count: int = Field(default=1, ge=1)
     labels: dict[str, str] = Field(default_factory=dict)
     gpus: tuple[GpuGroup, ...] = ()
+    cordoned: bool = Field(default=False, description="cordoned from the start (say, left so after maintenance)")
 
 
 class ColdStart(Strict):
@@ -164,10 +165,28 @@ class RolloutAction(Strict):
     _ref = field_validator("workload")(lambda v: (WorkloadRef.parse(v), v)[1])
 
 
+class NodeConditionDecl(Strict):
+    """A problem condition on the node (as a node-problem detector sets it); `clear: true` removes it."""
+
+    type: str = Field(min_length=1, max_length=100)
+    reason: str | None = Field(default=None, max_length=200)
+    message: str | None = Field(default=None, max_length=1000)
+    clear: bool = False
+
+
 class NodeAction(Strict):
+    """Node trouble: cordon or uncordon, Ready or NotReady, a problem condition, or a GPU XID error.
+
+    `xid` emits a Warning event `XidError` on the node (as the DCGM exporter's
+    event bridge or a node-problem detector reports it) naming the code and the GPU.
+    """
+
     name: str
     cordon: bool | None = None
     ready: bool | None = None
+    condition: NodeConditionDecl | None = None
+    xid: int | None = Field(default=None, ge=1, le=999)
+    gpu: int = Field(default=0, ge=0, description="index of the GPU an xid is about")
 
 
 class ApiFault(Strict):

@@ -37,6 +37,8 @@ class SimNode:
     cordoned: bool = False
     not_ready_since: datetime | None = None
     free: int = 0
+    # problem conditions that hold now: type -> (reason, message, since)
+    conditions: dict[str, tuple[str | None, str | None, datetime]] = field(default_factory=dict)
 
     @property
     def schedulable(self) -> bool:

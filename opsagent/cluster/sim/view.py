@@ -20,6 +20,7 @@ from opsagent.model import (
     GpuDevice,
     Job,
     Node,
+    NodeCondition,
     Pod,
     Revision,
     RolloutState,
@@ -113,6 +114,8 @@ def _build(sim: "SimCluster") -> Snapshot:
     nodes = tuple(
         _make(Node, 
             name=n.name, ready=n.ready, cordoned=n.cordoned, labels=dict(n.labels),
+            conditions=tuple(_make(NodeCondition, type=kind, reason=reason, message=message, since=since)
+                             for kind, (reason, message, since) in sorted(n.conditions.items())),
             gpus=tuple(
                 _make(GpuDevice, 
                     id=g.id, node=g.node, model=g.model, memory_mib=g.memory_mib, pcie_link_width=g.link,
