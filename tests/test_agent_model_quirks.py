@@ -139,8 +139,13 @@ def test_numbers_as_strings_reach_the_tool_as_numbers_in_a_chat_write(world):
                      Reply.text("Scaled.")]) as server:
         config = AgentConfig(model="qwen3:8b", ollama_host=server.url)
         report = world.agent("llm", config=config).handle_message("scale ml/chat to 2, then 3", actor="carol")
-    assert [(a.tool, a.status) for a in report.actions] == [("scale_workload", "ok"), ("scale_workload", "ok")]
-    assert world.tiny.workloads["ml/chat"].replicas == 3 and report.summary == "Scaled."
+    # in chat the model's writes are proposals for the asker to confirm; they carry the numbers as numbers
+    assert [(a.tool, a.status) for a in report.actions] == [("scale_workload", "proposed"), ("scale_workload", "proposed")]
+    from tools import REGISTRY
+
+    # confirmed, each goes through the gate's validation of the tool's input model: the numbers arrive as numbers
+    shown = [REGISTRY["scale_workload"].input_model.model_validate(a.args).replicas for a in report.actions]
+    assert shown == [2, 3] and all(type(n) is int for n in shown) and report.summary == "Scaled."
 
 
 def test_a_final_answer_loses_its_think_block_in_the_report_and_the_conversation(world):
