@@ -107,11 +107,13 @@ def test_with_the_shipped_policy_on_call_rights_do_nothing_until_the_asker_confi
     try:
         before = cluster_state(rt)
         reply = rt.service.handle(message, actor="carol", channel="cli")
-        # the shipped policy would let carol (on call) do all three; none of them ran
-        assert [p.tool for p in reply.proposed] == ["sleep_workload", "scale_workload", "cordon_node"], reply.text
+        # none of them ran: what the policy lets carol (on call) do waits for her yes; scaling the embedder to 0,
+        # outside its intent's bounds, is refused outright
+        assert [p.tool for p in reply.proposed] == ["sleep_workload", "cordon_node"], reply.text
+        assert [r.tool for r in reply.refused] == ["scale_workload"], reply.text
         assert cluster_state(rt) == before and writes_run(rt) == [] and reply.done == []
         assert not any(p.named for p in reply.proposed)
-        cordon = reply.proposed[2].confirmation_id
+        cordon = reply.proposed[1].confirmation_id
         out = rt.service.handle(f"confirm {cordon}", actor="carol", channel="cli")
         assert [d.tool for d in out.done] == ["cordon_node"], out.text
         assert [r.tool for r in writes_run(rt)] == ["cordon_node"]  # exactly the confirmed one
