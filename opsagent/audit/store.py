@@ -130,17 +130,23 @@ class AuditStore:
         cursor = conn.execute(_INSERT, values)
         return int(cursor.lastrowid), True
 
+    @staticmethod
+    def _recent(kind: str, since: datetime, **filters: str | None) -> tuple[str, list[Any]]:
+        """The WHERE clause and parameters shared by `count_recent` and `times_recent`."""
+        where = "kind = ? AND time >= ?"
+        params: list[Any] = [kind, iso(since)]
+        for column, value in filters.items():  # column names come from the keyword names below, never from input
+            if value is not None:
+                where += f" AND {column} = ?"
+                params.append(value)
+        return where, params
+
     def count_recent(self, *, tool: str | None, namespace: str | None, actor: str | None,
                      since: datetime, outcome: str | None = "ok", kind: str = "result") -> int:
         """How many `kind` rows (default: results, i.e. calls that ran) match, since `since`."""
-        sql = f"SELECT count(*) FROM [{AUDIT_TABLE}] WHERE kind = ? AND time >= ?"
-        params: list[Any] = [kind, iso(since)]
-        for column, value in (("tool", tool), ("namespace", namespace), ("actor", actor), ("outcome", outcome)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
+        where, params = self._recent(kind, since, tool=tool, namespace=namespace, actor=actor, outcome=outcome)
         with self._lock:
-            return int(self.db.conn.execute(sql, params).fetchone()[0])
+            return int(self.db.conn.execute(f"SELECT count(*) FROM [{AUDIT_TABLE}] WHERE {where}", params).fetchone()[0])
 
     def finished_runs(self, *, since: datetime | None, until: datetime) -> list[str]:
         """Run ids whose `finished` run row was recorded in [since, until], oldest first (only the ids are read)."""
@@ -156,17 +162,13 @@ class AuditStore:
         """(model calls, tokens) recorded since `since`, by `actor` (everyone when None): what spend caps count."""
         with self._lock:
             return query.model_spend(self.db.conn, since=since, actor=actor)
+
     def times_recent(self, *, tool: str | None, namespace: str | None, actor: str | None,
                      since: datetime, outcome: str | None = "ok", kind: str = "result") -> list[datetime]:
         """The times of the rows `count_recent` counts, oldest first (for when a rate limit frees up)."""
-        sql = f"SELECT time FROM [{AUDIT_TABLE}] WHERE kind = ? AND time >= ?"
-        params: list[Any] = [kind, iso(since)]
-        for column, value in (("tool", tool), ("namespace", namespace), ("actor", actor), ("outcome", outcome)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
+        where, params = self._recent(kind, since, tool=tool, namespace=namespace, actor=actor, outcome=outcome)
         with self._lock:
-            rows = self.db.conn.execute(sql + " ORDER BY time", params).fetchall()
+            rows = self.db.conn.execute(f"SELECT time FROM [{AUDIT_TABLE}] WHERE {where} ORDER BY time", params).fetchall()
         return [datetime.fromisoformat(row[0]) for row in rows]
 
     # --- the database's clock ----------------------------------------------------
