@@ -45,6 +45,10 @@ def daemon_cmd(
     lease_name: Optional[str] = typer.Option(None, "--lease-name", envvar="OPSAGENT_LEASE_NAME",
                                              help="--cluster kube: name of the leader-election Lease (default opsagent-daemon)."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    internal_token_file: Optional[Path] = typer.Option(
+        None, "--internal-token-file", envvar="OPSAGENT_INTERNAL_TOKEN_FILE",
+        help="With --listen: serve POST /v1/wake and /v1/activity to wake proxies in other pods that present this "
+             "bearer token (a mounted Secret, 16+ characters). They may only ask for wakes, as actor wake-proxy."),
 ) -> None:
     """Run the reconcile loop: each cycle resumes decided approvals, then observes, detects and runs the agent per finding.
 
@@ -71,6 +75,16 @@ def daemon_cmd(
             parse_listen(listen)
         except ValueError as exc:
             fail(str(exc), hint="e.g. --listen 127.0.0.1:8080")
+    internal_token = None
+    if internal_token_file is not None:
+        from opsagent.wake.remote import read_token
+
+        if not listen:
+            fail("--internal-token-file needs --listen", hint="e.g. --listen 0.0.0.0:8080")
+        try:
+            internal_token = read_token(internal_token_file)
+        except ValueError as exc:
+            fail(str(exc), hint="e.g. head -c 32 /dev/urandom | base64 > token; mount it from a Secret")
     if not policies.is_dir():
         fail(f"--policies {policies}: not a directory", hint="the repository ships policies/")
     if not playbooks.is_dir():
@@ -79,7 +93,7 @@ def daemon_cmd(
                             once=once, cycles=cycles, sim_speed=sim_speed, listen=listen, prometheus=prometheus,
                             request_rate_query=request_rate_query, seed=seed,
                             lease_namespace=lease_namespace or DaemonOptions.lease_namespace,
-                            lease_name=lease_name or DaemonOptions.lease_name)
+                            lease_name=lease_name or DaemonOptions.lease_name, internal_token=internal_token)
     try:
         daemon = Daemon(options)
     except RuntimeError_ as exc:

@@ -24,6 +24,7 @@ from opsagent.cli.model_options import BaseUrlOpt
 from opsagent.cli.common import DbOpt, PlaybooksOpt, PoliciesOpt, err_console, fail
 
 if TYPE_CHECKING:
+    from opsagent.daemon.http import HealthServer
     from slack_bolt import App
 
     from opsagent.approvals import ApprovalQueue
@@ -43,6 +44,8 @@ def slack(
                                               help="File with SLACK_BOT_TOKEN=..., SLACK_APP_TOKEN=..., SLACK_SIGNING_SECRET=... lines."),
     api_url: Optional[str] = typer.Option(None, "--api-url", envvar="OPSAGENT_SLACK_API_URL",
                                           help="Slack Web API base URL (default Slack's own; set for a proxy or a local fake)."),
+    listen: Optional[str] = typer.Option(None, "--listen", envvar="OPSAGENT_SLACK_LISTEN",
+                                         help="HOST:PORT for /healthz, /readyz and /metrics (probes in a pod)."),
     poll_seconds: float = typer.Option(10.0, "--poll-seconds", envvar="OPSAGENT_SLACK_POLL_SECONDS", min=0.05, max=3600,
                                        help="How often to look for approval requests to post to the approvals channel "
                                             "(raised by the daemon, opsagent ask or the wake proxy) and for decided ones "
@@ -97,6 +100,7 @@ def slack(
         runtime.close()
         fail(str(exc), hint="check the network or proxy to Slack (--api-url / OPSAGENT_SLACK_API_URL) "
                             "and that SLACK_BOT_TOKEN is a valid bot token")
+    health = _serve_health(listen) if listen else None
     stop = threading.Event()
     feed_thread, feed_queue = _start_feed(app=app, runtime=runtime, db=db, channel=approvals_channel,
                                           poll_seconds=poll_seconds, stop=stop)
@@ -119,7 +123,25 @@ def slack(
             feed_thread.join(timeout=30)
         if feed_queue is not None:
             feed_queue.close()
+        if health is not None:
+            health.stop()
         runtime.close()
+
+
+def _serve_health(listen: str) -> "HealthServer":
+    """Probes for the Slack app: alive while the process runs, ready once the app is built and connected."""
+    from opsagent.daemon.http import HealthServer, Status
+    from opsagent.daemon.metrics import Metrics
+
+    status = Status(leader=True, last_ok=True, cycles=0)
+    metrics = Metrics()
+    metrics.set("opsagent_slack_up", 1)
+    try:
+        return HealthServer(listen, status=status, metrics=metrics).start()
+    except ValueError as exc:
+        fail(str(exc), hint="e.g. --listen 0.0.0.0:8081")
+    except OSError as exc:
+        fail(f"--listen {listen}: {exc.strerror or exc}", hint="is another process using the port?")
 
 
 def _start_feed(*, app: App, runtime: ChatRuntime, db: Path, channel: Optional[str], poll_seconds: float,

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from opsagent.cli.common import DbOpt, PoliciesOpt, console, err_console, fail
 from opsagent.cluster.port import ClusterError
 from opsagent.yamlfile import FileError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from opsagent.wake.routes import RouteTable
 
 HELP = """Reverse proxy in front of workloads that may be scaled to zero.
 
@@ -23,8 +29,13 @@ the cluster: a route whose workload does not exist is named with its file line
 in a warning, and requests for it get 404. Every request updates the workload's last
 request time, which the idle detector reads.
 
+With --wake-via the proxy writes nothing itself: wakes and request times go to
+the daemon's internal API (`opsagent daemon --internal-token-file`), so several
+proxy replicas can run in their own pods without the audit database.
+
 Example:
   opsagent wake-proxy --routes deploy/wake-routes.yaml --cluster kube --listen 0.0.0.0:8081
+  opsagent wake-proxy --routes routes.yaml --cluster kube --wake-via http://opsagent.opsagent.svc:8080 --wake-token-file /var/run/opsagent/token
 """
 
 
@@ -39,6 +50,12 @@ def wake_proxy(
     timeout: float = typer.Option(300.0, "--timeout", min=0.01, max=86400, envvar="OPSAGENT_WAKE_TIMEOUT", help="Seconds a request may wait for a cold start (a route's own timeout wins)."),
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
+    admin_listen: str = typer.Option("", "--admin-listen", envvar="OPSAGENT_WAKE_ADMIN_LISTEN",
+                                     help="HOST:PORT for /healthz, /readyz and /metrics, apart from the proxied port."),
+    wake_via: str = typer.Option("", "--wake-via", envvar="OPSAGENT_WAKE_VIA",
+                                 help="URL of the daemon's internal API; wakes and request times go there (no --db is written)."),
+    wake_token_file: Path = typer.Option(None, "--wake-token-file", envvar="OPSAGENT_WAKE_TOKEN_FILE",
+                                         help="With --wake-via: file holding the daemon's internal API token."),
 ) -> None:
     from aiohttp import web
 
@@ -53,6 +70,11 @@ def wake_proxy(
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         fail(f"--listen must be HOST:PORT, got {listen!r}")
+    admin_at = _parse_admin(admin_listen)
+    if wake_via:
+        _remote_proxy(table=table, routes=routes, cluster=cluster, host=host, port=int(port), timeout=timeout,
+                      wake_via=wake_via, token_file=wake_token_file, admin_at=admin_at)
+        return
     try:
         rt = open_runtime(cluster=cluster, policies=policies, db=db)
     except RuntimeError_ as exc:
@@ -79,4 +101,78 @@ def wake_proxy(
             _app["flusher"] = asyncio.create_task(loop())
         app.on_startup.append(_flush_forever)
     console.print(f"wake proxy listening on http://{listen} with {len(table.routes)} route(s); cluster {cluster}")
-    web.run_app(app, host=host, port=int(port), print=None)
+    _run(app, host, int(port), admin_at)
+
+
+def _parse_admin(text: str) -> tuple[str, int] | None:
+    if not text:
+        return None
+    from opsagent.daemon.http import parse_listen
+
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        fail(str(exc).replace("--listen", "--admin-listen"), hint="e.g. --admin-listen 0.0.0.0:9091")
+
+
+def _run(app: "web.Application", host: str, port: int, admin_at: tuple[str, int] | None) -> None:
+    """Serve the proxy and, with --admin-listen, its health and metrics; a port in use is one line, not a traceback."""
+    from opsagent.wake.admin import Counters, admin_app, serve
+
+    admin = None
+    if admin_at is not None:
+        counters = Counters()
+        app.middlewares.append(counters.middleware())
+        admin = admin_app(ready=lambda: (True, "serving"), metrics=counters.render)
+    try:
+        asyncio.run(serve(app, host, port, admin, *(admin_at or ("", 0))))
+    except OSError as exc:
+        fail(f"cannot listen: {exc.strerror or exc}", hint="is another process using the port? choose --listen / --admin-listen")
+    except KeyboardInterrupt:
+        pass
+
+
+def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str, port: int, timeout: float,
+                  wake_via: str, token_file: Path | None, admin_at: tuple[str, int] | None) -> None:
+    """The proxy as its own Deployment: reads the cluster itself, sends wakes and request times to the daemon."""
+    from aiohttp import web
+
+    from opsagent.runtime import RuntimeError_, open_cluster
+    from opsagent.wake import GateWaker, WakeProxy, missing_workloads
+    from opsagent.wake.remote import DaemonActivity, DaemonSubmitter, read_token
+
+    if cluster.startswith("sim"):
+        fail("--wake-via needs a real cluster: on the simulator the proxy and the daemon share one process",
+             hint="drop --wake-via, or use --cluster kube")
+    if token_file is None:
+        fail("--wake-via needs --wake-token-file", hint="mount the daemon's internal token from its Secret")
+    try:
+        token = read_token(token_file)
+        submitter = DaemonSubmitter(wake_via, token, timeout=timeout + 30, retry_for=timeout)
+        reader, clock, _ = open_cluster(cluster)
+        activity = DaemonActivity(wake_via, token, clock=clock)
+    except ValueError as exc:
+        fail(str(exc))
+    except RuntimeError_ as exc:
+        fail(str(exc), hint=exc.hint)
+    try:
+        for warning in missing_workloads(table, reader.snapshot(), path=routes):
+            err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+    except ClusterError as exc:
+        err_console.print(f"warning: cannot check the routes against the cluster now: {exc.message}", highlight=False)
+    waker = GateWaker(gate=submitter, observe=reader.snapshot, clock=clock, on_request=activity.note)
+    app = WakeProxy(routes=table, waker=waker, default_timeout=timeout).app()
+
+    async def _post_forever(_app: web.Application) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(5)
+                try:
+                    await asyncio.to_thread(activity.flush)
+                except OSError as exc:  # kept and sent with the next flush
+                    err_console.print(f"warning: request times not sent: {exc}", highlight=False)
+        _app["poster"] = asyncio.create_task(loop())
+    app.on_startup.append(_post_forever)
+    console.print(f"wake proxy listening on http://{host}:{port} with {len(table.routes)} route(s); "
+                  f"cluster {cluster}; wakes via {wake_via}")
+    _run(app, host, port, admin_at)

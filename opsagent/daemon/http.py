@@ -6,6 +6,7 @@ it must not touch the cluster, the agent or the audit log.
 /readyz: 200 when this process leads and its last cycle went well; its body
 also lists the last snapshot's notes (what the cluster adapter could not see).
 /metrics: the Prometheus text format.
+POST /v1/...: the internal API (internal.py), only when the daemon was given a token.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
+from opsagent.daemon.internal import MAX_BODY, InternalApi
 from opsagent.daemon.metrics import Metrics
 
 
@@ -62,9 +64,9 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 class HealthServer:
     def __init__(self, listen: str, *, status: Status, metrics: Metrics,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, internal: InternalApi | None = None) -> None:
         host, port = parse_listen(listen)
-        status_, metrics_, mono = status, metrics, monotonic
+        status_, metrics_, mono, api = status, metrics, monotonic, internal
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (stdlib name)
@@ -81,6 +83,22 @@ class HealthServer:
                     self._send(200, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8")
                 else:
                     self._send(404, json.dumps({"ok": False, "detail": "try /healthz, /readyz or /metrics"}), "application/json")
+
+            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+                if api is None:
+                    self._send(404, json.dumps({"error": "no internal API: start the daemon with --internal-token-file"}),
+                               "application/json")
+                    return
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if not 0 <= length <= MAX_BODY:
+                    self._send(413, json.dumps({"error": f"Content-Length must be 0..{MAX_BODY}"}), "application/json")
+                    return
+                body = self.rfile.read(length)
+                code, reply = api.handle("POST", self.path.split("?", 1)[0], dict(self.headers.items()), body)
+                self._send(code, json.dumps(reply), "application/json")
 
             def _send(self, code: int, body: str, ctype: str) -> None:
                 data = body.encode()

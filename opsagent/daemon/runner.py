@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any, Callable
 from opsagent.audit import AuditError
 from opsagent.cluster.port import ClusterError
 from opsagent.daemon.http import HealthServer, Status
+from opsagent.daemon.internal import InternalApi
 from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, check_single_name, lock_path_for
 from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
@@ -38,6 +40,7 @@ from opsagent.daemon.wiring import make_observe
 from opsagent.model import Snapshot
 from opsagent.runtime import build_agent, make_detect
 from opsagent.runtime import Runtime, open_runtime
+from opsagent.wake.activity import ActivityLog, activity_path_for
 
 log = logging.getLogger("opsagent.daemon")
 
@@ -64,6 +67,7 @@ class DaemonOptions:
     seed: int | None = None
     lease_namespace: str = DEFAULT_LEASE_NAMESPACE
     lease_name: str = DEFAULT_LEASE_NAME
+    internal_token: str | None = None   # turns on POST /v1/wake and /v1/activity for a wake proxy in another pod
 
     def database(self) -> Path:
         """`--db` may name a file or a directory (then `opsagent.db` inside it)."""
@@ -102,6 +106,26 @@ class Daemon:
         self.reconciler = Reconciler(self.runtime, self.agent, metrics=self.metrics, observe=self.observe, detect=self.detect,
                                      on_run=on_run, should_stop=lambda: self.stop.is_set)
         self.server: HealthServer | None = None
+        self._cycle_lock = threading.Lock()
+
+    def _internal_api(self) -> InternalApi | None:
+        """The wake proxy's way in (internal.py): on a real cluster with its own runtime, so a wake never waits for
+        a cycle; on the simulator, whose one cluster object is not thread-safe, taking turns with the cycle."""
+        if not self.options.internal_token:
+            return None
+        if self.runtime.sim is not None:
+            gate, lock = self.runtime.gate, self._cycle_lock
+        else:
+            own = open_runtime(cluster=self.options.cluster, policies=self.options.policies, db=self.db,
+                               prometheus=self.options.prometheus, request_rate_query=self.options.request_rate_query)
+            gate, lock = own.gate, None
+        activity = ActivityLog(activity_path_for(self.db), clock=self.runtime.clock)
+
+        def leading() -> bool:
+            with self.status.lock:
+                return self.status.leader
+
+        return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock)
 
     def _default_leader(self) -> Leader:
         if self.runtime.sim is None and self.options.cluster.startswith("kube"):
@@ -119,8 +143,11 @@ class Daemon:
         if install_signals:
             install(self.stop, on_signal=lambda name: log.info("%s received: finishing the current step, then exiting", name))
         if self.options.listen:
-            self.server = HealthServer(self.options.listen, status=self.status, metrics=self.metrics).start()
-            log.info("serving /healthz /readyz /metrics on http://%s", self.server.address)
+            internal = self._internal_api()
+            self.server = HealthServer(self.options.listen, status=self.status, metrics=self.metrics,
+                                       internal=internal).start()
+            log.info("serving /healthz /readyz /metrics%s on http://%s",
+                     " and the internal API" if internal else "", self.server.address)
         limit = 1 if self.options.once else self.options.cycles
         done, failed, was = 0, 0, None
         try:
@@ -189,12 +216,13 @@ class Daemon:
         return 0.0 if self.options.sim_speed <= 0 else self.options.interval / self.options.sim_speed
 
     def _one_cycle(self) -> CycleReport | None:
-        if self.runtime.sim is not None:
-            self.runtime.sim.advance(self.options.interval)  # type: ignore[attr-defined]
         with self.status.lock:
             self.status.cycle_started = time.monotonic()
         try:
-            report = self.reconciler.cycle()
+            with self._cycle_lock:
+                if self.runtime.sim is not None:
+                    self.runtime.sim.advance(self.options.interval)  # type: ignore[attr-defined]
+                report = self.reconciler.cycle()
         except Exception as exc:  # boundary: one bad cycle is logged and counted; the next one tries again
             log.error("cycle failed: %s: %s", type(exc).__name__, exc)
             log.debug("cycle failure traceback", exc_info=True)

@@ -33,19 +33,13 @@ def activity_path_for(db: Path) -> Path:
     return Path(db).with_suffix(".activity.db")
 
 
-class ActivityLog:
-    def __init__(self, path: str | Path, *, clock: Clock) -> None:
-        self._path = str(path)
+class Tally:
+    """Requests noted in memory since the last `take()`: no I/O on the request path."""
+
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._pending: dict[str, tuple[datetime, int]] = {}
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
 
     def note(self, ref: WorkloadRef) -> None:
         """Record one request now, in memory. Cheap enough for every request."""
@@ -55,11 +49,41 @@ class ActivityLog:
             _, count = self._pending.get(key, (now, 0))
             self._pending[key] = (now, count + 1)
 
-    def flush(self) -> int:
-        """Write noted requests to SQLite; returns how many workloads were written."""
+    def take(self) -> dict[str, tuple[datetime, int]]:
         with self._lock:
             pending, self._pending = self._pending, {}
-        if not pending:
+        return pending
+
+    def restore(self, seen: dict[str, tuple[datetime, int]]) -> None:
+        """Put back what a failed flush took, merged with anything noted since."""
+        with self._lock:
+            for key, (at, count) in seen.items():
+                now_at, now_count = self._pending.get(key, (at, 0))
+                self._pending[key] = (max(at, now_at), count + now_count)
+
+
+class ActivityLog:
+    def __init__(self, path: str | Path, *, clock: Clock) -> None:
+        self._path = str(path)
+        self._tally = Tally(clock)
+        with self._connect() as db:
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def note(self, ref: WorkloadRef) -> None:
+        self._tally.note(ref)
+
+    def flush(self) -> int:
+        """Write noted requests to SQLite; returns how many workloads were written."""
+        return self.record(self._tally.take())
+
+    def record(self, seen: dict[str, tuple[datetime, int]]) -> int:
+        """Merge request times ({"NS/NAME": (last, count)}), e.g. sent by a proxy in another pod."""
+        if not seen:
             return 0
         with self._connect() as db:
             db.executemany(
@@ -67,9 +91,9 @@ class ActivityLog:
                 "ON CONFLICT(workload) DO UPDATE SET "
                 "last_request_at = max(last_request_at, excluded.last_request_at), "
                 "requests = requests + excluded.requests",
-                [(key, at.isoformat(), count) for key, (at, count) in pending.items()],
+                [(key, at.isoformat(), count) for key, (at, count) in seen.items()],
             )
-        return len(pending)
+        return len(seen)
 
     def last_requests(self) -> dict[str, datetime]:
         with self._connect() as db:
