@@ -122,8 +122,13 @@ def test_all_configured_reports_missing_rbac_and_exits_1(tmp_path, services):
     assert by_name["cluster"]["status"] == "ok" and "v1.33.1" in by_name["cluster"]["detail"]
     assert by_name["rbac: patch nodes"]["status"] == "missing"
     assert "grant verb 'patch' on 'nodes'" in by_name["rbac: patch nodes"]["fix"]
-    assert by_name["rbac: patch deployments/scale.apps"]["status"] == "ok"
-    assert len(services.reviews) == len(PERMISSIONS)
+    # writes to workloads are asked about in each namespace the shipped policy names, as deploy/ grants them
+    governed = [p for p in PERMISSIONS if p.scope == "governed"]
+    namespaces = ["chat", "inference", "render", "training"]
+    for ns in namespaces:
+        assert by_name[f"rbac: patch deployments/scale.apps in {ns}"]["status"] == "ok"
+    assert len(services.reviews) == len(PERMISSIONS) - len(governed) + len(governed) * len(namespaces)
+    assert {r["namespace"] for r in services.reviews if r["verb"] == "delete"} == set(namespaces)
     lease = [r for r in services.reviews if r["resource"] == "leases"]
     assert {r["verb"] for r in lease} == {"get", "create", "update"} and all(r["namespace"] == "opsagent" for r in lease)
     assert by_name["ollama"]["status"] == "ok" and by_name["slack"]["status"] == "ok"

@@ -28,8 +28,14 @@ def docs() -> list[dict]:
     return out
 
 
-def granted(kind: str) -> dict[tuple[str, str], set[str]]:
-    [role] = [d for d in docs() if d["kind"] == kind]
+def granted(kind: str, name: str, namespace: str | None = None) -> dict[tuple[str, str], set[str]]:
+    [role] = [d for d in docs() if d["kind"] == kind and d["metadata"]["name"] == name
+              and d["metadata"].get("namespace") == namespace]
+    return rules_of(role)
+
+
+def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
+    kind = role["kind"]
     out: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         for group in rule["apiGroups"]:
@@ -40,19 +46,43 @@ def granted(kind: str) -> dict[tuple[str, str], set[str]]:
 
 
 def test_cluster_role_grants_exactly_the_table():
-    assert granted("ClusterRole") == grouped(PERMISSIONS, scope="cluster")
+    assert granted("ClusterRole", "opsagent") == grouped(PERMISSIONS, scope="cluster")
+
+
+def test_cluster_role_writes_only_cluster_scoped_kinds():
+    """Writes to namespaced kinds (deployments, pods...) are never granted cluster-wide."""
+    writes = {res for res, verbs in granted("ClusterRole", "opsagent").items() if verbs - {"list", "watch", "get"}}
+    assert writes == {("", "nodes")}
 
 
 def test_lease_role_grants_exactly_the_table():
-    assert granted("Role") == grouped(PERMISSIONS, scope="own-namespace") == {
+    assert granted("Role", "opsagent-leader-election", "opsagent") == grouped(PERMISSIONS, scope="own-namespace") == {
         ("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 
 
+def test_write_roles_sit_in_exactly_the_namespaces_the_policy_names():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("render", DEPLOY.parent / "render_configmaps.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    exact, globs = render.governed_namespaces()
+    roles = [d for d in docs() if d["kind"] == "Role" and d["metadata"]["name"] == "opsagent-write"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == exact == ["chat", "inference", "render", "training"]
+    assert globs == ["* (default.yaml)"]
+    for role in roles:
+        assert rules_of(role) == grouped(PERMISSIONS, scope="governed")
+    bindings = {d["metadata"]["namespace"]: d for d in docs() if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "opsagent-write"}
+    assert sorted(bindings) == exact
+    assert all(b["roleRef"]["name"] == "opsagent-write" for b in bindings.values())
+
+
 def test_bindings_point_at_the_service_account():
-    by_kind = {d["kind"]: d for d in docs() if d["kind"] in ("ClusterRoleBinding", "RoleBinding", "ServiceAccount")}
-    sa = by_kind["ServiceAccount"]["metadata"]
-    for kind in ("ClusterRoleBinding", "RoleBinding"):
-        [subject] = by_kind[kind]["subjects"]
+    [sa] = [d["metadata"] for d in docs() if d["kind"] == "ServiceAccount"]
+    bindings = [d for d in docs() if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    assert len(bindings) >= 3
+    for binding in bindings:
+        [subject] = binding["subjects"]
         assert (subject["name"], subject["namespace"]) == (sa["name"], sa["namespace"])
 
 
@@ -191,3 +221,64 @@ def test_the_adapter_uses_exactly_the_permission_table():
     assert used - table == set(), "the adapter sends requests no permission grants"
     assert table - used == set(), "the table grants permissions the adapter never uses"
     assert {r["params"].get("dryRun") for r in sent if r["method"] in ("PATCH", "POST", "DELETE")} == {"All", None}
+
+
+def _namespaced(path: str) -> bool:
+    return "/namespaces/" in path
+
+
+def test_each_permission_sits_where_its_requests_go():
+    """A write to a namespaced object is granted by a namespace's Role, a cluster-wide request by the ClusterRole:
+    the scope in the table matches the paths the adapter really sends."""
+    from datetime import datetime, timezone
+
+    from kube_harness import Emulator
+    from test_kube_read import seed_cluster
+
+    from opsagent.clock import VirtualClock
+    from opsagent.cluster.kube import KubeCluster, api_client_for_url
+
+    with Emulator() as emu:
+        seed_cluster(emu)
+        emu.seed(statefulset())
+        cluster = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc)))
+        drive_everything(cluster, emu)
+        sent = emu.requests()
+    scope_of = {(p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.verb): p.scope
+                for p in PERMISSIONS}
+    for request in sent:
+        attrs = rbac_attributes(request["method"], request["path"])
+        if attrs is None:
+            continue
+        scope = scope_of[attrs]
+        if _namespaced(request["path"]) and attrs[2] not in ("list", "watch"):
+            assert scope in ("governed", "own-namespace"), (attrs, request["path"])
+        elif _namespaced(request["path"]):
+            assert scope in ("cluster", "governed", "own-namespace"), (attrs, request["path"])   # a cluster-wide read covers it
+        else:
+            assert scope == "cluster", (attrs, request["path"])
+
+
+def test_the_wake_proxy_account_grants_exactly_what_a_snapshot_reads():
+    from datetime import datetime, timezone
+
+    from kube_harness import Emulator
+    from test_kube_read import seed_cluster
+
+    from opsagent.clock import VirtualClock
+    from opsagent.cluster.kube import KubeCluster, api_client_for_url
+    from opsagent.cluster.kube.rbac import reads
+
+    with Emulator() as emu:
+        seed_cluster(emu)
+        cluster = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc)))
+        cluster.snapshot()
+        sent = emu.requests()
+    used = {attrs for r in sent if (attrs := rbac_attributes(r["method"], r["path"])) is not None}
+    wanted = {(p.group, p.resource, p.verb) for p in reads()}
+    assert used <= wanted and {a for a in wanted if a[2] == "list"} - used <= {
+        (p.group, p.resource, "list") for p in reads() if p.optional}
+    proxy_docs = list(yaml.safe_load_all((DEPLOY.parent / "components" / "wake-proxy" / "rbac.yaml").read_text()))
+    [role] = [d for d in proxy_docs if d["kind"] == "ClusterRole"]
+    assert rules_of(role) == grouped(reads(), scope="cluster")
+    assert all(verbs <= {"list", "watch"} for verbs in rules_of(role).values())

@@ -26,7 +26,7 @@ import typer
 from rich.markup import escape
 
 from opsagent.chat.secrets import SecretsError, SlackMode, SlackSecrets, load_secrets, redact, uses_socket_mode
-from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
+from opsagent.cli.common import Output, OutputOpt, PoliciesOpt, console, fail, print_json
 from opsagent.cli.metrics_options import RequestRateQueryOpt
 
 Status = Literal["ok", "missing", "failed", "skipped"]
@@ -77,7 +77,10 @@ def check_identity(kube: object, *, as_user: str | None = None) -> list[Check]:
 
 
 def check_cluster(*, kubeconfig: str | None, context: str | None, in_cluster: bool | None, timeout: float,
-                  lease_namespace: str = "opsagent", as_user: str | None = None) -> list[Check]:
+                  lease_namespace: str = "opsagent", as_user: str | None = None,
+                  write_namespaces: tuple[str, ...] = ()) -> list[Check]:
+    """Writes to namespaced kinds are checked in each of `write_namespaces` (the namespaces the policy names, where
+    deploy/ grants them by a Role); with none, cluster-wide."""
     from opsagent.cluster.kube import PERMISSIONS, KubeCluster
     from opsagent.cluster.port import ClusterError
 
@@ -90,9 +93,7 @@ def check_cluster(*, kubeconfig: str | None, context: str | None, in_cluster: bo
                       "point KUBECONFIG (or --kubeconfig/--context) at the cluster, or run inside it; "
                       "check `kubectl version` works with the same config")]
     checks = [Check("cluster", "ok", f"API server {version}"), *check_identity(kube, as_user=as_user)]
-    namespace = lease_namespace
-    for perm in PERMISSIONS:
-        scope_ns = namespace if perm.scope == "own-namespace" else None
+    for perm, scope_ns in _where(PERMISSIONS, lease_namespace, write_namespaces):
         try:
             allowed, reason = kube.can_i(verb=perm.verb, group=perm.group, resource=perm.resource,
                                          subresource=perm.subresource, namespace=scope_ns)
@@ -100,12 +101,13 @@ def check_cluster(*, kubeconfig: str | None, context: str | None, in_cluster: bo
             checks.append(Check(f"rbac: {perm.label}", "failed", exc.message, "check the API server allows "
                                 "SelfSubjectAccessReview (system:basic-user)", required=not perm.optional))
             continue
+        name = f"rbac: {perm.label}" + (f" in {scope_ns}" if scope_ns else "")
         if allowed:
-            checks.append(Check(f"rbac: {perm.label}", "ok", perm.why, required=not perm.optional))
+            checks.append(Check(name, "ok", perm.why, required=not perm.optional))
         else:
-            where = f" in namespace {namespace} (Role)" if scope_ns else " (ClusterRole)"
+            where = f" in namespace {scope_ns} (Role)" if scope_ns else " (ClusterRole)"
             checks.append(Check(
-                f"rbac: {perm.label}", "missing", f"needed for {perm.why}" + (f"; {reason}" if reason else ""),
+                name, "missing", f"needed for {perm.why}" + (f"; {reason}" if reason else ""),
                 f"grant verb {perm.verb!r} on {perm.label.split(' ', 1)[1]!r}{where}: kubectl apply -k deploy/manifests",
                 required=not perm.optional))
     return checks
@@ -245,20 +247,43 @@ def _check_app_token(token: str | None, *, api_url: str, timeout: float) -> Chec
                  "Socket Mode must be enabled in the app settings")
 
 
+def _where(perms: tuple, lease_namespace: str, write_namespaces: tuple[str, ...]) -> list[tuple]:
+    """(permission, namespace or None) pairs to ask about."""
+    out = []
+    for perm in perms:
+        if perm.scope == "own-namespace":
+            out.append((perm, lease_namespace))
+        elif perm.scope == "governed" and write_namespaces:
+            out.extend((perm, ns) for ns in write_namespaces)
+        else:
+            out.append((perm, None))
+    return out
+
+
 def run_checks(
     *, kubeconfig: str | None = None, context: str | None = None, in_cluster: bool | None = None,
     skip_cluster: bool = False, lease_namespace: str = "opsagent", as_user: str | None = None,
-    ollama_host: str | None = None, model: str | None = None, base_url: str | None = None, prometheus: str | None = None,
+    write_namespaces: tuple[str, ...] = (), ollama_host: str | None = None, model: str | None = None, base_url: str | None = None, prometheus: str | None = None,
     request_rate_query: str | None = None, slack: SlackSecrets | None = None, slack_mode: str = "auto", slack_api_url: str = "https://slack.com/api",
     timeout: float = 5.0,
 ) -> list[Check]:
     checks = [Check("cluster", "skipped", "--skip-cluster given", required=False)] if skip_cluster else \
         check_cluster(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster, timeout=timeout,
-                      lease_namespace=lease_namespace, as_user=as_user)
+                      lease_namespace=lease_namespace, as_user=as_user, write_namespaces=write_namespaces)
     checks.extend(check_model_server(model=model, base_url=base_url, ollama_host=ollama_host, timeout=timeout))
     checks.append(check_prometheus(url=prometheus, timeout=timeout, request_rate_query=request_rate_query))
     checks.extend(check_slack(secrets=slack or SlackSecrets(), mode=slack_mode, api_url=slack_api_url, timeout=timeout))
     return checks
+
+
+def _policy_namespaces(policies: Path) -> tuple[str, ...]:
+    """The namespaces the policy names exactly; none (check cluster-wide) when it cannot be loaded here."""
+    from opsagent.policy.loader import load_policy
+
+    try:
+        return load_policy(policies).named_namespaces()[0]
+    except Exception:  # doctor reports what it can; `opsagent policy lint` is where a bad policy is explained
+        return ()
 
 
 _STYLE = {"ok": "green", "missing": "yellow", "failed": "red", "skipped": "dim"}
@@ -291,6 +316,10 @@ def register(app: typer.Typer) -> None:
                                               help="File with SLACK_BOT_TOKEN=..., SLACK_APP_TOKEN=..., "
                                                    "SLACK_SIGNING_SECRET=... lines (as `opsagent slack --token-file`)."),
         timeout: float = typer.Option(5.0, "--timeout", min=0.1, max=300, help="Seconds per network call."),
+        write_namespace: list[str] = typer.Option([], "--write-namespace", envvar="OPSAGENT_WRITE_NAMESPACES",
+                                                  help="Check write permissions in this namespace (repeatable); "
+                                                       "default: the namespaces the policy's scopes name."),
+        policies: Path = PoliciesOpt,
         output: Output = OutputOpt,
     ) -> None:
         """Check what a new install needs (cluster, RBAC, model server, Prometheus, Slack) and say how to fix gaps.
@@ -299,7 +328,8 @@ def register(app: typer.Typer) -> None:
         opsagent ask, chat and approvals act as that user) and whether you may impersonate (--as).
 
         Slack secrets come from the environment or --slack-token-file, never from flags, and are never printed.
-        The Lease permissions are checked in --lease-namespace's namespace (POD_NAMESPACE in a pod).
+        The Lease permissions are checked in --lease-namespace's namespace (POD_NAMESPACE in a pod); writes to
+        workloads and pods in each namespace the policy names (deploy/ grants them there by a Role).
 
         Exit code 1 when a required check is missing or failed; unconfigured checks are skipped.
 
@@ -314,6 +344,7 @@ def register(app: typer.Typer) -> None:
         api_url = os.environ.get("OPSAGENT_SLACK_API_URL") or os.environ.get("SLACK_API_URL") or "https://slack.com/api"
         checks = run_checks(
             kubeconfig=kubeconfig, context=context, skip_cluster=skip_cluster, lease_namespace=lease_namespace,
+            write_namespaces=tuple(write_namespace) or _policy_namespaces(policies),
             as_user=as_user, ollama_host=ollama_host, model=model, base_url=base_url, prometheus=prometheus,
             request_rate_query=request_rate_query,
             slack=slack, slack_mode=slack_mode.value, slack_api_url=api_url, timeout=timeout,

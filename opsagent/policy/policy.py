@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from opsagent.model import RuleRef, Snapshot, Workload
@@ -263,6 +264,19 @@ class Policy:
                 continue
             return True
         return False
+
+    def named_namespaces(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(namespaces the scopes name exactly, patterns such as `team-*` with their file): what RBAC Roles can
+        be rendered for, and what cannot be (a Role lives in one named namespace)."""
+        exact: set[str] = set()
+        patterns: list[str] = []
+        for scope in self.scopes:
+            for ns in scope.scope.namespaces:
+                if is_glob(ns):
+                    patterns.append(f"{ns} ({Path(scope.file).name})")
+                elif not scope.exclude.match(ns):
+                    exact.add(ns)
+        return tuple(sorted(exact)), tuple(patterns)
 
     def risk_of(self, tool: str, risk: str) -> str:
         """The stricter of the caller's risk and the known risk of the tool."""

@@ -1,8 +1,10 @@
 """The one table of API permissions the kube adapter uses.
 
 What it is for: `opsagent doctor` asks the API server (SelfSubjectAccessReview)
-whether each of these is granted, and a test checks that deploy/'s ClusterRole
-and Role grant exactly these. Change a call in the adapter, change this table.
+whether each of these is granted; deploy/render_configmaps.py renders deploy/'s
+roles from it (writes to namespaced kinds only in the namespaces the policy
+governs) and a test checks that they grant exactly these. Change a call in the
+adapter, change this table.
 
 The identity reviews (SelfSubjectReview, SelfSubjectAccessReview for
 `impersonate`, see identity.py) are not in the table: the built-in
@@ -25,7 +27,10 @@ class Permission:
     why: str
     subresource: str = ""
     optional: bool = False   # the adapter works without it (e.g. DRA on clusters that lack it)
-    scope: str = "cluster"   # "cluster": ClusterRole; "own-namespace": Role in opsagent's namespace
+    # "cluster": ClusterRole (reads of the whole cluster, writes to cluster-scoped kinds such as nodes);
+    # "governed": a Role in each namespace the policy governs (writes to namespaced kinds);
+    # "own-namespace": a Role in opsagent's own namespace (the leader Lease).
+    scope: str = "cluster"
 
     @property
     def label(self) -> str:
@@ -39,17 +44,17 @@ def _p(group: str, resource: str, verbs: str, why: str, **kw: object) -> list[Pe
 
 PERMISSIONS: tuple[Permission, ...] = tuple(
     _p("apps", "deployments", "list", "snapshot: one list call")
-    + _p("apps", "deployments", "get", "re-read before a retried write and before undo")
-    + _p("apps", "deployments", "patch", "restart, undo, set template, annotate")
-    + _p("apps", "deployments", "create delete", "approved create_workload / delete_workload")
-    + _p("apps", "deployments", "patch", "scale through the scale subresource", subresource="scale")
+    + _p("apps", "deployments", "get", "re-read before a retried write and before undo", scope="governed")
+    + _p("apps", "deployments", "patch", "restart, undo, set template, annotate", scope="governed")
+    + _p("apps", "deployments", "create delete", "approved create_workload / delete_workload", scope="governed")
+    + _p("apps", "deployments", "patch", "scale through the scale subresource", subresource="scale", scope="governed")
     + _p("apps", "statefulsets", "list", "snapshot: one list call")
-    + _p("apps", "statefulsets", "get patch", "restart, set template, annotate")
-    + _p("apps", "statefulsets", "delete", "approved delete_workload of a StatefulSet")
-    + _p("apps", "statefulsets", "patch", "scale through the scale subresource", subresource="scale")
+    + _p("apps", "statefulsets", "get patch", "restart, set template, annotate", scope="governed")
+    + _p("apps", "statefulsets", "delete", "approved delete_workload of a StatefulSet", scope="governed")
+    + _p("apps", "statefulsets", "patch", "scale through the scale subresource", subresource="scale", scope="governed")
     + _p("apps", "replicasets", "list", "rollout history and pod revisions")
     + _p("", "pods", "list", "snapshot: one list call")
-    + _p("", "pods", "delete", "delete_pod")
+    + _p("", "pods", "delete", "delete_pod", scope="governed")
     + _p("", "nodes", "list", "snapshot: GPUs from capacity and GFD labels")
     + _p("", "nodes", "patch", "cordon / uncordon")
     + _p("", "events", "list", "snapshot: recent events")
@@ -57,6 +62,13 @@ PERMISSIONS: tuple[Permission, ...] = tuple(
     + _p("resource.k8s.io", "resourceclaims", "list", "DRA GPU allocations", optional=True)
     + _p("coordination.k8s.io", "leases", "get create update", "daemon leader election", scope="own-namespace")
 )
+
+READ_VERBS = frozenset({"list", "watch"})
+
+
+def reads(permissions: tuple[Permission, ...] = PERMISSIONS) -> tuple[Permission, ...]:
+    """What a read-only part (the wake proxy) needs: the cluster-wide list and watch calls of a snapshot."""
+    return tuple(p for p in permissions if p.scope == "cluster" and p.verb in READ_VERBS)
 
 
 def grouped(permissions: tuple[Permission, ...] = PERMISSIONS, *, scope: str = "cluster") -> dict[tuple[str, str], set[str]]:
