@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test smoke lint bench clean deploy-config
+.PHONY: demo test smoke lint bench clean deploy-config image
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,9 +27,16 @@ smoke: $(STAMP)
 bench: $(STAMP)
 	for f in evals/bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
-# After changing policies/ or playbooks/: refresh the ConfigMaps in deploy/manifests.
+# After changing policies/, playbooks/ or the adapter's permissions: refresh the
+# ConfigMaps and RBAC in deploy/ (rendered from them).
 deploy-config: $(STAMP)
 	$(BIN)/python deploy/render_configmaps.py
+
+# The one image every part runs (daemon, Slack app, wake proxy). IMAGE=... to tag it for your registry.
+IMAGE ?= ghcr.io/opsagent/opsagent:0.1.0
+DOCKER ?= docker
+image:
+	$(DOCKER) build -f deploy/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -49,7 +49,8 @@ def test_checked_in_configmaps_are_the_rendered_shipped_files():
     assert text == renderer().render(), "deploy/manifests/policies-playbooks.yaml is stale: run `make deploy-config`"
 
 
-@pytest.mark.parametrize("name,folder", [("opsagent-policies", "policies"), ("opsagent-playbooks", "playbooks")])
+@pytest.mark.parametrize("name,folder", [("opsagent-policies", "policies"), ("opsagent-playbooks", "playbooks"),
+                                         ("opsagent-actors", "policies/actors")])
 def test_each_key_is_its_file_byte_for_byte(name, folder):
     files = {p.name: p.read_text(encoding="utf-8") for p in (REPO / folder).glob("*.yaml")}
     assert files and shipped()[name] == files
@@ -57,22 +58,49 @@ def test_each_key_is_its_file_byte_for_byte(name, folder):
 
 def test_the_configmaps_load_as_policy_and_playbooks(tmp_path):
     data = shipped()
-    for name, folder in (("opsagent-policies", "policies"), ("opsagent-playbooks", "playbooks")):
+    for name, folder in (("opsagent-policies", "policies"), ("opsagent-playbooks", "playbooks"),
+                         ("opsagent-actors", "policies/actors")):
         (tmp_path / folder).mkdir()
         for key, text in data[name].items():
             (tmp_path / folder / key).write_text(text, encoding="utf-8")
     policy = load_policy(tmp_path / "policies")
     playbooks = load_playbooks(tmp_path / "playbooks")
     assert policy.intents and playbooks.for_kind("idle_gpu")
+    from opsagent.chat.users import load_user_map
+
+    assert load_user_map(tmp_path / "policies" / "actors" / "slack-users.yaml").users
 
 
 def test_check_fails_on_a_stale_file(tmp_path, capsys):
-    stale = tmp_path / "policies-playbooks.yaml"
-    stale.write_text(renderer().render().replace("priority: 900", "priority: 901"), encoding="utf-8")
-    assert renderer().main(["--check", "--output", str(stale)]) == 1
-    assert "make deploy-config" in capsys.readouterr().err
-    renderer().main(["--output", str(stale)])
-    assert renderer().main(["--check", "--output", str(stale)]) == 0
+    import shutil
+
+    for folder in ("policies", "playbooks", "deploy"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    module = renderer()
+    assert module.main(["--check"], repo=tmp_path) == 0
+    policy = tmp_path / "policies" / "default.yaml"
+    policy.write_text(policy.read_text().replace("priority: 900", "priority: 901"), encoding="utf-8")
+    assert module.main(["--check"], repo=tmp_path) == 1
+    assert "policies-playbooks.yaml: out of date" in capsys.readouterr().err
+    module.main([], repo=tmp_path)
+    assert module.main(["--check"], repo=tmp_path) == 0
+
+
+def test_check_names_a_stale_role(tmp_path, capsys):
+    """A namespace added to the policy's scope is a Role the checked-in RBAC lacks."""
+    import shutil
+
+    for folder in ("policies", "playbooks", "deploy"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    fleet = tmp_path / "policies" / "gpu-fleet.yaml"
+    fleet.write_text(fleet.read_text().replace("namespaces: [render, inference, training, chat]",
+                                               "namespaces: [render, inference, training, chat, batch]"), encoding="utf-8")
+    module = renderer()
+    assert module.main(["--check"], repo=tmp_path) == 1
+    assert "deploy/manifests/rbac.yaml: out of date" in capsys.readouterr().err
+    module.main([], repo=tmp_path)
+    roles = [d for d in yaml.safe_load_all((tmp_path / "deploy/manifests/rbac.yaml").read_text()) if d["kind"] == "Role"]
+    assert "batch" in {r["metadata"]["namespace"] for r in roles if r["metadata"]["name"] == "opsagent-write"}
 
 
 def parse_daemon(args: list[str]) -> dict:
