@@ -114,6 +114,16 @@ def test_activity_names_are_checked_like_wakes():
         assert handler.handle("POST", "/v1/activity", AUTH, body(requests=bad))[0] == 400
 
 
+def test_request_times_from_the_future_are_clamped_to_now():
+    now = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
+    handler, _, sink = api(now=lambda: now)
+    code, _ = handler.handle("POST", "/v1/activity", AUTH,
+                             body(requests={"chat/chat-ui": {"last": "2099-01-01T00:00:00+00:00", "count": 1},
+                                            "chat/other": {"last": "2026-01-05T11:00:00", "count": 1}}))
+    assert code == 200
+    assert sink.seen == {"chat/chat-ui": (now, 1), "chat/other": (datetime(2026, 1, 5, 11, tzinfo=timezone.utc), 1)}
+
+
 def test_a_short_token_is_refused_at_start(tmp_path):
     with pytest.raises(ValueError, match="16"):
         InternalApi(token="short", gate=Recording(), activity=None)

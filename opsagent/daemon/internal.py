@@ -11,6 +11,9 @@ replicas, no volume) sends its two writes here instead:
   POST /v1/activity  {"requests": {"NS/NAME": {"last": ISO-8601, "count": N}}}
       merges request times into the activity log the idle detector reads.
 
+Request times are clamped to the daemon's clock, so a report from the future
+cannot keep a workload awake forever.
+
 Authority: the caller names a workload and nothing else. The tool, the actor
 and the channel are fixed here, so a stolen token can ask for wakes (which the
 policy still decides) but never for another tool or another identity. Every
@@ -26,7 +29,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -70,7 +73,8 @@ class InternalApi:
     """Pure request handling: (method, path, headers, body) -> (status, JSON body). No sockets here."""
 
     def __init__(self, *, token: str, gate: Submitter, activity: ActivitySink | None,
-                 leading: Callable[[], bool] = lambda: True, lock: threading.Lock | None = None) -> None:
+                 leading: Callable[[], bool] = lambda: True, lock: threading.Lock | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
         """`lock` is held around each gate call; pass the daemon's cycle lock when both share one cluster object
         that is not thread-safe (the simulator)."""
         if len(token) < 16:
@@ -79,6 +83,7 @@ class InternalApi:
         self._gate = gate
         self._activity = activity
         self._leading = leading
+        self._now = now
         self._lock = lock or threading.Lock()   # one gate call at a time: the gate's store is one connection
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -121,7 +126,10 @@ class InternalApi:
             WakeRequest(namespace=namespace, name=name)   # same name rules as a wake; raises on junk
             if not sep:
                 raise ValueError(f"{key!r}: expected NAMESPACE/NAME")
-            seen[key] = (item.last, item.count)
+            last = item.last if item.last.tzinfo else item.last.replace(tzinfo=timezone.utc)
+            if self._now is not None:   # a time in the future would keep a workload "busy" forever
+                last = min(last, self._now())
+            seen[key] = (last, item.count)
         return 200, {"recorded": self._activity.record(seen)}
 
 

@@ -125,7 +125,8 @@ class Daemon:
             with self.status.lock:
                 return self.status.leader
 
-        return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock)
+        return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock,
+                           now=self.runtime.clock.now)
 
     def _default_leader(self) -> Leader:
         if self.runtime.sim is None and self.options.cluster.startswith("kube"):
