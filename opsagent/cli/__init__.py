@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wake-proxy": ("wake_proxy", "Reverse proxy in front of workloads that may be scaled to zero."),
     "ask": ("chat", "Send one chat message as ACTOR and print the reply."),
     "chat": ("chat", "An interactive chat session as ACTOR."),
+    "mcp": ("mcp", "Serve the tools over MCP (stdio or HTTP) to an assistant, every call through the gate."),
     "slack": ("slack", "Run the Slack app: /ops TEXT and @-mentions as the mapped actor, approval buttons."),
     "agent": ("agent", "The agent loop: plan, act through the gate, verify."),
     "daemon": ("daemon", "Run the reconcile loop: observe, detect, plan, act through the gate, verify."),

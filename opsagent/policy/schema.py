@@ -97,7 +97,7 @@ class Rule(Strict):
     @field_validator("channels")
     @classmethod
     def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        known = ("daemon", "cli", "slack", "wake-proxy", "eval", "api")
+        known = ("daemon", "cli", "slack", "wake-proxy", "eval", "api", "mcp")
         for item in value:
             if item not in known:
                 raise ValueError(f"unknown channel {item!r}; known: {', '.join(known)}")

@@ -1,0 +1,165 @@
+"""The MCP server (SDK low-level `Server`) over stdio or streamable HTTP: the I/O edge of `opsagent mcp`.
+
+Who calls: on stdio, one actor fixed when the server starts (the local
+user's cluster identity, as every CLI command establishes it); on HTTP, the
+actor of the request's bearer token, looked up for every request in the
+token map. A request without a known token gets 401 before any MCP message is
+read, and the refusal is in the audit log. Client-supplied names (client
+info, arguments, headers other than Authorization) never choose the actor.
+
+Calls are serialised and run in a worker thread: the gate, the audit store
+and the approval queue are synchronous and shared.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Callable
+
+import anyio
+from mcp.server.lowlevel import Server
+from mcp_types import (CallToolRequestParams, CallToolResult, ListResourcesResult, ListResourceTemplatesResult,
+                       ListToolsResult, ReadResourceRequestParams, ReadResourceResult, Resource, ResourceTemplate,
+                       TextContent, TextResourceContents)
+
+from opsagent import __version__
+from opsagent.mcp.catalogue import mcp_tools
+from opsagent.mcp.service import McpService
+from opsagent.mcp.tokens import TokenMap
+from opsagent.model.actor import Actor
+
+FINDINGS_URI = "opsagent://findings"
+PENDING_URI = "opsagent://approvals/pending"
+RUN_AUDIT_PREFIX = "opsagent://runs/"
+RUN_AUDIT_TEMPLATE = RUN_AUDIT_PREFIX + "{run_id}/audit"
+HTTP_PATH = "/mcp"
+
+Identify = Callable[[Any], Actor | None]
+
+
+class Unauthenticated(Exception):
+    """A request reached a handler without an actor (never expected past the HTTP check)."""
+
+
+def bearer(headers: Any) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header, or None."""
+    value = headers.get("authorization") if headers is not None else None
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def fixed(actor: Actor) -> Identify:
+    return lambda ctx: actor
+
+
+def by_token(tokens: TokenMap) -> Identify:
+    def identify(ctx: Any) -> Actor | None:
+        request = getattr(ctx, "request", None)
+        return tokens.actor_for(bearer(getattr(request, "headers", None)))
+    return identify
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+def build_server(service: McpService, identify: Identify) -> Server[Any]:
+    lock = threading.Lock()
+
+    async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+        def locked() -> Any:
+            with lock:
+                return fn(*args)
+        return await anyio.to_thread.run_sync(locked)
+
+    def who(ctx: Any) -> Actor:
+        actor = identify(ctx)
+        if actor is None:
+            raise Unauthenticated("no known bearer token")
+        return actor
+
+    async def list_tools(ctx: Any, params: Any) -> ListToolsResult:
+        who(ctx)
+        return ListToolsResult(tools=mcp_tools())
+
+    async def call_tool(ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+        actor = who(ctx)
+        answer = await in_thread(service.call, actor, params.name, params.arguments)
+        failed = answer.get("status") in ("error", "invalid", "denied")
+        return CallToolResult(content=[TextContent(text=_json(answer))], structured_content=answer, is_error=failed)
+
+    async def list_resources(ctx: Any, params: Any) -> ListResourcesResult:
+        who(ctx)
+        return ListResourcesResult(resources=[
+            Resource(uri=FINDINGS_URI, name="findings", mime_type="application/json",
+                     description="What the detectors find in the cluster now, under the policy's intents."),
+            Resource(uri=PENDING_URI, name="pending-approvals", mime_type="application/json",
+                     description="Calls waiting for a person's approval."),
+        ])
+
+    async def list_templates(ctx: Any, params: Any) -> ListResourceTemplatesResult:
+        who(ctx)
+        return ListResourceTemplatesResult(resource_templates=[
+            ResourceTemplate(uri_template=RUN_AUDIT_TEMPLATE, name="run-audit", mime_type="application/json",
+                             description="The audit trail of one run (every MCP call answers with its run_id)."),
+        ])
+
+    async def read_resource(ctx: Any, params: ReadResourceRequestParams) -> ReadResourceResult:
+        who(ctx)
+        uri = str(params.uri)
+        if uri == FINDINGS_URI:
+            body = await in_thread(service.findings)
+        elif uri == PENDING_URI:
+            body = await in_thread(service.pending_approvals)
+        elif uri.startswith(RUN_AUDIT_PREFIX) and uri.endswith("/audit"):
+            run_id = uri[len(RUN_AUDIT_PREFIX):-len("/audit")]
+            body = await in_thread(service.run_audit, run_id)
+        else:
+            raise ValueError(f"unknown resource {uri[:200]!r}; see resources/list and resources/templates/list")
+        return ReadResourceResult(contents=[TextResourceContents(uri=uri, mime_type="application/json", text=_json(body))])
+
+    return Server("opsagent", version=__version__,
+                  instructions="opsagent's cluster tools. Every call goes through opsagent's policy gate as you; "
+                               "writes may come back as a pending approval or a confirmation id instead of running.",
+                  on_list_tools=list_tools, on_call_tool=call_tool, on_list_resources=list_resources,
+                  on_list_resource_templates=list_templates, on_read_resource=read_resource)
+
+
+async def serve_stdio(server: Server[Any]) -> None:
+    from mcp.server.stdio import stdio_server
+
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+def http_app(server: Server[Any], service: McpService, tokens: TokenMap, *, host: str) -> Any:
+    """The streamable HTTP ASGI app, behind a bearer-token check that answers 401 and audits the refusal."""
+    inner = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
+    lock = threading.Lock()
+
+    def refuse(reason: str) -> None:
+        with lock:
+            service.refuse_unauthenticated(reason)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            token = bearer(headers)
+            if tokens.actor_for(token) is None:
+                reason = "no bearer token" if token is None else "unknown bearer token"
+                await anyio.to_thread.run_sync(refuse, f"MCP over HTTP: {reason} ({scope.get('method')} {scope.get('path')})")
+                body = json.dumps({"error": "unauthorized", "message": f"{reason}: send Authorization: Bearer TOKEN"}).encode()
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="opsagent"')]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await inner(scope, receive, send)
+
+    return app
+
+
+__all__ = ["FINDINGS_URI", "HTTP_PATH", "PENDING_URI", "RUN_AUDIT_TEMPLATE", "bearer", "build_server", "by_token",
+           "fixed", "http_app", "serve_stdio"]

@@ -1,0 +1,122 @@
+"""`McpService`: one MCP tool call, as one authenticated actor, through the gate on channel `mcp`.
+
+The actor is handed in by the transport (a bearer token's entry, or the
+local user's cluster identity for stdio); nothing in the call's arguments
+can name or change it. A write a policy rule wants confirmed is held, and
+the call returns its confirmation id (answer it with `confirm_call` /
+`refuse_call` from the same actor on MCP); a write that needs an approval
+returns the pending approval id and how a person approves it. Nothing here
+blocks waiting for a person.
+
+Also the read side of MCP resources: findings, pending approvals and the
+audit trail of one run. Sync; the server runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from opsagent.approvals import MACHINE_ACTORS
+from opsagent.audit import AuditFilter
+from opsagent.chat.confirmations import DEFAULT_TTL_SECONDS, ConfirmationRefused, ConfirmationStore
+from opsagent.mcp.catalogue import CONFIRM_TOOL, REFUSE_TOOL
+from opsagent.model import AuditEntry, ToolCall, ToolResult
+from opsagent.model.actor import Actor, actor_refusal
+from tools import get_tool
+
+CHANNEL = "mcp"
+PLANNER = "mcp"
+UNAUTHENTICATED = "unauthenticated"
+MAX_AUDIT_ROWS = 500
+
+
+def _identity(who: Actor) -> str:
+    """Who asked, as MCP knows them: the same actor over any MCP transport may answer its own confirmations."""
+    return f"mcp:{who.name}"
+
+
+class McpService:
+    """Runs MCP calls through a runtime's gate; see the module docstring."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.gate, self.approvals, self.store, self.clock = runtime.gate, runtime.approvals, runtime.audit, runtime.clock
+        ttl = getattr(runtime.policy, "confirmation_ttl_seconds", None)
+        self.confirmations = ConfirmationStore(self.store, clock=self.clock,
+                                               ttl_seconds=ttl if isinstance(ttl, int) and ttl > 0 else DEFAULT_TTL_SECONDS)
+
+    # --- refusals that never reach the gate ----------------------------------
+    def audit_refusal(self, *, actor: str, summary: str, rule: str, tool: str | None = None,
+                      args: dict[str, Any] | None = None) -> int:
+        return self.store.record(AuditEntry(
+            time=self.clock.now(), kind="decision", actor=actor, channel=CHANNEL, tool=tool, args=args, decision="deny",
+            rule_file="<builtin>", rule_name=rule, outcome="denied", summary=summary[:1000]))
+
+    def refuse_unauthenticated(self, reason: str) -> int:
+        """An HTTP request without a known token: refused before any MCP message is read, and audited."""
+        return self.audit_refusal(actor=UNAUTHENTICATED, summary=reason, rule="mcp-unauthenticated")
+
+    # --- calls -----------------------------------------------------------------
+    def call(self, who: Actor, tool: str, args: dict[str, Any] | None) -> dict[str, Any]:
+        """Run one MCP tool call as `who`; the answer is a JSON-able dict with a `status`."""
+        args = dict(args or {})
+        refusal = f"{who.name!r} is opsagent's own machine actor" if who.name in MACHINE_ACTORS else actor_refusal(who.name)
+        if refusal:
+            audit_id = self.audit_refusal(actor=who.name, summary=str(refusal), rule="mcp-machine-actor", tool=tool)
+            return {"status": "denied", "tool": tool, "message": str(refusal), "audit_id": audit_id}
+        if tool in (CONFIRM_TOOL, REFUSE_TOOL):
+            return self._answer(who, tool, args)
+        run_id = f"mcp-{uuid.uuid4().hex[:12]}"
+        call = ToolCall(tool=tool, args=args, actor=who.name, actor_groups=who.groups, channel=CHANNEL, planner=PLANNER)
+        spec = get_tool(tool)
+        if spec is not None and spec.risk != "read":
+            decision = self.gate.preview(call)
+            if decision.confirm and decision.effect != "deny":
+                why = f"rule {decision.rule.file}:{decision.rule.name} asks you to confirm this write"
+                held = self.confirmations.propose(call=call, identity=_identity(who), channel=CHANNEL, why=why, run_id=run_id)
+                return {"status": "confirmation_required", "tool": tool, "run_id": run_id, "confirmation_id": held.id,
+                        "expires_at": held.expires_at.isoformat(), "message": why,
+                        "how": f"call {CONFIRM_TOOL} with confirmation_id {held.id} to run it, or {REFUSE_TOOL} to drop it"}
+        return self._answered(self.gate.submit(call, run_id=run_id), run_id)
+
+    def _answer(self, who: Actor, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        number = args.get("confirmation_id")
+        if not isinstance(number, int) or isinstance(number, bool) or set(args) != {"confirmation_id"}:
+            return {"status": "invalid", "tool": tool, "message": "give exactly one argument: confirmation_id (a whole number)"}
+        answer = self.confirmations.confirm if tool == CONFIRM_TOOL else self.confirmations.refuse
+        try:
+            done = answer(number, actor=who.name, identity=_identity(who), channel=CHANNEL)
+        except ConfirmationRefused as exc:
+            return {"status": "denied", "tool": tool, "confirmation_id": number, "code": exc.code, "message": exc.message}
+        if done.state == "refused":
+            return {"status": "refused", "tool": tool, "confirmation_id": number, "message": "dropped: it will not run"}
+        run_id = done.run_id or f"mcp-{uuid.uuid4().hex[:12]}"
+        result = self.gate.submit(done.call.model_copy(update={"id": None}), run_id=run_id, confirmation=done.id)
+        return {**self._answered(result, run_id), "confirmation_id": number}
+
+    @staticmethod
+    def _answered(result: ToolResult, run_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": result.status, "tool": result.tool, "message": result.message, "run_id": run_id,
+                               "audit_id": result.audit_id, "data": result.data}
+        if result.decision is not None:
+            out["rule"] = f"{result.decision.rule.file}:{result.decision.rule.name}"
+        if result.status == "pending_approval" and result.approval_id is not None:
+            out["approval_id"] = result.approval_id
+            out["how"] = (f"one of the approvers runs: opsagent approvals approve {result.approval_id} "
+                          f"(or in chat: approve {result.approval_id}); read opsagent://approvals/pending to follow it")
+        return out
+
+    # --- resources -------------------------------------------------------------
+    def findings(self) -> list[dict[str, Any]]:
+        return [f.model_dump(mode="json") for f in self.runtime.findings()]
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        return [a.model_dump(mode="json") for a in self.approvals.list("pending")]
+
+    def run_audit(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.store.list(AuditFilter(run_id=run_id, limit=MAX_AUDIT_ROWS))
+        return [r.model_dump(mode="json") for r in sorted(rows, key=lambda r: r.id)]
+
+
+__all__ = ["CHANNEL", "McpService", "UNAUTHENTICATED"]
