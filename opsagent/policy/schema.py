@@ -78,7 +78,7 @@ class Rule(Strict):
     namespaces: tuple[str, ...] = Field(default=(), description="namespace names or globs; default any in scope")
     labels: dict[str, str] = Field(default_factory=dict, description="labels the target workload must carry")
     actors: tuple[str, ...] = Field(default=("*",), description="person, group:NAME, cluster-group:NAME, daemon, wake-proxy or *")
-    channels: tuple[str, ...] = Field(default=(), description="daemon, cli, slack, wake-proxy, eval, api; default any")
+    channels: tuple[str, ...] = Field(default=(), description="daemon, cli, slack, wake-proxy, eval, api, mcp; default any")
     when: str | None = Field(default=None, description="CEL condition over args, target, intent, actor, channel, now, hour, weekday")
     effect: Effect
     approvers: tuple[str, ...] = Field(default=(), description="who may approve (require_approval only)")
