@@ -183,3 +183,42 @@ def test_token_map_keeps_hashes_and_refuses_machine_actors(tmp_path: Path) -> No
     bad.write_text("tokens:\n  - actor: carol\n    sha256: not-a-hash\n", encoding="utf-8")
     with pytest.raises(TokenFileError, match=r"tokens.0.sha256"):
         TokenMap.load(bad)
+
+
+def test_a_write_to_confirm_returns_its_id_and_only_its_asker_runs_it(setup: dict[str, Path]) -> None:
+    from opsagent.mcp.server import build_server, fixed
+    from opsagent.mcp.service import McpService
+    from opsagent.model import WorkloadRef
+    from opsagent.model.actor import Actor
+    from opsagent.runtime import open_runtime
+
+    default = setup["policies"] / "default.yaml"
+    text = default.read_text(encoding="utf-8")
+    rule = "    actors: [group:platform-oncall]\n    effect: allow\n"
+    assert rule in text
+    default.write_text(text.replace(rule, rule + "    confirm: true\n", 1), encoding="utf-8")
+    runtime = open_runtime(cluster="sim:demo", policies=setup["policies"], db=setup["db"])
+    service = McpService(runtime)
+    as_carol = build_server(service, fixed(Actor(name="carol")))
+    as_dave = build_server(service, fixed(Actor(name="dave")))
+
+    async def main() -> tuple[dict, dict, dict, dict]:
+        async with Client(as_carol) as carol, Client(as_dave) as dave:
+            held = (await carol.call_tool("scale_workload", {"namespace": "inference", "name": "llm", "replicas": 2})).structured_content
+            number = {"confirmation_id": held["confirmation_id"]}
+            stolen = (await dave.call_tool("confirm_call", number)).structured_content
+            done = (await carol.call_tool("confirm_call", number)).structured_content
+            again = (await carol.call_tool("confirm_call", number)).structured_content
+            return held, stolen, done, again
+
+    try:
+        held, stolen, done, again = anyio.run(main)
+        assert held["status"] == "confirmation_required" and "confirm_call" in held["how"]
+        assert stolen["status"] == "denied" and stolen["code"] == "not_yours"
+        assert done["status"] == "ok"
+        assert again["status"] == "denied" and again["code"] == "already_decided"
+        assert runtime.cluster.snapshot().workload(WorkloadRef(namespace="inference", name="llm")).replicas == 2
+        results = [r for r in runtime.audit.list(AuditFilter(limit=100, tool="scale_workload", kind="result"))]
+        assert [(r.actor, r.channel, r.outcome) for r in results] == [("carol", "mcp", "ok")]
+    finally:
+        runtime.audit.close()
