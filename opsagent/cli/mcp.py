@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -64,6 +64,8 @@ def serve(
     spec = cluster_spec(cluster)
     token_map = None
     if transport is Transport.http:
+        if actor or as_group:
+            fail("--as/--as-group are for stdio; on HTTP each caller is the actor of their token", hint="drop --as")
         path = tokens or default_path(policies)
         try:
             token_map = TokenMap.load(path)
@@ -85,26 +87,22 @@ def serve(
         runtime.audit.close()
 
 
-def _run(transport: Transport, service: object, token_map: object, *, host: str, port: int, spec: str,
-         actor: Optional[str], as_group: Optional[str], close: object) -> None:
+def _run(transport: Transport, service: Any, token_map: Any, *, host: str, port: int, spec: str,
+         actor: Optional[str], as_group: Optional[str], close: Callable[[], None]) -> None:
     import anyio
 
     from opsagent.mcp import server as mcp_server
 
     if transport is Transport.stdio:
-        who = identify(cluster_spec=spec, cluster=service.runtime.cluster, as_user=actor, as_group=as_group,  # type: ignore[attr-defined]
-                       on_error=close)  # type: ignore[arg-type]
+        who = identify(cluster_spec=spec, cluster=service.runtime.cluster, as_user=actor, as_group=as_group, on_error=close)
         err_console.print(f"opsagent mcp: serving on stdio as {who.name} ({who.source})", highlight=False, markup=False)
-        anyio.run(mcp_server.serve_stdio, mcp_server.build_server(service, mcp_server.fixed(who)))  # type: ignore[arg-type]
+        anyio.run(mcp_server.serve_stdio, mcp_server.build_server(service, mcp_server.fixed(who)))
         return
-    if actor or as_group:
-        fail("--as/--as-group are for stdio; on HTTP each caller is the actor of their token", hint="drop --as")
     import uvicorn
 
-    app = mcp_server.http_app(mcp_server.build_server(service, mcp_server.by_token(token_map)), service,  # type: ignore[arg-type]
-                              token_map, host=host)  # type: ignore[arg-type]
-    err_console.print(f"opsagent mcp: serving on http://{host}:{port}{mcp_server.HTTP_PATH} "
-                      f"({len(token_map)} token(s))", highlight=False, markup=False)  # type: ignore[arg-type]
+    app = mcp_server.http_app(mcp_server.build_server(service, mcp_server.by_token(token_map)), service, token_map, host=host)
+    err_console.print(f"opsagent mcp: serving on http://{host}:{port}{mcp_server.HTTP_PATH} ({len(token_map)} token(s))",
+                      highlight=False, markup=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
