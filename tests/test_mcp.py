@@ -68,7 +68,10 @@ async def _exercise(client: Client) -> dict[str, object]:
     forged = await client.call_tool("get_workload", {"namespace": "inference", "name": "llm", "actor": "alice"})
     pending = await client.read_resource("opsagent://approvals/pending")
     trail = await client.read_resource(f"opsagent://runs/{arch.structured_content['run_id']}/audit")
-    return {"tools": tools, "read": read, "arch": arch, "forged": forged,
+    findings = await client.read_resource("opsagent://findings")
+    found_by_tool = (await client.call_tool("list_findings", {})).structured_content["data"]["findings"]
+    listed = {str(r.uri) for r in (await client.list_resources()).resources}
+    return {"tools": tools, "findings": json.loads(findings.contents[0].text), "found_by_tool": found_by_tool, "listed": listed, "read": read, "arch": arch, "forged": forged,
             "pending": json.loads(pending.contents[0].text), "trail": json.loads(trail.contents[0].text)}
 
 
@@ -91,6 +94,9 @@ def _check(seen: dict[str, object], db: Path) -> None:
     assert [a["id"] for a in seen["pending"]] == [arch["approval_id"]]
     assert seen["pending"][0]["requested_by"] == "carol"
     assert {row["kind"] for row in seen["trail"]} >= {"proposal", "decision", "result"}
+    assert seen["listed"] == {"opsagent://findings", "opsagent://approvals/pending"}
+    assert seen["findings"] and [(f["kind"], f["subject"]) for f in seen["findings"]] == \
+        [(f["kind"], f["subject"]) for f in seen["found_by_tool"]]
     forged = seen["forged"].structured_content
     assert forged["status"] == "invalid" and seen["forged"].is_error
     rows = [r for r in _audit(db) if r.channel == "mcp"]
