@@ -1,4 +1,5 @@
-"""What a tool is: a pydantic input model, a risk class, and a function over the port.
+"""What a tool is, declared once: input model, risk class, function over the port, and
+how it shows (docs, chat) and how recovery checks its effect.
 
 Tools act only through the `Cluster` port handed to them in a `ToolContext`;
 they never import an adapter. The gate is the only caller of `Tool.run`.
@@ -17,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster
-from opsagent.model import Finding, Frozen, Risk, Snapshot, WorkloadRef
+from opsagent.model import Finding, Frozen, Risk, Snapshot, ToolResult, WorkloadRef
+
+from tools.effects import EffectCheck
 
 
 class Target(Frozen):
@@ -75,3 +78,9 @@ class Tool:
     description: str
     examples: tuple[dict[str, Any], ...] = field(default=())
     returns: str = ""  # what the result's data holds, in one line (docs and prompts)
+    # Recovery after a crash: does the cluster show this call's change? None: no check (reads).
+    effect: EffectCheck | None = None
+    # Chat: the lines that show an ok result; None shows the result's message.
+    show: Callable[[ToolResult], list[str]] | None = None
+    # Chat: how a call reads in one line, given "NS/NAME" (already made plain) and the raw arguments.
+    phrase: Callable[[str, dict[str, Any]], str] | None = None

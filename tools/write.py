@@ -16,7 +16,9 @@ from pydantic import Field
 from opsagent.cluster.port import NotFound, WriteResult
 
 from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
+from tools import effects
 from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+from tools.show import plain
 
 
 def _done(result: WriteResult, message: str, **data: Any) -> Outcome:
@@ -185,9 +187,26 @@ RETURNS: dict[str, str] = {
 }
 
 
+EFFECTS: dict[str, effects.EffectCheck] = {
+    "scale_workload": effects.replicas(lambda a: int(a.get("replicas", -1))),
+    "sleep_workload": effects.replicas(lambda a: 0),
+    "wake_workload": effects.replicas(lambda a: int(a.get("replicas") or 1), at_least=True),
+    "restart_rollout": effects.new_revision,
+    "undo_rollout": effects.new_revision,
+    "cordon_node": effects.cordoned(True),
+    "uncordon_node": effects.cordoned(False),
+    "delete_pod": effects.gone,
+}
+
+PHRASES: dict[str, Any] = {
+    "scale_workload": lambda ref, args: f"scale `{ref}` to {plain(args.get('replicas'), 12)}",
+    "undo_rollout": lambda ref, args: f"rollback `{ref}`" + (f" to revision {plain(args['to_revision'], 12)}" if args.get("to_revision") else ""),
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="write", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name])
+                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS[name], phrase=PHRASES.get(name))
 
 
 WRITE_TOOLS: tuple[Tool, ...] = (
