@@ -70,6 +70,25 @@ class ToolContext:
 
 
 @dataclass(frozen=True)
+class ChatForm:
+    """How a person asks for a tool in one chat line (opsagent.chat.grammar reads these).
+
+    `pattern` is a regular expression over the cleaned line; `{WL}` stands for the workload
+    (groups `ns`, `name`) and `{NUM}` for a count (group `n`, digits or a number word, handed to
+    `build` as an int). `build(ref, groups)` returns the call's arguments beyond namespace and
+    name, and the command's canonical summary.
+    """
+
+    verb: str
+    form: str  # the line `help` shows, e.g. "scale NS/NAME to N"
+    pattern: str
+    hint: str  # shown when the verb is understood but not the rest
+    build: Callable[[str, dict[str, Any]], tuple[dict[str, Any], str]]
+    aliases: tuple[str, ...] = ()  # other first words for the same form
+    particles: tuple[str, ...] = ()  # words that may stand between the verb and the workload ("scale up X")
+
+
+@dataclass(frozen=True)
 class Tool:
     name: str
     risk: Risk
@@ -84,3 +103,5 @@ class Tool:
     show: Callable[[ToolResult], list[str]] | None = None
     # Chat: how a call reads in one line, given "NS/NAME" (already made plain) and the raw arguments.
     phrase: Callable[[str, dict[str, Any]], str] | None = None
+    # Chat: the command that asks for this tool, if people may type one.
+    chat: ChatForm | None = None

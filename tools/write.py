@@ -17,7 +17,7 @@ from opsagent.cluster.port import NotFound, WriteResult
 
 from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
 from tools import effects
-from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+from tools.base import ChatForm, Outcome, Target, Tool, ToolContext, ToolInput
 from tools.show import plain
 
 
@@ -204,9 +204,39 @@ PHRASES: dict[str, Any] = {
 }
 
 
+def _rollback(ref: str, groups: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    rev = groups.get("rev")
+    return ({"to_revision": int(rev)} if rev else {}), f"rollback {ref}" + (f" to {rev}" if rev else "")
+
+
+CHAT: dict[str, ChatForm] = {
+    "scale_workload": ChatForm(
+        verb="scale", form="scale NS/NAME to N", pattern=r"^scale\s+(?:up\s+|down\s+)?{WL}\s+(?:to\s+)?{NUM}(?:\s+replicas?)?$",
+        hint="scale NS/NAME to N, e.g. 'scale inference/llm to 2'", particles=("up", "down"),
+        build=lambda ref, g: ({"replicas": g["n"]}, f"scale {ref} to {g['n']}")),
+    "wake_workload": ChatForm(
+        verb="wake", form="wake NS/NAME", pattern=r"^wake(?:\s+up)?\s+{WL}(?:\s+up)?$",
+        hint="wake NS/NAME, e.g. 'wake inference/llm'", particles=("up", "down"),
+        build=lambda ref, g: ({}, f"wake {ref}")),
+    "sleep_workload": ChatForm(
+        verb="sleep", form="sleep NS/NAME", pattern=r"^(?:sleep|put\s+to\s+sleep)\s+{WL}$",
+        hint="sleep NS/NAME, e.g. 'sleep inference/llm'",
+        build=lambda ref, g: ({}, f"sleep {ref}")),
+    "restart_rollout": ChatForm(
+        verb="restart", form="restart NS/NAME", pattern=r"^restart(?:\s+the\s+rollout\s+of)?\s+{WL}$",
+        hint="restart NS/NAME, e.g. 'restart inference/llm'",
+        build=lambda ref, g: ({}, f"restart {ref}")),
+    "undo_rollout": ChatForm(
+        verb="rollback", form="rollback NS/NAME [to REV]", aliases=("undo",),
+        pattern=r"^(?:rollback|roll\s+back|undo)\s+{WL}(?:\s+to\s+(?:revision\s+|rev\s+|r)?(?P<rev>\d{1,6}))?$",
+        hint="rollback NS/NAME [to REV], e.g. 'rollback inference/llm to 3'", build=_rollback),
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="write", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS[name], phrase=PHRASES.get(name))
+                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS[name], phrase=PHRASES.get(name),
+                chat=CHAT.get(name))
 
 
 WRITE_TOOLS: tuple[Tool, ...] = (

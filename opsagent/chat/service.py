@@ -25,7 +25,7 @@ from opsagent.approvals import MACHINE_ACTORS, ApprovalError
 from opsagent.audit import AuditStore
 from opsagent.chat import render
 from opsagent.chat.confirmations import DEFAULT_TTL_SECONDS, ConfirmationRefused, ConfirmationStore
-from opsagent.chat.grammar import FORMS, Command, NotUnderstood, Step, parse
+from opsagent.chat.grammar import Command, NotUnderstood, Step, forms, parse
 from opsagent.chat.secrets import redact
 from opsagent.chat.users import Actor
 from opsagent.model.actor import ActorNameError, actor_refusal, normalize_actor
@@ -142,8 +142,9 @@ class ChatService:
             return self._not_understood(command, who, channel, text, identity=actor)
         reply = ChatReply(text="", actor=who.name, channel=channel, command=command.summary)
         if command.action == "help":
-            reply.data["forms"] = list(FORMS)
-            return self._reply(reply, body=["Commands I understand:", *(f"  {f}" for f in FORMS)])
+            shown = forms()
+            reply.data["forms"] = list(shown)
+            return self._reply(reply, body=["Commands I understand:", *(f"  {f}" for f in shown)])
         if command.action == "show_approvals":
             return self._show_approvals(reply)
         if command.action == "show_proposals":
