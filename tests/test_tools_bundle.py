@@ -8,12 +8,13 @@ from textwrap import dedent
 import pytest
 from pydantic import Field
 
-from opsagent.chat import render
+from opsagent.chat import grammar, render
 from opsagent.cluster.sim import SimCluster, builtin_scenario
 from opsagent.gate_recovery import observed_effect
 from opsagent.model import ToolResult
 from opsagent.runtime import RuntimeError_, open_policy
 from tools import REGISTRY, Outcome, Tool, register, risk_table
+from tools.base import ChatForm
 from tools.args import WorkloadArgs
 from tools.catalogue import render as catalogue
 from tools.effects import Observed
@@ -40,6 +41,9 @@ PAINT = Tool(
     effect=_painted,
     show=lambda result: [f"painted {result.data['colour']}"],
     phrase=lambda ref, args: f"paint `{ref}` {render.plain(args.get('colour'), 20)}",
+    chat=ChatForm(verb="paint", form="paint NS/NAME COLOUR", pattern=r"^paint\s+{WL}\s+(?P<colour>[a-z]{1,20})$",
+                  hint="paint NS/NAME COLOUR, e.g. 'paint inference/llm teal'",
+                  build=lambda ref, g: ({"colour": g["colour"].lower()}, f"paint {ref} {g['colour'].lower()}")),
 )
 
 
@@ -83,6 +87,21 @@ def test_chat_shows_a_registered_tool_by_its_own_rendering(paint):
         == "paint `inference/llm` te'al"
     failed = ToolResult(status="error", tool="paint_workload", message="no such workload")
     assert render.result_lines(failed) == ["no such workload"]
+
+
+def test_chat_understands_a_registered_tool_by_its_own_form(paint):
+    assert "paint NS/NAME COLOUR" in grammar.forms()
+    command = grammar.parse("please paint `llm` in inference TEAL?")
+    assert command.action == "tool" and command.summary == "paint inference/llm teal"
+    assert [(s.tool, s.args) for s in command.steps] == [("paint_workload", {"namespace": "inference", "name": "llm", "colour": "teal"})]
+    missed = grammar.parse("paint llm teal")
+    assert missed.hint == "use: paint NS/NAME COLOUR, e.g. 'paint inference/llm teal'"
+    assert missed.reason.startswith("name the workload")
+
+
+def test_without_the_tool_chat_does_not_know_its_form():
+    assert "paint NS/NAME COLOUR" not in grammar.forms()
+    assert grammar.parse("paint inference/llm teal").reason == "this is not one of the chat commands"
 
 
 def test_recovery_asks_a_registered_tool_for_its_effect_check(paint):
