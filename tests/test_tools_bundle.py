@@ -14,10 +14,11 @@ from opsagent.gate_recovery import observed_effect
 from opsagent.model import ToolResult
 from opsagent.runtime import RuntimeError_, open_policy
 from tools import REGISTRY, Outcome, Tool, register, risk_table
-from tools.base import ChatForm
+from tools.base import ChatForm, ToolContext
 from tools.args import WorkloadArgs
 from tools.catalogue import render as catalogue
 from tools.effects import Observed
+from tools.read import ListPodsIn, PodList
 
 
 class LabelWorkloadIn(WorkloadArgs):
@@ -116,3 +117,23 @@ def test_recovery_asks_a_registered_tool_for_its_effect_check(paint):
 def test_a_name_is_declared_once(paint):
     with pytest.raises(ValueError, match="defined twice"):
         register(PAINT)
+
+
+def test_each_typed_result_reads_what_its_tool_returns_on_a_simulated_cluster():
+    sim = SimCluster(builtin_scenario("demo"))
+    ctx = ToolContext(cluster=sim, clock=sim.clock, observe=sim.snapshot)
+    snapshot = sim.snapshot()
+    workload = next(w for w in snapshot.workloads if snapshot.pods_of(w.ref))
+    calls = {"list_pods": {"namespace": workload.ref.namespace}, "get_workload": {"namespace": workload.ref.namespace, "name": workload.ref.name},
+             "list_findings": {}, "get_job": {"namespace": snapshot.jobs[0].namespace, "name": snapshot.jobs[0].name} if snapshot.jobs else None}
+    typed = {name: tool for name, tool in REGISTRY.items() if tool.result_model is not None}
+    assert set(typed) == set(calls)
+    for name, tool in typed.items():
+        if calls[name] is None:
+            continue
+        outcome = tool.run(ctx, tool.input_model.model_validate(calls[name]))
+        view = tool.result_model.of(ToolResult(status=outcome.status, tool=name, message=outcome.message, data=outcome.data))
+        assert view.model_dump(exclude_unset=True) == outcome.data, f"{name}: the typed view changes what the tool said"
+    pods = PodList.of(ToolResult(status="ok", tool="list_pods", data=typed["list_pods"].run(ctx, ListPodsIn(namespace=workload.ref.namespace)).data))
+    assert pods.pods and all(p.pod.startswith(workload.ref.namespace + "/") for p in pods.pods)
+    assert pods.count == len(pods.pods)

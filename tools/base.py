@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +38,21 @@ class ToolInput(BaseModel):
 
     def target(self) -> Target:
         return Target()
+
+
+class ResultData(BaseModel):
+    """Base of a tool's typed result: `ToolResult.data` read by field, not by string key.
+
+    A tool still returns plain data (it is what the audit log and a model see); a
+    consumer that needs fields reads them with `Model.of(result)`. Fields a model does
+    not name are kept (extra="allow"), so a typed view never drops what a tool said.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @classmethod
+    def of(cls, result: ToolResult) -> Self:
+        return cls.model_validate(result.data or {})
 
 
 class Outcome(Frozen):
@@ -105,3 +120,5 @@ class Tool:
     phrase: Callable[[str, dict[str, Any]], str] | None = None
     # Chat: the command that asks for this tool, if people may type one.
     chat: ChatForm | None = None
+    # The typed view of what a successful call's data holds (see ResultData); None: untyped.
+    result_model: type[ResultData] | None = None

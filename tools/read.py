@@ -27,7 +27,7 @@ from tools.args import (
     seconds_since,
     workload_summary,
 )
-from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+from tools.base import Outcome, ResultData, Target, Tool, ToolContext, ToolInput
 from tools.show import MAX_ROWS, ago, more, pct
 
 
@@ -278,6 +278,53 @@ RETURNS: dict[str, str] = {
 }
 
 
+class PodRow(ResultData):
+    pod: str
+    workload: str | None = None
+    phase: str
+    ready: bool = False
+    reason: str | None = None
+    restarts: int = 0
+
+
+class PodList(ResultData):
+    pods: list[PodRow] = []
+    count: int | None = None
+
+
+class FindingRow(ResultData):
+    id: str
+    kind: str
+    subject: str
+    severity: str
+    summary: str
+
+
+class FindingList(ResultData):
+    findings: list[FindingRow] = []
+    count: int | None = None
+
+
+class WorkloadDetail(ResultData):
+    gpus_per_replica: int = 0
+    rollout: str | None = None
+    rollout_reason: str | None = None
+
+
+class IdleHolder(ResultData):
+    namespace: str
+    name: str
+    gpus_held: int | float
+    idle_minutes: float
+
+
+class JobDetail(ResultData):
+    state: str | None = None
+    fits_now: bool | None = None
+    free_gpus_by_node: dict[str, int] | None = None
+    idle_holders: list[IdleHolder] = []
+
+
 def _show_workloads(result: ToolResult) -> list[str]:
     data = result.data or {}
     rows = data.get("workloads", [])
@@ -305,19 +352,19 @@ def _show_gpus(result: ToolResult) -> list[str]:
 
 
 def _show_findings(result: ToolResult) -> list[str]:
-    data = result.data or {}
-    rows = data.get("findings", [])
+    data = FindingList.of(result)
+    rows = data.findings
     if not rows:
         return ["no findings"]
-    return [f"{len(rows)} finding(s):"] + [f"  [{f['severity']}] {f['id']}: {f['summary']}" for f in rows[:MAX_ROWS]] + more(rows, data.get("count"))
+    return [f"{len(rows)} finding(s):"] + [f"  [{f.severity}] {f.id}: {f.summary}" for f in rows[:MAX_ROWS]] + more(rows, data.count)
 
 
 def _show_pods(result: ToolResult) -> list[str]:
-    rows = (result.data or {}).get("pods", [])
+    rows = PodList.of(result).pods
     if not rows:
         return ["no pods"]
-    return [f"  pod `{p['pod']}` {p['phase']}" + (f" ({p['reason']})" if p.get("reason") else "")
-            + (f", {p['restarts']} restart(s)" if p.get("restarts") else "") for p in rows[:MAX_ROWS]]
+    return [f"  pod `{p.pod}` {p.phase}" + (f" ({p.reason})" if p.reason else "")
+            + (f", {p.restarts} restart(s)" if p.restarts else "") for p in rows[:MAX_ROWS]]
 
 
 def _show_pod(result: ToolResult) -> list[str]:
@@ -329,20 +376,19 @@ def _show_pod(result: ToolResult) -> list[str]:
 
 
 def _show_job(result: ToolResult) -> list[str]:
-    data = result.data or {}
+    data = JobDetail.of(result)
     lines = [result.message]
-    free = data.get("free_gpus_by_node")
-    if free:
-        lines.append("  free GPUs per node: " + ", ".join(f"{node} {n}" for node, n in sorted(free.items())))
-    for h in data.get("idle_holders") or []:
-        lines.append(f"  idle holder `{h['namespace']}/{h['name']}`: {h['gpus_held']} GPU(s), idle {h['idle_minutes']:.0f} min")
+    if data.free_gpus_by_node:
+        lines.append("  free GPUs per node: " + ", ".join(f"{node} {n}" for node, n in sorted(data.free_gpus_by_node.items())))
+    for h in data.idle_holders:
+        lines.append(f"  idle holder `{h.namespace}/{h.name}`: {h.gpus_held} GPU(s), idle {h.idle_minutes:.0f} min")
     return lines
 
 
 def _show_workload(result: ToolResult) -> list[str]:
-    data = result.data or {}
-    extra = f", rollout {data.get('rollout')}" + (f" ({data['rollout_reason']})" if data.get("rollout_reason") else "")
-    return [f"{result.message}, {data.get('gpus_per_replica', 0)} GPU(s) per replica{extra}"]
+    data = WorkloadDetail.of(result)
+    extra = f", rollout {data.rollout}" + (f" ({data.rollout_reason})" if data.rollout_reason else "")
+    return [f"{result.message}, {data.gpus_per_replica} GPU(s) per replica{extra}"]
 
 
 SHOWS: dict[str, Callable[[ToolResult], list[str]]] = {
@@ -351,9 +397,14 @@ SHOWS: dict[str, Callable[[ToolResult], list[str]]] = {
 }
 
 
+RESULTS: dict[str, type[ResultData]] = {
+    "list_pods": PodList, "list_findings": FindingList, "get_workload": WorkloadDetail, "get_job": JobDetail,
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="read", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name], show=SHOWS.get(name))
+                examples=tuple(examples), returns=RETURNS[name], show=SHOWS.get(name), result_model=RESULTS.get(name))
 
 
 READ_TOOLS: tuple[Tool, ...] = (
