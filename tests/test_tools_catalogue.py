@@ -73,3 +73,17 @@ def test_docs_catalogue_is_generated_from_the_registry():
 def test_closest_names_suggests_real_tools():
     assert closest_names("scale_workloads")[0] == "scale_workload"
     assert closest_names("wake") == [] or all(n in REGISTRY for n in closest_names("wake"))
+
+
+@pytest.mark.parametrize("module", ["tools.read", "tools.write", "tools.architectural"])
+def test_each_family_table_names_only_tools_of_its_family(module):
+    """A family keeps per-tool parts (returns, effect, chat form, ...) in tables by name; a misspelt name must not drop one."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    family = next(v for k, v in vars(mod).items() if k.endswith("_TOOLS") and isinstance(v, tuple))
+    names = {t.name for t in family}
+    tables = {k: v for k, v in vars(mod).items() if k in ("RETURNS", "EFFECTS", "PHRASES", "CHAT", "SHOWS", "RESULTS")}
+    assert "RETURNS" in tables
+    for table_name, table in tables.items():
+        assert set(table) <= names, f"{module}.{table_name} names {sorted(set(table) - names)}"
