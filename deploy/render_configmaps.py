@@ -80,8 +80,9 @@ def governed_namespaces(repo: Path = REPO) -> tuple[list[str], list[str]]:
     """(namespaces named exactly in the policy's scopes, glob patterns that cannot become Roles)."""
     sys.path.insert(0, str(repo))
     from opsagent.policy.loader import load_policy
+    from tools import risk_table
 
-    exact, patterns = load_policy(repo / "policies").named_namespaces()
+    exact, patterns = load_policy(repo / "policies", tool_risks=risk_table()).named_namespaces()
     return list(exact), list(patterns)
 
 

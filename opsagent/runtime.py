@@ -125,8 +125,10 @@ def open_prometheus(url: str | None, request_rate_query: str | None) -> "Prometh
 
 
 def open_policy(directory: Path) -> Policy:
+    from tools.registry import risk_table
+
     try:
-        return load_policy(directory)
+        return load_policy(directory, tool_risks=risk_table())
     except PolicyError as exc:
         raise RuntimeError_(f"cannot load the policy from {directory}:\n{exc}", hint=f"check the files with: opsagent policy lint {directory}") from None
     except FileNotFoundError:

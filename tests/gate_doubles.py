@@ -14,11 +14,13 @@ from datetime import timedelta
 from opsagent.clock import Clock
 from opsagent.model import Approval, Decision, ToolCall
 from opsagent.policy.policy import Policy
+from tools import risk_table
 
 
 def bare_policy(*, max_workloads_per_run: int | None = None, groups: dict[str, tuple[str, ...]] | None = None) -> Policy:
     return Policy(files=(), scopes=(), groups=groups or {}, intents=(), rules=(), limits=(), mode="enforce",
-                  approval_ttl=timedelta(hours=1), max_workloads_per_run=max_workloads_per_run, default_approvers=())
+                  approval_ttl=timedelta(hours=1), max_workloads_per_run=max_workloads_per_run, default_approvers=(),
+                  tool_risks=risk_table())
 
 
 class MemorySink:

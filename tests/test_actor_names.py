@@ -26,6 +26,7 @@ from opsagent.clock import VirtualClock
 from opsagent.model import Decision, RuleRef, ToolCall, WorkloadRef
 from opsagent.model.actor import ActorNameError, machine_actor_like, normalize_actor
 from tools.base import Target
+from tools import risk_table
 
 MACHINE_SPELLINGS = [
     "DAEMON", "Daemon", "daemon\u200b", "\u200bdaemon", "dae\u200dmon", "ｄａｅｍｏｎ", "dаemon",  # Cyrillic а
@@ -112,7 +113,7 @@ def test_policy_names_are_folded_like_the_people_they_name(tmp_path):
     (tmp_path / "p.yaml").write_text(
         "rules:\n  - name: alice-scales\n    tools: [scale_workload]\n    actors: [Alice]\n    effect: allow\n"
         "  - name: admins-restart\n    tools: [restart_rollout]\n    actors: ['cluster-group:Platform:Admins']\n    effect: allow\n")
-    policy = load_policy(tmp_path)
+    policy = load_policy(tmp_path, tool_risks=risk_table())
     now = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
     target = Target(namespace="a", workload=WorkloadRef(namespace="a", name="b"))
 
@@ -144,7 +145,7 @@ def test_a_deny_on_a_cluster_group_applies_to_calls_the_model_proposes(tmp_path)
         "  - name: no-contractors\n    tools: [scale_workload]\n    actors: ['cluster-group:contractors']\n    effect: deny\n"
         "  - name: anyone-scales\n    tools: [scale_workload]\n    effect: allow\n")
     base = tiny_world(tmp_path)
-    policy = load_policy(tmp_path / "pol")
+    policy = load_policy(tmp_path / "pol", tool_risks=risk_table())
     gate = Gate(policy=policy, cluster=base.cluster, clock=base.clock, recorder=base.store, approvals=base.queue)
     world = replace(base, gate=gate, policy=policy)
     try:

@@ -28,6 +28,7 @@ from opsagent.policy.lint import lint
 from opsagent.policy.schema import SpendCap, SpendCaps
 from opsagent.testing.agent_world import idle_findings, tiny_world
 from opsagent.testing.fake_openai import FakeOpenAI, Reply
+from tools import risk_table
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "Qwen/Qwen3-8B"
@@ -45,9 +46,9 @@ def _policy_dir(tmp_path: Path, *extra: str) -> Path:
 def test_caps_load_and_the_smallest_of_each_wins(tmp_path):
     directory = _policy_dir(tmp_path, "spend_caps:\n  daemon: {calls: 500, tokens: 2000000}\n  per_actor: {calls: 40}\n",
                             "spend_caps:\n  daemon: {calls: 800}\n  per_actor: {calls: 60, tokens: 90000}\n")
-    caps = load_policy(directory).spend_caps
+    caps = load_policy(directory, tool_risks=risk_table()).spend_caps
     assert caps == SpendCaps(daemon=SpendCap(calls=500, tokens=2_000_000), per_actor=SpendCap(calls=40, tokens=90_000))
-    report = lint(directory)
+    report = lint(directory, tool_risks=risk_table())
     assert any("the smallest value of each is used" in p.message for p in report.warnings)
 
 
@@ -61,14 +62,14 @@ def test_caps_load_and_the_smallest_of_each_wins(tmp_path):
 def test_bad_caps_are_errors_with_file_and_line(tmp_path, text, where, message):
     directory = _policy_dir(tmp_path, text)
     with pytest.raises(PolicyError) as raised:
-        load_policy(directory)
+        load_policy(directory, tool_risks=risk_table())
     shown = str(raised.value)
     assert f"zz-0.yaml{where}" in shown and message in shown and "Traceback" not in shown
 
 
 def test_a_cap_of_zero_is_a_warning_that_says_what_it_does(tmp_path):
     directory = _policy_dir(tmp_path, "spend_caps:\n  daemon:\n    calls: 0\n")
-    [warning] = [p for p in lint(directory).warnings if p.field == "spend_caps.daemon.calls"]
+    [warning] = [p for p in lint(directory, tool_risks=risk_table()).warnings if p.field == "spend_caps.daemon.calls"]
     assert (warning.file.endswith("zz-0.yaml"), warning.line) == (True, 3)
     assert "the daemon never asks the model" in warning.message
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsagent.chat.grammar import FORMS, Command, NotUnderstood, parse
+from opsagent.chat.grammar import Command, NotUnderstood, forms, parse
 
 W = {"namespace": "inference", "name": "llm"}
 
@@ -111,7 +111,7 @@ def test_junk_and_near_misses_are_refused_with_the_forms(text, reason):
     out = parse(text)
     assert isinstance(out, NotUnderstood), out
     assert reason in out.reason
-    assert out.forms == FORMS
+    assert out.forms == forms()
 
 
 def test_near_miss_hint_names_the_right_form():

@@ -16,6 +16,7 @@ import yaml
 from opsagent.chat.secrets import RedactingFilter, SecretsError, SlackSecrets, load_secrets, redact
 from opsagent.chat.users import UserMapError, load_user_map
 from opsagent.policy import load_policy
+from tools import risk_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,10 +56,10 @@ def test_policy_loader_ignores_the_actors_subdirectory(tmp_path):
     (tmp_path / "actors").mkdir()
     (tmp_path / "actors" / "slack-users.yaml").write_text("users: {U1: alice}\ndefault: readonly\n")
     (tmp_path / "p.yaml").write_text("rules:\n  - name: read\n    risk: read\n    effect: allow\n")
-    policy = load_policy(tmp_path)
+    policy = load_policy(tmp_path, tool_risks=risk_table())
     assert [r.ref.name for r in policy.rules] == ["read"]
     assert [Path(f).name for f in policy.files] == ["p.yaml"]
-    shipped = load_policy(REPO / "policies")  # the shipped policies load with the mapping beside them
+    shipped = load_policy(REPO / "policies", tool_risks=risk_table())  # the shipped policies load with the mapping beside them
     assert not any("actors" in f for f in shipped.files)
 
 

@@ -27,6 +27,7 @@ import yaml
 from opsagent.cli import app
 from opsagent.playbooks import load_playbooks
 from opsagent.policy.loader import load_policy
+from tools import risk_table
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "deploy" / "manifests"
@@ -63,7 +64,7 @@ def test_the_configmaps_load_as_policy_and_playbooks(tmp_path):
         (tmp_path / folder).mkdir()
         for key, text in data[name].items():
             (tmp_path / folder / key).write_text(text, encoding="utf-8")
-    policy = load_policy(tmp_path / "policies")
+    policy = load_policy(tmp_path / "policies", tool_risks=risk_table())
     playbooks = load_playbooks(tmp_path / "playbooks")
     assert policy.intents and playbooks.for_kind("idle_gpu")
     from opsagent.chat.users import load_user_map

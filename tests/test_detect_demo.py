@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from opsagent.detect import detect
+from tools import risk_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,7 +16,7 @@ policy_loader = pytest.importorskip("opsagent.policy.loader")
 
 
 def test_demo_afternoon_finds_idle_render_ui_llm_topology_and_waiting_jobs():
-    policy = policy_loader.load_policy(ROOT / "policies")
+    policy = policy_loader.load_policy(ROOT / "policies", tool_risks=risk_table())
     sim = sim_module.SimCluster(sim_module.builtin_scenario("demo"))
     sim.advance(14 * 3600)  # Monday 14:00: render-ui quiet since 12:30, finetune-7 queued since 11:00
     snapshot = sim.snapshot()

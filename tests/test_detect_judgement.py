@@ -29,6 +29,7 @@ from opsagent.model import (
     AuditEntry, GpuRequirement, Node, NodeCondition, Revision, RolloutState, Snapshot, ToolCall)
 from opsagent.policy.decide import decide
 from opsagent.policy.limits import Counts
+from tools import risk_table
 
 EMB = "inference/embedder"
 EMB_INTENT = intent("embedder", "inference", ["embedder"], rollout={"max_attempts": 3, "backoff": "2m"})
@@ -266,7 +267,7 @@ def test_a_rate_limit_deny_says_when_the_limit_frees_up():
     from opsagent.policy import load_policy
     from tools import REGISTRY
 
-    policy = load_policy(__import__("pathlib").Path(__file__).resolve().parents[1] / "policies")
+    policy = load_policy(__import__("pathlib").Path(__file__).resolve().parents[1] / "policies", tool_risks=risk_table())
     made = [AuditEntry(time=NOW - timedelta(minutes=50 - i), kind="result", actor="carol", tool="scale_workload",
                        args={"namespace": "render", "name": "render-batch", "replicas": 2}, outcome="ok")
             for i in range(10)]

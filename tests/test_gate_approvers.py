@@ -23,6 +23,7 @@ from opsagent.gate import Gate
 from opsagent.model import ToolCall, WorkloadRef
 from opsagent.policy import load_policy
 from tools.testing import RecordingCluster
+from tools import risk_table
 
 sim_mod = pytest.importorskip("opsagent.cluster.sim")
 
@@ -58,7 +59,7 @@ def policy(tmp_path: Path, name: str, *, approvers: str, effect: str = "require_
     if effect != "require_approval":
         text = text.replace(f"    approvers: [{approvers}]\n", "")
     (folder / "policy.yaml").write_text(text)
-    return load_policy(folder)
+    return load_policy(folder, tool_risks=risk_table())
 
 
 class World:

@@ -22,6 +22,7 @@ from opsagent.gate import Gate
 from opsagent.model import ToolCall, WorkloadRef, canonical_json
 from opsagent.policy import load_policy
 from tools.testing import RecordingCluster
+from tools import risk_table
 
 sim_mod = pytest.importorskip("opsagent.cluster.sim")
 
@@ -45,7 +46,7 @@ class World:
     def __init__(self, tmp_path: Path, policies: Path = POLICIES) -> None:
         self.sim = sim_mod.SimCluster(sim_mod.parse_scenario(SCENARIO))
         self.cluster = RecordingCluster(self.sim)
-        self.policy = load_policy(policies)
+        self.policy = load_policy(policies, tool_risks=risk_table())
         self.store = AuditStore(tmp_path / "audit.db")
         self.queue = ApprovalQueue(self.store, clock=self.sim.clock, is_member=self.policy.actor_matches)
         self.gate = self.gate_for(self.policy)
@@ -179,7 +180,7 @@ def test_a_policy_that_now_denies_stops_an_approved_call(world, tmp_path):
     strict = tmp_path / "strict"
     strict.mkdir()
     (strict / "only-reads.yaml").write_text("groups:\n  platform-oncall: [carol]\nrules:\n  - name: reads-only\n    risk: read\n    effect: allow\n")
-    result = world.gate_for(load_policy(strict)).run_approved(approval, approver="carol")
+    result = world.gate_for(load_policy(strict, tool_risks=risk_table())).run_approved(approval, approver="carol")
     assert result.status == "denied" and result.decision.rule.name == "default-deny"
     assert world.cluster.writes == []
 
@@ -218,7 +219,7 @@ def test_rate_limit_counts_come_from_the_audit_log(world, tmp_path):
         "rules:\n  - name: oncall\n    risk: [read, write]\n    actors: [carol]\n    effect: allow\n"
         "limits:\n  - name: two-scales\n    tools: [scale_workload]\n    max: 2\n    per: 1h\n"
     )
-    gate = world.gate_for(load_policy(limited))
+    gate = world.gate_for(load_policy(limited, tool_risks=risk_table()))
     results = [gate.submit(call("scale_workload", "carol", namespace="inference", name="llm", replicas=n % 2 + 1)) for n in range(3)]
     assert [r.status for r in results] == ["ok", "ok", "denied"]
     assert "two-scales" in results[2].message
@@ -232,7 +233,7 @@ def test_blast_radius_caps_distinct_workloads_per_run(world, tmp_path):
     (capped / "p.yaml").write_text(
         "max_workloads_per_run: 1\nrules:\n  - name: oncall\n    risk: [read, write]\n    actors: [carol]\n    effect: allow\n"
     )
-    gate = world.gate_for(load_policy(capped))
+    gate = world.gate_for(load_policy(capped, tool_risks=risk_table()))
     assert gate.submit(call("scale_workload", "carol", namespace="inference", name="llm", replicas=2), run_id="b").ok
     assert gate.submit(call("scale_workload", "carol", namespace="inference", name="llm", replicas=1), run_id="b").ok
     third = gate.submit(call("scale_workload", "carol", namespace="render", name="render-ui", replicas=0), run_id="b")
@@ -248,7 +249,7 @@ def test_wake_uses_the_intents_warm_replicas_and_timeout(world, tmp_path):
         "    wake: {warm_replicas: 2, timeout: 20m}\n"
         "rules:\n  - name: wake\n    tools: [wake_workload, sleep_workload]\n    actors: [wake-proxy]\n    effect: allow\n"
     )
-    gate = world.gate_for(load_policy(warm))
+    gate = world.gate_for(load_policy(warm, tool_risks=risk_table()))
     assert gate.submit(call("sleep_workload", "wake-proxy", "wake-proxy", namespace="inference", name="llm")).ok
     world.sim.advance(120)
     result = gate.submit(call("wake_workload", "wake-proxy", "wake-proxy", namespace="inference", name="llm"))

@@ -28,10 +28,11 @@ from hypothesis import strategies as st
 from opsagent.gate import Gate, MemoryRecorder
 from opsagent.model import Approval, Decision, RuleRef, ToolCall
 from opsagent.policy import PolicyError, load_policy
-from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS
-from tools import REGISTRY
+from tools import REGISTRY, risk_table
 from gate_doubles import bare_policy
 from tools.testing import RecordingCluster, TinyCluster
+
+TOOL_RISKS = risk_table()
 
 NAMES = sorted(REGISTRY)
 ACTORS = ["daemon", "daemon", "alice", "alice", "carol", "wake-proxy", "bob", "mallory", "", "group:leads", "*", "alice\n", "' or 1=1"]
@@ -189,7 +190,7 @@ def policies(draw) -> tuple[dict[str, Any], dict[str, str] | None]:
     if draw(st.booleans()):
         doc["mode"] = "dry-run"
     # A misfiled risk table calls every architectural tool a write, so "allow writes" would cover them.
-    risks = {name: ("write" if risk == "architectural" else risk) for name, risk in KNOWN_TOOL_RISKS.items()} if misfile else None
+    risks = {name: ("write" if risk == "architectural" else risk) for name, risk in TOOL_RISKS.items()} if misfile else TOOL_RISKS
     return doc, risks
 
 
@@ -219,7 +220,7 @@ def test_invariants_hold_under_random_policies(spec, calls):
 
 def test_a_policy_that_misfiles_architectural_tools_still_cannot_run_them():
     doc = {"rules": [{"name": "allow-everything", "tools": ["*"], "effect": "allow"}]}
-    risks = {name: ("write" if risk == "architectural" else risk) for name, risk in KNOWN_TOOL_RISKS.items()}
+    risks = {name: ("write" if risk == "architectural" else risk) for name, risk in TOOL_RISKS.items()}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.yaml"
         path.write_text(yaml.safe_dump(doc))

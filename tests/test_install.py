@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from opsagent import shipped
 from opsagent.cli import app
 from opsagent.policy import load_policy
+from tools import risk_table
 
 
 def test_the_checkout_is_the_shipped_root_here() -> None:
@@ -39,7 +40,7 @@ def test_init_writes_starters_that_lint_and_keeps_edits(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     written = json.loads(first.stdout)["written"]
     assert str(target / "policies" / "default.yaml") in written and any("/playbooks/" in p for p in written)
-    assert load_policy(target / "policies").rules
+    assert load_policy(target / "policies", tool_risks=risk_table()).rules
     edited = target / "policies" / "default.yaml"
     edited.write_text(edited.read_text() + "\n# our own edit\n")
     again = json.loads(CliRunner().invoke(app, ["init", str(target), "-o", "json"]).stdout)

@@ -18,6 +18,7 @@ from opsagent.model import Snapshot, ToolCall, Workload, WorkloadRef
 from opsagent.policy import NO_COUNTS, decide, load_policy
 from opsagent.policy.cel import compile_expr
 from tools.base import Target
+from tools import risk_table
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 REF = WorkloadRef(namespace="apps", name="web")
@@ -45,7 +46,7 @@ def test_check_returns_the_error_with_the_value_and_keeps_nothing():
 
 def test_concurrent_decisions_never_leak_a_condition_error_into_an_allow(tmp_path: Path):
     (tmp_path / "p.yaml").write_text(textwrap.dedent(POLICY).lstrip("\n"), encoding="utf-8")
-    policy = load_policy(tmp_path)
+    policy = load_policy(tmp_path, tool_risks=risk_table())
     snapshot = Snapshot(time=NOW, workloads=(Workload(ref=REF, replicas=1),))
     target = Target(namespace="apps", workload=REF)
     # A string where a number belongs makes `args.replicas > ...` fail to evaluate: the deny must still apply.

@@ -16,8 +16,10 @@ from opsagent.policy import NO_COUNTS, Counts, decide, load_policy
 from opsagent.policy.explain import explain
 from opsagent.policy.policy import CompiledRule, Policy
 from opsagent.policy.schema import Rule
-from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS
+from tools import risk_table
 from tools.base import Target
+
+TOOL_RISKS = risk_table()
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 REF = WorkloadRef(namespace="apps", name="web")
@@ -26,7 +28,7 @@ TARGET = Target(namespace="apps", workload=REF)
 
 def policy_from(tmp_path: Path, text: str) -> Policy:
     (tmp_path / "p.yaml").write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return load_policy(tmp_path)
+    return load_policy(tmp_path, tool_risks=risk_table())
 
 
 def call(tool: str, actor: str = "daemon", channel: str = "daemon", **args) -> ToolCall:
@@ -144,7 +146,8 @@ def _policy_with(rules: list[Rule]) -> Policy:
 
     compiled = tuple(CompiledRule(r, file="mem.yaml", index=i, scopes=(), when=None, groups={}) for i, r in enumerate(rules))
     return Policy(files=("mem.yaml",), scopes=(FileScope("mem.yaml", Scope()),), groups={}, intents=(), rules=compiled, limits=(),
-                  mode="enforce", approval_ttl=timedelta(hours=1), max_workloads_per_run=None, default_approvers=())
+                  mode="enforce", approval_ttl=timedelta(hours=1), max_workloads_per_run=None, default_approvers=(),
+                  tool_risks=TOOL_RISKS)
 
 
 RULES = st.builds(
@@ -158,13 +161,13 @@ RULES = st.builds(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rules=st.lists(RULES, max_size=6), tool=st.sampled_from(sorted(KNOWN_TOOL_RISKS)),
+@given(rules=st.lists(RULES, max_size=6), tool=st.sampled_from(sorted(TOOL_RISKS)),
        actor=st.sampled_from(["daemon", "alice", "bob"]), claimed=st.sampled_from(["read", "write", "architectural"]))
 def test_decide_never_allows_an_architectural_tool(rules, tool, actor, claimed):
     """Even with rules the loader would refuse (lint skipped), no architectural call is allowed."""
     policy = _policy_with(rules)
     d = decide(policy, call=call(tool, actor=actor), risk=claimed, target=TARGET, snapshot=None, now=NOW)
-    if KNOWN_TOOL_RISKS[tool] == "architectural" or claimed == "architectural":
+    if TOOL_RISKS[tool] == "architectural" or claimed == "architectural":
         assert d.effect != "allow"
 
 
@@ -213,7 +216,7 @@ def test_recorder_counts_sum_over_the_limit_tools(tmp_path):
             return 1
 
     policy = policy_from(tmp_path, BASE)
-    counts = counts_from_recorder(Recorder(), known_tools=sorted(KNOWN_TOOL_RISKS))
+    counts = counts_from_recorder(Recorder(), known_tools=sorted(TOOL_RISKS))
     d = decide(policy, call=call("scale_workload", replicas=1), risk="write", target=TARGET, snapshot=snap(labels={"tier": "web"}), now=NOW, counts=counts)
     assert d.rule.name == "scale-rate"  # 1 + 1 reaches max 2
     assert sorted(t for t, *_ in seen) == ["scale_workload", "sleep_workload"]

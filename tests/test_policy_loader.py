@@ -10,6 +10,7 @@ import pytest
 
 from opsagent.policy import PolicyError, load_policy
 from opsagent.policy.lint import lint
+from tools import risk_table
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -20,7 +21,7 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 def problems_of(directory: Path) -> list[str]:
     with pytest.raises(PolicyError) as info:
-        load_policy(directory)
+        load_policy(directory, tool_risks=risk_table())
     return [str(p) for p in info.value.problems]
 
 
@@ -121,7 +122,7 @@ def test_allow_on_writes_only_is_fine_and_require_approval_on_architectural_is_f
           - {name: writes, tools: ['*'], risk: [read, write], effect: allow}
           - {name: arch, risk: architectural, effect: require_approval, approvers: [group:leads]}
         """)
-    policy = load_policy(tmp_path)
+    policy = load_policy(tmp_path, tool_risks=risk_table())
     assert [r.rule.name for r in policy.rules] == ["writes", "arch"]
 
 
@@ -160,7 +161,7 @@ def test_files_merge_in_priority_then_name_order(tmp_path):
         intents: [{name: team-intent, selector: {namespace: apps, names: [web]}}]
         """)
     write(tmp_path, "notes.txt", "not a policy")
-    policy = load_policy(tmp_path)
+    policy = load_policy(tmp_path, tool_risks=risk_table())
     assert [r.rule.name for r in policy.rules] == ["team-rule", "base-rule"]
     assert [i.name for i in policy.intents] == ["team-intent", "base-intent"]
     assert policy.groups == {"leads": ("alice",), "team": ("erin",)}
@@ -178,9 +179,9 @@ def test_dry_run_wins_and_lint_warns(tmp_path):
     write(tmp_path, "a.yaml", "mode: enforce\nscope: {namespaces: [apps]}\n")
     write(tmp_path, "b.yaml", "mode: dry-run\napproval_ttl: 30m\n")
     write(tmp_path, "c.yaml", "approval_ttl: 2h\n")
-    policy = load_policy(tmp_path)
+    policy = load_policy(tmp_path, tool_risks=risk_table())
     assert policy.mode == "dry-run" and policy.approval_ttl_seconds == 1800
-    report = lint(tmp_path)
+    report = lint(tmp_path, tool_risks=risk_table())
     assert report.ok
     assert any("disagree on mode" in str(w) for w in report.warnings)
 
@@ -201,7 +202,7 @@ def test_lint_warns_about_rules_that_never_match(tmp_path):
           - {name: conditional, tools: [scale_workload], when: 'args.replicas > 3', effect: deny}
           - {name: after-conditional, tools: [scale_workload], effect: deny}
         """)
-    report = lint(tmp_path)
+    report = lint(tmp_path, tool_risks=risk_table())
     assert report.ok
     text = "\n".join(str(w) for w in report.warnings)
     assert "rule 'reads-in-apps' can never match: earlier rule 'reads'" in text
@@ -229,7 +230,7 @@ def test_a_prewarm_cron_that_never_opens_is_an_error_at_its_place(tmp_path, cron
     (problem,) = problems_of(tmp_path)
     assert problem.startswith(f"{tmp_path / 'a.yaml'}:6:{column}: error: intents[0].wake.prewarm[0].cron:")
     assert message in problem
-    report = lint(tmp_path)
+    report = lint(tmp_path, tool_risks=risk_table())
     assert not report.ok and message in str(report.errors[0])
 
 
@@ -257,7 +258,7 @@ def test_a_valid_prewarm_cron_loads_and_the_detectors_read_the_same_parser(tmp_p
             selector: {namespace: render}
             wake: {prewarm: [{cron: "0 8 * * 1-5", duration: 10h}]}
         """)
-    policy = load_policy(tmp_path)
+    policy = load_policy(tmp_path, tool_risks=risk_table())
     assert policy.intents[0].wake.prewarm[0].cron == "0 8 * * 1-5"
     assert detect_parse is parse_cron
 
@@ -282,10 +283,10 @@ def test_confirm_on_a_deny_rule_and_a_bad_confirmation_ttl_point_at_their_lines(
 
 def test_confirmation_ttl_defaults_to_15_minutes_and_the_shortest_file_wins(tmp_path):
     write(tmp_path, "a.yaml", "rules: [{name: r, risk: read, effect: allow}]\n")
-    assert load_policy(tmp_path).confirmation_ttl_seconds == 900
+    assert load_policy(tmp_path, tool_risks=risk_table()).confirmation_ttl_seconds == 900
     write(tmp_path, "b.yaml", "confirmation_ttl: 5m\n")
     write(tmp_path, "c.yaml", "confirmation_ttl: 1h\n")
-    assert load_policy(tmp_path).confirmation_ttl_seconds == 300
+    assert load_policy(tmp_path, tool_risks=risk_table()).confirmation_ttl_seconds == 300
 
 
 def test_lint_warns_when_confirm_can_never_ask_anyone(tmp_path):
@@ -296,7 +297,7 @@ def test_lint_warns_when_confirm_can_never_ask_anyone(tmp_path):
           - {name: robots, tools: [sleep_workload], actors: [daemon], effect: allow, confirm: true}
           - {name: people, tools: [wake_workload], actors: [carol], effect: allow, confirm: true}
         """)
-    warnings = [(p.field, p.message) for p in lint(tmp_path).warnings]
+    warnings = [(p.field, p.message) for p in lint(tmp_path, tool_risks=risk_table()).warnings]
     assert ("rules[0].confirm", "rule 'reads' asks for confirmation but matches only reads, which never wait for anyone") in warnings
     assert any(field == "rules[1].confirm" and "only machine actors" in message for field, message in warnings)
     assert not any(field == "rules[2].confirm" for field, _ in warnings)

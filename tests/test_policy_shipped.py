@@ -182,11 +182,11 @@ def test_summary_is_short_and_names_the_three_outcomes(policy):
     assert len(text) < 4000
 
 
-def test_the_policy_knows_every_tool_of_the_catalogue_with_its_risk():
-    """The policy layer cannot import tools, so it keeps its own table; it must not drift."""
-    from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS
+def test_the_policy_is_handed_every_tool_of_the_catalogue_with_its_risk():
+    """The policy layer cannot import tools and keeps no list of them: the runtime hands it the catalogue's table."""
+    from opsagent.runtime import open_policy
 
-    assert dict(KNOWN_TOOL_RISKS) == {name: tool.risk for name, tool in REGISTRY.items()}
+    assert open_policy(POLICIES).tool_risks == {name: tool.risk for name, tool in REGISTRY.items()}
 
 
 def test_a_pod_call_sees_the_pod_and_its_workload_intent(policy):

@@ -11,29 +11,32 @@ from pathlib import Path
 
 import pytest
 
-from tools import REGISTRY, closest_names, get_tool, schema_for
+from tools import REGISTRY, closest_names, get_tool, risk_table, schema_for
+from tools.architectural import ARCHITECTURAL_TOOLS
 from tools.catalogue import BEGIN, END, render
+from tools.read import READ_TOOLS
+from tools.write import WRITE_TOOLS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "tools.md"
 
-AGREED = {
-    "read": {"list_workloads", "get_workload", "list_pods", "describe_pod", "gpu_inventory", "list_findings", "get_job",
-             "get_rollout_history"},
-    "write": {"scale_workload", "wake_workload", "sleep_workload", "restart_rollout", "undo_rollout", "cordon_node", "uncordon_node", "delete_pod"},
-    "architectural": {"set_resources", "set_gpu_placement", "set_replica_bounds", "create_workload", "delete_workload", "change_policy"},
-}
+FAMILIES = {"read": READ_TOOLS, "write": WRITE_TOOLS, "architectural": ARCHITECTURAL_TOOLS}
 
 
-def test_registry_holds_exactly_the_agreed_tools_with_their_risks():
-    for risk, names in AGREED.items():
-        assert {n for n, t in REGISTRY.items() if t.risk == risk} == names
+def test_registry_holds_each_family_under_its_own_risk():
+    for risk, family in FAMILIES.items():
+        assert family, f"no {risk} tools"
+        assert {t.name for t in family} == {n for n, t in REGISTRY.items() if t.risk == risk}
+        assert all(REGISTRY[t.name] is t for t in family)
+    assert len(REGISTRY) == sum(len(f) for f in FAMILIES.values())
+    assert risk_table() == {n: t.risk for n, t in REGISTRY.items()}
     assert get_tool("scale_workload") is REGISTRY["scale_workload"]
     assert get_tool("rm -rf") is None
 
 
-def test_policy_risk_table_agrees_with_the_registry():
-    toolrisk = pytest.importorskip("opsagent.policy.toolrisk")
-    assert dict(toolrisk.KNOWN_TOOL_RISKS) == {n: t.risk for n, t in REGISTRY.items()}
+def test_every_tool_that_changes_the_cluster_declares_how_recovery_checks_its_effect():
+    missing = sorted(n for n, t in REGISTRY.items() if t.risk != "read" and t.effect is None)
+    assert missing == ["change_policy"]  # it writes a proposal file, never the cluster
+    assert all(t.effect is None for t in READ_TOOLS)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -70,3 +73,17 @@ def test_docs_catalogue_is_generated_from_the_registry():
 def test_closest_names_suggests_real_tools():
     assert closest_names("scale_workloads")[0] == "scale_workload"
     assert closest_names("wake") == [] or all(n in REGISTRY for n in closest_names("wake"))
+
+
+@pytest.mark.parametrize("module", ["tools.read", "tools.write", "tools.architectural"])
+def test_each_family_table_names_only_tools_of_its_family(module):
+    """A family keeps per-tool parts (returns, effect, chat form, ...) in tables by name; a misspelt name must not drop one."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    family = next(v for k, v in vars(mod).items() if k.endswith("_TOOLS") and isinstance(v, tuple))
+    names = {t.name for t in family}
+    tables = {k: v for k, v in vars(mod).items() if k in ("RETURNS", "EFFECTS", "PHRASES", "CHAT", "SHOWS", "RESULTS")}
+    assert "RETURNS" in tables
+    for table_name, table in tables.items():
+        assert set(table) <= names, f"{module}.{table_name} names {sorted(set(table) - names)}"

@@ -6,6 +6,7 @@ them. Nothing here decides whether a call may run: that is `opsagent.gate`.
 """
 
 from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
-from tools.registry import REGISTRY, closest_names, get_tool, schema_for
+from tools.registry import REGISTRY, closest_names, get_tool, register, risk_table, schema_for
 
-__all__ = ["REGISTRY", "Outcome", "Target", "Tool", "ToolContext", "ToolInput", "closest_names", "get_tool", "schema_for"]
+__all__ = ["REGISTRY", "Outcome", "Target", "Tool", "ToolContext", "ToolInput", "closest_names", "get_tool", "register",
+           "risk_table", "schema_for"]

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from opsagent.cluster.port import Invalid, WorkloadSpec
 from opsagent.model import GpuRequirement, WorkloadRef
 
+from tools import effects
 from tools.args import Replicas, WorkloadArgs, find_workload
 from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
 from tools.write import _done
@@ -172,9 +173,18 @@ RETURNS: dict[str, str] = {
 }
 
 
+EFFECTS: dict[str, effects.EffectCheck] = {
+    "set_resources": effects.template(effects.resources),
+    "set_gpu_placement": effects.template(effects.placement),
+    "set_replica_bounds": effects.bounds,
+    "create_workload": effects.exists(True),
+    "delete_workload": effects.exists(False),
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="architectural", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name])
+                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS.get(name))
 
 
 ARCHITECTURAL_TOOLS: tuple[Tool, ...] = (

@@ -1,4 +1,5 @@
-"""What a tool is: a pydantic input model, a risk class, and a function over the port.
+"""What a tool is, declared once: input model, risk class, function over the port, and
+how it shows (docs, chat) and how recovery checks its effect.
 
 Tools act only through the `Cluster` port handed to them in a `ToolContext`;
 they never import an adapter. The gate is the only caller of `Tool.run`.
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster
-from opsagent.model import Finding, Frozen, Risk, Snapshot, WorkloadRef
+from opsagent.model import Finding, Frozen, Risk, Snapshot, ToolResult, WorkloadRef
+
+from tools.effects import EffectCheck
 
 
 class Target(Frozen):
@@ -35,6 +38,21 @@ class ToolInput(BaseModel):
 
     def target(self) -> Target:
         return Target()
+
+
+class ResultData(BaseModel):
+    """Base of a tool's typed result: `ToolResult.data` read by field, not by string key.
+
+    A tool still returns plain data (it is what the audit log and a model see); a
+    consumer that needs fields reads them with `Model.of(result)`. Fields a model does
+    not name are kept (extra="allow"), so a typed view never drops what a tool said.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @classmethod
+    def of(cls, result: ToolResult) -> Self:
+        return cls.model_validate(result.data or {})
 
 
 class Outcome(Frozen):
@@ -67,6 +85,25 @@ class ToolContext:
 
 
 @dataclass(frozen=True)
+class ChatForm:
+    """How a person asks for a tool in one chat line (opsagent.chat.grammar reads these).
+
+    `pattern` is a regular expression over the cleaned line; `{WL}` stands for the workload
+    (groups `ns`, `name`) and `{NUM}` for a count (group `n`, digits or a number word, handed to
+    `build` as an int). `build(ref, groups)` returns the call's arguments beyond namespace and
+    name, and the command's canonical summary.
+    """
+
+    verb: str
+    form: str  # the line `help` shows, e.g. "scale NS/NAME to N"
+    pattern: str
+    hint: str  # shown when the verb is understood but not the rest
+    build: Callable[[str, dict[str, Any]], tuple[dict[str, Any], str]]
+    aliases: tuple[str, ...] = ()  # other first words for the same form
+    particles: tuple[str, ...] = ()  # words that may stand between the verb and the workload ("scale up X")
+
+
+@dataclass(frozen=True)
 class Tool:
     name: str
     risk: Risk
@@ -75,3 +112,13 @@ class Tool:
     description: str
     examples: tuple[dict[str, Any], ...] = field(default=())
     returns: str = ""  # what the result's data holds, in one line (docs and prompts)
+    # Recovery after a crash: does the cluster show this call's change? None: no check (reads).
+    effect: EffectCheck | None = None
+    # Chat: the lines that show an ok result; None shows the result's message.
+    show: Callable[[ToolResult], list[str]] | None = None
+    # Chat: how a call reads in one line, given "NS/NAME" (already made plain) and the raw arguments.
+    phrase: Callable[[str, dict[str, Any]], str] | None = None
+    # Chat: the command that asks for this tool, if people may type one.
+    chat: ChatForm | None = None
+    # The typed view of what a successful call's data holds (see ResultData); None: untyped.
+    result_model: type[ResultData] | None = None

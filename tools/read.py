@@ -8,10 +8,12 @@ view of the cluster to make sure.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from pydantic import Field
 
 from opsagent.cluster.port import NotFound
-from opsagent.model import FindingKind, PodPhase
+from opsagent.model import FindingKind, PodPhase, ToolResult
 
 from tools.args import (
     Name,
@@ -25,7 +27,8 @@ from tools.args import (
     seconds_since,
     workload_summary,
 )
-from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+from tools.base import Outcome, ResultData, Target, Tool, ToolContext, ToolInput
+from tools.show import MAX_ROWS, ago, more, pct
 
 
 class ListWorkloadsIn(ToolInput):
@@ -275,9 +278,133 @@ RETURNS: dict[str, str] = {
 }
 
 
+class PodRow(ResultData):
+    pod: str
+    workload: str | None = None
+    phase: str
+    ready: bool = False
+    reason: str | None = None
+    restarts: int = 0
+
+
+class PodList(ResultData):
+    pods: list[PodRow] = []
+    count: int | None = None
+
+
+class FindingRow(ResultData):
+    id: str
+    kind: str
+    subject: str
+    severity: str
+    summary: str
+
+
+class FindingList(ResultData):
+    findings: list[FindingRow] = []
+    count: int | None = None
+
+
+class WorkloadDetail(ResultData):
+    gpus_per_replica: int = 0
+    rollout: str | None = None
+    rollout_reason: str | None = None
+
+
+class IdleHolder(ResultData):
+    namespace: str
+    name: str
+    gpus_held: int | float
+    idle_minutes: float
+
+
+class JobDetail(ResultData):
+    state: str | None = None
+    fits_now: bool | None = None
+    free_gpus_by_node: dict[str, int] | None = None
+    idle_holders: list[IdleHolder] = []
+
+
+def _show_workloads(result: ToolResult) -> list[str]:
+    data = result.data or {}
+    rows = data.get("workloads", [])
+    if not rows:
+        return ["no workloads match"]
+    lines = [f"{len(rows)} workload(s):" if data.get("count", len(rows)) == len(rows) else f"{data['count']} workload(s):"]
+    for w in rows[:MAX_ROWS]:
+        idle = f", idle {ago(w.get('idle_seconds'))}" if w.get("idle") else ""
+        lines.append(f"  `{w['workload']}` {w.get('ready_replicas', '?')}/{w.get('replicas', '?')} ready, "
+                     f"{w.get('gpus_held', 0)} GPU(s) held, util {pct(w.get('gpu_utilization'))}{idle}")
+    return lines + more(rows, data.get("count"))
+
+
+def _show_gpus(result: ToolResult) -> list[str]:
+    data = result.data or {}
+    rows = data.get("devices", [])
+    if not rows:
+        return ["no GPUs match"]
+    lines = [result.message + ":"]
+    for g in rows[:MAX_ROWS]:
+        who = f"held by `{g['workload'] or g['holder']}`, util {pct(g.get('utilization'))}" if g.get("holder") else "free"
+        idle = f", idle {ago(g['idle_seconds'])}" if g.get("idle_seconds") is not None else ""
+        lines.append(f"  {g['id']} on {g['node']} ({g['model']}): {who}{idle}")
+    return lines + more(rows, data.get("count"))
+
+
+def _show_findings(result: ToolResult) -> list[str]:
+    data = FindingList.of(result)
+    rows = data.findings
+    if not rows:
+        return ["no findings"]
+    return [f"{len(rows)} finding(s):"] + [f"  [{f.severity}] {f.id}: {f.summary}" for f in rows[:MAX_ROWS]] + more(rows, data.count)
+
+
+def _show_pods(result: ToolResult) -> list[str]:
+    rows = PodList.of(result).pods
+    if not rows:
+        return ["no pods"]
+    return [f"  pod `{p.pod}` {p.phase}" + (f" ({p.reason})" if p.reason else "")
+            + (f", {p.restarts} restart(s)" if p.restarts else "") for p in rows[:MAX_ROWS]]
+
+
+def _show_pod(result: ToolResult) -> list[str]:
+    data = result.data or {}
+    lines = [f"  {result.message}" + (f": {data['message']}" if data.get("message") else "")]
+    for e in (data.get("events") or [])[-5:]:
+        lines.append(f"    {e['type']} {e['reason']}: {e['message']}")
+    return lines
+
+
+def _show_job(result: ToolResult) -> list[str]:
+    data = JobDetail.of(result)
+    lines = [result.message]
+    if data.free_gpus_by_node:
+        lines.append("  free GPUs per node: " + ", ".join(f"{node} {n}" for node, n in sorted(data.free_gpus_by_node.items())))
+    for h in data.idle_holders:
+        lines.append(f"  idle holder `{h.namespace}/{h.name}`: {h.gpus_held} GPU(s), idle {h.idle_minutes:.0f} min")
+    return lines
+
+
+def _show_workload(result: ToolResult) -> list[str]:
+    data = WorkloadDetail.of(result)
+    extra = f", rollout {data.rollout}" + (f" ({data.rollout_reason})" if data.rollout_reason else "")
+    return [f"{result.message}, {data.gpus_per_replica} GPU(s) per replica{extra}"]
+
+
+SHOWS: dict[str, Callable[[ToolResult], list[str]]] = {
+    "list_workloads": _show_workloads, "gpu_inventory": _show_gpus, "list_findings": _show_findings,
+    "list_pods": _show_pods, "describe_pod": _show_pod, "get_job": _show_job, "get_workload": _show_workload,
+}
+
+
+RESULTS: dict[str, type[ResultData]] = {
+    "list_pods": PodList, "list_findings": FindingList, "get_workload": WorkloadDetail, "get_job": JobDetail,
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="read", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name])
+                examples=tuple(examples), returns=RETURNS[name], show=SHOWS.get(name), result_model=RESULTS.get(name))
 
 
 READ_TOOLS: tuple[Tool, ...] = (

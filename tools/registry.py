@@ -1,7 +1,10 @@
 """The catalogue of tools, by name: what a planner may ask the gate to run.
 
 Built once from the three families. It holds definitions only; running a tool
-is the gate's job (`opsagent.gate.Gate`), never the registry's.
+is the gate's job (`opsagent.gate.Gate`), never the registry's. Everything
+else that must know the tools reads it from here: the policy loader its risk
+table (`risk_table()`, handed over by whoever loads the policy), recovery its
+effect checks, chat its rendering, docs/tools.md its text.
 """
 
 from __future__ import annotations
@@ -26,6 +29,19 @@ def _build(*families: tuple[Tool, ...]) -> dict[str, Tool]:
 
 
 REGISTRY: dict[str, Tool] = _build(READ_TOOLS, WRITE_TOOLS, ARCHITECTURAL_TOOLS)
+
+
+def register(tool: Tool) -> Tool:
+    """Add one tool to the catalogue (a name may be declared only once)."""
+    if tool.name in REGISTRY:
+        raise ValueError(f"tool {tool.name!r} is defined twice")
+    REGISTRY[tool.name] = tool
+    return tool
+
+
+def risk_table(registry: dict[str, Tool] | None = None) -> dict[str, str]:
+    """Tool name -> risk class: what the policy loader needs to know of the tools."""
+    return {name: tool.risk for name, tool in (REGISTRY if registry is None else registry).items()}
 
 
 def get_tool(name: str) -> Tool | None:

@@ -16,7 +16,9 @@ from pydantic import Field
 from opsagent.cluster.port import NotFound, WriteResult
 
 from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
-from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+from tools import effects
+from tools.base import ChatForm, Outcome, Target, Tool, ToolContext, ToolInput
+from tools.show import plain
 
 
 def _done(result: WriteResult, message: str, **data: Any) -> Outcome:
@@ -185,9 +187,56 @@ RETURNS: dict[str, str] = {
 }
 
 
+EFFECTS: dict[str, effects.EffectCheck] = {
+    "scale_workload": effects.replicas(lambda a: int(a.get("replicas", -1))),
+    "sleep_workload": effects.replicas(lambda a: 0),
+    "wake_workload": effects.replicas(lambda a: int(a.get("replicas") or 1), at_least=True),
+    "restart_rollout": effects.new_revision,
+    "undo_rollout": effects.new_revision,
+    "cordon_node": effects.cordoned(True),
+    "uncordon_node": effects.cordoned(False),
+    "delete_pod": effects.gone,
+}
+
+PHRASES: dict[str, Any] = {
+    "scale_workload": lambda ref, args: f"scale `{ref}` to {plain(args.get('replicas'), 12)}",
+    "undo_rollout": lambda ref, args: f"rollback `{ref}`" + (f" to revision {plain(args['to_revision'], 12)}" if args.get("to_revision") else ""),
+}
+
+
+def _rollback(ref: str, groups: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    rev = groups.get("rev")
+    return ({"to_revision": int(rev)} if rev else {}), f"rollback {ref}" + (f" to {rev}" if rev else "")
+
+
+CHAT: dict[str, ChatForm] = {
+    "scale_workload": ChatForm(
+        verb="scale", form="scale NS/NAME to N", pattern=r"^scale\s+(?:up\s+|down\s+)?{WL}\s+(?:to\s+)?{NUM}(?:\s+replicas?)?$",
+        hint="scale NS/NAME to N, e.g. 'scale inference/llm to 2'", particles=("up", "down"),
+        build=lambda ref, g: ({"replicas": g["n"]}, f"scale {ref} to {g['n']}")),
+    "wake_workload": ChatForm(
+        verb="wake", form="wake NS/NAME", pattern=r"^wake(?:\s+up)?\s+{WL}(?:\s+up)?$",
+        hint="wake NS/NAME, e.g. 'wake inference/llm'", particles=("up", "down"),
+        build=lambda ref, g: ({}, f"wake {ref}")),
+    "sleep_workload": ChatForm(
+        verb="sleep", form="sleep NS/NAME", pattern=r"^(?:sleep|put\s+to\s+sleep)\s+{WL}$",
+        hint="sleep NS/NAME, e.g. 'sleep inference/llm'",
+        build=lambda ref, g: ({}, f"sleep {ref}")),
+    "restart_rollout": ChatForm(
+        verb="restart", form="restart NS/NAME", pattern=r"^restart(?:\s+the\s+rollout\s+of)?\s+{WL}$",
+        hint="restart NS/NAME, e.g. 'restart inference/llm'",
+        build=lambda ref, g: ({}, f"restart {ref}")),
+    "undo_rollout": ChatForm(
+        verb="rollback", form="rollback NS/NAME [to REV]", aliases=("undo",),
+        pattern=r"^(?:rollback|roll\s+back|undo)\s+{WL}(?:\s+to\s+(?:revision\s+|rev\s+|r)?(?P<rev>\d{1,6}))?$",
+        hint="rollback NS/NAME [to REV], e.g. 'rollback inference/llm to 3'", build=_rollback),
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="write", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name])
+                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS[name], phrase=PHRASES.get(name),
+                chat=CHAT.get(name))
 
 
 WRITE_TOOLS: tuple[Tool, ...] = (

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from opsagent.model import RolloutState, Snapshot, ToolCall, Workload, WorkloadRef
 from opsagent.policy import Counts, decide, load_policy
-from tools import REGISTRY
+from tools import REGISTRY, risk_table
 from tools.base import Target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +84,7 @@ def main() -> None:
     opts = parser.parse_args()
 
     rng = random.Random(opts.seed)
-    policy = load_policy(opts.policies, tool_risks={n: t.risk for n, t in REGISTRY.items()})
+    policy = load_policy(opts.policies, tool_risks=risk_table())
     snaps = [snapshot(rng) for _ in range(20)]
     calls = [(*random_call(rng), rng.choice(snaps)) for _ in range(opts.calls)]
     counts = FixedCounts()

@@ -27,6 +27,7 @@ from opsagent.agent.prompts import estimate_tokens, system_prompt, task_prompt  
 from opsagent.model import Event, Finding, GpuDevice, Node, Pod, Snapshot, Workload, WorkloadRef  # noqa: E402
 from opsagent.playbooks import load_playbooks  # noqa: E402
 from opsagent.policy import load_policy  # noqa: E402
+from tools.registry import risk_table  # noqa: E402
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 LONG = "deployed by the release pipeline; see the runbook for details. " * 20
@@ -54,7 +55,7 @@ def synthetic(n: int) -> Snapshot:
 
 
 def main() -> None:
-    policy = load_policy(ROOT / "policies")
+    policy = load_policy(ROOT / "policies", tool_risks=risk_table())
     playbooks = load_playbooks(ROOT / "playbooks")
     finding = Finding(kind="idle_gpu", subject="ns-7/w-00007", summary="ns-7/w-00007 holds 1 GPU with no traffic for 45m",
                       details={"gpus_held": 1, "idle_minutes": 45, "gpu_hours_wasted_so_far": 0.75})

@@ -5,6 +5,6 @@ request runs as the person who asked, through the same gate, tools and audit as
 the daemon. Nothing in this package writes to the cluster except through the gate.
 """
 
-from opsagent.chat.grammar import FORMS, Command, NotUnderstood, Step, parse
+from opsagent.chat.grammar import Command, NotUnderstood, Step, forms, parse
 
-__all__ = ["FORMS", "Command", "NotUnderstood", "Step", "parse"]
+__all__ = ["Command", "NotUnderstood", "Step", "forms", "parse"]

@@ -7,24 +7,23 @@ punctuation people type in chat (trailing `?`, commas, backticks, Slack
 `<@U…>` mentions, a leading "please").
 
 It must not decide whether anything is allowed: that is the gate's job. It only
-turns words into proposals.
+turns words into proposals. A tool people may ask for directly declares its own
+form (`Tool.chat`, e.g. "scale NS/NAME to N"); the commands here are the rest.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field
 
 from opsagent.model import Frozen
+from tools.base import ChatForm
+from tools.registry import REGISTRY
 
-FORMS: tuple[str, ...] = (
-    "scale NS/NAME to N",
-    "wake NS/NAME",
-    "sleep NS/NAME",
-    "restart NS/NAME",
-    "rollback NS/NAME [to REV]",
+_COMMAND_FORMS: tuple[str, ...] = (
     "why is NS/NAME pending?  (or: failing?; NAME is a workload or a GPU job)",
     "show idle gpus | show free gpus | show gpus",
     "show workloads [in NS]",
@@ -37,6 +36,16 @@ FORMS: tuple[str, ...] = (
     "refuse N  (drop it)",
     "help",
 )
+
+
+def _tool_forms() -> tuple[tuple[str, ChatForm], ...]:
+    """(tool name, its chat form) for every registered tool that has one, in catalogue order."""
+    return tuple((tool.name, tool.chat) for tool in REGISTRY.values() if tool.chat is not None)
+
+
+def forms() -> tuple[str, ...]:
+    """Every form `help` lists: the tools' own, then the chat commands."""
+    return tuple(form.form for _, form in _tool_forms()) + _COMMAND_FORMS
 
 Action = Literal["tool", "why", "approve", "reject", "confirm", "refuse", "show_approvals", "show_proposals", "help"]
 
@@ -64,7 +73,7 @@ class NotUnderstood(Frozen):
     text: str
     reason: str
     hint: str | None = None
-    forms: tuple[str, ...] = FORMS
+    forms: tuple[str, ...] = Field(default_factory=forms)
 
 
 NS = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
@@ -75,28 +84,36 @@ _NUMBER_WORDS = {
     "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
 }
 NUM = r"(?P<n>\d{1,6}|" + "|".join(_NUMBER_WORDS) + r")"
-_WORKLOAD_VERBS = {"scale", "wake", "sleep", "restart", "rollback", "undo", "why"}
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (key, re.compile(rx, re.IGNORECASE))
-    for key, rx in (
-        ("help", r"^(?:help|\?|commands|what can you do)$"),
-        ("scale", rf"^scale\s+(?:up\s+|down\s+)?{WL}\s+(?:to\s+)?{NUM}(?:\s+replicas?)?$"),
-        ("wake", rf"^wake(?:\s+up)?\s+{WL}(?:\s+up)?$"),
-        ("sleep", rf"^(?:sleep|put\s+to\s+sleep)\s+{WL}$"),
-        ("restart", rf"^restart(?:\s+the\s+rollout\s+of)?\s+{WL}$"),
-        ("rollback", rf"^(?:rollback|roll\s+back|undo)\s+{WL}(?:\s+to\s+(?:revision\s+|rev\s+|r)?(?P<rev>\d{{1,6}}))?$"),
-        ("why", rf"^why\s+(?:is|are|does)\s+{WL}\s+(?P<state>pending|failing|crashing|stuck|down|broken|not\s+running|not\s+ready)$"),
-        ("gpus", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<which>idle\s+|free\s+|all\s+)?gpus?$"),
-        ("workloads", rf"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<gpu>gpu\s+)?workloads(?:\s+in\s+(?:namespace\s+)?(?P<ns>{NS}))?$"),
-        ("findings", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?findings$"),
-        ("approvals", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?:pending\s+)?approvals$"),
-        ("proposals", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+|my\s+)?(?:waiting\s+)?(?:proposals|confirmations)$"),
-        ("approve", r"^approve\s+#?(?P<id>\d{1,9})(?:\s*[:,-]?\s+(?P<note>.+))?$"),
-        ("reject", r"^reject\s+#?(?P<id>\d{1,9})\s*(?:because|since|as|:|-|,)\s*(?P<note>\S.*)$"),
-        ("confirm", r"^confirm\s+#?(?P<id>[0-9]{1,9})$"),
-        ("refuse", r"^(?:refuse|cancel)\s+#?(?P<id>[0-9]{1,9})$"),
-    )
+_HELP = ("help", r"^(?:help|\?|commands|what can you do)$")
+_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("why", rf"^why\s+(?:is|are|does)\s+{WL}\s+(?P<state>pending|failing|crashing|stuck|down|broken|not\s+running|not\s+ready)$"),
+    ("gpus", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<which>idle\s+|free\s+|all\s+)?gpus?$"),
+    ("workloads", rf"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<gpu>gpu\s+)?workloads(?:\s+in\s+(?:namespace\s+)?(?P<ns>{NS}))?$"),
+    ("findings", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?findings$"),
+    ("approvals", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?:pending\s+)?approvals$"),
+    ("proposals", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+|my\s+)?(?:waiting\s+)?(?:proposals|confirmations)$"),
+    ("approve", r"^approve\s+#?(?P<id>\d{1,9})(?:\s*[:,-]?\s+(?P<note>.+))?$"),
+    ("reject", r"^reject\s+#?(?P<id>\d{1,9})\s*(?:because|since|as|:|-|,)\s*(?P<note>\S.*)$"),
+    ("confirm", r"^confirm\s+#?(?P<id>[0-9]{1,9})$"),
+    ("refuse", r"^(?:refuse|cancel)\s+#?(?P<id>[0-9]{1,9})$"),
 )
+
+
+@lru_cache(maxsize=8)
+def _table(tool_forms: tuple[tuple[str, ChatForm], ...]) -> tuple[tuple[str, re.Pattern[str], ChatForm | None], ...]:
+    """The patterns in the order they are tried: help, the tools' forms, then the chat commands."""
+    own = [(name, form.pattern.replace("{WL}", WL).replace("{NUM}", NUM), form) for name, form in tool_forms]
+    rows = [(*_HELP, None), *own, *((key, rx, None) for key, rx in _COMMANDS)]
+    return tuple((key, re.compile(rx, re.IGNORECASE), form) for key, rx, form in rows)
+
+
+def _workload_verbs() -> dict[str, tuple[str, ...]]:
+    """First words that take a workload, with the words that may stand between them and it."""
+    verbs: dict[str, tuple[str, ...]] = {"why": ()}
+    for _, form in _tool_forms():
+        for verb in (form.verb, *form.aliases):
+            verbs[verb] = form.particles
+    return verbs
 
 
 def clean(text: str) -> str:
@@ -117,7 +134,8 @@ def _qualify(t: str) -> str:
     """Turn 'VERB NAME ... in NS' into 'VERB NS/NAME ...' for workload commands."""
     words = t.split(" ")
     verb = words[0].lower() if words else ""
-    if verb not in _WORKLOAD_VERBS or "/" in t:
+    verbs = _workload_verbs()
+    if verb not in verbs or "/" in t:
         return t
     m = re.search(rf"\s+in\s+(?:the\s+)?(?:namespace\s+)?({NS})(?:\s+namespace)?(?=\s|$)", t, re.IGNORECASE)
     if not m:
@@ -125,7 +143,7 @@ def _qualify(t: str) -> str:
     ns = m.group(1).lower()
     rest = (t[: m.start()] + t[m.end():]).split(" ")
     idx = 2 if verb == "why" else 1
-    if verb in {"scale", "wake"} and len(rest) > idx and rest[idx].lower() in {"up", "down"}:
+    if len(rest) > idx and rest[idx].lower() in verbs[verb]:
         idx += 1
     if len(rest) <= idx:
         return t
@@ -142,10 +160,10 @@ def parse(text: str) -> Command | NotUnderstood:
     t = _qualify(clean(text or ""))
     if not t:
         return NotUnderstood(text=text, reason="the message is empty", hint="try 'help'")
-    for key, rx in _PATTERNS:
+    for key, rx, form in _table(_tool_forms()):
         m = rx.match(t)
         if m:
-            return _build(key, m)
+            return _from_form(key, form, m) if form is not None else _build(key, m)
     return _near_miss(text, t)
 
 
@@ -154,25 +172,19 @@ def _wl(m: re.Match[str]) -> tuple[dict[str, str], str]:
     return {"namespace": ns, "name": name}, f"{ns}/{name}"
 
 
+def _from_form(tool: str, form: ChatForm, m: re.Match[str]) -> Command:
+    """A tool's own chat form matched: one step calling that tool on the named workload."""
+    args, ref = _wl(m)
+    groups: dict[str, Any] = m.groupdict()
+    if groups.get("n") is not None:
+        groups["n"] = _number(groups["n"])
+    extra, summary = form.build(ref, groups)
+    return Command(action="tool", steps=(Step(tool=tool, args={**args, **extra}),), summary=summary, workload=ref)
+
+
 def _build(key: str, m: re.Match[str]) -> Command:
     if key == "help":
         return Command(action="help", summary="help")
-    if key == "scale":
-        args, ref = _wl(m)
-        n = _number(m.group("n"))
-        return Command(action="tool", steps=(Step(tool="scale_workload", args={**args, "replicas": n}),),
-                       summary=f"scale {ref} to {n}", workload=ref)
-    if key in {"wake", "sleep", "restart"}:
-        args, ref = _wl(m)
-        tool = {"wake": "wake_workload", "sleep": "sleep_workload", "restart": "restart_rollout"}[key]
-        return Command(action="tool", steps=(Step(tool=tool, args=args),), summary=f"{key} {ref}", workload=ref)
-    if key == "rollback":
-        args, ref = _wl(m)
-        rev = m.group("rev")
-        if rev:
-            args = {**args, "to_revision": int(rev)}
-        return Command(action="tool", steps=(Step(tool="undo_rollout", args=args),),
-                       summary=f"rollback {ref}" + (f" to {rev}" if rev else ""), workload=ref)
     if key == "why":
         args, ref = _wl(m)
         state = " ".join(m.group("state").lower().split())
@@ -218,12 +230,6 @@ def _build(key: str, m: re.Match[str]) -> Command:
 
 
 _HINTS = {
-    "scale": "scale NS/NAME to N, e.g. 'scale inference/llm to 2'",
-    "wake": "wake NS/NAME, e.g. 'wake inference/llm'",
-    "sleep": "sleep NS/NAME, e.g. 'sleep inference/llm'",
-    "restart": "restart NS/NAME, e.g. 'restart inference/llm'",
-    "rollback": "rollback NS/NAME [to REV], e.g. 'rollback inference/llm to 3'",
-    "undo": "rollback NS/NAME [to REV], e.g. 'rollback inference/llm to 3'",
     "why": "why is NS/NAME pending? (or failing?), e.g. 'why is training/bert pending?'",
     "show": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals | show proposals",
     "list": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals | show proposals",
@@ -235,12 +241,17 @@ _HINTS = {
 }
 
 
+def _hints() -> dict[str, str]:
+    own = {verb: form.hint for _, form in _tool_forms() for verb in (form.verb, *form.aliases)}
+    return {**own, **_HINTS}
+
+
 def _near_miss(original: str, t: str) -> NotUnderstood:
     verb = t.split(" ")[0].lower()
-    hint = _HINTS.get(verb)
+    hint = _hints().get(verb)
     if hint is None:
         return NotUnderstood(text=original, reason="this is not one of the chat commands")
-    if verb in _WORKLOAD_VERBS and not re.search(rf"{NS}/{NAME}", t, re.IGNORECASE):
+    if verb in _workload_verbs() and not re.search(rf"{NS}/{NAME}", t, re.IGNORECASE):
         reason = "name the workload as NAMESPACE/NAME (or 'NAME in NAMESPACE')"
     elif verb == "reject" and re.match(r"^reject\s+#?\d+$", t, re.IGNORECASE):
         reason = "a rejection needs a reason"

@@ -8,11 +8,13 @@ what the gate and the approval queue already decided.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opsagent.model import Approval, ToolResult
+from tools.registry import get_tool
+from tools.show import plain
+
 
 if TYPE_CHECKING:
     from opsagent.chat.service import ChatReply
@@ -21,83 +23,17 @@ APPROVE_ACTION = "opsagent_approve"
 REJECT_ACTION = "opsagent_reject"
 CONFIRM_ACTION = "opsagent_confirm"
 REFUSE_ACTION = "opsagent_refuse"
-MAX_ROWS = 20
 SLACK_TEXT_LIMIT = 2900  # a section block holds 3000 characters
 
 
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.0f}%"
-
-
-def _ago(seconds: Any) -> str:
-    if seconds is None:
-        return "-"
-    s = float(seconds)
-    if s < 120:
-        return f"{s:.0f}s"
-    if s < 7200:
-        return f"{s / 60:.0f}m"
-    return f"{s / 3600:.1f}h"
-
-
-def _more(rows: list[Any], count: int | None) -> list[str]:
-    total = count if isinstance(count, int) else len(rows)
-    return [f"  … and {total - MAX_ROWS} more"] if total > MAX_ROWS else []
-
-
 def result_lines(result: ToolResult) -> list[str]:
-    """A few lines that show what a read tool found (or what a write did)."""
-    data, tool = result.data or {}, result.tool
+    """A few lines that show what a read tool found (or what a write did); each tool declares its own (`Tool.show`)."""
     if result.status in ("error", "invalid", "denied"):
         return [result.message]
-    if tool == "list_workloads":
-        rows = data.get("workloads", [])
-        if not rows:
-            return ["no workloads match"]
-        lines = [f"{len(rows)} workload(s):" if data.get("count", len(rows)) == len(rows) else f"{data['count']} workload(s):"]
-        for w in rows[:MAX_ROWS]:
-            idle = f", idle {_ago(w.get('idle_seconds'))}" if w.get("idle") else ""
-            lines.append(f"  `{w['workload']}` {w.get('ready_replicas', '?')}/{w.get('replicas', '?')} ready, "
-                         f"{w.get('gpus_held', 0)} GPU(s) held, util {_pct(w.get('gpu_utilization'))}{idle}")
-        return lines + _more(rows, data.get("count"))
-    if tool == "gpu_inventory":
-        rows = data.get("devices", [])
-        if not rows:
-            return ["no GPUs match"]
-        lines = [result.message + ":"]
-        for g in rows[:MAX_ROWS]:
-            who = f"held by `{g['workload'] or g['holder']}`, util {_pct(g.get('utilization'))}" if g.get("holder") else "free"
-            idle = f", idle {_ago(g['idle_seconds'])}" if g.get("idle_seconds") is not None else ""
-            lines.append(f"  {g['id']} on {g['node']} ({g['model']}): {who}{idle}")
-        return lines + _more(rows, data.get("count"))
-    if tool == "list_findings":
-        rows = data.get("findings", [])
-        if not rows:
-            return ["no findings"]
-        return [f"{len(rows)} finding(s):"] + [f"  [{f['severity']}] {f['id']}: {f['summary']}" for f in rows[:MAX_ROWS]] + _more(rows, data.get("count"))
-    if tool == "list_pods":
-        rows = data.get("pods", [])
-        if not rows:
-            return ["no pods"]
-        return [f"  pod `{p['pod']}` {p['phase']}" + (f" ({p['reason']})" if p.get("reason") else "")
-                + (f", {p['restarts']} restart(s)" if p.get("restarts") else "") for p in rows[:MAX_ROWS]]
-    if tool == "describe_pod":
-        lines = [f"  {result.message}" + (f": {data['message']}" if data.get("message") else "")]
-        for e in (data.get("events") or [])[-5:]:
-            lines.append(f"    {e['type']} {e['reason']}: {e['message']}")
-        return lines
-    if tool == "get_job":
-        lines = [result.message]
-        free = data.get("free_gpus_by_node")
-        if free:
-            lines.append("  free GPUs per node: " + ", ".join(f"{node} {n}" for node, n in sorted(free.items())))
-        for h in data.get("idle_holders") or []:
-            lines.append(f"  idle holder `{h['namespace']}/{h['name']}`: {h['gpus_held']} GPU(s), idle {h['idle_minutes']:.0f} min")
-        return lines
-    if tool == "get_workload":
-        extra = f", rollout {data.get('rollout')}" + (f" ({data['rollout_reason']})" if data.get("rollout_reason") else "")
-        return [f"{result.message}, {data.get('gpus_per_replica', 0)} GPU(s) per replica{extra}"]
-    return [result.message or f"{tool}: {result.status}"]
+    tool = get_tool(result.tool)
+    if tool is not None and tool.show is not None:
+        return tool.show(result)
+    return [result.message or f"{result.tool}: {result.status}"]
 
 
 def approval_line(approval: Approval) -> str:
@@ -106,23 +42,12 @@ def approval_line(approval: Approval) -> str:
             f"{approval.state}; approvers: {who}; expires {approval.expires_at:%Y-%m-%d %H:%M} UTC")
 
 
-def plain(value: Any, limit: int = 120) -> str:
-    """Untrusted text (a model's words, its arguments) as one line: no control characters, no line breaks,
-    no backticks, no format characters (a right-to-left override would redraw the rest of the line, a zero-width
-    one hide a difference), cut to `limit`, so it cannot pass for a line of the reply or break its formatting."""
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(value)
-                   if unicodedata.category(c) != "Cf").replace("`", "'")
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def call_summary(tool: str, args: dict[str, Any]) -> str:
     tool, args = plain(tool, 60), args if isinstance(args, dict) else {}
     ref = f"{plain(args.get('namespace'), 63)}/{plain(args.get('name'), 253)}" if args.get("namespace") and args.get("name") else None
-    if tool == "scale_workload" and ref:
-        return f"scale `{ref}` to {plain(args.get('replicas'), 12)}"
-    if tool == "undo_rollout" and ref:
-        return f"rollback `{ref}`" + (f" to revision {plain(args['to_revision'], 12)}" if args.get("to_revision") else "")
+    declared = get_tool(tool)
+    if ref and declared is not None and declared.phrase is not None:
+        return declared.phrase(ref, args)
     if ref:
         return f"{tool} `{ref}`"
     shown = ", ".join(f"{plain(k, 40)}={plain(v, 80)}" for k, v in sorted(args.items(), key=lambda kv: str(kv[0])))

@@ -25,13 +25,14 @@ from opsagent.approvals import MACHINE_ACTORS, ApprovalError
 from opsagent.audit import AuditStore
 from opsagent.chat import render
 from opsagent.chat.confirmations import DEFAULT_TTL_SECONDS, ConfirmationRefused, ConfirmationStore
-from opsagent.chat.grammar import FORMS, Command, NotUnderstood, Step, parse
+from opsagent.chat.grammar import Command, NotUnderstood, Step, forms, parse
 from opsagent.chat.secrets import redact
 from opsagent.chat.users import Actor
 from opsagent.model.actor import ActorNameError, actor_refusal, normalize_actor
 from opsagent.clock import Clock
 from opsagent.model import Approval, AuditEntry, ToolCall, ToolResult
 from tools import get_tool
+from tools.read import FindingList, JobDetail, PodList, WorkloadDetail
 
 READ_ONLY_RULE = "<builtin>:chat-read-only"
 MACHINE_ACTOR_RULE = "<builtin>:chat-machine-actor"
@@ -142,8 +143,9 @@ class ChatService:
             return self._not_understood(command, who, channel, text, identity=actor)
         reply = ChatReply(text="", actor=who.name, channel=channel, command=command.summary)
         if command.action == "help":
-            reply.data["forms"] = list(FORMS)
-            return self._reply(reply, body=["Commands I understand:", *(f"  {f}" for f in FORMS)])
+            shown = forms()
+            reply.data["forms"] = list(shown)
+            return self._reply(reply, body=["Commands I understand:", *(f"  {f}" for f in shown)])
         if command.action == "show_approvals":
             return self._show_approvals(reply)
         if command.action == "show_proposals":
@@ -275,27 +277,29 @@ class ChatService:
         body: list[str] = []
         body.extend(render.result_lines(workload))
         pods = by_tool.get("list_pods")
-        rows = (pods.data.get("pods") if pods is not None and pods.ok else None) or []
+        rows = PodList.of(pods).pods if pods is not None and pods.ok else []
         body.extend(render.result_lines(pods) if pods is not None and rows else ["  no pods: the workload is scaled to zero or none were created"])
-        troubled = [p for p in rows if p["phase"] != "Running" or not p.get("ready")][:MAX_DESCRIBED_PODS]
+        troubled = [p for p in rows if p.phase != "Running" or not p.ready][:MAX_DESCRIBED_PODS]
         for p in troubled:
-            ns, _, name = p["pod"].partition("/")
+            ns, _, name = p.pod.partition("/")
             described = self._submit("describe_pod", {"namespace": ns, "name": name}, who, channel, text, run_id, reply, command.summary)
             if described is not None and described.ok:
                 results.append(described)
                 body.extend(render.result_lines(described)[1:])
         findings = by_tool.get("list_findings")
-        if findings is not None and findings.data.get("findings"):
+        found = FindingList.of(findings).findings if findings is not None else []
+        if found:
             body.extend(render.result_lines(findings))
-        reason = workload.data.get("rollout_reason")
-        if not troubled and not reason and not (findings and findings.data.get("findings")):
+        reason = WorkloadDetail.of(workload).rollout_reason
+        if not troubled and not reason and not found:
             body.append("nothing looks wrong right now: all pods are running and ready")
         return body
 
     @staticmethod
     def _explain_job(job: ToolResult) -> list[str]:
         body = render.result_lines(job)
-        if job.ok and job.data.get("state") == "queued" and not job.data.get("fits_now") and not job.data.get("idle_holders"):
+        detail = JobDetail.of(job) if job.ok else None
+        if detail is not None and detail.state == "queued" and not detail.fits_now and not detail.idle_holders:
             body.append("  no workload is reported idle on GPUs now: the job starts when running work frees them")
         return body
 

@@ -69,7 +69,9 @@ def _policy(policies: Path) -> Any:
              hint="point --policies (or OPSAGENT_POLICIES) at the policy directory the daemon uses; "
                   "approvers and group:NAME membership come from it")
     try:
-        return load_policy(policies)
+        from tools.registry import risk_table
+
+        return load_policy(policies, tool_risks=risk_table())
     except PolicyError as exc:
         fail(f"cannot load the policy: {exc}", hint=f"check the files in {policies} (opsagent policy lint)")
 

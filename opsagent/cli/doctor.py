@@ -279,9 +279,10 @@ def run_checks(
 def _policy_namespaces(policies: Path) -> tuple[str, ...]:
     """The namespaces the policy names exactly; none (check cluster-wide) when it cannot be loaded here."""
     from opsagent.policy.loader import load_policy
+    from tools.registry import risk_table
 
     try:
-        return load_policy(policies).named_namespaces()[0]
+        return load_policy(policies, tool_risks=risk_table()).named_namespaces()[0]
     except Exception:  # doctor reports what it can; `opsagent policy lint` is where a bad policy is explained
         return ()
 

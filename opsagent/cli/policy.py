@@ -34,9 +34,9 @@ CHANNELS = ("daemon", "cli", "slack", "wake-proxy", "eval", "api", "mcp")
 
 
 def _tool_risks() -> dict[str, str]:
-    from tools import REGISTRY
+    from tools import risk_table
 
-    return {name: tool.risk for name, tool in REGISTRY.items()}
+    return risk_table()
 
 
 def _load(directory: Path):

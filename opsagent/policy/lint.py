@@ -41,8 +41,8 @@ class LintReport:
         return not self.errors
 
 
-def lint(directory: Path | str, *, tool_risks: Mapping[str, str] | None = None) -> LintReport:
-    """Load `directory` and check it. `tool_risks` (name → risk) is the real tool catalogue when known."""
+def lint(directory: Path | str, *, tool_risks: Mapping[str, str]) -> LintReport:
+    """Load `directory` and check it. `tool_risks` (name → risk) is the tool catalogue's table."""
     policy, problems = read_policy(directory, tool_risks=tool_risks)
     found = list(problems)
     if policy is not None:

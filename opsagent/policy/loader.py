@@ -23,7 +23,7 @@ from opsagent.policy.optin import OptIn
 from opsagent.policy.facts import CEL_VARIABLES
 from opsagent.policy.policy import CompiledLimit, CompiledRule, FileScope, Patterns, Policy, cluster_groups_of, expand_actors
 from opsagent.policy.schema import PolicyFile, Scope, SpendCap, SpendCaps
-from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS, tools_matched
+from opsagent.policy.toolrisk import tools_matched
 from opsagent.yamlmarks import Marks, YamlProblem, load_with_marks, locate
 
 DEFAULT_TTL = timedelta(hours=1)
@@ -35,8 +35,11 @@ _FIELD_HINTS = {
 }
 
 
-def load_policy(directory: Path | str, *, tool_risks: Mapping[str, str] | None = None) -> Policy:
-    """The merged policy of `directory` (or of one file). Raises PolicyError listing every error."""
+def load_policy(directory: Path | str, *, tool_risks: Mapping[str, str]) -> Policy:
+    """The merged policy of `directory` (or of one file). Raises PolicyError listing every error.
+
+    `tool_risks` (tool name -> risk class) is the tool catalogue's table (`tools.risk_table()`),
+    handed over by whoever loads the policy: the policy layer does not import the tools."""
     policy, problems = read_policy(directory, tool_risks=tool_risks)
     errors = [p for p in problems if p.severity == "error"]
     if errors or policy is None:
@@ -44,10 +47,10 @@ def load_policy(directory: Path | str, *, tool_risks: Mapping[str, str] | None =
     return policy
 
 
-def read_policy(directory: Path | str, *, tool_risks: Mapping[str, str] | None = None) -> tuple[Policy | None, list[Problem]]:
+def read_policy(directory: Path | str, *, tool_risks: Mapping[str, str]) -> tuple[Policy | None, list[Problem]]:
     """Like load_policy, but returns (policy or None, problems) instead of raising; lint uses it."""
     root = Path(directory)
-    risks = dict(tool_risks or KNOWN_TOOL_RISKS)
+    risks = dict(tool_risks)
     if root.is_file():
         paths = [root]
     elif root.is_dir():

@@ -20,7 +20,7 @@ from opsagent.policy.intents import Intent
 from opsagent.policy.optin import OptIn
 from opsagent.policy.resolve import IntentBook, Resolved
 from opsagent.policy.schema import CLUSTER_GROUP, RateLimit, Rule, Scope, SpendCaps
-from opsagent.policy.toolrisk import KNOWN_TOOL_RISKS, is_glob, matches_any
+from opsagent.policy.toolrisk import is_glob, matches_any
 
 _CACHE_MAX = 4096
 
@@ -178,7 +178,7 @@ class Policy:
         approval_ttl: timedelta,
         max_workloads_per_run: int | None,
         default_approvers: tuple[str, ...],
-        tool_risks: Mapping[str, str] = KNOWN_TOOL_RISKS,
+        tool_risks: Mapping[str, str],
         warnings: tuple[Any, ...] = (),
         spend_caps: SpendCaps | None = None,
         intent_places: tuple[Mapping[str, str], ...] = (),

@@ -150,9 +150,10 @@ class SimWorld:
 def sim_world(tmp: Path, *, scenario: Any = "demo") -> SimWorld:
     from opsagent.cluster.sim import SimCluster, builtin_scenario
     from opsagent.policy import load_policy
+    from tools.registry import risk_table
 
     sim = SimCluster(builtin_scenario(scenario) if isinstance(scenario, str) else scenario)
-    policy = load_policy(REPO / "policies")
+    policy = load_policy(REPO / "policies", tool_risks=risk_table())
     store = AuditStore(tmp / "ops.db")
     queue = ApprovalQueue(store, clock=sim.clock, is_member=policy.actor_matches)
     gate = Gate(policy=policy, cluster=sim, clock=sim.clock, recorder=store, approvals=queue, wait=sim.advance)

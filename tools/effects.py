@@ -1,0 +1,117 @@
+"""Effect checks: did a write's change reach the cluster? One builder per kind of change.
+
+Each tool that writes declares its check next to its code (`Tool.effect`);
+recovery after a crash asks the registry for it. A check is a pure function
+of the call's arguments, the target as it was before the call (`before`) and
+a snapshot taken now, and returns an `Observed` verdict: `in_effect` when the
+cluster shows the change, `not_in_effect` when the target looks as it did
+before, `unknown` otherwise. Nothing here writes, records or decides policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from opsagent.model import Snapshot, Workload
+
+Verdict = Literal["in_effect", "not_in_effect", "unknown"]
+
+
+@dataclass(frozen=True)
+class Observed:
+    verdict: Verdict
+    detail: str
+
+
+EffectCheck = Callable[[dict[str, Any], dict[str, Any], Snapshot], Observed]
+
+
+def workload_of(snapshot: Snapshot, args: dict[str, Any]) -> Workload | None:
+    if not args.get("namespace") or not args.get("name"):
+        return None
+    return snapshot.workload(f"{args['namespace']}/{args['name']}")
+
+
+def replicas(want: Callable[[dict[str, Any]], int], *, at_least: bool = False):
+    def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+        w = workload_of(snapshot, args)
+        if w is None:
+            return Observed("unknown", f"{args.get('namespace')}/{args.get('name')} is not in the cluster any more")
+        target = want(args)
+        if w.replicas == target or (at_least and w.replicas >= target):
+            return Observed("in_effect", f"{w.key} has {w.replicas} replica(s), as the call asked")
+        if before.get("replicas") == w.replicas:
+            return Observed("not_in_effect", f"{w.key} still has {w.replicas} replica(s), as before the call")
+        return Observed("unknown", f"{w.key} has {w.replicas} replica(s); the call asked for {target}")
+    return check
+
+
+def new_revision(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+    w = workload_of(snapshot, args)
+    if w is None:
+        return Observed("unknown", f"{args.get('namespace')}/{args.get('name')} is not in the cluster any more")
+    if "revision" not in before:
+        return Observed("unknown", f"{w.key} is at revision {w.revision}; its revision before the call was not recorded")
+    if w.revision != before["revision"] or w.image != before.get("image", w.image):
+        return Observed("in_effect", f"{w.key} moved from revision {before['revision']} to {w.revision}")
+    return Observed("not_in_effect", f"{w.key} is still at revision {w.revision}, as before the call")
+
+
+def template(fields: Callable[[dict[str, Any]], dict[str, Any]]):
+    def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+        w = workload_of(snapshot, args)
+        if w is None:
+            return Observed("unknown", f"{args.get('namespace')}/{args.get('name')} is not in the cluster any more")
+        wanted = fields(args)
+        now = {"gpus_per_replica": w.gpus_per_replica, "memory_mib": w.memory_mib,
+               "gpu_requirement": w.gpu_requirement.model_dump()}
+        if all(now[k] == v for k, v in wanted.items()):
+            return Observed("in_effect", f"{w.key}'s pod template shows {wanted}")
+        return Observed("not_in_effect", f"{w.key}'s pod template does not show {wanted}")
+    return check
+
+
+def resources(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: args[k] for k in ("gpus_per_replica", "memory_mib") if args.get(k) is not None}
+
+
+def placement(args: dict[str, Any]) -> dict[str, Any]:
+    return {"gpu_requirement": {"min_link_width": args.get("min_link_width"), "coherent": bool(args.get("coherent", False))}}
+
+
+def bounds(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+    w = workload_of(snapshot, args)
+    if w is None:
+        return Observed("unknown", f"{args.get('namespace')}/{args.get('name')} is not in the cluster any more")
+    wanted = {"opsagent.dev/min-replicas": str(args.get("min")), "opsagent.dev/max-replicas": str(args.get("max"))}
+    if all(w.annotations.get(k) == v for k, v in wanted.items()):
+        return Observed("in_effect", f"{w.key} carries replica bounds {args.get('min')}..{args.get('max')}")
+    return Observed("not_in_effect", f"{w.key} does not carry replica bounds {args.get('min')}..{args.get('max')}")
+
+
+def cordoned(wanted: bool):
+    def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+        node = snapshot.node(str(args.get("node")))
+        if node is None:
+            return Observed("unknown", f"node {args.get('node')} is not in the cluster any more")
+        state = "cordoned" if node.cordoned else "schedulable"
+        return Observed("in_effect" if node.cordoned == wanted else "not_in_effect", f"node {node.name} is {state}")
+    return check
+
+
+def gone(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+    pod = snapshot.pod(str(args.get("namespace")), str(args.get("name")))
+    key = f"{args.get('namespace')}/{args.get('name')}"
+    return Observed("not_in_effect", f"pod {key} still exists") if pod is not None else Observed("in_effect", f"pod {key} is gone")
+
+
+def exists(wanted: bool):
+    def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+        key = f"{args.get('namespace')}/{args.get('name')}"
+        present = workload_of(snapshot, args) is not None
+        verdict: Verdict = "in_effect" if present == wanted else "not_in_effect"
+        return Observed(verdict, f"workload {key} {'exists' if present else 'does not exist'}")
+    return check
+
+

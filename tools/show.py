@@ -1,0 +1,38 @@
+"""Small text helpers a tool's chat rendering uses (`Tool.show`, `Tool.phrase`). Pure."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+MAX_ROWS = 20
+
+
+def pct(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.0f}%"
+
+
+def ago(seconds: Any) -> str:
+    if seconds is None:
+        return "-"
+    s = float(seconds)
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.1f}h"
+
+
+def more(rows: list[Any], count: int | None) -> list[str]:
+    total = count if isinstance(count, int) else len(rows)
+    return [f"  … and {total - MAX_ROWS} more"] if total > MAX_ROWS else []
+
+
+def plain(value: Any, limit: int = 120) -> str:
+    """Untrusted text (a model's words, its arguments) as one line: no control characters, no line breaks,
+    no backticks, no format characters (a right-to-left override would redraw the rest of the line, a zero-width
+    one hide a difference), cut to `limit`, so it cannot pass for a line of the reply or break its formatting."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(value)
+                   if unicodedata.category(c) != "Cf").replace("`", "'")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
