@@ -12,9 +12,10 @@ never reached a decision).
 
 The gate never raises for bad input: unknown tools, malformed or oversized
 arguments and cluster failures come back as a `ToolResult` a model can read.
-It must not decide policy itself beyond two built-in guards that no policy can
-loosen: architectural tools never run without an approval, and a run may not
-change more distinct workloads than the policy's blast radius.
+It must not decide policy itself beyond three built-in guards that no policy can
+loosen: architectural tools never run without an approval, a run may not
+change more distinct workloads than the policy's blast radius, and the replicas
+of a workload an autoscaler owns are never written (opsagent/policy/ownership.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from opsagent.gate_support import (
 from opsagent.gate_recovery import before_of, observed_effect
 from opsagent.model import (Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
                             bounded_json, is_stand_in)
+from opsagent.policy.ownership import autoscaler_refusal
 from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
 
 __all__ = ["ApprovalSink", "Gate", "GatePolicy", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
@@ -336,6 +338,9 @@ class Gate:
             refusal = self._approval_problem(call, approval, approver or "", now)
             if refusal:
                 return builtin("deny", "approval-invalid", refusal)
+        owned = autoscaler_refusal(tool.replicas, getattr(target, "workload", None), snapshot)
+        if owned:  # built-in guard, like the approval rule for architectural tools: no policy loosens it
+            return builtin("deny", "autoscaler-owned", owned)
         counts = counts_for(self.recorder, known_tools=list(self.tools), run_workloads=lambda: self._changed.get(run_id or "", set()))
         try:
             decision = self._decide(self.policy, call=call, risk=tool.risk, target=target, snapshot=snapshot, now=now, counts=counts)

@@ -163,7 +163,38 @@ def change_policy(ctx: ToolContext, args: ChangePolicyIn) -> Outcome:
     return Outcome(message=f"wrote the proposed {args.file} to {path}; a person must review it and move it into the policy directory", data=data)
 
 
+class SetAutoscalerBoundsIn(WorkloadArgs):
+    min_replicas: int = Field(ge=0, le=1000, description="The autoscaler's minimum (0 only for KEDA).")
+    max_replicas: int = Field(ge=1, le=1000, description="The autoscaler's maximum.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SetAutoscalerBoundsIn":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}")
+        return self
+
+
+def set_autoscaler_bounds(ctx: ToolContext, args: SetAutoscalerBoundsIn) -> Outcome:
+    snap = ctx.observe()
+    w = find_workload(snap, args.namespace, args.name)
+    owner = snap.autoscaler_of(w.ref)
+    if owner is None:
+        return Outcome(status="error", message=f"no autoscaler owns {w.key}; propose set_replica_bounds instead",
+                       data={"workload": w.key})
+    if owner.kind == "HorizontalPodAutoscaler" and args.min_replicas < 1:
+        return Outcome(status="error", message=f"{owner.label} cannot go below 1 replica; only KEDA scales to zero",
+                       data={"workload": w.key, "autoscaler": owner.label})
+    result = ctx.cluster.set_autoscaler_bounds(kind=owner.kind, namespace=owner.namespace, name=owner.name,
+                                               min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+                                               dry_run=ctx.dry_run)
+    return _done(result, f"set the bounds of {owner.label} from {owner.min_replicas}..{owner.max_replicas} to "
+                         f"{args.min_replicas}..{args.max_replicas}",
+                 workload=w.key, autoscaler=owner.label, before={"min": owner.min_replicas, "max": owner.max_replicas},
+                 after={"min": args.min_replicas, "max": args.max_replicas})
+
+
 RETURNS: dict[str, str] = {
+    'set_autoscaler_bounds': 'workload, `autoscaler` (kind namespace/name), before and after (min, max), dry_run.',
     'set_resources': 'workload, before and after (gpus_per_replica, memory_mib), dry_run.',
     'set_gpu_placement': 'workload, before and after (min_link_width, coherent), dry_run.',
     'set_replica_bounds': 'workload, before and after annotations (opsagent.dev/min-replicas, opsagent.dev/max-replicas), dry_run.',
@@ -177,6 +208,7 @@ EFFECTS: dict[str, effects.EffectCheck] = {
     "set_resources": effects.template(effects.resources),
     "set_gpu_placement": effects.template(effects.placement),
     "set_replica_bounds": effects.bounds,
+    "set_autoscaler_bounds": effects.autoscaler_bounds,
     "create_workload": effects.exists(True),
     "delete_workload": effects.exists(False),
 }
@@ -197,6 +229,9 @@ ARCHITECTURAL_TOOLS: tuple[Tool, ...] = (
     _tool("set_replica_bounds", SetReplicaBoundsIn, set_replica_bounds,
           "Propose the replica bounds the agent must keep to, stored as workload annotations (needs approval).",
           {"namespace": "inference", "name": "llm", "min": 0, "max": 4}),
+    _tool("set_autoscaler_bounds", SetAutoscalerBoundsIn, set_autoscaler_bounds,
+          "Propose new min/max replicas for the autoscaler (HPA or KEDA ScaledObject) that owns a workload (needs approval).",
+          {"namespace": "inference", "name": "llm", "min_replicas": 1, "max_replicas": 4}),
     _tool("create_workload", CreateWorkloadIn, create_workload,
           "Propose a new workload (needs approval).",
           {"namespace": "inference", "name": "embedder", "image": "registry/embedder:2.0", "replicas": 1, "gpus_per_replica": 1}),

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster
-from opsagent.model import Finding, Frozen, Risk, Snapshot, ToolResult, WorkloadRef
+from opsagent.model import Finding, Frozen, ReplicaWrite, Risk, Snapshot, ToolResult, WorkloadRef
 
 from tools.effects import EffectCheck
 
@@ -122,3 +122,6 @@ class Tool:
     chat: ChatForm | None = None
     # The typed view of what a successful call's data holds (see ResultData); None: untyped.
     result_model: type[ResultData] | None = None
+    # Whether it writes a workload's replicas ("direct") or may go through an autoscaler instead
+    # ("pausable"); the gate refuses either on a workload an autoscaler owns when it cannot (opsagent.policy.ownership).
+    replicas: ReplicaWrite | None = None

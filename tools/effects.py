@@ -90,6 +90,15 @@ def bounds(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> 
     return Observed("not_in_effect", f"{w.key} does not carry replica bounds {args.get('min')}..{args.get('max')}")
 
 
+def autoscaler_bounds(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+    owner = snapshot.autoscaler_of(f"{args.get('namespace')}/{args.get('name')}")
+    if owner is None:
+        return Observed("unknown", f"no autoscaler owns {args.get('namespace')}/{args.get('name')} any more")
+    if (owner.min_replicas, owner.max_replicas) == (args.get("min_replicas"), args.get("max_replicas")):
+        return Observed("in_effect", f"{owner.label} has bounds {owner.min_replicas}..{owner.max_replicas}")
+    return Observed("not_in_effect", f"{owner.label} still has bounds {owner.min_replicas}..{owner.max_replicas}")
+
+
 def cordoned(wanted: bool):
     def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
         node = snapshot.node(str(args.get("node")))

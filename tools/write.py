@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from opsagent.cluster.port import NotFound, WriteResult
+from opsagent.model import Autoscaler, ReplicaWrite
 
 from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
 from tools import effects
@@ -48,8 +49,26 @@ class WakeWorkloadIn(WorkloadArgs):
     wait: bool = Field(default=True, description="Wait until the replicas are ready (bounded by the wake timeout).")
 
 
+def _through_autoscaler(ctx: ToolContext, owner: Autoscaler, replicas: int | None, message: str, **data: Any) -> Outcome:
+    """Sleep or wake a KEDA-owned workload by pausing (at `replicas`) or resuming its autoscaler, never by scaling it."""
+    result = ctx.cluster.pause_autoscaler(kind=owner.kind, namespace=owner.namespace, name=owner.name,
+                                          replicas=replicas, dry_run=ctx.dry_run)
+    return _done(result, message, autoscaler=owner.label, paused_replicas=replicas, **data)
+
+
 def wake_workload(ctx: ToolContext, args: WakeWorkloadIn) -> Outcome:
-    w = find_workload(ctx.observe(), args.namespace, args.name)
+    snap = ctx.observe()
+    w = find_workload(snap, args.namespace, args.name)
+    owner = snap.autoscaler_of(w.ref)
+    if owner is not None:
+        if args.replicas is not None:
+            return Outcome(status="error", message=f"{w.key} is scaled by {owner.label}: it decides the replicas; "
+                                                   "wake it without `replicas`", data={"workload": w.key, "autoscaler": owner.label})
+        if owner.paused_replicas is None:
+            return Outcome(message=f"{w.key} is not paused: {owner.label} scales it ({w.replicas} replica(s) now)",
+                           data={"workload": w.key, "autoscaler": owner.label, "state": "requested", "replicas": w.replicas})
+        return _through_autoscaler(ctx, owner, None, f"resume {owner.label}, which scales {w.key} from its load again",
+                                   workload=w.key, replicas_before=w.replicas, state="requested")
     want = args.replicas or max(1, ctx.warm_replicas(w.ref))
     base = {"workload": w.key, "replicas_before": w.replicas, "replicas": want}
     if w.ready_replicas >= want and w.replicas >= want:
@@ -86,6 +105,13 @@ def sleep_workload(ctx: ToolContext, args: SleepWorkloadIn) -> Outcome:
     snap = ctx.observe()
     w = find_workload(snap, args.namespace, args.name)
     gpu_ids = sorted(g for p in snap.pods_of(w.ref) for g in p.gpu_ids)
+    owner = snap.autoscaler_of(w.ref)
+    if owner is not None:
+        if owner.paused_replicas == 0:
+            return Outcome(message=f"{owner.label} already holds {w.key} at zero",
+                           data={"workload": w.key, "autoscaler": owner.label, "gpus_freed": 0, "gpu_ids": []})
+        return _through_autoscaler(ctx, owner, 0, f"pause {owner.label} at zero replicas, freeing {len(gpu_ids)} GPU(s) of {w.key}",
+                                   workload=w.key, replicas_before=w.replicas, gpus_freed=len(gpu_ids), gpu_ids=gpu_ids)
     if w.replicas == 0:
         return Outcome(message=f"{w.key} is already at zero", data={"workload": w.key, "gpus_freed": 0, "gpu_ids": []})
     result = ctx.cluster.scale(ref=w.ref, replicas=0, dry_run=ctx.dry_run)
@@ -177,8 +203,8 @@ def delete_pod(ctx: ToolContext, args: DeletePodIn) -> Outcome:
 
 RETURNS: dict[str, str] = {
     'scale_workload': 'workload, replicas_before, replicas, `gpus_freed` (GPUs per replica times the replicas removed), dry_run.',
-    'wake_workload': 'workload, replicas, `state` (ready, timed_out, requested), ready_replicas, waited_seconds. Timing out is an error result.',
-    'sleep_workload': 'workload, replicas_before, `gpus_freed`, `gpu_ids`, dry_run.',
+    'wake_workload': 'workload, replicas, `state` (ready, timed_out, requested), ready_replicas, waited_seconds. Timing out is an error result. A KEDA-owned workload is woken by resuming its autoscaler (`autoscaler`, state requested).',
+    'sleep_workload': 'workload, replicas_before, `gpus_freed`, `gpu_ids`, dry_run; `autoscaler` and `paused_replicas` when a KEDA autoscaler was paused instead.',
     'restart_rollout': 'workload, revision_before, image, dry_run.',
     'undo_rollout': 'workload, revision_before, image_before, revision and image after, dry_run.',
     'cordon_node': 'node, cordoned, dry_run.',
@@ -233,21 +259,27 @@ CHAT: dict[str, ChatForm] = {
 }
 
 
+# Which tools write replicas (the gate keeps them off workloads an autoscaler owns, see ReplicaWrite).
+REPLICAS: dict[str, ReplicaWrite] = {"scale_workload": "direct", "sleep_workload": "pausable", "wake_workload": "pausable"}
+
+
 def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="write", input_model=model, run=fn, description=description,
                 examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS[name], phrase=PHRASES.get(name),
-                chat=CHAT.get(name))
+                chat=CHAT.get(name), replicas=REPLICAS.get(name))
 
 
 WRITE_TOOLS: tuple[Tool, ...] = (
     _tool("scale_workload", ScaleWorkloadIn, scale_workload,
-          "Set a workload's replica count (0..1000).",
+          "Set a workload's replica count (0..1000); never for a workload an autoscaler owns.",
           {"namespace": "inference", "name": "llm", "replicas": 2}),
     _tool("wake_workload", WakeWorkloadIn, wake_workload,
-          "Scale a workload up from zero to its warm replicas and wait until they are ready (or the wake timeout passes).",
+          "Scale a workload up from zero to its warm replicas and wait until they are ready (or the wake timeout passes); "
+          "a workload a KEDA autoscaler owns is woken by resuming the autoscaler.",
           {"namespace": "inference", "name": "llm"}),
     _tool("sleep_workload", SleepWorkloadIn, sleep_workload,
-          "Scale a workload to zero to free its GPUs; reports the GPU ids freed.",
+          "Scale a workload to zero to free its GPUs; reports the GPU ids freed. A workload a KEDA autoscaler owns is "
+          "paused at zero through the autoscaler (autoscaling.keda.sh/paused-replicas), never scaled.",
           {"namespace": "inference", "name": "llm"}),
     _tool("restart_rollout", RestartRolloutIn, restart_rollout,
           "Restart a workload's pods with a new rollout of the same template.",

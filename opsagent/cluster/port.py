@@ -123,3 +123,12 @@ class Cluster(Protocol):
     def create_workload(self, *, spec: WorkloadSpec, dry_run: bool = False) -> WriteResult: ...
 
     def delete_workload(self, *, ref: WorkloadRef, dry_run: bool = False) -> WriteResult: ...
+
+    # Autoscalers own the replicas of their targets: these writes go to the autoscaler, never to the workload.
+    def pause_autoscaler(self, *, kind: str, namespace: str, name: str, replicas: int | None,
+                         dry_run: bool = False) -> WriteResult:
+        """KEDA: hold the target at `replicas` (the `autoscaling.keda.sh/paused-replicas` annotation); None resumes."""
+
+    def set_autoscaler_bounds(self, *, kind: str, namespace: str, name: str, min_replicas: int, max_replicas: int,
+                              dry_run: bool = False) -> WriteResult:
+        """Change an HPA's minReplicas/maxReplicas or a ScaledObject's minReplicaCount/maxReplicaCount."""

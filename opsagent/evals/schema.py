@@ -25,7 +25,7 @@ from opsagent.cluster.sim.scenario import parse_scenario
 from opsagent.policy.cel import CelError, compile_expr
 from opsagent.yamlfile import unreadable
 
-END_STATE_VARS = {"workloads", "jobs", "nodes", "stats", "findings"}
+END_STATE_VARS = {"workloads", "jobs", "nodes", "stats", "findings", "autoscalers"}
 
 
 class EvalScenarioError(Exception):

@@ -72,7 +72,9 @@ def end_state_context(record: RunRecord) -> dict[str, Any]:
     nodes = {n.name: n.model_dump(mode="json") for n in snap.nodes}
     stats = {k: v for k, v in record.stats.model_dump(mode="json").items() if k != "samples"}
     findings = sorted(f.id for f in record.final_findings)
-    return {"workloads": workloads, "jobs": jobs, "nodes": nodes, "stats": stats, "findings": findings}
+    autoscalers = {a.key: a.model_dump(mode="json") for a in snap.autoscalers}
+    return {"workloads": workloads, "jobs": jobs, "nodes": nodes, "stats": stats, "findings": findings,
+            "autoscalers": autoscalers}
 
 
 def score(record: RunRecord) -> Score:

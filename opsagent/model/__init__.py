@@ -22,6 +22,10 @@ from opsagent.model.actions import (
 )
 from opsagent.model.audit import AuditEntry, EntryKind, Outcome
 from opsagent.model.cluster import (
+    PAUSED_REPLICAS,
+    ReplicaWrite,
+    Autoscaler,
+    AutoscalerKind,
     Event,
     Frozen,
     GpuDevice,
@@ -41,7 +45,7 @@ from opsagent.model.cluster import (
 )
 
 __all__ = [
-    "AuditEntry", "EntryKind", "Outcome",
+    "AuditEntry", "EntryKind", "Outcome", "PAUSED_REPLICAS", "ReplicaWrite", "Autoscaler", "AutoscalerKind",
     "FINDING_KINDS", "Approval", "ApprovalState", "Channel", "Decision", "Effect", "Event",
     "Finding", "FindingKind", "Frozen", "GpuDevice", "GpuRequirement", "Job", "JobState", "Node", "NodeCondition",
     "Pod", "PodPhase", "ResultStatus", "Revision", "Risk", "RolloutState", "RolloutStatus",

@@ -189,6 +189,53 @@ class Event(Frozen):
     message: str = ""
 
 
+AutoscalerKind = Literal["HorizontalPodAutoscaler", "ScaledObject", "HTTPScaledObject"]
+PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
+# How a tool touches a workload's replicas: "direct" writes spec.replicas; "pausable" (sleep, wake)
+# may go through a KEDA autoscaler's pause annotation instead (see opsagent/policy/ownership.py).
+ReplicaWrite = Literal["direct", "pausable"]
+
+
+class Autoscaler(Frozen):
+    """An autoscaler that owns a workload's replicas: an HPA, a KEDA ScaledObject or HTTPScaledObject.
+
+    While one exists, `spec.replicas` of its target is the autoscaler's to set: opsagent never
+    writes it, and sleeps, wakes and bounds go through the autoscaler. `able_to_scale` and
+    `scaling_active` are the HPA's conditions of those names (for KEDA: its Ready condition, and
+    None); None when the object does not report them. `scaling_limited` is True when the
+    autoscaler wants more (or fewer) replicas than its bounds allow.
+    """
+
+    kind: AutoscalerKind
+    namespace: str = Field(min_length=1, max_length=253)
+    name: str = Field(min_length=1, max_length=253)
+    target: WorkloadRef
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1, ge=0)
+    current_replicas: int | None = Field(default=None, ge=0)
+    desired_replicas: int | None = Field(default=None, ge=0)
+    paused_replicas: int | None = Field(default=None, ge=0, description="KEDA's paused-replicas annotation, if set")
+    able_to_scale: bool | None = None
+    scaling_active: bool | None = None
+    scaling_limited: bool | None = None
+    reason: str | None = Field(default=None, description="why it cannot act, from the failing condition")
+    message: str | None = None
+    hosts: tuple[str, ...] = Field(default=(), description="HTTPScaledObject: the hosts KEDA's HTTP add-on serves")
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.key}"
+
+    @property
+    def pausable(self) -> bool:
+        """KEDA objects pause at a fixed replica count (the paused-replicas annotation); an HPA cannot."""
+        return self.kind != "HorizontalPodAutoscaler"
+
+
 class Snapshot(Frozen):
     """Everything opsagent knows about the cluster at one moment."""
 
@@ -198,6 +245,7 @@ class Snapshot(Frozen):
     nodes: tuple[Node, ...] = ()
     jobs: tuple[Job, ...] = ()
     events: tuple[Event, ...] = ()
+    autoscalers: tuple[Autoscaler, ...] = ()
     source: str = Field(default="sim", description="which adapter produced it: sim or kube")
     notes: tuple[str, ...] = Field(default=(), description="what the adapter could not see (e.g. no metrics)")
     _idx: dict | None = PrivateAttr(default=None)
@@ -267,6 +315,10 @@ class Snapshot(Frozen):
             quiet = held_since
         return quiet
 
+    def autoscaler_of(self, ref: WorkloadRef | str) -> Autoscaler | None:
+        """The autoscaler that owns `ref`'s replicas, if any (an HTTPScaledObject last: its ScaledObject rules)."""
+        return self._index()["autoscalers"].get(str(ref))
+
     def events_for(self, namespace: str, name: str) -> list[Event]:
         return [e for e in self.events if e.namespace == namespace and e.name == name]
 
@@ -277,7 +329,11 @@ class Snapshot(Frozen):
         for pod in self.pods:
             if pod.workload is not None:
                 pods_by_workload.setdefault(str(pod.workload), []).append(pod)
+        owners: dict[str, Autoscaler] = {}
+        for scaler in sorted(self.autoscalers, key=lambda a: a.kind == "HTTPScaledObject"):
+            owners.setdefault(str(scaler.target), scaler)
         idx = {
+            "autoscalers": owners,
             "workloads": {w.key: w for w in self.workloads},
             "pods": {p.key: p for p in self.pods},
             "pods_by_workload": pods_by_workload,

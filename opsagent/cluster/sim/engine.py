@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from opsagent.clock import VirtualClock
 from opsagent.cluster.port import Invalid, NotFound
-from opsagent.cluster.sim import lifecycle, view
+from opsagent.cluster.sim import autoscaling, lifecycle, view
 from opsagent.cluster.sim.scenario import JobDecl, Scenario, TimelineEvent
 from opsagent.cluster.sim.scheduler import choose_devices
 from opsagent.cluster.sim.state import SimGpu, SimJob, SimNode, SimRevision, SimWorkload
@@ -80,6 +80,7 @@ class SimCluster(WritesMixin):
                                capacity_rps=decl.capacity_rps, labels=dict(decl.labels),
                                annotations=dict(decl.annotations), traffic=decl.traffic,
                                failures=decl.failures, warm=scenario.start_warm)
+        self.autoscalers = [autoscaling.from_decl(decl) for decl in scenario.autoscalers]
         self._fire_due(self._now)
         self._next_sample = self._now.replace(minute=0, second=0, microsecond=0)
         self._sample(self._now)
@@ -217,6 +218,7 @@ class SimCluster(WritesMixin):
         self._fire_due(t)
         self._traffic(t, dt)
         lifecycle.evict_from_dead_nodes(self, t, NODE_EVICTION)
+        autoscaling.step(self, t)
         for w in list(self.workloads.values()):
             lifecycle.step_pods(self, w, t)
             lifecycle.reconcile(self, w, t)

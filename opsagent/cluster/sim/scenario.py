@@ -134,6 +134,44 @@ class WorkloadDecl(Strict):
         return WorkloadRef(namespace=self.namespace, name=self.name, kind=self.kind)
 
 
+AutoscalerFailure = Literal["missing_metrics", "no_resource_requests", "cannot_scale"]
+
+
+class AutoscalerDecl(Strict):
+    """An autoscaler that owns a workload's replicas (see docs/simulator.md, "Autoscalers").
+
+    It sets replicas to `ceil(request rate / target_rps)` between `min_replicas` and
+    `max_replicas` each tick (a KEDA object with `min_replicas: 0` goes to zero after
+    `cooldown` without requests, and back to one on the first request); `failure` makes it
+    unable to act the way real ones fail: no metrics, no resource requests on the pods, or no
+    access to the scale subresource.
+    """
+
+    kind: Literal["HorizontalPodAutoscaler", "ScaledObject", "HTTPScaledObject"] = "HorizontalPodAutoscaler"
+    workload: str = Field(description="NAMESPACE/NAME of the Deployment or StatefulSet it scales")
+    name: str | None = Field(default=None, min_length=1, description="default: the workload's name")
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1, ge=1)
+    target_rps: float = Field(default=5.0, gt=0, description="requests per second one replica should take")
+    cooldown: timedelta = Field(default=timedelta(minutes=5), description="KEDA cooldownPeriod before scaling to zero")
+    failure: AutoscalerFailure | None = None
+    paused_replicas: int | None = Field(default=None, ge=0, description="KEDA paused-replicas annotation from the start")
+    hosts: tuple[str, ...] = Field(default=(), description="HTTPScaledObject hosts")
+
+    _parse = field_validator("cooldown", mode="before")(_duration)
+
+    @model_validator(mode="after")
+    def _valid(self) -> "AutoscalerDecl":
+        WorkloadRef.parse(self.workload)
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}")
+        if self.kind == "HorizontalPodAutoscaler" and self.min_replicas < 1:
+            raise ValueError("an HPA's min_replicas is at least 1 (scale to zero needs KEDA)")
+        if self.kind == "HorizontalPodAutoscaler" and self.paused_replicas is not None:
+            raise ValueError("paused_replicas is KEDA's annotation; an HPA has no pause")
+        return self
+
+
 class JobDecl(Strict):
     namespace: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -262,6 +300,7 @@ class Scenario(Strict):
     nodes: tuple[NodeSpec, ...] = ()
     workloads: tuple[WorkloadDecl, ...] = ()
     jobs: tuple[JobDecl, ...] = ()
+    autoscalers: tuple[AutoscalerDecl, ...] = ()
     timeline: tuple[TimelineEvent, ...] = ()
 
     _parse = field_validator("duration", "tick", "progress_deadline", mode="before")(_duration)
@@ -298,6 +337,14 @@ class Scenario(Strict):
                 raise ValueError(f"@timeline.{i}.{event.action}.workload@unknown workload {ref!r}")
             if event.node is not None and event.node.name not in node_names:
                 raise ValueError(f"@timeline.{i}.node.name@unknown node {event.node.name!r}")
+        owned: set[tuple[str, str]] = set()
+        for i, scaler in enumerate(self.autoscalers):
+            if scaler.workload not in keys:
+                raise ValueError(f"@autoscalers.{i}.workload@unknown workload {scaler.workload!r}")
+            ident = (scaler.kind, f"{scaler.workload.split('/')[0]}/{scaler.name or scaler.workload.split('/')[1]}")
+            if ident in owned:
+                raise ValueError(f"@autoscalers.{i}.name@{ident[0]} {ident[1]} declared twice")
+            owned.add(ident)
         for i, job in enumerate(self.jobs):
             if job.at is not None:
                 try:

@@ -153,6 +153,42 @@ class WritesMixin:
                 w.annotations[key] = str(value)
         return self._done(f"{ref} annotated", False, annotations=annotations)
 
+    # --- autoscalers (KEDA's pause annotation, the bounds) -------------------------
+
+    def _autoscaler(self, kind: str, namespace: str, name: str):
+        from opsagent.cluster.sim import autoscaling
+
+        found = autoscaling.find(self, kind, namespace, name)  # type: ignore[arg-type]
+        if found is None:
+            raise NotFound(f'{kind.lower()} "{name}" not found in namespace {namespace}', status=404)
+        return found
+
+    def pause_autoscaler(self, *, kind: str, namespace: str, name: str, replicas: int | None,
+                         dry_run: bool = False) -> WriteResult:
+        self._begin(dry_run)
+        a = self._autoscaler(kind, namespace, name)
+        if kind == "HorizontalPodAutoscaler":
+            raise Invalid(f"{kind} {namespace}/{name} has no pause annotation; only KEDA objects pause", status=422)
+        what = f"pause {kind} {namespace}/{name} at {replicas}" if replicas is not None else f"resume {kind} {namespace}/{name}"
+        if dry_run:
+            return self._done(f"would {what}", True, paused_replicas=replicas)
+        self._apply_fault(f'{kind.lower()}.keda.sh "{name}"')
+        a.paused = replicas
+        return self._done(what, False, paused_replicas=replicas)
+
+    def set_autoscaler_bounds(self, *, kind: str, namespace: str, name: str, min_replicas: int, max_replicas: int,
+                              dry_run: bool = False) -> WriteResult:
+        self._begin(dry_run)
+        a = self._autoscaler(kind, namespace, name)
+        if min_replicas > max_replicas or max_replicas < 1 or (kind == "HorizontalPodAutoscaler" and min_replicas < 1):
+            raise Invalid(f"bounds {min_replicas}..{max_replicas} are not valid for {kind} {namespace}/{name}", status=422)
+        if dry_run:
+            return self._done(f"would set {kind} {namespace}/{name} bounds to {min_replicas}..{max_replicas}", True)
+        self._apply_fault(f'{kind.lower()} "{name}"')
+        a.min_replicas, a.max_replicas = min_replicas, max_replicas
+        return self._done(f"set {kind} {namespace}/{name} bounds to {min_replicas}..{max_replicas}", False,
+                          min_replicas=min_replicas, max_replicas=max_replicas)
+
     def create_workload(self, *, spec: WorkloadSpec, dry_run: bool = False) -> WriteResult:
         self._begin(dry_run)
         key = f"{spec.ref.namespace}/{spec.ref.name}"
