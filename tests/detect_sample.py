@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from opsagent.model import (
-    GpuDevice, GpuRequirement, Job, Node, NodeCondition, Pod, Revision, RolloutState, Snapshot, Workload, WorkloadRef)
+    Autoscaler, GpuDevice, GpuRequirement, Job, Node, NodeCondition, Pod, Revision, RolloutState, Snapshot, Workload, WorkloadRef)
 from opsagent.policy.intents import Intent
 
 UTC = timezone.utc
@@ -100,6 +100,10 @@ def troubled() -> tuple[Snapshot, list[Intent]]:
                 message="0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
         ),
         jobs=(Job(namespace="training", name="finetune-7", gpus=2, submitted_at=NOW - timedelta(hours=1)),),
+        autoscalers=(Autoscaler(kind="HorizontalPodAutoscaler", namespace="batch", name="worker",
+                                target=WorkloadRef(namespace="batch", name="worker"), min_replicas=1, max_replicas=3,
+                                current_replicas=1, able_to_scale=True, scaling_active=False,
+                                reason="FailedGetResourceMetric", message="missing request for cpu in container worker"),),
     )
     intents = [
         intent("ui", "render", ["ui"], replicas={"min": 0, "max": 2}, idle={"after": "30m"}),

@@ -88,7 +88,7 @@ def test_every_shipped_playbook_renders_valid_tool_calls_for_its_finding():
         "drift": "drift-replicas", "unschedulable_gpu": "unschedulable-diagnose", "crashloop": "crashloop-delete-once",
         "topology_mismatch": "topology-coherent-placement", "jobs_waiting": "jobs-waiting-free-idle",
         "spec_conflict": "spec-conflict-report", "node_unhealthy": "node-unhealthy-cordon",
-        "node_left_cordoned": "node-left-cordoned-uncordon",
+        "node_left_cordoned": "node-left-cordoned-uncordon", "autoscaler_stuck": "autoscaler-stuck-hand-over",
     }
 
 

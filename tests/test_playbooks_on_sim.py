@@ -156,6 +156,11 @@ CASES: dict[str, Case] = {
         "node_left_cordoned:gpu-b", "resolves_after_approval", write="uncordon_node",
         scenario={"nodes": [node((1, 16, "0")), {**node((2, 16, "0"), name="gpu-b"), "cordoned": True}],
                   "workloads": [workload("render/render-ui", gpus=1, replicas=2)]}),
+    "autoscaler-stuck-hand-over": Case(
+        f"autoscaler_stuck:{EMBEDDER}", "hands_off",
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, traffic={"peak_rps": 30, "curve": "flat"})],
+                  "autoscalers": [{"workload": EMBEDDER, "min_replicas": 1, "max_replicas": 2,
+                                   "failure": "missing_metrics"}]}),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from opsagent.detect.autoscalers import autoscaler_stuck
 from opsagent.detect.common import Attempts, History, Intents
 from opsagent.detect.conflict import spec_conflict
 from opsagent.detect.cron import CronError, parse_cron, window_open
@@ -59,6 +60,9 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
     "node_unhealthy": frozenset({
         "node", "ready", "reasons", "not_ready_transitions", "xid_errors", "conditions", "gpu_holders", "gpus", "fleet_wide"}),
     "node_left_cordoned": frozenset({"node", "free_gpus", "pending_pods"}),
+    "autoscaler_stuck": frozenset({
+        "autoscaler", "problem", "reason", "message", "min_replicas", "max_replicas", "current_replicas",
+        "desired_replicas"}),
 }
 
 
@@ -85,6 +89,7 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *spec_conflict(snapshot, intents, now),
         *node_unhealthy(snapshot, now),
         *node_left_cordoned(snapshot, now),
+        *autoscaler_stuck(snapshot, now),
     ]
     order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
     return sorted(found, key=lambda f: (order[f.kind], f.subject))

@@ -30,6 +30,7 @@ SEVERITY = {
     "spec_conflict": "warning",
     "node_unhealthy": "critical",
     "node_left_cordoned": "warning",
+    "autoscaler_stuck": "warning",
 }
 
 

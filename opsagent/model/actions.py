@@ -35,6 +35,7 @@ FindingKind = Literal[
     "spec_conflict",
     "node_unhealthy",
     "node_left_cordoned",
+    "autoscaler_stuck",
 ]
 FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
 
