@@ -55,6 +55,9 @@ PLURALS = {
     ("", "Event"): "v1/events",
     ("resource.k8s.io", "ResourceSlice"): "resource.k8s.io/v1/resourceslices",
     ("resource.k8s.io", "ResourceClaim"): "resource.k8s.io/v1/resourceclaims",
+    ("autoscaling", "HorizontalPodAutoscaler"): "autoscaling/v2/horizontalpodautoscalers",
+    ("keda.sh", "ScaledObject"): "keda.sh/v1alpha1/scaledobjects",
+    ("http.keda.sh", "HTTPScaledObject"): "http.keda.sh/v1alpha1/httpscaledobjects",
 }
 
 

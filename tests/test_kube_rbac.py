@@ -181,6 +181,9 @@ def drive_everything(cluster, emu) -> None:
         cluster.cordon(node="nori", dry_run=dry_run)
         cluster.create_workload(spec=WorkloadSpec(ref=WorkloadRef(namespace="llm", name=f"qwen-{dry_run}".lower()),
                                                   image="vllm/vllm-openai:v0.8.2", replicas=1), dry_run=dry_run)
+    cluster.pause_autoscaler(kind="ScaledObject", namespace="inference", name="llm", replicas=0, dry_run=True)
+    cluster.set_autoscaler_bounds(kind="HorizontalPodAutoscaler", namespace="inference", name="embedder",
+                                  min_replicas=1, max_replicas=4, dry_run=True)
     cluster.delete_pod(namespace="argocd", name="my-pod", dry_run=True)
     cluster.delete_workload(ref=statefulset, dry_run=True)
     cluster.delete_workload(ref=deployment, dry_run=True)
@@ -188,6 +191,14 @@ def drive_everything(cluster, emu) -> None:
     lease = KubeLease.for_cluster(cluster, namespace="opsagent", name="opsagent-daemon", identity="a")
     assert lease.try_acquire() and lease.try_acquire()   # created, then renewed
     assert lease.publish({"opsagent.dev/audit-head": "1:" + "0" * 64})   # the daemon's audit head on the Lease
+
+
+def seed_autoscalers(emu) -> None:
+    from test_kube_autoscalers import HPA, SCALED_OBJECT
+
+    emu.handler.resources["keda.sh/v1alpha1/scaledobjects"] = {"kind": "ScaledObject", "namespaced": True}
+    emu.seed(HPA)
+    emu.seed(SCALED_OBJECT)
 
 
 def statefulset() -> dict:
@@ -213,6 +224,7 @@ def test_the_adapter_uses_exactly_the_permission_table():
     with Emulator() as emu:
         seed_cluster(emu)
         emu.seed(statefulset())
+        seed_autoscalers(emu)
         cluster = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc)))
         drive_everything(cluster, emu)
         sent = emu.requests()
@@ -241,6 +253,7 @@ def test_each_permission_sits_where_its_requests_go():
     with Emulator() as emu:
         seed_cluster(emu)
         emu.seed(statefulset())
+        seed_autoscalers(emu)
         cluster = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc)))
         drive_everything(cluster, emu)
         sent = emu.requests()

@@ -330,7 +330,8 @@ class Snapshot(Frozen):
             if pod.workload is not None:
                 pods_by_workload.setdefault(str(pod.workload), []).append(pod)
         owners: dict[str, Autoscaler] = {}
-        for scaler in sorted(self.autoscalers, key=lambda a: a.kind == "HTTPScaledObject"):
+        for scaler in sorted(self.autoscalers, key=lambda a: ("ScaledObject", "HorizontalPodAutoscaler").index(a.kind)
+                             if a.kind != "HTTPScaledObject" else 2):
             owners.setdefault(str(scaler.target), scaler)
         idx = {
             "autoscalers": owners,

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from kubernetes import client as k8s
 
 from opsagent.clock import Clock, RealClock
+from opsagent.cluster.kube import autoscalers as scalers
 from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
@@ -43,6 +44,8 @@ class KubeCluster:
         self.apis = k8s.ApisApi(api)
         self.version_api = k8s.VersionApi(api)
         self.authz = k8s.AuthorizationV1Api(api)
+        self.autoscaling = k8s.AutoscalingV2Api(api)
+        self.custom = k8s.CustomObjectsApi(api)
         self._dra_version: str | None | bool = False  # False = not detected yet
 
     @classmethod
@@ -98,6 +101,7 @@ class KubeCluster:
             nodes=self._list("nodes", self.core.list_node, None),
             events=self._list("events", self.core.list_event_for_all_namespaces, self.core.list_namespaced_event),
         )
+        self._read_autoscalers(raw)
         version = self.dra_version()
         if version:
             dra = getattr(k8s, _DRA_API[version])(self.chokepoint.api)
@@ -109,6 +113,23 @@ class KubeCluster:
                 raw.resource_slices = raw.resource_claims = None
                 raw.dra_unreadable = exc.message
         return raw, notes
+
+    def _read_autoscalers(self, raw: RawLists) -> None:
+        """HPAs, then KEDA's ScaledObjects and HTTPScaledObjects: one list call per kind; a KEDA kind the API
+        lacks (404) is absent and noted, like DRA."""
+        raw.hpas = self._list("horizontalpodautoscalers", self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
+                              self.autoscaling.list_namespaced_horizontal_pod_autoscaler)
+        missing = []
+        for (group, version, plural), slot in ((scalers.KEDA, "scaled_objects"), (scalers.KEDA_HTTP, "http_scaled_objects")):
+            try:
+                items = self._list(f"{plural}.{group}",
+                                   lambda **kw: self.custom.list_cluster_custom_object(group, version, plural, **kw),
+                                   lambda ns, **kw: self.custom.list_namespaced_custom_object(group, version, ns, plural, **kw))
+            except NotFound:
+                missing.append(f"{plural}.{group}")
+                continue
+            setattr(raw, slot, items)
+        raw.keda_missing = tuple(missing)
 
     def _metrics(self) -> Metrics:
         if self.prometheus is None:
@@ -236,6 +257,31 @@ class KubeCluster:
         fn = self.apps.delete_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.delete_namespaced_deployment
         self.chokepoint.read_json(f"delete {ref.kind.lower()} {ref}", fn, ref.name, ref.namespace, **self._dry(dry_run))
         return self._result(f"deleted {ref.kind.lower()} {ref}", dry_run=dry_run)
+
+    def pause_autoscaler(self, *, kind: str, namespace: str, name: str, replicas: int | None,
+                         dry_run: bool = False) -> WriteResult:
+        if kind == "HorizontalPodAutoscaler":
+            raise Invalid(f"{kind} {namespace}/{name} has no pause annotation; only KEDA objects pause")
+        group, version, plural = scalers.KEDA_HTTP if kind == "HTTPScaledObject" else scalers.KEDA
+        what = f"{'pause' if replicas is not None else 'resume'} {kind} {namespace}/{name}"
+        self.chokepoint.read_json(what, self.custom.patch_namespaced_custom_object, group, version, namespace, plural, name,
+                                  scalers.pause_body(replicas), _content_type=bodies.MERGE_PATCH, **self._dry(dry_run))
+        return self._result(f"paused {kind} {namespace}/{name} at {replicas}" if replicas is not None
+                            else f"resumed {kind} {namespace}/{name}", dry_run=dry_run, paused_replicas=replicas)
+
+    def set_autoscaler_bounds(self, *, kind: str, namespace: str, name: str, min_replicas: int, max_replicas: int,
+                              dry_run: bool = False) -> WriteResult:
+        body = scalers.bounds_body(kind, min_replicas, max_replicas)
+        what = f"set bounds of {kind} {namespace}/{name}"
+        if kind == "HorizontalPodAutoscaler":
+            self.chokepoint.read_json(what, self.autoscaling.patch_namespaced_horizontal_pod_autoscaler, name, namespace,
+                                      body, **self._dry(dry_run))
+        else:
+            group, version, plural = scalers.KEDA_HTTP if kind == "HTTPScaledObject" else scalers.KEDA
+            self.chokepoint.read_json(what, self.custom.patch_namespaced_custom_object, group, version, namespace, plural,
+                                      name, body, _content_type=bodies.MERGE_PATCH, **self._dry(dry_run))
+        return self._result(f"set {kind} {namespace}/{name} bounds to {min_replicas}..{max_replicas}", dry_run=dry_run,
+                            min_replicas=min_replicas, max_replicas=max_replicas)
 
     # --- who these credentials are (opsagent.identity, doctor) -----------------------
 

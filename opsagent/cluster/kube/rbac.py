@@ -60,6 +60,12 @@ PERMISSIONS: tuple[Permission, ...] = tuple(
     + _p("", "events", "list", "snapshot: recent events")
     + _p("resource.k8s.io", "resourceslices", "list", "DRA GPU devices", optional=True)
     + _p("resource.k8s.io", "resourceclaims", "list", "DRA GPU allocations", optional=True)
+    + _p("autoscaling", "horizontalpodautoscalers", "list", "snapshot: autoscalers own their targets' replicas")
+    + _p("autoscaling", "horizontalpodautoscalers", "patch", "approved set_autoscaler_bounds of an HPA", scope="governed")
+    + _p("keda.sh", "scaledobjects", "list", "snapshot: KEDA ScaledObjects", optional=True)
+    + _p("keda.sh", "scaledobjects", "patch", "sleep/wake through paused-replicas, approved bounds", scope="governed",
+         optional=True)
+    + _p("http.keda.sh", "httpscaledobjects", "list", "snapshot: KEDA HTTP add-on hosts", optional=True)
     + _p("coordination.k8s.io", "leases", "get create update", "daemon leader election", scope="own-namespace")
 )
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
+from opsagent.cluster.kube import autoscalers as autoscaler_parse
 from opsagent.cluster.kube import gpus as gpu_parse
 from opsagent.cluster.kube.jobs import BATCH_API, JobMember, jobs_from_members
 from opsagent.cluster.kube.timestamps import parse_time
@@ -68,6 +69,11 @@ class RawLists:
     resource_slices: list[dict[str, Any]] | None = None
     resource_claims: list[dict[str, Any]] | None = None
     dra_unreadable: str | None = None
+    # Autoscalers: HPAs always; KEDA's kinds None when the cluster has no KEDA CRDs (`keda_missing` says which).
+    hpas: list[dict[str, Any]] = field(default_factory=list)
+    scaled_objects: list[dict[str, Any]] | None = None
+    http_scaled_objects: list[dict[str, Any]] | None = None
+    keda_missing: tuple[str, ...] = ()
 
 
 @dataclass
@@ -483,6 +489,8 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         notes.append(f"DRA objects not readable ({raw.dra_unreadable}); GPUs come from node allocatable and GFD labels")
     elif raw.resource_slices is None:
         notes.append("the API has no resource.k8s.io ResourceSlices: GPUs come from node allocatable and GFD labels")
+    for missing in raw.keda_missing:
+        notes.append(f"the API has no {missing}: workloads it would scale are not seen as autoscaler-owned")
     return Snapshot(
         time=now,
         # Sorted by keys read along the way (the same as the records' own), stable for equal keys.
@@ -493,4 +501,5 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         events=tuple(events),
         source="kube",
         notes=tuple(notes),
+        autoscalers=autoscaler_parse.autoscalers(raw.hpas, raw.scaled_objects, raw.http_scaled_objects),
     )
