@@ -245,3 +245,32 @@ def test_wake_proxy_command_warns_at_start_about_a_route_to_nothing(tmp_path):
         proc.terminate()
         proc.communicate(timeout=30)
     assert line.startswith(f"warning: {path}:3: routes[0] (path prefix '/ghost') points at workload chat/ghost-ui"), line
+
+
+def test_a_host_keda_http_add_on_serves_is_named_at_start_and_never_woken(tmp_path):
+    """An HTTPScaledObject whose hosts match a route: warned about at start; requests go straight through, no wake."""
+    from opsagent.model import Autoscaler
+    from opsagent.wake import served_by_keda
+
+    path = tmp_path / "routes.yaml"
+    path.write_text("routes:\n  - host: chat.internal.example\n    workload: chat/chat-ui\n    upstream: http://a:1\n"
+                    "  - path_prefix: /render\n    workload: render/render-ui\n    upstream: http://a:2\n")
+    rt = _runtime(tmp_path)
+    keda = Autoscaler(kind="HTTPScaledObject", namespace="chat", name="chat-ui", target=CHAT, min_replicas=0,
+                      max_replicas=3, hosts=("Chat.Internal.Example",))
+    snap = rt.observe()
+    served, warnings = served_by_keda(load_routes(path), snap.model_copy(update={"autoscalers": (keda,)}), path=path)
+    assert served == {"chat/chat-ui": "HTTPScaledObject chat/chat-ui"}
+    assert len(warnings) == 1 and warnings[0].startswith(f"{path}:2: routes[0] (host 'chat.internal.example')")
+    assert served_by_keda(load_routes(path), snap)[0] == {}
+
+    proxy = _proxy(rt, "http://placeholder")
+    proxy.deferred = served
+
+    async def body(client, url):
+        async with client.get(f"{url}/chat/q") as resp:
+            return resp.status
+
+    assert asyncio.run(_run(proxy, body)) == 200   # forwarded as it came (KEDA's interceptor holds it in a real cluster)
+    assert _wakes(rt) == [] and proxy.stats.wakes == 0
+    assert rt.observe().workload(CHAT).replicas == 0

@@ -60,7 +60,7 @@ def wake_proxy(
     from aiohttp import web
 
     from opsagent.runtime import RuntimeError_, open_runtime
-    from opsagent.wake import ActivityLog, GateWaker, WakeProxy, load_routes, missing_workloads
+    from opsagent.wake import ActivityLog, GateWaker, WakeProxy, load_routes, missing_workloads, served_by_keda
     from opsagent.wake.activity import activity_path_for
 
     try:
@@ -80,17 +80,19 @@ def wake_proxy(
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
 
+    deferred: dict[str, str] = {}
     try:
         snapshot = rt.observe()
     except ClusterError as exc:
         err_console.print(f"warning: cannot check the routes against the cluster now: {exc.message}", highlight=False)
     else:
-        for warning in missing_workloads(table, snapshot, path=routes):
+        deferred, served = served_by_keda(table, snapshot, path=routes)
+        for warning in [*missing_workloads(table, snapshot, path=routes), *served]:
             err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     activity = ActivityLog(activity_path_for(db), clock=rt.clock) if rt.sim is None else None
     on_request = (lambda ref: rt.sim.record_request(ref)) if rt.sim is not None else activity.note  # type: ignore[union-attr]
     waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, on_request=on_request, lock=threading.Lock() if rt.sim is not None else None)
-    proxy = WakeProxy(routes=table, waker=waker, default_timeout=timeout)
+    proxy = WakeProxy(routes=table, waker=waker, default_timeout=timeout, deferred=deferred)
     app = proxy.app()
     if activity is not None:
         async def _flush_forever(_app: web.Application) -> None:
@@ -138,7 +140,7 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
     from aiohttp import web
 
     from opsagent.runtime import RuntimeError_, open_cluster
-    from opsagent.wake import GateWaker, WakeProxy, missing_workloads
+    from opsagent.wake import GateWaker, WakeProxy, missing_workloads, served_by_keda
     from opsagent.wake.remote import DaemonActivity, DaemonSubmitter, read_token
 
     if cluster.startswith("sim"):
@@ -155,13 +157,16 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
         fail(str(exc))
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
+    deferred: dict[str, str] = {}
     try:
-        for warning in missing_workloads(table, reader.snapshot(), path=routes):
+        snapshot = reader.snapshot()
+        deferred, served = served_by_keda(table, snapshot, path=routes)
+        for warning in [*missing_workloads(table, snapshot, path=routes), *served]:
             err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     except ClusterError as exc:
         err_console.print(f"warning: cannot check the routes against the cluster now: {exc.message}", highlight=False)
     waker = GateWaker(gate=submitter, observe=reader.snapshot, clock=clock, on_request=activity.note)
-    app = WakeProxy(routes=table, waker=waker, default_timeout=timeout).app()
+    app = WakeProxy(routes=table, waker=waker, default_timeout=timeout, deferred=deferred).app()
 
     async def _post_forever(_app: web.Application) -> None:
         async def loop() -> None:

@@ -47,8 +47,11 @@ class ProxyStats:
 
 
 class WakeProxy:
-    def __init__(self, *, routes: RouteTable, waker: Waker, default_timeout: float = 300.0, retry_after: int = 10) -> None:
+    def __init__(self, *, routes: RouteTable, waker: Waker, default_timeout: float = 300.0, retry_after: int = 10,
+                 deferred: dict[str, str] | None = None) -> None:
         self.routes = routes
+        # workload -> the KEDA HTTPScaledObject that already serves it (routes.served_by_keda): never woken here
+        self.deferred = dict(deferred or {})
         self.waker = waker
         self.default_timeout = default_timeout
         self.retry_after = retry_after
@@ -84,6 +87,9 @@ class WakeProxy:
         key = str(ref)
         self.stats.by_workload[key] = self.stats.by_workload.get(key, 0) + 1
         self.waker.note_request(ref)
+        if key in self.deferred:  # KEDA's HTTP add-on holds and wakes these itself
+            self.stats.forwarded += 1
+            return await self._forward(request, route)
 
         ready = self.waker.cached_ready(ref)
         if ready is None:

@@ -106,3 +106,29 @@ def missing_workloads(table: RouteTable, snapshot: Snapshot, *, path: str | Path
         warnings.append(f"{where}routes[{i}] ({match}) points at workload {route.workload}, which the cluster does not have; "
                         "requests for it get 404")
     return warnings
+
+
+def served_by_keda(table: RouteTable, snapshot: Snapshot, *, path: str | Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """Routes whose host (or, for a route with no host, whose workload) a KEDA HTTPScaledObject already serves.
+
+    Returns ({workload: the HTTPScaledObject}, one warning per such route). KEDA's HTTP add-on holds
+    and wakes those requests itself; the proxy forwards them as they come and never wakes that workload.
+    """
+    located = read_yaml(path)[1] if path is not None else None
+    served: dict[str, str] = {}
+    warnings = []
+    http = [a for a in snapshot.autoscalers if a.kind == "HTTPScaledObject"]
+    for i, route in enumerate(table.routes):
+        for scaler in http:
+            hosts = {h.lower() for h in scaler.hosts}
+            if (route.host.lower() in hosts) if route.host is not None else (str(scaler.target) == str(route.ref)):
+                break
+        else:
+            continue
+        served[str(route.ref)] = scaler.label
+        line = located.position(("routes", i))[0] if located is not None else None
+        where = f"{path}:{line}: " if line else (f"{path}: " if path else "")
+        match = f"host {route.host!r}" if route.host else f"workload {route.workload}"
+        warnings.append(f"{where}routes[{i}] ({match}) is already served by {scaler.label} (KEDA HTTP add-on); "
+                        "requests are forwarded as they come and the proxy never wakes it")
+    return served, warnings
