@@ -154,3 +154,29 @@ def test_through_the_gate_an_hpa_cannot_be_slept_and_bounds_go_to_the_hpa():
     result = gate.submit(call("set_autoscaler_bounds", name="embedder", min_replicas=1, max_replicas=4))
     # architectural: the gate turns the allow into a request for a person, and nothing is written yet
     assert result.status == "pending_approval" and cluster.writes == []
+
+
+def test_detectors_leave_what_an_autoscaler_does_to_it():
+    """Replica drift of an owned workload, idle under an HPA (it cannot pause) and a wake KEDA does itself raise
+    nothing; a paused KEDA object still gets woken, and KEDA-owned idle GPUs still count."""
+    from detect_sample import NOW, troubled
+
+    from opsagent.detect import detect
+
+    snap, intents = troubled()
+
+    def scaler(kind: str, ns: str, name: str, **fields) -> Autoscaler:
+        return Autoscaler(kind=kind, namespace=ns, name=name, target=WorkloadRef(namespace=ns, name=name),
+                          min_replicas=0 if kind != "HorizontalPodAutoscaler" else 1, max_replicas=8, **fields)
+
+    def ids(*scalers: Autoscaler) -> set[str]:
+        return {f.id for f in detect(snap.model_copy(update={"autoscalers": scalers}), intents=intents, now=NOW)}
+
+    before = ids()
+    assert {"drift:web/api", "idle_gpu:render/ui", "wake_requested:chat/chat-ui"} <= before
+    owned = ids(scaler("HorizontalPodAutoscaler", "web", "api"), scaler("HorizontalPodAutoscaler", "render", "ui"),
+                scaler("ScaledObject", "chat", "chat-ui"))
+    # jobs_waiting goes with the idle finding: the idle holder was what it offered to free
+    assert before - owned == {"drift:web/api", "idle_gpu:render/ui", "wake_requested:chat/chat-ui", "jobs_waiting:cluster"}
+    kept = ids(scaler("ScaledObject", "render", "ui"), scaler("ScaledObject", "chat", "chat-ui", paused_replicas=0))
+    assert {"idle_gpu:render/ui", "wake_requested:chat/chat-ui"} <= kept

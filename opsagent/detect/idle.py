@@ -69,6 +69,9 @@ def idle_gpu(snapshot: Snapshot, intents: Intents, now: datetime,
         intent = intent_of(intents, workload)
         if intent is None or intent.idle is None or intent.protected:
             continue
+        owner = snapshot.autoscaler_of(workload.ref)
+        if owner is not None and not owner.pausable:
+            continue  # an HPA keeps its minimum and cannot be paused: its bounds are a person's (set_autoscaler_bounds)
         pods = gpu_pods(snapshot, workload)
         held = sum(len(p.gpu_ids) for p in pods)
         if held == 0 or open_prewarm(intent, now) is not None:

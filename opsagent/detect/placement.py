@@ -108,6 +108,8 @@ def drift(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Finding]:
         parts = []
         bounds = intent.replicas
         slept = workload.replicas == 0 and intent.idle is not None
+        if snapshot.autoscaler_of(workload.ref) is not None:
+            bounds = None  # an autoscaler owns the replicas: its own min/max are the bounds that count
         # With no max declared the ceiling is the replicas it runs now: only too few replicas is drift,
         # and raising them to the min is a change the policy sends to a person.
         top = bounds.max if bounds is not None and bounds.max is not None else None

@@ -22,8 +22,9 @@ def wake_requested(snapshot: Snapshot, intents: Intents, now: datetime) -> list[
     findings = []
     for workload in snapshot.workloads:
         intent = intent_of(intents, workload)
-        if intent is None:
-            continue
+        owner = snapshot.autoscaler_of(workload.ref)
+        if intent is None or (owner is not None and owner.paused_replicas is None):
+            continue  # an autoscaler that is not paused wakes its workload itself
         wake = intent.wake or WakeRule()
         waiting = workload.pending_requests
         if workload.replicas == 0 and wake.on_request and (waiting > 0 or (workload.request_rate or 0) > 0):
