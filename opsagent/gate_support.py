@@ -83,7 +83,7 @@ class ReadOnlyCluster:
         raise Forbidden("read tools cannot write to the cluster", verb="write", resource="cluster")
 
     scale = restart_rollout = undo_rollout = set_template = cordon = delete_pod = annotate = _refuse
-    create_workload = delete_workload = pause_autoscaler = set_autoscaler_bounds = _refuse
+    create_workload = delete_workload = pause_autoscaler = set_autoscaler_bounds = evict_pod = _refuse
 
 
 class _Stored:

@@ -70,6 +70,7 @@ def troubled() -> tuple[Snapshot, list[Intent]]:
                                      gpu("b1", "gpu-b", holder="batch/worker-1")),
                  conditions=(NodeCondition(type="GpuXidError", reason="Xid79", message="GPU has fallen off the bus"),)),
             Node(name="gpu-c", cordoned=True, gpus=(gpu("c0", "gpu-c"), gpu("c1", "gpu-c"))),
+            Node(name="cpu-d", cordoned=True, conditions=(NodeCondition(type="DiskPressure", reason="KubeletHasDiskPressure"),)),
         ),
         workloads=(
             workload("render", "ui", replicas=1, gpus_per_replica=1, last_request_at=NOW - timedelta(hours=2),
@@ -98,6 +99,8 @@ def troubled() -> tuple[Snapshot, list[Intent]]:
                 revision=5, message="exit code 1"),
             pod("batch", "worker-2", "worker", phase="Pending", reason="Unschedulable",
                 message="0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
+            Pod(namespace="web", name="api-1", workload=WorkloadRef(namespace="web", name="api"), node="cpu-d",
+                phase="Running", ready=True),
         ),
         jobs=(Job(namespace="training", name="finetune-7", gpus=2, submitted_at=NOW - timedelta(hours=1)),),
         autoscalers=(Autoscaler(kind="HorizontalPodAutoscaler", namespace="batch", name="worker",

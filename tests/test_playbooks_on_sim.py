@@ -156,6 +156,14 @@ CASES: dict[str, Case] = {
         "node_left_cordoned:gpu-b", "resolves_after_approval", write="uncordon_node",
         scenario={"nodes": [node((1, 16, "0")), {**node((2, 16, "0"), name="gpu-b"), "cordoned": True}],
                   "workloads": [workload("render/render-ui", gpus=1, replicas=2)]}),
+    "node-maintenance-drain": Case(
+        "node_needs_drain:gpu-b", "resolves_after_approval", write="drain_node", minutes=3,
+        scenario={"nodes": [node((2, 16, "0"), name="gpu-b"), node((2, 16, "0"))],
+                  "workloads": [workload("render/render-ui", gpus=1)],
+                  "disruption_budgets": [{"namespace": "render", "name": "render-ui", "max_unavailable": 1,
+                                          "selector": {}}],
+                  "timeline": [{"at": "+1m", "node": {"name": "gpu-b", "cordon": True}},
+                               {"at": "+1m", "node": {"name": "gpu-b", "condition": {"type": "GpuXidError"}}}]}),
     "autoscaler-stuck-hand-over": Case(
         f"autoscaler_stuck:{EMBEDDER}", "hands_off",
         scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, traffic={"peak_rps": 30, "curve": "flat"})],

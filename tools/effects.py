@@ -109,6 +109,18 @@ def cordoned(wanted: bool):
     return check
 
 
+def drained(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+    node = snapshot.node(str(args.get("node")))
+    if node is None:
+        return Observed("unknown", f"node {args.get('node')} is not in the cluster any more")
+    left = [p.key for p in snapshot.pods_on(node.name)]
+    if node.cordoned and not left:
+        return Observed("in_effect", f"node {node.name} is cordoned and runs no pods")
+    if not node.cordoned:
+        return Observed("not_in_effect", f"node {node.name} is schedulable")
+    return Observed("unknown", f"node {node.name} is cordoned and still runs {len(left)} pod(s)")
+
+
 def gone(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
     pod = snapshot.pod(str(args.get("namespace")), str(args.get("name")))
     key = f"{args.get('namespace')}/{args.get('name')}"

@@ -18,7 +18,7 @@ from opsagent.cluster.port import ClusterError, NotFound, WorkloadSpec, WriteRes
 from opsagent.model import GpuDevice, Node, Pod, Revision, Snapshot, Workload, WorkloadRef
 
 WRITE_METHODS = ("scale", "restart_rollout", "undo_rollout", "set_template", "cordon", "delete_pod",
-                 "annotate", "create_workload", "delete_workload", "pause_autoscaler", "set_autoscaler_bounds")
+                 "annotate", "create_workload", "delete_workload", "pause_autoscaler", "set_autoscaler_bounds", "evict_pod")
 
 
 @dataclass

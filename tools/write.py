@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import Field
 
-from opsagent.cluster.port import NotFound, WriteResult
-from opsagent.model import Autoscaler, ReplicaWrite
+from opsagent.cluster.port import DisruptionBlocked, NotFound, WriteResult
+from opsagent.model import Autoscaler, Pod, ReplicaWrite, Snapshot
 
 from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
 from tools import effects
@@ -201,6 +201,78 @@ def delete_pod(ctx: ToolContext, args: DeletePodIn) -> Outcome:
                  workload=str(pod.workload) if pod.workload else None, gpu_ids=list(pod.gpu_ids))
 
 
+class EvictPodIn(ToolInput):
+    namespace: Namespace
+    name: Name = Field(description="Pod name.")
+
+    def target(self) -> Target:
+        return Target(namespace=self.namespace)
+
+
+def _blocked(snap: Snapshot, pod: Pod, exc: DisruptionBlocked) -> dict[str, Any]:
+    """What blocks an eviction: the budgets that select the pod and allow no disruption now, with their numbers."""
+    budgets = [b for b in snap.budgets_for(pod) if b.disruptions_allowed < 1] or snap.budgets_for(pod)
+    return {"pod": pod.key, "budgets": [{"budget": b.key, "disruptions_allowed": b.disruptions_allowed,
+                                         "current_healthy": b.current_healthy, "desired_healthy": b.desired_healthy}
+                                        for b in budgets] or [{"budget": exc.budget or None}],
+            "message": (budgets[0].describe() if budgets else exc.message)[:300]}
+
+
+def evict_pod(ctx: ToolContext, args: EvictPodIn) -> Outcome:
+    snap = ctx.observe()
+    pod = snap.pod(args.namespace, args.name)
+    if pod is None:
+        raise NotFound(f"no pod {args.namespace}/{args.name}")
+    try:
+        result = ctx.cluster.evict_pod(namespace=args.namespace, name=args.name, dry_run=ctx.dry_run)
+    except DisruptionBlocked as exc:
+        blocked = _blocked(snap, pod, exc)
+        return Outcome(status="error", message=f"eviction of {pod.key} refused: {blocked['message']}; try later or ask a person",
+                       data={"pod": pod.key, "blocked": blocked})
+    return _done(result, f"evict pod {pod.key}", pod=pod.key, workload=str(pod.workload) if pod.workload else None,
+                 node=pod.node, gpu_ids=list(pod.gpu_ids))
+
+
+class DrainNodeIn(ToolInput):
+    node: NodeName
+    reason: str | None = Field(default=None, max_length=300, description="Why, for the audit log.")
+
+    def target(self) -> Target:
+        return Target(node=self.node)
+
+
+def drain_node(ctx: ToolContext, args: DrainNodeIn) -> Outcome:
+    """`kubectl drain` within budgets: cordon, then evict each pod through the Eviction API, reporting what blocks."""
+    _node_exists(ctx, args.node)
+    snap = ctx.observe()
+    node = snap.node(args.node)
+    assert node is not None
+    if not node.cordoned:
+        ctx.cluster.cordon(node=args.node, cordoned=True, dry_run=ctx.dry_run)
+    evicted: list[str] = []
+    blocked: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for pod in sorted(snap.pods_on(args.node), key=lambda p: p.key):
+        if pod.workload is None:  # kubectl drain refuses these too: nothing would recreate them
+            skipped.append({"pod": pod.key, "why": "no workload owns it; evicting it would lose it"})
+            continue
+        try:
+            ctx.cluster.evict_pod(namespace=pod.namespace, name=pod.name, dry_run=ctx.dry_run)
+        except DisruptionBlocked as exc:
+            blocked.append(_blocked(snap, pod, exc))
+            continue
+        evicted.append(pod.key)
+    prefix = "dry run: would " if ctx.dry_run else ""
+    data = {"node": args.node, "cordoned": True, "evicted": evicted, "blocked": blocked, "skipped": skipped,
+            "dry_run": ctx.dry_run}
+    if blocked or skipped:
+        why = "; ".join([f"{b['pod']}: {b['message']}" for b in blocked] + [f"{s['pod']}: {s['why']}" for s in skipped])
+        return Outcome(status="error", message=f"{prefix}drain {args.node}: evicted {len(evicted)} pod(s), "
+                                               f"{len(blocked) + len(skipped)} left ({why[:600]}); a person decides the rest",
+                       data=data)
+    return Outcome(message=f"{prefix}drain {args.node}: cordoned, evicted {len(evicted)} pod(s)", data=data)
+
+
 RETURNS: dict[str, str] = {
     'scale_workload': 'workload, replicas_before, replicas, `gpus_freed` (GPUs per replica times the replicas removed), dry_run.',
     'wake_workload': 'workload, replicas, `state` (ready, timed_out, requested), ready_replicas, waited_seconds. Timing out is an error result. A KEDA-owned workload is woken by resuming its autoscaler (`autoscaler`, state requested).',
@@ -210,6 +282,8 @@ RETURNS: dict[str, str] = {
     'cordon_node': 'node, cordoned, dry_run.',
     'uncordon_node': 'node, cordoned, dry_run.',
     'delete_pod': 'pod, workload, gpu_ids, dry_run.',
+    'evict_pod': 'pod, workload, node, gpu_ids, dry_run; refused by a disruption budget: error with `blocked` (budget, disruptions_allowed, current_healthy, desired_healthy).',
+    'drain_node': 'node, cordoned, `evicted` pods, `blocked` (pod, budgets with disruptions_allowed, message), `skipped` (pods no workload owns), dry_run. Anything left is an error result.',
 }
 
 
@@ -222,6 +296,8 @@ EFFECTS: dict[str, effects.EffectCheck] = {
     "cordon_node": effects.cordoned(True),
     "uncordon_node": effects.cordoned(False),
     "delete_pod": effects.gone,
+    "evict_pod": effects.gone,
+    "drain_node": effects.drained,
 }
 
 PHRASES: dict[str, Any] = {
@@ -296,4 +372,10 @@ WRITE_TOOLS: tuple[Tool, ...] = (
     _tool("delete_pod", DeletePodIn, delete_pod,
           "Delete one pod; its workload starts a replacement.",
           {"namespace": "inference", "name": "llm-7d9f-abcde"}),
+    _tool("evict_pod", EvictPodIn, evict_pod,
+          "Evict one pod through the Eviction API, which honours PodDisruptionBudgets; says which budget blocks it.",
+          {"namespace": "inference", "name": "llm-7d9f-abcde"}),
+    _tool("drain_node", DrainNodeIn, drain_node,
+          "Cordon a node and evict its pods within their disruption budgets (kubectl drain); reports what blocks.",
+          {"node": "gpu-node-2", "reason": "ECC errors, maintenance"}),
 )

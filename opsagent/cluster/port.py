@@ -75,6 +75,16 @@ class Invalid(ClusterError):
     """The request itself is wrong (HTTP 400/422). Fix the arguments."""
 
 
+class DisruptionBlocked(ClusterError):
+    """An eviction would break a PodDisruptionBudget (HTTP 429 from the Eviction API). Try later, or ask a person."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, budget: str = "", status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.budget = budget
+
+
 class Unavailable(ClusterError):
     """Server busy, down or slow (429, 5xx, timeouts). Retry later, after `delay` seconds."""
 
@@ -132,3 +142,6 @@ class Cluster(Protocol):
     def set_autoscaler_bounds(self, *, kind: str, namespace: str, name: str, min_replicas: int, max_replicas: int,
                               dry_run: bool = False) -> WriteResult:
         """Change an HPA's minReplicas/maxReplicas or a ScaledObject's minReplicaCount/maxReplicaCount."""
+
+    def evict_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
+        """Evict through the Eviction API (policy/v1), which honours PodDisruptionBudgets; raises DisruptionBlocked."""

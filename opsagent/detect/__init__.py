@@ -19,6 +19,7 @@ from opsagent.detect.autoscalers import autoscaler_stuck
 from opsagent.detect.common import Attempts, History, Intents
 from opsagent.detect.conflict import spec_conflict
 from opsagent.detect.cron import CronError, parse_cron, window_open
+from opsagent.detect.drain import node_needs_drain
 from opsagent.detect.idle import idle_gpu, jobs_waiting
 from opsagent.detect.nodes import node_left_cordoned, node_unhealthy
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
@@ -63,6 +64,7 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
     "autoscaler_stuck": frozenset({
         "autoscaler", "problem", "reason", "message", "min_replicas", "max_replicas", "current_replicas",
         "desired_replicas"}),
+    "node_needs_drain": frozenset({"node", "reasons", "pods", "blocked", "gpus_held"}),
 }
 
 
@@ -90,6 +92,7 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *node_unhealthy(snapshot, now),
         *node_left_cordoned(snapshot, now),
         *autoscaler_stuck(snapshot, now),
+        *node_needs_drain(snapshot, now),
     ]
     order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
     return sorted(found, key=lambda f: (order[f.kind], f.subject))

@@ -31,6 +31,7 @@ SEVERITY = {
     "node_unhealthy": "critical",
     "node_left_cordoned": "warning",
     "autoscaler_stuck": "warning",
+    "node_needs_drain": "warning",
 }
 
 

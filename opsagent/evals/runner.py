@@ -32,7 +32,7 @@ from opsagent.evals.schema import LoadedScenario
 from opsagent.model import ToolCall, ToolResult
 
 WRITES = ("scale", "restart_rollout", "undo_rollout", "set_template", "annotate", "create_workload",
-          "delete_workload", "delete_pod", "cordon", "pause_autoscaler", "set_autoscaler_bounds")
+          "delete_workload", "delete_pod", "cordon", "pause_autoscaler", "set_autoscaler_bounds", "evict_pod")
 
 
 @dataclass

@@ -26,6 +26,7 @@ from opsagent.model.cluster import (
     ReplicaWrite,
     Autoscaler,
     AutoscalerKind,
+    DisruptionBudget,
     Event,
     Frozen,
     GpuDevice,
@@ -45,7 +46,7 @@ from opsagent.model.cluster import (
 )
 
 __all__ = [
-    "AuditEntry", "EntryKind", "Outcome", "PAUSED_REPLICAS", "ReplicaWrite", "Autoscaler", "AutoscalerKind",
+    "AuditEntry", "EntryKind", "Outcome", "PAUSED_REPLICAS", "ReplicaWrite", "Autoscaler", "AutoscalerKind", "DisruptionBudget",
     "FINDING_KINDS", "Approval", "ApprovalState", "Channel", "Decision", "Effect", "Event",
     "Finding", "FindingKind", "Frozen", "GpuDevice", "GpuRequirement", "Job", "JobState", "Node", "NodeCondition",
     "Pod", "PodPhase", "ResultStatus", "Revision", "Risk", "RolloutState", "RolloutStatus",

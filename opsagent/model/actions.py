@@ -36,6 +36,7 @@ FindingKind = Literal[
     "node_unhealthy",
     "node_left_cordoned",
     "autoscaler_stuck",
+    "node_needs_drain",
 ]
 FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
 

@@ -236,6 +236,38 @@ class Autoscaler(Frozen):
         return self.kind != "HorizontalPodAutoscaler"
 
 
+class DisruptionBudget(Frozen):
+    """A PodDisruptionBudget (policy/v1): how many of the pods it selects may be evicted now.
+
+    `selector` is its `matchLabels` (an empty one selects every pod of the namespace);
+    `disruptions_allowed` is what its status says (the simulator computes it the same way:
+    healthy pods minus the healthy pods it requires, never below zero).
+    """
+
+    namespace: str = Field(min_length=1, max_length=253)
+    name: str = Field(min_length=1, max_length=253)
+    selector: dict[str, str] = Field(default_factory=dict)
+    min_available: int | str | None = None
+    max_unavailable: int | str | None = None
+    disruptions_allowed: int = Field(default=0, ge=0)
+    current_healthy: int = Field(default=0, ge=0)
+    desired_healthy: int = Field(default=0, ge=0)
+    expected_pods: int = Field(default=0, ge=0)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def selects(self, pod: "Pod") -> bool:
+        return pod.namespace == self.namespace and all(pod.labels.get(k) == v for k, v in self.selector.items())
+
+    def describe(self) -> str:
+        need = (f"minAvailable {self.min_available}" if self.min_available is not None
+                else f"maxUnavailable {self.max_unavailable}")
+        return (f"PodDisruptionBudget {self.key} ({need}): {self.disruptions_allowed} disruption(s) allowed, "
+                f"{self.current_healthy} healthy of {self.desired_healthy} required")
+
+
 class Snapshot(Frozen):
     """Everything opsagent knows about the cluster at one moment."""
 
@@ -246,6 +278,7 @@ class Snapshot(Frozen):
     jobs: tuple[Job, ...] = ()
     events: tuple[Event, ...] = ()
     autoscalers: tuple[Autoscaler, ...] = ()
+    disruption_budgets: tuple[DisruptionBudget, ...] = ()
     source: str = Field(default="sim", description="which adapter produced it: sim or kube")
     notes: tuple[str, ...] = Field(default=(), description="what the adapter could not see (e.g. no metrics)")
     _idx: dict | None = PrivateAttr(default=None)
@@ -318,6 +351,13 @@ class Snapshot(Frozen):
     def autoscaler_of(self, ref: WorkloadRef | str) -> Autoscaler | None:
         """The autoscaler that owns `ref`'s replicas, if any (an HTTPScaledObject last: its ScaledObject rules)."""
         return self._index()["autoscalers"].get(str(ref))
+
+    def budgets_for(self, pod: Pod) -> list[DisruptionBudget]:
+        """The PodDisruptionBudgets that select `pod`."""
+        return [b for b in self.disruption_budgets if b.selects(pod)]
+
+    def pods_on(self, node: str) -> list[Pod]:
+        return [p for p in self.pods if p.node == node and p.phase in ("Pending", "Running")]
 
     def events_for(self, namespace: str, name: str) -> list[Event]:
         return [e for e in self.events if e.namespace == namespace and e.name == name]

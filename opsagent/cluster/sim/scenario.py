@@ -172,6 +172,23 @@ class AutoscalerDecl(Strict):
         return self
 
 
+class DisruptionBudgetDecl(Strict):
+    """A PodDisruptionBudget: the pods of `namespace` whose labels include `selector`; give one of
+    `min_available` or `max_unavailable` (a count)."""
+
+    namespace: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    selector: dict[str, str] = Field(default_factory=dict)
+    min_available: int | None = Field(default=None, ge=0)
+    max_unavailable: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> "DisruptionBudgetDecl":
+        if (self.min_available is None) == (self.max_unavailable is None):
+            raise ValueError("give exactly one of min_available or max_unavailable")
+        return self
+
+
 class JobDecl(Strict):
     namespace: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -301,6 +318,7 @@ class Scenario(Strict):
     workloads: tuple[WorkloadDecl, ...] = ()
     jobs: tuple[JobDecl, ...] = ()
     autoscalers: tuple[AutoscalerDecl, ...] = ()
+    disruption_budgets: tuple[DisruptionBudgetDecl, ...] = ()
     timeline: tuple[TimelineEvent, ...] = ()
 
     _parse = field_validator("duration", "tick", "progress_deadline", mode="before")(_duration)

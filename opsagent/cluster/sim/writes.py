@@ -12,7 +12,7 @@ never touches anything outside the simulator.
 
 from __future__ import annotations
 
-from opsagent.cluster.port import Conflict, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult
+from opsagent.cluster.port import Conflict, DisruptionBlocked, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult
 from opsagent.cluster.sim import lifecycle
 from opsagent.cluster.sim.scenario import ColdStart
 from opsagent.model import GpuRequirement, WorkloadRef
@@ -232,6 +232,26 @@ class WritesMixin:
         lifecycle.kill_pod(self, w, pod, self.now)  # type: ignore[arg-type,attr-defined]
         lifecycle.reconcile(self, w, self.now)  # type: ignore[arg-type,attr-defined]
         return self._done(f"{namespace}/{name} deleted; the Deployment replaces it", False)
+
+    def evict_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
+        """The Eviction API: refused (429) while a PodDisruptionBudget that selects the pod allows no disruption."""
+        from opsagent.cluster.sim import disruption
+
+        self._begin(dry_run)
+        pod = self.pods.get(f"{namespace}/{name}")  # type: ignore[attr-defined]
+        if pod is None:
+            raise NotFound(f'pods "{name}" not found in namespace {namespace!r}', status=404)
+        budget = disruption.blocking(self, pod)  # type: ignore[arg-type]
+        if budget is not None:
+            raise DisruptionBlocked(f"Cannot evict pod as it would violate the pod's disruption budget: {budget.describe()}",
+                                    budget=budget.key)
+        if dry_run:
+            return self._done(f"{namespace}/{name} would be evicted", True)
+        self._apply_fault(f'pods "{name}"')
+        w = self.workloads[pod.workload]  # type: ignore[attr-defined]
+        lifecycle.kill_pod(self, w, pod, self.now, reason="Evicted")  # type: ignore[arg-type,attr-defined]
+        lifecycle.reconcile(self, w, self.now)  # type: ignore[arg-type,attr-defined]
+        return self._done(f"{namespace}/{name} evicted; its workload replaces it", False)
 
     def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
         self._begin(dry_run)
