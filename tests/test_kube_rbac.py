@@ -184,6 +184,8 @@ def drive_everything(cluster, emu) -> None:
     cluster.pause_autoscaler(kind="ScaledObject", namespace="inference", name="llm", replicas=0, dry_run=True)
     cluster.set_autoscaler_bounds(kind="HorizontalPodAutoscaler", namespace="inference", name="embedder",
                                   min_replicas=1, max_replicas=4, dry_run=True)
+    serve_eviction(emu, "argocd", "my-pod")
+    cluster.evict_pod(namespace="argocd", name="my-pod", dry_run=True)
     cluster.delete_pod(namespace="argocd", name="my-pod", dry_run=True)
     cluster.delete_workload(ref=statefulset, dry_run=True)
     cluster.delete_workload(ref=deployment, dry_run=True)
@@ -191,6 +193,12 @@ def drive_everything(cluster, emu) -> None:
     lease = KubeLease.for_cluster(cluster, namespace="opsagent", name="opsagent-daemon", identity="a")
     assert lease.try_acquire() and lease.try_acquire()   # created, then renewed
     assert lease.publish({"opsagent.dev/audit-head": "1:" + "0" * 64})   # the daemon's audit head on the Lease
+
+
+def serve_eviction(emu, namespace: str, name: str) -> None:
+    """kmock does not know the eviction subresource; answer as the API server does when the eviction is allowed."""
+    emu.handler[f"post /api/v1/namespaces/{namespace}/pods/{name}/eviction"] << (
+        lambda request: {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201})
 
 
 def seed_autoscalers(emu) -> None:

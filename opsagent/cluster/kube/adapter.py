@@ -11,6 +11,7 @@ build bodies inline (write.py does), or parse objects (read.py does).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,11 +19,14 @@ from kubernetes import client as k8s
 
 from opsagent.clock import Clock, RealClock
 from opsagent.cluster.kube import autoscalers as scalers
+from opsagent.cluster.kube import disruption as disruption_parse
 from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
 from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot
-from opsagent.cluster.port import ClusterError, Conflict, Forbidden, Invalid, NotFound, WorkloadSpec, WriteResult
+from opsagent.cluster.port import (
+    ClusterError, Conflict, DisruptionBlocked, Forbidden, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult,
+)
 from opsagent.metrics import MetricsError, PrometheusClient
 from opsagent.model import GpuRequirement, Snapshot, WorkloadRef
 
@@ -46,6 +50,7 @@ class KubeCluster:
         self.authz = k8s.AuthorizationV1Api(api)
         self.autoscaling = k8s.AutoscalingV2Api(api)
         self.custom = k8s.CustomObjectsApi(api)
+        self.policy_api = k8s.PolicyV1Api(api)
         self._dra_version: str | None | bool = False  # False = not detected yet
 
     @classmethod
@@ -102,6 +107,9 @@ class KubeCluster:
             events=self._list("events", self.core.list_event_for_all_namespaces, self.core.list_namespaced_event),
         )
         self._read_autoscalers(raw)
+        raw.disruption_budgets = self._list(
+            "poddisruptionbudgets", self.policy_api.list_pod_disruption_budget_for_all_namespaces,
+            self.policy_api.list_namespaced_pod_disruption_budget)
         version = self.dra_version()
         if version:
             dra = getattr(k8s, _DRA_API[version])(self.chokepoint.api)
@@ -242,6 +250,21 @@ class KubeCluster:
         self.chokepoint.read_json(f"delete pod {namespace}/{name}", self.core.delete_namespaced_pod, name, namespace,
                                   **self._dry(dry_run))
         return self._result(f"deleted pod {namespace}/{name}", dry_run=dry_run)
+
+    def evict_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
+        """POST pods/NAME/eviction (policy/v1). A 429 means a PodDisruptionBudget forbids it now: asked once, not retried."""
+        once = replace(self.chokepoint, attempts=1, requests=0, retries=0)
+        what = f"evict pod {namespace}/{name}"
+        try:
+            once.read_json(what, self.core.create_namespaced_pod_eviction, name, namespace,
+                           disruption_parse.eviction_body(namespace, name), **self._dry(dry_run))
+        except Unavailable as exc:
+            if exc.status == 429:
+                raise DisruptionBlocked(exc.message.split(" (gave up after")[0], status=429) from exc
+            raise
+        finally:
+            self.chokepoint.requests += once.requests
+        return self._result(f"evicted pod {namespace}/{name}", dry_run=dry_run)
 
     def annotate(self, *, ref: WorkloadRef, annotations: dict[str, str | None], dry_run: bool = False) -> WriteResult:
         self._patch_workload(ref, bodies.annotate_body(annotations), dry_run=dry_run, content_type=bodies.MERGE_PATCH)

@@ -55,6 +55,8 @@ PERMISSIONS: tuple[Permission, ...] = tuple(
     + _p("apps", "replicasets", "list", "rollout history and pod revisions")
     + _p("", "pods", "list", "snapshot: one list call")
     + _p("", "pods", "delete", "delete_pod", scope="governed")
+    + _p("", "pods", "create", "evict_pod / drain_node through the Eviction API", subresource="eviction", scope="governed")
+    + _p("policy", "poddisruptionbudgets", "list", "snapshot: disruption budgets a drain honours")
     + _p("", "nodes", "list", "snapshot: GPUs from capacity and GFD labels")
     + _p("", "nodes", "patch", "cordon / uncordon")
     + _p("", "events", "list", "snapshot: recent events")

@@ -21,6 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 from opsagent.cluster.kube import autoscalers as autoscaler_parse
+from opsagent.cluster.kube import disruption as disruption_parse
 from opsagent.cluster.kube import gpus as gpu_parse
 from opsagent.cluster.kube.jobs import BATCH_API, JobMember, jobs_from_members
 from opsagent.cluster.kube.timestamps import parse_time
@@ -74,6 +75,7 @@ class RawLists:
     scaled_objects: list[dict[str, Any]] | None = None
     http_scaled_objects: list[dict[str, Any]] | None = None
     keda_missing: tuple[str, ...] = ()
+    disruption_budgets: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -502,4 +504,5 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         source="kube",
         notes=tuple(notes),
         autoscalers=autoscaler_parse.autoscalers(raw.hpas, raw.scaled_objects, raw.http_scaled_objects),
+        disruption_budgets=disruption_parse.budgets(raw.disruption_budgets),
     )
