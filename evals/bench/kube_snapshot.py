@@ -105,7 +105,33 @@ def build_real(n: int) -> dict[str, bytes]:
 
     return {"/apis/apps/v1/deployments": lst(deployments), "/apis/apps/v1/statefulsets": lst([]),
             "/apis/apps/v1/replicasets": lst(replicasets), "/api/v1/pods": lst(pods), "/api/v1/nodes": lst(nodes),
-            "/api/v1/events": lst(events), "/apis": json.dumps({"groups": []}).encode()}
+            "/api/v1/events": lst(events), "/apis": json.dumps({"groups": []}).encode(), **owners(n)}
+
+
+def owners(n: int) -> dict[str, bytes]:
+    """Autoscalers and disruption budgets: an HPA on every 10th Deployment, a KEDA ScaledObject on every 20th
+    (offset by 5), a PodDisruptionBudget on every 10th; the KEDA HTTP add-on is not installed (404)."""
+    hpas, scaled, pdbs = [], [], []
+    for i in range(n):
+        ns, name = f"team-{i % 20}", f"svc-{i}"
+        if i % 10 == 0:
+            hpas.append({"metadata": {"name": name, "namespace": ns}, "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "minReplicas": 1, "maxReplicas": 4}, "status": {"currentReplicas": 2, "desiredReplicas": 2, "conditions": [
+                    {"type": "AbleToScale", "status": "True"}, {"type": "ScalingActive", "status": "True"}]}})
+            pdbs.append({"metadata": {"name": name, "namespace": ns}, "spec": {
+                "minAvailable": 1, "selector": {"matchLabels": {"app": name}}},
+                "status": {"currentHealthy": 2, "desiredHealthy": 1, "disruptionsAllowed": 1, "expectedPods": 2}})
+        elif i % 20 == 5:
+            scaled.append({"metadata": {"name": name, "namespace": ns}, "spec": {
+                "scaleTargetRef": {"name": name}, "minReplicaCount": 0, "maxReplicaCount": 4},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+
+    def lst(items: list) -> bytes:
+        return json.dumps({"metadata": {}, "items": items}).encode()
+
+    return {"/apis/autoscaling/v2/horizontalpodautoscalers": lst(hpas), "/apis/keda.sh/v1alpha1/scaledobjects": lst(scaled),
+            "/apis/policy/v1/poddisruptionbudgets": lst(pdbs)}
 
 
 def build_minimal(n: int) -> dict[str, bytes]:
@@ -145,7 +171,7 @@ def build_minimal(n: int) -> dict[str, bytes]:
 
     return {"/apis/apps/v1/deployments": lst(deployments), "/apis/apps/v1/statefulsets": lst([]),
             "/apis/apps/v1/replicasets": lst(replicasets), "/api/v1/pods": lst(pods), "/api/v1/nodes": lst(nodes),
-            "/api/v1/events": lst(events), "/apis": json.dumps({"groups": []}).encode()}
+            "/api/v1/events": lst(events), "/apis": json.dumps({"groups": []}).encode(), **owners(n)}
 
 
 def serve(routes: dict[str, bytes]) -> tuple[ThreadingHTTPServer, str, list[int]]:
