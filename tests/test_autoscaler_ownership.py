@@ -115,7 +115,8 @@ def test_bad_autoscaler_declarations_name_the_field(extra, field):
 
 def gate_over(sim: SimCluster):
     cluster = RecordingCluster(sim)
-    allow = {name: "allow" for name in ("scale_workload", "sleep_workload", "wake_workload", "set_autoscaler_bounds")}
+    allow = {name: "allow" for name in ("scale_workload", "sleep_workload", "wake_workload", "set_autoscaler_bounds",
+                                        "get_workload")}
     gate = Gate(policy=bare_policy(), cluster=cluster, clock=sim.clock, recorder=MemoryRecorder(),
                 approvals=MemorySink(sim.clock), decide=decide_by_table(allow))
     return gate, cluster
@@ -180,3 +181,15 @@ def test_detectors_leave_what_an_autoscaler_does_to_it():
     assert before - owned == {"drift:web/api", "idle_gpu:render/ui", "wake_requested:chat/chat-ui", "jobs_waiting:cluster"}
     kept = ids(scaler("ScaledObject", "render", "ui"), scaler("ScaledObject", "chat", "chat-ui", paused_replicas=0))
     assert {"idle_gpu:render/ui", "wake_requested:chat/chat-ui"} <= kept
+
+
+def test_get_workload_says_who_owns_the_replicas_and_what_protects_the_pods():
+    text = SCENARIO + """disruption_budgets:
+  - {namespace: inference, name: llm, selector: {}, min_available: 1}
+"""
+    sim = SimCluster(parse_scenario(text))
+    sim.advance(15 * 60)
+    gate, _ = gate_over(sim)
+    result = gate.submit(ToolCall(tool="get_workload", args={"namespace": "inference", "name": "llm"}, actor="carol"))
+    assert result.data["autoscaler"]["kind"] == "ScaledObject" and "owned by ScaledObject inference/llm" in result.message
+    assert result.data["disruption_budgets"][0]["name"] == "inference/llm"

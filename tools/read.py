@@ -74,7 +74,19 @@ def get_workload(ctx: ToolContext, args: GetWorkloadIn) -> Outcome:
         rollout_reason=w.rollout.reason,
         pods=[pod_summary(p) for p in snap.pods_of(w.ref)][:50],
     )
-    return Outcome(message=f"{w.key}: {w.ready_replicas}/{w.replicas} ready", data=data)
+    owner = snap.autoscaler_of(w.ref)
+    if owner is not None:  # its replicas are the autoscaler's: say so, with what it reports
+        data["autoscaler"] = {"kind": owner.kind, "name": owner.key, "min_replicas": owner.min_replicas,
+                              "max_replicas": owner.max_replicas, "paused_replicas": owner.paused_replicas,
+                              "able_to_scale": owner.able_to_scale, "scaling_active": owner.scaling_active,
+                              "reason": owner.reason, "message": (owner.message or "")[:300] or None}
+    budgets = {b.key: b for p in snap.pods_of(w.ref) for b in snap.budgets_for(p)}
+    if budgets:
+        data["disruption_budgets"] = [{"name": b.key, "disruptions_allowed": b.disruptions_allowed,
+                                       "current_healthy": b.current_healthy, "desired_healthy": b.desired_healthy}
+                                      for b in budgets.values()]
+    scaled = f"; replicas owned by {owner.label}" if owner is not None else ""
+    return Outcome(message=f"{w.key}: {w.ready_replicas}/{w.replicas} ready{scaled}", data=data)
 
 
 class ListPodsIn(ToolInput):
@@ -268,7 +280,7 @@ def get_job(ctx: ToolContext, args: GetJobIn) -> Outcome:
 
 RETURNS: dict[str, str] = {
     'list_workloads': '`workloads` (workload, replicas, ready_replicas, gpus_held, gpu_utilization, request_rate, idle_seconds, idle, image, revision, rollout), `count`.',
-    'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations, rollout_reason and `pods`.',
+    'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations, rollout_reason, `pods`, and `autoscaler` (kind, name, bounds, paused_replicas, conditions) and `disruption_budgets` when they apply.',
     'list_pods': '`pods` (pod, workload, phase, ready, reason, node, gpu_ids, restarts, revision), `count`.',
     'describe_pod': "The pod's fields plus message, started_at and its last 20 `events` (time, type, reason, message).",
     'gpu_inventory': '`devices` (id, node, model, memory_mib, link_width, switch_group, holder, workload, held_seconds, utilization, idle_seconds), `switch_groups`, `held`, `free`.',
