@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evals" / "bench"))
 
-import _collect  # noqa: E402
-from _result import emit, median_range, parse  # noqa: E402
+import _collect
+from _result import emit, median_range, parse
 
 
 def test_emit_compares_value_with_target_in_the_direction_given(capsys):

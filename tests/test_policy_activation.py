@@ -9,7 +9,7 @@ passed whole.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from tools.base import Target
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 POLICY = load_policy(POLICIES, tool_risks={n: t.risk for n, t in REGISTRY.items()})
-NOW = datetime(2026, 1, 10, 23, 30, tzinfo=timezone.utc)  # a Saturday night: the time-bound rules apply
+NOW = datetime(2026, 1, 10, 23, 30, tzinfo=UTC)  # a Saturday night: the time-bound rules apply
 NAMES = {"render": ("render-ui", "render-batch"), "inference": ("llm", "embedder"), "chat": ("chat-ui",),
          "training": ("finetune",), "team-a": ("svc",), "apps": ("web",)}
 REFS = [WorkloadRef(namespace=ns, name=n) for ns, names in NAMES.items() for n in names]
@@ -122,10 +122,10 @@ def test_narrowed_and_whole_evaluation_agree(source, context):
     whole = expr._program.execute
     try:
         expected = (whole(context), None)
-    except Exception as exc:  # the runtime's own error for the whole context
+    except Exception as exc:  # noqa: BLE001 - the runtime's own error for the whole context
         expected = (None, type(exc).__name__)
     try:
         got = (expr.evaluate(context), None)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         got = (None, type(exc.__cause__).__name__)
     assert got == expected

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _result import parse  # noqa: E402
+from _result import parse
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,7 +58,7 @@ def table(rows: list[dict], markdown: bool) -> str:
     w = max([len("goal")] + [len(r["goal"]) for r in rows])
     f = max([len("figure")] + [len(str(r["figure"])) for r in rows])
     lines = [f"{'goal':{w}}  {'figure':{f}}  {'ratio':>6}  result", "-" * (w + f + 18)]
-    lines += [f"{r['goal']:{w}}  {str(r['figure']):{f}}  {ratio(r):>6}  {verdict(r)}" for r in rows]
+    lines += [f"{r['goal']:{w}}  {r['figure']!s:{f}}  {ratio(r):>6}  {verdict(r)}" for r in rows]
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from _result import emit, median_range
@@ -32,7 +32,7 @@ from tools import REGISTRY
 from tools.base import Target
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 ACTORS = ("daemon", "wake-proxy", "alice", "carol", "erin", "mallory")
 CHANNELS = {"daemon": "daemon", "wake-proxy": "wake-proxy"}
 NAMES = {

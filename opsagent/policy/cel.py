@@ -59,7 +59,7 @@ class Expr:
     result is the same, the conversion is smaller.
     """
 
-    __slots__ = ("source", "where", "variables", "_program", "_narrow")
+    __slots__ = ("_narrow", "_program", "source", "variables", "where")
 
     def __init__(self, source: str, where: str, program: Any, variables: frozenset[str]) -> None:
         self.source = source
