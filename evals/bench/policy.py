@@ -45,10 +45,10 @@ DAEMON_RULES = ("daemon-sleeps-idle-workloads", "wake-on-demand", "daemon-scales
 
 
 class FixedCounts(Counts):
-    """A recorder that always reports a few recent calls (what limits cost, not what SQLite costs)."""
+    """A recorder that always reports two recent calls: under every shipped limit and retry budget (what limits cost, not SQLite)."""
 
     def count(self, *, limit_name, tools, namespace, actor, since) -> int:
-        return 3
+        return 2
 
     def run_workloads(self) -> frozenset[str]:
         return frozenset({"render/render-ui", "inference/embedder"})
@@ -109,7 +109,7 @@ def main() -> None:
 
     rng = random.Random(opts.seed)
     policy = load_policy(opts.policies, tool_risks={n: t.risk for n, t in REGISTRY.items()})
-    snaps = [snapshot(rng, opts.workloads) for _ in range(4)]
+    snaps = [snapshot(rng, opts.workloads) for _ in range(12)]
     calls = [(*random_call(rng), rng.choice(snaps)) for _ in range(opts.calls)]
     counts = FixedCounts()
     clock = time.perf_counter_ns
