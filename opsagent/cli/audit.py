@@ -22,8 +22,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsagent.approvals import verify_approvals
-from opsagent.chat.confirmations import verify_confirmations
 from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore, parse_anchor
 from opsagent.audit.clocks import database_clock
 from opsagent.audit.database import DatabaseCorrupt, check_integrity
@@ -282,6 +280,9 @@ def verify_cmd(
         anchor = parse_anchor(expect_head) if expect_head is not None else None
     except ValueError as exc:
         fail(f"--expect-head: {exc}", hint="pass the anchor `opsagent audit head` printed, e.g. 1042:5f0c…")
+    from opsagent.approvals import verify_approvals  # only verify reads them: keeps `audit list` quick to start
+    from opsagent.chat.confirmations import verify_confirmations
+
     with open_store(db, check_pages=True) as store:
         report = store.verify(anchor=anchor)
         mismatches = verify_approvals(store)

@@ -88,6 +88,31 @@ class IntentBook:
         return found
 
 
+    def for_one_pass(self) -> PassBook:
+        """This book for one pass over one snapshot: each workload resolved once, however many detectors ask."""
+        return PassBook(self.intents, self.opt_ins, self.places, self._cache)
+
+
+@dataclass(frozen=True)
+class PassBook(IntentBook):
+    """An IntentBook that remembers each workload object it resolved (workloads are immutable).
+
+    Keyed by identity, so a lookup costs no hashing of the workload; the
+    workload is kept with its answer so the identity cannot be reused. Meant
+    to live for one pass (a detection run), then be dropped.
+    """
+
+    _seen: dict[int, tuple[Workload, Resolved]] = field(default_factory=dict, compare=False, repr=False)
+
+    def resolve(self, workload: Workload) -> Resolved:
+        hit = self._seen.get(id(workload))
+        if hit is not None and hit[0] is workload:
+            return hit[1]
+        found = IntentBook.resolve(self, workload)
+        self._seen[id(workload)] = (workload, found)
+        return found
+
+
 _NONE = Resolved(intent=None)
 
 
