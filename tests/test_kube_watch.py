@@ -1,0 +1,117 @@
+"""Waiting on a workload by watching it, over real HTTP with the official client.
+
+Spec for `KubeCluster.wait_ready`:
+- it reads the workload once, then watches it from that resourceVersion with
+  bookmarks; a change that makes enough replicas ready ends the wait, and no
+  list of the cluster is ever made (kmock serves the watch);
+- a bookmark moves nothing; a 410 Gone re-reads the object and watches again
+  from the fresh resourceVersion;
+- a watch cut off mid-event is read again and watched again;
+- past the timeout it returns the ready count it saw last; deletion is NotFound.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+
+import pytest
+from kube_harness import Emulator, StatusServer, fixture
+
+from opsagent.clock import RealClock
+from opsagent.cluster.kube import KubeCluster, api_client_for_url
+from opsagent.cluster.port import NotFound
+from opsagent.model import WorkloadRef
+
+GUESTBOOK = WorkloadRef(namespace="default", name="guestbook-ui")
+
+
+def _deployment(ready: int, version: str) -> dict:
+    obj = copy.deepcopy(fixture("deployment-progress-deadline-exceeded.yaml"))
+    obj["status"]["readyReplicas"] = ready
+    obj["metadata"]["resourceVersion"] = version
+    return obj
+
+
+def _events(*events: dict) -> bytes:
+    return b"".join(json.dumps(e).encode() + b"\n" for e in events)
+
+
+def _cluster(url: str) -> KubeCluster:
+    cluster = KubeCluster(api_client_for_url(url), clock=RealClock())
+    cluster.chokepoint.base_delay = 0.01
+    return cluster
+
+
+def test_a_watched_change_ends_the_wait_without_listing_the_cluster():
+    with Emulator() as emu:
+        emu.seed(_deployment(0, "1"))
+        cluster = _cluster(emu.url)
+
+        def make_ready():
+            time.sleep(0.3)
+            cluster.chokepoint.call("patch", cluster.apps.patch_namespaced_deployment, GUESTBOOK.name, GUESTBOOK.namespace,
+                                    {"status": {"readyReplicas": 2}}, _content_type="application/merge-patch+json",
+                                    _preload_content=False)
+
+        writer = threading.Thread(target=make_ready)
+        writer.start()
+        ready = cluster.wait_ready(ref=GUESTBOOK, replicas=2, timeout=30)
+        writer.join()
+        reads = [r for r in emu.requests() if r["method"] == "GET"]
+    assert ready == 2
+    assert reads[0]["path"].endswith("/deployments/guestbook-ui") and reads[0]["params"] == {}
+    watches = reads[1:]
+    assert watches and all(r["params"].get("watch") == "true" for r in watches)   # no plain list, ever
+    assert watches[0]["params"]["resourceVersion"] == "1"
+    assert watches[0]["params"]["allowWatchBookmarks"] == "true"
+    assert watches[0]["params"]["fieldSelector"] == "metadata.name=guestbook-ui"
+
+
+def test_bookmark_then_410_gone_reads_again_and_watches_from_the_new_version():
+    other = _deployment(3, "7")
+    other["metadata"]["name"] = "someone-else"
+    script = [
+        (200, _deployment(0, "5")),
+        (200, _events({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "6"}}},
+                      {"type": "MODIFIED", "object": other},
+                      {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired",
+                                                   "message": "too old resource version: 5 (9)"}})),
+        (200, _deployment(0, "9")),
+        (200, _events({"type": "MODIFIED", "object": _deployment(1, "10")})),
+    ]
+    with StatusServer(script) as srv:
+        ready = _cluster(srv.url).wait_ready(ref=GUESTBOOK, replicas=1, timeout=30)
+        seen = srv.seen
+    assert ready == 1
+    assert [r["params"].get("resourceVersion") for r in seen] == [None, "5", None, "9"]
+    assert [r["params"].get("watch") for r in seen] == [None, "true", None, "true"]
+
+
+def test_a_watch_cut_off_mid_event_is_read_and_watched_again():
+    cut = _events({"type": "MODIFIED", "object": _deployment(0, "6")}) + b'{"type": "MODIFIED", "obj'
+    script = [
+        (200, _deployment(0, "5")),
+        (200, cut),
+        (200, _deployment(0, "8")),
+        (200, _events({"type": "MODIFIED", "object": _deployment(2, "9")})),
+    ]
+    with StatusServer(script) as srv:
+        ready = _cluster(srv.url).wait_ready(ref=GUESTBOOK, replicas=2, timeout=30)
+        seen = srv.seen
+    assert ready == 2
+    assert [r["params"].get("resourceVersion") for r in seen] == [None, "5", None, "8"]
+
+
+def test_timeout_returns_the_ready_count_seen_last():
+    with Emulator() as emu:
+        emu.seed(_deployment(1, "1"))
+        assert _cluster(emu.url).wait_ready(ref=GUESTBOOK, replicas=3, timeout=0.5) == 1
+
+
+def test_deletion_while_waiting_is_not_found():
+    script = [(200, _deployment(0, "5")), (200, _events({"type": "DELETED", "object": _deployment(0, "6")}))]
+    with StatusServer(script) as srv, pytest.raises(NotFound, match="deleted while waiting"):
+        _cluster(srv.url).wait_ready(ref=GUESTBOOK, replicas=1, timeout=30)
