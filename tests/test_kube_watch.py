@@ -115,3 +115,34 @@ def test_deletion_while_waiting_is_not_found():
     script = [(200, _deployment(0, "5")), (200, _events({"type": "DELETED", "object": _deployment(0, "6")}))]
     with StatusServer(script) as srv, pytest.raises(NotFound, match="deleted while waiting"):
         _cluster(srv.url).wait_ready(ref=GUESTBOOK, replicas=1, timeout=30)
+
+
+def test_wake_workload_on_kube_waits_on_the_watch_and_reads_only_that_workload():
+    from tools import REGISTRY, ToolContext
+
+    with Emulator() as emu:
+        asleep = _deployment(0, "1")
+        asleep["spec"]["replicas"] = 0
+        emu.seed(asleep)
+        cluster = _cluster(emu.url)
+        ctx = ToolContext(cluster=cluster, clock=cluster.clock, observe=cluster.snapshot, wake_timeout_seconds=30)
+        tool = REGISTRY["wake_workload"]
+
+        def become_ready():
+            while not any(r["path"].endswith("/scale") for r in emu.requests()):
+                time.sleep(0.02)
+            time.sleep(0.2)
+            cluster.chokepoint.call("patch", cluster.apps.patch_namespaced_deployment, GUESTBOOK.name, GUESTBOOK.namespace,
+                                    {"status": {"readyReplicas": 1}}, _content_type="application/merge-patch+json",
+                                    _preload_content=False)
+
+        writer = threading.Thread(target=become_ready)
+        writer.start()
+        outcome = tool.run(ctx, tool.input_model(namespace="default", name="guestbook-ui"))
+        writer.join()
+        requests = emu.requests()
+    assert outcome.status == "ok" and outcome.data["state"] == "ready" and outcome.data["ready_replicas"] == 1
+    after_scale = requests[next(i for i, r in enumerate(requests) if r["path"].endswith("/scale")) + 1:]
+    reads = [r for r in after_scale if r["method"] == "GET"]
+    assert reads and all(r["path"].endswith("/deployments/guestbook-ui")
+                         or (r["path"].endswith("/deployments") and r["params"].get("watch") == "true") for r in reads)
