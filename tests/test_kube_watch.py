@@ -146,3 +146,25 @@ def test_wake_workload_on_kube_waits_on_the_watch_and_reads_only_that_workload()
     reads = [r for r in after_scale if r["method"] == "GET"]
     assert reads and all(r["path"].endswith("/deployments/guestbook-ui")
                          or (r["path"].endswith("/deployments") and r["params"].get("watch") == "true") for r in reads)
+
+
+def test_wait_changed_ends_on_the_next_change_of_the_workload():
+    script = [(200, _deployment(1, "5")),
+              (200, _events({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "6"}}},
+                            {"type": "MODIFIED", "object": _deployment(1, "7")}))]
+    with StatusServer(script) as srv:
+        assert _cluster(srv.url).wait_changed(ref=GUESTBOOK, timeout=30) is True
+    with Emulator() as emu:
+        emu.seed(_deployment(1, "1"))
+        assert _cluster(emu.url).wait_changed(ref=GUESTBOOK, timeout=0.5) is False
+
+
+def test_a_run_waits_on_the_workloads_its_calls_changed():
+    from opsagent.agent.graph import changed_workloads
+
+    rows = [{"status": "ok", "args": {"namespace": "a", "name": "x"}},
+            {"status": "denied", "args": {"namespace": "b", "name": "y"}},
+            {"status": "ok", "args": {"node": "gpu-1"}},
+            {"status": "ok", "args": {"namespace": "a", "name": "x", "replicas": 0}},
+            {"status": "ok", "args": {"namespace": "c", "name": "z"}}]
+    assert changed_workloads(rows) == [WorkloadRef(namespace="a", name="x"), WorkloadRef(namespace="c", name="z")]

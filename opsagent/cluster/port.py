@@ -132,3 +132,11 @@ class WaitsReady(Protocol):
     def wait_ready(self, *, ref: WorkloadRef, replicas: int, timeout: float) -> int:
         """Block until `replicas` of `ref` are ready or `timeout` seconds pass; the ready count seen last.
         Reads only that workload; raises NotFound if it is deleted meanwhile."""
+
+
+@runtime_checkable
+class WaitsChange(Protocol):
+    """An adapter that can wait on change events for workloads, instead of a fixed sleep."""
+
+    def wait_changed(self, *, ref: WorkloadRef, timeout: float) -> bool:
+        """Block until workload `ref` changes (or is deleted) or `timeout` seconds pass; whether it changed."""

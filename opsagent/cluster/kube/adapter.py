@@ -170,6 +170,23 @@ class KubeCluster:
                         predicate=enough, timeout=timeout, clock=self.clock)
         return ready_replicas(seen.get("obj") or {})
 
+    def wait_changed(self, *, ref: WorkloadRef, timeout: float) -> bool:
+        """Watch the workload until its resourceVersion moves (or it is deleted) or `timeout` seconds pass."""
+        fn = self.apps.list_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.list_namespaced_deployment
+        first: list[str] = []
+
+        def moved(obj: dict[str, Any]) -> bool:
+            version = str((obj.get("metadata") or {}).get("resourceVersion"))
+            first.append(version)
+            return version != first[0]
+
+        try:
+            changed = wait_for_object(self.chokepoint, fn, namespace=ref.namespace, name=ref.name,
+                                      get=lambda: self.get_workload(ref), predicate=moved, timeout=timeout, clock=self.clock)
+        except NotFound:
+            return True   # gone is a change too; the next look says what it means
+        return changed is not None
+
     def _patch_workload(self, ref: WorkloadRef, body: Any, *, dry_run: bool, content_type: str | None = None) -> Any:
         fn = self.apps.patch_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.patch_namespaced_deployment
         extra = {"_content_type": content_type} if content_type else {}
