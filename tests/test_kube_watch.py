@@ -18,6 +18,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kube_harness import Emulator, StatusServer, fixture
 
 from opsagent.clock import RealClock
@@ -168,3 +170,43 @@ def test_a_run_waits_on_the_workloads_its_calls_changed():
             {"status": "ok", "args": {"namespace": "a", "name": "x", "replicas": 0}},
             {"status": "ok", "args": {"namespace": "c", "name": "z"}}]
     assert changed_workloads(rows) == [WorkloadRef(namespace="a", name="x"), WorkloadRef(namespace="c", name="z")]
+
+
+def _script_for(changes: list[tuple[str, int]]) -> tuple[list, int]:
+    """A server's answers for a random stream of changes to guestbook-ui, and the ready count it ends at.
+
+    Each change is ("ready", n): the workload now has n ready; ("other", n): another deployment
+    changed; ("bookmark", 0); ("gone", 0): the watch expires with 410, so the client reads again."""
+    version, ready = 1, 0
+    script: list = [(200, _deployment(ready, str(version)))]
+    events: list[dict] = []
+    for kind, n in changes:
+        version += 1
+        if kind == "ready":
+            ready = n
+            events.append({"type": "MODIFIED", "object": _deployment(ready, str(version))})
+        elif kind == "other":
+            other = _deployment(n, str(version))
+            other["metadata"]["name"] = "other"
+            events.append({"type": "MODIFIED", "object": other})
+        elif kind == "bookmark":
+            events.append({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": str(version)}}})
+        else:
+            events.append({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}})
+            script += [(200, _events(*events)), (200, _deployment(ready, str(version)))]
+            events = []
+    script += [(200, _events(*events)), (200, _deployment(ready, str(version + 1)))]
+    return script, ready
+
+
+changes = st.lists(st.tuples(st.sampled_from(["ready", "other", "bookmark", "gone"]), st.integers(0, 3)), max_size=8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(changes=changes, want=st.integers(1, 3))
+def test_wait_ready_sees_what_a_fresh_read_would_after_any_stream_of_changes(changes, want):
+    script, final = _script_for(changes)
+    seen = [n for kind, n in changes if kind == "ready"]
+    expected = next((n for n in seen if n >= want), final)
+    with StatusServer(script) as srv:
+        assert _cluster(srv.url).wait_ready(ref=GUESTBOOK, replicas=want, timeout=0.3) == expected
