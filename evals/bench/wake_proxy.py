@@ -39,7 +39,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "evals" / "bench"))
 
 from opsagent.clock import RealClock  # noqa: E402
-from opsagent.model import WorkloadRef  # noqa: E402
 from opsagent.runtime import open_runtime  # noqa: E402
 from opsagent.wake import GateWaker, RouteTable, WakeProxy  # noqa: E402
 from sim_scale import build  # noqa: E402
@@ -178,8 +177,8 @@ async def warm_load(url: str, seconds: float) -> tuple[float, float]:
 async def one_size(size: int, *, warm: bool) -> dict[str, float]:
     sim = build(size)
     sim.advance(60)
-    cold = [w for w in sim.workloads.values() if w.replicas > 0][0].ref
-    warm_ref = [w for w in sim.workloads.values() if w.replicas > 0][1].ref
+    running = (w.ref for w in sim.workloads.values() if w.replicas > 0)
+    cold, warm_ref = next(running), next(running)
     sim.scale(ref=cold, replicas=0)
     sim.advance(120)
     cluster = RealTimeSim(sim)
@@ -207,7 +206,6 @@ async def one_size(size: int, *, warm: bool) -> dict[str, float]:
             if warm:
                 out["minimal_rps"], out["minimal_p99"] = await warm_load(f"{minimal}/warm/x", WARM_SECONDS)
                 out["proxy_rps"], out["proxy_p99"] = await warm_load(f"{proxied}/warm/x", WARM_SECONDS)
-    rt.close() if hasattr(rt, "close") else None
     return out
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from opsagent.clock import Clock
 from opsagent.cluster.kube.client import Chokepoint
