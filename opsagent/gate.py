@@ -450,7 +450,7 @@ class Gate:
     # --- helpers ----------------------------------------------------------
     def _context(self, tool: Tool, target: Any, snapshot: Snapshot | None, decision: Decision) -> ToolContext:
         cluster = ReadOnlyCluster(self.cluster) if tool.risk == "read" else self.cluster
-        ctx = ToolContext(cluster=cluster, clock=self.clock, observe=self.cluster.snapshot, dry_run=decision.dry_run,
+        ctx = ToolContext(cluster=cluster, clock=self.clock, observe=_decided_then_fresh(snapshot, self.cluster.snapshot), dry_run=decision.dry_run,
                           warm_replicas=self._warm_replicas, findings=self.findings, poll_seconds=self.poll_seconds,
                           wait=self.wait, proposals_dir=self.proposals_dir)
         wake = self._wake_rule(getattr(target, "workload", None), snapshot)
@@ -486,3 +486,12 @@ class Gate:
     def _loggable_args(self, call: ToolCall) -> dict[str, Any]:
         """The arguments as the audit log keeps them: oversized ones as size, digest and a short prefix."""
         return dict(bounded_json(dict(call.args), limit=self.max_args_bytes))
+
+
+def _decided_then_fresh(snapshot: Snapshot | None, read: Callable[[], Snapshot]) -> Callable[[], Snapshot]:
+    """The tool's first look is the snapshot the decision was made on (no second read of the whole
+    cluster before acting); every later look reads the cluster again."""
+    if snapshot is None:
+        return read
+    pending = [snapshot]
+    return lambda: pending.pop() if pending else read()

@@ -45,7 +45,8 @@ from opsagent.agent.state import AgentState
 from opsagent.agent.turns import REFUSED, call_key, dropped, judge_turn, offered_tools, refusal, scope_of
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
-from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult, bounded_json
+from opsagent.cluster.port import WaitsChange
+from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult, WorkloadRef, bounded_json
 from opsagent.playbooks import TemplateError
 
 
@@ -76,10 +77,21 @@ class Deps:
         except ApprovalError as exc:  # already executed, interrupted, not approved: nothing runs again
             return ToolResult(status="error", tool=approval.call.tool, approval_id=approval.id, message=str(exc)[:500])
 
-    def wait(self) -> None:
-        """Let the cluster move before re-observing: `settle` if given (the simulator), else the clock."""
+    def wait(self, state: AgentState) -> None:
+        """Let the cluster move before re-observing.
+
+        The simulator settles (its virtual clock moves). On a real cluster the first
+        check after a write reads at once; a re-check waits until the workload the run
+        changed last changes again (a watch event), at most `verify_interval_seconds`."""
         if self.settle is not None:
             self.settle()
+            return
+        if not state.get("verify_waits"):
+            return
+        cluster = getattr(self.gate, "cluster", None)
+        refs = changed_workloads(state.get("results", []))
+        if isinstance(cluster, WaitsChange) and refs:
+            cluster.wait_changed(ref=refs[-1], timeout=self.config.verify_interval_seconds)
         else:
             self.clock.sleep(self.config.verify_interval_seconds)
 
@@ -151,6 +163,21 @@ def _finding(state: AgentState) -> Finding | None:
 def tool_text(result: ToolResult) -> str:
     """What the model reads back: the result fenced as data, like the finding (see `prompts.tool_result_text`)."""
     return tool_result_text(tool=result.tool, status=result.status, message=result.message, data=result.data)
+
+
+def changed_workloads(results: list[dict[str, Any]]) -> list[WorkloadRef]:
+    """The workloads that the run's successful calls named, in order, once each."""
+    refs: list[WorkloadRef] = []
+    for row in results:
+        args = row.get("args")
+        if row.get("status") != "ok" or not isinstance(args, dict):
+            continue
+        namespace, name = args.get("namespace"), args.get("name")
+        if isinstance(namespace, str) and isinstance(name, str):
+            ref = WorkloadRef(namespace=namespace, name=name)
+            if ref not in refs:
+                refs.append(ref)
+    return refs
 
 
 def result_row(step: int, tool: str, args: dict[str, Any], result: ToolResult, *, key: str, reused: bool) -> dict[str, Any]:
@@ -399,7 +426,7 @@ def build_graph(deps: Deps) -> StateGraph:
     def verify(state: AgentState) -> Command[Literal["plan", "verify", "finish"]]:
         finding = _finding(state)
         assert finding is not None
-        deps.wait()
+        deps.wait(state)
         snapshot = deps.observe()
         still_open = any(f.id == finding.id for f in deps.detect_fn(snapshot))
         playbook = deps.playbook_for(finding, snapshot)

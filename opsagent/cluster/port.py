@@ -123,3 +123,20 @@ class Cluster(Protocol):
     def create_workload(self, *, spec: WorkloadSpec, dry_run: bool = False) -> WriteResult: ...
 
     def delete_workload(self, *, ref: WorkloadRef, dry_run: bool = False) -> WriteResult: ...
+
+
+@runtime_checkable
+class WaitsReady(Protocol):
+    """An adapter that can wait on change events for a workload's readiness, instead of being polled."""
+
+    def wait_ready(self, *, ref: WorkloadRef, replicas: int, timeout: float) -> int:
+        """Block until `replicas` of `ref` are ready or `timeout` seconds pass; the ready count seen last.
+        Reads only that workload; raises NotFound if it is deleted meanwhile."""
+
+
+@runtime_checkable
+class WaitsChange(Protocol):
+    """An adapter that can wait on change events for workloads, instead of a fixed sleep."""
+
+    def wait_changed(self, *, ref: WorkloadRef, timeout: float) -> bool:
+        """Block until workload `ref` changes (or is deleted) or `timeout` seconds pass; whether it changed."""
