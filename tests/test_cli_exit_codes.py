@@ -51,6 +51,7 @@ def ask(tmp_path: Path, text: str, *extra: str):
 def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPSAGENT_MODEL", "OPSAGENT_CLUSTER", "OPSAGENT_OUTPUT", "OPSAGENT_DB"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPSAGENT_CLUSTER", "sim:demo")   # these try bad input, not the choice of cluster
 
 
 def test_ask_exits_1_when_the_message_is_not_understood(tmp_path: Path) -> None:

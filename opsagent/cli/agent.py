@@ -60,6 +60,9 @@ def run_cmd(
         config = AgentConfig.from_env(model=model, ollama_host=ollama_host, base_url=base_url, max_steps=max_steps)
     except ValueError as exc:
         fail(str(exc), hint="durations look like 90s, 5m, 1h")
+    from opsagent.cli.resolve import writable_db
+
+    db = writable_db(db, "sim:" + scenario)
     try:
         result = run_on_simulator(scenario=_load(scenario), policies=policies, playbooks=playbooks, db=db, hours=hours,
                                   step_seconds=seconds, planner=planner, config=config, approve_as=approve_as)

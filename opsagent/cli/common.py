@@ -61,15 +61,26 @@ def id_argument(what: str) -> Any:
 
 
 DB_META = "opsagent.db"   # ctx.meta key: the --db a command was given, so an error met later can name it
+DB_DEFAULTED: set[Path] = set()   # the --db values filled in because none was given (see resolve.writable_db)
 
 
 def _remember_db(ctx: typer.Context, value: Path | None) -> Path | None:
+    DB_DEFAULTED.clear()
+    if value is None:
+        from opsagent.cli.resolve import default_db
+
+        value = default_db()
+        DB_DEFAULTED.add(value)
     ctx.meta[DB_META] = value
     return value
 
 
-DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", callback=_remember_db,
-                     help="SQLite file for audit log, approvals and agent checkpoints.")
+DbOpt = typer.Option(None, "--db", envvar="OPSAGENT_DB", callback=_remember_db, show_default=False,
+                     help="SQLite file for audit log, approvals and agent checkpoints "
+                          "(default: ~/.local/state/opsagent/opsagent.db; on the simulator a temporary file).")
+ClusterOpt = typer.Option(None, "--cluster", envvar="OPSAGENT_CLUSTER", show_default=False,
+                          help="sim:SCENARIO (builtin name or file; fresh each process), kube or kube:CONTEXT "
+                               "(default: the current kubeconfig context, as kubectl).")
 
 
 def choices(name: str, literal: Any) -> type[Enum]:
