@@ -52,7 +52,7 @@ def _policies(value: Path | None) -> Path:
     return value if value is not None and value.is_file() else folder(value, "policies")
 
 
-@policy_app.command("lint", epilog="Example: opsagent policy lint policies/ -o json")
+@policy_app.command("lint")
 def lint_cmd(
     directory: Path = typer.Argument(None, envvar="OPSAGENT_POLICIES", callback=_policies, show_default=False,
                                      help="Policy directory or one file (default: ./policies, ~/.config/opsagent/policies, then the shipped ones)."),
@@ -84,7 +84,7 @@ def lint_cmd(
         raise typer.Exit(1)
 
 
-@policy_app.command("show", epilog="Example: opsagent policy show --policies policies/")
+@policy_app.command("show")
 def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
     """Print what the agent may do alone, what needs a person and what is denied.
 
@@ -107,9 +107,7 @@ def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
     console.print(pol.summary(), highlight=False, soft_wrap=True, markup=False)
 
 
-@policy_app.command("explain", epilog=(
-    "Example: opsagent policy explain --tool sleep_workload --args '{\"namespace\":\"render\",\"name\":\"render-ui\"}' "
-    "--actor daemon --channel daemon --scenario demo --at 16:00"))
+@policy_app.command("explain")  # the example is the docstring's last line (an epilog would print it twice)
 def explain_cmd(
     tool: str = typer.Option(..., "--tool", help="Tool name, e.g. sleep_workload."),
     args: str = typer.Option("{}", "--args", help="The call's arguments as a JSON object."),
