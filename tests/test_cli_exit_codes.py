@@ -188,3 +188,17 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
     proc.stdout.close()   # like `| head -1`
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141 and b"Traceback" not in err and err == b""
+
+
+def test_a_port_in_use_is_one_line_with_a_hint_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["daemon", "--once", "--sim-speed", "0", "--db", str(tmp_path / "d.db"),
+                                          "--listen", f"127.0.0.1:{port}"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    assert lines[0] == "error: Address already in use"
+    assert "--listen" in lines[1]
+    assert "Traceback" not in result.output and "internal error" not in result.output
