@@ -80,3 +80,12 @@ def test_shell_completion_names_commands(tmp_path: Path) -> None:
                               "COMP_WORDS": "opsagent audit li", "COMP_CWORD": "2"},
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.stdout.split() == ["list"], out.stderr
+
+
+def test_durations_print_in_the_form_they_are_read() -> None:
+    from opsagent.clock import format_duration, parse_duration
+
+    assert [format_duration(s) for s in (0, 45, 90, 5400, 172800)] == ["0s", "45s", "1m30s", "1h30m", "2d"]
+    assert format_duration(7384, parts=2) == "2h3m"
+    for text in ("2d", "1h30m", "1m30s", "3d4h5m6s"):
+        assert format_duration(parse_duration(text)) == text

@@ -12,6 +12,7 @@ import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from opsagent.clock import format_duration
 from opsagent.model import Approval, ToolResult
 
 if TYPE_CHECKING:
@@ -32,12 +33,7 @@ def _pct(value: Any) -> str:
 def _ago(seconds: Any) -> str:
     if seconds is None:
         return "-"
-    s = float(seconds)
-    if s < 120:
-        return f"{s:.0f}s"
-    if s < 7200:
-        return f"{s / 60:.0f}m"
-    return f"{s / 3600:.1f}h"
+    return format_duration(float(seconds), parts=2)
 
 
 def _more(rows: list[Any], count: int | None) -> list[str]:
