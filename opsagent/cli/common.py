@@ -19,7 +19,26 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
-console = Console()
+class _Console(Console):
+    """Rich for people, plain text for pipes: when stdout is not a terminal, a table prints as plain columns
+    (no box drawing, never wrapped, headers on one line; see opsagent.cli.output) and lines are not wrapped."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        if self.is_terminal:
+            return super().print(*objects, **kwargs)
+        from rich.table import Table
+
+        from opsagent.cli.output import plain_table
+
+        kwargs.setdefault("soft_wrap", True)
+        for obj in objects:
+            if isinstance(obj, Table):
+                self.file.write("".join(line + "\n" for line in plain_table(obj)))
+            else:
+                super().print(obj, **kwargs)
+
+
+console = _Console()
 err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, piped or not
 
 

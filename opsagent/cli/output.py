@@ -82,3 +82,20 @@ def emit(rows: list[Any], columns: list[Column], fmt: Format, *, kind: str, name
         return
     for line in table_lines(rows, columns, wide=fmt == Format.wide, headers=headers):
         out.write(line + "\n")
+
+
+def plain_table(table: Any) -> list[str]:
+    """A rich Table as plain columns, for output that is not a terminal: a `# TITLE` line when it has a title,
+    then headers upper-cased with `_` for spaces (one word each, so `awk` counts columns right)."""
+    from rich.text import Text
+
+    def text(value: Any) -> str:
+        plain = value.plain if isinstance(value, Text) else Text.from_markup(value).plain if isinstance(value, str) else str(value)
+        return cell(plain)
+
+    columns = table.columns
+    rows = [[text(c._cells[i]) if i < len(c._cells) else "<none>" for c in columns] for i in range(table.row_count)]
+    lines = [f"# {text(table.title)}"] if table.title else []
+    head = [[(text(c.header) or "-").upper().replace(" ", "_") for c in columns]] if table.show_header else []
+    widths = [max(len(r[i]) for r in head + rows) for i in range(len(columns))] if head + rows else []
+    return lines + ["   ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() for r in head + rows]
