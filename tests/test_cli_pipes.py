@@ -39,3 +39,21 @@ def test_piped_output_is_plain(command: str, env: dict[str, str]) -> None:
     if lines[0].isupper() and len(lines) > 1:   # a table: the header is one line, the next is a row
         assert not (lines[1].isupper() and not any(ch.isdigit() for ch in lines[1])), out.stdout
     assert "decisi" not in out.stdout.replace("decision", "")   # the word split at the terminal width, as it was
+
+
+@pytest.mark.parametrize("command", ["audit list", "audit stats", "approvals list", "policy lint", "playbook lint"])
+def test_yaml_is_the_json_record_and_the_variable_sets_it(command: str, env: dict[str, str]) -> None:
+    import json
+
+    import yaml
+
+    def run(extra_env: dict[str, str], *extra: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "opsagent", *command.split(), *extra], env={**env, **extra_env},
+                             cwd=env["HOME"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    as_json = json.loads(run({}, "-o", "json"))
+    assert yaml.safe_load(run({}, "-o", "yaml")) == as_json
+    assert yaml.safe_load(run({"OPSAGENT_OUTPUT": "yaml"})) == as_json
+    assert not BOX & set(run({"OPSAGENT_OUTPUT": "wide"}))

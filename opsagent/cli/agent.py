@@ -70,7 +70,7 @@ def run_cmd(
         fail(str(exc), hint="check the file named above; `opsagent policy lint` and `opsagent playbook lint` help")
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
-    if output == Output.json:
+    if output.data:
         print_json({"runs": result.reports, "waiting": [{"run_id": t, "approval_id": a} for t, a in result.waiting],
                     "stats": result.stats})
         return
@@ -118,7 +118,7 @@ def waiting_cmd(db: Path = DbOpt, output: Output = OutputOpt) -> None:
                              "args": payload.get("args")})
     finally:
         conn.close()
-    if output == Output.json:
+    if output.data:
         print_json(rows)
         return
     table = Table("run", "approval", "tool", "args")

@@ -61,7 +61,7 @@ def outcome_of(runtime: ChatRuntime, reply: ChatReply, *, model: str | None) -> 
 
 def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> None:
     """Text for people; JSON for scripts (one compact document per line in a chat session)."""
-    if output == Output.json:
+    if output.data:
         data = reply.model_dump(mode="json", exclude={"approvals"})
         if lines:
             sys.stdout.write(json.dumps(data, default=str) + "\n")
@@ -177,7 +177,7 @@ def chat(
     runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
                            playbooks=playbooks, base_url=base_url)
     interactive = sys.stdin.isatty()
-    if interactive and output != Output.json:
+    if interactive and not output.data:
         console.print(f"opsagent chat as [bold]{escape(who.name)}[/] ({escape(who.source)}) on {escape(cluster)}; "
                       "'help' lists commands, 'exit' ends.", highlight=False)
     try:
@@ -187,7 +187,7 @@ def chat(
                 continue
             if text.lower() in EXIT_WORDS:
                 break
-            if not interactive and output != Output.json:
+            if not interactive and not output.data:
                 console.print(f"ops> {text}", highlight=False, markup=False)
             reply = runtime.service.handle(text, actor=who.name, channel="cli")
             print_reply(reply, output, lines=True)

@@ -44,10 +44,26 @@ err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, p
 
 class Output(str, Enum):
     table = "table"
+    wide = "wide"
     json = "json"
+    yaml = "yaml"
+
+    @property
+    def data(self) -> bool:
+        """json or yaml: the whole record for scripts (print it with `print_json`)."""
+        return self.value in ("json", "yaml")
 
 
-OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", help="table for people, json for scripts.")
+_FORMAT: list[str] = ["json"]   # the -o a command was given: `print_json` prints yaml when it is yaml
+
+
+def remember_format(value: Any) -> Any:
+    _FORMAT[0] = getattr(value, "value", value) or "json"
+    return value
+
+
+OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", callback=remember_format,
+                         help="table or wide for people (plain columns when piped), json or yaml for scripts.")
 
 
 def _found(kind: str) -> Any:
@@ -118,7 +134,14 @@ def to_jsonable(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, default=str) + "\n")
+    """The record as JSON, or as YAML when the command was given `-o yaml`."""
+    text = json.dumps(to_jsonable(value), indent=2, default=str)
+    if _FORMAT[0] == "yaml":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(json.loads(text), sort_keys=False))
+        return
+    sys.stdout.write(text + "\n")
 
 
 def fail(message: str, *, hint: str | None = None, code: int = 2) -> NoReturn:

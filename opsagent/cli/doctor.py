@@ -350,7 +350,7 @@ def register(app: typer.Typer) -> None:
             slack=slack, slack_mode=slack_mode.value, slack_api_url=api_url, timeout=timeout,
         )
         bad = [c for c in checks if c.required and c.status in ("missing", "failed")]
-        if output == Output.json:
+        if output.data:
             print_json({"ok": not bad, "checks": [asdict(c) for c in checks]})
         else:
             shown: set[str] = set()   # one failure (e.g. the access review itself) can fail many checks: advise once

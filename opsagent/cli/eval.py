@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
             ran.append(planner)
         written = write_report(report, scores, records) if report is not None and scores else None
         undiscriminating = null_passes(scores)
-        if output == Output.json:
+        if output.data:
             doc = {"planner": ran[0] if len(ran) == 1 else ran, "planners": ran, "totals": totals(scores),
                    "pass_rates": pass_rates(scores), "null_passes": undiscriminating, "scores": scores,
                    "report": str(written) if written else None}

@@ -67,7 +67,7 @@ def lint_cmd(
     Example: opsagent policy lint policies/ -o json
     """
     report = lint_dir(directory, tool_risks=_tool_risks())
-    if output == Output.json:
+    if output.data:
         print_json({"ok": report.ok, "errors": len(report.errors), "warnings": len(report.warnings),
                     "problems": [p.as_dict() for p in report.problems]})
     else:
@@ -93,7 +93,7 @@ def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
     Example: opsagent policy show --policies policies/
     """
     pol = _load(policies)
-    if output == Output.json:
+    if output.data:
         print_json({
             "mode": pol.mode, "files": list(pol.files), "approval_ttl_seconds": pol.approval_ttl_seconds,
             "max_workloads_per_run": pol.max_workloads_per_run, "groups": pol.groups,
@@ -144,7 +144,7 @@ def explain_cmd(
     tool_risk, call_target = _risk_and_target(tool, call_args, risk, target)
     snapshot, now = _state(scenario, at, target_state, call, call_target)
     result = explain_call(pol, call=call, risk=tool_risk, target=call_target, snapshot=snapshot, now=now)
-    if output == Output.json:
+    if output.data:
         print_json({"call": call, "now": now.isoformat(), **result.model_dump(mode="json")})
         return
     console.print(f"call:     {tool} {json.dumps(call_args, sort_keys=True)} by {actor} via {channel} ({result.risk}) at {now.isoformat()}",
