@@ -89,3 +89,23 @@ def test_durations_print_in_the_form_they_are_read() -> None:
     assert format_duration(7384, parts=2) == "2h3m"
     for text in ("2d", "1h30m", "1m30s", "3d4h5m6s"):
         assert format_duration(parse_duration(text)) == text
+
+
+def test_progress_is_silent_off_a_terminal_and_counts_on_one(monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from opsagent.cli import common, output
+
+    quiet = io.StringIO()
+    monkeypatch.setattr(common, "err_console", Console(file=quiet, force_terminal=False))
+    with output.progress("eval offline") as update:
+        update(1, 2, "first")
+    assert quiet.getvalue() == ""
+    shown = io.StringIO()
+    monkeypatch.setattr(common, "err_console", Console(file=shown, force_terminal=True, width=100))
+    with output.progress("eval offline") as update:
+        update(1, 2, "first")
+        update(2, 2, "second")
+    assert "eval offline" in shown.getvalue() and "2/2" in shown.getvalue()
