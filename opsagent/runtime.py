@@ -195,6 +195,12 @@ def open_runtime(
         # be decided there.
         raise RuntimeError_(f"--db {db} holds the records of a real cluster; the simulator does not open it",
                             hint="give the simulator its own --db file")
+    if sim is None and audit.clock_kind() == "virtual":
+        audit.close()
+        # A database's clock is fixed when it is first written: simulated times would make real approvals look
+        # expired or not yet begun, and `--since` would mean nothing.
+        raise RuntimeError_(f"--db {db} holds the records of a simulated cluster (virtual clock); a real cluster does not open it",
+                            hint="give the real cluster its own --db file, or drop --db to use the default")
     approvals = ApprovalQueue(
         audit,
         clock=the_clock,

@@ -28,6 +28,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
+from opsagent.clock import format_duration
 from opsagent.model import Workload
 from opsagent.policy.annotations import PREFIX, AnnotationError, claims_protected, intent_annotations, lookalike_keys, shown
 from opsagent.policy.facts import intent_as_dict
@@ -165,11 +166,7 @@ def _sorted(sources: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
 
 
 def _span(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return format_duration(delta)
 
 
 def _ann(workload: Workload, key: str) -> str:
