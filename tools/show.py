@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from typing import Any
+
 from opsagent.clock import format_duration
 
 MAX_ROWS = 20
