@@ -21,7 +21,8 @@ request carries `Authorization: Bearer TOKEN`, compared in constant time with
 the token the daemon was started with; without one the API is off (404).
 
 What it must not do: answer before authenticating, or accept a body larger
-than MAX_BODY bytes.
+than MAX_BODY bytes. A body that cannot be parsed (not JSON, or JSON nested
+deeper than the parser can follow) is a 400, never an exception.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class InternalApi:
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         if method != "POST" or path not in ("/v1/wake", "/v1/activity"):
             return 404, {"error": "not found"}
-        if not self._authorised(headers):
+        if not self.authorised(headers):
             return 401, {"error": "missing or wrong bearer token"}
         if len(body) > MAX_BODY:
             return 413, {"error": f"body over {MAX_BODY} bytes"}
@@ -100,10 +101,14 @@ class InternalApi:
             if path == "/v1/wake":
                 return self._wake(WakeRequest.model_validate(payload))
             return self._record(ActivityRequest.model_validate(payload))
+        except RecursionError:
+            return 400, {"error": "body is nested too deeply"}
         except (ValueError, ValidationError) as exc:
             return 400, {"error": _first_line(exc)}
 
-    def _authorised(self, headers: dict[str, str]) -> bool:
+    def authorised(self, headers: dict[str, str]) -> bool:
+        """Whether the request carries the bearer token (constant-time comparison); the HTTP edge asks it before
+        reading a body."""
         value = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
         scheme, _, token = value.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token)

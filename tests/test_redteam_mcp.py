@@ -1,0 +1,100 @@
+"""Hostile callers against `opsagent mcp` and the daemon's internal API: each test is a way in that must stay shut.
+
+Internal API (opsagent/daemon/internal.py, http.py): a body nested deeper than the JSON parser follows is a
+400, not an exception; over HTTP the token is checked before the body is looked at, chunked bodies are
+refused, and a body that trickles in is dropped within the request time.
+
+MCP (opsagent/mcp/): see the tests below the internal API ones.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from opsagent.daemon.http import HealthServer, Status
+from opsagent.daemon.internal import InternalApi
+from opsagent.daemon.metrics import Metrics
+from opsagent.model import ToolCall, ToolResult
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "internal-token-for-redteam-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.calls: list[ToolCall] = []
+
+    def submit(self, call: ToolCall, *, run_id: str | None = None) -> ToolResult:
+        self.calls.append(call)
+        return ToolResult(status="ok", tool=call.tool)
+
+
+# --- the daemon's internal API ------------------------------------------------------------------------------
+
+def test_internal_api_answers_400_to_json_nested_past_the_parser() -> None:
+    gate = Recording()
+    api = InternalApi(token=TOKEN, gate=gate, activity=None)
+    code, reply = api.handle("POST", "/v1/wake", AUTH, b"[" * 60_000)   # well under MAX_BODY
+    assert code == 400 and "nested" in reply["error"]
+    code, _ = api.handle("POST", "/v1/activity", AUTH, b'{"requests": ' + b"[" * 60_000)
+    assert code == 400 and gate.calls == []
+
+
+@pytest.fixture()
+def internal_server():
+    gate = Recording()
+    api = InternalApi(token=TOKEN, gate=gate, activity=None)
+    server = HealthServer("127.0.0.1:0", status=Status(), metrics=Metrics(), internal=api, request_seconds=0.5).start()
+    host, port = server.address.rsplit(":", 1)
+    try:
+        yield (host, int(port)), gate
+    finally:
+        server.stop()
+
+
+def _exchange(address: tuple[str, int], raw: bytes) -> bytes:
+    """Send `raw` and read until the server closes the connection (bounded by a generous socket timeout)."""
+    with socket.create_connection(address, timeout=30) as conn:
+        conn.sendall(raw)
+        got = b""
+        while chunk := conn.recv(65536):
+            got += chunk
+    return got
+
+
+def test_internal_http_refuses_without_a_token_before_looking_at_the_body(internal_server) -> None:
+    address, gate = internal_server
+    # A huge declared length without a token: 401 (not 413, which would answer before authenticating).
+    reply = _exchange(address, b"POST /v1/wake HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.0 401") and gate.calls == []
+    # A token in another header, or twice the scheme, is no token.
+    reply = _exchange(address, b"POST /v1/wake HTTP/1.1\r\nHost: x\r\nX-Authorization: Bearer " + TOKEN.encode() +
+                      b"\r\nAuthorization: Bearer Bearer " + TOKEN.encode() + b"\r\nContent-Length: 2\r\n\r\n{}")
+    assert reply.startswith(b"HTTP/1.0 401") and gate.calls == []
+
+
+def test_internal_http_refuses_chunked_bodies(internal_server) -> None:
+    address, gate = internal_server
+    chunk = json.dumps({"namespace": "chat", "name": "chat-ui"}).encode()
+    raw = (b"POST /v1/wake HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+           b"\r\nTransfer-Encoding: chunked\r\n\r\n" + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n")
+    reply = _exchange(address, raw)
+    assert reply.startswith(b"HTTP/1.0 411") and gate.calls == []
+
+
+def test_internal_http_drops_a_body_that_never_arrives_whole(internal_server) -> None:
+    address, gate = internal_server
+    raw = (b"POST /v1/wake HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+           b"\r\nContent-Length: 100\r\n\r\n{\"namespace\"")   # then nothing more: the server must not wait forever
+    reply = _exchange(address, raw)
+    assert reply.startswith(b"HTTP/1.0 408") and gate.calls == []
+    # The same body sent whole runs (the refusal above was about the trickle, not the request).
+    whole = json.dumps({"namespace": "chat", "name": "chat-ui"}).encode()
+    reply = _exchange(address, b"POST /v1/wake HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+                      f"\r\nContent-Length: {len(whole)}\r\n\r\n".encode() + whole)
+    assert reply.startswith(b"HTTP/1.0 200") and [c.tool for c in gate.calls] == ["wake_workload"]
