@@ -98,3 +98,73 @@ def test_internal_http_drops_a_body_that_never_arrives_whole(internal_server) ->
     reply = _exchange(address, b"POST /v1/wake HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
                       f"\r\nContent-Length: {len(whole)}\r\n\r\n".encode() + whole)
     assert reply.startswith(b"HTTP/1.0 200") and [c.tool for c in gate.calls] == ["wake_workload"]
+
+
+# --- MCP: the token file ------------------------------------------------------------------------------------
+
+from opsagent.mcp.tokens import TokenFileError, TokenMap, token_hash  # noqa: E402
+
+
+def _token_file(path: Path, *entries: tuple[str, str]) -> Path:
+    path.write_text("tokens:\n" + "".join(f"  - actor: {actor}\n    sha256: {token_hash(token)}\n"
+                                          for actor, token in entries), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize("actor", ["ＤＡＥＭＯＮ", "dаemon", "wake_proxy", "Wake-Proxy", "ops\u200bagent", "0psagent"])
+def test_token_file_refuses_machine_actors_in_disguise(tmp_path: Path, actor: str) -> None:
+    with pytest.raises(TokenFileError, match=r"t.yaml: tokens.0.actor"):
+        TokenMap.load(_token_file(tmp_path / "t.yaml", (actor, "a-token-0123456789")))
+
+
+@pytest.mark.parametrize("actor", ["unauthenticated", "Unauthenticated", "unauthentіcated"])
+def test_token_file_refuses_the_name_refusals_are_audited_under(tmp_path: Path, actor: str) -> None:
+    with pytest.raises(TokenFileError, match=r"tokens.0.actor: .*refused requests"):
+        TokenMap.load(_token_file(tmp_path / "t.yaml", (actor, "a-token-0123456789")))
+
+
+def test_token_file_refuses_two_names_that_read_alike(tmp_path: Path) -> None:
+    path = _token_file(tmp_path / "t.yaml", ("carol", "token-one-0123456789"), ("cаrol", "token-two-0123456789"))
+    with pytest.raises(TokenFileError, match=r"tokens.1.actor: .*reads like 'carol'"):
+        TokenMap.load(path)
+    # One person with two tokens (a rotation) is fine, and so is a different person.
+    tokens = TokenMap.load(_token_file(path, ("carol", "token-one-0123456789"), ("Carol", "token-two-0123456789"),
+                                       ("dave", "token-three-0123456789")))
+    assert [tokens.actor_for(t).name for t in ("token-one-0123456789", "token-two-0123456789")] == ["carol", "carol"]
+
+
+def test_token_lookup_takes_only_the_exact_token(tmp_path: Path) -> None:
+    token = "Carol-Token-0123456789"
+    tokens = TokenMap.load(_token_file(tmp_path / "t.yaml", ("carol", token)))
+    assert tokens.actor_for(token).name == "carol"
+    for variant in (token.lower(), token.upper(), f"{token}\u200b", token_hash(token), token_hash(token).upper(),
+                    f"sha256:{token_hash(token)}", token.replace("-", " "), token[:-1]):
+        assert tokens.actor_for(variant) is None, variant
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(f"tokens:\n  - actor: carol\n    sha256: {token_hash(token)}\n"
+                   f"  - actor: dave\n    sha256: {token_hash(token)}\n", encoding="utf-8")
+    with pytest.raises(TokenFileError, match=r"tokens.1: the same token hash"):
+        TokenMap.load(dup)
+
+
+def test_token_file_anyone_can_write_is_refused_even_through_a_symlink(tmp_path: Path) -> None:
+    path = _token_file(tmp_path / "t.yaml", ("carol", "a-token-0123456789"))
+    path.chmod(0o666)
+    with pytest.raises(TokenFileError, match=r"t.yaml: every local user may write it"):
+        TokenMap.load(path)
+    link = tmp_path / "link.yaml"
+    link.symlink_to(path)
+    with pytest.raises(TokenFileError, match=r"link.yaml .*every local user may write it"):
+        TokenMap.load(link)
+    path.chmod(0o644)   # a ConfigMap mount: a symlink to a file only its owner writes
+    assert TokenMap.load(link).actor_for("a-token-0123456789").name == "carol"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    moved = _token_file(shared / "t.yaml", ("carol", "a-token-0123456789"))
+    with pytest.raises(TokenFileError, match=r"its directory .* lets every local user replace it"):
+        TokenMap.load(moved)
+    (tmp_path / "dangling.yaml").symlink_to(tmp_path / "gone.yaml")
+    with pytest.raises(TokenFileError, match=r"dangling.yaml: no such token file"):
+        TokenMap.load(tmp_path / "dangling.yaml")
