@@ -168,3 +168,54 @@ def test_token_file_anyone_can_write_is_refused_even_through_a_symlink(tmp_path:
     (tmp_path / "dangling.yaml").symlink_to(tmp_path / "gone.yaml")
     with pytest.raises(TokenFileError, match=r"dangling.yaml: no such token file"):
         TokenMap.load(tmp_path / "dangling.yaml")
+
+
+# --- MCP: calls, resources, refusals ------------------------------------------------------------------------
+
+import shutil  # noqa: E402
+
+from opsagent.audit import AuditFilter  # noqa: E402
+from opsagent.mcp.service import McpService  # noqa: E402
+from opsagent.model.actor import Actor  # noqa: E402
+
+
+@pytest.fixture()
+def runtime(tmp_path: Path):
+    from opsagent.runtime import open_runtime
+
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    rt = open_runtime(cluster="sim:demo", policies=policies, db=tmp_path / "ops.db")
+    try:
+        yield rt
+    finally:
+        rt.audit.close()
+
+
+def _mcp_rows(rt) -> list:
+    return sorted((r for r in rt.audit.list(AuditFilter(limit=5000)) if r.channel == "mcp"), key=lambda r: r.id)
+
+
+def test_a_garbled_answer_to_a_confirmation_is_audited(runtime) -> None:
+    service = McpService(runtime)
+    carol = Actor(name="carol")
+    for args in ({"confirmation_id": "1; drop"}, {"confirmation_id": True}, {}, {"confirmation_id": 1, "actor": "alice"}):
+        answer = service.call(carol, "confirm_call", args)
+        assert answer["status"] == "invalid" and answer["audit_id"]
+    answer = service.call(carol, "refuse_call", {"confirmation_id": 10**30})
+    rows = [r for r in _mcp_rows(runtime) if r.tool in ("confirm_call", "refuse_call")]
+    assert [(r.actor, r.outcome) for r in rows][:4] == [("carol", "invalid")] * 4
+    assert answer["status"] == "invalid"   # not an SQLite overflow
+
+
+def test_unknown_tools_and_garbage_arguments_are_answered_and_audited_as_the_caller(runtime) -> None:
+    service = McpService(runtime)
+    carol = Actor(name="carol")
+    answers = [service.call(carol, "rm_rf", {}), service.call(carol, "x" * 5000, {"a": 1}),
+               service.call(carol, "scale_workload", {"namespace": "inference", "name": "llm", "replicas": "many"}),
+               service.call(carol, "scale_workload", {"namespace": "inference", "name": "llm", "replicas": 2,
+                                                      "actor": "alice", "channel": "daemon"}),
+               service.call(carol, "get_workload", {"namespace": "x" * 40_000, "name": "llm"})]
+    assert [a["status"] for a in answers] == ["invalid"] * 5
+    rows = _mcp_rows(runtime)
+    assert {r.actor for r in rows} == {"carol"} and len([r for r in rows if r.kind == "result"]) == 5

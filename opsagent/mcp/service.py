@@ -48,10 +48,11 @@ class McpService:
 
     # --- refusals that never reach the gate ----------------------------------
     def audit_refusal(self, *, actor: str, summary: str, rule: str, tool: str | None = None,
-                      args: dict[str, Any] | None = None) -> int:
+                      args: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                      outcome: str = "denied") -> int:
         return self.store.record(AuditEntry(
             time=self.clock.now(), kind="decision", actor=actor, channel=CHANNEL, tool=tool, args=args, decision="deny",
-            rule_file="<builtin>", rule_name=rule, outcome="denied", summary=summary[:1000]))
+            rule_file="<builtin>", rule_name=rule, outcome=outcome, summary=summary[:1000], data=data))
 
     def refuse_unauthenticated(self, reason: str) -> int:
         """An HTTP request without a known token: refused before any MCP message is read, and audited."""
@@ -82,8 +83,13 @@ class McpService:
 
     def _answer(self, who: Actor, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         number = args.get("confirmation_id")
-        if not isinstance(number, int) or isinstance(number, bool) or set(args) != {"confirmation_id"}:
-            return {"status": "invalid", "tool": tool, "message": "give exactly one argument: confirmation_id (a whole number)"}
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 < number < 2**63 or \
+                set(args) != {"confirmation_id"}:
+            message = "give exactly one argument: confirmation_id (a whole number)"
+            shown = ", ".join(sorted(str(k)[:40] for k in args)[:10])
+            audit_id = self.audit_refusal(actor=who.name, tool=tool, rule="mcp-invalid-answer", outcome="invalid",
+                                          summary=f"{message}; got argument(s): {shown or 'none'}")
+            return {"status": "invalid", "tool": tool, "message": message, "audit_id": audit_id}
         answer = self.confirmations.confirm if tool == CONFIRM_TOOL else self.confirmations.refuse
         try:
             done = answer(number, actor=who.name, identity=_identity(who), channel=CHANNEL)
