@@ -174,7 +174,11 @@ def test_token_file_anyone_can_write_is_refused_even_through_a_symlink(tmp_path:
 
 import shutil  # noqa: E402
 
+import anyio  # noqa: E402
+from mcp import Client  # noqa: E402
+
 from opsagent.audit import AuditFilter  # noqa: E402
+from opsagent.mcp.server import build_server, fixed  # noqa: E402
 from opsagent.mcp.service import McpService  # noqa: E402
 from opsagent.model.actor import Actor  # noqa: E402
 
@@ -194,6 +198,37 @@ def runtime(tmp_path: Path):
 
 def _mcp_rows(rt) -> list:
     return sorted((r for r in rt.audit.list(AuditFilter(limit=5000)) if r.channel == "mcp"), key=lambda r: r.id)
+
+
+def test_a_run_audit_trail_is_only_for_the_actor_who_started_it(runtime) -> None:
+    service = McpService(runtime)
+    carol = build_server(service, fixed(Actor(name="carol")))
+    dave = build_server(service, fixed(Actor(name="dave")))
+
+    async def main() -> tuple[list, list[str]]:
+        async with Client(carol) as as_carol, Client(dave) as as_dave:
+            run_id = (await as_carol.call_tool("set_replica_bounds", {"namespace": "inference", "name": "llm",
+                                                                      "min": 0, "max": 4})).structured_content["run_id"]
+            own = json.loads((await as_carol.read_resource(f"opsagent://runs/{run_id}/audit")).contents[0].text)
+            refused = []
+            for uri in (f"opsagent://runs/{run_id}/audit", f"opsagent://runs/{run_id}/../{run_id}/audit",
+                        "opsagent://runs/%/audit", "opsagent://runs//audit", "opsagent://runs/mcp-000000000000/audit"):
+                try:
+                    await as_dave.read_resource(uri)
+                except Exception as exc:   # an MCP error answer
+                    refused.append(str(exc))
+                else:
+                    refused.append("READ")
+            return own, refused
+
+    own, refused = anyio.run(main)
+    assert own and {row["actor"] for row in own} == {"carol"}
+    assert len(refused) == 5 and all("of yours" in text for text in refused), refused
+    # The daemon's runs are not readable over MCP either (their ids are not MCP's).
+    runtime.audit.record(__import__("opsagent.model", fromlist=["AuditEntry"]).AuditEntry(
+        time=runtime.clock.now(), kind="proposal", actor="carol", channel="cli", run_id="daemon-run-1", tool="get_workload"))
+    with pytest.raises(ValueError, match="of yours"):
+        service.run_audit(Actor(name="carol"), "daemon-run-1")
 
 
 def test_a_garbled_answer_to_a_confirmation_is_audited(runtime) -> None:

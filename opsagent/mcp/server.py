@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import anyio
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import INVALID_PARAMS
 from mcp_types import (CallToolRequestParams, CallToolResult, ListResourcesResult, ListResourceTemplatesResult,
                        ListToolsResult, ReadResourceRequestParams, ReadResourceResult, Resource, ResourceTemplate,
                        TextContent, TextResourceContents)
@@ -108,7 +110,7 @@ def build_server(service: McpService, identify: Identify) -> Server[Any]:
         ])
 
     async def read_resource(ctx: Any, params: ReadResourceRequestParams) -> ReadResourceResult:
-        who(ctx)
+        actor = who(ctx)
         uri = str(params.uri)
         if uri == FINDINGS_URI:
             body = await in_thread(service.findings)
@@ -116,9 +118,13 @@ def build_server(service: McpService, identify: Identify) -> Server[Any]:
             body = await in_thread(service.pending_approvals)
         elif uri.startswith(RUN_AUDIT_PREFIX) and uri.endswith("/audit"):
             run_id = uri[len(RUN_AUDIT_PREFIX):-len("/audit")]
-            body = await in_thread(service.run_audit, run_id)
+            try:
+                body = await in_thread(service.run_audit, actor, run_id)
+            except ValueError as exc:
+                raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
         else:
-            raise ValueError(f"unknown resource {uri[:200]!r}; see resources/list and resources/templates/list")
+            raise MCPError(code=INVALID_PARAMS,
+                           message=f"unknown resource {uri[:200]!r}; see resources/list and resources/templates/list")
         return ReadResourceResult(contents=[TextResourceContents(uri=uri, mime_type="application/json", text=_json(body))])
 
     return Server("opsagent", version=__version__,

@@ -9,7 +9,9 @@ returns the pending approval id and how a person approves it. Nothing here
 blocks waiting for a person.
 
 Also the read side of MCP resources: findings, pending approvals and the
-audit trail of one run. Sync; the server runs it in a worker thread.
+audit trail of one run, which a caller may read only for runs they started
+(another run's id, or one that does not exist, gets the same answer).
+Sync; the server runs it in a worker thread.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ CHANNEL = "mcp"
 PLANNER = "mcp"
 UNAUTHENTICATED = "unauthenticated"
 MAX_AUDIT_ROWS = 500
+RUN_PREFIX = "mcp-"             # every run MCP starts; its first audit row names who started it
 
 
 def _identity(who: Actor) -> str:
@@ -68,7 +71,7 @@ class McpService:
             return {"status": "denied", "tool": tool, "message": str(refusal), "audit_id": audit_id}
         if tool in (CONFIRM_TOOL, REFUSE_TOOL):
             return self._answer(who, tool, args)
-        run_id = f"mcp-{uuid.uuid4().hex[:12]}"
+        run_id = f"{RUN_PREFIX}{uuid.uuid4().hex[:12]}"
         call = ToolCall(tool=tool, args=args, actor=who.name, actor_groups=who.groups, channel=CHANNEL, planner=PLANNER)
         spec = get_tool(tool)
         if spec is not None and spec.risk != "read":
@@ -97,7 +100,7 @@ class McpService:
             return {"status": "denied", "tool": tool, "confirmation_id": number, "code": exc.code, "message": exc.message}
         if done.state == "refused":
             return {"status": "refused", "tool": tool, "confirmation_id": number, "message": "dropped: it will not run"}
-        run_id = done.run_id or f"mcp-{uuid.uuid4().hex[:12]}"
+        run_id = done.run_id or f"{RUN_PREFIX}{uuid.uuid4().hex[:12]}"
         result = self.gate.submit(done.call.model_copy(update={"id": None}), run_id=run_id, confirmation=done.id)
         return {**self._answered(result, run_id), "confirmation_id": number}
 
@@ -120,9 +123,13 @@ class McpService:
     def pending_approvals(self) -> list[dict[str, Any]]:
         return [a.model_dump(mode="json") for a in self.approvals.list("pending")]
 
-    def run_audit(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self.store.list(AuditFilter(run_id=run_id, limit=MAX_AUDIT_ROWS))
-        return [r.model_dump(mode="json") for r in sorted(rows, key=lambda r: r.id)]
+    def run_audit(self, who: Actor, run_id: str) -> list[dict[str, Any]]:
+        """The audit trail of a run `who` started; ValueError for any other run (the same words as for none)."""
+        rows = sorted(self.store.list(AuditFilter(run_id=run_id, limit=MAX_AUDIT_ROWS)), key=lambda r: r.id) \
+            if run_id.startswith(RUN_PREFIX) else []
+        if not rows or (rows[0].actor, rows[0].channel) != (who.name, CHANNEL):
+            raise ValueError(f"no run {run_id[:100]!r} of yours; every MCP call you make answers with its run_id")
+        return [r.model_dump(mode="json") for r in rows]
 
 
 __all__ = ["CHANNEL", "McpService", "UNAUTHENTICATED"]
