@@ -179,7 +179,7 @@ from mcp import Client  # noqa: E402
 
 from opsagent.audit import AuditFilter  # noqa: E402
 from opsagent.mcp.server import build_server, fixed  # noqa: E402
-from opsagent.mcp.service import McpService  # noqa: E402
+from opsagent.mcp.service import McpService, RefusalLog  # noqa: E402
 from opsagent.model.actor import Actor  # noqa: E402
 
 
@@ -254,3 +254,22 @@ def test_unknown_tools_and_garbage_arguments_are_answered_and_audited_as_the_cal
     assert [a["status"] for a in answers] == ["invalid"] * 5
     rows = _mcp_rows(runtime)
     assert {r.actor for r in rows} == {"carol"} and len([r for r in rows if r.kind == "result"]) == 5
+
+
+def test_refusal_flood_is_bounded_but_counted(runtime) -> None:
+    now = [0.0]
+    service = McpService(runtime)
+    service.refusals = RefusalLog(service._write_refusal, itemised=5, window_seconds=60, monotonic=lambda: now[0])
+    for _ in range(1000):
+        service.refuse_unauthenticated("MCP over HTTP: unknown bearer token (POST /mcp)")
+    assert len(_mcp_rows(runtime)) == 5
+    now[0] = 61.0                      # the next window: the count of the last one is written first
+    service.refuse_unauthenticated("MCP over HTTP: no bearer token (POST /mcp)")
+    rows = _mcp_rows(runtime)
+    counted = [r for r in rows if r.rule_name == "mcp-unauthenticated-count"]
+    assert len(rows) == 7 and [r.data for r in counted] == [{"refused": 995}]
+    for _ in range(10):
+        service.refuse_unauthenticated("again")
+    service.refusals.flush()           # the server stops: nothing counted is lost
+    counted = [r.data["refused"] for r in _mcp_rows(runtime) if r.rule_name == "mcp-unauthenticated-count"]
+    assert counted == [995, 6] and all(r.actor == "unauthenticated" for r in _mcp_rows(runtime))

@@ -84,6 +84,7 @@ def serve(
         _run(transport, service, token_map, host=host, port=port, spec=spec, actor=actor, as_group=as_group,
              close=runtime.audit.close)
     finally:
+        service.refusals.flush()   # refusals counted but not yet written one by one
         runtime.audit.close()
 
 

@@ -12,12 +12,19 @@ Also the read side of MCP resources: findings, pending approvals and the
 audit trail of one run, which a caller may read only for runs they started
 (another run's id, or one that does not exist, gets the same answer).
 Sync; the server runs it in a worker thread.
+
+Refusals of unauthenticated requests are audited, but a flood of them must
+not become a flood of rows: at most `REFUSALS_ITEMISED` a window are written
+one by one; the rest are counted, and the count is written as one row when
+the next window starts (or the server stops), so the fact is never lost.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from opsagent.approvals import MACHINE_ACTORS
 from opsagent.audit import AuditFilter
@@ -32,6 +39,43 @@ PLANNER = "mcp"
 UNAUTHENTICATED = "unauthenticated"
 MAX_AUDIT_ROWS = 500
 RUN_PREFIX = "mcp-"             # every run MCP starts; its first audit row names who started it
+REFUSALS_ITEMISED = 20          # unauthenticated refusals written one by one per window
+REFUSAL_WINDOW_SECONDS = 60.0
+
+
+class RefusalLog:
+    """Bounded auditing of refused requests: the first few of each window in full, the rest as one count."""
+
+    def __init__(self, write: Callable[..., int], *, itemised: int = REFUSALS_ITEMISED,
+                 window_seconds: float = REFUSAL_WINDOW_SECONDS, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._write, self._itemised, self._window, self._mono = write, itemised, window_seconds, monotonic
+        self._lock = threading.Lock()
+        self._started = monotonic()
+        self._written = 0
+        self._counted = 0
+
+    def refuse(self, reason: str) -> None:
+        with self._lock:
+            if self._mono() - self._started >= self._window:
+                self._flush()
+                self._started, self._written = self._mono(), 0
+            if self._written < self._itemised:
+                self._written += 1
+                self._write(summary=reason, rule="mcp-unauthenticated")
+            else:
+                self._counted += 1
+
+    def flush(self) -> None:
+        """Write the count of refusals not written one by one (at the end of a window, and when the server stops)."""
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._counted:
+            self._write(summary=f"{self._counted} more unauthenticated request(s) refused in {self._window:g}s "
+                                f"after the first {self._itemised}; not written one by one",
+                        rule="mcp-unauthenticated-count", data={"refused": self._counted})
+            self._counted = 0
 
 
 def _identity(who: Actor) -> str:
@@ -42,8 +86,9 @@ def _identity(who: Actor) -> str:
 class McpService:
     """Runs MCP calls through a runtime's gate; see the module docstring."""
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Any, *, refusals: RefusalLog | None = None) -> None:
         self.runtime = runtime
+        self.refusals = refusals or RefusalLog(self._write_refusal)
         self.gate, self.approvals, self.store, self.clock = runtime.gate, runtime.approvals, runtime.audit, runtime.clock
         ttl = getattr(runtime.policy, "confirmation_ttl_seconds", None)
         self.confirmations = ConfirmationStore(self.store, clock=self.clock,
@@ -57,9 +102,12 @@ class McpService:
             time=self.clock.now(), kind="decision", actor=actor, channel=CHANNEL, tool=tool, args=args, decision="deny",
             rule_file="<builtin>", rule_name=rule, outcome=outcome, summary=summary[:1000], data=data))
 
-    def refuse_unauthenticated(self, reason: str) -> int:
-        """An HTTP request without a known token: refused before any MCP message is read, and audited."""
-        return self.audit_refusal(actor=UNAUTHENTICATED, summary=reason, rule="mcp-unauthenticated")
+    def _write_refusal(self, *, summary: str, rule: str, data: dict[str, Any] | None = None) -> int:
+        return self.audit_refusal(actor=UNAUTHENTICATED, summary=summary, rule=rule, data=data)
+
+    def refuse_unauthenticated(self, reason: str) -> None:
+        """An HTTP request without a known token: refused before any MCP message is read, and audited (bounded)."""
+        self.refusals.refuse(reason)
 
     # --- calls -----------------------------------------------------------------
     def call(self, who: Actor, tool: str, args: dict[str, Any] | None) -> dict[str, Any]:
@@ -132,4 +180,4 @@ class McpService:
         return [r.model_dump(mode="json") for r in rows]
 
 
-__all__ = ["CHANNEL", "McpService", "UNAUTHENTICATED"]
+__all__ = ["CHANNEL", "McpService", "RefusalLog", "UNAUTHENTICATED"]
