@@ -178,9 +178,11 @@ import anyio  # noqa: E402
 from mcp import Client  # noqa: E402
 
 from opsagent.audit import AuditFilter  # noqa: E402
-from opsagent.mcp.server import build_server, fixed  # noqa: E402
+from opsagent.mcp.server import MAX_REQUEST_BYTES, build_server, fixed, http_app  # noqa: E402
 from opsagent.mcp.service import McpService, RefusalLog  # noqa: E402
 from opsagent.model.actor import Actor  # noqa: E402
+
+CAROL = "carol-token-for-redteam-0123456789"
 
 
 @pytest.fixture()
@@ -273,3 +275,36 @@ def test_refusal_flood_is_bounded_but_counted(runtime) -> None:
     service.refusals.flush()           # the server stops: nothing counted is lost
     counted = [r.data["refused"] for r in _mcp_rows(runtime) if r.rule_name == "mcp-unauthenticated-count"]
     assert counted == [995, 6] and all(r.actor == "unauthenticated" for r in _mcp_rows(runtime))
+
+
+def _asgi(app, *, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, bytes, int]:
+    """Drive an ASGI app once; (status, body, how many body chunks it pulled)."""
+    pulled = [0]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        i = pulled[0]
+        pulled[0] += 1
+        if i < len(chunks):
+            return {"type": "http.request", "body": chunks[i], "more_body": i < len(chunks) - 1}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": headers, "query_string": b"",
+             "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 1), "client": ("127.0.0.1", 2)}
+    anyio.run(app, scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), pulled[0]
+
+
+def test_http_refuses_huge_bodies_whole_or_chunked_without_reading_them_all(runtime, tmp_path: Path) -> None:
+    tokens = TokenMap.load(_token_file(tmp_path / "t.yaml", ("carol", CAROL)))
+    service = McpService(runtime)
+    app = http_app(build_server(service, fixed(Actor(name="carol"))), service, tokens, host="127.0.0.1")
+    auth = [(b"authorization", f"Bearer {CAROL}".encode()), (b"content-type", b"application/json")]
+    piece = b" " * (256 * 1024)
+    status, body, pulled = _asgi(app, headers=auth, chunks=[piece] * 400)   # 100 MiB, chunked
+    assert status == 413 and b"at most" in body and pulled <= MAX_REQUEST_BYTES // len(piece) + 1
+    status, _, pulled = _asgi(app, headers=[(b"authorization", b"Bearer nope")], chunks=[piece] * 400)
+    assert status == 401 and pulled == 0   # a stranger's body is never read

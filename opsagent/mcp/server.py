@@ -4,8 +4,11 @@ Who calls: on stdio, one actor fixed when the server starts (the local
 user's cluster identity, as every CLI command establishes it); on HTTP, the
 actor of the request's bearer token, looked up for every request in the
 token map. A request without a known token gets 401 before any MCP message is
-read, and the refusal is in the audit log. Client-supplied names (client
-info, arguments, headers other than Authorization) never choose the actor.
+read, and the refusal is in the audit log (bounded under a flood: see
+`RefusalLog`). An authenticated request body over MAX_REQUEST_BYTES, sent
+whole or chunked, gets 413 before the SDK buffers it. Client-supplied names
+(client info, arguments, headers other than Authorization) never choose the
+actor.
 
 Calls are serialised and run in a worker thread: the gate, the audit store
 and the approval queue are synchronous and shared.
@@ -36,6 +39,7 @@ PENDING_URI = "opsagent://approvals/pending"
 RUN_AUDIT_PREFIX = "opsagent://runs/"
 RUN_AUDIT_TEMPLATE = RUN_AUDIT_PREFIX + "{run_id}/audit"
 HTTP_PATH = "/mcp"
+MAX_REQUEST_BYTES = 1024 * 1024   # one JSON-RPC message; tool arguments are bounded far below this by the gate
 
 Identify = Callable[[Any], Actor | None]
 
@@ -150,6 +154,11 @@ def http_app(server: Server[Any], service: McpService, tokens: TokenMap, *, host
         with lock:
             service.refuse_unauthenticated(reason)
 
+    async def answer(send: Any, status: int, payload: dict[str, str], *extra: tuple[bytes, bytes]) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), *extra]})
+        await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -157,15 +166,48 @@ def http_app(server: Server[Any], service: McpService, tokens: TokenMap, *, host
             if tokens.actor_for(token) is None:
                 reason = "no bearer token" if token is None else "unknown bearer token"
                 await anyio.to_thread.run_sync(refuse, f"MCP over HTTP: {reason} ({scope.get('method')} {scope.get('path')})")
-                body = json.dumps({"error": "unauthorized", "message": f"{reason}: send Authorization: Bearer TOKEN"}).encode()
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="opsagent"')]})
-                await send({"type": "http.response.body", "body": body})
+                await answer(send, 401, {"error": "unauthorized", "message": f"{reason}: send Authorization: Bearer TOKEN"},
+                             (b"www-authenticate", b'Bearer realm="opsagent"'))
                 return
+            body = await _bounded_body(receive)
+            if body is None:
+                await answer(send, 413, {"error": "too_large", "message": f"a request body is at most {MAX_REQUEST_BYTES} bytes"},
+                             (b"connection", b"close"))
+                return
+            receive = _replay(body, receive)
         await inner(scope, receive, send)
 
     return app
 
 
-__all__ = ["FINDINGS_URI", "HTTP_PATH", "PENDING_URI", "RUN_AUDIT_TEMPLATE", "bearer", "build_server", "by_token",
+async def _bounded_body(receive: Any) -> bytes | None:
+    """The whole request body (chunked or not), or None past MAX_REQUEST_BYTES (read no further then)."""
+    parts, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(parts)   # a disconnect: the inner app sees an empty or partial body, as it would
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A `receive` that hands the buffered body over once, then waits on the real one (for a disconnect)."""
+    sent = False
+
+    async def again() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return again
+
+
+__all__ = ["FINDINGS_URI", "MAX_REQUEST_BYTES", "HTTP_PATH", "PENDING_URI", "RUN_AUDIT_TEMPLATE", "bearer", "build_server", "by_token",
            "fixed", "http_app", "serve_stdio"]
