@@ -308,3 +308,34 @@ def test_http_refuses_huge_bodies_whole_or_chunked_without_reading_them_all(runt
     assert status == 413 and b"at most" in body and pulled <= MAX_REQUEST_BYTES // len(piece) + 1
     status, _, pulled = _asgi(app, headers=[(b"authorization", b"Bearer nope")], chunks=[piece] * 400)
     assert status == 401 and pulled == 0   # a stranger's body is never read
+
+
+def test_the_findings_resource_is_a_read_through_the_gate_as_the_caller(tmp_path: Path) -> None:
+    from opsagent.runtime import open_runtime
+
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    (policies / "eve.yaml").write_text(
+        "priority: 10\nscope:\n  namespaces: ['*']\nrules:\n  - name: eve-reads-nothing\n    tools: ['*']\n"
+        "    risk: read\n    actors: [eve]\n    effect: deny\n    reason: eve is off the rota\n", encoding="utf-8")
+    runtime = open_runtime(cluster="sim:demo", policies=policies, db=tmp_path / "ops.db")
+    service = McpService(runtime)
+
+    async def read(who: str) -> tuple[str, object]:
+        async with Client(build_server(service, fixed(Actor(name=who)))) as client:
+            tool = (await client.call_tool("list_findings", {})).structured_content["status"]
+            try:
+                body = json.loads((await client.read_resource("opsagent://findings")).contents[0].text)
+            except Exception as exc:
+                body = str(exc)
+            return tool, body
+
+    try:
+        tool, body = anyio.run(read, "eve")
+        assert tool == "denied" and isinstance(body, str) and body.endswith("eve.yaml:eve-reads-nothing: eve is off the rota")
+        tool, body = anyio.run(read, "carol")
+        assert tool == "ok" and body and {"kind", "subject"} <= set(body[0])
+        reads = [(r.actor, r.tool, r.outcome) for r in _mcp_rows(runtime) if r.kind == "result"]
+        assert reads == [("eve", "list_findings", "denied")] * 2 + [("carol", "list_findings", "ok")] * 2
+    finally:
+        runtime.audit.close()

@@ -117,7 +117,10 @@ def build_server(service: McpService, identify: Identify) -> Server[Any]:
         actor = who(ctx)
         uri = str(params.uri)
         if uri == FINDINGS_URI:
-            body = await in_thread(service.findings)
+            try:
+                body = await in_thread(service.findings, actor)
+            except ValueError as exc:
+                raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
         elif uri == PENDING_URI:
             body = await in_thread(service.pending_approvals)
         elif uri.startswith(RUN_AUDIT_PREFIX) and uri.endswith("/audit"):

@@ -8,7 +8,8 @@ the call returns its confirmation id (answer it with `confirm_call` /
 returns the pending approval id and how a person approves it. Nothing here
 blocks waiting for a person.
 
-Also the read side of MCP resources: findings, pending approvals and the
+Also the read side of MCP resources: findings (a `list_findings` call
+through the gate as the caller), pending approvals and the
 audit trail of one run, which a caller may read only for runs they started
 (another run's id, or one that does not exist, gets the same answer).
 Sync; the server runs it in a worker thread.
@@ -165,8 +166,13 @@ class McpService:
         return out
 
     # --- resources -------------------------------------------------------------
-    def findings(self) -> list[dict[str, Any]]:
-        return [f.model_dump(mode="json") for f in self.runtime.findings()]
+    def findings(self, who: Actor) -> list[dict[str, Any]]:
+        """What `list_findings` shows `who`: the resource is that read, through the gate as them (so the policy may
+        refuse it, and it is audited); ValueError with the gate's message when it does not answer."""
+        answer = self.call(who, "list_findings", {})
+        if answer["status"] not in ("ok", "no_data"):
+            raise ValueError(answer["message"])
+        return list((answer.get("data") or {}).get("findings", []))
 
     def pending_approvals(self) -> list[dict[str, Any]]:
         return [a.model_dump(mode="json") for a in self.approvals.list("pending")]
