@@ -339,3 +339,29 @@ def test_the_findings_resource_is_a_read_through_the_gate_as_the_caller(tmp_path
         assert reads == [("eve", "list_findings", "denied")] * 2 + [("carol", "list_findings", "ok")] * 2
     finally:
         runtime.audit.close()
+
+
+def test_internal_api_files_no_approvals_for_workloads_the_cluster_does_not_have(tmp_path: Path) -> None:
+    from opsagent.daemon import Daemon, DaemonOptions
+
+    daemon = Daemon(DaemonOptions(policies=ROOT / "policies", playbooks=ROOT / "playbooks", db=tmp_path / "ops.db",
+                                  interval=60, cycles=1, sim_speed=0, listen="127.0.0.1:0", internal_token=TOKEN))
+    api = daemon._internal_api()
+    daemon.status.leader = True   # as the loop sets it once it holds the lock
+    try:
+        for n in range(5):   # invented names: each would have been one more approval request for on-call
+            code, reply = api.handle("POST", "/v1/wake", AUTH, json.dumps({"namespace": "made-up", "name": f"w{n}"}).encode())
+            assert code == 404 and "no workload made-up/w" in reply["error"]
+        code, reply = api.handle("POST", "/v1/wake", AUTH, b'{"namespace": "kube-system", "name": "coredns"}')
+        assert code == 404
+        assert daemon.runtime.approvals.list("pending") == []
+        # A workload the cluster has still goes to the gate: outside every policy's scope it is denied there,
+        # and one whose intent has no wake goes to a person, once however often it is asked for.
+        code, reply = api.handle("POST", "/v1/wake", AUTH, b'{"namespace": "inference", "name": "embedder"}')
+        again = api.handle("POST", "/v1/wake", AUTH, b'{"namespace": "inference", "name": "embedder"}')[1]
+        assert code == 200 and reply["status"] == "pending_approval" and again["approval_id"] == reply["approval_id"]
+        code, reply = api.handle("POST", "/v1/wake", AUTH, b'{"namespace": "chat", "name": "chat-ui"}')
+        assert code == 200 and reply["status"] == "ok"
+        assert len(daemon.runtime.approvals.list("pending")) == 1
+    finally:
+        daemon.runtime.audit.close()

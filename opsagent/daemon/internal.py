@@ -14,6 +14,10 @@ replicas, no volume) sends its two writes here instead:
 Request times are clamped to the daemon's clock, so a report from the future
 cannot keep a workload awake forever.
 
+A wake for a workload the cluster does not have is 404 and reaches no gate:
+the policy sends wakes it does not allow outright to a person, and without
+this check a caller could file one approval request per invented name.
+
 Authority: the caller names a workload and nothing else. The tool, the actor
 and the channel are fixed here, so a stolen token can ask for wakes (which the
 policy still decides) but never for another tool or another identity. Every
@@ -75,9 +79,10 @@ class InternalApi:
 
     def __init__(self, *, token: str, gate: Submitter, activity: ActivitySink | None,
                  leading: Callable[[], bool] = lambda: True, lock: threading.Lock | None = None,
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None, exists: Callable[[WorkloadRef], bool] | None = None) -> None:
         """`lock` is held around each gate call; pass the daemon's cycle lock when both share one cluster object
-        that is not thread-safe (the simulator)."""
+        that is not thread-safe (the simulator). `exists` says whether the cluster has a workload (read under
+        `lock`); None skips the check."""
         if len(token) < 16:
             raise ValueError("the internal API token must be at least 16 characters")
         self._token = token.encode()
@@ -85,6 +90,7 @@ class InternalApi:
         self._activity = activity
         self._leading = leading
         self._now = now
+        self._exists = exists
         self._lock = lock or threading.Lock()   # one gate call at a time: the gate's store is one connection
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -119,6 +125,8 @@ class InternalApi:
                         actor="wake-proxy", channel="wake-proxy",
                         message=req.message or f"request waiting for {ref}")
         with self._lock:
+            if self._exists is not None and not self._exists(ref):
+                return 404, {"error": f"no workload {ref} in the cluster"}
             result = self._gate.submit(call)
         return 200, result.model_dump(mode="json")
 

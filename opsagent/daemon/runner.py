@@ -37,7 +37,7 @@ from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
 from opsagent.daemon.signals import StopFlag, install
 from opsagent.daemon.wiring import make_observe
-from opsagent.model import Snapshot
+from opsagent.model import Snapshot, WorkloadRef
 from opsagent.runtime import build_agent, make_detect
 from opsagent.runtime import Runtime, open_runtime
 from opsagent.wake.activity import ActivityLog, activity_path_for
@@ -125,8 +125,14 @@ class Daemon:
             with self.status.lock:
                 return self.status.leader
 
+        def exists(ref: WorkloadRef) -> bool:
+            try:
+                return gate.cluster.snapshot().workload(ref) is not None
+            except ClusterError:
+                return True   # cannot tell: the gate decides (and denies when it cannot read the cluster)
+
         return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock,
-                           now=self.runtime.clock.now)
+                           now=self.runtime.clock.now, exists=exists)
 
     def _default_leader(self) -> Leader:
         if self.runtime.sim is None and self.options.cluster.startswith("kube"):
