@@ -365,3 +365,15 @@ def test_internal_api_files_no_approvals_for_workloads_the_cluster_does_not_have
         assert len(daemon.runtime.approvals.list("pending")) == 1
     finally:
         daemon.runtime.audit.close()
+
+
+def test_http_refuses_two_authorization_headers_whichever_is_valid(runtime, tmp_path: Path) -> None:
+    tokens = TokenMap.load(_token_file(tmp_path / "t.yaml", ("carol", CAROL), ("dave", "dave-token-0123456789")))
+    service = McpService(runtime)
+    app = http_app(build_server(service, fixed(Actor(name="carol"))), service, tokens, host="127.0.0.1")
+    for first, second in ((b"Bearer junk", f"Bearer {CAROL}".encode()), (f"Bearer {CAROL}".encode(), b"Bearer junk"),
+                          (f"Bearer {CAROL}".encode(), b"Bearer dave-token-0123456789")):
+        status, body, pulled = _asgi(app, headers=[(b"authorization", first), (b"Authorization", second)], chunks=[b"{}"])
+        assert status == 401 and b"more than one Authorization header" in body and pulled == 0
+    rows = _mcp_rows(runtime)
+    assert len(rows) == 3 and all(r.actor == "unauthenticated" and "more than one" in r.summary for r in rows)

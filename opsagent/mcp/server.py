@@ -164,10 +164,12 @@ def http_app(server: Server[Any], service: McpService, tokens: TokenMap, *, host
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            token = bearer(headers)
+            given = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
+            # Exactly one Authorization header: with two, this check and the handler's lookup could read different ones.
+            token = bearer({"authorization": given[0]}) if len(given) == 1 else None
             if tokens.actor_for(token) is None:
-                reason = "no bearer token" if token is None else "unknown bearer token"
+                reason = ("more than one Authorization header" if len(given) > 1 else
+                          "no bearer token" if token is None else "unknown bearer token")
                 await anyio.to_thread.run_sync(refuse, f"MCP over HTTP: {reason} ({scope.get('method')} {scope.get('path')})")
                 await answer(send, 401, {"error": "unauthorized", "message": f"{reason}: send Authorization: Bearer TOKEN"},
                              (b"www-authenticate", b'Bearer realm="opsagent"'))
