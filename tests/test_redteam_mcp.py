@@ -377,3 +377,18 @@ def test_http_refuses_two_authorization_headers_whichever_is_valid(runtime, tmp_
         assert status == 401 and b"more than one Authorization header" in body and pulled == 0
     rows = _mcp_rows(runtime)
     assert len(rows) == 3 and all(r.actor == "unauthenticated" and "more than one" in r.summary for r in rows)
+
+
+@pytest.mark.parametrize("name", ["unauthenticated", "Unauthenticated", "unauthentіcated"])
+def test_nobody_calls_as_the_name_refusals_are_audited_under(runtime, name: str) -> None:
+    import subprocess
+    import sys
+
+    answer = McpService(runtime).call(Actor(name=name.lower()), "list_workloads", {})
+    assert answer["status"] == "denied" and "refused requests are audited under" in answer["message"]
+    assert [r.rule_name for r in _mcp_rows(runtime)] == ["mcp-not-a-person"]
+    done = subprocess.run([sys.executable, "-m", "opsagent", "mcp", "--cluster", "sim:demo", "--as", name,
+                           "--db", str(Path(runtime.audit.path).parent / "cli.db")],
+                          cwd=str(ROOT), env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "refused requests are audited under" in done.stderr and not done.stdout

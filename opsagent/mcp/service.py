@@ -31,13 +31,13 @@ from opsagent.approvals import MACHINE_ACTORS
 from opsagent.audit import AuditFilter
 from opsagent.chat.confirmations import DEFAULT_TTL_SECONDS, ConfirmationRefused, ConfirmationStore
 from opsagent.mcp.catalogue import CONFIRM_TOOL, REFUSE_TOOL
+from opsagent.mcp.tokens import UNAUTHENTICATED, reserved_refusal
 from opsagent.model import AuditEntry, ToolCall, ToolResult
 from opsagent.model.actor import Actor, actor_refusal
 from tools import get_tool
 
 CHANNEL = "mcp"
 PLANNER = "mcp"
-UNAUTHENTICATED = "unauthenticated"
 MAX_AUDIT_ROWS = 500
 RUN_PREFIX = "mcp-"             # every run MCP starts; its first audit row names who started it
 REFUSALS_ITEMISED = 20          # unauthenticated refusals written one by one per window
@@ -114,9 +114,10 @@ class McpService:
     def call(self, who: Actor, tool: str, args: dict[str, Any] | None) -> dict[str, Any]:
         """Run one MCP tool call as `who`; the answer is a JSON-able dict with a `status`."""
         args = dict(args or {})
-        refusal = f"{who.name!r} is opsagent's own machine actor" if who.name in MACHINE_ACTORS else actor_refusal(who.name)
+        refusal = f"{who.name!r} is opsagent's own machine actor" if who.name in MACHINE_ACTORS else \
+            actor_refusal(who.name) or reserved_refusal(who.name)
         if refusal:
-            audit_id = self.audit_refusal(actor=who.name, summary=str(refusal), rule="mcp-machine-actor", tool=tool)
+            audit_id = self.audit_refusal(actor=who.name, summary=str(refusal), rule="mcp-not-a-person", tool=tool)
             return {"status": "denied", "tool": tool, "message": str(refusal), "audit_id": audit_id}
         if tool in (CONFIRM_TOOL, REFUSE_TOOL):
             return self._answer(who, tool, args)

@@ -34,7 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from opsagent.model.actor import Actor, ActorNameError, normalize_actor, normalize_name, same_person
 
 FILE_NAME = "mcp-tokens.yaml"
-RESERVED = frozenset({"unauthenticated"})   # names the MCP audit rows give to callers who are nobody
+UNAUTHENTICATED = "unauthenticated"   # the actor of MCP audit rows for requests refused before anyone was known
+RESERVED = frozenset({UNAUTHENTICATED})
+
+
+def reserved_refusal(name: str) -> str | None:
+    """Why `name` cannot be an MCP caller (it reads as a name MCP gives to nobody), or None."""
+    if any(same_person(name, reserved) for reserved in RESERVED):
+        return f"{name!r} is the name refused requests are audited under; it cannot be a caller"
+    return None
 
 
 class TokenFileError(Exception):
@@ -110,7 +118,7 @@ class TokenMap:
                 groups = tuple(normalize_name(g, what="group") for g in entry.groups)
             except ActorNameError as exc:
                 raise TokenFileError(f"{path}: tokens.{index}.actor: {exc}") from None
-            if any(same_person(name, reserved) for reserved in RESERVED):
+            if reserved_refusal(name):
                 raise TokenFileError(f"{path}: tokens.{index}.actor: {entry.actor!r} is the name refused requests are "
                                      "audited under; map the token to a person")
             twin = next((other.name for _, other in entries if other.name != name and same_person(other.name, name)), None)
@@ -135,4 +143,4 @@ def _check_writers(path: Path) -> None:
                              f"(mode {stat.filemode(folder)}); chmod o-w the directory")
 
 
-__all__ = ["FILE_NAME", "TokenEntry", "TokenFileError", "TokenMap", "default_path", "token_hash"]
+__all__ = ["FILE_NAME", "UNAUTHENTICATED", "reserved_refusal", "TokenEntry", "TokenFileError", "TokenMap", "default_path", "token_hash"]
