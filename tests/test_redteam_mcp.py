@@ -392,3 +392,56 @@ def test_nobody_calls_as_the_name_refusals_are_audited_under(runtime, name: str)
                           cwd=str(ROOT), env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "refused requests are audited under" in done.stderr and not done.stdout
+
+
+def test_http_an_mcp_session_belongs_to_the_actor_who_opened_it(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx2
+
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    _token_file(policies / "actors" / "mcp-tokens.yaml", ("carol", CAROL), ("dave", "dave-token-0123456789"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "opsagent", "mcp", "--cluster", "sim:demo", "--policies", str(policies),
+                             "--db", str(tmp_path / "ops.db"), "--transport", "http", "--port", str(port)],
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "OPSAGENT_CLUSTER": "", "OPSAGENT_ACTOR": ""},
+                            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/mcp"
+
+    def send(token: str, method: str, session: str | None = None, *, verb: str = "POST", id: int | None = 1):
+        headers = {"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {token}"}
+        if session:
+            headers.update({"mcp-session-id": session, "mcp-protocol-version": "2025-06-18"})
+        if verb == "DELETE":
+            return httpx2.delete(url, headers=headers, timeout=30)
+        message = {"jsonrpc": "2.0", "method": method, "params": {}}
+        if method == "initialize":
+            message["params"] = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "carol", "version": "1"}}
+        if id is not None:
+            message["id"] = id
+        return httpx2.post(url, json=message, headers=headers, timeout=30)
+
+    try:
+        for _ in range(300):  # bounded: up to ~30 s for the process to listen
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        opened = send(CAROL, "initialize")
+        session = opened.headers["mcp-session-id"]
+        send(CAROL, "notifications/initialized", session, id=None)
+        assert send("dave-token-0123456789", "tools/list", session).status_code == 404
+        assert send("dave-token-0123456789", "", session, verb="DELETE").status_code == 404
+        assert send("dave-token-0123456789", "tools/list", "not-a-session-anyone-opened").status_code == 404
+        after = send(CAROL, "tools/list", session)
+        assert after.status_code == 200 and "list_workloads" in after.text   # carol's session survived
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

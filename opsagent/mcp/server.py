@@ -6,7 +6,9 @@ actor of the request's bearer token, looked up for every request in the
 token map. A request without a known token gets 401 before any MCP message is
 read, and the refusal is in the audit log (bounded under a flood: see
 `RefusalLog`). An authenticated request body over MAX_REQUEST_BYTES, sent
-whole or chunked, gets 413 before the SDK buffers it. Client-supplied names
+whole or chunked, gets 413 before the SDK buffers it. An MCP session belongs
+to the actor who opened it: another token holder who sends its id gets 404
+(they can neither use nor end it). Client-supplied names
 (client info, arguments, headers other than Authorization) never choose the
 actor.
 
@@ -39,6 +41,7 @@ PENDING_URI = "opsagent://approvals/pending"
 RUN_AUDIT_PREFIX = "opsagent://runs/"
 RUN_AUDIT_TEMPLATE = RUN_AUDIT_PREFIX + "{run_id}/audit"
 HTTP_PATH = "/mcp"
+SESSION_HEADER = b"mcp-session-id"
 MAX_REQUEST_BYTES = 1024 * 1024   # one JSON-RPC message; tool arguments are bounded far below this by the gate
 
 Identify = Callable[[Any], Actor | None]
@@ -162,17 +165,24 @@ def http_app(server: Server[Any], service: McpService, tokens: TokenMap, *, host
                     "headers": [(b"content-type", b"application/json"), *extra]})
         await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
 
+    sessions = SessionOwners()
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             given = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
             # Exactly one Authorization header: with two, this check and the handler's lookup could read different ones.
             token = bearer({"authorization": given[0]}) if len(given) == 1 else None
-            if tokens.actor_for(token) is None:
+            actor = tokens.actor_for(token)
+            if actor is None:
                 reason = ("more than one Authorization header" if len(given) > 1 else
                           "no bearer token" if token is None else "unknown bearer token")
                 await anyio.to_thread.run_sync(refuse, f"MCP over HTTP: {reason} ({scope.get('method')} {scope.get('path')})")
                 await answer(send, 401, {"error": "unauthorized", "message": f"{reason}: send Authorization: Bearer TOKEN"},
                              (b"www-authenticate", b'Bearer realm="opsagent"'))
+                return
+            session = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == SESSION_HEADER), None)
+            if session is not None and not sessions.may_use(session, actor.name):
+                await answer(send, 404, {"error": "session_not_found", "message": "no such session of yours; initialize anew"})
                 return
             body = await _bounded_body(receive)
             if body is None:
@@ -180,9 +190,42 @@ def http_app(server: Server[Any], service: McpService, tokens: TokenMap, *, host
                              (b"connection", b"close"))
                 return
             receive = _replay(body, receive)
+            if scope.get("method") == "DELETE" and session is not None:
+                sessions.forget(session)
+            send = sessions.noting(send, actor.name)
         await inner(scope, receive, send)
 
     return app
+
+
+class SessionOwners:
+    """Which actor opened each MCP session (the SDK's `mcp-session-id`), so no other token holder can use or end it.
+
+    A session id the server never handed out here (or one forgotten to stay within `limit`) belongs to nobody
+    and is refused; its client initializes a new session.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._owners: dict[str, str] = {}
+        self._limit = limit
+
+    def may_use(self, session: str, actor: str) -> bool:
+        return self._owners.get(session) == actor
+
+    def forget(self, session: str) -> None:
+        self._owners.pop(session, None)
+
+    def noting(self, send: Any, actor: str) -> Any:
+        """`send`, recording `actor` as the owner of a session id the response hands out."""
+        async def noted(message: dict[str, Any]) -> None:
+            if message.get("type") == "http.response.start":
+                for key, value in message.get("headers", []):
+                    if key.lower() == SESSION_HEADER:
+                        self._owners.setdefault(value.decode("latin-1"), actor)
+                        while len(self._owners) > self._limit:
+                            self._owners.pop(next(iter(self._owners)))
+            await send(message)
+        return noted
 
 
 async def _bounded_body(receive: Any) -> bytes | None:
