@@ -363,6 +363,15 @@ def test_internal_api_files_no_approvals_for_workloads_the_cluster_does_not_have
         code, reply = api.handle("POST", "/v1/wake", AUTH, b'{"namespace": "chat", "name": "chat-ui"}')
         assert code == 200 and reply["status"] == "ok"
         assert len(daemon.runtime.approvals.list("pending")) == 1
+        # Request times for invented workloads are not kept either (the activity log would grow with every name).
+        times = {f"made-up/w{n}": {"last": "2026-01-05T12:00:00+00:00", "count": 1} for n in range(500)}
+        times["chat/chat-ui"] = {"last": "2026-01-05T12:00:00+00:00", "count": 3}
+        code, reply = api.handle("POST", "/v1/activity", AUTH, json.dumps({"requests": times}).encode())
+        assert (code, reply) == (200, {"recorded": 1})
+        from opsagent.wake.activity import ActivityLog, activity_path_for
+
+        assert set(ActivityLog(activity_path_for(tmp_path / "ops.db"), clock=daemon.runtime.clock).last_requests()) \
+            == {"chat/chat-ui"}
     finally:
         daemon.runtime.audit.close()
 

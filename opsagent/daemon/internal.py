@@ -17,6 +17,8 @@ cannot keep a workload awake forever.
 A wake for a workload the cluster does not have is 404 and reaches no gate:
 the policy sends wakes it does not allow outright to a person, and without
 this check a caller could file one approval request per invented name.
+Request times for such workloads are dropped for the same reason (the
+activity log would keep every invented name).
 
 Authority: the caller names a workload and nothing else. The tool, the actor
 and the channel are fixed here, so a stolen token can ask for wakes (which the
@@ -35,7 +37,7 @@ import hmac
 import json
 import threading
 from datetime import datetime, timezone
-from typing import Callable, Protocol
+from typing import Callable, Collection, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -79,10 +81,11 @@ class InternalApi:
 
     def __init__(self, *, token: str, gate: Submitter, activity: ActivitySink | None,
                  leading: Callable[[], bool] = lambda: True, lock: threading.Lock | None = None,
-                 now: Callable[[], datetime] | None = None, exists: Callable[[WorkloadRef], bool] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None,
+                 workloads: Callable[[], Collection[str] | None] | None = None) -> None:
         """`lock` is held around each gate call; pass the daemon's cycle lock when both share one cluster object
-        that is not thread-safe (the simulator). `exists` says whether the cluster has a workload (read under
-        `lock`); None skips the check."""
+        that is not thread-safe (the simulator). `workloads` lists the cluster's workloads as NAMESPACE/NAME (read
+        under `lock`; None from it, or no `workloads`, skips the check)."""
         if len(token) < 16:
             raise ValueError("the internal API token must be at least 16 characters")
         self._token = token.encode()
@@ -90,7 +93,7 @@ class InternalApi:
         self._activity = activity
         self._leading = leading
         self._now = now
-        self._exists = exists
+        self._workloads = workloads
         self._lock = lock or threading.Lock()   # one gate call at a time: the gate's store is one connection
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -125,7 +128,8 @@ class InternalApi:
                         actor="wake-proxy", channel="wake-proxy",
                         message=req.message or f"request waiting for {ref}")
         with self._lock:
-            if self._exists is not None and not self._exists(ref):
+            known = self._known()
+            if known is not None and str(ref) not in known:
                 return 404, {"error": f"no workload {ref} in the cluster"}
             result = self._gate.submit(call)
         return 200, result.model_dump(mode="json")
@@ -143,7 +147,14 @@ class InternalApi:
             if self._now is not None:   # a time in the future would keep a workload "busy" forever
                 last = min(last, self._now())
             seen[key] = (last, item.count)
-        return 200, {"recorded": self._activity.record(seen)}
+        with self._lock:
+            known = self._known()
+        if known is not None:
+            seen = {key: value for key, value in seen.items() if key in known}
+        return 200, {"recorded": self._activity.record(seen) if seen else 0}
+
+    def _known(self) -> Collection[str] | None:
+        return self._workloads() if self._workloads is not None else None
 
 
 def _first_line(exc: Exception) -> str:

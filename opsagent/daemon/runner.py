@@ -37,7 +37,7 @@ from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
 from opsagent.daemon.signals import StopFlag, install
 from opsagent.daemon.wiring import make_observe
-from opsagent.model import Snapshot, WorkloadRef
+from opsagent.model import Snapshot
 from opsagent.runtime import build_agent, make_detect
 from opsagent.runtime import Runtime, open_runtime
 from opsagent.wake.activity import ActivityLog, activity_path_for
@@ -125,14 +125,14 @@ class Daemon:
             with self.status.lock:
                 return self.status.leader
 
-        def exists(ref: WorkloadRef) -> bool:
+        def workloads() -> set[str] | None:
             try:
-                return gate.cluster.snapshot().workload(ref) is not None
+                return {w.key for w in gate.cluster.snapshot().workloads}
             except ClusterError:
-                return True   # cannot tell: the gate decides (and denies when it cannot read the cluster)
+                return None   # cannot tell: the gate decides (and denies when it cannot read the cluster)
 
         return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock,
-                           now=self.runtime.clock.now, exists=exists)
+                           now=self.runtime.clock.now, workloads=workloads)
 
     def _default_leader(self) -> Leader:
         if self.runtime.sim is None and self.options.cluster.startswith("kube"):
