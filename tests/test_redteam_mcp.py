@@ -248,7 +248,7 @@ def test_a_garbled_answer_to_a_confirmation_is_audited(runtime) -> None:
 def test_unknown_tools_and_garbage_arguments_are_answered_and_audited_as_the_caller(runtime) -> None:
     service = McpService(runtime)
     carol = Actor(name="carol")
-    answers = [service.call(carol, "rm_rf", {}), service.call(carol, "x" * 5000, {"a": 1}),
+    answers = [service.call(carol, "rm_rf", {}), service.call(carol, "x" * 99, {"a": 1}),
                service.call(carol, "scale_workload", {"namespace": "inference", "name": "llm", "replicas": "many"}),
                service.call(carol, "scale_workload", {"namespace": "inference", "name": "llm", "replicas": 2,
                                                       "actor": "alice", "channel": "daemon"}),
@@ -454,3 +454,13 @@ def test_http_an_mcp_session_belongs_to_the_actor_who_opened_it(tmp_path: Path) 
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_huge_tool_name_is_refused_without_writing_it_whole_to_the_audit_log(runtime) -> None:
+    from opsagent.mcp.service import MAX_TOOL_NAME
+
+    answer = McpService(runtime).call(Actor(name="carol"), "x" * 900_000, {})
+    assert answer["status"] == "invalid" and len(answer["tool"]) <= MAX_TOOL_NAME + 1
+    rows = _mcp_rows(runtime)
+    assert rows and all(len(r.tool or "") <= MAX_TOOL_NAME + 1 and len(r.summary or "") <= 1000 for r in rows)
+    assert [(r.actor, r.outcome) for r in rows] == [("carol", "invalid")]

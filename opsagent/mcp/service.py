@@ -39,6 +39,7 @@ from tools import get_tool
 CHANNEL = "mcp"
 PLANNER = "mcp"
 MAX_AUDIT_ROWS = 500
+MAX_TOOL_NAME = 100             # longer names are no tool's, and are not written to the audit log whole
 RUN_PREFIX = "mcp-"             # every run MCP starts; its first audit row names who started it
 REFUSALS_ITEMISED = 20          # unauthenticated refusals written one by one per window
 REFUSAL_WINDOW_SECONDS = 60.0
@@ -114,6 +115,12 @@ class McpService:
     def call(self, who: Actor, tool: str, args: dict[str, Any] | None) -> dict[str, Any]:
         """Run one MCP tool call as `who`; the answer is a JSON-able dict with a `status`."""
         args = dict(args or {})
+        if len(tool) > MAX_TOOL_NAME:   # the audit log keeps a tool's name whole: a megabyte name is a megabyte row
+            shown = f"{tool[:MAX_TOOL_NAME]}…"
+            message = f"unknown tool {shown!r}: a tool name is at most {MAX_TOOL_NAME} characters; see tools/list"
+            audit_id = self.audit_refusal(actor=who.name, summary=message, rule="mcp-tool-name", tool=shown,
+                                          outcome="invalid")
+            return {"status": "invalid", "tool": shown, "message": message, "audit_id": audit_id}
         refusal = f"{who.name!r} is opsagent's own machine actor" if who.name in MACHINE_ACTORS else \
             actor_refusal(who.name) or reserved_refusal(who.name)
         if refusal:
