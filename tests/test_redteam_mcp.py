@@ -2,9 +2,17 @@
 
 Internal API (opsagent/daemon/internal.py, http.py): a body nested deeper than the JSON parser follows is a
 400, not an exception; over HTTP the token is checked before the body is looked at, chunked bodies are
-refused, and a body that trickles in is dropped within the request time.
+refused, and a body that trickles in is dropped within the request time; a wake or request time for a
+workload the cluster does not have reaches neither the gate (no approval request per invented name) nor the
+activity log.
 
-MCP (opsagent/mcp/): see the tests below the internal API ones.
+MCP (opsagent/mcp/): the token file refuses machine actors in disguise, the name refusals are audited under,
+look-alike twins, duplicate hashes, and a file (or the file behind a symlink, or its directory) anyone may
+write; only the exact token authenticates. Garbled or out-of-range confirmation answers are audited and
+invalid; unknown tools, bad arguments and huge tool names are answered and audited as the caller, the name
+cut short. A run's audit trail is readable only by its starter; the findings resource is a gated read.
+Refusals of strangers are bounded in the audit log but counted; bodies over 1 MiB, two Authorization
+headers, and another actor's session id are refused over HTTP.
 """
 
 from __future__ import annotations
