@@ -125,8 +125,14 @@ class Daemon:
             with self.status.lock:
                 return self.status.leader
 
+        def workloads() -> set[str] | None:
+            try:
+                return {w.key for w in gate.cluster.snapshot().workloads}
+            except ClusterError:
+                return None   # cannot tell: the gate decides (and denies when it cannot read the cluster)
+
         return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock,
-                           now=self.runtime.clock.now)
+                           now=self.runtime.clock.now, workloads=workloads)
 
     def _default_leader(self) -> Leader:
         if self.runtime.sim is None and self.options.cluster.startswith("kube"):
