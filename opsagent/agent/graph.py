@@ -36,7 +36,8 @@ from langgraph.types import Command, interrupt
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.conversation import PROPOSED, hold, is_held, model_text
-from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
+from opsagent.gate.keys import executed_key, run_key
+from opsagent.gate.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
 from opsagent.agent.playbook_view import is_resolved, render_steps
 from opsagent.agent.prompts import tool_result_text
@@ -107,7 +108,7 @@ class Deps:
             time=self.clock.now(), kind="run", actor=state.get("actor", "daemon"), channel=state.get("channel", "daemon"),
             run_id=state.get("run_id"), finding_id=f"{finding['kind']}:{finding['subject']}" if finding else None,
             message=state.get("message"), outcome=outcome, summary=summary[:1000],  # type: ignore[arg-type]
-            idempotency_key=full_key or (f"{state.get('run_id')}:run:{key}" if key else None), **fields,
+            idempotency_key=full_key or (run_key(state.get("run_id"), key) if key else None), **fields,
         )
         return self.recorder.record(entry)
 
@@ -377,7 +378,7 @@ def build_graph(deps: Deps) -> StateGraph:
         tool = str(asked.get("tool") or "")
         if decided == "approved" and answer.get("approval"):
             approval = Approval.model_validate(answer["approval"])
-            key = result_key(approval.thread_id or "adhoc", _without_call_id(approval).call, nonce=f"approval{approval.id}")
+            key = executed_key(approval.id)  # the gate's one result row per approval
             earlier = recorded_result(deps.recorder, key, tool=approval.call.tool)
             result = earlier if earlier is not None else \
                 deps.run_approved(approval, approver=approver, channel=str(answer.get("channel") or "daemon"))
