@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
@@ -36,8 +36,6 @@ from langgraph.types import Command, interrupt
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.conversation import PROPOSED, hold, is_held, model_text
-from opsagent.gate.keys import executed_key, run_key
-from opsagent.gate.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
 from opsagent.agent.playbook_view import is_resolved, render_steps
 from opsagent.agent.prompts import tool_result_text
@@ -46,25 +44,34 @@ from opsagent.agent.state import AgentState
 from opsagent.agent.turns import REFUSED, call_key, dropped, judge_turn, offered_tools, refusal, scope_of
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
+from opsagent.gate.keys import executed_key, run_key
+from opsagent.gate.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult, bounded_json
 from opsagent.playbooks import TemplateError
+
+if TYPE_CHECKING:
+    from opsagent.approvals import ApprovalQueue
+    from opsagent.gate import Gate
+    from opsagent.gate.ledger import Journal
+    from opsagent.playbooks import PlaybookSet
+    from opsagent.policy import Policy
 
 
 @dataclass
 class Deps:
     """What the graph's nodes may use. The gate is the only thing that can change the cluster."""
 
-    gate: Any
+    gate: Gate
     observe: Callable[[], Snapshot]
     detect_fn: Callable[[Snapshot], list[Finding]]
-    playbooks: Any | None
-    policy: Any | None
-    recorder: Any
+    playbooks: PlaybookSet | None
+    policy: Policy | None
+    recorder: Journal
     clock: Clock
     config: AgentConfig
     planners: dict[str, Planner]
     settle: Callable[[], None] | None = None
-    approvals: Any | None = None      # ApprovalQueue: runs an approved call at most once
+    approvals: ApprovalQueue | None = None  # runs an approved call at most once
     breaker: Breaker | None = None    # skips the LLM for a while after it was unreachable or unusable
     tools: dict[str, Any] | None = None  # the tool registry: risk classes for judging a model's turns
 

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from opsagent.gate.keys import FINISHED, call_id, claim_key, result_key, status_of
-from opsagent.model import ToolResult
+from opsagent.model import AuditEntry, ToolResult
 
-__all__ = ["FINISHED", "RECOVERY_WINDOW", "Ledger", "call_id", "claim_key", "finished_runs", "has_key", "interrupted_runs",
+__all__ = ["FINISHED", "RECOVERY_WINDOW", "Journal", "Ledger", "call_id", "claim_key", "finished_runs", "has_key", "interrupted_runs",
            "recorded_result", "result_key"]
 
 RECOVERY_WINDOW = timedelta(days=7)  # how far back a restart looks for claims without a result
@@ -39,6 +39,13 @@ class Ledger(Protocol):
 
     def run_entries(self, *, since: datetime) -> list[Any]:
         """The `run` entries recorded at or after `since`, oldest first."""
+
+
+@runtime_checkable
+class Journal(Ledger, Protocol):
+    """The audit log as the agent uses it: the ledger's reads, plus recording (the gate's `Recorder`)."""
+
+    def record(self, entry: AuditEntry) -> int: ...
 
 
 def has_key(recorder: Ledger, key: str) -> bool:
