@@ -53,18 +53,18 @@ class UtilisationWatch:
     """A Cluster whose snapshots carry `low_gpu_since`; everything else is the wrapped cluster's."""
 
     def __init__(self, inner: Any, threshold: Threshold) -> None:
-        self.inner = inner
+        self._inner = inner
         self._threshold = threshold
         self._memory: dict[str, datetime] = {}
 
     def snapshot(self) -> Snapshot:
-        snapshot, self._memory = mark_low_utilisation(self.inner.snapshot(), self._threshold, self._memory)
+        snapshot, self._memory = mark_low_utilisation(self._inner.snapshot(), self._threshold, self._memory)
         return snapshot
 
     def __getattr__(self, name: str) -> Any:
         if name in WRITE_METHODS:
             raise AttributeError(f"{name}: this view of the cluster only reads; writes go through the gate")
-        return getattr(self.inner, name)
+        return getattr(self._inner, name)
 
     def writer(self) -> "WatchedWriter":
         """The watched cluster with its writes: for the gate alone."""
@@ -81,4 +81,4 @@ class WatchedWriter:
         return self._watch.snapshot()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._watch.inner if name in WRITE_METHODS else self._watch, name)
+        return getattr(self._watch._inner if name in WRITE_METHODS else self._watch, name)
