@@ -144,9 +144,9 @@ WRITE_METHODS: tuple[str, ...] = tuple(name for name, value in vars(ClusterWrite
 
 
 class ReadOnlyCluster:
-    """A view of a cluster that can only read: its port writes raise `Forbidden`; other attributes are the cluster's.
+    """A view of a cluster that can only read, as read tools get it: `snapshot`, and nothing else of the adapter.
 
-    Everything but the gate holds one of these; read tools get one too.
+    The port's writes (`WRITE_METHODS`) raise `Forbidden`; any other attribute does not exist here.
     """
 
     def __init__(self, inner: Any) -> None:
@@ -158,7 +158,7 @@ class ReadOnlyCluster:
     def __getattr__(self, name: str) -> Any:
         if name in WRITE_METHODS:
             return self._refuse
-        return getattr(self._inner, name)
+        raise AttributeError(f"a read-only view of the cluster has no {name!r}: it only takes snapshots")
 
     def _refuse(self, *args: Any, **kwargs: Any) -> WriteResult:
         raise Forbidden("this view of the cluster cannot write: writes go through the gate", verb="write",
