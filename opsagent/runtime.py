@@ -26,7 +26,7 @@ from opsagent.audit import (
     NotAnOpsagentDatabase,
 )
 from opsagent.clock import Clock, RealClock
-from opsagent.cluster.port import Cluster
+from opsagent.cluster.port import Cluster, ClusterReader
 from opsagent.cluster.utilwatch import UtilisationWatch
 from opsagent.detect import Attempts, detect
 from opsagent.gate import Gate
@@ -51,7 +51,7 @@ class RuntimeError_(Exception):
 
 @dataclass
 class Runtime:
-    cluster: Cluster
+    cluster: ClusterReader  # a read-only view: only the gate holds the writer
     clock: Clock
     policy: Policy
     audit: AuditStore
@@ -187,7 +187,7 @@ def open_runtime(
             sim = cluster_obj
     else:
         the_cluster, the_clock, sim = open_cluster(cluster, prometheus=prometheus, request_rate_query=request_rate_query, seed=seed)
-    the_cluster = UtilisationWatch(the_cluster, idle_threshold(policy))
+    watch = UtilisationWatch(the_cluster, idle_threshold(policy))
     audit = open_audit(db)
     if sim is not None and audit.clock_kind() == "real":
         audit.close()
@@ -207,10 +207,10 @@ def open_runtime(
         is_member=policy.actor_matches,
         default_ttl_seconds=int(policy.approval_ttl_seconds),
     )
-    runtime = Runtime(cluster=the_cluster, clock=the_clock, policy=policy, audit=audit, approvals=approvals, gate=None, sim=sim)  # type: ignore[arg-type]
+    runtime = Runtime(cluster=watch, clock=the_clock, policy=policy, audit=audit, approvals=approvals, gate=None, sim=sim)  # type: ignore[arg-type]
     runtime.gate = Gate(
         policy=policy,
-        cluster=the_cluster,
+        cluster=watch.writer(),
         clock=the_clock,
         recorder=audit,
         approvals=approvals,

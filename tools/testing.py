@@ -14,11 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opsagent.clock import VirtualClock
-from opsagent.cluster.port import ClusterError, NotFound, WorkloadSpec, WriteResult
+from opsagent.cluster.port import WRITE_METHODS, ClusterError, NotFound, WorkloadSpec, WriteResult
 from opsagent.model import GpuDevice, Node, Pod, Revision, Snapshot, Workload, WorkloadRef
 
-WRITE_METHODS = ("scale", "restart_rollout", "undo_rollout", "set_template", "cordon", "delete_pod",
-                 "annotate", "create_workload", "delete_workload")
 
 
 @dataclass
