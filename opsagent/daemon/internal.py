@@ -35,14 +35,17 @@ from __future__ import annotations
 
 import hmac
 import json
+import queue
 import threading
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
-from typing import Callable, Collection, Protocol
+from typing import Any, Callable, Collection, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsagent.model import ToolCall, ToolResult, WorkloadRef
 
+T = TypeVar("T")
 MAX_BODY = 64 * 1024
 _NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"   # Kubernetes object names (DNS subdomain)
 
@@ -80,11 +83,12 @@ class InternalApi:
     """Pure request handling: (method, path, headers, body) -> (status, JSON body). No sockets here."""
 
     def __init__(self, *, token: str, gate: Submitter, activity: ActivitySink | None,
-                 leading: Callable[[], bool] = lambda: True, lock: threading.Lock | None = None,
+                 leading: Callable[[], bool] = lambda: True, lock: AbstractContextManager[Any] | None = None,
                  now: Callable[[], datetime] | None = None,
                  workloads: Callable[[], Collection[str] | None] | None = None) -> None:
         """`lock` is held around each gate call; pass the daemon's cycle lock when both share one cluster object
-        that is not thread-safe (the simulator). `workloads` lists the cluster's workloads as NAMESPACE/NAME (read
+        that is not thread-safe (the simulator), or `nullcontext()` when `gate` is a `GatePool` that keeps
+        concurrent calls apart itself. `workloads` lists the cluster's workloads as NAMESPACE/NAME (read
         under `lock`; None from it, or no `workloads`, skips the check)."""
         if len(token) < 16:
             raise ValueError("the internal API token must be at least 16 characters")
@@ -155,6 +159,48 @@ class InternalApi:
 
     def _known(self) -> Collection[str] | None:
         return self._workloads() if self._workloads is not None else None
+
+
+class GatePool:
+    """Up to `size` gates, opened on demand, one per call in flight: cold wakes of different workloads wait for
+    readiness side by side instead of queueing behind each other. Each gate has its own database connection
+    and cluster client, as separate processes would."""
+
+    def __init__(self, open_gate: Callable[[], Any], size: int = 4) -> None:
+        if size < 1:
+            raise ValueError("a gate pool needs at least one gate")
+        self._open, self._size = open_gate, size
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._opened = 0
+        self._lock = threading.Lock()
+
+    def submit(self, call: ToolCall, *, run_id: str | None = None) -> ToolResult:
+        return self.borrow(lambda gate: gate.submit(call, run_id=run_id))
+
+    def borrow(self, use: Callable[[Any], T]) -> T:
+        gate = self._take()
+        try:
+            return use(gate)
+        finally:
+            self._idle.put(gate)
+
+    def _take(self) -> Any:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            opening = self._opened < self._size
+            if opening:
+                self._opened += 1
+        if not opening:
+            return self._idle.get()
+        try:
+            return self._open()
+        except BaseException:
+            with self._lock:
+                self._opened -= 1
+            raise
 
 
 def _first_line(exc: Exception) -> str:
