@@ -25,7 +25,7 @@ smoke: $(STAMP)
 	bash .ci/wheel-smoke
 
 bench: $(STAMP)
-	for f in evals/bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python evals/bench/_collect.py
 
 # After changing policies/, playbooks/ or the adapter's permissions: refresh the
 # ConfigMaps and RBAC in deploy/ (rendered from them).

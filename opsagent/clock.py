@@ -74,6 +74,18 @@ class VirtualClock:
 MAX_DURATION = timedelta(days=36500)  # a hundred years: longer is a typo, and datetime arithmetic overflows
 
 
+def format_duration(seconds: float | timedelta, *, parts: int = 4) -> str:
+    """The form `parse_duration` reads: 2d, 1h30m, 45s, 0s; `parts` keeps only the largest units (rounded down)."""
+    total = int(seconds.total_seconds() if isinstance(seconds, timedelta) else seconds)
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size and len(out) < parts:
+            out.append(f"{total // size}{unit}")
+            total %= size
+    return sign + ("".join(out) or "0s")
+
+
 def parse_duration(text: str | int | float) -> timedelta:
     """Parse '90s', '30m', '2h', '1d', '1h30m' or a number of seconds."""
     if isinstance(text, (int, float)):

@@ -26,7 +26,7 @@ from opsagent.audit import (
     NotAnOpsagentDatabase,
 )
 from opsagent.clock import Clock, RealClock
-from opsagent.cluster.port import Cluster
+from opsagent.cluster.port import Cluster, ClusterReader
 from opsagent.cluster.utilwatch import UtilisationWatch
 from opsagent.detect import Attempts, detect
 from opsagent.gate import Gate
@@ -51,7 +51,7 @@ class RuntimeError_(Exception):
 
 @dataclass
 class Runtime:
-    cluster: Cluster
+    cluster: ClusterReader  # a read-only view: only the gate holds the writer
     clock: Clock
     policy: Policy
     audit: AuditStore
@@ -187,7 +187,7 @@ def open_runtime(
             sim = cluster_obj
     else:
         the_cluster, the_clock, sim = open_cluster(cluster, prometheus=prometheus, request_rate_query=request_rate_query, seed=seed)
-    the_cluster = UtilisationWatch(the_cluster, idle_threshold(policy))
+    watch = UtilisationWatch(the_cluster, idle_threshold(policy))
     audit = open_audit(db)
     if sim is not None and audit.clock_kind() == "real":
         audit.close()
@@ -195,16 +195,22 @@ def open_runtime(
         # be decided there.
         raise RuntimeError_(f"--db {db} holds the records of a real cluster; the simulator does not open it",
                             hint="give the simulator its own --db file")
+    if sim is None and audit.clock_kind() == "virtual":
+        audit.close()
+        # A database's clock is fixed when it is first written: simulated times would make real approvals look
+        # expired or not yet begun, and `--since` would mean nothing.
+        raise RuntimeError_(f"--db {db} holds the records of a simulated cluster (virtual clock); a real cluster does not open it",
+                            hint="give the real cluster its own --db file, or drop --db to use the default")
     approvals = ApprovalQueue(
         audit,
         clock=the_clock,
         is_member=policy.actor_matches,
         default_ttl_seconds=int(policy.approval_ttl_seconds),
     )
-    runtime = Runtime(cluster=the_cluster, clock=the_clock, policy=policy, audit=audit, approvals=approvals, gate=None, sim=sim)  # type: ignore[arg-type]
+    runtime = Runtime(cluster=watch, clock=the_clock, policy=policy, audit=audit, approvals=approvals, gate=None, sim=sim)  # type: ignore[arg-type]
     runtime.gate = Gate(
         policy=policy,
-        cluster=the_cluster,
+        cluster=watch.writer(),
         clock=the_clock,
         recorder=audit,
         approvals=approvals,

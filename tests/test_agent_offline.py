@@ -77,12 +77,26 @@ def test_steady_cluster_makes_zero_llm_calls(world):
     assert world.cluster.writes == []
 
 
+class SlowPlanner:
+    """A planner whose every turn takes `seconds` on the run's clock (a slow model)."""
+
+    def __init__(self, inner, clock, *, seconds: float) -> None:
+        self.inner, self.clock, self.seconds = inner, clock, seconds
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def plan(self, inp):
+        self.clock.sleep(self.seconds)
+        return self.inner.plan(inp)
+
+
 def test_budget_exhausted_is_reported_and_audited(world):
     from opsagent.testing import scripted
 
     # the time budget is a hard stop (a fallback would need time too); the step budget hands over, see below
     planner = scripted.scripted_planner(*[scripted.call("get_workload", namespace="ml", name="llm") for _ in range(5)])
-    agent = world.agent(planner, config=AgentConfig(max_seconds=20, verify_interval_seconds=15))
+    agent = world.agent(SlowPlanner(planner, world.clock, seconds=15), config=AgentConfig(max_seconds=20))
     [finding] = idle_findings(world.cluster.snapshot())
     report = agent.handle_finding(finding)
     assert report.status == "budget_exhausted" and not report.fell_back

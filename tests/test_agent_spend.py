@@ -182,10 +182,10 @@ def test_metrics_show_the_daemons_spend_and_what_is_left(tmp_path, monkeypatch):
     text = daemon.metrics.render()
     values = dict(re.findall(r'^(opsagent_model_[a-z_]+(?:\{[^}]*\})?) (\S+)$', text, re.M))
     assert asked == 3
-    assert values["opsagent_model_calls_last_day"] == "3"
-    assert values["opsagent_model_tokens_last_day"] == str(3 * 132)
-    assert values['opsagent_model_budget_remaining{unit="calls"}'] == "0"
-    assert values['opsagent_model_budget_remaining{unit="tokens"}'] == str(100000 - 3 * 132)
+    assert float(values["opsagent_model_calls_last_day"]) == 3
+    assert float(values["opsagent_model_tokens_last_day"]) == 3 * 132
+    assert float(values['opsagent_model_budget_remaining{unit="calls"}']) == 0
+    assert float(values['opsagent_model_budget_remaining{unit="tokens"}']) == 100000 - 3 * 132
     store = AuditStore(tmp_path / "ops.db")
     try:
         assert store.verify().ok

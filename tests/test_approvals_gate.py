@@ -84,3 +84,18 @@ def test_allowed_calls_are_recorded_with_their_target(world):
     rows = store.list(run_id="run-2", limit=None)
     assert [r.kind for r in reversed(rows)] == ["proposal", "decision", "result"]
     assert all(r.namespace == "ml" and r.workload == "llm" for r in rows)
+
+
+def test_the_agent_finds_an_approved_calls_result_under_the_key_the_gate_writes(world):
+    """On resume after an approval, the agent looks up the approved call's result before running it."""
+    from opsagent.gate.keys import executed_key
+    from opsagent.gate.ledger import recorded_result
+
+    gate, queue, store, cluster, tiny = world
+    pending = gate.submit(CALL, run_id="run-1")
+    approval = queue.approve(pending.approval_id, by="carol")
+    assert recorded_result(store, executed_key(approval.id), tool=CALL.tool) is None  # nothing ran yet
+    ran = queue.execute(approval.id, run=lambda a: gate.run_approved(a, approver="carol"))
+    found = recorded_result(store, executed_key(approval.id), tool=CALL.tool)
+    assert found is not None and found.status == "ok" and found.audit_id == ran.audit_id
+    assert len(cluster.writes) == 1

@@ -105,7 +105,8 @@ def test_show_search_stats_export(db, tmp_path):
     r = run("audit", "stats", "-o", "json")
     stats = json.loads(r.stdout)
     # row 1 freed 2 GPUs of ml/llm three hours ago and nothing woke it since (a real-clock database)
-    assert stats["gpu_hours_freed"] == pytest.approx(6.0, abs=0.05) and stats["rows"] == 4
+    # (the tolerance allows for minutes of real time between writing the rows and asking, on a loaded machine)
+    assert stats["gpu_hours_freed"] == pytest.approx(6.0, abs=0.25) and stats["rows"] == 4
     assert run("audit", "stats").exit_code == 0
     out = tmp_path / "audit.csv"
     r = run("audit", "export", "--format", "csv", "--out", str(out))

@@ -60,6 +60,11 @@ def stamp(path: Path) -> tuple[int, int]:
         return conn.execute("PRAGMA application_id").fetchone()[0], conn.execute("PRAGMA user_version").fetchone()[0]
 
 
+@pytest.fixture(autouse=True)
+def _simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSAGENT_CLUSTER", "sim:demo")   # commands here run on the simulator unless told otherwise
+
+
 def cli(*args: str):
     result = CliRunner().invoke(app, list(args))
     assert "Traceback" not in result.output

@@ -128,3 +128,14 @@ def test_parse_never_raises_and_write_commands_always_name_a_workload(text):
         for step in out.steps:
             if step.tool in {"scale_workload", "wake_workload", "sleep_workload", "restart_rollout", "undo_rollout"}:
                 assert step.args["namespace"] and step.args["name"]
+
+
+def test_a_mistyped_verb_gets_the_closest_form_not_a_run() -> None:
+    from opsagent.chat.grammar import NotUnderstood, parse
+
+    typo = parse("scal inference/llm to 3")
+    assert isinstance(typo, NotUnderstood)
+    assert typo.hint == "did you mean: scale inference/llm to 3"
+    assert parse("aprove 3").hint == "did you mean: approve 3"
+    assert parse("scal").hint.startswith("use: scale NS/NAME to N")
+    assert parse("blah blah").hint is None   # nothing close: the list of forms only

@@ -69,7 +69,7 @@ def test_why_is_a_queued_job_pending_names_what_blocks_it(rt):
 
 
 def test_why_for_a_running_job_and_for_a_workload_still_answers(rt):
-    rt.cluster.scale(ref=WorkloadRef.parse("render/render-ui"), replicas=0)  # someone frees the card
+    rt.gate.cluster.scale(ref=WorkloadRef.parse("render/render-ui"), replicas=0)  # someone outside opsagent frees the card
     rt.cluster.advance(120)  # and the job starts on gpu-a
     running = rt.service.handle("why is training/job-7 pending?", actor="alice", channel="cli")
     assert running.failed == [] and "training/job-7: running on gpu-a" in running.text

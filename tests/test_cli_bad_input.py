@@ -294,6 +294,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
                  "OPSAGENT_PLAYBOOKS", "OPSAGENT_ACTOR", "KUBECONFIG", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
                  "SLACK_SIGNING_SECRET", "OPSAGENT_DEBUG"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPSAGENT_CLUSTER", "sim:demo")   # these try bad input, not the choice of cluster
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
     monkeypatch.chdir(tmp_path)   # relative defaults (policies/, playbooks/) find nothing here
 

@@ -51,6 +51,7 @@ def ask(tmp_path: Path, text: str, *extra: str):
 def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPSAGENT_MODEL", "OPSAGENT_CLUSTER", "OPSAGENT_OUTPUT", "OPSAGENT_DB"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPSAGENT_CLUSTER", "sim:demo")   # these try bad input, not the choice of cluster
 
 
 def test_ask_exits_1_when_the_message_is_not_understood(tmp_path: Path) -> None:
@@ -187,3 +188,17 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
     proc.stdout.close()   # like `| head -1`
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141 and b"Traceback" not in err and err == b""
+
+
+def test_a_port_in_use_is_one_line_with_a_hint_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["daemon", "--once", "--sim-speed", "0", "--db", str(tmp_path / "d.db"),
+                                          "--listen", f"127.0.0.1:{port}"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    assert lines[0] == "error: Address already in use"
+    assert "--listen" in lines[1]
+    assert "Traceback" not in result.output and "internal error" not in result.output

@@ -201,3 +201,41 @@ def test_an_unreachable_daemon_is_an_error_and_keeps_the_request_times():
     with pytest.raises(OSError):
         activity.flush()
     assert activity._tally.take() == {"chat/chat-ui": (clock.now(), 1)}
+
+
+def test_cold_wakes_of_different_workloads_wait_side_by_side():
+    """Three wakes in flight at once each hold their own gate: they meet at a barrier that would break (time out)
+    if the pool ran them one after another. A pool never opens more gates than its size."""
+    import threading
+    from contextlib import nullcontext
+
+    from opsagent.daemon.internal import GatePool
+
+    barrier = threading.Barrier(3, timeout=10)
+    opened: list[object] = []
+
+    class Waiting(Recording):
+        def submit(self, call, *, run_id=None):
+            barrier.wait()          # raises BrokenBarrierError if the three calls are not in flight together
+            return super().submit(call, run_id=run_id)
+
+    def open_gate():
+        gate = Waiting()
+        opened.append(gate)
+        return gate
+
+    pool = GatePool(open_gate, size=3)
+    handler = InternalApi(token=TOKEN, gate=pool, activity=None, lock=nullcontext())
+    codes: list[int] = []
+    threads = [threading.Thread(target=lambda n=n: codes.append(
+        handler.handle("POST", "/v1/wake", AUTH, body(namespace="chat", name=f"ui-{n}"))[0])) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    assert codes == [200, 200, 200] and len(opened) == 3
+    # the gates are reused, never more than the pool's size
+    small = GatePool(lambda: opened.append(Recording()) or opened[-1], size=1)
+    for _ in range(5):
+        small.submit(ToolCall(tool="wake_workload", args={}, actor="wake-proxy", channel="wake-proxy"))
+    assert len(opened) == 4

@@ -150,7 +150,7 @@ def test_two_daemons_on_one_lock_only_one_acts(tmp_path: Path) -> None:
             assert wait_for(lambda: "standby" in second_log.read_text()), second_log.read_text()[-2000:]
             time.sleep(0.5)
             assert "cycle at" not in second_log.read_text()
-            once = subprocess.run([*CLI, "daemon", "--once", "--db", str(db), "--policies", str(REPO / "policies"),
+            once = subprocess.run([*CLI, "daemon", "--once", "--cluster", "sim:demo", "--db", str(db), "--policies", str(REPO / "policies"),
                                    "--playbooks", str(REPO / "playbooks")], capture_output=True, text=True, timeout=60, cwd=REPO)
             assert once.returncode == 3 and "not the leader" in once.stderr
             first.send_signal(signal.SIGTERM)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from opsagent.gate import Gate, MemoryRecorder
-from opsagent.gate_recovery import before_of, observed_effect
+from opsagent.gate.recovery import before_of, observed_effect
 from opsagent.model import AuditEntry, ToolCall, WorkloadRef
 from gate_doubles import MemorySink, bare_policy
 from tools.testing import RecordingCluster, TinyCluster, decide_by_table

@@ -29,7 +29,8 @@ from opsagent.cluster.kube.rbac import PERMISSIONS
 
 
 class FakeServices:
-    def __init__(self, *, denied: set[tuple[str, str]] = frozenset(), slack_ok: bool = True) -> None:
+    def __init__(self, *, denied: set[tuple[str, str]] = frozenset(), slack_ok: bool = True,
+                 reviews_forbidden: bool = False) -> None:
         self.reviews: list[dict] = []
         outer = self
 
@@ -52,6 +53,9 @@ class FakeServices:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 if self.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
+                    if reviews_forbidden:   # the access review itself is refused: every permission check fails alike
+                        return self._send({"kind": "Status", "code": 403, "reason": "Forbidden",
+                                           "message": "selfsubjectaccessreviews is forbidden"}, 403)
                     attrs = body["spec"]["resourceAttributes"]
                     outer.reviews.append(attrs)
                     res = attrs["resource"] + ("/" + attrs["subresource"] if attrs.get("subresource") else "")
@@ -257,3 +261,17 @@ def test_lease_permissions_are_checked_in_the_pods_namespace(tmp_path, services)
     run(["-o", "json"], {"KUBECONFIG": kubeconfig(tmp_path, services.url), "POD_NAMESPACE": "ops-team"})
     lease = [r for r in services.reviews if r["resource"] == "leases"]
     assert lease and all(r["namespace"] == "ops-team" for r in lease)
+
+
+def test_one_failure_behind_many_checks_prints_its_fix_once(tmp_path):
+    fake = FakeServices(reviews_forbidden=True)
+    try:
+        result = run([], {"KUBECONFIG": kubeconfig(tmp_path, fake.url)})
+    finally:
+        fake.close()
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    rbac = [line for line in lines if "rbac:" in line]
+    fixes = [line.strip() for line in lines if line.strip().startswith("fix:")]
+    assert len(rbac) > 3 and all("failed" in line for line in rbac)
+    assert len(fixes) == len(set(fixes))   # every piece of advice once

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from opsagent.chat import grammar, render
 from opsagent.cluster.sim import SimCluster, builtin_scenario
-from opsagent.gate_recovery import observed_effect
+from opsagent.gate.recovery import observed_effect
 from opsagent.model import ToolResult
 from opsagent.runtime import RuntimeError_, open_policy
 from tools import REGISTRY, Outcome, Tool, register, risk_table

@@ -247,6 +247,64 @@ def test_wake_proxy_command_warns_at_start_about_a_route_to_nothing(tmp_path):
     assert line.startswith(f"warning: {path}:3: routes[0] (path prefix '/ghost') points at workload chat/ghost-ui"), line
 
 
+class CountingObserve:
+    """The runtime's observe, counting cluster reads and holding each for `delay` real seconds."""
+
+    def __init__(self, rt, delay: float = 0.0) -> None:
+        self.rt, self.delay, self.calls = rt, delay, 0
+
+    def __call__(self):
+        self.calls += 1
+        time.sleep(self.delay)
+        return self.rt.observe()
+
+
+def test_warm_requests_read_the_cluster_once_and_refresh_in_the_background(tmp_path):
+    rt = _runtime(tmp_path)
+    assert rt.observe().workload(RENDER).ready_replicas >= 1 or rt.sim.advance(600)
+    proxy = _proxy(rt, "http://placeholder")
+    observe = CountingObserve(rt)
+    proxy.waker._observe = observe
+
+    async def burst(client, url, n):
+        async def one(i):
+            async with client.get(f"{url}/render/q{i}") as resp:
+                return resp.status
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+    async def body(client, url):
+        first = await burst(client, url, 50)
+        reads_warm = observe.calls
+        rt.clock.advance(60)   # every readiness entry is now older than the TTL
+        second = await burst(client, url, 50)
+        for _ in range(100):   # the one background refresh finishes on its own thread
+            if not proxy.waker._refreshing:
+                break
+            await asyncio.sleep(0.01)
+        return first, second, reads_warm
+
+    first, second, reads_warm = asyncio.run(_run(proxy, body))
+    assert first == [200] * 50 and second == [200] * 50
+    assert reads_warm == 1
+    assert observe.calls == 2
+
+
+def test_concurrent_readiness_checks_share_one_cluster_read(tmp_path):
+    rt = _runtime(tmp_path)
+    observe = CountingObserve(rt, delay=0.3)
+    waker = GateWaker(gate=rt.gate, observe=observe, clock=rt.clock)
+    answers: list[bool] = []
+    threads = [threading.Thread(target=lambda: answers.append(waker.check_ready(CHAT))) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [False] * 10
+    assert observe.calls == 1
+    assert waker.cached_ready(CHAT) is False and waker.cached_ready(RENDER) is not None
+    assert not waker.is_missing(CHAT) and waker.is_missing(WorkloadRef(namespace="chat", name="nope"))
+
+
 def test_a_host_keda_http_add_on_serves_is_named_at_start_and_never_woken(tmp_path):
     """An HTTPScaledObject whose hosts match a route: warned about at start; requests go straight through, no wake."""
     from opsagent.model import Autoscaler

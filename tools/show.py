@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from opsagent.clock import format_duration
+
 MAX_ROWS = 20
 
 
@@ -15,12 +17,7 @@ def pct(value: Any) -> str:
 def ago(seconds: Any) -> str:
     if seconds is None:
         return "-"
-    s = float(seconds)
-    if s < 120:
-        return f"{s:.0f}s"
-    if s < 7200:
-        return f"{s / 60:.0f}m"
-    return f"{s / 3600:.1f}h"
+    return format_duration(float(seconds), parts=2)
 
 
 def more(rows: list[Any], count: int | None) -> list[str]:

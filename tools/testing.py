@@ -14,11 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opsagent.clock import VirtualClock
-from opsagent.cluster.port import ClusterError, NotFound, WorkloadSpec, WriteResult
+from opsagent.cluster.port import WRITE_METHODS, ClusterError, NotFound, WorkloadSpec, WriteResult
 from opsagent.model import GpuDevice, Node, Pod, Revision, Snapshot, Workload, WorkloadRef
 
-WRITE_METHODS = ("scale", "restart_rollout", "undo_rollout", "set_template", "cordon", "delete_pod",
-                 "annotate", "create_workload", "delete_workload", "pause_autoscaler", "set_autoscaler_bounds", "evict_pod")
 
 
 @dataclass
@@ -159,6 +157,23 @@ class TinyCluster:
         if self.snapshot().pod(namespace, name) is None:
             raise NotFound(f"no pod {namespace}/{name}", status=404)
         return WriteResult(dry_run=dry_run, message="deleted")
+
+    def evict_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
+        """No disruption budgets here: an eviction is a deletion."""
+        self._check()
+        if self.snapshot().pod(namespace, name) is None:
+            raise NotFound(f"no pod {namespace}/{name}", status=404)
+        return WriteResult(dry_run=dry_run, message="evicted")
+
+    def pause_autoscaler(self, *, kind: str, namespace: str, name: str, replicas: int | None,
+                         dry_run: bool = False) -> WriteResult:
+        self._check()
+        raise NotFound(f"no {kind} {namespace}/{name}: this cluster has no autoscalers", status=404)
+
+    def set_autoscaler_bounds(self, *, kind: str, namespace: str, name: str, min_replicas: int, max_replicas: int,
+                              dry_run: bool = False) -> WriteResult:
+        self._check()
+        raise NotFound(f"no {kind} {namespace}/{name}: this cluster has no autoscalers", status=404)
 
     def annotate(self, *, ref: WorkloadRef, annotations: dict[str, str | None], dry_run: bool = False) -> WriteResult:
         self._check()

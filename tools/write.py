@@ -3,8 +3,9 @@
 Each acts only through `ctx.cluster`, passes `dry_run=ctx.dry_run` to every
 port write, and returns what changed (or would change) in a few fields. They
 never decide whether they may run: the gate has done that before calling them.
-Only `wake_workload` waits, and it waits through `ctx.pause` so a simulator can
-move time forward while it polls.
+Only `wake_workload` waits: on an adapter that can watch (`WaitsReady`) it waits
+on the workload's change events; otherwise (the simulator) through `ctx.pause`,
+so the simulation moves time forward between looks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from opsagent.cluster.port import DisruptionBlocked, NotFound, WriteResult
+from opsagent.cluster.port import DisruptionBlocked, NotFound, WaitsReady, WriteResult
 from opsagent.model import Autoscaler, Pod, ReplicaWrite, Snapshot
 
 from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
@@ -80,21 +81,26 @@ def wake_workload(ctx: ToolContext, args: WakeWorkloadIn) -> Outcome:
     if not args.wait:
         return Outcome(message=f"woke {w.key} to {want} replica(s); not waiting", data={**base, "state": "requested"})
     start = ctx.clock.monotonic()
-    ready = w.ready_replicas
+    if ctx.wait is None and isinstance(ctx.cluster, WaitsReady):   # real time: wait on the workload's changes
+        ready = ctx.cluster.wait_ready(ref=w.ref, replicas=want, timeout=ctx.wake_timeout_seconds)
+        return _waited(w.key, base, ready, want, ctx.clock.monotonic() - start)
     while True:
         waited = ctx.clock.monotonic() - start
         current = ctx.observe().workload(w.ref)
         if current is None:
             raise NotFound(f"workload {w.key} disappeared while waking")
-        ready = current.ready_replicas
-        if ready >= want:
-            return Outcome(message=f"{w.key} ready: {ready}/{want} after {waited:.0f}s",
-                           data={**base, "state": "ready", "ready_replicas": ready, "waited_seconds": round(waited, 1)})
-        if waited >= ctx.wake_timeout_seconds:
-            return Outcome(status="error", message=f"{w.key} not ready after {waited:.0f}s: {ready}/{want} ready",
-                           data={**base, "state": "timed_out", "ready_replicas": ready, "waited_seconds": round(waited, 1)})
+        if current.ready_replicas >= want or waited >= ctx.wake_timeout_seconds:
+            return _waited(w.key, base, current.ready_replicas, want, waited)
         step = min(ctx.poll_seconds, max(ctx.wake_timeout_seconds - waited, 0.001))
         ctx.pause(step)
+
+
+def _waited(key: str, base: dict[str, Any], ready: int, want: int, waited: float) -> Outcome:
+    if ready >= want:
+        return Outcome(message=f"{key} ready: {ready}/{want} after {waited:.0f}s",
+                       data={**base, "state": "ready", "ready_replicas": ready, "waited_seconds": round(waited, 1)})
+    return Outcome(status="error", message=f"{key} not ready after {waited:.0f}s: {ready}/{want} ready",
+                   data={**base, "state": "timed_out", "ready_replicas": ready, "waited_seconds": round(waited, 1)})
 
 
 class SleepWorkloadIn(WorkloadArgs):

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _result import emit, median_range
+
 OPSAGENT = [sys.executable, "-c", "from opsagent.cli import main; main()"]
 
 
@@ -53,6 +55,9 @@ def main() -> None:
             floor = floor or median
             verdict = "" if goal is None else (f"< {goal} s " + ("met" if median < goal else "NOT met"))
             print(f"{label:34} {median:9.3f} {min(times):7.3f}-{max(times):7.3f} {median / floor:8.1f}  {verdict}")
+            if goal is not None:
+                emit(f"`{label}` start-up", median_range(times, "{:.3f}", " s") + f", {median / floor:.0f}x `python -c pass`",
+                     value=median, target=goal)
 
 
 if __name__ == "__main__":

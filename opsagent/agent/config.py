@@ -50,7 +50,7 @@ class AgentConfig(BaseModel):
     max_tokens: int = Field(default=60_000, ge=1, description="prompt + completion tokens per run")
     max_seconds: float = Field(default=600.0, gt=0, description="clock time a run may spend working; waiting for a person or a restart does not count")
     verify_retries: int = Field(default=4, ge=0, le=50, description="extra re-checks after the last step, waiting between them")
-    verify_interval_seconds: float = Field(default=15.0, ge=0, description="wait before each re-check (on the run's clock)")
+    verify_interval_seconds: float = Field(default=15.0, ge=0, description="longest wait before a re-check (on the run's clock); a watch event ends it sooner")
     max_limit_wait_seconds: float = Field(default=1800.0, ge=0, description="a finding held longer than this by a rate "
                                           "limit is escalated to a person (it is still retried when the limit frees up)")
     max_failures: int = Field(default=3, ge=1, le=10, description="unusable model turns in a row (unparseable answers, "

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
@@ -36,7 +36,6 @@ from langgraph.types import Command, interrupt
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.conversation import PROPOSED, hold, is_held, model_text
-from opsagent.agent.ledger import call_id, claim_key, recorded_result, result_key
 from opsagent.agent.planners import PlanInput, Planner
 from opsagent.agent.playbook_view import is_resolved, render_steps
 from opsagent.agent.prompts import tool_result_text
@@ -45,41 +44,62 @@ from opsagent.agent.state import AgentState
 from opsagent.agent.turns import REFUSED, call_key, dropped, judge_turn, offered_tools, refusal, scope_of
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
-from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult, bounded_json
+from opsagent.cluster.port import WaitsChange
+from opsagent.gate.keys import executed_key, run_key
+from opsagent.gate.ledger import call_id, claim_key, recorded_result, result_key
+from opsagent.model import Approval, AuditEntry, Finding, Snapshot, ToolCall, ToolResult, WorkloadRef, bounded_json
 from opsagent.playbooks import TemplateError
+
+if TYPE_CHECKING:
+    from opsagent.approvals import ApprovalQueue
+    from opsagent.gate import Gate
+    from opsagent.gate.ledger import Journal
+    from opsagent.playbooks import PlaybookSet
+    from opsagent.policy import Policy
 
 
 @dataclass
 class Deps:
     """What the graph's nodes may use. The gate is the only thing that can change the cluster."""
 
-    gate: Any
+    gate: Gate
     observe: Callable[[], Snapshot]
     detect_fn: Callable[[Snapshot], list[Finding]]
-    playbooks: Any | None
-    policy: Any | None
-    recorder: Any
+    playbooks: PlaybookSet | None
+    policy: Policy | None
+    recorder: Journal
     clock: Clock
     config: AgentConfig
     planners: dict[str, Planner]
     settle: Callable[[], None] | None = None
-    approvals: Any | None = None      # ApprovalQueue: runs an approved call at most once
+    approvals: ApprovalQueue | None = None  # runs an approved call at most once
     breaker: Breaker | None = None    # skips the LLM for a while after it was unreachable or unusable
     tools: dict[str, Any] | None = None  # the tool registry: risk classes for judging a model's turns
 
     def run_approved(self, approval: Approval, *, approver: str, channel: str = "daemon") -> ToolResult:
         run = lambda a: self.gate.run_approved(_without_call_id(a), approver=approver)  # noqa: E731
-        if self.approvals is None or not hasattr(self.approvals, "execute"):
+        if self.approvals is None:
             return run(approval)
         try:
             return self.approvals.execute(approval.id, run=run, actor=approver, channel=channel)
         except ApprovalError as exc:  # already executed, interrupted, not approved: nothing runs again
             return ToolResult(status="error", tool=approval.call.tool, approval_id=approval.id, message=str(exc)[:500])
 
-    def wait(self) -> None:
-        """Let the cluster move before re-observing: `settle` if given (the simulator), else the clock."""
+    def wait(self, state: AgentState) -> None:
+        """Let the cluster move before re-observing.
+
+        The simulator settles (its virtual clock moves). On a real cluster the first
+        check after a write reads at once; a re-check waits until the workload the run
+        changed last changes again (a watch event), at most `verify_interval_seconds`."""
         if self.settle is not None:
             self.settle()
+            return
+        if not state.get("verify_waits"):
+            return
+        cluster = getattr(self.gate, "cluster", None)
+        refs = changed_workloads(state.get("results", []))
+        if isinstance(cluster, WaitsChange) and refs:
+            cluster.wait_changed(ref=refs[-1], timeout=self.config.verify_interval_seconds)
         else:
             self.clock.sleep(self.config.verify_interval_seconds)
 
@@ -107,7 +127,7 @@ class Deps:
             time=self.clock.now(), kind="run", actor=state.get("actor", "daemon"), channel=state.get("channel", "daemon"),
             run_id=state.get("run_id"), finding_id=f"{finding['kind']}:{finding['subject']}" if finding else None,
             message=state.get("message"), outcome=outcome, summary=summary[:1000],  # type: ignore[arg-type]
-            idempotency_key=full_key or (f"{state.get('run_id')}:run:{key}" if key else None), **fields,
+            idempotency_key=full_key or (run_key(state.get("run_id"), key) if key else None), **fields,
         )
         return self.recorder.record(entry)
 
@@ -151,6 +171,21 @@ def _finding(state: AgentState) -> Finding | None:
 def tool_text(result: ToolResult) -> str:
     """What the model reads back: the result fenced as data, like the finding (see `prompts.tool_result_text`)."""
     return tool_result_text(tool=result.tool, status=result.status, message=result.message, data=result.data)
+
+
+def changed_workloads(results: list[dict[str, Any]]) -> list[WorkloadRef]:
+    """The workloads that the run's successful calls named, in order, once each."""
+    refs: list[WorkloadRef] = []
+    for row in results:
+        args = row.get("args")
+        if row.get("status") != "ok" or not isinstance(args, dict):
+            continue
+        namespace, name = args.get("namespace"), args.get("name")
+        if isinstance(namespace, str) and isinstance(name, str):
+            ref = WorkloadRef(namespace=namespace, name=name)
+            if ref not in refs:
+                refs.append(ref)
+    return refs
 
 
 def result_row(step: int, tool: str, args: dict[str, Any], result: ToolResult, *, key: str, reused: bool) -> dict[str, Any]:
@@ -198,58 +233,62 @@ def timed(deps: Deps, node: Callable[[AgentState], Any]) -> Callable[[AgentState
     return run
 
 
-def build_graph(deps: Deps) -> StateGraph:
-    tools = deps.tools or {}
+class Nodes:
+    """The graph's five nodes (plan, act, await_approval, verify, finish) and their helpers, over one `Deps`."""
 
-    def can_fall_back(state: AgentState) -> bool:
-        return state.get("planner") != "offline" and "offline" in deps.planners
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.tools: dict[str, Any] = deps.tools or {}
 
-    def fall_back(state: AgentState, why: str, reason: str, update: dict[str, Any], *,
+    def can_fall_back(self, state: AgentState) -> bool:
+        return state.get("planner") != "offline" and "offline" in self.deps.planners
+
+    def fall_back(self, state: AgentState, why: str, reason: str, update: dict[str, Any], *,
                   unreachable: bool = False, model: str | None = None) -> dict[str, Any]:
         """Switch the run to the offline planner: audited with the reason, and the breaker opens."""
         streak = list(update.get("streak", state.get("streak", [])))
         n = update.get("llm_calls", state.get("llm_calls", 0))
         steps = update.get("steps", state.get("steps", 0))
-        deps.record_run(state, f"{why}; falling back to the offline planner", outcome="error", key=f"fallback{n}-{steps}",
+        self.deps.record_run(state, f"{why}; falling back to the offline planner", outcome="error", key=f"fallback{n}-{steps}",
                         model=model, data={"from": state.get("planner"), "to": "offline", "reason": reason[:300],
                                            "unreachable": unreachable, "streak": [r[:200] for r in streak]})
-        if deps.breaker is not None:
-            deps.breaker.trip(reason[:300], now=deps.clock.now(), unreachable=unreachable)
+        if self.deps.breaker is not None:
+            self.deps.breaker.trip(reason[:300], now=self.deps.clock.now(), unreachable=unreachable)
         return {**update, "planner": "offline", "fell_back": True, "failures": 0, "streak": [], "step_base": steps,
                 "planner_done": False, "verify_waits": 0}
 
-    def plan(state: AgentState) -> Command[Literal["act", "verify", "finish", "plan"]]:
-        problem = budget_problem(deps, state)
-        if problem is not None and can_fall_back(state) and not problem.startswith("time"):
-            return Command(goto="plan", update=fall_back(
+    def plan(self, state: AgentState) -> Command[Literal["act", "verify", "finish", "plan"]]:
+        problem = budget_problem(self.deps, state)
+        if problem is not None and self.can_fall_back(state) and not problem.startswith("time"):
+            return Command(goto="plan", update=self.fall_back(
                 state, f"planner {state['planner']} made no progress within its budget ({problem})", problem, {}))
         if problem is not None:
             return Command(goto="finish", update={"status": "budget_exhausted", "report": problem})
-        planner = deps.planners[state["planner"]]
-        skip = deps.breaker.open_reason(now=deps.clock.now()) if deps.breaker is not None else None
-        if skip is not None and planner.name != "offline" and "offline" in deps.planners:
-            deps.record_run(state, f"llm skipped: {skip}; planning with the offline planner", outcome="error",
+        planner = self.deps.planners[state["planner"]]
+        skip = self.deps.breaker.open_reason(now=self.deps.clock.now()) if self.deps.breaker is not None else None
+        if skip is not None and planner.name != "offline" and "offline" in self.deps.planners:
+            self.deps.record_run(state, f"llm skipped: {skip}; planning with the offline planner", outcome="error",
                             key="llm-skipped", data={"from": planner.name, "to": "offline", "reason": skip})
             return Command(goto="plan", update={"planner": "offline", "fell_back": True, "failures": 0, "streak": [],
                                                 "step_base": state.get("steps", 0)})
-        over = deps.spend_problem(state["actor"]) if planner.name != "offline" else None
+        over = self.deps.spend_problem(state["actor"]) if planner.name != "offline" else None
         if over is not None:
-            if state.get("finding") and "offline" in deps.planners:
-                deps.record_run(state, f"llm not asked: {over}; planning with the offline planner", outcome="denied",
+            if state.get("finding") and "offline" in self.deps.planners:
+                self.deps.record_run(state, f"llm not asked: {over}; planning with the offline planner", outcome="denied",
                                 key="spend-cap", data={"from": planner.name, "to": "offline", "reason": over})
                 return Command(goto="plan", update={"planner": "offline", "failures": 0, "streak": [],
                                                     "step_base": state.get("steps", 0)})
-            deps.record_run(state, f"llm not asked: {over}", outcome="denied", key="spend-cap",
+            self.deps.record_run(state, f"llm not asked: {over}", outcome="denied", key="spend-cap",
                             data={"from": planner.name, "reason": over})
             return Command(goto="finish", update={"report": f"Not answered: {over}. Older calls stop counting 24 hours "
                                                             "after they were made; chat commands still work meanwhile."})
-        snapshot = deps.observe()
+        snapshot = self.deps.observe()
         finding = _finding(state)
-        playbook = deps.playbook_for(finding, snapshot)
+        playbook = self.deps.playbook_for(finding, snapshot)
         result = planner.plan(PlanInput(
             run_id=state["run_id"], kind=state["kind"], actor=state["actor"], finding=finding, message=state.get("message"),
             snapshot=snapshot, playbook=playbook, results=list(state.get("results", [])),
-            messages=list(state.get("messages", [])), policy_summary=deps.policy_summary(),
+            messages=list(state.get("messages", [])), policy_summary=self.deps.policy_summary(),
         ))
         n_calls = state.get("llm_calls", 0) + result.llm_calls
         update: dict[str, Any] = {
@@ -259,16 +298,16 @@ def build_graph(deps: Deps) -> StateGraph:
             "messages": list(result.new_messages),
         }
         if result.llm_calls:
-            deps.record_run(state, f"llm call {n_calls}" + (f" failed: {result.failure}" if result.failure else ""),
+            self.deps.record_run(state, f"llm call {n_calls}" + (f" failed: {result.failure}" if result.failure else ""),
                             outcome="error" if result.failure else "info", key=f"llm{n_calls}", model=result.model,
                             prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
         if result.failure is not None and not result.calls:  # nothing usable in the answer: one more in the streak
             streak = list(state.get("streak", [])) + [result.failure]
             update.update(failures=len(streak), streak=streak)
-            if can_fall_back(state) and (result.unreachable or len(streak) >= deps.config.max_failures):
+            if self.can_fall_back(state) and (result.unreachable or len(streak) >= self.deps.config.max_failures):
                 why = (f"planner {planner.name} cannot reach its model ({result.failure})" if result.unreachable else
                        f"planner {planner.name} gave {len(streak)} unusable turns in a row ({result.failure})")
-                update = fall_back(state, why, result.failure, update, unreachable=result.unreachable, model=result.model)
+                update = self.fall_back(state, why, result.failure, update, unreachable=result.unreachable, model=result.model)
             return Command(goto="plan", update=update)
         # calls (even from an answer flagged as faulty) go on: act judges the turn by what the gate said
         if result.done or not result.calls:
@@ -276,11 +315,11 @@ def build_graph(deps: Deps) -> StateGraph:
             update["planner_done"] = True
             return Command(goto="verify" if finding is not None else "finish", update=update)
         tokens = update["prompt_tokens"] + update["completion_tokens"]
-        if tokens > deps.config.max_tokens:  # the answer that went over the budget is not acted on
-            why = (f"token budget exhausted ({tokens} of {deps.config.max_tokens}); "
+        if tokens > self.deps.config.max_tokens:  # the answer that went over the budget is not acted on
+            why = (f"token budget exhausted ({tokens} of {self.deps.config.max_tokens}); "
                    f"the {len(result.calls)} call(s) of the answer that went over it were not run")
-            if can_fall_back(state):
-                return Command(goto="plan", update=fall_back(state, f"planner {planner.name}: {why}", why, update,
+            if self.can_fall_back(state):
+                return Command(goto="plan", update=self.fall_back(state, f"planner {planner.name}: {why}", why, update,
                                                              model=result.model))
             return Command(goto="finish", update={**update, "status": "budget_exhausted", "report": why})
         step = state.get("steps", 0) + 1
@@ -292,20 +331,20 @@ def build_graph(deps: Deps) -> StateGraph:
                                "id": call_id(step, i), "planner": planner.name, "refused": None}
                               for i, c in enumerate(result.calls)]
         if planner.name != "offline":  # a model's proposals are screened before the gate; a playbook's are not
-            screen = _screen(finding, snapshot, playbook, tools, state)
+            screen = _screen(finding, snapshot, playbook, self.tools, state)
             for index, item in enumerate(update["proposed"]):
                 item["dropped"] = dropped(index)
                 item["refused"] = None if item["dropped"] else screen(item["tool"], item["args"])
         return Command(goto="act", update=update)
 
-    def act(state: AgentState) -> Command[Literal["plan", "verify", "await_approval"]]:
+    def act(self, state: AgentState) -> Command[Literal["plan", "verify", "await_approval"]]:
         rows, messages, pending = [], [], None
         finding = _finding(state)
         for item in state.get("proposed", []):
             if pending is not None or item.get("dropped"):  # not run, and no verdict on the call: no result row
                 why = item.get("dropped") or f"approval {pending} for an earlier call is pending"
                 if item.get("dropped"):
-                    deps.record_run(state, f"not run: {why}", outcome="denied", key=f"dropped-{item['id']}",
+                    self.deps.record_run(state, f"not run: {why}", outcome="denied", key=f"dropped-{item['id']}",
                                     tool=item["tool"], args=item["args"])
                 text = tool_result_text(tool=item["tool"], status="skipped", message=f"not run: {why}")
                 if item["llm_id"]:
@@ -316,9 +355,9 @@ def build_graph(deps: Deps) -> StateGraph:
                             finding_id=finding.id if finding else None, message=state.get("message"),
                             planner=item.get("planner"), id=item["id"])
             key = result_key(state["run_id"], call)
-            if is_held(deps.gate, call, kind=state["kind"]):  # the model only proposes writes in conversation
-                status, text = hold(deps.gate, call)
-                deps.record_run(state, f"{call.tool} held for {call.actor}'s confirmation (step {call.id}): {text}"[:1000]
+            if is_held(self.deps.gate, call, kind=state["kind"]):  # the model only proposes writes in conversation
+                status, text = hold(self.deps.gate, call)
+                self.deps.record_run(state, f"{call.tool} held for {call.actor}'s confirmation (step {call.id}): {text}"[:1000]
                                 if status == PROPOSED else f"{call.tool} not proposed (step {call.id}): {text}"[:1000],
                                 key=f"held:{call.id}", tool=call.tool, args=call.args,
                                 outcome="pending" if status == PROPOSED else "denied")
@@ -328,16 +367,16 @@ def build_graph(deps: Deps) -> StateGraph:
                     messages.append(ToolMessage(content=model_text(status, text), tool_call_id=item["llm_id"], name=call.tool,
                                                 status="error" if status != PROPOSED else "success"))
                 continue
-            earlier = recorded_result(deps.recorder, key, tool=call.tool)
+            earlier = recorded_result(self.deps.recorder, key, tool=call.tool)
             if earlier is not None:
                 result = earlier
             elif item.get("refused"):  # refused before the gate: audited under the call's result key, never run
                 result = ToolResult(status="denied", tool=call.tool, message=f"refused before the gate: {item['refused']}")
-                deps.record_run(state, result.message, outcome="denied", full_key=key, tool=call.tool, args=call.args)
+                self.deps.record_run(state, result.message, outcome="denied", full_key=key, tool=call.tool, args=call.args)
             else:  # a claim already stored (the process died mid-call) is not written again; the gate recovers the call
-                deps.record_run(state, f"submitting {call.tool} (step {call.id})", full_key=claim_key(key),
+                self.deps.record_run(state, f"submitting {call.tool} (step {call.id})", full_key=claim_key(key),
                                 tool=call.tool, args=call.args)
-                result = deps.gate.submit(call, run_id=state["run_id"])
+                result = self.deps.gate.submit(call, run_id=state["run_id"])
             rows.append(result_row(state.get("steps", 0), call.tool, call.args, result, key=key, reused=earlier is not None))
             if item["llm_id"]:
                 messages.append(ToolMessage(content=tool_text(result), tool_call_id=item["llm_id"], name=call.tool,
@@ -345,29 +384,29 @@ def build_graph(deps: Deps) -> StateGraph:
             if result.status == "pending_approval":
                 pending = result.approval_id
         update: dict[str, Any] = {"results": rows, "messages": messages, "proposed": [], "pending_approval": pending}
-        if can_fall_back(state):
-            update = judged(state, rows, update)
+        if self.can_fall_back(state):
+            update = self.judged(state, rows, update)
         if pending is not None:
             update["status"] = "waiting_approval"
             return Command(goto="await_approval", update=update)
         return Command(goto="verify" if finding is not None else "plan", update=update)
 
-    def judged(state: AgentState, rows: list[dict[str, Any]], update: dict[str, Any]) -> dict[str, Any]:
+    def judged(self, state: AgentState, rows: list[dict[str, Any]], update: dict[str, Any]) -> dict[str, Any]:
         """`update`, with the model's streak of unusable turns carried on or reset (and a fallback at the limit)."""
-        verdict, why = judge_turn(rows, tools=tools)
+        verdict, why = judge_turn(rows, tools=self.tools)
         if verdict == "usable":
-            if deps.breaker is not None:
-                deps.breaker.reset()
+            if self.deps.breaker is not None:
+                self.deps.breaker.reset()
             return {**update, "failures": 0, "streak": []}
         if verdict == "neutral" or why is None:
             return update
         streak = list(state.get("streak", [])) + [why]
         update = {**update, "failures": len(streak), "streak": streak}
-        if len(streak) < deps.config.max_failures:
+        if len(streak) < self.deps.config.max_failures:
             return update
-        return fall_back(state, f"planner {state['planner']} gave {len(streak)} unusable turns in a row ({why})", why, update)
+        return self.fall_back(state, f"planner {state['planner']} gave {len(streak)} unusable turns in a row ({why})", why, update)
 
-    def await_approval(state: AgentState) -> Command[Literal["plan", "verify"]]:
+    def await_approval(self, state: AgentState) -> Command[Literal["plan", "verify"]]:
         approval_id = state["pending_approval"]
         asked = next((r for r in reversed(state.get("results", [])) if r.get("approval_id") == approval_id), {})
         answer = interrupt({"run_id": state["run_id"], "approval_id": approval_id, "tool": asked.get("tool"),
@@ -377,10 +416,10 @@ def build_graph(deps: Deps) -> StateGraph:
         tool = str(asked.get("tool") or "")
         if decided == "approved" and answer.get("approval"):
             approval = Approval.model_validate(answer["approval"])
-            key = result_key(approval.thread_id or "adhoc", _without_call_id(approval).call, nonce=f"approval{approval.id}")
-            earlier = recorded_result(deps.recorder, key, tool=approval.call.tool)
+            key = executed_key(approval.id)  # the gate's one result row per approval
+            earlier = recorded_result(self.deps.recorder, key, tool=approval.call.tool)
             result = earlier if earlier is not None else \
-                deps.run_approved(approval, approver=approver, channel=str(answer.get("channel") or "daemon"))
+                self.deps.run_approved(approval, approver=approver, channel=str(answer.get("channel") or "daemon"))
             row = result_row(state.get("steps", 0), approval.call.tool, approval.call.args, result, key=key, reused=earlier is not None)
         elif decided == "executed":  # approved and already run elsewhere (another run, or `approvals approve`)
             result = ToolResult(status="ok", tool=tool, approval_id=approval_id,
@@ -396,29 +435,29 @@ def build_graph(deps: Deps) -> StateGraph:
             update["messages"] = [HumanMessage(f"Approval {approval_id} for {tool} was {decided}. Result: {tool_text(result)}")]
         return Command(goto="verify" if state.get("finding") else "plan", update=update)
 
-    def verify(state: AgentState) -> Command[Literal["plan", "verify", "finish"]]:
+    def verify(self, state: AgentState) -> Command[Literal["plan", "verify", "finish"]]:
         finding = _finding(state)
         assert finding is not None
-        deps.wait()
-        snapshot = deps.observe()
-        still_open = any(f.id == finding.id for f in deps.detect_fn(snapshot))
-        playbook = deps.playbook_for(finding, snapshot)
+        self.deps.wait(state)
+        snapshot = self.deps.observe()
+        still_open = any(f.id == finding.id for f in self.deps.detect_fn(snapshot))
+        playbook = self.deps.playbook_for(finding, snapshot)
         resolved = is_resolved(playbook, finding, snapshot, finding_open=still_open)
         if resolved:
             return Command(goto="finish", update={"resolved": True})
         if state.get("planner_done"):
             waits = state.get("verify_waits", 0)
-            if waits < deps.config.verify_retries:  # changes take time to show (rollouts, cold starts)
+            if waits < self.deps.config.verify_retries:  # changes take time to show (rollouts, cold starts)
                 return Command(goto="verify", update={"resolved": False, "verify_waits": waits + 1})
-            if can_fall_back(state) and judge_turn(state.get("results", []), tools=tools)[0] != "usable" \
-                    and _playbook_writes(playbook, finding, snapshot, tools):
+            if self.can_fall_back(state) and judge_turn(state.get("results", []), tools=self.tools)[0] != "usable" \
+                    and _playbook_writes(playbook, finding, snapshot, self.tools):
                 why = "stopped with the finding still open and no change made or proposed to a person"
-                return Command(goto="plan", update=fall_back(state, f"planner {state['planner']} {why}", why,
+                return Command(goto="plan", update=self.fall_back(state, f"planner {state['planner']} {why}", why,
                                                              {"resolved": False}))
             return Command(goto="finish", update={"resolved": False})
         return Command(goto="plan", update={"resolved": False})
 
-    def finish(state: AgentState) -> dict[str, Any]:
+    def finish(self, state: AgentState) -> dict[str, Any]:
         status = state.get("status")
         status = status if status in ("budget_exhausted", "failed") else "done"
         report = state.get("report") or ""
@@ -429,16 +468,19 @@ def build_graph(deps: Deps) -> StateGraph:
             still = f"Finding {finding.get('kind')}:{finding.get('subject')} still open" if finding else "Finding still open"
             why = f" ({finding['summary']})" if finding.get("summary") else ""
             report = (f"{still}{why}. " + report).strip()
-        model = next((p.model_name for p in deps.planners.values() if hasattr(p, "model_name")), None)
-        deps.record_run(state, f"run {status}: {report}", outcome="ok" if status == "done" else "error", key="finished",
+        model = next((p.model_name for p in self.deps.planners.values() if hasattr(p, "model_name")), None)
+        self.deps.record_run(state, f"run {status}: {report}", outcome="ok" if status == "done" else "error", key="finished",
                         model=model if state.get("llm_calls") else None,
                         prompt_tokens=state.get("prompt_tokens", 0), completion_tokens=state.get("completion_tokens", 0),
                         data={"llm_calls": state.get("llm_calls", 0), "steps": state.get("steps", 0), "planner": state.get("planner"),
                               "fell_back": state.get("fell_back", False), "resolved": state.get("resolved")})
-        return {"status": status, "report": report, "finished_at": deps.clock.now().isoformat()}
+        return {"status": status, "report": report, "finished_at": self.deps.clock.now().isoformat()}
 
+
+def build_graph(deps: Deps) -> StateGraph:
+    nodes = Nodes(deps)
     graph = StateGraph(AgentState)
-    for node in (plan, act, await_approval, verify, finish):
+    for node in (nodes.plan, nodes.act, nodes.await_approval, nodes.verify, nodes.finish):
         graph.add_node(node.__name__, timed(deps, node))
     graph.add_edge(START, "plan")
     graph.add_edge("finish", END)

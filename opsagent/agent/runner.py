@@ -27,7 +27,8 @@ from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
 from opsagent.agent.holds import MAX_RETRY_BACKOFF, call_key, limit_wait, rejected_calls, retryable_failure
-from opsagent.agent.ledger import RECOVERY_WINDOW, finished_runs, has_key, interrupted_runs
+from opsagent.gate.keys import run_key
+from opsagent.gate.ledger import RECOVERY_WINDOW, finished_runs, has_key, interrupted_runs
 from opsagent.agent.planners import Planner
 from opsagent.agent.planners.offline import OfflinePlanner
 from opsagent.agent.playbook_view import render_steps
@@ -237,7 +238,7 @@ class Agent:
             thread_id = base if epoch == 1 else f"{base}#{epoch}"
             values, interrupted, unfinished = self._thread(thread_id)
             if not values:
-                if has_key(self.recorder, f"{thread_id}:run:started"):
+                if has_key(self.recorder, run_key(thread_id, "started")):
                     epoch += 1   # its checkpoints are gone but the audit log says it ran: never reuse its id
                     continue
                 break

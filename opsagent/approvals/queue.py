@@ -54,6 +54,7 @@ from opsagent.audit.clocks import clock_kind_of, database_clock
 from opsagent.audit.records import AuditRecord, iso
 from opsagent.audit.schema import AUDIT_TABLE
 from opsagent.clock import Clock
+from opsagent.gate.keys import approval_done_key, execution_claim_key
 from opsagent.model import Approval, ApprovalState, AuditEntry, Decision, RuleRef, ToolCall, ToolResult
 from opsagent.model.actor import MACHINE_ACTORS, ActorNameError, actor_refusal, normalize_actor, same_person
 
@@ -182,7 +183,7 @@ class ApprovalQueue:
     @staticmethod
     def execution_key(approval_id: int) -> str:
         """Idempotency key of the audit row that claims an approval's one execution."""
-        return f"approval:{approval_id}:run"
+        return execution_claim_key(approval_id)
 
     # --- reading -----------------------------------------------------------------
 
@@ -396,7 +397,7 @@ class ApprovalQueue:
         state = "executed" if ok else "failed"
         done = self._set(conn, approval.id, state=state, executed_at=iso(now), result_summary=summary)
         self._audit(conn, done, actor=actor, channel=channel, outcome="ok" if ok else "error", event=state,
-                    summary=summary, key=f"approval:{approval.id}:done")
+                    summary=summary, key=approval_done_key(approval.id))
         return done
 
     def _expire(self, conn: sqlite3.Connection, approval_id: int) -> Approval:

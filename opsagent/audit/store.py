@@ -216,6 +216,10 @@ class AuditStore:
         with self._lock:
             return int(self.db.conn.execute(f"SELECT count(*) FROM [{AUDIT_TABLE}]").fetchone()[0])
 
+    def run_entries(self, *, since: datetime) -> list[AuditRecord]:
+        """The `run` rows recorded at or after `since`, oldest first (for the ledger's interrupted runs)."""
+        return list(reversed(self.list(query.AuditFilter(kind="run", since=since, limit=None))))
+
     def list(self, filters: query.AuditFilter | None = None, **kwargs: Any) -> list[AuditRecord]:
         """Rows matching the filters, newest first. kwargs are `AuditFilter` fields."""
         with self._lock:

@@ -250,7 +250,7 @@ def _near_miss(original: str, t: str) -> NotUnderstood:
     verb = t.split(" ")[0].lower()
     hint = _hints().get(verb)
     if hint is None:
-        return NotUnderstood(text=original, reason="this is not one of the chat commands")
+        return _closest(original, t, verb)
     if verb in _workload_verbs() and not re.search(rf"{NS}/{NAME}", t, re.IGNORECASE):
         reason = "name the workload as NAMESPACE/NAME (or 'NAME in NAMESPACE')"
     elif verb == "reject" and re.match(r"^reject\s+#?\d+$", t, re.IGNORECASE):
@@ -258,3 +258,16 @@ def _near_miss(original: str, t: str) -> NotUnderstood:
     else:
         reason = f"'{verb}' was understood but not the rest"
     return NotUnderstood(text=original, reason=reason, hint=f"use: {hint}")
+
+
+def _closest(original: str, t: str, verb: str) -> NotUnderstood:
+    """A mistyped first word ('scal', 'aprove'): suggest the closest form, never run it."""
+    import difflib
+
+    hints = _hints()
+    close = difflib.get_close_matches(verb, list(hints), n=1, cutoff=0.6)
+    if not close:
+        return NotUnderstood(text=original, reason="this is not one of the chat commands")
+    fixed = " ".join([close[0], *t.split(" ")[1:]])
+    hint = f"did you mean: {fixed}" if isinstance(parse(fixed), Command) else f"use: {hints[close[0]]}"
+    return NotUnderstood(text=original, reason=f"'{verb}' is not a chat command", hint=hint)

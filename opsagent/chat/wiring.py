@@ -17,6 +17,7 @@ from opsagent.approvals import ApprovalQueue
 from opsagent.audit import AuditStore
 from opsagent.chat.service import ActorResolver, ChatService, cli_actor
 from opsagent.clock import Clock
+from opsagent.cluster.port import ClusterReader
 from opsagent.gate import Gate
 from opsagent.runtime import RuntimeError_, build_agent, open_runtime
 
@@ -33,7 +34,7 @@ class ChatRuntime:
     gate: Gate
     approvals: ApprovalQueue
     store: AuditStore
-    cluster: Any
+    cluster: ClusterReader  # read-only: only the gate writes
     policy: Any
     clock: Clock
     closers: list[Callable[[], None]] = field(default_factory=list)

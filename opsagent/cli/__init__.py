@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from opsagent import __version__
 from opsagent.cli.errors import CommandGroup
@@ -53,14 +53,49 @@ def load_module(module: str) -> TyperGroup:
         importlib.import_module(f"opsagent.cli.{module}").register(sub)
         group = typer.main.get_command(sub)
         assert isinstance(group, TyperGroup)
+        for name, command in group.commands.items():
+            give_envvars(command, [name])
         _loaded[module] = group
     return _loaded[module]
+
+
+def envvar_for(path: list[str], option: Any) -> str:
+    """OPSAGENT_<COMMAND>_<SUBCOMMAND>_<OPTION>: the variable of an option that names none itself."""
+    flag = max(option.opts, key=len).lstrip("-")
+    return "_".join(["OPSAGENT", *path, flag]).upper().replace("-", "_")
+
+
+def give_envvars(command: Any, path: list[str]) -> None:
+    """Every option can be set from the environment: an option without a variable of its own gets `envvar_for`'s
+    (shown in --help like the others). Flags take 1/true/yes or 0/false/no."""
+    for sub_name, sub in (getattr(command, "commands", None) or {}).items():
+        give_envvars(sub, [*path, sub_name])
+    for param in command.params:
+        if isinstance(param, TyperOption) and not param.envvar and not param.hidden and param.name != "help":
+            param.envvar = envvar_for(path, param)
+            param.show_envvar = True
+    own_params = command.get_params
+
+    def get_params(ctx: Any) -> list[Any]:   # --help is added here, after the command is built
+        return plain_flags(own_params(ctx))
+    command.get_params = get_params
+
+
+def plain_flags(params: list[Any]) -> list[Any]:
+    """A flag takes no value: show no `<bool>` metavar for it in --help."""
+    for param in params:
+        if getattr(param, "is_flag", False) and hasattr(param, "metavar"):
+            param.metavar = ""
+    return params
 
 
 class LazyGroup(CommandGroup):
     """The root group: imports a command's module only when that command is asked for, and maps what escapes it."""
 
     _listing = False
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return plain_flags(super().get_params(ctx))
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
@@ -102,7 +137,7 @@ app = typer.Typer(
         "people approve the architecture.\n\nExample: opsagent demo"
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,   # --install-completion / --show-completion for bash, zsh, fish and PowerShell
     pretty_exceptions_enable=False,
 )
 

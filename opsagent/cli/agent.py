@@ -60,6 +60,9 @@ def run_cmd(
         config = AgentConfig.from_env(model=model, ollama_host=ollama_host, base_url=base_url, max_steps=max_steps)
     except ValueError as exc:
         fail(str(exc), hint="durations look like 90s, 5m, 1h")
+    from opsagent.cli.resolve import writable_db
+
+    db = writable_db(db, "sim:" + scenario)
     try:
         result = run_on_simulator(scenario=_load(scenario), policies=policies, playbooks=playbooks, db=db, hours=hours,
                                   step_seconds=seconds, planner=planner, config=config, approve_as=approve_as)
@@ -67,7 +70,7 @@ def run_cmd(
         fail(str(exc), hint="check the file named above; `opsagent policy lint` and `opsagent playbook lint` help")
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
-    if output == Output.json:
+    if output.data:
         print_json({"runs": result.reports, "waiting": [{"run_id": t, "approval_id": a} for t, a in result.waiting],
                     "stats": result.stats})
         return
@@ -115,7 +118,7 @@ def waiting_cmd(db: Path = DbOpt, output: Output = OutputOpt) -> None:
                              "args": payload.get("args")})
     finally:
         conn.close()
-    if output == Output.json:
+    if output.data:
         print_json(rows)
         return
     table = Table("run", "approval", "tool", "args")

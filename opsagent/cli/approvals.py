@@ -108,7 +108,7 @@ def list_cmd(state: StateChoice = typer.Option(None, "--state", help="Only reque
         items = queue.list(state=state.value if state is not None else None)
     finally:
         queue.close()
-    if output is Output.json:
+    if output.data:
         print_json(items)
     else:
         console.print(_table(items, "approval requests"))
@@ -130,7 +130,7 @@ def show_cmd(approval_id: int = id_argument("Approval"), output: Output = Output
         queue.close()
     if approval is None:
         fail(f"no approval {approval_id}", hint="see: opsagent approvals list")
-    if output is Output.json:
+    if output.data:
         print_json({**approval.model_dump(mode="json"), "result_summary": summary})
         return
     console.print(_table([approval], f"approval {approval_id}"))

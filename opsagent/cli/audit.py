@@ -22,12 +22,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsagent.approvals import verify_approvals
-from opsagent.chat.confirmations import verify_confirmations
 from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore, parse_anchor
 from opsagent.audit.clocks import database_clock
 from opsagent.audit.database import DatabaseCorrupt, check_integrity
-from opsagent.cli.common import MAX_ROWS, DbOpt, choices, console, fail, id_argument, print_json
+from opsagent.cli.common import MAX_ROWS, DbOpt, choices, console, fail, id_argument, print_json, remember_format
 from opsagent.cli.errors import database_failed
 from opsagent.clock import parse_duration
 from opsagent.model import Effect, EntryKind, Outcome
@@ -35,13 +33,15 @@ from opsagent.model import Effect, EntryKind, Outcome
 
 class AuditOutput(str, Enum):
     table = "table"
+    wide = "wide"
     json = "json"
+    yaml = "yaml"
     jsonl = "jsonl"
     csv = "csv"
 
 
-OutOpt = typer.Option(AuditOutput.table, "--output", "-o", envvar="OPSAGENT_OUTPUT",
-                      help="table for people; json, jsonl or csv for scripts.")
+OutOpt = typer.Option(AuditOutput.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", callback=remember_format,
+                      help="table or wide for people (plain columns when piped); json, yaml, jsonl or csv for scripts.")
 OutcomeChoice = choices("OutcomeChoice", Outcome)
 DecisionChoice = choices("DecisionChoice", Effect)
 KindChoice = choices("KindChoice", EntryKind)
@@ -101,7 +101,7 @@ def _short(value: Any, width: int = 60) -> str:
 
 
 def print_records(records: list[AuditRecord], output: AuditOutput, *, title: str = "audit log") -> None:
-    if output is AuditOutput.json:
+    if output in (AuditOutput.json, AuditOutput.yaml):
         print_json(records)
     elif output is AuditOutput.jsonl:
         for r in records:
@@ -165,7 +165,7 @@ def show_cmd(audit_id: int = id_argument("Audit row"), output: AuditOutput = Out
         story = store.show(audit_id)
     if story is None:
         fail(f"no audit row {audit_id}", hint="find ids with: opsagent audit list")
-    if output is AuditOutput.json:
+    if output in (AuditOutput.json, AuditOutput.yaml):
         print_json(story)
         return
     print_records(story.rows, output, title=f"audit row {audit_id} and its story")
@@ -197,7 +197,7 @@ def stats_cmd(since: str = typer.Option(None, "--since", help="ISO time or durat
     with open_store(db) as store:
         now = database_clock(store).now()
         s = store.stats(since=parse_when(since, option="--since", now=now), now=now)
-    if output is not AuditOutput.table:
+    if output not in (AuditOutput.table, AuditOutput.wide):
         print_json(s)
         return
     actions = Table(title="actions (results per tool and outcome)")
@@ -256,7 +256,7 @@ def head_cmd(output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
     """
     with open_store(db) as store:
         head = store.head()
-    if output is not AuditOutput.table:
+    if output not in (AuditOutput.table, AuditOutput.wide):
         print_json({"rows": head.rows, "hash": head.hash, "anchor": head.anchor})
     else:
         console.print(f"rows: {head.rows}\nhash: {head.hash}\nanchor: {head.anchor}", highlight=False, markup=False)
@@ -282,12 +282,15 @@ def verify_cmd(
         anchor = parse_anchor(expect_head) if expect_head is not None else None
     except ValueError as exc:
         fail(f"--expect-head: {exc}", hint="pass the anchor `opsagent audit head` printed, e.g. 1042:5f0c…")
+    from opsagent.approvals import verify_approvals  # only verify reads them: keeps `audit list` quick to start
+    from opsagent.chat.confirmations import verify_confirmations
+
     with open_store(db, check_pages=True) as store:
         report = store.verify(anchor=anchor)
         mismatches = verify_approvals(store)
         held = verify_confirmations(store)
     ok = report.ok and not mismatches and not held
-    if output is not AuditOutput.table:
+    if output not in (AuditOutput.table, AuditOutput.wide):
         print_json({**report.model_dump(mode="json"), "ok": ok, "chain_ok": report.ok,
                     "approvals": [{"approval_id": m.approval_id, "problems": list(m.problems)} for m in mismatches],
                     "confirmations": [{"confirmation_id": cid, "problem": why} for cid, why in held]})

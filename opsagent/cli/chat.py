@@ -21,13 +21,12 @@ from rich.markup import escape
 from opsagent.chat.outcome import AskOutcome, ask_outcome, model_problem
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
-from opsagent.cli.common import DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, err_console, fail, print_json
+from opsagent.cli.common import ClusterOpt, DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, err_console, fail, print_json
 from opsagent.cli.model_options import BaseUrlOpt, model_option
+from opsagent.cli.resolve import session
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, bind, identify, is_kube
 from opsagent.model.actor import Actor
 
-ClusterOpt = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER",
-                          help="sim:SCENARIO (builtin name or file; fresh each process), kube or kube:CONTEXT.")
 ModelOpt = model_option("Needed for free-form questions; without it only the command grammar works.")
 EXIT_WORDS = {"exit", "quit", ":q", "bye"}
 
@@ -43,7 +42,8 @@ def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, play
 def open_as(*, actor: str | None, as_group: str | None, cluster: str, policies: Path, db: Path, model: str | None,
             playbooks: Path, base_url: str | None = None) -> tuple[ChatRuntime, Actor]:
     """The chat runtime and who uses it: on the simulator `--as` is checked before anything opens; on a real
-    cluster the runtime's own connection asks the API server (and impersonates, if --as is allowed)."""
+    cluster the runtime's own connection asks the API server (and impersonates, if --as is allowed).
+    `cluster` and `db` are already resolved (`opsagent.cli.resolve.session`)."""
     who = None if is_kube(cluster) else identify(cluster_spec=cluster, as_user=actor, as_group=as_group)
     runtime = open_runtime(cluster, policies, db, model, playbooks, base_url)
     if who is None:
@@ -61,7 +61,7 @@ def outcome_of(runtime: ChatRuntime, reply: ChatReply, *, model: str | None) -> 
 
 def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> None:
     """Text for people; JSON for scripts (one compact document per line in a chat session)."""
-    if output == Output.json:
+    if output.data:
         data = reply.model_dump(mode="json", exclude={"approvals"})
         if lines:
             sys.stdout.write(json.dumps(data, default=str) + "\n")
@@ -80,7 +80,7 @@ def ask(
     actor: Optional[str] = ActorOpt,
     as_group: Optional[str] = AsGroupOpt,
     output: Output = OutputOpt,
-    cluster: str = ClusterOpt,
+    cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
     model: Optional[str] = ModelOpt,
@@ -106,8 +106,9 @@ def ask(
     was refused or failed, or a free-form request reached no usable model (the server is named on
     stderr); 2 a bad argument or file (the database, the policy).
 
-    Example: opsagent ask "scale inference/llm to 2" --as carol -o json
+    Example: opsagent ask "scale inference/llm to 2" --cluster sim:demo --as carol -o json
     """
+    cluster, db = session(cluster, db)
     runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
                            playbooks=playbooks, base_url=base_url)
     try:
@@ -156,7 +157,7 @@ def chat(
     actor: Optional[str] = ActorOpt,
     as_group: Optional[str] = AsGroupOpt,
     output: Output = OutputOpt,
-    cluster: str = ClusterOpt,
+    cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
     model: Optional[str] = ModelOpt,
@@ -170,12 +171,13 @@ def chat(
     as long as the session does. Who you are is established as for `opsagent ask`. Writes the model
     proposes wait for your "confirm N", as in opsagent ask.
 
-    Example: printf 'show gpus\\nwake chat/chat-ui\\n' | opsagent chat --as carol
+    Example: printf 'show gpus\\nwake chat/chat-ui\\n' | opsagent chat --cluster sim:demo --as carol
     """
+    cluster, db = session(cluster, db)
     runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
                            playbooks=playbooks, base_url=base_url)
     interactive = sys.stdin.isatty()
-    if interactive and output != Output.json:
+    if interactive and not output.data:
         console.print(f"opsagent chat as [bold]{escape(who.name)}[/] ({escape(who.source)}) on {escape(cluster)}; "
                       "'help' lists commands, 'exit' ends.", highlight=False)
     try:
@@ -185,7 +187,7 @@ def chat(
                 continue
             if text.lower() in EXIT_WORDS:
                 break
-            if not interactive and output != Output.json:
+            if not interactive and not output.data:
                 console.print(f"ops> {text}", highlight=False, markup=False)
             reply = runtime.service.handle(text, actor=who.name, channel="cli")
             print_reply(reply, output, lines=True)

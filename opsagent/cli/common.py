@@ -19,16 +19,51 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
-console = Console()
+class _Console(Console):
+    """Rich for people, plain text for pipes: when stdout is not a terminal, a table prints as plain columns
+    (no box drawing, never wrapped, headers on one line; see opsagent.cli.output) and lines are not wrapped."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        if self.is_terminal:
+            return super().print(*objects, **kwargs)
+        from rich.table import Table
+
+        from opsagent.cli.output import plain_table
+
+        kwargs.setdefault("soft_wrap", True)
+        for obj in objects:
+            if isinstance(obj, Table):
+                self.file.write("".join(line + "\n" for line in plain_table(obj)))
+            else:
+                super().print(obj, **kwargs)
+
+
+console = _Console()
 err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, piped or not
 
 
 class Output(str, Enum):
     table = "table"
+    wide = "wide"
     json = "json"
+    yaml = "yaml"
+
+    @property
+    def data(self) -> bool:
+        """json or yaml: the whole record for scripts (print it with `print_json`)."""
+        return self.value in ("json", "yaml")
 
 
-OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", help="table for people, json for scripts.")
+_FORMAT: list[str] = ["json"]   # the -o a command was given: `print_json` prints yaml when it is yaml
+
+
+def remember_format(value: Any) -> Any:
+    _FORMAT[0] = getattr(value, "value", value) or "json"
+    return value
+
+
+OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", callback=remember_format,
+                         help="table or wide for people (plain columns when piped), json or yaml for scripts.")
 
 
 def _found(kind: str) -> Any:
@@ -61,15 +96,26 @@ def id_argument(what: str) -> Any:
 
 
 DB_META = "opsagent.db"   # ctx.meta key: the --db a command was given, so an error met later can name it
+DB_DEFAULTED: set[Path] = set()   # the --db values filled in because none was given (see resolve.writable_db)
 
 
 def _remember_db(ctx: typer.Context, value: Path | None) -> Path | None:
+    DB_DEFAULTED.clear()
+    if value is None:
+        from opsagent.cli.resolve import default_db
+
+        value = default_db()
+        DB_DEFAULTED.add(value)
     ctx.meta[DB_META] = value
     return value
 
 
-DbOpt = typer.Option(Path("opsagent.db"), "--db", envvar="OPSAGENT_DB", callback=_remember_db,
-                     help="SQLite file for audit log, approvals and agent checkpoints.")
+DbOpt = typer.Option(None, "--db", envvar="OPSAGENT_DB", callback=_remember_db, show_default=False,
+                     help="SQLite file for audit log, approvals and agent checkpoints "
+                          "(default: ~/.local/state/opsagent/opsagent.db; on the simulator a temporary file).")
+ClusterOpt = typer.Option(None, "--cluster", envvar="OPSAGENT_CLUSTER", show_default=False,
+                          help="sim:SCENARIO (builtin name or file; fresh each process), kube or kube:CONTEXT "
+                               "(default: the current kubeconfig context, as kubectl).")
 
 
 def choices(name: str, literal: Any) -> type[Enum]:
@@ -88,7 +134,14 @@ def to_jsonable(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, default=str) + "\n")
+    """The record as JSON, or as YAML when the command was given `-o yaml`."""
+    text = json.dumps(to_jsonable(value), indent=2, default=str)
+    if _FORMAT[0] == "yaml":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(json.loads(text), sort_keys=False))
+        return
+    sys.stdout.write(text + "\n")
 
 
 def fail(message: str, *, hint: str | None = None, code: int = 2) -> NoReturn:

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from opsagent.cli.common import DbOpt, PlaybooksOpt, PoliciesOpt, fail
+from opsagent.cli.common import ClusterOpt, DbOpt, PlaybooksOpt, PoliciesOpt, fail
 from opsagent.cli.metrics_options import PrometheusOpt, RequestRateQueryOpt
 from opsagent.cli.model_options import BaseUrlOpt, model_option
 from opsagent.runtime import RuntimeError_
@@ -23,28 +23,28 @@ def register(app: typer.Typer) -> None:
 
 
 def daemon_cmd(
-    cluster: str = typer.Option("sim:demo", "--cluster", envvar="OPSAGENT_CLUSTER", help="sim:SCENARIO, kube or kube:CONTEXT."),
-    context: Optional[str] = typer.Option(None, "--context", help="kubeconfig context (same as --cluster kube:CONTEXT)."),
+    cluster: Optional[str] = ClusterOpt,
+    context: Optional[str] = typer.Option(None, "--context", envvar="OPSAGENT_CONTEXT", help="kubeconfig context (same as --cluster kube:CONTEXT)."),
     policies: Path = PoliciesOpt,
     playbooks: Path = PlaybooksOpt,
     db: Path = DbOpt,
     model: Optional[str] = model_option("Without it the offline planner runs."),
     base_url: Optional[str] = BaseUrlOpt,
-    interval: float = typer.Option(15.0, "--interval", min=0.01, max=86400, help="Seconds between cycles (virtual seconds on the simulator)."),
-    once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
-    cycles: Optional[int] = typer.Option(None, "--cycles", min=1, max=10**9, help="Stop after N cycles."),
-    sim_speed: float = typer.Option(1.0, "--sim-speed", min=0.0,
+    interval: float = typer.Option(15.0, "--interval", envvar="OPSAGENT_INTERVAL", min=0.01, max=86400, help="Seconds between cycles (virtual seconds on the simulator)."),
+    once: bool = typer.Option(False, "--once", envvar="OPSAGENT_ONCE", help="Run one cycle and exit."),
+    cycles: Optional[int] = typer.Option(None, "--cycles", envvar="OPSAGENT_CYCLES", min=1, max=10**9, help="Stop after N cycles."),
+    sim_speed: float = typer.Option(1.0, "--sim-speed", envvar="OPSAGENT_SIM_SPEED", min=0.0,
                                     help="Simulator only: virtual seconds per wall second (0 = no waiting between cycles)."),
     listen: Optional[str] = typer.Option(None, "--listen", envvar="OPSAGENT_LISTEN", help="HOST:PORT for /healthz, /readyz, /metrics."),
     prometheus: Optional[str] = PrometheusOpt,
     request_rate_query: Optional[str] = RequestRateQueryOpt,
-    seed: Optional[int] = typer.Option(None, "--seed", help="Simulator seed (default: the scenario's)."),
+    seed: Optional[int] = typer.Option(None, "--seed", envvar="OPSAGENT_SEED", help="Simulator seed (default: the scenario's)."),
     lease_namespace: Optional[str] = typer.Option(None, "--lease-namespace", envvar=["OPSAGENT_LEASE_NAMESPACE", "POD_NAMESPACE"],
                                                   help="--cluster kube: namespace of the leader-election Lease "
                                                        "(default opsagent; in a pod, its own namespace from POD_NAMESPACE)."),
     lease_name: Optional[str] = typer.Option(None, "--lease-name", envvar="OPSAGENT_LEASE_NAME",
                                              help="--cluster kube: name of the leader-election Lease (default opsagent-daemon)."),
-    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    log_level: str = typer.Option("info", "--log-level", envvar="OPSAGENT_LOG_LEVEL", help="debug, info, warning or error."),
     internal_token_file: Optional[Path] = typer.Option(
         None, "--internal-token-file", envvar="OPSAGENT_INTERNAL_TOKEN_FILE",
         help="With --listen: serve POST /v1/wake and /v1/activity to wake proxies in other pods that present this "
@@ -67,9 +67,12 @@ def daemon_cmd(
         fail(f"--log-level {log_level!r} is not a level", hint="use debug, info, warning or error")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if context:
-        if cluster != "kube" and not cluster.startswith("kube"):
+        if cluster is not None and cluster != "kube" and not cluster.startswith("kube"):
             fail("--context needs --cluster kube", hint="e.g. --cluster kube --context prod")
         cluster = f"kube:{context}"
+    from opsagent.cli.resolve import session
+
+    cluster, db = session(cluster, db)
     if listen:
         try:
             parse_listen(listen)

@@ -48,7 +48,7 @@ def demo_cmd(
         db.unlink()  # a fresh day: the simulator restarts from the scenario's start
         for extra in (db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", ".lock")):
             extra.unlink(missing_ok=True)
-    quiet = output is Output.json
+    quiet = output.data
     if not offline:
         from opsagent.agent import AgentConfig
 

@@ -351,12 +351,14 @@ def register(app: typer.Typer) -> None:
             slack=slack, slack_mode=slack_mode.value, slack_api_url=api_url, timeout=timeout,
         )
         bad = [c for c in checks if c.required and c.status in ("missing", "failed")]
-        if output == Output.json:
+        if output.data:
             print_json({"ok": not bad, "checks": [asdict(c) for c in checks]})
         else:
+            shown: set[str] = set()   # one failure (e.g. the access review itself) can fail many checks: advise once
             for c in checks:
                 console.print(f"[{_STYLE[c.status]}]{c.status:>8}[/]  {escape(c.name)}: {escape(c.detail)}", highlight=False)
-                if c.fix and c.status != "ok":
+                if c.fix and c.status != "ok" and c.fix not in shown:
+                    shown.add(c.fix)
                     console.print(f"{'':>10}fix: {escape(c.fix)}", style="dim", highlight=False)
             console.print(f"\n{len(bad)} required check(s) need attention." if bad else "\nAll required checks pass.")
         if bad:

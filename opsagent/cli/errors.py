@@ -12,6 +12,7 @@ error has reached it, so commands that never open a database start fast.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import sys
@@ -43,6 +44,15 @@ def database_failed(exc: Any) -> NoReturn:
     fail(str(exc), hint=database_hint(exc))
 
 
+_OS_HINTS = {
+    errno.EADDRINUSE: "another process listens on that port: stop it or choose another --listen",
+    errno.EADDRNOTAVAIL: "that address is not on this machine: use 127.0.0.1 or 0.0.0.0 in --listen",
+    errno.EACCES: "no permission: ports below 1024 need privileges, files need read/write access",
+    errno.EPERM: "not permitted for this user",
+    errno.ENOSPC: "the disk is full",
+}
+
+
 class CommandGroup(TyperGroup):
     """The root command group: runs the subcommand and maps what escaped it."""
 
@@ -66,6 +76,9 @@ def _map(ctx: Any, exc: Exception) -> NoReturn:
         database_failed(exc)
     if isinstance(exc, sqlite3.Error):   # met outside the store's own translation: name the --db it came from
         database_failed(classify(Path(ctx.meta.get(DB_META) or "--db"), exc))
+    if isinstance(exc, OSError) and exc.errno in _OS_HINTS:   # met by a server or a file the command opens
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}", hint=_OS_HINTS[exc.errno], code=1)
     # Anything else is a bug: it must still end in one line, not a traceback.
     if os.environ.get(DEBUG_ENV) == "1":
         raise exc

@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
 
         Example: opsagent eval --planner offline --planner null --planner hostile --report eval-out
         """
+        from opsagent.cli.output import progress
         from opsagent.evals import EvalScenarioError, PlannerUnavailable, run_suite, write_report
         from opsagent.evals.report import null_passes, pass_rates, rates_table, table, totals
 
@@ -70,8 +71,9 @@ def register(app: typer.Typer) -> None:
         ran: list[str] = []
         for planner in dict.fromkeys(planners):
             try:
-                got, recs = run_suite(paths, planner=planner, repeats=repeats,
-                                      workdir=Path(tempfile.mkdtemp(prefix="opsagent-eval-")))
+                with progress(f"eval {planner}") as update:
+                    got, recs = run_suite(paths, planner=planner, repeats=repeats,
+                                          workdir=Path(tempfile.mkdtemp(prefix="opsagent-eval-")), progress=update)
             except EvalScenarioError as exc:
                 fail(str(exc), hint="see evals/README.md for the scenario format")
             except PlannerUnavailable as exc:
@@ -84,7 +86,7 @@ def register(app: typer.Typer) -> None:
             ran.append(planner)
         written = write_report(report, scores, records) if report is not None and scores else None
         undiscriminating = null_passes(scores)
-        if output == Output.json:
+        if output.data:
             doc = {"planner": ran[0] if len(ran) == 1 else ran, "planners": ran, "totals": totals(scores),
                    "pass_rates": pass_rates(scores), "null_passes": undiscriminating, "scores": scores,
                    "report": str(written) if written else None}
@@ -95,9 +97,10 @@ def register(app: typer.Typer) -> None:
             # (a terminal wraps the long lines instead).
             wide = Console(width=max(console.width, shown.min_width or 0), force_terminal=console.is_terminal,
                            no_color=console.no_color, highlight=False)
-            wide.print(shown)
+            out = wide if console.is_terminal else console   # piped: plain columns (see opsagent.cli.common)
+            out.print(shown)
             if len(ran) > 1 or any(s.tests for s in scores):
-                wide.print(rates_table(scores))
+                out.print(rates_table(scores))
             for name in undiscriminating:
                 console.print(f"[red]{name}[/] declares it tests the planner but passes when the planner does nothing")
             if written:

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
             written, kept = copy_starters(directory, force=force)
         except OSError as exc:
             fail(f"cannot write to {directory}: {exc.strerror or exc}", hint="check the folder's permissions")
-        if output == Output.json:
+        if output.data:
             print_json({"written": [str(p) for p in written], "kept": [str(p) for p in kept]})
             return
         for path in written:

@@ -84,6 +84,7 @@ def serve(
         _run(transport, service, token_map, host=host, port=port, spec=spec, actor=actor, as_group=as_group,
              close=runtime.audit.close)
     finally:
+        service.refusals.flush()   # refusals counted but not yet written one by one
         runtime.audit.close()
 
 
@@ -92,9 +93,14 @@ def _run(transport: Transport, service: Any, token_map: Any, *, host: str, port:
     import anyio
 
     from opsagent.mcp import server as mcp_server
+    from opsagent.mcp.tokens import reserved_refusal
 
     if transport is Transport.stdio:
         who = identify(cluster_spec=spec, cluster=service.runtime.cluster, as_user=actor, as_group=as_group, on_error=close)
+        problem = reserved_refusal(who.name)
+        if problem:
+            close()
+            fail(f"--as (or OPSAGENT_ACTOR, or your cluster identity): {problem}", hint="act as yourself, e.g. --as alice")
         err_console.print(f"opsagent mcp: serving on stdio as {who.name} ({who.source})", highlight=False, markup=False)
         anyio.run(mcp_server.serve_stdio, mcp_server.build_server(service, mcp_server.fixed(who)))
         return

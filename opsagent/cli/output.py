@@ -13,7 +13,8 @@ import json
 import sys
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Iterable, TextIO
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 import typer
 
@@ -82,3 +83,40 @@ def emit(rows: list[Any], columns: list[Column], fmt: Format, *, kind: str, name
         return
     for line in table_lines(rows, columns, wide=fmt == Format.wide, headers=headers):
         out.write(line + "\n")
+
+
+def plain_table(table: Any) -> list[str]:
+    """A rich Table as plain columns, for output that is not a terminal: a `# TITLE` line when it has a title,
+    then headers upper-cased with `_` for spaces (one word each, so `awk` counts columns right)."""
+    from rich.text import Text
+
+    def text(value: Any) -> str:
+        plain = value.plain if isinstance(value, Text) else Text.from_markup(value).plain if isinstance(value, str) else str(value)
+        return cell(plain)
+
+    columns = table.columns
+    rows = [[text(c._cells[i]) if i < len(c._cells) else "<none>" for c in columns] for i in range(table.row_count)]
+    lines = [f"# {text(table.title)}"] if table.title else []
+    head = [[(text(c.header) or "-").upper().replace(" ", "_") for c in columns]] if table.show_header else []
+    widths = [max(len(r[i]) for r in head + rows) for i in range(len(columns))] if head + rows else []
+    return lines + ["   ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() for r in head + rows]
+
+
+@contextmanager
+def progress(what: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar on stderr for long work, as `update(done, total, item)`; nothing at all when stderr is
+    not a terminal (logs and pipes stay clean)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from opsagent.cli.common import err_console
+
+    if not err_console.is_terminal:
+        yield lambda done, total, item: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("[dim]{task.fields[item]}"), console=err_console, transient=True) as bar:
+        task = bar.add_task(what, total=None, item="")
+
+        def update(done: int, total: int, item: str) -> None:
+            bar.update(task, completed=done, total=total, item=item)
+        yield update

@@ -49,7 +49,7 @@ def lint_cmd(
     errors = [i for i in issues if i.level == "error"]
     warnings = [i for i in issues if i.level != "error"]
     failed = bool(errors) or (strict and bool(warnings))
-    if output == Output.json:
+    if output.data:
         print_json({"ok": not failed, "errors": len(errors), "warnings": len(warnings),
                     "issues": [i.as_dict() for i in issues]})
     else:
@@ -79,7 +79,7 @@ def show_cmd(
     except PlaybookError as exc:
         fail(f"playbooks in {playbooks} do not load:\n{exc}", hint=f"run: opsagent playbook lint {playbooks}")
     found = loaded.for_kind(kind)
-    if output == Output.json:
+    if output.data:
         print_json([{**p.model_dump(mode="json"), "source": p.source} for p in found])
         return
     if not found:

@@ -52,7 +52,7 @@ def _policies(value: Path | None) -> Path:
     return value if value is not None and value.is_file() else folder(value, "policies")
 
 
-@policy_app.command("lint", epilog="Example: opsagent policy lint policies/ -o json")
+@policy_app.command("lint")
 def lint_cmd(
     directory: Path = typer.Argument(None, envvar="OPSAGENT_POLICIES", callback=_policies, show_default=False,
                                      help="Policy directory or one file (default: ./policies, ~/.config/opsagent/policies, then the shipped ones)."),
@@ -67,7 +67,7 @@ def lint_cmd(
     Example: opsagent policy lint policies/ -o json
     """
     report = lint_dir(directory, tool_risks=_tool_risks())
-    if output == Output.json:
+    if output.data:
         print_json({"ok": report.ok, "errors": len(report.errors), "warnings": len(report.warnings),
                     "problems": [p.as_dict() for p in report.problems]})
     else:
@@ -84,7 +84,7 @@ def lint_cmd(
         raise typer.Exit(1)
 
 
-@policy_app.command("show", epilog="Example: opsagent policy show --policies policies/")
+@policy_app.command("show")
 def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
     """Print what the agent may do alone, what needs a person and what is denied.
 
@@ -93,7 +93,7 @@ def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
     Example: opsagent policy show --policies policies/
     """
     pol = _load(policies)
-    if output == Output.json:
+    if output.data:
         print_json({
             "mode": pol.mode, "files": list(pol.files), "approval_ttl_seconds": pol.approval_ttl_seconds,
             "max_workloads_per_run": pol.max_workloads_per_run, "groups": pol.groups,
@@ -107,9 +107,7 @@ def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
     console.print(pol.summary(), highlight=False, soft_wrap=True, markup=False)
 
 
-@policy_app.command("explain", epilog=(
-    "Example: opsagent policy explain --tool sleep_workload --args '{\"namespace\":\"render\",\"name\":\"render-ui\"}' "
-    "--actor daemon --channel daemon --scenario demo --at 16:00"))
+@policy_app.command("explain")  # the example is the docstring's last line (an epilog would print it twice)
 def explain_cmd(
     tool: str = typer.Option(..., "--tool", help="Tool name, e.g. sleep_workload."),
     args: str = typer.Option("{}", "--args", help="The call's arguments as a JSON object."),
@@ -146,7 +144,7 @@ def explain_cmd(
     tool_risk, call_target = _risk_and_target(tool, call_args, risk, target)
     snapshot, now = _state(scenario, at, target_state, call, call_target)
     result = explain_call(pol, call=call, risk=tool_risk, target=call_target, snapshot=snapshot, now=now)
-    if output == Output.json:
+    if output.data:
         print_json({"call": call, "now": now.isoformat(), **result.model_dump(mode="json")})
         return
     console.print(f"call:     {tool} {json.dumps(call_args, sort_keys=True)} by {actor} via {channel} ({result.risk}) at {now.isoformat()}",

@@ -10,12 +10,23 @@ Policies: `--policies` / `OPSAGENT_POLICIES`, then `./policies`, then
 `$XDG_CONFIG_HOME/opsagent/policies` (`~/.config/opsagent/policies`), then the
 policies shipped with opsagent. A command that falls back past `./policies`
 says on stderr which folder it used.
+
+Database: `--db` / `OPSAGENT_DB` when given. Otherwise commands that read use
+`$XDG_STATE_HOME/opsagent/opsagent.db` (`~/.local/state/opsagent/opsagent.db`);
+commands that write create it there for a real cluster, and on the simulator
+write to a temporary file removed on exit (simulated records carry a virtual
+clock, and a database keeps the clock kind it was created with). Nothing is
+created in the current directory unless named.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
+
 
 from rich.markup import escape
 
@@ -68,3 +79,43 @@ def folder(given: Path | None, kind: str, *, quiet: bool = False) -> Path:
     if not quiet and why not in (f"--{kind}", f"./{kind}"):  # say so when it is not where the user would look first
         err_console.print(f"[dim]{kind}: {escape(str(chosen))} ({why})[/]", highlight=False)
     return chosen
+
+
+def state_home() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path("~/.local/state").expanduser()) / "opsagent"
+
+
+DEFAULT_DB_NOTE = "default: ~/.local/state/opsagent/opsagent.db; on the simulator a temporary file"
+
+
+def default_db() -> Path:
+    return state_home() / "opsagent.db"
+
+
+def is_simulator(cluster: str) -> bool:
+    return cluster == "sim" or cluster.startswith("sim:")
+
+
+def writable_db(db: Path, cluster: str) -> Path:
+    """The database a writing command opens (see the module docstring): `db` as given, else the state-dir file for
+    a real cluster (its folder made), else a temporary file for the simulator, removed when the command ends."""
+    from opsagent.cli.common import DB_DEFAULTED
+
+    if db not in DB_DEFAULTED:
+        return db
+    if is_simulator(cluster):
+        tmp = tempfile.mkdtemp(prefix="opsagent-sim-")
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        err_console.print("[dim]database: temporary (simulator); pass --db FILE to keep the records[/]", highlight=False)
+        return Path(tmp) / "opsagent.db"
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create {db.parent}: {exc.strerror}", hint="pass --db FILE (or set OPSAGENT_DB) somewhere writable")
+    return db
+
+
+def session(cluster: str | None, db: Path) -> tuple[str, Path]:
+    """The cluster and database a command that may write runs on (`cluster_spec`, then `writable_db`)."""
+    spec = cluster_spec(cluster)
+    return spec, writable_db(db, spec)

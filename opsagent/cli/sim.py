@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
             report = run(scenario, hours=hours, step_minutes=step_minutes, seed=seed)
         except ScenarioError as exc:
             fail(str(exc), hint="check the scenario against docs/simulator.md, or run `opsagent sim demo`")
-        if output == Output.json:
+        if output.data:
             print_json(report)
         else:
             _print(report)

@@ -19,9 +19,9 @@ import typer
 from opsagent.chat.secrets import SecretsError, SlackMode, install_redaction, load_secrets, uses_socket_mode
 from opsagent.chat.users import UserMapError, load_user_map
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
-from opsagent.cli.chat import ClusterOpt, ModelOpt
+from opsagent.cli.chat import ModelOpt
 from opsagent.cli.model_options import BaseUrlOpt
-from opsagent.cli.common import DbOpt, PlaybooksOpt, PoliciesOpt, err_console, fail
+from opsagent.cli.common import ClusterOpt, DbOpt, PlaybooksOpt, PoliciesOpt, err_console, fail
 
 if TYPE_CHECKING:
     from opsagent.daemon.http import HealthServer
@@ -50,7 +50,7 @@ def slack(
                                        help="How often to look for approval requests to post to the approvals channel "
                                             "(raised by the daemon, opsagent ask or the wake proxy) and for decided ones "
                                             "whose message to update."),
-    cluster: str = ClusterOpt,
+    cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
     model: Optional[str] = ModelOpt,
@@ -85,6 +85,9 @@ def slack(
         fail(str(exc), hint="see docs/chat.md for the mapping file format")
     from opsagent.chat.slack_app import SlackSettings, SlackUnreachable, build_app, make_http_server
 
+    from opsagent.cli.resolve import session
+
+    cluster, db = session(cluster, db)
     try:
         runtime = build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks,
                                 base_url=base_url, actor_resolver=user_map.resolve)

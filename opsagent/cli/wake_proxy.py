@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from opsagent.cli.common import DbOpt, PoliciesOpt, console, err_console, fail
+from opsagent.cli.common import ClusterOpt, DbOpt, PoliciesOpt, console, err_console, fail
 from opsagent.cluster.port import ClusterError
 from opsagent.yamlfile import FileError
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
 def wake_proxy(
     routes: Path = typer.Option(..., "--routes", envvar="OPSAGENT_WAKE_ROUTES", help="YAML file of routes: host / path prefix → workload and upstream."),
-    cluster: str = typer.Option("kube", "--cluster", envvar="OPSAGENT_CLUSTER", help="kube, kube:CONTEXT, or sim:SCENARIO."),
+    cluster: Optional[str] = ClusterOpt,
     listen: str = typer.Option("127.0.0.1:8081", "--listen", envvar="OPSAGENT_WAKE_LISTEN", help="HOST:PORT to listen on."),
     timeout: float = typer.Option(300.0, "--timeout", min=0.01, max=86400, envvar="OPSAGENT_WAKE_TIMEOUT", help="Seconds a request may wait for a cold start (a route's own timeout wins)."),
     policies: Path = PoliciesOpt,
@@ -71,6 +71,9 @@ def wake_proxy(
     if not host or not port.isdigit():
         fail(f"--listen must be HOST:PORT, got {listen!r}")
     admin_at = _parse_admin(admin_listen)
+    from opsagent.cli.resolve import session
+
+    cluster, db = session(cluster, db)
     if wake_via:
         _remote_proxy(table=table, routes=routes, cluster=cluster, host=host, port=int(port), timeout=timeout,
                       wake_via=wake_via, token_file=wake_token_file, admin_at=admin_at)

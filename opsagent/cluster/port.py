@@ -1,8 +1,11 @@
 """The `Cluster` port: the only way anything in opsagent reads or writes a cluster.
 
 Adapters implement it: `opsagent.cluster.sim` (the simulated GPU cluster) and
-`opsagent.cluster.kube` (the official kubernetes client). Tools call it; nothing
-else holds a reference that can write (the gate hands tools the cluster).
+`opsagent.cluster.kube` (the official kubernetes client). It is two halves:
+`ClusterReader` (what anyone may ask) and `ClusterWriter` (what only the gate
+hands to the tools it runs). `WRITE_METHODS`, derived from `ClusterWriter`, is
+the one list of write names: the read-only view, the eval's write tap and the
+test doubles all take it from here, so a new write method is defined once.
 
 Every write is keyword-only, takes `dry_run`, and returns a `WriteResult`.
 Adapters translate their own failures into the `ClusterError` hierarchy below,
@@ -99,9 +102,14 @@ class Unavailable(ClusterError):
 
 
 @runtime_checkable
-class Cluster(Protocol):
+class ClusterReader(Protocol):
     def snapshot(self) -> Snapshot:
         """Everything observable now, read with one list call per kind."""
+
+
+@runtime_checkable
+class ClusterWriter(Protocol):
+    """The writes. Every one is keyword-only, takes `dry_run` and returns a `WriteResult`."""
 
     def scale(self, *, ref: WorkloadRef, replicas: int, dry_run: bool = False) -> WriteResult: ...
 
@@ -145,3 +153,56 @@ class Cluster(Protocol):
 
     def evict_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
         """Evict through the Eviction API (policy/v1), which honours PodDisruptionBudgets; raises DisruptionBlocked."""
+
+
+@runtime_checkable
+class WaitsReady(Protocol):
+    """An adapter that can wait on change events for a workload's readiness, instead of being polled."""
+
+    def wait_ready(self, *, ref: WorkloadRef, replicas: int, timeout: float) -> int:
+        """Block until `replicas` of `ref` are ready or `timeout` seconds pass; the ready count seen last.
+        Reads only that workload; raises NotFound if it is deleted meanwhile."""
+
+
+@runtime_checkable
+class WaitsChange(Protocol):
+    """An adapter that can wait on change events for workloads, instead of a fixed sleep."""
+
+    def wait_changed(self, *, ref: WorkloadRef, timeout: float) -> bool:
+        """Block until workload `ref` changes (or is deleted) or `timeout` seconds pass; whether it changed."""
+
+
+class Cluster(ClusterReader, ClusterWriter, Protocol):
+    """A whole adapter: reads and writes."""
+
+
+# The one list of write method names, in declaration order.
+WRITE_METHODS: tuple[str, ...] = tuple(name for name, value in vars(ClusterWriter).items()
+                                       if callable(value) and not name.startswith("_"))
+
+
+class ReadOnlyCluster:
+    """A view of a cluster that can only read, as read tools get it: `snapshot`, and nothing else of the adapter.
+
+    The port's writes (`WRITE_METHODS`) raise `Forbidden`; any other attribute does not exist here.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def snapshot(self) -> Snapshot:
+        return self._inner.snapshot()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in WRITE_METHODS:
+            return self._refuse
+        raise AttributeError(f"a read-only view of the cluster has no {name!r}: it only takes snapshots")
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> WriteResult:
+        raise Forbidden("this view of the cluster cannot write: writes go through the gate", verb="write",
+                        resource="cluster")
+
+
+def read_only(cluster: Any) -> ReadOnlyCluster:
+    """`cluster` as a read-only view (a view stays one view)."""
+    return cluster if isinstance(cluster, ReadOnlyCluster) else ReadOnlyCluster(cluster)

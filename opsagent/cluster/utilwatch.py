@@ -5,7 +5,9 @@ idle rule such as "GPU utilisation under 2% for 30 minutes" needs to know how
 long it has stayed low. `UtilisationWatch` wraps a Cluster: each snapshot it
 takes notes, per workload holding GPUs, the first time utilisation was seen
 under the threshold and sets `Workload.low_gpu_since` to it; one reading at or
-above the threshold (or unknown) forgets it. Writes pass straight through.
+above the threshold (or unknown) forgets it. The watch only reads: its port
+writes are refused; `writer()` gives the gate (alone) the watched cluster with
+its writes.
 
 Every part that reads the cluster through the same watch (the detectors and the
 gate's policy checks) sees the same `low_gpu_since`. The memory lives in this
@@ -19,6 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from opsagent.cluster.port import WRITE_METHODS
 from opsagent.model import Snapshot, Workload
 
 Threshold = Callable[[Workload], "float | None"]
@@ -50,13 +53,32 @@ class UtilisationWatch:
     """A Cluster whose snapshots carry `low_gpu_since`; everything else is the wrapped cluster's."""
 
     def __init__(self, inner: Any, threshold: Threshold) -> None:
-        self.inner = inner
+        self._inner = inner
         self._threshold = threshold
         self._memory: dict[str, datetime] = {}
 
     def snapshot(self) -> Snapshot:
-        snapshot, self._memory = mark_low_utilisation(self.inner.snapshot(), self._threshold, self._memory)
+        snapshot, self._memory = mark_low_utilisation(self._inner.snapshot(), self._threshold, self._memory)
         return snapshot
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        if name in WRITE_METHODS:
+            raise AttributeError(f"{name}: this view of the cluster only reads; writes go through the gate")
+        return getattr(self._inner, name)
+
+    def writer(self) -> "WatchedWriter":
+        """The watched cluster with its writes: for the gate alone."""
+        return WatchedWriter(self)
+
+
+class WatchedWriter:
+    """Reads through the watch (so the gate sees `low_gpu_since`), writes to the wrapped cluster."""
+
+    def __init__(self, watch: UtilisationWatch) -> None:
+        self._watch = watch
+
+    def snapshot(self) -> Snapshot:
+        return self._watch.snapshot()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._watch._inner if name in WRITE_METHODS else self._watch, name)

@@ -6,7 +6,9 @@ it must not touch the cluster, the agent or the audit log.
 /readyz: 200 when this process leads and its last cycle went well; its body
 also lists the last snapshot's notes (what the cluster adapter could not see).
 /metrics: the Prometheus text format.
-POST /v1/...: the internal API (internal.py), only when the daemon was given a token.
+POST /v1/...: the internal API (internal.py), only when the daemon was given a token. The token is checked
+before the body is read; chunked bodies are refused (411), and a body must arrive whole within
+`request_seconds` (408), so a slow or endless sender cannot hold a thread.
 """
 
 from __future__ import annotations
@@ -64,11 +66,14 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 class HealthServer:
     def __init__(self, listen: str, *, status: Status, metrics: Metrics,
-                 monotonic: Callable[[], float] = time.monotonic, internal: InternalApi | None = None) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, internal: InternalApi | None = None,
+                 request_seconds: float = 10.0) -> None:
+        """`request_seconds` bounds each read of a request line or header, and the whole of a body."""
         host, port = parse_listen(listen)
-        status_, metrics_, mono, api = status, metrics, monotonic, internal
+        status_, metrics_, mono, api, body_seconds = status, metrics, monotonic, internal, request_seconds
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = request_seconds   # a client that stops sending mid-request is dropped, not waited for
             def do_GET(self) -> None:  # noqa: N802 (stdlib name)
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
@@ -89,16 +94,52 @@ class HealthServer:
                     self._send(404, json.dumps({"error": "no internal API: start the daemon with --internal-token-file"}),
                                "application/json")
                     return
+                headers = dict(self.headers.items())
+                if not api.authorised(headers):   # before anything about the body is looked at or read
+                    self.close_connection = True
+                    self._send(401, json.dumps({"error": "missing or wrong bearer token"}), "application/json")
+                    return
+                if self.headers.get("Transfer-Encoding"):
+                    self.close_connection = True
+                    self._send(411, json.dumps({"error": "send the body with a Content-Length, not chunked"}),
+                               "application/json")
+                    return
                 try:
                     length = int(self.headers.get("Content-Length") or 0)
                 except ValueError:
                     length = -1
                 if not 0 <= length <= MAX_BODY:
+                    self.close_connection = True
                     self._send(413, json.dumps({"error": f"Content-Length must be 0..{MAX_BODY}"}), "application/json")
                     return
-                body = self.rfile.read(length)
-                code, reply = api.handle("POST", self.path.split("?", 1)[0], dict(self.headers.items()), body)
+                body = self._read_body(length)
+                if body is None:
+                    self.close_connection = True
+                    self._send(408, json.dumps({"error": f"the body did not arrive within {body_seconds:g}s"}),
+                               "application/json")
+                    return
+                code, reply = api.handle("POST", self.path.split("?", 1)[0], headers, body)
                 self._send(code, json.dumps(reply), "application/json")
+
+            def _read_body(self, length: int) -> bytes | None:
+                """`length` bytes within `body_seconds` in all (a body trickled byte by byte cannot hold a thread
+                for long), or None when they did not come."""
+                deadline = time.monotonic() + body_seconds
+                chunks, remaining = [], length
+                try:
+                    while remaining:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return None
+                        self.connection.settimeout(left)
+                        chunk = self.rfile.read1(remaining)
+                        if not chunk:
+                            return None
+                        chunks.append(chunk)
+                        remaining -= len(chunk)
+                except OSError:   # includes the socket's timeout
+                    return None
+                return b"".join(chunks)
 
             def _send(self, code: int, body: str, ctype: str) -> None:
                 data = body.encode()

@@ -212,7 +212,7 @@ class Reconciler:
         self.metrics.set("opsagent_approvals_pending", len(self.runtime.approvals.list("pending")))
         self.metrics.set("opsagent_gpus_allocated", _gpus_allocated(snapshot))
         self.metrics.set("opsagent_gpus_idle", idle)
-        self.metrics.set("opsagent_cycle_duration_seconds", report.seconds)
+        self.metrics.observe_cycle(report.seconds)
         spend = self.agent.spend("daemon")
         if spend is not None:
             self.metrics.set("opsagent_model_calls_last_day", spend.calls)

@@ -24,6 +24,7 @@ import logging
 import sqlite3
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -31,7 +32,7 @@ from typing import Any, Callable
 from opsagent.audit import AuditError
 from opsagent.cluster.port import ClusterError
 from opsagent.daemon.http import HealthServer, Status
-from opsagent.daemon.internal import InternalApi
+from opsagent.daemon.internal import GatePool, InternalApi
 from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, check_single_name, lock_path_for
 from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
@@ -115,10 +116,24 @@ class Daemon:
             return None
         if self.runtime.sim is not None:
             gate, lock = self.runtime.gate, self._cycle_lock
+
+            def workloads() -> set[str] | None:
+                try:
+                    return {w.key for w in gate.cluster.snapshot().workloads}
+                except ClusterError:
+                    return None   # cannot tell: the gate decides (and denies when it cannot read the cluster)
         else:
-            own = open_runtime(cluster=self.options.cluster, policies=self.options.policies, db=self.db,
-                               prometheus=self.options.prometheus, request_rate_query=self.options.request_rate_query)
-            gate, lock = own.gate, None
+            options = self.options
+            pool = GatePool(lambda: open_runtime(cluster=options.cluster, policies=options.policies, db=self.db,
+                                                 prometheus=options.prometheus,
+                                                 request_rate_query=options.request_rate_query).gate)
+            gate, lock = pool, nullcontext()
+
+            def workloads() -> set[str] | None:
+                try:
+                    return pool.borrow(lambda g: {w.key for w in g.cluster.snapshot().workloads})
+                except ClusterError:
+                    return None
         activity = ActivityLog(activity_path_for(self.db), clock=self.runtime.clock)
 
         def leading() -> bool:
@@ -126,7 +141,7 @@ class Daemon:
                 return self.status.leader
 
         return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock,
-                           now=self.runtime.clock.now)
+                           now=self.runtime.clock.now, workloads=workloads)
 
     def _default_leader(self) -> Leader:
         if self.runtime.sim is None and self.options.cluster.startswith("kube"):

@@ -77,7 +77,7 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
     details of rollout_failed and crashloop findings (cut to the current
     incident), and the idle window of a workload woken soon after it was slept.
     """
-    intents = as_book(intents)  # one book, so each workload's intent is resolved once for every detector
+    intents = as_book(intents).for_one_pass()  # each workload's intent is resolved once for every detector
     idle = idle_gpu(snapshot, intents, now, history)
     found = [
         *idle,

@@ -39,8 +39,23 @@ def _largest_set(gpus: Sequence[GpuDevice], *, min_width: int, coherent: bool) -
     return max(groups.values(), default=0)
 
 
-def _problems(workload: Workload, intent: Intent | None, gpus: Sequence[GpuDevice]) -> tuple[list[str], dict]:
-    widest = max(g.pcie_link_width for g in gpus)
+class _Inventory:
+    """The GPU inventory's answers, each computed once per pass (every workload asks the same few questions)."""
+
+    def __init__(self, gpus: Sequence[GpuDevice]) -> None:
+        self.gpus = gpus
+        self.widest = max(g.pcie_link_width for g in gpus)
+        self._rooms: dict[tuple[int, bool], int] = {}
+
+    def room(self, width: int, coherent: bool) -> int:
+        key = (width, coherent)
+        if key not in self._rooms:
+            self._rooms[key] = _largest_set(self.gpus, min_width=width, coherent=coherent)
+        return self._rooms[key]
+
+
+def _problems(workload: Workload, intent: Intent | None, inventory: _Inventory) -> tuple[list[str], dict]:
+    widest = inventory.widest
     template = workload.gpu_requirement
     placement = intent.placement if intent is not None else None
     declared = placement.min_link_width if placement is not None else None
@@ -53,7 +68,7 @@ def _problems(workload: Workload, intent: Intent | None, gpus: Sequence[GpuDevic
         problems.append(f"intent {intent.name} declares x{declared}; the widest GPU link is x{widest}")  # type: ignore[union-attr]
     width = min(template.min_link_width or 1, widest)
     coherent = template.coherent  # a tensor-parallel replica spread over groups still runs: topology_mismatch
-    room = _largest_set(gpus, min_width=width, coherent=coherent)
+    room = inventory.room(width, coherent)
     if workload.gpus_per_replica > room:
         where = "one switch group" if coherent else "any node"
         at = f" at x{width} or wider" if width > 1 else ""
@@ -70,12 +85,13 @@ def spec_conflict(snapshot: Snapshot, intents: Intents, now: datetime) -> list[F
     gpus = snapshot.gpus()
     if not gpus:
         return []  # a cluster without GPUs says nothing about what GPU templates could get
+    inventory = _Inventory(gpus)
     findings = []
     for workload in snapshot.workloads:
         if workload.gpus_per_replica <= 0:
             continue
         intent = intent_of(intents, workload)
-        problems, facts = _problems(workload, intent, gpus)
+        problems, facts = _problems(workload, intent, inventory)
         if not problems:
             continue
         pending = sum(1 for p in snapshot.pods_of(workload.ref) if p.phase == "Pending")

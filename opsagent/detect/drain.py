@@ -21,11 +21,12 @@ from opsagent.model import Finding, Snapshot
 
 def node_needs_drain(snapshot: Snapshot, now: datetime) -> list[Finding]:
     found = []
+    node_events = _node_events(snapshot)
     for node in snapshot.nodes:
         if not node.cordoned:
             continue
         reasons = [c.type for c in node.conditions]
-        if _hardware_xids(_node_events(snapshot, node)):
+        if _hardware_xids(node_events.get(node.name, [])):
             reasons.append("XidError")
         if not node.ready:
             reasons.append("NotReady")

@@ -43,10 +43,15 @@ _XID = re.compile(r"\bxid\s*[:#]?\s*(\d{1,3})\b", re.IGNORECASE)
 NODE_EVENT_NAMESPACES = frozenset({"", "default"})
 
 
-def _node_events(snapshot: Snapshot, node: Node) -> list[Event]:
-    return sorted((e for e in snapshot.events
-                   if e.kind == "Node" and e.name == node.name and e.namespace in NODE_EVENT_NAMESPACES),
-                  key=lambda e: e.time)
+def _node_events(snapshot: Snapshot) -> dict[str, list[Event]]:
+    """Each node's events, oldest first, gathered in one pass over the snapshot's events."""
+    by_node: dict[str, list[Event]] = {}
+    for e in snapshot.events:
+        if e.kind == "Node" and e.namespace in NODE_EVENT_NAMESPACES:
+            by_node.setdefault(e.name, []).append(e)
+    for events in by_node.values():
+        events.sort(key=lambda e: e.time)
+    return by_node
 
 
 def _hardware_xids(events: list[Event]) -> list[dict]:
@@ -60,9 +65,9 @@ def _hardware_xids(events: list[Event]) -> list[dict]:
     return found
 
 
-def _health(snapshot: Snapshot, node: Node) -> tuple[int, list[dict], list[dict]]:
+def _health(node: Node, node_events: dict[str, list[Event]]) -> tuple[int, list[dict], list[dict]]:
     """(NotReady transitions in the window, hardware XIDs, problem conditions) of `node`."""
-    events = _node_events(snapshot, node)
+    events = node_events.get(node.name, [])
     flaps = sum(1 for e in events if e.reason == "NodeNotReady")
     conditions = [{"type": c.type, "reason": c.reason, "message": short(c.message, 160)} for c in node.conditions]
     return flaps, _hardware_xids(events), conditions
@@ -78,10 +83,11 @@ def node_unhealthy(snapshot: Snapshot, now: datetime) -> list[Finding]:
 
 def _unhealthy(snapshot: Snapshot, now: datetime) -> list[Finding]:
     findings = []
+    node_events = _node_events(snapshot)
     for node in snapshot.nodes:
         if node.cordoned or not node.gpus:
             continue
-        flaps, xids, conditions = _health(snapshot, node)
+        flaps, xids, conditions = _health(node, node_events)
         reasons = []
         if flaps >= FLAP_COUNT:
             reasons.append(f"NotReady {flaps} times in the last hour")
@@ -114,10 +120,11 @@ def node_left_cordoned(snapshot: Snapshot, now: datetime) -> list[Finding]:
     if not wanted:
         return []
     findings = []
+    node_events = _node_events(snapshot)
     for node in snapshot.nodes:
         if not node.cordoned or not node.ready or not node.gpus:
             continue
-        flaps, xids, conditions = _health(snapshot, node)
+        flaps, xids, conditions = _health(node, node_events)
         if flaps or xids or conditions:
             continue  # cordoned for a reason that still shows: leave it
         free = sum(1 for g in node.gpus if g.holder is None)

@@ -9,6 +9,7 @@ simulator, through the same runtime, gate and agent the daemon uses.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from opsagent import shipped
 from opsagent.evals.planners import PLANNERS, PlannerUnavailable
@@ -22,15 +23,20 @@ DEFAULT_DIR = shipped.path("evals", "scenarios")
 
 
 def run_suite(paths: list[Path], *, planner: str = "offline", repeats: int = 1, workdir: Path | None = None,
-              baseline: bool = True, repo: Path = REPO) -> tuple[list[Score], list[RunRecord]]:
-    """Run every scenario under `paths` `repeats` times with `planner`; EvalScenarioError for a bad file."""
+              baseline: bool = True, repo: Path = REPO,
+              progress: Callable[[int, int, str], None] | None = None) -> tuple[list[Score], list[RunRecord]]:
+    """Run every scenario under `paths` `repeats` times with `planner`; EvalScenarioError for a bad file.
+    `progress(done, total, name)` is called after each run."""
     loaded = [load_eval_scenario(p, repo=repo) for p in discover(paths)]
     scores, records = [], []
+    total = len(loaded) * repeats
     for scenario in loaded:
         for _ in range(repeats):
             record = run_scenario(scenario, planner=planner, workdir=workdir, baseline=baseline)
             records.append(record)
             scores.append(score(record))
+            if progress is not None:
+                progress(len(scores), total, scenario.name)
     return scores, records
 
 

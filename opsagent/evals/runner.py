@@ -25,14 +25,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from opsagent.cluster.port import ClusterError
+from opsagent.cluster.port import WRITE_METHODS, ClusterError
 from opsagent.cluster.sim import SimCluster
 from opsagent.evals.planners import make_planner
 from opsagent.evals.schema import LoadedScenario
 from opsagent.model import ToolCall, ToolResult
 
-WRITES = ("scale", "restart_rollout", "undo_rollout", "set_template", "annotate", "create_workload",
-          "delete_workload", "delete_pod", "cordon", "pause_autoscaler", "set_autoscaler_bounds", "evict_pod")
+WRITES = WRITE_METHODS
+# What the tap passes through unnoted: the port's read and what the session drives the simulator with.
+PASS_THROUGH = frozenset({"snapshot", "advance", "clock", "record_request"})
 
 
 @dataclass
@@ -62,7 +63,8 @@ class SessionStopped(BaseException):
 
 
 class WriteTap:
-    """The simulator, with every non-dry-run write noted. Reads and `advance` pass through.
+    """The simulator, with every non-dry-run write noted. The port's writes (`WRITE_METHODS`) are noted;
+    `PASS_THROUGH` (the read, the clock, `advance`) passes; any other attribute raises.
 
     With `stop_after_write` set, the next write is applied and noted, then
     raises `SessionStopped` (once).
@@ -75,9 +77,11 @@ class WriteTap:
         self.stop_after_write = False
 
     def __getattr__(self, name: str) -> Any:
+        if name in PASS_THROUGH:
+            return getattr(self._sim, name)
+        if name not in WRITES:  # nothing reaches the simulator unseen: a write the tap does not know would not be scored
+            raise AttributeError(f"the eval's write tap does not pass {name!r} through: neither a port write nor a read it knows")
         target = getattr(self._sim, name)
-        if name not in WRITES:
-            return target
 
         def write(*args: Any, **kwargs: Any) -> Any:
             try:

@@ -9,7 +9,15 @@ tokens, never the tokens:
         groups: [oncall]          # optional
 
 Every actor name passes `normalize_actor`, so a machine actor's name (or a
-look-alike) can never be mapped. Lookups compare hashes in constant time.
+look-alike) can never be mapped; nor can `unauthenticated` (the actor of
+refused requests in the audit log), nor two names that read alike (`carol`
+and `cаrol` with a Cyrillic a), which the audit log would show as one
+person. Lookups compare hashes in constant time.
+
+Whoever can write the file can make a token for any name, so a file (or
+its directory) that every local user may write is refused. A symlink is
+followed (Kubernetes mounts ConfigMaps and Secrets through them) and the
+file it ends at is checked.
 Errors are `TokenFileError`: one line naming the file and the entry.
 """
 
@@ -17,14 +25,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import stat
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opsagent.model.actor import Actor, ActorNameError, normalize_actor, normalize_name
+from opsagent.model.actor import Actor, ActorNameError, normalize_actor, normalize_name, same_person
 
 FILE_NAME = "mcp-tokens.yaml"
+UNAUTHENTICATED = "unauthenticated"   # the actor of MCP audit rows for requests refused before anyone was known
+RESERVED = frozenset({UNAUTHENTICATED})
+
+
+def reserved_refusal(name: str) -> str | None:
+    """Why `name` cannot be an MCP caller (it reads as a name MCP gives to nobody), or None."""
+    if any(same_person(name, reserved) for reserved in RESERVED):
+        return f"{name!r} is the name refused requests are audited under; it cannot be a caller"
+    return None
 
 
 class TokenFileError(Exception):
@@ -75,8 +93,10 @@ class TokenMap:
 
     @classmethod
     def load(cls, path: Path) -> "TokenMap":
+        path = Path(path)
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            _check_writers(path)
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise TokenFileError(f"{path}: no such token file") from None
         except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -98,8 +118,29 @@ class TokenMap:
                 groups = tuple(normalize_name(g, what="group") for g in entry.groups)
             except ActorNameError as exc:
                 raise TokenFileError(f"{path}: tokens.{index}.actor: {exc}") from None
+            if reserved_refusal(name):
+                raise TokenFileError(f"{path}: tokens.{index}.actor: {entry.actor!r} is the name refused requests are "
+                                     "audited under; map the token to a person")
+            twin = next((other.name for _, other in entries if other.name != name and same_person(other.name, name)), None)
+            if twin is not None:
+                raise TokenFileError(f"{path}: tokens.{index}.actor: {entry.actor!r} reads like {twin!r} listed above; "
+                                     "the audit log could not tell them apart")
             entries.append((entry.sha256, Actor(name=name, groups=groups, source=f"MCP bearer token ({path.name})")))
         return cls(entries)
 
 
-__all__ = ["FILE_NAME", "TokenEntry", "TokenFileError", "TokenMap", "default_path", "token_hash"]
+def _check_writers(path: Path) -> None:
+    """Refuse a token file that any local user could rewrite (the file a symlink ends at, or its directory)."""
+    real = path.resolve(strict=True)
+    mode = real.stat().st_mode
+    if mode & stat.S_IWOTH:
+        shown = path if real == path.absolute() else f"{path} (-> {real})"
+        raise TokenFileError(f"{shown}: every local user may write it (mode {stat.filemode(mode)}), and so make a "
+                             "token for any name; chmod o-w it")
+    folder = real.parent.stat().st_mode
+    if folder & stat.S_IWOTH and not folder & stat.S_ISVTX:
+        raise TokenFileError(f"{path}: its directory {real.parent} lets every local user replace it "
+                             f"(mode {stat.filemode(folder)}); chmod o-w the directory")
+
+
+__all__ = ["FILE_NAME", "UNAUTHENTICATED", "reserved_refusal", "TokenEntry", "TokenFileError", "TokenMap", "default_path", "token_hash"]

@@ -363,8 +363,9 @@ class Snapshot(Frozen):
         return [e for e in self.events if e.namespace == namespace and e.name == name]
 
     def _index(self) -> dict:
-        if self._idx is not None:
-            return self._idx
+        idx = self.__pydantic_private__["_idx"]  # read directly: pydantic's private-attribute lookup is slow
+        if idx is not None:
+            return idx
         pods_by_workload: dict[str, list[Pod]] = {}
         for pod in self.pods:
             if pod.workload is not None:

@@ -31,21 +31,60 @@ class CelError(ValueError):
         super().__init__(f"{where}{position}: {message}")
 
 
-class Expr:
-    """A compiled CEL expression. Thread-safe to evaluate; holds no context."""
+def fields_read(source: str, variable: str) -> frozenset[str] | None:
+    """The first-level fields of `variable` the expression reads (`target.idle_minutes` -> idle_minutes).
 
-    __slots__ = ("source", "where", "variables", "_program")
+    None when the variable is ever used other than as `variable.field` (passed
+    whole, indexed, shadowed by a macro): then the whole value is needed. The
+    answer may name too many fields (a string literal that looks like an
+    access), never too few.
+    """
+    fields = set()
+    for match in re.finditer(rf"\b{re.escape(variable)}\b", source):
+        field = _FIELD.match(source, match.end())
+        if field is None:
+            return None
+        fields.add(field.group(1))
+    return frozenset(fields)
+
+
+_FIELD = re.compile(r"\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class Expr:
+    """A compiled CEL expression. Thread-safe to evaluate; holds no context.
+
+    The runtime converts every value it is handed, so a map variable is handed
+    over with only the fields the expression reads (see `fields_read`): the
+    result is the same, the conversion is smaller.
+    """
+
+    __slots__ = ("_narrow", "_program", "source", "variables", "where")
 
     def __init__(self, source: str, where: str, program: Any, variables: frozenset[str]) -> None:
         self.source = source
         self.where = where
         self.variables = variables
         self._program = program
+        self._narrow = tuple(
+            (name, fields) for name in sorted(variables) if (fields := fields_read(source, name)) is not None
+        )
+
+    def activation(self, context: dict[str, Any]) -> dict[str, Any]:
+        """`context` with each map variable cut down to the fields the expression reads."""
+        if not self._narrow:
+            return context
+        out = dict(context)
+        for name, fields in self._narrow:
+            value = out.get(name)
+            if isinstance(value, dict):
+                out[name] = {k: value[k] for k in fields if k in value}
+        return out
 
     def evaluate(self, context: dict[str, Any]) -> Any:
         """The expression's value. Raises CelEvalError when it cannot be evaluated."""
         try:
-            return self._program.execute(context)
+            return self._program.execute(self.activation(context))
         except Exception as exc:  # the cel runtime raises several builtin types
             raise CelEvalError(f"{self.where}: {type(exc).__name__}: {exc}") from exc
 
@@ -58,7 +97,7 @@ class Expr:
         threads deciding at once never see each other's errors.
         """
         try:
-            value = self._program.execute(context)
+            value = self._program.execute(self.activation(context))
         except Exception as exc:  # see evaluate()
             return False, f"{type(exc).__name__}: {exc}"
         if not isinstance(value, bool):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from opsagent.clock import format_duration
 from opsagent.model import Decision, RuleRef, Snapshot, ToolCall
 from opsagent.policy.bounds import outside_bounds
 from opsagent.policy.facts import Facts
@@ -191,7 +192,4 @@ def _blast_radius(policy: Policy, facts: Facts, counts: Counts, dry_run: bool) -
 
 
 def _span(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
+    return format_duration(seconds)

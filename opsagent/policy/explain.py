@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from opsagent.clock import format_duration
 from opsagent.model import Decision, Snapshot, ToolCall
 from opsagent.policy.decide import judge
 from opsagent.policy.limits import NO_COUNTS, Counts
@@ -57,7 +58,7 @@ class Explanation(BaseModel):
                f"rule:     {d.rule.file}" + (f":{self.rule_line}" if self.rule_line else "") + f" {d.rule.name}",
                f"reason:   {d.reason}"]
         if d.effect == "require_approval":
-            out.append(f"approvers: {', '.join(d.approvers) or '(none)'}; expires after {d.expires_after_seconds}s")
+            out.append(f"approvers: {', '.join(d.approvers) or '(none)'}; expires after {format_duration(d.expires_after_seconds)}")
         if d.confirm:
             out.append("confirm:  in chat the person who asks confirms it first (confirm: true); unconfirmed, an allow is refused")
         other_tools = [c.rule for c in self.skipped if c.why_not.startswith("tool ")]

@@ -28,6 +28,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
+from opsagent.clock import format_duration
 from opsagent.model import Workload
 from opsagent.policy.annotations import PREFIX, AnnotationError, claims_protected, intent_annotations, lookalike_keys, shown
 from opsagent.policy.facts import intent_as_dict
@@ -88,6 +89,31 @@ class IntentBook:
         return found
 
 
+    def for_one_pass(self) -> PassBook:
+        """This book for one pass over one snapshot: each workload resolved once, however many detectors ask."""
+        return PassBook(self.intents, self.opt_ins, self.places, self._cache)
+
+
+@dataclass(frozen=True)
+class PassBook(IntentBook):
+    """An IntentBook that remembers each workload object it resolved (workloads are immutable).
+
+    Keyed by identity, so a lookup costs no hashing of the workload; the
+    workload is kept with its answer so the identity cannot be reused. Meant
+    to live for one pass (a detection run), then be dropped.
+    """
+
+    _seen: dict[int, tuple[Workload, Resolved]] = field(default_factory=dict, compare=False, repr=False)
+
+    def resolve(self, workload: Workload) -> Resolved:
+        hit = self._seen.get(id(workload))
+        if hit is not None and hit[0] is workload:
+            return hit[1]
+        found = IntentBook.resolve(self, workload)
+        self._seen[id(workload)] = (workload, found)
+        return found
+
+
 _NONE = Resolved(intent=None)
 
 
@@ -140,11 +166,7 @@ def _sorted(sources: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
 
 
 def _span(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return format_duration(delta)
 
 
 def _ann(workload: Workload, key: str) -> str:

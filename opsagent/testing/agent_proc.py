@@ -25,7 +25,7 @@ from typing import Any
 
 from opsagent.testing import scripted
 from opsagent.testing.agent_world import idle_findings, tiny_world
-from tools.testing import WRITE_METHODS
+from opsagent.cluster.port import WRITE_METHODS
 
 
 class FileWitness:

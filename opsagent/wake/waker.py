@@ -2,8 +2,11 @@
 
 `GateWaker` is the only piece of the proxy that can change the cluster, and it
 can only do so by submitting a `wake_workload` tool call to the gate, so the
-policy decides and the audit log records every wake. It also keeps a short
-cache of which workloads are ready, so a warm request costs a dict lookup.
+policy decides and the audit log records every wake. It also keeps a cache of
+which workloads are ready, so a warm request costs a dict lookup and never
+reads the cluster: one read refreshes the readiness of every workload at once,
+concurrent readers share it, and an entry older than the TTL is answered from
+the cache while a single background read refreshes it.
 
 `note_request` records that traffic arrived, for the idle detector: on the
 simulator it feeds `SimCluster.record_request`; on a real cluster it goes to
@@ -32,7 +35,7 @@ class WakeResult:
 
 class Waker(Protocol):
     def cached_ready(self, ref: WorkloadRef) -> bool | None:
-        """Ready state if known recently, else None. Never blocks."""
+        """Ready state if known, else None. Never blocks."""
 
     def check_ready(self, ref: WorkloadRef) -> bool:
         """Observe the cluster now. Blocking."""
@@ -70,33 +73,69 @@ class GateWaker:
         self._clock = clock
         self._on_request = on_request
         self._ttl = ready_ttl_seconds
-        self._ready: dict[str, tuple[bool, float]] = {}
+        self._ready: dict[str, bool] = {}
+        self._read_at: float | None = None   # monotonic time of the last cluster read
         self._missing: set[str] = set()
         self._lock = lock or _NoLock()
+        self._reading: threading.Event | None = None   # set when the read in flight finishes
+        self._guard = threading.Lock()
+        self._refreshing = False   # a background refresh is under way
+        self.reads = 0   # cluster reads taken, for the proxy's metrics
 
     def cached_ready(self, ref: WorkloadRef) -> bool | None:
-        entry = self._ready.get(str(ref))
-        if entry is None or self._clock.monotonic() - entry[1] > self._ttl:
-            return None
-        return entry[0]
-
-    def check_ready(self, ref: WorkloadRef) -> bool:
-        with self._lock:
-            workload = self._observe().workload(ref)
-        if workload is None:  # not cached: a route to nothing is looked up again next time
-            self._missing.add(str(ref))
-            self._ready.pop(str(ref), None)
-            return False
-        self._missing.discard(str(ref))
-        ready = workload.replicas > 0 and workload.ready_replicas > 0
-        self._remember(ref, ready)
+        ready = self._ready.get(str(ref))
+        if ready is not None and self._stale():
+            with self._guard:
+                start, self._refreshing = not self._refreshing, True
+            if start:
+                threading.Thread(target=self._refresh, name="wake-ready-refresh", daemon=True).start()
         return ready
 
+    def _refresh(self) -> None:
+        try:
+            self._read_shared()
+        finally:
+            self._refreshing = False
+
+    def check_ready(self, ref: WorkloadRef) -> bool:
+        if self._stale() or str(ref) not in self._ready:   # else a read shared with another request just told us
+            self._read_shared()
+        return self._ready.get(str(ref), False)
+
+    def _stale(self) -> bool:
+        return self._read_at is None or self._clock.monotonic() - self._read_at > self._ttl
+
+    def _read_shared(self) -> None:
+        """Read the cluster once; a caller arriving while a read is in flight waits for that one."""
+        with self._guard:
+            pending = self._reading
+            if pending is None:
+                pending = self._reading = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            pending.wait()
+            return
+        try:
+            with self._lock:
+                snapshot = self._observe()
+            self.reads += 1
+            self._ready = {w.key: w.replicas > 0 and w.ready_replicas > 0 for w in snapshot.workloads}
+            self._missing = {key for key in self._missing if key not in self._ready}
+            self._read_at = self._clock.monotonic()
+        finally:
+            with self._guard:
+                self._reading = None
+            pending.set()
+
     def is_missing(self, ref: WorkloadRef) -> bool:
-        return str(ref) in self._missing
+        key = str(ref)
+        return key in self._missing or (self._read_at is not None and key not in self._ready)
 
     def forget(self, ref: WorkloadRef) -> None:
-        self._ready.pop(str(ref), None)
+        """`ref` refused a connection: the next check reads the cluster again."""
+        self._read_at = None
 
     def wake(self, ref: WorkloadRef, *, timeout: float) -> WakeResult:
         call = ToolCall(
@@ -122,7 +161,7 @@ class GateWaker:
             self._missing.add(str(ref))
 
     def _remember(self, ref: WorkloadRef, ready: bool) -> None:
-        self._ready[str(ref)] = (ready, self._clock.monotonic())
+        self._ready = {**self._ready, str(ref): ready}
 
 
 class _NoLock:

@@ -24,6 +24,7 @@ from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
 from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot
+from opsagent.cluster.kube.waiting import ready_replicas, wait_for_object
 from opsagent.cluster.port import (
     ClusterError, Conflict, DisruptionBlocked, Forbidden, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult,
 )
@@ -184,6 +185,36 @@ class KubeCluster:
         if ref.kind == "StatefulSet":
             return self.chokepoint.read_json(f"get statefulset {ref}", self.apps.read_namespaced_stateful_set, ref.name, ref.namespace)
         return self.chokepoint.read_json(f"get deployment {ref}", self.apps.read_namespaced_deployment, ref.name, ref.namespace)
+
+    def wait_ready(self, *, ref: WorkloadRef, replicas: int, timeout: float) -> int:
+        """Watch the workload until `replicas` are ready or `timeout` seconds pass; the ready count seen last."""
+        fn = self.apps.list_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.list_namespaced_deployment
+        seen: dict[str, Any] = {}
+
+        def enough(obj: dict[str, Any]) -> bool:
+            seen["obj"] = obj
+            return ready_replicas(obj) >= replicas
+
+        wait_for_object(self.chokepoint, fn, namespace=ref.namespace, name=ref.name, get=lambda: self.get_workload(ref),
+                        predicate=enough, timeout=timeout, clock=self.clock)
+        return ready_replicas(seen.get("obj") or {})
+
+    def wait_changed(self, *, ref: WorkloadRef, timeout: float) -> bool:
+        """Watch the workload until its resourceVersion moves (or it is deleted) or `timeout` seconds pass."""
+        fn = self.apps.list_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.list_namespaced_deployment
+        first: list[str] = []
+
+        def moved(obj: dict[str, Any]) -> bool:
+            version = str((obj.get("metadata") or {}).get("resourceVersion"))
+            first.append(version)
+            return version != first[0]
+
+        try:
+            changed = wait_for_object(self.chokepoint, fn, namespace=ref.namespace, name=ref.name,
+                                      get=lambda: self.get_workload(ref), predicate=moved, timeout=timeout, clock=self.clock)
+        except NotFound:
+            return True   # gone is a change too; the next look says what it means
+        return changed is not None
 
     def _patch_workload(self, ref: WorkloadRef, body: Any, *, dry_run: bool, content_type: str | None = None) -> Any:
         fn = self.apps.patch_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.patch_namespaced_deployment

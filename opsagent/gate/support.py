@@ -1,4 +1,4 @@
-"""Small pieces the gate uses: the in-memory recorder, a read-only cluster view,
+"""Small pieces the gate uses: the in-memory recorder,
 built-in decisions, and the formatting of errors and results for the audit log.
 
 Nothing here decides whether a call may run; `opsagent.gate` does. The
@@ -14,8 +14,9 @@ from typing import Any, Callable, Iterable
 
 from pydantic import ValidationError
 
-from opsagent.cluster.port import Forbidden, WriteResult
-from opsagent.model import MAX_ARGS_BYTES, AuditEntry, Decision, RuleRef, Snapshot
+from opsagent.cluster.port import ReadOnlyCluster  # noqa: F401 (imported from here before the port had it)
+from opsagent.gate.keys import FINISHED
+from opsagent.model import MAX_ARGS_BYTES, AuditEntry, Decision, RuleRef
 
 # MAX_ARGS_BYTES (from opsagent.model) is imported from here by the gate: it refuses arguments over it.
 BUILTIN = "<builtin>"
@@ -68,22 +69,6 @@ def counts_for(recorder: Any, *, known_tools: Iterable[str], run_workloads: Call
     from opsagent.policy.limits import counts_from_recorder
 
     return counts_from_recorder(recorder, known_tools=known_tools, run_workloads=run_workloads)
-
-
-class ReadOnlyCluster:
-    """A view of a cluster that can only read: read tools get this, never the real thing."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def snapshot(self) -> Snapshot:
-        return self._inner.snapshot()
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> WriteResult:
-        raise Forbidden("read tools cannot write to the cluster", verb="write", resource="cluster")
-
-    scale = restart_rollout = undo_rollout = set_template = cordon = delete_pod = annotate = _refuse
-    create_workload = delete_workload = pause_autoscaler = set_autoscaler_bounds = evict_pod = _refuse
 
 
 class _Stored:
@@ -145,6 +130,19 @@ class MemoryRecorder:
         """The stored entry with this idempotency key (with its `id`), or None."""
         audit_id = self._keys.get(key)
         return _Stored(audit_id, self.entries[audit_id - 1]) if audit_id is not None else None
+
+    def has_key(self, key: str) -> bool:
+        return key in self._keys
+
+    def finished_runs(self, *, since: datetime | None, until: datetime) -> list[str]:
+        """Run ids whose finish was recorded in [since, until] (all before `until` when since is None), oldest first."""
+        return [e.run_id for e in self.entries
+                if e.kind == "run" and e.run_id and (e.idempotency_key or "").endswith(FINISHED)
+                and (since is None or e.time >= since) and e.time <= until]
+
+    def run_entries(self, *, since: datetime) -> list[AuditEntry]:
+        """The `run` entries recorded at or after `since`, oldest first."""
+        return [e for e in self.entries if e.kind == "run" and e.time >= since]
 
     def of_kind(self, kind: str) -> list[AuditEntry]:
         return [e for e in self.entries if e.kind == kind]

@@ -28,18 +28,18 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from opsagent.clock import Clock
-from opsagent.cluster.port import Cluster, ClusterError
-from opsagent.gate_support import (
+from opsagent.cluster.port import Cluster, ClusterError, read_only
+from opsagent.gate.keys import OUTCOME, args_hash, executed_key, status_of, step_key
+from opsagent.gate.support import (
     MAX_ARGS_BYTES,
     MemoryRecorder,
-    ReadOnlyCluster,
     builtin,
     counts_for,
     format_validation_error,
     small_data,
     target_key,
 )
-from opsagent.gate_recovery import before_of, observed_effect
+from opsagent.gate.recovery import before_of, observed_effect
 from opsagent.model import (Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
                             bounded_json, is_stand_in)
 from opsagent.policy.ownership import autoscaler_refusal
@@ -47,8 +47,6 @@ from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
 
 __all__ = ["ApprovalSink", "Gate", "GatePolicy", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
 
-_STATUS = {"ok": "ok", "error": "error", "denied": "denied", "pending": "pending_approval", "invalid": "invalid"}
-_OUTCOME = {"ok": "ok", "no_data": "ok", "error": "error", "denied": "denied", "pending_approval": "pending", "invalid": "invalid"}
 
 
 @runtime_checkable
@@ -92,14 +90,6 @@ def _require(name: str, value: Any, port: type) -> None:
     raise TypeError(f"the gate needs a {port.__name__} for {name}; {type(value).__name__} lacks {', '.join(missing)}")
 
 
-def _safe_hash(call: ToolCall) -> str:
-    """The call's arguments hash, or a marker when the arguments cannot be encoded (too deep, odd types)."""
-    try:
-        return call.args_hash()
-    except (ValueError, TypeError, RecursionError):
-        return "unencodable"
-
-
 class _Step:
     """The audit context of one call passing the gate: shared fields and keys."""
 
@@ -107,7 +97,8 @@ class _Step:
         self.gate, self.call, self.run_id = gate, call, run_id
         # A planner's call id names the call only within its run; without a run every attempt is new.
         self.replayable = run_id is not None and call.id is not None
-        self.key = f"{run_id or 'adhoc'}:{call.id if self.replayable else nonce}:{_safe_hash(call)[:12]}"
+        self.call_ref = call.id if self.replayable and call.id else nonce
+        self.key = step_key(run_id, self.call_ref, call)
         self.started = gate.clock.monotonic()
         self.extra = extra or {}
         self.risk: str | None = None
@@ -129,7 +120,7 @@ class _Step:
         elapsed = (self.gate.clock.monotonic() - self.started) * 1000.0
         data = {**self.extra, **small_data(result.data, read=self.risk == "read")}
         audit_id = self.record(
-            "result", args=self.gate._loggable_args(self.call), outcome=_OUTCOME[result.status], summary=result.message[:1000],
+            "result", args=self.gate._loggable_args(self.call), outcome=OUTCOME[result.status], summary=result.message[:1000],
             duration_ms=round(elapsed, 3), dry_run=dry_run, approval_id=result.approval_id, data=data or None,
             decision=result.decision.effect if result.decision else None,
             rule_file=(result.decision.rule.file or None) if result.decision else None,
@@ -210,14 +201,14 @@ class Gate:
         call = approval.call
         step = _Step(self, call, approval.thread_id, uuid.uuid4().hex[:16], {"approval_id": approval.id, "approver": approver})
         step.channel = channel
-        step.key = f"approval:{approval.id}:{step.key.split(':', 1)[1]}"
-        step.done_key = self.executed_key(approval.id)
+        step.key = step_key(f"approval:{approval.id}", step.call_ref, call)
+        step.done_key = executed_key(approval.id)
         return self._replay(step) or self._process(step, approval=approval, approver=approver)
 
     @staticmethod
     def executed_key(approval_id: int) -> str:
         """Idempotency key of the result entry of an approved call that ran: one per approval."""
-        return f"approval:{approval_id}:executed"
+        return executed_key(approval_id)
 
     def changed_in_run(self, run_id: str) -> frozenset[str]:
         """Targets (`namespace/name`, `node:NAME`) this gate let a run write to."""
@@ -231,7 +222,7 @@ class Gate:
         find = self.recorder.find_by_key
         done = find(step.done_key or f"{step.key}:result")
         if done is not None:
-            status = _STATUS.get(getattr(done, "outcome", None) or "error", "error")
+            status = status_of(getattr(done, "outcome", None))
             return ToolResult(status=status, tool=step.call.tool, audit_id=getattr(done, "id", None),
                               approval_id=getattr(done, "approval_id", None), data={"replayed": True},
                               message=f"already handled (audit {getattr(done, 'id', '?')}): {getattr(done, 'summary', '') or ''}")
@@ -389,7 +380,7 @@ class Gate:
     def _approval_problem(self, call: ToolCall, approval: Approval, approver: str, now: Any) -> str | None:
         if approval.state != "approved":
             return f"approval {approval.id} is {approval.state}, not approved"
-        if approval.args_hash != _safe_hash(call):
+        if approval.args_hash != args_hash(call):
             return f"approval {approval.id} was for different arguments (hash mismatch); nothing runs"
         if approval.expires_at <= now:
             return f"approval {approval.id} expired at {approval.expires_at.isoformat()}"
@@ -454,8 +445,8 @@ class Gate:
 
     # --- helpers ----------------------------------------------------------
     def _context(self, tool: Tool, target: Any, snapshot: Snapshot | None, decision: Decision) -> ToolContext:
-        cluster = ReadOnlyCluster(self.cluster) if tool.risk == "read" else self.cluster
-        ctx = ToolContext(cluster=cluster, clock=self.clock, observe=self.cluster.snapshot, dry_run=decision.dry_run,
+        cluster = read_only(self.cluster) if tool.risk == "read" else self.cluster
+        ctx = ToolContext(cluster=cluster, clock=self.clock, observe=_decided_then_fresh(snapshot, self.cluster.snapshot), dry_run=decision.dry_run,
                           warm_replicas=self._warm_replicas, findings=self.findings, poll_seconds=self.poll_seconds,
                           wait=self.wait, proposals_dir=self.proposals_dir)
         wake = self._wake_rule(getattr(target, "workload", None), snapshot)
@@ -491,3 +482,12 @@ class Gate:
     def _loggable_args(self, call: ToolCall) -> dict[str, Any]:
         """The arguments as the audit log keeps them: oversized ones as size, digest and a short prefix."""
         return dict(bounded_json(dict(call.args), limit=self.max_args_bytes))
+
+
+def _decided_then_fresh(snapshot: Snapshot | None, read: Callable[[], Snapshot]) -> Callable[[], Snapshot]:
+    """The tool's first look is the snapshot the decision was made on (no second read of the whole
+    cluster before acting); every later look reads the cluster again."""
+    if snapshot is None:
+        return read
+    pending = [snapshot]
+    return lambda: pending.pop() if pending else read()

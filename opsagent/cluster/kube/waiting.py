@@ -1,0 +1,103 @@
+"""Wait for one object to reach a state by watching it, not by re-reading the cluster.
+
+`wait_for_object` reads the object once, then opens a watch from its
+resourceVersion (with bookmarks) and checks each change it is told about. It
+ends when the predicate holds (returning the object) or the timeout passes
+(returning None). A watch that the server ends early, a dropped connection or a
+410 Gone (the resourceVersion is too old) re-reads the object and watches again
+from the new version, after a short backoff on errors. The object's deletion
+raises `NotFound`. Nothing here lists the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from opsagent.clock import Clock
+from opsagent.cluster.kube.client import Chokepoint
+from opsagent.cluster.port import ClusterError, NotFound
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+def wait_for_object(
+    chokepoint: Chokepoint, watch_fn: Callable[..., Any], *, namespace: str, name: str,
+    get: Callable[[], dict[str, Any]], predicate: Predicate, timeout: float, clock: Clock,
+    max_backoff: float = 2.0,
+) -> dict[str, Any] | None:
+    deadline = clock.monotonic() + timeout
+    obj = get()
+    backoff = 0.05
+    while True:
+        if predicate(obj):
+            return obj
+        remaining = deadline - clock.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            outcome = _watch_once(chokepoint, watch_fn, namespace=namespace, name=name, obj=obj,
+                                  predicate=predicate, seconds=remaining)
+        except NotFound:
+            raise
+        except Exception as exc:  # a dropped connection or a server error: back off, read again
+            if clock.monotonic() >= deadline:
+                return None
+            if isinstance(exc, ClusterError) and not exc.retryable:
+                raise
+            clock.sleep(min(backoff, max(0.0, deadline - clock.monotonic())))
+            backoff = min(max_backoff, backoff * 2)
+            obj = get()
+            continue
+        backoff = 0.05
+        if outcome is not None and predicate(outcome):
+            return outcome
+        obj = get()   # the watch ended, expired (410) or timed out: start again from a fresh read
+
+
+def _watch_once(chokepoint: Chokepoint, watch_fn: Callable[..., Any], *, namespace: str, name: str,
+                obj: dict[str, Any], predicate: Predicate, seconds: float) -> dict[str, Any] | None:
+    """One watch from `obj`'s resourceVersion: the object once the predicate holds, else None."""
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    response = chokepoint.call(
+        f"watch {namespace}/{name}", watch_fn, namespace, watch=True, field_selector=f"metadata.name={name}",
+        resource_version=version, allow_watch_bookmarks=True, timeout_seconds=max(1, math.ceil(seconds)),
+        _preload_content=False, _request_timeout=(10.0, seconds))
+    try:
+        for line in _lines(response):
+            event = json.loads(line)
+            kind, body = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                if body.get("code") == 410:
+                    return None   # too old: the caller reads the object again and watches from there
+                raise ClusterError(f"watch {namespace}/{name}: {body.get('message', 'error')}", status=body.get("code"))
+            meta = body.get("metadata") or {}
+            if kind == "BOOKMARK" or meta.get("name") != name or meta.get("namespace", namespace) != namespace:
+                continue
+            if kind == "DELETED":
+                raise NotFound(f"{namespace}/{name} was deleted while waiting for it", status=404)
+            if predicate(body):
+                return body
+    finally:
+        response.release_conn()
+    return None
+
+
+def ready_replicas(obj: dict[str, Any]) -> int:
+    """A Deployment's or StatefulSet's ready replicas, from its status."""
+    value = (obj.get("status") or {}).get("readyReplicas") or 0
+    return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else 0
+
+
+def _lines(response: Any) -> Any:
+    pending = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
