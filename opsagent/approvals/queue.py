@@ -28,7 +28,6 @@ request made on the simulator expires in simulated time (`opsagent.audit.clocks`
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,6 +50,7 @@ from opsagent.approvals.ledger import Chained, call_sha256, disagreements, repla
 from opsagent.audit import AuditStore
 from opsagent.audit.chain import content_of, row_hash
 from opsagent.audit.clocks import clock_kind_of, database_clock
+from opsagent.audit.database import Connection, Row
 from opsagent.audit.records import AuditRecord, iso
 from opsagent.audit.schema import AUDIT_TABLE
 from opsagent.clock import Clock
@@ -91,14 +91,14 @@ class ApprovalMismatch(NamedTuple):
     problems: tuple[str, ...]
 
 
-def _chained(conn: sqlite3.Connection, approval_id: int | None = None) -> dict[int, Chained]:
+def _chained(conn: Connection, approval_id: int | None = None) -> dict[int, Chained]:
     sql = f"SELECT * FROM [{AUDIT_TABLE}] WHERE kind = 'approval' AND approval_id IS NOT NULL"
     rows = conn.execute(sql + " AND approval_id = ? ORDER BY id", (approval_id,)) if approval_id is not None \
         else conn.execute(sql + " ORDER BY id")
     return replay(AuditRecord.from_row(dict(r)) for r in rows)
 
 
-def _links_of(conn: sqlite3.Connection, approval_id: int) -> list[str]:
+def _links_of(conn: Connection, approval_id: int) -> list[str]:
     """Whether the chained records of one request are themselves intact: each matches its own hash,
     and the row after it links to it. (The whole chain is `AuditStore.verify`; this is its part
     that approving or running a request must not wait for.)"""
@@ -115,7 +115,7 @@ def _links_of(conn: sqlite3.Connection, approval_id: int) -> list[str]:
     return problems
 
 
-def _row_problems(row: sqlite3.Row, chained: Chained | None) -> list[str]:
+def _row_problems(row: Row, chained: Chained | None) -> list[str]:
     try:
         approval = _to_approval(row)
     except (ValueError, TypeError) as exc:
@@ -136,7 +136,7 @@ def verify_approvals(store: AuditStore) -> list[ApprovalMismatch]:
     return found
 
 
-def _to_approval(row: sqlite3.Row) -> Approval:
+def _to_approval(row: Row) -> Approval:
     return Approval(
         id=row["id"], call=ToolCall.model_validate_json(row["call"]), args_hash=row["args_hash"],
         state=row["state"], requested_by=row["requested_by"], approvers=tuple(json.loads(row["approvers"])),
@@ -370,7 +370,7 @@ class ApprovalQueue:
 
     # --- internals ---------------------------------------------------------------------
 
-    def _check_chain(self, conn: sqlite3.Connection, approval_id: int) -> ApprovalError | None:
+    def _check_chain(self, conn: Connection, approval_id: int) -> ApprovalError | None:
         """ApprovalTampered when the table's row for the request disagrees with its chained records."""
         row = conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
         problems = _row_problems(row, _chained(conn, approval_id).get(approval_id)) if row is not None else []
@@ -381,18 +381,18 @@ class ApprovalQueue:
                                 f"({'; '.join(problems)}); refusing. Run `opsagent audit verify`",
                                 approval_id=approval_id)
 
-    def _load(self, conn: sqlite3.Connection, approval_id: int) -> Approval | None:
+    def _load(self, conn: Connection, approval_id: int) -> Approval | None:
         row = conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
         return _to_approval(row) if row is not None else None
 
-    def _set(self, conn: sqlite3.Connection, approval_id: int, **values: Any) -> Approval:
+    def _set(self, conn: Connection, approval_id: int, **values: Any) -> Approval:
         sets = ", ".join(f"{k} = ?" for k in values)
         conn.execute(f"UPDATE [{TABLE}] SET {sets} WHERE id = ?", [*values.values(), approval_id])
         approval = self._load(conn, approval_id)
         assert approval is not None
         return approval
 
-    def _finish(self, conn: sqlite3.Connection, approval: Approval, *, ok: bool, summary: str, now: datetime,
+    def _finish(self, conn: Connection, approval: Approval, *, ok: bool, summary: str, now: datetime,
                 actor: str, channel: str = "cli") -> Approval:
         state = "executed" if ok else "failed"
         done = self._set(conn, approval.id, state=state, executed_at=iso(now), result_summary=summary)
@@ -400,13 +400,13 @@ class ApprovalQueue:
                     summary=summary, key=approval_done_key(approval.id))
         return done
 
-    def _expire(self, conn: sqlite3.Connection, approval_id: int) -> Approval:
+    def _expire(self, conn: Connection, approval_id: int) -> Approval:
         approval = self._set(conn, approval_id, state="expired")
         self._audit(conn, approval, actor="opsagent", channel="daemon", outcome="expired", event="expired",
                     summary=f"expired at {iso(approval.expires_at)} without a decision")
         return approval
 
-    def _check_open(self, conn: sqlite3.Connection, approval_id: int, approval: Approval | None,
+    def _check_open(self, conn: Connection, approval_id: int, approval: Approval | None,
                     now: datetime) -> ApprovalError | None:
         if approval is None:
             return ApprovalNotFound(f"approval {approval_id} does not exist", approval_id=approval_id)
@@ -463,13 +463,13 @@ class ApprovalQueue:
                   "call_sha256": call_sha256(call), **(extra or {})},
         )
 
-    def _audit(self, conn: sqlite3.Connection, approval: Approval, *, actor: str, channel: str, outcome: str,
+    def _audit(self, conn: Connection, approval: Approval, *, actor: str, channel: str, outcome: str,
                event: str, summary: str, key: str | None = None, extra: dict[str, Any] | None = None) -> int:
         entry = self._entry(approval, actor=actor, channel=channel, outcome=outcome, event=event, summary=summary,
                             key=key, extra=extra)
         return self.store.append_in_transaction(conn, entry)[0]
 
-    def _audit_refusal(self, conn: sqlite3.Connection, approval_id: int, approval: Approval | None, *, by: str,
+    def _audit_refusal(self, conn: Connection, approval_id: int, approval: Approval | None, *, by: str,
                        channel: str, action: str, error: ApprovalError) -> None:
         summary = f"{action} refused ({type(error).__name__}): {error.message}"
         if approval is None:

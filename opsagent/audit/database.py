@@ -35,6 +35,11 @@ import sqlite_utils
 
 from opsagent.audit.schema import AUDIT_TABLE, SCHEMA_VERSION, ensure_schema
 
+# The connection and row types the store's callers annotate with: the approval queue and
+# chat's confirmations work inside the store's transactions without importing sqlite3.
+Connection = sqlite3.Connection
+Row = sqlite3.Row
+
 APPLICATION_ID = 0x4F707341   # "OpsA": marks a SQLite file as an opsagent database
 OPEN_TIMEOUT_SECONDS = 5.0
 # Earlier opsagent versions wrote user_version 2 and no application id; their audit table had exactly these columns.

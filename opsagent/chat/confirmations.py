@@ -23,7 +23,6 @@ hands a confirmed call to the gate.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -33,6 +32,7 @@ from opsagent.approvals.ledger import call_sha256
 from opsagent.audit import AuditStore
 from opsagent.audit.chain import content_of, row_hash
 from opsagent.audit.clocks import database_clock
+from opsagent.audit.database import Connection, Row
 from opsagent.audit.records import AuditRecord, iso
 from opsagent.audit.schema import AUDIT_TABLE
 from opsagent.clock import Clock
@@ -79,7 +79,7 @@ def _proposed_key(confirmation_id: int) -> str:
     return f"confirmation:{confirmation_id}:proposed"
 
 
-def log_problem(conn: sqlite3.Connection, found: Confirmation) -> str | None:
+def log_problem(conn: Connection, found: Confirmation) -> str | None:
     """How a confirmations row disagrees with the hash chain, or None when it agrees.
 
     The row must hold the same whole call (tool, arguments, asker, their groups, channel), identity and
@@ -129,7 +129,7 @@ def verify_confirmations(store: AuditStore) -> list[tuple[int, str]]:
     return found
 
 
-def _row_to(row: sqlite3.Row) -> Confirmation:
+def _row_to(row: Row) -> Confirmation:
     return Confirmation(
         id=row["id"], call=ToolCall.model_validate_json(row["call"]), args_hash=row["args_hash"], state=row["state"],
         actor=row["actor"], identity=row["identity"], channel=row["channel"], why=row["why"], run_id=row["run_id"],
@@ -233,7 +233,7 @@ class ConfirmationStore:
             raise error
         return done
 
-    def _problem(self, conn: sqlite3.Connection, confirmation_id: int, found: Confirmation | None, *, actor: str,
+    def _problem(self, conn: Connection, confirmation_id: int, found: Confirmation | None, *, actor: str,
                  identity: str, channel: str, now: datetime) -> ConfirmationRefused | None:
         def refused(code: str, message: str) -> ConfirmationRefused:
             return ConfirmationRefused(message, code=code, confirmation_id=confirmation_id)
@@ -261,15 +261,15 @@ class ConfirmationStore:
     def _proposed_key(confirmation_id: int) -> str:
         return _proposed_key(confirmation_id)
 
-    def _matches_log(self, conn: sqlite3.Connection, found: Confirmation) -> bool:
+    def _matches_log(self, conn: Connection, found: Confirmation) -> bool:
         """The waiting row still says what its intact hash-chained `proposed` record says (see `log_problem`)."""
         return log_problem(conn, found) is None
 
-    def _load(self, conn: sqlite3.Connection, confirmation_id: int) -> Confirmation:
+    def _load(self, conn: Connection, confirmation_id: int) -> Confirmation:
         row = conn.execute(f"SELECT * FROM [{TABLE}] WHERE id = ?", (confirmation_id,)).fetchone()
         return _row_to(row) if row is not None else None  # type: ignore[return-value]
 
-    def _expire(self, conn: sqlite3.Connection, confirmation_id: int, now: datetime) -> Confirmation:
+    def _expire(self, conn: Connection, confirmation_id: int, now: datetime) -> Confirmation:
         conn.execute(f"UPDATE [{TABLE}] SET state = 'expired', decided_at = ? WHERE id = ? AND state = 'proposed'",
                      (iso(now), confirmation_id))
         gone = self._load(conn, confirmation_id)
@@ -277,7 +277,7 @@ class ConfirmationStore:
                     summary=f"expired at {iso(gone.expires_at)} without an answer", key=f"confirmation:{confirmation_id}:expired")
         return gone
 
-    def _audit(self, conn: sqlite3.Connection, confirmation: Confirmation, *, actor: str, channel: str, now: datetime,
+    def _audit(self, conn: Connection, confirmation: Confirmation, *, actor: str, channel: str, now: datetime,
                outcome: str, event: str, summary: str, key: str | None = None, extra: dict | None = None) -> None:
         call = confirmation.call
         self.store.append_in_transaction(conn, AuditEntry(
@@ -286,7 +286,7 @@ class ConfirmationStore:
             idempotency_key=key, data={"event": event, "confirmation_id": confirmation.id, "state": confirmation.state,
                                        "args_hash": confirmation.args_hash, "asked_by": confirmation.actor, **(extra or {})}))
 
-    def _audit_refusal(self, conn: sqlite3.Connection, confirmation_id: int, found: Confirmation | None, *, actor: str,
+    def _audit_refusal(self, conn: Connection, confirmation_id: int, found: Confirmation | None, *, actor: str,
                        channel: str, now: datetime, verb: str, error: ConfirmationRefused) -> None:
         summary = f"{verb} refused ({error.code}): {error.message}"
         if found is None:
