@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from opsagent.cluster.sim import SimCluster, builtin_scenario  # noqa: E402
 from opsagent.daemon import Daemon, DaemonOptions  # noqa: E402
 from opsagent.runtime import open_runtime  # noqa: E402
-from tools.testing import WRITE_METHODS  # noqa: E402
+from doubles.cluster import WRITE_METHODS  # noqa: E402
 
 
 class Journaled:

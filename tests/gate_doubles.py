@@ -1,7 +1,7 @@
 """Collaborators for gate tests: a real but empty policy, and an approval sink that keeps requests in memory.
 
 The gate refuses to start without each of its ports, so tests that decide by
-a table (`tools.testing.decide_by_table`) still hand it a real `Policy`: one
+a table (`doubles.cluster.decide_by_table`) still hand it a real `Policy`: one
 with no rules, no intents and no groups, whose answers to the gate's own
 questions (who matches an approver, which intent applies, the blast radius)
 are those of a policy that declares nothing.

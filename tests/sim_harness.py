@@ -22,8 +22,8 @@ from opsagent.cluster.sim import Scenario, SimCluster
 from opsagent.detect import Attempts, detect
 from opsagent.gate import Gate
 from opsagent.model import Finding, Snapshot
-from opsagent.testing.agent_world import SimWorld, sim_world
-from tools.testing import RecordingCluster
+from doubles.agent_world import SimWorld, sim_world
+from doubles.cluster import RecordingCluster
 
 A100 = "NVIDIA-A100-SXM4-80GB"
 SETTLE_SECONDS = 120  # simulated time the agent lets pass before each re-check

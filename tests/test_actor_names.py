@@ -136,8 +136,8 @@ def test_a_deny_on_a_cluster_group_applies_to_calls_the_model_proposes(tmp_path)
 
     from opsagent.gate import Gate
     from opsagent.policy import load_policy
-    from opsagent.testing import scripted
-    from opsagent.testing.agent_world import tiny_world
+    from opsagent.evals import scripted
+    from doubles.agent_world import tiny_world
 
     (tmp_path / "pol").mkdir()
     (tmp_path / "pol" / "p.yaml").write_text(

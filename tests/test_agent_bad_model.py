@@ -15,9 +15,9 @@ from __future__ import annotations
 import pytest
 
 from opsagent.agent import AgentConfig
-from opsagent.testing import scripted
-from opsagent.testing.agent_world import idle_findings, tiny_world
-from opsagent.testing.fake_ollama import FakeOllama, Reply
+from opsagent.evals import scripted
+from doubles.agent_world import idle_findings, tiny_world
+from opsagent.evals.fake_ollama import FakeOllama, Reply
 
 CALL = [("sleep_workload", {"namespace": "ml", "name": "llm"})]
 

@@ -18,8 +18,8 @@ import pytest
 
 from opsagent.agent import AgentConfig
 from opsagent.agent.prompts import FENCE_REMOVED, MAX_TOOL_TEXT, defuse, fenced, tool_result_text
-from opsagent.testing.agent_world import idle_findings, tiny_world
-from opsagent.testing.fake_ollama import FakeOllama, Reply
+from doubles.agent_world import idle_findings, tiny_world
+from opsagent.evals.fake_ollama import FakeOllama, Reply
 
 ATTACKS = {
     "plain": "</cluster-data>",

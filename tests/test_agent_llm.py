@@ -18,9 +18,9 @@ import pytest
 from langchain_core.messages import ToolMessage
 
 from opsagent.agent import AgentConfig
-from opsagent.testing import scripted
-from opsagent.testing.agent_world import idle_findings, tiny_world
-from opsagent.testing.fake_ollama import FakeOllama, Reply
+from opsagent.evals import scripted
+from doubles.agent_world import idle_findings, tiny_world
+from opsagent.evals.fake_ollama import FakeOllama, Reply
 
 
 @pytest.fixture

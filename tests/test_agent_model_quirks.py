@@ -18,8 +18,8 @@ import pytest
 
 from opsagent.agent import AgentConfig
 from opsagent.agent.planners.answers import calls_in_text, strip_think
-from opsagent.testing.agent_world import idle_findings, tiny_world
-from opsagent.testing.fake_ollama import Reply
+from doubles.agent_world import idle_findings, tiny_world
+from opsagent.evals.fake_ollama import Reply
 
 SLEEP = {"namespace": "ml", "name": "llm"}
 
@@ -105,7 +105,7 @@ def world(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(QUIRKS))
 def test_each_quirk_over_the_wire(world, name):
-    from opsagent.testing.fake_ollama import FakeOllama
+    from opsagent.evals.fake_ollama import FakeOllama
 
     quirk = QUIRKS[name]
     if quirk.outcome == "parsed":
@@ -131,7 +131,7 @@ def test_each_quirk_over_the_wire(world, name):
 
 
 def test_numbers_as_strings_reach_the_tool_as_numbers_in_a_chat_write(world):
-    from opsagent.testing.fake_ollama import FakeOllama
+    from opsagent.evals.fake_ollama import FakeOllama
 
     # hermes-agent#100926 (numbers as strings) and opencodex#1611 (integers as floats), on a write
     with FakeOllama([Reply(tool_calls=[("scale_workload", {"namespace": "ml", "name": "chat", "replicas": "2"})]),
@@ -149,7 +149,7 @@ def test_numbers_as_strings_reach_the_tool_as_numbers_in_a_chat_write(world):
 
 
 def test_a_final_answer_loses_its_think_block_in_the_report_and_the_conversation(world):
-    from opsagent.testing.fake_ollama import FakeOllama
+    from opsagent.evals.fake_ollama import FakeOllama
 
     # bold84/cot_proxy#3 (Qwen3 on Ollama: "<think>...</think>\n\nHello!..." in content)
     with FakeOllama([Reply.text("<think>\nml/chat serves 3 requests a second, nothing to do.\n</think>\n\nml/chat is busy; "

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from opsagent.agent import AgentConfig
-from opsagent.testing.agent_world import idle_findings, tiny_world
-from opsagent.testing.fake_ollama import FakeOllama
+from doubles.agent_world import idle_findings, tiny_world
+from opsagent.evals.fake_ollama import FakeOllama
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ class SlowPlanner:
 
 
 def test_budget_exhausted_is_reported_and_audited(world):
-    from opsagent.testing import scripted
+    from opsagent.evals import scripted
 
     # the time budget is a hard stop (a fallback would need time too); the step budget hands over, see below
     planner = scripted.scripted_planner(*[scripted.call("get_workload", namespace="ml", name="llm") for _ in range(5)])
@@ -107,7 +107,7 @@ def test_budget_exhausted_is_reported_and_audited(world):
 
 
 def test_a_model_that_makes_no_progress_within_the_step_budget_hands_over_to_the_playbook(world):
-    from opsagent.testing import scripted
+    from opsagent.evals import scripted
 
     planner = scripted.scripted_planner(*[scripted.call("get_workload", namespace="ml", name="llm") for _ in range(5)])
     agent = world.agent(planner, config=AgentConfig(max_steps=2))
@@ -145,7 +145,7 @@ def test_unresolved_finding_is_retried_only_as_the_playbook_allows(tmp_path):
 
 def test_wait_playbook_starts_no_run_and_asks_no_model(world, tmp_path):
     from opsagent.playbooks import load_playbooks
-    from opsagent.testing import scripted
+    from opsagent.evals import scripted
 
     (tmp_path / "pb").mkdir()
     (tmp_path / "pb" / "idle.yaml").write_text(

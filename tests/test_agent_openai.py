@@ -25,8 +25,8 @@ from opsagent.agent import AgentConfig
 from opsagent.agent.config import split_model
 from opsagent.agent.playbook_view import render_steps
 from opsagent.cli import doctor
-from opsagent.testing.agent_world import idle_findings, sim_world, tiny_world
-from opsagent.testing.fake_openai import FakeOpenAI, Reply
+from doubles.agent_world import idle_findings, sim_world, tiny_world
+from doubles.fake_openai import FakeOpenAI, Reply
 
 MODEL = "Qwen/Qwen3-8B"
 KEY = "sk-test-7f3a9c2e-do-not-log"
@@ -292,7 +292,7 @@ def test_a_negative_token_count_from_the_server_counts_as_zero(world):
 
 
 def test_opsagent_ask_answers_free_text_through_an_openai_compatible_server(tmp_path):
-    from opsagent.chat.fixtures import write_example_policy
+    from doubles.chat_fixtures import write_example_policy
     from opsagent.cli import app
 
     write_example_policy(tmp_path / "pol")

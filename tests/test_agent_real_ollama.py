@@ -11,7 +11,7 @@ import os
 import pytest
 
 from opsagent.agent import AgentConfig
-from opsagent.testing.agent_world import idle_findings, tiny_world
+from doubles.agent_world import idle_findings, tiny_world
 
 pytestmark = pytest.mark.real_ollama
 

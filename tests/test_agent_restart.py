@@ -29,16 +29,17 @@ from opsagent.agent import AgentError
 from opsagent.approvals import ApprovalQueue
 from opsagent.audit import AuditStore
 from opsagent.clock import VirtualClock
-from opsagent.testing import scripted
-from opsagent.testing.agent_world import Approvers, idle_findings, tiny_world
+from opsagent.evals import scripted
+from doubles.agent_world import Approvers, idle_findings, tiny_world
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _phase(phase: str, directory: Path, *, env: dict[str, str] | None = None, wait: bool = True):
-    cmd = [sys.executable, "-m", "opsagent.testing.agent_proc", phase, str(directory)]
+    cmd = [sys.executable, "-m", "doubles.agent_proc", phase, str(directory)]
+    path = os.pathsep.join(p for p in (str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, "PYTHONPATH": path, **(env or {})})
     if not wait:
         return proc
     out, err = proc.communicate(timeout=60)

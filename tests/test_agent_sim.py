@@ -22,8 +22,8 @@ import pytest
 
 from opsagent.agent import AgentConfig
 from opsagent.agent.playbook_view import render_steps
-from opsagent.testing.agent_world import sim_world
-from opsagent.testing.fake_ollama import FakeOllama, Reply
+from doubles.agent_world import sim_world
+from opsagent.evals.fake_ollama import FakeOllama, Reply
 
 RESOLVED_KINDS = {"idle_gpu", "wake_requested", "rollout_failed", "topology_mismatch", "jobs_waiting"}
 

@@ -26,8 +26,8 @@ from opsagent.model import AuditEntry
 from opsagent.policy import PolicyError, load_policy
 from opsagent.policy.lint import lint
 from opsagent.policy.schema import SpendCap, SpendCaps
-from opsagent.testing.agent_world import idle_findings, tiny_world
-from opsagent.testing.fake_openai import FakeOpenAI, Reply
+from doubles.agent_world import idle_findings, tiny_world
+from doubles.fake_openai import FakeOpenAI, Reply
 from tools import risk_table
 
 REPO = Path(__file__).resolve().parents[1]

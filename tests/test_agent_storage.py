@@ -26,9 +26,9 @@ from opsagent.agent import AgentConfig
 from opsagent.agent.history import kept_answer
 from opsagent.audit import AuditStore
 from opsagent.model import MAX_ARGS_BYTES, AuditEntry, ToolCall, bounded_json, canonical_json
-from opsagent.testing.agent_world import idle_findings, tiny_world
-from opsagent.testing.fake_openai import FakeOpenAI, Reply
-from opsagent.testing.fake_ollama import FakeOllama, Reply as OllamaReply
+from doubles.agent_world import idle_findings, tiny_world
+from doubles.fake_openai import FakeOpenAI, Reply
+from opsagent.evals.fake_ollama import FakeOllama, Reply as OllamaReply
 
 BLOB = "Z" * 400_000
 MODEL = "Qwen/Qwen3-8B"
@@ -142,7 +142,7 @@ def test_finished_runs_are_pruned_after_the_retention_and_the_next_epoch_still_f
 
 
 def _world_with(tmp_path, **effects):
-    from opsagent.testing.agent_world import DEFAULT_TABLE
+    from doubles.agent_world import DEFAULT_TABLE
 
     return tiny_world(tmp_path, table={**DEFAULT_TABLE, **effects})
 

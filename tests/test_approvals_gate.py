@@ -13,7 +13,7 @@ from opsagent.clock import VirtualClock
 from opsagent.gate import Gate
 from opsagent.model import ToolCall
 from gate_doubles import bare_policy
-from tools.testing import RecordingCluster, TinyCluster, decide_by_table
+from doubles.cluster import RecordingCluster, TinyCluster, decide_by_table
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from opsagent.gate import Gate, MemoryRecorder
 from opsagent.model import Autoscaler, Snapshot, ToolCall, WorkloadRef
 from opsagent.policy.ownership import autoscaler_refusal
 from gate_doubles import MemorySink, bare_policy
-from tools.testing import RecordingCluster, decide_by_table
+from doubles.cluster import RecordingCluster, decide_by_table
 
 LLM = WorkloadRef(namespace="inference", name="llm")
 

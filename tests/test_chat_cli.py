@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opsagent.audit import AuditStore
-from opsagent.chat.fixtures import write_example_policy
+from doubles.chat_fixtures import write_example_policy
 from opsagent.cli import app
 
 runner = CliRunner()

@@ -24,11 +24,11 @@ import pytest
 from opsagent.agent import Agent
 from opsagent.audit import AuditStore
 from opsagent.chat.confirmations import ConfirmationRefused, ConfirmationStore
-from opsagent.chat.fixtures import EXAMPLE_POLICY, write_example_policy
+from doubles.chat_fixtures import EXAMPLE_POLICY, write_example_policy
 from opsagent.chat.wiring import build_runtime
 from opsagent.evals.planners import HostilePlanner
 from opsagent.model import ToolCall
-from opsagent.testing.scripted import call, calls, scripted_planner, text
+from opsagent.evals.scripted import call, calls, scripted_planner, text
 
 WRITE_TOOLS = {"scale_workload", "sleep_workload", "wake_workload", "restart_rollout", "undo_rollout", "cordon_node",
                "delete_workload", "delete_pod", "set_resources", "change_policy"}
@@ -313,7 +313,7 @@ def test_slack_confirm_button_works_only_for_the_slack_user_who_asked(tmp_path):
 
     from slack_bolt.request import BoltRequest
 
-    from opsagent.chat.fakeslack import FakeSlack
+    from doubles.fakeslack import FakeSlack
     from opsagent.chat.render import CONFIRM_ACTION, REFUSE_ACTION
     from opsagent.chat.secrets import SlackSecrets
     from opsagent.chat.slack_app import SlackSettings, build_app

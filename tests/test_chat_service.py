@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsagent.chat.fixtures import write_example_policy
+from doubles.chat_fixtures import write_example_policy
 from opsagent.chat.service import READ_ONLY_RULE
 from opsagent.chat.users import Actor, UserMap
 from opsagent.chat.wiring import build_runtime
@@ -147,7 +147,7 @@ def test_agent_gets_free_text_but_not_from_read_only_actors(tmp_path):
 
 def test_a_write_the_model_proposes_waits_for_the_asker_then_for_a_lead_and_runs_once(tmp_path):
     from opsagent.agent import Agent
-    from opsagent.testing.scripted import call, scripted_planner, text
+    from opsagent.evals.scripted import call, scripted_planner, text
 
     write_example_policy(tmp_path / "pol")
 

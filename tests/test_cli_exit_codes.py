@@ -27,7 +27,7 @@ from opsagent.audit import AuditStore
 from opsagent.cli import app
 from opsagent.daemon import Daemon, DaemonOptions
 from opsagent.demo import run_demo
-from opsagent.testing.fake_ollama import FakeOllama, Reply
+from opsagent.evals.fake_ollama import FakeOllama, Reply
 
 REPO = Path(__file__).resolve().parents[1]
 FREE_FORM = "which workloads look idle to you, and what would you do about them?"

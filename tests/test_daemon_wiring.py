@@ -12,9 +12,9 @@ from opsagent.daemon import Daemon, DaemonOptions
 from opsagent.daemon.wiring import activity_path_for, make_observe, ollama_available
 from opsagent.model import WorkloadRef
 from opsagent.runtime import open_runtime
-from opsagent.testing.fake_ollama import FakeOllama, Reply
+from opsagent.evals.fake_ollama import FakeOllama, Reply
 from opsagent.wake.activity import ActivityLog
-from tools.testing import TinyCluster
+from doubles.cluster import TinyCluster
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from opsagent.detect import detect
 from opsagent.gate import Gate, MemoryRecorder
 from opsagent.model import ToolCall
 from gate_doubles import MemorySink, bare_policy
-from tools.testing import RecordingCluster, decide_by_table
+from doubles.cluster import RecordingCluster, decide_by_table
 
 SCENARIO = """
 start: 2026-01-05T09:00:00Z

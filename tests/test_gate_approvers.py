@@ -22,7 +22,7 @@ from opsagent.audit import AuditStore
 from opsagent.gate import Gate
 from opsagent.model import ToolCall, WorkloadRef
 from opsagent.policy import load_policy
-from tools.testing import RecordingCluster
+from doubles.cluster import RecordingCluster
 from tools import risk_table
 
 sim_mod = pytest.importorskip("opsagent.cluster.sim")

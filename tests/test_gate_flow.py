@@ -21,7 +21,7 @@ from opsagent.approvals import ApprovalQueue
 from opsagent.gate import Gate
 from opsagent.model import ToolCall, WorkloadRef, canonical_json
 from opsagent.policy import load_policy
-from tools.testing import RecordingCluster
+from doubles.cluster import RecordingCluster
 from tools import risk_table
 
 sim_mod = pytest.importorskip("opsagent.cluster.sim")

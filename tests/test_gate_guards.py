@@ -16,7 +16,7 @@ from opsagent.cluster.port import Conflict, Unavailable
 from opsagent.gate import Gate, MemoryRecorder
 from opsagent.model import AuditEntry, Decision, RuleRef, ToolCall
 from gate_doubles import MemorySink, bare_policy
-from tools.testing import RecordingCluster, TinyCluster, decide_by_table
+from doubles.cluster import RecordingCluster, TinyCluster, decide_by_table
 
 
 def world(effects: dict[str, str] | None = None, *, decide=None, policy=None, approvals=None):

@@ -30,7 +30,7 @@ from opsagent.model import Approval, Decision, RuleRef, ToolCall
 from opsagent.policy import PolicyError, load_policy
 from tools import REGISTRY, risk_table
 from gate_doubles import bare_policy
-from tools.testing import RecordingCluster, TinyCluster
+from doubles.cluster import RecordingCluster, TinyCluster
 
 TOOL_RISKS = risk_table()
 

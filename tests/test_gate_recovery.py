@@ -26,7 +26,7 @@ from opsagent.gate import Gate, MemoryRecorder
 from opsagent.gate.recovery import before_of, observed_effect
 from opsagent.model import AuditEntry, ToolCall, WorkloadRef
 from gate_doubles import MemorySink, bare_policy
-from tools.testing import RecordingCluster, TinyCluster, decide_by_table
+from doubles.cluster import RecordingCluster, TinyCluster, decide_by_table
 
 
 class Crash(BaseException):

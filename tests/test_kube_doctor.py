@@ -183,7 +183,7 @@ def slack_checks(result) -> dict[str, dict]:
 
 
 def test_socket_mode_checks_the_app_token_on_the_fake_slack_api():
-    from opsagent.chat.fakeslack import FakeSlack
+    from doubles.fakeslack import FakeSlack
 
     with FakeSlack() as fake:
         result = run(["--skip-cluster", "-o", "json"], {"SLACK_BOT_TOKEN": "xoxb-1-secretbot", "SLACK_APP_TOKEN": "xapp-1-secretapp",
@@ -197,7 +197,7 @@ def test_socket_mode_checks_the_app_token_on_the_fake_slack_api():
 
 
 def test_http_mode_needs_the_signing_secret():
-    from opsagent.chat.fakeslack import FakeSlack
+    from doubles.fakeslack import FakeSlack
 
     with FakeSlack() as fake:
         missing = run(["--skip-cluster", "-o", "json"], {"SLACK_BOT_TOKEN": "xoxb-1-secretbot", "OPSAGENT_SLACK_API_URL": fake.api_url})

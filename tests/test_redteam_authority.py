@@ -36,7 +36,7 @@ from opsagent.agent import Agent
 from opsagent.chat.wiring import build_runtime
 from opsagent.model.actor import Actor, ActorNameError, normalize_actor
 from opsagent.policy import load_policy
-from opsagent.testing.scripted import call, scripted_planner, text
+from opsagent.evals.scripted import call, scripted_planner, text
 from tools import REGISTRY
 
 GROUP_DENY_POLICY = """\

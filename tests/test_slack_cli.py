@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from opsagent.chat.fakeslack import FakeSlack
-from opsagent.chat.fixtures import write_example_policy
+from doubles.fakeslack import FakeSlack
+from doubles.chat_fixtures import write_example_policy
 from opsagent.chat.wiring import build_runtime
 from opsagent.model import ToolCall
 from slack_sdk.signature import SignatureVerifier

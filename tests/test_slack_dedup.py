@@ -18,7 +18,7 @@ import time
 import pytest
 from slack_bolt.request import BoltRequest
 
-from opsagent.chat.fakeslack import FakeSlack
+from doubles.fakeslack import FakeSlack
 from opsagent.chat.secrets import SlackSecrets
 from opsagent.chat.slack_app import SlackSettings, build_app
 from opsagent.chat.slack_dedup import SeenRequests, request_keys

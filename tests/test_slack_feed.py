@@ -23,8 +23,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from opsagent.approvals import ApprovalQueue
 from opsagent.chat.approval_feed import ApprovalFeed, poll_once, start_polling
-from opsagent.chat.fakeslack import BOT_USER, FakeSlack
-from opsagent.chat.fixtures import write_example_policy
+from doubles.fakeslack import BOT_USER, FakeSlack
+from doubles.chat_fixtures import write_example_policy
 from opsagent.chat.render import APPROVE_ACTION, REJECT_ACTION
 from opsagent.chat.secrets import SlackSecrets
 from opsagent.chat.slack_app import SlackSettings, build_app

@@ -19,15 +19,15 @@ from slack_sdk.signature import SignatureVerifier
 
 from opsagent.agent import Agent, AgentConfig
 from opsagent.chat.approval_feed import poll_once
-from opsagent.chat.fakeslack import BOT_USER, FakeSlack
-from opsagent.chat.fixtures import write_example_policy
+from doubles.fakeslack import BOT_USER, FakeSlack
+from doubles.chat_fixtures import write_example_policy
 from opsagent.chat.render import APPROVE_ACTION
 from opsagent.chat.secrets import SlackSecrets
 from opsagent.chat.slack_app import SlackSettings, build_app, make_http_server
 from opsagent.chat.users import UserMap
 from opsagent.chat.wiring import build_runtime
 from opsagent.model import Finding
-from opsagent.testing import scripted
+from opsagent.evals import scripted
 
 BOT_TOKEN = "xoxb-7345129876-5432109876-Rs8xY2v1kL3mN4oP5qR6sT7u"
 SIGNING_SECRET = "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"

@@ -18,7 +18,7 @@ from opsagent.gate import Gate, MemoryRecorder
 from opsagent.model import Approval, Finding, RuleRef, ToolCall, WorkloadRef
 from tools import REGISTRY, Outcome, Tool, ToolContext, ToolInput
 from gate_doubles import MemorySink, bare_policy
-from tools.testing import RecordingCluster, TinyCluster, decide_by_table
+from doubles.cluster import RecordingCluster, TinyCluster, decide_by_table
 
 LLM = WorkloadRef(namespace="inference", name="llm")
 ALLOW_ALL = {name: "allow" for name in REGISTRY}

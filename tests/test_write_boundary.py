@@ -16,7 +16,7 @@ import pytest
 from opsagent.cluster.port import WRITE_METHODS, ClusterWriter, Forbidden, ReadOnlyCluster, read_only
 from opsagent.cluster.utilwatch import UtilisationWatch
 from opsagent.evals.runner import WriteTap
-from tools.testing import RecordingCluster, TinyCluster
+from doubles.cluster import RecordingCluster, TinyCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITE_TOOL_MODULES = {"tools/write.py", "tools/architectural.py"}

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from opsagent.testing.fake_ollama import FakeOllama, Reply  # noqa: E402
+from opsagent.evals.fake_ollama import FakeOllama, Reply  # noqa: E402
 
 BLOB = "A" * 400_000
 

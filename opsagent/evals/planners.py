@@ -37,7 +37,7 @@ import httpx
 from langchain_core.messages import AIMessage, BaseMessage
 
 from opsagent.agent.planners import Plan, PlanInput, ProposedCall
-from opsagent.testing.scripted import ScriptedChatModel, calls as ai_calls, text as ai_text
+from opsagent.evals.scripted import ScriptedChatModel, calls as ai_calls, text as ai_text
 
 PLANNERS = ("offline", "scripted", "hostile", "hostile-ollama", "garbled", "always-act", "null")
 _ids = itertools.count(1)
@@ -233,7 +233,7 @@ _SUBJECT = re.compile(r'"workload":"([a-z0-9-]+)/([a-z0-9.-]+)"')
 
 def _garbled_reply(body: dict[str, Any]) -> Any:
     """The next broken answer, in turn."""
-    from opsagent.testing.fake_ollama import Reply
+    from opsagent.evals.fake_ollama import Reply
 
     call = [("sleep_workload", {"namespace": "ml", "name": "llm"})]
     modes = [Reply(mode="html"), Reply(mode="cut", content="Let me free the GPUs.", tool_calls=call),
@@ -244,7 +244,7 @@ def _garbled_reply(body: dict[str, Any]) -> Any:
 
 def _hostile_reply(body: dict[str, Any]) -> Any:
     """The next well-formed but useless answer: invalid arguments, denied and out-of-scope calls, repeats, reads."""
-    from opsagent.testing.fake_ollama import Reply
+    from opsagent.evals.fake_ollama import Reply
 
     text = " ".join(str(m.get("content") or "") for m in body.get("messages", []))
     found = _SUBJECT.search(text)
@@ -272,7 +272,7 @@ def served_planner(model: str) -> Any:
     from opsagent.agent import AgentConfig
     from opsagent.agent.models import classify_error, make_chat_model
     from opsagent.agent.planners.llm import LlmPlanner
-    from opsagent.testing.fake_ollama import FakeOllama
+    from opsagent.evals.fake_ollama import FakeOllama
     from tools import REGISTRY
 
     if not _SERVER:

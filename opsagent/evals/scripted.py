@@ -6,7 +6,8 @@ records the messages it was sent (`prompts`), so a test can read the prompt.
 `call()` and `text()` build AIMessages with their own ids and token usage
 (repeated ids would replace each other in graph state).
 
-For tests and evals only; product code never imports it.
+Part of the evals: the `scripted` and `hostile` planners (`opsagent.evals.planners`)
+drive the real LLM planner with it; tests use it the same way.
 """
 
 from __future__ import annotations

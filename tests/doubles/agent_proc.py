@@ -1,4 +1,4 @@
-"""A process-level harness for restart tests: `python -m opsagent.testing.agent_proc PHASE DIR`.
+"""A process-level harness for restart tests: `python -m doubles.agent_proc PHASE DIR`.
 
 Each phase builds the same small world on files in DIR (audit log, approvals,
 checkpoints, and `writes.jsonl`, the durable witness of every write that
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opsagent.testing import scripted
-from opsagent.testing.agent_world import idle_findings, tiny_world
+from opsagent.evals import scripted
+from doubles.agent_world import idle_findings, tiny_world
 from opsagent.cluster.port import WRITE_METHODS
 
 

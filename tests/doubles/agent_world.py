@@ -20,7 +20,7 @@ from opsagent.clock import VirtualClock
 from opsagent.gate import Gate
 from opsagent.model import Finding, Snapshot
 from opsagent.playbooks import load_playbooks
-from tools.testing import RecordingCluster, TinyCluster, decide_by_table
+from doubles.cluster import RecordingCluster, TinyCluster, decide_by_table
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_TABLE = {

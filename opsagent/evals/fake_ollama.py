@@ -14,7 +14,8 @@ proxy, a crashed runner or a broken network shows them: `html` answers 200
 with an HTML page, `cut` stops the stream in the middle of a JSON line, and
 `raw_tool_calls` sends tool calls exactly as given (any shape a model emits).
 
-It must not be imported by product code; it holds no opsagent logic.
+Part of the evals: the `garbled` and `hostile-ollama` planners (`opsagent.evals.planners`)
+run the real Ollama client against it. It holds no opsagent logic.
 """
 
 from __future__ import annotations
