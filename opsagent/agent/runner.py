@@ -431,12 +431,15 @@ class Agent:
         return self._invoke(Command(resume=answer), thread_id, values)
 
     def waiting(self) -> list[tuple[str, int]]:
-        """Runs paused for a person: (thread id, approval id)."""
-        # Only threads that were ever interrupted can be waiting: a small set, even after many runs.
-        rows = self._conn.execute("SELECT DISTINCT thread_id FROM writes WHERE channel = '__interrupt__' "
-                                  "ORDER BY thread_id").fetchall()
+        """Runs paused for a person: (thread id, approval id).
+
+        The candidates are the runs that ever filed an approval request (the queue keeps
+        each request's thread id); the checkpointer says, through its public state API,
+        which of them are paused now.
+        """
+        queue = self.approvals if self.approvals is not None else self.deps.gate.approvals
         out = []
-        for (thread_id,) in rows:
+        for thread_id in queue.threads():
             values, interrupted, _ = self._thread(thread_id)
             if interrupted and values.get("pending_approval") is not None:
                 out.append((thread_id, int(values["pending_approval"])))

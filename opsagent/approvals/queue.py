@@ -70,6 +70,20 @@ _COLUMNS: dict[str, type] = {
 }
 
 
+def approval_threads(conn: Connection) -> list[str]:
+    """The agent runs (thread ids) that ever asked a person for an approval, in order.
+
+    Only these can be waiting: a run pauses for a person right after the gate files its
+    request, and the request carries the run's thread id. The caller asks the checkpointer
+    which of them are still paused. An empty list when the file holds no approvals yet.
+    """
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone()
+    if exists is None:
+        return []
+    rows = conn.execute(f"SELECT DISTINCT thread_id FROM [{TABLE}] WHERE thread_id IS NOT NULL ORDER BY thread_id")
+    return [thread_id for (thread_id,) in rows]
+
+
 def _canonical(by: str) -> str:
     """The decider's name as every door normalises it; a name that cannot be a person's stays as given,
     so `_check_approver` refuses it (and the refusal is audited)."""
@@ -200,6 +214,10 @@ class ApprovalQueue:
         else:
             rows = self.store.db.conn.execute(f"SELECT * FROM [{TABLE}] WHERE state = ? ORDER BY id", (state,))
         return [_to_approval(r) for r in rows]
+
+    def threads(self) -> list[str]:
+        """Agent runs that ever asked for an approval (`approval_threads`)."""
+        return approval_threads(self.store.db.conn)
 
     def result_summary(self, approval_id: int) -> str | None:
         row = self.store.db.conn.execute(f"SELECT result_summary FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()

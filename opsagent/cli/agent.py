@@ -98,6 +98,7 @@ def waiting_cmd(db: Path = DbOpt, output: Output = OutputOpt) -> None:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from opsagent.agent.graph import Deps, build_graph
+    from opsagent.approvals.queue import approval_threads
     from opsagent.audit import AuditError
     from opsagent.audit.database import connect
 
@@ -110,7 +111,7 @@ def waiting_cmd(db: Path = DbOpt, output: Output = OutputOpt) -> None:
         graph = build_graph(Deps(gate=None, observe=lambda: None, detect_fn=lambda s: [], playbooks=None, policy=None,  # type: ignore[arg-type]
                                  recorder=None, clock=None, config=None, planners={})).compile(checkpointer=SqliteSaver(conn))  # type: ignore[arg-type]
         rows = []
-        for (thread_id,) in conn.execute("SELECT DISTINCT thread_id FROM writes WHERE channel = '__interrupt__' ORDER BY thread_id"):
+        for thread_id in approval_threads(conn):  # only runs that asked a person can be paused for one
             snap = graph.get_state({"configurable": {"thread_id": thread_id}})
             if snap.interrupts:
                 payload = snap.interrupts[0].value
