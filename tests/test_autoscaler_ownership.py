@@ -17,7 +17,8 @@ import pytest
 
 from opsagent.cluster.sim import SimCluster
 from opsagent.cluster.sim.scenario import ScenarioError, parse_scenario
-from opsagent.gate import Gate, MemoryRecorder
+from doubles.recorder import MemoryRecorder
+from opsagent.gate import Gate
 from opsagent.model import Autoscaler, Snapshot, ToolCall, WorkloadRef
 from opsagent.policy.ownership import autoscaler_refusal
 from gate_doubles import MemorySink, bare_policy

@@ -17,7 +17,8 @@ from opsagent.cluster.port import DisruptionBlocked
 from opsagent.cluster.sim import SimCluster
 from opsagent.cluster.sim.scenario import ScenarioError, parse_scenario
 from opsagent.detect import detect
-from opsagent.gate import Gate, MemoryRecorder
+from doubles.recorder import MemoryRecorder
+from opsagent.gate import Gate
 from opsagent.model import ToolCall
 from gate_doubles import MemorySink, bare_policy
 from doubles.cluster import RecordingCluster, decide_by_table

@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from opsagent.cluster.port import Conflict, Unavailable
-from opsagent.gate import Gate, MemoryRecorder
+from doubles.recorder import MemoryRecorder
+from opsagent.gate import Gate
 from opsagent.model import AuditEntry, Decision, RuleRef, ToolCall
 from gate_doubles import MemorySink, bare_policy
 from doubles.cluster import RecordingCluster, TinyCluster, decide_by_table

@@ -25,7 +25,8 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from opsagent.gate import Gate, MemoryRecorder
+from doubles.recorder import MemoryRecorder
+from opsagent.gate import Gate
 from opsagent.model import Approval, Decision, RuleRef, ToolCall
 from opsagent.policy import PolicyError, load_policy
 from tools import REGISTRY, risk_table

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from opsagent.gate import Gate, MemoryRecorder
+from doubles.recorder import MemoryRecorder
+from opsagent.gate import Gate
 from opsagent.gate.recovery import before_of, observed_effect
 from opsagent.model import AuditEntry, ToolCall, WorkloadRef
 from gate_doubles import MemorySink, bare_policy

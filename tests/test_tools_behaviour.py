@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from opsagent.clock import VirtualClock
-from opsagent.gate import Gate, MemoryRecorder
+from doubles.recorder import MemoryRecorder
+from opsagent.gate import Gate
 from opsagent.model import Approval, Finding, RuleRef, ToolCall, WorkloadRef
 from tools import REGISTRY, Outcome, Tool, ToolContext, ToolInput
 from gate_doubles import MemorySink, bare_policy

@@ -32,7 +32,6 @@ from opsagent.cluster.port import Cluster, ClusterError, read_only
 from opsagent.gate.keys import OUTCOME, args_hash, executed_key, status_of, step_key
 from opsagent.gate.support import (
     MAX_ARGS_BYTES,
-    MemoryRecorder,
     builtin,
     counts_for,
     format_validation_error,
@@ -45,7 +44,7 @@ from opsagent.model import (Approval, AuditEntry, Decision, RuleRef, Snapshot, T
 from opsagent.policy.ownership import autoscaler_refusal
 from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
 
-__all__ = ["ApprovalSink", "Gate", "GatePolicy", "MemoryRecorder", "Recorder", "MAX_ARGS_BYTES"]
+__all__ = ["ApprovalSink", "Gate", "GatePolicy", "Recorder", "MAX_ARGS_BYTES"]
 
 
 
