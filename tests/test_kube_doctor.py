@@ -10,7 +10,7 @@ Slack, when any of its secrets is set (environment or --slack-token-file): the
 bot token must pass auth.test; in Socket Mode (asked for, or an app token set)
 the app token must pass apps.connections.open; in HTTP mode
 SLACK_SIGNING_SECRET must be set. No token ever appears in the output. Run
-against the project's fake Slack Web API (opsagent/chat/fakeslack.py), and for
+against the project's fake Slack Web API (tests/doubles/fakeslack.py), and for
 refusals against this file's fake, which knows which tokens are good.
 """
 
