@@ -20,7 +20,7 @@ from opsagent.model import GpuRequirement, WorkloadRef
 
 from tools import effects
 from tools.args import Replicas, WorkloadArgs, find_workload
-from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+from tools.base import Outcome, Tool, ToolContext, ToolInput
 from tools.write import _done
 
 MIN_ANNOTATION = "opsagent.dev/min-replicas"

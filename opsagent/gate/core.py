@@ -31,7 +31,6 @@ from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster, ClusterError, read_only
 from opsagent.gate.keys import OUTCOME, args_hash, executed_key, status_of, step_key
 from opsagent.gate.support import (
-    MAX_ARGS_BYTES,
     MemoryRecorder,
     builtin,
     counts_for,
@@ -40,7 +39,7 @@ from opsagent.gate.support import (
     target_key,
 )
 from opsagent.gate.recovery import before_of, observed_effect
-from opsagent.model import (Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
+from opsagent.model import (MAX_ARGS_BYTES, Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
                             bounded_json, is_stand_in)
 from opsagent.policy.ownership import autoscaler_refusal
 from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names

@@ -167,7 +167,7 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
             compiled.line, compiled.column = locate(marks, ("rules", index))  # type: ignore[attr-defined]
             _check_rule(name, compiled, marks, risks, bool(default_approvers), problems)
             rules.append(compiled)
-        for index, limit in enumerate(doc.limits):
+        for limit in doc.limits:
             limits.append(CompiledLimit(
                 limit=limit, file=name, tools=Patterns(limit.tools),
                 namespaces=Patterns(limit.namespaces) if limit.namespaces else None,
