@@ -26,7 +26,7 @@ from opsagent.cluster.sim import Scenario, SimCluster
 from opsagent.detect import Attempts, detect
 from opsagent.detect.common import Acted, Rejection
 from opsagent.model import (
-    AuditEntry, GpuRequirement, Node, NodeCondition, Revision, RolloutState, Snapshot, ToolCall)
+    AuditEntry, GpuRequirement, Node, Revision, RolloutState, Snapshot, ToolCall)
 from opsagent.policy.decide import decide
 from opsagent.policy.limits import Counts
 from tools import risk_table

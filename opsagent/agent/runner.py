@@ -127,7 +127,7 @@ class Agent:
         elif planner == "offline":
             primary = planners["offline"]
         else:
-            primary = planner  # type: ignore[assignment]
+            primary = planner
         planners[primary.name] = primary
         if getattr(primary, "no_fallback", False):  # a control planner (the evals' null) must not hand over its runs
             planners = {primary.name: primary}
