@@ -25,8 +25,9 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 
 from opsagent.audit.records import AuditRecord
+from opsagent.audit.schema import RETURN_TOOLS
 
-RETURN_TOOLS = ("wake_workload", "scale_workload", "create_workload")
+__all__ = ["RETURN_TOOLS", "FreedPeriod", "freed_periods", "gpu_hours_freed", "gpus_freed_by", "return_time", "workload_of"]
 
 
 class FreedPeriod(BaseModel):
@@ -42,7 +43,8 @@ class FreedPeriod(BaseModel):
         return self.gpus * max((self.end - self.start).total_seconds(), 0.0) / 3600.0
 
 
-def _workload(record: AuditRecord) -> str | None:
+def workload_of(record: AuditRecord) -> str | None:
+    """namespace/name of the workload a record concerns (SQL twin: `query.WORKLOAD_KEY`)."""
     if record.namespace and record.workload:
         return f"{record.namespace}/{record.workload}"
     named = (record.data or {}).get("workload")
@@ -85,7 +87,7 @@ def freed_periods(records: Iterable[AuditRecord], *, since: datetime | None, end
             periods.append(FreedPeriod(workload=workload, gpus=gpus, start=lo, end=hi))
 
     for record in records:
-        workload = _workload(record)
+        workload = workload_of(record)
         if workload is None:
             continue
         back = return_time(record)
