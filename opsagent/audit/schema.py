@@ -26,7 +26,9 @@ FTS_TRIGGER = "audit_fts_insert"
 # partial index idx_audit_gpu_events. Both clauses are written out: a partial index takes no parameters.
 RETURN_TOOLS = ("wake_workload", "scale_workload", "create_workload")
 _APPLIED = "kind = 'result' AND outcome = 'ok' AND dry_run = 0"
-FREEING_WHERE = f"{_APPLIED} AND json_extract(data, '$.gpus_freed') > 0"
+# exactly `freed.gpus_freed_by(record) > 0`: a number above 0, and no dry run noted in the data either
+FREEING_WHERE = (f"{_APPLIED} AND json_type(data, '$.gpus_freed') IN ('integer', 'real') "
+                 f"AND json_extract(data, '$.gpus_freed') > 0 AND NOT coalesce(json_extract(data, '$.dry_run'), 0)")
 GPU_EVENT_WHERE = (f"{_APPLIED} AND (json_extract(data, '$.gpus_freed') > 0 "
                    f"OR tool IN ({', '.join(repr(t) for t in RETURN_TOOLS)}))")
 # A model call is the `run` row the agent writes per call, keyed `{run_id}:run:llm{n}` (see opsagent.agent.graph);
