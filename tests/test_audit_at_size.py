@@ -12,8 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from opsagent.audit import AuditFilter, AuditStore
-from opsagent.audit import query
+from opsagent.audit import AuditFilter, AuditStore, query
 from opsagent.audit.freed import gpu_hours_freed
 from opsagent.audit.schema import FTS_TABLE, FTS_TRIGGER, SCHEMA_VERSION
 from opsagent.model import AuditEntry

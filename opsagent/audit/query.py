@@ -19,7 +19,14 @@ from pydantic import BaseModel, Field
 from opsagent.audit.freed import gpu_hours_freed, workload_of
 from opsagent.audit.records import AuditRecord, iso
 from opsagent.audit.schema import (
-    AUDIT_TABLE, CONTENT_COLUMNS, FREEING_WHERE, FTS_COLUMNS, FTS_STATE_TABLE, GPU_EVENT_WHERE, FTS_TABLE, MODEL_CALL_WHERE,
+    AUDIT_TABLE,
+    CONTENT_COLUMNS,
+    FREEING_WHERE,
+    FTS_COLUMNS,
+    FTS_STATE_TABLE,
+    FTS_TABLE,
+    GPU_EVENT_WHERE,
+    MODEL_CALL_WHERE,
 )
 from opsagent.model import Effect, EntryKind, Outcome
 
