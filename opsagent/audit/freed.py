@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
 from opsagent.audit.records import AuditRecord
 from opsagent.audit.schema import RETURN_TOOLS
 
-__all__ = ["RETURN_TOOLS", "FreedPeriod", "freed_periods", "gpu_hours_freed", "gpus_freed_by", "return_time", "workload_of"]
+__all__ = ["RETURN_TOOLS", "FreedPeriod", "GpuEvent", "event_of", "freed_periods", "gpu_hours_freed", "gpus_freed_by", "return_time", "workload_of"]
 
 
 class FreedPeriod(BaseModel):
@@ -74,8 +75,25 @@ def return_time(record: AuditRecord) -> datetime | None:
     return record.time - timedelta(milliseconds=record.duration_ms or 0.0)
 
 
-def freed_periods(records: Iterable[AuditRecord], *, since: datetime | None, end: datetime) -> list[FreedPeriod]:
-    """Periods during which opsagent held GPUs free, from records in time order, clipped to [since, end]."""
+class GpuEvent(NamedTuple):
+    """What one record means for GPU-hours: its workload, its time, GPUs it freed (0: none) and,
+    for a return, when it took them again (None: not a return). `query` reads these straight
+    from SQL (`query.GPU_EVENT_COLUMNS`); `event_of` makes one from a record."""
+
+    workload: str | None
+    time: datetime
+    gpus: float
+    back: datetime | None
+
+
+def event_of(record: AuditRecord) -> GpuEvent:
+    return GpuEvent(workload_of(record), record.time, gpus_freed_by(record), return_time(record))
+
+
+def freed_periods(records: Iterable[AuditRecord | GpuEvent], *, since: datetime | None,
+                  end: datetime) -> list[FreedPeriod]:
+    """Periods during which opsagent held GPUs free, from records (or their events) in time order,
+    clipped to [since, end]."""
     open_: dict[str, tuple[datetime, float]] = {}
     periods: list[FreedPeriod] = []
 
@@ -86,22 +104,20 @@ def freed_periods(records: Iterable[AuditRecord], *, since: datetime | None, end
         if hi > lo:
             periods.append(FreedPeriod(workload=workload, gpus=gpus, start=lo, end=hi))
 
-    for record in records:
-        workload = workload_of(record)
+    for item in records:
+        workload, at, gpus, back = item if isinstance(item, GpuEvent) else event_of(item)
         if workload is None:
             continue
-        back = return_time(record)
         if back is not None and workload in open_:
             close(workload, back)
-        gpus = gpus_freed_by(record)
         if gpus > 0:
             if workload in open_:
-                close(workload, record.time)
-            open_[workload] = (record.time, gpus)
+                close(workload, at)
+            open_[workload] = (at, gpus)
     for workload in list(open_):
         close(workload, end)
     return periods
 
 
-def gpu_hours_freed(records: Iterable[AuditRecord], *, since: datetime | None, end: datetime) -> float:
+def gpu_hours_freed(records: Iterable[AuditRecord | GpuEvent], *, since: datetime | None, end: datetime) -> float:
     return round(sum(p.gpu_hours for p in freed_periods(records, since=since, end=end)), 4)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from pydantic import BaseModel, Field
 
-from opsagent.audit.freed import gpu_hours_freed, workload_of
+from opsagent.audit.freed import RETURN_TOOLS, GpuEvent, gpu_hours_freed
 from opsagent.audit.records import AuditRecord, iso
 from opsagent.audit.schema import (
     AUDIT_TABLE,
@@ -216,34 +216,53 @@ WORKLOAD_KEY = ("CASE WHEN coalesce(namespace, '') != '' AND coalesce(workload, 
                 "THEN namespace || '/' || workload ELSE json_extract(data, '$.workload') END")   # `freed.workload_of`
 
 
-def _freeing_and_returns(conn: sqlite3.Connection, since: datetime | None, end: datetime) -> list[AuditRecord]:
-    """The records `gpu_hours_freed` needs for [since, end], oldest first: the GPU events (successful, applied
-    results that freed GPUs or may have taken them again) within the range, plus, for each workload, its events
-    from its last freeing before `since` on (they decide whether its GPUs were still free when the range began).
+# One GPU event per row, computed in SQL exactly as `freed.event_of` computes it from a record:
+# workload, time, GPUs freed (0 unless a freeing), and whether it is a return (to one or more replicas).
+_REPLICAS = ("CASE WHEN json_type(data, '$.replicas') IS NOT NULL THEN json_extract(data, '$.replicas') "
+             "ELSE json_extract(args, '$.replicas') END")
+_REPLICAS_TYPE = ("CASE WHEN json_type(data, '$.replicas') IS NOT NULL THEN json_type(data, '$.replicas') "
+                  "ELSE json_type(args, '$.replicas') END")
+GPU_EVENT_COLUMNS = (
+    f"{WORKLOAD_KEY}, time, CASE WHEN {FREEING_WHERE} THEN json_extract(data, '$.gpus_freed') ELSE 0 END, "
+    f"CASE WHEN NOT coalesce(json_extract(data, '$.dry_run'), 0) AND tool IN ({', '.join(repr(t) for t in RETURN_TOOLS)}) "
+    f"AND (tool = 'wake_workload' OR ({_REPLICAS_TYPE} IN ('integer', 'true') AND {_REPLICAS} > 0)) "
+    f"THEN coalesce(duration_ms, 0) END"
+)
+
+
+def _events(cursor: sqlite3.Cursor) -> list[GpuEvent]:
+    out = []
+    for workload, at, gpus, waited_ms in cursor:
+        when = datetime.fromisoformat(at)
+        back = when - timedelta(milliseconds=waited_ms) if waited_ms is not None else None
+        out.append(GpuEvent(str(workload) if workload else None, when, float(gpus), back))
+    return out
+
+
+def _gpu_events(conn: sqlite3.Connection, since: datetime | None, end: datetime) -> list[GpuEvent]:
+    """The GPU events `gpu_hours_freed` needs for [since, end], oldest first: those within the range, plus,
+    for each workload, its events from its last freeing before `since` on (they decide whether its GPUs
+    were still free when the range began).
 
     Earlier records cannot change the result: a freeing opens a new period whatever came before it.
     Both reads go through partial indexes that hold only freeings (idx_audit_freeings) or GPU events
-    (idx_audit_gpu_events), so the cost follows those rows, not the whole log.
+    (idx_audit_gpu_events), and return a few columns computed in SQL, never whole rows.
     """
+    select = f"SELECT {GPU_EVENT_COLUMNS} FROM [{AUDIT_TABLE}] WHERE {GPU_EVENT_WHERE}"
     if since is None:
-        return _records(conn.execute(
-            f"SELECT * FROM [{AUDIT_TABLE}] WHERE {GPU_EVENT_WHERE} AND time <= ? ORDER BY time, id", [iso(end)]))
+        return _events(conn.execute(f"{select} AND time <= ? ORDER BY time, id", [iso(end)]))
     lo = iso(since)
     last_freeing = {w: datetime.fromisoformat(t) for w, t in conn.execute(
         f"SELECT w, max(time) FROM (SELECT {WORKLOAD_KEY} AS w, time FROM [{AUDIT_TABLE}] "
         f"WHERE {FREEING_WHERE} AND time < ?) WHERE w IS NOT NULL GROUP BY w", [lo])}
-    carried: list[AuditRecord] = []
+    carried: list[GpuEvent] = []
     if last_freeing:
         earliest = iso(min(last_freeing.values()))
-        for record in _records(conn.execute(
-                f"SELECT * FROM [{AUDIT_TABLE}] WHERE {GPU_EVENT_WHERE} AND time >= ? AND time < ? ORDER BY time, id",
-                [earliest, lo])):
-            start = last_freeing.get(workload_of(record) or "")
-            if start is not None and record.time >= start:
-                carried.append(record)
-    return carried + _records(conn.execute(
-        f"SELECT * FROM [{AUDIT_TABLE}] WHERE {GPU_EVENT_WHERE} AND time >= ? AND time <= ? ORDER BY time, id",
-        [lo, iso(end)]))
+        for event in _events(conn.execute(f"{select} AND time >= ? AND time < ? ORDER BY time, id", [earliest, lo])):
+            start = last_freeing.get(event.workload or "")
+            if start is not None and event.time >= start:
+                carried.append(event)
+    return carried + _events(conn.execute(f"{select} AND time >= ? AND time <= ? ORDER BY time, id", [lo, iso(end)]))
 
 
 def stats(conn: sqlite3.Connection, *, since: datetime | None = None, now: datetime) -> AuditStats:
@@ -271,7 +290,7 @@ def stats(conn: sqlite3.Connection, *, since: datetime | None = None, now: datet
         actions=actions,
         denials=denials,
         approvals_waiting=waiting,
-        gpu_hours_freed=gpu_hours_freed(_freeing_and_returns(conn, since, now), since=since, end=now),
+        gpu_hours_freed=gpu_hours_freed(_gpu_events(conn, since, now), since=since, end=now),
         gpus_freed=one(f"SELECT coalesce(sum(json_extract(data, '$.gpus_freed')), 0) FROM {t} "
                        f"WHERE kind = 'result' AND outcome = 'ok' AND dry_run = 0 AND data IS NOT NULL "
                        f"AND coalesce(json_extract(data, '$.dry_run'), 0) = 0 "
