@@ -269,3 +269,15 @@ def test_a_virtual_clock_database_is_judged_in_its_own_time(db, tmp_path, monkey
     # durations count back from the database's now too
     since = json.loads(run("audit", "list", "--since", "3m", "-o", "json").stdout)
     assert {x["time"][:16] for x in since} == {"2026-01-05T00:12"}
+
+
+def test_stats_covers_the_last_week_unless_told_otherwise(tmp_path):
+    db = tmp_path / "week.db"
+    now = datetime.now(timezone.utc)
+    with AuditStore(db) as store:
+        for days in (1, 3, 10, 40):
+            store.record(AuditEntry(time=now - timedelta(days=days), kind="result", actor="daemon",
+                                    tool="sleep_workload", outcome="ok"))
+    assert json.loads(run("audit", "stats", "--db", str(db), "-o", "json").stdout)["rows"] == 2
+    assert json.loads(run("audit", "stats", "--db", str(db), "--since", "all", "-o", "json").stdout)["rows"] == 4
+    assert json.loads(run("audit", "stats", "--db", str(db), "--since", "30d", "-o", "json").stdout)["rows"] == 3

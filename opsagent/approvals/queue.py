@@ -215,9 +215,9 @@ class ApprovalQueue:
             rows = self.store.db.conn.execute(f"SELECT * FROM [{TABLE}] WHERE state = ? ORDER BY id", (state,))
         return [_to_approval(r) for r in rows]
 
-    def threads(self) -> list[str]:
+    def threads(self) -> tuple[str, ...]:
         """Agent runs that ever asked for an approval (`approval_threads`)."""
-        return approval_threads(self.store.db.conn)
+        return tuple(approval_threads(self.store.db.conn))
 
     def result_summary(self, approval_id: int) -> str | None:
         row = self.store.db.conn.execute(f"SELECT result_summary FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()

@@ -23,7 +23,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from opsagent.approvals import MACHINE_ACTORS, AlreadyDecided, AlreadyRunning, ApprovalError, ApprovalQueue
+from opsagent.approvals import AlreadyDecided, AlreadyRunning, ApprovalError, ApprovalQueue
 from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
 from opsagent.cli.common import id_argument
 from opsagent.model import Approval, ApprovalState
