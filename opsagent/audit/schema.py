@@ -105,7 +105,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         )
     for cols, unique in _INDEXES:
         name = "idx_audit_" + "_".join(cols)
-        db[AUDIT_TABLE].create_index(list(cols), index_name=name, unique=unique, if_not_exists=True)
+        db.table(AUDIT_TABLE).create_index(list(cols), index_name=name, unique=unique, if_not_exists=True)
     db.execute(f"CREATE INDEX IF NOT EXISTS idx_audit_model_calls ON [{AUDIT_TABLE}] (actor, time) WHERE {MODEL_CALL_WHERE}")
     db.execute("DROP INDEX IF EXISTS idx_audit_kind_outcome")   # a prefix of idx_audit_kind_outcome_time
     db.execute(f"CREATE INDEX IF NOT EXISTS idx_audit_freeings ON [{AUDIT_TABLE}] (time) WHERE {FREEING_WHERE}")
@@ -115,15 +115,15 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     # External-content FTS5 table (the form sqlite-utils' enable_fts makes, written here so it
     # joins the open transaction), kept current by an insert trigger inside each append's own
     # transaction. The audit table is append-only, so no update or delete trigger is needed.
-    cols = ", ".join(f"[{c}]" for c in FTS_COLUMNS)
-    db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS [{FTS_TABLE}] USING FTS5 ({cols}, content=[{AUDIT_TABLE}])")
+    fts_cols = ", ".join(f"[{c}]" for c in FTS_COLUMNS)
+    db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS [{FTS_TABLE}] USING FTS5 ({fts_cols}, content=[{AUDIT_TABLE}])")
     if not db[FTS_STATE_TABLE].exists():
         db.create_table(FTS_STATE_TABLE, {"id": int, "last_indexed_id": int, "backfill_to": int}, pk="id",
                         if_not_exists=True)
     elif "backfill_to" not in db[FTS_STATE_TABLE].columns_dict:
         db.execute(f"ALTER TABLE [{FTS_STATE_TABLE}] ADD COLUMN backfill_to INTEGER")
     db.execute(f"INSERT OR IGNORE INTO [{FTS_STATE_TABLE}] (id, last_indexed_id) VALUES (1, 0)")
-    if not db[AUDIT_TABLE].triggers_dict.get(FTS_TRIGGER):
+    if not db.table(AUDIT_TABLE).triggers_dict.get(FTS_TRIGGER):
         # Rows already there (an older database) are indexed later in short batches up to here;
         # from now on every append indexes its own row.
         db.execute(f"UPDATE [{FTS_STATE_TABLE}] SET backfill_to = (SELECT coalesce(max(id), 0) FROM [{AUDIT_TABLE}]) "

@@ -10,6 +10,8 @@ refuse UPDATE and DELETE on the audit table. Read-only queries live in `query`.
 
 from __future__ import annotations
 
+import builtins
+
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,7 +130,8 @@ class AuditStore:
         values = [row[c] for c in CONTENT_COLUMNS]
         values += [prev_hash, row_hash(prev_hash, row)]
         cursor = conn.execute(_INSERT, values)
-        return int(cursor.lastrowid), True
+        assert cursor.lastrowid is not None   # an INSERT always sets it
+        return cursor.lastrowid, True
 
     @staticmethod
     def _recent(kind: str, since: datetime, **filters: str | None) -> tuple[str, list[Any]]:
@@ -230,7 +233,7 @@ class AuditStore:
         with self._lock:
             return query.story(self.db.conn, audit_id)
 
-    def search(self, text: str, *, limit: int = 50) -> list[AuditRecord]:
+    def search(self, text: str, *, limit: int = 50) -> builtins.list[AuditRecord]:
         """Full-text search over summary, tool, args, rule name and message (newest first)."""
         self.catch_up_index()
         with self._lock:
@@ -251,7 +254,7 @@ class AuditStore:
             backlog -= step
         return done
 
-    def finding_history(self, *, since: datetime) -> list[AuditRecord]:
+    def finding_history(self, *, since: datetime) -> builtins.list[AuditRecord]:
         """What detection remembers of findings since `since` (see `query.finding_history`)."""
         with self._lock:
             return query.finding_history(self.db.conn, since=since)
