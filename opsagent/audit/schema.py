@@ -130,7 +130,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
                    f"WHERE id = 1")
         new = ", ".join(f"new.[{c}]" for c in FTS_COLUMNS)
         db.execute(f"CREATE TRIGGER [{FTS_TRIGGER}] AFTER INSERT ON [{AUDIT_TABLE}] "
-                   f"BEGIN INSERT INTO [{FTS_TABLE}] (rowid, {cols}) VALUES (new.id, {new}); END")
+                   f"BEGIN INSERT INTO [{FTS_TABLE}] (rowid, {fts_cols}) VALUES (new.id, {new}); END")
     if not db[META_TABLE].exists():
         db.create_table(META_TABLE, {"key": str, "value": str}, pk="key", if_not_exists=True)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
