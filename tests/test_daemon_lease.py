@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timezone
+from typing import Callable
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -55,8 +56,8 @@ class FakeCoordination:
 
 def test_one_holder_renewal_takeover_after_expiry_and_release() -> None:
     api, clock = FakeCoordination(), VirtualClock(datetime(2026, 1, 5, tzinfo=timezone.utc))
-    a = LeaseLeader(KubeLease(api, namespace="opsagent", name="opsagent-daemon", identity="a", lease_seconds=30, clock=clock))
-    b = LeaseLeader(KubeLease(api, namespace="opsagent", name="opsagent-daemon", identity="b", lease_seconds=30, clock=clock))
+    a = KubeLease(api, namespace="opsagent", name="opsagent-daemon", identity="a", lease_seconds=30, clock=clock)
+    b = KubeLease(api, namespace="opsagent", name="opsagent-daemon", identity="b", lease_seconds=30, clock=clock)
     assert a.try_acquire() and not b.try_acquire()
     clock.advance(20)
     assert a.try_acquire() and not b.try_acquire()          # renewed: still a's
@@ -67,7 +68,7 @@ def test_one_holder_renewal_takeover_after_expiry_and_release() -> None:
     assert api.leases["opsagent-daemon"].spec.lease_transitions == 1
     b.release()
     assert a.try_acquire()                                   # released: a gets it at once
-    assert b.where == "Lease opsagent/opsagent-daemon"
+    assert LeaseLeader(b).where == "Lease opsagent/opsagent-daemon"
 
 
 def test_a_stale_read_loses_the_race() -> None:
@@ -91,7 +92,7 @@ def test_a_stale_read_loses_the_race() -> None:
 
 def test_only_the_holder_notes_the_audit_head_on_the_lease() -> None:
     api, clock = FakeCoordination(), VirtualClock(datetime(2026, 1, 5, tzinfo=timezone.utc))
-    a = LeaseLeader(KubeLease(api, namespace="opsagent", name="opsagent-daemon", identity="a", lease_seconds=30, clock=clock))
+    a = KubeLease(api, namespace="opsagent", name="opsagent-daemon", identity="a", lease_seconds=30, clock=clock)
     b = KubeLease(api, namespace="opsagent", name="opsagent-daemon", identity="b", lease_seconds=30, clock=clock)
     assert b.publish({"opsagent.dev/audit-head": "1:x"}) is False            # no Lease yet
     assert a.try_acquire()
@@ -269,3 +270,97 @@ def test_the_cli_reads_the_lease_from_the_manifest_environment(tmp_path):
         assert result.exit_code == 0, result.output
         lease = emu.stored("coordination.k8s.io/v1/leases", "ops-team", env["OPSAGENT_LEASE_NAME"])
     assert lease["metadata"]["name"] == "opsagent-leader"
+
+
+# --- renewal on its own thread -------------------------------------------------------------------------------------
+
+import kmock  # noqa: E402
+
+from opsagent.daemon.leader import LeaseLeader as _LeaseLeader  # noqa: E402
+
+
+def lease_store(emu: Emulator, namespace: str, name: str) -> list[bool]:
+    """Like serve_lease_replace, with a switch: once the returned list is non-empty, every PUT answers 500."""
+    failing: list[bool] = []
+
+    def replace(request):
+        if failing:
+            return kmock.Response(status=500, payload={"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                                       "code": 500, "message": "etcdserver: request timed out"})
+        body = json.loads(request.data if isinstance(request.data, (bytes, str)) else json.dumps(request.data))
+        emu.handler.objects["coordination.k8s.io/v1/leases", namespace, name] = body
+        return body
+
+    emu.handler[f"put {LEASES.format(ns=namespace)}/{name}"] << replace
+    return failing
+
+
+def renewing_daemon(emu: Emulator, tmp_path: Path, lease_seconds: int) -> Daemon:
+    kube = KubeCluster(api_client_for_url(emu.url))
+    runtime = open_runtime(policies=REPO / "policies", db=tmp_path / "ops.db", cluster_obj=kube)
+    leader = _LeaseLeader(KubeLease.for_cluster(kube, namespace="ops-team", name="opsagent-leader",
+                                                identity="leader", lease_seconds=lease_seconds))
+    options = DaemonOptions(cluster="kube", policies=REPO / "policies", playbooks=REPO / "playbooks",
+                            db=tmp_path / "ops.db", interval=0.05, cycles=1)
+    return Daemon(options, runtime=runtime, leader=leader)
+
+
+def slow_observe(daemon: Daemon, seconds: float, each: Callable[[], None]) -> None:
+    """Make the cycle's first read take `seconds`, calling `each` about ten times a second meanwhile."""
+    original = daemon.reconciler.observe
+
+    def observe():
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            each()
+            time.sleep(0.1)
+        return original()
+
+    daemon.reconciler.observe = observe
+
+
+def test_a_cycle_three_times_the_lease_keeps_it_and_a_standby_never_takes_it(tmp_path):
+    with Emulator() as emu:
+        lease_store(emu, "ops-team", "opsagent-leader")
+        daemon = renewing_daemon(emu, tmp_path, lease_seconds=2)
+        standby = KubeLease.for_cluster(KubeCluster(api_client_for_url(emu.url)), namespace="ops-team",
+                                        name="opsagent-leader", identity="standby", lease_seconds=2)
+        renewals: set[str] = set()
+        standby_won: list[bool] = []
+        leading: list[bool] = []
+
+        def meanwhile() -> None:
+            spec = emu.stored("coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader")["spec"]
+            renewals.add(spec["renewTime"])
+            standby_won.append(standby.try_acquire())
+            leading.append(daemon.still_leading())
+
+        slow_observe(daemon, 3 * 2 + 0.5, meanwhile)
+        assert daemon.run(install_signals=False) == 0
+    assert daemon.status.cycles == 1 and not daemon.status.last_error
+    assert len(standby_won) > 20 and not any(standby_won)        # asked all along, never got it
+    assert all(leading)
+    assert len(renewals) >= 4                                     # renewTime moved on during the one cycle
+
+
+def test_a_failed_renewal_stops_writes_and_readyz_says_so(tmp_path):
+    with Emulator() as emu:
+        failing = lease_store(emu, "ops-team", "opsagent-leader")
+        daemon = renewing_daemon(emu, tmp_path, lease_seconds=3)
+        seen: dict[str, object] = {}
+
+        def meanwhile() -> None:
+            failing.append(True)                                   # the API server starts answering 500
+            if "lost" not in seen and not daemon.still_leading():
+                seen["lost"] = True
+                seen["ready"] = daemon.status.ready()
+                seen["gate"] = daemon.runtime.gate.leading()
+                seen["stop"] = daemon.reconciler.should_stop()
+
+        slow_observe(daemon, 3.0, meanwhile)                        # longer than one renewal period (1 s)
+        daemon.run(install_signals=False)
+    assert seen.get("lost") is True
+    ready, detail = seen["ready"]
+    assert not ready and "lost the Lease ops-team/opsagent-leader" in detail and "etcdserver" in detail
+    assert seen["gate"] is False and seen["stop"] is True
+    assert daemon.metrics.value("opsagent_leader") == 0

@@ -257,3 +257,16 @@ def test_wake_uses_the_intents_warm_replicas_and_timeout(world, tmp_path):
     assert result.data["replicas"] == 2 and result.data["ready_replicas"] == 2
     assert 0 < result.data["waited_seconds"] <= 20 * 60
     assert world.sim.snapshot().workload(LLM).ready_replicas == 2
+
+
+def test_no_write_once_leadership_is_lost(world):
+    """The daemon points `gate.leading` at its leader: once the Lease is lost, an allowed write is refused and audited."""
+    leading = [True]
+    world.gate.leading = lambda: leading[0]
+    assert world.gate.submit(call("list_workloads", "daemon"), run_id="r").status == "ok"
+    leading[0] = False
+    result = world.gate.submit(call("scale_workload", "daemon", namespace="inference", name="llm", replicas=2), run_id="lost")
+    assert result.status == "error" and result.data["error"] == "NotLeader" and "lost leadership" in result.message
+    assert [w for w in world.cluster.writes if w[0] != "snapshot"] == []
+    assert world.gate.submit(call("list_workloads", "daemon"), run_id="r2").status == "ok"   # reads still run
+    assert world.kinds("lost") == ["proposal", "decision", "result"]

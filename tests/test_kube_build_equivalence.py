@@ -395,3 +395,56 @@ def test_records_keep_the_fields_they_were_always_built_with():
                                        "utilization"}
     dra = snap.node("dra-a").gpus[0]
     assert dra.model_fields_set == plugin.model_fields_set | {"switch_group", "numa_node"}
+
+
+# --- decoding a list response drops only what the view never reads --------------------------------------------------
+
+UNREAD_EXTRAS = {
+    "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}],
+    "selfLink": "/api/v1/x", "finalizers": ["x/y"],
+}
+
+
+def _as_served(raw: RawLists, decode: Callable[[bytes], Any]) -> RawLists:
+    """`raw` as the adapter gets it: each list serialised as a response body and decoded by `decode`; every
+    object's metadata also carries managedFields, as the API server sends them."""
+    out = copy.deepcopy(raw)
+    for name in ("deployments", "statefulsets", "replicasets", "pods", "nodes", "events", "resource_slices",
+                 "resource_claims"):
+        items = getattr(out, name)
+        if items is None:
+            continue
+        for item in items:
+            item.setdefault("metadata", {}).update(copy.deepcopy(UNREAD_EXTRAS))
+        setattr(out, name, decode(json.dumps({"items": items}).encode())["items"])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_decoding_without_unread_fields_gives_the_same_snapshot(name):
+    from opsagent.cluster.kube.read import decode_list
+
+    raw, metrics = CASES[name]()
+    full = build_snapshot(_as_served(raw, json.loads), now=NOW, metrics=metrics)
+    slim = build_snapshot(_as_served(raw, decode_list), now=NOW, metrics=metrics)
+    assert slim == full
+    assert slim.model_dump_json() == full.model_dump_json()
+
+
+def test_decode_list_drops_unread_records_but_never_a_label_or_annotation():
+    from opsagent.cluster.kube.read import decode_list
+
+    pod = {"metadata": {"name": "p", "managedFields": [{"manager": "m"}], "generateName": "p-",
+                        "labels": {"env": "prod", "ports": "80", "selfLink": "kept"},
+                        "annotations": {"command": "kept", "images": "kept"}},
+           "spec": {"containers": [{"name": "c", "image": "i:1", "env": [{"name": "A", "value": "1"}],
+                                    "resources": {"limits": {"nvidia.com/gpu": "1"}}}], "nodeName": "n1",
+                    "tolerations": [{"key": "k"}]},
+           "status": {"phase": "Running", "containerStatuses": [{"name": "c", "restartCount": 2, "imageID": "sha",
+                                                                 "lastState": {"terminated": {"exitCode": 1}}}]}}
+    [item] = decode_list(json.dumps({"items": [pod]}))["items"]
+    assert item["metadata"] == {"name": "p", "labels": {"env": "prod", "ports": "80", "selfLink": "kept"},
+                                "annotations": {"command": "kept", "images": "kept"}}
+    assert item["spec"] == {"containers": [{"name": "c", "image": "i:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+                            "nodeName": "n1"}
+    assert item["status"] == {"phase": "Running", "containerStatuses": [{"name": "c", "restartCount": 2}]}

@@ -8,16 +8,31 @@ directory all reach the same lock; a database file with a second hard link is
 refused (`check_single_name`), since nothing in its path would tell the two
 names apart; `LeaseLeader` wraps opsagent.cluster.kube.lease (only
 that package may import kubernetes). A standby keeps asking each cycle.
+
+Once a `LeaseLeader` holds the Lease, a thread of its own renews it every
+`lease_seconds / 3`, however long a cycle takes, so a standby never sees it
+expire under a working leader. The first renewal that fails (another daemon
+took the Lease, a conflict, an API error) drops leadership at once:
+`still_leading()` turns False and `on_lost(reason)` is called, so the cycle in
+progress stops acting before its next write; the loop's next `try_acquire()`
+asks the API server again. A file lock cannot be lost while the process lives,
+so `FileLeader` needs no thread.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from filelock import FileLock, Timeout
+
+from opsagent.cluster.port import ClusterError
+
+log = logging.getLogger("opsagent.daemon")
 
 
 class Leader(Protocol):
@@ -25,6 +40,10 @@ class Leader(Protocol):
     where: str
 
     def try_acquire(self) -> bool: ...
+
+    def still_leading(self) -> bool:
+        """True while leadership taken by the last `try_acquire()` still holds (checked before each write)."""
+        ...
 
     def release(self) -> None: ...
 
@@ -75,6 +94,9 @@ class FileLeader:
             return False
         return True
 
+    def still_leading(self) -> bool:
+        return bool(self._lock.is_locked)
+
     def release(self) -> None:
         if self._lock.is_locked:
             self._lock.release(force=True)
@@ -84,18 +106,72 @@ class FileLeader:
 
 
 class LeaseLeader:
-    """Leader election through a coordination.k8s.io Lease (see opsagent.cluster.kube.lease)."""
+    """Leader election through a coordination.k8s.io Lease (see opsagent.cluster.kube.lease), renewed on its own thread."""
 
-    def __init__(self, lease: Any) -> None:
+    def __init__(self, lease: Any, *, renew_every: float | None = None,
+                 on_lost: Callable[[str], None] | None = None) -> None:
         self._lease = lease
         self.identity = lease.identity
         self.where = f"Lease {lease.namespace}/{lease.name}"
+        self.renew_every = renew_every if renew_every is not None else lease.lease_seconds / 3
+        self.on_lost: Callable[[str], None] = on_lost or (lambda reason: None)
+        self.lost_reason = ""
+        self._calls = threading.Lock()     # one Lease call at a time: the renewer and publish share a resourceVersion
+        self._held = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def try_acquire(self) -> bool:
-        return bool(self._lease.try_acquire())
+        if self._held.is_set():
+            return True                    # the renewer keeps it; losing it clears _held at once
+        with self._calls:
+            got = bool(self._lease.try_acquire())
+        if got:
+            self.lost_reason = ""
+            self._held.set()
+            self._start_renewing()
+        return got
+
+    def still_leading(self) -> bool:
+        return self._held.is_set()
+
+    def _start_renewing(self) -> None:
+        if self._thread is not None:
+            self._thread.join()            # a renewer that lost the Lease is on its way out
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._renew, name="lease-renewer", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.renew_every):
+            try:
+                with self._calls:
+                    if self._stop.is_set():
+                        return
+                    kept = bool(self._lease.try_acquire())
+                reason = "" if kept else f"lost the {self.where}: another daemon holds it or changed it first"
+            except ClusterError as exc:
+                kept, reason = False, f"lost the {self.where}: renewal failed: {exc.message}"
+            except Exception as exc:  # boundary: any failure to renew means "not sure we lead", so stop acting
+                kept, reason = False, f"lost the {self.where}: renewal failed: {type(exc).__name__}: {exc}"
+            if not kept:
+                self.lost_reason = reason
+                self._held.clear()
+                try:
+                    self.on_lost(reason)
+                except Exception:  # noqa: BLE001 - a bad callback must not hide the loss; _held is already clear
+                    log.exception("leadership-lost callback failed")
+                return
 
     def release(self) -> None:
-        self._lease.release()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._held.clear()
+        with self._calls:
+            self._lease.release()
 
     def publish(self, annotations: dict[str, str]) -> None:
-        self._lease.publish(annotations)
+        with self._calls:
+            self._lease.publish(annotations)

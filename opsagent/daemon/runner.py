@@ -8,7 +8,10 @@ SIGTERM/SIGINT finish the step in progress and return exit code 0. A bounded
 run (`once`, `cycles`) returns 1 when one of its cycles failed.
 When the Lease cannot be used at all (RBAC refuses a verb, the namespace is
 missing, the API server does not answer), the daemon does not act, logs why
-once and keeps asking each interval; /readyz says why. Each distinct snapshot
+once and keeps asking each interval; /readyz says why. While it leads, the
+Lease is renewed on its own thread (leader.py); when a renewal fails, /readyz
+says so at once, the cycle in progress stops between findings, and the gate
+refuses any further write (`Gate.leading` is the leader's `still_leading`). Each distinct snapshot
 note (what the adapter could not see) is logged once as a warning and the
 current ones are listed on /readyz.
 After each cycle the audit chain's head (row count and newest hash) is
@@ -89,6 +92,9 @@ class Daemon:
         self.metrics = Metrics()
         self.status = Status(stuck_after=max(300.0, options.interval * 20))
         self.leader = leader or self._default_leader()
+        if hasattr(self.leader, "on_lost"):
+            self.leader.on_lost = self._leadership_lost  # type: ignore[attr-defined]
+        self._guarded = False   # True while run() loops: then every write needs the leader's still_leading()
         self.on_cycle = on_cycle or _log_cycle
         model = options.model
         if model:
@@ -105,7 +111,7 @@ class Daemon:
                                  base_url=options.base_url, observe=self.observe,
                                  detect_fn=self.detect, planner=planner)  # planner: a Planner object (evals, the demo)
         self.reconciler = Reconciler(self.runtime, self.agent, metrics=self.metrics, observe=self.observe, detect=self.detect,
-                                     on_run=on_run, should_stop=lambda: self.stop.is_set)
+                                     on_run=on_run, should_stop=lambda: self.stop.is_set or not self.still_leading())
         self.server: HealthServer | None = None
         self._cycle_lock = threading.Lock()
 
@@ -166,6 +172,7 @@ class Daemon:
                      " and the internal API" if internal else "", self.server.address)
         limit = 1 if self.options.once else self.options.cycles
         done, failed, was = 0, 0, None
+        gate_leading, self.runtime.gate.leading, self._guarded = self.runtime.gate.leading, self.still_leading, True
         try:
             while not self.stop.is_set and (limit is None or done < limit):
                 leading, error = self._try_lead()
@@ -194,6 +201,7 @@ class Daemon:
                     break
                 self.stop.wait(self._pause())
         finally:
+            self._guarded, self.runtime.gate.leading = False, gate_leading
             self.leader.release()
             self.agent.close()
             if self.server is not None:
@@ -204,6 +212,21 @@ class Daemon:
             log.error("%d of %d cycle(s) failed", failed, done)
             return 1
         return 0
+
+    def still_leading(self) -> bool:
+        """Outside run() (a test driving one cycle, a gate borrowed by a command) there is nothing to lose."""
+        if not self._guarded:
+            return True
+        still = getattr(self.leader, "still_leading", None)
+        return bool(still()) if callable(still) else True
+
+    def _leadership_lost(self, reason: str) -> None:
+        """Called on the renewer's thread the moment the Lease is lost: /readyz and /metrics say so now."""
+        log.error("%s; stopping the current cycle's writes", reason)
+        self.metrics.set("opsagent_leader", 0)
+        with self.status.lock:
+            self.status.leader = False
+            self.status.standby_reason = f"not leading: {reason}"
 
     def _try_lead(self) -> tuple[bool, str]:
         """(leading, why not when the election itself failed). A failure means: do not act."""

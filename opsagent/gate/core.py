@@ -158,6 +158,7 @@ class Gate:
         self._decide: Callable[..., Decision] = decide
         self.wait, self.proposals_dir, self.poll_seconds, self.max_args_bytes = wait, proposals_dir, poll_seconds, max_args_bytes
         self._changed: dict[str, set[str]] = {}
+        self.leading: Callable[[], bool] = lambda: True   # the daemon sets its leader's still_leading(): no write without it
 
     # --- public -----------------------------------------------------------
     def submit(self, call: ToolCall, *, run_id: str | None = None, confirmation: int | None = None) -> ToolResult:
@@ -423,6 +424,11 @@ class Gate:
         if tool.risk == "architectural" and "approval_id" not in step.extra:  # defence in depth: never without a person
             return step.finish(ToolResult(status="denied", tool=call.tool, decision=decision,
                                           message="architectural tools run only after a person approves them"))
+        if tool.risk != "read" and not self.leading():
+            return step.finish(ToolResult(status="error", tool=call.tool, decision=decision,
+                                          data={"retryable": True, "error": "NotLeader"},
+                                          message=f"{tool.name} not run: this daemon lost leadership (its Lease was "
+                                                  "taken or could not be renewed); no write made"))
         if tool.risk != "read" and step.run_id is not None and (key := target_key(target)):
             self._changed.setdefault(step.run_id, set()).add(key)
         ctx = self._context(tool, target, snapshot, decision)

@@ -23,7 +23,7 @@ from opsagent.cluster.kube import disruption as disruption_parse
 from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
-from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot
+from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot, decode_list
 from opsagent.cluster.kube.waiting import ready_replicas, wait_for_object
 from opsagent.cluster.port import (
     ClusterError, Conflict, DisruptionBlocked, Forbidden, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult,
@@ -92,9 +92,10 @@ class KubeCluster:
         if self.namespaces and per_ns is not None:
             items: list[dict[str, Any]] = []
             for namespace in self.namespaces:
-                items.extend(self.chokepoint.read_json(f"list {what} in {namespace}", per_ns, namespace).get("items") or [])
+                items.extend(self.chokepoint.read_json(f"list {what} in {namespace}", per_ns, namespace,
+                                                       decode=decode_list).get("items") or [])
             return items
-        return self.chokepoint.read_json(f"list {what}", all_ns).get("items") or []
+        return self.chokepoint.read_json(f"list {what}", all_ns, decode=decode_list).get("items") or []
 
     def read_raw(self) -> tuple[RawLists, list[str]]:
         """The raw lists for a snapshot, one list call per kind (per namespace if restricted)."""

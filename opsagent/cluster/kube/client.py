@@ -191,11 +191,12 @@ class Chokepoint:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def read_json(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call a list/get method with `_preload_content=False` and parse the JSON ourselves."""
+    def read_json(self, what: str, fn: Callable[..., Any], *args: Any,
+                  decode: Callable[[bytes], Any] = json.loads, **kwargs: Any) -> Any:
+        """Call a list/get method with `_preload_content=False` and parse the JSON ourselves (with `decode`)."""
         response = self.call(what, fn, *args, _preload_content=False, **kwargs)
         try:
-            return json.loads(response.data)
+            return decode(response.data)
         except ValueError as exc:
             raise ClusterError(f"{what}: the API server sent a body that is not JSON") from exc
 

@@ -8,6 +8,12 @@ way `kubectl rollout status` reads it; history the way `kubectl rollout
 history` does (ReplicaSets owned by the Deployment, by their revision
 annotation).
 
+`decode_list(body)` decodes one list response as the adapter receives it,
+dropping on the way the parts of each object the view never reads (managedFields,
+volumes, probes, env, tolerations, a node's image list, ...), so a large
+cluster's lists do not sit in memory whole while the Snapshot is built. The
+Snapshot comes out the same: nothing below reads those parts.
+
 What it must not do: talk to the API server or Prometheus (the adapter fetches
 and hands the parsed JSON in), or mutate its inputs.
 """
@@ -15,6 +21,7 @@ and hands the parsed JSON in), or mutate its inputs.
 from __future__ import annotations
 
 import gc
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -49,6 +56,44 @@ _new_ref = WorkloadRef.__pydantic_validator__.validate_python
 _new_rollout = RolloutState.__pydantic_validator__.validate_python
 _new_revision = Revision.__pydantic_validator__.validate_python
 _new_gpu = GpuDevice.__pydantic_validator__.validate_python
+
+# Fields no function here (nor gpus, jobs, autoscalers, disruption) reads. They are dropped only from records,
+# dicts with a value that is not a string: labels, annotations, selectors and resource maps hold strings only,
+# so a label or annotation that happens to share one of these names always stays.
+UNREAD = frozenset({
+    "managedFields", "volumes", "volumeMounts", "volumeDevices", "env", "envFrom", "ports", "livenessProbe",
+    "readinessProbe", "startupProbe", "lifecycle", "securityContext", "tolerations", "affinity",
+    "topologySpreadConstraints", "dnsConfig", "hostAliases", "imagePullSecrets", "readinessGates", "lastState",
+    "podIPs", "hostIPs", "images", "nodeInfo", "daemonEndpoints", "addresses", "args", "command", "strategy",
+    "volumeClaimTemplates", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "volumesInUse", "volumesAttached",
+    "selfLink", "generateName", "podIP", "hostIP", "containerID", "imageID", "lastProbeTime", "lastHeartbeatTime",
+    "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy", "dnsPolicy", "restartPolicy",
+    "schedulerName", "serviceAccountName", "serviceAccount", "priorityClassName", "qosClass", "preemptionPolicy",
+    "enableServiceLinks", "terminationGracePeriodSeconds", "revisionHistoryLimit", "progressDeadlineSeconds",
+    "finalizers",
+})
+
+
+def decode_list(body: bytes | str) -> Any:
+    """A list response's JSON, without the parts of its objects the view never reads (see UNREAD).
+
+    Equal string values share one object (statuses, kinds, timestamps, images and label values repeat across
+    thousands of objects); the JSON decoder already shares equal keys.
+    """
+    seen: dict[str, str] = {}
+    share = seen.setdefault
+
+    def slim(obj: dict[str, Any]) -> dict[str, Any]:
+        if not UNREAD.isdisjoint(obj) and any(type(v) is not str for v in obj.values()):
+            for key in [k for k in obj if k in UNREAD]:
+                del obj[key]
+        for key, value in obj.items():
+            if type(value) is str:
+                obj[key] = share(value, value)
+        return obj
+
+    return json.loads(body, object_hook=slim)
+
 
 NO_METRICS_NOTE = (
     "no Prometheus configured: request_rate and gpu_utilization are unknown (None); "
