@@ -27,7 +27,7 @@ import logging
 import sqlite3
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -36,6 +36,7 @@ from opsagent.audit import AuditError
 from opsagent.cluster.port import ClusterError
 from opsagent.daemon.http import HealthServer, Status
 from opsagent.daemon.internal import GatePool, InternalApi
+from opsagent.gate import Gate
 from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, check_single_name, lock_path_for
 from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
@@ -120,12 +121,15 @@ class Daemon:
         a cycle; on the simulator, whose one cluster object is not thread-safe, taking turns with the cycle."""
         if not self.options.internal_token:
             return None
+        gate: Gate | GatePool
+        lock: AbstractContextManager[Any]
         if self.runtime.sim is not None:
-            gate, lock = self.runtime.gate, self._cycle_lock
+            sim_gate = self.runtime.gate
+            gate, lock = sim_gate, self._cycle_lock
 
             def workloads() -> set[str] | None:
                 try:
-                    return {w.key for w in gate.cluster.snapshot().workloads}
+                    return {w.key for w in sim_gate.cluster.snapshot().workloads}
                 except ClusterError:
                     return None   # cannot tell: the gate decides (and denies when it cannot read the cluster)
         else:

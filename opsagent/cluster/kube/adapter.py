@@ -220,7 +220,7 @@ class KubeCluster:
 
     def _patch_workload(self, ref: WorkloadRef, body: Any, *, dry_run: bool, content_type: str | None = None) -> Any:
         fn = self.apps.patch_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.patch_namespaced_deployment
-        extra = {"_content_type": content_type} if content_type else {}
+        extra: dict[str, Any] = {"_content_type": content_type} if content_type else {}
         return self._retry_conflict(
             f"patch {ref.kind.lower()} {ref}",
             lambda: self.chokepoint.read_json(f"patch {ref.kind.lower()} {ref}", fn, ref.name, ref.namespace, body,
