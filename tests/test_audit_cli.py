@@ -83,7 +83,7 @@ def test_list_filters_and_json(db):
     r = run("audit", "list", "-o", "csv", "--limit", "2")
     assert r.stdout.splitlines()[0].startswith("id,time,kind") and len(r.stdout.splitlines()) == 3
     r = run("audit", "list")
-    assert r.exit_code == 0 and "audit log" in r.stdout and "daemon" in r.stdout
+    assert r.exit_code == 0 and r.stdout.split()[:3] == ["ID", "TIME", "KIND"] and "daemon" in r.stdout
 
 
 def test_bad_time_is_a_clear_error(db):
