@@ -25,7 +25,7 @@ from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord,
 from opsagent.audit.clocks import database_clock
 from opsagent.audit.database import DatabaseCorrupt, check_integrity
 from opsagent.cli.common import MAX_ROWS, DbOpt, Output, OutputOpt, choices, console, fail, id_argument, print_json
-from opsagent.cli.output import ROW_FORMATS, Column, Format, NoHeadersOpt, emit, output_option
+from opsagent.cli.output import ROW_FORMATS, Column, Format, NoHeadersOpt, emit, output_option, progress
 from opsagent.cli.errors import database_failed
 from opsagent.clock import parse_duration
 from opsagent.model import Effect, EntryKind, Outcome
@@ -287,7 +287,9 @@ def verify_cmd(
     from opsagent.chat.confirmations import verify_confirmations
 
     with open_store(db, check_pages=True) as store:
-        report = store.verify(anchor=anchor)
+        total = store.head().rows
+        with progress("verifying the chain") as update:  # nothing when stderr is not a terminal
+            report = store.verify(anchor=anchor, on_rows=lambda n: update(n, total, f"row {n}"))
         mismatches = verify_approvals(store)
         held = verify_confirmations(store)
     ok = report.ok and not mismatches and not held
