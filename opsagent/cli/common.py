@@ -50,7 +50,7 @@ def remember_format(value: Any) -> Any:
     return value
 
 
-from opsagent.cli.output import TABLE_FORMATS, Format as Output, output_option  # noqa: E402  (output imports common lazily)
+from opsagent.cli.output import TABLE_FORMATS, Format as Output, output_option  # noqa: E402, F401  (re-exported; output imports common lazily)
 
 OutputOpt = output_option(*TABLE_FORMATS)
 
