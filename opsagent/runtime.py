@@ -230,23 +230,22 @@ def action_history(runtime: Runtime, *, since: datetime) -> dict[str, Attempts]:
     incident (`opsagent.detect.incident`) for bounded retries with backoff;
     without it every retry looks like the first.
     """
-    from opsagent.audit import AuditFilter
     from opsagent.detect.common import Acted, Rejection
     from tools import get_tool
 
     acted: dict[str, list[Acted]] = {}
     resolved: dict[str, datetime] = {}
     rejected: dict[str, list[Rejection]] = {}
-    for record in runtime.audit.list(AuditFilter(kind="result", outcome="ok", since=since, limit=100_000)):
-        tool = get_tool(record.tool or "")
-        if not record.finding_id or tool is None or tool.risk == "read":
+    for record in runtime.audit.finding_history(since=since):   # only the window, through an index
+        if not record.finding_id:
             continue
-        acted.setdefault(record.finding_id, []).append(Acted(tool=tool.name, at=record.time))
-    for record in runtime.audit.list(AuditFilter(kind="run", outcome="ok", since=since, limit=100_000)):
-        if record.finding_id and (record.data or {}).get("resolved") is True:
+        if record.kind == "result":
+            tool = get_tool(record.tool or "")
+            if tool is not None and tool.risk != "read":
+                acted.setdefault(record.finding_id, []).append(Acted(tool=tool.name, at=record.time))
+        elif record.kind == "run":
             resolved[record.finding_id] = max(record.time, resolved.get(record.finding_id, record.time))
-    for record in runtime.audit.list(AuditFilter(kind="approval", outcome="rejected", since=since, limit=100_000)):
-        if record.finding_id and record.tool:
+        elif record.kind == "approval" and record.tool:
             reason = (record.summary or "").split(": ", 1)[-1]
             rejected.setdefault(record.finding_id, []).append(
                 Rejection(tool=record.tool, args=record.args or {}, by=record.actor, reason=reason, at=record.time))

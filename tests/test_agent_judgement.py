@@ -15,7 +15,10 @@ Spec:
 - temporary cluster errors are a "not yet": retried past the playbook's
   budget, with one hand-off to a person;
 - a trickle of requests just slower than the idle window: slept once, woken,
-  then kept up (the stretched window), not slept and woken all day.
+  then kept up (the stretched window), not slept and woken all day;
+- nobody answering is not a no: an approval request that expires unanswered
+  is asked again while the finding stays open, never dropped with "not
+  trying again", and the fresh request can still be approved.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ def test_a_long_rate_limit_wait_is_escalated_once(tmp_path):
 
 def test_a_rejected_restart_is_not_asked_again_and_the_rollback_is_proposed(tmp_path):
     d = Daemonish(tmp_path, {
-        "nodes": [gpu_node(count=2)],
+        "nodes": [gpu_node(count=4)],  # room for the new revision's pod, so it crashes rather than waits
         "workloads": [{"namespace": "inference", "name": "llm", "image": image(LLM, "5.0.2"), "gpus": 2,
                        "tensor_parallel": True, "traffic": {"peak_rps": 5, "curve": "flat"},
                        "failures": [{"image": image(LLM, "5.1.0"), "mode": "crash"}]}],
@@ -192,5 +195,28 @@ def test_a_trickle_of_requests_does_not_make_the_daemon_flap(tmp_path):
         assert writes == ["sleep_workload", "wake_workload"], writes  # slept once, woken, then kept up
         assert d.runs("run started for idle_gpu:render/render-ui")[0].summary.endswith("after 30 min")
         assert d.sim.snapshot().workload(ui).replicas == 1
+    finally:
+        d.close()
+
+
+def test_an_approval_request_nobody_answered_is_asked_again_not_dropped(tmp_path):
+    d = Daemonish(tmp_path, {
+        "nodes": [gpu_node("gpu-a", count=1), gpu_node("gpu-b", count=2, cordoned=True)],
+        "workloads": [{"namespace": "render", "name": "render-ui", "image": image("render/render-ui", "1.4"),
+                       "gpus": 1, "replicas": 2, "traffic": {"peak_rps": 5, "curve": "flat"}}],
+    })
+    try:
+        for _ in range(30):  # the approval TTL is an hour: requests expire unanswered, as the daemon's loop does it
+            d.runtime.approvals.expire_due()
+            d.cycles(5)
+        asked = d.runtime.approvals.list()
+        assert [a.call.tool for a in asked] == ["uncordon_node"] * len(asked) and len(asked) >= 2
+        assert [a.state for a in asked][:-1] == ["expired"] * (len(asked) - 1)
+        assert asked[-1].state == "pending"
+        assert [r for r in d.runs("not trying again") if "node_left_cordoned" in (r.summary or "")] == []
+        d.runtime.approvals.approve(asked[-1].id, by="carol")
+        [(thread, _)] = [w for w in d.agent.waiting() if w[1] == asked[-1].id]
+        d.agent.resume(thread, approval_id=asked[-1].id, decided_state="approved", approver="carol")
+        assert not d.sim.snapshot().node("gpu-b").cordoned
     finally:
         d.close()

@@ -18,7 +18,6 @@ import hashlib
 import itertools
 import json
 import sqlite3
-from datetime import timedelta
 
 import pytest
 

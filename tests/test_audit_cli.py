@@ -282,3 +282,15 @@ def test_verify_reports_progress_on_large_logs_and_stays_quiet_in_pipes(tmp_path
     assert report.ok and report.rows == 2500 and told == [1000, 2000]
     r = run("audit", "verify", "--db", str(path))   # not a terminal: the bar prints nothing
     assert r.exit_code == 0 and r.stdout.startswith("intact: 2500 rows") and r.stderr == ""
+
+
+def test_stats_covers_the_last_week_unless_told_otherwise(tmp_path):
+    db = tmp_path / "week.db"
+    now = datetime.now(timezone.utc)
+    with AuditStore(db) as store:
+        for days in (1, 3, 10, 40):
+            store.record(AuditEntry(time=now - timedelta(days=days), kind="result", actor="daemon",
+                                    tool="sleep_workload", outcome="ok"))
+    assert json.loads(run("audit", "stats", "--db", str(db), "-o", "json").stdout)["rows"] == 2
+    assert json.loads(run("audit", "stats", "--db", str(db), "--since", "all", "-o", "json").stdout)["rows"] == 4
+    assert json.loads(run("audit", "stats", "--db", str(db), "--since", "30d", "-o", "json").stdout)["rows"] == 3

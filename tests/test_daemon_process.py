@@ -9,7 +9,6 @@ closed, and when its finding comes back hours later it gets a fresh, clean run.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

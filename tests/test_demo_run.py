@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from opsagent.approvals import ApprovalQueue
 from opsagent.audit import AuditStore
-from opsagent.demo import REPO, run_demo
+from opsagent.demo import run_demo
 
 
 def test_demo_day_frees_idle_gpus_starts_the_job_and_asks_a_lead_for_the_topology(tmp_path: Path, monkeypatch) -> None:

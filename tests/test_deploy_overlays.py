@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import typer
-import yaml
 
 from kustomize_lite import render
 from opsagent.cli import app

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from detect_sample import NOW, gpu, healthy, intent, pod, troubled, workload
+from detect_sample import NOW, gpu, healthy, intent, pod, troubled
 
 from opsagent.detect import DETAIL_KEYS, Attempts, detect
 from opsagent.model import FINDING_KINDS, Node, RolloutState, Snapshot

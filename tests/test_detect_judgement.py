@@ -26,7 +26,7 @@ from opsagent.cluster.sim import Scenario, SimCluster
 from opsagent.detect import Attempts, detect
 from opsagent.detect.common import Acted, Rejection
 from opsagent.model import (
-    AuditEntry, GpuRequirement, Node, NodeCondition, Revision, RolloutState, Snapshot, ToolCall)
+    AuditEntry, GpuRequirement, Node, Revision, RolloutState, Snapshot, ToolCall)
 from opsagent.policy.decide import decide
 from opsagent.policy.limits import Counts
 from tools import risk_table
@@ -216,6 +216,31 @@ def test_a_healthy_cordoned_node_with_pods_waiting_for_its_gpus_is_a_leftover():
     assert _node_findings(_sim([], nodes=nodes, workloads=[{**workloads[0], "replicas": 1}]), 5) == {}
     sick = [{"at": "+1m", "node": {"name": "gpu-b", "condition": {"type": "KernelDeadlock"}}}]
     assert "node_left_cordoned:gpu-b" not in _node_findings(_sim(sick, nodes=nodes, workloads=workloads), 5)
+
+
+def test_a_queued_job_waiting_for_a_cordoned_healthy_nodes_gpus_is_a_leftover_too():
+    nodes = [gpu_node("gpu-a", count=1), gpu_node("gpu-b", count=2, cordoned=True)]
+    job = [{"at": "+1m", "job": {"namespace": "training", "name": "finetune-12", "gpus": 2, "duration": "2h"}}]
+    found = _node_findings(_sim(job, nodes=nodes), 5)
+    assert found["node_left_cordoned:gpu-b"]["queued_jobs"] == ["training/finetune-12"]
+    assert found["node_left_cordoned:gpu-b"]["pending_pods"] == []
+    # a job wider than the cordoned node's free GPUs is not waiting for that node
+    wide = [{"at": "+1m", "job": {"namespace": "training", "name": "finetune-12", "gpus": 4, "duration": "2h"}}]
+    assert _node_findings(_sim(wide, nodes=nodes), 5) == {}
+
+
+def test_a_rollout_whose_new_pods_cannot_be_placed_skips_the_restarts():
+    llm = {"namespace": "inference", "name": "llm", "image": image("inference/llm", "5.0.2"), "gpus": 2,
+           "tensor_parallel": True, "traffic": {"peak_rps": 5, "curve": "flat"}}
+    for count, expected in ((2, "undo_rollout"), (4, "restart_rollout")):
+        sim = _sim([{"at": "+1m", "rollout": {"workload": "inference/llm", "image": image("inference/llm", "5.0.3")}}],
+                   nodes=[gpu_node("gpu-a", count=count)],
+                   workloads=[{**llm, "failures": [{"image": image("inference/llm", "5.0.3"), "mode": "slow"}]}])
+        sim.advance(40 * 60)  # past the progress deadline
+        snap = sim.snapshot()
+        [f] = [f for f in detect(snap, intents=[], now=sim.clock.now()) if f.kind == "rollout_failed"]
+        assert f.details["next_action"] == expected, (count, f.details)
+        assert bool(f.details["unschedulable_pods"]) is (count == 2)
 
 
 def test_kube_node_conditions_other_than_ready_that_hold_are_read():

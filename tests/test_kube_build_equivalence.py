@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from kube_harness import fixture
 from kube_samples import finished_job_pod, job_pod
 from test_kube_read import dra_objects, seed_cluster
 

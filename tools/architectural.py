@@ -10,7 +10,7 @@ person to review and move into place.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -20,7 +20,7 @@ from opsagent.model import GpuRequirement, WorkloadRef
 
 from tools import effects
 from tools.args import Replicas, WorkloadArgs, find_workload
-from tools.base import Outcome, Target, Tool, ToolContext, ToolInput
+from tools.base import Outcome, Tool, ToolContext, ToolInput
 from tools.write import _done
 
 MIN_ANNOTATION = "opsagent.dev/min-replicas"
@@ -75,7 +75,7 @@ class SetReplicaBoundsIn(WorkloadArgs):
 
 def set_replica_bounds(ctx: ToolContext, args: SetReplicaBoundsIn) -> Outcome:
     w = find_workload(ctx.observe(), args.namespace, args.name)
-    notes = {MIN_ANNOTATION: str(args.min), MAX_ANNOTATION: str(args.max)}
+    notes: dict[str, str | None] = {MIN_ANNOTATION: str(args.min), MAX_ANNOTATION: str(args.max)}
     result = ctx.cluster.annotate(ref=w.ref, annotations=notes, dry_run=ctx.dry_run)
     before = {k: w.annotations.get(k) for k in notes}
     return _done(result, f"set replica bounds of {w.key} to {args.min}..{args.max}", workload=w.key, before=before, after=notes)
@@ -214,7 +214,7 @@ EFFECTS: dict[str, effects.EffectCheck] = {
 }
 
 
-def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
+def _tool(name: str, model: type[ToolInput], fn: Callable[[ToolContext, Any], Outcome], description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="architectural", input_model=model, run=fn, description=description,
                 examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS.get(name))
 

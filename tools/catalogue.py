@@ -40,7 +40,7 @@ def _arguments(tool: Tool) -> list[str]:
     rows = []
     for name, spec in schema.get("properties", {}).items():
         if "anyOf" in spec:
-            inner = next((s for s in spec["anyOf"] if s.get("type") != "null"), {})
+            inner: dict[str, Any] = next((s for s in spec["anyOf"] if s.get("type") != "null"), {})
             desc = spec.get("description") or inner.get("description", "")
         else:
             desc = spec.get("description", "")

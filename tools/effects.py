@@ -33,7 +33,7 @@ def workload_of(snapshot: Snapshot, args: dict[str, Any]) -> Workload | None:
     return snapshot.workload(f"{args['namespace']}/{args['name']}")
 
 
-def replicas(want: Callable[[dict[str, Any]], int], *, at_least: bool = False):
+def replicas(want: Callable[[dict[str, Any]], int], *, at_least: bool = False) -> EffectCheck:
     def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
         w = workload_of(snapshot, args)
         if w is None:
@@ -58,7 +58,7 @@ def new_revision(args: dict[str, Any], before: dict[str, Any], snapshot: Snapsho
     return Observed("not_in_effect", f"{w.key} is still at revision {w.revision}, as before the call")
 
 
-def template(fields: Callable[[dict[str, Any]], dict[str, Any]]):
+def template(fields: Callable[[dict[str, Any]], dict[str, Any]]) -> EffectCheck:
     def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
         w = workload_of(snapshot, args)
         if w is None:
@@ -99,7 +99,7 @@ def autoscaler_bounds(args: dict[str, Any], before: dict[str, Any], snapshot: Sn
     return Observed("not_in_effect", f"{owner.label} still has bounds {owner.min_replicas}..{owner.max_replicas}")
 
 
-def cordoned(wanted: bool):
+def cordoned(wanted: bool) -> EffectCheck:
     def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
         node = snapshot.node(str(args.get("node")))
         if node is None:
@@ -127,7 +127,7 @@ def gone(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Ob
     return Observed("not_in_effect", f"pod {key} still exists") if pod is not None else Observed("in_effect", f"pod {key} is gone")
 
 
-def exists(wanted: bool):
+def exists(wanted: bool) -> EffectCheck:
     def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
         key = f"{args.get('namespace')}/{args.get('name')}"
         present = workload_of(snapshot, args) is not None

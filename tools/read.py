@@ -8,7 +8,7 @@ view of the cluster to make sure.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from pydantic import Field
 
@@ -155,15 +155,16 @@ def gpu_inventory(ctx: ToolContext, args: GpuInventoryIn) -> Outcome:
     for pod in snap.pods:
         for gid in pod.gpu_ids:
             holders[gid] = pod
-    devices, groups = [], {}
+    devices: list[dict[str, Any]] = []
+    groups: dict[str, dict[str, Any]] = {}
     for node in snap.nodes:
         if args.node and node.name != args.node:
             continue
         for g in node.gpus:
             if args.only_free and g.holder:
                 continue
-            pod = holders.get(g.id)
-            workload = snap.workload(pod.workload) if pod is not None and pod.workload else None
+            holder = holders.get(g.id)
+            workload = snap.workload(holder.workload) if holder is not None and holder.workload else None
             idle_for = None
             if g.holder and g.utilization < 5.0:
                 idle_for = seconds_since(workload.last_request_at if workload else None, now)
@@ -172,7 +173,7 @@ def gpu_inventory(ctx: ToolContext, args: GpuInventoryIn) -> Outcome:
             devices.append({
                 "id": g.id, "node": g.node, "model": g.model, "memory_mib": g.memory_mib,
                 "link_width": g.pcie_link_width, "switch_group": g.switch_group, "numa_node": g.numa_node,
-                "holder": g.holder, "workload": str(pod.workload) if pod is not None and pod.workload else None,
+                "holder": g.holder, "workload": str(holder.workload) if holder is not None and holder.workload else None,
                 "held_seconds": seconds_since(g.held_since, now) if g.holder else None,
                 "utilization": g.utilization, "idle_seconds": idle_for,
                 "node_cordoned": node.cordoned,
@@ -414,7 +415,7 @@ RESULTS: dict[str, type[ResultData]] = {
 }
 
 
-def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
+def _tool(name: str, model: type[ToolInput], fn: Callable[[ToolContext, Any], Outcome], description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="read", input_model=model, run=fn, description=description,
                 examples=tuple(examples), returns=RETURNS[name], show=SHOWS.get(name), result_model=RESULTS.get(name))
 

@@ -10,7 +10,7 @@ so the simulation moves time forward between looks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import Field
 
@@ -345,7 +345,7 @@ CHAT: dict[str, ChatForm] = {
 REPLICAS: dict[str, ReplicaWrite] = {"scale_workload": "direct", "sleep_workload": "pausable", "wake_workload": "pausable"}
 
 
-def _tool(name: str, model: type[ToolInput], fn, description: str, *examples: dict) -> Tool:
+def _tool(name: str, model: type[ToolInput], fn: Callable[[ToolContext, Any], Outcome], description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="write", input_model=model, run=fn, description=description,
                 examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS[name], phrase=PHRASES.get(name),
                 chat=CHAT.get(name), replicas=REPLICAS.get(name))

@@ -49,6 +49,13 @@ def retryable_failure(values: dict[str, Any]) -> bool:
     return bool(rows) and rows[-1].get("status") == "error" and bool(rows[-1].get("retryable"))
 
 
+def went_unanswered(values: dict[str, Any]) -> bool:
+    """This run ended because its approval request expired with nobody deciding: a "not yet", not a no."""
+    rows = list(values.get("results") or [])
+    return bool(rows) and rows[-1].get("status") == "denied" and rows[-1].get("approval_id") is not None \
+        and "was expired" in str(rows[-1].get("message") or "")
+
+
 def rejected_calls(finished: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """call key -> the row of each call a person rejected, in the trailing runs since the finding was resolved."""
     out: dict[str, dict[str, Any]] = {}
@@ -62,4 +69,4 @@ def rejected_calls(finished: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, 
     return out
 
 
-__all__ = ["call_key", "limit_wait", "rejected_calls", "retryable_failure"]
+__all__ = ["call_key", "limit_wait", "rejected_calls", "retryable_failure", "went_unanswered"]

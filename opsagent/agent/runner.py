@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsagent.agent.breaker import Breaker
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
-from opsagent.agent.holds import MAX_RETRY_BACKOFF, call_key, limit_wait, rejected_calls, retryable_failure
+from opsagent.agent.holds import (
+    MAX_RETRY_BACKOFF, call_key, limit_wait, rejected_calls, retryable_failure, went_unanswered,
+)
 from opsagent.gate.keys import run_key
 from opsagent.gate.ledger import RECOVERY_WINDOW, finished_runs, has_key, interrupted_runs
 from opsagent.agent.planners import Planner
@@ -125,7 +127,7 @@ class Agent:
         elif planner == "offline":
             primary = planners["offline"]
         else:
-            primary = planner  # type: ignore[assignment]
+            primary = planner
         planners[primary.name] = primary
         if getattr(primary, "no_fallback", False):  # a control planner (the evals' null) must not hand over its runs
             planners = {primary.name: primary}
@@ -301,7 +303,9 @@ class Agent:
             seen = values.get("finding") or {}
             if values.get("resolved") is True or (values.get("playbook"), (seen.get("details") or {}).get("attempts")) != stage:
                 break
-            if limit_wait(values) is None:  # a rate-limit deny is a "not yet", not a failed attempt
+            # a rate-limit deny, or a request nobody answered before it expired, is a "not yet":
+            # not a failed attempt, so the finding is asked about again rather than dropped
+            if limit_wait(values) is None and not went_unanswered(values):
                 failed += 1
         if failed == 0:
             return None

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
 from opsagent.audit.records import AuditRecord
+from opsagent.audit.schema import RETURN_TOOLS
 
-RETURN_TOOLS = ("wake_workload", "scale_workload", "create_workload")
+__all__ = ["RETURN_TOOLS", "FreedPeriod", "GpuEvent", "event_of", "freed_periods", "gpu_hours_freed", "gpus_freed_by", "return_time", "workload_of"]
 
 
 class FreedPeriod(BaseModel):
@@ -42,7 +44,8 @@ class FreedPeriod(BaseModel):
         return self.gpus * max((self.end - self.start).total_seconds(), 0.0) / 3600.0
 
 
-def _workload(record: AuditRecord) -> str | None:
+def workload_of(record: AuditRecord) -> str | None:
+    """namespace/name of the workload a record concerns (SQL twin: `query.WORKLOAD_KEY`)."""
     if record.namespace and record.workload:
         return f"{record.namespace}/{record.workload}"
     named = (record.data or {}).get("workload")
@@ -72,8 +75,25 @@ def return_time(record: AuditRecord) -> datetime | None:
     return record.time - timedelta(milliseconds=record.duration_ms or 0.0)
 
 
-def freed_periods(records: Iterable[AuditRecord], *, since: datetime | None, end: datetime) -> list[FreedPeriod]:
-    """Periods during which opsagent held GPUs free, from records in time order, clipped to [since, end]."""
+class GpuEvent(NamedTuple):
+    """What one record means for GPU-hours: its workload, its time, GPUs it freed (0: none) and,
+    for a return, when it took them again (None: not a return). `query` reads these straight
+    from SQL (`query.GPU_EVENT_COLUMNS`); `event_of` makes one from a record."""
+
+    workload: str | None
+    time: datetime
+    gpus: float
+    back: datetime | None
+
+
+def event_of(record: AuditRecord) -> GpuEvent:
+    return GpuEvent(workload_of(record), record.time, gpus_freed_by(record), return_time(record))
+
+
+def freed_periods(records: Iterable[AuditRecord | GpuEvent], *, since: datetime | None,
+                  end: datetime) -> list[FreedPeriod]:
+    """Periods during which opsagent held GPUs free, from records (or their events) in time order,
+    clipped to [since, end]."""
     open_: dict[str, tuple[datetime, float]] = {}
     periods: list[FreedPeriod] = []
 
@@ -84,22 +104,20 @@ def freed_periods(records: Iterable[AuditRecord], *, since: datetime | None, end
         if hi > lo:
             periods.append(FreedPeriod(workload=workload, gpus=gpus, start=lo, end=hi))
 
-    for record in records:
-        workload = _workload(record)
+    for item in records:
+        workload, at, gpus, back = item if isinstance(item, GpuEvent) else event_of(item)
         if workload is None:
             continue
-        back = return_time(record)
         if back is not None and workload in open_:
             close(workload, back)
-        gpus = gpus_freed_by(record)
         if gpus > 0:
             if workload in open_:
-                close(workload, record.time)
-            open_[workload] = (record.time, gpus)
+                close(workload, at)
+            open_[workload] = (at, gpus)
     for workload in list(open_):
         close(workload, end)
     return periods
 
 
-def gpu_hours_freed(records: Iterable[AuditRecord], *, since: datetime | None, end: datetime) -> float:
+def gpu_hours_freed(records: Iterable[AuditRecord | GpuEvent], *, since: datetime | None, end: datetime) -> float:
     return round(sum(p.gpu_hours for p in freed_periods(records, since=since, end=end)), 4)

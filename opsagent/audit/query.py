@@ -1,9 +1,9 @@
 """Read-side queries over the audit log: list with filters, the story of one action,
 full-text search, statistics and export.
 
-Everything here reads, except `refresh_fts`, which catches the external-content
-FTS index up with rows appended since the last search (it never touches the
-audit table itself). Functions take a sqlite3 connection; `AuditStore` holds it.
+Everything here reads, except `backfill_fts`, which indexes, in short batches,
+the rows an older database held before its full-text index was kept current on
+append (it never touches the audit table itself). Functions take a sqlite3 connection; `AuditStore` holds it.
 """
 
 from __future__ import annotations
@@ -11,14 +11,23 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from pydantic import BaseModel, Field
 
-from opsagent.audit.freed import RETURN_TOOLS, gpu_hours_freed
+from opsagent.audit.freed import RETURN_TOOLS, GpuEvent, gpu_hours_freed
 from opsagent.audit.records import AuditRecord, iso
-from opsagent.audit.schema import AUDIT_TABLE, CONTENT_COLUMNS, FTS_COLUMNS, FTS_STATE_TABLE, FTS_TABLE, MODEL_CALL_WHERE
+from opsagent.audit.schema import (
+    AUDIT_TABLE,
+    CONTENT_COLUMNS,
+    FREEING_WHERE,
+    FTS_COLUMNS,
+    FTS_STATE_TABLE,
+    FTS_TABLE,
+    GPU_EVENT_WHERE,
+    MODEL_CALL_WHERE,
+)
 from opsagent.model import Effect, EntryKind, Outcome
 
 _ALL_COLUMNS = ("id", *CONTENT_COLUMNS, "prev_hash", "hash")
@@ -106,19 +115,50 @@ def story(conn: sqlite3.Connection, audit_id: int) -> Story | None:
     return Story(id=audit_id, rows=rows)
 
 
+# --- the history detection reads ----------------------------------------------
+
+# What detection remembers of a finding: ok writes made for it (the caller drops reads), runs that saw it
+# resolved, and calls people rejected for it. Each part is one range of idx_audit_kind_outcome_time.
+_HISTORY_PARTS = (
+    "kind = 'result' AND outcome = 'ok'",
+    "kind = 'run' AND outcome = 'ok' AND json_extract(data, '$.resolved') = 1",
+    "kind = 'approval' AND outcome = 'rejected' AND tool IS NOT NULL",
+)
+
+
+def finding_history(conn: sqlite3.Connection, *, since: datetime) -> list[AuditRecord]:
+    """The rows since `since` that detection's history of findings is made of (see `_HISTORY_PARTS`),
+    only those naming a finding, newest first."""
+    parts = " UNION ALL ".join(
+        f"SELECT * FROM [{AUDIT_TABLE}] WHERE {p} AND time >= ? AND finding_id IS NOT NULL" for p in _HISTORY_PARTS)
+    return _records(conn.execute(f"SELECT * FROM ({parts}) ORDER BY id DESC", [iso(since)] * len(_HISTORY_PARTS)))
+
+
 # --- full-text search ----------------------------------------------------------
 
 
-def refresh_fts(conn: sqlite3.Connection) -> int:
-    """Index rows appended since the last refresh. Call inside a write transaction.
+FTS_BATCH_ROWS = 2000   # rows indexed per backfill transaction: a few milliseconds of write lock each
 
-    The audit table is append-only, so catching up by id is exact. Returns how
-    many rows were indexed.
+
+def fts_backlog(conn: sqlite3.Connection) -> int:
+    """How many rows written before the index was kept current are still unindexed (0 once caught up)."""
+    last, until = conn.execute(f"SELECT last_indexed_id, coalesce(backfill_to, 0) FROM [{FTS_STATE_TABLE}] "
+                               f"WHERE id = 1").fetchone()
+    return max(int(until) - int(last), 0)
+
+
+def backfill_fts(conn: sqlite3.Connection, *, batch: int = FTS_BATCH_ROWS) -> int:
+    """Index up to `batch` of the rows an older database held before its insert trigger existed.
+    Call inside a write transaction; returns how many rows it indexed (0: nothing left).
+
+    Rows appended since the trigger was made index themselves, so this only ever walks the
+    fixed range (last_indexed_id, backfill_to], in batches short enough for appends to interleave.
     """
-    last = conn.execute(f"SELECT last_indexed_id FROM [{FTS_STATE_TABLE}] WHERE id = 1").fetchone()[0]
-    top = conn.execute(f"SELECT coalesce(max(id), 0) FROM [{AUDIT_TABLE}]").fetchone()[0]
-    if top <= last:
+    last, until = conn.execute(f"SELECT last_indexed_id, coalesce(backfill_to, 0) FROM [{FTS_STATE_TABLE}] "
+                               f"WHERE id = 1").fetchone()
+    if until <= last:
         return 0
+    top = min(int(until), int(last) + batch)
     cols = ", ".join(f"[{c}]" for c in FTS_COLUMNS)
     conn.execute(
         f"INSERT INTO [{FTS_TABLE}] (rowid, {cols}) SELECT id, {cols} FROM [{AUDIT_TABLE}] WHERE id > ? AND id <= ?",
@@ -138,8 +178,9 @@ def search(conn: sqlite3.Connection, text: str, *, limit: int = 50) -> list[Audi
     match = fts_query(text)
     if not match:
         return []
-    sql = (f"SELECT a.* FROM [{FTS_TABLE}] f JOIN [{AUDIT_TABLE}] a ON a.id = f.rowid "
-           f"WHERE [{FTS_TABLE}] MATCH ? ORDER BY a.id DESC LIMIT ?")
+    # The newest matches come straight from the index in rowid order, so a word on every row costs no more than a rare one.
+    sql = (f"SELECT * FROM [{AUDIT_TABLE}] WHERE id IN (SELECT rowid FROM [{FTS_TABLE}] WHERE [{FTS_TABLE}] MATCH ? "
+           f"ORDER BY rowid DESC LIMIT ?) ORDER BY id DESC")
     return _records(conn.execute(sql, (match, int(limit))))
 
 
@@ -171,13 +212,57 @@ class AuditStats(BaseModel):
     completion_tokens: int
 
 
-def _freeing_and_returns(conn: sqlite3.Connection, end: datetime) -> list[AuditRecord]:
-    """Successful, applied results that freed GPUs or may have taken them again, oldest first, up to `end`."""
-    tools = ", ".join("?" for _ in RETURN_TOOLS)
-    return _records(conn.execute(
-        f"SELECT * FROM [{AUDIT_TABLE}] WHERE kind = 'result' AND outcome = 'ok' AND dry_run = 0 AND time <= ? "
-        f"AND (json_extract(data, '$.gpus_freed') > 0 OR tool IN ({tools})) ORDER BY time, id",
-        [iso(end), *RETURN_TOOLS]))
+WORKLOAD_KEY = ("CASE WHEN coalesce(namespace, '') != '' AND coalesce(workload, '') != '' "
+                "THEN namespace || '/' || workload ELSE json_extract(data, '$.workload') END")   # `freed.workload_of`
+
+
+# One GPU event per row, computed in SQL exactly as `freed.event_of` computes it from a record:
+# workload, time, GPUs freed (0 unless a freeing), and whether it is a return (to one or more replicas).
+_REPLICAS = ("CASE WHEN json_type(data, '$.replicas') IS NOT NULL THEN json_extract(data, '$.replicas') "
+             "ELSE json_extract(args, '$.replicas') END")
+_REPLICAS_TYPE = ("CASE WHEN json_type(data, '$.replicas') IS NOT NULL THEN json_type(data, '$.replicas') "
+                  "ELSE json_type(args, '$.replicas') END")
+GPU_EVENT_COLUMNS = (
+    f"{WORKLOAD_KEY}, time, CASE WHEN {FREEING_WHERE} THEN json_extract(data, '$.gpus_freed') ELSE 0 END, "
+    f"CASE WHEN NOT coalesce(json_extract(data, '$.dry_run'), 0) AND tool IN ({', '.join(repr(t) for t in RETURN_TOOLS)}) "
+    f"AND (tool = 'wake_workload' OR ({_REPLICAS_TYPE} IN ('integer', 'true') AND {_REPLICAS} > 0)) "
+    f"THEN coalesce(duration_ms, 0) END"
+)
+
+
+def _events(cursor: sqlite3.Cursor) -> list[GpuEvent]:
+    out = []
+    for workload, at, gpus, waited_ms in cursor:
+        when = datetime.fromisoformat(at)
+        back = when - timedelta(milliseconds=waited_ms) if waited_ms is not None else None
+        out.append(GpuEvent(str(workload) if workload else None, when, float(gpus), back))
+    return out
+
+
+def _gpu_events(conn: sqlite3.Connection, since: datetime | None, end: datetime) -> list[GpuEvent]:
+    """The GPU events `gpu_hours_freed` needs for [since, end], oldest first: those within the range, plus,
+    for each workload, its events from its last freeing before `since` on (they decide whether its GPUs
+    were still free when the range began).
+
+    Earlier records cannot change the result: a freeing opens a new period whatever came before it.
+    Both reads go through partial indexes that hold only freeings (idx_audit_freeings) or GPU events
+    (idx_audit_gpu_events), and return a few columns computed in SQL, never whole rows.
+    """
+    select = f"SELECT {GPU_EVENT_COLUMNS} FROM [{AUDIT_TABLE}] WHERE {GPU_EVENT_WHERE}"
+    if since is None:
+        return _events(conn.execute(f"{select} AND time <= ? ORDER BY time, id", [iso(end)]))
+    lo = iso(since)
+    last_freeing = {w: datetime.fromisoformat(t) for w, t in conn.execute(
+        f"SELECT w, max(time) FROM (SELECT {WORKLOAD_KEY} AS w, time FROM [{AUDIT_TABLE}] "
+        f"WHERE {FREEING_WHERE} AND time < ?) WHERE w IS NOT NULL GROUP BY w", [lo])}
+    carried: list[GpuEvent] = []
+    if last_freeing:
+        earliest = iso(min(last_freeing.values()))
+        for event in _events(conn.execute(f"{select} AND time >= ? AND time < ? ORDER BY time, id", [earliest, lo])):
+            start = last_freeing.get(event.workload or "")
+            if start is not None and event.time >= start:
+                carried.append(event)
+    return carried + _events(conn.execute(f"{select} AND time >= ? AND time <= ? ORDER BY time, id", [lo, iso(end)]))
 
 
 def stats(conn: sqlite3.Connection, *, since: datetime | None = None, now: datetime) -> AuditStats:
@@ -205,7 +290,7 @@ def stats(conn: sqlite3.Connection, *, since: datetime | None = None, now: datet
         actions=actions,
         denials=denials,
         approvals_waiting=waiting,
-        gpu_hours_freed=gpu_hours_freed(_freeing_and_returns(conn, now), since=since, end=now),
+        gpu_hours_freed=gpu_hours_freed(_gpu_events(conn, since, now), since=since, end=now),
         gpus_freed=one(f"SELECT coalesce(sum(json_extract(data, '$.gpus_freed')), 0) FROM {t} "
                        f"WHERE kind = 'result' AND outcome = 'ok' AND dry_run = 0 AND data IS NOT NULL "
                        f"AND coalesce(json_extract(data, '$.dry_run'), 0) = 0 "

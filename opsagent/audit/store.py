@@ -232,10 +232,29 @@ class AuditStore:
 
     def search(self, text: str, *, limit: int = 50) -> list[AuditRecord]:
         """Full-text search over summary, tool, args, rule name and message (newest first)."""
-        with self.transaction() as conn:
-            query.refresh_fts(conn)
+        self.catch_up_index()
         with self._lock:
             return query.search(self.db.conn, text, limit=limit)
+
+    def catch_up_index(self) -> int:
+        """Index the rows an older database held before appends indexed themselves, one short transaction
+        per batch, so appends from other processes get the lock between batches. Returns rows indexed."""
+        done = 0
+        with self._lock:
+            backlog = query.fts_backlog(self.db.conn)
+        while backlog > 0:
+            with self.transaction() as conn:
+                step = query.backfill_fts(conn)
+            if step == 0:
+                break
+            done += step
+            backlog -= step
+        return done
+
+    def finding_history(self, *, since: datetime) -> list[AuditRecord]:
+        """What detection remembers of findings since `since` (see `query.finding_history`)."""
+        with self._lock:
+            return query.finding_history(self.db.conn, since=since)
 
     def stats(self, *, since: datetime | None = None, now: datetime | None = None) -> query.AuditStats:
         """Totals from `since` up to `now` (default: now on the database's own clock, see `clocks`)."""

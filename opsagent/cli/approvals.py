@@ -21,7 +21,7 @@ from typing import Any
 
 import typer
 
-from opsagent.approvals import MACHINE_ACTORS, AlreadyDecided, AlreadyRunning, ApprovalError, ApprovalQueue
+from opsagent.approvals import AlreadyDecided, AlreadyRunning, ApprovalError, ApprovalQueue
 from opsagent.cli.common import DbOpt, PoliciesOpt, choices, console, fail, print_json
 from opsagent.cli.get import APPROVAL_COLUMNS
 from opsagent.cli.output import Format, FormatOpt, NoHeadersOpt, emit

@@ -186,7 +186,8 @@ def search_cmd(text: str = typer.Argument(..., help="Words to find in summaries,
 
 
 @audit_app.command("stats")
-def stats_cmd(since: str = typer.Option(None, "--since", help="ISO time or duration (7d = the last week)."),
+def stats_cmd(since: str = typer.Option("7d", "--since", help="ISO time, duration (7d = the last week, the default) "
+                                                                "or 'all' for the whole log (reads every GPU event)."),
               output: Output = OutputOpt, db: Path = DbOpt) -> None:
     """Actions per tool and outcome, denials per rule, approvals waiting, GPU-hours freed, LLM tokens.
 
@@ -197,7 +198,8 @@ def stats_cmd(since: str = typer.Option(None, "--since", help="ISO time or durat
     """
     with open_store(db) as store:
         now = database_clock(store).now()
-        s = store.stats(since=parse_when(since, option="--since", now=now), now=now)
+        start = None if since.strip().lower() == "all" else parse_when(since, option="--since", now=now)
+        s = store.stats(since=start, now=now)
     if output.data:
         print_json(s)
         return

@@ -23,7 +23,7 @@ class _Console(Console):
     """Rich for people, plain text for pipes: when stdout is not a terminal, a table prints as plain columns
     (no box drawing, never wrapped, headers on one line; see opsagent.cli.output) and lines are not wrapped."""
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         if self.is_terminal:
             return super().print(*objects, **kwargs)
         from rich.table import Table

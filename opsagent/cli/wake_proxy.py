@@ -57,8 +57,6 @@ def wake_proxy(
     wake_token_file: Path = typer.Option(None, "--wake-token-file", envvar="OPSAGENT_WAKE_TOKEN_FILE",
                                          help="With --wake-via: file holding the daemon's internal API token."),
 ) -> None:
-    from aiohttp import web
-
     from opsagent.runtime import RuntimeError_, open_runtime
     from opsagent.wake import ActivityLog, GateWaker, WakeProxy, load_routes, missing_workloads, served_by_keda
     from opsagent.wake.activity import activity_path_for
@@ -140,8 +138,6 @@ def _run(app: "web.Application", host: str, port: int, admin_at: tuple[str, int]
 def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str, port: int, timeout: float,
                   wake_via: str, token_file: Path | None, admin_at: tuple[str, int] | None) -> None:
     """The proxy as its own Deployment: reads the cluster itself, sends wakes and request times to the daemon."""
-    from aiohttp import web
-
     from opsagent.runtime import RuntimeError_, open_cluster
     from opsagent.wake import GateWaker, WakeProxy, missing_workloads, served_by_keda
     from opsagent.wake.remote import DaemonActivity, DaemonSubmitter, read_token

@@ -37,7 +37,7 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
         "trigger", "pending_requests", "request_rate", "replicas", "warm_replicas", "wake_timeout_seconds",
         "last_request_at", "window_cron", "window_start", "window_end", "intent"}),
     "rollout_failed": frozenset({
-        "revision", "image", "reason", "message", "bad_pods", "last_good_revision", "attempts",
+        "revision", "image", "reason", "message", "bad_pods", "unschedulable_pods", "last_good_revision", "attempts",
         "last_action_at", "max_attempts", "backoff_seconds", "retry_due", "retry_at", "then",
         "next_action", "protected", "intent", "incident_started_at", "rejected"}),
     "drift": frozenset({
@@ -60,7 +60,7 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
         "widest_link", "largest_set", "proposed_placement", "intent_satisfiable"}),
     "node_unhealthy": frozenset({
         "node", "ready", "reasons", "not_ready_transitions", "xid_errors", "conditions", "gpu_holders", "gpus", "fleet_wide"}),
-    "node_left_cordoned": frozenset({"node", "free_gpus", "pending_pods"}),
+    "node_left_cordoned": frozenset({"node", "free_gpus", "pending_pods", "queued_jobs"}),
     "autoscaler_stuck": frozenset({
         "autoscaler", "problem", "reason", "message", "min_replicas", "max_replicas", "current_replicas",
         "desired_replicas"}),

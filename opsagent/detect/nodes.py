@@ -10,7 +10,7 @@ flapped is left to the node controller: it evicts the pods itself.
 
 `node_left_cordoned`: a cordoned node that looks healthy (Ready, no problem
 condition, no recent NotReady or hardware XID) with free GPUs that pending
-GPU pods are waiting for: most often a maintenance that nobody finished.
+GPU pods or queued GPU jobs are waiting for: most often a maintenance that nobody finished.
 
 When half or more of the GPU nodes (two at least) are unhealthy at the same
 moment, the cause is the fleet (an OS update, the network, the control plane),
@@ -117,7 +117,9 @@ def node_left_cordoned(snapshot: Snapshot, now: datetime) -> list[Finding]:
         workload = snapshot.workload(pod.workload)  # type: ignore[arg-type]
         if workload is not None and workload.gpus_per_replica > 0:
             wanted.append((pod, workload.gpus_per_replica))
-    if not wanted:
+    # Queued GPU jobs (training) wait for the same devices as pending pods do.
+    queued = sorted((j for j in snapshot.jobs if j.state == "queued"), key=lambda j: j.key)
+    if not wanted and not queued:
         return []
     findings = []
     node_events = _node_events(snapshot)
@@ -129,14 +131,15 @@ def node_left_cordoned(snapshot: Snapshot, now: datetime) -> list[Finding]:
             continue  # cordoned for a reason that still shows: leave it
         free = sum(1 for g in node.gpus if g.holder is None)
         fits = [pod.key for pod, gpus in wanted if gpus <= free]
-        if not fits:
+        jobs = [job.key for job in queued if job.gpus <= free]
+        if not fits and not jobs:
             continue
         findings.append(make(
             "node_left_cordoned", node.name,
-            f"node {node.name} is cordoned but healthy, with {free} free GPU(s) that {len(fits)} pending pod(s) "
-            "could use",
+            f"node {node.name} is cordoned but healthy, with {free} free GPU(s) that "
+            f"{len(fits)} pending pod(s) and {len(jobs)} queued job(s) could use",
             now,
-            node=node.name, free_gpus=free, pending_pods=fits,
+            node=node.name, free_gpus=free, pending_pods=fits, queued_jobs=jobs,
         ))
     return findings
 

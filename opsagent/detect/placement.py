@@ -19,6 +19,7 @@ Pure: no I/O and no clock; `now` is passed in.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from datetime import datetime
 
 from opsagent.detect.common import Intents, devices, free_gpus, gpu_pods, intent_of, make, short
@@ -73,7 +74,7 @@ def topology_mismatch(snapshot: Snapshot, intents: Intents, now: datetime) -> li
         if not workload.tensor_parallel:
             continue
         width = _tp_width(workload, intent_of(intents, workload))
-        replicas = []
+        replicas: list[dict[str, Any]] = []
         for pod in sorted(gpu_pods(snapshot, workload), key=lambda p: p.name):
             gpus = devices(snapshot, pod)
             problems = set_problems(gpus, min_width=width, coherent=True)
@@ -120,7 +121,7 @@ def drift(snapshot: Snapshot, intents: Intents, now: datetime) -> list[Finding]:
             parts.append(f"replicas {workload.replicas} outside {bounds.min}..{top if top is not None else workload.replicas}")
         placement = intent.placement
         if placement is not None:
-            violations = []
+            violations: list[dict[str, Any]] = []
             if placement.gpus is not None and placement.gpus != workload.gpus_per_replica:
                 violations.append({"pod": None, "problems": [
                     f"{workload.gpus_per_replica} GPU(s) per replica, intent says {placement.gpus}"]})

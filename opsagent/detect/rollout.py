@@ -7,6 +7,9 @@ intent (bounded attempts with doubling backoff, then one rollback or escalate;
 one attempt when the intent declares no rollout settings)
 and the attempts so far from the caller's history. After the rollback, if the
 finding is still open, the plan is to escalate: never a second rollback.
+When the new revision's pods are not failing but cannot be placed at all
+(Pending, Unschedulable: a surge pod on a full GPU node), a restart only makes
+the same pod wait again, so the plan skips the retries.
 
 `crashloop`: pods in CrashLoopBackOff on the revision of a complete rollout
 (so not a rollout problem), with their restart counts.
@@ -54,6 +57,8 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
             (p for p in snapshot.pods_of(workload.ref) if p.revision == revision and p.reason in BAD_POD_REASONS),
             key=lambda p: p.name,
         )
+        unplaced = sorted(p.name for p in snapshot.pods_of(workload.ref)
+                          if p.revision == revision and p.phase == "Pending" and p.reason == "Unschedulable")
         if rollout.status == "failed":
             reason = rollout.reason or "ProgressDeadlineExceeded"
         elif rollout.status == "progressing" and bad:
@@ -74,10 +79,10 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
         rolled_back = "undo_rollout" in tools_done(seen) or (not seen.actions and seen.attempts > retry.max_attempts)
         if rolled_back:
             next_action = "escalate"
-        elif seen.attempts < retry.max_attempts and "restart_rollout" not in refused:
+        elif seen.attempts < retry.max_attempts and "restart_rollout" not in refused and not (unplaced and not bad):
             next_action = "restart_rollout"
         elif retry.then == "rollback" and "undo_rollout" not in refused:
-            next_action = "undo_rollout"  # retries used up, or a person said no to retrying: the next stage
+            next_action = "undo_rollout"  # retries used up, refused, or unable to help: the next stage
         else:  # retries used up and the rollback (if any) made or refused: a person decides what next
             next_action = "escalate"
         protected = bool(intent and intent.protected)
@@ -93,6 +98,7 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
             reason=reason,
             message=short(rollout.message or (bad[0].message if bad else None)),
             bad_pods=[p.name for p in bad],
+            unschedulable_pods=unplaced,
             last_good_revision=_last_good(workload, revision),
             attempts=seen.attempts,
             last_action_at=iso(seen.last_action_at),

@@ -31,7 +31,6 @@ from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster, ClusterError, read_only
 from opsagent.gate.keys import OUTCOME, args_hash, executed_key, status_of, step_key
 from opsagent.gate.support import (
-    MAX_ARGS_BYTES,
     MemoryRecorder,
     builtin,
     counts_for,
@@ -39,8 +38,8 @@ from opsagent.gate.support import (
     small_data,
     target_key,
 )
-from opsagent.gate.recovery import before_of, observed_effect
-from opsagent.model import (Approval, AuditEntry, Decision, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
+from opsagent.gate.recovery import Observed, before_of, observed_effect
+from opsagent.model import (MAX_ARGS_BYTES, Approval, AuditEntry, Decision, EntryKind, Risk, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
                             bounded_json, is_stand_in)
 from opsagent.policy.ownership import autoscaler_refusal
 from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
@@ -101,12 +100,12 @@ class _Step:
         self.key = step_key(run_id, self.call_ref, call)
         self.started = gate.clock.monotonic()
         self.extra = extra or {}
-        self.risk: str | None = None
+        self.risk: Risk | None = None
         self.done_key: str | None = None  # set for approved calls: their one 'executed' result key
         self.executing = False
         self.channel: str | None = None  # where an approved call runs, when not where it was asked
 
-    def record(self, kind: str, **fields: Any) -> int:
+    def record(self, kind: EntryKind, **fields: Any) -> int:
         call = self.call
         entry = AuditEntry(
             time=self.gate.clock.now(), kind=kind, actor=call.actor, channel=self.channel or call.channel, run_id=self.run_id,
@@ -156,7 +155,8 @@ class Gate:
 
             decide = policy_decide
         self.policy, self.cluster, self.clock, self.recorder = policy, cluster, clock, recorder
-        self.approvals, self.tools, self.findings, self._decide = approvals, tools, findings, decide
+        self.approvals, self.tools, self.findings = approvals, tools, findings
+        self._decide: Callable[..., Decision] = decide
         self.wait, self.proposals_dir, self.poll_seconds, self.max_args_bytes = wait, proposals_dir, poll_seconds, max_args_bytes
         self._changed: dict[str, set[str]] = {}
 
@@ -258,13 +258,14 @@ class Gate:
                                           message="interrupted while filing the approval request; not filed again "
                                                   "(see `opsagent approvals list`, then propose it again if it is missing)"))
         before = (decided.data or {}).get("before")
+        seen: Observed | None
         try:
-            seen = observed_effect(call.tool, dict(call.args), before, self.cluster.snapshot())
+            observed = observed_effect(call.tool, dict(call.args), before, self.cluster.snapshot())
         except ClusterError as exc:
             seen = None
             detail = f"the cluster could not be read to check ({exc.message})"
         else:
-            detail = seen.detail
+            seen, detail = observed, observed.detail
         data["effect"] = seen.verdict if seen is not None else "unknown"
         stopped = "the process stopped after the policy allowed this call and before its result was recorded"
         if seen is not None and seen.verdict == "in_effect":

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from opsagent.cluster.port import ReadOnlyCluster  # noqa: F401 (imported from here before the port had it)
 from opsagent.gate.keys import FINISHED
-from opsagent.model import MAX_ARGS_BYTES, AuditEntry, Decision, RuleRef
+from opsagent.model import AuditEntry, Decision, RuleRef
 
 # MAX_ARGS_BYTES (from opsagent.model) is imported from here by the gate: it refuses arguments over it.
 BUILTIN = "<builtin>"

@@ -9,7 +9,7 @@ picture of one moment and nobody edits it in place.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Mapping, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -297,7 +297,7 @@ class Snapshot(Frozen):
 
     __hash__ = None  # type: ignore[assignment]
 
-    def model_copy(self, *, update=None, deep: bool = False):  # type: ignore[override]
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         copy = super().model_copy(update=update, deep=deep)
         copy._idx = None  # lookups must be rebuilt from the copied fields
         return copy
@@ -363,7 +363,8 @@ class Snapshot(Frozen):
         return [e for e in self.events if e.namespace == namespace and e.name == name]
 
     def _index(self) -> dict:
-        idx = self.__pydantic_private__["_idx"]  # read directly: pydantic's private-attribute lookup is slow
+        # read directly: pydantic's private-attribute lookup is slow; the dict always exists since the model declares _idx
+        idx = self.__pydantic_private__["_idx"]  # type: ignore[index]
         if idx is not None:
             return idx
         pods_by_workload: dict[str, list[Pod]] = {}

@@ -58,7 +58,8 @@ class Explanation(BaseModel):
                f"rule:     {d.rule.file}" + (f":{self.rule_line}" if self.rule_line else "") + f" {d.rule.name}",
                f"reason:   {d.reason}"]
         if d.effect == "require_approval":
-            out.append(f"approvers: {', '.join(d.approvers) or '(none)'}; expires after {format_duration(d.expires_after_seconds)}")
+            expiry = "" if d.expires_after_seconds is None else f"; expires after {format_duration(d.expires_after_seconds)}"
+            out.append(f"approvers: {', '.join(d.approvers) or '(none)'}{expiry}")
         if d.confirm:
             out.append("confirm:  in chat the person who asks confirms it first (confirm: true); unconfirmed, an allow is refused")
         other_tools = [c.rule for c in self.skipped if c.why_not.startswith("tool ")]

@@ -71,8 +71,8 @@ def opt_in_warnings(policy: Policy) -> list[Problem]:
     """`annotation_intents` entries that opt in more than intended, or can never apply."""
     out: list[Problem] = []
     for opt_in in policy.opt_ins:
-        def warn(message: str, hint: str) -> None:
-            out.append(Problem(opt_in.file, opt_in.line, None, message, hint=hint, field="annotation_intents", severity="warning"))
+        def warn(message: str, hint: str) -> None:  # called only within this iteration, so opt_in is the current one
+            out.append(Problem(opt_in.file, opt_in.line, None, message, hint=hint, field="annotation_intents", severity="warning"))  # noqa: B023
         for namespace in opt_in.spec.namespaces:
             if namespace == "*":
                 warn("annotation_intents opts every namespace in: whoever can annotate a Deployment anywhere declares its intent "

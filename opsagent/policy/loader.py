@@ -21,6 +21,7 @@ from opsagent.policy.cel import CelError, compile_expr
 from opsagent.policy.errors import PolicyError, Problem
 from opsagent.policy.optin import OptIn
 from opsagent.policy.facts import CEL_VARIABLES
+from opsagent.policy.intents import Intent
 from opsagent.policy.policy import CompiledLimit, CompiledRule, FileScope, Patterns, Policy, cluster_groups_of, expand_actors
 from opsagent.policy.schema import PolicyFile, Scope, SpendCap, SpendCaps
 from opsagent.policy.toolrisk import tools_matched
@@ -119,7 +120,7 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
     scopes: list[FileScope] = []
     rules: list[CompiledRule] = []
     limits: list[CompiledLimit] = []
-    intents = []
+    intents: list[Intent] = []
     places: list[dict[str, str]] = []
     opt_ins: list[OptIn] = []
     modes: dict[str, str] = {}
@@ -167,7 +168,7 @@ def _merge(parsed: list[tuple[str, PolicyFile, Marks]], risks: dict[str, str], p
             compiled.line, compiled.column = locate(marks, ("rules", index))  # type: ignore[attr-defined]
             _check_rule(name, compiled, marks, risks, bool(default_approvers), problems)
             rules.append(compiled)
-        for index, limit in enumerate(doc.limits):
+        for limit in doc.limits:
             limits.append(CompiledLimit(
                 limit=limit, file=name, tools=Patterns(limit.tools),
                 namespaces=Patterns(limit.namespaces) if limit.namespaces else None,

@@ -115,7 +115,7 @@ class CompiledRule:
                 if workload.labels.get(key) != value:
                     return f"target label {key}={workload.labels.get(key)!r}, rule wants {value!r}"
         matched, error = (True, None) if self.when is None else self.when.check(facts.context(self.when_vars))
-        if not matched:
+        if not matched and self.when is not None:  # only a condition can be false
             if error and self.effect != "allow":
                 # Fail closed: a deny or approval rule whose condition cannot be
                 # evaluated still applies, so a missing field never opens a door.

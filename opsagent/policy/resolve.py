@@ -32,7 +32,7 @@ from opsagent.clock import format_duration
 from opsagent.model import Workload
 from opsagent.policy.annotations import PREFIX, AnnotationError, claims_protected, intent_annotations, lookalike_keys, shown
 from opsagent.policy.facts import intent_as_dict
-from opsagent.policy.intents import Intent, intents_from_annotations
+from opsagent.policy.intents import Intent, Selector, intents_from_annotations
 from opsagent.policy.optin import OptIn, opt_in_for
 
 BUILTIN_CEILING = "built-in ceiling: the replicas it runs now (no max declared; more needs a person)"
@@ -138,7 +138,7 @@ def _resolve(book: IntentBook, base_index: int | None, workload: Workload) -> Re
             ignored.append(f"{exc}; its opsagent.dev intent annotations are ignored until this is fixed")
             if claims_protected(workload):  # a typo elsewhere must not lift a protection the workload asks for
                 own = Intent(name=f"annotations:{workload.key}",
-                             selector={"namespace": workload.ref.namespace, "names": [workload.ref.name]}, protected=True)
+                             selector=Selector(namespace=workload.ref.namespace, names=(workload.ref.name,)), protected=True)
     if base_index is not None:
         intent = book.intents[base_index]
         places = book.places[base_index] if base_index < len(book.places) else {}

@@ -131,9 +131,10 @@ class KubeCluster:
         missing = []
         for (group, version, plural), slot in ((scalers.KEDA, "scaled_objects"), (scalers.KEDA_HTTP, "http_scaled_objects")):
             try:
+                # _list calls both within this iteration, so the loop variables are the current ones
                 items = self._list(f"{plural}.{group}",
-                                   lambda **kw: self.custom.list_cluster_custom_object(group, version, plural, **kw),
-                                   lambda ns, **kw: self.custom.list_namespaced_custom_object(group, version, ns, plural, **kw))
+                                   lambda **kw: self.custom.list_cluster_custom_object(group, version, plural, **kw),  # noqa: B023
+                                   lambda ns, **kw: self.custom.list_namespaced_custom_object(group, version, ns, plural, **kw))  # noqa: B023
             except NotFound:
                 missing.append(f"{plural}.{group}")
                 continue
