@@ -17,10 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parents[1]))
 from _result import parse
 
-HERE = Path(__file__).resolve().parent
+from opsagent.cli.output import progress
 
 
 def scripts(only: list[str] | None) -> list[Path]:
@@ -71,13 +73,20 @@ def main() -> int:
     opts.log_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     failed: list[str] = []
-    for script in scripts(opts.only):
-        print(f"running {script.name} ...", file=sys.stderr, flush=True)
-        got, code, elapsed = run(script, opts.log_dir)
-        print(f"  {len(got)} results, exit {code}, {elapsed:.0f} s", file=sys.stderr, flush=True)
-        if code != 0:
-            failed.append(f"{script.name} exited {code} (see {opts.log_dir / (script.stem + '.log')})")
-        rows += got
+    chosen = scripts(opts.only)
+    plain = not sys.stderr.isatty()   # logs and CI: one line per script; a terminal: a progress bar
+    with progress("bench") as update:
+        for done, script in enumerate(chosen):
+            update(done, len(chosen), script.name)
+            if plain:
+                print(f"running {script.name} ...", file=sys.stderr, flush=True)
+            got, code, elapsed = run(script, opts.log_dir)
+            if plain:
+                print(f"  {len(got)} results, exit {code}, {elapsed:.0f} s", file=sys.stderr, flush=True)
+            if code != 0:
+                failed.append(f"{script.name} exited {code} (see {opts.log_dir / (script.stem + '.log')})")
+            rows += got
+        update(len(chosen), len(chosen), "")
     print(table(rows, opts.markdown))
     for line in failed:
         print(line)

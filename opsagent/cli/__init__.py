@@ -146,7 +146,15 @@ app = typer.Typer(
 def _root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    verbose: bool = typer.Option(False, "--verbose", "-v", envvar="OPSAGENT_VERBOSE", show_default=False,
+                                 help="Also say on stderr which policies and playbooks were read when they are the "
+                                      "ones given or ./policies (a fallback to the user config or the shipped "
+                                      "defaults is always said)."),
 ) -> None:
+    if verbose:
+        from opsagent.cli import resolve
+
+        resolve.VERBOSE[0] = True
     if version:
         typer.echo(__version__)
         raise typer.Exit()

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from opsagent.cli.output import Column, Format, FormatOpt, NoHeadersOpt, emit
 from opsagent.cli.common import MAX_SIM_HOURS, DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
 from opsagent.cli.model_options import BaseUrlOpt, model_option
 
@@ -85,8 +86,9 @@ def run_cmd(
 
 
 @agent_app.command("waiting")
-def waiting_cmd(db: Path = DbOpt, output: Output = OutputOpt) -> None:
-    """List agent runs paused until a person decides an approval.
+def waiting_cmd(db: Path = DbOpt, output: Format = FormatOpt, no_headers: bool = NoHeadersOpt) -> None:
+    """List agent runs paused until a person decides an approval (`-o name` prints `run/ID` lines; `wide`
+    equals `table`).
 
     Example: opsagent agent waiting --db opsagent.db -o json
     """
@@ -119,13 +121,13 @@ def waiting_cmd(db: Path = DbOpt, output: Output = OutputOpt) -> None:
                              "args": payload.get("args")})
     finally:
         conn.close()
-    if output.data:
-        print_json(rows)
-        return
-    table = Table("run", "approval", "tool", "args")
-    for row in rows:
-        table.add_row(row["run_id"], str(row["approval_id"]), str(row["tool"]), str(row["args"]))
-    console.print(table)
+    emit(rows, WAITING_COLUMNS, output, kind="run", name_of=lambda r: r["run_id"], headers=not no_headers)
+
+
+WAITING_COLUMNS = [
+    Column("run", lambda r: r["run_id"]), Column("approval", lambda r: r["approval_id"]), Column("tool", lambda r: r["tool"]),
+    Column("args", lambda r: ",".join(f"{k}={v}" for k, v in sorted((r["args"] or {}).items()))),
+]
 
 
 def register(app: typer.Typer) -> None:

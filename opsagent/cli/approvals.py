@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from opsagent.approvals import AlreadyDecided, AlreadyRunning, ApprovalError, ApprovalQueue
-from opsagent.cli.common import DbOpt, Output, OutputOpt, PoliciesOpt, choices, console, fail, print_json
+from opsagent.cli.common import DbOpt, PoliciesOpt, choices, console, fail, print_json
+from opsagent.cli.get import APPROVAL_COLUMNS
+from opsagent.cli.output import Format, FormatOpt, NoHeadersOpt, emit
 from opsagent.cli.common import id_argument
 from opsagent.model import Approval, ApprovalState
 from opsagent.audit import AuditStore
@@ -83,22 +83,12 @@ def open_queue(db: Path, *, is_member: Any = None) -> ApprovalQueue:
     return ApprovalQueue(db, clock=None, is_member=is_member)
 
 
-def _table(approvals: list[Approval], title: str) -> Table:
-    table = Table(title=escape(title))
-    for col in ("id", "state", "tool", "arguments", "requested by", "approvers", "expires", "decided by"):
-        table.add_column(col, overflow="fold")
-    for a in approvals:
-        args = ", ".join(f"{k}={v}" for k, v in sorted(a.call.args.items()))
-        cells = (str(a.id), a.state, a.call.tool, args, a.requested_by, ", ".join(a.approvers),
-                 a.expires_at.strftime("%Y-%m-%d %H:%M"), a.decided_by or "")
-        table.add_row(*(escape(c) for c in cells))
-    return table
-
-
 @approvals_app.command("list")
 def list_cmd(state: StateChoice = typer.Option(None, "--state", help="Only requests in this state."),  # type: ignore[valid-type]
-             output: Output = OutputOpt, db: Path = DbOpt) -> None:
-    """List approval requests (requests past their expiry are marked expired first).
+             output: Format = FormatOpt, no_headers: bool = NoHeadersOpt, db: Path = DbOpt) -> None:
+    """List approval requests (requests past their expiry are marked expired first). The same rows and
+    columns as `opsagent get approvals`: `-o wide` adds the expiry, who decided and the rule; `-o name`
+    prints `approval/ID` lines.
 
     Example: opsagent approvals list --state pending
     """
@@ -108,14 +98,12 @@ def list_cmd(state: StateChoice = typer.Option(None, "--state", help="Only reque
         items = queue.list(state=state.value if state is not None else None)
     finally:
         queue.close()
-    if output.data:
-        print_json(items)
-    else:
-        console.print(_table(items, "approval requests"))
+    emit(items, APPROVAL_COLUMNS, output, kind="approval", name_of=lambda a: str(a.id), headers=not no_headers)
 
 
 @approvals_app.command("show")
-def show_cmd(approval_id: int = id_argument("Approval"), output: Output = OutputOpt, db: Path = DbOpt) -> None:
+def show_cmd(approval_id: int = id_argument("Approval"), output: Format = FormatOpt, no_headers: bool = NoHeadersOpt,
+             db: Path = DbOpt) -> None:
     """Show one approval request: the exact call, its arguments hash, the rule and the reason
     (a request past its expiry is marked expired first).
 
@@ -133,7 +121,9 @@ def show_cmd(approval_id: int = id_argument("Approval"), output: Output = Output
     if output.data:
         print_json({**approval.model_dump(mode="json"), "result_summary": summary})
         return
-    console.print(_table([approval], f"approval {approval_id}"))
+    emit([approval], APPROVAL_COLUMNS, output, kind="approval", name_of=lambda a: str(a.id), headers=not no_headers)
+    if output is Format.name:
+        return
     console.print(f"rule: {approval.rule.file}:{approval.rule.name}\nreason: {approval.reason}\n"
                   f"args hash: {approval.args_hash}\nfinding: {approval.call.finding_id or '-'}"
                   + (f"\ncomment: {approval.comment}" if approval.comment else "")

@@ -14,7 +14,6 @@ import json
 import re
 import sys
 from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +24,15 @@ from rich.table import Table
 from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore, parse_anchor
 from opsagent.audit.clocks import database_clock
 from opsagent.audit.database import DatabaseCorrupt, check_integrity
-from opsagent.cli.common import MAX_ROWS, DbOpt, choices, console, fail, id_argument, print_json, remember_format
+from opsagent.cli.common import MAX_ROWS, DbOpt, Output, OutputOpt, choices, console, fail, id_argument, print_json
+from opsagent.cli.output import ROW_FORMATS, Column, Format, NoHeadersOpt, emit, output_option, progress
 from opsagent.cli.errors import database_failed
 from opsagent.clock import parse_duration
 from opsagent.model import Effect, EntryKind, Outcome
 
 
-class AuditOutput(str, Enum):
-    table = "table"
-    wide = "wide"
-    json = "json"
-    yaml = "yaml"
-    jsonl = "jsonl"
-    csv = "csv"
-
-
-OutOpt = typer.Option(AuditOutput.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", callback=remember_format,
-                      help="table or wide for people (plain columns when piped); json, yaml, jsonl or csv for scripts.")
+# Audit rows also stream as jsonl or csv (the export formats) for scripts.
+OutOpt = output_option(*ROW_FORMATS, Format.jsonl, Format.csv)
 OutcomeChoice = choices("OutcomeChoice", Outcome)
 DecisionChoice = choices("DecisionChoice", Effect)
 KindChoice = choices("KindChoice", EntryKind)
@@ -100,29 +91,35 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def print_records(records: list[AuditRecord], output: AuditOutput, *, title: str = "audit log") -> None:
-    if output in (AuditOutput.json, AuditOutput.yaml):
-        print_json(records)
-    elif output is AuditOutput.jsonl:
+def _target(r: AuditRecord) -> str | None:
+    return f"{r.namespace}/{r.workload}" if r.workload else r.namespace
+
+
+AUDIT_COLUMNS = [
+    Column("id", lambda r: r.id), Column("time", lambda r: r.time.strftime("%Y-%m-%d %H:%M:%S")),
+    Column("kind", lambda r: r.kind), Column("actor", lambda r: r.actor), Column("tool", lambda r: r.tool),
+    Column("target", _target), Column("decision", lambda r: r.decision), Column("outcome", lambda r: r.outcome),
+    Column("channel", lambda r: r.channel, wide=True), Column("run", lambda r: r.run_id, wide=True),
+    Column("hash", lambda r: r.hash[:12], wide=True),
+    Column("summary", lambda r: _short(r.summary)),
+]
+
+
+def print_records(records: list[AuditRecord], output: Format, *, headers: bool = True) -> None:
+    """Audit rows in any `-o`: table/wide/name/json/yaml through the output module, jsonl and csv as export does."""
+    if output is Format.jsonl:
         for r in records:
             sys.stdout.write(json.dumps(r.model_dump(mode="json"), sort_keys=True) + "\n")
-    elif output is AuditOutput.csv:
+    elif output is Format.csv:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(AuditRecord.model_fields))
-        writer.writeheader()
+        if headers:
+            writer.writeheader()
         for r in records:
             writer.writerow(r.flat())
         sys.stdout.write(buf.getvalue())
     else:
-        table = Table(title=escape(title))
-        for col in ("id", "time", "kind", "actor", "tool", "target", "decision", "outcome", "summary"):
-            table.add_column(col, overflow="fold")
-        for r in records:
-            target = f"{r.namespace}/{r.workload}" if r.workload else (r.namespace or "")
-            cells = (str(r.id), r.time.strftime("%Y-%m-%d %H:%M:%S"), r.kind, r.actor, r.tool or "", target,
-                     r.decision or "", r.outcome or "", _short(r.summary))
-            table.add_row(*(escape(c) for c in cells))
-        console.print(table)
+        emit(records, AUDIT_COLUMNS, output, kind="audit", name_of=lambda r: str(r.id), headers=headers)
 
 
 @audit_app.command("list")
@@ -138,10 +135,12 @@ def list_cmd(
     kind: KindChoice = typer.Option(None, "--kind", help="Only rows of this kind."),  # type: ignore[valid-type]
     run_id: str = typer.Option(None, "--run", help="Only rows of this agent run."),
     limit: int = typer.Option(50, "--limit", min=1, max=MAX_ROWS, help="At most this many rows, newest first."),
-    output: AuditOutput = OutOpt,
+    output: Format = OutOpt,
+    no_headers: bool = NoHeadersOpt,
     db: Path = DbOpt,
 ) -> None:
-    """List audit rows, newest first.
+    """List audit rows, newest first. `-o wide` adds the channel, the agent run and the row's hash;
+    `-o name` prints `audit/ID` lines.
 
     Example: opsagent audit list --since 2h --namespace ml --outcome denied -o json
     """
@@ -152,11 +151,12 @@ def list_cmd(
                               actor=actor, tool=tool, namespace=namespace, workload=workload,
                               outcome=_value(outcome), decision=_value(decision), kind=_value(kind),
                               run_id=run_id, limit=limit)
-        print_records(store.list(filters), output)
+        print_records(store.list(filters), output, headers=not no_headers)
 
 
 @audit_app.command("show")
-def show_cmd(audit_id: int = id_argument("Audit row"), output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+def show_cmd(audit_id: int = id_argument("Audit row"), output: Format = OutOpt, no_headers: bool = NoHeadersOpt,
+             db: Path = DbOpt) -> None:
     """Show the whole story of one action: finding, proposal, decision, approval, result.
 
     Example: opsagent audit show 42
@@ -165,15 +165,16 @@ def show_cmd(audit_id: int = id_argument("Audit row"), output: AuditOutput = Out
         story = store.show(audit_id)
     if story is None:
         fail(f"no audit row {audit_id}", hint="find ids with: opsagent audit list")
-    if output in (AuditOutput.json, AuditOutput.yaml):
+    if output.data:
         print_json(story)
         return
-    print_records(story.rows, output, title=f"audit row {audit_id} and its story")
+    print_records(story.rows, output, headers=not no_headers)
 
 
 @audit_app.command("search")
 def search_cmd(text: str = typer.Argument(..., help="Words to find in summaries, tools, arguments, rule names, messages."),
-               limit: int = typer.Option(50, "--limit", min=1, max=MAX_ROWS), output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+               limit: int = typer.Option(50, "--limit", min=1, max=MAX_ROWS), output: Format = OutOpt,
+               no_headers: bool = NoHeadersOpt, db: Path = DbOpt) -> None:
     """Full-text search of the audit log (every word must match).
 
     Example: opsagent audit search "llm free-idle-gpus"
@@ -181,13 +182,13 @@ def search_cmd(text: str = typer.Argument(..., help="Words to find in summaries,
     if not text.strip():
         fail("search text is empty", hint='give the words to find, e.g. opsagent audit search "scale_workload denied"')
     with open_store(db) as store:
-        print_records(store.search(text, limit=limit), output, title=f"audit rows matching {text!r}")
+        print_records(store.search(text, limit=limit), output, headers=not no_headers)
 
 
 @audit_app.command("stats")
 def stats_cmd(since: str = typer.Option("7d", "--since", help="ISO time, duration (7d = the last week, the default) "
                                                                 "or 'all' for the whole log (reads every GPU event)."),
-              output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+              output: Output = OutputOpt, db: Path = DbOpt) -> None:
     """Actions per tool and outcome, denials per rule, approvals waiting, GPU-hours freed, LLM tokens.
 
     GPU-hours freed: the GPUs each successful sleep (or delete) freed, times the hours until the
@@ -199,7 +200,7 @@ def stats_cmd(since: str = typer.Option("7d", "--since", help="ISO time, duratio
         now = database_clock(store).now()
         start = None if since.strip().lower() == "all" else parse_when(since, option="--since", now=now)
         s = store.stats(since=start, now=now)
-    if output not in (AuditOutput.table, AuditOutput.wide):
+    if output.data:
         print_json(s)
         return
     actions = Table(title="actions (results per tool and outcome)")
@@ -248,7 +249,7 @@ def export_cmd(fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or
 
 
 @audit_app.command("head")
-def head_cmd(output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
+def head_cmd(output: Output = OutputOpt, db: Path = DbOpt) -> None:
     """Print the head of the chain: its row count and newest hash, as ROWS:HASH.
 
     Keep it somewhere the database's owner cannot rewrite (a ticket, another system's log); later,
@@ -258,7 +259,7 @@ def head_cmd(output: AuditOutput = OutOpt, db: Path = DbOpt) -> None:
     """
     with open_store(db) as store:
         head = store.head()
-    if output not in (AuditOutput.table, AuditOutput.wide):
+    if output.data:
         print_json({"rows": head.rows, "hash": head.hash, "anchor": head.anchor})
     else:
         console.print(f"rows: {head.rows}\nhash: {head.hash}\nanchor: {head.anchor}", highlight=False, markup=False)
@@ -269,7 +270,7 @@ def verify_cmd(
     expect_head: str = typer.Option(None, "--expect-head", envvar="OPSAGENT_EXPECT_HEAD",
                                     help="ROWS:HASH noted earlier (from `opsagent audit head`): also fail when the log "
                                          "holds fewer rows or its row number ROWS has another hash."),
-    output: AuditOutput = OutOpt,
+    output: Output = OutputOpt,
     db: Path = DbOpt,
 ) -> None:
     """Recompute the hash chain and check the approvals and confirmations tables against it.
@@ -288,11 +289,13 @@ def verify_cmd(
     from opsagent.chat.confirmations import verify_confirmations
 
     with open_store(db, check_pages=True) as store:
-        report = store.verify(anchor=anchor)
+        total = store.head().rows
+        with progress("verifying the chain") as update:  # nothing when stderr is not a terminal
+            report = store.verify(anchor=anchor, on_rows=lambda n: update(n, total, f"row {n}"))
         mismatches = verify_approvals(store)
         held = verify_confirmations(store)
     ok = report.ok and not mismatches and not held
-    if output not in (AuditOutput.table, AuditOutput.wide):
+    if output.data:
         print_json({**report.model_dump(mode="json"), "ok": ok, "chain_ok": report.ok,
                     "approvals": [{"approval_id": m.approval_id, "problems": list(m.problems)} for m in mismatches],
                     "confirmations": [{"confirmation_id": cid, "problem": why} for cid, why in held]})

@@ -42,18 +42,6 @@ console = _Console()
 err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, piped or not
 
 
-class Output(str, Enum):
-    table = "table"
-    wide = "wide"
-    json = "json"
-    yaml = "yaml"
-
-    @property
-    def data(self) -> bool:
-        """json or yaml: the whole record for scripts (print it with `print_json`)."""
-        return self.value in ("json", "yaml")
-
-
 _FORMAT: list[str] = ["json"]   # the -o a command was given: `print_json` prints yaml when it is yaml
 
 
@@ -62,8 +50,9 @@ def remember_format(value: Any) -> Any:
     return value
 
 
-OutputOpt = typer.Option(Output.table, "--output", "-o", envvar="OPSAGENT_OUTPUT", callback=remember_format,
-                         help="table or wide for people (plain columns when piped), json or yaml for scripts.")
+from opsagent.cli.output import TABLE_FORMATS, Format as Output, output_option  # noqa: E402, F401  (re-exported; output imports common lazily)
+
+OutputOpt = output_option(*TABLE_FORMATS)
 
 
 def _found(kind: str) -> Any:

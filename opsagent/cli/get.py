@@ -88,6 +88,7 @@ APPROVAL_COLUMNS = [
     Column("id", lambda a: a.id), Column("state", lambda a: a.state), Column("tool", lambda a: a.call.tool),
     Column("target", lambda a: "/".join(str(a.call.args.get(k, "")) for k in ("namespace", "name")).strip("/") or None),
     Column("requested by", lambda a: a.requested_by), Column("approvers", lambda a: a.approvers),
+    Column("args", lambda a: ",".join(f"{k}={v}" for k, v in sorted(a.call.args.items())), wide=True),
     Column("expires", lambda a: a.expires_at.isoformat(), wide=True), Column("decided by", lambda a: a.decided_by, wide=True),
     Column("rule", lambda a: f"{a.rule.file}:{a.rule.name}", wide=True),
 ]

@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterable, Iterator, TextIO
 
 import typer
 
-from opsagent.cli.common import to_jsonable
 
 
 class Format(str, Enum):
@@ -27,10 +26,45 @@ class Format(str, Enum):
     json = "json"
     yaml = "yaml"
     name = "name"
+    jsonl = "jsonl"   # audit rows only: one JSON object a line
+    csv = "csv"       # audit rows only
+
+    @property
+    def data(self) -> bool:
+        """json or yaml: the whole record for scripts (print it with `print_json`)."""
+        return self.value in ("json", "yaml")
 
 
-FormatOpt = typer.Option(Format.table, "--output", "-o", envvar="OPSAGENT_OUTPUT",
-                         help="table (plain columns), wide (more columns), json, yaml, or name (one KIND/NAME per line).")
+TABLE_FORMATS = (Format.table, Format.wide, Format.json, Format.yaml)
+ROW_FORMATS = (*TABLE_FORMATS, Format.name)
+_HELP = {Format.table: "table (plain columns)", Format.wide: "wide (more columns where the command has more)",
+         Format.json: "json", Format.yaml: "yaml", Format.name: "name (one KIND/NAME per line)",
+         Format.jsonl: "jsonl", Format.csv: "csv"}
+
+
+def output_option(*supported: Format) -> Any:
+    """`-o/--output` offering only `supported`. An unsupported value given with `-o` is a one-line error naming
+    the supported ones; the same value from OPSAGENT_OUTPUT (a preference for the whole shell, set for
+    commands that have it) falls back to `table` on a command without it."""
+    names = [f.value for f in supported]
+
+    def convert(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Format:
+        text = str(getattr(value, "value", value) or Format.table.value).strip().lower()
+        if text not in names:
+            if getattr(ctx.get_parameter_source(param.name or "output"), "name", "") == "ENVIRONMENT":
+                text = Format.table.value
+            else:
+                raise typer.BadParameter(f"{text!r} is not offered here; use one of: {', '.join(names)}")
+        from opsagent.cli.common import remember_format
+
+        return Format(remember_format(text))
+
+    return typer.Option(Format.table.value, "--output", "-o", envvar="OPSAGENT_OUTPUT", parser=str,
+                        callback=convert, metavar="|".join(names), autocompletion=lambda: names,
+                        help=", ".join(_HELP[f] for f in supported) + ".")
+
+
+FormatOpt = output_option(*ROW_FORMATS)
 NoHeadersOpt = typer.Option(False, "--no-headers", envvar="OPSAGENT_NO_HEADERS", show_default=False,
                             help="Leave out the header line of table and wide output.")
 
@@ -57,7 +91,7 @@ def cell(value: Any) -> str:
 def table_lines(rows: Iterable[Any], columns: list[Column], *, wide: bool, headers: bool) -> list[str]:
     shown = [c for c in columns if wide or not c.wide]
     body = [[cell(c.value(row)) for c in shown] for row in rows]
-    head = [[c.header.upper() for c in shown]] if headers else []
+    head = [[c.header.upper().replace(" ", "_") for c in shown]] if headers else []
     widths = [max(len(r[i]) for r in head + body) for i in range(len(shown))] if head + body else []
     return ["   ".join(text.ljust(widths[i]) for i, text in enumerate(r)).rstrip() for r in head + body]
 
@@ -66,6 +100,8 @@ def emit(rows: list[Any], columns: list[Column], fmt: Format, *, kind: str, name
          record_of: Callable[[Any], Any] = lambda r: r, headers: bool = True, single: bool = False,
          out: TextIO | None = None) -> None:
     """Print `rows` in `fmt`. `single` (a NAME was asked for) prints one object rather than a list for json/yaml."""
+    from opsagent.cli.common import to_jsonable
+
     out = out or sys.stdout
     if fmt in (Format.json, Format.yaml):
         records = [to_jsonable(record_of(r)) for r in rows]

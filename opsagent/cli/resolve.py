@@ -9,7 +9,9 @@ silently.
 Policies: `--policies` / `OPSAGENT_POLICIES`, then `./policies`, then
 `$XDG_CONFIG_HOME/opsagent/policies` (`~/.config/opsagent/policies`), then the
 policies shipped with opsagent. A command that falls back past `./policies`
-says on stderr which folder it used.
+always says on stderr which folder it used (it can surprise); with `opsagent -v`
+(or OPSAGENT_VERBOSE=1) every command says it, like `policies: ./policies
+(./policies, 2 files)`. Nothing else is added, so pipes and `-o json` stay clean.
 
 Database: `--db` / `OPSAGENT_DB` when given. Otherwise commands that read use
 `$XDG_STATE_HOME/opsagent/opsagent.db` (`~/.local/state/opsagent/opsagent.db`);
@@ -34,6 +36,7 @@ from opsagent import shipped
 from opsagent.cli.common import err_console, fail
 
 SHIPPED = shipped.root()
+VERBOSE = [False]   # `opsagent -v` / OPSAGENT_VERBOSE: say which folder was read even when it is the expected one
 _ONE = {"policies": "policy", "playbooks": "playbook"}
 
 
@@ -76,8 +79,11 @@ def folder(given: Path | None, kind: str, *, quiet: bool = False) -> Path:
         if not found:
             fail(f"no {kind} found (./{kind}, {config_home() / kind})", hint=f"pass --{kind} DIR")
         chosen, why = found[0]
-    if not quiet and why not in (f"--{kind}", f"./{kind}"):  # say so when it is not where the user would look first
-        err_console.print(f"[dim]{kind}: {escape(str(chosen))} ({why})[/]", highlight=False)
+    # always said when it is not where the user would look first; with -v also when it is
+    if not quiet and (VERBOSE[0] or why not in (f"--{kind}", f"./{kind}")):
+        count = sum(1 for p in chosen.glob("*.y*ml")) if chosen.is_dir() else 1
+        err_console.print(f"[dim]{kind}: {escape(str(chosen))} ({why}, {count} file{'s' if count != 1 else ''})[/]",
+                          highlight=False)
     return chosen
 
 

@@ -63,14 +63,14 @@ async def serve(app: web.Application, host: str, port: int, admin: web.Applicati
     import asyncio
 
     runners = []
-    for one, h, p in ((app, host, port), (admin, admin_host, admin_port)):
-        if one is None:
-            continue
-        runner = web.AppRunner(one)
-        await runner.setup()
-        await web.TCPSite(runner, h, p).start()
-        runners.append(runner)
-    try:
+    try:  # a site that cannot bind (port in use) still cleans up what setup() started, e.g. the client session
+        for one, h, p in ((app, host, port), (admin, admin_host, admin_port)):
+            if one is None:
+                continue
+            runner = web.AppRunner(one)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, h, p).start()
         await asyncio.Event().wait()
     finally:
         for runner in reversed(runners):
