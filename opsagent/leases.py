@@ -144,6 +144,11 @@ class LeaseService:
     def __init__(self, *, audit: AuditStore, gate: Submitter, policy: Any, cluster: Any, clock: Any) -> None:
         self.audit, self.gate, self.policy, self.cluster, self.clock = audit, gate, policy, cluster, clock
 
+    @classmethod
+    def over(cls, gate: Any) -> "LeaseService":
+        """Leases over a gate's own audit log, policy, cluster and clock."""
+        return cls(audit=gate.recorder, gate=gate, policy=gate.policy, cluster=gate.cluster, clock=gate.clock)
+
     def leases(self) -> dict[str, Lease]:
         return read_leases(self.audit)
 

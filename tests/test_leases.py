@@ -134,3 +134,24 @@ def test_cli_wake_extend_list_cancel(tmp_path: Path) -> None:
     assert cancelled.exit_code == 0 and "cancelled by erin" in cancelled.output
     bad = run(app, ["wake", "render/render-ui", *common])
     assert bad.exit_code == 2 and "--for is required" in bad.output
+
+
+def test_chat_form_wake_for_records_a_lease(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from opsagent.chat.grammar import parse
+    from opsagent.cli import app
+
+    command = parse("wake render/render-ui for 2h")
+    assert (command.action, command.span, command.summary) == ("lease", "2h", "wake render/render-ui for 2h")
+    assert parse("wake render/render-ui").action == "tool"          # a bare wake stays a bare call
+    db = str(tmp_path / "ops.db")
+    run = CliRunner().invoke
+    said = run(app, ["ask", "wake render/render-ui for 2h", "--cluster", "sim:demo", "--as", "erin", "--db", db])
+    assert said.exit_code == 0 and "stays up until" in said.output, said.output
+    over = run(app, ["ask", "wake inference/llm for 9h", "--cluster", "sim:demo", "--as", "carol", "--db", db])
+    assert "past max_wake 8h00m of intent llm-coherent-x16" in over.output
+    [lease] = json.loads(run(app, ["get", "leases", "--db", db, "-o", "json"]).output)
+    assert (lease["workload"], lease["actor"]) == ("render/render-ui", "erin")
