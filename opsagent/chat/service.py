@@ -30,7 +30,7 @@ from opsagent.chat.secrets import redact
 from opsagent.chat.users import Actor
 from opsagent.model.actor import ActorNameError, actor_refusal, normalize_actor
 from opsagent.clock import Clock, parse_duration
-from opsagent.leases import LeaseRefused, LeaseService
+from opsagent.leases import LeaseRefused, LeaseService, active_for
 from opsagent.model import Approval, AuditEntry, ToolCall, ToolResult, WorkloadRef
 from tools import get_tool
 from tools.read import FindingList, JobDetail, PodList, WorkloadDetail
@@ -241,10 +241,14 @@ class ChatService:
             self._audit_refusal(who.name, channel, text, tool=step.tool, args=step.args, summary=reason, rule=rule)
             reply.refused.append(Refusal(tool=step.tool, summary=command.summary, rule=rule, reason=reason))
             return self._reply(reply)
+        service, ref = LeaseService.over(self.gate), WorkloadRef(namespace=step.args["namespace"], name=step.args["name"])
+        span = parse_duration(command.span or "")
         try:
-            lease, result = LeaseService.over(self.gate).start(
-                WorkloadRef(namespace=step.args["namespace"], name=step.args["name"]), parse_duration(command.span or ""),
-                actor=who.name, channel=call.channel, actor_groups=who.groups)
+            if active_for(service.leases(), f"{ref.namespace}/{ref.name}") is not None:   # already leased: 'for 3h' now means 3h from now
+                lease = service.extend(ref, span, actor=who.name, channel=call.channel)
+                return self._reply(reply, body=[f"{lease.workload} lease extended: it stays up until "
+                                                f"{lease.until:%Y-%m-%d %H:%M} UTC"])
+            lease, result = service.start(ref, span, actor=who.name, channel=call.channel, actor_groups=who.groups)
         except LeaseRefused as exc:
             reply.refused.append(Refusal(tool=step.tool, summary=command.summary, rule="<builtin>:lease", reason=str(exc)))
             return self._reply(reply)
