@@ -2,7 +2,8 @@
 
 A lease keeps one workload up, whatever its idle rule says, until it expires;
 then the daemon puts the workload back to sleep through the gate as actor
-`daemon`. The policy caps a lease per workload (`max_wake` on its intent,
+`daemon` on channel `lease` (only this module builds calls on that channel,
+so a policy rule can allow this sleep without allowing a planner's). The policy caps a lease per workload (`max_wake` on its intent,
 counted from the lease's start, extensions included); a workload whose intent
 sets no `max_wake` cannot be leased.
 
@@ -95,14 +96,19 @@ def replay(records: Iterable[AuditRecord]) -> dict[str, Lease]:
         if event == "extended" and until is not None:
             leases[lease_id] = found.model_copy(update={"until": until})
         elif event in ("cancelled", "expired", "ended"):
-            leases[lease_id] = found.model_copy(update={"state": event, "ended_by": record.actor,
-                                                        "ended_at": record.time})
+            by_hand = data.get("scaled_by_hand")
+            leases[lease_id] = found.model_copy(update={
+                "state": event, "ended_by": record.actor, "ended_at": record.time,
+                "scaled_by_hand": by_hand if isinstance(by_hand, int) else found.scaled_by_hand})
     return leases
 
 
 def read_leases(audit: AuditStore) -> dict[str, Lease]:
     """Every lease the audit log records (the lease records and people's scale_workload results, folded)."""
-    rows = audit.list(kind=KIND, limit=None) + audit.list(kind="result", tool=HAND_SCALE_TOOL, limit=None)
+    rows = audit.list(kind=KIND, limit=None)
+    open_since = [lease.started_at for lease in replay(rows[::-1]).values() if lease.state == "active"]
+    if open_since:  # only a scale made while a lease is open can end it
+        rows += audit.list(kind="result", tool=HAND_SCALE_TOOL, since=min(open_since), limit=None)
     return replay(sorted(rows, key=lambda r: r.id))
 
 
@@ -226,7 +232,7 @@ class LeaseService:
                 continue
             namespace, name = lease.workload.split("/", 1)
             result = self.gate.submit(ToolCall(tool="sleep_workload", args={"namespace": namespace, "name": name},
-                                               actor="daemon", channel="daemon"))
+                                               actor="daemon", channel="lease"))
             self._record(lease.id, lease.workload, "expired", actor="daemon", channel="daemon", until=lease.until,
                          summary=f"{lease.workload} lease expired; sleep {result.status}: {result.message}"[:400],
                          extra={"sleep_status": result.status, "sleep_audit_id": result.audit_id})

@@ -155,3 +155,12 @@ def test_chat_form_wake_for_records_a_lease(tmp_path: Path) -> None:
     assert "past max_wake 8h00m of intent llm-coherent-x16" in over.output
     [lease] = json.loads(run(app, ["get", "leases", "--db", db, "-o", "json"]).output)
     assert (lease["workload"], lease["actor"]) == ("render/render-ui", "erin")
+
+
+def test_only_the_lease_channel_lets_the_daemon_sleep_a_busy_workload(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)   # render-ui is busy at the start of the demo day: its idle rule does not allow a sleep
+    call = ToolCall(tool="sleep_workload", args={"namespace": "render", "name": "render-ui"}, actor="daemon",
+                    channel="daemon")
+    assert rt.gate.preview(call).effect != "allow"
+    allowed = rt.gate.preview(call.model_copy(update={"channel": "lease"}))
+    assert allowed.effect == "allow" and allowed.rule.name == "daemon-ends-time-boxed-wakes"
