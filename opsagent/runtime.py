@@ -30,6 +30,7 @@ from opsagent.cluster.port import Cluster, ClusterReader
 from opsagent.cluster.utilwatch import UtilisationWatch
 from opsagent.detect import Attempts, detect
 from opsagent.gate import Gate
+from opsagent.leases import LeaseService
 from opsagent.model import Finding, Snapshot, Workload
 from opsagent.policy import Policy, PolicyError, load_policy
 from opsagent.yamlfile import FileError
@@ -69,7 +70,12 @@ class Runtime:
         """Findings now, with history: how often each was already acted on (for bounded retries)."""
         snap = snapshot or self.observe()
         now = self.clock.now()
-        return detect(snap, intents=self.policy.intent_book, now=now, history=action_history(self, since=now - HISTORY_WINDOW))
+        return detect(snap, intents=self.policy.intent_book, now=now, history=action_history(self, since=now - HISTORY_WINDOW),
+                      leased=self.leases().held())
+
+    def leases(self) -> LeaseService:
+        """Time-boxed wakes over this runtime's audit log and gate."""
+        return LeaseService(audit=self.audit, gate=self.gate, policy=self.policy, cluster=self.cluster, clock=self.clock)
 
 
 def open_cluster(spec: str, *, prometheus: str | None = None, request_rate_query: str | None = None,

@@ -323,8 +323,9 @@ CHAT: dict[str, ChatForm] = {
         hint="scale NS/NAME to N, e.g. 'scale inference/llm to 2'", particles=("up", "down"),
         build=lambda ref, g: ({"replicas": g["n"]}, f"scale {ref} to {g['n']}")),
     "wake_workload": ChatForm(
-        verb="wake", form="wake NS/NAME", pattern=r"^wake(?:\s+up)?\s+{WL}(?:\s+up)?$",
-        hint="wake NS/NAME, e.g. 'wake inference/llm'", particles=("up", "down"),
+        verb="wake", form="wake NS/NAME [for 2h]",
+        pattern=r"^wake(?:\s+up)?\s+{WL}(?:\s+up)?(?:\s+for\s+(?P<span>\d{1,4}[hm](?:\d{1,2}m)?))?$",
+        hint="wake NS/NAME [for 2h], e.g. 'wake inference/llm for 2h' (a time-boxed wake)", particles=("up", "down"),
         build=lambda ref, g: ({}, f"wake {ref}")),
     "sleep_workload": ChatForm(
         verb="sleep", form="sleep NS/NAME", pattern=r"^(?:sleep|put\s+to\s+sleep)\s+{WL}$",

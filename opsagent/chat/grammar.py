@@ -47,7 +47,7 @@ def forms() -> tuple[str, ...]:
     """Every form `help` lists: the tools' own, then the chat commands."""
     return tuple(form.form for _, form in _tool_forms()) + _COMMAND_FORMS
 
-Action = Literal["tool", "why", "approve", "reject", "confirm", "refuse", "show_approvals", "show_proposals", "help"]
+Action = Literal["tool", "lease", "why", "approve", "reject", "confirm", "refuse", "show_approvals", "show_proposals", "help"]
 
 
 class Step(Frozen):
@@ -67,6 +67,7 @@ class Command(Frozen):
     note: str | None = Field(default=None, description="approval comment or rejection reason")
     summary: str = Field(description="the command in its canonical form, e.g. 'scale inference/llm to 2'")
     workload: str | None = Field(default=None, description="NS/NAME the command is about, if any")
+    span: str | None = Field(default=None, description="`wake NS/NAME for 2h`: how long the time-boxed wake lasts")
 
 
 class NotUnderstood(Frozen):
@@ -179,6 +180,10 @@ def _from_form(tool: str, form: ChatForm, m: re.Match[str]) -> Command:
     if groups.get("n") is not None:
         groups["n"] = _number(groups["n"])
     extra, summary = form.build(ref, groups)
+    if groups.get("span"):  # `wake NS/NAME for 2h`: a time-boxed wake (opsagent.leases), not a bare call
+        span = groups["span"].lower()
+        return Command(action="lease", steps=(Step(tool=tool, args={**args, **extra}),), summary=f"{summary} for {span}",
+                       workload=ref, span=span)
     return Command(action="tool", steps=(Step(tool=tool, args={**args, **extra}),), summary=summary, workload=ref)
 
 

@@ -29,8 +29,9 @@ from opsagent.chat.grammar import Command, NotUnderstood, Step, forms, parse
 from opsagent.chat.secrets import redact
 from opsagent.chat.users import Actor
 from opsagent.model.actor import ActorNameError, actor_refusal, normalize_actor
-from opsagent.clock import Clock
-from opsagent.model import Approval, AuditEntry, ToolCall, ToolResult
+from opsagent.clock import Clock, parse_duration
+from opsagent.leases import LeaseRefused, LeaseService, active_for
+from opsagent.model import Approval, AuditEntry, ToolCall, ToolResult, WorkloadRef
 from tools import get_tool
 from tools.read import FindingList, JobDetail, PodList, WorkloadDetail
 
@@ -154,6 +155,8 @@ class ChatService:
             return self._decide(command, who, channel, reply, text)
         if command.action in ("confirm", "refuse"):
             return self._answer(command, who, actor, channel, reply, text)
+        if command.action == "lease":
+            return self._lease(command, who, channel, reply, text)
         return self._run(command, who, channel, reply, text, identity=actor)
 
     def handle_decision(self, command: Command, *, actor: str, channel: str) -> ChatReply:
@@ -221,6 +224,38 @@ class ChatService:
         if collect:
             self._collect(result, reply, shown)
         return result
+
+    def _lease(self, command: Command, who: Actor, channel: str, reply: ChatReply, text: str) -> ChatReply:
+        """`wake NS/NAME for 2h`: the wake runs through the gate as the person, then the lease is recorded
+        (opsagent.leases). A wake the policy wants confirmed is not leased from chat: it would run later."""
+        step = command.steps[0]
+        call = ToolCall(tool=step.tool, args=step.args, actor=who.name, actor_groups=who.groups,
+                        channel=channel if channel in ("cli", "slack") else "cli", message=redact(text)[:500],
+                        planner="chat-grammar")
+        decision = None if who.read_only else self._preview(call)
+        reason = ("you are not mapped to an opsagent actor, so you may only read" if who.read_only else
+                  "the policy asks you to confirm this wake; a time-boxed wake cannot wait for a yes (use "
+                  "`opsagent wake NS/NAME --for 2h`)" if decision is not None and decision.confirm else None)
+        if reason is not None:
+            rule = READ_ONLY_RULE if who.read_only else "<builtin>:lease"
+            self._audit_refusal(who.name, channel, text, tool=step.tool, args=step.args, summary=reason, rule=rule)
+            reply.refused.append(Refusal(tool=step.tool, summary=command.summary, rule=rule, reason=reason))
+            return self._reply(reply)
+        service, ref = LeaseService.over(self.gate), WorkloadRef(namespace=step.args["namespace"], name=step.args["name"])
+        span = parse_duration(command.span or "")
+        try:
+            if active_for(service.leases(), f"{ref.namespace}/{ref.name}") is not None:   # already leased: 'for 3h' now means 3h from now
+                lease = service.extend(ref, span, actor=who.name, channel=call.channel)
+                return self._reply(reply, body=[f"{lease.workload} lease extended: it stays up until "
+                                                f"{lease.until:%Y-%m-%d %H:%M} UTC"])
+            lease, result = service.start(ref, span, actor=who.name, channel=call.channel, actor_groups=who.groups)
+        except LeaseRefused as exc:
+            reply.refused.append(Refusal(tool=step.tool, summary=command.summary, rule="<builtin>:lease", reason=str(exc)))
+            return self._reply(reply)
+        self._collect(result, reply, render.call_summary(step.tool, step.args))
+        reply.data["lease"] = lease.model_dump(mode="json")
+        return self._reply(reply, body=[f"{lease.workload} stays up until {lease.until:%Y-%m-%d %H:%M} UTC, "
+                                        "then goes back to sleep"])
 
     def _collect(self, result: ToolResult, reply: ChatReply, shown: str) -> None:
         spec = get_tool(result.tool)

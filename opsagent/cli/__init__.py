@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "Read, search, export and verify the audit log."),
     "approvals": ("approvals", "Decide on calls the policy sent to people."),
     "doctor": ("doctor", "Check what a new install needs (cluster, RBAC, Ollama, Prometheus, Slack) and how to fix it."),
+    "wake": ("wake", "Wake a workload for a fixed time (--for 2h); the daemon puts it back to sleep after."),
     "wake-proxy": ("wake_proxy", "Reverse proxy in front of workloads that may be scaled to zero."),
     "ask": ("chat", "Send one chat message as ACTOR and print the reply."),
     "chat": ("chat", "An interactive chat session as ACTOR."),

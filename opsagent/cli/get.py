@@ -2,7 +2,8 @@
 
 Workloads, GPUs and nodes come from one read of the cluster through the
 same port the daemon uses; findings are what the detectors make of that read
-under the policy's intents; approvals and runs come from the audit database.
+under the policy's intents; approvals, runs and leases (time-boxed wakes)
+come from the audit database.
 Workloads and findings are limited to what the policy governs (its scope):
 what opsagent may never touch is not its to show. Plain reads are not
 audited (see docs/audit.md): they change nothing and would drown the log.
@@ -27,10 +28,12 @@ class Kind(str, Enum):
     findings = "findings"
     approvals = "approvals"
     runs = "runs"
+    leases = "leases"
 
 
 ALIASES = {"workload": "workloads", "wl": "workloads", "deploy": "workloads", "deployments": "workloads",
-           "gpu": "gpus", "node": "nodes", "no": "nodes", "finding": "findings", "approval": "approvals", "run": "runs"}
+           "gpu": "gpus", "node": "nodes", "no": "nodes", "finding": "findings", "approval": "approvals", "run": "runs",
+           "lease": "leases"}
 
 
 def _kind(text: str) -> Kind:
@@ -92,6 +95,12 @@ APPROVAL_COLUMNS = [
     Column("expires", lambda a: a.expires_at.isoformat(), wide=True), Column("decided by", lambda a: a.decided_by, wide=True),
     Column("rule", lambda a: f"{a.rule.file}:{a.rule.name}", wide=True),
 ]
+LEASE_COLUMNS = [
+    Column("workload", lambda x: x.workload), Column("state", lambda x: x.state), Column("woken by", lambda x: x.actor),
+    Column("started", lambda x: x.started_at.isoformat()), Column("until", lambda x: x.until.isoformat()),
+    Column("ended by", lambda x: x.ended_by, wide=True),
+    Column("ended", lambda x: x.ended_at.isoformat() if x.ended_at else None, wide=True),
+]
 RUN_COLUMNS = [
     Column("run", lambda r: r["run_id"]), Column("actor", lambda r: r["actor"]), Column("about", lambda r: r["about"]),
     Column("last event", lambda r: r["last"]), Column("started", lambda r: r["started"]),
@@ -145,6 +154,13 @@ def _db_rows(kind: Kind, name: str | None, namespace: str | None, db: Path) -> l
                     fail(f"approval {name!r}: an approval id is a whole number", hint="see: opsagent get approvals")
                 rows = [a for a in rows if a.id == int(name)]
             return [a for a in rows if namespace is None or a.call.args.get("namespace") == namespace]
+        if kind is Kind.leases:
+            from opsagent.leases import read_leases
+
+            leases = sorted(read_leases(store).values(), key=lambda x: x.started_at, reverse=True)
+            rows = [x for x in leases if name in (None, x.workload, x.id)
+                    and (namespace is None or x.workload.split("/", 1)[0] == namespace)]
+            return rows[:1] if name is not None else rows   # NS/NAME: its newest lease
         from opsagent.audit import AuditFilter
 
         runs: dict[str, dict[str, Any]] = {}
@@ -160,7 +176,7 @@ def _db_rows(kind: Kind, name: str | None, namespace: str | None, db: Path) -> l
 def register(app: typer.Typer) -> None:
     @app.command("get")
     def get_command(
-        kind: str = typer.Argument(..., metavar="KIND", help="workloads, gpus, nodes, findings, approvals or runs."),
+        kind: str = typer.Argument(..., metavar="KIND", help="workloads, gpus, nodes, findings, approvals, runs or leases."),
         name: Optional[str] = typer.Argument(None, metavar="[NAME]", help="One object: NS/NAME or NAME with -n, a node, a GPU id, a finding id, an approval id or a run id."),
         namespace: Optional[str] = typer.Option(None, "--namespace", "-n", envvar="OPSAGENT_NAMESPACE", help="Only this namespace (default: every namespace the policy governs)."),
         label_selector: Optional[str] = typer.Option(None, "--selector", "-l", envvar="OPSAGENT_SELECTOR", help="Label selector: key=value, key!=value or key, comma separated."),
@@ -171,7 +187,7 @@ def register(app: typer.Typer) -> None:
         no_headers: bool = NoHeadersOpt,
     ) -> None:
         """List what opsagent sees: workloads, GPUs and nodes from the cluster, the findings the detectors
-        raise, and approvals and agent runs from the audit database. Reads only: nothing is written,
+        raise, and approvals, agent runs and time-boxed wakes (leases) from the audit database. Reads only: nothing is written,
         not even an audit row.
 
         Exit codes: 0 with the rows (none is not an error when listing); 1 when a NAME was given and
@@ -181,15 +197,17 @@ def register(app: typer.Typer) -> None:
         """
         chosen = _kind(kind)
         labels = selector(label_selector)
-        if chosen in (Kind.approvals, Kind.runs):
+        if chosen in (Kind.approvals, Kind.runs, Kind.leases):
             rows = _db_rows(chosen, name, namespace, db)
         else:
             rows, _ = _cluster_rows(chosen, name, namespace, labels, cluster, policies)
         columns = {Kind.workloads: WORKLOAD_COLUMNS, Kind.gpus: GPU_COLUMNS, Kind.nodes: NODE_COLUMNS,
-                   Kind.findings: FINDING_COLUMNS, Kind.approvals: APPROVAL_COLUMNS, Kind.runs: RUN_COLUMNS}[chosen]
+                   Kind.findings: FINDING_COLUMNS, Kind.approvals: APPROVAL_COLUMNS, Kind.runs: RUN_COLUMNS,
+                   Kind.leases: LEASE_COLUMNS}[chosen]
         name_of: Callable[[Any], str] = {
             Kind.workloads: lambda w: w.key, Kind.gpus: lambda d: d.id, Kind.nodes: lambda n: n.name,
             Kind.findings: lambda f: f.id, Kind.approvals: lambda a: str(a.id), Kind.runs: lambda r: r["run_id"],
+            Kind.leases: lambda x: x.id,
         }[chosen]
         if name is not None and not rows:
             fail(f"{chosen.value} {name!r} not found", hint=f"list them with: opsagent get {chosen.value}", code=1)

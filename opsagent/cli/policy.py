@@ -30,7 +30,7 @@ policy_app = typer.Typer(
     help="Check and explain the policy files that bound what the agent may do.\n\nExample: opsagent policy lint policies/",
     no_args_is_help=True,
 )
-CHANNELS = ("daemon", "cli", "slack", "wake-proxy", "eval", "api", "mcp")
+CHANNELS = ("daemon", "cli", "slack", "wake-proxy", "eval", "api", "mcp", "lease")
 
 
 def _tool_risks() -> dict[str, str]:

@@ -14,6 +14,9 @@ Order within a cycle:
      once, through the gate, on the daemon channel, as approved by the person
      who approved it; the queue's claim keeps a concurrent claimant (e.g.
      `approvals approve --cluster`) from running it twice;
+  2c. close the time-boxed wakes that are due (opsagent.leases): an expired
+     lease puts its workload back to sleep through the gate as `daemon`; a
+     lease a person ended by scaling the workload by hand is recorded ended;
   3. observe and detect; for each finding, run the agent on its thread
      (`finding:<id>`), except when that thread is waiting for a person;
      after a run that changed the cluster, detect again so later findings
@@ -59,6 +62,7 @@ class CycleReport:
     stopped_early: bool = False
     pruned: int = 0
     seconds: float = 0.0
+    leases_closed: list[str] = field(default_factory=list)   # lease ids closed this cycle (step 2c)
 
     @property
     def actions(self) -> list[Any]:
@@ -115,6 +119,7 @@ class Reconciler:
             self.on_run("resumed", None, run)
         if not report.stopped_early:
             self._run_approved(report)
+        report.leases_closed = [lease.id for lease, _ in self.runtime.leases().close_due()]
         snapshot = self.observe()
         findings = self.detect(snapshot)
         report.findings = list(findings)

@@ -13,6 +13,7 @@ cluster adapters, HTTP, SQLite and LLM clients out of this package.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from opsagent.detect.autoscalers import autoscaler_stuck
@@ -69,16 +70,17 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
 
 
 def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
-           history: History | None = None) -> list[Finding]:
+           history: History | None = None, leased: Collection[str] = ()) -> list[Finding]:
     """Every finding in `snapshot` under `intents` at `now`, sorted by kind then subject.
 
     `history` maps a finding id to what the caller remembers (`Attempts` or a
     dict with `attempts` and `last_action_at`); it only shapes the retry
     details of rollout_failed and crashloop findings (cut to the current
     incident), and the idle window of a workload woken soon after it was slept.
+    `leased` names the workloads (NS/NAME) a time-boxed wake keeps up: never idle.
     """
     intents = as_book(intents).for_one_pass()  # each workload's intent is resolved once for every detector
-    idle = idle_gpu(snapshot, intents, now, history)
+    idle = idle_gpu(snapshot, intents, now, history, leased)
     found = [
         *idle,
         *wake_requested(snapshot, intents, now),

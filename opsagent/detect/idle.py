@@ -5,8 +5,9 @@ A workload is idle when its intent's idle rule says so: no requests for
 GPU-holding pod started longer ago than the window), or GPU utilisation under
 `gpu_util_below` for the whole window (`Workload.low_gpu_since`, which the
 runtime's utilisation watch fills in across snapshots; a single low reading
-is not enough). Protected intents
-and workloads inside an open prewarm window are never idle.
+is not enough). Protected intents, workloads inside an open prewarm window
+and workloads a time-boxed wake keeps up (`leased`, see opsagent.leases) are
+never idle.
 
 Against sleep/wake flapping (a service with a trickle of requests and low
 utilisation, slept and woken a minute later): a workload woken soon after the
@@ -21,7 +22,7 @@ Pure: no I/O and no clock; `now` is passed in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from opsagent.detect.common import History, Intents, attempts_for, gpu_pods, intent_of, iso, make, minutes, open_prewarm
@@ -63,11 +64,11 @@ def _idle_since(workload: Workload, snapshot: Snapshot, intent: Intent, now: dat
 
 
 def idle_gpu(snapshot: Snapshot, intents: Intents, now: datetime,
-             history: History | None = None) -> list[Finding]:
+             history: History | None = None, leased: Collection[str] = ()) -> list[Finding]:
     findings = []
     for workload in snapshot.workloads:
         intent = intent_of(intents, workload)
-        if intent is None or intent.idle is None or intent.protected:
+        if intent is None or intent.idle is None or intent.protected or workload.key in leased:
             continue
         owner = snapshot.autoscaler_of(workload.ref)
         if owner is not None and not owner.pausable:

@@ -21,7 +21,7 @@ from opsagent.model.cluster import Frozen
 
 Risk = Literal["read", "write", "architectural"]
 Effect = Literal["allow", "deny", "require_approval"]
-Channel = Literal["daemon", "cli", "slack", "wake-proxy", "eval", "api", "mcp"]
+Channel = Literal["daemon", "cli", "slack", "wake-proxy", "eval", "api", "mcp", "lease"]  # lease: a time-boxed wake's end
 
 FindingKind = Literal[
     "idle_gpu",

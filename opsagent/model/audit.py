@@ -21,6 +21,7 @@ EntryKind = Literal[
     "result",     # the call ran (or failed) against the cluster
     "run",        # agent-run events: started, planner fallback, budget exhausted, finished
     "confirmation",  # a write waiting for the asker's yes changed state (proposed, confirmed, refused, expired)
+    "lease",      # a time-boxed wake changed state (started, extended, cancelled, expired, ended)
 ]
 Outcome = Literal["ok", "error", "denied", "pending", "expired", "approved", "rejected", "invalid", "info", "confirmed"]
 

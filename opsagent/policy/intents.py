@@ -141,6 +141,17 @@ class Intent(Strict):
     placement: PlacementRule | None = None
     rollout: RolloutRetry | None = None
     protected: bool = Field(default=False, description="never scale to zero or restart automatically")
+    max_wake: timedelta | None = Field(default=None, description="longest a person may keep it up with a time-boxed "
+                                                                 "wake (`opsagent wake NS/NAME --for 2h`), e.g. 4h")
+
+    _parse_max_wake = field_validator("max_wake", mode="before")(_duration)
+
+    @field_validator("max_wake")
+    @classmethod
+    def _positive_wake(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("max_wake must be longer than zero, e.g. 4h")
+        return value
 
 
 def intents_from_annotations(workload: Workload) -> Intent | None:

@@ -78,7 +78,7 @@ class Rule(Strict):
     namespaces: tuple[str, ...] = Field(default=(), description="namespace names or globs; default any in scope")
     labels: dict[str, str] = Field(default_factory=dict, description="labels the target workload must carry")
     actors: tuple[str, ...] = Field(default=("*",), description="person, group:NAME, cluster-group:NAME, daemon, wake-proxy or *")
-    channels: tuple[str, ...] = Field(default=(), description="daemon, cli, slack, wake-proxy, eval, api, mcp; default any")
+    channels: tuple[str, ...] = Field(default=(), description="daemon, cli, slack, wake-proxy, eval, api, mcp, lease; default any")
     when: str | None = Field(default=None, description="CEL condition over args, target, intent, actor, channel, now, hour, weekday")
     effect: Effect
     approvers: tuple[str, ...] = Field(default=(), description="who may approve (require_approval only)")
@@ -97,7 +97,7 @@ class Rule(Strict):
     @field_validator("channels")
     @classmethod
     def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        known = ("daemon", "cli", "slack", "wake-proxy", "eval", "api", "mcp")
+        known = ("daemon", "cli", "slack", "wake-proxy", "eval", "api", "mcp", "lease")
         for item in value:
             if item not in known:
                 raise ValueError(f"unknown channel {item!r}; known: {', '.join(known)}")
