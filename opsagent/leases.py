@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from opsagent.audit import AuditStore
 from opsagent.audit.records import AuditRecord, iso
 from opsagent.model import AuditEntry, ToolCall, ToolResult, WorkloadRef
+from opsagent.model.actions import Channel
 
 KIND = "lease"
 EVENTS = ("started", "extended", "cancelled", "expired", "ended")
@@ -168,7 +169,7 @@ class LeaseService:
         intent = self.policy.intent_for(workload)
         return (intent.max_wake if intent else None), (intent.name if intent else None)
 
-    def _record(self, lease_id: str, workload: str, event: str, *, actor: str, channel: str, until: datetime,
+    def _record(self, lease_id: str, workload: str, event: str, *, actor: str, channel: Channel, until: datetime,
                 summary: str, extra: dict[str, Any] | None = None) -> int:
         namespace, name = workload.split("/", 1)
         now = self.clock.now()
@@ -178,7 +179,7 @@ class LeaseService:
             summary=summary, idempotency_key=key,
             data={"event": event, "lease": lease_id, "workload": workload, "until": iso(until), **(extra or {})}))
 
-    def start(self, ref: WorkloadRef, span: timedelta, *, actor: str, channel: str = "cli",
+    def start(self, ref: WorkloadRef, span: timedelta, *, actor: str, channel: Channel = "cli",
               actor_groups: tuple[str, ...] = ()) -> tuple[Lease, ToolResult]:
         """Wake the workload through the gate as `actor`, then record the lease (only if the wake ran)."""
         workload = f"{ref.namespace}/{ref.name}"
@@ -197,7 +198,7 @@ class LeaseService:
                      extra={"max_wake_seconds": cap.total_seconds() if cap else None, "wake_audit_id": result.audit_id})
         return self.leases()[lease_id], result
 
-    def extend(self, ref: WorkloadRef, span: timedelta, *, actor: str, channel: str = "cli") -> Lease:
+    def extend(self, ref: WorkloadRef, span: timedelta, *, actor: str, channel: Channel = "cli") -> Lease:
         """Push the lease's end `span` past now; refused past the cap counted from its start."""
         workload = f"{ref.namespace}/{ref.name}"
         lease = active_for(self.leases(), workload)
@@ -210,7 +211,7 @@ class LeaseService:
                      summary=f"{workload} lease extended to {iso(until)} by {actor}")
         return self.leases()[lease.id]
 
-    def cancel(self, ref: WorkloadRef, *, actor: str, channel: str = "cli") -> Lease:
+    def cancel(self, ref: WorkloadRef, *, actor: str, channel: Channel = "cli") -> Lease:
         """End the lease now; the workload stays up and its idle rule applies again."""
         workload = f"{ref.namespace}/{ref.name}"
         lease = active_for(self.leases(), workload)

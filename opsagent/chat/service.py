@@ -212,7 +212,7 @@ class ChatService:
                                 risk=spec.risk if spec else None, run_id=run_id)
             reply.refused.append(Refusal(tool=tool, summary=shown, rule=READ_ONLY_RULE, reason=reason))
             return None
-        call = ToolCall(tool=tool, args=args, actor=who.name, actor_groups=who.groups, channel=channel if channel in ("cli", "slack") else "cli",
+        call = ToolCall(tool=tool, args=args, actor=who.name, actor_groups=who.groups, channel="slack" if channel == "slack" else "cli",
                         message=redact(text)[:500], planner="chat-grammar")
         if spec is not None and spec.risk != "read":
             decision = self._preview(call)
@@ -230,7 +230,7 @@ class ChatService:
         (opsagent.leases). A wake the policy wants confirmed is not leased from chat: it would run later."""
         step = command.steps[0]
         call = ToolCall(tool=step.tool, args=step.args, actor=who.name, actor_groups=who.groups,
-                        channel=channel if channel in ("cli", "slack") else "cli", message=redact(text)[:500],
+                        channel="slack" if channel == "slack" else "cli", message=redact(text)[:500],
                         planner="chat-grammar")
         decision = None if who.read_only else self._preview(call)
         reason = ("you are not mapped to an opsagent actor, so you may only read" if who.read_only else
@@ -542,7 +542,7 @@ class ChatService:
             if action.status == PROPOSED:
                 # the person's cluster groups travel with the held call: a deny rule on them must still hold at `confirm`
                 call = ToolCall(tool=action.tool, args=dict(action.args), actor=who.name, actor_groups=who.groups,
-                                channel=channel if channel in ("cli", "slack") else "cli", message=redact(text)[:500],
+                                channel="slack" if channel == "slack" else "cli", message=redact(text)[:500],
                                 planner=getattr(report, "planner", None) or "llm")
                 self._propose(call, identity=identity, channel=channel, why="the model proposed it in answer to your message",
                               run_id=reply.run_id, reply=reply, named=_target_named(action.args, named, text))

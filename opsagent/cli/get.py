@@ -158,9 +158,9 @@ def _db_rows(kind: Kind, name: str | None, namespace: str | None, db: Path) -> l
             from opsagent.leases import read_leases
 
             leases = sorted(read_leases(store).values(), key=lambda x: x.started_at, reverse=True)
-            rows = [x for x in leases if name in (None, x.workload, x.id)
-                    and (namespace is None or x.workload.split("/", 1)[0] == namespace)]
-            return rows[:1] if name is not None else rows   # NS/NAME: its newest lease
+            matching = [x for x in leases if name in (None, x.workload, x.id)
+                        and (namespace is None or x.workload.split("/", 1)[0] == namespace)]
+            return matching[:1] if name is not None else matching   # NS/NAME: its newest lease
         from opsagent.audit import AuditFilter
 
         runs: dict[str, dict[str, Any]] = {}
