@@ -218,3 +218,28 @@ def test_the_cache_equals_a_fresh_list_after_any_stream_of_changes(stream):
             assert _until(informer, caught_up), (stream, want)
         finally:
             cluster.stop_watching()
+
+
+def test_readyz_is_not_ready_while_a_watch_is_stale():
+    from test_daemon_http import get
+
+    from opsagent.daemon.http import HealthServer, Status
+    from opsagent.daemon.metrics import Metrics
+
+    with Emulator() as emu:
+        emu.seed(_deployment("quiet", 1))
+        cluster = _cluster(emu.url)
+        cluster.start_watching(stale_after=60)
+        status = Status(leader=True, last_ok=True, cycles=1, cache_health=cluster.cache_health)
+        server = HealthServer("127.0.0.1:0", status=status, metrics=Metrics()).start()
+        try:
+            cluster.snapshot()
+            base = f"http://{server.address}"
+            fresh = get(base + "/readyz")
+            cluster.clock.advance(600)
+            stale = get(base + "/readyz")
+        finally:
+            server.stop()
+            cluster.stop_watching()
+    assert fresh[0] == 200
+    assert stale[0] == 503 and "stale" in stale[1] and "deployments" in stale[1]
