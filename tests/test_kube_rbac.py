@@ -121,7 +121,7 @@ def test_kustomization_lists_every_manifest():
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 
 
-def rbac_attributes(method: str, path: str) -> tuple[str, str, str] | None:
+def rbac_attributes(method: str, path: str, params: dict | None = None) -> tuple[str, str, str] | None:
     """(group, 'resource[/sub]', verb) for one API request, as the RBAC authorizer sees it; None for non-resource URLs."""
     parts = path.strip("/").split("/")
     if parts[0] == "api" and len(parts) >= 3:
@@ -134,7 +134,7 @@ def rbac_attributes(method: str, path: str) -> tuple[str, str, str] | None:
         rest = rest[2:]
     resource, name, sub = rest[0], rest[1] if len(rest) > 1 else "", rest[2] if len(rest) > 2 else ""
     if method == "GET":
-        verb = "get" if name else "list"
+        verb = "watch" if (params or {}).get("watch") == "true" else "get" if name else "list"
     elif method == "DELETE":
         verb = "delete" if name else "deletecollection"
     else:
@@ -149,6 +149,7 @@ def test_rbac_attributes_of_typical_requests():
     assert rbac_attributes("PATCH", "/api/v1/nodes/n") == ("", "nodes", "patch")
     assert rbac_attributes("PUT", "/apis/coordination.k8s.io/v1/namespaces/o/leases/l") == ("coordination.k8s.io", "leases", "update")
     assert rbac_attributes("GET", "/apis") is None and rbac_attributes("GET", "/version/") is None
+    assert rbac_attributes("GET", "/apis/apps/v1/deployments", {"watch": "true"}) == ("apps", "deployments", "watch")
 
 
 def serve_lease_replace(emu, namespace: str, name: str) -> None:
@@ -169,6 +170,14 @@ def drive_everything(cluster, emu) -> None:
     from opsagent.model import GpuRequirement, WorkloadRef
 
     cluster.snapshot()
+    cluster.start_watching()   # the watched cache: one list per kind, then a watch per kind
+    try:
+        cluster.snapshot()
+        for informer in cluster.cache.informers.values():   # each kind's watch has been opened
+            with informer.changed:
+                informer.changed.wait_for(lambda i=informer: i.generation > 1, 20)
+    finally:
+        cluster.stop_watching()
     deployment, statefulset = WorkloadRef(namespace="default", name="dice-roller"), \
         WorkloadRef(namespace="default", name="redis", kind="StatefulSet")
     for dry_run in (True, False):
@@ -205,6 +214,7 @@ def seed_autoscalers(emu) -> None:
     from test_kube_autoscalers import HPA, SCALED_OBJECT
 
     emu.handler.resources["keda.sh/v1alpha1/scaledobjects"] = {"kind": "ScaledObject", "namespaced": True}
+    emu.handler.resources["http.keda.sh/v1alpha1/httpscaledobjects"] = {"kind": "HTTPScaledObject", "namespaced": True}
     emu.seed(HPA)
     emu.seed(SCALED_OBJECT)
 
@@ -236,7 +246,7 @@ def test_the_adapter_uses_exactly_the_permission_table():
         cluster = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc)))
         drive_everything(cluster, emu)
         sent = emu.requests()
-    used = {attrs for r in sent if (attrs := rbac_attributes(r["method"], r["path"])) is not None}
+    used = {attrs for r in sent if (attrs := rbac_attributes(r["method"], r["path"], r["params"])) is not None}
     table = {(p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.verb) for p in PERMISSIONS}
     assert used - table == set(), "the adapter sends requests no permission grants"
     assert table - used == set(), "the table grants permissions the adapter never uses"
@@ -268,7 +278,7 @@ def test_each_permission_sits_where_its_requests_go():
     scope_of = {(p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.verb): p.scope
                 for p in PERMISSIONS}
     for request in sent:
-        attrs = rbac_attributes(request["method"], request["path"])
+        attrs = rbac_attributes(request["method"], request["path"], request["params"])
         if attrs is None:
             continue
         scope = scope_of[attrs]
@@ -295,7 +305,7 @@ def test_the_wake_proxy_account_grants_exactly_what_a_snapshot_reads():
         cluster = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc)))
         cluster.snapshot()
         sent = emu.requests()
-    used = {attrs for r in sent if (attrs := rbac_attributes(r["method"], r["path"])) is not None}
+    used = {attrs for r in sent if (attrs := rbac_attributes(r["method"], r["path"], r["params"])) is not None}
     wanted = {(p.group, p.resource, p.verb) for p in reads()}
     assert used <= wanted and {a for a in wanted if a[2] == "list"} - used <= {
         (p.group, p.resource, "list") for p in reads() if p.optional}

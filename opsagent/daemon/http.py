@@ -3,7 +3,8 @@
 Health answers from the daemon's `Status` (written by the loop, read here);
 it must not touch the cluster, the agent or the audit log.
 /healthz: 200 while the process runs and the last cycle is not stuck.
-/readyz: 200 when this process leads and its last cycle went well; its body
+/readyz: 200 when this process leads, its last cycle went well and the cluster
+cache's watches are not stale (`cache_health`, on a watched kube cluster); its body
 also lists the last snapshot's notes (what the cluster adapter could not see).
 /metrics: the Prometheus text format.
 POST /v1/...: the internal API (internal.py), only when the daemon was given a token. The token is checked
@@ -36,6 +37,7 @@ class Status:
     cycle_started: float | None = None   # set while a cycle runs
     stuck_after: float = 300.0
     notes: tuple[str, ...] = ()          # the last snapshot's notes
+    cache_health: Callable[[], tuple[bool, str]] | None = None   # the watched cache's (ok, detail), when there is one
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def health(self, now: float) -> tuple[bool, str]:
@@ -53,7 +55,12 @@ class Status:
                 return False, "leader; first cycle not finished"
             if not self.last_ok:
                 return False, f"last cycle failed: {self.last_error}"
-            return True, f"leader; {self.cycles} cycle(s) ok"
+            cache_health, cycles = self.cache_health, self.cycles
+        if cache_health is not None:
+            ok, why = cache_health()
+            if not ok:
+                return False, f"cluster cache: {why}"
+        return True, f"leader; {cycles} cycle(s) ok"
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -92,9 +92,14 @@ class Daemon:
         self.stop = stop or StopFlag()
         self.metrics = Metrics()
         self.status = Status(stuck_after=max(300.0, options.interval * 20))
+        start_watching = getattr(self.runtime.cluster, "start_watching", None)
+        if self.runtime.sim is None and callable(start_watching):
+            # a real cluster: snapshots come from one watched cache (listed once, then followed); /readyz says when stale
+            start_watching()
+            self.status.cache_health = self.runtime.cluster.cache_health
         self.leader = leader or self._default_leader()
         if hasattr(self.leader, "on_lost"):
-            self.leader.on_lost = self._leadership_lost  # type: ignore[attr-defined]
+            self.leader.on_lost = self._leadership_lost
         self._guarded = False   # True while run() loops: then every write needs the leader's still_leading()
         self.on_cycle = on_cycle or _log_cycle
         model = options.model

@@ -1,7 +1,8 @@
 """`KubeCluster`: the Cluster port over the official kubernetes client.
 
 What it is for: reading a snapshot with one list call per kind (per namespace
-when restricted to namespaces) and performing the port's writes through the
+when restricted to namespaces), or, once `start_watching()` is called, from a
+cache each kind fills by listing once and then watching (informer.py), and performing the port's writes through the
 typed API, each with optional server-side dry run (`dryRun=All`). Every call
 goes through the `Chokepoint` (retries, error translation, request count).
 
@@ -12,6 +13,7 @@ build bodies inline (write.py does), or parse objects (read.py does).
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +24,7 @@ from opsagent.cluster.kube import autoscalers as scalers
 from opsagent.cluster.kube import disruption as disruption_parse
 from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
+from opsagent.cluster.kube.informer import STALE_AFTER, Cache
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
 from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot, decode_list
 from opsagent.cluster.kube.waiting import ready_replicas, wait_for_object
@@ -32,6 +35,7 @@ from opsagent.metrics import MetricsError, PrometheusClient
 from opsagent.model import GpuRequirement, Snapshot, WorkloadRef
 
 DRA_VERSIONS = ("v1", "v1beta2", "v1beta1")
+WATCH_POOL = 48   # connections kept per host once watching (a dozen kinds, per namespace when restricted)
 _DRA_API = {"v1": "ResourceV1Api", "v1beta2": "ResourceV1beta2Api", "v1beta1": "ResourceV1beta1Api"}
 
 
@@ -53,15 +57,42 @@ class KubeCluster:
         self.custom = k8s.CustomObjectsApi(api)
         self.policy_api = k8s.PolicyV1Api(api)
         self._dra_version: str | None | bool = False  # False = not detected yet
+        self.cache: Cache | None = None   # set by start_watching(): snapshots read it instead of listing
 
     @classmethod
     def from_config(
         cls, *, context: str | None = None, kubeconfig: str | Path | None = None, in_cluster: bool | None = None,
         namespaces: list[str] | tuple[str, ...] | None = None, prometheus: PrometheusClient | None = None,
-        clock: Clock | None = None, timeout: float = 30.0,
+        clock: Clock | None = None, timeout: float = 30.0, watch: bool = False,
     ) -> "KubeCluster":
         api = build_api_client(context=context, kubeconfig=kubeconfig, in_cluster=in_cluster, timeout=timeout)
-        return cls(api, namespaces=namespaces, prometheus=prometheus, clock=clock)
+        cluster = cls(api, namespaces=namespaces, prometheus=prometheus, clock=clock)
+        if watch:
+            cluster.start_watching()
+        return cluster
+
+    def start_watching(self, *, stale_after: float = STALE_AFTER) -> Cache:
+        """From now on snapshots read a watched cache: each kind is listed once (on the first snapshot that
+        reads it) and then followed by a watch on a background thread. Called once per process; idempotent."""
+        if self.cache is None:
+            # one long-lived connection per watched kind, beside the ordinary requests
+            pool = getattr(getattr(self.chokepoint.api, "rest_client", None), "pool_manager", None)
+            if pool is not None and hasattr(pool, "connection_pool_kw"):
+                pool.connection_pool_kw["maxsize"] = max(pool.connection_pool_kw.get("maxsize") or 1, WATCH_POOL)
+                pool.clear()
+            self.cache = Cache(self.chokepoint, clock=self.clock, stale_after=stale_after)
+        return self.cache
+
+    def stop_watching(self) -> None:
+        if self.cache is not None:
+            self.cache.stop()
+            self.cache = None
+
+    def cache_health(self) -> tuple[bool, str]:
+        """(ok, detail): not ok when a watched kind has not heard from the server for too long."""
+        if self.cache is None:
+            return True, "not watching: every snapshot lists the cluster"
+        return self.cache.health()
 
     @property
     def requests(self) -> int:
@@ -89,13 +120,18 @@ class KubeCluster:
         return self._dra_version or None
 
     def _list(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None) -> list[dict[str, Any]]:
+        """One kind's objects: from the watched cache when watching, else one list call (per namespace)."""
         if self.namespaces and per_ns is not None:
             items: list[dict[str, Any]] = []
             for namespace in self.namespaces:
-                items.extend(self.chokepoint.read_json(f"list {what} in {namespace}", per_ns, namespace,
-                                                       decode=decode_list).get("items") or [])
+                items.extend(self._read_kind(f"{what} in {namespace}", partial(per_ns, namespace)))
             return items
-        return self.chokepoint.read_json(f"list {what}", all_ns, decode=decode_list).get("items") or []
+        return self._read_kind(what, all_ns)
+
+    def _read_kind(self, what: str, list_fn: Callable[..., Any]) -> list[dict[str, Any]]:
+        if self.cache is not None:
+            return self.cache.items(what, list_fn)
+        return self.chokepoint.read_json(f"list {what}", list_fn, decode=decode_list).get("items") or []
 
     def read_raw(self) -> tuple[RawLists, list[str]]:
         """The raw lists for a snapshot, one list call per kind (per namespace if restricted)."""

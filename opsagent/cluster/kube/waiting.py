@@ -66,7 +66,7 @@ def _watch_once(chokepoint: Chokepoint, watch_fn: Callable[..., Any], *, namespa
         resource_version=version, allow_watch_bookmarks=True, timeout_seconds=max(1, math.ceil(seconds)),
         _preload_content=False, _request_timeout=(10.0, seconds))
     try:
-        for line in _lines(response):
+        for line in stream_lines(response):
             event = json.loads(line)
             kind, body = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
@@ -91,7 +91,7 @@ def ready_replicas(obj: dict[str, Any]) -> int:
     return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else 0
 
 
-def _lines(response: Any) -> Any:
+def stream_lines(response: Any) -> Any:
     pending = b""
     for chunk in response.stream(amt=None, decode_content=False):
         pending += chunk
