@@ -39,7 +39,7 @@ def test_top_level_help_imports_no_command_module() -> None:
     loaded = _imported_after(["--help"])
     heavy = {"opsagent.policy", "opsagent.audit", "opsagent.agent", "langgraph", "sqlite_utils", "kubernetes", "numpy"}
     assert heavy & loaded == set()
-    support = {"opsagent.cli.errors", "opsagent.cli.common"}  # the root's error mapping and shared options
+    support = {"opsagent.cli.errors", "opsagent.cli.common", "opsagent.cli.output"}  # error mapping, shared options, formats
     assert not [m for m in loaded if m.startswith("opsagent.cli.") and m not in support]
 
 
