@@ -20,6 +20,7 @@ from opsagent.model.actions import (
     canonical_json,
     is_stand_in,
 )
+from opsagent.model.resources import ConfigKind, ConfigObject, Service, ServicePort, VolumeClaim
 from opsagent.model.audit import AuditEntry, EntryKind, Outcome
 from opsagent.model.cluster import (
     PAUSED_REPLICAS,
@@ -52,4 +53,5 @@ __all__ = [
     "Pod", "PodPhase", "ResultStatus", "Revision", "Risk", "RolloutState", "RolloutStatus",
     "RuleRef", "Snapshot", "ToolCall", "ToolResult", "Workload", "WorkloadRef", "canonical_json",
     "MAX_ARGS_BYTES", "args_size", "bounded_json", "is_stand_in",
+    "ConfigKind", "ConfigObject", "Service", "ServicePort", "VolumeClaim",
 ]

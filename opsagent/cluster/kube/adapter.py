@@ -26,6 +26,7 @@ from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.informer import STALE_AFTER, Cache
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
+from opsagent.cluster.kube.needs import read_needs
 from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot, decode_list
 from opsagent.cluster.kube.waiting import ready_replicas, wait_for_object
 from opsagent.cluster.port import (
@@ -58,6 +59,7 @@ class KubeCluster:
         self.policy_api = k8s.PolicyV1Api(api)
         self._dra_version: str | None | bool = False  # False = not detected yet
         self.cache: Cache | None = None   # set by start_watching(): snapshots read it instead of listing
+        self.reads_config = True   # False: snapshots list no ConfigMaps or Secrets (the wake proxy's account has no such grant)
 
     @classmethod
     def from_config(
@@ -119,19 +121,21 @@ class KubeCluster:
             self._dra_version = next((v for v in DRA_VERSIONS if v in versions), None)
         return self._dra_version or None
 
-    def _list(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None) -> list[dict[str, Any]]:
+    def _list(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None,
+              decode: Callable[[Any], Any] = decode_list) -> list[dict[str, Any]]:
         """One kind's objects: from the watched cache when watching, else one list call (per namespace)."""
         if self.namespaces and per_ns is not None:
             items: list[dict[str, Any]] = []
             for namespace in self.namespaces:
-                items.extend(self._read_kind(f"{what} in {namespace}", partial(per_ns, namespace)))
+                items.extend(self._read_kind(f"{what} in {namespace}", partial(per_ns, namespace), decode))
             return items
-        return self._read_kind(what, all_ns)
+        return self._read_kind(what, all_ns, decode)
 
-    def _read_kind(self, what: str, list_fn: Callable[..., Any]) -> list[dict[str, Any]]:
+    def _read_kind(self, what: str, list_fn: Callable[..., Any],
+                   decode: Callable[[Any], Any] = decode_list) -> list[dict[str, Any]]:
         if self.cache is not None:
-            return self.cache.items(what, list_fn)
-        return self.chokepoint.read_json(f"list {what}", list_fn, decode=decode_list).get("items") or []
+            return self.cache.items(what, list_fn, decode)
+        return self.chokepoint.read_json(f"list {what}", list_fn, decode=decode).get("items") or []
 
     def read_raw(self) -> tuple[RawLists, list[str]]:
         """The raw lists for a snapshot, one list call per kind (per namespace if restricted)."""
@@ -148,6 +152,7 @@ class KubeCluster:
         raw.disruption_budgets = self._list(
             "poddisruptionbudgets", self.policy_api.list_pod_disruption_budget_for_all_namespaces,
             self.policy_api.list_namespaced_pod_disruption_budget)
+        read_needs(self, raw)
         version = self.dra_version()
         if version:
             dra = getattr(k8s, _DRA_API[version])(self.chokepoint.api)
