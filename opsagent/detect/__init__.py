@@ -18,6 +18,7 @@ from datetime import datetime
 
 from opsagent.detect.autoscalers import autoscaler_stuck
 from opsagent.detect.common import Attempts, History, Intents
+from opsagent.detect.config import config_missing, quota_exceeded, volume_pending
 from opsagent.detect.conflict import spec_conflict
 from opsagent.detect.cron import CronError, parse_cron, window_open
 from opsagent.detect.drain import node_needs_drain
@@ -25,6 +26,7 @@ from opsagent.detect.idle import idle_gpu, jobs_waiting
 from opsagent.detect.nodes import node_left_cordoned, node_unhealthy
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
 from opsagent.detect.rollout import crashloop, rollout_failed
+from opsagent.detect.services import service_without_endpoints
 from opsagent.detect.wake import wake_requested
 from opsagent.model import FINDING_KINDS, Finding, Snapshot
 from opsagent.policy.resolve import as_book
@@ -66,6 +68,12 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
         "autoscaler", "problem", "reason", "message", "min_replicas", "max_replicas", "current_replicas",
         "desired_replicas"}),
     "node_needs_drain": frozenset({"node", "reasons", "pods", "blocked", "gpus_held"}),
+    "config_missing": frozenset({"missing", "namespace", "pods", "reason", "message"}),
+    "volume_pending": frozenset({
+        "claim", "namespace", "storage_class", "problem", "requested", "reason", "message", "pending_minutes", "pods"}),
+    "quota_exceeded": frozenset({"quota", "namespace", "object", "requested", "used", "limited", "last_refused_at", "message"}),
+    "service_without_endpoints": frozenset({
+        "service", "namespace", "problem", "selector", "near_misses", "ports", "workloads", "pods"}),
 }
 
 
@@ -95,6 +103,10 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *node_left_cordoned(snapshot, now),
         *autoscaler_stuck(snapshot, now),
         *node_needs_drain(snapshot, now),
+        *config_missing(snapshot, now),
+        *volume_pending(snapshot, now),
+        *quota_exceeded(snapshot, now),
+        *service_without_endpoints(snapshot, now),
     ]
     order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
     return sorted(found, key=lambda f: (order[f.kind], f.subject))

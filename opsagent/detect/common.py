@@ -32,6 +32,10 @@ SEVERITY = {
     "node_left_cordoned": "warning",
     "autoscaler_stuck": "warning",
     "node_needs_drain": "warning",
+    "config_missing": "warning",
+    "volume_pending": "warning",
+    "quota_exceeded": "warning",
+    "service_without_endpoints": "warning",
 }
 
 

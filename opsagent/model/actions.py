@@ -37,6 +37,10 @@ FindingKind = Literal[
     "node_left_cordoned",
     "autoscaler_stuck",
     "node_needs_drain",
+    "config_missing",
+    "volume_pending",
+    "quota_exceeded",
+    "service_without_endpoints",
 ]
 FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
 
