@@ -1,0 +1,143 @@
+"""Leases changed by two writers at once (two threads, each with its own runtime and database connection).
+
+The interleavings are forced, not hoped for: two starts both pass their
+first look before either records; an extension holds its check open while a
+cancel arrives. Whatever the order, the log holds at most one active lease
+per workload, every answer a caller got is what the log says, and the chain
+verifies.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsagent.audit import AuditStore
+from opsagent.leases import Lease, LeaseRefused, LeaseService, read_leases
+from opsagent.model import WorkloadRef
+from opsagent.runtime import open_runtime
+
+REPO = Path(__file__).resolve().parents[1]
+RENDER = WorkloadRef(namespace="render", name="render-ui")
+
+
+def _runtime(db: Path):
+    return open_runtime(cluster="sim:demo", policies=REPO / "policies", db=db)
+
+
+def _in_threads(*jobs: Any) -> list[Any]:
+    out: list[Any] = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        try:
+            out[i] = jobs[i]()
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test looks at
+            out[i] = exc
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    return out
+
+
+class _SlowCheck(LeaseService):
+    """A lease service whose `nth` look at the leases waits (at most `hold` seconds) for another writer's event."""
+
+    def __init__(self, rt: Any, looked: threading.Event, other: threading.Event, *, nth: int = 1,
+                 hold: float = 2.0) -> None:
+        super().__init__(audit=rt.audit, gate=rt.gate, policy=rt.policy, cluster=rt.cluster, clock=rt.clock)
+        self.looked, self.other, self.nth, self.hold, self.calls = looked, other, nth, hold, 0
+        self.other_came_between: bool | None = None
+
+    def leases(self) -> dict[str, Lease]:
+        found = super().leases()
+        self.calls += 1
+        if self.calls == self.nth:
+            self.looked.set()
+            self.other_came_between = self.other.wait(timeout=self.hold)
+        return found
+
+
+def test_two_writers_starting_at_once_make_one_lease(tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    first, second = _runtime(db), _runtime(db)
+    one, two = threading.Event(), threading.Event()
+    # Each start looks once before the wake and once to record; the second look waits for the other's.
+    services = [_SlowCheck(first, one, two, nth=2), _SlowCheck(second, two, one, nth=2)]
+    try:
+        outcomes = _in_threads(lambda: services[0].start(RENDER, timedelta(hours=2), actor="erin"),
+                               lambda: services[1].start(RENDER, timedelta(hours=3), actor="frank"))
+        won = [o for o in outcomes if isinstance(o, tuple)]
+        lost = [o for o in outcomes if isinstance(o, LeaseRefused)]
+        assert len(won) == 1 and len(lost) == 1, outcomes
+        assert "meanwhile" in str(lost[0]) and "your wake ran" in str(lost[0])
+        with AuditStore(db) as store:
+            leases = read_leases(store)
+            assert [lease.state for lease in leases.values()] == ["active"]
+            assert list(leases.values())[0] == won[0][0]
+            started = [r for r in store.list(kind="lease", limit=None) if (r.data or {}).get("event") == "started"]
+            assert len(started) == 1
+            assert store.verify().ok
+    finally:
+        first.audit.close()
+        second.audit.close()
+
+
+def test_an_extension_and_a_cancel_at_once_are_both_kept_in_order(tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    first, second = _runtime(db), _runtime(db)
+    try:
+        lease, _ = first.leases().start(RENDER, timedelta(hours=1), actor="erin")
+        looked, cancelled = threading.Event(), threading.Event()
+        slow = _SlowCheck(first, looked, cancelled)
+        canceller = second.leases()
+
+        def extend() -> Lease:
+            return slow.extend(RENDER, timedelta(hours=3), actor="erin")
+
+        def cancel() -> Lease:
+            assert looked.wait(timeout=30)
+            try:
+                return canceller.cancel(RENDER, actor="erin")
+            finally:
+                cancelled.set()
+
+        extended, ended = _in_threads(extend, cancel)
+        assert isinstance(extended, Lease) and isinstance(ended, Lease), (extended, ended)
+        # The cancel could not be recorded while the extension's check was open: it waited, then came after.
+        assert slow.other_came_between is False
+        assert extended.state == "active" and extended.until == lease.started_at + timedelta(hours=3)
+        assert ended.state == "cancelled" and ended.until == extended.until   # the extension is in the fold
+        with AuditStore(db) as store:
+            events = [(r.data or {}).get("event") for r in sorted(store.list(kind="lease", limit=None), key=lambda r: r.id)]
+            assert events == ["started", "extended", "cancelled"]
+            assert store.verify().ok
+    finally:
+        first.audit.close()
+        second.audit.close()
+
+
+@pytest.mark.parametrize("spans", [(3, 5), (5, 3)], ids=["in-cap-first", "over-cap-first"])
+def test_two_extensions_at_once_never_pass_the_cap(tmp_path: Path, spans: tuple[int, int]) -> None:
+    db = tmp_path / "ops.db"
+    first, second = _runtime(db), _runtime(db)
+    try:
+        lease, _ = first.leases().start(RENDER, timedelta(hours=1), actor="erin")
+        a, b = first.leases(), second.leases()
+        outcomes = _in_threads(lambda: a.extend(RENDER, timedelta(hours=spans[0]), actor="erin"),
+                               lambda: b.extend(RENDER, timedelta(hours=spans[1]), actor="frank"))
+        refused = [o for o in outcomes if isinstance(o, LeaseRefused)]
+        assert len(refused) == 1 and "past max_wake 4h00m" in str(refused[0])
+        with AuditStore(db) as store:
+            [now] = read_leases(store).values()
+            assert now.until - now.started_at == timedelta(hours=3)
+            assert store.verify().ok
+    finally:
+        first.audit.close()
+        second.audit.close()
