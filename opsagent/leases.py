@@ -181,6 +181,17 @@ def _hours(span: timedelta) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
 
 
+def line(lease: Lease) -> str:
+    """One line per lease, for people."""
+    end = f"until {lease.until:%Y-%m-%d %H:%M} UTC" if lease.state == "active" else \
+        f"{lease.state} by {lease.ended_by}" + (f" at {lease.ended_at:%Y-%m-%d %H:%M} UTC" if lease.ended_at else "")
+    return f"{lease.workload}: {lease.state}, woken by {lease.actor} at {lease.started_at:%Y-%m-%d %H:%M} UTC, {end}"
+
+
+def newest_first(leases: dict[str, Lease]) -> list[Lease]:
+    return sorted(leases.values(), key=lambda lease: (lease.started_at, lease.id), reverse=True)
+
+
 class LeaseService:
     """Start, extend, cancel and list leases; close the ones that are due (the daemon's part)."""
 
