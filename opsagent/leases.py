@@ -36,6 +36,7 @@ other's check and its append.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple, Protocol
@@ -244,11 +245,6 @@ class LeaseService:
             summary=summary, idempotency_key=key, run_id=run_id,
             data={"event": event, "lease": lease_id, "workload": workload, "until": iso(until), **(extra or {})})
 
-    def _record(self, lease_id: str, workload: str, event: str, *, actor: str, channel: Channel, until: datetime,
-                summary: str, extra: dict[str, Any] | None = None) -> int:
-        return self.audit.record(self._entry(lease_id, workload, event, actor=actor, channel=channel, until=until,
-                                             summary=summary, extra=extra))
-
     def _append_checked(self, decide: Callable[[dict[str, Lease]], AuditEntry]) -> Lease:
         """Fold the leases and append what `decide` makes of them in one write transaction (see the module
         docstring): no other writer can come between the check and the record. `decide` raises LeaseRefused
@@ -333,20 +329,38 @@ class LeaseService:
         return self._append_checked(decide)
 
     def close_due(self) -> list[tuple[Lease, ToolResult | None]]:
-        """The daemon's part: sleep expired leases through the gate as `daemon`; record hand-scaled ones as ended."""
+        """The daemon's part: end the leases that are due, then sleep the expired ones through the gate as `daemon`.
+
+        Each lease is closed first, in one write transaction that checks it is still active and still due: a
+        lease extended or cancelled meanwhile is left alone, and once closed no extension can land on it. Only
+        then is the sleep asked for (on channel `lease`, under the run id the `expired` record names), so a
+        sleep never runs on a lease someone has just extended."""
         out: list[tuple[Lease, ToolResult | None]] = []
         for lease in due(self.leases(), self.clock.now()):
-            if lease.scaled_by_hand is not None:
-                self._record(lease.id, lease.workload, "ended", actor="daemon", channel="daemon", until=lease.until,
-                             summary=f"{lease.workload} lease ended: a person scaled it by hand (audit {lease.scaled_by_hand})",
-                             extra={"scaled_by_hand": lease.scaled_by_hand})
-                out.append((lease, None))
+            run_id = f"lease-expiry-{uuid.uuid4().hex[:12]}"
+
+            def decide(leases: dict[str, Lease], seen: Lease = lease, run_id: str = run_id) -> AuditEntry:
+                now_due = next((x for x in due(leases, self.clock.now()) if x.id == seen.id), None)
+                if now_due is None:
+                    raise LeaseRefused(f"{seen.workload}: its lease changed meanwhile; not due any more")
+                if now_due.scaled_by_hand is not None:
+                    return self._entry(now_due.id, now_due.workload, "ended", actor="daemon", channel="daemon",
+                                       until=now_due.until, extra={"scaled_by_hand": now_due.scaled_by_hand},
+                                       summary=f"{now_due.workload} lease ended: a person scaled it by hand "
+                                               f"(audit {now_due.scaled_by_hand})")
+                return self._entry(now_due.id, now_due.workload, "expired", actor="daemon", channel="daemon",
+                                   until=now_due.until, run_id=run_id, extra={"sleep_run_id": run_id},
+                                   summary=f"{now_due.workload} lease expired; the daemon puts it back to sleep "
+                                           f"(run {run_id})")
+            try:
+                closed = self._append_checked(decide)
+            except LeaseRefused:
                 continue
-            namespace, name = lease.workload.split("/", 1)
+            if closed.state != "expired":
+                out.append((closed, None))
+                continue
+            namespace, name = closed.workload.split("/", 1)
             result = self.gate.submit(ToolCall(tool="sleep_workload", args={"namespace": namespace, "name": name},
-                                               actor="daemon", channel="lease"))
-            self._record(lease.id, lease.workload, "expired", actor="daemon", channel="daemon", until=lease.until,
-                         summary=f"{lease.workload} lease expired; sleep {result.status}: {result.message}"[:400],
-                         extra={"sleep_status": result.status, "sleep_audit_id": result.audit_id})
-            out.append((lease, result))
+                                               actor="daemon", channel="lease"), run_id=run_id)
+            out.append((closed, result))
         return out

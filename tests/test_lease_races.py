@@ -141,3 +141,41 @@ def test_two_extensions_at_once_never_pass_the_cap(tmp_path: Path, spans: tuple[
     finally:
         first.audit.close()
         second.audit.close()
+
+
+class _ExtendedMeanwhile(LeaseService):
+    """The daemon's lease service; right after its first look at the leases, erin extends hers."""
+
+    def __init__(self, rt: Any) -> None:
+        super().__init__(audit=rt.audit, gate=rt.gate, policy=rt.policy, cluster=rt.cluster, clock=rt.clock)
+        self.rt, self.calls = rt, 0
+
+    def leases(self) -> dict[str, Lease]:
+        found = super().leases()
+        self.calls += 1
+        if self.calls == 1:
+            self.rt.leases().extend(RENDER, timedelta(hours=1), actor="erin")
+        return found
+
+
+def test_a_lease_extended_while_the_daemon_closes_it_is_not_slept(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path / "ops.db")
+    try:
+        lease, _ = rt.leases().start(RENDER, timedelta(hours=1), actor="erin")
+        rt.sim.advance(timedelta(hours=1, minutes=1))          # due: the daemon's first look says so
+        assert _ExtendedMeanwhile(rt).close_due() == []          # ...but erin extended it before it could close it
+        [now] = read_leases(rt.audit).values()
+        assert now.state == "active" and now.until > rt.clock.now()
+        assert rt.audit.list(kind="result", tool="sleep_workload", limit=None) == []
+        assert rt.cluster.snapshot().workload(RENDER).replicas >= 1
+        # Once closed, a lease takes no extension: the close and the sleep are one story in the log.
+        rt.sim.advance(timedelta(hours=1))
+        [(closed, sleep)] = rt.leases().close_due()
+        assert closed.state == "expired" and sleep is not None and sleep.status == "ok", sleep
+        expired = [r for r in rt.audit.list(kind="lease", limit=None) if (r.data or {}).get("event") == "expired"]
+        assert [r.data["sleep_run_id"] for r in expired] == [rt.audit.get(sleep.audit_id).run_id]
+        with pytest.raises(LeaseRefused, match="no active lease"):
+            rt.leases().extend(RENDER, timedelta(hours=1), actor="erin")
+        assert rt.audit.verify().ok
+    finally:
+        rt.audit.close()
