@@ -1,16 +1,19 @@
-"""Leases changed by two writers at once (two threads, each with its own runtime and database connection).
+"""Leases changed by two writers at once: two threads (each with its own runtime and database connection)
+and two real processes.
 
-The interleavings are forced, not hoped for: two starts both pass their
-first look before either records; an extension holds its check open while a
-cancel arrives. Whatever the order, the log holds at most one active lease
-per workload, every answer a caller got is what the log says, and the chain
-verifies.
+In the threads the interleavings are forced, not hoped for: two starts both
+pass their first look before either records; an extension holds its check
+open while a cancel arrives; a lease is extended between the daemon's look
+and its close. The two processes race 25 random starts, extensions and
+cancels each. Whatever the order, the log holds at most one active lease per
+workload, no extension past `max_wake` or on a closed lease, every answer a
+caller got is what the log says, and the chain verifies.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +182,74 @@ def test_a_lease_extended_while_the_daemon_closes_it_is_not_slept(tmp_path: Path
         assert rt.audit.verify().ok
     finally:
         rt.audit.close()
+
+
+_WORKER = r"""
+import json, random, sys, time
+from datetime import datetime, timedelta
+from pathlib import Path
+from opsagent.leases import LeaseRefused
+from opsagent.model import WorkloadRef
+from opsagent.runtime import open_runtime
+
+db, policies, go, seed = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+rt = open_runtime(cluster="sim:demo", policies=policies, db=db)
+service, ref, rng, out = rt.leases(), WorkloadRef(namespace="render", name="render-ui"), random.Random(seed), []
+while not go.exists():
+    time.sleep(0.01)
+for _ in range(25):
+    op, who = rng.choice(["start", "extend", "extend", "cancel"]), rng.choice(["erin", "frank"])
+    try:
+        if op == "start":
+            service.start(ref, timedelta(hours=1), actor=who)
+        elif op == "extend":
+            service.extend(ref, timedelta(minutes=rng.randint(60, 300)), actor=who)
+        else:
+            service.cancel(ref, actor=who)
+        out.append([op, "ok"])
+    except LeaseRefused as exc:
+        out.append([op, str(exc)])
+rt.audit.close()
+print(json.dumps(out))
+"""
+
+
+def test_two_processes_changing_one_lease_keep_the_rules(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    db, go = tmp_path / "ops.db", tmp_path / "go"
+    _runtime(db).audit.close()                         # the database exists before either process opens it
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(db), str(REPO / "policies"), str(go), str(seed)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    go.touch()
+    outcomes = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+        outcomes += json.loads(stdout)
+    ok = {op: sum(1 for o, said in outcomes if o == op and said == "ok") for op in ("start", "extend", "cancel")}
+    assert ok["start"] >= 1 and ok["extend"] + ok["cancel"] >= 1, outcomes
+    with AuditStore(db) as store:
+        rows = sorted(store.list(kind="lease", limit=None), key=lambda r: r.id)
+        active: dict[str, Any] | None = None
+        for row in rows:                                  # every record, in chain order, is one the rules allow
+            data = row.data or {}
+            if data["event"] == "started":
+                assert active is None, f"audit {row.id}: a second active lease"
+                active = {"id": data["lease"], "start": row.time}
+            else:
+                assert active is not None and data["lease"] == active["id"], f"audit {row.id}: on a lease not active"
+                if data["event"] == "extended":
+                    until = datetime.fromisoformat(data["until"])
+                    assert until - active["start"] <= timedelta(hours=4), f"audit {row.id}: past max_wake"
+                else:
+                    active = None
+        events = [(row.data or {})["event"] for row in rows]
+        assert events.count("started") == ok["start"]     # no start lost, none doubled
+        assert events.count("cancelled") == ok["cancel"]
+        assert 0 < events.count("extended") <= ok["extend"] or ok["extend"] == 0   # equal ends share one record
+        assert store.verify().ok
