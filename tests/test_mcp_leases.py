@@ -26,7 +26,7 @@ from opsagent.mcp.server import LEASES_URI, build_server, fixed
 from opsagent.mcp.service import McpService
 from opsagent.model.actor import Actor
 from opsagent.runtime import open_runtime
-from tests.test_mcp import CAROL_TOKEN, _audit, _client, http_server, setup  # noqa: F401 - fixtures
+from tests.test_mcp import CAROL_TOKEN, _args, _audit, _client, _env, http_server, setup  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 RENDER = {"namespace": "render", "name": "render-ui"}
@@ -217,3 +217,24 @@ def test_http_lease_as_the_token_actor_and_over_the_cap_refused(http_server) -> 
     assert [(r.kind, r.actor) for r in rows if r.kind == "lease"] == [("lease", "carol")]
     assert [r for r in rows if r.actor == "unauthenticated"]              # the refusal is audited
     assert not [r for r in rows if r.actor == "unauthenticated" and r.kind in ("proposal", "result", "lease")]
+
+
+def test_stdio_lease_as_the_local_identity(setup) -> None:  # noqa: F811 - the fixture
+    import sys
+
+    from mcp.client.stdio import StdioServerParameters
+
+    params = StdioServerParameters(command=sys.executable, args=_args(setup, "--as", "erin"), env=_env(), cwd=str(ROOT))
+
+    async def main() -> list[Any]:
+        async with Client(params) as client:
+            return [(await client.call_tool("start_lease", {**RENDER, "duration": "90m"})).structured_content,
+                    (await client.call_tool("extend_lease", {**RENDER, "duration": "4h1m"})).structured_content,
+                    (await client.call_tool("list_leases", {})).structured_content]
+
+    started, over, listed = anyio.run(main)
+    assert started["status"] == "ok" and started["data"]["lease"]["actor"] == "erin", started
+    assert over["status"] == "denied" and "past max_wake 4h00m of intent render-ui-scales-to-zero" in over["message"]
+    assert [x["actor"] for x in listed["data"]["leases"]] == ["erin"]
+    rows = [r for r in _audit(setup["db"]) if r.kind == "lease"]
+    assert [(r.actor, r.channel, (r.data or {})["event"]) for r in rows] == [("erin", "mcp", "started")]
