@@ -29,7 +29,9 @@ database (`AuditStore.transaction`): the leases are folded from the log inside
 it, so two processes that start, extend or cancel the same workload's lease
 at once are serialised by SQLite, and neither can slip a second lease, an
 extension past `max_wake` or a record on a lease that just ended between the
-other's check and its append.
+other's check and its append. The daemon closes a due lease the same way
+before it asks for the sleep, so a lease extended meanwhile is not slept and a
+closed one takes no extension.
 
 `replay` and `due` are pure; `LeaseService` does the I/O (audit store, gate).
 """
