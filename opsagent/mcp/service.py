@@ -96,6 +96,8 @@ def _first_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "arguments"
+        if where == "duration":
+            return "duration: give digits and units, e.g. 2h, 90m or 1h30m"
         return f"{where[:60]}: {first['msg']}"
     return str(exc)[:300]
 
