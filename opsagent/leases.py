@@ -14,6 +14,14 @@ covers it. A person who scales a leased workload by hand (a `scale_workload`
 that ran through the gate, by anyone but the daemon) ends the lease: the fold
 sees that result, and the daemon's next cycle records the lease as `ended`.
 
+Authority: the records say what happened, the policy says what may. Starting,
+extending and cancelling a lease need a person the policy lets wake the
+workload (the lease's own starter may always cancel it); a lease is never
+shorter than zero and an extension never ends it sooner. Whatever the records
+say, a lease holds a workload up for at most the `max_wake` the policy in
+force gives it, counted from its start, and a lease recorded as starting
+later than now holds nothing.
+
 `replay` and `due` are pure; `LeaseService` does the I/O (audit store, gate).
 """
 
@@ -65,6 +73,8 @@ class Recorder(Protocol):
 
 class Submitter(Protocol):
     def submit(self, call: ToolCall, *, run_id: str | None = None, confirmation: int | None = None) -> ToolResult: ...
+
+    def preview(self, call: ToolCall) -> Any: ...
 
 
 def _parse(text: Any) -> datetime | None:
@@ -120,7 +130,16 @@ def active_for(leases: dict[str, Lease], workload: str) -> Lease | None:
 def held(leases: dict[str, Lease], now: datetime) -> frozenset[str]:
     """Workloads an active, unexpired lease keeps up (what the idle detector skips)."""
     return frozenset(lease.workload for lease in leases.values()
-                     if lease.state == "active" and lease.scaled_by_hand is None and lease.until > now)
+                     if lease.state == "active" and lease.scaled_by_hand is None and lease.until > now
+                     and lease.started_at <= now)
+
+
+def bounded(lease: Lease, cap: timedelta | None) -> Lease:
+    """The lease as the policy in force allows it: ending at most `cap` after its start (at its start without one)."""
+    if lease.state != "active":
+        return lease
+    limit = lease.started_at + cap if cap is not None else lease.started_at
+    return lease.model_copy(update={"until": limit}) if lease.until > limit else lease
 
 
 def due(leases: dict[str, Lease], now: datetime) -> list[Lease]:
@@ -140,6 +159,11 @@ def check_cap(requested_until: datetime, started_at: datetime, cap: timedelta | 
                            f"max_wake {_hours(cap)} of intent {intent}")
 
 
+def _positive(span: timedelta, workload: str) -> None:
+    if span <= timedelta(0):
+        raise LeaseRefused(f"{workload}: a time-boxed wake must last longer than zero, e.g. 2h")
+
+
 def _hours(span: timedelta) -> str:
     minutes = int(span.total_seconds() // 60)
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
@@ -157,7 +181,20 @@ class LeaseService:
         return cls(audit=gate.recorder, gate=gate, policy=gate.policy, cluster=gate.cluster, clock=gate.clock)
 
     def leases(self) -> dict[str, Lease]:
-        return read_leases(self.audit)
+        """Every lease, each active one cut to the `max_wake` the policy in force gives its workload."""
+        leases = read_leases(self.audit)
+        if not any(lease.state == "active" for lease in leases.values()):
+            return leases
+        snapshot = self.cluster.snapshot()
+
+        def cap(workload: str) -> timedelta | None:
+            try:
+                found = snapshot.workload(WorkloadRef.parse(workload))
+            except ValueError:   # not a workload name: no intent, no time
+                found = None
+            intent = self.policy.intent_for(found) if found is not None else None
+            return intent.max_wake if intent else None
+        return {key: bounded(lease, cap(lease.workload)) for key, lease in leases.items()}
 
     def held(self) -> frozenset[str]:
         return held(self.leases(), self.clock.now())
@@ -168,6 +205,17 @@ class LeaseService:
             raise LeaseRefused(f"{ref.namespace}/{ref.name}: no such workload")
         intent = self.policy.intent_for(workload)
         return (intent.max_wake if intent else None), (intent.name if intent else None)
+
+    def _may_wake(self, ref: WorkloadRef, actor: str, actor_groups: tuple[str, ...], channel: Channel) -> str | None:
+        """Why `actor` may not hold a lease on `ref` open (None when the policy lets them wake it outright)."""
+        preview = getattr(self.gate, "preview", None)
+        if not callable(preview):
+            return "cannot ask the policy who may wake it"
+        decision = preview(ToolCall(tool="wake_workload", args={"namespace": ref.namespace, "name": ref.name},
+                                    actor=actor, actor_groups=actor_groups, channel=channel))
+        if getattr(decision, "effect", None) == "allow" and not getattr(decision, "confirm", False):
+            return None
+        return f"the policy does not let {actor} wake it outright ({getattr(decision, 'reason', '') or 'no rule allows it'})"
 
     def _record(self, lease_id: str, workload: str, event: str, *, actor: str, channel: Channel, until: datetime,
                 summary: str, extra: dict[str, Any] | None = None) -> int:
@@ -184,6 +232,7 @@ class LeaseService:
         """Wake the workload through the gate as `actor`, then record the lease (only if the wake ran)."""
         workload = f"{ref.namespace}/{ref.name}"
         now = self.clock.now()
+        _positive(span, workload)
         if active_for(self.leases(), workload) is not None:
             raise LeaseRefused(f"{workload} already has an active lease; extend or cancel it")
         cap, intent = self._cap(ref)
@@ -198,25 +247,37 @@ class LeaseService:
                      extra={"max_wake_seconds": cap.total_seconds() if cap else None, "wake_audit_id": result.audit_id})
         return self.leases()[lease_id], result
 
-    def extend(self, ref: WorkloadRef, span: timedelta, *, actor: str, channel: Channel = "cli") -> Lease:
-        """Push the lease's end `span` past now; refused past the cap counted from its start."""
+    def extend(self, ref: WorkloadRef, span: timedelta, *, actor: str, channel: Channel = "cli",
+               actor_groups: tuple[str, ...] = ()) -> Lease:
+        """Push the lease's end `span` past now; refused past the cap counted from its start, or sooner than it ends
+        now, or for a person the policy does not let wake the workload."""
         workload = f"{ref.namespace}/{ref.name}"
+        _positive(span, workload)
         lease = active_for(self.leases(), workload)
         if lease is None:
             raise LeaseRefused(f"{workload} has no active lease to extend")
+        if (why := self._may_wake(ref, actor, actor_groups, channel)) is not None:
+            raise LeaseRefused(f"{workload}: {actor} may not extend its lease: {why}")
         cap, intent = self._cap(ref)
         until = self.clock.now() + span
+        if until < lease.until:
+            raise LeaseRefused(f"{workload}: its lease already runs until {iso(lease.until)}; an extension cannot end "
+                               "it sooner (cancel it instead)")
         check_cap(until, lease.started_at, cap, workload, intent)
         self._record(lease.id, workload, "extended", actor=actor, channel=channel, until=until,
                      summary=f"{workload} lease extended to {iso(until)} by {actor}")
         return self.leases()[lease.id]
 
-    def cancel(self, ref: WorkloadRef, *, actor: str, channel: Channel = "cli") -> Lease:
-        """End the lease now; the workload stays up and its idle rule applies again."""
+    def cancel(self, ref: WorkloadRef, *, actor: str, channel: Channel = "cli",
+               actor_groups: tuple[str, ...] = ()) -> Lease:
+        """End the lease now; the workload stays up and its idle rule applies again. Its starter, or a person the
+        policy lets wake the workload, may cancel it."""
         workload = f"{ref.namespace}/{ref.name}"
         lease = active_for(self.leases(), workload)
         if lease is None:
             raise LeaseRefused(f"{workload} has no active lease to cancel")
+        if actor != lease.actor and (why := self._may_wake(ref, actor, actor_groups, channel)) is not None:
+            raise LeaseRefused(f"{workload}: {actor} may not cancel {lease.actor}'s lease: {why}")
         self._record(lease.id, workload, "cancelled", actor=actor, channel=channel, until=lease.until,
                      summary=f"{workload} lease cancelled by {actor}; its idle rule applies again")
         return self.leases()[lease.id]

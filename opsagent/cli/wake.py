@@ -86,10 +86,10 @@ def wake_cmd(
                        on_error=runtime.audit.close)
         service = runtime.leases()
         if cancel:
-            lease = service.cancel(ref, actor=who.name)
+            lease = service.cancel(ref, actor=who.name, actor_groups=who.groups)
         elif extend:
             assert duration is not None
-            lease = service.extend(ref, duration, actor=who.name)
+            lease = service.extend(ref, duration, actor=who.name, actor_groups=who.groups)
         else:
             assert duration is not None
             lease, _ = service.start(ref, duration, actor=who.name, actor_groups=who.groups)
