@@ -11,7 +11,7 @@ There is no lease table: every change is a chained audit record (kind `lease`,
 `data.event` one of `EVENTS`), and the state of every lease is folded from
 those records (`replay`), so it survives restarts and `opsagent audit verify`
 covers it. A person who scales a leased workload by hand (a `scale_workload`
-that ran through the gate, by anyone but the daemon) ends the lease: the fold
+or `sleep_workload` that ran through the gate, by anyone but the daemon) ends the lease: the fold
 sees that result, and the daemon's next cycle records the lease as `ended`.
 
 Authority: the records say what happened, the policy says what may. Starting,
@@ -41,7 +41,7 @@ from opsagent.model.actions import Channel
 KIND = "lease"
 EVENTS = ("started", "extended", "cancelled", "expired", "ended")
 LeaseState = Literal["active", "cancelled", "expired", "ended"]
-HAND_SCALE_TOOL = "scale_workload"
+HAND_SCALE_TOOLS = ("scale_workload", "sleep_workload")   # a person sizing the workload by hand, to zero included
 
 
 class Lease(BaseModel):
@@ -57,7 +57,7 @@ class Lease(BaseModel):
     state: LeaseState = "active"
     ended_by: str | None = None
     ended_at: datetime | None = None
-    scaled_by_hand: int | None = None   # audit id of a person's scale_workload that ends it (not yet recorded)
+    scaled_by_hand: int | None = None   # audit id of a person's scale_workload or sleep_workload that ends it (not yet recorded)
 
     def left(self, now: datetime) -> timedelta:
         return max(self.until - now, timedelta(0))
@@ -86,7 +86,7 @@ def replay(records: Iterable[AuditRecord]) -> dict[str, Lease]:
     leases: dict[str, Lease] = {}
     for record in records:
         data = record.data or {}
-        if record.kind == "result" and record.tool == HAND_SCALE_TOOL and record.outcome == "ok" \
+        if record.kind == "result" and record.tool in HAND_SCALE_TOOLS and record.outcome == "ok" \
                 and record.actor != "daemon" and not record.dry_run:
             subject = f"{(record.args or {}).get('namespace')}/{(record.args or {}).get('name')}"
             for lease in list(leases.values()):
@@ -119,7 +119,8 @@ def read_leases(audit: AuditStore) -> dict[str, Lease]:
     rows = audit.list(kind=KIND, limit=None)
     open_since = [lease.started_at for lease in replay(rows[::-1]).values() if lease.state == "active"]
     if open_since:  # only a scale made while a lease is open can end it
-        rows += audit.list(kind="result", tool=HAND_SCALE_TOOL, since=min(open_since), limit=None)
+        for tool in HAND_SCALE_TOOLS:
+            rows += audit.list(kind="result", tool=tool, since=min(open_since), limit=None)
     return replay(sorted(rows, key=lambda r: r.id))
 
 

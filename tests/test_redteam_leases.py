@@ -108,3 +108,18 @@ def test_a_lease_recorded_as_starting_later_holds_nothing(tmp_path: Path) -> Non
     later = rt.clock.now() + timedelta(days=365)
     _forge_start(rt, started=later, until=later + timedelta(hours=1))
     assert rt.leases().held() == frozenset()
+
+
+def test_a_person_putting_a_leased_workload_to_sleep_ends_the_lease(tmp_path: Path) -> None:
+    """Sleeping it by hand is scaling it by hand (to zero): the lease must not keep holding it, so a request that
+    wakes it again afterwards leaves it to its idle rule rather than to the lease's clock."""
+    rt = _runtime(tmp_path)
+    _asleep(rt)
+    service = rt.leases()
+    lease, _ = service.start(RENDER, timedelta(hours=4), actor="erin")
+    slept = rt.gate.submit(ToolCall(tool="sleep_workload", args={"namespace": "render", "name": "render-ui"}, actor="frank"))
+    assert slept.status == "ok"
+    assert service.held() == frozenset()
+    [(closed, result)] = service.close_due()
+    assert closed.id == lease.id and result is None
+    assert service.leases()[lease.id].state == "ended" and service.leases()[lease.id].scaled_by_hand == slept.audit_id
