@@ -181,12 +181,13 @@ class LeaseService:
         """Leases over a gate's own audit log, policy, cluster and clock."""
         return cls(audit=gate.recorder, gate=gate, policy=gate.policy, cluster=gate.cluster, clock=gate.clock)
 
-    def leases(self) -> dict[str, Lease]:
-        """Every lease, each active one cut to the `max_wake` the policy in force gives its workload."""
+    def leases(self, snapshot: Any = None) -> dict[str, Lease]:
+        """Every lease, each active one cut to the `max_wake` the policy in force gives its workload (read from
+        `snapshot`, or from the cluster when there is an active lease and no snapshot)."""
         leases = read_leases(self.audit)
         if not any(lease.state == "active" for lease in leases.values()):
             return leases
-        snapshot = self.cluster.snapshot()
+        snapshot = snapshot if snapshot is not None else self.cluster.snapshot()
 
         def cap(workload: str) -> timedelta | None:
             try:
@@ -197,8 +198,8 @@ class LeaseService:
             return intent.max_wake if intent else None
         return {key: bounded(lease, cap(lease.workload)) for key, lease in leases.items()}
 
-    def held(self) -> frozenset[str]:
-        return held(self.leases(), self.clock.now())
+    def held(self, snapshot: Any = None) -> frozenset[str]:
+        return held(self.leases(snapshot), self.clock.now())
 
     def _cap(self, ref: WorkloadRef) -> tuple[timedelta | None, str | None]:
         workload = self.cluster.snapshot().workload(ref)
