@@ -49,3 +49,37 @@ def test_a_run_whose_approved_call_another_process_is_running_is_left_to_it(tmp_
     done = [r for r in again.runtime.audit.list(AuditFilter(kind="result", tool="set_gpu_placement", limit=100))
             if r.outcome == "ok"]
     assert len(done) == 1
+
+
+def test_a_run_another_process_is_carrying_on_is_not_carried_on_twice(tmp_path: Path) -> None:
+    """After the approved call, the process that resumed the run goes on with it (verify, maybe more calls). The
+    daemon's cycle must not take the same run up from its checkpoint as if its process had died."""
+    first = Daemon(options(tmp_path, cycles=13))
+    first.run(install_signals=False)
+    queue = first.runtime.approvals
+    placement = next(a for a in queue.list("pending") if a.call.tool == "set_gpu_placement")
+    queue.approve(placement.id, by="alice")
+    slack = Daemon(options(tmp_path, cycles=1))      # stands for the Slack app's agent over the same database
+    daemon = Daemon(options(tmp_path, cycles=1))
+    reports: list = []
+    daemon.on_cycle = reports.append
+    observe = slack.agent.deps.observe
+    cycled: list = []
+
+    def observe_while_the_daemon_cycles():
+        if not cycled:
+            cycled.append(True)
+            daemon.run(install_signals=False)         # the daemon's cycle meets the run mid-way
+        return observe()
+
+    slack.agent.deps.observe = observe_while_the_daemon_cycles
+    run = slack.agent.resume(THREAD, approval_id=placement.id, decided_state="approved", approver="alice",
+                             approval=queue.get(placement.id), channel="slack")
+    assert cycled and run.status != "waiting_approval"
+    seen = [r for rep in reports for r in rep.runs + rep.resumed if r.run_id == THREAD]
+    assert seen and all("another process is carrying this run on" in r.summary for r in seen), \
+        [(r.status, r.summary) for r in seen]
+    assert run.status == "done" and "another process" not in run.summary
+    done = [r for r in daemon.runtime.audit.list(AuditFilter(kind="result", tool="set_gpu_placement", limit=100))
+            if r.outcome == "ok"]
+    assert len(done) == 1
