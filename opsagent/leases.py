@@ -11,7 +11,7 @@ There is no lease table: every change is a chained audit record (kind `lease`,
 `data.event` one of `EVENTS`), and the state of every lease is folded from
 those records (`replay`), so it survives restarts and `opsagent audit verify`
 covers it. A person who scales a leased workload by hand (a `scale_workload`
-that ran through the gate, by anyone but the daemon) ends the lease: the fold
+or `sleep_workload` that ran through the gate, by anyone but the daemon) ends the lease: the fold
 sees that result, and the daemon's next cycle records the lease as `ended`.
 
 Who may do what, the same on every surface (CLI, chat, Slack, MCP):
@@ -32,6 +32,12 @@ extension past `max_wake` or a record on a lease that just ended between the
 other's check and its append. The daemon closes a due lease the same way
 before it asks for the sleep, so a lease extended meanwhile is not slept and a
 closed one takes no extension.
+
+An extension never ends a lease sooner (that would bring the daemon's sleep
+forward). Whatever the records say, a lease holds a workload up for at most
+the `max_wake` the policy in force gives it, counted from its start (a lowered
+`max_wake` shortens open leases), and a lease recorded as starting later than
+now holds nothing: the records say what happened, the policy what may.
 
 `replay` and `due` are pure; `LeaseService` does the I/O (audit store, gate).
 """
@@ -54,7 +60,7 @@ from opsagent.model.actions import Channel, Decision
 KIND = "lease"
 EVENTS = ("started", "extended", "cancelled", "expired", "ended")
 LeaseState = Literal["active", "cancelled", "expired", "ended"]
-HAND_SCALE_TOOL = "scale_workload"
+HAND_SCALE_TOOLS = ("scale_workload", "sleep_workload")   # a person sizing the workload by hand, to zero included
 
 
 class Lease(BaseModel):
@@ -70,7 +76,7 @@ class Lease(BaseModel):
     state: LeaseState = "active"
     ended_by: str | None = None
     ended_at: datetime | None = None
-    scaled_by_hand: int | None = None   # audit id of a person's scale_workload that ends it (not yet recorded)
+    scaled_by_hand: int | None = None   # audit id of a person's scale_workload or sleep_workload that ends it (not yet recorded)
 
     def left(self, now: datetime) -> timedelta:
         return max(self.until - now, timedelta(0))
@@ -111,7 +117,7 @@ def replay(records: Iterable[AuditRecord]) -> dict[str, Lease]:
     leases: dict[str, Lease] = {}
     for record in records:
         data = record.data or {}
-        if record.kind == "result" and record.tool == HAND_SCALE_TOOL and record.outcome == "ok" \
+        if record.kind == "result" and record.tool in HAND_SCALE_TOOLS and record.outcome == "ok" \
                 and record.actor != "daemon" and not record.dry_run:
             subject = f"{(record.args or {}).get('namespace')}/{(record.args or {}).get('name')}"
             for lease in list(leases.values()):
@@ -144,7 +150,8 @@ def read_leases(audit: AuditStore) -> dict[str, Lease]:
     rows = audit.list(kind=KIND, limit=None)
     open_since = [lease.started_at for lease in replay(rows[::-1]).values() if lease.state == "active"]
     if open_since:  # only a scale made while a lease is open can end it
-        rows += audit.list(kind="result", tool=HAND_SCALE_TOOL, since=min(open_since), limit=None)
+        for tool in HAND_SCALE_TOOLS:
+            rows += audit.list(kind="result", tool=tool, since=min(open_since), limit=None)
     return replay(sorted(rows, key=lambda r: r.id))
 
 
@@ -155,7 +162,16 @@ def active_for(leases: dict[str, Lease], workload: str) -> Lease | None:
 def held(leases: dict[str, Lease], now: datetime) -> frozenset[str]:
     """Workloads an active, unexpired lease keeps up (what the idle detector skips)."""
     return frozenset(lease.workload for lease in leases.values()
-                     if lease.state == "active" and lease.scaled_by_hand is None and lease.until > now)
+                     if lease.state == "active" and lease.scaled_by_hand is None and lease.until > now
+                     and lease.started_at <= now)
+
+
+def bounded(lease: Lease, cap: timedelta | None) -> Lease:
+    """The lease as the policy in force allows it: ending at most `cap` after its start (at its start without one)."""
+    if lease.state != "active":
+        return lease
+    limit = lease.started_at + cap if cap is not None else lease.started_at
+    return lease.model_copy(update={"until": limit}) if lease.until > limit else lease
 
 
 def due(leases: dict[str, Lease], now: datetime) -> list[Lease]:
@@ -206,11 +222,25 @@ class LeaseService:
         """Leases over a gate's own audit log, policy, cluster and clock."""
         return cls(audit=gate.recorder, gate=gate, policy=gate.policy, cluster=gate.cluster, clock=gate.clock)
 
-    def leases(self) -> dict[str, Lease]:
-        return read_leases(self.audit)
+    def leases(self, snapshot: Any = None) -> dict[str, Lease]:
+        """Every lease, each active one cut to the `max_wake` the policy in force gives its workload (read from
+        `snapshot`, or from the cluster when there is an active lease and no snapshot)."""
+        leases = read_leases(self.audit)
+        if not any(lease.state == "active" for lease in leases.values()):
+            return leases
+        snapshot = snapshot if snapshot is not None else self.cluster.snapshot()
 
-    def held(self) -> frozenset[str]:
-        return held(self.leases(), self.clock.now())
+        def cap(workload: str) -> timedelta | None:
+            try:
+                found = snapshot.workload(WorkloadRef.parse(workload))
+            except ValueError:   # not a workload name: no intent, no time
+                found = None
+            intent = self.policy.intent_for(found) if found is not None else None
+            return intent.max_wake if intent else None
+        return {key: bounded(lease, cap(lease.workload)) for key, lease in leases.items()}
+
+    def held(self, snapshot: Any = None) -> frozenset[str]:
+        return held(self.leases(snapshot), self.clock.now())
 
     def _cap(self, ref: WorkloadRef) -> Cap:
         workload = self.cluster.snapshot().workload(ref)
@@ -233,7 +263,7 @@ class LeaseService:
     def _require(self, tool: str, ref: WorkloadRef, what: str, *, actor: str, actor_groups: tuple[str, ...],
                  channel: Channel) -> None:
         decision = self._authority(tool, ref, actor=actor, actor_groups=actor_groups, channel=channel)
-        if decision.effect != "allow":
+        if decision.effect != "allow" or decision.confirm:   # outright only: a lease cannot wait for a yes
             raise LeaseRefused(f"{ref.namespace}/{ref.name}: {what} needs the policy to let {actor} call {tool} on it "
                                f"now, and rule {decision.rule.file}:{decision.rule.name} says {decision.effect}: "
                                f"{decision.reason}")
@@ -304,6 +334,9 @@ class LeaseService:
             if lease is None:
                 raise LeaseRefused(f"{workload} has no active lease to extend")
             now = self.clock.now()
+            if now + span < lease.until:   # it would bring the daemon's sleep forward
+                raise LeaseRefused(f"{workload}: its lease already runs until {iso(lease.until)}; an extension "
+                                   "cannot end it sooner (cancel it instead)")
             check_cap(now - lease.started_at + span, cap, workload)
             return self._entry(lease.id, workload, "extended", actor=actor, channel=channel, until=now + span,
                                run_id=run_id, summary=f"{workload} lease extended to {iso(now + span)} by {actor}")

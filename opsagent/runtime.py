@@ -71,7 +71,7 @@ class Runtime:
         snap = snapshot or self.observe()
         now = self.clock.now()
         return detect(snap, intents=self.policy.intent_book, now=now, history=action_history(self, since=now - HISTORY_WINDOW),
-                      leased=self.leases().held())
+                      leased=self.leases().held(snap))
 
     def leases(self) -> LeaseService:
         """Time-boxed wakes over this runtime's audit log and gate."""

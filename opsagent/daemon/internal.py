@@ -164,12 +164,13 @@ class InternalApi:
 class GatePool:
     """Up to `size` gates, opened on demand, one per call in flight: cold wakes of different workloads wait for
     readiness side by side instead of queueing behind each other. Each gate has its own database connection
-    and cluster client, as separate processes would."""
+    and cluster client, as separate processes would. `leading` becomes each gate's `leading`: a wake that waited
+    for a gate while the daemon lost its leadership writes nothing (the API's own check ran when it arrived)."""
 
-    def __init__(self, open_gate: Callable[[], Any], size: int = 4) -> None:
+    def __init__(self, open_gate: Callable[[], Any], size: int = 4, *, leading: Callable[[], bool] | None = None) -> None:
         if size < 1:
             raise ValueError("a gate pool needs at least one gate")
-        self._open, self._size = open_gate, size
+        self._open, self._size, self._leading = open_gate, size, leading
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
         self._opened = 0
         self._lock = threading.Lock()
@@ -196,7 +197,10 @@ class GatePool:
         if not opening:
             return self._idle.get()
         try:
-            return self._open()
+            gate = self._open()
+            if self._leading is not None:
+                gate.leading = self._leading
+            return gate
         except BaseException:
             with self._lock:
                 self._opened -= 1

@@ -103,6 +103,8 @@ class Reconciler:
             approval = self.runtime.approvals.get(approval_id)
             if approval is None or approval.state not in _DECIDED:
                 continue
+            if approval.state == "approved" and self.runtime.approvals.running(approval_id):
+                continue   # another process runs the approved call right now and goes on with the run; not twice
             approver = approval.decided_by or ("expiry" if approval.state == "expired" else "")
             # Approved and already run elsewhere (e.g. `opsagent approvals approve` executes at once): resume as
             # approved; the queue's execution claim refuses a second run and the run records that it ran already.

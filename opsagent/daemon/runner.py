@@ -141,7 +141,8 @@ class Daemon:
             options = self.options
             pool = GatePool(lambda: open_runtime(cluster=options.cluster, policies=options.policies, db=self.db,
                                                  prometheus=options.prometheus,
-                                                 request_rate_query=options.request_rate_query).gate)
+                                                 request_rate_query=options.request_rate_query).gate,
+                            leading=self.still_leading)
             gate, lock = pool, nullcontext()
 
             def workloads() -> set[str] | None:

@@ -8,7 +8,10 @@ the approvers that decision names (when the policy changed since the request,
 the approvers named then no longer count). Each step is written through
 the `Recorder` before the next one starts: a `proposal`, a `decision` and a
 `result` entry per call (or a proposal and an `invalid` result when the call
-never reached a decision).
+never reached a decision). For a replayable call (a run id and a planner call
+id) the decision row is the claim on running it: it carries the attempt that
+wrote it, and an attempt that finds another one's decision under its key (a
+second process submitting the same call at the same moment) runs nothing.
 
 The gate never raises for bad input: unknown tools, malformed or oversized
 arguments and cluster failures come back as a `ToolResult` a model can read.
@@ -92,7 +95,7 @@ class _Step:
     """The audit context of one call passing the gate: shared fields and keys."""
 
     def __init__(self, gate: "Gate", call: ToolCall, run_id: str | None, nonce: str, extra: dict[str, Any] | None = None) -> None:
-        self.gate, self.call, self.run_id = gate, call, run_id
+        self.gate, self.call, self.run_id, self.nonce = gate, call, run_id, nonce
         # A planner's call id names the call only within its run; without a run every attempt is new.
         self.replayable = run_id is not None and call.id is not None
         self.call_ref = call.id if self.replayable and call.id else nonce
@@ -296,15 +299,29 @@ class Gate:
         else:
             decision = self._decision(call, tool, target, snapshot, step.run_id, approval, approver, confirmed=confirmed)
         before = before_of(dict(args.model_dump()), snapshot) if decision.effect == "allow" or approval else None
+        data: dict[str, Any] = {"before": before} if before else {}
+        if step.replayable:  # the decision row is the claim: its key is unique, and it names the attempt that made it
+            data["attempt"] = step.nonce
         step.record("decision", args=self._loggable_args(call), decision=decision.effect, rule_file=decision.rule.file,
                     rule_name=decision.rule.name, summary=decision.reason[:1000], dry_run=decision.dry_run,
-                    approval_id=approval.id if approval else None, data={"before": before} if before else None)
+                    approval_id=approval.id if approval else None, data=data or None)
+        if step.replayable and not self._decided_here(step):
+            return ToolResult(status="error", tool=call.tool, decision=decision, data={"retryable": False, "in_flight": True},
+                              message="another process is running this same call now (its decision is recorded); "
+                                      "not run twice here")
         if decision.effect == "deny":
             where = f"{decision.rule.file}:{decision.rule.name}"
             return step.finish(ToolResult(status="denied", tool=call.tool, decision=decision, message=f"denied by {where}: {decision.reason}"))
         if decision.effect == "require_approval" and approval is None:
             return self._request_approval(step, decision)
         return self._execute(step, tool, args, target, snapshot, decision)
+
+    def _decided_here(self, step: _Step) -> bool:
+        """Whether the recorded decision of a replayable call is this attempt's: a second process that submits the
+        same call at once finds the first one's row under the key (the store skips a second insert of a key)."""
+        row = self.recorder.find_by_key(f"{step.key}:decision")
+        data = getattr(row, "data", None) if row is not None else None
+        return not isinstance(data, dict) or data.get("attempt", step.nonce) == step.nonce
 
     def _validate(self, call: ToolCall, tool: Tool | None) -> tuple[ToolInput | None, str | None]:
         size = self._args_size(call)
