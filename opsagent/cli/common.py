@@ -8,8 +8,6 @@ a message print as they are instead of being read as markup.
 
 from __future__ import annotations
 
-import json
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn, get_args
@@ -124,13 +122,9 @@ def to_jsonable(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     """The record as JSON, or as YAML when the command was given `-o yaml`."""
-    text = json.dumps(to_jsonable(value), indent=2, default=str)
-    if _FORMAT[0] == "yaml":
-        import yaml
+    from opsagent.cli.output import Format, print_data
 
-        sys.stdout.write(yaml.safe_dump(json.loads(text), sort_keys=False))
-        return
-    sys.stdout.write(text + "\n")
+    print_data(value, Format.yaml if _FORMAT[0] == "yaml" else Format.json)
 
 
 def fail(message: str, *, hint: str | None = None, code: int = 2) -> NoReturn:

@@ -5,6 +5,12 @@ drawing, whatever the terminal or pipe, so `| grep`, `| awk` and `| head`
 work. `wide` adds the columns marked wide; `name` prints one `kind/name` per
 line; `json` and `yaml` print the full records (a list, or one object when a
 single NAME was asked for). Pure formatting: the caller gathers the rows.
+
+A command may print several tables (`Section`s, each with a `# title` line)
+followed by summary lines (`notes`); `--no-headers` leaves out every header,
+title and note, so what is left is rows only. A command that prints one record
+(a reply, a verdict) offers table, wide, json and yaml and says in its help that
+wide is the same as table and why it has no `name`: see `record_option`.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ _HELP = {Format.table: "table (plain columns)", Format.wide: "wide (more columns
          Format.jsonl: "jsonl", Format.csv: "csv"}
 
 
-def output_option(*supported: Format) -> Any:
+def output_option(*supported: Format, note: str = "") -> Any:
     """`-o/--output` offering only `supported`. An unsupported value given with `-o` is a one-line error naming
     the supported ones; the same value from OPSAGENT_OUTPUT (a preference for the whole shell, set for
     commands that have it) falls back to `table` on a command without it."""
@@ -61,12 +67,20 @@ def output_option(*supported: Format) -> Any:
 
     return typer.Option(Format.table.value, "--output", "-o", envvar="OPSAGENT_OUTPUT", parser=str,
                         callback=convert, metavar="|".join(names), autocompletion=lambda: names,
-                        help=", ".join(_HELP[f] for f in supported) + ".")
+                        help=", ".join(_HELP[f] for f in supported) + "." + (f" {note}" if note else ""))
+
+
+def record_option(what: str) -> Any:
+    """`-o` for a command that prints one record, `what` (e.g. "one reply"): no rows, so no `name` and no
+    --no-headers, and wide shows what table shows."""
+    return output_option(*TABLE_FORMATS, note=f"This command prints {what}: wide is the same as table, and there "
+                                              "is no name output (nothing here has a KIND/NAME).")
 
 
 FormatOpt = output_option(*ROW_FORMATS)
 NoHeadersOpt = typer.Option(False, "--no-headers", envvar="OPSAGENT_NO_HEADERS", show_default=False,
-                            help="Leave out the header line of table and wide output.")
+                            help="Rows only: leave out the header line (and any titles and summary lines) of table "
+                                 "and wide output.")
 
 
 @dataclass(frozen=True)
@@ -77,14 +91,14 @@ class Column:
 
 
 def cell(value: Any) -> str:
-    """One table cell: `<none>` for nothing, whole numbers without `.0`, one line always."""
+    """One table cell: `<none>` for nothing, whole numbers without `.0`, a list joined by commas, one line always."""
     if value is None or value == "" or value == ():
         return "<none>"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:g}" if value != int(value) else str(int(value))
-    text = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+    text = ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)   # one word, as kubectl
     return " ".join(text.split())
 
 
@@ -96,29 +110,82 @@ def table_lines(rows: Iterable[Any], columns: list[Column], *, wide: bool, heade
     return ["   ".join(text.ljust(widths[i]) for i, text in enumerate(r)).rstrip() for r in head + body]
 
 
-def emit(rows: list[Any], columns: list[Column], fmt: Format, *, kind: str, name_of: Callable[[Any], str],
-         record_of: Callable[[Any], Any] = lambda r: r, headers: bool = True, single: bool = False,
-         out: TextIO | None = None) -> None:
-    """Print `rows` in `fmt`. `single` (a NAME was asked for) prints one object rather than a list for json/yaml."""
+@dataclass(frozen=True)
+class Section:
+    """One table of a command's output. `kind` None: its rows have no names (left out of `-o name`)."""
+
+    rows: list[Any]
+    columns: list[Column]
+    kind: str | None = None
+    name_of: Callable[[Any], str] = str
+    title: str = ""
+    hide_empty: bool = False   # no rows: print nothing for it, not even the header line
+
+
+def print_data(doc: Any, fmt: Format, out: TextIO | None = None) -> None:
+    """A whole record for scripts: JSON, or YAML for `-o yaml`."""
     from opsagent.cli.common import to_jsonable
 
     out = out or sys.stdout
-    if fmt in (Format.json, Format.yaml):
-        records = [to_jsonable(record_of(r)) for r in rows]
-        doc: Any = records[0] if single and len(records) == 1 else records
-        if fmt == Format.json:
-            out.write(json.dumps(doc, indent=2, default=str) + "\n")
-        else:
-            import yaml
+    text = json.dumps(to_jsonable(doc), indent=2, default=str)
+    if fmt == Format.yaml:
+        import yaml
 
-            out.write(yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False))
+        out.write(yaml.safe_dump(json.loads(text), sort_keys=False))
+        return
+    out.write(text + "\n")
+
+
+def name_line(kind: str, name: Any) -> str:
+    """`kind/name`, one token: whitespace inside a name becomes `-` so `xargs` and `read` see one word."""
+    return f"{kind}/{'-'.join(str(name).split())}"
+
+
+def emit_sections(sections: list[Section], fmt: Format, *, record: Any, headers: bool = True,
+                  notes: Iterable[str] = (), out: TextIO | None = None) -> None:
+    """Print a command's output in `fmt`: `record` (the whole document) for json/yaml, `kind/name` lines of the
+    named sections for name, else each section's table (titled when there are several) and then `notes`,
+    all of which `headers=False` leaves out but the rows."""
+    out = out or sys.stdout
+    if fmt.data:
+        print_data(record, fmt, out)
         return
     if fmt == Format.name:
-        for r in rows:
-            out.write(f"{kind}/{name_of(r)}\n")
+        for section in sections:
+            if section.kind is not None:
+                for r in section.rows:
+                    out.write(name_line(section.kind, section.name_of(r)) + "\n")
         return
-    for line in table_lines(rows, columns, wide=fmt == Format.wide, headers=headers):
-        out.write(line + "\n")
+    lines: list[str] = []
+    for section in sections:
+        if section.hide_empty and not section.rows:
+            continue
+        if headers and lines:
+            lines.append("")
+        if headers and section.title and len(sections) > 1:
+            lines.append(f"# {section.title}")
+        lines += table_lines(section.rows, section.columns, wide=fmt == Format.wide, headers=headers)
+    if headers:
+        lines += list(notes)
+    out.write("".join(line + "\n" for line in lines))
+
+
+def emit(rows: list[Any], columns: list[Column], fmt: Format, *, kind: str, name_of: Callable[[Any], str],
+         record_of: Callable[[Any], Any] = lambda r: r, headers: bool = True, single: bool = False,
+         notes: Iterable[str] = (), out: TextIO | None = None) -> None:
+    """Print `rows` in `fmt`. `single` (a NAME was asked for) prints one object rather than a list for json/yaml."""
+    records = [record_of(r) for r in rows] if fmt.data else []
+    doc: Any = records[0] if single and len(records) == 1 else records
+    emit_sections([Section(rows, columns, kind, name_of)], fmt, record=doc, headers=headers, notes=notes, out=out)
+
+
+def emit_record(record: Any, fmt: Format, lines: Iterable[str], out: TextIO | None = None) -> None:
+    """One record (see `record_option`): the document for json/yaml, else the lines written for people."""
+    out = out or sys.stdout
+    if fmt.data:
+        print_data(record, fmt, out)
+        return
+    out.write("".join(line + "\n" for line in lines))
 
 
 def plain_table(table: Any) -> list[str]:
@@ -136,6 +203,21 @@ def plain_table(table: Any) -> list[str]:
     head = [[(text(c.header) or "-").upper().replace(" ", "_") for c in columns]] if table.show_header else []
     widths = [max(len(r[i]) for r in head + rows) for i in range(len(columns))] if head + rows else []
     return lines + ["   ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() for r in head + rows]
+
+
+def _place(problem: Any) -> str:
+    return problem.file + "".join(f":{n}" for n in (problem.line, problem.column) if n is not None) + ":"
+
+
+# What `policy lint` and `playbook lint` print: one row per problem, `file:line:column:` first, so an editor
+# or a CI problem matcher reads the rows as it reads a compiler's.
+PROBLEM_COLUMNS = [
+    Column("location", _place), Column("severity", lambda p: getattr(p, "severity", None) or p.level),
+    Column("field", lambda p: p.field), Column("message", lambda p: p.message),
+    Column("hint", lambda p: getattr(p, "hint", None)),
+]
+LintOutputOpt = output_option(*TABLE_FORMATS, note="A problem has no name, so there is no name output; wide is the "
+                                                   "same as table (every column is already shown).")
 
 
 @contextmanager
