@@ -21,13 +21,15 @@ from rich.markup import escape
 from opsagent.chat.outcome import AskOutcome, ask_outcome, model_problem
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
-from opsagent.cli.common import ClusterOpt, DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, err_console, fail, print_json
+from opsagent.cli.common import ClusterOpt, DbOpt, Output, PlaybooksOpt, PoliciesOpt, console, err_console, fail, print_json
 from opsagent.cli.model_options import BaseUrlOpt, model_option
+from opsagent.cli.output import record_option
 from opsagent.cli.resolve import session
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, bind, identify, is_kube
 from opsagent.model.actor import Actor
 
 ModelOpt = model_option("Needed for free-form questions; without it only the command grammar works.")
+ReplyOpt = record_option("one reply per message (json in `chat`: one compact document a line)")
 EXIT_WORDS = {"exit", "quit", ":q", "bye"}
 
 
@@ -79,7 +81,7 @@ def ask(
     text: str = typer.Argument(..., help="What to do or ask, e.g. \"scale inference/llm to 2\"."),
     actor: Optional[str] = ActorOpt,
     as_group: Optional[str] = AsGroupOpt,
-    output: Output = OutputOpt,
+    output: Output = ReplyOpt,
     cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
@@ -156,7 +158,7 @@ def _lines(interactive: bool):
 def chat(
     actor: Optional[str] = ActorOpt,
     as_group: Optional[str] = AsGroupOpt,
-    output: Output = OutputOpt,
+    output: Output = ReplyOpt,
     cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,

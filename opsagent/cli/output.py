@@ -88,6 +88,7 @@ class Column:
     header: str
     value: Callable[[Any], Any]
     wide: bool = False  # only with -o wide
+    narrow: bool = False  # only without -o wide (which shows a fuller column in its place)
 
 
 def cell(value: Any) -> str:
@@ -103,7 +104,7 @@ def cell(value: Any) -> str:
 
 
 def table_lines(rows: Iterable[Any], columns: list[Column], *, wide: bool, headers: bool) -> list[str]:
-    shown = [c for c in columns if wide or not c.wide]
+    shown = [c for c in columns if (c.narrow, c.wide) in ((False, False), (not wide, wide))]
     body = [[cell(c.value(row)) for c in shown] for row in rows]
     head = [[c.header.upper().replace(" ", "_") for c in shown]] if headers else []
     widths = [max(len(r[i]) for r in head + body) for i in range(len(shown))] if head + body else []
@@ -112,7 +113,8 @@ def table_lines(rows: Iterable[Any], columns: list[Column], *, wide: bool, heade
 
 @dataclass(frozen=True)
 class Section:
-    """One table of a command's output. `kind` None: its rows have no names (left out of `-o name`)."""
+    """One table of a command's output. `kind` None: its rows have no names (left out of `-o name`); "": each
+    row's `name_of` gives KIND/NAME itself."""
 
     rows: list[Any]
     columns: list[Column]
@@ -137,8 +139,9 @@ def print_data(doc: Any, fmt: Format, out: TextIO | None = None) -> None:
 
 
 def name_line(kind: str, name: Any) -> str:
-    """`kind/name`, one token: whitespace inside a name becomes `-` so `xargs` and `read` see one word."""
-    return f"{kind}/{'-'.join(str(name).split())}"
+    """`kind/name`, one token: whitespace inside a name becomes `-` so `xargs` and `read` see one word. An empty
+    `kind` (a section of mixed kinds) means the name already starts with its kind."""
+    return (f"{kind}/" if kind else "") + "-".join(str(name).split())
 
 
 def emit_sections(sections: list[Section], fmt: Format, *, record: Any, headers: bool = True,
@@ -150,11 +153,9 @@ def emit_sections(sections: list[Section], fmt: Format, *, record: Any, headers:
     if fmt.data:
         print_data(record, fmt, out)
         return
-    if fmt == Format.name:
-        for section in sections:
-            if section.kind is not None:
-                for r in section.rows:
-                    out.write(name_line(section.kind, section.name_of(r)) + "\n")
+    if fmt == Format.name:   # each name once (a scenario run under two planners is one scenario)
+        names = [name_line(s.kind, s.name_of(r)) for s in sections if s.kind is not None for r in s.rows]
+        out.write("".join(name + "\n" for name in dict.fromkeys(names)))
         return
     lines: list[str] = []
     for section in sections:

@@ -15,7 +15,6 @@ from typing import Any, Optional
 
 import typer
 from pydantic import ValidationError
-from rich.markup import escape
 
 from opsagent.cli.common import Output, PoliciesOpt, fail
 from opsagent.cli.output import (PROBLEM_COLUMNS, Column, Format, FormatOpt, LintOutputOpt, NoHeadersOpt, Section,
