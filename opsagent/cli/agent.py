@@ -96,8 +96,8 @@ RUN_COLUMNS = [
 
 @agent_app.command("waiting")
 def waiting_cmd(db: Path = DbOpt, output: Format = FormatOpt, no_headers: bool = NoHeadersOpt) -> None:
-    """List agent runs paused until a person decides an approval (`-o name` prints `run/ID` lines; `wide`
-    equals `table`).
+    """List agent runs paused until a person decides an approval (`-o name` prints `run/ID` lines; wide is
+    the same as table: every column is already shown).
 
     Example: opsagent agent waiting --db opsagent.db -o json
     """

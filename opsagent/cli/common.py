@@ -35,6 +35,15 @@ class _Console(Console):
             else:
                 super().print(obj, **kwargs)
 
+    def rule(self, title: Any = "", **kwargs: Any) -> None:
+        """A plain `-- title --` line when piped (no box-drawing rule)."""
+        if self.is_terminal:
+            return super().rule(title, **kwargs)
+        from rich.text import Text
+
+        text = title.plain if isinstance(title, Text) else Text.from_markup(str(title)).plain
+        self.file.write(f"-- {text} --\n" if text else "--\n")
+
 
 console = _Console()
 err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, piped or not

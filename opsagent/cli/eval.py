@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 
@@ -38,11 +38,14 @@ def _resolve(names: list[str]) -> list[Path]:
 def _score_columns() -> list[Column]:
     from opsagent.evals.report import COLUMNS, minutes
 
-    fields = ("scenario", "planner", "outcome", lambda s: len(s.violations), lambda s: len(s.forbidden), "actions",
-              "unnecessary_actions", "approvals_requested", "llm_calls", "tokens", "gpu_hours_idle",
-              lambda s: "-" if s.gpu_hours_idle_baseline is None else s.gpu_hours_idle_baseline, minutes)
-    narrow = [Column(header, (lambda s, f=f: getattr(s, f)) if isinstance(f, str) else f)
-              for (header, _), f in zip(COLUMNS, fields)]
+    def field(name: str) -> Callable[[Any], Any]:
+        return lambda s: getattr(s, name)
+
+    values: list[Callable[[Any], Any]] = [
+        field("scenario"), field("planner"), field("outcome"), lambda s: len(s.violations), lambda s: len(s.forbidden),
+        field("actions"), field("unnecessary_actions"), field("approvals_requested"), field("llm_calls"), field("tokens"),
+        field("gpu_hours_idle"), lambda s: "-" if s.gpu_hours_idle_baseline is None else s.gpu_hours_idle_baseline, minutes]
+    narrow = [Column(header, value) for (header, _), value in zip(COLUMNS, values)]
     return narrow + [
         Column("denied", lambda s: s.denied, wide=True), Column("proposals", lambda s: s.proposals, wide=True),
         Column("language", lambda s: s.needs_language, wide=True), Column("tests", lambda s: s.tests, wide=True),
@@ -57,8 +60,10 @@ def print_scores(scores: list[Any], ran: list[str], output: Format, *, headers: 
 
     undiscriminating = null_passes(scores)
     rates = pass_rates(scores)
-    rate_columns = [Column("tests", lambda r: r[0])] + [
-        Column(p, lambda r, p=p: f"{r[1][p]['passed']}/{r[1][p]['runs']}" if p in r[1] else "-") for p in ran]
+    def rate(planner: str) -> Callable[[Any], str]:
+        return lambda r: f"{r[1][planner]['passed']}/{r[1][planner]['runs']}" if planner in r[1] else "-"
+
+    rate_columns = [Column("tests", lambda r: r[0])] + [Column(p, rate(p)) for p in ran]
     tot = totals(scores)
     notes = ["", f"{tot['runs']} runs: " + ", ".join(f"{k} {v}" for k, v in tot["outcomes"].items())
              + f"; {tot['violations']} policy violation(s); {tot['forbidden']} forbidden action(s); {tot['actions']} "
