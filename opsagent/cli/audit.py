@@ -22,7 +22,7 @@ import typer
 from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore, parse_anchor
 from opsagent.audit.clocks import database_clock
 from opsagent.audit.database import DatabaseCorrupt, check_integrity
-from opsagent.cli.common import MAX_ROWS, DbOpt, Output, choices, console, fail, id_argument, print_json
+from opsagent.cli.common import MAX_ROWS, DbOpt, choices, console, fail, id_argument, print_json
 from opsagent.cli.output import (ROW_FORMATS, TABLE_FORMATS, Column, Format, NoHeadersOpt, Section, emit, emit_record,
                                  emit_sections, output_option, progress, record_option)
 from opsagent.cli.errors import database_failed
@@ -192,7 +192,7 @@ DENIAL_COLUMNS = [Column("rule file", lambda d: d.rule_file), Column("rule", lam
 @audit_app.command("stats")
 def stats_cmd(since: str = typer.Option("7d", "--since", help="ISO time, duration (7d = the last week, the default) "
                                                                 "or 'all' for the whole log (reads every GPU event)."),
-              output: Output = output_option(*TABLE_FORMATS, note="Counts have no names, so there is no name output; "
+              output: Format = output_option(*TABLE_FORMATS, note="Counts have no names, so there is no name output; "
                                                                   "wide is the same as table."),
               no_headers: bool = NoHeadersOpt, db: Path = DbOpt) -> None:
     """Actions per tool and outcome, denials per rule, approvals waiting, GPU-hours freed, LLM tokens.
@@ -243,7 +243,7 @@ def export_cmd(fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or
 
 
 @audit_app.command("head")
-def head_cmd(output: Output = record_option("one record (the head)"), db: Path = DbOpt) -> None:
+def head_cmd(output: Format = record_option("one record (the head)"), db: Path = DbOpt) -> None:
     """Print the head of the chain: its row count and newest hash, as ROWS:HASH.
 
     Keep it somewhere the database's owner cannot rewrite (a ticket, another system's log); later,
@@ -262,7 +262,7 @@ def verify_cmd(
     expect_head: str = typer.Option(None, "--expect-head", envvar="OPSAGENT_EXPECT_HEAD",
                                     help="ROWS:HASH noted earlier (from `opsagent audit head`): also fail when the log "
                                          "holds fewer rows or its row number ROWS has another hash."),
-    output: Output = record_option("one verdict"),
+    output: Format = record_option("one verdict"),
     db: Path = DbOpt,
 ) -> None:
     """Recompute the hash chain and check the approvals and confirmations tables against it.

@@ -21,9 +21,9 @@ from rich.markup import escape
 from opsagent.chat.outcome import AskOutcome, ask_outcome, model_problem
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
-from opsagent.cli.common import ClusterOpt, DbOpt, Output, PlaybooksOpt, PoliciesOpt, console, err_console, fail, print_json
+from opsagent.cli.common import ClusterOpt, DbOpt, PlaybooksOpt, PoliciesOpt, console, err_console, fail, print_json
 from opsagent.cli.model_options import BaseUrlOpt, model_option
-from opsagent.cli.output import record_option
+from opsagent.cli.output import Format, record_option
 from opsagent.cli.resolve import session
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, bind, identify, is_kube
 from opsagent.model.actor import Actor
@@ -61,7 +61,7 @@ def outcome_of(runtime: ChatRuntime, reply: ChatReply, *, model: str | None) -> 
     return ask_outcome(reply, model_problem=problem, server=server)
 
 
-def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> None:
+def print_reply(reply: ChatReply, output: Format, *, lines: bool = False) -> None:
     """Text for people; JSON for scripts (one compact document per line in a chat session)."""
     if output.data:
         data = reply.model_dump(mode="json", exclude={"approvals"})
@@ -81,7 +81,7 @@ def ask(
     text: str = typer.Argument(..., help="What to do or ask, e.g. \"scale inference/llm to 2\"."),
     actor: Optional[str] = ActorOpt,
     as_group: Optional[str] = AsGroupOpt,
-    output: Output = ReplyOpt,
+    output: Format = ReplyOpt,
     cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
@@ -158,7 +158,7 @@ def _lines(interactive: bool):
 def chat(
     actor: Optional[str] = ActorOpt,
     as_group: Optional[str] = AsGroupOpt,
-    output: Output = ReplyOpt,
+    output: Format = ReplyOpt,
     cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,

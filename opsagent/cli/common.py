@@ -18,22 +18,14 @@ from rich.console import Console
 from rich.markup import escape
 
 class _Console(Console):
-    """Rich for people, plain text for pipes: when stdout is not a terminal, a table prints as plain columns
-    (no box drawing, never wrapped, headers on one line; see opsagent.cli.output) and lines are not wrapped."""
+    """Rich for people, plain text for pipes: when stdout is not a terminal, lines are not wrapped and a rule is
+    a plain `-- title --` line. Tables never come through here: opsagent.cli.output prints them as plain
+    columns, terminal or not."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        if self.is_terminal:
-            return super().print(*objects, **kwargs)
-        from rich.table import Table
-
-        from opsagent.cli.output import plain_table
-
-        kwargs.setdefault("soft_wrap", True)
-        for obj in objects:
-            if isinstance(obj, Table):
-                self.file.write("".join(line + "\n" for line in plain_table(obj)))
-            else:
-                super().print(obj, **kwargs)
+        if not self.is_terminal:
+            kwargs.setdefault("soft_wrap", True)
+        super().print(*objects, **kwargs)
 
     def rule(self, title: Any = "", **kwargs: Any) -> None:
         """A plain `-- title --` line when piped (no box-drawing rule)."""
@@ -55,11 +47,6 @@ _FORMAT: list[str] = ["json"]   # the -o a command was given: `print_json` print
 def remember_format(value: Any) -> Any:
     _FORMAT[0] = getattr(value, "value", value) or "json"
     return value
-
-
-from opsagent.cli.output import TABLE_FORMATS, Format as Output, output_option  # noqa: E402, F401  (re-exported; output imports common lazily)
-
-OutputOpt = output_option(*TABLE_FORMATS)
 
 
 def _found(kind: str) -> Any:

@@ -25,7 +25,6 @@ from typing import Any, Callable, Iterable, Iterator, TextIO
 import typer
 
 
-
 class Format(str, Enum):
     table = "table"
     wide = "wide"
@@ -187,23 +186,6 @@ def emit_record(record: Any, fmt: Format, lines: Iterable[str], out: TextIO | No
         print_data(record, fmt, out)
         return
     out.write("".join(line + "\n" for line in lines))
-
-
-def plain_table(table: Any) -> list[str]:
-    """A rich Table as plain columns, for output that is not a terminal: a `# TITLE` line when it has a title,
-    then headers upper-cased with `_` for spaces (one word each, so `awk` counts columns right)."""
-    from rich.text import Text
-
-    def text(value: Any) -> str:
-        plain = value.plain if isinstance(value, Text) else Text.from_markup(value).plain if isinstance(value, str) else str(value)
-        return cell(plain)
-
-    columns = table.columns
-    rows = [[text(c._cells[i]) if i < len(c._cells) else "<none>" for c in columns] for i in range(table.row_count)]
-    lines = [f"# {text(table.title)}"] if table.title else []
-    head = [[(text(c.header) or "-").upper().replace(" ", "_") for c in columns]] if table.show_header else []
-    widths = [max(len(r[i]) for r in head + rows) for i in range(len(columns))] if head + rows else []
-    return lines + ["   ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() for r in head + rows]
 
 
 def _place(problem: Any) -> str:

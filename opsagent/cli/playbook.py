@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from opsagent.cli.common import Output, PlaybooksOpt, fail
+from opsagent.cli.common import PlaybooksOpt, fail
 from opsagent.cli.output import (PROBLEM_COLUMNS, Column, Format, FormatOpt, LintOutputOpt, NoHeadersOpt, Section, emit,
                                  emit_sections)
 from opsagent.clock import format_duration
@@ -38,7 +38,7 @@ def lint_cmd(
     directory: Path = typer.Argument(None, envvar="OPSAGENT_PLAYBOOKS", callback=_playbooks, show_default=False,
                                      help="Directory of playbook YAML files (default: ./playbooks, ~/.config/opsagent/playbooks, then the shipped ones)."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors too."),
-    output: Output = LintOutputOpt,
+    output: Format = LintOutputOpt,
     no_headers: bool = NoHeadersOpt,
 ) -> None:
     """Check every playbook file: schema, CEL, templates, tool names, finding kinds.

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import typer
 from pydantic import ValidationError
 
-from opsagent.cli.common import Output, PoliciesOpt, fail
+from opsagent.cli.common import PoliciesOpt, fail
 from opsagent.cli.output import (PROBLEM_COLUMNS, Column, Format, FormatOpt, LintOutputOpt, NoHeadersOpt, Section,
                                  emit_record, emit_sections, record_option)
 from opsagent.clock import RealClock, parse_duration
@@ -57,7 +57,7 @@ def _policies(value: Path | None) -> Path:
 def lint_cmd(
     directory: Path = typer.Argument(None, envvar="OPSAGENT_POLICIES", callback=_policies, show_default=False,
                                      help="Policy directory or one file (default: ./policies, ~/.config/opsagent/policies, then the shipped ones)."),
-    output: Output = LintOutputOpt,
+    output: Format = LintOutputOpt,
     no_headers: bool = NoHeadersOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero on warnings too."),
 ) -> None:
@@ -127,7 +127,7 @@ def explain_cmd(
         "Pod fields (phase, reason, restarts, ready, ...) for a pod tool such as delete_pod.")),
     risk: Optional[str] = typer.Option(None, "--risk", help="Risk class for a tool the catalogue does not know."),
     policies: Path = PoliciesOpt,
-    output: Output = record_option("one decision, with the reasons for it"),
+    output: Format = record_option("one decision, with the reasons for it"),
 ) -> None:
     """Show the decision for one tool call, the rule that made it, and why each earlier rule did not match.
 
