@@ -5,7 +5,8 @@ database) from an empty directory, and must: print JSON that parses with `-o jso
 `KIND/NAME` token a line with `-o name` where it offers it, or say in its help why it does not; start
 with a row, not a header or title, with `--no-headers`; add columns with `-o wide` unless its help says
 wide is the same as table; and print no box drawing when piped. The directory is still empty at the end.
-A new data command fails here until it is given arguments in ARGS.
+A new data command fails here until it is given arguments in ARGS. Every command's `--help`, piped, is
+plain text too.
 """
 
 from __future__ import annotations
@@ -139,3 +140,11 @@ def test_data_command_output(path: str, world: dict[str, Any]) -> None:
         assert bare[0].split()[0] == lines[header_at + 1].split()[0], f"{path}\n{table}\n---\n{bare}"
         assert lines[header_at].isupper() or not lines[header_at].islower()
         assert not any(line.startswith("#") or line == lines[header_at] for line in bare)
+
+
+def test_help_through_a_pipe_is_plain_text() -> None:
+    runner = CliRunner()
+    for path in ["", "policy", *(p for p, _ in commands())]:
+        out = runner.invoke(app, [*path.split(), "--help"], env={"COLUMNS": "60"})
+        assert out.exit_code == 0, f"{path}: {out.output}"
+        assert "Example" in out.output and not BOX & set(out.output), f"{path} --help:\n{out.output}"
