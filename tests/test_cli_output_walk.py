@@ -148,3 +148,9 @@ def test_help_through_a_pipe_is_plain_text() -> None:
         out = runner.invoke(app, [*path.split(), "--help"], env={"COLUMNS": "60"})
         assert out.exit_code == 0, f"{path}: {out.output}"
         assert "Example" in out.output and not BOX & set(out.output), f"{path} --help:\n{out.output}"
+
+
+def test_a_usage_error_through_a_pipe_is_plain_lines() -> None:
+    out = CliRunner().invoke(app, ["policy", "lint", "-o", "name"])
+    assert out.exit_code == 2 and not BOX & set(out.output), out.output
+    assert "Error: Invalid value for '--output'" in out.output and "use one of: table, wide, json, yaml" in out.output

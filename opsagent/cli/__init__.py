@@ -118,6 +118,13 @@ class LazyGroup(CommandGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        import sys
+
+        if not sys.stderr.isatty():   # a usage error read by a script or a log: click's plain lines, no panel
+            self.rich_markup_mode = None
+        return super().main(*args, **kwargs)
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         found = COMMANDS.get(cmd_name)
         if found is None:
