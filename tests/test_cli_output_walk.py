@@ -1,10 +1,11 @@
 """Every data command of the app, walked: the same `-o` and `--no-headers` behaviour everywhere.
 
 A data command is one with `-o/--output`. Each runs in-process on the simulator (`sim:demo`, a temporary
-database) from an empty directory, and must: print JSON that parses with `-o json`; print one
-`KIND/NAME` token a line with `-o name` where it offers it, or say in its help why it does not; start
-with a row, not a header or title, with `--no-headers`; add columns with `-o wide` unless its help says
-wide is the same as table; and print no box drawing when piped. The directory is still empty at the end.
+database) from an empty directory, and must: print JSON that parses with `-o json` (and YAML of the
+same shape with `-o yaml`); print one `KIND/NAME` token a line with `-o name` where it offers it, or
+say in its help why it does not; start with a row, not a header or title, with `--no-headers`; add
+columns with `-o wide` unless its help says wide is the same as table; and print no box drawing when
+piped. The directory is still empty at the end.
 A new data command fails here until it is given arguments in ARGS. Every command's `--help`, piped, is
 plain text too.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from opsagent.cli import app
@@ -112,8 +114,9 @@ def test_every_data_command_has_arguments_here() -> None:
 @pytest.mark.parametrize("path", DATA)
 def test_data_command_output(path: str, world: dict[str, Any]) -> None:
     as_json = invoke(world, path, "-o", "json").stdout
-    for doc in ([as_json] if path != "chat" else as_json.splitlines()):
-        json.loads(doc)
+    docs = [json.loads(doc) for doc in ([as_json] if path != "chat" else as_json.splitlines())]
+    as_yaml = list(yaml.safe_load_all(invoke(world, path, "-o", "yaml").stdout))
+    assert len(as_yaml) == len(docs) and all(type(a) is type(b) for a, b in zip(as_yaml, docs)), as_yaml
 
     offers = option_help(path, "output")
     if "name (one KIND/NAME per line)" in offers:
