@@ -103,7 +103,7 @@ def cell(value: Any) -> str:
 
 
 def table_lines(rows: Iterable[Any], columns: list[Column], *, wide: bool, headers: bool) -> list[str]:
-    shown = [c for c in columns if (c.narrow, c.wide) in ((False, False), (not wide, wide))]
+    shown = [c for c in columns if (wide or not c.wide) and not (wide and c.narrow)]
     body = [[cell(c.value(row)) for c in shown] for row in rows]
     head = [[c.header.upper().replace(" ", "_") for c in shown]] if headers else []
     widths = [max(len(r[i]) for r in head + body) for i in range(len(shown))] if head + body else []
@@ -181,11 +181,7 @@ def emit(rows: list[Any], columns: list[Column], fmt: Format, *, kind: str, name
 
 def emit_record(record: Any, fmt: Format, lines: Iterable[str], out: TextIO | None = None) -> None:
     """One record (see `record_option`): the document for json/yaml, else the lines written for people."""
-    out = out or sys.stdout
-    if fmt.data:
-        print_data(record, fmt, out)
-        return
-    out.write("".join(line + "\n" for line in lines))
+    emit_sections([], fmt, record=record, notes=lines, out=out)
 
 
 def _place(problem: Any) -> str:
