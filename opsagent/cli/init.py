@@ -14,7 +14,7 @@ import typer
 
 from opsagent import shipped
 from opsagent.cli.common import fail
-from opsagent.cli.output import Column, Format, FormatOpt, NoHeadersOpt, emit_sections, Section
+from opsagent.cli.output import Column, Format, FormatOpt, NoHeadersOpt, Section, emit_sections
 
 
 def copy_starters(target: Path, *, force: bool) -> tuple[list[Path], list[Path]]:

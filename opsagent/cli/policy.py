@@ -70,9 +70,10 @@ def lint_cmd(
     """
     report = lint_dir(directory, tool_risks=_tool_risks())
     pol = report.policy
-    summary = (f"ok: {len(pol.files)} file(s), {len(pol.rules)} rules, {len(pol.intents)} intents, {len(pol.limits)} "
-               f"limits, mode {pol.mode}; {len(report.warnings)} warning(s)") if pol is not None and report.ok else \
-        f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    summary = f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    if pol is not None and report.ok:
+        summary = (f"ok: {len(pol.files)} file(s), {len(pol.rules)} rules, {len(pol.intents)} intents, "
+                   f"{len(pol.limits)} limits, mode {pol.mode}; {len(report.warnings)} warning(s)")
     emit_sections([Section(list(report.problems), PROBLEM_COLUMNS, hide_empty=True)], output, headers=not no_headers,
                   notes=[summary], record={"ok": report.ok, "errors": len(report.errors), "warnings": len(report.warnings),
                                            "problems": [p.as_dict() for p in report.problems]})
