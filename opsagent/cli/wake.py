@@ -14,7 +14,8 @@ from typing import Optional
 
 import typer
 
-from opsagent.cli.common import ClusterOpt, DbOpt, Output, OutputOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.common import ClusterOpt, DbOpt, PoliciesOpt, fail
+from opsagent.cli.output import Format, FormatOpt, NoHeadersOpt, emit
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, identify
 from opsagent.clock import parse_duration
 from opsagent.leases import LeaseRefused, line
@@ -47,13 +48,17 @@ def wake_cmd(
     cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
-    output: Output = OutputOpt,
+    output: Format = FormatOpt,
+    no_headers: bool = NoHeadersOpt,
 ) -> None:
     """Wake a workload for a fixed time, then let the daemon put it back to sleep.
 
     The wake goes through the gate as you; the lease is recorded in the audit log (so it survives
     restarts) and keeps the workload up whatever its idle rule says. Scaling the workload by hand
     (scale_workload) ends the lease. List leases with `opsagent get leases`.
+
+    Prints the lease as `opsagent get leases` does (a row, `-o wide` adds who ended it and when, `-o name`
+    prints `lease/ID`), then what happened in one sentence.
 
     Example: opsagent wake inference/llm --for 2h --cluster sim:demo --as erin
     """
@@ -90,7 +95,7 @@ def wake_cmd(
         fail(str(exc), hint="see: opsagent get leases; opsagent policy explain", code=1)
     finally:
         runtime.audit.close()
-    if output.data:
-        print_json(lease)
-    else:
-        console.print(line(lease), highlight=False, markup=False)
+    from opsagent.cli.get import LEASE_COLUMNS
+
+    emit([lease], LEASE_COLUMNS, output, kind="lease", name_of=lambda x: x.id, headers=not no_headers, single=True,
+         notes=[line(lease)])
