@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 CRASH_AFTER = timedelta(seconds=20)  # a crashing container dies this long after it starts
 PULL_FAIL_AFTER = timedelta(seconds=10)
+PULL_RETRY = timedelta(minutes=5)  # the kubelet's image pull back-off cap: a failing pull is retried this often
 # What the container runtime says when a pull fails, by failure mode (containerd's wording).
 PULL_FAILURES = {
     "bad_image": 'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": not found',
@@ -112,9 +113,13 @@ def _finish_stage(sim: "SimCluster", w: SimWorkload, pod: SimPod, t: datetime) -
         sim.emit(t, ns, "Pod", name, "Pulled", f'Successfully pulled image "{image}" in {pull:g}s')
         _start_container(sim, w, pod, t)
     elif pod.stage == "pull_failed":
-        pod.stage, pod.until = "image_backoff", None
+        pod.stage, pod.until = "image_backoff", t + PULL_RETRY
         pod.reason, pod.message = "ImagePullBackOff", f'Back-off pulling image "{image}"'
         sim.emit(t, ns, "Pod", name, "BackOff", pod.message, "Warning")
+    elif pod.stage == "image_backoff":  # the kubelet pulls again at its back-off cap, and fails the same way
+        pod.until = t + PULL_RETRY
+        failed = PULL_FAILURES.get(pod.fail_mode or "", "")
+        sim.emit(t, ns, "Pod", name, "Failed", f'Failed to pull image "{image}": {failed.format(image=image)}', "Warning")
     elif pod.stage == "loading":
         if pod.fail_mode == "crash":
             pod.restarts += 1
