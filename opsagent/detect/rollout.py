@@ -28,7 +28,7 @@ from opsagent.detect.common import History, Intents, intent_of, iso, make, short
 from opsagent.detect.images import claims, last_good_revision
 from opsagent.detect.incident import (
     incident_attempts, rejected_tools, rejection_rows, release_started, revision_started, tools_done)
-from opsagent.model import Finding, Snapshot, Workload
+from opsagent.model import Finding, Snapshot
 from opsagent.policy.intents import RolloutRetry
 
 BAD_POD_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff")
