@@ -231,7 +231,8 @@ def decided(policy, args: dict, actor: str = "daemon", snapshot: Snapshot | None
 
 @pytest.mark.parametrize("args,actor,effect,rule", [
     ({"image": "reg/embedder:2.3.0"}, "daemon", "allow", "daemon-rolls-back-to-a-previous-image"),
-    ({"image": "reg/embedder:2.2.0"}, "daemon", "allow", "daemon-rolls-back-to-a-previous-image"),
+    # an older image of the history (perhaps one that never pulled either): on-call decides
+    ({"image": "reg/embedder:2.2.0"}, "daemon", "require_approval", "other-writes-need-oncall"),
     ({}, "daemon", "allow", "daemon-rolls-back-to-a-previous-image"),
     # a model (the daemon's planner) naming an image the workload never ran, e.g. one read from an event
     ({"image": "evil/evil:1"}, "daemon", "require_approval", "new-images-need-a-lead"),

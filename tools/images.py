@@ -18,8 +18,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from opsagent.model import Workload
-from opsagent.model.images import MAX_IMAGE_CHARS, previous_images, unpinned
+from opsagent.model.images import MAX_IMAGE_CHARS, previous_images, rollback_image, unpinned
 
 from tools.args import DNS_LABEL, WorkloadArgs, find_workload
 from tools.base import ChatForm, Outcome, ToolContext
@@ -41,11 +40,6 @@ class SetImageIn(WorkloadArgs):
         if value is not None and (why := unpinned(value)) is not None:
             raise ValueError(why)
         return value
-
-
-def rollback_image(workload: Workload) -> str | None:
-    """The newest image of the rollout history other than the one running now (None when there is none)."""
-    return next((image for image in previous_images(workload) if image != workload.image), None)
 
 
 def set_image(ctx: ToolContext, args: SetImageIn) -> Outcome:
@@ -106,4 +100,4 @@ CHAT = ChatForm(
     build=_chat)
 
 
-__all__ = ["CHAT", "RETURNS", "SetImageIn", "phrase", "rollback_image", "set_image"]
+__all__ = ["CHAT", "RETURNS", "SetImageIn", "phrase", "set_image"]

@@ -33,6 +33,7 @@ from typing import Literal
 from opsagent.detect.common import History, Intents, intent_of, iso, make, short
 from opsagent.detect.incident import incident_attempts, rejected_tools, rejection_rows, release_started, tools_done
 from opsagent.model import Event, Finding, Pod, Snapshot, Workload
+from opsagent.model.images import rollback_image
 
 PULL_REASONS = ("ErrImagePull", "ImagePullBackOff")
 PullCause = Literal["not_found", "unauthorized", "unknown"]
@@ -115,9 +116,7 @@ def image_pull_failed(snapshot: Snapshot, intents: Intents, now: datetime,
         started = release_started(workload, revision)
         seen = incident_attempts(history, f"image_pull_failed:{subject}", started_at=started)
         good = last_good_revision(workload, revision)
-        rollback = next((r.image for r in workload.history if r.revision == good), None)
-        if rollback == workload.image:
-            rollback = None  # every earlier revision ran this same image: there is nothing to go back to
+        rollback = rollback_image(workload)  # None when every earlier revision has this same image
         intent = intent_of(intents, workload)
         protected = bool(intent and intent.protected)
         if cause == "unauthorized":

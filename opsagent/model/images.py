@@ -50,4 +50,12 @@ def previous_images(workload: Workload) -> list[str]:
     return seen
 
 
-__all__ = ["IMAGE_PATTERN", "IMAGE_RE", "MAX_IMAGE_CHARS", "previous_images", "unpinned"]
+def rollback_image(workload: Workload) -> str | None:
+    """The image the workload ran before the current one: the newest of `previous_images` other than the current image.
+
+    Restarts of a broken release make new revisions of the same image; this skips them. None when the history holds
+    no other image."""
+    return next((image for image in previous_images(workload) if image != workload.image), None)
+
+
+__all__ = ["IMAGE_PATTERN", "IMAGE_RE", "MAX_IMAGE_CHARS", "previous_images", "rollback_image", "unpinned"]
