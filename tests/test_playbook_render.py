@@ -90,6 +90,7 @@ def test_every_shipped_playbook_renders_valid_tool_calls_for_its_finding():
         "spec_conflict": "spec-conflict-report", "node_unhealthy": "node-unhealthy-cordon",
         "node_left_cordoned": "node-left-cordoned-uncordon", "autoscaler_stuck": "autoscaler-stuck-hand-over",
         "node_needs_drain": "node-maintenance-drain",
+        "image_pull_failed": "image-pull-roll-back",
     }
 
 

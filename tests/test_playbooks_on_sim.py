@@ -169,6 +169,12 @@ CASES: dict[str, Case] = {
         scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, traffic={"peak_rps": 30, "curve": "flat"})],
                   "autoscalers": [{"workload": EMBEDDER, "min_replicas": 1, "max_replicas": 2,
                                    "failure": "missing_metrics"}]}),
+    "image-pull-roll-back": Case(
+        f"image_pull_failed:{EMBEDDER}", "resolves", write="set_image", minutes=4,
+        scenario=_bad_release(EMBEDDER, "bad_image")),
+    "image-pull-hand-over": Case(
+        f"image_pull_failed:{EMBEDDER}", "hands_off", minutes=4,
+        scenario=_bad_release(EMBEDDER, "pull_unauthorized")),
 }
 
 

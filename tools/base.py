@@ -91,7 +91,8 @@ class ChatForm:
     `pattern` is a regular expression over the cleaned line; `{WL}` stands for the workload
     (groups `ns`, `name`) and `{NUM}` for a count (group `n`, digits or a number word, handed to
     `build` as an int). `build(ref, groups)` returns the call's arguments beyond namespace and
-    name, and the command's canonical summary.
+    name, and the command's canonical summary. A node tool's pattern uses `{NODE}` (group `node`)
+    instead of `{WL}`: `build` then gets the node's name and the call gets `node`.
     """
 
     verb: str

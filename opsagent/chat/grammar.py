@@ -80,6 +80,7 @@ class NotUnderstood(Frozen):
 NS = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 NAME = r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
 WL = rf"(?P<ns>{NS})/(?P<name>{NAME})"
+NODE = rf"(?P<node>{NAME})"  # a node name, for the forms of node tools ("drain gpu-b")
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
     "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
@@ -103,7 +104,8 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
 @lru_cache(maxsize=8)
 def _table(tool_forms: tuple[tuple[str, ChatForm], ...]) -> tuple[tuple[str, re.Pattern[str], ChatForm | None], ...]:
     """The patterns in the order they are tried: help, the tools' forms, then the chat commands."""
-    own = [(name, form.pattern.replace("{WL}", WL).replace("{NUM}", NUM), form) for name, form in tool_forms]
+    own = [(name, form.pattern.replace("{WL}", WL).replace("{NUM}", NUM).replace("{NODE}", NODE), form)
+           for name, form in tool_forms]
     rows = [(*_HELP, None), *own, *((key, rx, None) for key, rx in _COMMANDS)]
     return tuple((key, re.compile(rx, re.IGNORECASE), form) for key, rx, form in rows)
 
@@ -112,6 +114,8 @@ def _workload_verbs() -> dict[str, tuple[str, ...]]:
     """First words that take a workload, with the words that may stand between them and it."""
     verbs: dict[str, tuple[str, ...]] = {"why": ()}
     for _, form in _tool_forms():
+        if "{WL}" not in form.pattern:
+            continue  # a node tool's form ("drain NODE")
         for verb in (form.verb, *form.aliases):
             verbs[verb] = form.particles
     return verbs
@@ -174,9 +178,13 @@ def _wl(m: re.Match[str]) -> tuple[dict[str, str], str]:
 
 
 def _from_form(tool: str, form: ChatForm, m: re.Match[str]) -> Command:
-    """A tool's own chat form matched: one step calling that tool on the named workload."""
-    args, ref = _wl(m)
+    """A tool's own chat form matched: one step calling that tool on the named workload (or node)."""
     groups: dict[str, Any] = m.groupdict()
+    if groups.get("node"):
+        node = groups["node"].lower()
+        extra, summary = form.build(node, groups)
+        return Command(action="tool", steps=(Step(tool=tool, args={"node": node, **extra}),), summary=summary)
+    args, ref = _wl(m)
     if groups.get("n") is not None:
         groups["n"] = _number(groups["n"])
     extra, summary = form.build(ref, groups)

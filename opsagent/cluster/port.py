@@ -154,6 +154,12 @@ class ClusterWriter(Protocol):
     def evict_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
         """Evict through the Eviction API (policy/v1), which honours PodDisruptionBudgets; raises DisruptionBlocked."""
 
+    def set_image(self, *, ref: WorkloadRef, image: str, container: str | None = None,
+                  dry_run: bool = False) -> WriteResult:
+        """Set one container's image in the pod template (the first container when None); starts a new revision.
+
+        Raises Invalid naming the template's containers when `container` is not one of them."""
+
 
 @runtime_checkable
 class WaitsReady(Protocol):

@@ -22,6 +22,7 @@ from opsagent.detect.conflict import spec_conflict
 from opsagent.detect.cron import CronError, parse_cron, window_open
 from opsagent.detect.drain import node_needs_drain
 from opsagent.detect.idle import idle_gpu, jobs_waiting
+from opsagent.detect.images import image_pull_failed
 from opsagent.detect.nodes import node_left_cordoned, node_unhealthy
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
 from opsagent.detect.rollout import crashloop, rollout_failed
@@ -66,6 +67,9 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
         "autoscaler", "problem", "reason", "message", "min_replicas", "max_replicas", "current_replicas",
         "desired_replicas"}),
     "node_needs_drain": frozenset({"node", "reasons", "pods", "blocked", "gpus_held"}),
+    "image_pull_failed": frozenset({
+        "image", "cause", "reason", "message", "revision", "pods", "rollback_image", "last_good_revision",
+        "next_action", "why", "attempts", "protected", "intent", "incident_started_at", "rejected"}),
 }
 
 
@@ -95,6 +99,7 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *node_left_cordoned(snapshot, now),
         *autoscaler_stuck(snapshot, now),
         *node_needs_drain(snapshot, now),
+        *image_pull_failed(snapshot, intents, now, history),
     ]
     order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
     return sorted(found, key=lambda f: (order[f.kind], f.subject))

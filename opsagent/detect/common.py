@@ -32,6 +32,7 @@ SEVERITY = {
     "node_left_cordoned": "warning",
     "autoscaler_stuck": "warning",
     "node_needs_drain": "warning",
+    "image_pull_failed": "critical",
 }
 
 

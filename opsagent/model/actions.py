@@ -37,6 +37,7 @@ FindingKind = Literal[
     "node_left_cordoned",
     "autoscaler_stuck",
     "node_needs_drain",
+    "image_pull_failed",
 ]
 FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
 

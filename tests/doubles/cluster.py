@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opsagent.clock import VirtualClock
-from opsagent.cluster.port import WRITE_METHODS, ClusterError, NotFound, WorkloadSpec, WriteResult
+from opsagent.cluster.port import WRITE_METHODS, ClusterError, Invalid, NotFound, WorkloadSpec, WriteResult
 from opsagent.model import GpuDevice, Node, Pod, Revision, Snapshot, Workload, WorkloadRef
 
 
@@ -143,6 +143,17 @@ class TinyCluster:
         revision = w.revision + 1
         update.update(revision=revision, history=w.history + (Revision(revision=revision, image=image or w.image),))
         return self._put(w.model_copy(update=update), dry_run, "template changed")
+
+    def set_image(self, *, ref: WorkloadRef, image: str, container: str | None = None,
+                  dry_run: bool = False) -> WriteResult:
+        """One container, named "main"; its image is the workload's `image`."""
+        self._check()
+        w = self._get(ref)
+        if container not in (None, "main"):
+            raise Invalid(f"no container {container!r} in the pod template; containers: main", status=422)
+        revision = w.revision + 1
+        update = {"image": image, "revision": revision, "history": w.history + (Revision(revision=revision, image=image),)}
+        return self._put(w.model_copy(update=update), dry_run, f"image set to {image}")
 
     def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
         self._check()

@@ -26,6 +26,7 @@ from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.informer import STALE_AFTER, Cache
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
+from opsagent.cluster.kube.images import image_body
 from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot, decode_list
 from opsagent.cluster.kube.waiting import ready_replicas, wait_for_object
 from opsagent.cluster.port import (
@@ -334,6 +335,17 @@ class KubeCluster:
         finally:
             self.chokepoint.requests += once.requests
         return self._result(f"evicted pod {namespace}/{name}", dry_run=dry_run)
+
+    def set_image(self, *, ref: WorkloadRef, image: str, container: str | None = None,
+                  dry_run: bool = False) -> WriteResult:
+        """`kubectl set image`: read the template for its containers, then patch the one container's image."""
+        body, name, before = image_body(self.get_workload(ref), image=image, container=container)
+        if before == image:
+            return WriteResult(ok=True, dry_run=dry_run, message=f"skipped: container {name} of {ref} already runs {image}",
+                               details={"container": name, "image": image, "skipped": True})
+        self._patch_workload(ref, body, dry_run=dry_run)
+        return self._result(f"set image of container {name} of {ref} to {image}", dry_run=dry_run,
+                            container=name, image=image, image_before=before)
 
     def annotate(self, *, ref: WorkloadRef, annotations: dict[str, str | None], dry_run: bool = False) -> WriteResult:
         self._patch_workload(ref, bodies.annotate_body(annotations), dry_run=dry_run, content_type=bodies.MERGE_PATCH)

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 CRASH_AFTER = timedelta(seconds=20)  # a crashing container dies this long after it starts
 PULL_FAIL_AFTER = timedelta(seconds=10)
+PULL_RETRY = timedelta(minutes=5)  # the kubelet's image pull back-off cap: a failing pull is retried this often
+# What the container runtime says when a pull fails, by failure mode (containerd's wording).
+PULL_FAILURES = {
+    "bad_image": 'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": not found',
+    "pull_unauthorized": ('rpc error: code = Unknown desc = failed to pull and unpack image "{image}": failed to '
+                          'authorize: failed to fetch oauth token: unexpected status: 401 Unauthorized'),
+}
 MAX_BACKOFF = 300.0
 _SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -96,19 +103,23 @@ def _finish_stage(sim: "SimCluster", w: SimWorkload, pod: SimPod, t: datetime) -
     image = w.image_of(pod)
     ns, name = pod.namespace, pod.name
     if pod.stage == "pulling":
-        if pod.fail_mode == "bad_image":
+        if pod.fail_mode in PULL_FAILURES:
             pod.stage, pod.until = "pull_failed", t + PULL_FAIL_AFTER
             pod.reason = "ErrImagePull"
-            pod.message = f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": not found'
+            pod.message = PULL_FAILURES[pod.fail_mode].format(image=image)
             sim.emit(t, ns, "Pod", name, "Failed", f'Failed to pull image "{image}": {pod.message}', "Warning")
             return
         pull = w.cold_start.image_pull.total_seconds()
         sim.emit(t, ns, "Pod", name, "Pulled", f'Successfully pulled image "{image}" in {pull:g}s')
         _start_container(sim, w, pod, t)
     elif pod.stage == "pull_failed":
-        pod.stage, pod.until = "image_backoff", None
+        pod.stage, pod.until = "image_backoff", t + PULL_RETRY
         pod.reason, pod.message = "ImagePullBackOff", f'Back-off pulling image "{image}"'
         sim.emit(t, ns, "Pod", name, "BackOff", pod.message, "Warning")
+    elif pod.stage == "image_backoff":  # the kubelet pulls again at its back-off cap, and fails the same way
+        pod.until = t + PULL_RETRY
+        failed = PULL_FAILURES.get(pod.fail_mode or "", "")
+        sim.emit(t, ns, "Pod", name, "Failed", f'Failed to pull image "{image}": {failed.format(image=image)}', "Warning")
     elif pod.stage == "loading":
         if pod.fail_mode == "crash":
             pod.restarts += 1

@@ -95,7 +95,7 @@ class Traffic(Strict):
         return value
 
 
-FailureMode = Literal["transient", "bad_image", "crash", "slow"]
+FailureMode = Literal["transient", "bad_image", "crash", "slow", "pull_unauthorized"]
 
 
 class FailureRule(Strict):

@@ -17,6 +17,8 @@ from opsagent.cluster.sim import lifecycle
 from opsagent.cluster.sim.scenario import ColdStart
 from opsagent.model import GpuRequirement, WorkloadRef
 
+SIM_CONTAINER = "main"  # the one container of every simulated pod template (its events name it too)
+
 
 class WritesMixin:
     """Port writes for SimCluster (the engine supplies state and helpers)."""
@@ -136,6 +138,28 @@ class WritesMixin:
         lifecycle.reconcile(self, w, self.now)  # type: ignore[arg-type,attr-defined]
         return self._done(f"{ref} template changed ({', '.join(sorted(changes))}): revision {rev.number}", False,
                           changed=sorted(changes), revision=rev.number, **shown)
+
+    def set_image(self, *, ref: WorkloadRef, image: str, container: str | None = None,
+                  dry_run: bool = False) -> WriteResult:
+        """The simulator's pod template has one container, `main`; a pull of an image a failure rule names fails."""
+        self._begin(dry_run)
+        w = self.workload(ref)  # type: ignore[attr-defined]
+        if container not in (None, SIM_CONTAINER):
+            raise Invalid(f"spec.template.spec.containers: no container {container!r}; containers: {SIM_CONTAINER}",
+                          status=422)
+        if not image.strip():
+            raise Invalid("spec.template.spec.containers[0].image: Required value", status=422)
+        before = w.image
+        if image == before:
+            return self._done(f"{ref}: container {SIM_CONTAINER} already runs {image}", dry_run, image=image, changed=False)
+        if dry_run:
+            return self._done(f"{ref} would set image {image} (was {before})", True, image=image, image_before=before)
+        self._apply_fault(f'deployments.apps "{w.ref.name}"')
+        rev = self.new_revision(w, image=image, cause=f"set image {SIM_CONTAINER}={image}", now=self.now)  # type: ignore[attr-defined]
+        self.emit(self.now, w.ref.namespace, "Deployment", w.ref.name, "ImageChanged", f"image set to {image}")  # type: ignore[attr-defined]
+        lifecycle.reconcile(self, w, self.now)  # type: ignore[arg-type,attr-defined]
+        return self._done(f"{ref} image set to {image} (was {before}): revision {rev.number}", False,
+                          image=image, image_before=before, revision=rev.number)
 
     def annotate(self, *, ref: WorkloadRef, annotations: dict[str, str | None], dry_run: bool = False) -> WriteResult:
         self._begin(dry_run)
