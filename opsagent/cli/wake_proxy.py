@@ -77,7 +77,7 @@ def wake_proxy(
                       wake_via=wake_via, token_file=wake_token_file, admin_at=admin_at)
         return
     try:
-        rt = open_runtime(cluster=cluster, policies=policies, db=db)
+        rt = open_runtime(cluster=cluster, policies=policies, db=db, watch=True)
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
 
@@ -92,7 +92,8 @@ def wake_proxy(
             err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     activity = ActivityLog(activity_path_for(db), clock=rt.clock) if rt.sim is None else None
     on_request = (lambda ref: rt.sim.record_request(ref)) if rt.sim is not None else activity.note  # type: ignore[union-attr]
-    waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, on_request=on_request, lock=threading.Lock() if rt.sim is not None else None)
+    waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, on_request=on_request,
+                      lock=threading.Lock() if rt.sim is not None else None, look=getattr(rt.cluster, "snapshot_of", None))
     proxy = WakeProxy(routes=table, waker=waker, default_timeout=timeout, deferred=deferred)
     app = proxy.app()
     if activity is not None:
@@ -150,7 +151,7 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
     try:
         token = read_token(token_file)
         submitter = DaemonSubmitter(wake_via, token, timeout=timeout + 30, retry_for=timeout)
-        reader, clock, _ = open_cluster(cluster)
+        reader, clock, _ = open_cluster(cluster, watch=True)
         activity = DaemonActivity(wake_via, token, clock=clock)
     except ValueError as exc:
         fail(str(exc))
@@ -164,7 +165,8 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
             err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     except ClusterError as exc:
         err_console.print(f"warning: cannot check the routes against the cluster now: {exc.message}", highlight=False)
-    waker = GateWaker(gate=submitter, observe=reader.snapshot, clock=clock, on_request=activity.note)
+    waker = GateWaker(gate=submitter, observe=reader.snapshot, clock=clock, on_request=activity.note,
+                      look=getattr(reader, "snapshot_of", None))
     app = WakeProxy(routes=table, waker=waker, default_timeout=timeout, deferred=deferred).app()
 
     async def _post_forever(_app: web.Application) -> None:

@@ -14,6 +14,7 @@ classified by what the caller should do about them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
@@ -153,6 +154,18 @@ class ClusterWriter(Protocol):
 
     def evict_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
         """Evict through the Eviction API (policy/v1), which honours PodDisruptionBudgets; raises DisruptionBlocked."""
+
+
+@runtime_checkable
+class ReadsWorkloads(Protocol):
+    """An adapter that can show a few workloads without reading the whole cluster (an indexed state or a watched
+    cache): what a decision about them reads, by point lookups."""
+
+    def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        """A snapshot narrowed to `refs`: each workload, its pods (with their GPUs), the autoscalers of its
+        namespace and whatever else those facts are computed from, built exactly as `snapshot()` builds them, so
+        `workload`, `pods_of`, `gpus_held_by`, `quiet_since` and `autoscaler_of` answer the same for `refs`.
+        Events, jobs and other workloads are left out. A workload the cluster lacks is absent."""
 
 
 @runtime_checkable

@@ -30,6 +30,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any, Callable
 
 from opsagent.audit import AuditError
@@ -44,7 +45,7 @@ from opsagent.daemon.signals import StopFlag, install
 from opsagent.daemon.wiring import make_observe
 from opsagent.model import Snapshot
 from opsagent.runtime import build_agent, make_detect
-from opsagent.runtime import Runtime, open_runtime
+from opsagent.runtime import Runtime, open_runtime, workloads_present
 from opsagent.wake.activity import ActivityLog, activity_path_for
 
 log = logging.getLogger("opsagent.daemon")
@@ -132,23 +133,17 @@ class Daemon:
             sim_gate = self.runtime.gate
             gate, lock = sim_gate, self._cycle_lock
 
-            def workloads() -> set[str] | None:
-                try:
-                    return {w.key for w in sim_gate.cluster.snapshot().workloads}
-                except ClusterError:
-                    return None   # cannot tell: the gate decides (and denies when it cannot read the cluster)
+            def present(keys: Collection[str]) -> set[str] | None:
+                return workloads_present(sim_gate.cluster, keys)
         else:
-            options = self.options
-            pool = GatePool(lambda: open_runtime(cluster=options.cluster, policies=options.policies, db=self.db,
-                                                 prometheus=options.prometheus,
-                                                 request_rate_query=options.request_rate_query).gate)
+            options, shared = self.options, self.runtime.gate.cluster
+            # each pooled gate has its own database connection; all read the daemon's one watched cache
+            pool = GatePool(lambda: open_runtime(cluster_obj=shared, clock=self.runtime.clock, policies=options.policies,
+                                                 db=self.db).gate)
             gate, lock = pool, nullcontext()
 
-            def workloads() -> set[str] | None:
-                try:
-                    return pool.borrow(lambda g: {w.key for w in g.cluster.snapshot().workloads})
-                except ClusterError:
-                    return None
+            def present(keys: Collection[str]) -> set[str] | None:
+                return workloads_present(shared, keys)
         activity = ActivityLog(activity_path_for(self.db), clock=self.runtime.clock)
 
         def leading() -> bool:
@@ -156,7 +151,7 @@ class Daemon:
                 return self.status.leader
 
         return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock,
-                           now=self.runtime.clock.now, workloads=workloads)
+                           now=self.runtime.clock.now, present=present)
 
     def _default_leader(self) -> Leader:
         if self.runtime.sim is None and self.options.cluster.startswith("kube"):

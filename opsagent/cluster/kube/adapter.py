@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
 from kubernetes import client as k8s
@@ -24,9 +25,9 @@ from opsagent.cluster.kube import autoscalers as scalers
 from opsagent.cluster.kube import disruption as disruption_parse
 from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
-from opsagent.cluster.kube.informer import STALE_AFTER, Cache
+from opsagent.cluster.kube.informer import STALE_AFTER, Cache, Informer, key_of
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
-from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, build_snapshot, decode_list
+from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, _owner, _pod_owners, build_snapshot, decode_list
 from opsagent.cluster.kube.waiting import ready_replicas, wait_for_object
 from opsagent.cluster.port import (
     ClusterError, Conflict, DisruptionBlocked, Forbidden, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult,
@@ -119,8 +120,19 @@ class KubeCluster:
             self._dra_version = next((v for v in DRA_VERSIONS if v in versions), None)
         return self._dra_version or None
 
-    def _list(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None) -> list[dict[str, Any]]:
-        """One kind's objects: from the watched cache when watching, else one list call (per namespace)."""
+    def _informers(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None) -> list[Informer]:
+        """The watched cache's informers for one kind (one per namespace when restricted)."""
+        assert self.cache is not None
+        if self.namespaces and per_ns is not None:
+            return [self.cache.informer(f"{what} in {ns}", partial(per_ns, ns)) for ns in self.namespaces]
+        return [self.cache.informer(what, all_ns)]
+
+    def _list(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None,
+              keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """One kind's objects: from the watched cache when watching, else one list call (per namespace).
+        With `keep` (watching only), just the objects it accepts."""
+        if keep is not None and self.cache is not None:
+            return [obj for informer in self._informers(what, all_ns, per_ns) for obj in informer.select(keep)]
         if self.namespaces and per_ns is not None:
             items: list[dict[str, Any]] = []
             for namespace in self.namespaces:
@@ -128,13 +140,24 @@ class KubeCluster:
             return items
         return self._read_kind(what, all_ns)
 
+    def _lookup(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None,
+                keys: Iterable[str]) -> list[dict[str, Any]]:
+        """The objects named 'namespace/name' (cluster-scoped: '/name') from the watched cache: point lookups."""
+        informers = self._informers(what, all_ns, per_ns)
+        return [obj for key in keys for informer in informers if (obj := informer.get(key)) is not None]
+
     def _read_kind(self, what: str, list_fn: Callable[..., Any]) -> list[dict[str, Any]]:
         if self.cache is not None:
             return self.cache.items(what, list_fn)
         return self.chokepoint.read_json(f"list {what}", list_fn, decode=decode_list).get("items") or []
 
-    def read_raw(self) -> tuple[RawLists, list[str]]:
-        """The raw lists for a snapshot, one list call per kind (per namespace if restricted)."""
+    def read_raw(self, only: Sequence[WorkloadRef] | None = None) -> tuple[RawLists, list[str]]:
+        """The raw lists for a snapshot, one list call per kind (per namespace if restricted).
+
+        `only` (when watching): what a snapshot narrowed to those workloads needs, by lookups in the cache
+        (see `snapshot_of`)."""
+        if only is not None and self.cache is not None:
+            return self._read_narrow(only), []
         notes: list[str] = []
         raw = RawLists(
             deployments=self._list("deployments", self.apps.list_deployment_for_all_namespaces, self.apps.list_namespaced_deployment),
@@ -148,30 +171,81 @@ class KubeCluster:
         raw.disruption_budgets = self._list(
             "poddisruptionbudgets", self.policy_api.list_pod_disruption_budget_for_all_namespaces,
             self.policy_api.list_namespaced_pod_disruption_budget)
+        self._read_dra(raw)
+        return raw, notes
+
+    def _read_narrow(self, refs: Sequence[WorkloadRef]) -> RawLists:
+        """The objects the workloads `refs` are built from, and whatever their facts depend on: their ReplicaSets,
+        their pods and the other pods on the same nodes (device-plugin GPU ids are handed out per node), those
+        nodes and their DRA slices, the claims of their pods, and the autoscalers and budgets of their namespaces."""
+        keys = list(dict.fromkeys(str(ref) for ref in refs))
+        namespaces = {ref.namespace for ref in refs}
+        in_scope: Callable[[dict[str, Any]], bool] = lambda obj: (obj.get("metadata") or {}).get("namespace") in namespaces  # noqa: E731
+        raw = RawLists(
+            deployments=self._lookup("deployments", self.apps.list_deployment_for_all_namespaces,
+                                     self.apps.list_namespaced_deployment, keys),
+            statefulsets=self._lookup("statefulsets", self.apps.list_stateful_set_for_all_namespaces,
+                                      self.apps.list_namespaced_stateful_set, keys))
+        deployments = {key_of(obj) for obj in raw.deployments}
+        statefulsets = {key_of(obj) for obj in raw.statefulsets}
+
+        def owned_rs(rs: dict[str, Any]) -> bool:
+            meta = rs.get("metadata") or {}
+            return f"{meta.get('namespace') or ''}/{_owner(meta, 'Deployment')}" in deployments
+
+        raw.replicasets = self._list("replicasets", self.apps.list_replica_set_for_all_namespaces,
+                                     self.apps.list_namespaced_replica_set, keep=owned_rs) if deployments else []
+        replicasets = {key_of(rs) for rs in raw.replicasets}
+
+        def own(pod: dict[str, Any]) -> bool:
+            meta = pod.get("metadata") or {}
+            namespace = meta.get("namespace") or ""
+            rs, sts, _job = _pod_owners(meta)
+            return (rs is not None and f"{namespace}/{rs}" in replicasets) or (
+                sts is not None and f"{namespace}/{sts}" in statefulsets)
+
+        pods = (self.core.list_pod_for_all_namespaces, self.core.list_namespaced_pod)
+        mine = self._list("pods", *pods, keep=own) if replicasets or statefulsets else []
+        hosts = {node for pod in mine if (node := (pod.get("spec") or {}).get("nodeName"))}
+        raw.pods = self._list("pods", *pods, keep=lambda pod: own(pod) or (pod.get("spec") or {}).get("nodeName") in hosts) \
+            if hosts else mine
+        raw.nodes = self._lookup("nodes", self.core.list_node, None, [f"/{node}" for node in sorted(hosts)])
+        self._read_autoscalers(raw, keep=in_scope)
+        raw.disruption_budgets = self._list(
+            "poddisruptionbudgets", self.policy_api.list_pod_disruption_budget_for_all_namespaces,
+            self.policy_api.list_namespaced_pod_disruption_budget, keep=in_scope)
+        held = {key_of(pod) for pod in mine}
+        self._read_dra(raw, slices=lambda item: (item.get("spec") or {}).get("nodeName") in hosts,
+                       claims=lambda claim: any(f"{(claim.get('metadata') or {}).get('namespace') or ''}/{c.get('name')}" in held
+                                                for c in (claim.get("status") or {}).get("reservedFor") or ()))
+        return raw
+
+    def _read_dra(self, raw: RawLists, *, slices: Callable[[dict[str, Any]], bool] | None = None,
+                  claims: Callable[[dict[str, Any]], bool] | None = None) -> None:
         version = self.dra_version()
         if version:
             dra = getattr(k8s, _DRA_API[version])(self.chokepoint.api)
             try:
-                raw.resource_slices = self._list("resourceslices", dra.list_resource_slice, None)
+                raw.resource_slices = self._list("resourceslices", dra.list_resource_slice, None, keep=slices)
                 raw.resource_claims = self._list("resourceclaims", dra.list_resource_claim_for_all_namespaces,
-                                                 dra.list_namespaced_resource_claim)
+                                                 dra.list_namespaced_resource_claim, keep=claims)
             except (Forbidden, NotFound) as exc:
                 raw.resource_slices = raw.resource_claims = None
                 raw.dra_unreadable = exc.message
-        return raw, notes
 
-    def _read_autoscalers(self, raw: RawLists) -> None:
+    def _read_autoscalers(self, raw: RawLists, *, keep: Callable[[dict[str, Any]], bool] | None = None) -> None:
         """HPAs, then KEDA's ScaledObjects and HTTPScaledObjects: one list call per kind; a KEDA kind the API
         lacks (404) is absent and noted, like DRA."""
         raw.hpas = self._list("horizontalpodautoscalers", self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
-                              self.autoscaling.list_namespaced_horizontal_pod_autoscaler)
+                              self.autoscaling.list_namespaced_horizontal_pod_autoscaler, keep=keep)
         missing = []
         for (group, version, plural), slot in ((scalers.KEDA, "scaled_objects"), (scalers.KEDA_HTTP, "http_scaled_objects")):
             try:
                 # _list calls both within this iteration, so the loop variables are the current ones
                 items = self._list(f"{plural}.{group}",
                                    lambda **kw: self.custom.list_cluster_custom_object(group, version, plural, **kw),  # noqa: B023
-                                   lambda ns, **kw: self.custom.list_namespaced_custom_object(group, version, ns, plural, **kw))  # noqa: B023
+                                   lambda ns, **kw: self.custom.list_namespaced_custom_object(group, version, ns, plural, **kw),  # noqa: B023
+                                   keep=keep)
             except NotFound:
                 missing.append(f"{plural}.{group}")
                 continue
@@ -201,6 +275,14 @@ class KubeCluster:
         metrics = self._metrics()
         metrics.notes = tuple(notes) + metrics.notes
         return build_snapshot(raw, now=self.clock.now(), metrics=metrics)
+
+    def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        """`snapshot()` narrowed to `refs` (the port's `ReadsWorkloads`). Watching, it is built from lookups in the
+        cache and asks the API server nothing; not watching, it is the full snapshot."""
+        if self.cache is None:
+            return self.snapshot()
+        raw, _ = self.read_raw(only=refs)
+        return build_snapshot(raw, now=self.clock.now(), metrics=self._metrics())
 
     # --- writes ---------------------------------------------------------------
 
