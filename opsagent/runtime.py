@@ -11,7 +11,7 @@ or `kube:CONTEXT`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -64,6 +64,15 @@ class Runtime:
     def observe(self) -> Snapshot:
         """The cluster now; its notes also say which annotations the policy reports and does not obey."""
         snapshot = self.cluster.snapshot()
+        extra = self.policy.annotation_notes(snapshot)
+        return snapshot.model_copy(update={"notes": snapshot.notes + extra}) if extra else snapshot
+
+    def observe_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        """`observe()` narrowed to the workloads `refs` when the cluster can show them alone (`ReadsWorkloads`)."""
+        narrow = getattr(self.cluster, "snapshot_of", None)
+        if narrow is None:
+            return self.observe()
+        snapshot = narrow(refs)
         extra = self.policy.annotation_notes(snapshot)
         return snapshot.model_copy(update={"notes": snapshot.notes + extra}) if extra else snapshot
 
@@ -289,6 +298,7 @@ def make_detect(runtime: Runtime) -> Callable[[Snapshot], list[Finding]]:
 
 def build_agent(runtime: Runtime, *, db: Path, playbooks: Path | None, model: str | None,
                 base_url: str | None = None, observe: Callable[[], Snapshot] | None = None,
+                observe_of: Callable[[Sequence[WorkloadRef]], Snapshot] | None = None,
                 detect_fn: Callable[[Snapshot], list[Finding]] | None = None,
                 config: "AgentConfig | None" = None, planner: Any = None) -> "Agent":
     """The agent every entry point runs: LLM planner when `model` is set (offline fallback built in), else offline.
@@ -312,4 +322,4 @@ def build_agent(runtime: Runtime, *, db: Path, playbooks: Path | None, model: st
     return Agent(gate=runtime.gate, policy=runtime.policy, playbooks=loaded, observe=observe or runtime.observe,
                  detect_fn=detect_fn or make_detect(runtime), planner=planner or ("llm" if model else "offline"),
                  checkpoint_path=db, recorder=runtime.audit, clock=runtime.clock, config=config,
-                 approvals=runtime.approvals, settle=settle)
+                 approvals=runtime.approvals, settle=settle, observe_of=observe_of or runtime.observe_of)

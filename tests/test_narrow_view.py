@@ -72,9 +72,9 @@ def _decisions(snapshot: Snapshot, ref: WorkloadRef, now: datetime, policy) -> l
     return out
 
 
-def _sims() -> list[tuple[str, SimCluster]]:
+def _sims(*more: str) -> list[tuple[str, SimCluster]]:
     sims = [("demo", SimCluster(builtin_scenario("demo")))]
-    for name in ("render-ui-idle-under-keda", "embedder-hpa-without-metrics", "gpu-b-drain-blocked-by-budget"):
+    for name in ("render-ui-idle-under-keda", "embedder-hpa-without-metrics", "gpu-b-drain-blocked-by-budget", *more):
         loaded = load_eval_scenario(REPO / "evals" / "scenarios" / f"{name}.yaml", repo=REPO)
         sims.append((name, SimCluster(loaded.sim, seed=loaded.spec.seed)))
     return sims
@@ -213,3 +213,53 @@ def test_narrow_time_is_the_simulator_clock():
     view = sim.snapshot_of([sim.snapshot().workloads[0].ref])
     assert view.time == sim.now and view.time.tzinfo is not None
     assert view.time >= datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def test_a_finding_about_one_workload_is_planned_verified_and_prompted_on_its_workload_alone(policy):
+    """Detection, the playbook's view and the model's prompt read the same on the narrowed view (WORKLOAD_KINDS)."""
+    from opsagent.agent.prompts import describe, subjects_for
+    from opsagent.detect import WORKLOAD_KINDS, detect, workload_subject
+    from opsagent.playbooks.context import playbook_context
+
+    checked = set()
+    for _name, sim in _sims("chat-ui-cold-wake"):
+        for _ in range(12):
+            sim.advance(3600)
+            full = sim.snapshot()
+            now = sim.now
+            for finding in detect(full, intents=policy.intent_book, now=now):
+                ref = workload_subject(finding)
+                assert (ref is not None) == (finding.kind in WORKLOAD_KINDS)
+                if ref is None:
+                    continue
+                narrow = sim.snapshot_of([ref])
+                again = [f for f in detect(narrow, intents=policy.intent_book, now=now) if f.id == finding.id]
+                assert again == [finding]
+                assert playbook_context(finding, narrow) == playbook_context(finding, full)
+                workloads = subjects_for(full, finding=finding, message=None)
+                assert describe(narrow, subjects_for(narrow, finding=finding, message=None)) == describe(full, workloads)
+                checked.add(finding.kind)
+    assert {"idle_gpu", "rollout_failed", "wake_requested"} <= checked
+
+
+def test_an_acting_cycle_reads_the_whole_cluster_once_to_detect_and_judges_each_finding_on_its_workload(tmp_path):
+    """Twenty idle workloads in a cluster of many: one cycle sleeps them all; full snapshots do not grow with them."""
+    sys.path.insert(0, str(REPO / "evals" / "bench"))
+    from acting_cycle import IDLE, SimCounting, policies, scenario
+
+    from opsagent.daemon import Daemon, DaemonOptions
+
+    sim = SimCluster(scenario(200))
+    sim.advance(3600)
+    counting = SimCounting(sim)
+    db = tmp_path / "ops.db"
+    rt = open_runtime(cluster_obj=counting, clock=sim.clock, policies=policies(), db=db)
+    daemon = Daemon(DaemonOptions(policies=REPO / "policies", playbooks=REPO / "playbooks", db=db, sim_speed=0), runtime=rt)
+    report = daemon.reconciler.cycle()
+    slept = [a for a in report.actions if a.tool == "sleep_workload" and a.status == "ok"]
+    assert len(slept) == IDLE
+    assert counting.full <= 2   # detection at the start; once more when the queue is empty at the end
+    assert counting.narrow >= IDLE
+    assert all(sim.snapshot().workload(f"{a.args['namespace']}/{a.args['name']}").replicas == 0 for a in slept)
+    quiet = daemon.reconciler.cycle()
+    assert quiet.runs == [] and quiet.findings == []

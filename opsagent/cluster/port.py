@@ -162,10 +162,11 @@ class ReadsWorkloads(Protocol):
     cache): what a decision about them reads, by point lookups."""
 
     def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
-        """A snapshot narrowed to `refs`: each workload, its pods (with their GPUs), the autoscalers of its
-        namespace and whatever else those facts are computed from, built exactly as `snapshot()` builds them, so
-        `workload`, `pods_of`, `gpus_held_by`, `quiet_since` and `autoscaler_of` answer the same for `refs`.
-        Events, jobs and other workloads are left out. A workload the cluster lacks is absent."""
+        """A snapshot narrowed to `refs`: each workload, its pods (with their GPUs), the nodes they run on, the
+        events, autoscalers and disruption budgets of its namespace, and whatever else those facts are computed
+        from, built exactly as `snapshot()` builds them, so `workload`, `pods_of`, `gpus_held_by`, `quiet_since`,
+        `autoscaler_of` and the GPUs of its pods answer the same for `refs`. Jobs and other workloads are left
+        out. A workload the cluster lacks is absent."""
 
 
 @runtime_checkable

@@ -42,7 +42,7 @@ from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, check_single
 from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
 from opsagent.daemon.signals import StopFlag, install
-from opsagent.daemon.wiring import make_observe
+from opsagent.daemon.wiring import make_observe, make_observe_of
 from opsagent.model import Snapshot
 from opsagent.runtime import build_agent, make_detect
 from opsagent.runtime import Runtime, open_runtime, workloads_present
@@ -113,11 +113,13 @@ class Daemon:
                 log.warning("%s; runs will fall back to the offline planner", problem)
         self._notes_logged: set[str] = set()
         self.observe = self._watch_notes(make_observe(self.runtime, db=self.db))
+        self.observe_of = make_observe_of(self.runtime, db=self.db)
         self.detect = make_detect(self.runtime)
         self.agent = build_agent(self.runtime, db=self.db, playbooks=options.playbooks, model=model,
-                                 base_url=options.base_url, observe=self.observe,
+                                 base_url=options.base_url, observe=self.observe, observe_of=self.observe_of,
                                  detect_fn=self.detect, planner=planner)  # planner: a Planner object (evals, the demo)
         self.reconciler = Reconciler(self.runtime, self.agent, metrics=self.metrics, observe=self.observe, detect=self.detect,
+                                     observe_of=self.observe_of,
                                      on_run=on_run, should_stop=lambda: self.stop.is_set or not self.still_leading())
         self.server: HealthServer | None = None
         self._cycle_lock = threading.Lock()

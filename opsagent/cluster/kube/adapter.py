@@ -28,7 +28,7 @@ from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.informer import STALE_AFTER, Cache, Informer, key_of
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
 from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, _owner, _pod_owners, build_snapshot, decode_list
-from opsagent.cluster.kube.waiting import ready_replicas, wait_for_object
+from opsagent.cluster.kube.waiting import at_least, ready_replicas, version_of, wait_cached, wait_for_object
 from opsagent.cluster.port import (
     ClusterError, Conflict, DisruptionBlocked, Forbidden, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult,
 )
@@ -36,6 +36,7 @@ from opsagent.metrics import MetricsError, PrometheusClient
 from opsagent.model import GpuRequirement, Snapshot, WorkloadRef
 
 DRA_VERSIONS = ("v1", "v1beta2", "v1beta1")
+READ_YOUR_WRITES = 2.0   # longest wait, once watching, for the cache to show a write this adapter made
 WATCH_POOL = 48   # connections kept per host once watching (a dozen kinds, per namespace when restricted)
 _DRA_API = {"v1": "ResourceV1Api", "v1beta2": "ResourceV1beta2Api", "v1beta1": "ResourceV1beta1Api"}
 
@@ -177,7 +178,8 @@ class KubeCluster:
     def _read_narrow(self, refs: Sequence[WorkloadRef]) -> RawLists:
         """The objects the workloads `refs` are built from, and whatever their facts depend on: their ReplicaSets,
         their pods and the other pods on the same nodes (device-plugin GPU ids are handed out per node), those
-        nodes and their DRA slices, the claims of their pods, and the autoscalers and budgets of their namespaces."""
+        nodes and their DRA slices, the claims of their pods, and the events, autoscalers and budgets of their
+        namespaces."""
         keys = list(dict.fromkeys(str(ref) for ref in refs))
         namespaces = {ref.namespace for ref in refs}
         in_scope: Callable[[dict[str, Any]], bool] = lambda obj: (obj.get("metadata") or {}).get("namespace") in namespaces  # noqa: E731
@@ -210,6 +212,8 @@ class KubeCluster:
         raw.pods = self._list("pods", *pods, keep=lambda pod: own(pod) or (pod.get("spec") or {}).get("nodeName") in hosts) \
             if hosts else mine
         raw.nodes = self._lookup("nodes", self.core.list_node, None, [f"/{node}" for node in sorted(hosts)])
+        raw.events = self._list("events", self.core.list_event_for_all_namespaces, self.core.list_namespaced_event,
+                                keep=in_scope)
         self._read_autoscalers(raw, keep=in_scope)
         raw.disruption_budgets = self._list(
             "poddisruptionbudgets", self.policy_api.list_pod_disruption_budget_for_all_namespaces,
@@ -306,8 +310,41 @@ class KubeCluster:
             return self.chokepoint.read_json(f"get statefulset {ref}", self.apps.read_namespaced_stateful_set, ref.name, ref.namespace)
         return self.chokepoint.read_json(f"get deployment {ref}", self.apps.read_namespaced_deployment, ref.name, ref.namespace)
 
+    def _informer_of(self, ref: WorkloadRef) -> Informer | None:
+        """The watched cache's informer that holds workload `ref`, when watching (and `ref` is in a watched namespace)."""
+        if self.cache is None or (self.namespaces and ref.namespace not in self.namespaces):
+            return None
+        all_ns: Callable[..., Any]
+        per_ns: Callable[..., Any]
+        if ref.kind == "StatefulSet":
+            what, all_ns, per_ns = ("statefulsets", self.apps.list_stateful_set_for_all_namespaces,
+                                    self.apps.list_namespaced_stateful_set)
+        else:
+            what, all_ns, per_ns = "deployments", self.apps.list_deployment_for_all_namespaces, self.apps.list_namespaced_deployment
+        if self.namespaces:
+            return self.cache.informer(f"{what} in {ref.namespace}", partial(per_ns, ref.namespace))
+        return self.cache.informer(what, all_ns)
+
+    def _shown(self, ref: WorkloadRef, written: Any, *, dry_run: bool) -> None:
+        """Watching: wait (at most READ_YOUR_WRITES seconds) until the cache shows the write that returned `written`,
+        so the next look at `ref` (a verification, a decision) reads it. A write that changed nothing (the same
+        resourceVersion as the cache holds) sends no event and is not waited for."""
+        informer = None if dry_run else self._informer_of(ref)
+        version = version_of(written if isinstance(written, dict) else None)
+        if informer is None or not version or version == version_of(informer.get(str(ref))):
+            return
+        try:
+            wait_cached(informer, str(ref), at_least(version), READ_YOUR_WRITES)
+        except NotFound:
+            pass
+
     def wait_ready(self, *, ref: WorkloadRef, replicas: int, timeout: float) -> int:
-        """Watch the workload until `replicas` are ready or `timeout` seconds pass; the ready count seen last."""
+        """Watch the workload until `replicas` are ready or `timeout` seconds pass; the ready count seen last.
+        Watching, it waits on the cache's events and sends nothing."""
+        informer = self._informer_of(ref)
+        if informer is not None:
+            cached = wait_cached(informer, str(ref), lambda obj: ready_replicas(obj) >= replicas, timeout)
+            return ready_replicas(cached or informer.get(str(ref)) or {})
         fn = self.apps.list_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.list_namespaced_deployment
         seen: dict[str, Any] = {}
 
@@ -320,7 +357,15 @@ class KubeCluster:
         return ready_replicas(seen.get("obj") or {})
 
     def wait_changed(self, *, ref: WorkloadRef, timeout: float) -> bool:
-        """Watch the workload until its resourceVersion moves (or it is deleted) or `timeout` seconds pass."""
+        """Watch the workload until its resourceVersion moves (or it is deleted) or `timeout` seconds pass.
+        Watching, it waits on the cache's events and sends nothing."""
+        informer = self._informer_of(ref)
+        if informer is not None:
+            before = version_of(informer.get(str(ref)))
+            try:
+                return wait_cached(informer, str(ref), lambda obj: version_of(obj) != before, timeout) is not None
+            except NotFound:
+                return True
         fn = self.apps.list_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.list_namespaced_deployment
         first: list[str] = []
 
@@ -339,12 +384,14 @@ class KubeCluster:
     def _patch_workload(self, ref: WorkloadRef, body: Any, *, dry_run: bool, content_type: str | None = None) -> Any:
         fn = self.apps.patch_namespaced_stateful_set if ref.kind == "StatefulSet" else self.apps.patch_namespaced_deployment
         extra: dict[str, Any] = {"_content_type": content_type} if content_type else {}
-        return self._retry_conflict(
+        written = self._retry_conflict(
             f"patch {ref.kind.lower()} {ref}",
             lambda: self.chokepoint.read_json(f"patch {ref.kind.lower()} {ref}", fn, ref.name, ref.namespace, body,
                                               **self._dry(dry_run), **extra),
             lambda: self.get_workload(ref),
         )
+        self._shown(ref, written, dry_run=dry_run)
+        return written
 
     def _result(self, message: str, *, dry_run: bool, **details: Any) -> WriteResult:
         return WriteResult(ok=True, dry_run=dry_run, message=message + (" (server-side dry run)" if dry_run else ""),
@@ -354,8 +401,10 @@ class KubeCluster:
         body = bodies.scale_body(replicas)
         fn = self.apps.patch_namespaced_stateful_set_scale if ref.kind == "StatefulSet" else self.apps.patch_namespaced_deployment_scale
         what = f"scale {ref.kind.lower()} {ref}"
-        self._retry_conflict(what, lambda: self.chokepoint.read_json(what, fn, ref.name, ref.namespace, body, **self._dry(dry_run)),
-                             lambda: self.get_workload(ref))
+        written = self._retry_conflict(
+            what, lambda: self.chokepoint.read_json(what, fn, ref.name, ref.namespace, body, **self._dry(dry_run)),
+            lambda: self.get_workload(ref))
+        self._shown(ref, written, dry_run=dry_run)
         return self._result(f"scaled {ref} to {replicas}", dry_run=dry_run, replicas=replicas)
 
     def restart_rollout(self, *, ref: WorkloadRef, dry_run: bool = False) -> WriteResult:

@@ -112,22 +112,7 @@ def build_snapshot(sim: "SimCluster") -> Snapshot:
 
 def _build(sim: "SimCluster") -> Snapshot:
     now = sim.now
-    nodes = tuple(
-        _make(Node, 
-            name=n.name, ready=n.ready, cordoned=n.cordoned, labels=dict(n.labels),
-            conditions=tuple(_make(NodeCondition, type=kind, reason=reason, message=message, since=since)
-                             for kind, (reason, message, since) in sorted(n.conditions.items())),
-            gpus=tuple(
-                _make(GpuDevice, 
-                    id=g.id, node=g.node, model=g.model, memory_mib=g.memory_mib, pcie_link_width=g.link,
-                    switch_group=g.switch, numa_node=g.numa, holder=g.holder, held_since=g.held_since,
-                    utilization=float(g.utilization),
-                )
-                for g in n.gpus
-            ),
-        )
-        for n in sim.nodes
-    )
+    nodes = tuple(_node(n) for n in sim.nodes)
     workloads = []
     pods: list[Pod] = []
     for w in sim.workloads.values():
@@ -145,6 +130,22 @@ def _build(sim: "SimCluster") -> Snapshot:
         time=now, workloads=tuple(workloads), pods=tuple(pods), nodes=nodes, jobs=jobs,
         events=tuple(events(sim, now - EVENT_WINDOW)), source="sim", notes=(),
         autoscalers=autoscaling.records(sim), disruption_budgets=disruption.budgets(sim),
+    )
+
+
+def _node(n: Any) -> Node:
+    return _make(Node,
+        name=n.name, ready=n.ready, cordoned=n.cordoned, labels=dict(n.labels),
+        conditions=tuple(_make(NodeCondition, type=kind, reason=reason, message=message, since=since)
+                         for kind, (reason, message, since) in sorted(n.conditions.items())),
+        gpus=tuple(
+            _make(GpuDevice,
+                id=g.id, node=g.node, model=g.model, memory_mib=g.memory_mib, pcie_link_width=g.link,
+                switch_group=g.switch, numa_node=g.numa, holder=g.holder, held_since=g.held_since,
+                utilization=float(g.utilization),
+            )
+            for g in n.gpus
+        ),
     )
 
 
@@ -181,9 +182,11 @@ def _workload(w: Any, pods: list[Pod]) -> Workload:
 
 
 def build_narrow(sim: "SimCluster", refs: Sequence[WorkloadRef | str]) -> Snapshot:
-    """The snapshot `build_snapshot` makes, narrowed to `refs` (see `ReadsWorkloads`): point lookups in the
-    engine's state, no pass over the cluster."""
+    """The snapshot `build_snapshot` makes, narrowed to `refs` (see `ReadsWorkloads`): the workloads, their pods,
+    the nodes those run on, and the events, autoscalers and budgets of their namespaces; point lookups in the
+    engine's state, no pass over the workloads."""
     from opsagent.cluster.sim import autoscaling, disruption
+    from opsagent.cluster.sim.engine import EVENT_WINDOW
 
     found = [w for w in (sim.workloads.get(str(ref)) for ref in dict.fromkeys(refs)) if w is not None]
     namespaces = {w.ref.namespace for w in found}
@@ -191,9 +194,12 @@ def build_narrow(sim: "SimCluster", refs: Sequence[WorkloadRef | str]) -> Snapsh
     pods: list[Pod] = []
     for w in found:
         workloads.append(_workload(w, pods))
-    scalers = tuple(a for a in autoscaling.records(sim, namespaces) if a.namespace in namespaces)
-    budgets = tuple(b for b in disruption.budgets(sim, namespaces) if b.namespace in namespaces)
+    hosts = {p.node for p in pods if p.node}
+    nodes = tuple(_node(sim.node(name)) for name in sorted(hosts, key=lambda name: sim.node(name).index))
+    scalers = autoscaling.records(sim, namespaces)
+    budgets = disruption.budgets(sim, namespaces)
+    seen = tuple(e for e in events(sim, sim.now - EVENT_WINDOW) if e.namespace in namespaces)
     return Snapshot.model_construct(
-        time=sim.now, workloads=tuple(workloads), pods=tuple(pods), nodes=(), jobs=(), events=(), source="sim",
+        time=sim.now, workloads=tuple(workloads), pods=tuple(pods), nodes=nodes, jobs=(), events=seen, source="sim",
         notes=(), autoscalers=scalers, disruption_budgets=budgets,
     )
