@@ -12,6 +12,7 @@ build bodies inline (write.py does), or parse objects (read.py does).
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -36,6 +37,7 @@ from opsagent.metrics import MetricsError, PrometheusClient
 from opsagent.model import GpuRequirement, Snapshot, WorkloadRef
 
 DRA_VERSIONS = ("v1", "v1beta2", "v1beta1")
+METRICS_REUSE = 5.0   # seconds a narrowed view reuses the last Prometheus reading (a scrape is every 15-30 s)
 READ_YOUR_WRITES = 2.0   # longest wait, once watching, for the cache to show a write this adapter made
 WATCH_POOL = 48   # connections kept per host once watching (a dozen kinds, per namespace when restricted)
 _DRA_API = {"v1": "ResourceV1Api", "v1beta2": "ResourceV1beta2Api", "v1beta1": "ResourceV1beta1Api"}
@@ -60,6 +62,7 @@ class KubeCluster:
         self.policy_api = k8s.PolicyV1Api(api)
         self._dra_version: str | None | bool = False  # False = not detected yet
         self.cache: Cache | None = None   # set by start_watching(): snapshots read it instead of listing
+        self._reading: tuple[float, Metrics] | None = None   # the last Prometheus reading and when (monotonic)
 
     @classmethod
     def from_config(
@@ -256,17 +259,27 @@ class KubeCluster:
             setattr(raw, slot, items)
         raw.keda_missing = tuple(missing)
 
-    def _metrics(self) -> Metrics:
+    def _metrics(self, *, reuse: bool = False) -> Metrics:
+        """What Prometheus says now. With `reuse` (a narrowed view), the reading taken at most METRICS_REUSE seconds
+        ago, if any: its queries return the whole cluster, and its series move once per scrape anyway."""
         if self.prometheus is None:
             return Metrics(notes=(NO_METRICS_NOTE,))
+        last = self._reading
+        if reuse and last is not None and time.monotonic() - last[0] <= METRICS_REUSE:
+            return replace(last[1])
+        metrics = self._read_metrics(self.prometheus)
+        self._reading = (time.monotonic(), replace(metrics))
+        return metrics
+
+    def _read_metrics(self, prometheus: PrometheusClient) -> Metrics:
         notes: list[str] = []
         util = rates = None
         try:
-            util = self.prometheus.gpu_utilization_by_pod()
+            util = prometheus.gpu_utilization_by_pod()
         except MetricsError as exc:
             notes.append(f"GPU utilisation unknown (Prometheus: {exc}); gpu_utilization is None")
         try:
-            rates = self.prometheus.request_rates()
+            rates = prometheus.request_rates()
             if rates is None:
                 notes.append("no request-rate query configured (--request-rate-query ingress-nginx, keda-http or PromQL): "
                              "request_rate is None")
@@ -282,11 +295,12 @@ class KubeCluster:
 
     def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
         """`snapshot()` narrowed to `refs` (the port's `ReadsWorkloads`). Watching, it is built from lookups in the
-        cache and asks the API server nothing; not watching, it is the full snapshot."""
+        cache and asks the API server nothing (Prometheus's reading of the last METRICS_REUSE seconds is reused);
+        not watching, it is the full snapshot."""
         if self.cache is None:
             return self.snapshot()
         raw, _ = self.read_raw(only=refs)
-        return build_snapshot(raw, now=self.clock.now(), metrics=self._metrics())
+        return build_snapshot(raw, now=self.clock.now(), metrics=self._metrics(reuse=True))
 
     # --- writes ---------------------------------------------------------------
 
