@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 
@@ -105,7 +105,7 @@ def wake_proxy(
             _app["flusher"] = asyncio.create_task(loop())
         app.on_startup.append(_flush_forever)
     console.print(f"wake proxy listening on http://{listen} with {len(table.routes)} route(s); cluster {cluster}")
-    _run(app, host, int(port), admin_at)
+    _run(app, host, int(port), admin_at, ready=getattr(rt.cluster, "cache_health", None))
 
 
 def _parse_admin(text: str) -> tuple[str, int] | None:
@@ -119,15 +119,17 @@ def _parse_admin(text: str) -> tuple[str, int] | None:
         fail(str(exc).replace("--listen", "--admin-listen"), hint="e.g. --admin-listen 0.0.0.0:9091")
 
 
-def _run(app: "web.Application", host: str, port: int, admin_at: tuple[str, int] | None) -> None:
-    """Serve the proxy and, with --admin-listen, its health and metrics; a port in use is one line, not a traceback."""
+def _run(app: "web.Application", host: str, port: int, admin_at: tuple[str, int] | None,
+         ready: Callable[[], tuple[bool, str]] | None = None) -> None:
+    """Serve the proxy and, with --admin-listen, its health and metrics; a port in use is one line, not a traceback.
+    `ready` (a watched kube cluster's `cache_health`) makes /readyz answer 503 while a watch is stale."""
     from opsagent.wake.admin import Counters, admin_app, serve
 
     admin = None
     if admin_at is not None:
         counters = Counters()
         app.middlewares.append(counters.middleware())
-        admin = admin_app(ready=lambda: (True, "serving"), metrics=counters.render)
+        admin = admin_app(ready=ready or (lambda: (True, "serving")), metrics=counters.render)
     try:
         asyncio.run(serve(app, host, port, admin, *(admin_at or ("", 0))))
     except OSError as exc:
@@ -181,4 +183,4 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
     app.on_startup.append(_post_forever)
     console.print(f"wake proxy listening on http://{host}:{port} with {len(table.routes)} route(s); "
                   f"cluster {cluster}; wakes via {wake_via}")
-    _run(app, host, port, admin_at)
+    _run(app, host, port, admin_at, ready=getattr(reader, "cache_health", None))

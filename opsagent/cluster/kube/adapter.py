@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Callable
 
 from kubernetes import client as k8s
@@ -132,11 +132,14 @@ class KubeCluster:
         return [self.cache.informer(what, all_ns)]
 
     def _list(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None,
-              keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+              keep: Callable[[dict[str, Any]], bool] | None = None, *,
+              namespaces: Collection[str] | None = None) -> list[dict[str, Any]]:
         """One kind's objects: from the watched cache when watching, else one list call (per namespace).
-        With `keep` (watching only), just the objects it accepts."""
-        if keep is not None and self.cache is not None:
-            return [obj for informer in self._informers(what, all_ns, per_ns) for obj in informer.select(keep)]
+        With `keep` or `namespaces` (watching only), just the objects it accepts in those namespaces."""
+        if (keep is not None or namespaces is not None) and self.cache is not None:
+            prefixes = tuple(f"{ns}/" for ns in namespaces) if namespaces is not None else None
+            return [obj for informer in self._informers(what, all_ns, per_ns)
+                    for obj in informer.select(keep, prefixes=prefixes)]
         if self.namespaces and per_ns is not None:
             items: list[dict[str, Any]] = []
             for namespace in self.namespaces:
@@ -184,8 +187,7 @@ class KubeCluster:
         nodes and their DRA slices, the claims of their pods, and the events, autoscalers and budgets of their
         namespaces."""
         keys = list(dict.fromkeys(str(ref) for ref in refs))
-        namespaces = {ref.namespace for ref in refs}
-        in_scope: Callable[[dict[str, Any]], bool] = lambda obj: (obj.get("metadata") or {}).get("namespace") in namespaces  # noqa: E731
+        namespaces = sorted({ref.namespace for ref in refs})
         raw = RawLists(
             deployments=self._lookup("deployments", self.apps.list_deployment_for_all_namespaces,
                                      self.apps.list_namespaced_deployment, keys),
@@ -199,7 +201,8 @@ class KubeCluster:
             return f"{meta.get('namespace') or ''}/{_owner(meta, 'Deployment')}" in deployments
 
         raw.replicasets = self._list("replicasets", self.apps.list_replica_set_for_all_namespaces,
-                                     self.apps.list_namespaced_replica_set, keep=owned_rs) if deployments else []
+                                     self.apps.list_namespaced_replica_set, keep=owned_rs,
+                                     namespaces=namespaces) if deployments else []
         replicasets = {key_of(rs) for rs in raw.replicasets}
 
         def own(pod: dict[str, Any]) -> bool:
@@ -210,18 +213,19 @@ class KubeCluster:
                 sts is not None and f"{namespace}/{sts}" in statefulsets)
 
         pods = (self.core.list_pod_for_all_namespaces, self.core.list_namespaced_pod)
-        mine = self._list("pods", *pods, keep=own) if replicasets or statefulsets else []
+        mine = self._list("pods", *pods, keep=own, namespaces=namespaces) if replicasets or statefulsets else []
         hosts = {node for pod in mine if (node := (pod.get("spec") or {}).get("nodeName"))}
-        raw.pods = self._list("pods", *pods, keep=lambda pod: own(pod) or (pod.get("spec") or {}).get("nodeName") in hosts) \
-            if hosts else mine
+        held = {key_of(pod) for pod in mine}
+        # the others on those nodes, from every namespace: device-plugin GPU ids are handed out per node
+        raw.pods = mine + self._list("pods", *pods, keep=lambda pod: (pod.get("spec") or {}).get("nodeName") in hosts
+                                     and key_of(pod) not in held) if hosts else mine
         raw.nodes = self._lookup("nodes", self.core.list_node, None, [f"/{node}" for node in sorted(hosts)])
         raw.events = self._list("events", self.core.list_event_for_all_namespaces, self.core.list_namespaced_event,
-                                keep=in_scope)
-        self._read_autoscalers(raw, keep=in_scope)
+                                namespaces=namespaces)
+        self._read_autoscalers(raw, namespaces=namespaces)
         raw.disruption_budgets = self._list(
             "poddisruptionbudgets", self.policy_api.list_pod_disruption_budget_for_all_namespaces,
-            self.policy_api.list_namespaced_pod_disruption_budget, keep=in_scope)
-        held = {key_of(pod) for pod in mine}
+            self.policy_api.list_namespaced_pod_disruption_budget, namespaces=namespaces)
         self._read_dra(raw, slices=lambda item: (item.get("spec") or {}).get("nodeName") in hosts,
                        claims=lambda claim: any(f"{(claim.get('metadata') or {}).get('namespace') or ''}/{c.get('name')}" in held
                                                 for c in (claim.get("status") or {}).get("reservedFor") or ()))
@@ -240,11 +244,11 @@ class KubeCluster:
                 raw.resource_slices = raw.resource_claims = None
                 raw.dra_unreadable = exc.message
 
-    def _read_autoscalers(self, raw: RawLists, *, keep: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    def _read_autoscalers(self, raw: RawLists, *, namespaces: Collection[str] | None = None) -> None:
         """HPAs, then KEDA's ScaledObjects and HTTPScaledObjects: one list call per kind; a KEDA kind the API
         lacks (404) is absent and noted, like DRA."""
         raw.hpas = self._list("horizontalpodautoscalers", self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
-                              self.autoscaling.list_namespaced_horizontal_pod_autoscaler, keep=keep)
+                              self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespaces=namespaces)
         missing = []
         for (group, version, plural), slot in ((scalers.KEDA, "scaled_objects"), (scalers.KEDA_HTTP, "http_scaled_objects")):
             try:
@@ -252,7 +256,7 @@ class KubeCluster:
                 items = self._list(f"{plural}.{group}",
                                    lambda **kw: self.custom.list_cluster_custom_object(group, version, plural, **kw),  # noqa: B023
                                    lambda ns, **kw: self.custom.list_namespaced_custom_object(group, version, ns, plural, **kw),  # noqa: B023
-                                   keep=keep)
+                                   namespaces=namespaces)
             except NotFound:
                 missing.append(f"{plural}.{group}")
                 continue

@@ -82,10 +82,14 @@ class Informer:
         with self.changed:
             return self._objects.get(key)
 
-    def select(self, keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-        """The objects `keep` accepts, without copying the others out."""
+    def select(self, keep: Callable[[dict[str, Any]], bool] | None = None, *,
+               prefixes: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The objects `keep` accepts (all when None), among those whose 'namespace/name' key starts with one of
+        `prefixes` when given ('ns/' for a namespace), without copying the others out."""
         with self.changed:
-            return [o for o in self._objects.values() if keep(o)]
+            if prefixes is None:
+                return [o for o in self._objects.values() if keep is None or keep(o)]
+            return [o for k, o in self._objects.items() if k.startswith(prefixes) and (keep is None or keep(o))]
 
     def silent_for(self) -> float:
         return max(0.0, self.clock.monotonic() - self.heard)
