@@ -263,3 +263,27 @@ def test_an_acting_cycle_reads_the_whole_cluster_once_to_detect_and_judges_each_
     assert all(sim.snapshot().workload(f"{a.args['namespace']}/{a.args['name']}").replicas == 0 for a in slept)
     quiet = daemon.reconciler.cycle()
     assert quiet.runs == [] and quiet.findings == []
+
+
+def test_the_wake_proxy_looks_at_the_one_workload_it_is_asked_about(tmp_path):
+    import threading
+
+    from opsagent.wake import GateWaker
+
+    sim = SimCluster(builtin_scenario("demo"))
+    chat = WorkloadRef(namespace="chat", name="chat-ui")
+    sim.scale(ref=chat, replicas=0)
+    sim.advance(600)
+    counting = _Counting(sim)
+    rt = open_runtime(cluster_obj=counting, clock=sim.clock, policies=REPO / "policies", db=tmp_path / "w.db")
+    waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, lock=threading.Lock(),
+                      look=rt.cluster.snapshot_of)
+    awake = next(w.ref for w in sim.snapshot().workloads if w.replicas > 0 and w.ref != chat)
+    assert waker.check_ready(awake) is True and waker.cached_ready(awake) is True
+    assert waker.check_ready(chat) is False and not waker.is_missing(chat)
+    ghost = WorkloadRef(namespace="chat", name="nothing-here")
+    assert waker.check_ready(ghost) is False and waker.is_missing(ghost)
+    result = waker.wake(chat, timeout=600)
+    assert result.status == "ready", result.message
+    assert waker.cached_ready(chat) is True
+    assert counting.full == 0   # readiness, the decision, the scale and the wait all read the one workload
