@@ -47,8 +47,10 @@ def serve(
     goes through the gate and is audited on channel `mcp`. A write that needs
     a person does not block: it returns the pending approval id (approve with
     `opsagent approvals approve N`) or a confirmation id (answer with the
-    confirm_call / refuse_call tools). Resources: opsagent://findings,
-    opsagent://approvals/pending and opsagent://runs/RUN_ID/audit.
+    confirm_call / refuse_call tools). Time-boxed wakes: start_lease,
+    extend_lease, cancel_lease, list_leases (the rules of `opsagent wake`).
+    Resources: opsagent://findings, opsagent://approvals/pending,
+    opsagent://leases and opsagent://runs/RUN_ID/audit.
 
     Who calls: on stdio, you, as your kube credentials say (on the simulator,
     --as); on HTTP, the actor whose token hash is in the token map (see

@@ -17,7 +17,7 @@ import typer
 from opsagent.cli.common import ClusterOpt, DbOpt, Output, OutputOpt, PoliciesOpt, console, fail, print_json
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, identify
 from opsagent.clock import parse_duration
-from opsagent.leases import Lease, LeaseRefused
+from opsagent.leases import LeaseRefused, line
 from opsagent.model import WorkloadRef
 
 
@@ -33,13 +33,6 @@ def _span(text: str | None) -> timedelta:
     if span <= timedelta(0):
         fail(f"--for {text!r} must be longer than zero", hint="use e.g. 30m, 2h or 1h30m")
     return span
-
-
-def line(lease: Lease) -> str:
-    """One line per lease, for people."""
-    end = f"until {lease.until:%Y-%m-%d %H:%M} UTC" if lease.state == "active" else \
-        f"{lease.state} by {lease.ended_by}" + (f" at {lease.ended_at:%Y-%m-%d %H:%M} UTC" if lease.ended_at else "")
-    return f"{lease.workload}: {lease.state}, woken by {lease.actor} at {lease.started_at:%Y-%m-%d %H:%M} UTC, {end}"
 
 
 def wake_cmd(
@@ -86,10 +79,10 @@ def wake_cmd(
                        on_error=runtime.audit.close)
         service = runtime.leases()
         if cancel:
-            lease = service.cancel(ref, actor=who.name)
+            lease = service.cancel(ref, actor=who.name, actor_groups=who.groups)
         elif extend:
             assert duration is not None
-            lease = service.extend(ref, duration, actor=who.name)
+            lease = service.extend(ref, duration, actor=who.name, actor_groups=who.groups)
         else:
             assert duration is not None
             lease, _ = service.start(ref, duration, actor=who.name, actor_groups=who.groups)
