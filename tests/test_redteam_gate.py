@@ -25,11 +25,18 @@ class Interleaving:
     def __init__(self, inner: Any) -> None:
         self._inner, self.restarts, self.between = inner, 0, None
 
-    def snapshot(self):
+    def _step(self) -> None:
         step, self.between = self.between, None
         if step is not None:
             step()
+
+    def snapshot(self):
+        self._step()
         return self._inner.snapshot()
+
+    def snapshot_of(self, refs):   # the gate's narrowed read of the workloads a call names
+        self._step()
+        return self._inner.snapshot_of(refs)
 
     def restart_rollout(self, **kw):
         self.restarts += 1

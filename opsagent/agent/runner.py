@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -40,7 +41,7 @@ from opsagent.agent.spend import Spend, spend_of
 from opsagent.agent.state import AgentState, initial_state
 from opsagent.audit.database import connect as connect_database
 from opsagent.clock import Clock
-from opsagent.model import Approval, Finding, Snapshot
+from opsagent.model import Approval, Finding, Snapshot, WorkloadRef
 from opsagent.playbooks import TemplateError
 
 
@@ -124,6 +125,7 @@ class Agent:
         tools: dict[str, Any] | None = None,
         approvals: Any | None = None,
         settle: Callable[[], None] | None = None,
+        observe_of: Callable[[Sequence[WorkloadRef]], Snapshot] | None = None,
     ) -> None:
         self.config = config or AgentConfig()
         self.clock, self.recorder, self.approvals = clock, recorder, approvals
@@ -145,7 +147,7 @@ class Agent:
         self.deps = Deps(gate=gate, observe=observe, detect_fn=detect_fn, playbooks=playbooks, policy=policy,
                          recorder=recorder, clock=clock, config=self.config, planners=planners, settle=settle,
                          approvals=approvals, breaker=Breaker(cooldown_seconds=self.config.llm_cooldown_seconds),
-                         tools=dict(tools))
+                         tools=dict(tools), observe_of=observe_of)
         self._conn = connect_database(checkpoint_path, autocommit=False)  # the checked opener every part uses
         self._run_locks = claims.claims_path(Path(checkpoint_path))
         self.saver = SqliteSaver(self._conn)

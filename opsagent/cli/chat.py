@@ -35,20 +35,21 @@ EXIT_WORDS = {"exit", "quit", ":q", "bye"}
 
 
 def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, playbooks: Path,
-                 base_url: str | None = None) -> ChatRuntime:
+                 base_url: str | None = None, *, watch: bool = False) -> ChatRuntime:
     try:
-        return build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks, base_url=base_url)
+        return build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks, base_url=base_url,
+                             watch=watch)
     except WiringError as exc:
         fail(exc.message, hint=exc.hint)
 
 
 def open_as(*, actor: str | None, as_group: str | None, cluster: str, policies: Path, db: Path, model: str | None,
-            playbooks: Path, base_url: str | None = None) -> tuple[ChatRuntime, Actor]:
+            playbooks: Path, base_url: str | None = None, watch: bool = False) -> tuple[ChatRuntime, Actor]:
     """The chat runtime and who uses it: on the simulator `--as` is checked before anything opens; on a real
     cluster the runtime's own connection asks the API server (and impersonates, if --as is allowed).
     `cluster` and `db` are already resolved (`opsagent.cli.resolve.session`)."""
     who = None if is_kube(cluster) else identify(cluster_spec=cluster, as_user=actor, as_group=as_group)
-    runtime = open_runtime(cluster, policies, db, model, playbooks, base_url)
+    runtime = open_runtime(cluster, policies, db, model, playbooks, base_url, watch=watch)
     if who is None:
         who = identify(cluster_spec=cluster, cluster=runtime.cluster, as_user=actor, as_group=as_group,
                        on_error=runtime.close)
@@ -180,7 +181,7 @@ def chat(
     """
     cluster, db = session(cluster, db)
     runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
-                           playbooks=playbooks, base_url=base_url)
+                           playbooks=playbooks, base_url=base_url, watch=True)
     interactive = sys.stdin.isatty()
     if interactive and not output.data:
         console.print(f"opsagent chat as [bold]{escape(who.name)}[/] ({escape(who.source)}) on {escape(cluster)}; "

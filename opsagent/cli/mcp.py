@@ -78,7 +78,7 @@ def serve(
     elif tokens is not None:
         fail("--tokens is for --transport http; on stdio the server acts as you", hint="drop --tokens")
     try:
-        runtime = open_runtime(cluster=spec, policies=Path(policies), db=db)
+        runtime = open_runtime(cluster=spec, policies=Path(policies), db=db, watch=True)
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
     service = McpService(runtime)

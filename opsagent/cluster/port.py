@@ -14,6 +14,7 @@ classified by what the caller should do about them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
@@ -159,6 +160,19 @@ class ClusterWriter(Protocol):
         """Set one container's image in the pod template (the first container when None); starts a new revision.
 
         Raises Invalid naming the template's containers when `container` is not one of them."""
+
+
+@runtime_checkable
+class ReadsWorkloads(Protocol):
+    """An adapter that can show a few workloads without reading the whole cluster (an indexed state or a watched
+    cache): what a decision about them reads, by point lookups."""
+
+    def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        """A snapshot narrowed to `refs`: each workload, its pods (with their GPUs), the nodes they run on, the
+        events, autoscalers and disruption budgets of its namespace, and whatever else those facts are computed
+        from, built exactly as `snapshot()` builds them, so `workload`, `pods_of`, `gpus_held_by`, `quiet_since`,
+        `autoscaler_of` and the GPUs of its pods answer the same for `refs`. Jobs and other workloads are left
+        out. A workload the cluster lacks is absent."""
 
 
 @runtime_checkable

@@ -85,11 +85,12 @@ class InternalApi:
     def __init__(self, *, token: str, gate: Submitter, activity: ActivitySink | None,
                  leading: Callable[[], bool] = lambda: True, lock: AbstractContextManager[Any] | None = None,
                  now: Callable[[], datetime] | None = None,
-                 workloads: Callable[[], Collection[str] | None] | None = None) -> None:
+                 present: Callable[[Collection[str]], Collection[str] | None] | None = None) -> None:
         """`lock` is held around each gate call; pass the daemon's cycle lock when both share one cluster object
         that is not thread-safe (the simulator), or `nullcontext()` when `gate` is a `GatePool` that keeps
-        concurrent calls apart itself. `workloads` lists the cluster's workloads as NAMESPACE/NAME (read
-        under `lock`; None from it, or no `workloads`, skips the check)."""
+        concurrent calls apart itself. `present(keys)` says which of the NAMESPACE/NAME `keys` name a workload
+        the cluster has (read under `lock`, looking at those workloads only; None from it, or no `present`, skips
+        the check)."""
         if len(token) < 16:
             raise ValueError("the internal API token must be at least 16 characters")
         self._token = token.encode()
@@ -97,7 +98,7 @@ class InternalApi:
         self._activity = activity
         self._leading = leading
         self._now = now
-        self._workloads = workloads
+        self._present = present
         self._lock = lock or threading.Lock()   # one gate call at a time: the gate's store is one connection
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -132,7 +133,7 @@ class InternalApi:
                         actor="wake-proxy", channel="wake-proxy",
                         message=req.message or f"request waiting for {ref}")
         with self._lock:
-            known = self._known()
+            known = self._known([str(ref)])
             if known is not None and str(ref) not in known:
                 return 404, {"error": f"no workload {ref} in the cluster"}
             result = self._gate.submit(call)
@@ -152,13 +153,13 @@ class InternalApi:
                 last = min(last, self._now())
             seen[key] = (last, item.count)
         with self._lock:
-            known = self._known()
+            known = self._known(list(seen))
         if known is not None:
             seen = {key: value for key, value in seen.items() if key in known}
         return 200, {"recorded": self._activity.record(seen) if seen else 0}
 
-    def _known(self) -> Collection[str] | None:
-        return self._workloads() if self._workloads is not None else None
+    def _known(self, keys: Collection[str]) -> Collection[str] | None:
+        return self._present(keys) if self._present is not None and keys else None
 
 
 class GatePool:

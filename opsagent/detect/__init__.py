@@ -27,7 +27,7 @@ from opsagent.detect.nodes import node_left_cordoned, node_unhealthy
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
 from opsagent.detect.rollout import crashloop, rollout_failed
 from opsagent.detect.wake import wake_requested
-from opsagent.model import FINDING_KINDS, Finding, Snapshot
+from opsagent.model import FINDING_KINDS, Finding, Snapshot, WorkloadRef
 from opsagent.policy.resolve import as_book
 
 # The detail keys each finding kind may carry; playbook lint checks `details.X` against these.
@@ -73,6 +73,22 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
 }
 
 
+# Finding kinds whose detector reads only the subject workload's own facts (the workload, its pods, its
+# autoscaler, its intent, its history): detection on a snapshot narrowed to the subject
+# (`ReadsWorkloads.snapshot_of`) finds them exactly as on the whole snapshot.
+WORKLOAD_KINDS = frozenset({"idle_gpu", "wake_requested", "rollout_failed", "crashloop"})
+
+
+def workload_subject(finding: Finding | None) -> WorkloadRef | None:
+    """The workload a finding of a WORKLOAD_KINDS kind is about, else None (it needs the whole cluster)."""
+    if finding is None or finding.kind not in WORKLOAD_KINDS or "/" not in finding.subject:
+        return None
+    try:
+        return WorkloadRef.parse(finding.subject)
+    except ValueError:
+        return None
+
+
 def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
            history: History | None = None, leased: Collection[str] = ()) -> list[Finding]:
     """Every finding in `snapshot` under `intents` at `now`, sorted by kind then subject.
@@ -106,6 +122,6 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
 
 
 __all__ = [
-    "DETAIL_KEYS", "Attempts", "CronError", "History", "detect", "parse_cron",
-    "window_open",
+    "DETAIL_KEYS", "WORKLOAD_KINDS", "Attempts", "CronError", "History", "detect", "parse_cron",
+    "window_open", "workload_subject",
 ]

@@ -44,7 +44,7 @@ from opsagent.gate.recovery import Observed, before_of, observed_effect
 from opsagent.model import (MAX_ARGS_BYTES, Approval, AuditEntry, Decision, EntryKind, Risk, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
                             bounded_json, is_stand_in)
 from opsagent.policy.ownership import autoscaler_refusal
-from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
+from tools import REGISTRY, Target, Tool, ToolContext, ToolInput, closest_names
 
 __all__ = ["ApprovalSink", "Gate", "GatePolicy", "Recorder", "MAX_ARGS_BYTES"]
 
@@ -189,11 +189,12 @@ class Gate:
         if problem is not None:
             return builtin("deny", "invalid-call", problem)
         assert tool is not None and args is not None
+        target = args.target()
         try:
-            snapshot = self.cluster.snapshot() if tool.risk != "read" else None
+            snapshot = self._view(target) if tool.risk != "read" else None
         except ClusterError as exc:
             return builtin("deny", "cluster-unreadable", f"cannot read the cluster to decide: {exc.message}")
-        return self._decision(call, tool, args.target(), snapshot, None, None, None, confirmed=True)
+        return self._decision(call, tool, target, snapshot, None, None, None, confirmed=True)
 
     def run_approved(self, approval: Approval, *, approver: str, channel: str | None = None) -> ToolResult:
         """Run a call a person approved, if it is still exactly that call and still not denied.
@@ -293,7 +294,7 @@ class Gate:
         snapshot: Snapshot | None = None
         try:
             if tool.risk != "read":
-                snapshot = self.cluster.snapshot()
+                snapshot = self._view(target)
         except ClusterError as exc:
             decision = builtin("deny", "cluster-unreadable", f"cannot read the cluster to decide: {exc.message}")
         else:
@@ -389,7 +390,7 @@ class Gate:
             return ()
         try:
             args = tool.input_model.model_validate(call.args)
-            snapshot = self.cluster.snapshot() if tool.risk != "read" else None
+            snapshot = self._view(args.target()) if tool.risk != "read" else None
         except (ValidationError, ClusterError):  # unknown now: the approvers stored with the request apply
             return ()
         decision = self._decision(call, tool, args.target(), snapshot, None, None, None)
@@ -467,12 +468,28 @@ class Gate:
                            dry_run=decision.dry_run)
 
     # --- helpers ----------------------------------------------------------
+    def _view(self, target: Any) -> Snapshot:
+        """What a decision about `target` reads. A call on one workload reads that workload (its pods, its
+        autoscaler, what its facts are computed from) by point lookups when the adapter can show one workload
+        (`ReadsWorkloads`): the same facts as the whole snapshot, without reading the whole cluster. Anything else,
+        or a workload the cluster does not have (so the tool can name the ones that exist), reads the whole cluster."""
+        ref = getattr(target, "workload", None)
+        narrow = getattr(self.cluster, "snapshot_of", None) if isinstance(ref, WorkloadRef) else None
+        if narrow is not None:
+            view = narrow([ref])
+            if view.workload(ref) is not None:
+                return view
+        return self.cluster.snapshot()
+
     def _context(self, tool: Tool, target: Any, snapshot: Snapshot | None, decision: Decision) -> ToolContext:
         cluster = read_only(self.cluster) if tool.risk == "read" else self.cluster
-        ctx = ToolContext(cluster=cluster, clock=self.clock, observe=_decided_then_fresh(snapshot, self.cluster.snapshot), dry_run=decision.dry_run,
-                          warm_replicas=self._warm_replicas, findings=self.findings, poll_seconds=self.poll_seconds,
+        # After the decision, a write tool looks again (waiting, checking its change) at its own target only.
+        read = self.cluster.snapshot if tool.risk == "read" else (lambda: self._view(target))
+        ctx = ToolContext(cluster=cluster, clock=self.clock, observe=_decided_then_fresh(snapshot, read), dry_run=decision.dry_run,
+                          warm_replicas=lambda ref: self._warm_replicas(ref, snapshot), findings=self.findings, poll_seconds=self.poll_seconds,
                           wait=self.wait, proposals_dir=self.proposals_dir)
-        wake = self._wake_rule(getattr(target, "workload", None), snapshot)
+        ref = getattr(target, "workload", None)
+        wake = self._wake_rule(ref, snapshot) if ref is not None else None
         if wake is not None:
             ctx = replace(ctx, wake_timeout_seconds=wake.timeout.total_seconds())
         return ctx
@@ -481,14 +498,15 @@ class Gate:
         if ref is None:
             return None
         try:
-            workload = (snapshot or self.cluster.snapshot()).workload(ref)
+            workload = (snapshot or self._view(Target(workload=ref))).workload(ref)
         except ClusterError:
             return None
         intent = self.policy.intent_for(workload) if workload is not None else None
         return getattr(intent, "wake", None)
 
-    def _warm_replicas(self, ref: WorkloadRef) -> int:
-        wake = self._wake_rule(ref, None)
+    def _warm_replicas(self, ref: WorkloadRef, decided: Snapshot | None = None) -> int:
+        """The intent's warm replicas for `ref`, read from the snapshot the call was decided on when it shows `ref`."""
+        wake = self._wake_rule(ref, decided if decided is not None and decided.workload(ref) is not None else None)
         return wake.warm_replicas if wake is not None else 1
 
     def _args_size(self, call: ToolCall) -> int | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from opsagent.clock import VirtualClock
@@ -398,6 +399,11 @@ class SimCluster(WritesMixin):
         """Everything observable now, as frozen domain types (built without re-validation)."""
         self._catch_up()
         return view.build_snapshot(self)
+
+    def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        """`snapshot()` narrowed to `refs` (the port's `ReadsWorkloads`), from the engine's indexed state."""
+        self._catch_up()
+        return view.build_narrow(self, refs)
 
     def events_since(self, since: datetime) -> list:
         return view.events(self, since)
