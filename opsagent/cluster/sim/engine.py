@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from opsagent.clock import VirtualClock
 from opsagent.cluster.port import Invalid, NotFound
-from opsagent.cluster.sim import autoscaling, lifecycle, view
+from opsagent.cluster.sim import autoscaling, health, lifecycle, view
 from opsagent.cluster.sim.scenario import JobDecl, Scenario, TimelineEvent
 from opsagent.cluster.sim.scheduler import choose_devices
 from opsagent.cluster.sim.state import SimGpu, SimJob, SimNode, SimRevision, SimWorkload
@@ -79,7 +79,9 @@ class SimCluster(WritesMixin):
                                tensor_parallel=decl.tensor_parallel, cold_start=decl.cold_start,
                                capacity_rps=decl.capacity_rps, labels=dict(decl.labels),
                                annotations=dict(decl.annotations), traffic=decl.traffic,
-                               failures=decl.failures, warm=scenario.start_warm)
+                               failures=decl.failures, warm=scenario.start_warm,
+                               memory_use_mib=decl.memory_use_mib, gpu_memory_mib=decl.gpu_memory_mib,
+                               probes=decl.probes, server=decl.server)
         self.autoscalers = [autoscaling.from_decl(decl) for decl in scenario.autoscalers]
         self._fire_due(self._now)
         self._next_sample = self._now.replace(minute=0, second=0, microsecond=0)
@@ -114,7 +116,7 @@ class SimCluster(WritesMixin):
         lifecycle.reconcile(self, w, self._now)
         if warm and w.current().fail_mode is None:
             for pod in w.pods:
-                if pod.node is not None:
+                if pod.node is not None and not health.unwell(w, pod):
                     lifecycle.make_ready(self, w, pod, self._now)
             lifecycle.reconcile(self, w, self._now)
         return w

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsagent.cluster.sim import health
 from opsagent.model import (
     Event,
     GpuDevice,
@@ -145,6 +146,7 @@ def _build(sim: "SimCluster") -> Snapshot:
                 namespace=p.namespace, name=p.name, workload=ref, phase=p.phase, reason=p.reason,
                 message=_message(p.message, w.planted_message), node=p.node, gpu_ids=tuple(g.id for g in p.gpus), restarts=p.restarts,
                 ready=p.ready, revision=p.revision, started_at=p.started_at, labels=dict(p.labels), annotations={},
+                terminations=health.terminations(p), running_since=p.running_since,
             ))
         annotations = dict(w.annotations)
         workloads.append(_make(Workload, 
@@ -158,6 +160,7 @@ def _build(sim: "SimCluster") -> Snapshot:
                                                  message=w.rollout_message, revision=w.revision, since=w.rollout_since),
             history=tuple(_make(Revision, revision=r.number, image=r.image, created_at=r.created_at,
                                                    change_cause=r.change_cause) for r in w.revisions),
+            containers=(health.container(w),),
         ))
     jobs = tuple(
         _make(Job, namespace=j.namespace, name=j.name, gpus=j.gpus, state=j.state, submitted_at=j.submitted_at,
