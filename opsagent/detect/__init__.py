@@ -22,7 +22,9 @@ from opsagent.detect.conflict import spec_conflict
 from opsagent.detect.cron import CronError, parse_cron, window_open
 from opsagent.detect.drain import node_needs_drain
 from opsagent.detect.idle import idle_gpu, jobs_waiting
+from opsagent.detect.memory import out_of_memory
 from opsagent.detect.nodes import node_left_cordoned, node_unhealthy
+from opsagent.detect.probes import not_ready
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
 from opsagent.detect.rollout import crashloop, rollout_failed
 from opsagent.detect.wake import wake_requested
@@ -66,6 +68,13 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
         "autoscaler", "problem", "reason", "message", "min_replicas", "max_replicas", "current_replicas",
         "desired_replicas"}),
     "node_needs_drain": frozenset({"node", "reasons", "pods", "blocked", "gpus_held"}),
+    "out_of_memory": frozenset({
+        "memory", "pods", "worst_pod", "container", "restarts", "exit_code", "reason", "message", "limit_mib",
+        "request_mib", "main_container", "proposed_memory_mib", "device_memory_mib", "reported", "need_on_device_mib",
+        "fits_one_device", "gpus_per_replica", "tensor_parallel", "largest_node_gpus", "proposed_gpus_per_replica"}),
+    "not_ready": frozenset({
+        "reading", "pod", "probe", "probe_action", "probe_path", "probe_port", "budget_seconds", "container_ports",
+        "ready_replicas", "replicas", "restarts", "running_seconds", "failures", "proposal"}),
 }
 
 
@@ -95,6 +104,8 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *node_left_cordoned(snapshot, now),
         *autoscaler_stuck(snapshot, now),
         *node_needs_drain(snapshot, now),
+        *out_of_memory(snapshot, now),
+        *not_ready(snapshot, now),
     ]
     order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
     return sorted(found, key=lambda f: (order[f.kind], f.subject))

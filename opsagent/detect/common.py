@@ -32,6 +32,8 @@ SEVERITY = {
     "node_left_cordoned": "warning",
     "autoscaler_stuck": "warning",
     "node_needs_drain": "warning",
+    "out_of_memory": "critical",
+    "not_ready": "warning",
 }
 
 

@@ -37,6 +37,8 @@ FindingKind = Literal[
     "node_left_cordoned",
     "autoscaler_stuck",
     "node_needs_drain",
+    "out_of_memory",
+    "not_ready",
 ]
 FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
 

@@ -10,7 +10,7 @@ annotation).
 
 `decode_list(body)` decodes one list response as the adapter receives it,
 dropping on the way the parts of each object the view never reads (managedFields,
-volumes, probes, env, tolerations, a node's image list, ...), so a large
+volumes, env, tolerations, a node's image list, ...), so a large
 cluster's lists do not sit in memory whole while the Snapshot is built. The
 Snapshot comes out the same: nothing below reads those parts.
 
@@ -30,6 +30,7 @@ from typing import Any
 from opsagent.cluster.kube import autoscalers as autoscaler_parse
 from opsagent.cluster.kube import disruption as disruption_parse
 from opsagent.cluster.kube import gpus as gpu_parse
+from opsagent.cluster.kube import health as health_parse
 from opsagent.cluster.kube.jobs import BATCH_API, JobMember, jobs_from_members
 from opsagent.cluster.kube.timestamps import parse_time
 from opsagent.model import (
@@ -61,9 +62,9 @@ _new_gpu = GpuDevice.__pydantic_validator__.validate_python
 # dicts with a value that is not a string: labels, annotations, selectors and resource maps hold strings only,
 # so a label or annotation that happens to share one of these names always stays.
 UNREAD = frozenset({
-    "managedFields", "volumes", "volumeMounts", "volumeDevices", "env", "envFrom", "ports", "livenessProbe",
-    "readinessProbe", "startupProbe", "lifecycle", "securityContext", "tolerations", "affinity",
-    "topologySpreadConstraints", "dnsConfig", "hostAliases", "imagePullSecrets", "readinessGates", "lastState",
+    "managedFields", "volumes", "volumeMounts", "volumeDevices", "env", "envFrom",
+    "lifecycle", "securityContext", "tolerations", "affinity",
+    "topologySpreadConstraints", "dnsConfig", "hostAliases", "imagePullSecrets", "readinessGates",
     "podIPs", "hostIPs", "images", "nodeInfo", "daemonEndpoints", "addresses", "args", "command", "strategy",
     "volumeClaimTemplates", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "volumesInUse", "volumesAttached",
     "selfLink", "generateName", "podIP", "hostIP", "containerID", "imageID", "lastProbeTime", "lastHeartbeatTime",
@@ -298,6 +299,7 @@ def _workload(obj: dict[str, Any], ref: WorkloadRef, key: str, owned_rs: list, m
             None if metrics.pod_gpu_utilization is None or not gpus else 0.0),
         "rollout": rollout,
         "history": _history(owned_rs) if deployment else (),
+        "containers": health_parse.containers((spec.get("template") or {}).get("spec") or {}),
     })
 
 
@@ -337,14 +339,22 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], wor
     restarts = 0
     for cs in containers or ():
         restarts += _int(cs.get("restartCount"))
-    return _new_pod({
+    fields = {
         "namespace": meta.get("namespace", ""), "name": meta.get("name", ""), "workload": workload,
         "phase": phase if phase in _PHASES else "Pending",
         "reason": reason, "message": message, "node": spec.get("nodeName"), "gpu_ids": gpu_ids,
         "restarts": restarts, "ready": (ready or {}).get("status") == "True", "revision": revision,
         "started_at": parse_time(status.get("startTime")),
         "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
-    })
+    }
+    if containers:  # set only when the pod says something, so records without them stay as they were built
+        ended = health_parse.terminations(containers)
+        if ended:
+            fields["terminations"] = ended
+        since = health_parse.running_since(containers)
+        if since is not None:
+            fields["running_since"] = since
+    return _new_pod(fields)
 
 
 def _event(item: dict[str, Any]) -> Event | None:
