@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from opsagent.model import Frozen, GpuRequirement, Snapshot, WorkloadRef
+from opsagent.model import Frozen, GpuRequirement, Probe, Snapshot, WorkloadRef
 
 
 class WriteResult(Frozen):
@@ -153,6 +153,9 @@ class ClusterWriter(Protocol):
 
     def evict_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
         """Evict through the Eviction API (policy/v1), which honours PodDisruptionBudgets; raises DisruptionBlocked."""
+
+    def set_probe(self, *, ref: WorkloadRef, probe: Probe, dry_run: bool = False) -> WriteResult:
+        """Set one probe (`probe.kind` says which) of the pod template's main container; starts a new revision."""
 
 
 @runtime_checkable

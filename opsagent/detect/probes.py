@@ -92,21 +92,25 @@ def _port_undeclared(main: Container | None, probe: Probe | None) -> bool:
             and probe.port not in main.ports)
 
 
+def _change(kind: str, **given: Any) -> dict[str, Any]:
+    """A set_probe proposal: every argument named, None where it keeps what the probe has."""
+    return {"probe": kind, "path": None, "port": None, "period_seconds": None, "failure_threshold": None, **given}
+
+
 def _proposal(probe: Probe, main: Container | None, reading: Reading, seen: dict[str, list[str]]) -> dict[str, Any] | None:
     """The probe change to propose, or None when the evidence names none: a startup probe that covers the load,
     the one port the container declares, or the path a sibling probe passes on. Never fewer failures allowed."""
     if reading == "load_outlasts_probe":
         budget = 2 * max(probe.budget_seconds, int(DEFAULT_LOAD.total_seconds()))
-        return {"probe": "startup", "path": probe.path, "port": probe.port,
-                "period_seconds": STARTUP_PERIOD, "failure_threshold": -(-budget // STARTUP_PERIOD)}
+        return _change("startup", period_seconds=STARTUP_PERIOD, failure_threshold=-(-budget // STARTUP_PERIOD))
     if main is None:
         return None
     if _port_undeclared(main, probe):
-        return {"probe": probe.kind, "port": main.ports[0]} if len(main.ports) == 1 else None
+        return _change(probe.kind, port=main.ports[0]) if len(main.ports) == 1 else None
     if _not_found(seen.get(probe.kind, [])):
         passing = [p for p in main.probes if p.kind != probe.kind and p.action == "http" and p.path
                    and p.port == probe.port and not _not_found(seen.get(p.kind, [])) and not seen.get(f"killed:{p.kind}")]
-        return {"probe": probe.kind, "path": passing[0].path} if passing else None
+        return _change(probe.kind, path=passing[0].path) if passing else None
     return None
 
 

@@ -22,6 +22,7 @@ from kubernetes import client as k8s
 from opsagent.clock import Clock, RealClock
 from opsagent.cluster.kube import autoscalers as scalers
 from opsagent.cluster.kube import disruption as disruption_parse
+from opsagent.cluster.kube import health as health_parse
 from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.informer import STALE_AFTER, Cache
@@ -32,7 +33,7 @@ from opsagent.cluster.port import (
     ClusterError, Conflict, DisruptionBlocked, Forbidden, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult,
 )
 from opsagent.metrics import MetricsError, PrometheusClient
-from opsagent.model import GpuRequirement, Snapshot, WorkloadRef
+from opsagent.model import GpuRequirement, Probe, Snapshot, WorkloadRef
 
 DRA_VERSIONS = ("v1", "v1beta2", "v1beta1")
 WATCH_POOL = 48   # connections kept per host once watching (a dozen kinds, per namespace when restricted)
@@ -309,6 +310,12 @@ class KubeCluster:
                                     memory_mib=memory_mib, gpu_requirement=gpu_requirement)
         self._patch_workload(ref, body, dry_run=dry_run)
         return self._result(f"changed the pod template of {ref}", dry_run=dry_run, patch=body)
+
+    def set_probe(self, *, ref: WorkloadRef, probe: Probe, dry_run: bool = False) -> WriteResult:
+        current = self.get_workload(ref)
+        body = health_parse.probe_patch(current, probe)
+        self._patch_workload(ref, body, dry_run=dry_run)
+        return self._result(f"set the {probe.kind} probe of {ref}", dry_run=dry_run, patch=body)
 
     def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
         what = f"{'cordon' if cordoned else 'uncordon'} node {node}"

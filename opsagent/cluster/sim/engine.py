@@ -285,6 +285,8 @@ class SimCluster(WritesMixin):
             w = self.workload(event.plant.workload)
             if event.plant.pod_message is not None:
                 w.planted_message = event.plant.pod_message
+            if event.plant.termination_message is not None:
+                w.planted_termination = event.plant.termination_message
             if event.plant.event is not None:
                 for pod in w.pods:
                     self.emit(at, pod.namespace, "Pod", pod.name, event.plant.reason, event.plant.event, "Warning")

@@ -157,7 +157,11 @@ def end(sim: "SimCluster", pod: SimPod, t: datetime, how: tuple[str, int, str | 
     """The container ended (`how`: reason, exit code, message): keep it as lastState and back off before a restart."""
     from opsagent.cluster.sim.lifecycle import backoff
 
-    pod.last_end = (*how, t)
+    planted = sim.workloads[pod.workload].planted_termination
+    reason, code, message = how
+    if planted:
+        message = f"{message}\n{planted}" if message else planted
+    pod.last_end = (reason, code, message, t)
     pod.plan, pod.running_since = [], None
     pod.ready = False
     pod.restarts += 1

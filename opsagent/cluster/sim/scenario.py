@@ -296,11 +296,14 @@ class PlantAction(Strict):
     event: str | None = Field(default=None, min_length=1, max_length=2000)
     reason: str = Field(default="BackOff", min_length=1, max_length=100)
     pod_message: str | None = Field(default=None, min_length=1, max_length=2000)
+    termination_message: str | None = Field(default=None, min_length=1, max_length=2000, description=(
+        "ends the termination message of the workload's containers from now on (their last log lines, as a "
+        "container that writes /dev/termination-log leaves them)"))
 
     @model_validator(mode="after")
     def _something(self) -> "PlantAction":
-        if self.event is None and self.pod_message is None:
-            raise ValueError("give event, pod_message or both")
+        if self.event is None and self.pod_message is None and self.termination_message is None:
+            raise ValueError("give event, pod_message, termination_message or some of them")
         WorkloadRef.parse(self.workload)
         return self
 

@@ -124,6 +124,7 @@ class SimWorkload:
     gpu_memory_mib: int | None = None
     probes: ProbesDecl = field(default_factory=ProbesDecl)
     server: ServerDecl = field(default_factory=ServerDecl)
+    planted_termination: str | None = None  # ends each container's termination message (scenario `plant`)
 
     @property
     def key(self) -> str:
