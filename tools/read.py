@@ -85,6 +85,9 @@ def get_workload(ctx: ToolContext, args: GetWorkloadIn) -> Outcome:
         data["disruption_budgets"] = [{"name": b.key, "disruptions_allowed": b.disruptions_allowed,
                                        "current_healthy": b.current_healthy, "desired_healthy": b.desired_healthy}
                                       for b in budgets.values()]
+    why = ctx.explain_not_ready(snap, w) if w.ready_replicas < w.replicas else None
+    if why is not None:  # why its pods are not ready: still loading, a broken probe, out of memory, ...
+        data["not_ready"] = why
     scaled = f"; replicas owned by {owner.label}" if owner is not None else ""
     return Outcome(message=f"{w.key}: {w.ready_replicas}/{w.replicas} ready{scaled}", data=data)
 
@@ -318,10 +321,16 @@ class FindingList(ResultData):
     count: int | None = None
 
 
+class NotReady(ResultData):
+    reading: str
+    says: str
+
+
 class WorkloadDetail(ResultData):
     gpus_per_replica: int = 0
     rollout: str | None = None
     rollout_reason: str | None = None
+    not_ready: NotReady | None = None
 
 
 class IdleHolder(ResultData):
@@ -401,7 +410,10 @@ def _show_job(result: ToolResult) -> list[str]:
 def _show_workload(result: ToolResult) -> list[str]:
     data = WorkloadDetail.of(result)
     extra = f", rollout {data.rollout}" + (f" ({data.rollout_reason})" if data.rollout_reason else "")
-    return [f"{result.message}, {data.gpus_per_replica} GPU(s) per replica{extra}"]
+    lines = [f"{result.message}, {data.gpus_per_replica} GPU(s) per replica{extra}"]
+    if data.not_ready is not None:
+        lines.append(f"  not ready ({data.not_ready.reading.replace('_', ' ')}): {data.not_ready.says}")
+    return lines
 
 
 SHOWS: dict[str, Callable[[ToolResult], list[str]]] = {

@@ -172,6 +172,15 @@ def diagnose(snapshot: Snapshot, workload: Workload, now: datetime) -> Diagnosis
     return min(readings, key=lambda d: order.get(d.reading, 9))
 
 
+def explain(snapshot: Snapshot, workload: Workload) -> dict[str, Any] | None:
+    """`diagnose` at the snapshot's time as plain data for a reader (get_workload, chat), or None when all are ready."""
+    found = diagnose(snapshot, workload, snapshot.time)
+    if found.reading == "ready":
+        return None
+    return {"reading": found.reading, "says": found.says, "pod": found.pod,
+            "probe": found.probe.describe() if found.probe else None, "proposal": found.facts.get("proposal")}
+
+
 def not_ready(snapshot: Snapshot, now: datetime) -> list[Finding]:
     found = []
     for workload in snapshot.workloads:
@@ -193,4 +202,4 @@ def not_ready(snapshot: Snapshot, now: datetime) -> list[Finding]:
     return found
 
 
-__all__ = ["Diagnosis", "NEEDS_A_PERSON", "diagnose", "load_allowance", "not_ready"]
+__all__ = ["Diagnosis", "NEEDS_A_PERSON", "diagnose", "explain", "load_allowance", "not_ready"]

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster, ClusterError, read_only
+from opsagent.detect.probes import explain as explain_not_ready
 from opsagent.gate.keys import OUTCOME, args_hash, executed_key, status_of, step_key
 from opsagent.gate.support import (
     builtin,
@@ -454,7 +455,7 @@ class Gate:
         cluster = read_only(self.cluster) if tool.risk == "read" else self.cluster
         ctx = ToolContext(cluster=cluster, clock=self.clock, observe=_decided_then_fresh(snapshot, self.cluster.snapshot), dry_run=decision.dry_run,
                           warm_replicas=self._warm_replicas, findings=self.findings, poll_seconds=self.poll_seconds,
-                          wait=self.wait, proposals_dir=self.proposals_dir)
+                          wait=self.wait, proposals_dir=self.proposals_dir, explain_not_ready=explain_not_ready)
         wake = self._wake_rule(getattr(target, "workload", None), snapshot)
         if wake is not None:
             ctx = replace(ctx, wake_timeout_seconds=wake.timeout.total_seconds())
