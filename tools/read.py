@@ -134,6 +134,10 @@ def describe_pod(ctx: ToolContext, args: DescribePodIn) -> Outcome:
     data.update(
         message=pod.message,
         started_at=pod.started_at.isoformat() if pod.started_at else None,
+        running_since=pod.running_since.isoformat() if pod.running_since else None,
+        last_terminations=[  # how each container last ended; its message is the container's text, data only
+            {"container": t.container, "reason": t.reason, "exit_code": t.exit_code, "message": (t.message or "")[:300] or None,
+             "finished_at": t.finished_at.isoformat() if t.finished_at else None} for t in pod.terminations],
         events=[
             {"time": e.time.isoformat(), "type": e.type, "reason": e.reason, "message": e.message[:300]}
             for e in snap.events_for(pod.namespace, pod.name)[-20:]
@@ -284,9 +288,9 @@ def get_job(ctx: ToolContext, args: GetJobIn) -> Outcome:
 
 RETURNS: dict[str, str] = {
     'list_workloads': '`workloads` (workload, replicas, ready_replicas, gpus_held, gpu_utilization, request_rate, idle_seconds, idle, image, revision, rollout), `count`.',
-    'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations, rollout_reason, `pods`, and `autoscaler` (kind, name, bounds, paused_replicas, conditions) and `disruption_budgets` when they apply.',
+    'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations, rollout_reason, `pods`, and `autoscaler` (kind, name, bounds, paused_replicas, conditions), `disruption_budgets` and `not_ready` (reading, says, pod, probe, proposal) when they apply.',
     'list_pods': '`pods` (pod, workload, phase, ready, reason, node, gpu_ids, restarts, revision), `count`.',
-    'describe_pod': "The pod's fields plus message, started_at and its last 20 `events` (time, type, reason, message).",
+    'describe_pod': "The pod's fields plus message, started_at, running_since, `last_terminations` (container, reason such as OOMKilled, exit_code, message, finished_at) and its last 20 `events` (time, type, reason, message).",
     'gpu_inventory': '`devices` (id, node, model, memory_mib, link_width, switch_group, holder, workload, held_seconds, utilization, idle_seconds), `switch_groups`, `held`, `free`.',
     'list_findings': '`findings` (id, kind, subject, severity, summary), `count`.',
     'get_job': 'job, state, gpus_wanted, submitted_at, started_at, finished_at, node, gpu_ids; while queued also waited_seconds, free_gpus_by_node, most_free_on_one_node, fits_now, idle_holders (namespace, name, gpus_held, idle_minutes) and finding.',
@@ -392,6 +396,9 @@ def _show_pods(result: ToolResult) -> list[str]:
 def _show_pod(result: ToolResult) -> list[str]:
     data = result.data or {}
     lines = [f"  {result.message}" + (f": {data['message']}" if data.get("message") else "")]
+    for t in data.get("last_terminations") or []:
+        lines.append(f"    last ended: {t['container']} {t['reason']} (exit {t['exit_code']})"
+                     + (f": {t['message'][:120]}" if t.get("message") else ""))
     for e in (data.get("events") or [])[-5:]:
         lines.append(f"    {e['type']} {e['reason']}: {e['message']}")
     return lines
