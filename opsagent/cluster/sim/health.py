@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 GIB = 1024.0
 CUDA_OVERHEAD_MIB = 512  # what the CUDA context itself takes on a device before any weights
+REPEAT = timedelta(minutes=15)  # a probe failure that lasts is reported again this often
 
 
 def fault(w: SimWorkload, pod: SimPod) -> tuple[str, int, str | None] | None:
@@ -142,6 +143,8 @@ def step(sim: "SimCluster", w: SimWorkload, pod: SimPod, t: datetime) -> bool:
     _, action, message = pod.plan.pop(0)
     if action == "unhealthy":
         sim.emit(t, pod.namespace, "Pod", pod.name, "Unhealthy", message, "Warning")
+        if not pod.plan or pod.plan[0][0] > t + REPEAT:  # still failing later: said again, as a repeated event is
+            pod.plan.insert(0, (t + REPEAT, "unhealthy", message))
     elif action == "ready":
         lifecycle.make_ready(sim, w, pod, t)
     else:
