@@ -264,6 +264,10 @@ class SimCluster(WritesMixin):
             if event.node.ready is not None and event.node.ready != node.ready:
                 node.ready = event.node.ready
                 node.not_ready_since = None if node.ready else at
+                if node.ready:  # the kubelet is back: the pods it still runs pass their probes again
+                    for pod in self.pods.values():
+                        if pod.node == node.name and pod.stage == "ready":
+                            pod.ready = True
                 self.free_version += 1
                 self.emit(at, "", "Node", node.name, "NodeReady" if node.ready else "NodeNotReady",
                           f"Node {node.name} status is now: {'NodeReady' if node.ready else 'NodeNotReady'}",
