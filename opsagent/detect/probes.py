@@ -81,7 +81,7 @@ def _not_found(texts: list[str]) -> bool:
 def load_allowance(main: Container | None) -> tuple[int, str]:
     """Seconds a start may take before its probes give up on it, and which probe says so."""
     for kind in ("startup", "liveness"):
-        probe = main.probe(kind) if main else None  # type: ignore[arg-type]
+        probe = main.probe(kind) if main else None
         if probe is not None:
             return probe.budget_seconds, f"{kind} probe"
     return int(DEFAULT_LOAD.total_seconds()), "default"
@@ -123,7 +123,7 @@ def _pod_reading(snapshot: Snapshot, workload: Workload, pod: Pod, now: datetime
     main = workload.containers[0] if workload.containers else None
     seen = _probe_events(snapshot.events_for(pod.namespace, pod.name))
     for kind in ("startup", "liveness"):
-        probe = main.probe(kind) if main else None  # type: ignore[arg-type]
+        probe = main.probe(kind) if main else None
         if probe is None or not seen.get(f"killed:{kind}"):
             continue
         texts = seen.get(kind, [])

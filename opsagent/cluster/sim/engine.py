@@ -265,7 +265,7 @@ class SimCluster(WritesMixin):
                 node.ready = event.node.ready
                 node.not_ready_since = None if node.ready else at
                 if node.ready:  # the kubelet is back: the pods it still runs pass their probes again
-                    for pod in self.pods.values():
+                    for pod in (p for w in self.workloads.values() for p in w.pods):
                         if pod.node == node.name and pod.stage == "ready":
                             pod.ready = True
                 self.free_version += 1
