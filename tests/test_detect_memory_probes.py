@@ -213,3 +213,10 @@ def test_every_kind_stays_in_its_lane_in_one_detect_pass():
     snap = _snap(ended=[Termination(container="main", reason="OOMKilled", exit_code=137)])
     assert [f.kind for f in detect(snap, intents=[], now=NOW)] == ["out_of_memory"]
     assert diagnose(snap, snap.workloads[0], NOW).reading == "out_of_memory"
+
+
+def test_pods_on_a_node_that_is_not_ready_are_left_to_the_node_detectors():
+    snap = _probe_snap([HEALTH], running=timedelta(hours=3))
+    down = snap.model_copy(update={"nodes": (snap.nodes[0].model_copy(update={"ready": False}),)})
+    assert _one(not_ready(snap, NOW)).details["reading"] == "stuck"
+    assert not_ready(down, NOW) == [] and diagnose(down, down.workloads[0], NOW).says == "its node gpu-a is NotReady"

@@ -14,8 +14,8 @@ pod template) and the kubelet's probe events (`Unhealthy`: "Readiness probe fail
   probes allow for a start (the startup probe's budget, else the liveness probe's, else
   `DEFAULT_LOAD`), and nothing killed it. Restarting it would only start the load over;
 - `stuck`: running well past that time, refused, with no clear cause;
-- `waiting`: the pod is not running yet (Pending, pulling, crash-looping for other reasons):
-  other detectors say why.
+- `waiting`: the pod is not running yet (Pending, pulling, crash-looping for other reasons)
+  or its node is NotReady: other detectors say why.
 
 The detector raises a finding only for the readings a person must act on (`probe_broken`,
 `load_outlasts_probe`, `stuck`), with the probe, the numbers and the change to propose
@@ -136,6 +136,10 @@ def _pod_reading(snapshot: Snapshot, workload: Workload, pod: Pod, now: datetime
         return Diagnosis(reading, says, pod.name, probe, {
             "restarts": pod.restarts, "budget_seconds": probe.budget_seconds, "failures": [short(t) for t in texts[-2:]],
             "proposal": _proposal(probe, main, reading, seen)})
+    node = snapshot.node(pod.node) if pod.node else None
+    if node is not None and not node.ready:  # the node detectors own this: its kubelet reports nothing now
+        return Diagnosis("waiting", f"its node {node.name} is NotReady", pod.name,
+                         facts={"node": node.name, "restarts": pod.restarts})
     if pod.phase != "Running" or pod.running_since is None:
         return Diagnosis("waiting", f"pod is {pod.phase}" + (f" ({pod.reason})" if pod.reason else ""), pod.name,
                          facts={"phase": pod.phase, "reason": pod.reason, "restarts": pod.restarts})
