@@ -170,3 +170,16 @@ def test_a_command_probe_keeps_its_command():
     body = patch["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
     assert "exec" not in body and body["failureThreshold"] == 10 and body["httpGet"] is None
     assert copy.deepcopy(dep) == dep
+
+
+def test_decoding_keeps_only_the_numbers_of_container_ports_and_leaves_other_ports_alone():
+    import json
+
+    from opsagent.cluster.kube.health import containers
+    from opsagent.cluster.kube.read import decode_list
+
+    body = {"items": [_deployment(), {"kind": "Service", "spec": {"ports": [{"port": 80, "targetPort": 8000}]}}]}
+    deployment, service = decode_list(json.dumps(body))["items"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"] == (8000,)
+    assert service["spec"]["ports"] == [{"port": 80, "targetPort": 8000}]
+    assert containers(deployment["spec"]["template"]["spec"])[0].ports == (8000,)

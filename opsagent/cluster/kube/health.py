@@ -64,8 +64,8 @@ def probe(kind: str, body: dict[str, Any] | None) -> Probe | None:
 def container(spec: dict[str, Any]) -> Container:
     """One container of a pod spec: memory request and limit (MiB), declared ports, probes."""
     resources = spec.get("resources") or {}
-    ports = tuple(p["containerPort"] for p in spec.get("ports") or () if isinstance(p, dict)
-                  and isinstance(p.get("containerPort"), int))
+    ports = tuple(p if isinstance(p, int) else p.get("containerPort") for p in spec.get("ports") or ()  # decode_list
+                  if isinstance(p, int) or (isinstance(p, dict) and isinstance(p.get("containerPort"), int)))  # keeps numbers
     probes = tuple(p for p in (probe(kind, spec.get(field)) for kind, field in PROBE_FIELDS.items()) if p is not None)
     return Container(name=str(spec.get("name") or ""),
                      memory_request_mib=_mib_or_none((resources.get("requests") or {}).get("memory")),
@@ -73,12 +73,18 @@ def container(spec: dict[str, Any]) -> Container:
                      ports=ports, probes=probes)
 
 
-def containers(pod_spec: dict[str, Any]) -> tuple[Container, ...]:
-    return tuple(container(c) for c in pod_spec.get("containers") or () if isinstance(c, dict))
+Shared = dict[Any, Any]  # one snapshot's equal records, kept once (they are frozen)
 
 
-def terminations(statuses: list[dict[str, Any]] | None) -> tuple[Termination, ...]:
-    """How each container last ended: its current terminated state, else its last one."""
+def containers(pod_spec: dict[str, Any], shared: Shared | None = None) -> tuple[Container, ...]:
+    """The containers of a pod spec; with `shared`, equal tuples (one chart, many workloads) are one object."""
+    found = tuple(container(c) for c in pod_spec.get("containers") or () if isinstance(c, dict))
+    return found if shared is None else shared.setdefault(found, found)
+
+
+def terminations(statuses: list[dict[str, Any]] | None, shared: Shared | None = None) -> tuple[Termination, ...]:
+    """How each container last ended: its current terminated state, else its last one. With `shared`, equal
+    records (the same end reported by many pods) are one object."""
     out = []
     for cs in statuses or ():
         ended = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
@@ -89,7 +95,8 @@ def terminations(statuses: list[dict[str, Any]] | None) -> tuple[Termination, ..
                                exit_code=ended.get("exitCode") if isinstance(ended.get("exitCode"), int) else None,
                                message=str(message)[:MESSAGE_LIMIT] if message else None,
                                finished_at=parse_time(ended.get("finishedAt"))))
-    return tuple(out)
+    found = tuple(out)
+    return found if shared is None else shared.setdefault(found, found)
 
 
 def running_since(statuses: list[dict[str, Any]] | None) -> datetime | None:
