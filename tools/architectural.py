@@ -21,6 +21,7 @@ from opsagent.model import GpuRequirement, Probe, WorkloadRef
 from tools import effects
 from tools.args import Replicas, WorkloadArgs, find_workload
 from tools.base import Outcome, Tool, ToolContext, ToolInput
+from tools.show import plain
 from tools.write import _done
 
 MIN_ANNOTATION = "opsagent.dev/min-replicas"
@@ -253,9 +254,21 @@ EFFECTS: dict[str, effects.EffectCheck] = {
 }
 
 
+def _changes(args: dict[str, Any], *keys: str) -> str:
+    return ", ".join(f"{k} {plain(args[k], 40)}" for k in keys if args.get(k) is not None)
+
+
+# How a call reads in chat and approval requests: what it would change, not just where.
+PHRASES: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "set_resources": lambda ref, args: f"set resources of `{ref}`: {_changes(args, 'gpus_per_replica', 'memory_mib')}",
+    "set_probe": lambda ref, args: f"set the {plain(args.get('probe'), 12)} probe of `{ref}`: "
+                                   f"{_changes(args, 'path', 'port', 'period_seconds', 'failure_threshold')}",
+}
+
+
 def _tool(name: str, model: type[ToolInput], fn: Callable[[ToolContext, Any], Outcome], description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="architectural", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS.get(name))
+                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS.get(name), phrase=PHRASES.get(name))
 
 
 ARCHITECTURAL_TOOLS: tuple[Tool, ...] = (
