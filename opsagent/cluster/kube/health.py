@@ -64,13 +64,16 @@ def probe(kind: str, body: dict[str, Any] | None) -> Probe | None:
 def container(spec: dict[str, Any]) -> Container:
     """One container of a pod spec: memory request and limit (MiB), declared ports, probes."""
     resources = spec.get("resources") or {}
-    ports = tuple(p if isinstance(p, int) else p.get("containerPort") for p in spec.get("ports") or ()  # decode_list
-                  if isinstance(p, int) or (isinstance(p, dict) and isinstance(p.get("containerPort"), int)))  # keeps numbers
+    ports: list[int] = []
+    for port in spec.get("ports") or ():  # decode_list keeps only the numbers; a watched object has the dicts
+        number = port.get("containerPort") if isinstance(port, dict) else port
+        if isinstance(number, int):
+            ports.append(number)
     probes = tuple(p for p in (probe(kind, spec.get(field)) for kind, field in PROBE_FIELDS.items()) if p is not None)
     return Container(name=str(spec.get("name") or ""),
                      memory_request_mib=_mib_or_none((resources.get("requests") or {}).get("memory")),
                      memory_limit_mib=_mib_or_none((resources.get("limits") or {}).get("memory")),
-                     ports=ports, probes=probes)
+                     ports=tuple(ports), probes=probes)
 
 
 Shared = dict[Any, Any]  # one snapshot's equal records, kept once (they are frozen)
