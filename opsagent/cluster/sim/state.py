@@ -125,6 +125,7 @@ class SimWorkload:
     probes: ProbesDecl = field(default_factory=ProbesDecl)
     server: ServerDecl = field(default_factory=ServerDecl)
     planted_termination: str | None = None  # ends each container's termination message (scenario `plant`)
+    container_seen: tuple | None = None  # (what the container record was built from, the record): see health.container
 
     @property
     def key(self) -> str:
