@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster
-from opsagent.model import Finding, Frozen, ReplicaWrite, Risk, Snapshot, ToolResult, WorkloadRef
+from opsagent.model import Finding, Frozen, ReplicaWrite, Risk, Snapshot, ToolResult, Workload, WorkloadRef
 
 from tools.effects import EffectCheck
 
@@ -78,6 +78,8 @@ class ToolContext:
     wait: Callable[[float], None] | None = None
     # Where `change_policy` writes proposed policy files (never the live policy dir).
     proposals_dir: Path | None = None
+    # Why a workload's pods are not ready, as plain data (the gate hands in opsagent.detect.probes.explain).
+    explain_not_ready: Callable[[Snapshot, Workload], dict[str, Any] | None] = lambda snapshot, workload: None
 
     def pause(self, seconds: float) -> None:
         """Wait `seconds` the way this context was told to (see `wait`)."""

@@ -80,6 +80,17 @@ def placement(args: dict[str, Any]) -> dict[str, Any]:
     return {"gpu_requirement": {"min_link_width": args.get("min_link_width"), "coherent": bool(args.get("coherent", False))}}
 
 
+def probe(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+    w = workload_of(snapshot, args)
+    if w is None or not w.containers:
+        return Observed("unknown", f"{args.get('namespace')}/{args.get('name')} is not in the cluster, or shows no container")
+    now = w.containers[0].probe(args.get("probe"))  # type: ignore[arg-type]
+    wanted = {k: args[k] for k in ("path", "port", "period_seconds", "failure_threshold") if args.get(k) is not None}
+    if now is not None and all(getattr(now, k) == v for k, v in wanted.items()):
+        return Observed("in_effect", f"{w.key}'s {args.get('probe')} probe shows {wanted}")
+    return Observed("not_in_effect", f"{w.key}'s {args.get('probe')} probe does not show {wanted}")
+
+
 def bounds(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
     w = workload_of(snapshot, args)
     if w is None:

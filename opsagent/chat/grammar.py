@@ -24,7 +24,7 @@ from tools.base import ChatForm
 from tools.registry import REGISTRY
 
 _COMMAND_FORMS: tuple[str, ...] = (
-    "why is NS/NAME pending?  (or: failing?; NAME is a workload or a GPU job)",
+    "why is NS/NAME pending?  (or: failing?, not ready?; NAME is a workload or a GPU job)",
     "show idle gpus | show free gpus | show gpus",
     "show workloads [in NS]",
     "show findings",
@@ -88,7 +88,10 @@ _NUMBER_WORDS = {
 NUM = r"(?P<n>\d{1,6}|" + "|".join(_NUMBER_WORDS) + r")"
 _HELP = ("help", r"^(?:help|\?|commands|what can you do)$")
 _COMMANDS: tuple[tuple[str, str], ...] = (
-    ("why", rf"^why\s+(?:is|are|does)\s+{WL}\s+(?P<state>pending|failing|crashing|stuck|down|broken|not\s+running|not\s+ready)$"),
+    ("why", rf"^why\s+(?:is|are|does)\s+{WL}\s+(?:still\s+)?(?P<state>pending|failing|crashing|stuck|down|broken|not\s+running|"
+            r"not\s+ready|unready|never\s+ready|restarting|keep\s+restarting|not\s+starting)(?:\s+yet)?$"),
+    ("why", rf"^why\s+(?P<neg>isn'?t|is\s+not|aren'?t|are\s+not|doesn'?t|does\s+not)\s+{WL}\s+(?:get\s+|become\s+)?"
+            r"(?P<state>ready|running|up|start)(?:\s+yet)?$"),
     ("gpus", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<which>idle\s+|free\s+|all\s+)?gpus?$"),
     ("workloads", rf"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<gpu>gpu\s+)?workloads(?:\s+in\s+(?:namespace\s+)?(?P<ns>{NS}))?$"),
     ("findings", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?findings$"),
@@ -201,6 +204,8 @@ def _build(key: str, m: re.Match[str]) -> Command:
     if key == "why":
         args, ref = _wl(m)
         state = " ".join(m.group("state").lower().split())
+        if m.groupdict().get("neg"):
+            state = f"not {state}"
         steps = (
             Step(tool="get_workload", args=args),
             Step(tool="list_pods", args={"namespace": args["namespace"], "workload": args["name"]}),
@@ -243,7 +248,7 @@ def _build(key: str, m: re.Match[str]) -> Command:
 
 
 _HINTS = {
-    "why": "why is NS/NAME pending? (or failing?), e.g. 'why is training/bert pending?'",
+    "why": "why is NS/NAME pending? (or failing?, not ready?), e.g. 'why is inference/llm not ready?'",
     "show": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals | show proposals",
     "list": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals | show proposals",
     "approve": "approve N [comment], e.g. 'approve 12 looks right'",

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from opsagent.model import Frozen, GpuRequirement, Snapshot, WorkloadRef
+from opsagent.model import Frozen, GpuRequirement, Probe, Snapshot, WorkloadRef
 
 
 class WriteResult(Frozen):
@@ -160,6 +160,9 @@ class ClusterWriter(Protocol):
         """Set one container's image in the pod template (the first container when None); starts a new revision.
 
         Raises Invalid naming the template's containers when `container` is not one of them."""
+
+    def set_probe(self, *, ref: WorkloadRef, probe: Probe, dry_run: bool = False) -> WriteResult:
+        """Set one probe (`probe.kind` says which) of the pod template's main container; starts a new revision."""
 
 
 @runtime_checkable

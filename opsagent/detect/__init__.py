@@ -23,7 +23,9 @@ from opsagent.detect.cron import CronError, parse_cron, window_open
 from opsagent.detect.drain import node_needs_drain
 from opsagent.detect.idle import idle_gpu, jobs_waiting
 from opsagent.detect.images import image_pull_failed
+from opsagent.detect.memory import out_of_memory
 from opsagent.detect.nodes import node_left_cordoned, node_unhealthy
+from opsagent.detect.probes import not_ready
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
 from opsagent.detect.rollout import crashloop, rollout_failed
 from opsagent.detect.wake import wake_requested
@@ -70,6 +72,13 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
     "image_pull_failed": frozenset({
         "image", "cause", "reason", "message", "revision", "pods", "rollback_image", "last_good_revision",
         "next_action", "why", "attempts", "protected", "intent", "incident_started_at", "rejected"}),
+    "out_of_memory": frozenset({
+        "memory", "pods", "worst_pod", "container", "restarts", "exit_code", "reason", "message", "limit_mib",
+        "request_mib", "main_container", "proposed_memory_mib", "device_memory_mib", "reported", "need_on_device_mib",
+        "fits_one_device", "gpus_per_replica", "tensor_parallel", "largest_node_gpus", "proposed_gpus_per_replica"}),
+    "not_ready": frozenset({
+        "reading", "pod", "probe", "probe_action", "probe_path", "probe_port", "budget_seconds", "container_ports",
+        "ready_replicas", "replicas", "restarts", "running_seconds", "failures", "proposal"}),
 }
 
 
@@ -116,6 +125,8 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *autoscaler_stuck(snapshot, now),
         *node_needs_drain(snapshot, now),
         *image_pull_failed(snapshot, intents, now, history),
+        *out_of_memory(snapshot, now),
+        *not_ready(snapshot, now),
     ]
     order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
     return sorted(found, key=lambda f: (order[f.kind], f.subject))

@@ -33,6 +33,8 @@ SEVERITY = {
     "autoscaler_stuck": "warning",
     "node_needs_drain": "warning",
     "image_pull_failed": "critical",
+    "out_of_memory": "critical",
+    "not_ready": "warning",
 }
 
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from opsagent.detect import memory
 from opsagent.detect.common import History, Intents, intent_of, iso, make, short
 from opsagent.detect.images import claims, last_good_revision
 from opsagent.detect.incident import (
     incident_attempts, rejected_tools, rejection_rows, release_started, revision_started, tools_done)
-from opsagent.model import Finding, Snapshot
+from opsagent.model import Finding, Pod, Snapshot
 from opsagent.policy.intents import RolloutRetry
 
 BAD_POD_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff")
@@ -106,6 +107,15 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
     return findings
 
 
+def explained(snapshot: Snapshot, pod: Pod) -> bool:
+    """The restarts have a known cause a fresh pod would not fix: out of memory, or a probe that kills it
+    (out_of_memory and not_ready report those, with the change a person should make)."""
+    if memory.cause(pod) is not None:
+        return True
+    return any(e.reason == "Killing" and " probe, will be restarted" in e.message
+               for e in snapshot.events_for(pod.namespace, pod.name))
+
+
 def crashloop(snapshot: Snapshot, intents: Intents, now: datetime,
               history: History | None = None) -> list[Finding]:
     findings = []
@@ -114,7 +124,7 @@ def crashloop(snapshot: Snapshot, intents: Intents, now: datetime,
             continue  # pods crashing mid-rollout belong to rollout_failed
         looping = sorted(
             (p for p in snapshot.pods_of(workload.ref)
-             if p.reason == "CrashLoopBackOff" and p.revision == workload.revision),
+             if p.reason == "CrashLoopBackOff" and p.revision == workload.revision and not explained(snapshot, p)),
             key=lambda p: p.name,
         )
         if not looping:

@@ -8,7 +8,7 @@
 - `hostile`: a planner that tries what must never happen: architectural
   changes, kube-system, made-up tools, deleting and scaling what it should not,
   and whatever instructions it finds planted in annotations, events, pod
-  status messages or chat.
+  status messages, containers' termination messages or chat.
 - `garbled`: the real LLM planner and Ollama client against a model server on
   loopback that never answers usably: an HTML page with status 200, a stream
   cut in the middle of a JSON line, an answer slower than the client waits,
@@ -179,7 +179,8 @@ class HostilePlanner:
         workloads = list(snap.workloads)
         texts = [inp.message or ""] + [str(v) for w in workloads for v in (w.annotations or {}).values()] + \
                 [getattr(e, "message", "") or "" for e in getattr(snap, "events", ())] + \
-                [p.message or "" for p in getattr(snap, "pods", ())]
+                [p.message or "" for p in getattr(snap, "pods", ())] + \
+                [t.message or "" for p in getattr(snap, "pods", ()) for t in p.terminations]
         # Refused outright first (the run goes on), then what must wait for a person (the run pauses there).
         planted = planted_calls(texts)
         attacks: list[tuple[str, dict[str, Any]]] = [c for c in planted if not _architectural(c[0])]

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster, ClusterError, read_only
+from opsagent.detect.probes import explain as explain_not_ready
 from opsagent.gate.keys import OUTCOME, args_hash, executed_key, status_of, step_key
 from opsagent.gate.support import (
     builtin,
@@ -487,7 +488,8 @@ class Gate:
         read = self.cluster.snapshot if tool.risk == "read" else (lambda: self._view(target))
         ctx = ToolContext(cluster=cluster, clock=self.clock, observe=_decided_then_fresh(snapshot, read), dry_run=decision.dry_run,
                           warm_replicas=lambda ref: self._warm_replicas(ref, snapshot), findings=self.findings, poll_seconds=self.poll_seconds,
-                          wait=self.wait, proposals_dir=self.proposals_dir)
+                          wait=self.wait, proposals_dir=self.proposals_dir,
+                          explain_not_ready=explain_not_ready)
         ref = getattr(target, "workload", None)
         wake = self._wake_rule(ref, snapshot) if ref is not None else None
         if wake is not None:

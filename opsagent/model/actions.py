@@ -38,6 +38,8 @@ FindingKind = Literal[
     "autoscaler_stuck",
     "node_needs_drain",
     "image_pull_failed",
+    "out_of_memory",
+    "not_ready",
 ]
 FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
 

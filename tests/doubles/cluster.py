@@ -15,7 +15,7 @@ from typing import Any
 
 from opsagent.clock import VirtualClock
 from opsagent.cluster.port import WRITE_METHODS, ClusterError, Invalid, NotFound, WorkloadSpec, WriteResult
-from opsagent.model import GpuDevice, Node, Pod, Revision, Snapshot, Workload, WorkloadRef
+from opsagent.model import Container, GpuDevice, Node, Pod, Revision, Snapshot, Workload, WorkloadRef
 
 
 
@@ -175,6 +175,16 @@ class TinyCluster:
         if self.snapshot().pod(namespace, name) is None:
             raise NotFound(f"no pod {namespace}/{name}", status=404)
         return WriteResult(dry_run=dry_run, message="evicted")
+
+    def set_probe(self, *, ref: WorkloadRef, probe: Any, dry_run: bool = False) -> WriteResult:
+        self._check()
+        w = self._get(ref)
+        main = w.containers[0] if w.containers else Container(name="main")
+        probes = tuple(p for p in main.probes if p.kind != probe.kind) + (probe,)
+        revision = w.revision + 1
+        update = {"containers": (main.model_copy(update={"probes": probes}), *w.containers[1:]), "revision": revision,
+                  "history": w.history + (Revision(revision=revision, image=w.image),)}
+        return self._put(w.model_copy(update=update), dry_run, f"{probe.kind} probe set")
 
     def pause_autoscaler(self, *, kind: str, namespace: str, name: str, replicas: int | None,
                          dry_run: bool = False) -> WriteResult:

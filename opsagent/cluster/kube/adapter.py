@@ -24,6 +24,7 @@ from kubernetes import client as k8s
 from opsagent.clock import Clock, RealClock
 from opsagent.cluster.kube import autoscalers as scalers
 from opsagent.cluster.kube import disruption as disruption_parse
+from opsagent.cluster.kube import health as health_parse
 from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.informer import STALE_AFTER, Cache, Informer, key_of
@@ -35,7 +36,7 @@ from opsagent.cluster.port import (
     ClusterError, Conflict, DisruptionBlocked, Forbidden, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult,
 )
 from opsagent.metrics import MetricsError, PrometheusClient
-from opsagent.model import GpuRequirement, Snapshot, WorkloadRef
+from opsagent.model import GpuRequirement, Probe, Snapshot, WorkloadRef
 
 DRA_VERSIONS = ("v1", "v1beta2", "v1beta1")
 METRICS_REUSE = 5.0   # seconds a narrowed view reuses the last Prometheus reading (a scrape is every 15-30 s)
@@ -459,6 +460,12 @@ class KubeCluster:
                                     memory_mib=memory_mib, gpu_requirement=gpu_requirement)
         self._patch_workload(ref, body, dry_run=dry_run)
         return self._result(f"changed the pod template of {ref}", dry_run=dry_run, patch=body)
+
+    def set_probe(self, *, ref: WorkloadRef, probe: Probe, dry_run: bool = False) -> WriteResult:
+        current = self.get_workload(ref)
+        body = health_parse.probe_patch(current, probe)
+        self._patch_workload(ref, body, dry_run=dry_run)
+        return self._result(f"set the {probe.kind} probe of {ref}", dry_run=dry_run, patch=body)
 
     def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
         what = f"{'cordon' if cordoned else 'uncordon'} node {node}"

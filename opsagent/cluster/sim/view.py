@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsagent.cluster.sim import health
 from opsagent.model import (
     Event,
     GpuDevice,
@@ -166,6 +167,7 @@ def _workload(w: Any, pods: list[Pod]) -> Workload:
             namespace=p.namespace, name=p.name, workload=ref, phase=p.phase, reason=p.reason,
             message=_message(p.message, w.planted_message), node=p.node, gpu_ids=tuple(g.id for g in p.gpus), restarts=p.restarts,
             ready=p.ready, revision=p.revision, started_at=p.started_at, labels=dict(p.labels), annotations={},
+            terminations=health.terminations(p), running_since=p.running_since,
         ))
     return _make(Workload,
         ref=ref, replicas=w.replicas, ready_replicas=ready, revision=w.revision, image=w.image,
@@ -178,6 +180,7 @@ def _workload(w: Any, pods: list[Pod]) -> Workload:
                                              message=w.rollout_message, revision=w.revision, since=w.rollout_since),
         history=tuple(_make(Revision, revision=r.number, image=r.image, created_at=r.created_at,
                                                change_cause=r.change_cause) for r in w.revisions),
+        containers=(health.container(w),),
     )
 
 

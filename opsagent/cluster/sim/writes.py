@@ -12,10 +12,12 @@ never touches anything outside the simulator.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from opsagent.cluster.port import Conflict, DisruptionBlocked, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult
 from opsagent.cluster.sim import lifecycle
-from opsagent.cluster.sim.scenario import ColdStart
-from opsagent.model import GpuRequirement, WorkloadRef
+from opsagent.cluster.sim.scenario import ColdStart, ProbeDecl
+from opsagent.model import GpuRequirement, Probe, WorkloadRef
 
 SIM_CONTAINER = "main"  # the one container of every simulated pod template (its events name it too)
 
@@ -276,6 +278,25 @@ class WritesMixin:
         lifecycle.kill_pod(self, w, pod, self.now, reason="Evicted")  # type: ignore[arg-type,attr-defined]
         lifecycle.reconcile(self, w, self.now)  # type: ignore[arg-type,attr-defined]
         return self._done(f"{namespace}/{name} evicted; its workload replaces it", False)
+
+    def set_probe(self, *, ref: WorkloadRef, probe: Probe, dry_run: bool = False) -> WriteResult:
+        self._begin(dry_run)
+        w = self.workload(ref)  # type: ignore[attr-defined]
+        if probe.action not in ("http", "tcp") or not isinstance(probe.port, int):
+            raise Invalid(f"{probe.kind} probe: the simulator models HTTP and TCP probes on a numbered port", status=422)
+        decl = ProbeDecl(action=probe.action, path=probe.path or "/health", port=probe.port,
+                         initial_delay=timedelta(seconds=probe.initial_delay_seconds),
+                         period=timedelta(seconds=probe.period_seconds), failure_threshold=probe.failure_threshold)
+        if getattr(w.probes, probe.kind) == decl:
+            return self._done(f"{ref}: {probe.kind} probe unchanged", dry_run, changed=[])
+        if dry_run:
+            return self._done(f"{ref} {probe.kind} probe would change", True, changed=[probe.kind])
+        self._apply_fault(f'deployments.apps "{w.ref.name}"')
+        w.probes = w.probes.model_copy(update={probe.kind: decl})
+        rev = self.new_revision(w, image=w.image, cause=f"set {probe.kind} probe", now=self.now)  # type: ignore[attr-defined]
+        lifecycle.reconcile(self, w, self.now)  # type: ignore[arg-type,attr-defined]
+        return self._done(f"{ref} {probe.kind} probe changed: revision {rev.number}", False, changed=[probe.kind],
+                          revision=rev.number)
 
     def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
         self._begin(dry_run)
