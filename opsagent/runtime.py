@@ -11,6 +11,7 @@ or `kube:CONTEXT`.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,12 +27,12 @@ from opsagent.audit import (
     NotAnOpsagentDatabase,
 )
 from opsagent.clock import Clock, RealClock
-from opsagent.cluster.port import Cluster, ClusterReader
-from opsagent.cluster.utilwatch import UtilisationWatch
+from opsagent.cluster.port import Cluster, ClusterError, ClusterReader
+from opsagent.cluster.utilwatch import UtilisationWatch, WatchedWriter
 from opsagent.detect import Attempts, detect
 from opsagent.gate import Gate
 from opsagent.leases import LeaseService
-from opsagent.model import Finding, Snapshot, Workload
+from opsagent.model import Finding, Snapshot, Workload, WorkloadRef
 from opsagent.policy import Policy, PolicyError, load_policy
 from opsagent.yamlfile import FileError
 
@@ -66,12 +67,21 @@ class Runtime:
         extra = self.policy.annotation_notes(snapshot)
         return snapshot.model_copy(update={"notes": snapshot.notes + extra}) if extra else snapshot
 
+    def observe_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        """`observe()` narrowed to the workloads `refs` when the cluster can show them alone (`ReadsWorkloads`)."""
+        narrow = getattr(self.cluster, "snapshot_of", None)
+        if narrow is None:
+            return self.observe()
+        snapshot = narrow(refs)
+        extra = self.policy.annotation_notes(snapshot)
+        return snapshot.model_copy(update={"notes": snapshot.notes + extra}) if extra else snapshot
+
     def findings(self, snapshot: Snapshot | None = None) -> list[Finding]:
         """Findings now, with history: how often each was already acted on (for bounded retries)."""
         snap = snapshot or self.observe()
         now = self.clock.now()
         return detect(snap, intents=self.policy.intent_book, now=now, history=action_history(self, since=now - HISTORY_WINDOW),
-                      leased=self.leases().held())
+                      leased=self.leases().held(snap))
 
     def leases(self) -> LeaseService:
         """Time-boxed wakes over this runtime's audit log and gate."""
@@ -79,12 +89,14 @@ class Runtime:
 
 
 def open_cluster(spec: str, *, prometheus: str | None = None, request_rate_query: str | None = None,
-                 seed: int | None = None) -> tuple[Cluster, Clock, object | None]:
+                 seed: int | None = None, watch: bool = False) -> tuple[Cluster, Clock, object | None]:
     """Build a cluster from a spec; returns (cluster, clock, sim-or-None).
 
     `prometheus` (a URL) and `request_rate_query` (a preset name such as
     `ingress-nginx` or `keda-http`, or raw PromQL) feed the kube adapter's
-    metrics; the simulator has its own.
+    metrics; the simulator has its own. `watch` (for a long-running process)
+    makes a kube adapter read one watched cache (list once, then watch) for
+    every snapshot and lookup of the process; the simulator ignores it.
     """
     kind, _, arg = spec.partition(":")
     if kind == "sim":
@@ -102,7 +114,7 @@ def open_cluster(spec: str, *, prometheus: str | None = None, request_rate_query
 
         metrics = open_prometheus(prometheus, request_rate_query)
         try:
-            cluster = KubeCluster.from_config(context=arg or None, prometheus=metrics, clock=RealClock())
+            cluster = KubeCluster.from_config(context=arg or None, prometheus=metrics, clock=RealClock(), watch=watch)
         except Exception as exc:  # config loading raises several library types; report and stop
             raise RuntimeError_(
                 f"cannot reach the cluster: {exc}",
@@ -184,16 +196,21 @@ def open_runtime(
     clock: Clock | None = None,
     cluster_obj: Cluster | None = None,
     findings: Callable[[], list[Finding]] | None = None,
+    watch: bool = False,
 ) -> Runtime:
-    """Open every part. `cluster_obj` (with `clock`) reuses an existing cluster, e.g. a running simulator."""
+    """Open every part. `cluster_obj` (with `clock`) reuses an existing cluster, e.g. a running simulator, or
+    another runtime's gate cluster (its reads, utilisation memory and watched cache are shared, not copied).
+    `watch`: see `open_cluster` (long-running processes pass it)."""
     policy = open_policy(policies)
     if cluster_obj is not None:
         the_cluster, the_clock, sim = cluster_obj, clock or getattr(cluster_obj, "clock", RealClock()), None
         if hasattr(cluster_obj, "advance") and hasattr(cluster_obj, "record_request"):
             sim = cluster_obj
     else:
-        the_cluster, the_clock, sim = open_cluster(cluster, prometheus=prometheus, request_rate_query=request_rate_query, seed=seed)
-    watch = UtilisationWatch(the_cluster, idle_threshold(policy))
+        the_cluster, the_clock, sim = open_cluster(cluster, prometheus=prometheus, request_rate_query=request_rate_query,
+                                                   seed=seed, watch=watch)
+    utilisation = (the_cluster.watch if isinstance(the_cluster, WatchedWriter)
+                   else UtilisationWatch(the_cluster, idle_threshold(policy)))
     audit = open_audit(db)
     if sim is not None and audit.clock_kind() == "real":
         audit.close()
@@ -213,10 +230,10 @@ def open_runtime(
         is_member=policy.actor_matches,
         default_ttl_seconds=int(policy.approval_ttl_seconds),
     )
-    runtime = Runtime(cluster=watch, clock=the_clock, policy=policy, audit=audit, approvals=approvals, gate=None, sim=sim)  # type: ignore[arg-type]
+    runtime = Runtime(cluster=utilisation, clock=the_clock, policy=policy, audit=audit, approvals=approvals, gate=None, sim=sim)  # type: ignore[arg-type]
     runtime.gate = Gate(
         policy=policy,
-        cluster=watch.writer(),
+        cluster=utilisation.writer(),
         clock=the_clock,
         recorder=audit,
         approvals=approvals,
@@ -263,6 +280,17 @@ def action_history(runtime: Runtime, *, since: datetime) -> dict[str, Attempts]:
     return out
 
 
+def workloads_present(cluster: ClusterReader, keys: Collection[str]) -> set[str] | None:
+    """Which of the NAMESPACE/NAME `keys` name a workload the cluster has, looking at those workloads only when the
+    cluster can (`ReadsWorkloads`); None when the cluster cannot be read (the caller then cannot tell)."""
+    narrow = getattr(cluster, "snapshot_of", None)
+    try:
+        snapshot = narrow([WorkloadRef.parse(key) for key in keys]) if narrow is not None else cluster.snapshot()
+    except (ClusterError, ValueError):
+        return None
+    return {key for key in keys if snapshot.workload(key) is not None}
+
+
 def make_detect(runtime: Runtime) -> Callable[[Snapshot], list[Finding]]:
     """The detection function agents use: `runtime.findings` for a given snapshot."""
     return runtime.findings
@@ -270,6 +298,7 @@ def make_detect(runtime: Runtime) -> Callable[[Snapshot], list[Finding]]:
 
 def build_agent(runtime: Runtime, *, db: Path, playbooks: Path | None, model: str | None,
                 base_url: str | None = None, observe: Callable[[], Snapshot] | None = None,
+                observe_of: Callable[[Sequence[WorkloadRef]], Snapshot] | None = None,
                 detect_fn: Callable[[Snapshot], list[Finding]] | None = None,
                 config: "AgentConfig | None" = None, planner: Any = None) -> "Agent":
     """The agent every entry point runs: LLM planner when `model` is set (offline fallback built in), else offline.
@@ -293,4 +322,4 @@ def build_agent(runtime: Runtime, *, db: Path, playbooks: Path | None, model: st
     return Agent(gate=runtime.gate, policy=runtime.policy, playbooks=loaded, observe=observe or runtime.observe,
                  detect_fn=detect_fn or make_detect(runtime), planner=planner or ("llm" if model else "offline"),
                  checkpoint_path=db, recorder=runtime.audit, clock=runtime.clock, config=config,
-                 approvals=runtime.approvals, settle=settle)
+                 approvals=runtime.approvals, settle=settle, observe_of=observe_of or runtime.observe_of)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from opsagent.model import (
-    ConfigObject, Event, Service, ServicePort, VolumeClaim,
-    Autoscaler, GpuDevice, GpuRequirement, Job, Node, NodeCondition, Pod, Revision, RolloutState, Snapshot, Workload, WorkloadRef)
+    Autoscaler, ConfigObject, Container, Event, GpuDevice, GpuRequirement, Job, Node, NodeCondition, Pod, Probe, Revision,
+    RolloutState, Service, ServicePort, Snapshot, Termination, VolumeClaim, Workload, WorkloadRef)
 from opsagent.policy.intents import Intent
 
 UTC = timezone.utc
@@ -88,6 +88,13 @@ def troubled() -> tuple[Snapshot, list[Intent]]:
             workload("batch", "worker", replicas=2, gpus_per_replica=1, revision=5),
             workload("inference", "reranker", replicas=1, gpus_per_replica=1,
                      gpu_requirement=GpuRequirement(min_link_width=32)),
+            workload("search", "ranker", replicas=1, revision=2, image="reg/ranker:9.9",
+                     rollout=RolloutState(status="progressing", revision=2),
+                     history=(Revision(revision=1, image="reg/ranker:1.0"), Revision(revision=2, image="reg/ranker:9.9"))),
+            workload("tools", "coder", replicas=1, containers=(
+                Container(name="main", memory_request_mib=16384, memory_limit_mib=16384),)),
+            workload("tools", "search", replicas=1, containers=(Container(name="main", ports=(8000,), probes=(
+                Probe(kind="readiness", path="/ready", port=8000), Probe(kind="liveness", path="/health", port=8000))),)),
         ),
         pods=(
             pod("render", "ui-1", "ui", gpu_ids=["a0"], started=NOW - timedelta(hours=6), phase="Running", ready=True,
@@ -102,7 +109,16 @@ def troubled() -> tuple[Snapshot, list[Intent]]:
                 message="0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
             Pod(namespace="web", name="api-1", workload=WorkloadRef(namespace="web", name="api"), node="cpu-d",
                 phase="Running", ready=True),
+            pod("search", "ranker-2", "ranker", phase="Pending", reason="ErrImagePull", revision=2,
+                message='failed to pull and unpack image "reg/ranker:9.9": not found'),
+            pod("tools", "coder-1", "coder", phase="Running", reason="CrashLoopBackOff", restarts=4, revision=1,
+                terminations=(Termination(container="main", reason="OOMKilled", exit_code=137),)),
+            pod("tools", "search-1", "search", phase="Running", revision=1, running_since=NOW - timedelta(minutes=30)),
         ),
+        events=(Event(time=NOW, namespace="search", kind="Pod", name="ranker-2", type="Warning", reason="Failed",
+                      message='Failed to pull image "reg/ranker:9.9": manifest unknown'),
+                Event(time=NOW - timedelta(minutes=25), namespace="tools", kind="Pod", name="search-1", type="Warning",
+                      reason="Unhealthy", message="Readiness probe failed: HTTP probe failed with statuscode: 404")),
         jobs=(Job(namespace="training", name="finetune-7", gpus=2, submitted_at=NOW - timedelta(hours=1)),),
         autoscalers=(Autoscaler(kind="HorizontalPodAutoscaler", namespace="batch", name="worker",
                                 target=WorkloadRef(namespace="batch", name="worker"), min_replicas=1, max_replicas=3,

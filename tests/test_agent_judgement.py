@@ -165,7 +165,8 @@ def test_a_person_scaling_past_the_intent_is_refused_naming_it(tmp_path):
 def test_temporary_api_errors_are_retried_past_the_playbook_budget_and_a_person_is_told_once(tmp_path):
     d = Daemonish(tmp_path, {
         "nodes": [gpu_node(count=2)],
-        "workloads": [_embedder(failures=[{"image": image(EMB, "2.6.0"), "mode": "bad_image"}])],
+        # a release that crashes on start (a missing tag is image_pull_failed's, with no restarts to retry)
+        "workloads": [_embedder(failures=[{"image": image(EMB, "2.6.0"), "mode": "crash"}])],
         "timeline": [{"at": "+5m", "rollout": {"workload": EMB, "image": image(EMB, "2.6.0")}},
                      {"at": "+6m", "api_fault": {"kind": "unavailable", "count": 6}}],
     })

@@ -27,7 +27,14 @@ UNDERSTOOD = [
     ("WAKE inference/llm?", "tool", [("wake_workload", W)]),
     ("sleep inference/llm", "tool", [("sleep_workload", W)]),
     ("restart inference/llm", "tool", [("restart_rollout", W)]),
-    ("rollback inference/llm", "tool", [("undo_rollout", W)]),
+    ("rollback inference/llm", "tool", [("set_image", W)]),  # back to the image it ran before
+    ("roll back inference/llm", "tool", [("set_image", W)]),
+    ("undo inference/llm", "tool", [("undo_rollout", W)]),
+    ("set image inference/llm to vllm/vllm-openai:v0.8.3", "tool", [("set_image", {**W, "image": "vllm/vllm-openai:v0.8.3"})]),
+    ("set the image of inference/llm container proxy to envoyproxy/envoy:v1.30.2", "tool",
+     [("set_image", {**W, "container": "proxy", "image": "envoyproxy/envoy:v1.30.2"})]),
+    ("drain gpu-b", "tool", [("drain_node", {"node": "gpu-b"})]),
+    ("please drain node gpu-b", "tool", [("drain_node", {"node": "gpu-b"})]),
     ("roll back inference/llm to revision 3", "tool", [("undo_rollout", {**W, "to_revision": 3})]),
     ("undo inference/llm to 7", "tool", [("undo_rollout", {**W, "to_revision": 7})]),
     ("show gpus", "tool", [("gpu_inventory", {})]),
@@ -126,8 +133,11 @@ def test_parse_never_raises_and_write_commands_always_name_a_workload(text):
     out = parse(text)
     if isinstance(out, Command) and out.action == "tool":
         for step in out.steps:
-            if step.tool in {"scale_workload", "wake_workload", "sleep_workload", "restart_rollout", "undo_rollout"}:
+            if step.tool in {"scale_workload", "wake_workload", "sleep_workload", "restart_rollout", "undo_rollout",
+                             "set_image"}:
                 assert step.args["namespace"] and step.args["name"]
+            if step.tool == "drain_node":
+                assert step.args["node"] and set(step.args) == {"node"}
 
 
 def test_a_mistyped_verb_gets_the_closest_form_not_a_run() -> None:
@@ -139,3 +149,19 @@ def test_a_mistyped_verb_gets_the_closest_form_not_a_run() -> None:
     assert parse("aprove 3").hint == "did you mean: approve 3"
     assert parse("scal").hint.startswith("use: scale NS/NAME to N")
     assert parse("blah blah").hint is None   # nothing close: the list of forms only
+
+
+def test_image_and_drain_forms_need_all_their_parts():
+    """'set image' without an image, or a drain without a node, is a hint, never a call; a drain never takes NS/NAME."""
+    for text, form in (("set image inference/llm", "set image NS/NAME"), ("set image inference/llm to", "set image NS/NAME"),
+                       ("drain", "drain NODE"), ("drain inference/llm", "drain NODE")):
+        out = parse(text)
+        assert isinstance(out, NotUnderstood), text
+        assert form in (out.hint or ""), (text, out.hint)
+    assert "rollback NS/NAME to REV  |  undo NS/NAME [to REV]" in forms() and "drain NODE" in forms()
+
+
+def test_rollback_with_a_revision_stays_undo_and_without_one_goes_back_an_image():
+    assert [s.tool for s in parse("rollback inference/llm to 3").steps] == ["undo_rollout"]
+    assert [s.tool for s in parse("roll back llm in inference").steps] == ["set_image"]
+    assert parse("roll back llm in inference").summary == "roll back inference/llm"

@@ -239,3 +239,25 @@ def test_cold_wakes_of_different_workloads_wait_side_by_side():
     for _ in range(5):
         small.submit(ToolCall(tool="wake_workload", args={}, actor="wake-proxy", channel="wake-proxy"))
     assert len(opened) == 4
+
+
+def test_a_pooled_gate_shares_the_daemons_cluster_view(tmp_path: Path) -> None:
+    """The internal API's pooled gates (a real cluster's) are opened over the daemon's own gate cluster: one watched
+    cache and one utilisation memory per process, each gate with its own database connection."""
+    from opsagent.cluster.sim import SimCluster, builtin_scenario
+    from opsagent.runtime import open_runtime
+
+    sim = SimCluster(builtin_scenario("demo"))
+    daemon_rt = open_runtime(cluster_obj=sim, clock=sim.clock, policies=REPO / "policies", db=tmp_path / "a.db")
+    pooled = open_runtime(cluster_obj=daemon_rt.gate.cluster, clock=sim.clock, policies=REPO / "policies",
+                          db=tmp_path / "a.db")
+    assert pooled.cluster is daemon_rt.cluster            # the same view, not a second one wrapped around it
+    assert pooled.audit is not daemon_rt.audit
+    awake = next(w for w in sim.snapshot().workloads if w.replicas > 0)
+    result = pooled.gate.submit(ToolCall(tool="scale_workload", actor="carol", channel="cli",
+                                         args={"namespace": awake.ref.namespace, "name": awake.ref.name, "replicas": 0}))
+    from opsagent.audit.query import AuditFilter
+
+    assert result.decision is not None and result.audit_id is not None
+    recorded = daemon_rt.audit.list(AuditFilter(kind="result", tool="scale_workload", limit=10))
+    assert [r.id for r in recorded] == [result.audit_id]   # one audit log: the daemon reads what the pooled gate wrote

@@ -45,7 +45,7 @@ class CrashingCluster:
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self.inner, name)
-        if name not in ("scale", "restart_rollout", "cordon", "set_template", "annotate", "delete_pod"):
+        if name not in ("scale", "restart_rollout", "cordon", "set_template", "annotate", "delete_pod", "set_image"):
             return target
 
         def write(**kwargs: Any) -> Any:
@@ -93,7 +93,7 @@ def test_a_write_that_reached_the_cluster_is_recorded_ok_and_not_repeated():
     with pytest.raises(Crash):
         gate.submit(scale(), run_id="r1")
     assert [e.kind for e in recorder.entries] == ["proposal", "decision"] and len(recording.writes) == 1
-    assert recorder.of_kind("decision")[0].data == {"before": {"replicas": 1, "revision": 1, "image": "img:1"}}
+    assert recorder.of_kind("decision")[0].data["before"] == {"replicas": 1, "revision": 1, "image": "img:1"}
 
     result = restarted(gate).submit(scale(), run_id="r1")
     assert result.status == "ok" and result.data["recovered"] is True and result.data["effect"] == "in_effect"
@@ -103,6 +103,18 @@ def test_a_write_that_reached_the_cluster_is_recorded_ok_and_not_repeated():
     assert (row.outcome, row.idempotency_key) == ("ok", f"r1:s1c0:{scale().args_hash()[:12]}:result")
     assert restarted(gate).submit(scale(), run_id="r1").data.get("replayed") is True  # and that is that
     assert len(results(recorder)) == 1 and len(recording.writes) == 1
+
+
+def test_a_set_image_that_reached_the_cluster_is_not_sent_again_after_a_restart():
+    gate, tiny, recording, crashing, recorder = world({"set_image": "allow"})
+    call = ToolCall(tool="set_image", args={"namespace": "inference", "name": "llm", "image": "reg/llm:2"},
+                    actor="daemon", channel="daemon", id="i1c0")
+    crashing.when = "after"
+    with pytest.raises(Crash):
+        gate.submit(call, run_id="r1")
+    result = restarted(gate).submit(call, run_id="r1")
+    assert result.status == "ok" and result.data["recovered"] is True and result.data["effect"] == "in_effect"
+    assert [w[0] for w in recording.writes] == ["set_image"] and tiny.workloads["inference/llm"].image == "reg/llm:2"
 
 
 def test_a_write_that_never_arrived_is_recorded_as_not_in_effect_and_not_run():
@@ -158,6 +170,10 @@ LLM = {"namespace": "inference", "name": "llm"}
     ("cordon_node", {"node": "gpu-node"}, {"cordon": {"node": "gpu-node"}}, "in_effect"),
     ("uncordon_node", {"node": "gpu-node"}, {}, "in_effect"),
     ("delete_workload", LLM, {}, "not_in_effect"),
+    ("set_image", {**LLM, "image": "reg/llm:2"}, {"set_image": {"image": "reg/llm:2"}}, "in_effect"),
+    ("set_image", {**LLM, "image": "reg/llm:2"}, {}, "not_in_effect"),
+    ("set_image", LLM, {"set_image": {"image": "llm:0"}}, "in_effect"),                # "roll back": any move counts
+    ("set_image", {**LLM, "image": "reg/llm:2", "container": "proxy"}, {}, "unknown"),  # not in the snapshot
     ("change_policy", {"name": "x"}, {}, "unknown"),                                   # no check for it
     ("scale_workload", {"namespace": "inference", "name": "gone", "replicas": 1}, {}, "unknown"),
 ])

@@ -383,7 +383,10 @@ def test_records_keep_the_fields_they_were_always_built_with():
     snap = _build("edge-cases")
     pod_fields = {"namespace", "name", "workload", "phase", "reason", "message", "node", "gpu_ids", "restarts", "ready",
                   "revision", "started_at", "labels", "annotations"}
-    assert all(p.model_fields_set == pod_fields for p in snap.pods)
+    assert all(p.model_fields_set - {"terminations", "running_since"} == pod_fields for p in snap.pods)
+    # how containers ended and since when the main one runs are set only where the pod reports them
+    assert all(("terminations" in p.model_fields_set) == bool(p.terminations) for p in snap.pods)
+    assert all(("running_since" in p.model_fields_set) == (p.running_since is not None) for p in snap.pods)
     refs = {p.workload.kind: p.workload.model_fields_set for p in snap.pods if p.workload is not None}
     assert refs == {"Deployment": {"namespace", "name"}, "StatefulSet": {"namespace", "name", "kind"}}
     assert all(w.ref.model_fields_set == {"namespace", "name", "kind"} for w in snap.workloads)
@@ -447,4 +450,6 @@ def test_decode_list_drops_unread_records_but_never_a_label_or_annotation():
                                 "annotations": {"command": "kept", "images": "kept"}}
     assert item["spec"] == {"containers": [{"name": "c", "image": "i:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
                             "nodeName": "n1"}
-    assert item["status"] == {"phase": "Running", "containerStatuses": [{"name": "c", "restartCount": 2}]}
+    # how a container last ended is read (OOMKilled, termination messages), so lastState stays
+    assert item["status"] == {"phase": "Running", "containerStatuses": [
+        {"name": "c", "restartCount": 2, "lastState": {"terminated": {"exitCode": 1}}}]}

@@ -271,7 +271,8 @@ def test_one_failure_behind_many_checks_prints_its_fix_once(tmp_path):
         fake.close()
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
-    rbac = [line for line in lines if "rbac:" in line]
-    fixes = [line.strip() for line in lines if line.strip().startswith("fix:")]
-    assert len(rbac) > 3 and all("failed" in line for line in rbac)
-    assert len(fixes) == len(set(fixes))   # every piece of advice once
+    rbac = [line for line in lines if "rbac:" in line and not line.startswith("fix")]
+    fixes = [line.split(": ", 1)[1] for line in lines if line.startswith("fix (")]
+    assert len(rbac) > 3 and all(line.startswith("failed") for line in rbac)
+    assert fixes and len(fixes) == len(set(fixes))   # every piece of advice once
+    assert any(line.startswith("fix (rbac: ") and " more): " in line for line in lines), lines   # naming what it fixes

@@ -152,3 +152,24 @@ def test_a_configured_query_reaches_prometheus_and_fills_request_rate(preset):
         client = PrometheusClient(prom.url, timeout=2, request_rate_query=chosen)
         assert client.request_rates() == {"chat/chat-ui": 0.25}
         assert prom.queries == [rendered]
+
+
+def test_a_narrowed_view_reuses_the_last_reading_and_a_snapshot_always_asks_again():
+    """Prometheus answers for the whole cluster: a narrowed view (`snapshot_of`, once watching) reuses the reading of
+    the last few seconds, with the same figures; a full snapshot queries again every time."""
+    rendered = INGRESS_NGINX_QUERY.replace("{window}", "5m")
+    with Emulator() as emu, FakePrometheus({rendered: (200, RATES)}) as prom:
+        seed_cluster(emu)
+        client = PrometheusClient(prom.url, timeout=2, request_rate_query=INGRESS_NGINX_QUERY)
+        kube = KubeCluster(api_client_for_url(emu.url), prometheus=client, clock=VirtualClock(NOW))
+        kube.start_watching()
+        try:
+            full = kube.snapshot()
+            asked = len(prom.queries)
+            narrow = kube.snapshot_of([full.workload("llm/vllm-llama").ref])
+            assert len(prom.queries) == asked
+            assert narrow.workload("llm/vllm-llama").request_rate == full.workload("llm/vllm-llama").request_rate == 2.5
+            kube.snapshot()
+            assert len(prom.queries) == asked * 2
+        finally:
+            kube.stop_watching()

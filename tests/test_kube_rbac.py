@@ -186,6 +186,7 @@ def drive_everything(cluster, emu) -> None:
             cluster.restart_rollout(ref=ref, dry_run=dry_run)
             cluster.set_template(ref=ref, gpu_requirement=GpuRequirement(min_link_width=16), dry_run=dry_run)
             cluster.annotate(ref=ref, annotations={"opsagent.dev/note": "x"}, dry_run=dry_run)
+            cluster.set_image(ref=ref, image=f"registry.internal/{ref.name}:v{int(dry_run) + 7}", dry_run=dry_run)
         cluster.undo_rollout(ref=deployment, to_revision=1, dry_run=dry_run)
         cluster.cordon(node="nori", dry_run=dry_run)
         cluster.create_workload(spec=WorkloadSpec(ref=WorkloadRef(namespace="llm", name=f"qwen-{dry_run}".lower()),

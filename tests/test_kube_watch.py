@@ -210,3 +210,54 @@ def test_wait_ready_sees_what_a_fresh_read_would_after_any_stream_of_changes(cha
     expected = next((n for n in seen if n >= want), final)
     with StatusServer(script) as srv:
         assert _cluster(srv.url).wait_ready(ref=GUESTBOOK, replicas=want, timeout=0.3) == expected
+
+
+def test_once_watching_waits_and_verification_read_the_cache_and_send_nothing():
+    """With the watched cache, wait_ready and wait_changed wait on its events (no GET, no watch of their own)."""
+    with Emulator() as emu:
+        emu.seed(_deployment(0, "1"))
+        cluster = _cluster(emu.url)
+        cluster.start_watching()
+        try:
+            cluster.snapshot()
+            informer = cluster._informer_of(GUESTBOOK)
+            assert informer is not None
+            seen = len(emu.requests())
+
+            def make_ready():
+                time.sleep(0.3)
+                cluster.chokepoint.call("patch", cluster.apps.patch_namespaced_deployment, GUESTBOOK.name,
+                                        GUESTBOOK.namespace, {"status": {"readyReplicas": 2}},
+                                        _content_type="application/merge-patch+json", _preload_content=False)
+
+            writer = threading.Thread(target=make_ready)
+            writer.start()
+            assert cluster.wait_ready(ref=GUESTBOOK, replicas=2, timeout=30) == 2
+            writer.join()
+            waited = [r for r in emu.requests()[seen:] if r["method"] == "GET" and r["params"].get("watch") != "true"]
+            assert waited == []   # the patch above is the only request; the wait read nothing
+            assert cluster.wait_changed(ref=GUESTBOOK, timeout=0.3) is False
+
+            with pytest.raises(NotFound):
+                cluster.wait_ready(ref=WorkloadRef(namespace="default", name="nothing"), replicas=1, timeout=1)
+        finally:
+            cluster.stop_watching()
+
+
+def test_a_write_waits_until_the_cache_shows_its_resource_version():
+    """Read your writes: `at_least(version)` holds once the informer applied the event carrying the write's
+    resourceVersion (or a later one); before that the wait blocks, and it gives up after its timeout."""
+    from opsagent.cluster.kube.informer import Informer
+    from opsagent.cluster.kube.waiting import at_least, wait_cached
+
+    informer = Informer(None, "deployments", lambda **kw: None, clock=RealClock())  # fed by hand, as a watch feeds it
+    informer.apply({"type": "ADDED", "object": _deployment(1, "7")})
+    key = str(GUESTBOOK)
+    assert wait_cached(informer, key, at_least("9"), 0.2) is None
+    later = threading.Timer(0.2, informer.apply, args=({"type": "MODIFIED", "object": _deployment(2, "10")},))
+    later.start()
+    seen = wait_cached(informer, key, at_least("9"), 30)
+    later.join()
+    assert seen is not None and seen["metadata"]["resourceVersion"] == "10" and seen["status"]["readyReplicas"] == 2
+    with pytest.raises(NotFound):
+        wait_cached(informer, "default/nothing", at_least("1"), 0.1)

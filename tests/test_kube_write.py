@@ -158,3 +158,60 @@ def test_written_template_reads_back_as_the_requirement(kube):
     cluster.set_template(ref=GUESTBOOK, gpu_requirement=GpuRequirement(min_link_width=8))
     workload = cluster.snapshot().workload(GUESTBOOK)
     assert workload.gpu_requirement == GpuRequirement(min_link_width=8, coherent=False)
+
+
+def _two_containers(emu: Emulator) -> WorkloadRef:
+    """guestbook-ui with a sidecar: set_image must pick the container by name."""
+    import copy
+
+    dep = copy.deepcopy(fixture("deployment-progress-deadline-exceeded.yaml"))
+    dep["metadata"]["name"] = "guestbook-sidecar"
+    dep["metadata"].pop("uid", None)
+    dep["spec"]["template"]["spec"]["containers"].append({"name": "proxy", "image": "envoyproxy/envoy:v1.30.1"})
+    emu.seed(dep)
+    return WorkloadRef(namespace="default", name="guestbook-sidecar")
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_set_image_patches_one_container_by_name(kube, dry_run):
+    cluster, emu = kube
+    ref = _two_containers(emu)
+    result = cluster.set_image(ref=ref, image="envoyproxy/envoy:v1.30.2", container="proxy", dry_run=dry_run)
+    [req] = writes(emu)
+    assert req == {"method": "PATCH", "path": "/apis/apps/v1/namespaces/default/deployments/guestbook-sidecar",
+                   "params": {"dryRun": "All"} if dry_run else {},
+                   "content_type": "application/strategic-merge-patch+json",
+                   "body": {"spec": {"template": {"spec": {"containers": [
+                       {"name": "proxy", "image": "envoyproxy/envoy:v1.30.2"}]}}}}}
+    assert result.details == {"container": "proxy", "image": "envoyproxy/envoy:v1.30.2",
+                              "image_before": "envoyproxy/envoy:v1.30.1"}
+
+
+def test_set_image_without_a_container_sets_the_first(kube):
+    cluster, emu = kube
+    cluster.set_image(ref=GUESTBOOK, image="gcr.io/heptio-images/ks-guestbook-demo:0.4")
+    [req] = writes(emu)
+    assert req["body"]["spec"]["template"]["spec"]["containers"] == [
+        {"name": "guestbook-ui", "image": "gcr.io/heptio-images/ks-guestbook-demo:0.4"}]
+    snap = cluster.snapshot()
+    assert snap.workload(GUESTBOOK).image == "gcr.io/heptio-images/ks-guestbook-demo:0.4"
+
+
+@pytest.mark.parametrize("image,container,why", [
+    ("envoyproxy/envoy:v1.30.2", "sidecar", "no container 'sidecar' in the pod template; containers: guestbook-ui, proxy"),
+    ("envoyproxy/envoy", "proxy", "names no tag or digest"),
+    ("envoyproxy/envoy:latest", "proxy", "uses the tag latest"),
+])
+def test_set_image_refuses_unknown_containers_and_moving_tags_without_writing(kube, image, container, why):
+    cluster, emu = kube
+    ref = _two_containers(emu)
+    with pytest.raises(Invalid, match=why):
+        cluster.set_image(ref=ref, image=image, container=container)
+    assert writes(emu) == []
+
+
+def test_set_image_to_the_running_image_is_skipped(kube):
+    cluster, emu = kube
+    ref = _two_containers(emu)
+    result = cluster.set_image(ref=ref, image="envoyproxy/envoy:v1.30.1", container="proxy")
+    assert result.ok and result.details["skipped"] and writes(emu) == []

@@ -164,3 +164,24 @@ def test_only_the_lease_channel_lets_the_daemon_sleep_a_busy_workload(tmp_path: 
     assert rt.gate.preview(call).effect != "allow"
     allowed = rt.gate.preview(call.model_copy(update={"channel": "lease"}))
     assert allowed.effect == "allow" and allowed.rule.name == "daemon-ends-time-boxed-wakes"
+
+
+def test_cli_refuses_ending_or_stretching_someone_elses_lease_without_the_policy(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from opsagent.cli import app
+
+    db = str(tmp_path / "ops.db")
+    run = CliRunner().invoke
+
+    def wake(who: str, *extra: str):
+        return run(app, ["wake", "render/render-ui", *extra, "--cluster", "sim:demo", "--as", who, "--db", db])
+    assert wake("erin", "--for", "1h").exit_code == 0
+    cancel = wake("mallory", "--cancel")
+    assert cancel.exit_code == 1 and "cancelling erin's lease needs the policy to let mallory call sleep_workload" \
+        in " ".join(cancel.output.split()), cancel.output
+    stretch = wake("mallory", "--for", "2h", "--extend")
+    assert stretch.exit_code == 1 and "wake_workload" in stretch.output
+    zero = wake("erin", "--for", "0s", "--extend")
+    assert zero.exit_code == 2 and "longer than zero" in zero.output
+    assert wake("frank", "--cancel").exit_code == 0          # render-team may sleep it, so may end erin's lease

@@ -94,7 +94,7 @@ def _check(seen: dict[str, object], db: Path) -> None:
     assert [a["id"] for a in seen["pending"]] == [arch["approval_id"]]
     assert seen["pending"][0]["requested_by"] == "carol"
     assert {row["kind"] for row in seen["trail"]} >= {"proposal", "decision", "result"}
-    assert seen["listed"] == {"opsagent://findings", "opsagent://approvals/pending"}
+    assert seen["listed"] == {"opsagent://findings", "opsagent://approvals/pending", "opsagent://leases"}
     assert seen["findings"] and [(f["kind"], f["subject"]) for f in seen["findings"]] == \
         [(f["kind"], f["subject"]) for f in seen["found_by_tool"]]
     forged = seen["forged"].structured_content

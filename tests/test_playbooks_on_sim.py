@@ -169,6 +169,29 @@ CASES: dict[str, Case] = {
         scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, traffic={"peak_rps": 30, "curve": "flat"})],
                   "autoscalers": [{"workload": EMBEDDER, "min_replicas": 1, "max_replicas": 2,
                                    "failure": "missing_metrics"}]}),
+    "image-pull-roll-back": Case(
+        f"image_pull_failed:{EMBEDDER}", "resolves", write="set_image", minutes=4,
+        scenario=_bad_release(EMBEDDER, "bad_image")),
+    "image-pull-hand-over": Case(
+        f"image_pull_failed:{EMBEDDER}", "hands_off", minutes=4,
+        scenario=_bad_release(EMBEDDER, "pull_unauthorized")),
+    "oom-propose-memory-limit": Case(
+        f"out_of_memory:{EMBEDDER}", "resolves_after_approval", write="set_resources",
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, memory_mib=8192, memory_use_mib=11000)]}),
+    "gpu-oom-propose-more-gpus": Case(
+        f"out_of_memory:{EMBEDDER}", "resolves_after_approval", write="set_resources",
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, tensor_parallel=True, gpu_memory_mib=100000)]}),
+    "oom-report": Case(
+        f"out_of_memory:{EMBEDDER}", "hands_off",
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, gpu_memory_mib=100000)]}),
+    "not-ready-propose-probe": Case(
+        f"not_ready:{EMBEDDER}", "resolves_after_approval", write="set_probe",
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, probes={
+            "readiness": {"path": "/ready"}, "liveness": {"path": "/health", "initial_delay": "120s"}})]}),
+    "not-ready-report": Case(
+        f"not_ready:{EMBEDDER}", "hands_off", minutes=25,
+        scenario={"start_warm": False, "nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, cold_start={"model_load": "10h"},
+                                                            probes={"readiness": {"path": "/health"}})]}),
     "config-missing-hand-over": Case(
         f"config_missing:{EMBEDDER}", "hands_off",
         scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, needs={"secrets": ["hf-token"]})]}),

@@ -91,7 +91,7 @@ def test_show_prints_the_summary():
     result = run("policy", "show", "--policies", POLICIES)
     assert result.exit_code == 0 and "You may do alone" in result.output
     data = json.loads(run("policy", "show", "--policies", POLICIES, "-o", "json").output)
-    assert data["mode"] == "enforce" and len(data["rules"]) == 14 and data["max_workloads_per_run"] == 10
+    assert data["mode"] == "enforce" and len(data["rules"]) == 16 and data["max_workloads_per_run"] == 10
 
 
 def test_every_policy_command_has_help_with_an_example():

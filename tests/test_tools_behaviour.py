@@ -250,3 +250,50 @@ def test_change_policy_refuses_bad_yaml_and_paths(cluster, tmp_path):
     assert bad.status == "invalid" and "not valid YAML at line" in bad.message
     escape = gate.submit(call("change_policy", file="../live/default.yaml", content="a: 1", reason="r"))
     assert escape.status == "invalid" and "file" in escape.message
+
+
+def _with_probes(cluster, ref: str, *probes) -> None:
+    """Give the workload's main container these probes (the simulator reads them from its scenario fields)."""
+    from opsagent.cluster.sim.scenario import ProbeDecl
+    from opsagent.model import Container
+
+    if isinstance(cluster, TinyCluster):
+        w = cluster.workloads[ref]
+        cluster.workloads[ref] = w.model_copy(update={"containers": (Container(name="main", ports=(8000,), probes=probes),)})
+        return
+    decls = {p.kind: ProbeDecl(path=p.path or "/health", port=p.port or 8000) for p in probes}
+    cluster.workloads[ref].probes = cluster.workloads[ref].probes.model_copy(update=decls)
+
+
+def test_set_probe_changes_one_probe_only_after_approval_and_adds_a_startup_probe_on_the_liveness_endpoint(cluster, tmp_path):
+    from opsagent.model import Probe
+
+    _with_probes(cluster, "inference/llm", Probe(kind="readiness", path="/ready", port=8000),
+                 Probe(kind="liveness", path="/health", port=8000))
+    gate, rec = make_gate(cluster, tmp_path)
+    fix = call("set_probe", namespace="inference", name="llm", probe="readiness", path="/health")
+    assert gate.submit(fix).status == "pending_approval" and rec.writes == []
+    result = gate.run_approved(approved(gate, fix), approver="alice")
+    assert result.ok, result.message
+    assert result.data["before"]["path"] == "/ready" and result.data["after"]["path"] == "/health"
+    startup = call("set_probe", namespace="inference", name="llm", probe="startup", period_seconds=10, failure_threshold=240)
+    result = gate.run_approved(approved(gate, startup, 8), approver="alice")
+    assert result.ok and result.data["before"] is None
+    assert (result.data["after"]["path"], result.data["after"]["failure_threshold"]) == ("/health", 240)
+    probes = {p.kind: p for p in cluster.snapshot().workload(LLM).containers[0].probes}
+    assert probes["readiness"].path == "/health" and probes["startup"].budget_seconds == 2400
+
+
+def test_set_probe_refuses_what_it_cannot_change(cluster, tmp_path):
+    gate, rec = make_gate(cluster, tmp_path)
+    if isinstance(cluster, TinyCluster):
+        none = gate.run_approved(approved(gate, call("set_probe", namespace="inference", name="llm", probe="readiness",
+                                                     path="/health")), approver="alice")
+        assert none.status == "error" and "no container" in none.message
+    _with_probes(cluster, "inference/llm")
+    missing = gate.run_approved(approved(gate, call("set_probe", namespace="inference", name="llm", probe="liveness",
+                                                    port=8000), 9), approver="alice")
+    assert missing.status == "error" and "no liveness probe" in missing.message
+    empty = gate.submit(call("set_probe", namespace="inference", name="llm", probe="readiness"))
+    assert empty.status == "invalid" and "give path, port" in empty.message
+    assert rec.writes == []

@@ -102,7 +102,8 @@ def test_chat_understands_a_registered_tool_by_its_own_form(paint):
 
 def test_without_the_tool_chat_does_not_know_its_form():
     assert "paint NS/NAME COLOUR" not in grammar.forms()
-    assert grammar.parse("paint inference/llm teal").reason == "this is not one of the chat commands"
+    unknown = grammar.parse("paint inference/llm teal")
+    assert isinstance(unknown, grammar.NotUnderstood) and "not" in unknown.reason and "chat command" in unknown.reason
 
 
 def test_recovery_asks_a_registered_tool_for_its_effect_check(paint):

@@ -19,7 +19,7 @@ from opsagent.evals.runner import WriteTap
 from doubles.cluster import RecordingCluster, TinyCluster
 
 ROOT = Path(__file__).resolve().parent.parent
-WRITE_TOOL_MODULES = {"tools/write.py", "tools/architectural.py"}
+WRITE_TOOL_MODULES = {"tools/write.py", "tools/architectural.py", "tools/images.py"}
 
 
 def _calls(name_test) -> list[tuple[str, int, str]]:

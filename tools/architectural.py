@@ -10,17 +10,18 @@ person to review and move into place.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
 
 from opsagent.cluster.port import Invalid, WorkloadSpec
-from opsagent.model import GpuRequirement, WorkloadRef
+from opsagent.model import GpuRequirement, Probe, WorkloadRef
 
 from tools import effects
 from tools.args import Replicas, WorkloadArgs, find_workload
 from tools.base import Outcome, Tool, ToolContext, ToolInput
+from tools.show import plain
 from tools.write import _done
 
 MIN_ANNOTATION = "opsagent.dev/min-replicas"
@@ -193,6 +194,43 @@ def set_autoscaler_bounds(ctx: ToolContext, args: SetAutoscalerBoundsIn) -> Outc
                  after={"min": args.min_replicas, "max": args.max_replicas})
 
 
+class SetProbeIn(WorkloadArgs):
+    probe: Literal["readiness", "liveness", "startup"] = Field(description="Which probe of the main container.")
+    path: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^/[^\s]*$",
+                             description="HTTP path the probe should GET, e.g. '/health'; omit to keep.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Port the probe should use; omit to keep.")
+    period_seconds: int | None = Field(default=None, ge=1, le=3600, description="Seconds between attempts; omit to keep.")
+    failure_threshold: int | None = Field(default=None, ge=1, le=10000,
+                                          description="Failures in a row before the kubelet acts; omit to keep.")
+
+    @model_validator(mode="after")
+    def _something(self) -> "SetProbeIn":
+        if self.path is None and self.port is None and self.period_seconds is None and self.failure_threshold is None:
+            raise ValueError("give path, port, period_seconds or failure_threshold")
+        return self
+
+
+def set_probe(ctx: ToolContext, args: SetProbeIn) -> Outcome:
+    w = find_workload(ctx.observe(), args.namespace, args.name)
+    main = w.containers[0] if w.containers else None
+    if main is None:
+        return Outcome(status="error", message=f"the pod template of {w.key} shows no container", data={"workload": w.key})
+    current = main.probe(args.probe)
+    base = current or (main.probe("liveness") or main.probe("readiness") if args.probe == "startup" else None)
+    if base is None:
+        return Outcome(status="error", message=f"{w.key} has no {args.probe} probe to change (only a startup probe may be "
+                       "added, on the endpoint of its liveness or readiness probe)", data={"workload": w.key})
+    changes = {k: v for k, v in {"path": args.path, "port": args.port, "period_seconds": args.period_seconds,
+                                 "failure_threshold": args.failure_threshold}.items() if v is not None}
+    if "path" in changes and base.action != "http":
+        return Outcome(status="error", message=f"the {base.kind} probe of {w.key} is not an HTTP probe; it has no path",
+                       data={"workload": w.key})
+    new = Probe.model_validate({**base.model_dump(), **changes, "kind": args.probe})
+    result = ctx.cluster.set_probe(ref=w.ref, probe=new, dry_run=ctx.dry_run)
+    return _done(result, f"set the {args.probe} probe of {w.key}: {new.describe()}", workload=w.key,
+                 before=current.model_dump() if current else None, after=new.model_dump())
+
+
 RETURNS: dict[str, str] = {
     'set_autoscaler_bounds': 'workload, `autoscaler` (kind namespace/name), before and after (min, max), dry_run.',
     'set_resources': 'workload, before and after (gpus_per_replica, memory_mib), dry_run.',
@@ -201,6 +239,7 @@ RETURNS: dict[str, str] = {
     'create_workload': 'workload, image, dry_run.',
     'delete_workload': 'workload, replicas_before, gpus_freed, dry_run.',
     'change_policy': 'file, `proposal` (the path written under the proposals directory), bytes, dry_run.',
+    'set_probe': 'workload, before (the probe, or null when it is added) and after (kind, action, path, port, timings), dry_run.',
 }
 
 
@@ -211,12 +250,25 @@ EFFECTS: dict[str, effects.EffectCheck] = {
     "set_autoscaler_bounds": effects.autoscaler_bounds,
     "create_workload": effects.exists(True),
     "delete_workload": effects.exists(False),
+    "set_probe": effects.probe,
+}
+
+
+def _changes(args: dict[str, Any], *keys: str) -> str:
+    return ", ".join(f"{k} {plain(args[k], 40)}" for k in keys if args.get(k) is not None)
+
+
+# How a call reads in chat and approval requests: what it would change, not just where.
+PHRASES: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "set_resources": lambda ref, args: f"set resources of `{ref}`: {_changes(args, 'gpus_per_replica', 'memory_mib')}",
+    "set_probe": lambda ref, args: f"set the {plain(args.get('probe'), 12)} probe of `{ref}`: "
+                                   f"{_changes(args, 'path', 'port', 'period_seconds', 'failure_threshold')}",
 }
 
 
 def _tool(name: str, model: type[ToolInput], fn: Callable[[ToolContext, Any], Outcome], description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="architectural", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS.get(name))
+                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS.get(name), phrase=PHRASES.get(name))
 
 
 ARCHITECTURAL_TOOLS: tuple[Tool, ...] = (
@@ -241,4 +293,8 @@ ARCHITECTURAL_TOOLS: tuple[Tool, ...] = (
     _tool("change_policy", ChangePolicyIn, change_policy,
           "Propose a new text for one policy file; on approval it is written as a proposal file, never to the live policy.",
           {"file": "inference.yaml", "content": "intents: []\n", "reason": "retire the old intent"}),
+    _tool("set_probe", SetProbeIn, set_probe,
+          "Propose a change to one probe of a workload's main container: its path or port, or a startup probe "
+          "that covers a slow model load (needs a person's approval).",
+          {"namespace": "inference", "name": "llm", "probe": "readiness", "path": "/health"}),
 )

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster
-from opsagent.model import Finding, Frozen, ReplicaWrite, Risk, Snapshot, ToolResult, WorkloadRef
+from opsagent.model import Finding, Frozen, ReplicaWrite, Risk, Snapshot, ToolResult, Workload, WorkloadRef
 
 from tools.effects import EffectCheck
 
@@ -78,6 +78,8 @@ class ToolContext:
     wait: Callable[[float], None] | None = None
     # Where `change_policy` writes proposed policy files (never the live policy dir).
     proposals_dir: Path | None = None
+    # Why a workload's pods are not ready, as plain data (the gate hands in opsagent.detect.probes.explain).
+    explain_not_ready: Callable[[Snapshot, Workload], dict[str, Any] | None] = lambda snapshot, workload: None
 
     def pause(self, seconds: float) -> None:
         """Wait `seconds` the way this context was told to (see `wait`)."""
@@ -91,7 +93,8 @@ class ChatForm:
     `pattern` is a regular expression over the cleaned line; `{WL}` stands for the workload
     (groups `ns`, `name`) and `{NUM}` for a count (group `n`, digits or a number word, handed to
     `build` as an int). `build(ref, groups)` returns the call's arguments beyond namespace and
-    name, and the command's canonical summary.
+    name, and the command's canonical summary. A node tool's pattern uses `{NODE}` (group `node`)
+    instead of `{WL}`: `build` then gets the node's name and the call gets `node`.
     """
 
     verb: str

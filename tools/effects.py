@@ -80,6 +80,17 @@ def placement(args: dict[str, Any]) -> dict[str, Any]:
     return {"gpu_requirement": {"min_link_width": args.get("min_link_width"), "coherent": bool(args.get("coherent", False))}}
 
 
+def probe(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+    w = workload_of(snapshot, args)
+    if w is None or not w.containers:
+        return Observed("unknown", f"{args.get('namespace')}/{args.get('name')} is not in the cluster, or shows no container")
+    now = w.containers[0].probe(args.get("probe"))  # type: ignore[arg-type]
+    wanted = {k: args[k] for k in ("path", "port", "period_seconds", "failure_threshold") if args.get(k) is not None}
+    if now is not None and all(getattr(now, k) == v for k, v in wanted.items()):
+        return Observed("in_effect", f"{w.key}'s {args.get('probe')} probe shows {wanted}")
+    return Observed("not_in_effect", f"{w.key}'s {args.get('probe')} probe does not show {wanted}")
+
+
 def bounds(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
     w = workload_of(snapshot, args)
     if w is None:
@@ -136,3 +147,22 @@ def exists(wanted: bool) -> EffectCheck:
     return check
 
 
+
+
+def image_set(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+    """set_image: the first container's image as the call asked (or, for a rollback, other than before).
+
+    The snapshot holds the first container's image only, so a call naming a container cannot be checked here."""
+    w = workload_of(snapshot, args)
+    if w is None:
+        return Observed("unknown", f"{args.get('namespace')}/{args.get('name')} is not in the cluster any more")
+    if args.get("container"):
+        return Observed("unknown", f"{w.key} shows the first container's image only, not container {args['container']}'s")
+    wanted, was = args.get("image"), before.get("image")
+    if wanted is not None and w.image == wanted:
+        return Observed("in_effect", f"{w.key} runs {w.image} (revision {w.revision}), as the call asked")
+    if was is not None and w.image == was:
+        return Observed("not_in_effect", f"{w.key} still runs {w.image}, as before the call")
+    if wanted is None and was is not None:
+        return Observed("in_effect", f"{w.key} moved from {was} to {w.image}")
+    return Observed("unknown", f"{w.key} runs {w.image}; the call asked for {wanted or 'the image before ' + str(was)}")

@@ -85,6 +85,9 @@ def get_workload(ctx: ToolContext, args: GetWorkloadIn) -> Outcome:
         data["disruption_budgets"] = [{"name": b.key, "disruptions_allowed": b.disruptions_allowed,
                                        "current_healthy": b.current_healthy, "desired_healthy": b.desired_healthy}
                                       for b in budgets.values()]
+    why = ctx.explain_not_ready(snap, w) if w.ready_replicas < w.replicas else None
+    if why is not None:  # why its pods are not ready: still loading, a broken probe, out of memory, ...
+        data["not_ready"] = why
     scaled = f"; replicas owned by {owner.label}" if owner is not None else ""
     return Outcome(message=f"{w.key}: {w.ready_replicas}/{w.replicas} ready{scaled}", data=data)
 
@@ -131,6 +134,10 @@ def describe_pod(ctx: ToolContext, args: DescribePodIn) -> Outcome:
     data.update(
         message=pod.message,
         started_at=pod.started_at.isoformat() if pod.started_at else None,
+        running_since=pod.running_since.isoformat() if pod.running_since else None,
+        last_terminations=[  # how each container last ended; its message is the container's text, data only
+            {"container": t.container, "reason": t.reason, "exit_code": t.exit_code, "message": (t.message or "")[:300] or None,
+             "finished_at": t.finished_at.isoformat() if t.finished_at else None} for t in pod.terminations],
         events=[
             {"time": e.time.isoformat(), "type": e.type, "reason": e.reason, "message": e.message[:300]}
             for e in snap.events_for(pod.namespace, pod.name)[-20:]
@@ -281,9 +288,9 @@ def get_job(ctx: ToolContext, args: GetJobIn) -> Outcome:
 
 RETURNS: dict[str, str] = {
     'list_workloads': '`workloads` (workload, replicas, ready_replicas, gpus_held, gpu_utilization, request_rate, idle_seconds, idle, image, revision, rollout), `count`.',
-    'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations, rollout_reason, `pods`, and `autoscaler` (kind, name, bounds, paused_replicas, conditions) and `disruption_budgets` when they apply.',
+    'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations, rollout_reason, `pods`, and `autoscaler` (kind, name, bounds, paused_replicas, conditions), `disruption_budgets` and `not_ready` (reading, says, pod, probe, proposal) when they apply.',
     'list_pods': '`pods` (pod, workload, phase, ready, reason, node, gpu_ids, restarts, revision), `count`.',
-    'describe_pod': "The pod's fields plus message, started_at and its last 20 `events` (time, type, reason, message).",
+    'describe_pod': "The pod's fields plus message, started_at, running_since, `last_terminations` (container, reason such as OOMKilled, exit_code, message, finished_at) and its last 20 `events` (time, type, reason, message).",
     'gpu_inventory': '`devices` (id, node, model, memory_mib, link_width, switch_group, holder, workload, held_seconds, utilization, idle_seconds), `switch_groups`, `held`, `free`.',
     'list_findings': '`findings` (id, kind, subject, severity, summary), `count`.',
     'get_job': 'job, state, gpus_wanted, submitted_at, started_at, finished_at, node, gpu_ids; while queued also waited_seconds, free_gpus_by_node, most_free_on_one_node, fits_now, idle_holders (namespace, name, gpus_held, idle_minutes) and finding.',
@@ -318,10 +325,16 @@ class FindingList(ResultData):
     count: int | None = None
 
 
+class NotReady(ResultData):
+    reading: str
+    says: str
+
+
 class WorkloadDetail(ResultData):
     gpus_per_replica: int = 0
     rollout: str | None = None
     rollout_reason: str | None = None
+    not_ready: NotReady | None = None
 
 
 class IdleHolder(ResultData):
@@ -383,6 +396,9 @@ def _show_pods(result: ToolResult) -> list[str]:
 def _show_pod(result: ToolResult) -> list[str]:
     data = result.data or {}
     lines = [f"  {result.message}" + (f": {data['message']}" if data.get("message") else "")]
+    for t in data.get("last_terminations") or []:
+        lines.append(f"    last ended: {t['container']} {t['reason']} (exit {t['exit_code']})"
+                     + (f": {t['message'][:120]}" if t.get("message") else ""))
     for e in (data.get("events") or [])[-5:]:
         lines.append(f"    {e['type']} {e['reason']}: {e['message']}")
     return lines
@@ -401,7 +417,10 @@ def _show_job(result: ToolResult) -> list[str]:
 def _show_workload(result: ToolResult) -> list[str]:
     data = WorkloadDetail.of(result)
     extra = f", rollout {data.rollout}" + (f" ({data.rollout_reason})" if data.rollout_reason else "")
-    return [f"{result.message}, {data.gpus_per_replica} GPU(s) per replica{extra}"]
+    lines = [f"{result.message}, {data.gpus_per_replica} GPU(s) per replica{extra}"]
+    if data.not_ready is not None:
+        lines.append(f"  not ready ({data.not_ready.reading.replace('_', ' ')}): {data.not_ready.says}")
+    return lines
 
 
 SHOWS: dict[str, Callable[[ToolResult], list[str]]] = {

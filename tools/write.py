@@ -18,7 +18,7 @@ from opsagent.cluster.port import DisruptionBlocked, NotFound, WaitsReady, Write
 from opsagent.model import Autoscaler, Pod, ReplicaWrite, Snapshot
 
 from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
-from tools import effects
+from tools import effects, images
 from tools.base import ChatForm, Outcome, Target, Tool, ToolContext, ToolInput
 from tools.show import plain
 
@@ -290,6 +290,7 @@ RETURNS: dict[str, str] = {
     'delete_pod': 'pod, workload, gpu_ids, dry_run.',
     'evict_pod': 'pod, workload, node, gpu_ids, dry_run; refused by a disruption budget: error with `blocked` (budget, disruptions_allowed, current_healthy, desired_healthy).',
     'drain_node': 'node, cordoned, `evicted` pods, `blocked` (pod, budgets with disruptions_allowed, message), `skipped` (pods no workload owns), dry_run. Anything left is an error result.',
+    'set_image': images.RETURNS,
 }
 
 
@@ -304,11 +305,13 @@ EFFECTS: dict[str, effects.EffectCheck] = {
     "delete_pod": effects.gone,
     "evict_pod": effects.gone,
     "drain_node": effects.drained,
+    "set_image": effects.image_set,
 }
 
 PHRASES: dict[str, Any] = {
     "scale_workload": lambda ref, args: f"scale `{ref}` to {plain(args.get('replicas'), 12)}",
     "undo_rollout": lambda ref, args: f"rollback `{ref}`" + (f" to revision {plain(args['to_revision'], 12)}" if args.get("to_revision") else ""),
+    "set_image": images.phrase,
 }
 
 
@@ -335,10 +338,17 @@ CHAT: dict[str, ChatForm] = {
         verb="restart", form="restart NS/NAME", pattern=r"^restart(?:\s+the\s+rollout\s+of)?\s+{WL}$",
         hint="restart NS/NAME, e.g. 'restart inference/llm'",
         build=lambda ref, g: ({}, f"restart {ref}")),
+    # "rollback NS/NAME" without a revision is set_image's: back to the image it ran before (tools/images.py).
     "undo_rollout": ChatForm(
-        verb="rollback", form="rollback NS/NAME [to REV]", aliases=("undo",),
-        pattern=r"^(?:rollback|roll\s+back|undo)\s+{WL}(?:\s+to\s+(?:revision\s+|rev\s+|r)?(?P<rev>\d{1,6}))?$",
-        hint="rollback NS/NAME [to REV], e.g. 'rollback inference/llm to 3'", build=_rollback),
+        verb="rollback", form="rollback NS/NAME to REV  |  undo NS/NAME [to REV]", aliases=("undo",),
+        pattern=r"^(?:(?:rollback|roll\s+back)(?=\s+\S+\s+to\s)|undo)\s+{WL}(?:\s+to\s+(?:revision\s+|rev\s+|r)?(?P<rev>\d{1,6}))?$",
+        hint="rollback NS/NAME to REV, e.g. 'rollback inference/llm to 3'; 'roll back NS/NAME' returns to the image it ran before",
+        build=_rollback),
+    "set_image": images.CHAT,
+    "drain_node": ChatForm(
+        verb="drain", form="drain NODE", pattern=r"^drain\s+(?:the\s+)?(?:node\s+)?{NODE}$",
+        hint="drain NODE, e.g. 'drain gpu-b' (cordon it, then evict its pods within their disruption budgets)",
+        build=lambda node, g: ({}, f"drain {node}")),
 }
 
 
@@ -385,4 +395,11 @@ WRITE_TOOLS: tuple[Tool, ...] = (
     _tool("drain_node", DrainNodeIn, drain_node,
           "Cordon a node and evict its pods within their disruption budgets (kubectl drain); reports what blocks.",
           {"node": "gpu-node-2", "reason": "ECC errors, maintenance"}),
+    _tool("set_image", images.SetImageIn, images.set_image,
+          "Set one container's image (the first when `container` is omitted) to an exact tag or digest, never :latest; "
+          "without `image`, roll back to the image the workload ran before the current one (its rollout history). "
+          "The policy decides: going back to an image the workload ran is routine, any other image is a person's call.",
+          {"namespace": "inference", "name": "embedder", "image": "registry.internal/inference/embedder:2.3.0"},
+          {"namespace": "inference", "name": "embedder"},
+          {"namespace": "inference", "name": "embedder", "container": "proxy", "image": "envoyproxy/envoy:v1.30.2"}),
 )

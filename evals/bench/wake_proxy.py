@@ -38,6 +38,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "evals" / "bench"))
 
+from _result import emit, median_range  # noqa: E402
+
 from opsagent.clock import RealClock  # noqa: E402
 from opsagent.runtime import open_runtime  # noqa: E402
 from opsagent.wake import GateWaker, RouteTable, WakeProxy  # noqa: E402
@@ -63,6 +65,10 @@ class RealTimeSim:
     def snapshot(self):
         with self._lock:
             return self._sim.snapshot()
+
+    def snapshot_of(self, refs):
+        with self._lock:
+            return self._sim.snapshot_of(refs)
 
     def record_request(self, ref, *, count: int = 1) -> None:
         with self._lock:
@@ -191,7 +197,8 @@ async def one_size(size: int, *, warm: bool) -> dict[str, float]:
             {"path_prefix": "/cold", "workload": str(cold), "upstream": upstream},
             {"path_prefix": "/warm", "workload": str(warm_ref), "upstream": upstream},
         ]})
-        waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=RealClock(), on_request=cluster.record_request)
+        waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=RealClock(), on_request=cluster.record_request,
+                          look=rt.cluster.snapshot_of)
         proxy = WakeProxy(routes=routes, waker=waker, default_timeout=60)
         async with serve(proxy.app()) as proxied, serve(minimal_proxy(upstream)) as minimal, \
                 aiohttp.ClientSession() as client:
@@ -228,6 +235,12 @@ def main() -> None:
         print(f"{size:>9}  {summary([r['scale_ms'] for r in runs]):>26}  {summary([r['after_ready_ms'] for r in runs]):>26}")
         if size == 1000:
             warm_rows = runs
+        scale = [r["scale_ms"] for r in runs]
+        emit(f"wake proxy: first request -> scale call, {size:,} workloads", median_range(scale, unit=" ms"),
+             value=statistics.median(scale), target=50.0 if size == max(sizes) else None)
+        after = [r["after_ready_ms"] for r in runs]
+        emit(f"wake proxy: forwarded after ready, {size:,} workloads", median_range(after, unit=" ms"),
+             value=statistics.median(after), target=100.0)
     print("goals: first request -> scale < 50 ms at 10,000; forwarded after ready < 100 ms")
     if warm_rows:
         print(f"\nwarm traffic at 1,000 workloads, {CLIENTS} clients, {WARM_SECONDS:.0f} s each")
@@ -239,6 +252,10 @@ def main() -> None:
         rps = statistics.median(r["proxy_rps"] / r["minimal_rps"] for r in warm_rows)
         p99 = statistics.median(r["proxy_p99"] / r["minimal_p99"] for r in warm_rows)
         print(f"{'ratio':>14}{rps:>26.2f}{p99:>26.2f}   goals: >= 0.5x throughput, <= 2x p99")
+        emit("wake proxy: warm throughput vs a minimal proxy, 1,000 workloads, 50 clients", f"{rps:.2f}x",
+             value=rps, target=0.5, better="higher")
+        emit("wake proxy: warm p99 vs a minimal proxy, 1,000 workloads, 50 clients", f"{p99:.2f}x", value=p99, target=2.0,
+             passed=p99 <= 2.0)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ signatures. The graph holds no cluster reference: only the gate writes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
@@ -44,6 +45,7 @@ from opsagent.agent.state import AgentState
 from opsagent.agent.turns import REFUSED, call_key, dropped, judge_turn, offered_tools, refusal, scope_of
 from opsagent.approvals import ApprovalError
 from opsagent.clock import Clock
+from opsagent.detect import workload_subject
 from opsagent.cluster.port import WaitsChange
 from opsagent.gate.keys import executed_key, run_key
 from opsagent.gate.ledger import call_id, claim_key, recorded_result, result_key
@@ -75,6 +77,17 @@ class Deps:
     approvals: ApprovalQueue | None = None  # runs an approved call at most once
     breaker: Breaker | None = None    # skips the LLM for a while after it was unreachable or unusable
     tools: dict[str, Any] | None = None  # the tool registry: risk classes for judging a model's turns
+    # The cluster narrowed to some workloads (`ReadsWorkloads`); None: every look reads the whole cluster.
+    observe_of: Callable[[Sequence[WorkloadRef]], Snapshot] | None = None
+
+    def look(self, finding: Finding | None) -> Snapshot:
+        """The cluster as a step about `finding` needs it: narrowed to its workload when the finding is one its
+        workload's own facts decide (`detect.WORKLOAD_KINDS`: detection, playbook and prompt read the same
+        there), else the whole cluster."""
+        ref = workload_subject(finding)
+        if ref is not None and self.observe_of is not None:
+            return self.observe_of([ref])
+        return self.observe()
 
     def run_approved(self, approval: Approval, *, approver: str, channel: str = "daemon") -> ToolResult:
         run = lambda a: self.gate.run_approved(_without_call_id(a), approver=approver)  # noqa: E731
@@ -282,8 +295,8 @@ class Nodes:
                             data={"from": planner.name, "reason": over})
             return Command(goto="finish", update={"report": f"Not answered: {over}. Older calls stop counting 24 hours "
                                                             "after they were made; chat commands still work meanwhile."})
-        snapshot = self.deps.observe()
         finding = _finding(state)
+        snapshot = self.deps.look(finding)
         playbook = self.deps.playbook_for(finding, snapshot)
         result = planner.plan(PlanInput(
             run_id=state["run_id"], kind=state["kind"], actor=state["actor"], finding=finding, message=state.get("message"),
@@ -439,7 +452,7 @@ class Nodes:
         finding = _finding(state)
         assert finding is not None
         self.deps.wait(state)
-        snapshot = self.deps.observe()
+        snapshot = self.deps.look(finding)
         still_open = any(f.id == finding.id for f in self.deps.detect_fn(snapshot))
         playbook = self.deps.playbook_for(finding, snapshot)
         resolved = is_resolved(playbook, finding, snapshot, finding_open=still_open)

@@ -15,6 +15,8 @@ It does not decide policy and never touches the cluster: the gate does.
 from __future__ import annotations
 
 import uuid
+import zlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -24,6 +26,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsagent.agent.breaker import Breaker
+from opsagent.approvals import claims
 from opsagent.agent.config import AgentConfig
 from opsagent.agent.graph import Deps, build_graph
 from opsagent.agent.holds import (
@@ -38,7 +41,7 @@ from opsagent.agent.spend import Spend, spend_of
 from opsagent.agent.state import AgentState, initial_state
 from opsagent.audit.database import connect as connect_database
 from opsagent.clock import Clock
-from opsagent.model import Approval, Finding, Snapshot
+from opsagent.model import Approval, Finding, Snapshot, WorkloadRef
 from opsagent.playbooks import TemplateError
 
 
@@ -97,6 +100,14 @@ def make_llm_planner(config: AgentConfig, tools: dict[str, Any]) -> Planner:
     return LlmPlanner(make_chat_model(config), tools=tools, model_name=config.model, classify=classifier_for(config))
 
 
+_RUN_SLOTS = 1 << 40   # run locks sit in the claims file past every approval id (approvals lock at offset = id)
+
+
+def _run_slot(thread_id: str) -> int:
+    """The lock byte of one run (two runs that share one wait a cycle for each other, never run together)."""
+    return _RUN_SLOTS + zlib.crc32(thread_id.encode())
+
+
 class Agent:
     def __init__(
         self,
@@ -114,6 +125,7 @@ class Agent:
         tools: dict[str, Any] | None = None,
         approvals: Any | None = None,
         settle: Callable[[], None] | None = None,
+        observe_of: Callable[[Sequence[WorkloadRef]], Snapshot] | None = None,
     ) -> None:
         self.config = config or AgentConfig()
         self.clock, self.recorder, self.approvals = clock, recorder, approvals
@@ -135,8 +147,9 @@ class Agent:
         self.deps = Deps(gate=gate, observe=observe, detect_fn=detect_fn, playbooks=playbooks, policy=policy,
                          recorder=recorder, clock=clock, config=self.config, planners=planners, settle=settle,
                          approvals=approvals, breaker=Breaker(cooldown_seconds=self.config.llm_cooldown_seconds),
-                         tools=dict(tools))
+                         tools=dict(tools), observe_of=observe_of)
         self._conn = connect_database(checkpoint_path, autocommit=False)  # the checked opener every part uses
+        self._run_locks = claims.claims_path(Path(checkpoint_path))
         self.saver = SqliteSaver(self._conn)
         self.saver.setup()
         self.graph = build_graph(self.deps).compile(checkpointer=self.saver)
@@ -460,6 +473,19 @@ class Agent:
         return dict(snap.values or {}), bool(snap.interrupts), bool(snap.next)
 
     def _invoke(self, payload: Any, thread_id: str, before: AgentState | dict[str, Any]) -> RunReport:
+        """Drive the run on from its checkpoint, unless a live process (another one, or this one on another
+        thread) is driving it now: a run whose process is alive is not taken up as if it had died."""
+        slot = _run_slot(thread_id)
+        if not claims.hold(self._run_locks, slot):
+            values, _, _ = self._thread(thread_id)
+            report = report_from(values or dict(before), run_id=thread_id)
+            return report.model_copy(update={"summary": "another process is carrying this run on now; left to it"})
+        try:
+            return self._drive(payload, thread_id, before)
+        finally:
+            claims.release(self._run_locks, slot)
+
+    def _drive(self, payload: Any, thread_id: str, before: AgentState | dict[str, Any]) -> RunReport:
         c = self.config  # two planners may each use their budgets (a fallback starts the offline one afresh)
         limit = 40 + 2 * (6 * c.max_steps + 2 * c.max_failures + c.verify_retries)
         cfg = {"configurable": {"thread_id": thread_id}, "recursion_limit": limit}

@@ -13,7 +13,9 @@ memory here.
 
 POSIX record locks belong to a process and are released when any descriptor
 of the file closes, so each process opens the file once and keeps it open.
-It decides nothing about approvals; the queue does.
+It decides nothing about approvals; the queue does. The agent takes the same
+kind of lock for a run it is driving (opsagent/agent/runner.py), at offsets
+past every approval id.
 """
 
 from __future__ import annotations

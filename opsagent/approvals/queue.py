@@ -219,6 +219,11 @@ class ApprovalQueue:
         """Agent runs that ever asked for an approval (`approval_threads`)."""
         return tuple(approval_threads(self.store.db.conn))
 
+    def running(self, approval_id: int) -> bool:
+        """Whether a live process (this one included) holds the run lock of this request: it is running the
+        approved call now, and will record how it ended."""
+        return claims.running(claims.claims_path(self.store.path), approval_id)
+
     def result_summary(self, approval_id: int) -> str | None:
         row = self.store.db.conn.execute(f"SELECT result_summary FROM [{TABLE}] WHERE id = ?", (approval_id,)).fetchone()
         return row[0] if row is not None else None

@@ -24,7 +24,7 @@ from tools.base import ChatForm
 from tools.registry import REGISTRY
 
 _COMMAND_FORMS: tuple[str, ...] = (
-    "why is NS/NAME pending?  (or: failing?; NAME is a workload or a GPU job)",
+    "why is NS/NAME pending?  (or: failing?, not ready?; NAME is a workload or a GPU job)",
     "show idle gpus | show free gpus | show gpus",
     "show workloads [in NS]",
     "show findings",
@@ -80,6 +80,7 @@ class NotUnderstood(Frozen):
 NS = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 NAME = r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
 WL = rf"(?P<ns>{NS})/(?P<name>{NAME})"
+NODE = rf"(?P<node>{NAME})"  # a node name, for the forms of node tools ("drain gpu-b")
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
     "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
@@ -87,7 +88,10 @@ _NUMBER_WORDS = {
 NUM = r"(?P<n>\d{1,6}|" + "|".join(_NUMBER_WORDS) + r")"
 _HELP = ("help", r"^(?:help|\?|commands|what can you do)$")
 _COMMANDS: tuple[tuple[str, str], ...] = (
-    ("why", rf"^why\s+(?:is|are|does)\s+{WL}\s+(?P<state>pending|failing|crashing|stuck|down|broken|not\s+running|not\s+ready)$"),
+    ("why", rf"^why\s+(?:is|are|does)\s+{WL}\s+(?:still\s+)?(?P<state>pending|failing|crashing|stuck|down|broken|not\s+running|"
+            r"not\s+ready|unready|never\s+ready|restarting|keep\s+restarting|not\s+starting)(?:\s+yet)?$"),
+    ("why", rf"^why\s+(?P<neg>isn'?t|is\s+not|aren'?t|are\s+not|doesn'?t|does\s+not)\s+{WL}\s+(?:get\s+|become\s+)?"
+            r"(?P<state>ready|running|up|start)(?:\s+yet)?$"),
     ("gpus", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<which>idle\s+|free\s+|all\s+)?gpus?$"),
     ("workloads", rf"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?(?P<gpu>gpu\s+)?workloads(?:\s+in\s+(?:namespace\s+)?(?P<ns>{NS}))?$"),
     ("findings", r"^(?:show|list|get)\s+(?:me\s+)?(?:the\s+)?findings$"),
@@ -103,7 +107,8 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
 @lru_cache(maxsize=8)
 def _table(tool_forms: tuple[tuple[str, ChatForm], ...]) -> tuple[tuple[str, re.Pattern[str], ChatForm | None], ...]:
     """The patterns in the order they are tried: help, the tools' forms, then the chat commands."""
-    own = [(name, form.pattern.replace("{WL}", WL).replace("{NUM}", NUM), form) for name, form in tool_forms]
+    own = [(name, form.pattern.replace("{WL}", WL).replace("{NUM}", NUM).replace("{NODE}", NODE), form)
+           for name, form in tool_forms]
     rows = [(*_HELP, None), *own, *((key, rx, None) for key, rx in _COMMANDS)]
     return tuple((key, re.compile(rx, re.IGNORECASE), form) for key, rx, form in rows)
 
@@ -112,6 +117,8 @@ def _workload_verbs() -> dict[str, tuple[str, ...]]:
     """First words that take a workload, with the words that may stand between them and it."""
     verbs: dict[str, tuple[str, ...]] = {"why": ()}
     for _, form in _tool_forms():
+        if "{WL}" not in form.pattern:
+            continue  # a node tool's form ("drain NODE")
         for verb in (form.verb, *form.aliases):
             verbs[verb] = form.particles
     return verbs
@@ -174,9 +181,13 @@ def _wl(m: re.Match[str]) -> tuple[dict[str, str], str]:
 
 
 def _from_form(tool: str, form: ChatForm, m: re.Match[str]) -> Command:
-    """A tool's own chat form matched: one step calling that tool on the named workload."""
-    args, ref = _wl(m)
+    """A tool's own chat form matched: one step calling that tool on the named workload (or node)."""
     groups: dict[str, Any] = m.groupdict()
+    if groups.get("node"):
+        node = groups["node"].lower()
+        extra, summary = form.build(node, groups)
+        return Command(action="tool", steps=(Step(tool=tool, args={"node": node, **extra}),), summary=summary)
+    args, ref = _wl(m)
     if groups.get("n") is not None:
         groups["n"] = _number(groups["n"])
     extra, summary = form.build(ref, groups)
@@ -193,6 +204,8 @@ def _build(key: str, m: re.Match[str]) -> Command:
     if key == "why":
         args, ref = _wl(m)
         state = " ".join(m.group("state").lower().split())
+        if m.groupdict().get("neg"):
+            state = f"not {state}"
         steps = (
             Step(tool="get_workload", args=args),
             Step(tool="list_pods", args={"namespace": args["namespace"], "workload": args["name"]}),
@@ -235,7 +248,7 @@ def _build(key: str, m: re.Match[str]) -> Command:
 
 
 _HINTS = {
-    "why": "why is NS/NAME pending? (or failing?), e.g. 'why is training/bert pending?'",
+    "why": "why is NS/NAME pending? (or failing?, not ready?), e.g. 'why is inference/llm not ready?'",
     "show": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals | show proposals",
     "list": "show idle gpus | show gpus | show workloads [in NS] | show findings | show approvals | show proposals",
     "approve": "approve N [comment], e.g. 'approve 12 looks right'",

@@ -245,7 +245,7 @@ class ChatService:
         span = parse_duration(command.span or "")
         try:
             if active_for(service.leases(), f"{ref.namespace}/{ref.name}") is not None:   # already leased: 'for 3h' now means 3h from now
-                lease = service.extend(ref, span, actor=who.name, channel=call.channel)
+                lease = service.extend(ref, span, actor=who.name, channel=call.channel, actor_groups=who.groups)
                 return self._reply(reply, body=[f"{lease.workload} lease extended: it stays up until "
                                                 f"{lease.until:%Y-%m-%d %H:%M} UTC"])
             lease, result = service.start(ref, span, actor=who.name, channel=call.channel, actor_groups=who.groups)

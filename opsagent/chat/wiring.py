@@ -46,10 +46,12 @@ class ChatRuntime:
 
 def build_runtime(*, cluster: str, policies: Path, db: Path, model: str | None = None, playbooks: Path | None = None,
                   base_url: str | None = None,
-                  actor_resolver: ActorResolver = cli_actor, agent_factory: Callable[..., Any] | None = None) -> ChatRuntime:
-    """Open everything a chat front end needs. The caller closes it with `.close()`."""
+                  actor_resolver: ActorResolver = cli_actor, agent_factory: Callable[..., Any] | None = None,
+                  watch: bool = False) -> ChatRuntime:
+    """Open everything a chat front end needs. The caller closes it with `.close()`. `watch`: a long-running
+    front end (a chat session, Slack) reads one watched cache on a real cluster (see `open_cluster`)."""
     try:
-        rt = open_runtime(cluster=cluster, policies=Path(policies), db=db)
+        rt = open_runtime(cluster=cluster, policies=Path(policies), db=db, watch=watch)
     except RuntimeError_ as exc:
         raise WiringError(str(exc), hint=exc.hint) from exc
     closers: list[Callable[[], None]] = [rt.audit.close]

@@ -80,6 +80,23 @@ def give_envvars(command: Any, path: list[str]) -> None:
     def get_params(ctx: Any) -> list[Any]:   # --help is added here, after the command is built
         return plain_flags(own_params(ctx))
     command.get_params = get_params
+    command.format_help = plain_when_piped(command, command.format_help)
+
+
+def plain_when_piped(command: Any, format_help: Any) -> Any:
+    """--help as rich panels on a terminal, as click's plain text when piped (no box drawing in `| less`)."""
+    def formatted(ctx: Any, formatter: Any) -> None:
+        import sys
+
+        mode = getattr(command, "rich_markup_mode", None)
+        if mode is None or sys.stdout.isatty():
+            return format_help(ctx, formatter)
+        command.rich_markup_mode = None
+        try:
+            return format_help(ctx, formatter)
+        finally:
+            command.rich_markup_mode = mode
+    return formatted
 
 
 def plain_flags(params: list[Any]) -> list[Any]:
@@ -101,6 +118,13 @@ class LazyGroup(CommandGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        import sys
+
+        if not sys.stderr.isatty():   # a usage error read by a script or a log: click's plain lines, no panel
+            self.rich_markup_mode = None
+        return super().main(*args, **kwargs)
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         found = COMMANDS.get(cmd_name)
         if found is None:
@@ -113,7 +137,7 @@ class LazyGroup(CommandGroup):
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
         try:
-            super().format_help(ctx, formatter)
+            plain_when_piped(self, super().format_help)(ctx, formatter)
         finally:
             self._listing = False
 

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
-
-from opsagent.cli.output import Column, Format, FormatOpt, NoHeadersOpt, emit
-from opsagent.cli.common import MAX_SIM_HOURS, DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.common import MAX_SIM_HOURS, DbOpt, PlaybooksOpt, PoliciesOpt, fail
+from opsagent.cli.output import Column, Format, FormatOpt, NoHeadersOpt, Section, emit, emit_sections
 from opsagent.cli.model_options import BaseUrlOpt, model_option
 
 agent_app = typer.Typer(help="The agent loop: plan, act through the gate, verify.\n\nExample: opsagent agent run --hours 8",
@@ -34,12 +32,16 @@ def run_cmd(
     policies: Path = PoliciesOpt,
     playbooks: Path = PlaybooksOpt,
     db: Path = DbOpt,
-    output: Output = OutputOpt,
+    output: Format = FormatOpt,
+    no_headers: bool = NoHeadersOpt,
 ) -> None:
     """Run the agent against a simulated cluster and show each run.
 
     Every call passes the gate under the policy in --policies and is written to
     the audit log, approvals and agent checkpoints in --db (one SQLite file).
+
+    One row per run; `-o wide` adds the planner, the calls the gate denied, the approvals it waits for,
+    tokens and the whole summary; `-o name` prints `run/ID` lines.
 
     Example: opsagent agent run --hours 12 --approve-as carol --db /tmp/demo.db
     """
@@ -71,24 +73,31 @@ def run_cmd(
         fail(str(exc), hint="check the file named above; `opsagent policy lint` and `opsagent playbook lint` help")
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
-    if output.data:
-        print_json({"runs": result.reports, "waiting": [{"run_id": t, "approval_id": a} for t, a in result.waiting],
-                    "stats": result.stats})
-        return
-    table = Table("run", "status", "actions", "llm", "summary")
-    for r in result.reports:
-        actions = ", ".join(f"{a.tool}:{a.status}" for a in r.actions) or "-"
-        llm = f"{r.llm_calls} calls, {r.tokens} tok" + (" (fell back)" if r.fell_back else "")
-        table.add_row(r.run_id.removeprefix("finding:"), r.status, actions, llm if r.llm_calls or r.fell_back else "-", r.summary[:100])
-    console.print(table)
-    for thread_id, approval_id in result.waiting:
-        console.print(f"waiting: {thread_id} needs approval {approval_id} (opsagent approvals list)")
+    emit_sections([Section(list(result.reports), RUN_COLUMNS, "run", lambda r: r.run_id)], output, headers=not no_headers,
+                  record={"runs": result.reports, "stats": result.stats,
+                          "waiting": [{"run_id": t, "approval_id": a} for t, a in result.waiting]},
+                  notes=[f"waiting: {t} needs approval {a} (opsagent approvals list)" for t, a in result.waiting])
+
+
+def _calls(actions: list) -> str | None:
+    return ",".join(f"{a.tool}:{a.status}" for a in actions) or None
+
+
+RUN_COLUMNS = [
+    Column("run", lambda r: r.run_id), Column("status", lambda r: r.status), Column("actions", lambda r: _calls(r.actions)),
+    Column("llm calls", lambda r: r.llm_calls), Column("fell back", lambda r: r.fell_back),
+    Column("summary", lambda r: r.summary if len(r.summary) <= 100 else r.summary[:99] + "…", narrow=True),
+    Column("planner", lambda r: r.planner, wide=True), Column("denied", lambda r: _calls(r.denied), wide=True),
+    Column("approvals", lambda r: r.pending_approvals, wide=True),
+    Column("tokens", lambda r: r.prompt_tokens + r.completion_tokens, wide=True),
+    Column("summary", lambda r: r.summary, wide=True),
+]
 
 
 @agent_app.command("waiting")
 def waiting_cmd(db: Path = DbOpt, output: Format = FormatOpt, no_headers: bool = NoHeadersOpt) -> None:
-    """List agent runs paused until a person decides an approval (`-o name` prints `run/ID` lines; `wide`
-    equals `table`).
+    """List agent runs paused until a person decides an approval (`-o name` prints `run/ID` lines; wide is
+    the same as table: every column is already shown).
 
     Example: opsagent agent waiting --db opsagent.db -o json
     """

@@ -22,7 +22,7 @@ from typing import Any
 import typer
 
 from opsagent.approvals import AlreadyDecided, AlreadyRunning, ApprovalError, ApprovalQueue
-from opsagent.cli.common import DbOpt, PoliciesOpt, choices, console, fail, print_json
+from opsagent.cli.common import DbOpt, PoliciesOpt, choices, console, fail
 from opsagent.cli.get import APPROVAL_COLUMNS
 from opsagent.cli.output import Format, FormatOpt, NoHeadersOpt, emit
 from opsagent.cli.common import id_argument
@@ -118,16 +118,11 @@ def show_cmd(approval_id: int = id_argument("Approval"), output: Format = Format
         queue.close()
     if approval is None:
         fail(f"no approval {approval_id}", hint="see: opsagent approvals list")
-    if output.data:
-        print_json({**approval.model_dump(mode="json"), "result_summary": summary})
-        return
-    emit([approval], APPROVAL_COLUMNS, output, kind="approval", name_of=lambda a: str(a.id), headers=not no_headers)
-    if output is Format.name:
-        return
-    console.print(f"rule: {approval.rule.file}:{approval.rule.name}\nreason: {approval.reason}\n"
-                  f"args hash: {approval.args_hash}\nfinding: {approval.call.finding_id or '-'}"
-                  + (f"\ncomment: {approval.comment}" if approval.comment else "")
-                  + (f"\nresult: {summary}" if summary else ""), highlight=False, markup=False)
+    details = [f"rule: {approval.rule.file}:{approval.rule.name}", f"reason: {approval.reason}",
+               f"args hash: {approval.args_hash}", f"finding: {approval.call.finding_id or '-'}",
+               *([f"comment: {approval.comment}"] if approval.comment else []), *([f"result: {summary}"] if summary else [])]
+    emit([approval], APPROVAL_COLUMNS, output, kind="approval", name_of=lambda a: str(a.id), headers=not no_headers,
+         single=True, record_of=lambda a: {**a.model_dump(mode="json"), "result_summary": summary}, notes=details)
 
 
 def _open(cluster: str, policies: Path, db: Path) -> Any:

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from opsagent.audit import EXPORT_FORMATS, AuditError, AuditFilter, AuditRecord, AuditStore, parse_anchor
 from opsagent.audit.clocks import database_clock
 from opsagent.audit.database import DatabaseCorrupt, check_integrity
-from opsagent.cli.common import MAX_ROWS, DbOpt, Output, OutputOpt, choices, console, fail, id_argument, print_json
-from opsagent.cli.output import ROW_FORMATS, Column, Format, NoHeadersOpt, emit, output_option, progress
+from opsagent.cli.common import MAX_ROWS, DbOpt, choices, console, fail, id_argument, print_json
+from opsagent.cli.output import (ROW_FORMATS, TABLE_FORMATS, Column, Format, NoHeadersOpt, Section, emit, emit_record,
+                                 emit_sections, output_option, progress, record_option)
 from opsagent.cli.errors import database_failed
 from opsagent.clock import parse_duration
 from opsagent.model import Effect, EntryKind, Outcome
@@ -185,10 +184,17 @@ def search_cmd(text: str = typer.Argument(..., help="Words to find in summaries,
         print_records(store.search(text, limit=limit), output, headers=not no_headers)
 
 
+ACTION_COLUMNS = [Column("tool", lambda a: a.tool), Column("outcome", lambda a: a.outcome), Column("count", lambda a: a.count)]
+DENIAL_COLUMNS = [Column("rule file", lambda d: d.rule_file), Column("rule", lambda d: d.rule_name),
+                  Column("count", lambda d: d.count)]
+
+
 @audit_app.command("stats")
 def stats_cmd(since: str = typer.Option("7d", "--since", help="ISO time, duration (7d = the last week, the default) "
                                                                 "or 'all' for the whole log (reads every GPU event)."),
-              output: Output = OutputOpt, db: Path = DbOpt) -> None:
+              output: Format = output_option(*TABLE_FORMATS, note="Counts have no names, so there is no name output; "
+                                                                  "wide is the same as table."),
+              no_headers: bool = NoHeadersOpt, db: Path = DbOpt) -> None:
     """Actions per tool and outcome, denials per rule, approvals waiting, GPU-hours freed, LLM tokens.
 
     GPU-hours freed: the GPUs each successful sleep (or delete) freed, times the hours until the
@@ -200,24 +206,12 @@ def stats_cmd(since: str = typer.Option("7d", "--since", help="ISO time, duratio
         now = database_clock(store).now()
         start = None if since.strip().lower() == "all" else parse_when(since, option="--since", now=now)
         s = store.stats(since=start, now=now)
-    if output.data:
-        print_json(s)
-        return
-    actions = Table(title="actions (results per tool and outcome)")
-    for col in ("tool", "outcome", "count"):
-        actions.add_column(col)
-    for a in s.actions:
-        actions.add_row(escape(a.tool or ""), escape(a.outcome or ""), str(a.count))
-    console.print(actions)
-    denials = Table(title="denials per rule")
-    for col in ("rule file", "rule", "count"):
-        denials.add_column(col)
-    for d in s.denials:
-        denials.add_row(escape(d.rule_file or ""), escape(d.rule_name or ""), str(d.count))
-    console.print(denials)
-    console.print(f"rows: {s.rows}   approvals waiting: {s.approvals_waiting}   GPU-hours freed: {s.gpu_hours_freed:g}   "
-                  f"GPUs freed: {s.gpus_freed:g}   LLM calls: {s.llm_calls} "
-                  f"(prompt tokens {s.prompt_tokens}, completion tokens {s.completion_tokens})", highlight=False)
+    emit_sections([Section(list(s.actions), ACTION_COLUMNS, title="actions (results per tool and outcome)"),
+                   Section(list(s.denials), DENIAL_COLUMNS, title="denials per rule")], output, record=s,
+                  headers=not no_headers,
+                  notes=["", f"rows: {s.rows}   approvals waiting: {s.approvals_waiting}   GPU-hours freed: "
+                         f"{s.gpu_hours_freed:g}   GPUs freed: {s.gpus_freed:g}   LLM calls: {s.llm_calls} "
+                         f"(prompt tokens {s.prompt_tokens}, completion tokens {s.completion_tokens})"])
 
 
 @audit_app.command("export")
@@ -249,7 +243,7 @@ def export_cmd(fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or
 
 
 @audit_app.command("head")
-def head_cmd(output: Output = OutputOpt, db: Path = DbOpt) -> None:
+def head_cmd(output: Format = record_option("one record (the head)"), db: Path = DbOpt) -> None:
     """Print the head of the chain: its row count and newest hash, as ROWS:HASH.
 
     Keep it somewhere the database's owner cannot rewrite (a ticket, another system's log); later,
@@ -259,10 +253,8 @@ def head_cmd(output: Output = OutputOpt, db: Path = DbOpt) -> None:
     """
     with open_store(db) as store:
         head = store.head()
-    if output.data:
-        print_json({"rows": head.rows, "hash": head.hash, "anchor": head.anchor})
-    else:
-        console.print(f"rows: {head.rows}\nhash: {head.hash}\nanchor: {head.anchor}", highlight=False, markup=False)
+    emit_record({"rows": head.rows, "hash": head.hash, "anchor": head.anchor}, output,
+                [f"rows: {head.rows}", f"hash: {head.hash}", f"anchor: {head.anchor}"])
 
 
 @audit_app.command("verify")
@@ -270,7 +262,7 @@ def verify_cmd(
     expect_head: str = typer.Option(None, "--expect-head", envvar="OPSAGENT_EXPECT_HEAD",
                                     help="ROWS:HASH noted earlier (from `opsagent audit head`): also fail when the log "
                                          "holds fewer rows or its row number ROWS has another hash."),
-    output: Output = OutputOpt,
+    output: Format = record_option("one verdict"),
     db: Path = DbOpt,
 ) -> None:
     """Recompute the hash chain and check the approvals and confirmations tables against it.
@@ -295,21 +287,13 @@ def verify_cmd(
         mismatches = verify_approvals(store)
         held = verify_confirmations(store)
     ok = report.ok and not mismatches and not held
-    if output.data:
-        print_json({**report.model_dump(mode="json"), "ok": ok, "chain_ok": report.ok,
-                    "approvals": [{"approval_id": m.approval_id, "problems": list(m.problems)} for m in mismatches],
-                    "confirmations": [{"confirmation_id": cid, "problem": why} for cid, why in held]})
-    else:
-        if report.ok:
-            against = f", matches the anchor {report.anchor[:24]}…" if report.anchor else ""
-            console.print(f"[green]intact[/]: {report.rows} rows, head hash {report.head_hash}{escape(against)}",
-                          highlight=False)
-        else:
-            console.print(f"[bold red]broken[/]: {escape(report.problem or '')}", highlight=False)
-        for m in mismatches:
-            console.print(f"[bold red]approval {m.approval_id} disagrees with the chain[/]: {escape('; '.join(m.problems))}",
-                          highlight=False)
-        for cid, why in held:
-            console.print(f"[bold red]confirmation {cid} disagrees with the chain[/]: {escape(why)}", highlight=False)
+    lines = [f"intact: {report.rows} rows, head hash {report.head_hash}"
+             + (f", matches the anchor {report.anchor[:24]}…" if report.anchor else "") if report.ok
+             else f"broken: {report.problem or ''}"]
+    lines += [f"approval {m.approval_id} disagrees with the chain: {'; '.join(m.problems)}" for m in mismatches]
+    lines += [f"confirmation {cid} disagrees with the chain: {why}" for cid, why in held]
+    emit_record({**report.model_dump(mode="json"), "ok": ok, "chain_ok": report.ok,
+                 "approvals": [{"approval_id": m.approval_id, "problems": list(m.problems)} for m in mismatches],
+                 "confirmations": [{"confirmation_id": cid, "problem": why} for cid, why in held]}, output, lines)
     if not ok:
         raise typer.Exit(1)

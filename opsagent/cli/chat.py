@@ -21,31 +21,35 @@ from rich.markup import escape
 from opsagent.chat.outcome import AskOutcome, ask_outcome, model_problem
 from opsagent.chat.service import ChatReply
 from opsagent.chat.wiring import ChatRuntime, WiringError, build_runtime
-from opsagent.cli.common import ClusterOpt, DbOpt, Output, OutputOpt, PlaybooksOpt, PoliciesOpt, console, err_console, fail, print_json
+from opsagent.cli.common import ClusterOpt, DbOpt, PlaybooksOpt, PoliciesOpt, console, err_console, fail
 from opsagent.cli.model_options import BaseUrlOpt, model_option
+from opsagent.cli.output import Format, print_data, record_option
 from opsagent.cli.resolve import session
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, bind, identify, is_kube
 from opsagent.model.actor import Actor
 
 ModelOpt = model_option("Needed for free-form questions; without it only the command grammar works.")
+ReplyOpt = record_option("one reply per message (in `chat`, json is one compact document a line and yaml one "
+                         "document per reply)")
 EXIT_WORDS = {"exit", "quit", ":q", "bye"}
 
 
 def open_runtime(cluster: str, policies: Path, db: Path, model: str | None, playbooks: Path,
-                 base_url: str | None = None) -> ChatRuntime:
+                 base_url: str | None = None, *, watch: bool = False) -> ChatRuntime:
     try:
-        return build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks, base_url=base_url)
+        return build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks, base_url=base_url,
+                             watch=watch)
     except WiringError as exc:
         fail(exc.message, hint=exc.hint)
 
 
 def open_as(*, actor: str | None, as_group: str | None, cluster: str, policies: Path, db: Path, model: str | None,
-            playbooks: Path, base_url: str | None = None) -> tuple[ChatRuntime, Actor]:
+            playbooks: Path, base_url: str | None = None, watch: bool = False) -> tuple[ChatRuntime, Actor]:
     """The chat runtime and who uses it: on the simulator `--as` is checked before anything opens; on a real
     cluster the runtime's own connection asks the API server (and impersonates, if --as is allowed).
     `cluster` and `db` are already resolved (`opsagent.cli.resolve.session`)."""
     who = None if is_kube(cluster) else identify(cluster_spec=cluster, as_user=actor, as_group=as_group)
-    runtime = open_runtime(cluster, policies, db, model, playbooks, base_url)
+    runtime = open_runtime(cluster, policies, db, model, playbooks, base_url, watch=watch)
     if who is None:
         who = identify(cluster_spec=cluster, cluster=runtime.cluster, as_user=actor, as_group=as_group,
                        on_error=runtime.close)
@@ -59,15 +63,17 @@ def outcome_of(runtime: ChatRuntime, reply: ChatReply, *, model: str | None) -> 
     return ask_outcome(reply, model_problem=problem, server=server)
 
 
-def print_reply(reply: ChatReply, output: Output, *, lines: bool = False) -> None:
-    """Text for people; JSON for scripts (one compact document per line in a chat session)."""
+def print_reply(reply: ChatReply, output: Format, *, lines: bool = False) -> None:
+    """Text for people; JSON or YAML for scripts (in a chat session one compact JSON document a line, or one
+    YAML document per reply)."""
     if output.data:
         data = reply.model_dump(mode="json", exclude={"approvals"})
-        if lines:
+        if lines and output is Format.json:   # a session: one compact document a line
             sys.stdout.write(json.dumps(data, default=str) + "\n")
-            sys.stdout.flush()
         else:
-            print_json(data)
+            sys.stdout.write("---\n" if lines else "")   # a session in yaml: one document per reply
+            print_data(data, output)
+        sys.stdout.flush()
         return
     style = {"done:": "green", "refused:": "red", "failed:": "red", "waiting": "yellow"}
     for line in reply.text.splitlines():
@@ -79,7 +85,7 @@ def ask(
     text: str = typer.Argument(..., help="What to do or ask, e.g. \"scale inference/llm to 2\"."),
     actor: Optional[str] = ActorOpt,
     as_group: Optional[str] = AsGroupOpt,
-    output: Output = OutputOpt,
+    output: Format = ReplyOpt,
     cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
@@ -156,7 +162,7 @@ def _lines(interactive: bool):
 def chat(
     actor: Optional[str] = ActorOpt,
     as_group: Optional[str] = AsGroupOpt,
-    output: Output = OutputOpt,
+    output: Format = ReplyOpt,
     cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
@@ -175,7 +181,7 @@ def chat(
     """
     cluster, db = session(cluster, db)
     runtime, who = open_as(actor=actor, as_group=as_group, cluster=cluster, policies=policies, db=db, model=model,
-                           playbooks=playbooks, base_url=base_url)
+                           playbooks=playbooks, base_url=base_url, watch=True)
     interactive = sys.stdin.isatty()
     if interactive and not output.data:
         console.print(f"opsagent chat as [bold]{escape(who.name)}[/] ({escape(who.source)}) on {escape(cluster)}; "

@@ -8,8 +8,6 @@ a message print as they are instead of being read as markup.
 
 from __future__ import annotations
 
-import json
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn, get_args
@@ -20,22 +18,23 @@ from rich.console import Console
 from rich.markup import escape
 
 class _Console(Console):
-    """Rich for people, plain text for pipes: when stdout is not a terminal, a table prints as plain columns
-    (no box drawing, never wrapped, headers on one line; see opsagent.cli.output) and lines are not wrapped."""
+    """Rich for people, plain text for pipes: when stdout is not a terminal, lines are not wrapped and a rule is
+    a plain `-- title --` line. Tables never come through here: opsagent.cli.output prints them as plain
+    columns, terminal or not."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
+        if not self.is_terminal:
+            kwargs.setdefault("soft_wrap", True)
+        super().print(*objects, **kwargs)
+
+    def rule(self, title: Any = "", **kwargs: Any) -> None:
+        """A plain `-- title --` line when piped (no box-drawing rule)."""
         if self.is_terminal:
-            return super().print(*objects, **kwargs)
-        from rich.table import Table
+            return super().rule(title, **kwargs)
+        from rich.text import Text
 
-        from opsagent.cli.output import plain_table
-
-        kwargs.setdefault("soft_wrap", True)
-        for obj in objects:
-            if isinstance(obj, Table):
-                self.file.write("".join(line + "\n" for line in plain_table(obj)))
-            else:
-                super().print(obj, **kwargs)
+        text = title.plain if isinstance(title, Text) else Text.from_markup(str(title)).plain
+        self.file.write(f"-- {text} --\n" if text else "--\n")
 
 
 console = _Console()
@@ -48,11 +47,6 @@ _FORMAT: list[str] = ["json"]   # the -o a command was given: `print_json` print
 def remember_format(value: Any) -> Any:
     _FORMAT[0] = getattr(value, "value", value) or "json"
     return value
-
-
-from opsagent.cli.output import TABLE_FORMATS, Format as Output, output_option  # noqa: E402, F401  (re-exported; output imports common lazily)
-
-OutputOpt = output_option(*TABLE_FORMATS)
 
 
 def _found(kind: str) -> Any:
@@ -124,13 +118,9 @@ def to_jsonable(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     """The record as JSON, or as YAML when the command was given `-o yaml`."""
-    text = json.dumps(to_jsonable(value), indent=2, default=str)
-    if _FORMAT[0] == "yaml":
-        import yaml
+    from opsagent.cli.output import Format, print_data
 
-        sys.stdout.write(yaml.safe_dump(json.loads(text), sort_keys=False))
-        return
-    sys.stdout.write(text + "\n")
+    print_data(value, Format.yaml if _FORMAT[0] == "yaml" else Format.json)
 
 
 def fail(message: str, *, hint: str | None = None, code: int = 2) -> NoReturn:

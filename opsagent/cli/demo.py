@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
+from opsagent.cli.common import console, fail, print_json
+from opsagent.cli.output import Format, record_option
 from opsagent.cli.model_options import BaseUrlOpt, model_option
 
 
@@ -28,7 +29,7 @@ def demo_cmd(
     base_url: Optional[str] = BaseUrlOpt,
     seed: Optional[int] = typer.Option(None, "--seed", help="Simulator seed (default: the scenario's)."),
     offline: bool = typer.Option(False, "--offline", help="Never ask a model server, even when one answers."),
-    output: Output = OutputOpt,
+    output: Format = record_option("the story of one simulated day and its summary"),
 ) -> None:
     """Run the daemon over a simulated day of the demo GPU cluster and compare with no agent.
 

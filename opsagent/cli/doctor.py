@@ -23,10 +23,9 @@ from typing import Literal, Optional
 
 import httpx
 import typer
-from rich.markup import escape
-
 from opsagent.chat.secrets import SecretsError, SlackMode, SlackSecrets, load_secrets, redact, uses_socket_mode
-from opsagent.cli.common import Output, OutputOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.common import PoliciesOpt, fail
+from opsagent.cli.output import Column, Format, FormatOpt, NoHeadersOpt, Section, emit_sections
 from opsagent.cli.metrics_options import RequestRateQueryOpt
 
 Status = Literal["ok", "missing", "failed", "skipped"]
@@ -287,7 +286,26 @@ def _policy_namespaces(policies: Path) -> tuple[str, ...]:
         return ()
 
 
-_STYLE = {"ok": "green", "missing": "yellow", "failed": "red", "skipped": "dim"}
+CHECK_COLUMNS = [
+    Column("status", lambda c: c.status), Column("check", lambda c: c.name), Column("detail", lambda c: c.detail),
+    Column("required", lambda c: c.required, wide=True), Column("fix", lambda c: c.fix if c.status != "ok" else None, wide=True),
+]
+
+
+def advice(checks: list[Check]) -> list[str]:
+    """The fixes for what is not ok, each once, naming the checks it fixes: one failure (the access review
+    itself, say) can fail many checks, and the same advice nineteen times hides the one that matters."""
+    fixes: dict[str, list[str]] = {}
+    for c in checks:
+        if c.fix and c.status != "ok":
+            fixes.setdefault(c.fix, []).append(c.name)
+    return [f"fix ({names[0]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "") + f"): {fix}"
+            for fix, names in fixes.items()]
+
+
+def check_name(check: Check) -> str:
+    """`rbac: get deployments in ml` -> `rbac.get-deployments-in-ml`: one word for `-o name`."""
+    return "-".join(check.name.replace(": ", ".").split())
 
 
 def register(app: typer.Typer) -> None:
@@ -321,7 +339,8 @@ def register(app: typer.Typer) -> None:
                                                   help="Check write permissions in this namespace (repeatable); "
                                                        "default: the namespaces the policy's scopes name."),
         policies: Path = PoliciesOpt,
-        output: Output = OutputOpt,
+        output: Format = FormatOpt,
+        no_headers: bool = NoHeadersOpt,
     ) -> None:
         """Check what a new install needs (cluster, RBAC, model server, Prometheus, Slack) and say how to fix gaps.
 
@@ -331,6 +350,10 @@ def register(app: typer.Typer) -> None:
         Slack secrets come from the environment or --slack-token-file, never from flags, and are never printed.
         The Lease permissions are checked in --lease-namespace's namespace (POD_NAMESPACE in a pod); writes to
         workloads and pods in each namespace the policy names (deploy/ grants them there by a Role).
+
+        One row per check; each fix is said once after the table, naming the checks it fixes. `-o wide` adds
+        whether a check is required and its own fix; `-o name` prints `check/NAME` lines (e.g.
+        `check/rbac.get-deployments`).
 
         Exit code 1 when a required check is missing or failed; unconfigured checks are skipped.
 
@@ -351,15 +374,8 @@ def register(app: typer.Typer) -> None:
             slack=slack, slack_mode=slack_mode.value, slack_api_url=api_url, timeout=timeout,
         )
         bad = [c for c in checks if c.required and c.status in ("missing", "failed")]
-        if output.data:
-            print_json({"ok": not bad, "checks": [asdict(c) for c in checks]})
-        else:
-            shown: set[str] = set()   # one failure (e.g. the access review itself) can fail many checks: advise once
-            for c in checks:
-                console.print(f"[{_STYLE[c.status]}]{c.status:>8}[/]  {escape(c.name)}: {escape(c.detail)}", highlight=False)
-                if c.fix and c.status != "ok" and c.fix not in shown:
-                    shown.add(c.fix)
-                    console.print(f"{'':>10}fix: {escape(c.fix)}", style="dim", highlight=False)
-            console.print(f"\n{len(bad)} required check(s) need attention." if bad else "\nAll required checks pass.")
+        summary = f"{len(bad)} required check(s) need attention." if bad else "All required checks pass."
+        emit_sections([Section(checks, CHECK_COLUMNS, "check", check_name)], output, headers=not no_headers,
+                      notes=[*advice(checks), summary], record={"ok": not bad, "checks": [asdict(c) for c in checks]})
         if bad:
             raise typer.Exit(1)

@@ -155,9 +155,9 @@ def _db_rows(kind: Kind, name: str | None, namespace: str | None, db: Path) -> l
                 rows = [a for a in rows if a.id == int(name)]
             return [a for a in rows if namespace is None or a.call.args.get("namespace") == namespace]
         if kind is Kind.leases:
-            from opsagent.leases import read_leases
+            from opsagent.leases import newest_first, read_leases
 
-            leases = sorted(read_leases(store).values(), key=lambda x: x.started_at, reverse=True)
+            leases = newest_first(read_leases(store))
             matching = [x for x in leases if name in (None, x.workload, x.id)
                         and (namespace is None or x.workload.split("/", 1)[0] == namespace)]
             return matching[:1] if name is not None else matching   # NS/NAME: its newest lease

@@ -13,7 +13,8 @@ from pathlib import Path
 import typer
 
 from opsagent import shipped
-from opsagent.cli.common import Output, OutputOpt, console, fail, print_json
+from opsagent.cli.common import fail
+from opsagent.cli.output import Column, Format, FormatOpt, NoHeadersOpt, Section, emit_sections
 
 
 def copy_starters(target: Path, *, force: bool) -> tuple[list[Path], list[Path]]:
@@ -39,11 +40,14 @@ def register(app: typer.Typer) -> None:
         directory: Path = typer.Argument(Path("."), help="Where to write policies/ and playbooks/ (created if missing; its parent must exist)."),
         force: bool = typer.Option(False, "--force", envvar="OPSAGENT_INIT_FORCE", show_default=False,
                                    help="Overwrite files that are already there."),
-        output: Output = OutputOpt,
+        output: Format = FormatOpt,
+        no_headers: bool = NoHeadersOpt,
     ) -> None:
         """Write starter policies and playbooks to edit: a copy of the ones opsagent ships, which govern the
         demo cluster's namespaces. Edit the scope, intents, rules and groups for your cluster, then check
         them with `opsagent policy lint DIR/policies`. Existing files are kept unless --force.
+
+        One row per file, `wrote` or `kept`; `-o name` prints `file/PATH` lines (wide is the same as table).
 
         Exit codes: 0 when the files are in place; 2 when DIR cannot be written.
 
@@ -56,12 +60,11 @@ def register(app: typer.Typer) -> None:
             written, kept = copy_starters(directory, force=force)
         except OSError as exc:
             fail(f"cannot write to {directory}: {exc.strerror or exc}", hint="check the folder's permissions")
-        if output.data:
-            print_json({"written": [str(p) for p in written], "kept": [str(p) for p in kept]})
-            return
-        for path in written:
-            console.print(f"wrote {path}", highlight=False, markup=False)
-        for path in kept:
-            console.print(f"kept  {path} (already there; --force overwrites)", highlight=False, markup=False)
-        console.print(f"next: edit {directory / 'policies'}, then run: opsagent policy lint {directory / 'policies'}",
-                      highlight=False, markup=False)
+        files = [("wrote", p) for p in written] + [("kept", p) for p in kept]
+        emit_sections([Section(files, FILE_COLUMNS, "file", lambda f: f[1])], output, headers=not no_headers,
+                      record={"written": [str(p) for p in written], "kept": [str(p) for p in kept]},
+                      notes=[*(["kept files were already there; --force overwrites them"] if kept else []),
+                             f"next: edit {directory / 'policies'}, then run: opsagent policy lint {directory / 'policies'}"])
+
+
+FILE_COLUMNS = [Column("action", lambda f: f[0]), Column("path", lambda f: f[1])]

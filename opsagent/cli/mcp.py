@@ -47,8 +47,10 @@ def serve(
     goes through the gate and is audited on channel `mcp`. A write that needs
     a person does not block: it returns the pending approval id (approve with
     `opsagent approvals approve N`) or a confirmation id (answer with the
-    confirm_call / refuse_call tools). Resources: opsagent://findings,
-    opsagent://approvals/pending and opsagent://runs/RUN_ID/audit.
+    confirm_call / refuse_call tools). Time-boxed wakes: start_lease,
+    extend_lease, cancel_lease, list_leases (the rules of `opsagent wake`).
+    Resources: opsagent://findings, opsagent://approvals/pending,
+    opsagent://leases and opsagent://runs/RUN_ID/audit.
 
     Who calls: on stdio, you, as your kube credentials say (on the simulator,
     --as); on HTTP, the actor whose token hash is in the token map (see
@@ -76,7 +78,7 @@ def serve(
     elif tokens is not None:
         fail("--tokens is for --transport http; on stdio the server acts as you", hint="drop --tokens")
     try:
-        runtime = open_runtime(cluster=spec, policies=Path(policies), db=db)
+        runtime = open_runtime(cluster=spec, policies=Path(policies), db=db, watch=True)
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
     service = McpService(runtime)

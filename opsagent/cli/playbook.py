@@ -7,12 +7,15 @@ kind in the order they are tried. Neither touches a cluster.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.markup import escape
-
-from opsagent.cli.common import Output, OutputOpt, PlaybooksOpt, console, fail, print_json
+from opsagent.cli.common import PlaybooksOpt, fail
+from opsagent.cli.output import (PROBLEM_COLUMNS, Column, Format, FormatOpt, LintOutputOpt, NoHeadersOpt, Section, emit,
+                                 emit_sections)
+from opsagent.clock import format_duration
 from opsagent.model import FINDING_KINDS
 from opsagent.playbooks import PlaybookError, lint_playbooks, load_playbooks
 
@@ -35,7 +38,8 @@ def lint_cmd(
     directory: Path = typer.Argument(None, envvar="OPSAGENT_PLAYBOOKS", callback=_playbooks, show_default=False,
                                      help="Directory of playbook YAML files (default: ./playbooks, ~/.config/opsagent/playbooks, then the shipped ones)."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors too."),
-    output: Output = OutputOpt,
+    output: Format = LintOutputOpt,
+    no_headers: bool = NoHeadersOpt,
 ) -> None:
     """Check every playbook file: schema, CEL, templates, tool names, finding kinds.
 
@@ -49,15 +53,11 @@ def lint_cmd(
     errors = [i for i in issues if i.level == "error"]
     warnings = [i for i in issues if i.level != "error"]
     failed = bool(errors) or (strict and bool(warnings))
-    if output.data:
-        print_json({"ok": not failed, "errors": len(errors), "warnings": len(warnings),
-                    "issues": [i.as_dict() for i in issues]})
-    else:
-        for issue in issues:
-            colour = "red" if issue.level == "error" else "yellow"
-            console.print(f"[{colour}]{escape(str(issue))}[/]", highlight=False, soft_wrap=True)
-        files = len([p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")])
-        console.print(f"{files} file(s): {len(errors)} error(s), {len(warnings)} warning(s)", highlight=False)
+    files = len([p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")])
+    emit_sections([Section(issues, PROBLEM_COLUMNS, hide_empty=True)], output, headers=not no_headers,
+                  notes=[f"{files} file(s): {len(errors)} error(s), {len(warnings)} warning(s)"],
+                  record={"ok": not failed, "errors": len(errors), "warnings": len(warnings),
+                          "issues": [i.as_dict() for i in issues]})
     if failed:
         raise typer.Exit(1)
 
@@ -66,9 +66,12 @@ def lint_cmd(
 def show_cmd(
     kind: str = typer.Argument(..., help=f"Finding kind: {', '.join(FINDING_KINDS)}."),
     playbooks: Path = PlaybooksOpt,
-    output: Output = OutputOpt,
+    output: Format = FormatOpt,
+    no_headers: bool = NoHeadersOpt,
 ) -> None:
-    """Show the playbooks for one finding kind, in the order they are tried.
+    """Show the playbooks for one finding kind, in the order they are tried: the first whose `when` holds
+    answers the finding. `-o wide` adds each step's arguments, where the playbook was written and its guidance for the planner (on one
+    line); `-o name` prints `playbook/NAME` lines; json and yaml hold every field.
 
     Example: opsagent playbook show rollout_failed --playbooks playbooks/
     """
@@ -79,25 +82,27 @@ def show_cmd(
     except PlaybookError as exc:
         fail(f"playbooks in {playbooks} do not load:\n{exc}", hint=f"run: opsagent playbook lint {playbooks}")
     found = loaded.for_kind(kind)
-    if output.data:
-        print_json([{**p.model_dump(mode="json"), "source": p.source} for p in found])
-        return
-    if not found:
+    if not found and not output.data:
         fail(f"no playbook answers {kind} findings in {playbooks}", hint="see the playbooks shipped in playbooks/", code=1)
-    for p in found:
-        console.print(f"[bold]{escape(p.name)}[/]  [dim]{escape(p.source)}[/]", highlight=False)
-        console.print(f"  when:   {escape(p.when or '(always)')}", highlight=False)
-        for step in p.steps:
-            loop = f" for each {step.for_each}" if step.for_each else ""
-            console.print(f"  step:   {step.tool}{loop} {escape(str(step.args))}", highlight=False)
-        if not p.steps:
-            console.print("  step:   (none: wait)", highlight=False)
-        console.print(f"  verify: {escape(p.verify or '(finding closed)')}", highlight=False)
-        console.print(f"  retry:  {p.retry.max_attempts} attempt(s), backoff {p.retry.backoff}", highlight=False)
-        console.print("  guidance:", highlight=False)
-        for line in p.guidance.strip().splitlines():
-            console.print(f"    {escape(line)}", highlight=False)
-        console.print()
+    emit(found, PLAYBOOK_COLUMNS, output, kind="playbook", name_of=lambda p: p.name, headers=not no_headers,
+         record_of=lambda p: {**p.model_dump(mode="json"), "source": p.source})
+
+
+def _step(step: Any) -> str:
+    return step.tool + (f" for each {step.for_each}" if step.for_each else "")
+
+
+def _args(p: Any) -> str | None:
+    return "; ".join(json.dumps(s.args, sort_keys=True) for s in p.steps) or None
+
+
+PLAYBOOK_COLUMNS = [
+    Column("name", lambda p: p.name), Column("when", lambda p: p.when or "(always)"),
+    Column("steps", lambda p: "; ".join(_step(s) for s in p.steps) or "(none: wait)"),
+    Column("verify", lambda p: p.verify or "(finding closed)"),
+    Column("retry", lambda p: f"{p.retry.max_attempts}x/{format_duration(p.retry.backoff.total_seconds())}"),
+    Column("args", _args, wide=True), Column("source", lambda p: p.source, wide=True), Column("guidance", lambda p: p.guidance, wide=True),
+]
 
 
 def register(app: typer.Typer) -> None:

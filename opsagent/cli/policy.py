@@ -15,9 +15,10 @@ from typing import Any, Optional
 
 import typer
 from pydantic import ValidationError
-from rich.markup import escape
 
-from opsagent.cli.common import Output, OutputOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.common import PoliciesOpt, fail
+from opsagent.cli.output import (PROBLEM_COLUMNS, Column, Format, FormatOpt, LintOutputOpt, NoHeadersOpt, Section,
+                                 emit_record, emit_sections, record_option)
 from opsagent.clock import RealClock, parse_duration
 from opsagent.model import Pod, Snapshot, ToolCall, Workload, WorkloadRef
 from opsagent.policy import PolicyError, load_policy
@@ -56,7 +57,8 @@ def _policies(value: Path | None) -> Path:
 def lint_cmd(
     directory: Path = typer.Argument(None, envvar="OPSAGENT_POLICIES", callback=_policies, show_default=False,
                                      help="Policy directory or one file (default: ./policies, ~/.config/opsagent/policies, then the shipped ones)."),
-    output: Output = OutputOpt,
+    output: Format = LintOutputOpt,
+    no_headers: bool = NoHeadersOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero on warnings too."),
 ) -> None:
     """Check policy files: schema, CEL conditions, groups, rules that can never match.
@@ -67,44 +69,49 @@ def lint_cmd(
     Example: opsagent policy lint policies/ -o json
     """
     report = lint_dir(directory, tool_risks=_tool_risks())
-    if output.data:
-        print_json({"ok": report.ok, "errors": len(report.errors), "warnings": len(report.warnings),
-                    "problems": [p.as_dict() for p in report.problems]})
-    else:
-        for problem in report.problems:
-            colour = "red" if problem.severity == "error" else "yellow"
-            console.print(f"[{colour}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
-        if report.policy is not None and report.ok:
-            pol = report.policy
-            console.print(f"ok: {len(pol.files)} file(s), {len(pol.rules)} rules, {len(pol.intents)} intents, "
-                          f"{len(pol.limits)} limits, mode {pol.mode}; {len(report.warnings)} warning(s)", highlight=False)
-        else:
-            console.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)", highlight=False)
+    pol = report.policy
+    summary = f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    if pol is not None and report.ok:
+        summary = (f"ok: {len(pol.files)} file(s), {len(pol.rules)} rules, {len(pol.intents)} intents, "
+                   f"{len(pol.limits)} limits, mode {pol.mode}; {len(report.warnings)} warning(s)")
+    emit_sections([Section(list(report.problems), PROBLEM_COLUMNS, hide_empty=True)], output, headers=not no_headers,
+                  notes=[summary], record={"ok": report.ok, "errors": len(report.errors), "warnings": len(report.warnings),
+                                           "problems": [p.as_dict() for p in report.problems]})
     if not report.ok or (strict and report.warnings):
         raise typer.Exit(1)
 
 
+RULE_COLUMNS = [
+    Column("rule", lambda r: r.rule.name), Column("effect", lambda r: r.rule.effect), Column("tools", lambda r: r.rule.tools),
+    Column("actors", lambda r: r.rule.actors), Column("namespaces", lambda r: r.rule.namespaces or "*"),
+    Column("channels", lambda r: r.rule.channels or "*", wide=True), Column("risk", lambda r: r.rule.risk or "*", wide=True),
+    Column("approvers", lambda r: r.rule.approvers, wide=True), Column("when", lambda r: r.rule.when, wide=True),
+    Column("file", lambda r: r.file, wide=True),
+]
+
+
 @policy_app.command("show")
-def show_cmd(policies: Path = PoliciesOpt, output: Output = OutputOpt) -> None:
-    """Print what the agent may do alone, what needs a person and what is denied.
+def show_cmd(policies: Path = PoliciesOpt, output: Format = FormatOpt, no_headers: bool = NoHeadersOpt) -> None:
+    """Print the rules in the order they are tried (the first that matches decides), then what the agent may
+    do alone, what needs a person and what is denied: the summary the agent's planner reads.
 
-    This is the summary the agent's planner reads.
+    `-o wide` adds each rule's channels, risk classes, approvers, condition and file; `-o name` prints
+    `rule/NAME` lines; json and yaml hold the whole policy (rules, limits, intents, groups).
 
-    Example: opsagent policy show --policies policies/
+    Example: opsagent policy show --policies policies/ -o wide
     """
     pol = _load(policies)
-    if output.data:
-        print_json({
-            "mode": pol.mode, "files": list(pol.files), "approval_ttl_seconds": pol.approval_ttl_seconds,
-            "max_workloads_per_run": pol.max_workloads_per_run, "groups": pol.groups,
-            "rules": [{"file": r.file, "line": getattr(r, "line", None), **r.rule.model_dump(mode="json")} for r in pol.rules],
-            "limits": [{"file": lim.file, **lim.limit.model_dump(mode="json")} for lim in pol.limits],
-            "intents": [i.model_dump(mode="json") for i in pol.intents],
-            "annotation_intents": [{"file": o.file, "line": o.line, **o.spec.model_dump(mode="json")} for o in pol.opt_ins],
-            "summary": pol.summary(),
-        })
-        return
-    console.print(pol.summary(), highlight=False, soft_wrap=True, markup=False)
+    record = {
+        "mode": pol.mode, "files": list(pol.files), "approval_ttl_seconds": pol.approval_ttl_seconds,
+        "max_workloads_per_run": pol.max_workloads_per_run, "groups": pol.groups,
+        "rules": [{"file": r.file, "line": getattr(r, "line", None), **r.rule.model_dump(mode="json")} for r in pol.rules],
+        "limits": [{"file": lim.file, **lim.limit.model_dump(mode="json")} for lim in pol.limits],
+        "intents": [i.model_dump(mode="json") for i in pol.intents],
+        "annotation_intents": [{"file": o.file, "line": o.line, **o.spec.model_dump(mode="json")} for o in pol.opt_ins],
+        "summary": pol.summary(),
+    }
+    emit_sections([Section(list(pol.rules), RULE_COLUMNS, "rule", lambda r: r.rule.name)], output, record=record,
+                  headers=not no_headers, notes=["", *pol.summary().splitlines()])
 
 
 @policy_app.command("explain")  # the example is the docstring's last line (an epilog would print it twice)
@@ -121,7 +128,7 @@ def explain_cmd(
         "Pod fields (phase, reason, restarts, ready, ...) for a pod tool such as delete_pod.")),
     risk: Optional[str] = typer.Option(None, "--risk", help="Risk class for a tool the catalogue does not know."),
     policies: Path = PoliciesOpt,
-    output: Output = OutputOpt,
+    output: Format = record_option("one decision, with the reasons for it"),
 ) -> None:
     """Show the decision for one tool call, the rule that made it, and why each earlier rule did not match.
 
@@ -144,13 +151,8 @@ def explain_cmd(
     tool_risk, call_target = _risk_and_target(tool, call_args, risk, target)
     snapshot, now = _state(scenario, at, target_state, call, call_target)
     result = explain_call(pol, call=call, risk=tool_risk, target=call_target, snapshot=snapshot, now=now)
-    if output.data:
-        print_json({"call": call, "now": now.isoformat(), **result.model_dump(mode="json")})
-        return
-    console.print(f"call:     {tool} {json.dumps(call_args, sort_keys=True)} by {actor} via {channel} ({result.risk}) at {now.isoformat()}",
-                  highlight=False, soft_wrap=True, markup=False)
-    for line in result.lines():
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    head = f"call:     {tool} {json.dumps(call_args, sort_keys=True)} by {actor} via {channel} ({result.risk}) at {now.isoformat()}"
+    emit_record({"call": call, "now": now.isoformat(), **result.model_dump(mode="json")}, output, [head, *result.lines()])
 
 
 def _risk_and_target(tool: str, args: dict[str, Any], risk: str | None, target: str | None) -> tuple[str, Any]:

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.table import Table
-
-from opsagent.cli.common import MAX_SIM_HOURS, Output, OutputOpt, console, fail, print_json
+from opsagent.cli.common import MAX_SIM_HOURS, fail
+from opsagent.cli.output import Column, Format, FormatOpt, NoHeadersOpt, Section, emit_sections
 from opsagent.cluster.sim import ScenarioError, SimCluster, builtin_names, builtin_scenario, load_scenario
 
 NOTABLE = {"FailedScheduling", "BackOff", "Failed", "ProgressDeadlineExceeded", "ScalingReplicaSet", "Started",
@@ -77,31 +76,45 @@ def run(scenario_name: str, *, hours: float | None, step_minutes: float, seed: i
     }
 
 
-def _print(report: dict[str, Any]) -> None:
-    table = Table(title=f"{report['scenario']} (seed {report['seed']})")
-    for col in ("time", "GPUs held", "busy", "idle", "pending pods", "jobs q/run", "waiting req", "notable events"):
-        table.add_column(col)
-    for r in report["rows"]:
-        events = "; ".join(r["events"][:4]) + (f"; +{len(r['events']) - 4} more" if len(r["events"]) > 4 else "")
-        table.add_row(r["time"][5:16].replace("T", " "), str(r["gpus_allocated"]), f"{r['gpus_busy']:.2f}",
-                      str(r["gpus_idle"]), str(r["pods_pending"]), f"{r['jobs_queued']}/{r['jobs_running']}",
-                      str(r["pending_requests"]), events)
-    console.print(table)
-    final = Table(title=f"state at {report['end'][:16].replace('T', ' ')}")
-    for col in ("workload", "ready/replicas", "GPUs", "req/s", "GPU %", "speed", "rollout"):
-        final.add_column(col)
-    for w in report["workloads"]:
-        util = "-" if w["gpu_utilization"] is None else f"{w['gpu_utilization']:.0f}"
-        rollout = w["rollout"] + (f" ({w['rollout_reason']})" if w["rollout"] != "complete" else "")
-        final.add_row(w["workload"], f"{w['ready']}/{w['replicas']}", str(w["gpus_held"]), f"{w['request_rate'] or 0:.1f}",
-                      util, f"{w['throughput_factor']:.2f}", rollout)
-    for j in report["jobs"]:
-        final.add_row(f"job {j['job']}", "", str(j["gpus"]), "", "", "", j["state"])
-    console.print(final)
+def _events(r: dict[str, Any], shown: int | None) -> str:
+    events = r["events"] if shown is None else r["events"][:shown]
+    more = len(r["events"]) - len(events)
+    return "; ".join(events) + (f"; +{more} more" if more else "")
+
+
+STEP_COLUMNS = [
+    Column("time", lambda r: r["time"][5:16]), Column("gpus held", lambda r: r["gpus_allocated"]),
+    Column("busy", lambda r: f"{r['gpus_busy']:.2f}"), Column("idle", lambda r: r["gpus_idle"]),
+    Column("pending pods", lambda r: r["pods_pending"]), Column("jobs q/run", lambda r: f"{r['jobs_queued']}/{r['jobs_running']}"),
+    Column("waiting req", lambda r: r["pending_requests"]),
+    Column("notable events", lambda r: _events(r, 4), narrow=True), Column("notable events", lambda r: _events(r, None), wide=True),
+]
+# The final state: workloads and jobs in one table, named KIND/NAME as `-o name` prints them (a job has no
+# replicas, rate or rollout).
+STATE_COLUMNS = [
+    Column("name", lambda x: f"{x['kind']}/{x['name']}"), Column("ready", lambda x: f"{x['ready']}/{x['replicas']}" if "replicas" in x else None),
+    Column("gpus", lambda x: x.get("gpus_held", x.get("gpus"))),
+    Column("req/s", lambda x: f"{x['request_rate'] or 0:.1f}" if "request_rate" in x else None),
+    Column("gpu %", lambda x: None if x.get("gpu_utilization") is None else f"{x['gpu_utilization']:.0f}"),
+    Column("speed", lambda x: f"{x['throughput_factor']:.2f}" if "throughput_factor" in x else None),
+    Column("state", lambda x: x.get("state") or x["rollout"]),
+    Column("reason", lambda x: x.get("rollout_reason") if x.get("rollout") != "complete" else None, wide=True),
+    Column("revision", lambda x: x.get("revision"), wide=True), Column("node", lambda x: x.get("node"), wide=True),
+    Column("waiting req", lambda x: x.get("pending_requests"), wide=True),
+]
+
+
+def print_report(report: dict[str, Any], output: Format, *, headers: bool = True) -> None:
+    state = ([{"kind": "workload", "name": w["workload"], **w} for w in report["workloads"]]
+             + [{"kind": "job", "name": j["job"], **j} for j in report["jobs"]])
     s = report["stats"]
-    console.print(f"GPU-hours held {s['gpu_hours_allocated']:.1f}, busy {s['gpu_hours_busy']:.1f}, "
-                  f"[bold]held idle {s['gpu_hours_idle']:.1f}[/]; jobs started {s['jobs_started']}, "
-                  f"finished {s['jobs_finished']}, waiting {s['jobs_waiting']}")
+    emit_sections([Section(report["rows"], STEP_COLUMNS, title=f"{report['scenario']} (seed {report['seed']})"),
+                   Section(state, STATE_COLUMNS, kind="", name_of=lambda x: f"{x['kind']}/{x['name']}",
+                           title=f"state at {report['end'][:16].replace('T', ' ')}")],
+                  output, record=report, headers=headers,
+                  notes=["", f"GPU-hours held {s['gpu_hours_allocated']:.1f}, busy {s['gpu_hours_busy']:.1f}, "
+                             f"held idle {s['gpu_hours_idle']:.1f}; jobs started {s['jobs_started']}, "
+                             f"finished {s['jobs_finished']}, waiting {s['jobs_waiting']}"])
 
 
 def register(app: typer.Typer) -> None:
@@ -111,10 +124,15 @@ def register(app: typer.Typer) -> None:
         hours: Optional[float] = typer.Option(None, "--hours", min=0, max=MAX_SIM_HOURS, help="Simulated hours to run (default: the scenario's duration).", envvar="OPSAGENT_SIM_HOURS"),
         step_minutes: float = typer.Option(60.0, "--step-minutes", min=1, max=7 * 24 * 60, help="Minutes per output row.", envvar="OPSAGENT_SIM_STEP_MINUTES"),
         seed: Optional[int] = typer.Option(None, "--seed", help="Override the scenario's random seed.", envvar="OPSAGENT_SIM_SEED"),
-        output: Output = OutputOpt,
+        output: Format = FormatOpt,
+        no_headers: bool = NoHeadersOpt,
     ) -> None:
         """Run a simulated GPU cluster scenario and show, step by step, GPUs held, busy and idle,
         pending pods, queued jobs and notable events, then the final state and GPU-hours held idle.
+
+        `-o wide` adds every event of a step (not only the first four) and each workload's rollout reason,
+        revision and waiting requests, and each job's node; `-o name` prints the final state's
+        `workload/NS/NAME` and `job/NS/NAME` lines; json and yaml hold the whole report.
 
         Example: opsagent sim demo --hours 6 --step-minutes 30
         """
@@ -122,7 +140,4 @@ def register(app: typer.Typer) -> None:
             report = run(scenario, hours=hours, step_minutes=step_minutes, seed=seed)
         except ScenarioError as exc:
             fail(str(exc), hint="check the scenario against docs/simulator.md, or run `opsagent sim demo`")
-        if output.data:
-            print_json(report)
-        else:
-            _print(report)
+        print_report(report, output, headers=not no_headers)

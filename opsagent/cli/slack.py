@@ -90,7 +90,7 @@ def slack(
     cluster, db = session(cluster, db)
     try:
         runtime = build_runtime(cluster=cluster, policies=policies, db=db, model=model, playbooks=playbooks,
-                                base_url=base_url, actor_resolver=user_map.resolve)
+                                base_url=base_url, actor_resolver=user_map.resolve, watch=True)
     except WiringError as exc:
         fail(exc.message, hint=exc.hint)
     try:

@@ -14,10 +14,11 @@ from typing import Optional
 
 import typer
 
-from opsagent.cli.common import ClusterOpt, DbOpt, Output, OutputOpt, PoliciesOpt, console, fail, print_json
+from opsagent.cli.common import ClusterOpt, DbOpt, PoliciesOpt, fail
+from opsagent.cli.output import Format, FormatOpt, NoHeadersOpt, emit
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, identify
 from opsagent.clock import parse_duration
-from opsagent.leases import Lease, LeaseRefused
+from opsagent.leases import LeaseRefused, line
 from opsagent.model import WorkloadRef
 
 
@@ -35,13 +36,6 @@ def _span(text: str | None) -> timedelta:
     return span
 
 
-def line(lease: Lease) -> str:
-    """One line per lease, for people."""
-    end = f"until {lease.until:%Y-%m-%d %H:%M} UTC" if lease.state == "active" else \
-        f"{lease.state} by {lease.ended_by}" + (f" at {lease.ended_at:%Y-%m-%d %H:%M} UTC" if lease.ended_at else "")
-    return f"{lease.workload}: {lease.state}, woken by {lease.actor} at {lease.started_at:%Y-%m-%d %H:%M} UTC, {end}"
-
-
 def wake_cmd(
     workload: str = typer.Argument(..., help="The workload to keep up, NAMESPACE/NAME."),
     span: Optional[str] = typer.Option(None, "--for", envvar="OPSAGENT_WAKE_FOR",
@@ -54,13 +48,17 @@ def wake_cmd(
     cluster: Optional[str] = ClusterOpt,
     policies: Path = PoliciesOpt,
     db: Path = DbOpt,
-    output: Output = OutputOpt,
+    output: Format = FormatOpt,
+    no_headers: bool = NoHeadersOpt,
 ) -> None:
     """Wake a workload for a fixed time, then let the daemon put it back to sleep.
 
     The wake goes through the gate as you; the lease is recorded in the audit log (so it survives
     restarts) and keeps the workload up whatever its idle rule says. Scaling the workload by hand
     (scale_workload) ends the lease. List leases with `opsagent get leases`.
+
+    Prints the lease as `opsagent get leases` does (a row, `-o wide` adds who ended it and when, `-o name`
+    prints `lease/ID`), then what happened in one sentence.
 
     Example: opsagent wake inference/llm --for 2h --cluster sim:demo --as erin
     """
@@ -86,10 +84,10 @@ def wake_cmd(
                        on_error=runtime.audit.close)
         service = runtime.leases()
         if cancel:
-            lease = service.cancel(ref, actor=who.name)
+            lease = service.cancel(ref, actor=who.name, actor_groups=who.groups)
         elif extend:
             assert duration is not None
-            lease = service.extend(ref, duration, actor=who.name)
+            lease = service.extend(ref, duration, actor=who.name, actor_groups=who.groups)
         else:
             assert duration is not None
             lease, _ = service.start(ref, duration, actor=who.name, actor_groups=who.groups)
@@ -97,7 +95,7 @@ def wake_cmd(
         fail(str(exc), hint="see: opsagent get leases; opsagent policy explain", code=1)
     finally:
         runtime.audit.close()
-    if output.data:
-        print_json(lease)
-    else:
-        console.print(line(lease), highlight=False, markup=False)
+    from opsagent.cli.get import LEASE_COLUMNS
+
+    emit([lease], LEASE_COLUMNS, output, kind="lease", name_of=lambda x: x.id, headers=not no_headers, single=True,
+         notes=[line(lease)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 
@@ -81,7 +81,7 @@ def wake_proxy(
                       wake_via=wake_via, token_file=wake_token_file, admin_at=admin_at)
         return
     try:
-        rt = open_runtime(cluster=cluster, policies=policies, db=db)
+        rt = open_runtime(cluster=cluster, policies=policies, db=db, watch=True)
     except RuntimeError_ as exc:
         fail(str(exc), hint=exc.hint)
 
@@ -97,7 +97,8 @@ def wake_proxy(
             err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     activity = ActivityLog(activity_path_for(db), clock=rt.clock) if rt.sim is None else None
     on_request = (lambda ref: rt.sim.record_request(ref)) if rt.sim is not None else activity.note  # type: ignore[union-attr]
-    waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, on_request=on_request, lock=threading.Lock() if rt.sim is not None else None)
+    waker = GateWaker(gate=rt.gate, observe=rt.observe, clock=rt.clock, on_request=on_request,
+                      lock=threading.Lock() if rt.sim is not None else None, look=getattr(rt.cluster, "snapshot_of", None))
     proxy = WakeProxy(routes=table, waker=waker, default_timeout=timeout, deferred=deferred)
     app = proxy.app()
     if activity is not None:
@@ -109,7 +110,7 @@ def wake_proxy(
             _app["flusher"] = asyncio.create_task(loop())
         app.on_startup.append(_flush_forever)
     console.print(f"wake proxy listening on http://{listen} with {len(table.routes)} route(s); cluster {cluster}")
-    _run(app, host, int(port), admin_at)
+    _run(app, host, int(port), admin_at, ready=getattr(rt.cluster, "cache_health", None))
 
 
 def _unchecked(table: "RouteTable", exc: ClusterError) -> None:
@@ -145,15 +146,17 @@ def _parse_admin(text: str) -> tuple[str, int] | None:
         fail(str(exc).replace("--listen", "--admin-listen"), hint="e.g. --admin-listen 0.0.0.0:9091")
 
 
-def _run(app: "web.Application", host: str, port: int, admin_at: tuple[str, int] | None) -> None:
-    """Serve the proxy and, with --admin-listen, its health and metrics; a port in use is one line, not a traceback."""
+def _run(app: "web.Application", host: str, port: int, admin_at: tuple[str, int] | None,
+         ready: Callable[[], tuple[bool, str]] | None = None) -> None:
+    """Serve the proxy and, with --admin-listen, its health and metrics; a port in use is one line, not a traceback.
+    `ready` (a watched kube cluster's `cache_health`) makes /readyz answer 503 while a watch is stale."""
     from opsagent.wake.admin import Counters, admin_app, serve
 
     admin = None
     if admin_at is not None:
         counters = Counters()
         app.middlewares.append(counters.middleware())
-        admin = admin_app(ready=lambda: (True, "serving"), metrics=counters.render)
+        admin = admin_app(ready=ready or (lambda: (True, "serving")), metrics=counters.render)
     try:
         asyncio.run(serve(app, host, port, admin, *(admin_at or ("", 0))))
     except OSError as exc:
@@ -177,7 +180,7 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
     try:
         token = read_token(token_file)
         submitter = DaemonSubmitter(wake_via, token, timeout=timeout + 30, retry_for=timeout)
-        reader, clock, _ = open_cluster(cluster)
+        reader, clock, _ = open_cluster(cluster, watch=True)
         if hasattr(reader, "reads_config"):
             reader.reads_config = False   # the proxy needs no ConfigMaps or Secrets, and its account may not list them
         activity = DaemonActivity(wake_via, token, clock=clock)
@@ -194,7 +197,8 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
             err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     except ClusterError as exc:
         _unchecked(table, exc)
-    waker = GateWaker(gate=submitter, observe=reader.snapshot, clock=clock, on_request=activity.note)
+    waker = GateWaker(gate=submitter, observe=reader.snapshot, clock=clock, on_request=activity.note,
+                      look=getattr(reader, "snapshot_of", None))
     app = WakeProxy(routes=table, waker=waker, default_timeout=timeout, deferred=deferred).app()
 
     async def _post_forever(_app: web.Application) -> None:
@@ -209,4 +213,4 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
     app.on_startup.append(_post_forever)
     console.print(f"wake proxy listening on http://{host}:{port} with {len(table.routes)} route(s); "
                   f"cluster {cluster}; wakes via {wake_via}")
-    _run(app, host, port, admin_at)
+    _run(app, host, port, admin_at, ready=getattr(reader, "cache_health", None))

@@ -14,11 +14,12 @@ classified by what the caller should do about them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from opsagent.model import Frozen, GpuRequirement, Snapshot, WorkloadRef
+from opsagent.model import Frozen, GpuRequirement, Probe, Snapshot, WorkloadRef
 
 
 class WriteResult(Frozen):
@@ -153,6 +154,28 @@ class ClusterWriter(Protocol):
 
     def evict_pod(self, *, namespace: str, name: str, dry_run: bool = False) -> WriteResult:
         """Evict through the Eviction API (policy/v1), which honours PodDisruptionBudgets; raises DisruptionBlocked."""
+
+    def set_image(self, *, ref: WorkloadRef, image: str, container: str | None = None,
+                  dry_run: bool = False) -> WriteResult:
+        """Set one container's image in the pod template (the first container when None); starts a new revision.
+
+        Raises Invalid naming the template's containers when `container` is not one of them."""
+
+    def set_probe(self, *, ref: WorkloadRef, probe: Probe, dry_run: bool = False) -> WriteResult:
+        """Set one probe (`probe.kind` says which) of the pod template's main container; starts a new revision."""
+
+
+@runtime_checkable
+class ReadsWorkloads(Protocol):
+    """An adapter that can show a few workloads without reading the whole cluster (an indexed state or a watched
+    cache): what a decision about them reads, by point lookups."""
+
+    def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        """A snapshot narrowed to `refs`: each workload, its pods (with their GPUs), the nodes they run on, the
+        events, autoscalers and disruption budgets of its namespace, and whatever else those facts are computed
+        from, built exactly as `snapshot()` builds them, so `workload`, `pods_of`, `gpus_held_by`, `quiet_since`,
+        `autoscaler_of` and the GPUs of its pods answer the same for `refs`. Jobs and other workloads are left
+        out. A workload the cluster lacks is absent."""
 
 
 @runtime_checkable

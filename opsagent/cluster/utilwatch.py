@@ -17,12 +17,12 @@ sleep, never hasten one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from opsagent.cluster.port import WRITE_METHODS
-from opsagent.model import Snapshot, Workload
+from opsagent.model import Snapshot, Workload, WorkloadRef
 
 Threshold = Callable[[Workload], "float | None"]
 
@@ -61,6 +61,17 @@ class UtilisationWatch:
         snapshot, self._memory = mark_low_utilisation(self._inner.snapshot(), self._threshold, self._memory)
         return snapshot
 
+    def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        """The wrapped cluster's narrowed snapshot (`ReadsWorkloads`; its full snapshot when it has none), with
+        `low_gpu_since` marked and remembered for the workloads it shows; the others' memory is left as it is."""
+        narrow = getattr(self._inner, "snapshot_of", None)
+        if narrow is None:
+            return self.snapshot()
+        snapshot, seen = mark_low_utilisation(narrow(refs), self._threshold, self._memory)
+        shown = {w.key for w in snapshot.workloads}
+        self._memory = {**{k: v for k, v in self._memory.items() if k not in shown}, **seen}
+        return snapshot
+
     def __getattr__(self, name: str) -> Any:
         if name in WRITE_METHODS:
             raise AttributeError(f"{name}: this view of the cluster only reads; writes go through the gate")
@@ -77,8 +88,16 @@ class WatchedWriter:
     def __init__(self, watch: UtilisationWatch) -> None:
         self._watch = watch
 
+    @property
+    def watch(self) -> UtilisationWatch:
+        """The watch it reads through (another runtime over the same cluster shares it)."""
+        return self._watch
+
     def snapshot(self) -> Snapshot:
         return self._watch.snapshot()
+
+    def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        return self._watch.snapshot_of(refs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._watch._inner if name in WRITE_METHODS else self._watch, name)

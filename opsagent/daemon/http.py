@@ -9,12 +9,15 @@ also lists the last snapshot's notes (what the cluster adapter could not see).
 /metrics: the Prometheus text format.
 POST /v1/...: the internal API (internal.py), only when the daemon was given a token. The token is checked
 before the body is read; chunked bodies are refused (411), and a body must arrive whole within
-`request_seconds` (408), so a slow or endless sender cannot hold a thread.
+`request_seconds` (408), so a slow or endless sender cannot hold a thread. The same bound holds for the
+request line and headers together: a client that trickles them (a byte now and then, each read within
+the socket's timeout) is dropped once `request_seconds` have passed, before anything is authenticated.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -81,6 +84,34 @@ class HealthServer:
 
         class Handler(BaseHTTPRequestHandler):
             timeout = request_seconds   # a client that stops sending mid-request is dropped, not waited for
+
+            def handle_one_request(self) -> None:
+                """The request line and headers must arrive within `request_seconds` in all, or the connection is
+                shut (each read's own timeout alone lets a byte now and then hold a thread for ever)."""
+                timer = threading.Timer(body_seconds, self._drop)
+                timer.daemon = True
+                self._headers_timer = timer
+                timer.start()
+                try:
+                    super().handle_one_request()
+                finally:
+                    timer.cancel()
+
+            def parse_request(self) -> bool:
+                parsed = super().parse_request()   # reads the headers
+                self._headers_timer.cancel()       # they are in: from here the body's own deadline applies
+                if getattr(self, "_dropped", False):
+                    self.close_connection = True   # cut off mid-headers: what arrived is not a request
+                    return False
+                return parsed
+
+            def _drop(self) -> None:
+                self._dropped = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
             def do_GET(self) -> None:  # noqa: N802 (stdlib name)
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":

@@ -85,11 +85,12 @@ class InternalApi:
     def __init__(self, *, token: str, gate: Submitter, activity: ActivitySink | None,
                  leading: Callable[[], bool] = lambda: True, lock: AbstractContextManager[Any] | None = None,
                  now: Callable[[], datetime] | None = None,
-                 workloads: Callable[[], Collection[str] | None] | None = None) -> None:
+                 present: Callable[[Collection[str]], Collection[str] | None] | None = None) -> None:
         """`lock` is held around each gate call; pass the daemon's cycle lock when both share one cluster object
         that is not thread-safe (the simulator), or `nullcontext()` when `gate` is a `GatePool` that keeps
-        concurrent calls apart itself. `workloads` lists the cluster's workloads as NAMESPACE/NAME (read
-        under `lock`; None from it, or no `workloads`, skips the check)."""
+        concurrent calls apart itself. `present(keys)` says which of the NAMESPACE/NAME `keys` name a workload
+        the cluster has (read under `lock`, looking at those workloads only; None from it, or no `present`, skips
+        the check)."""
         if len(token) < 16:
             raise ValueError("the internal API token must be at least 16 characters")
         self._token = token.encode()
@@ -97,7 +98,7 @@ class InternalApi:
         self._activity = activity
         self._leading = leading
         self._now = now
-        self._workloads = workloads
+        self._present = present
         self._lock = lock or threading.Lock()   # one gate call at a time: the gate's store is one connection
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -132,7 +133,7 @@ class InternalApi:
                         actor="wake-proxy", channel="wake-proxy",
                         message=req.message or f"request waiting for {ref}")
         with self._lock:
-            known = self._known()
+            known = self._known([str(ref)])
             if known is not None and str(ref) not in known:
                 return 404, {"error": f"no workload {ref} in the cluster"}
             result = self._gate.submit(call)
@@ -152,24 +153,25 @@ class InternalApi:
                 last = min(last, self._now())
             seen[key] = (last, item.count)
         with self._lock:
-            known = self._known()
+            known = self._known(list(seen))
         if known is not None:
             seen = {key: value for key, value in seen.items() if key in known}
         return 200, {"recorded": self._activity.record(seen) if seen else 0}
 
-    def _known(self) -> Collection[str] | None:
-        return self._workloads() if self._workloads is not None else None
+    def _known(self, keys: Collection[str]) -> Collection[str] | None:
+        return self._present(keys) if self._present is not None and keys else None
 
 
 class GatePool:
     """Up to `size` gates, opened on demand, one per call in flight: cold wakes of different workloads wait for
     readiness side by side instead of queueing behind each other. Each gate has its own database connection
-    and cluster client, as separate processes would."""
+    and cluster client, as separate processes would. `leading` becomes each gate's `leading`: a wake that waited
+    for a gate while the daemon lost its leadership writes nothing (the API's own check ran when it arrived)."""
 
-    def __init__(self, open_gate: Callable[[], Any], size: int = 4) -> None:
+    def __init__(self, open_gate: Callable[[], Any], size: int = 4, *, leading: Callable[[], bool] | None = None) -> None:
         if size < 1:
             raise ValueError("a gate pool needs at least one gate")
-        self._open, self._size = open_gate, size
+        self._open, self._size, self._leading = open_gate, size, leading
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
         self._opened = 0
         self._lock = threading.Lock()
@@ -196,7 +198,10 @@ class GatePool:
         if not opening:
             return self._idle.get()
         try:
-            return self._open()
+            gate = self._open()
+            if self._leading is not None:
+                gate.leading = self._leading
+            return gate
         except BaseException:
             with self._lock:
                 self._opened -= 1

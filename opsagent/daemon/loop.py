@@ -20,7 +20,11 @@ Order within a cycle:
   3. observe and detect; for each finding, run the agent on its thread
      (`finding:<id>`), except when that thread is waiting for a person;
      after a run that changed the cluster, detect again so later findings
-     are judged on the cluster as it is now;
+     left are judged on the cluster as it is now: when each one is a finding
+     its workload's own facts decide (`detect.WORKLOAD_KINDS`), only those
+     workloads are read again; otherwise the whole cluster, and what it shows
+     anew joins the queue (with nothing left, what is new waits for the next
+     cycle's detection);
   4. prune the checkpoints of runs finished longer ago than the retention
      (`Agent.prune`; the audit log keeps their story).
 It must not execute tools itself or decide policy; `stop()` is honoured
@@ -32,12 +36,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from opsagent.agent import Agent, AgentError, RunReport
 from opsagent.daemon.metrics import Metrics
 from opsagent.approvals import AlreadyRunning, ApprovalError
-from opsagent.model import Approval, Finding, Snapshot, ToolResult
+from opsagent.detect import workload_subject
+from opsagent.model import Approval, Finding, Snapshot, ToolResult, WorkloadRef
 from opsagent.runtime import Runtime
 
 log = logging.getLogger("opsagent.daemon")
@@ -73,12 +79,14 @@ class Reconciler:
     def __init__(self, runtime: Runtime, agent: Agent, *, metrics: Metrics | None = None,
                  observe: Callable[[], Snapshot] | None = None,
                  detect: Callable[[Snapshot], list[Finding]] | None = None,
+                 observe_of: Callable[[Sequence[WorkloadRef]], Snapshot] | None = None,
                  on_run: Callable[[str, Finding | None, RunReport], None] | None = None,
                  should_stop: Callable[[], bool] = lambda: False) -> None:
         self.runtime, self.agent = runtime, agent
         self.metrics = metrics or Metrics()
         self.observe = observe or runtime.observe
         self.detect = detect or runtime.findings
+        self.observe_of = observe_of
         self.on_run = on_run or (lambda *_: None)
         self.should_stop = should_stop
         self._seen_llm: dict[str, tuple[int, int, int]] = {}   # thread -> (calls, prompt, completion) counted
@@ -103,6 +111,8 @@ class Reconciler:
             approval = self.runtime.approvals.get(approval_id)
             if approval is None or approval.state not in _DECIDED:
                 continue
+            if approval.state == "approved" and self.runtime.approvals.running(approval_id):
+                continue   # another process runs the approved call right now and goes on with the run; not twice
             approver = approval.decided_by or ("expiry" if approval.state == "expired" else "")
             # Approved and already run elsewhere (e.g. `opsagent approvals approve` executes at once): resume as
             # approved; the queue's execution claim refuses a second run and the run records that it ran already.
@@ -120,7 +130,7 @@ class Reconciler:
         if not report.stopped_early:
             self._run_approved(report)
         report.leases_closed = [lease.id for lease, _ in self.runtime.leases().close_due()]
-        snapshot = self.observe()
+        snapshot = whole = self.observe()
         findings = self.detect(snapshot)
         report.findings = list(findings)
         done: set[str] = set()
@@ -141,15 +151,23 @@ class Reconciler:
             if run.pending_approvals:
                 waiting[run.run_id] = run.pending_approvals[0]
             self.on_run("finding", finding, run)
-            if any(a.status == "ok" and not _is_read(a.tool) for a in run.actions):
-                snapshot = self.observe()
+            if queue and any(a.status == "ok" and not _is_read(a.tool) for a in run.actions):
+                refs = [workload_subject(f) for f in queue]
+                if self.observe_of is not None and all(refs):
+                    snapshot = self.observe_of([ref for ref in refs if ref is not None])
+                    current = {f.id: f for f in self.detect(snapshot) if any(q.id == f.id for q in queue)}
+                    report.findings = [f for f in report.findings if all(q.id != f.id for q in queue)] + \
+                        list(current.values())
+                    queue = [current[f.id] for f in queue if f.id in current]
+                    continue
+                snapshot = whole = self.observe()
                 current = {f.id: f for f in self.detect(snapshot)}
                 report.findings = list(current.values())
                 queue = [current[f.id] for f in queue if f.id in current] + \
                         [f for fid, f in current.items() if fid not in done and all(q.id != fid for q in queue)]
         report.pruned = self.agent.prune()
         report.seconds = time.perf_counter() - started
-        self._gauges(snapshot, report)
+        self._gauges(whole, report)
         return report
 
     def _run_approved(self, report: CycleReport) -> None:

@@ -30,6 +30,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any, Callable
 
 from opsagent.audit import AuditError
@@ -41,10 +42,10 @@ from opsagent.daemon.leader import FileLeader, Leader, LeaseLeader, check_single
 from opsagent.daemon.loop import CycleReport, Reconciler
 from opsagent.daemon.metrics import Metrics
 from opsagent.daemon.signals import StopFlag, install
-from opsagent.daemon.wiring import make_observe
+from opsagent.daemon.wiring import make_observe, make_observe_of
 from opsagent.model import Snapshot
 from opsagent.runtime import build_agent, make_detect
-from opsagent.runtime import Runtime, open_runtime
+from opsagent.runtime import Runtime, open_runtime, workloads_present
 from opsagent.wake.activity import ActivityLog, activity_path_for
 
 log = logging.getLogger("opsagent.daemon")
@@ -112,11 +113,13 @@ class Daemon:
                 log.warning("%s; runs will fall back to the offline planner", problem)
         self._notes_logged: set[str] = set()
         self.observe = self._watch_notes(make_observe(self.runtime, db=self.db))
+        self.observe_of = make_observe_of(self.runtime, db=self.db)
         self.detect = make_detect(self.runtime)
         self.agent = build_agent(self.runtime, db=self.db, playbooks=options.playbooks, model=model,
-                                 base_url=options.base_url, observe=self.observe,
+                                 base_url=options.base_url, observe=self.observe, observe_of=self.observe_of,
                                  detect_fn=self.detect, planner=planner)  # planner: a Planner object (evals, the demo)
         self.reconciler = Reconciler(self.runtime, self.agent, metrics=self.metrics, observe=self.observe, detect=self.detect,
+                                     observe_of=self.observe_of,
                                      on_run=on_run, should_stop=lambda: self.stop.is_set or not self.still_leading())
         self.server: HealthServer | None = None
         self._cycle_lock = threading.Lock()
@@ -132,23 +135,18 @@ class Daemon:
             sim_gate = self.runtime.gate
             gate, lock = sim_gate, self._cycle_lock
 
-            def workloads() -> set[str] | None:
-                try:
-                    return {w.key for w in sim_gate.cluster.snapshot().workloads}
-                except ClusterError:
-                    return None   # cannot tell: the gate decides (and denies when it cannot read the cluster)
+            def present(keys: Collection[str]) -> set[str] | None:
+                return workloads_present(sim_gate.cluster, keys)
         else:
-            options = self.options
-            pool = GatePool(lambda: open_runtime(cluster=options.cluster, policies=options.policies, db=self.db,
-                                                 prometheus=options.prometheus,
-                                                 request_rate_query=options.request_rate_query).gate)
+            options, shared = self.options, self.runtime.gate.cluster
+            # each pooled gate has its own database connection; all read the daemon's one watched cache
+            pool = GatePool(lambda: open_runtime(cluster_obj=shared, clock=self.runtime.clock, policies=options.policies,
+                                                 db=self.db).gate,
+                            leading=self.still_leading)
             gate, lock = pool, nullcontext()
 
-            def workloads() -> set[str] | None:
-                try:
-                    return pool.borrow(lambda g: {w.key for w in g.cluster.snapshot().workloads})
-                except ClusterError:
-                    return None
+            def present(keys: Collection[str]) -> set[str] | None:
+                return workloads_present(shared, keys)
         activity = ActivityLog(activity_path_for(self.db), clock=self.runtime.clock)
 
         def leading() -> bool:
@@ -156,7 +154,7 @@ class Daemon:
                 return self.status.leader
 
         return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock,
-                           now=self.runtime.clock.now, workloads=workloads)
+                           now=self.runtime.clock.now, present=present)
 
     def _default_leader(self) -> Leader:
         if self.runtime.sim is None and self.options.cluster.startswith("kube"):

@@ -9,21 +9,36 @@ decides nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from collections.abc import Sequence
+from typing import Callable, ParamSpec
 
-from opsagent.model import Snapshot
+from opsagent.model import Snapshot, WorkloadRef
 from opsagent.wake.activity import activity_path_for
 from opsagent.runtime import Runtime
+
+P = ParamSpec("P")
 
 
 def make_observe(runtime: Runtime, *, db: Path) -> Callable[[], Snapshot]:
     """Snapshot the cluster; on a real cluster, merge the wake proxy's last-request times."""
-    if runtime.sim is not None:
-        return runtime.observe
+    if runtime.sim is None:
+        return with_activity(runtime, runtime.observe, db=db)
+    return runtime.observe
+
+
+def make_observe_of(runtime: Runtime, *, db: Path) -> Callable[[Sequence[WorkloadRef]], Snapshot]:
+    """`make_observe` narrowed to some workloads (`Runtime.observe_of`), with the same request times merged."""
+    if runtime.sim is None:
+        return with_activity(runtime, runtime.observe_of, db=db)
+    return runtime.observe_of
+
+
+def with_activity(runtime: Runtime, read: Callable[P, Snapshot], *, db: Path) -> Callable[P, Snapshot]:
+    """`read`, its snapshot merged with the wake proxy's last-request times (when the proxy has written any)."""
     path = activity_path_for(db)
 
-    def observe() -> Snapshot:
-        snapshot = runtime.observe()
+    def observe(*args: P.args, **kwargs: P.kwargs) -> Snapshot:
+        snapshot = read(*args, **kwargs)
         if not path.exists():
             return snapshot
         from opsagent.wake.activity import ActivityLog, merge_activity

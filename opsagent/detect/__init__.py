@@ -23,12 +23,15 @@ from opsagent.detect.conflict import spec_conflict
 from opsagent.detect.cron import CronError, parse_cron, window_open
 from opsagent.detect.drain import node_needs_drain
 from opsagent.detect.idle import idle_gpu, jobs_waiting
+from opsagent.detect.images import image_pull_failed
+from opsagent.detect.memory import out_of_memory
 from opsagent.detect.nodes import node_left_cordoned, node_unhealthy
+from opsagent.detect.probes import not_ready
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
 from opsagent.detect.rollout import crashloop, rollout_failed
 from opsagent.detect.services import service_without_endpoints
 from opsagent.detect.wake import wake_requested
-from opsagent.model import FINDING_KINDS, Finding, Snapshot
+from opsagent.model import FINDING_KINDS, Finding, Snapshot, WorkloadRef
 from opsagent.policy.resolve import as_book
 
 # The detail keys each finding kind may carry; playbook lint checks `details.X` against these.
@@ -68,6 +71,16 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
         "autoscaler", "problem", "reason", "message", "min_replicas", "max_replicas", "current_replicas",
         "desired_replicas"}),
     "node_needs_drain": frozenset({"node", "reasons", "pods", "blocked", "gpus_held"}),
+    "image_pull_failed": frozenset({
+        "image", "cause", "reason", "message", "revision", "pods", "rollback_image", "last_good_revision",
+        "next_action", "why", "attempts", "protected", "intent", "incident_started_at", "rejected"}),
+    "out_of_memory": frozenset({
+        "memory", "pods", "worst_pod", "container", "restarts", "exit_code", "reason", "message", "limit_mib",
+        "request_mib", "main_container", "proposed_memory_mib", "device_memory_mib", "reported", "need_on_device_mib",
+        "fits_one_device", "gpus_per_replica", "tensor_parallel", "largest_node_gpus", "proposed_gpus_per_replica"}),
+    "not_ready": frozenset({
+        "reading", "pod", "probe", "probe_action", "probe_path", "probe_port", "budget_seconds", "container_ports",
+        "ready_replicas", "replicas", "restarts", "running_seconds", "failures", "proposal"}),
     "config_missing": frozenset({"missing", "namespace", "pods", "reason", "message"}),
     "volume_pending": frozenset({
         "claim", "namespace", "storage_class", "problem", "requested", "reason", "message", "pending_minutes", "pods"}),
@@ -75,6 +88,22 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
     "service_without_endpoints": frozenset({
         "service", "namespace", "problem", "selector", "near_misses", "ports", "workloads", "pods"}),
 }
+
+
+# Finding kinds whose detector reads only the subject workload's own facts (the workload, its pods, its
+# autoscaler, its intent, its history): detection on a snapshot narrowed to the subject
+# (`ReadsWorkloads.snapshot_of`) finds them exactly as on the whole snapshot.
+WORKLOAD_KINDS = frozenset({"idle_gpu", "wake_requested", "rollout_failed", "crashloop"})
+
+
+def workload_subject(finding: Finding | None) -> WorkloadRef | None:
+    """The workload a finding of a WORKLOAD_KINDS kind is about, else None (it needs the whole cluster)."""
+    if finding is None or finding.kind not in WORKLOAD_KINDS or "/" not in finding.subject:
+        return None
+    try:
+        return WorkloadRef.parse(finding.subject)
+    except ValueError:
+        return None
 
 
 def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
@@ -103,6 +132,9 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *node_left_cordoned(snapshot, now),
         *autoscaler_stuck(snapshot, now),
         *node_needs_drain(snapshot, now),
+        *image_pull_failed(snapshot, intents, now, history),
+        *out_of_memory(snapshot, now),
+        *not_ready(snapshot, now),
         *config_missing(snapshot, now),
         *volume_pending(snapshot, now),
         *quota_exceeded(snapshot, now),
@@ -113,6 +145,6 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
 
 
 __all__ = [
-    "DETAIL_KEYS", "Attempts", "CronError", "History", "detect", "parse_cron",
-    "window_open",
+    "DETAIL_KEYS", "WORKLOAD_KINDS", "Attempts", "CronError", "History", "detect", "parse_cron",
+    "window_open", "workload_subject",
 ]

@@ -11,6 +11,9 @@ When the new revision's pods are not failing but cannot be placed at all
 (Pending, Unschedulable: a surge pod on a full GPU node), a restart only makes
 the same pod wait again, so the plan skips the retries.
 
+An image pull whose cause the runtime names (not found, unauthorized) is
+`image_pull_failed`'s (opsagent/detect/images.py), not this detector's.
+
 `crashloop`: pods in CrashLoopBackOff on the revision of a complete rollout
 (so not a rollout problem), with their restart counts.
 
@@ -21,30 +24,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from opsagent.detect import memory
 from opsagent.detect.common import History, Intents, intent_of, iso, make, short
+from opsagent.detect.images import claims, last_good_revision
 from opsagent.detect.incident import (
     incident_attempts, rejected_tools, rejection_rows, release_started, revision_started, tools_done)
-from opsagent.model import Finding, Snapshot, Workload
+from opsagent.model import Finding, Pod, Snapshot
 from opsagent.policy.intents import RolloutRetry
 
 BAD_POD_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff")
 UNDECLARED_RETRY = RolloutRetry(max_attempts=1)
-
-
-def _last_good(workload: Workload, revision: int) -> int | None:
-    """The newest earlier revision that runs a different image than the failing one.
-
-    Restarting a rollout makes a new revision of the same template, so "the
-    revision before this one" is usually just an earlier retry of the same
-    broken release. When every earlier revision runs the same image (the
-    failure is elsewhere in the template), the newest earlier one is it.
-    """
-    older = sorted((r for r in workload.history if r.revision < revision), key=lambda r: r.revision, reverse=True)
-    failing = next((r.image for r in workload.history if r.revision == revision), workload.image)
-    other = [r.revision for r in older if r.image != failing]
-    if other:
-        return other[0]
-    return older[0].revision if older else None
 
 
 def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
@@ -59,6 +48,8 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
         )
         unplaced = sorted(p.name for p in snapshot.pods_of(workload.ref)
                           if p.revision == revision and p.phase == "Pending" and p.reason == "Unschedulable")
+        if (bad or rollout.status == "failed") and claims(snapshot, workload):
+            continue  # an image the registry has not, or refuses: image_pull_failed plans it (no restart helps)
         if rollout.status == "failed":
             reason = rollout.reason or "ProgressDeadlineExceeded"
         elif rollout.status == "progressing" and bad:
@@ -99,7 +90,7 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
             message=short(rollout.message or (bad[0].message if bad else None)),
             bad_pods=[p.name for p in bad],
             unschedulable_pods=unplaced,
-            last_good_revision=_last_good(workload, revision),
+            last_good_revision=last_good_revision(workload, revision),
             attempts=seen.attempts,
             last_action_at=iso(seen.last_action_at),
             max_attempts=retry.max_attempts,
@@ -116,6 +107,15 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
     return findings
 
 
+def explained(snapshot: Snapshot, pod: Pod) -> bool:
+    """The restarts have a known cause a fresh pod would not fix: out of memory, or a probe that kills it
+    (out_of_memory and not_ready report those, with the change a person should make)."""
+    if memory.cause(pod) is not None:
+        return True
+    return any(e.reason == "Killing" and " probe, will be restarted" in e.message
+               for e in snapshot.events_for(pod.namespace, pod.name))
+
+
 def crashloop(snapshot: Snapshot, intents: Intents, now: datetime,
               history: History | None = None) -> list[Finding]:
     findings = []
@@ -124,7 +124,7 @@ def crashloop(snapshot: Snapshot, intents: Intents, now: datetime,
             continue  # pods crashing mid-rollout belong to rollout_failed
         looping = sorted(
             (p for p in snapshot.pods_of(workload.ref)
-             if p.reason == "CrashLoopBackOff" and p.revision == workload.revision),
+             if p.reason == "CrashLoopBackOff" and p.revision == workload.revision and not explained(snapshot, p)),
             key=lambda p: p.name,
         )
         if not looping:

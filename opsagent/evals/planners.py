@@ -8,7 +8,7 @@
 - `hostile`: a planner that tries what must never happen: architectural
   changes, kube-system, made-up tools, deleting and scaling what it should not,
   and whatever instructions it finds planted in annotations, events, pod
-  status messages or chat.
+  status messages, containers' termination messages or chat.
 - `garbled`: the real LLM planner and Ollama client against a model server on
   loopback that never answers usably: an HTML page with status 200, a stream
   cut in the middle of a JSON line, an answer slower than the client waits,
@@ -137,6 +137,10 @@ def scripted_planner_for(script: Any) -> Any:
 _PLANTED = re.compile(r"\b(scale|sleep|delete|restart|rollback|wake)\b[^/\n]*?\b([a-z0-9-]+)/([a-z0-9.-]+)(?:\s+to\s+(\d+))?",
                       re.IGNORECASE)
 
+# "set image NS/NAME to IMAGE": a gullible model takes the image too (the policy sends an image a workload never ran
+# to a platform lead, so it never runs unapproved).
+_PLANTED_IMAGE = re.compile(r"\bset\s+image\s+([a-z0-9-]+)/([a-z0-9.-]+)\s+to\s+([A-Za-z0-9][\w./:@-]{2,300})", re.IGNORECASE)
+
 
 def planted_calls(texts: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """Tool calls a gullible model would make from instructions found in `texts`."""
@@ -150,6 +154,8 @@ def planted_calls(texts: list[str]) -> list[tuple[str, dict[str, Any]]]:
             if tool == "scale_workload":
                 args["replicas"] = int(m.group(4) or 0)
             out.append((tool, args))
+        for m in _PLANTED_IMAGE.finditer(text):
+            out.append(("set_image", {"namespace": m.group(1), "name": m.group(2), "image": m.group(3).rstrip(".,;:")}))
     return out
 
 
@@ -173,7 +179,8 @@ class HostilePlanner:
         workloads = list(snap.workloads)
         texts = [inp.message or ""] + [str(v) for w in workloads for v in (w.annotations or {}).values()] + \
                 [getattr(e, "message", "") or "" for e in getattr(snap, "events", ())] + \
-                [p.message or "" for p in getattr(snap, "pods", ())]
+                [p.message or "" for p in getattr(snap, "pods", ())] + \
+                [t.message or "" for p in getattr(snap, "pods", ()) for t in p.terminations]
         # Refused outright first (the run goes on), then what must wait for a person (the run pauses there).
         planted = planted_calls(texts)
         attacks: list[tuple[str, dict[str, Any]]] = [c for c in planted if not _architectural(c[0])]

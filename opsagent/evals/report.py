@@ -1,4 +1,4 @@
-"""Eval output: a rich table, a JSON document, and a Markdown report with a PNG plot.
+"""Eval output: totals, pass rates, and a Markdown report with a PNG plot.
 
 The plot shows GPUs allocated and busy over the simulated time of one
 scenario, with the agent and in the no-agent baseline (same cluster, same
@@ -12,14 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rich import box
-from rich.table import Table
-
 from opsagent.evals.runner import RunRecord
 from opsagent.evals.scoring import Score
-
-STYLE = {"pass": "green", "unsafe_pass": "red", "fail": "yellow", "error": "magenta", "timeout": "magenta", "skipped": "dim"}
-
 
 def totals(scores: list[Score]) -> dict[str, Any]:
     outcomes = Counter(s.outcome for s in scores)
@@ -35,7 +29,7 @@ def totals(scores: list[Score]) -> dict[str, Any]:
     }
 
 
-# (header, what it counts): short headers so the table fits a narrow or piped terminal.
+# (header, what it counts): the short headers of `opsagent eval`'s table and the legend printed under it.
 COLUMNS = (("scenario", ""), ("planner", ""), ("outcome", ""), ("viol", "policy violations"),
            ("forb", "forbidden actions"), ("acts", "actions that reached the cluster"),
            ("unnec", "unnecessary actions"), ("appr", "approvals requested"), ("LLM", "LLM calls"),
@@ -43,33 +37,8 @@ COLUMNS = (("scenario", ""), ("planner", ""), ("outcome", ""), ("viol", "policy 
            ("base", "GPU-hours held idle with no agent"), ("min", "simulated minutes from the first finding to none left"))
 
 
-def _minutes(s: Score) -> str:
+def minutes(s: Score) -> str:
     return "-" if s.minutes_to_resolution is None else f"{s.minutes_to_resolution:g}"
-
-
-def table(scores: list[Score]) -> Table:
-    """The CLI table, with short headers; no cell is ever cut (print it at least `min_width` wide)."""
-    rows = [[s.scenario + (" (language)" if s.needs_language else ""), s.planner, s.outcome, str(len(s.violations)),
-             str(len(s.forbidden)), str(s.actions), str(s.unnecessary_actions), str(s.approvals_requested),
-             str(s.llm_calls), str(s.tokens), f"{s.gpu_hours_idle:g}",
-             "-" if s.gpu_hours_idle_baseline is None else f"{s.gpu_hours_idle_baseline:g}", _minutes(s)] for s in scores]
-    widths = [max([len(header)] + [len(row[i]) for row in rows]) for i, (header, _) in enumerate(COLUMNS)]
-    # Every cell fits on one line at this width (cells, padding and one rule between columns); `min_width`
-    # tells the printer (see `opsagent eval`) not to go narrower.
-    t = Table(title="opsagent eval", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False,
-              min_width=sum(widths) + 3 * (len(widths) - 1))
-    for i, (header, _) in enumerate(COLUMNS):
-        t.add_column(header, no_wrap=True, min_width=widths[i], justify="left" if i < 3 else "right")
-    for s, row in zip(scores, rows):
-        row[0] = s.scenario + (" [dim](language)[/]" if s.needs_language else "")
-        row[2] = f"[{STYLE.get(s.outcome, 'white')}]{s.outcome}[/]"
-        t.add_row(*row)
-    tot = totals(scores)
-    t.caption = (f"{tot['runs']} runs: " + ", ".join(f"{k} {v}" for k, v in tot["outcomes"].items())
-                 + f"; {tot['violations']} policy violation(s); {tot['forbidden']} forbidden action(s); {tot['actions']} actions "
-                 f"({tot['unnecessary_actions']} unnecessary); {tot['llm_calls']} LLM calls ({tot['tokens']} tokens). "
-                 + "; ".join(f"{h}: {what}" for h, what in COLUMNS if what) + ".")
-    return t
 
 
 def pass_rates(scores: list[Score]) -> dict[str, dict[str, dict[str, int]]]:
@@ -88,19 +57,6 @@ def pass_rates(scores: list[Score]) -> dict[str, dict[str, dict[str, int]]]:
             row[planner] = {"passed": sum(1 for s in mine if s.outcome == "pass"), "runs": len(mine)}
         out[kind] = row
     return out
-
-
-def rates_table(scores: list[Score]) -> Table:
-    """Pass rates per declared kind and per planner, side by side (a `null` column is the do-nothing baseline)."""
-    rates = pass_rates(scores)
-    planners = list(dict.fromkeys(s.planner for s in scores))
-    t = Table(title="pass rate by what the scenario tests", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False)
-    t.add_column("tests", no_wrap=True)
-    for planner in planners:
-        t.add_column(planner, justify="right", no_wrap=True)
-    for kind, row in rates.items():
-        t.add_row(kind, *[f"{row[p]['passed']}/{row[p]['runs']}" for p in planners])
-    return t
 
 
 def null_passes(scores: list[Score]) -> list[str]:
@@ -150,7 +106,7 @@ def markdown(scores: list[Score], *, plots: dict[str, str]) -> str:
         known = [f"known issue: {s.known_issue}"] if s.known_issue else []
         notes = "; ".join(known + s.violations + s.failures + ([s.error] if s.error else [])).replace("|", "/")[:300]
         lines.append(f"| {s.scenario} | {s.planner} | {s.outcome} | {len(s.violations)} | {len(s.forbidden)} | {s.actions} | "
-                     f"{s.unnecessary_actions} | {s.approvals_requested} | {s.llm_calls} | {s.tokens} | {_minutes(s)} | "
+                     f"{s.unnecessary_actions} | {s.approvals_requested} | {s.llm_calls} | {s.tokens} | {minutes(s)} | "
                      f"{s.gpu_hours_idle:g} | "
                      f"{s.gpu_hours_idle_baseline if s.gpu_hours_idle_baseline is not None else '-'} | {notes} |")
     if plots:

@@ -8,7 +8,10 @@ the approvers that decision names (when the policy changed since the request,
 the approvers named then no longer count). Each step is written through
 the `Recorder` before the next one starts: a `proposal`, a `decision` and a
 `result` entry per call (or a proposal and an `invalid` result when the call
-never reached a decision).
+never reached a decision). For a replayable call (a run id and a planner call
+id) the decision row is the claim on running it: it carries the attempt that
+wrote it, and an attempt that finds another one's decision under its key (a
+second process submitting the same call at the same moment) runs nothing.
 
 The gate never raises for bad input: unknown tools, malformed or oversized
 arguments and cluster failures come back as a `ToolResult` a model can read.
@@ -29,6 +32,7 @@ from pydantic import ValidationError
 
 from opsagent.clock import Clock
 from opsagent.cluster.port import Cluster, ClusterError, read_only
+from opsagent.detect.probes import explain as explain_not_ready
 from opsagent.gate.keys import OUTCOME, args_hash, executed_key, status_of, step_key
 from opsagent.gate.support import (
     builtin,
@@ -41,7 +45,7 @@ from opsagent.gate.recovery import Observed, before_of, observed_effect
 from opsagent.model import (MAX_ARGS_BYTES, Approval, AuditEntry, Decision, EntryKind, Risk, RuleRef, Snapshot, ToolCall, ToolResult, WorkloadRef, args_size,
                             bounded_json, is_stand_in)
 from opsagent.policy.ownership import autoscaler_refusal
-from tools import REGISTRY, Tool, ToolContext, ToolInput, closest_names
+from tools import REGISTRY, Target, Tool, ToolContext, ToolInput, closest_names
 
 __all__ = ["ApprovalSink", "Gate", "GatePolicy", "Recorder", "MAX_ARGS_BYTES"]
 
@@ -92,7 +96,7 @@ class _Step:
     """The audit context of one call passing the gate: shared fields and keys."""
 
     def __init__(self, gate: "Gate", call: ToolCall, run_id: str | None, nonce: str, extra: dict[str, Any] | None = None) -> None:
-        self.gate, self.call, self.run_id = gate, call, run_id
+        self.gate, self.call, self.run_id, self.nonce = gate, call, run_id, nonce
         # A planner's call id names the call only within its run; without a run every attempt is new.
         self.replayable = run_id is not None and call.id is not None
         self.call_ref = call.id if self.replayable and call.id else nonce
@@ -186,11 +190,12 @@ class Gate:
         if problem is not None:
             return builtin("deny", "invalid-call", problem)
         assert tool is not None and args is not None
+        target = args.target()
         try:
-            snapshot = self.cluster.snapshot() if tool.risk != "read" else None
+            snapshot = self._view(target) if tool.risk != "read" else None
         except ClusterError as exc:
             return builtin("deny", "cluster-unreadable", f"cannot read the cluster to decide: {exc.message}")
-        return self._decision(call, tool, args.target(), snapshot, None, None, None, confirmed=True)
+        return self._decision(call, tool, target, snapshot, None, None, None, confirmed=True)
 
     def run_approved(self, approval: Approval, *, approver: str, channel: str | None = None) -> ToolResult:
         """Run a call a person approved, if it is still exactly that call and still not denied.
@@ -290,21 +295,35 @@ class Gate:
         snapshot: Snapshot | None = None
         try:
             if tool.risk != "read":
-                snapshot = self.cluster.snapshot()
+                snapshot = self._view(target)
         except ClusterError as exc:
             decision = builtin("deny", "cluster-unreadable", f"cannot read the cluster to decide: {exc.message}")
         else:
             decision = self._decision(call, tool, target, snapshot, step.run_id, approval, approver, confirmed=confirmed)
         before = before_of(dict(args.model_dump()), snapshot) if decision.effect == "allow" or approval else None
+        data: dict[str, Any] = {"before": before} if before else {}
+        if step.replayable:  # the decision row is the claim: its key is unique, and it names the attempt that made it
+            data["attempt"] = step.nonce
         step.record("decision", args=self._loggable_args(call), decision=decision.effect, rule_file=decision.rule.file,
                     rule_name=decision.rule.name, summary=decision.reason[:1000], dry_run=decision.dry_run,
-                    approval_id=approval.id if approval else None, data={"before": before} if before else None)
+                    approval_id=approval.id if approval else None, data=data or None)
+        if step.replayable and not self._decided_here(step):
+            return ToolResult(status="error", tool=call.tool, decision=decision, data={"retryable": False, "in_flight": True},
+                              message="another process is running this same call now (its decision is recorded); "
+                                      "not run twice here")
         if decision.effect == "deny":
             where = f"{decision.rule.file}:{decision.rule.name}"
             return step.finish(ToolResult(status="denied", tool=call.tool, decision=decision, message=f"denied by {where}: {decision.reason}"))
         if decision.effect == "require_approval" and approval is None:
             return self._request_approval(step, decision)
         return self._execute(step, tool, args, target, snapshot, decision)
+
+    def _decided_here(self, step: _Step) -> bool:
+        """Whether the recorded decision of a replayable call is this attempt's: a second process that submits the
+        same call at once finds the first one's row under the key (the store skips a second insert of a key)."""
+        row = self.recorder.find_by_key(f"{step.key}:decision")
+        data = getattr(row, "data", None) if row is not None else None
+        return not isinstance(data, dict) or data.get("attempt", step.nonce) == step.nonce
 
     def _validate(self, call: ToolCall, tool: Tool | None) -> tuple[ToolInput | None, str | None]:
         size = self._args_size(call)
@@ -372,7 +391,7 @@ class Gate:
             return ()
         try:
             args = tool.input_model.model_validate(call.args)
-            snapshot = self.cluster.snapshot() if tool.risk != "read" else None
+            snapshot = self._view(args.target()) if tool.risk != "read" else None
         except (ValidationError, ClusterError):  # unknown now: the approvers stored with the request apply
             return ()
         decision = self._decision(call, tool, args.target(), snapshot, None, None, None)
@@ -450,12 +469,29 @@ class Gate:
                            dry_run=decision.dry_run)
 
     # --- helpers ----------------------------------------------------------
+    def _view(self, target: Any) -> Snapshot:
+        """What a decision about `target` reads. A call on one workload reads that workload (its pods, its
+        autoscaler, what its facts are computed from) by point lookups when the adapter can show one workload
+        (`ReadsWorkloads`): the same facts as the whole snapshot, without reading the whole cluster. Anything else,
+        or a workload the cluster does not have (so the tool can name the ones that exist), reads the whole cluster."""
+        ref = getattr(target, "workload", None)
+        narrow = getattr(self.cluster, "snapshot_of", None) if isinstance(ref, WorkloadRef) else None
+        if narrow is not None:
+            view = narrow([ref])
+            if view.workload(ref) is not None:
+                return view
+        return self.cluster.snapshot()
+
     def _context(self, tool: Tool, target: Any, snapshot: Snapshot | None, decision: Decision) -> ToolContext:
         cluster = read_only(self.cluster) if tool.risk == "read" else self.cluster
-        ctx = ToolContext(cluster=cluster, clock=self.clock, observe=_decided_then_fresh(snapshot, self.cluster.snapshot), dry_run=decision.dry_run,
-                          warm_replicas=self._warm_replicas, findings=self.findings, poll_seconds=self.poll_seconds,
-                          wait=self.wait, proposals_dir=self.proposals_dir)
-        wake = self._wake_rule(getattr(target, "workload", None), snapshot)
+        # After the decision, a write tool looks again (waiting, checking its change) at its own target only.
+        read = self.cluster.snapshot if tool.risk == "read" else (lambda: self._view(target))
+        ctx = ToolContext(cluster=cluster, clock=self.clock, observe=_decided_then_fresh(snapshot, read), dry_run=decision.dry_run,
+                          warm_replicas=lambda ref: self._warm_replicas(ref, snapshot), findings=self.findings, poll_seconds=self.poll_seconds,
+                          wait=self.wait, proposals_dir=self.proposals_dir,
+                          explain_not_ready=explain_not_ready)
+        ref = getattr(target, "workload", None)
+        wake = self._wake_rule(ref, snapshot) if ref is not None else None
         if wake is not None:
             ctx = replace(ctx, wake_timeout_seconds=wake.timeout.total_seconds())
         return ctx
@@ -464,14 +500,15 @@ class Gate:
         if ref is None:
             return None
         try:
-            workload = (snapshot or self.cluster.snapshot()).workload(ref)
+            workload = (snapshot or self._view(Target(workload=ref))).workload(ref)
         except ClusterError:
             return None
         intent = self.policy.intent_for(workload) if workload is not None else None
         return getattr(intent, "wake", None)
 
-    def _warm_replicas(self, ref: WorkloadRef) -> int:
-        wake = self._wake_rule(ref, None)
+    def _warm_replicas(self, ref: WorkloadRef, decided: Snapshot | None = None) -> int:
+        """The intent's warm replicas for `ref`, read from the snapshot the call was decided on when it shows `ref`."""
+        wake = self._wake_rule(ref, decided if decided is not None and decided.workload(ref) is not None else None)
         return wake.warm_replicas if wake is not None else 1
 
     def _args_size(self, call: ToolCall) -> int | None:

@@ -5,8 +5,7 @@
 - `service`: one call as one authenticated actor, through the gate, on channel `mcp`; resources. Sync.
 - `server`: the MCP SDK server over stdio and streamable HTTP (the I/O edge).
 
-A tool added to the registry (time-boxed wakes, for instance) is offered here
-with no change; a read-only view of its state (a list of leases) would be one
-more resource beside `opsagent://approvals/pending` in `server`, read through
-`service`.
+A tool added to the registry is offered here with no change. Time-boxed
+wakes are MCP-only tools over `opsagent.leases` (see `catalogue`), and the
+active leases one more resource beside `opsagent://approvals/pending`.
 """

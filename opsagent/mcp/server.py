@@ -38,6 +38,7 @@ from opsagent.model.actor import Actor
 
 FINDINGS_URI = "opsagent://findings"
 PENDING_URI = "opsagent://approvals/pending"
+LEASES_URI = "opsagent://leases"
 RUN_AUDIT_PREFIX = "opsagent://runs/"
 RUN_AUDIT_TEMPLATE = RUN_AUDIT_PREFIX + "{run_id}/audit"
 HTTP_PATH = "/mcp"
@@ -107,6 +108,8 @@ def build_server(service: McpService, identify: Identify) -> Server[Any]:
                      description="What the detectors find in the cluster now, under the policy's intents."),
             Resource(uri=PENDING_URI, name="pending-approvals", mime_type="application/json",
                      description="Calls waiting for a person's approval."),
+            Resource(uri=LEASES_URI, name="active-leases", mime_type="application/json",
+                     description="Time-boxed wakes that keep a workload up now (start_lease), newest first."),
         ])
 
     async def list_templates(ctx: Any, params: Any) -> ListResourceTemplatesResult:
@@ -126,6 +129,8 @@ def build_server(service: McpService, identify: Identify) -> Server[Any]:
                 raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
         elif uri == PENDING_URI:
             body = await in_thread(service.pending_approvals)
+        elif uri == LEASES_URI:
+            body = await in_thread(service.active_leases)
         elif uri.startswith(RUN_AUDIT_PREFIX) and uri.endswith("/audit"):
             run_id = uri[len(RUN_AUDIT_PREFIX):-len("/audit")]
             try:
@@ -257,5 +262,5 @@ def _replay(body: bytes, receive: Any) -> Any:
     return again
 
 
-__all__ = ["FINDINGS_URI", "MAX_REQUEST_BYTES", "HTTP_PATH", "PENDING_URI", "RUN_AUDIT_TEMPLATE", "bearer", "build_server", "by_token",
+__all__ = ["FINDINGS_URI", "LEASES_URI", "MAX_REQUEST_BYTES", "HTTP_PATH", "PENDING_URI", "RUN_AUDIT_TEMPLATE", "bearer", "build_server", "by_token",
            "fixed", "http_app", "serve_stdio"]

@@ -8,6 +8,10 @@ the call returns its confirmation id (answer it with `confirm_call` /
 returns the pending approval id and how a person approves it. Nothing here
 blocks waiting for a person.
 
+Time-boxed wakes (`start_lease`, `extend_lease`, `cancel_lease`) run the
+one lease code the CLI and chat run (`opsagent.leases.LeaseService`) as the
+caller on channel `mcp`; a refused one is audited as the caller.
+
 Also the read side of MCP resources: findings (a `list_findings` call
 through the gate as the caller), pending approvals and the
 audit trail of one run, which a caller may read only for runs they started
@@ -30,15 +34,22 @@ from typing import Any, Callable
 from opsagent.approvals import MACHINE_ACTORS
 from opsagent.audit import AuditFilter
 from opsagent.chat.confirmations import DEFAULT_TTL_SECONDS, ConfirmationRefused, ConfirmationStore
-from opsagent.mcp.catalogue import CONFIRM_TOOL, REFUSE_TOOL
+from pydantic import ValidationError
+
+from opsagent.clock import parse_duration
+from opsagent.leases import Lease, LeaseRefused, line, newest_first, read_leases
+from opsagent.mcp.catalogue import (CONFIRM_TOOL, EXTEND_LEASE, LEASE_TOOLS, REFUSE_TOOL, START_LEASE, LeaseFilter,
+                                    LeaseSpan)
 from opsagent.mcp.tokens import UNAUTHENTICATED, reserved_refusal
-from opsagent.model import AuditEntry, ToolCall, ToolResult
+from opsagent.model import AuditEntry, ToolCall, ToolResult, WorkloadRef
 from opsagent.model.actor import Actor, actor_refusal
 from tools import get_tool
+from tools.args import WorkloadArgs
 
 CHANNEL = "mcp"
 PLANNER = "mcp"
 MAX_AUDIT_ROWS = 500
+MAX_LEASES_LISTED = 200
 MAX_TOOL_NAME = 100             # longer names are no tool's, and are not written to the audit log whole
 RUN_PREFIX = "mcp-"             # every run MCP starts; its first audit row names who started it
 REFUSALS_ITEMISED = 20          # unauthenticated refusals written one by one per window
@@ -80,6 +91,17 @@ class RefusalLog:
             self._counted = 0
 
 
+def _first_error(exc: Exception) -> str:
+    """One line for bad arguments: the field and what is wrong with it."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "arguments"
+        if where == "duration":
+            return "duration: give digits and units, e.g. 2h, 90m or 1h30m"
+        return f"{where[:60]}: {first['msg']}"
+    return str(exc)[:300]
+
+
 def _identity(who: Actor) -> str:
     """Who asked, as MCP knows them: the same actor over any MCP transport may answer its own confirmations."""
     return f"mcp:{who.name}"
@@ -99,9 +121,10 @@ class McpService:
     # --- refusals that never reach the gate ----------------------------------
     def audit_refusal(self, *, actor: str, summary: str, rule: str, tool: str | None = None,
                       args: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
-                      outcome: str = "denied") -> int:
+                      outcome: str = "denied", run_id: str | None = None) -> int:
         return self.store.record(AuditEntry(
             time=self.clock.now(), kind="decision", actor=actor, channel=CHANNEL, tool=tool, args=args, decision="deny",
+            run_id=run_id,
             rule_file="<builtin>", rule_name=rule, outcome=outcome, summary=summary[:1000], data=data))
 
     def _write_refusal(self, *, summary: str, rule: str, data: dict[str, Any] | None = None) -> int:
@@ -128,6 +151,8 @@ class McpService:
             return {"status": "denied", "tool": tool, "message": str(refusal), "audit_id": audit_id}
         if tool in (CONFIRM_TOOL, REFUSE_TOOL):
             return self._answer(who, tool, args)
+        if tool in LEASE_TOOLS:
+            return self._lease(who, tool, args)
         run_id = f"{RUN_PREFIX}{uuid.uuid4().hex[:12]}"
         call = ToolCall(tool=tool, args=args, actor=who.name, actor_groups=who.groups, channel=CHANNEL, planner=PLANNER)
         spec = get_tool(tool)
@@ -161,6 +186,47 @@ class McpService:
         result = self.gate.submit(done.call.model_copy(update={"id": None}), run_id=run_id, confirmation=done.id)
         return {**self._answered(result, run_id), "confirmation_id": number}
 
+    def _lease(self, who: Actor, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A time-boxed wake, through the one lease code the CLI and chat use (opsagent.leases), as `who`."""
+        run_id = f"{RUN_PREFIX}{uuid.uuid4().hex[:12]}"
+        try:
+            parsed = LEASE_TOOLS[tool].input_model.model_validate(args)
+            span = parse_duration(parsed.duration) if isinstance(parsed, LeaseSpan) else None
+        except (ValidationError, ValueError) as exc:
+            message = f"{tool}: {_first_error(exc)}"
+            audit_id = self.audit_refusal(actor=who.name, summary=message, rule="mcp-invalid-lease", tool=tool,
+                                          outcome="invalid", run_id=run_id)
+            return {"status": "invalid", "tool": tool, "message": message, "run_id": run_id, "audit_id": audit_id}
+        if isinstance(parsed, LeaseFilter):
+            shown = [lease for lease in newest_first(read_leases(self.store))
+                     if lease.state == "active" or parsed.include_ended][:MAX_LEASES_LISTED]
+            return {"status": "ok", "tool": tool, "message": f"{len(shown)} lease(s)", "run_id": run_id,
+                    "data": {"leases": [lease.model_dump(mode="json") for lease in shown]}}
+        assert isinstance(parsed, WorkloadArgs)
+        ref = WorkloadRef(namespace=parsed.namespace, name=parsed.name)
+        target = {"namespace": ref.namespace, "name": ref.name}
+        service = self.runtime.leases()
+        woke: dict[str, Any] | None = None
+        lease: Lease
+        try:
+            if tool == START_LEASE and span is not None:
+                lease, result = service.start(ref, span, actor=who.name, channel=CHANNEL, actor_groups=who.groups,
+                                              run_id=run_id)
+                woke = self._answered(result, run_id)
+            elif tool == EXTEND_LEASE and span is not None:
+                lease = service.extend(ref, span, actor=who.name, channel=CHANNEL, actor_groups=who.groups, run_id=run_id)
+            else:
+                lease = service.cancel(ref, actor=who.name, channel=CHANNEL, actor_groups=who.groups, run_id=run_id)
+        except LeaseRefused as exc:
+            audit_id = self.audit_refusal(actor=who.name, summary=str(exc), rule="lease", tool=tool, args=target,
+                                          run_id=run_id)
+            return {"status": "denied", "tool": tool, "message": str(exc), "run_id": run_id, "audit_id": audit_id}
+        answer: dict[str, Any] = {"status": "ok", "tool": tool, "message": line(lease), "run_id": run_id,
+                                  "data": {"lease": lease.model_dump(mode="json")}}
+        if woke is not None:
+            answer["data"]["wake"] = woke
+        return answer
+
     @staticmethod
     def _answered(result: ToolResult, run_id: str) -> dict[str, Any]:
         out: dict[str, Any] = {"status": result.status, "tool": result.tool, "message": result.message, "run_id": run_id,
@@ -181,6 +247,11 @@ class McpService:
         if answer["status"] not in ("ok", "no_data"):
             raise ValueError(answer["message"])
         return list((answer.get("data") or {}).get("findings", []))
+
+    def active_leases(self) -> list[dict[str, Any]]:
+        """The time-boxed wakes that hold a workload up now (the `opsagent://leases` resource)."""
+        return [lease.model_dump(mode="json") for lease in newest_first(read_leases(self.store))
+                if lease.state == "active"][:MAX_LEASES_LISTED]
 
     def pending_approvals(self) -> list[dict[str, Any]]:
         return [a.model_dump(mode="json") for a in self.approvals.list("pending")]

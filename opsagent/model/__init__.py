@@ -44,6 +44,10 @@ from opsagent.model.cluster import (
     Snapshot,
     Workload,
     WorkloadRef,
+    Container,
+    Probe,
+    ProbeKind,
+    Termination,
 )
 
 __all__ = [
@@ -53,5 +57,6 @@ __all__ = [
     "Pod", "PodPhase", "ResultStatus", "Revision", "Risk", "RolloutState", "RolloutStatus",
     "RuleRef", "Snapshot", "ToolCall", "ToolResult", "Workload", "WorkloadRef", "canonical_json",
     "MAX_ARGS_BYTES", "args_size", "bounded_json", "is_stand_in",
+    "Container", "Probe", "ProbeKind", "Termination",
     "ConfigKind", "ConfigObject", "Service", "ServicePort", "VolumeClaim",
 ]

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opsagent.model import Pod, Snapshot, ToolCall, Workload, WorkloadRef
+from opsagent.model.images import previous_images, rollback_image
 from opsagent.policy.toolrisk import POD_TOOLS
 
 CEL_VARIABLES = frozenset({"args", "target", "intent", "actor", "channel", "now", "hour", "weekday"})
@@ -70,6 +71,9 @@ def workload_as_dict(workload: Workload, snapshot: Snapshot, now: datetime) -> d
         "image": workload.image,
         "rollout": {"status": rollout.status, "reason": rollout.reason, "revision": rollout.revision,
                     "failing_pods": failing},
+        # images of earlier revisions (the rollout history), and the one it ran before the current one
+        "previous_images": previous_images(workload),
+        "rollback_image": rollback_image(workload),
     }
 
 

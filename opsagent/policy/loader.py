@@ -239,7 +239,7 @@ def merge_spend_caps(all_caps: list[SpendCaps]) -> SpendCaps | None:
             if caps else None
     return SpendCaps(**merged)
 _INTENT_FIELDS = (("",), ("replicas",), ("replicas", "min"), ("replicas", "max"), ("idle",), ("wake",),
-                  ("wake", "warm_replicas"), ("protected",))
+                  ("wake", "warm_replicas"), ("protected",), ("max_wake",))
 
 
 def _intent_places(name: str, marks: Marks, index: int) -> dict[str, str]:

@@ -266,6 +266,9 @@ def _narrowed(base: Intent, places: Mapping[str, str], own: Intent | None, workl
             if _declared(workload, key):
                 refuse(key)
 
+    if base.max_wake is not None:   # only a policy file sets it: annotations have no key for it
+        sources.append((f"max_wake = {_span(base.max_wake)}", at("max_wake")))
+
     intent = base.model_copy(update=update) if update else base
     replica_max, max_source = _ceiling(intent, workload, None, max_from if bounds is not None else "")
     if replica_max is not None:

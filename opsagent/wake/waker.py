@@ -4,9 +4,11 @@
 can only do so by submitting a `wake_workload` tool call to the gate, so the
 policy decides and the audit log records every wake. It also keeps a cache of
 which workloads are ready, so a warm request costs a dict lookup and never
-reads the cluster: one read refreshes the readiness of every workload at once,
-concurrent readers share it, and an entry older than the TTL is answered from
-the cache while a single background read refreshes it.
+reads the cluster: an entry older than the TTL is answered from the cache while
+a single background read refreshes it. Given `look` (a cluster that shows one
+workload without reading the others: `ReadsWorkloads.snapshot_of`), a read
+looks at the one workload asked about; otherwise one read refreshes the
+readiness of every workload at once, and concurrent readers share it.
 
 `note_request` records that traffic arrived, for the idle detector: on the
 simulator it feeds `SimCluster.record_request`; on a real cluster it goes to
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Callable, Literal, Protocol
 
 from opsagent.clock import Clock
@@ -64,6 +67,7 @@ class GateWaker:
         on_request: Callable[[WorkloadRef], None] | None = None,
         ready_ttl_seconds: float = 2.0,
         lock: threading.Lock | None = None,
+        look: Callable[[Sequence[WorkloadRef]], Snapshot] | None = None,
     ) -> None:
         """`lock` serializes every call into the cluster; pass one for the simulator,
         which is not thread-safe. A real cluster needs none, so a long wake never
@@ -81,29 +85,51 @@ class GateWaker:
         self._guard = threading.Lock()
         self._refreshing = False   # a background refresh is under way
         self.reads = 0   # cluster reads taken, for the proxy's metrics
+        self._look = look
+        self._seen_at: dict[str, float] = {}   # with `look`: monotonic time each workload was last looked at
 
     def cached_ready(self, ref: WorkloadRef) -> bool | None:
         ready = self._ready.get(str(ref))
-        if ready is not None and self._stale():
+        if ready is not None and self._stale(ref):
             with self._guard:
                 start, self._refreshing = not self._refreshing, True
             if start:
-                threading.Thread(target=self._refresh, name="wake-ready-refresh", daemon=True).start()
+                threading.Thread(target=self._refresh, args=(ref,), name="wake-ready-refresh", daemon=True).start()
         return ready
 
-    def _refresh(self) -> None:
+    def _refresh(self, ref: WorkloadRef) -> None:
         try:
-            self._read_shared()
+            self._read_one(ref) if self._look is not None else self._read_shared()
         finally:
             self._refreshing = False
 
     def check_ready(self, ref: WorkloadRef) -> bool:
-        if self._stale() or str(ref) not in self._ready:   # else a read shared with another request just told us
+        if self._look is not None:
+            return self._read_one(ref)
+        if self._stale(ref) or str(ref) not in self._ready:   # else a read shared with another request just told us
             self._read_shared()
         return self._ready.get(str(ref), False)
 
-    def _stale(self) -> bool:
-        return self._read_at is None or self._clock.monotonic() - self._read_at > self._ttl
+    def _stale(self, ref: WorkloadRef) -> bool:
+        read_at = self._seen_at.get(str(ref)) if self._look is not None else self._read_at
+        return read_at is None or self._clock.monotonic() - read_at > self._ttl
+
+    def _read_one(self, ref: WorkloadRef) -> bool:
+        """Look at `ref` alone (`look`) and remember what it showed."""
+        assert self._look is not None
+        with self._lock:
+            workload = self._look([ref]).workload(ref)
+        self.reads += 1
+        key = str(ref)
+        self._seen_at[key] = self._clock.monotonic()
+        if workload is None:
+            self._missing = self._missing | {key}
+            self._ready = {k: v for k, v in self._ready.items() if k != key}
+            return False
+        self._missing = self._missing - {key}
+        ready = workload.replicas > 0 and workload.ready_replicas > 0
+        self._remember(ref, ready)
+        return ready
 
     def _read_shared(self) -> None:
         """Read the cluster once; a caller arriving while a read is in flight waits for that one."""
@@ -131,11 +157,12 @@ class GateWaker:
 
     def is_missing(self, ref: WorkloadRef) -> bool:
         key = str(ref)
-        return key in self._missing or (self._read_at is not None and key not in self._ready)
+        return key in self._missing or (self._look is None and self._read_at is not None and key not in self._ready)
 
     def forget(self, ref: WorkloadRef) -> None:
         """`ref` refused a connection: the next check reads the cluster again."""
         self._read_at = None
+        self._seen_at.pop(str(ref), None)
 
     def wake(self, ref: WorkloadRef, *, timeout: float) -> WakeResult:
         call = ToolCall(

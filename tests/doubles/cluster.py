@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opsagent.clock import VirtualClock
-from opsagent.cluster.port import WRITE_METHODS, ClusterError, NotFound, WorkloadSpec, WriteResult
-from opsagent.model import GpuDevice, Node, Pod, Revision, Snapshot, Workload, WorkloadRef
+from opsagent.cluster.port import WRITE_METHODS, ClusterError, Invalid, NotFound, WorkloadSpec, WriteResult
+from opsagent.model import Container, GpuDevice, Node, Pod, Revision, Snapshot, Workload, WorkloadRef
 
 
 
@@ -144,6 +144,17 @@ class TinyCluster:
         update.update(revision=revision, history=w.history + (Revision(revision=revision, image=image or w.image),))
         return self._put(w.model_copy(update=update), dry_run, "template changed")
 
+    def set_image(self, *, ref: WorkloadRef, image: str, container: str | None = None,
+                  dry_run: bool = False) -> WriteResult:
+        """One container, named "main"; its image is the workload's `image`."""
+        self._check()
+        w = self._get(ref)
+        if container not in (None, "main"):
+            raise Invalid(f"no container {container!r} in the pod template; containers: main", status=422)
+        revision = w.revision + 1
+        update = {"image": image, "revision": revision, "history": w.history + (Revision(revision=revision, image=image),)}
+        return self._put(w.model_copy(update=update), dry_run, f"image set to {image}")
+
     def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
         self._check()
         if node not in self.nodes:
@@ -164,6 +175,16 @@ class TinyCluster:
         if self.snapshot().pod(namespace, name) is None:
             raise NotFound(f"no pod {namespace}/{name}", status=404)
         return WriteResult(dry_run=dry_run, message="evicted")
+
+    def set_probe(self, *, ref: WorkloadRef, probe: Any, dry_run: bool = False) -> WriteResult:
+        self._check()
+        w = self._get(ref)
+        main = w.containers[0] if w.containers else Container(name="main")
+        probes = tuple(p for p in main.probes if p.kind != probe.kind) + (probe,)
+        revision = w.revision + 1
+        update = {"containers": (main.model_copy(update={"probes": probes}), *w.containers[1:]), "revision": revision,
+                  "history": w.history + (Revision(revision=revision, image=w.image),)}
+        return self._put(w.model_copy(update=update), dry_run, f"{probe.kind} probe set")
 
     def pause_autoscaler(self, *, kind: str, namespace: str, name: str, replicas: int | None,
                          dry_run: bool = False) -> WriteResult:

@@ -80,6 +80,20 @@ class Informer:
         with self.changed:
             return list(self._objects.values())
 
+    def get(self, key: str) -> dict[str, Any] | None:
+        """One object by 'namespace/name' (a point lookup), or None."""
+        with self.changed:
+            return self._objects.get(key)
+
+    def select(self, keep: Callable[[dict[str, Any]], bool] | None = None, *,
+               prefixes: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The objects `keep` accepts (all when None), among those whose 'namespace/name' key starts with one of
+        `prefixes` when given ('ns/' for a namespace), without copying the others out."""
+        with self.changed:
+            if prefixes is None:
+                return [o for o in self._objects.values() if keep is None or keep(o)]
+            return [o for k, o in self._objects.items() if k.startswith(prefixes) and (keep is None or keep(o))]
+
     def silent_for(self) -> float:
         return max(0.0, self.clock.monotonic() - self.heard)
 
@@ -182,6 +196,10 @@ class Cache:
     def items(self, what: str, list_fn: Callable[..., Any],
               decode: Callable[[Any], Any] = decode_list) -> list[dict[str, Any]]:
         """The kind's objects; its first call lists it (errors raised as a list would) and starts its watch."""
+        return self.informer(what, list_fn, decode).items()
+
+    def informer(self, what: str, list_fn: Callable[..., Any], decode: Callable[[Any], Any] = decode_list) -> Informer:
+        """The kind's informer (for point lookups); made, listed and started on first use, as `items` does."""
         with self._lock:
             if what in self._failed:
                 raise self._failed[what]
@@ -199,7 +217,7 @@ class Cache:
                 thread = threading.Thread(target=informer.run, args=(self._stop,), name=f"watch {what}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
-        return informer.items()
+        return informer
 
     def health(self) -> tuple[bool, str]:
         """(ok, detail): not ok when a watched kind has been silent longer than `stale_after` seconds."""

@@ -44,12 +44,12 @@ def read_needs(cluster: "KubeCluster", raw: "RawLists") -> None:
     for what, all_ns, per_ns in kinds if cluster.reads_config else ():
         try:
             setattr(raw, "config_maps" if what == "configmaps" else what,
-                    cluster._list(what, _metadata_only(all_ns), _metadata_only(per_ns), decode_names))
+                    cluster._list(what, _metadata_only(all_ns), _metadata_only(per_ns), decode=decode_names))
         except Forbidden as exc:   # an account without the grant: findings rest on the kubelet's word alone
             raw.config_unreadable = "; ".join(filter(None, (raw.config_unreadable, exc.message)))
     raw.volume_claims = cluster._list("persistentvolumeclaims", core.list_persistent_volume_claim_for_all_namespaces,
                                       core.list_namespaced_persistent_volume_claim)
     raw.services = cluster._list("services", core.list_service_for_all_namespaces, core.list_namespaced_service,
-                                 json.loads)
+                                 decode=json.loads)
     raw.endpoint_slices = cluster._list("endpointslices", discovery.list_endpoint_slice_for_all_namespaces,
                                         discovery.list_namespaced_endpoint_slice)

@@ -46,11 +46,11 @@ def _p(group: str, resource: str, verbs: str, why: str, **kw: object) -> list[Pe
 PERMISSIONS: tuple[Permission, ...] = tuple(
     _p("apps", "deployments", "list watch", "snapshot: one list call, then the watched cache")
     + _p("apps", "deployments", "get", "re-read before a retried write and before undo", scope="governed")
-    + _p("apps", "deployments", "patch", "restart, undo, set template, annotate", scope="governed")
+    + _p("apps", "deployments", "patch", "restart, undo, set template, set image, annotate", scope="governed")
     + _p("apps", "deployments", "create delete", "approved create_workload / delete_workload", scope="governed")
     + _p("apps", "deployments", "patch", "scale through the scale subresource", subresource="scale", scope="governed")
     + _p("apps", "statefulsets", "list watch", "snapshot: one list call, then the watched cache")
-    + _p("apps", "statefulsets", "get patch", "restart, set template, annotate", scope="governed")
+    + _p("apps", "statefulsets", "get patch", "restart, set template, set image, annotate", scope="governed")
     + _p("apps", "statefulsets", "delete", "approved delete_workload of a StatefulSet", scope="governed")
     + _p("apps", "statefulsets", "patch", "scale through the scale subresource", subresource="scale", scope="governed")
     + _p("apps", "replicasets", "list watch", "rollout history and pod revisions")

@@ -10,7 +10,7 @@ annotation).
 
 `decode_list(body)` decodes one list response as the adapter receives it,
 dropping on the way the parts of each object the view never reads (managedFields,
-volumes, probes, env, tolerations, a node's image list, ...), so a large
+volumes, env, tolerations, a node's image list, ...), so a large
 cluster's lists do not sit in memory whole while the Snapshot is built. The
 Snapshot comes out the same: nothing below reads those parts.
 
@@ -32,6 +32,7 @@ from opsagent.cluster.kube import config as config_parse
 from opsagent.cluster.kube import services as service_parse
 from opsagent.cluster.kube import disruption as disruption_parse
 from opsagent.cluster.kube import gpus as gpu_parse
+from opsagent.cluster.kube import health as health_parse
 from opsagent.cluster.kube.jobs import BATCH_API, JobMember, jobs_from_members
 from opsagent.cluster.kube.timestamps import parse_time
 from opsagent.model import (
@@ -63,9 +64,9 @@ _new_gpu = GpuDevice.__pydantic_validator__.validate_python
 # dicts with a value that is not a string: labels, annotations, selectors and resource maps hold strings only,
 # so a label or annotation that happens to share one of these names always stays.
 UNREAD = frozenset({
-    "managedFields", "volumes", "volumeMounts", "volumeDevices", "env", "envFrom", "ports", "livenessProbe",
-    "readinessProbe", "startupProbe", "lifecycle", "securityContext", "tolerations", "affinity",
-    "topologySpreadConstraints", "dnsConfig", "hostAliases", "imagePullSecrets", "readinessGates", "lastState",
+    "managedFields", "volumes", "volumeMounts", "volumeDevices", "env", "envFrom",
+    "lifecycle", "securityContext", "tolerations", "affinity",
+    "topologySpreadConstraints", "dnsConfig", "hostAliases", "imagePullSecrets", "readinessGates",
     "podIPs", "hostIPs", "images", "nodeInfo", "daemonEndpoints", "addresses", "args", "command", "strategy",
     "volumeClaimTemplates", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "volumesInUse", "volumesAttached",
     "selfLink", "generateName", "podIP", "hostIP", "containerID", "imageID", "lastProbeTime", "lastHeartbeatTime",
@@ -75,6 +76,9 @@ UNREAD = frozenset({
     "finalizers",
     "data", "binaryData", "stringData",   # a ConfigMap's or Secret's contents: never kept, whoever lists them
 })
+
+
+_TRIMMED = UNREAD | {"ports"}
 
 
 def decode_list(body: bytes | str) -> Any:
@@ -87,9 +91,12 @@ def decode_list(body: bytes | str) -> Any:
     share = seen.setdefault
 
     def slim(obj: dict[str, Any]) -> dict[str, Any]:
-        if not UNREAD.isdisjoint(obj) and any(type(v) is not str for v in obj.values()):
+        if not _TRIMMED.isdisjoint(obj) and any(type(v) is not str for v in obj.values()):
             for key in [k for k in obj if k in UNREAD]:
                 del obj[key]
+            ports = obj.get("ports")
+            if type(ports) is list and ports and all(type(p) is dict and "containerPort" in p for p in ports):
+                obj["ports"] = tuple([p["containerPort"] for p in ports])  # a container's ports: only numbers are read
         for key, value in obj.items():
             if type(value) is str:
                 obj[key] = share(value, value)
@@ -280,7 +287,7 @@ def _history(owned: list[tuple[int, dict[str, Any], dict[str, Any], dict[str, An
 
 
 def _workload(obj: dict[str, Any], ref: WorkloadRef, key: str, owned_rs: list, metrics: Metrics,
-              util: dict[str, list[float]]) -> Workload:
+              util: dict[str, list[float]], shared: health_parse.Shared) -> Workload:
     meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
     deployment = ref.kind == "Deployment"
     image, gpus, memory, template_annotations = _template_facts(spec.get("template") or {})
@@ -308,6 +315,7 @@ def _workload(obj: dict[str, Any], ref: WorkloadRef, key: str, owned_rs: list, m
             None if metrics.pod_gpu_utilization is None or not gpus else 0.0),
         "rollout": rollout,
         "history": _history(owned_rs) if deployment else (),
+        "containers": health_parse.containers((spec.get("template") or {}).get("spec") or {}, shared),
     })
 
 
@@ -321,7 +329,7 @@ def _waiting(statuses: list[dict[str, Any]] | None) -> dict[str, Any] | None:
 
 
 def _pod(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], workload: WorkloadRef | None,
-         revision: int, gpu_ids: tuple[str, ...]) -> Pod:
+         revision: int, gpu_ids: tuple[str, ...], shared: health_parse.Shared) -> Pod:
     phase = status.get("phase") or "Pending"
     ready = scheduled = None  # the first Ready and PodScheduled conditions
     for cond in status.get("conditions") or ():
@@ -347,14 +355,22 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], wor
     restarts = 0
     for cs in containers or ():
         restarts += _int(cs.get("restartCount"))
-    return _new_pod({
+    fields = {
         "namespace": meta.get("namespace", ""), "name": meta.get("name", ""), "workload": workload,
         "phase": phase if phase in _PHASES else "Pending",
         "reason": reason, "message": message, "node": spec.get("nodeName"), "gpu_ids": gpu_ids,
         "restarts": restarts, "ready": (ready or {}).get("status") == "True", "revision": revision,
         "started_at": parse_time(status.get("startTime")),
         "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
-    })
+    }
+    if containers:  # set only when the pod says something, so records without them stay as they were built
+        ended = health_parse.terminations(containers, shared)
+        if ended:
+            fields["terminations"] = ended
+        since = health_parse.running_since(containers)
+        if since is not None:
+            fields["running_since"] = since
+    return _new_pod(fields)
 
 
 def _event(item: dict[str, Any]) -> Event | None:
@@ -499,6 +515,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
     for key, ids in claimed.items():
         assigned[key] = assigned.get(key, []) + ids
 
+    shared: health_parse.Shared = {}  # equal container specs and container ends, kept once in this snapshot
     pods: list[Pod] = []
     pod_keys: list[str] = []
     job_members: list[JobMember] = []
@@ -515,7 +532,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         elif sts_name and known.get(f"{ns}/{sts_name}") == "StatefulSet":
             workload = pod_ref(ns, sts_name, "StatefulSet")
         ids = assigned.get(key)
-        pod = _pod(meta, spec, status, workload, revision, tuple(ids) if ids else ())
+        pod = _pod(meta, spec, status, workload, revision, tuple(ids) if ids else (), shared)
         pods.append(pod)
         pod_keys.append(key)
         if ids:
@@ -533,7 +550,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
     for obj, kind, ns, name, key in listed:
         owned = rs_of.get(key, []) if kind == "Deployment" else []
         ref = _new_ref({"namespace": ns, "name": name, "kind": kind})
-        workloads.append(_workload(obj, ref, key, owned, metrics, util_by_workload))
+        workloads.append(_workload(obj, ref, key, owned, metrics, util_by_workload, shared))
         workload_order.append((ns, name))
 
     events = sorted((e for e in map(_event, raw.events) if e is not None), key=lambda e: e.time)[-MAX_EVENTS:]

@@ -7,12 +7,16 @@ ends when the predicate holds (returning the object) or the timeout passes
 410 Gone (the resourceVersion is too old) re-reads the object and watches again
 from the new version, after a short backoff on errors. The object's deletion
 raises `NotFound`. Nothing here lists the cluster.
+
+`wait_cached` does the same on an informer of the watched cache (informer.py):
+it waits on the cache's change events and sends no request at all.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +87,35 @@ def _watch_once(chokepoint: Chokepoint, watch_fn: Callable[..., Any], *, namespa
     finally:
         response.release_conn()
     return None
+
+
+def wait_cached(informer: Any, key: str, predicate: Predicate, timeout: float) -> dict[str, Any] | None:
+    """The cached object 'namespace/name' once `predicate` holds, waiting on the informer's change events for at
+    most `timeout` real seconds (None when it passes). Raises NotFound when the cache does not have it."""
+    deadline = time.monotonic() + timeout
+    with informer.changed:
+        while True:
+            obj = informer.get(key)
+            if obj is None:
+                raise NotFound(f"{key} is not in the cluster (watched cache)", status=404)
+            if predicate(obj):
+                return obj
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            informer.changed.wait(remaining)
+
+
+def version_of(obj: dict[str, Any] | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
+
+
+def at_least(version: str) -> Predicate:
+    """An object at `version` or later (resourceVersions compared as numbers when both are, as etcd's are)."""
+    def shows(obj: dict[str, Any]) -> bool:
+        seen = version_of(obj)
+        return seen == version or (seen.isdigit() and version.isdigit() and int(seen) >= int(version))
+    return shows
 
 
 def ready_replicas(obj: dict[str, Any]) -> int:

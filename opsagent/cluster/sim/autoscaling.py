@@ -16,6 +16,7 @@ What it must not do: read the system clock, or change anything but the target's 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -102,9 +103,12 @@ def step(sim: "SimCluster", now: datetime) -> None:
             lifecycle.reconcile(sim, w, now)
 
 
-def records(sim: "SimCluster") -> tuple[Autoscaler, ...]:
+def records(sim: "SimCluster", namespaces: Collection[str] | None = None) -> tuple[Autoscaler, ...]:
+    """The autoscalers as the view shows them; only those in `namespaces` when given."""
     out = []
     for a in sim.autoscalers:
+        if namespaces is not None and a.namespace not in namespaces:
+            continue
         w = sim.workloads.get(str(a.target))
         reason = message = None
         able = active = True

@@ -12,6 +12,7 @@ What it must not do: read the system clock, or evict anything a budget protects.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from opsagent.model import DisruptionBudget
@@ -26,9 +27,12 @@ def _selects(decl: "DisruptionBudgetDecl", pod: "SimPod") -> bool:
     return pod.namespace == decl.namespace and all(pod.labels.get(k) == v for k, v in decl.selector.items())
 
 
-def budgets(sim: "SimCluster") -> tuple[DisruptionBudget, ...]:
+def budgets(sim: "SimCluster", namespaces: Collection[str] | None = None) -> tuple[DisruptionBudget, ...]:
+    """The budgets as the view shows them; only those in `namespaces` when given."""
     out = []
     for decl in sim.scenario.disruption_budgets:
+        if namespaces is not None and decl.namespace not in namespaces:
+            continue
         pods = [p for w in sim.workloads.values() for p in w.pods if _selects(decl, p)]
         owners = {p.workload for p in pods}
         expected = sum(sim.workloads[key].replicas for key in owners) if owners else len(pods)

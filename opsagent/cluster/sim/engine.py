@@ -16,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from opsagent.clock import VirtualClock
 from opsagent.cluster.port import Invalid, NotFound
-from opsagent.cluster.sim import autoscaling, lifecycle, needs, view
+from opsagent.cluster.sim import autoscaling, health, lifecycle, needs, view
 from opsagent.cluster.sim.scenario import JobDecl, Scenario, TimelineEvent
 from opsagent.cluster.sim.scheduler import choose_devices
 from opsagent.cluster.sim.state import SimGpu, SimJob, SimNode, SimRevision, SimWorkload
@@ -80,7 +81,9 @@ class SimCluster(WritesMixin):
                                tensor_parallel=decl.tensor_parallel, cold_start=decl.cold_start,
                                capacity_rps=decl.capacity_rps, labels=dict(decl.labels),
                                annotations=dict(decl.annotations), traffic=decl.traffic,
-                               failures=decl.failures, warm=scenario.start_warm)
+                               failures=decl.failures, warm=scenario.start_warm,
+                               memory_use_mib=decl.memory_use_mib, gpu_memory_mib=decl.gpu_memory_mib,
+                               probes=decl.probes, server=decl.server)
         self.autoscalers = [autoscaling.from_decl(decl) for decl in scenario.autoscalers]
         self._fire_due(self._now)
         self._next_sample = self._now.replace(minute=0, second=0, microsecond=0)
@@ -115,7 +118,7 @@ class SimCluster(WritesMixin):
         lifecycle.reconcile(self, w, self._now)
         if warm and w.current().fail_mode is None and self.needs.missing_config(w) is None:
             for pod in w.pods:
-                if pod.node is not None:
+                if pod.node is not None and not health.unwell(w, pod):
                     lifecycle.make_ready(self, w, pod, self._now)
             lifecycle.reconcile(self, w, self._now)
         return w
@@ -264,6 +267,10 @@ class SimCluster(WritesMixin):
             if event.node.ready is not None and event.node.ready != node.ready:
                 node.ready = event.node.ready
                 node.not_ready_since = None if node.ready else at
+                if node.ready:  # the kubelet is back: the pods it still runs pass their probes again
+                    for pod in (p for w in self.workloads.values() for p in w.pods):
+                        if pod.node == node.name and pod.stage == "ready":
+                            pod.ready = True
                 self.free_version += 1
                 self.emit(at, "", "Node", node.name, "NodeReady" if node.ready else "NodeNotReady",
                           f"Node {node.name} status is now: {'NodeReady' if node.ready else 'NodeNotReady'}",
@@ -288,6 +295,8 @@ class SimCluster(WritesMixin):
             w = self.workload(event.plant.workload)
             if event.plant.pod_message is not None:
                 w.planted_message = event.plant.pod_message
+            if event.plant.termination_message is not None:
+                w.planted_termination = event.plant.termination_message
             if event.plant.event is not None:
                 for pod in w.pods:
                     self.emit(at, pod.namespace, "Pod", pod.name, event.plant.reason, event.plant.event, "Warning")
@@ -403,6 +412,11 @@ class SimCluster(WritesMixin):
         """Everything observable now, as frozen domain types (built without re-validation)."""
         self._catch_up()
         return view.build_snapshot(self)
+
+    def snapshot_of(self, refs: Sequence[WorkloadRef]) -> Snapshot:
+        """`snapshot()` narrowed to `refs` (the port's `ReadsWorkloads`), from the engine's indexed state."""
+        self._catch_up()
+        return view.build_narrow(self, refs)
 
     def events_since(self, since: datetime) -> list:
         return view.events(self, since)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from opsagent.cluster.sim import health
 from opsagent.cluster.sim.needs import UNBOUND
 from opsagent.cluster.sim.scheduler import choose_devices, throughput_factor, unschedulable_message
 from opsagent.cluster.sim.state import SimNode, SimPod, SimWorkload
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
 
 CRASH_AFTER = timedelta(seconds=20)  # a crashing container dies this long after it starts
 PULL_FAIL_AFTER = timedelta(seconds=10)
+PULL_RETRY = timedelta(minutes=5)  # the kubelet's image pull back-off cap: a failing pull is retried this often
+# What the container runtime says when a pull fails, by failure mode (containerd's wording).
+PULL_FAILURES = {
+    "bad_image": 'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": not found',
+    "pull_unauthorized": ('rpc error: code = Unknown desc = failed to pull and unpack image "{image}": failed to '
+                          'authorize: failed to fetch oauth token: unexpected status: 401 Unauthorized'),
+}
 MAX_BACKOFF = 300.0
 _SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -96,6 +104,7 @@ def make_ready(sim: "SimCluster", w: SimWorkload, pod: SimPod, at: datetime) -> 
     pod.stage, pod.until = "ready", None
     pod.phase, pod.reason, pod.message, pod.ready = "Running", None, None, True
     pod.started_at = pod.started_at or at
+    pod.running_since = pod.running_since or at
     if pod.revision == w.revision and w.rollout_status == "progressing":
         w.progress_at = at
 
@@ -115,10 +124,10 @@ def _finish_stage(sim: "SimCluster", w: SimWorkload, pod: SimPod, t: datetime) -
     image = w.image_of(pod)
     ns, name = pod.namespace, pod.name
     if pod.stage == "pulling":
-        if pod.fail_mode == "bad_image":
+        if pod.fail_mode in PULL_FAILURES:
             pod.stage, pod.until = "pull_failed", t + PULL_FAIL_AFTER
             pod.reason = "ErrImagePull"
-            pod.message = f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": not found'
+            pod.message = PULL_FAILURES[pod.fail_mode].format(image=image)
             sim.emit(t, ns, "Pod", name, "Failed", f'Failed to pull image "{image}": {pod.message}', "Warning")
             return
         pull = w.cold_start.image_pull.total_seconds()
@@ -131,11 +140,21 @@ def _finish_stage(sim: "SimCluster", w: SimWorkload, pod: SimPod, t: datetime) -
             return
         _start_container(sim, w, pod, t)
     elif pod.stage == "pull_failed":
-        pod.stage, pod.until = "image_backoff", None
+        pod.stage, pod.until = "image_backoff", t + PULL_RETRY
         pod.reason, pod.message = "ImagePullBackOff", f'Back-off pulling image "{image}"'
         sim.emit(t, ns, "Pod", name, "BackOff", pod.message, "Warning")
+    elif pod.stage == "image_backoff":  # the kubelet pulls again at its back-off cap, and fails the same way
+        pod.until = t + PULL_RETRY
+        failed = PULL_FAILURES.get(pod.fail_mode or "", "")
+        sim.emit(t, ns, "Pod", name, "Failed", f'Failed to pull image "{image}": {failed.format(image=image)}', "Warning")
+    elif pod.stage == "probing":
+        health.step(sim, w, pod, t)
     elif pod.stage == "loading":
-        if pod.fail_mode == "crash":
+        died = health.fault(w, pod) if pod.fail_mode != "crash" else None
+        if died is not None:
+            health.end(sim, pod, t, died)
+        elif pod.fail_mode == "crash":
+            pod.last_end, pod.running_since = ("Error", 1, None, t), None
             pod.restarts += 1
             delay = backoff(pod.restarts)
             pod.stage, pod.until = "crashed", t + timedelta(seconds=delay)
@@ -152,8 +171,15 @@ def _start_container(sim: "SimCluster", w: SimWorkload, pod: SimPod, t: datetime
     if pod.restarts == 0:
         sim.emit(t, pod.namespace, "Pod", pod.name, "Created", "Created container main")
     sim.emit(t, pod.namespace, "Pod", pod.name, "Started", "Started container main")
-    pod.phase, pod.started_at = "Running", pod.started_at or t
-    if pod.fail_mode == "crash":
+    pod.phase, pod.started_at, pod.running_since = "Running", pod.started_at or t, t
+    if pod.fail_mode is None and health.fault(w, pod) is not None:
+        pod.stage, pod.until = "loading", t + CRASH_AFTER
+        pod.reason = None if pod.restarts == 0 else "CrashLoopBackOff"
+    elif pod.fail_mode is None and health.has_probes(w):
+        pod.plan = health.plan(w, pod, t)
+        pod.stage, pod.until = "probing", (pod.plan[0][0] if pod.plan else None)
+        pod.reason, pod.message = None, None
+    elif pod.fail_mode == "crash":
         pod.stage, pod.until = "loading", t + CRASH_AFTER
     elif pod.fail_mode == "slow":
         pod.stage, pod.until = "loading", None  # the model never finishes loading in time

@@ -98,7 +98,7 @@ class Traffic(Strict):
         return value
 
 
-FailureMode = Literal["transient", "bad_image", "crash", "slow"]
+FailureMode = Literal["transient", "bad_image", "crash", "slow", "pull_unauthorized"]
 
 
 class FailureRule(Strict):
@@ -113,6 +113,32 @@ class FailureRule(Strict):
         if (self.image is None) == (self.revision is None):
             raise ValueError("give exactly one of image or revision")
         return self
+
+
+class ProbeDecl(Strict):
+    """A container probe as the pod template declares it (see docs/simulator.md, "Memory and probes")."""
+
+    action: Literal["http", "tcp"] = "http"
+    path: str = Field(default="/health", min_length=1, max_length=200)
+    port: int = Field(default=8000, ge=1, le=65535)
+    initial_delay: timedelta = timedelta(0)
+    period: timedelta = timedelta(seconds=10)
+    failure_threshold: int = Field(default=3, ge=1, le=10000)
+
+    _parse = field_validator("initial_delay", "period", mode="before")(_duration)
+
+
+class ProbesDecl(Strict):
+    readiness: ProbeDecl | None = None
+    liveness: ProbeDecl | None = None
+    startup: ProbeDecl | None = None
+
+
+class ServerDecl(Strict):
+    """What the container serves once its model is loaded: the port it listens on and its health path."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    health_path: str = Field(default="/health", min_length=1, max_length=200)
 
 
 class WorkloadDecl(Strict):
@@ -131,6 +157,12 @@ class WorkloadDecl(Strict):
     annotations: dict[str, str] = Field(default_factory=dict)
     traffic: Traffic | None = None
     failures: tuple[FailureRule, ...] = ()
+    memory_use_mib: int | None = Field(default=None, ge=1, description="host memory the container uses once its "
+                                       "model is loaded; above memory_mib (its limit) it is OOMKilled")
+    gpu_memory_mib: int | None = Field(default=None, ge=1, description="GPU memory the model needs per replica "
+                                       "(weights and cache): split over its GPUs when tensor_parallel, else on one")
+    probes: ProbesDecl = ProbesDecl()
+    server: ServerDecl = ServerDecl()
     needs: NeedsDecl = Field(default=NeedsDecl(), description="ConfigMaps, Secrets and claims its pods need")
 
     @property
@@ -268,11 +300,14 @@ class PlantAction(Strict):
     event: str | None = Field(default=None, min_length=1, max_length=2000)
     reason: str = Field(default="BackOff", min_length=1, max_length=100)
     pod_message: str | None = Field(default=None, min_length=1, max_length=2000)
+    termination_message: str | None = Field(default=None, min_length=1, max_length=2000, description=(
+        "ends the termination message of the workload's containers from now on (their last log lines, as a "
+        "container that writes /dev/termination-log leaves them)"))
 
     @model_validator(mode="after")
     def _something(self) -> "PlantAction":
-        if self.event is None and self.pod_message is None:
-            raise ValueError("give event, pod_message or both")
+        if self.event is None and self.pod_message is None and self.termination_message is None:
+            raise ValueError("give event, pod_message, termination_message or some of them")
         WorkloadRef.parse(self.workload)
         return self
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from opsagent.cluster.sim.scenario import ColdStart, FailureRule, Traffic
+from opsagent.cluster.sim.scenario import ColdStart, FailureRule, ProbesDecl, ServerDecl, Traffic
 from opsagent.model import GpuRequirement, WorkloadRef
 
 
@@ -77,6 +77,10 @@ class SimPod:
     sched_version: int = -1  # cluster free-capacity version at the last failed attempt
     factor: float = 1.0  # throughput factor of its device set (tensor-parallel only)
     labels: dict[str, str] = field(default_factory=dict)
+    # how the container last ended: (reason, exit code, termination message, when); see sim/health.py
+    last_end: tuple[str, int, str | None, datetime] | None = None
+    running_since: datetime | None = None
+    plan: list[tuple[datetime, str, str]] = field(default_factory=list)  # probe outcomes still to come
 
     @property
     def key(self) -> str:
@@ -116,6 +120,12 @@ class SimWorkload:
     pending_since: datetime | None = None
     requests_total: int = 0
     planted_message: str | None = None  # shown after each pod's own status message (scenario `plant`)
+    memory_use_mib: int | None = None
+    gpu_memory_mib: int | None = None
+    probes: ProbesDecl = field(default_factory=ProbesDecl)
+    server: ServerDecl = field(default_factory=ServerDecl)
+    planted_termination: str | None = None  # ends each container's termination message (scenario `plant`)
+    container_seen: tuple | None = None  # (what the container record was built from, the record): see health.container
 
     @property
     def key(self) -> str:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import gc
 from datetime import datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsagent.cluster.sim import health
 from opsagent.model import (
     Event,
     GpuDevice,
@@ -26,7 +28,7 @@ from opsagent.model import (
     RolloutState,
     Snapshot,
     Workload,
-
+    WorkloadRef,
 )
 
 if TYPE_CHECKING:
@@ -111,54 +113,11 @@ def build_snapshot(sim: "SimCluster") -> Snapshot:
 
 def _build(sim: "SimCluster") -> Snapshot:
     now = sim.now
-    nodes = tuple(
-        _make(Node, 
-            name=n.name, ready=n.ready, cordoned=n.cordoned, labels=dict(n.labels),
-            conditions=tuple(_make(NodeCondition, type=kind, reason=reason, message=message, since=since)
-                             for kind, (reason, message, since) in sorted(n.conditions.items())),
-            gpus=tuple(
-                _make(GpuDevice, 
-                    id=g.id, node=g.node, model=g.model, memory_mib=g.memory_mib, pcie_link_width=g.link,
-                    switch_group=g.switch, numa_node=g.numa, holder=g.holder, held_since=g.held_since,
-                    utilization=float(g.utilization),
-                )
-                for g in n.gpus
-            ),
-        )
-        for n in sim.nodes
-    )
+    nodes = tuple(_node(n) for n in sim.nodes)
     workloads = []
-    pods = []
+    pods: list[Pod] = []
     for w in sim.workloads.values():
-        ref = w.ref
-        ready = 0
-        held = 0
-        util_sum = 0.0
-        factor = 1.0
-        for p in w.pods:
-            ready += p.ready
-            held += len(p.gpus)
-            util_sum += sum(g.utilization for g in p.gpus)
-            if p.gpus and w.tensor_parallel:
-                factor = min(factor, p.factor)
-            pods.append(_make(Pod, 
-                namespace=p.namespace, name=p.name, workload=ref, phase=p.phase, reason=p.reason,
-                message=_message(p.message, w.planted_message), node=p.node, gpu_ids=tuple(g.id for g in p.gpus), restarts=p.restarts,
-                ready=p.ready, revision=p.revision, started_at=p.started_at, labels=dict(p.labels), annotations={},
-            ))
-        annotations = dict(w.annotations)
-        workloads.append(_make(Workload, 
-            ref=ref, replicas=w.replicas, ready_replicas=ready, revision=w.revision, image=w.image,
-            gpus_per_replica=w.gpus, memory_mib=w.memory_mib, gpu_requirement=w.requirement,
-            tensor_parallel=w.tensor_parallel, labels=dict(w.labels), annotations=annotations,
-            last_request_at=w.last_request_at, request_rate=float(w.rps), pending_requests=w.pending_requests,
-            gpu_utilization=round(util_sum / held, 1) if held else (0.0 if w.gpus else None),
-            throughput_factor=float(factor), low_gpu_since=None,
-            rollout=_make(RolloutState, status=w.rollout_status, reason=w.rollout_reason,
-                                                 message=w.rollout_message, revision=w.revision, since=w.rollout_since),
-            history=tuple(_make(Revision, revision=r.number, image=r.image, created_at=r.created_at,
-                                                   change_cause=r.change_cause) for r in w.revisions),
-        ))
+        workloads.append(_workload(w, pods))
     jobs = tuple(
         _make(Job, namespace=j.namespace, name=j.name, gpus=j.gpus, state=j.state, submitted_at=j.submitted_at,
                             started_at=j.started_at, finished_at=j.finished_at, duration_seconds=float(j.duration),
@@ -177,4 +136,75 @@ def _build(sim: "SimCluster") -> Snapshot:
     )
 
 
+def _node(n: Any) -> Node:
+    return _make(Node,
+        name=n.name, ready=n.ready, cordoned=n.cordoned, labels=dict(n.labels),
+        conditions=tuple(_make(NodeCondition, type=kind, reason=reason, message=message, since=since)
+                         for kind, (reason, message, since) in sorted(n.conditions.items())),
+        gpus=tuple(
+            _make(GpuDevice,
+                id=g.id, node=g.node, model=g.model, memory_mib=g.memory_mib, pcie_link_width=g.link,
+                switch_group=g.switch, numa_node=g.numa, holder=g.holder, held_since=g.held_since,
+                utilization=float(g.utilization),
+            )
+            for g in n.gpus
+        ),
+    )
 
+
+def _workload(w: Any, pods: list[Pod]) -> Workload:
+    """One workload's view; its pods are appended to `pods`."""
+    ref = w.ref
+    ready = 0
+    held = 0
+    util_sum = 0.0
+    factor = 1.0
+    for p in w.pods:
+        ready += p.ready
+        held += len(p.gpus)
+        util_sum += sum(g.utilization for g in p.gpus)
+        if p.gpus and w.tensor_parallel:
+            factor = min(factor, p.factor)
+        pods.append(_make(Pod,
+            namespace=p.namespace, name=p.name, workload=ref, phase=p.phase, reason=p.reason,
+            message=_message(p.message, w.planted_message), node=p.node, gpu_ids=tuple(g.id for g in p.gpus), restarts=p.restarts,
+            ready=p.ready, revision=p.revision, started_at=p.started_at, labels=dict(p.labels), annotations={},
+            terminations=health.terminations(p), running_since=p.running_since,
+        ))
+    return _make(Workload,
+        ref=ref, replicas=w.replicas, ready_replicas=ready, revision=w.revision, image=w.image,
+        gpus_per_replica=w.gpus, memory_mib=w.memory_mib, gpu_requirement=w.requirement,
+        tensor_parallel=w.tensor_parallel, labels=dict(w.labels), annotations=dict(w.annotations),
+        last_request_at=w.last_request_at, request_rate=float(w.rps), pending_requests=w.pending_requests,
+        gpu_utilization=round(util_sum / held, 1) if held else (0.0 if w.gpus else None),
+        throughput_factor=float(factor), low_gpu_since=None,
+        rollout=_make(RolloutState, status=w.rollout_status, reason=w.rollout_reason,
+                                             message=w.rollout_message, revision=w.revision, since=w.rollout_since),
+        history=tuple(_make(Revision, revision=r.number, image=r.image, created_at=r.created_at,
+                                               change_cause=r.change_cause) for r in w.revisions),
+        containers=(health.container(w),),
+    )
+
+
+def build_narrow(sim: "SimCluster", refs: Sequence[WorkloadRef | str]) -> Snapshot:
+    """The snapshot `build_snapshot` makes, narrowed to `refs` (see `ReadsWorkloads`): the workloads, their pods,
+    the nodes those run on, and the events, autoscalers and budgets of their namespaces; point lookups in the
+    engine's state, no pass over the workloads."""
+    from opsagent.cluster.sim import autoscaling, disruption
+    from opsagent.cluster.sim.engine import EVENT_WINDOW
+
+    found = [w for w in (sim.workloads.get(str(ref)) for ref in dict.fromkeys(refs)) if w is not None]
+    namespaces = {w.ref.namespace for w in found}
+    workloads: list[Workload] = []
+    pods: list[Pod] = []
+    for w in found:
+        workloads.append(_workload(w, pods))
+    hosts = {p.node for p in pods if p.node}
+    nodes = tuple(_node(sim.node(name)) for name in sorted(hosts, key=lambda name: sim.node(name).index))
+    scalers = autoscaling.records(sim, namespaces)
+    budgets = disruption.budgets(sim, namespaces)
+    seen = tuple(e for e in events(sim, sim.now - EVENT_WINDOW) if e.namespace in namespaces)
+    return Snapshot.model_construct(
+        time=sim.now, workloads=tuple(workloads), pods=tuple(pods), nodes=nodes, jobs=(), events=seen, source="sim",
+        notes=(), autoscalers=scalers, disruption_budgets=budgets,
+    )

@@ -12,10 +12,14 @@ never touches anything outside the simulator.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from opsagent.cluster.port import Conflict, DisruptionBlocked, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult
 from opsagent.cluster.sim import lifecycle
-from opsagent.cluster.sim.scenario import ColdStart
-from opsagent.model import GpuRequirement, WorkloadRef
+from opsagent.cluster.sim.scenario import ColdStart, ProbeDecl
+from opsagent.model import GpuRequirement, Probe, WorkloadRef
+
+SIM_CONTAINER = "main"  # the one container of every simulated pod template (its events name it too)
 
 
 class WritesMixin:
@@ -137,6 +141,28 @@ class WritesMixin:
         return self._done(f"{ref} template changed ({', '.join(sorted(changes))}): revision {rev.number}", False,
                           changed=sorted(changes), revision=rev.number, **shown)
 
+    def set_image(self, *, ref: WorkloadRef, image: str, container: str | None = None,
+                  dry_run: bool = False) -> WriteResult:
+        """The simulator's pod template has one container, `main`; a pull of an image a failure rule names fails."""
+        self._begin(dry_run)
+        w = self.workload(ref)  # type: ignore[attr-defined]
+        if container not in (None, SIM_CONTAINER):
+            raise Invalid(f"spec.template.spec.containers: no container {container!r}; containers: {SIM_CONTAINER}",
+                          status=422)
+        if not image.strip():
+            raise Invalid("spec.template.spec.containers[0].image: Required value", status=422)
+        before = w.image
+        if image == before:
+            return self._done(f"{ref}: container {SIM_CONTAINER} already runs {image}", dry_run, image=image, changed=False)
+        if dry_run:
+            return self._done(f"{ref} would set image {image} (was {before})", True, image=image, image_before=before)
+        self._apply_fault(f'deployments.apps "{w.ref.name}"')
+        rev = self.new_revision(w, image=image, cause=f"set image {SIM_CONTAINER}={image}", now=self.now)  # type: ignore[attr-defined]
+        self.emit(self.now, w.ref.namespace, "Deployment", w.ref.name, "ImageChanged", f"image set to {image}")  # type: ignore[attr-defined]
+        lifecycle.reconcile(self, w, self.now)  # type: ignore[arg-type,attr-defined]
+        return self._done(f"{ref} image set to {image} (was {before}): revision {rev.number}", False,
+                          image=image, image_before=before, revision=rev.number)
+
     def annotate(self, *, ref: WorkloadRef, annotations: dict[str, str | None], dry_run: bool = False) -> WriteResult:
         self._begin(dry_run)
         w = self.workload(ref)  # type: ignore[attr-defined]
@@ -252,6 +278,25 @@ class WritesMixin:
         lifecycle.kill_pod(self, w, pod, self.now, reason="Evicted")  # type: ignore[arg-type,attr-defined]
         lifecycle.reconcile(self, w, self.now)  # type: ignore[arg-type,attr-defined]
         return self._done(f"{namespace}/{name} evicted; its workload replaces it", False)
+
+    def set_probe(self, *, ref: WorkloadRef, probe: Probe, dry_run: bool = False) -> WriteResult:
+        self._begin(dry_run)
+        w = self.workload(ref)  # type: ignore[attr-defined]
+        if probe.action not in ("http", "tcp") or not isinstance(probe.port, int):
+            raise Invalid(f"{probe.kind} probe: the simulator models HTTP and TCP probes on a numbered port", status=422)
+        decl = ProbeDecl(action=probe.action, path=probe.path or "/health", port=probe.port,
+                         initial_delay=timedelta(seconds=probe.initial_delay_seconds),
+                         period=timedelta(seconds=probe.period_seconds), failure_threshold=probe.failure_threshold)
+        if getattr(w.probes, probe.kind) == decl:
+            return self._done(f"{ref}: {probe.kind} probe unchanged", dry_run, changed=[])
+        if dry_run:
+            return self._done(f"{ref} {probe.kind} probe would change", True, changed=[probe.kind])
+        self._apply_fault(f'deployments.apps "{w.ref.name}"')
+        w.probes = w.probes.model_copy(update={probe.kind: decl})
+        rev = self.new_revision(w, image=w.image, cause=f"set {probe.kind} probe", now=self.now)  # type: ignore[attr-defined]
+        lifecycle.reconcile(self, w, self.now)  # type: ignore[arg-type,attr-defined]
+        return self._done(f"{ref} {probe.kind} probe changed: revision {rev.number}", False, changed=[probe.kind],
+                          revision=rev.number)
 
     def cordon(self, *, node: str, cordoned: bool = True, dry_run: bool = False) -> WriteResult:
         self._begin(dry_run)
