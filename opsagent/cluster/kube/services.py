@@ -46,19 +46,24 @@ def endpoint_counts(slices: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
-def template_labels(workloads: list[tuple[str, dict[str, Any]]]) -> dict[str, list[tuple[str, dict[str, str]]]]:
-    """{namespace: [('ns/name', pod template labels)]} for (kind, object) pairs of Deployments and StatefulSets."""
-    out: dict[str, list[tuple[str, dict[str, str]]]] = {}
+Templates = dict[tuple[str, str, str], list[tuple[str, dict[str, str]]]]
+
+
+def template_labels(workloads: list[tuple[str, dict[str, Any]]]) -> Templates:
+    """{(namespace, label, value): [('ns/name', pod template labels)]} for (kind, object) pairs of Deployments and
+    StatefulSets: a selector's candidates are those that carry one of its labels, not the whole namespace."""
+    out: Templates = {}
     for _kind, obj in workloads:
         meta = obj.get("metadata") or {}
         labels = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
         namespace = meta.get("namespace", "")
-        out.setdefault(namespace, []).append((f"{namespace}/{meta.get('name', '')}", labels))
+        entry = (f"{namespace}/{meta.get('name', '')}", labels)
+        for key, value in labels.items():
+            out.setdefault((namespace, key, value), []).append(entry)
     return out
 
 
-def service(item: dict[str, Any], counts: dict[str, tuple[int, int]],
-            templates: dict[str, list[tuple[str, dict[str, str]]]]) -> Service | None:
+def service(item: dict[str, Any], counts: dict[str, tuple[int, int]], templates: Templates) -> Service | None:
     meta, spec = item.get("metadata") or {}, item.get("spec") or {}
     namespace, name = meta.get("namespace"), meta.get("name")
     if not namespace or not name:
@@ -66,8 +71,9 @@ def service(item: dict[str, Any], counts: dict[str, tuple[int, int]],
     kind = str(spec.get("type") or "ClusterIP")
     selector = {str(k): str(v) for k, v in (spec.get("selector") or {}).items()} if kind != "ExternalName" else {}
     ready, not_ready = counts.get(f"{namespace}/{name}", (0, 0))
-    targets = tuple(sorted(key for key, labels in templates.get(namespace, ())
-                           if selector and all(labels.get(k) == v for k, v in selector.items())))
+    first = next(iter(selector.items()), None)
+    candidates = templates.get((namespace, *first), ()) if first is not None else ()
+    targets = tuple(sorted(key for key, labels in candidates if all(labels.get(k) == v for k, v in selector.items())))
     return Service(namespace=namespace, name=name, type=kind, cluster_ip=spec.get("clusterIP") or None,
                    selector=selector, ports=tuple(p for p in map(_port, spec.get("ports") or ()) if p is not None),
                    ready_endpoints=ready, not_ready_endpoints=not_ready, workloads=targets)
