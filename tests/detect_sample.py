@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from opsagent.model import (
-    Autoscaler, Container, Event, GpuDevice, GpuRequirement, Job, Node, NodeCondition, Pod, Probe, Revision, RolloutState,
-    Snapshot, Termination, Workload, WorkloadRef)
+    Autoscaler, ConfigObject, Container, Event, GpuDevice, GpuRequirement, Job, Node, NodeCondition, Pod, Probe, Revision,
+    RolloutState, Service, ServicePort, Snapshot, Termination, VolumeClaim, Workload, WorkloadRef)
 from opsagent.policy.intents import Intent
 
 UTC = timezone.utc
@@ -124,7 +124,17 @@ def troubled() -> tuple[Snapshot, list[Intent]]:
                                 target=WorkloadRef(namespace="batch", name="worker"), min_replicas=1, max_replicas=3,
                                 current_replicas=1, able_to_scale=True, scaling_active=False,
                                 reason="FailedGetResourceMetric", message="missing request for cpu in container worker"),),
+        config_objects=(ConfigObject(kind="ConfigMap", namespace="web", name="api-config"),),
+        volume_claims=(VolumeClaim(namespace="web", name="search-index", storage_class="fast-nvme",
+                                   created_at=NOW - timedelta(hours=1)),),
+        services=(Service(namespace="web", name="api", selector={"app": "apii"}, ports=(ServicePort(port=80),)),),
     )
+    snap = snap.model_copy(update={"pods": (*snap.pods, Pod(
+        namespace="web", name="report-1", phase="Pending", reason="CreateContainerConfigError",
+        message='secret "report-creds" not found')), "events": (*snap.events, Event(
+        time=NOW - timedelta(minutes=2), namespace="web", kind="ReplicaSet", name="api-7d9f8c", type="Warning",
+        reason="FailedCreate", message='Error creating: pods "api-7d9f8c-x1" is forbidden: exceeded quota: web-quota, '
+                                       "requested: pods=1, used: pods=4, limited: pods=4"))})
     intents = [
         intent("ui", "render", ["ui"], replicas={"min": 0, "max": 2}, idle={"after": "30m"}),
         intent("llm", "inference", ["llm"], placement={"gpus": 2, "min_link_width": 16, "coherent": True}),

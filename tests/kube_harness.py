@@ -58,6 +58,11 @@ PLURALS = {
     ("autoscaling", "HorizontalPodAutoscaler"): "autoscaling/v2/horizontalpodautoscalers",
     ("keda.sh", "ScaledObject"): "keda.sh/v1alpha1/scaledobjects",
     ("http.keda.sh", "HTTPScaledObject"): "http.keda.sh/v1alpha1/httpscaledobjects",
+    ("", "ConfigMap"): "v1/configmaps",
+    ("", "Secret"): "v1/secrets",
+    ("", "PersistentVolumeClaim"): "v1/persistentvolumeclaims",
+    ("", "Service"): "v1/services",
+    ("discovery.k8s.io", "EndpointSlice"): "discovery.k8s.io/v1/endpointslices",
 }
 
 
@@ -110,7 +115,8 @@ class Emulator:
     def stored(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
         return json.loads(json.dumps(dict(self.handler.objects[resource, namespace, name]), default=dict))
 
-    def requests(self) -> list[dict[str, Any]]:
+    def requests(self, *, accept: bool = False) -> list[dict[str, Any]]:
+        """Each request the emulator saw; with `accept`, its Accept header too."""
         out = []
         for req in list(self.handler):
             out.append({
@@ -119,6 +125,7 @@ class Emulator:
                 "params": dict(req.params),
                 "content_type": req.headers.get("Content-Type"),
                 "body": req.data,
+                **({"accept": req.headers.get("Accept")} if accept else {}),
             })
         return out
 

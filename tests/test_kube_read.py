@@ -135,11 +135,13 @@ def test_one_list_call_per_kind_and_discovery_once(cluster):
         ("GET", "/apis/resource.k8s.io/v1/resourceslices"), ("GET", "/apis/resource.k8s.io/v1/resourceclaims"),
         ("GET", "/apis/autoscaling/v2/horizontalpodautoscalers"), ("GET", "/apis/keda.sh/v1alpha1/scaledobjects"),
         ("GET", "/apis/http.keda.sh/v1alpha1/httpscaledobjects"), ("GET", "/apis/policy/v1/poddisruptionbudgets"),
+        ("GET", "/api/v1/configmaps"), ("GET", "/api/v1/secrets"), ("GET", "/api/v1/persistentvolumeclaims"),
+        ("GET", "/api/v1/services"), ("GET", "/apis/discovery.k8s.io/v1/endpointslices"),
     ])
     kube.snapshot()
     second = [(r["method"], r["path"]) for r in emu.requests()][len(first):]
-    assert len(second) == 12 and ("GET", "/apis") not in second
-    assert kube.requests == 25
+    assert len(second) == 17 and ("GET", "/apis") not in second
+    assert kube.requests == 35
 
 
 def test_rollout_state_and_history(cluster):
@@ -201,8 +203,9 @@ def test_namespaces_restrict_to_one_list_per_kind_per_namespace():
     assert paths.count("/apis/apps/v1/namespaces/llm/deployments") == 1
     assert "/apis/apps/v1/deployments" not in paths
     assert paths.count("/api/v1/nodes") == 1  # cluster-scoped: once
-    # namespaced kinds x2, nodes, discovery, slices, claims x2, HPAs x2, PDBs x2, and one 404 for each KEDA kind it lacks
-    assert len(paths) == 5 * 2 + 1 + 1 + 1 + 2 + 2 + 2 + 1 + 1
+    # namespaced kinds x2, nodes, discovery, slices, claims x2, HPAs x2, PDBs x2, and one 404 for each KEDA kind it lacks,
+    # then ConfigMaps, Secrets, PVCs, Services and EndpointSlices x2
+    assert len(paths) == 5 * 2 + 1 + 1 + 1 + 2 + 2 + 2 + 1 + 1 + 5 * 2
 
 
 @pytest.mark.parametrize(("status", "generation", "expected"), [

@@ -92,6 +92,9 @@ def test_every_shipped_playbook_renders_valid_tool_calls_for_its_finding():
         "image_pull_failed": "image-pull-roll-back",
         "node_needs_drain": "node-maintenance-drain", "out_of_memory": "oom-propose-memory-limit",
         "not_ready": "not-ready-propose-probe",
+        "config_missing": "config-missing-hand-over",
+        "volume_pending": "volume-pending-hand-over", "quota_exceeded": "quota-exceeded-hand-over",
+        "service_without_endpoints": "service-without-endpoints-hand-over",
     }
 
 

@@ -192,6 +192,23 @@ CASES: dict[str, Case] = {
         f"not_ready:{EMBEDDER}", "hands_off", minutes=25,
         scenario={"start_warm": False, "nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, cold_start={"model_load": "10h"},
                                                             probes={"readiness": {"path": "/health"}})]}),
+    "config-missing-hand-over": Case(
+        f"config_missing:{EMBEDDER}", "hands_off",
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, needs={"secrets": ["hf-token"]})]}),
+    "volume-pending-hand-over": Case(
+        "volume_pending:inference/model-cache", "hands_off", minutes=10,
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, needs={"volume_claims": ["model-cache"]})],
+                  "volume_claims": [{"namespace": "inference", "name": "model-cache", "storage_class": "fast-nvme",
+                                     "failure": "storage_class_missing"}]}),
+    "quota-exceeded-hand-over": Case(
+        f"quota_exceeded:{EMBEDDER}", "hands_off",
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, replicas=2)],
+                  "quotas": [{"namespace": "inference", "name": "gpu-quota", "gpus": 1}]}),
+    "service-without-endpoints-hand-over": Case(
+        "service_without_endpoints:inference/embedder", "hands_off",
+        scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, labels={"app": "embedder"})],
+                  "services": [{"namespace": "inference", "name": "embedder", "selector": {"app": "embeder"},
+                                "ports": [{"port": 80, "target_port": 8080}]}]}),
 }
 
 

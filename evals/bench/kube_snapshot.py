@@ -131,7 +131,36 @@ def owners(n: int) -> dict[str, bytes]:
         return json.dumps({"metadata": {}, "items": items}).encode()
 
     return {"/apis/autoscaling/v2/horizontalpodautoscalers": lst(hpas), "/apis/keda.sh/v1alpha1/scaledobjects": lst(scaled),
-            "/apis/policy/v1/poddisruptionbudgets": lst(pdbs)}
+            "/apis/policy/v1/poddisruptionbudgets": lst(pdbs), **needs(n)}
+
+
+def needs(n: int) -> dict[str, bytes]:
+    """What pods need: a Service with its EndpointSlice (two ready endpoints) and a ConfigMap per Deployment, a
+    Secret per second one, a PersistentVolumeClaim per tenth (as metadata only the server would send the first two)."""
+    services, slices, config_maps, secrets, claims = [], [], [], [], []
+    for i in range(n):
+        ns, name = f"team-{i % 20}", f"svc-{i}"
+        meta = {"name": name, "namespace": ns, "resourceVersion": str(i + 1)}
+        services.append({"metadata": meta, "spec": {"type": "ClusterIP", "clusterIP": f"10.96.{i // 250}.{i % 250}",
+                                                    "selector": {"app": name},
+                                                    "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+        slices.append({"metadata": {**meta, "name": f"{name}-x1", "labels": {"kubernetes.io/service-name": name}},
+                       "addressType": "IPv4", "endpoints": [
+                           {"addresses": [f"10.244.{i // 250}.{k}"], "conditions": {"ready": True}} for k in range(2)],
+                       "ports": [{"name": "http", "port": 8080}]})
+        config_maps.append({"metadata": meta})
+        if i % 2 == 0:
+            secrets.append({"metadata": {**meta, "name": f"{name}-token"}})
+        if i % 10 == 0:
+            claims.append({"metadata": {**meta, "name": f"{name}-cache"}, "spec": {
+                "storageClassName": "fast", "resources": {"requests": {"storage": "100Gi"}}}, "status": {"phase": "Bound"}})
+
+    def lst(items: list) -> bytes:
+        return json.dumps({"metadata": {}, "items": items}).encode()
+
+    return {"/api/v1/services": lst(services), "/apis/discovery.k8s.io/v1/endpointslices": lst(slices),
+            "/api/v1/configmaps": lst(config_maps), "/api/v1/secrets": lst(secrets),
+            "/api/v1/persistentvolumeclaims": lst(claims)}
 
 
 def build_minimal(n: int) -> dict[str, bytes]:

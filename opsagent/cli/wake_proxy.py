@@ -16,6 +16,7 @@ from opsagent.yamlfile import FileError
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from opsagent.model import Snapshot
     from opsagent.wake.routes import RouteTable
 
 HELP = """Reverse proxy in front of workloads that may be scaled to zero.
@@ -26,7 +27,10 @@ the workload is ready, then forwarded. Past the timeout the client gets 503 with
 Retry-After; if the policy refuses the wake, 403 naming the rule. Many requests
 during one cold start share one wake. At start-up every route is checked against
 the cluster: a route whose workload does not exist is named with its file line
-in a warning, and requests for it get 404. Every request updates the workload's last
+in a warning, and requests for it get 404. A route's upstream may be a Service,
+`service:NAMESPACE/NAME[:PORT]`: it is resolved at start-up to the Service's
+cluster address and port, and a Service that does not exist or has no such port
+stops the start with the file line. Every request updates the workload's last
 request time, which the idle detector reads.
 
 With --wake-via the proxy writes nothing itself: wakes and request times go to
@@ -64,7 +68,7 @@ def wake_proxy(
     try:
         table = load_routes(routes)
     except FileError as exc:
-        fail(str(exc), hint="each route needs workload: NAMESPACE/NAME and upstream: http://HOST:PORT")
+        fail(str(exc), hint="each route needs workload: NAMESPACE/NAME and upstream: http://HOST:PORT or service:NAMESPACE/NAME[:PORT]")
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         fail(f"--listen must be HOST:PORT, got {listen!r}")
@@ -85,8 +89,9 @@ def wake_proxy(
     try:
         snapshot = rt.observe()
     except ClusterError as exc:
-        err_console.print(f"warning: cannot check the routes against the cluster now: {exc.message}", highlight=False)
+        _unchecked(table, exc)
     else:
+        table = _resolved(table, snapshot, routes)
         deferred, served = served_by_keda(table, snapshot, path=routes)
         for warning in [*missing_workloads(table, snapshot, path=routes), *served]:
             err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
@@ -106,6 +111,28 @@ def wake_proxy(
         app.on_startup.append(_flush_forever)
     console.print(f"wake proxy listening on http://{listen} with {len(table.routes)} route(s); cluster {cluster}")
     _run(app, host, int(port), admin_at, ready=getattr(rt.cluster, "cache_health", None))
+
+
+def _unchecked(table: "RouteTable", exc: ClusterError) -> None:
+    """The cluster could not be read at start-up: a warning, or the end when a route's upstream is a Service."""
+    from opsagent.wake.upstreams import uses_services
+
+    if uses_services(table):
+        fail(f"cannot read the cluster to resolve the Service upstreams: {exc.message}",
+             hint="check --cluster and the proxy's access, or give those routes an http:// upstream")
+    err_console.print(f"warning: cannot check the routes against the cluster now: {exc.message}", highlight=False)
+
+
+def _resolved(table: "RouteTable", snapshot: "Snapshot", routes: Path) -> "RouteTable":
+    """Routes whose upstream is service:NS/NAME[:PORT], pointed at that Service's address; a bad one ends the start."""
+    from opsagent.wake.upstreams import UpstreamError, other_workloads, resolve_upstreams
+
+    for warning in other_workloads(table, snapshot, path=routes):
+        err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+    try:
+        return resolve_upstreams(table, snapshot, path=routes)
+    except UpstreamError as exc:
+        fail(str(exc), hint="name an existing Service and one of its ports (number or name), e.g. service:chat/chat-ui:http")
 
 
 def _parse_admin(text: str) -> tuple[str, int] | None:
@@ -154,6 +181,8 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
         token = read_token(token_file)
         submitter = DaemonSubmitter(wake_via, token, timeout=timeout + 30, retry_for=timeout)
         reader, clock, _ = open_cluster(cluster, watch=True)
+        if hasattr(reader, "reads_config"):
+            reader.reads_config = False   # the proxy needs no ConfigMaps or Secrets, and its account may not list them
         activity = DaemonActivity(wake_via, token, clock=clock)
     except ValueError as exc:
         fail(str(exc))
@@ -162,11 +191,12 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
     deferred: dict[str, str] = {}
     try:
         snapshot = reader.snapshot()
+        table = _resolved(table, snapshot, routes)
         deferred, served = served_by_keda(table, snapshot, path=routes)
         for warning in [*missing_workloads(table, snapshot, path=routes), *served]:
             err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     except ClusterError as exc:
-        err_console.print(f"warning: cannot check the routes against the cluster now: {exc.message}", highlight=False)
+        _unchecked(table, exc)
     waker = GateWaker(gate=submitter, observe=reader.snapshot, clock=clock, on_request=activity.note,
                       look=getattr(reader, "snapshot_of", None))
     app = WakeProxy(routes=table, waker=waker, default_timeout=timeout, deferred=deferred).app()

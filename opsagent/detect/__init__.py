@@ -18,6 +18,7 @@ from datetime import datetime
 
 from opsagent.detect.autoscalers import autoscaler_stuck
 from opsagent.detect.common import Attempts, History, Intents
+from opsagent.detect.config import config_missing, quota_exceeded, volume_pending
 from opsagent.detect.conflict import spec_conflict
 from opsagent.detect.cron import CronError, parse_cron, window_open
 from opsagent.detect.drain import node_needs_drain
@@ -28,6 +29,7 @@ from opsagent.detect.nodes import node_left_cordoned, node_unhealthy
 from opsagent.detect.probes import not_ready
 from opsagent.detect.placement import drift, topology_mismatch, unschedulable_gpu
 from opsagent.detect.rollout import crashloop, rollout_failed
+from opsagent.detect.services import service_without_endpoints
 from opsagent.detect.wake import wake_requested
 from opsagent.model import FINDING_KINDS, Finding, Snapshot, WorkloadRef
 from opsagent.policy.resolve import as_book
@@ -79,6 +81,12 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
     "not_ready": frozenset({
         "reading", "pod", "probe", "probe_action", "probe_path", "probe_port", "budget_seconds", "container_ports",
         "ready_replicas", "replicas", "restarts", "running_seconds", "failures", "proposal"}),
+    "config_missing": frozenset({"missing", "namespace", "pods", "reason", "message"}),
+    "volume_pending": frozenset({
+        "claim", "namespace", "storage_class", "problem", "requested", "reason", "message", "pending_minutes", "pods"}),
+    "quota_exceeded": frozenset({"quota", "namespace", "object", "requested", "used", "limited", "last_refused_at", "message"}),
+    "service_without_endpoints": frozenset({
+        "service", "namespace", "problem", "selector", "near_misses", "ports", "workloads", "pods"}),
 }
 
 
@@ -127,6 +135,10 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *image_pull_failed(snapshot, intents, now, history),
         *out_of_memory(snapshot, now),
         *not_ready(snapshot, now),
+        *config_missing(snapshot, now),
+        *volume_pending(snapshot, now),
+        *quota_exceeded(snapshot, now),
+        *service_without_endpoints(snapshot, now),
     ]
     order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
     return sorted(found, key=lambda f: (order[f.kind], f.subject))

@@ -35,6 +35,10 @@ SEVERITY = {
     "image_pull_failed": "critical",
     "out_of_memory": "critical",
     "not_ready": "warning",
+    "config_missing": "warning",
+    "volume_pending": "warning",
+    "quota_exceeded": "warning",
+    "service_without_endpoints": "warning",
 }
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 from datetime import datetime
 
+from opsagent.detect.config import waits_for_claim
 from opsagent.detect.common import Intents, devices, free_gpus, gpu_pods, intent_of, make, short
 from opsagent.model import Finding, GpuDevice, Snapshot, Workload
 from opsagent.policy.intents import Intent
@@ -150,7 +151,8 @@ def unschedulable_gpu(snapshot: Snapshot, idle: Sequence[Finding], now: datetime
         if workload.gpus_per_replica <= 0:
             continue
         stuck = sorted((p for p in snapshot.pods_of(workload.ref)
-                        if p.phase == "Pending" and p.reason == "Unschedulable"), key=lambda p: p.name)
+                        if p.phase == "Pending" and p.reason == "Unschedulable" and not waits_for_claim(p)),
+                       key=lambda p: p.name)
         if not stuck:
             continue
         free = free_gpus(snapshot)

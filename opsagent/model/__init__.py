@@ -20,6 +20,7 @@ from opsagent.model.actions import (
     canonical_json,
     is_stand_in,
 )
+from opsagent.model.resources import ConfigKind, ConfigObject, Service, ServicePort, VolumeClaim
 from opsagent.model.audit import AuditEntry, EntryKind, Outcome
 from opsagent.model.cluster import (
     PAUSED_REPLICAS,
@@ -57,4 +58,5 @@ __all__ = [
     "RuleRef", "Snapshot", "ToolCall", "ToolResult", "Workload", "WorkloadRef", "canonical_json",
     "MAX_ARGS_BYTES", "args_size", "bounded_json", "is_stand_in",
     "Container", "Probe", "ProbeKind", "Termination",
+    "ConfigKind", "ConfigObject", "Service", "ServicePort", "VolumeClaim",
 ]

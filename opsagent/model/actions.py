@@ -40,6 +40,10 @@ FindingKind = Literal[
     "image_pull_failed",
     "out_of_memory",
     "not_ready",
+    "config_missing",
+    "volume_pending",
+    "quota_exceeded",
+    "service_without_endpoints",
 ]
 FINDING_KINDS: tuple[str, ...] = FindingKind.__args__  # type: ignore[attr-defined]
 

@@ -340,6 +340,9 @@ class Snapshot(Frozen):
     events: tuple[Event, ...] = ()
     autoscalers: tuple[Autoscaler, ...] = ()
     disruption_budgets: tuple[DisruptionBudget, ...] = ()
+    config_objects: tuple["ConfigObject", ...] = Field(default=(), description="ConfigMaps and Secrets that exist (names only)")
+    volume_claims: tuple["VolumeClaim", ...] = ()
+    services: tuple["Service", ...] = ()
     source: str = Field(default="sim", description="which adapter produced it: sim or kube")
     notes: tuple[str, ...] = Field(default=(), description="what the adapter could not see (e.g. no metrics)")
     _idx: dict | None = PrivateAttr(default=None)
@@ -420,6 +423,10 @@ class Snapshot(Frozen):
     def pods_on(self, node: str) -> list[Pod]:
         return [p for p in self.pods if p.node == node and p.phase in ("Pending", "Running")]
 
+    def config_exists(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether a ConfigMap or Secret of that name exists (by name only; contents are never read)."""
+        return any(o.kind == kind and o.namespace == namespace and o.name == name for o in self.config_objects)
+
     def events_for(self, namespace: str, name: str) -> list[Event]:
         return [e for e in self.events if e.namespace == namespace and e.name == name]
 
@@ -446,3 +453,8 @@ class Snapshot(Frozen):
         }
         self._idx = idx
         return idx
+
+
+from opsagent.model.resources import ConfigObject, Service, VolumeClaim  # noqa: E402  (they build on Frozen above)
+
+Snapshot.model_rebuild()

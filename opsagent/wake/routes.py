@@ -6,7 +6,7 @@ A small YAML file written by people, e.g.:
       - host: chat.example.internal      # optional; any host when omitted
         path_prefix: /                   # longest prefix wins
         workload: chat/chat-ui           # NAMESPACE/NAME
-        upstream: http://chat-ui.chat.svc:8080
+        upstream: http://chat-ui.chat.svc:8080   # or service:chat/chat-ui:http (resolved at start-up)
         timeout: 5m                      # optional; how long a request may wait for a cold start
 
 Parsing, matching and checking routes against a snapshot; no network.
@@ -31,7 +31,8 @@ class Route(BaseModel):
     host: str | None = Field(default=None, description="Host header to match (port ignored); any host when omitted")
     path_prefix: str = Field(default="/", description="path prefix to match; the longest matching prefix wins")
     workload: str = Field(description="NAMESPACE/NAME of the workload behind the upstream")
-    upstream: str = Field(description="base URL requests are forwarded to, e.g. http://10.0.0.5:8080")
+    upstream: str = Field(description="base URL requests are forwarded to, e.g. http://10.0.0.5:8080, or the Service "
+                                      "in front of the workload: service:NAMESPACE/NAME[:PORT] (see upstreams.py)")
     timeout: timedelta | None = Field(default=None, description="how long a request may wait for a cold start")
 
     @field_validator("workload")
@@ -43,9 +44,15 @@ class Route(BaseModel):
     @field_validator("upstream")
     @classmethod
     def _url(cls, value: str) -> str:
+        if value.startswith("service:"):
+            from opsagent.wake.upstreams import parse_service
+
+            parse_service(value)   # the form only; the Service itself is looked up at start-up
+            return value
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"upstream must be an http(s) URL such as http://host:8080, got {value!r}")
+            raise ValueError(f"upstream must be an http(s) URL such as http://host:8080 or service:NAMESPACE/NAME[:PORT], "
+                             f"got {value!r}")
         return value.rstrip("/")
 
     @field_validator("path_prefix")

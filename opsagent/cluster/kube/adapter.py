@@ -29,6 +29,7 @@ from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
 from opsagent.cluster.kube.informer import STALE_AFTER, Cache, Informer, key_of
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
+from opsagent.cluster.kube.needs import read_needs
 from opsagent.cluster.kube.images import image_body
 from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, _owner, _pod_owners, build_snapshot, decode_list
 from opsagent.cluster.kube.waiting import at_least, ready_replicas, version_of, wait_cached, wait_for_object
@@ -64,6 +65,7 @@ class KubeCluster:
         self.policy_api = k8s.PolicyV1Api(api)
         self._dra_version: str | None | bool = False  # False = not detected yet
         self.cache: Cache | None = None   # set by start_watching(): snapshots read it instead of listing
+        self.reads_config = True   # False: snapshots list no ConfigMaps or Secrets (the wake proxy's account has no such grant)
         self._reading: tuple[float, Metrics] | None = None   # the last Prometheus reading and when (monotonic)
 
     @classmethod
@@ -126,28 +128,29 @@ class KubeCluster:
             self._dra_version = next((v for v in DRA_VERSIONS if v in versions), None)
         return self._dra_version or None
 
-    def _informers(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None) -> list[Informer]:
+    def _informers(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None,
+                   decode: Callable[[Any], Any] = decode_list) -> list[Informer]:
         """The watched cache's informers for one kind (one per namespace when restricted)."""
         assert self.cache is not None
         if self.namespaces and per_ns is not None:
-            return [self.cache.informer(f"{what} in {ns}", partial(per_ns, ns)) for ns in self.namespaces]
-        return [self.cache.informer(what, all_ns)]
+            return [self.cache.informer(f"{what} in {ns}", partial(per_ns, ns), decode) for ns in self.namespaces]
+        return [self.cache.informer(what, all_ns, decode)]
 
     def _list(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None,
               keep: Callable[[dict[str, Any]], bool] | None = None, *,
-              namespaces: Collection[str] | None = None) -> list[dict[str, Any]]:
+              namespaces: Collection[str] | None = None, decode: Callable[[Any], Any] = decode_list) -> list[dict[str, Any]]:
         """One kind's objects: from the watched cache when watching, else one list call (per namespace).
         With `keep` or `namespaces` (watching only), just the objects it accepts in those namespaces."""
         if (keep is not None or namespaces is not None) and self.cache is not None:
             prefixes = tuple(f"{ns}/" for ns in namespaces) if namespaces is not None else None
-            return [obj for informer in self._informers(what, all_ns, per_ns)
+            return [obj for informer in self._informers(what, all_ns, per_ns, decode)
                     for obj in informer.select(keep, prefixes=prefixes)]
         if self.namespaces and per_ns is not None:
             items: list[dict[str, Any]] = []
             for namespace in self.namespaces:
-                items.extend(self._read_kind(f"{what} in {namespace}", partial(per_ns, namespace)))
+                items.extend(self._read_kind(f"{what} in {namespace}", partial(per_ns, namespace), decode))
             return items
-        return self._read_kind(what, all_ns)
+        return self._read_kind(what, all_ns, decode)
 
     def _lookup(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None,
                 keys: Iterable[str]) -> list[dict[str, Any]]:
@@ -155,10 +158,11 @@ class KubeCluster:
         informers = self._informers(what, all_ns, per_ns)
         return [obj for key in keys for informer in informers if (obj := informer.get(key)) is not None]
 
-    def _read_kind(self, what: str, list_fn: Callable[..., Any]) -> list[dict[str, Any]]:
+    def _read_kind(self, what: str, list_fn: Callable[..., Any],
+                   decode: Callable[[Any], Any] = decode_list) -> list[dict[str, Any]]:
         if self.cache is not None:
-            return self.cache.items(what, list_fn)
-        return self.chokepoint.read_json(f"list {what}", list_fn, decode=decode_list).get("items") or []
+            return self.cache.items(what, list_fn, decode)
+        return self.chokepoint.read_json(f"list {what}", list_fn, decode=decode).get("items") or []
 
     def read_raw(self, only: Sequence[WorkloadRef] | None = None) -> tuple[RawLists, list[str]]:
         """The raw lists for a snapshot, one list call per kind (per namespace if restricted).
@@ -180,6 +184,7 @@ class KubeCluster:
         raw.disruption_budgets = self._list(
             "poddisruptionbudgets", self.policy_api.list_pod_disruption_budget_for_all_namespaces,
             self.policy_api.list_namespaced_pod_disruption_budget)
+        read_needs(self, raw)
         self._read_dra(raw)
         return raw, notes
 

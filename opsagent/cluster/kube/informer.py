@@ -15,7 +15,8 @@ opened, an event, a bookmark). `Cache.health` is not ok when one has been silent
 longer than `stale_after` seconds.
 
 What it must not do: decode objects into the view (read.py does, from these lists) or write. It parses
-responses with read.py's `decode_list`, which drops the fields no decoder reads.
+responses with read.py's `decode_list`, which drops the fields no decoder reads, or with the
+decoder a kind brings (ConfigMaps and Secrets keep their names only, see config.py).
 """
 
 from __future__ import annotations
@@ -56,13 +57,15 @@ def _trim(obj: dict[str, Any]) -> dict[str, Any]:
 
 class Informer:
     def __init__(self, chokepoint: Chokepoint, what: str, list_fn: Callable[..., Any], *, clock: Clock,
-                 watch_seconds: int = WATCH_SECONDS, max_backoff: float = 5.0) -> None:
+                 watch_seconds: int = WATCH_SECONDS, max_backoff: float = 5.0,
+                 decode: Callable[[Any], Any] = decode_list) -> None:
         self.chokepoint = chokepoint
         self.what = what
         self.list_fn = list_fn
         self.clock = clock
         self.watch_seconds = watch_seconds
         self.max_backoff = max_backoff
+        self.decode = decode   # parses a list body and each watch line (a kind may keep less than decode_list)
         self.changed = threading.Condition()
         self._objects: dict[str, dict[str, Any]] = {}
         self.version = ""
@@ -97,7 +100,7 @@ class Informer:
     # --- keeping it current --------------------------------------------------------------
 
     def relist(self) -> None:
-        body = self.chokepoint.read_json(f"list {self.what}", self.list_fn, decode=decode_list)
+        body = self.chokepoint.read_json(f"list {self.what}", self.list_fn, decode=self.decode)
         objects = {key_of(o): _trim(o) for o in body.get("items") or []}
         with self.changed:
             self._objects = objects
@@ -140,7 +143,7 @@ class Informer:
             for line in stream_lines(response):
                 if stop.is_set():
                     return
-                self.apply(decode_list(line))
+                self.apply(self.decode(line))
         finally:
             self._response = None
             response.release_conn()
@@ -190,18 +193,20 @@ class Cache:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def items(self, what: str, list_fn: Callable[..., Any]) -> list[dict[str, Any]]:
+    def items(self, what: str, list_fn: Callable[..., Any],
+              decode: Callable[[Any], Any] = decode_list) -> list[dict[str, Any]]:
         """The kind's objects; its first call lists it (errors raised as a list would) and starts its watch."""
-        return self.informer(what, list_fn).items()
+        return self.informer(what, list_fn, decode).items()
 
-    def informer(self, what: str, list_fn: Callable[..., Any]) -> Informer:
+    def informer(self, what: str, list_fn: Callable[..., Any], decode: Callable[[Any], Any] = decode_list) -> Informer:
         """The kind's informer (for point lookups); made, listed and started on first use, as `items` does."""
         with self._lock:
             if what in self._failed:
                 raise self._failed[what]
             informer = self.informers.get(what)
             if informer is None:
-                informer = Informer(self.chokepoint, what, list_fn, clock=self.clock, watch_seconds=self.watch_seconds)
+                informer = Informer(self.chokepoint, what, list_fn, clock=self.clock, watch_seconds=self.watch_seconds,
+                                    decode=decode)
                 try:
                     informer.relist()
                 except Exception as exc:

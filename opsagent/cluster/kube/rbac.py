@@ -31,6 +31,7 @@ class Permission:
     # "governed": a Role in each namespace the policy governs (writes to namespaced kinds);
     # "own-namespace": a Role in opsagent's own namespace (the leader Lease).
     scope: str = "cluster"
+    proxy: bool = True   # the wake proxy's read-only account is granted it too (not ConfigMaps or Secrets)
 
     @property
     def label(self) -> str:
@@ -69,14 +70,22 @@ PERMISSIONS: tuple[Permission, ...] = tuple(
          optional=True)
     + _p("http.keda.sh", "httpscaledobjects", "list watch", "snapshot: KEDA HTTP add-on hosts", optional=True)
     + _p("coordination.k8s.io", "leases", "get create update", "daemon leader election", scope="own-namespace")
+    + _p("", "configmaps", "list watch", "snapshot: which ConfigMaps exist (metadata only, names kept)", proxy=False,
+         optional=True)
+    + _p("", "secrets", "list watch", "snapshot: which Secrets exist (metadata only, names kept, data never asked for)",
+         proxy=False, optional=True)
+    + _p("", "persistentvolumeclaims", "list watch", "snapshot: claims a pod waits for")
+    + _p("", "services", "list watch", "snapshot: Services, their selectors and ports")
+    + _p("discovery.k8s.io", "endpointslices", "list watch", "snapshot: the ready endpoints behind each Service")
 )
 
 READ_VERBS = frozenset({"list", "watch"})
 
 
 def reads(permissions: tuple[Permission, ...] = PERMISSIONS) -> tuple[Permission, ...]:
-    """What a read-only part (the wake proxy) needs: the cluster-wide list and watch calls of a snapshot."""
-    return tuple(p for p in permissions if p.scope == "cluster" and p.verb in READ_VERBS)
+    """What a read-only part (the wake proxy) needs: the cluster-wide list and watch calls of a snapshot, but for
+    ConfigMaps and Secrets, which it never reads (a KubeCluster with `reads_config` False)."""
+    return tuple(p for p in permissions if p.scope == "cluster" and p.verb in READ_VERBS and p.proxy)
 
 
 def grouped(permissions: tuple[Permission, ...] = PERMISSIONS, *, scope: str = "cluster") -> dict[tuple[str, str], set[str]]:

@@ -28,6 +28,8 @@ from operator import itemgetter
 from typing import Any
 
 from opsagent.cluster.kube import autoscalers as autoscaler_parse
+from opsagent.cluster.kube import config as config_parse
+from opsagent.cluster.kube import services as service_parse
 from opsagent.cluster.kube import disruption as disruption_parse
 from opsagent.cluster.kube import gpus as gpu_parse
 from opsagent.cluster.kube import health as health_parse
@@ -72,6 +74,7 @@ UNREAD = frozenset({
     "schedulerName", "serviceAccountName", "serviceAccount", "priorityClassName", "qosClass", "preemptionPolicy",
     "enableServiceLinks", "terminationGracePeriodSeconds", "revisionHistoryLimit", "progressDeadlineSeconds",
     "finalizers",
+    "data", "binaryData", "stringData",   # a ConfigMap's or Secret's contents: never kept, whoever lists them
 })
 
 
@@ -128,6 +131,13 @@ class RawLists:
     http_scaled_objects: list[dict[str, Any]] | None = None
     keda_missing: tuple[str, ...] = ()
     disruption_budgets: list[dict[str, Any]] = field(default_factory=list)
+    # What pods need (needs.py): ConfigMaps and Secrets as names only, PVCs, Services and their EndpointSlices.
+    config_maps: list[dict[str, Any]] = field(default_factory=list)
+    secrets: list[dict[str, Any]] = field(default_factory=list)
+    volume_claims: list[dict[str, Any]] = field(default_factory=list)
+    services: list[dict[str, Any]] = field(default_factory=list)
+    endpoint_slices: list[dict[str, Any]] = field(default_factory=list)
+    config_unreadable: str | None = None   # why ConfigMaps/Secrets could not be listed (403), if so
 
 
 @dataclass
@@ -553,6 +563,9 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         notes.append(f"DRA objects not readable ({raw.dra_unreadable}); GPUs come from node allocatable and GFD labels")
     elif raw.resource_slices is None:
         notes.append("the API has no resource.k8s.io ResourceSlices: GPUs come from node allocatable and GFD labels")
+    if raw.config_unreadable:
+        notes.append(f"ConfigMaps and Secrets not readable ({raw.config_unreadable}): a missing one is named from "
+                     "the kubelet's message only")
     for missing in raw.keda_missing:
         notes.append(f"the API has no {missing}: workloads it would scale are not seen as autoscaler-owned")
     return Snapshot(
@@ -567,4 +580,8 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         notes=tuple(notes),
         autoscalers=autoscaler_parse.autoscalers(raw.hpas, raw.scaled_objects, raw.http_scaled_objects),
         disruption_budgets=disruption_parse.budgets(raw.disruption_budgets),
+        config_objects=config_parse.all_config(raw.config_maps, raw.secrets),
+        volume_claims=config_parse.volume_claims(raw.volume_claims),
+        services=service_parse.services(raw.services, raw.endpoint_slices,
+                                        [(kind, obj) for obj, kind, *_ in listed]),
     )

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from opsagent.clock import VirtualClock
 from opsagent.cluster.port import Invalid, NotFound
-from opsagent.cluster.sim import autoscaling, health, lifecycle, view
+from opsagent.cluster.sim import autoscaling, health, lifecycle, needs, view
 from opsagent.cluster.sim.scenario import JobDecl, Scenario, TimelineEvent
 from opsagent.cluster.sim.scheduler import choose_devices
 from opsagent.cluster.sim.state import SimGpu, SimJob, SimNode, SimRevision, SimWorkload
@@ -74,6 +74,7 @@ class SimCluster(WritesMixin):
             self._timeline.append((at, seq, job))
         self._timeline.sort(key=lambda item: (item[0], item[1]))
         self._cursor = 0
+        self.needs = needs.Needs(self)
         for decl in scenario.workloads:
             self._add_workload(decl.ref, image=decl.image, replicas=decl.replicas, gpus=decl.gpus,
                                memory_mib=decl.memory_mib, requirement=decl.gpu_requirement,
@@ -115,7 +116,7 @@ class SimCluster(WritesMixin):
         self.new_revision(w, image=image, cause=None, now=self._now, announce=False)
         w.rollout_status, w.rollout_reason = "complete", "NewReplicaSetAvailable"
         lifecycle.reconcile(self, w, self._now)
-        if warm and w.current().fail_mode is None:
+        if warm and w.current().fail_mode is None and self.needs.missing_config(w) is None:
             for pod in w.pods:
                 if pod.node is not None and not health.unwell(w, pod):
                     lifecycle.make_ready(self, w, pod, self._now)
@@ -219,6 +220,7 @@ class SimCluster(WritesMixin):
         dt = (t - self._now).total_seconds()
         self._now = t
         self._fire_due(t)
+        self.needs.claim_events(self, t)
         self._traffic(t, dt)
         lifecycle.evict_from_dead_nodes(self, t, NODE_EVICTION)
         autoscaling.step(self, t)
@@ -286,6 +288,9 @@ class SimCluster(WritesMixin):
             self.faults.extend([event.api_fault.kind] * event.api_fault.count)
         elif event.chat is not None:
             self.chat_log.append({"time": at, "actor": event.chat.actor, "text": event.chat.text})
+        elif event.config is not None:
+            self.needs.apply(kind=event.config.kind, namespace=event.config.namespace, name=event.config.name,
+                             delete=event.config.delete)
         elif event.plant is not None:
             w = self.workload(event.plant.workload)
             if event.plant.pod_message is not None:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from opsagent.cluster.sim import health
+from opsagent.cluster.sim.needs import UNBOUND
 from opsagent.cluster.sim.scheduler import choose_devices, throughput_factor, unschedulable_message
 from opsagent.cluster.sim.state import SimNode, SimPod, SimWorkload
 
@@ -56,6 +57,10 @@ def create_pod(sim: "SimCluster", w: SimWorkload, now: datetime) -> SimPod:
 def try_schedule(sim: "SimCluster", w: SimWorkload, pod: SimPod, now: datetime) -> bool:
     if pod.sched_version == sim.free_version:
         return False  # nothing freed since the last failed attempt
+    claim = sim.needs.unbound_claim(w)
+    if claim is not None:
+        _waits_for_claim(sim, pod, now)
+        return False
     if w.gpus == 0:
         node = next((n for n in sim.nodes if n.schedulable), None)
         devices = []
@@ -83,6 +88,18 @@ def try_schedule(sim: "SimCluster", w: SimWorkload, pod: SimPod, now: datetime) 
     return True
 
 
+def _waits_for_claim(sim: "SimCluster", pod: SimPod, now: datetime) -> None:
+    """The scheduler's word for a pod whose claim is not bound, said once."""
+    first = pod.reason != "Unschedulable" or pod.sched_version == -1
+    pod.sched_version = -2   # not -1, so the event is not said again; and never the free version, so it is tried each tick
+    n = len(sim.nodes)
+    pod.reason = "Unschedulable"
+    pod.message = (f"0/{n} nodes are available: {UNBOUND}. preemption: 0/{n} nodes are available: "
+                   f"{n} Preemption is not helpful for scheduling.")
+    if first:
+        sim.emit(now, pod.namespace, "Pod", pod.name, "FailedScheduling", pod.message, "Warning")
+
+
 def make_ready(sim: "SimCluster", w: SimWorkload, pod: SimPod, at: datetime) -> None:
     pod.stage, pod.until = "ready", None
     pod.phase, pod.reason, pod.message, pod.ready = "Running", None, None, True
@@ -97,6 +114,8 @@ def step_pods(sim: "SimCluster", w: SimWorkload, now: datetime) -> None:
     for pod in w.pods:
         if pod.stage == "unscheduled":
             try_schedule(sim, w, pod, now)
+        elif pod.stage == "config_error" and sim.needs.missing_config(w) is None:
+            _start_container(sim, w, pod, now)
         while pod.until is not None and pod.until <= now:
             _finish_stage(sim, w, pod, pod.until)
 
@@ -113,6 +132,12 @@ def _finish_stage(sim: "SimCluster", w: SimWorkload, pod: SimPod, t: datetime) -
             return
         pull = w.cold_start.image_pull.total_seconds()
         sim.emit(t, ns, "Pod", name, "Pulled", f'Successfully pulled image "{image}" in {pull:g}s')
+        missing = sim.needs.missing_config(w)
+        if missing is not None:
+            pod.stage, pod.until = "config_error", None   # the kubelet retries; step_pods starts it once it exists
+            pod.reason, pod.message = "CreateContainerConfigError", missing
+            sim.emit(t, ns, "Pod", name, "Failed", f"Error: {missing}", "Warning")
+            return
         _start_container(sim, w, pod, t)
     elif pod.stage == "pull_failed":
         pod.stage, pod.until = "image_backoff", t + PULL_RETRY
@@ -197,6 +222,10 @@ def reconcile(sim: "SimCluster", w: SimWorkload, now: datetime) -> None:
     limit = want + (1 if old else 0)
     created = 0
     while len(cur) < want and len(cur) + len(old) < limit:
+        refusal = sim.needs.quota_refusal(sim, w)
+        if refusal is not None:
+            sim.needs.refuse(sim, w, rs_name, refusal, now)
+            break
         cur.append(create_pod(sim, w, now))
         created += 1
     if created:

@@ -22,6 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from opsagent.clock import parse_duration
+from opsagent.cluster.sim.needs_decl import (
+    ConfigAction, ConfigObjectDecl, NeedsDecl, QuotaDecl, ServiceDecl, VolumeClaimDecl,
+)
 from opsagent.model import GpuRequirement, WorkloadRef
 from opsagent.yamlfile import unreadable
 
@@ -160,6 +163,7 @@ class WorkloadDecl(Strict):
                                        "(weights and cache): split over its GPUs when tensor_parallel, else on one")
     probes: ProbesDecl = ProbesDecl()
     server: ServerDecl = ServerDecl()
+    needs: NeedsDecl = Field(default=NeedsDecl(), description="ConfigMaps, Secrets and claims its pods need")
 
     @property
     def ref(self) -> WorkloadRef:
@@ -324,6 +328,7 @@ class TimelineEvent(Strict):
     api_fault: ApiFault | None = None
     chat: ChatMessage | None = None
     plant: PlantAction | None = None
+    config: ConfigAction | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "TimelineEvent":
@@ -337,7 +342,7 @@ class TimelineEvent(Strict):
         return next(k for k in ACTIONS if getattr(self, k) is not None)
 
 
-ACTIONS = ("requests", "rollout", "job", "node", "api_fault", "chat", "plant")
+ACTIONS = ("requests", "rollout", "job", "node", "api_fault", "chat", "plant", "config")
 
 
 class Scenario(Strict):
@@ -355,6 +360,10 @@ class Scenario(Strict):
     autoscalers: tuple[AutoscalerDecl, ...] = ()
     disruption_budgets: tuple[DisruptionBudgetDecl, ...] = ()
     timeline: tuple[TimelineEvent, ...] = ()
+    config_objects: tuple[ConfigObjectDecl, ...] = ()
+    volume_claims: tuple[VolumeClaimDecl, ...] = ()
+    quotas: tuple[QuotaDecl, ...] = ()
+    services: tuple[ServiceDecl, ...] = ()
 
     _parse = field_validator("duration", "tick", "progress_deadline", mode="before")(_duration)
 

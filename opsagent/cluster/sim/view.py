@@ -124,13 +124,15 @@ def _build(sim: "SimCluster") -> Snapshot:
                             node=j.node, gpu_ids=tuple(g.id for g in j.devices))
         for j in sim.jobs
     )
-    from opsagent.cluster.sim import autoscaling, disruption
+    from opsagent.cluster.sim import autoscaling, disruption, needs
     from opsagent.cluster.sim.engine import EVENT_WINDOW
 
     return Snapshot.model_construct(
         time=now, workloads=tuple(workloads), pods=tuple(pods), nodes=nodes, jobs=jobs,
         events=tuple(events(sim, now - EVENT_WINDOW)), source="sim", notes=(),
         autoscalers=autoscaling.records(sim), disruption_budgets=disruption.budgets(sim),
+        config_objects=sim.needs.config_objects(), volume_claims=sim.needs.volume_claims(),
+        services=needs.services(sim),
     )
 
 
