@@ -151,7 +151,8 @@ class Daemon:
 
         def leading() -> bool:
             with self.status.lock:
-                return self.status.leader
+                chosen = self.status.leader
+            return chosen and self.still_leading()
 
         return InternalApi(token=self.options.internal_token, gate=gate, activity=activity, leading=leading, lock=lock,
                            now=self.runtime.clock.now, present=present)
@@ -225,15 +226,21 @@ class Daemon:
         if not self._guarded:
             return True
         still = getattr(self.leader, "still_leading", None)
-        return bool(still()) if callable(still) else True
+        leading = bool(still()) if callable(still) else True
+        if not leading:   # the renewer clears its flag before its callback runs: whoever sees the loss first reports it
+            self._leadership_lost(getattr(self.leader, "lost_reason", "") or f"lost the {self.leader.where}")
+        return leading
 
     def _leadership_lost(self, reason: str) -> None:
-        """Called on the renewer's thread the moment the Lease is lost: /readyz and /metrics say so now."""
-        log.error("%s; stopping the current cycle's writes", reason)
-        self.metrics.set("opsagent_leader", 0)
+        """Called on the renewer's thread the moment the Lease is lost (and by still_leading() should it see the
+        loss first): /readyz and /metrics say so now. Reported once per loss."""
         with self.status.lock:
+            if not self.status.leader:
+                return
             self.status.leader = False
             self.status.standby_reason = f"not leading: {reason}"
+        self.metrics.set("opsagent_leader", 0)
+        log.error("%s; stopping the current cycle's writes", reason)
 
     def _try_lead(self) -> tuple[bool, str]:
         """(leading, why not when the election itself failed). A failure means: do not act."""
