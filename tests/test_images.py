@@ -164,7 +164,8 @@ def run(sim: SimCluster, **args):
 @pytest.mark.parametrize("image,why", [
     ("reg/embedder", "names no tag or digest"),
     ("reg/embedder:latest", "uses the tag latest"),
-    ("reg/embedder:2.4.0 please", "not an image reference"),
+    ("reg/embedder:2.4.0 please", "has a space"),
+    ("reg/embedder:2.4.0\n", "has a space or control character"),
 ])
 def test_set_image_takes_exact_references_only(image, why):
     with pytest.raises(ValidationError, match=why):

@@ -9,7 +9,9 @@ Without `image` the call means "roll back": the newest image of the rollout
 history that differs from the one running now. That is read from the
 workload's own history (its ReplicaSets), never from event text or
 annotations, and an image reference must carry a tag or digest other than
-`latest` (opsagent.model.images): nothing here guesses a tag.
+`latest` (opsagent.model.images): nothing here guesses a tag. Roll back
+refuses, with the reason, when the image before is unpinned or the history
+shows it was already rolled back from (no bouncing between two bad releases).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from opsagent.model.images import MAX_IMAGE_CHARS, previous_images, rollback_image, unpinned
+from opsagent.model.images import MAX_IMAGE_CHARS, previous_images, rollback_target, unpinned
 
 from tools.args import DNS_LABEL, WorkloadArgs, find_workload
 from tools.base import ChatForm, Outcome, ToolContext
@@ -53,10 +55,11 @@ def set_image(ctx: ToolContext, args: SetImageIn) -> Outcome:
             return Outcome(status="error", message=f"name the image for container {args.container} of {w.key}: the "
                                                    "rollout history records the first container's image only",
                            data={"workload": w.key, "container": args.container})
-        image = rollback_image(w)
-        if image is None:
-            return Outcome(status="error", message=f"{w.key} has no earlier image in its rollout history to roll back "
-                                                   "to; name the image", data={"workload": w.key, "image_before": w.image})
+        target = rollback_target(w)
+        if target.image is None:
+            return Outcome(status="error", message=f"{w.key} is not rolled back: {target.why}",
+                           data={"workload": w.key, "image_before": w.image, "why": target.why})
+        image = target.image
     first = args.container is None
     where = f"container {args.container} of {w.key}" if not first else w.key
     before = w.image if first else None

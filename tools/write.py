@@ -16,6 +16,7 @@ from pydantic import Field
 
 from opsagent.cluster.port import DisruptionBlocked, NotFound, WaitsReady, WriteResult
 from opsagent.model import Autoscaler, Pod, ReplicaWrite, Snapshot
+from opsagent.model.images import rollback_bounce
 
 from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
 from tools import effects, images
@@ -146,6 +147,10 @@ def undo_rollout(ctx: ToolContext, args: UndoRolloutIn) -> Outcome:
         known = ", ".join(str(r.revision) for r in w.history)
         return Outcome(status="error", message=f"{w.key} has no revision {args.to_revision}; known: {known}",
                        data={"workload": w.key, "revisions": [r.revision for r in w.history]})
+    bounce = rollback_bounce(w, args.to_revision)
+    if bounce is not None:
+        return Outcome(status="error", message=f"{w.key} is not rolled back: {bounce}",
+                       data={"workload": w.key, "revision_before": w.revision, "image_before": w.image, "why": bounce})
     result = ctx.cluster.undo_rollout(ref=w.ref, to_revision=args.to_revision, dry_run=ctx.dry_run)
     where = f"revision {args.to_revision}" if args.to_revision else "the previous revision"
     data: dict[str, Any] = {"workload": w.key, "revision_before": w.revision, "image_before": w.image}

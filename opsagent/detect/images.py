@@ -8,7 +8,8 @@ asks for) says why:
 - `not_found`: the registry has no such tag or digest. Restarting pulls the
   same missing image, so the plan is to roll back to the last image that ran
   (`rollback_image`: the newest earlier revision of the rollout history with
-  another image), once per incident.
+  another image), once per incident; never to an unpinned image, nor to one
+  the history shows was already rolled back from (opsagent.model.images).
 - `unauthorized`: the registry refuses the node's credentials (401, 403,
   "pull access denied"). Any image from that registry fails the same way, so
   no image change helps: a person fixes the pull secret.
@@ -33,7 +34,7 @@ from typing import Literal
 from opsagent.detect.common import History, Intents, intent_of, iso, make, short
 from opsagent.detect.incident import incident_attempts, rejected_tools, rejection_rows, release_started, tools_done
 from opsagent.model import Event, Finding, Pod, Snapshot, Workload
-from opsagent.model.images import rollback_image
+from opsagent.model.images import rollback_target
 
 PULL_REASONS = ("ErrImagePull", "ImagePullBackOff")
 PullCause = Literal["not_found", "unauthorized", "unknown"]
@@ -116,7 +117,8 @@ def image_pull_failed(snapshot: Snapshot, intents: Intents, now: datetime,
         started = release_started(workload, revision)
         seen = incident_attempts(history, f"image_pull_failed:{subject}", started_at=started)
         good = last_good_revision(workload, revision)
-        rollback = rollback_image(workload)  # None when every earlier revision has this same image
+        target = rollback_target(workload)  # None (and why) when there is no earlier image it may go back to
+        rollback = target.image
         intent = intent_of(intents, workload)
         protected = bool(intent and intent.protected)
         if cause == "unauthorized":
@@ -124,7 +126,7 @@ def image_pull_failed(snapshot: Snapshot, intents: Intents, now: datetime,
         elif protected:
             next_action, why = "escalate", "the workload's intent is protected"
         elif rollback is None:
-            next_action, why = "escalate", "the rollout history has no earlier image to go back to"
+            next_action, why = "escalate", target.why
         elif {"set_image", "undo_rollout"} & tools_done(seen):
             next_action, why = "escalate", "a rollback was already made in this incident"
         elif "set_image" in rejected_tools(seen):

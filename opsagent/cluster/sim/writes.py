@@ -96,7 +96,7 @@ class WritesMixin:
         w.revisions.remove(target)
         number = w.revision + 1
         old_number, target.number = target.number, number
-        target.created_at = self.now  # type: ignore[attr-defined]
+        # Its creation time stays: the same ReplicaSet comes back, as in Kubernetes (the history shows a going-back).
         target.change_cause = f"rollback to revision {old_number}"
         target.fail_mode = self._fail_mode(w, target.image, number)  # type: ignore[attr-defined]
         w.revisions.append(target)

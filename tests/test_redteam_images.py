@@ -1,0 +1,195 @@
+"""Red-team: the image and rollout tools against a cluster that lies and a history that bounces.
+
+Spec:
+- An image reference is one plain-ASCII word of at most 400 characters: a trailing newline, a control or
+  zero-width character, a full-width digit or a Cyrillic letter that reads as Latin is refused, and the
+  refusal names the field and the character.
+- "Roll back" never goes to an image without a tag or digest, nor to `:latest`: it refuses and says why,
+  rather than reaching further back or guessing a tag. The image_pull_failed detector hands such a
+  workload to a person.
+- Rolling back twice does not bounce: an image the history shows was already rolled back from is
+  refused as a rollback target (set_image without an image, undo_rollout to its revision, the detector's
+  proposal), and it no longer counts as an image the workload "ran before" for the policy.
+- The simulator keeps a ReplicaSet's creation time when a rollback brings it back, as Kubernetes does, so
+  the history shows the going-back.
+- ReplicaSets a Deployment does not control (labels only, an ownerReference by name without its uid, a
+  reference that is not the controller) are not its history, and revision numbers above the Deployment's
+  own, or claimed by two ReplicaSets, steer nothing: not the snapshot's history, not `rollout undo`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from detect_sample import NOW, troubled
+from pydantic import ValidationError
+
+from opsagent.cluster.sim import SimCluster
+from opsagent.cluster.sim.scenario import parse_scenario
+from opsagent.detect import detect
+from opsagent.model import Revision, ToolCall
+from opsagent.model.images import previous_images, rollback_target, unpinned
+from opsagent.policy import NO_COUNTS, decide, load_policy
+from tools import REGISTRY
+from tools.base import ToolContext
+from tools.images import SetImageIn
+
+ROOT = Path(__file__).resolve().parents[1]
+RANKER = "search/ranker"
+
+# --- image references --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("image,said", [
+    ("reg/app:1.0\n", "U+000A control character"),
+    ("reg/app:1.0\x1b[2J", "U+001B"),
+    ("reg/app:1.0\u200b", "ZERO WIDTH SPACE"),
+    ("reg/app:\uff11.0", "FULLWIDTH DIGIT ONE, which looks like '1'"),
+    ("r\u0435g/app:1.0", "CYRILLIC SMALL LETTER IE, which looks like 'e'"),
+    ("reg/app:v\u00e9", "LATIN SMALL LETTER E WITH ACUTE"),
+    ("reg/app:1.0\u0661", "ARABIC-INDIC DIGIT ONE"),
+])
+def test_an_image_reference_is_plain_ascii_and_the_refusal_names_field_and_character(image, said):
+    with pytest.raises(ValidationError) as caught:
+        SetImageIn(namespace="inference", name="embedder", image=image)
+    text = str(caught.value)
+    assert said in text and "image " in text and "plain ASCII" in text
+
+
+def test_an_image_reference_has_a_length_cap():
+    assert unpinned("reg/app:" + "1" * 120) is None
+    assert "at most 400" in (unpinned("reg/" + "a" * 400 + ":1") or "")
+
+
+# --- roll back: unpinned history --------------------------------------------------------------------------------------
+
+
+def _ranker(history: tuple[Revision, ...]):
+    snap, intents = troubled()
+    workloads = tuple(w.model_copy(update={"history": history, "revision": history[-1].revision,
+                                           "rollout": w.rollout.model_copy(update={"revision": history[-1].revision})})
+                      if w.key == RANKER else w for w in snap.workloads)
+    snap = snap.model_copy(update={"workloads": workloads})
+    pods = tuple(p.model_copy(update={"revision": history[-1].revision}) if p.workload and str(p.workload) == RANKER
+                 else p for p in snap.pods)
+    return snap.model_copy(update={"pods": pods}), intents
+
+
+@pytest.mark.parametrize("before", ["reg/ranker", "reg/ranker:latest", "reg/ranker:LATEST"])
+def test_an_unpinned_image_in_the_history_is_never_proposed_nor_guessed(before):
+    snap, intents = _ranker((Revision(revision=1, image=before), Revision(revision=2, image="reg/ranker:9.9")))
+    target = rollback_target(snap.workload(RANKER))
+    assert target.image is None and ("no tag or digest" in target.why or "latest" in target.why)
+    f = {f.id: f for f in detect(snap, intents=intents, now=NOW)}[f"image_pull_failed:{RANKER}"]
+    assert (f.details["next_action"], f.details["rollback_image"]) == ("escalate", None)
+    assert "nothing guesses a tag" in f.details["why"]
+
+
+def test_an_unpinned_image_further_back_is_not_reached_for_either():
+    """The newest earlier image decides: a rollback never silently reaches past it to an older one."""
+    w = _ranker((Revision(revision=1, image="reg/ranker:1.0"), Revision(revision=2, image="reg/ranker"),
+                 Revision(revision=3, image="reg/ranker:9.9")))[0].workload(RANKER)
+    assert rollback_target(w).image is None
+
+
+# --- roll back: no ping-pong --------------------------------------------------------------------------------------------
+
+SCENARIO = """
+name: images
+start: '2026-01-05T09:00:00Z'
+nodes:
+- name: gpu-a
+  gpus: [{model: L40S, count: 2}]
+workloads:
+- {namespace: inference, name: embedder, image: 'reg/embedder:2.3.0', gpus: 1}
+"""
+
+
+@pytest.fixture()
+def sim() -> SimCluster:
+    return SimCluster(parse_scenario(SCENARIO))
+
+
+def _run(sim: SimCluster, tool: str, **args):
+    ctx = ToolContext(cluster=sim, clock=sim.clock, observe=sim.snapshot)  # type: ignore[arg-type]
+    t = REGISTRY[tool]
+    return t.run(ctx, t.input_model.model_validate({"namespace": "inference", "name": "embedder", **args}))
+
+
+def test_rolling_back_twice_with_set_image_does_not_bounce(sim):
+    assert _run(sim, "set_image", image="reg/embedder:2.4.0").status == "ok"
+    sim.advance(600)
+    back = _run(sim, "set_image")
+    assert back.status == "ok" and back.data["image"] == "reg/embedder:2.3.0"
+    sim.advance(600)
+    revision = sim.snapshot().workload("inference/embedder").revision
+    again = _run(sim, "set_image")
+    assert again.status == "error" and "already rolled back from" in again.message and "reg/embedder:2.4.0" in again.message
+    assert sim.snapshot().workload("inference/embedder").revision == revision  # nothing written
+
+
+def test_rolling_back_twice_with_undo_does_not_bounce_and_the_history_shows_it(sim):
+    sim.advance(3600)  # the release comes an hour after the first rollout
+    assert _run(sim, "set_image", image="reg/embedder:2.4.0").status == "ok"
+    sim.advance(600)
+    assert _run(sim, "undo_rollout").status == "ok"
+    sim.advance(600)
+    w = sim.snapshot().workload("inference/embedder")
+    assert w.image == "reg/embedder:2.3.0"
+    # the ReplicaSet that came back keeps its creation time, so the history shows it ran before 2.4.0
+    assert [r.created_at for r in w.history if r.image == "reg/embedder:2.3.0"][0] < \
+        [r.created_at for r in w.history if r.image == "reg/embedder:2.4.0"][0]
+    for tool, args in (("undo_rollout", {}), ("undo_rollout", {"to_revision": 2}), ("set_image", {})):
+        out = _run(sim, tool, **args)
+        assert out.status == "error" and "bounce" in out.message, (tool, args, out)
+    assert sim.snapshot().workload("inference/embedder").revision == w.revision
+
+
+def test_the_detector_hands_over_instead_of_bouncing():
+    history = (Revision(revision=1, image="reg/ranker:1.0"), Revision(revision=2, image="reg/ranker:9.9"),
+               Revision(revision=3, image="reg/ranker:1.0"))
+    snap, intents = _ranker(history)
+    snap = snap.model_copy(update={"workloads": tuple(w.model_copy(update={"image": "reg/ranker:1.0"})
+                                                      if w.key == RANKER else w for w in snap.workloads)})
+    snap = snap.model_copy(update={"events": tuple(e.model_copy(update={"message": e.message.replace("9.9", "1.0")})
+                                                   for e in snap.events),
+                                   "pods": tuple(p.model_copy(update={"message": (p.message or "").replace("9.9", "1.0")})
+                                                 for p in snap.pods)})
+    f = {f.id: f for f in detect(snap, intents=intents, now=NOW)}[f"image_pull_failed:{RANKER}"]
+    assert (f.details["next_action"], f.details["rollback_image"]) == ("escalate", None), f.details
+    assert "already rolled back from at revision 3" in f.details["why"]
+
+
+def test_an_image_rolled_back_from_is_a_new_image_to_the_policy():
+    """It ran, and failed: going back to it needs a platform lead like an image the workload never ran."""
+    history = (Revision(revision=1, image="reg/ranker:1.0"), Revision(revision=2, image="reg/ranker:9.9"),
+               Revision(revision=3, image="reg/ranker:1.0"))
+    snap, _ = _ranker(history)
+    w = snap.workload(RANKER)
+    assert previous_images(w) == ["reg/ranker:1.0"]
+    policy = load_policy(ROOT / "policies", tool_risks={n: t.risk for n, t in REGISTRY.items()})
+    args = {"namespace": "search", "name": "ranker", "image": "reg/ranker:9.9"}
+    for actor in ("carol", "daemon"):
+        call = ToolCall(tool="set_image", args=args, actor=actor, channel="daemon" if actor == "daemon" else "slack")
+        d = decide(policy, call=call, risk="write", target=SetImageIn.model_validate(args).target(), snapshot=snap,
+                   now=NOW, counts=NO_COUNTS)
+        assert (d.effect, d.rule.name) == ("require_approval", "new-images-need-a-lead"), (actor, d)
+
+
+def test_a_kube_style_going_back_is_read_from_creation_times():
+    """Kubernetes renumbers the ReplicaSet that comes back; its creation time still shows it ran first."""
+    history = (Revision(revision=2, image="reg/ranker:9.9", created_at=NOW - timedelta(hours=1)),
+               Revision(revision=3, image="reg/ranker:1.0", created_at=NOW - timedelta(days=3)))
+    w = _ranker(history)[0].workload(RANKER).model_copy(update={"image": "reg/ranker:1.0"})
+    target = rollback_target(w)
+    assert target.image is None and "already rolled back from at revision 3" in target.why
+
+
+def test_a_plain_release_history_still_rolls_back():
+    history = (Revision(revision=1, image="reg/ranker:1.0"), Revision(revision=2, image="reg/ranker:1.0"),
+               Revision(revision=3, image="reg/ranker:1.1"), Revision(revision=4, image="reg/ranker:9.9"))
+    w = _ranker(history)[0].workload(RANKER)
+    assert rollback_target(w).image == "reg/ranker:1.1"
+
