@@ -133,7 +133,7 @@ def _rs(name: str, owner: str | None, revision: Any, *, namespace: str = "edge",
         annotations["deployment.kubernetes.io/revision"] = revision
     if cause is not None:
         annotations["kubernetes.io/change-cause"] = cause
-    refs = list(extra_refs or []) + ([{"kind": "Deployment", "name": owner}] if owner else [])
+    refs = list(extra_refs or []) + ([{"kind": "Deployment", "name": owner, "controller": True}] if owner else [])
     meta: dict[str, Any] = {"name": name, "namespace": namespace, "annotations": annotations, "ownerReferences": refs}
     if created is not None:
         meta["creationTimestamp"] = created
@@ -209,7 +209,8 @@ def _edge_cases() -> tuple[RawLists, Metrics]:
         _rs("gpu-heavy-2", "gpu-heavy", "2", created=None),
         _rs("other-ns-1", "other-ns", 1, namespace="edge-2", created=1767225600),
         {"kind": "ReplicaSet", "metadata": {"name": "no-spec", "namespace": "edge",
-                                            "ownerReferences": [{"kind": "Deployment", "name": "bare"}],
+                                            "ownerReferences": [{"kind": "Deployment", "name": "bare",
+                                                                                 "controller": True}],
                                             "annotations": {"deployment.kubernetes.io/revision": "1"}}},
     ]
     statefulsets = [

@@ -54,7 +54,7 @@ def _replicaset() -> dict:
             "metadata": {"name": "guestbook-ui-5b8d", "namespace": "default",
                          "annotations": {"deployment.kubernetes.io/revision": "4"},
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "guestbook-ui",
-                                              "uid": "x", "controller": True}]},
+                                              "uid": _deployment()["metadata"]["uid"], "controller": True}]},
             "spec": {"replicas": 1, "template": _deployment()["spec"]["template"]}, "status": {"replicas": 1}}
 
 

@@ -193,3 +193,94 @@ def test_a_plain_release_history_still_rolls_back():
     w = _ranker(history)[0].workload(RANKER)
     assert rollback_target(w).image == "reg/ranker:1.1"
 
+
+
+# --- planted ReplicaSets and forged revisions, on the kube adapter against the emulator -------------------------------
+
+DICE_UID = "7551e949-42d1-4061-83c5-9da107186e47"
+
+
+def _planted(name: str, image: str, revision: str, *, owner: dict | None) -> dict:
+    from kube_harness import fixture
+
+    rs = fixture("replicaset-dice-roller-rev2.json")
+    rs["metadata"].update(name=name, uid=f"{name}-uid", creationTimestamp="2026-01-05T11:55:00Z")
+    rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = revision
+    rs["metadata"]["ownerReferences"] = [owner] if owner else []
+    rs["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    return rs
+
+
+def _ref(**changes) -> dict:
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "dice-roller", "uid": DICE_UID, "controller": True,
+           "blockOwnerDeletion": True}
+    ref.update(changes)
+    return {k: v for k, v in ref.items() if v is not None}
+
+
+PLANTED = [
+    _planted("labels-only", "evil/a:1", "4", owner=None),                       # matching labels, no owner at all
+    _planted("by-name", "evil/b:1", "4", owner=_ref(uid=None)),                 # the Deployment's name, no uid
+    _planted("wrong-uid", "evil/c:1", "4", owner=_ref(uid="0000-not-the-deployment")),
+    _planted("not-controller", "evil/d:1", "4", owner=_ref(controller=None)),   # right uid, but not the controller
+    _planted("forged-high", "evil/e:1", "99999", owner=_ref()),                 # controlled, revision above the Deployment's
+]
+
+
+@pytest.fixture()
+def planted():
+    from kube_harness import Emulator
+    from test_kube_images import NOT_FOUND, objects
+    from test_kube_read import NOW as KUBE_NOW
+
+    from opsagent.clock import VirtualClock
+    from opsagent.cluster.kube import KubeCluster, api_client_for_url
+
+    with Emulator() as emu:
+        for obj in [*objects(NOT_FOUND), *PLANTED]:
+            emu.seed(obj)
+        yield KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(KUBE_NOW)), emu
+
+
+def test_planted_replicasets_are_no_part_of_the_history(planted):
+    cluster, emu = planted
+    w = cluster.snapshot().workload("default/dice-roller")
+    assert [(r.revision, r.image) for r in w.history] == [(1, "nginx:1.14.1"), (2, "nginx:1.14.2"), (3, "nginx:1.99.0")]
+    assert rollback_target(w).image == "nginx:1.14.2" and not any("evil" in i for i in previous_images(w))
+    assert not any(p.workload for p in cluster.snapshot().pods if p.name.startswith(("labels-only", "by-name")))
+
+
+def test_undo_goes_to_the_real_previous_revision_and_a_forged_one_cannot_be_named(planted):
+    from opsagent.cluster.port import Invalid
+
+    cluster, emu = planted
+    with pytest.raises(Invalid, match="unable to find revision 99999"):
+        cluster.undo_rollout(ref=cluster.snapshot().workload("default/dice-roller").ref, to_revision=99999)
+    with pytest.raises(Invalid, match=r"known revisions: \[1, 2, 3\]"):
+        cluster.undo_rollout(ref=cluster.snapshot().workload("default/dice-roller").ref, to_revision=4)
+    before = len(emu.requests())
+    ctx = ToolContext(cluster=cluster, clock=cluster.clock, observe=cluster.snapshot)
+    tool = REGISTRY["undo_rollout"]
+    out = tool.run(ctx, tool.input_model.model_validate({"namespace": "default", "name": "dice-roller"}))
+    assert out.status == "ok", out.message
+    [patch] = [r for r in emu.requests()[before:] if r["method"] == "PATCH"]
+    template = next(op["value"] for op in patch["body"] if op["path"] == "/spec/template")
+    assert template["spec"]["containers"][0]["image"] == "nginx:1.14.2"
+
+
+def test_two_replicasets_claiming_one_revision_steer_nothing():
+    from kube_harness import Emulator
+    from test_kube_images import NOT_FOUND, objects
+    from test_kube_read import NOW as KUBE_NOW
+
+    from opsagent.clock import VirtualClock
+    from opsagent.cluster.kube import KubeCluster, api_client_for_url
+
+    twin = _planted("twin-of-2", "evil/f:1", "2", owner=_ref())
+    with Emulator() as emu:
+        for obj in [*objects(NOT_FOUND), twin]:
+            emu.seed(obj)
+        cluster = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(KUBE_NOW))
+        w = cluster.snapshot().workload("default/dice-roller")
+        assert [r.revision for r in w.history] == [1, 3] and "evil/f:1" not in previous_images(w)
+        assert rollback_target(w).image == "nginx:1.14.1"

@@ -114,7 +114,8 @@ def seed(server: ApiServer, scenario: Any, *, started: datetime) -> None:
             event=None)
         server.put("replicasets", {
             "metadata": {"name": f"{name}-rs", "namespace": ns, "annotations": {"deployment.kubernetes.io/revision": "1"},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name}],
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                                             "controller": True}],
                          "creationTimestamp": stamp},
             "spec": {"replicas": 1, "template": tpl}, "status": {"replicas": 1}}, event=None)
         server.rates.append({"metric": {"namespace": ns, "workload": name},

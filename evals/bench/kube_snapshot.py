@@ -73,6 +73,7 @@ def build_real(n: int) -> dict[str, bytes]:
             r["spec"]["template"]["spec"]["containers"][0]["resources"] = gpu_limits
             p["spec"]["containers"][0]["resources"] = gpu_limits
         r["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "@REV@"
+        r["metadata"]["ownerReferences"][0]["uid"] = d["metadata"]["uid"]  # the copies share the Deployment's uid
         templates[gpus] = (
             _template(d, **{"metadata.name": "@NAME@", "metadata.namespace": "@NS@"}),
             _template(r, **{"metadata.name": "@RS@", "metadata.namespace": "@NS@", "metadata.ownerReferences.0.name": "@NAME@"}),
@@ -184,7 +185,8 @@ def build_minimal(n: int) -> dict[str, bytes]:
         for rev in (1, 2):
             replicasets.append({"metadata": {"name": f"{name}-rs{rev}", "namespace": ns,
                                              "annotations": {"deployment.kubernetes.io/revision": str(rev)},
-                                             "ownerReferences": [{"kind": "Deployment", "name": name}]},
+                                             "ownerReferences": [{"kind": "Deployment", "name": name,
+                                                                  "controller": True}]},
                                 "spec": {"template": template}})
         for p in range(2):
             pods.append({"metadata": {"name": f"{name}-rs2-{p}", "namespace": ns,

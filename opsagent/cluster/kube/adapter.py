@@ -31,7 +31,9 @@ from opsagent.cluster.kube.informer import STALE_AFTER, Cache, Informer, key_of
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
 from opsagent.cluster.kube.needs import read_needs
 from opsagent.cluster.kube.images import image_body
-from opsagent.cluster.kube.read import NO_METRICS_NOTE, Metrics, RawLists, _owner, _pod_owners, build_snapshot, decode_list
+from opsagent.cluster.kube.read import (
+    NO_METRICS_NOTE, Metrics, RawLists, _pod_owners, build_snapshot, controller_ref, decode_list, owned_history,
+)
 from opsagent.cluster.kube.waiting import at_least, ready_replicas, version_of, wait_cached, wait_for_object
 from opsagent.cluster.port import (
     ClusterError, Conflict, DisruptionBlocked, Forbidden, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult,
@@ -205,7 +207,8 @@ class KubeCluster:
 
         def owned_rs(rs: dict[str, Any]) -> bool:
             meta = rs.get("metadata") or {}
-            return f"{meta.get('namespace') or ''}/{_owner(meta, 'Deployment')}" in deployments
+            controller = controller_ref(meta, "Deployment")
+            return controller is not None and f"{meta.get('namespace') or ''}/{controller[0]}" in deployments
 
         raw.replicasets = self._list("replicasets", self.apps.list_replica_set_for_all_namespaces,
                                      self.apps.list_namespaced_replica_set, keep=owned_rs,
@@ -442,12 +445,10 @@ class KubeCluster:
         if ref.kind != "Deployment":
             raise Invalid(f"undo_rollout supports Deployments only, not {ref.kind} {ref}")
         deployment = self.get_workload(ref)
-        uid = (deployment.get("metadata") or {}).get("uid")
         items = self.chokepoint.read_json(f"list replicasets in {ref.namespace}", self.apps.list_namespaced_replica_set,
                                           ref.namespace).get("items") or []
-        owned = [rs for rs in items if any(
-            o.get("kind") == "Deployment" and (o.get("uid") == uid if uid and o.get("uid") else o.get("name") == ref.name)
-            for o in (rs.get("metadata") or {}).get("ownerReferences") or [])]
+        # Its history as the snapshot reads it: ReplicaSets it controls (by uid), with revisions it could have made.
+        owned = [rs for _, rs in owned_history(deployment, items)]
         target = bodies.pick_revision(owned, to_revision)
         revision = int(target["metadata"]["annotations"][bodies.REVISION])
         if bodies.same_template(deployment, target):

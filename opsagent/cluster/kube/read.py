@@ -170,12 +170,48 @@ def _first_condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None
     return None
 
 
-def _owner(meta: dict[str, Any], kind: str) -> str | None:
-    """The name in the first ownerReference of `kind` (None when there is none)."""
+def controller_ref(meta: dict[str, Any], kind: str) -> tuple[str, str | None] | None:
+    """(name, uid) of the object's controller when it is a `kind`: the ownerReference marked `controller: true`.
+
+    Only the controller's reference says who made the object. A reference without the flag, or labels that match
+    a selector, say nothing: anyone who may create a ReplicaSet can write them."""
     for ref in meta.get("ownerReferences") or ():
-        if ref.get("kind") == kind:
-            return ref.get("name")
+        if ref.get("controller") is True:
+            name = ref.get("name")
+            return (name, ref.get("uid")) if ref.get("kind") == kind and isinstance(name, str) else None
     return None
+
+
+def same_owner(ref: tuple[str, str | None] | None, name: str, uid: str | None) -> bool:
+    """Does controller reference `ref` name this owner: its name, and its uid whenever the owner has one
+    (the API server always gives one; a reference by name alone could be to any object that had the name)."""
+    return ref is not None and ref[0] == name and (uid is None or ref[1] == uid)
+
+
+def owned_history(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """(revision, ReplicaSet) of the Deployment's rollout history, oldest first: the ReplicaSets it controls
+    (by uid, see `same_owner`) with a revision it could have given them (`plausible_revisions`)."""
+    meta = _meta(deployment)
+    name, uid = meta.get("name", ""), meta.get("uid")
+    entries = []
+    for rs in replicasets:
+        rs_meta = _meta(rs)
+        if same_owner(controller_ref(rs_meta, "Deployment"), name, uid):
+            entries.append((_int((rs_meta.get("annotations") or {}).get(REVISION)), rs))
+    return plausible_revisions(entries, (meta.get("annotations") or {}).get(REVISION))
+
+
+def plausible_revisions(entries: list[Any], current: Any) -> list[Any]:
+    """`entries` (each starting with its revision number) that a Deployment at revision `current` can have made,
+    oldest first. A revision above the Deployment's own (its controller numbers each new ReplicaSet one above
+    the highest) or one two ReplicaSets claim is written by hand: it steers no rollback, so it is left out."""
+    cap = _int(current, 0) if current is not None else 0
+    counts: dict[int, int] = {}
+    for entry in entries:
+        counts[entry[0]] = counts.get(entry[0], 0) + 1
+    kept = [e for e in entries if e[0] > 0 and counts[e[0]] == 1 and (cap <= 0 or e[0] <= cap)]
+    kept.sort(key=itemgetter(0))
+    return kept
 
 
 _UNSET: Any = object()
@@ -273,12 +309,12 @@ def _requirement(template_annotations: dict[str, str], annotations: dict[str, st
     return found
 
 
-def _history(owned: list[tuple[int, dict[str, Any], dict[str, Any], dict[str, Any]]]) -> tuple[Revision, ...]:
-    """`kubectl rollout history`: the owned ReplicaSets with a positive revision, oldest first.
+def _history(owned: list[tuple[int, dict[str, Any], dict[str, Any], dict[str, Any]]], current: Any) -> tuple[Revision, ...]:
+    """`kubectl rollout history`: the controlled ReplicaSets with a plausible revision, oldest first.
 
-    `owned` holds (revision, ReplicaSet, its metadata, its annotations) as the ReplicaSet pass read them."""
-    entries = [entry for entry in owned if entry[0] > 0]
-    entries.sort(key=itemgetter(0))  # stable: equal revisions keep their list order
+    `owned` holds (revision, ReplicaSet, its metadata, its annotations) as the ReplicaSet pass read them;
+    `current` is the Deployment's own revision annotation (see `plausible_revisions`)."""
+    entries = plausible_revisions(owned, current)
     return tuple([
         _new_revision({"revision": number, "image": _image((rs.get("spec") or {}).get("template") or {}),
                        "created_at": parse_time(meta.get("creationTimestamp")), "change_cause": ann.get(CHANGE_CAUSE)})
@@ -314,7 +350,7 @@ def _workload(obj: dict[str, Any], ref: WorkloadRef, key: str, owned_rs: list, m
         "gpu_utilization": (sum(busy) / len(busy)) if busy else (
             None if metrics.pod_gpu_utilization is None or not gpus else 0.0),
         "rollout": rollout,
-        "history": _history(owned_rs) if deployment else (),
+        "history": _history(owned_rs, annotations.get(REVISION)) if deployment else (),
         "containers": health_parse.containers((spec.get("template") or {}).get("spec") or {}, shared),
     })
 
@@ -448,12 +484,14 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
     # (a StatefulSet wins over a Deployment of the same name).
     listed = []
     known: dict[str, str] = {}
+    uids: dict[str, str | None] = {}   # a Deployment's uid by 'ns/name': what its ReplicaSets' controller refs name
     for objects, kind in ((raw.deployments, "Deployment"), (raw.statefulsets, "StatefulSet")):
         for obj in objects:
             meta = _meta(obj)
             ns, name = meta.get("namespace", ""), meta.get("name", "")
             key = f"{ns}/{name}"
             known[key] = kind
+            uids[key] = meta.get("uid")
             listed.append((obj, kind, ns, name, key))
     # The pods of one workload share one WorkloadRef (it is frozen), built once per (namespace, name, kind).
     pod_refs: dict[tuple[str, str, str], WorkloadRef] = {}
@@ -474,15 +512,15 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
     for rs in raw.replicasets:
         meta = rs.get("metadata") or {}
         ns = meta.get("namespace", "")
-        owner = _owner(meta, "Deployment")
+        controller = controller_ref(meta, "Deployment")
         annotations = meta.get("annotations") or {}
         revision = _int(annotations.get(REVISION))
         workload = None
-        if owner:
-            owner_key = f"{ns}/{owner}"
-            rs_of.setdefault(owner_key, []).append((revision, rs, meta, annotations))
-            if known.get(owner_key) == "Deployment":
-                workload = pod_ref(ns, owner, "Deployment")
+        if controller is not None:
+            owner_key = f"{ns}/{controller[0]}"
+            if known.get(owner_key) == "Deployment" and same_owner(controller, controller[0], uids.get(owner_key)):
+                rs_of.setdefault(owner_key, []).append((revision, rs, meta, annotations))
+                workload = pod_ref(ns, controller[0], "Deployment")
         rs_owner[(ns, meta.get("name", ""))] = (workload, revision)
 
     # GPUs: DRA slices where a node publishes them, device-plugin counts elsewhere.
