@@ -284,3 +284,53 @@ def test_two_replicasets_claiming_one_revision_steer_nothing():
         w = cluster.snapshot().workload("default/dice-roller")
         assert [r.revision for r in w.history] == [1, 3] and "evil/f:1" not in previous_images(w)
         assert rollback_target(w).image == "nginx:1.14.1"
+
+
+# --- look-alike letters in chat ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line,field,char", [
+    ("scale \u0455ystem/x to 2", "namespace", "U+0455 CYRILLIC SMALL LETTER DZE, which looks like 's'"),
+    ("scale \u212aube/x to 2", "namespace", "U+212A KELVIN SIGN"),     # [a-z] with IGNORECASE matched it, then lower()
+    ("scale \u017fys/x to 2", "namespace", "U+017F LATIN SMALL LETTER LONG S"),  # matched, and stayed 'ſys'
+    ("roll back inference/\uff45mbedder", "name", "FULLWIDTH LATIN SMALL LETTER E"),
+    ("drain gpu-\u212a", "node", "KELVIN SIGN"),
+    ("set image inference/embedder to reg/embedder:2.5.0\u200b", "image", "ZERO WIDTH SPACE"),
+    ("set image inference/embedder to r\u0435g/embedder:2.5.0", "image", "CYRILLIC SMALL LETTER IE"),
+    ("set image inference/embedder container m\u0430in to reg/embedder:2.5.0", "container", "CYRILLIC SMALL LETTER A"),
+    ("scale inference/embedder to \uff13", "number", "FULLWIDTH DIGIT THREE"),
+    ("rollback inference/embedder to \u0663", "revision", "ARABIC-INDIC DIGIT THREE"),
+    ("\u0455cale inference/embedder to 2", "command word", "CYRILLIC SMALL LETTER DZE"),
+])
+def test_a_look_alike_letter_in_chat_is_refused_naming_the_field(line, field, char):
+    from opsagent.chat.grammar import NotUnderstood, parse
+
+    got = parse(line)
+    assert isinstance(got, NotUnderstood), got
+    assert got.reason.startswith(f"the {field} ") and char in got.reason and "plain ASCII" in got.reason
+
+
+def test_free_text_may_be_in_any_script_and_names_in_ascii_still_parse():
+    from opsagent.chat.grammar import Command, parse
+
+    for line in ("approve 3 d\u00e9j\u00e0 vu", "reject 4 because \u043d\u0435\u0442", "roll back inference/embedder",
+                 "set image inference/embedder to reg/embedder:2.5.0", "drain gpu-b"):
+        assert isinstance(parse(line), Command), line
+    assert parse("reject 4 because \u043d\u0435\u0442").note == "\u043d\u0435\u0442"
+
+
+def test_a_look_alike_in_chat_runs_nothing_and_the_reply_says_why(tmp_path):
+    from opsagent.chat.wiring import build_runtime
+    from test_images import CHAT_SCENARIO
+
+    scenario = tmp_path / "images.yaml"
+    scenario.write_text(CHAT_SCENARIO, encoding="utf-8")
+    runtime = build_runtime(cluster=f"sim:{scenario}", policies=ROOT / "policies", db=tmp_path / "audit.db")
+    try:
+        before = runtime.cluster.snapshot().workload("inference/embedder").revision
+        reply = runtime.service.handle("set image inference/embedder to registry.internal/inference/\u0435mbedder:2.5.0",
+                                       actor="alice", channel="slack")
+        assert reply.done == [] and reply.pending == [] and "the image" in reply.text and "U+0435" in reply.text
+        assert runtime.cluster.snapshot().workload("inference/embedder").revision == before
+    finally:
+        runtime.close()

@@ -110,7 +110,8 @@ def _table(tool_forms: tuple[tuple[str, ChatForm], ...]) -> tuple[tuple[str, re.
     own = [(name, form.pattern.replace("{WL}", WL).replace("{NUM}", NUM).replace("{NODE}", NODE), form)
            for name, form in tool_forms]
     rows = [(*_HELP, None), *own, *((key, rx, None) for key, rx in _COMMANDS)]
-    return tuple((key, re.compile(rx, re.IGNORECASE), form) for key, rx, form in rows)
+    # re.ASCII: with IGNORECASE alone [a-z] also matches the Kelvin sign and the long s, and \d any script's digits.
+    return tuple((key, re.compile(rx, re.IGNORECASE | re.ASCII), form) for key, rx, form in rows)
 
 
 def _workload_verbs() -> dict[str, tuple[str, ...]]:
@@ -128,7 +129,7 @@ def clean(text: str) -> str:
     """Strip chat noise: mentions, formatting, politeness, trailing punctuation."""
     t = re.sub(r"<@[A-Z0-9]+(?:\|[^>]*)?>", " ", text)
     t = t.replace("`", " ").replace("*", " ").replace("\u2019", "'")
-    t = re.sub(r"(?:--namespace|-n)(?:\s+|=)(" + NS + r")\b", r"in \1", t, flags=re.IGNORECASE)
+    t = re.sub(r"(?:--namespace|-n)(?:\s+|=)(" + NS + r")\b", r"in \1", t, flags=re.IGNORECASE | re.ASCII)
     t = re.sub(r"--replicas(?:\s+|=)(\d+)", r"to \1", t, flags=re.IGNORECASE)
     t = re.sub(r"\s+", " ", t).strip()
     t = re.sub(r"^(?:/ops\s+|opsagent[,:]?\s+|@opsagent[,:]?\s+)", "", t, flags=re.IGNORECASE)
@@ -145,7 +146,7 @@ def _qualify(t: str) -> str:
     verbs = _workload_verbs()
     if verb not in verbs or "/" in t:
         return t
-    m = re.search(rf"\s+in\s+(?:the\s+)?(?:namespace\s+)?({NS})(?:\s+namespace)?(?=\s|$)", t, re.IGNORECASE)
+    m = re.search(rf"\s+in\s+(?:the\s+)?(?:namespace\s+)?({NS})(?:\s+namespace)?(?=\s|$)", t, re.IGNORECASE | re.ASCII)
     if not m:
         return t
     ns = m.group(1).lower()
@@ -168,11 +169,50 @@ def parse(text: str) -> Command | NotUnderstood:
     t = _qualify(clean(text or ""))
     if not t:
         return NotUnderstood(text=text, reason="the message is empty", hint="try 'help'")
+    folded = _fold(t)
     for key, rx, form in _table(_tool_forms()):
-        m = rx.match(t)
+        m = rx.match(folded)
         if m:
+            odd = _lookalike(text, t, folded, m)
+            if odd is not None:
+                return odd
+            m = rx.match(t) or m  # they differ only inside free text (a comment, a reason): keep the person's words
             return _from_form(key, form, m) if form is not None else _build(key, m)
     return _near_miss(text, t)
+
+
+# Groups that name something (what a command acts on), by the word a refusal uses for them. Free text (`note`) is not
+# here: a comment or a reason may be in any script.
+_NAMED_FIELDS = {"ns": "namespace", "name": "name", "node": "node", "container": "container", "image": "image",
+                 "n": "number", "rev": "revision", "id": "number", "span": "duration"}
+
+
+def _fold(t: str) -> str:
+    """`t` with each letter that passes for an ASCII one (width forms, accents, other scripts' look-alikes) replaced
+    by it, one character for one, so a match of the folded text has the same spans in `t`."""
+    from opsagent.model.images import lookalike_of
+
+    return "".join(ch if ch.isascii() else (lookalike_of(ch) or ch) for ch in t)
+
+
+def _lookalike(original: str, t: str, folded: str, m: re.Match[str]) -> NotUnderstood | None:
+    """A refusal naming the field when a name, number or the command's own words hold anything but ASCII: a look-alike
+    letter would make `ѕystem/x` (Cyrillic dze) read as `system/x` to a person and be another object to the cluster."""
+    from opsagent.model.images import ascii_shown, describe_char
+
+    free = [m.span(g) for g, field in m.groupdict().items() if field is not None and g not in _NAMED_FIELDS]
+    for i, ch in enumerate(t):
+        if ch.isascii() and ch == folded[i]:
+            continue
+        if any(start <= i < end for start, end in free):
+            continue
+        group = next((g for g in _NAMED_FIELDS if m.groupdict().get(g) is not None and m.start(g) <= i < m.end(g)), None)
+        field = _NAMED_FIELDS[group] if group else "command word"
+        word = t[m.start(group):m.end(group)] if group else t.split(" ")[0] if i < len(t.split(" ")[0]) else ch
+        return NotUnderstood(text=original, reason=f"the {field} {ascii_shown(word)} "
+                                                   f"has a character that is not plain ASCII ({describe_char(ch)})",
+                             hint="type names and numbers in plain ASCII letters and digits; nothing was run")
+    return None
 
 
 def _wl(m: re.Match[str]) -> tuple[dict[str, str], str]:
@@ -275,6 +315,11 @@ def _near_miss(original: str, t: str) -> NotUnderstood:
         reason = "a rejection needs a reason"
     else:
         reason = f"'{verb}' was understood but not the rest"
+    odd = next((ch for ch in t if not ch.isascii()), None)
+    if odd is not None:
+        from opsagent.model.images import describe_char
+
+        reason += f" (it has a character that is not plain ASCII: {describe_char(odd)})"
     return NotUnderstood(text=original, reason=reason, hint=f"use: {hint}")
 
 

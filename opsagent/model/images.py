@@ -47,6 +47,8 @@ def describe_char(ch: str) -> str:
 
 def lookalike_of(ch: str) -> str | None:
     """The ASCII character `ch` passes for (width forms, accents, a small table of other scripts' letters), or None."""
+    if unicodedata.category(ch) == "Nd" and not ch.isascii():
+        return str(unicodedata.digit(ch))   # any script's digit: Python's int() and \d read it as one
     folded = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
     folded = skeleton(folded) if len(folded) == 1 and not folded.isascii() else folded
     return folded if len(folded) == 1 and folded.isascii() and folded.isprintable() and folded != ch else None
@@ -63,8 +65,9 @@ def foreign_char(text: str) -> tuple[str, str] | None:
     return None
 
 
-def _shown(text: str) -> str:
-    return repr(text.encode("ascii", "backslashreplace").decode())
+def ascii_shown(text: str) -> str:
+    """`text` quoted for a message, every character outside ASCII as its escape (\\u0435), so a look-alike shows."""
+    return "'" + text.encode("ascii", "backslashreplace").decode().replace("'", "\\'") + "'"
 
 
 def unpinned(image: str, *, field: str = "image") -> str | None:
@@ -75,10 +78,10 @@ def unpinned(image: str, *, field: str = "image") -> str | None:
         return f"{field}: an image reference is at most {MAX_IMAGE_CHARS} characters"
     odd = foreign_char(image)
     if odd is not None:
-        return f"{field} {_shown(image)} has {odd[0]} ({odd[1]}); type the reference in plain ASCII, in one word"
+        return f"{field} {ascii_shown(image)} has {odd[0]} ({odd[1]}); type the reference in plain ASCII, in one word"
     m = IMAGE_RE.match(image)
     if m is None:
-        return f"{field} {_shown(image)} is not an image reference (REGISTRY/REPO:TAG or REPO@sha256:DIGEST)"
+        return f"{field} {ascii_shown(image)} is not an image reference (REGISTRY/REPO:TAG or REPO@sha256:DIGEST)"
     if m.group("tag") is None and m.group("digest") is None:
         return f"{field} {image!r} names no tag or digest; name the exact image (a missing tag means :latest, which moves)"
     if m.group("tag") is not None and m.group("tag").lower() == "latest" and m.group("digest") is None:
@@ -179,5 +182,5 @@ def rollback_image(workload: Workload) -> str | None:
     return rollback_target(workload).image
 
 
-__all__ = ["IMAGE_PATTERN", "IMAGE_RE", "MAX_IMAGE_CHARS", "Rollback", "describe_char", "foreign_char",
+__all__ = ["IMAGE_PATTERN", "IMAGE_RE", "MAX_IMAGE_CHARS", "Rollback", "ascii_shown", "describe_char", "foreign_char",
            "left_by_rollback", "rollback_bounce", "lookalike_of", "previous_images", "rollback_image", "rollback_target", "unpinned"]
