@@ -28,7 +28,7 @@ from tools.args import (
     workload_summary,
 )
 from tools.base import Outcome, ResultData, Target, Tool, ToolContext, ToolInput
-from tools.show import MAX_ROWS, ago, more, pct
+from tools.show import MAX_ROWS, ago, more, pct, plain, quoted
 
 
 class ListWorkloadsIn(ToolInput):
@@ -395,12 +395,13 @@ def _show_pods(result: ToolResult) -> list[str]:
 
 def _show_pod(result: ToolResult) -> list[str]:
     data = result.data or {}
-    lines = [f"  {result.message}" + (f": {data['message']}" if data.get("message") else "")]
+    # The pod's, its containers' and its events' messages are the cluster's words: quoted, one line each.
+    lines = [f"  {plain(result.message, 300)}" + (f" says {quoted(data['message'])}" if data.get("message") else "")]
     for t in data.get("last_terminations") or []:
-        lines.append(f"    last ended: {t['container']} {t['reason']} (exit {t['exit_code']})"
-                     + (f": {t['message'][:120]}" if t.get("message") else ""))
+        lines.append(f"    last ended: {plain(t['container'], 63)} {plain(t['reason'], 60)} (exit {t['exit_code']})"
+                     + (f" saying {quoted(t['message'], 120)}" if t.get("message") else ""))
     for e in (data.get("events") or [])[-5:]:
-        lines.append(f"    {e['type']} {e['reason']}: {e['message']}")
+        lines.append(f"    {plain(e['type'], 10)} {plain(e['reason'], 60)}: {quoted(e['message'])}")
     return lines
 
 

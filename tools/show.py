@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from opsagent.clock import format_duration
+from opsagent.model.text import one_line, quoted
 
 MAX_ROWS = 20
 
@@ -26,10 +26,9 @@ def more(rows: list[Any], count: int | None) -> list[str]:
 
 
 def plain(value: Any, limit: int = 120) -> str:
-    """Untrusted text (a model's words, its arguments) as one line: no control characters, no line breaks,
-    no backticks, no format characters (a right-to-left override would redraw the rest of the line, a zero-width
-    one hide a difference), cut to `limit`, so it cannot pass for a line of the reply or break its formatting."""
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(value)
-                   if unicodedata.category(c) != "Cf").replace("`", "'")
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Untrusted text (a model's words, its arguments, cluster text) as one inert line: see
+    `opsagent.model.text.one_line` (no escape sequences, control or format characters, line breaks or backticks)."""
+    return one_line(value, limit)
+
+
+__all__ = ["MAX_ROWS", "ago", "more", "one_line", "pct", "plain", "quoted"]

@@ -30,6 +30,7 @@ from opsagent.approvals import ApprovalQueue
 from opsagent.audit.records import iso
 from opsagent.chat import render
 from opsagent.model import Approval
+from opsagent.model.text import slack_escape
 
 log = logging.getLogger("opsagent.slack.approvals")
 
@@ -99,7 +100,7 @@ class ApprovalFeed:
         target = channel or self.channel
         if not target or approval.state != "pending" or not self._claim(approval.id, target):
             return None
-        text = f"Approval #{approval.id}: {render.call_summary(approval.call.tool, approval.call.args)}"
+        text = f"Approval #{approval.id}: {slack_escape(render.call_summary(approval.call.tool, approval.call.args))}"
         try:
             resp = self.client.chat_postMessage(channel=target, text=text, blocks=render.approval_blocks(approval))
             ts = resp.get("ts")

@@ -2,7 +2,9 @@
 
 Pure functions over typed values (tool results, approvals, `ChatReply`); no
 I/O, no Slack client. The text uses only backticks for names, which read well
-in a terminal and in Slack's mrkdwn. Nothing here decides anything: it shows
+in a terminal and in Slack's mrkdwn. Every line passes `opsagent.model.text`:
+one line each, nothing a terminal acts on, and in Slack no `<!channel>`,
+mention or link from the cluster's text. Nothing here decides anything: it shows
 what the gate and the approval queue already decided.
 """
 
@@ -12,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opsagent.model import Approval, ToolResult
+from opsagent.model.text import safe_line, slack_escape
 from tools.registry import get_tool
 from tools.show import plain
 
@@ -29,11 +32,11 @@ SLACK_TEXT_LIMIT = 2900  # a section block holds 3000 characters
 def result_lines(result: ToolResult) -> list[str]:
     """A few lines that show what a read tool found (or what a write did); each tool declares its own (`Tool.show`)."""
     if result.status in ("error", "invalid", "denied"):
-        return [result.message]
+        return [safe_line(result.message)]
     tool = get_tool(result.tool)
     if tool is not None and tool.show is not None:
-        return tool.show(result)
-    return [result.message or f"{result.tool}: {result.status}"]
+        return [safe_line(line) for line in tool.show(result)]   # each line one line, whatever the cluster wrote
+    return [safe_line(result.message or f"{result.tool}: {result.status}")]
 
 
 def approval_line(approval: Approval) -> str:
@@ -71,7 +74,8 @@ def reply_text(reply: "ChatReply", *, body: list[str] | None = None) -> str:
         lines.append(proposed_line(c))
     if reply.proposed:
         lines.append("nothing above marked proposed has run; only you can confirm it")
-    return "\n".join(lines) if lines else "nothing to do"
+    # Each line opsagent's own: a line break, escape sequence or control character inside a message is made inert.
+    return "\n".join(safe_line(line) for line in lines) if lines else "nothing to do"
 
 
 def proposed_line(item: Any) -> str:
@@ -83,6 +87,7 @@ def proposed_line(item: Any) -> str:
 
 
 def _section(text: str) -> dict[str, Any]:
+    """A mrkdwn section of `text`, whose parts from outside the caller has passed through `slack_escape`."""
     if len(text) > SLACK_TEXT_LIMIT:
         text = text[: SLACK_TEXT_LIMIT - 20] + "\n… (cut)"
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
@@ -91,7 +96,7 @@ def _section(text: str) -> dict[str, Any]:
 def reply_blocks(reply: "ChatReply") -> list[dict[str, Any]]:
     """Block Kit for a reply: one section of text, Confirm / Refuse buttons per proposed write, and a context
     line naming the actor. A button's value is the confirmation id; only the person who asked can use it."""
-    blocks = [_section(reply.text)]
+    blocks = [_section(slack_escape(reply.text))]
     for item in reply.proposed:
         blocks.append({"type": "actions", "block_id": f"confirmation-{item.confirmation_id}", "elements": [
             {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary", "value": str(item.confirmation_id),
@@ -106,9 +111,9 @@ def reply_blocks(reply: "ChatReply") -> list[dict[str, Any]]:
 def approval_blocks(approval: Approval) -> list[dict[str, Any]]:
     """An approval request with Approve / Reject buttons; the value is the approval id."""
     call = approval.call
-    text = (f"*Approval #{approval.id}:* {call_summary(call.tool, call.args)}\n"
+    text = (f"*Approval #{approval.id}:* {slack_escape(call_summary(call.tool, call.args))}\n"
             f"asked by `{approval.requested_by}` via {call.channel}; rule `{approval.rule.file}:{approval.rule.name}`"
-            + (f"\n>{approval.reason}" if approval.reason else "")
+            + (f"\n>{slack_escape(safe_line(approval.reason))}" if approval.reason else "")
             + f"\nmay approve: {', '.join(approval.approvers) or 'nobody'}; expires {approval.expires_at:%Y-%m-%d %H:%M} UTC")
     return [
         _section(text),
@@ -124,13 +129,15 @@ def approval_blocks(approval: Approval) -> list[dict[str, Any]]:
 def decided_blocks(approval: Approval, outcome: str) -> list[dict[str, Any]]:
     """The approval message after a decision: no buttons, what happened instead."""
     call = approval.call
-    return [_section(f"*Approval #{approval.id}:* {call_summary(call.tool, call.args)}\n{outcome}")]
+    return [_section(f"*Approval #{approval.id}:* {slack_escape(call_summary(call.tool, call.args))}\n{outcome}")]
 
 
 def approval_outcome(approval: Approval, *, result: str | None = None) -> str:
-    """One line on what became of a request that left `pending`, from the queue's record of it."""
+    """One line (Slack mrkdwn) on what became of a request that left `pending`, from the queue's record of it.
+    The comment and the result are people's and the cluster's words: one line each, escaped for Slack."""
     by = f"`{approval.decided_by}`" if approval.decided_by else "someone"
-    note = f": {approval.comment}" if approval.comment else ""
+    note = f": {slack_escape(safe_line(approval.comment, 500))}" if approval.comment else ""
+    result = slack_escape(safe_line(result, 500)) if result else result
     if approval.state == "approved":
         return f"approved by {by}{note}; the call has not run yet"
     if approval.state == "executed":

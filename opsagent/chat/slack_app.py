@@ -45,6 +45,7 @@ from opsagent.chat.grammar import Command
 from opsagent.chat.secrets import SlackSecrets, install_redaction
 from opsagent.chat.service import ChatReply, ChatService
 from opsagent.chat.slack_dedup import SeenRequests, dedup_middleware
+from opsagent.model.text import one_line, slack_escape
 
 log = logging.getLogger("opsagent.slack")
 
@@ -116,28 +117,28 @@ class SlackHandlers:
         if not text:
             return
         reply = self.service.handle(text, actor=command["user_id"], channel="slack")
-        header = f"<@{command['user_id']}> asked: `/ops {text}`"
+        header = f"<@{command['user_id']}> asked: `/ops {slack_escape(one_line(text, 300))}`"
         self._post_reply(client, channel=command["channel_id"], reply=reply, header=header, user=command["user_id"])
 
     def on_mention(self, event: dict[str, Any], client: WebClient, context: Any) -> None:
         if event.get("bot_id") or event.get("user") in (None, getattr(context, "bot_user_id", None)):
             return
         reply = self.service.handle(event.get("text") or "", actor=event["user"], channel="slack")
-        self._send(client, channel=event["channel"], text=reply.text, blocks=render.reply_blocks(reply),
+        self._send(client, channel=event["channel"], text=slack_escape(reply.text), blocks=render.reply_blocks(reply),
                    thread_ts=event.get("thread_ts") or event.get("ts"))
         self._post_approvals(client, reply, origin=event["channel"])
 
     def _post_reply(self, client: WebClient, *, channel: str, reply: ChatReply, header: str, user: str) -> None:
         long = len(reply.text.splitlines()) > self.settings.thread_over_lines or reply.command == "agent"
         if reply.refused and not (reply.done or reply.pending or reply.failed or reply.proposed):
-            self._send(client, channel=channel, text=reply.text, blocks=render.reply_blocks(reply), user=user)
+            self._send(client, channel=channel, text=slack_escape(reply.text), blocks=render.reply_blocks(reply), user=user)
             return
         if long:
             summary = f"{header}: {_headline(reply)} (details in the thread)"
-            ts = self._send(client, channel=channel, text=summary)
-            self._send(client, channel=channel, text=reply.text, blocks=render.reply_blocks(reply), thread_ts=ts)
+            ts = self._send(client, channel=channel, text=slack_escape(summary))
+            self._send(client, channel=channel, text=slack_escape(reply.text), blocks=render.reply_blocks(reply), thread_ts=ts)
         else:
-            self._send(client, channel=channel, text=f"{header}\n{reply.text}",
+            self._send(client, channel=channel, text=f"{header}\n{slack_escape(reply.text)}",
                        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": header}}, *render.reply_blocks(reply)])
         self._post_approvals(client, reply, origin=channel)
 
@@ -151,7 +152,7 @@ class SlackHandlers:
         if reply.refused:
             self.feed.sync(decided)  # e.g. it had expired or was decided elsewhere
         else:
-            self.feed.settle(decided, f"{reply.command} by `{reply.actor}`\n{reply.text}")
+            self.feed.settle(decided, f"{reply.command} by `{reply.actor}`\n{slack_escape(reply.text)}")
 
     # --- buttons -----------------------------------------------------------------
     def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
@@ -176,14 +177,15 @@ class SlackHandlers:
         reply = self.service.handle_decision(Command(action=verb, approval_id=approval_id, note=note, summary=f"{verb} {approval_id}"),
                                              actor=user, channel="slack")
         if reply.refused and not reply.done:
-            self._send(client, channel=channel, user=user, text=f"Not {verb}d: {reply.refused[0].reason}")
+            self._send(client, channel=channel, user=user, text=f"Not {verb}d: {slack_escape(one_line(reply.refused[0].reason, 500))}")
             self._send(client, channel=channel, thread_ts=message_ts,
-                       text=f"<@{user}> tried to {verb} #{approval_id} and was refused: {reply.refused[0].reason}")
+                       text=f"<@{user}> tried to {verb} #{approval_id} and was refused: "
+                            f"{slack_escape(one_line(reply.refused[0].reason, 500))}")
             self.feed.sync(approval_id)  # if it had left `pending` meanwhile, its message now says so
             return
-        outcome = f"{'approved' if approve else 'rejected'} by <@{user}> (as `{reply.actor}`)\n{reply.text}"
+        outcome = f"{'approved' if approve else 'rejected'} by <@{user}> (as `{reply.actor}`)\n{slack_escape(reply.text)}"
         self.feed.settle(approval_id, outcome, where=(channel, message_ts) if channel and message_ts else None)
-        self._send(client, channel=channel, thread_ts=message_ts, text=reply.text)
+        self._send(client, channel=channel, thread_ts=message_ts, text=slack_escape(reply.text))
 
     def on_confirm(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
         ack()
@@ -207,9 +209,9 @@ class SlackHandlers:
                                                  actor=user, channel="slack")
         if reply.refused and "result" not in reply.data:  # refused before anything ran: tell only the clicker
             self._send(client, channel=channel, user=user, text=f"Not {'confirmed' if verb == 'confirm' else 'refused'}: "
-                                                                f"{reply.refused[0].reason}")
+                                                                f"{slack_escape(one_line(reply.refused[0].reason, 500))}")
             return
-        self._send(client, channel=channel, thread_ts=message_ts, text=f"<@{user}> (as `{reply.actor}`): {reply.text}")
+        self._send(client, channel=channel, thread_ts=message_ts, text=f"<@{user}> (as `{reply.actor}`): {slack_escape(reply.text)}")
         self._post_approvals(client, reply, origin=channel or "")
 
     # --- Web API, failures logged (redacted) and never raised into Bolt ------------

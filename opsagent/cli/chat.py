@@ -27,6 +27,7 @@ from opsagent.cli.output import Format, print_data, record_option
 from opsagent.cli.resolve import session
 from opsagent.cli.whoami import ActorOpt, AsGroupOpt, bind, identify, is_kube
 from opsagent.model.actor import Actor
+from opsagent.model.text import safe_line
 
 ModelOpt = model_option("Needed for free-form questions; without it only the command grammar works.")
 ReplyOpt = record_option("one reply per message (in `chat`, json is one compact document a line and yaml one "
@@ -77,8 +78,11 @@ def print_reply(reply: ChatReply, output: Format, *, lines: bool = False) -> Non
         return
     style = {"done:": "green", "refused:": "red", "failed:": "red", "waiting": "yellow"}
     for line in reply.text.splitlines():
+        line = safe_line(line, 100_000)
         color = next((c for prefix, c in style.items() if line.startswith(prefix)), None)
-        console.print(f"[{color}]{line}[/]" if color else line, highlight=False, markup=color is not None, soft_wrap=True)
+        # markup only around the line: `[...]` inside it (cluster text) is shown as written, never read as Rich markup
+        console.print(f"[{color}]{escape(line)}[/]" if color else line, highlight=False, markup=color is not None,
+                      soft_wrap=True)
 
 
 def ask(

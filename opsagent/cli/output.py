@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable, Iterator, TextIO
 
 import typer
 
+from opsagent.model.text import safe_line
+
 
 class Format(str, Enum):
     table = "table"
@@ -99,7 +101,7 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}" if value != int(value) else str(int(value))
     text = ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)   # one word, as kubectl
-    return " ".join(text.split())
+    return " ".join(safe_line(text, 10_000).split())   # cluster text: nothing a terminal acts on, one line
 
 
 def table_lines(rows: Iterable[Any], columns: list[Column], *, wide: bool, headers: bool) -> list[str]:
@@ -166,7 +168,7 @@ def emit_sections(sections: list[Section], fmt: Format, *, record: Any, headers:
             lines.append(f"# {section.title}")
         lines += table_lines(section.rows, section.columns, wide=fmt == Format.wide, headers=headers)
     if headers:
-        lines += list(notes)
+        lines += [safe_line(note, 100_000) for note in notes]   # notes and records quote the cluster: each one line
     out.write("".join(line + "\n" for line in lines))
 
 
