@@ -26,18 +26,23 @@ MESSAGE_LIMIT = 4096  # a termination message is at most 4096 bytes in the API; 
 
 
 def _mib_or_none(value: Any) -> int | None:
+    """A memory quantity in MiB; None when it is absent, does not parse, or is negative (no size is)."""
     if value is None:
         return None
     try:
-        return mib(value)
+        found = mib(value)
     except ValueError:
         return None
+    return found if found >= 0 else None
+
+
+INT32 = 2**31 - 1  # the API's probe fields are int32: a larger number is not one a server sent
 
 
 def _int(value: Any, default: int) -> int:
     try:
-        return int(value) if value is not None else default
-    except (TypeError, ValueError):
+        return min(INT32, int(value)) if value is not None else default
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a number too large for a float (1e400)
         return default
 
 
@@ -67,7 +72,7 @@ def container(spec: dict[str, Any]) -> Container:
     ports: list[int] = []
     for port in spec.get("ports") or ():  # decode_list keeps only the numbers; a watched object has the dicts
         number = port.get("containerPort") if isinstance(port, dict) else port
-        if isinstance(number, int):
+        if isinstance(number, int) and 1 <= number <= 65535:
             ports.append(number)
     probes = tuple(p for p in (probe(kind, spec.get(field)) for kind, field in PROBE_FIELDS.items()) if p is not None)
     return Container(name=str(spec.get("name") or ""),
