@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from opsagent.detect.common import make, short
-from opsagent.model import Container, Finding, Pod, Snapshot, Termination, Workload
+from opsagent.model import MAX_MEMORY_MIB, Container, Finding, Pod, Snapshot, Termination, Workload
 
 OOM_KILLED = "OOMKilled"
 _CUDA_OOM = re.compile(r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError", re.IGNORECASE)
@@ -44,12 +44,14 @@ Memory = Literal["host", "gpu"]
 
 
 def _mib(match: re.Match[str] | None) -> float | None:
+    """The size a match reports, in MiB; None when it reports none, or one past a float (400 digits)."""
     if match is None:
         return None
     number, unit = next((g for g in zip(match.groups()[::2], match.groups()[1::2]) if g[0] is not None), (None, None))
     if number is None or unit is None:
         return None
-    return round(float(number) * _TO_MIB[unit[0].upper()], 1)
+    found = round(float(number) * _TO_MIB[unit[0].upper()], 1)
+    return found if math.isfinite(found) else None
 
 
 def cause(pod: Pod) -> tuple[Termination, Memory] | None:
@@ -69,8 +71,12 @@ def reported(message: str | None) -> dict[str, float | None]:
             "capacity_mib": _mib(_CAPACITY.search(text))}
 
 
-def proposed_limit(limit_mib: int) -> int:
-    return int(math.ceil(limit_mib * GROWTH / 1024.0) * 1024)
+def proposed_limit(limit_mib: int) -> int | None:
+    """The limit half as large again, rounded up to a GiB; None when that is more than set_resources may set."""
+    if limit_mib > MAX_MEMORY_MIB:
+        return None
+    proposal = int(math.ceil(limit_mib * GROWTH / 1024.0) * 1024)
+    return proposal if proposal <= MAX_MEMORY_MIB else None
 
 
 def _container(workload: Workload, name: str) -> tuple[Container | None, bool]:
@@ -117,7 +123,9 @@ def _summary(key: str, memory: Memory, facts: dict[str, Any], pods: int, restart
     if memory == "host":
         if facts["limit_mib"] is None:
             return f"{head}: OOMKilled with no memory limit on the container"
-        tail = f"; propose {facts['proposed_memory_mib']} MiB" if facts["proposed_memory_mib"] else ""
+        tail = (f"; propose {facts['proposed_memory_mib']} MiB" if facts["proposed_memory_mib"] else
+                f"; half as much again is more than set_resources may set ({MAX_MEMORY_MIB} MiB): nothing proposed"
+                if facts["main_container"] and facts["limit_mib"] else "")
         return f"{head}: OOMKilled at its {facts['limit_mib']} MiB limit{tail}"
     if facts["fits_one_device"] is False:
         tail = (f"; propose {facts['proposed_gpus_per_replica']} GPUs per replica"

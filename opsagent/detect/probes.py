@@ -28,13 +28,15 @@ Pure: no I/O and no clock; `now` is passed in.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from opsagent.detect import memory
 from opsagent.detect.common import iso, make, short
-from opsagent.model import Container, Event, Finding, Pod, Probe, Snapshot, Workload
+from opsagent.model import (
+    MAX_PROBE_FAILURES, PROBE_PATH, Container, Event, Finding, Pod, Probe, Snapshot, Workload)
 
 DEFAULT_LOAD = timedelta(minutes=20)  # a start allowed when no probe sets a budget
 STARTUP_PERIOD = 10  # seconds between attempts of a proposed startup probe
@@ -92,9 +94,21 @@ def _port_undeclared(main: Container | None, probe: Probe | None) -> bool:
             and probe.port not in main.ports)
 
 
-def _change(kind: str, **given: Any) -> dict[str, Any]:
-    """A set_probe proposal: every argument named, None where it keeps what the probe has."""
-    return {"probe": kind, "path": None, "port": None, "period_seconds": None, "failure_threshold": None, **given}
+_PATH = re.compile(PROBE_PATH)
+
+
+def _change(kind: str, **given: Any) -> dict[str, Any] | None:
+    """A set_probe proposal: every argument named, None where it keeps what the probe has. None when set_probe would
+    refuse it (a path that is not plain printable ASCII, a port out of range, more failures than it allows): a
+    number or path the cluster holds is copied only when the tool takes it as it is."""
+    change = {"probe": kind, "path": None, "port": None, "period_seconds": None, "failure_threshold": None, **given}
+    if change["path"] is not None and not (isinstance(change["path"], str) and _PATH.match(change["path"])):
+        return None
+    if change["port"] is not None and not 1 <= change["port"] <= 65535:
+        return None
+    if change["failure_threshold"] is not None and change["failure_threshold"] > MAX_PROBE_FAILURES:
+        return None
+    return change
 
 
 def _proposal(probe: Probe, main: Container | None, reading: Reading, seen: dict[str, list[str]]) -> dict[str, Any] | None:
