@@ -28,7 +28,7 @@ from tools.args import (
     workload_summary,
 )
 from tools.base import Outcome, ResultData, Target, Tool, ToolContext, ToolInput
-from tools.show import MAX_ROWS, ago, more, pct
+from tools.show import MAX_ROWS, ago, more, pct, plain
 
 
 class ListWorkloadsIn(ToolInput):
@@ -382,25 +382,28 @@ def _show_findings(result: ToolResult) -> list[str]:
     rows = data.findings
     if not rows:
         return ["no findings"]
-    return [f"{len(rows)} finding(s):"] + [f"  [{f.severity}] {f.id}: {f.summary}" for f in rows[:MAX_ROWS]] + more(rows, data.count)
+    return ([f"{len(rows)} finding(s):"] + [f"  [{f.severity}] {plain(f.id, 300)}: {plain(f.summary, 600)}" for f in rows[:MAX_ROWS]]
+            + more(rows, data.count))
 
 
 def _show_pods(result: ToolResult) -> list[str]:
     rows = PodList.of(result).pods
     if not rows:
         return ["no pods"]
-    return [f"  pod `{p.pod}` {p.phase}" + (f" ({p.reason})" if p.reason else "")
+    return [f"  pod `{p.pod}` {p.phase}" + (f" ({plain(p.reason, 100)})" if p.reason else "")
             + (f", {p.restarts} restart(s)" if p.restarts else "") for p in rows[:MAX_ROWS]]
 
 
 def _show_pod(result: ToolResult) -> list[str]:
     data = result.data or {}
-    lines = [f"  {result.message}" + (f": {data['message']}" if data.get("message") else "")]
-    for t in data.get("last_terminations") or []:
-        lines.append(f"    last ended: {t['container']} {t['reason']} (exit {t['exit_code']})"
-                     + (f": {t['message'][:120]}" if t.get("message") else ""))
+    # Every text here is the cluster's (a pod's message, a container's last words, an event): one line each, so a
+    # message cannot draw a line of the reply ("done: ...") under it.
+    lines = [f"  {plain(result.message, 300)}" + (f": {plain(data['message'], 300)}" if data.get("message") else "")]
+    for t in (data.get("last_terminations") or [])[:MAX_ROWS]:
+        lines.append(f"    last ended: {plain(t['container'], 63)} {plain(t['reason'], 60)} (exit {t['exit_code']})"
+                     + (f": {plain(t['message'], 120)}" if t.get("message") else ""))
     for e in (data.get("events") or [])[-5:]:
-        lines.append(f"    {e['type']} {e['reason']}: {e['message']}")
+        lines.append(f"    {plain(e['type'], 10)} {plain(e['reason'], 60)}: {plain(e['message'], 300)}")
     return lines
 
 
@@ -419,7 +422,7 @@ def _show_workload(result: ToolResult) -> list[str]:
     extra = f", rollout {data.rollout}" + (f" ({data.rollout_reason})" if data.rollout_reason else "")
     lines = [f"{result.message}, {data.gpus_per_replica} GPU(s) per replica{extra}"]
     if data.not_ready is not None:
-        lines.append(f"  not ready ({data.not_ready.reading.replace('_', ' ')}): {data.not_ready.says}")
+        lines.append(f"  not ready ({plain(data.not_ready.reading.replace('_', ' '), 40)}): {plain(data.not_ready.says, 600)}")
     return lines
 
 

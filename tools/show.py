@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from opsagent.clock import format_duration
+from opsagent.model.text import one_line
 
 MAX_ROWS = 20
 
@@ -29,7 +29,4 @@ def plain(value: Any, limit: int = 120) -> str:
     """Untrusted text (a model's words, its arguments) as one line: no control characters, no line breaks,
     no backticks, no format characters (a right-to-left override would redraw the rest of the line, a zero-width
     one hide a difference), cut to `limit`, so it cannot pass for a line of the reply or break its formatting."""
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(value)
-                   if unicodedata.category(c) != "Cf").replace("`", "'")
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line(str(value).replace("`", "'"), limit)

@@ -144,7 +144,7 @@ class ApprovalFeed:
             return False
         if not self._mark_shown(approval_id, approval.state, was=message.shown_state):
             return False  # another poster got there first
-        outcome = render.approval_outcome(approval, result=self.approvals.result_summary(approval_id))
+        outcome = render.slack_escaped(render.approval_outcome(approval, result=self.approvals.result_summary(approval_id)))
         if not self._update(message, approval, outcome):
             self._mark_shown(approval_id, message.shown_state, was=approval.state)
             return False

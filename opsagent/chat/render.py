@@ -82,6 +82,13 @@ def proposed_line(item: Any) -> str:
             f"expires {datetime.fromisoformat(item.expires_at):%Y-%m-%d %H:%M} UTC")
 
 
+def slack_escaped(text: str) -> str:
+    """Text for Slack's mrkdwn with its three control characters escaped, as Slack asks: cluster text shown in a
+    reply (`<!channel>`, `<https://x|Approve>`) stays text, never a mention of everyone or a link drawn as a button.
+    Replies use backticks, never angle brackets, so nothing of ours is lost."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _section(text: str) -> dict[str, Any]:
     if len(text) > SLACK_TEXT_LIMIT:
         text = text[: SLACK_TEXT_LIMIT - 20] + "\n… (cut)"
@@ -91,7 +98,7 @@ def _section(text: str) -> dict[str, Any]:
 def reply_blocks(reply: "ChatReply") -> list[dict[str, Any]]:
     """Block Kit for a reply: one section of text, Confirm / Refuse buttons per proposed write, and a context
     line naming the actor. A button's value is the confirmation id; only the person who asked can use it."""
-    blocks = [_section(reply.text)]
+    blocks = [_section(slack_escaped(reply.text))]
     for item in reply.proposed:
         blocks.append({"type": "actions", "block_id": f"confirmation-{item.confirmation_id}", "elements": [
             {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary", "value": str(item.confirmation_id),
@@ -106,10 +113,11 @@ def reply_blocks(reply: "ChatReply") -> list[dict[str, Any]]:
 def approval_blocks(approval: Approval) -> list[dict[str, Any]]:
     """An approval request with Approve / Reject buttons; the value is the approval id."""
     call = approval.call
-    text = (f"*Approval #{approval.id}:* {call_summary(call.tool, call.args)}\n"
-            f"asked by `{approval.requested_by}` via {call.channel}; rule `{approval.rule.file}:{approval.rule.name}`"
-            + (f"\n>{approval.reason}" if approval.reason else "")
-            + f"\nmay approve: {', '.join(approval.approvers) or 'nobody'}; expires {approval.expires_at:%Y-%m-%d %H:%M} UTC")
+    said = slack_escaped(f"*Approval #{approval.id}:* {call_summary(call.tool, call.args)}\n"
+                         f"asked by `{approval.requested_by}` via {call.channel}; rule `{approval.rule.file}:{approval.rule.name}`")
+    text = (said + (f"\n>{slack_escaped(approval.reason)}" if approval.reason else "")
+            + slack_escaped(f"\nmay approve: {', '.join(approval.approvers) or 'nobody'}; "
+                            f"expires {approval.expires_at:%Y-%m-%d %H:%M} UTC"))
     return [
         _section(text),
         {"type": "actions", "block_id": f"approval-{approval.id}", "elements": [
@@ -122,9 +130,10 @@ def approval_blocks(approval: Approval) -> list[dict[str, Any]]:
 
 
 def decided_blocks(approval: Approval, outcome: str) -> list[dict[str, Any]]:
-    """The approval message after a decision: no buttons, what happened instead."""
+    """The approval message after a decision: no buttons, what happened instead. `outcome` is Slack text already
+    (its caller escapes what it did not write itself, and may mention the person who decided)."""
     call = approval.call
-    return [_section(f"*Approval #{approval.id}:* {call_summary(call.tool, call.args)}\n{outcome}")]
+    return [_section(f"*Approval #{approval.id}:* {slack_escaped(call_summary(call.tool, call.args))}\n{outcome}")]
 
 
 def approval_outcome(approval: Approval, *, result: str | None = None) -> str:

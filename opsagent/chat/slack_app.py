@@ -123,21 +123,21 @@ class SlackHandlers:
         if event.get("bot_id") or event.get("user") in (None, getattr(context, "bot_user_id", None)):
             return
         reply = self.service.handle(event.get("text") or "", actor=event["user"], channel="slack")
-        self._send(client, channel=event["channel"], text=reply.text, blocks=render.reply_blocks(reply),
+        self._send(client, channel=event["channel"], text=render.slack_escaped(reply.text), blocks=render.reply_blocks(reply),
                    thread_ts=event.get("thread_ts") or event.get("ts"))
         self._post_approvals(client, reply, origin=event["channel"])
 
     def _post_reply(self, client: WebClient, *, channel: str, reply: ChatReply, header: str, user: str) -> None:
         long = len(reply.text.splitlines()) > self.settings.thread_over_lines or reply.command == "agent"
         if reply.refused and not (reply.done or reply.pending or reply.failed or reply.proposed):
-            self._send(client, channel=channel, text=reply.text, blocks=render.reply_blocks(reply), user=user)
+            self._send(client, channel=channel, text=render.slack_escaped(reply.text), blocks=render.reply_blocks(reply), user=user)
             return
         if long:
             summary = f"{header}: {_headline(reply)} (details in the thread)"
             ts = self._send(client, channel=channel, text=summary)
-            self._send(client, channel=channel, text=reply.text, blocks=render.reply_blocks(reply), thread_ts=ts)
+            self._send(client, channel=channel, text=render.slack_escaped(reply.text), blocks=render.reply_blocks(reply), thread_ts=ts)
         else:
-            self._send(client, channel=channel, text=f"{header}\n{reply.text}",
+            self._send(client, channel=channel, text=f"{header}\n{render.slack_escaped(reply.text)}",
                        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": header}}, *render.reply_blocks(reply)])
         self._post_approvals(client, reply, origin=channel)
 
@@ -151,7 +151,7 @@ class SlackHandlers:
         if reply.refused:
             self.feed.sync(decided)  # e.g. it had expired or was decided elsewhere
         else:
-            self.feed.settle(decided, f"{reply.command} by `{reply.actor}`\n{reply.text}")
+            self.feed.settle(decided, f"{reply.command} by `{reply.actor}`\n{render.slack_escaped(reply.text)}")
 
     # --- buttons -----------------------------------------------------------------
     def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
@@ -181,9 +181,9 @@ class SlackHandlers:
                        text=f"<@{user}> tried to {verb} #{approval_id} and was refused: {reply.refused[0].reason}")
             self.feed.sync(approval_id)  # if it had left `pending` meanwhile, its message now says so
             return
-        outcome = f"{'approved' if approve else 'rejected'} by <@{user}> (as `{reply.actor}`)\n{reply.text}"
+        outcome = f"{'approved' if approve else 'rejected'} by <@{user}> (as `{reply.actor}`)\n{render.slack_escaped(reply.text)}"
         self.feed.settle(approval_id, outcome, where=(channel, message_ts) if channel and message_ts else None)
-        self._send(client, channel=channel, thread_ts=message_ts, text=reply.text)
+        self._send(client, channel=channel, thread_ts=message_ts, text=render.slack_escaped(reply.text))
 
     def on_confirm(self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
         ack()
@@ -209,7 +209,7 @@ class SlackHandlers:
             self._send(client, channel=channel, user=user, text=f"Not {'confirmed' if verb == 'confirm' else 'refused'}: "
                                                                 f"{reply.refused[0].reason}")
             return
-        self._send(client, channel=channel, thread_ts=message_ts, text=f"<@{user}> (as `{reply.actor}`): {reply.text}")
+        self._send(client, channel=channel, thread_ts=message_ts, text=f"<@{user}> (as `{reply.actor}`): {render.slack_escaped(reply.text)}")
         self._post_approvals(client, reply, origin=channel or "")
 
     # --- Web API, failures logged (redacted) and never raised into Bolt ------------
@@ -270,4 +270,4 @@ def _headline(reply: ChatReply) -> str:
         parts.append(f"{len(reply.pending)} waiting for approval")
     if reply.failed:
         parts.append(f"{len(reply.failed)} failed")
-    return ", ".join(parts) or (reply.text.splitlines()[0] if reply.text else "nothing to do")
+    return ", ".join(parts) or (render.slack_escaped(reply.text.splitlines()[0]) if reply.text else "nothing to do")
