@@ -15,7 +15,7 @@ Spec, each test naming the promise it defends:
   chat it cannot draw a line of its own (`done: ...`), in Slack it cannot ping a channel or draw
   a link; a finding's summary is one line whatever the cluster wrote;
 - a timestamp without a time zone is read as UTC, so a detector cannot trip over it; a start
-  time in the future is not taken as "still loading" without saying so;
+  time in the future is said (the node's clock runs ahead), never shown as a negative run;
 - a kubelet message naming a ConfigMap or Secret of another namespace cannot point the diagnosis
   there (a pod can only reference its own namespace's);
 - the wake proxy's `service:` upstream never leaves the cluster through an ExternalName Service,
@@ -201,7 +201,7 @@ def test_a_timestamp_without_a_time_zone_is_read_as_utc():
     assert parse_time("2026-01-05T09:00:00+05:00").utcoffset() == timedelta(hours=5)
 
 
-def test_a_start_time_in_the_future_is_said_not_taken_as_loading_for_ever():
+def test_a_start_time_in_the_future_is_said_and_never_a_negative_run():
     health = Probe(kind="readiness", path="/health", port=8000)
     snap = _probe_snap([health], running=-timedelta(days=3))
     found = diagnose(snap, snap.workloads[0], NOW)

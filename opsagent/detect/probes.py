@@ -40,6 +40,7 @@ from opsagent.model import (
 
 DEFAULT_LOAD = timedelta(minutes=20)  # a start allowed when no probe sets a budget
 STARTUP_PERIOD = 10  # seconds between attempts of a proposed startup probe
+SKEW = 300  # seconds a start time may lie in the future (clocks drift) before it is said
 Reading = Literal["out_of_memory", "probe_broken", "load_outlasts_probe", "loading", "stuck", "waiting", "ready"]
 NEEDS_A_PERSON = ("probe_broken", "load_outlasts_probe", "stuck")
 _KINDS = ("readiness", "liveness", "startup")
@@ -160,18 +161,25 @@ def _pod_reading(snapshot: Snapshot, workload: Workload, pod: Pod, now: datetime
     readiness = main.probe("readiness") if main else None
     texts = seen.get("readiness", []) + seen.get("startup", [])
     running = int((now - pod.running_since).total_seconds())
+    ahead = max(0, -running)  # a start time in the future: the node's clock runs ahead; said, never a negative run
+    running = max(0, running)
     allowance, by = load_allowance(main)
     facts: dict[str, Any] = {"running_seconds": running, "load_allowance_seconds": allowance, "allowance_from": by,
                              "restarts": pod.restarts, "running_since": iso(pod.running_since),
                              "failures": [short(t) for t in texts[-2:]]}
+    skew = ""
+    if ahead > SKEW:
+        facts["start_in_future_seconds"] = ahead
+        skew = (f" (its start time is {ahead // 60} min in the future: its node's clock runs ahead, so how long it has "
+                "run is not known)")
     if readiness is not None and (_not_found(seen.get("readiness", [])) or _port_undeclared(main, readiness)):
         cause = "404 from the server" if _not_found(seen.get("readiness", [])) else f"port {readiness.port} is not a container port"
         return Diagnosis("probe_broken", f"the {readiness.describe()} cannot pass ({cause})", pod.name, readiness,
                          {**facts, "proposal": _proposal(readiness, main, "probe_broken", seen)})
     if running <= allowance:
         return Diagnosis("loading", f"the model is still loading: running {running // 60} min of the {allowance // 60} min "
-                         f"its {by if by != 'default' else 'usual'} allowance gives a start; restarting would start it over",
-                         pod.name, readiness, facts)
+                         f"its {by if by != 'default' else 'usual'} allowance gives a start; restarting would start it over"
+                         + skew, pod.name, readiness, facts)
     return Diagnosis("stuck", f"running {running // 60} min, past the {allowance // 60} min a start may take, and still not "
                      "ready" + (" (connection refused)" if _refused(texts) else ""), pod.name, readiness, facts)
 
