@@ -241,3 +241,20 @@ def test_an_ipv6_cluster_address_is_bracketed_and_one_that_is_not_an_ip_is_refus
     for bad in ("evil.example", "10.0.0.1@evil.example", "10.0.0.1/x"):
         with pytest.raises(UpstreamError, match="not an IP address"):
             _resolve(six.model_copy(update={"cluster_ip": bad}))
+
+
+def test_twice_the_gpus_is_proposed_only_within_what_set_resources_may_set():
+    ended = [Termination(container="main", reason="Error", exit_code=1, message=CUDA.format(tried="20.00", used="44.50"))]
+    f = out_of_memory(_snap(tensor_parallel=True, gpus=16, node_gpus=32, ended=ended), NOW)[0]
+    assert f.details["fits_one_device"] is False and f.details["proposed_gpus_per_replica"] is None
+    f = out_of_memory(_snap(tensor_parallel=True, gpus=8, node_gpus=32, ended=ended), NOW)[0]
+    SetResourcesIn(namespace="ml", name="coder", gpus_per_replica=f.details["proposed_gpus_per_replica"])
+
+
+@pytest.mark.parametrize("message", [
+    "1" * 4000 + " GiB total capacity", "CUDA out of memory. Tried to allocate " + "9" * 4000 + " GiB",
+    "CUDA out of memory. Tried to allocate 1." + "5" * 4000 + " GiB"])
+def test_a_size_of_thousands_of_digits_reports_nothing(message):
+    from opsagent.detect.memory import reported
+
+    assert set(reported(message).values()) == {None}

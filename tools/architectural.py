@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from opsagent.cluster.port import Invalid, WorkloadSpec
 from opsagent.model import (
-    MAX_MEMORY_MIB, MAX_PROBE_FAILURES, MAX_PROBE_PERIOD_SECONDS, PROBE_PATH, GpuRequirement, Probe, WorkloadRef)
+    MAX_GPUS_PER_REPLICA, MAX_MEMORY_MIB, MAX_PROBE_FAILURES, MAX_PROBE_PERIOD_SECONDS, PROBE_PATH, GpuRequirement, Probe, WorkloadRef)
 
 from tools import effects
 from tools.args import Replicas, WorkloadArgs, find_workload
@@ -32,7 +32,8 @@ MAX_POLICY_BYTES = 64 * 1024
 
 
 class SetResourcesIn(WorkloadArgs):
-    gpus_per_replica: int | None = Field(default=None, ge=0, le=16, description="GPUs per replica, 0..16; omit to keep.")
+    gpus_per_replica: int | None = Field(default=None, ge=0, le=MAX_GPUS_PER_REPLICA,
+                                         description="GPUs per replica, 0..16; omit to keep.")
     memory_mib: int | None = Field(default=None, ge=1, le=MAX_MEMORY_MIB, description="Memory per replica in MiB; omit to keep.")
 
     @model_validator(mode="after")
@@ -86,7 +87,7 @@ def set_replica_bounds(ctx: ToolContext, args: SetReplicaBoundsIn) -> Outcome:
 class CreateWorkloadIn(WorkloadArgs):
     image: str = Field(min_length=1, max_length=500, pattern=r"^[^\s]+$", description="Container image, e.g. 'registry/llm:1.4'.")
     replicas: Replicas = 1
-    gpus_per_replica: int = Field(default=0, ge=0, le=16, description="GPUs per replica, 0..16.")
+    gpus_per_replica: int = Field(default=0, ge=0, le=MAX_GPUS_PER_REPLICA, description="GPUs per replica, 0..16.")
     memory_mib: int | None = Field(default=None, ge=1, le=MAX_MEMORY_MIB, description="Memory per replica in MiB.")
     min_link_width: int | None = Field(default=None, ge=1, le=32, description="Minimum PCIe link width in lanes.")
     coherent: bool = Field(default=False, description="All GPUs of a replica on one switch group.")

@@ -29,11 +29,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from opsagent.detect.common import make, short
-from opsagent.model import MAX_MEMORY_MIB, Container, Finding, Pod, Snapshot, Termination, Workload
+from opsagent.model import MAX_GPUS_PER_REPLICA, MAX_MEMORY_MIB, Container, Finding, Pod, Snapshot, Termination, Workload
 
 OOM_KILLED = "OOMKilled"
 _CUDA_OOM = re.compile(r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError", re.IGNORECASE)
-_QTY = r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B)"
+# A size as CUDA prints it: at most 12 digits, and never from the middle of a longer number, so a message of a
+# few thousand digits is read in one pass (unbounded, each start position rescanned them all) and reports nothing.
+_QTY = r"(?<![0-9.])([0-9]{1,12}(?:\.[0-9]{1,6})?)\s*([KMGT]i?B)"
 _TRIED = re.compile(r"Tried to allocate " + _QTY, re.IGNORECASE)
 _CAPACITY = re.compile(r"total capacity of " + _QTY + "|" + _QTY + r" total capacity", re.IGNORECASE)
 _IN_USE = re.compile(r"this process has " + _QTY + r" memory in use|" + _QTY + r" already allocated", re.IGNORECASE)
@@ -44,14 +46,12 @@ Memory = Literal["host", "gpu"]
 
 
 def _mib(match: re.Match[str] | None) -> float | None:
-    """The size a match reports, in MiB; None when it reports none, or one past a float (400 digits)."""
     if match is None:
         return None
     number, unit = next((g for g in zip(match.groups()[::2], match.groups()[1::2]) if g[0] is not None), (None, None))
     if number is None or unit is None:
         return None
-    found = round(float(number) * _TO_MIB[unit[0].upper()], 1)
-    return found if math.isfinite(found) else None
+    return round(float(number) * _TO_MIB[unit[0].upper()], 1)
 
 
 def cause(pod: Pod) -> tuple[Termination, Memory] | None:
@@ -111,7 +111,7 @@ def _gpu(snapshot: Snapshot, workload: Workload, pod: Pod, ended: Termination) -
     gpus = workload.gpus_per_replica
     largest = max((len(n.gpus) for n in snapshot.nodes), default=0)
     proposal = None
-    if fits is False and workload.tensor_parallel and gpus >= 1 and gpus * 2 <= largest:
+    if fits is False and workload.tensor_parallel and gpus >= 1 and gpus * 2 <= min(largest, MAX_GPUS_PER_REPLICA):
         proposal = gpus * 2
     return {"device_memory_mib": device, "reported": said, "need_on_device_mib": need, "fits_one_device": fits,
             "gpus_per_replica": gpus, "tensor_parallel": workload.tensor_parallel, "largest_node_gpus": largest,
