@@ -258,3 +258,17 @@ def test_a_size_of_thousands_of_digits_reports_nothing(message):
     from opsagent.detect.memory import reported
 
     assert set(reported(message).values()) == {None}
+
+
+def test_a_quota_refusal_dated_in_the_future_does_not_stay_recent_until_then():
+    from opsagent.detect.config import quota_exceeded
+    from opsagent.model import Event
+
+    said = ('Error creating: pods "coder-7d9-" is forbidden: exceeded quota: gpus, requested: requests.nvidia.com/gpu=1, '
+            "used: requests.nvidia.com/gpu=4, limited: requests.nvidia.com/gpu=4")
+    refusal = Event(time=NOW + timedelta(days=365), namespace="ml", kind="ReplicaSet", name="coder-7d9", type="Warning",
+                    reason="FailedCreate", message=said)
+    snap = _snap().model_copy(update={"events": (refusal,)})
+    assert quota_exceeded(snap, NOW) == []
+    recent = refusal.model_copy(update={"time": NOW - timedelta(minutes=2)})
+    assert [f.subject for f in quota_exceeded(snap.model_copy(update={"events": (recent,)}), NOW)] == ["ml/coder"]

@@ -163,8 +163,8 @@ def quota_exceeded(snapshot: Snapshot, now: datetime) -> list[Finding]:
     for event in snapshot.events:
         if event.reason != "FailedCreate" or event.kind not in ("ReplicaSet", "StatefulSet", "Job"):
             continue
-        if now - event.time > QUOTA_WINDOW:
-            continue
+        if abs(now - event.time) > QUOTA_WINDOW:
+            continue   # old, or dated far ahead (it would otherwise stay "recent" until that date)
         match = _QUOTA.search(event.message)
         if match is not None:
             latest[_workload_of(snapshot, event)] = (event, match)
