@@ -272,3 +272,42 @@ def test_a_quota_refusal_dated_in_the_future_does_not_stay_recent_until_then():
     assert quota_exceeded(snap, NOW) == []
     recent = refusal.model_copy(update={"time": NOW - timedelta(minutes=2)})
     assert [f.subject for f in quota_exceeded(snap.model_copy(update={"events": (recent,)}), NOW)] == ["ml/coder"]
+
+
+# --- set_probe changes only what it says -----------------------------------------------------------
+
+
+def test_a_command_probe_that_kills_the_load_gets_no_startup_probe_proposed_it_could_not_copy():
+    live = Probe(kind="liveness", action="exec", initial_delay_seconds=60)
+    events = [_event("Killing", "Container main failed liveness probe, will be restarted", 7)]
+    f = not_ready(_probe_snap([live], events=events, restarts=4), NOW)[0]
+    assert f.details["reading"] == "load_outlasts_probe" and f.details["proposal"] is None
+    startup = Probe(kind="startup", action="exec", period_seconds=10, failure_threshold=6)
+    f = not_ready(_probe_snap([startup], events=[
+        _event("Killing", "Container main failed startup probe, will be restarted", 7)], restarts=4), NOW)[0]
+    assert f.details["proposal"]["probe"] == "startup"  # an existing command probe keeps its command; its timing changes
+
+
+@pytest.mark.parametrize("args, says", [
+    ({"probe": "startup", "failure_threshold": 240, "period_seconds": 10}, "command"),
+    ({"probe": "liveness", "port": 8000}, "no port"),
+])
+def test_set_probe_refuses_what_a_command_probe_cannot_take_before_anything_is_written(args, says):
+    from test_kube_health import _deployment, _replicaset
+
+    from tools import REGISTRY
+    from tools.base import ToolContext
+
+    with Emulator() as emu:
+        dep = _deployment()
+        main = dep["spec"]["template"]["spec"]["containers"][0]
+        main["livenessProbe"] = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 10}
+        del main["startupProbe"], main["readinessProbe"]
+        for obj in (dep, _replicaset(), fixture("node-gpu-gfd.json")):
+            emu.seed(obj)
+        kube = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(KUBE_NOW))
+        tool = REGISTRY["set_probe"]
+        ctx = ToolContext(cluster=kube, clock=kube.clock, observe=kube.snapshot)
+        outcome = tool.run(ctx, tool.input_model(namespace="default", name="guestbook-ui", **args))
+        assert outcome.status == "error" and says in outcome.message, outcome.message
+        assert [r for r in emu.requests() if r["method"] == "PATCH"] == []

@@ -228,6 +228,12 @@ def set_probe(ctx: ToolContext, args: SetProbeIn) -> Outcome:
     if "path" in changes and base.action != "http":
         return Outcome(status="error", message=f"the {base.kind} probe of {w.key} is not an HTTP probe; it has no path",
                        data={"workload": w.key})
+    if base.action == "exec" and ("port" in changes or current is None):
+        # A command probe has no port to set, and a startup probe cannot copy its command (it is not read from the
+        # cluster): either would say it changed something it did not, or write a probe that checks nothing.
+        return Outcome(status="error", data={"workload": w.key}, message=(
+            f"the {base.kind} probe of {w.key} runs a command: it has no port to set" if "port" in changes else
+            f"the {base.kind} probe of {w.key} runs a command, which a startup probe cannot copy; add one by hand"))
     new = Probe.model_validate({**base.model_dump(), **changes, "kind": args.probe})
     result = ctx.cluster.set_probe(ref=w.ref, probe=new, dry_run=ctx.dry_run)
     return _done(result, f"set the {args.probe} probe of {w.key}: {new.describe()}", workload=w.key,

@@ -116,6 +116,10 @@ def _proposal(probe: Probe, main: Container | None, reading: Reading, seen: dict
     """The probe change to propose, or None when the evidence names none: a startup probe that covers the load,
     the one port the container declares, or the path a sibling probe passes on. Never fewer failures allowed."""
     if reading == "load_outlasts_probe":
+        if main is not None and main.probe("startup") is None:
+            base = main.probe("liveness") or main.probe("readiness")
+            if base is None or base.action == "exec":
+                return None  # a new startup probe copies another's endpoint; a command is not read, so none to copy
         budget = 2 * max(probe.budget_seconds, int(DEFAULT_LOAD.total_seconds()))
         return _change("startup", period_seconds=STARTUP_PERIOD, failure_threshold=-(-budget // STARTUP_PERIOD))
     if main is None:
