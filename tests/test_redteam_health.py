@@ -311,3 +311,27 @@ def test_set_probe_refuses_what_a_command_probe_cannot_take_before_anything_is_w
         outcome = tool.run(ctx, tool.input_model(namespace="default", name="guestbook-ui", **args))
         assert outcome.status == "error" and says in outcome.message, outcome.message
         assert [r for r in emu.requests() if r["method"] == "PATCH"] == []
+
+
+# --- the main container is the template's first, whatever order the kubelet lists statuses in -------
+
+
+def test_since_when_the_main_container_runs_is_its_own_not_a_sidecar_listed_first():
+    """The kubelet lists container statuses sorted by name: `aaa-proxy` comes before the main container."""
+    from test_kube_health import _deployment, _pod, _replicaset
+
+    started = KUBE_NOW - timedelta(minutes=5)
+    pod = _pod("guestbook-ui-5b8d-x1", reason="Error", exit_code=1)
+    pod["spec"]["containers"].append({"name": "aaa-proxy", "image": "envoyproxy/envoy:v1.31"})
+    main = pod["status"]["containerStatuses"][0]
+    main["state"] = {"running": {"startedAt": started.isoformat().replace("+00:00", "Z")}}
+    proxy = {"name": "aaa-proxy", "ready": True, "restartCount": 0, "image": "envoyproxy/envoy:v1.31",
+             "state": {"running": {"startedAt": "2026-01-05T09:00:00Z"}}}
+    pod["status"]["containerStatuses"] = [proxy, main]
+    with Emulator() as emu:
+        for obj in (_deployment(), _replicaset(), fixture("node-gpu-gfd.json"), pod):
+            emu.seed(obj)
+        snap = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(KUBE_NOW)).snapshot()
+    assert snap.pods[0].running_since == started
+    found = diagnose(snap, snap.workloads[0], KUBE_NOW)
+    assert found.reading == "loading" and found.facts["running_seconds"] == 300  # not "stuck" for 3 hours

@@ -107,9 +107,13 @@ def terminations(statuses: list[dict[str, Any]] | None, shared: Shared | None = 
     return found if shared is None else shared.setdefault(found, found)
 
 
-def running_since(statuses: list[dict[str, Any]] | None) -> datetime | None:
-    """When the first container last started running (None when it is not running)."""
+def running_since(statuses: list[dict[str, Any]] | None, main: str | None = None) -> datetime | None:
+    """When the main container (named `main`: the pod spec's first) last started running; None when it is not
+    running. The kubelet lists statuses sorted by name, so a sidecar named `aaa-proxy` comes first: the status is
+    found by name, and only a pod whose spec names no container falls back on the first listed."""
     for cs in statuses or ():
+        if main is not None and cs.get("name") != main:
+            continue
         running = (cs.get("state") or {}).get("running")
         return parse_time(running.get("startedAt")) if running else None
     return None

@@ -367,7 +367,8 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], wor
         ended = health_parse.terminations(containers, shared)
         if ended:
             fields["terminations"] = ended
-        since = health_parse.running_since(containers)
+        first = next(iter(spec.get("containers") or ()), None)
+        since = health_parse.running_since(containers, first.get("name") if isinstance(first, dict) else None)
         if since is not None:
             fields["running_since"] = since
     return _new_pod(fields)
