@@ -97,8 +97,8 @@ SUMMARY_LIMIT = 2000
 
 def make(kind: str, subject: str, summary: str, now: datetime, **details: Any) -> Finding:
     """A finding. Its summary is one line whatever cluster text went into it (a probe path, a container name)."""
-    return Finding(kind=kind, subject=subject, summary=one_line(summary, SUMMARY_LIMIT),
-                   severity=SEVERITY[kind], details=details, seen_at=now)  # type: ignore[arg-type]
+    return Finding(kind=kind, severity=SEVERITY[kind],  # type: ignore[arg-type]  # kind and severity are checked at runtime
+                   subject=subject, summary=one_line(summary, SUMMARY_LIMIT), details=details, seen_at=now)
 
 
 def iso(moment: datetime | None) -> str | None:
