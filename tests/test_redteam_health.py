@@ -335,3 +335,20 @@ def test_since_when_the_main_container_runs_is_its_own_not_a_sidecar_listed_firs
     assert snap.pods[0].running_since == started
     found = diagnose(snap, snap.workloads[0], KUBE_NOW)
     assert found.reading == "loading" and found.facts["running_seconds"] == 300  # not "stuck" for 3 hours
+
+
+@pytest.mark.parametrize("spec", [
+    {"name": "m", "resources": ["8Gi"]}, {"name": "m", "resources": {"limits": "8Gi"}},
+    {"name": "m", "readinessProbe": {"httpGet": {"path": 5, "port": 8000}}},
+    {"name": "m", "livenessProbe": {"httpGet": {"path": ["/x"], "port": 8000}, "periodSeconds": 1e400}},
+])
+def test_a_container_that_breaks_the_schema_is_read_as_far_as_it_goes_not_a_crash(spec):
+    main = read_container(spec)
+    assert main.memory_limit_mib is None and all(p.path in (None, "/") for p in main.probes)
+
+
+def test_a_termination_reason_that_is_not_text_is_read_as_text():
+    from opsagent.cluster.kube.health import terminations
+
+    ended = terminations([{"name": "m", "state": {"terminated": {"reason": 137, "exitCode": 137}}}])
+    assert ended[0].reason == "137"

@@ -46,13 +46,20 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """A field that should hold an object; anything else (a list, a string from a server that breaks the schema)
+    reads as empty, so one odd object does not stop the snapshot."""
+    return value if isinstance(value, dict) else {}
+
+
 def probe(kind: str, body: dict[str, Any] | None) -> Probe | None:
     """One probe of a container spec, or None when it has none (or one of a kind this cannot read)."""
     if not isinstance(body, dict):
         return None
     action, path, port = "exec", None, None
     if isinstance(body.get("httpGet"), dict):
-        action, path, port = "http", body["httpGet"].get("path") or "/", body["httpGet"].get("port")
+        path = body["httpGet"].get("path")
+        action, path, port = "http", path if isinstance(path, str) and path else "/", body["httpGet"].get("port")
     elif isinstance(body.get("tcpSocket"), dict):
         action, port = "tcp", body["tcpSocket"].get("port")
     elif isinstance(body.get("grpc"), dict):
@@ -68,7 +75,7 @@ def probe(kind: str, body: dict[str, Any] | None) -> Probe | None:
 
 def container(spec: dict[str, Any]) -> Container:
     """One container of a pod spec: memory request and limit (MiB), declared ports, probes."""
-    resources = spec.get("resources") or {}
+    resources = _dict(spec.get("resources"))
     ports: list[int] = []
     for port in spec.get("ports") or ():  # decode_list keeps only the numbers; a watched object has the dicts
         number = port.get("containerPort") if isinstance(port, dict) else port
@@ -76,8 +83,8 @@ def container(spec: dict[str, Any]) -> Container:
             ports.append(number)
     probes = tuple(p for p in (probe(kind, spec.get(field)) for kind, field in PROBE_FIELDS.items()) if p is not None)
     return Container(name=str(spec.get("name") or ""),
-                     memory_request_mib=_mib_or_none((resources.get("requests") or {}).get("memory")),
-                     memory_limit_mib=_mib_or_none((resources.get("limits") or {}).get("memory")),
+                     memory_request_mib=_mib_or_none(_dict(resources.get("requests")).get("memory")),
+                     memory_limit_mib=_mib_or_none(_dict(resources.get("limits")).get("memory")),
                      ports=tuple(ports), probes=probes)
 
 
@@ -99,7 +106,8 @@ def terminations(statuses: list[dict[str, Any]] | None, shared: Shared | None = 
         if not ended:
             continue
         message = ended.get("message")
-        out.append(Termination(container=str(cs.get("name") or ""), reason=ended.get("reason"),
+        reason = ended.get("reason")
+        out.append(Termination(container=str(cs.get("name") or ""), reason=str(reason) if reason is not None else None,
                                exit_code=ended.get("exitCode") if isinstance(ended.get("exitCode"), int) else None,
                                message=str(message)[:MESSAGE_LIMIT] if message else None,
                                finished_at=parse_time(ended.get("finishedAt"))))
