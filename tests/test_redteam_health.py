@@ -19,7 +19,16 @@ Spec, each test naming the promise it defends:
 - a kubelet message naming a ConfigMap or Secret of another namespace cannot point the diagnosis
   there (a pod can only reference its own namespace's);
 - the wake proxy's `service:` upstream never leaves the cluster through an ExternalName Service,
-  brackets an IPv6 cluster address, and refuses a cluster address that is not an IP address.
+  brackets an IPv6 cluster address, and refuses a cluster address that is not an IP address;
+- a size in a CUDA message is read in one pass: thousands of digits report nothing (and cost no
+  quadratic rescan); twice the GPUs is proposed only up to what set_resources may set;
+- a quota refusal dated far in the future does not stay "recent" until then;
+- set_probe never says it changed what it did not: a command probe has no port, and a startup
+  probe cannot be added by copying a command (the detector does not propose it either);
+- since when a pod's main container runs is read from its own status, not a sidecar's that the
+  kubelet lists first (statuses are sorted by name);
+- a container whose fields break the schema (a list for resources, a number for a path or reason)
+  is read as far as it goes.
 """
 
 from __future__ import annotations
