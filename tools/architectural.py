@@ -16,7 +16,8 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from opsagent.cluster.port import Invalid, WorkloadSpec
-from opsagent.model import GpuRequirement, Probe, WorkloadRef
+from opsagent.model import (
+    MAX_GPUS_PER_REPLICA, MAX_MEMORY_MIB, MAX_PROBE_FAILURES, MAX_PROBE_PERIOD_SECONDS, PROBE_PATH, GpuRequirement, Probe, WorkloadRef)
 
 from tools import effects
 from tools.args import Replicas, WorkloadArgs, find_workload
@@ -31,8 +32,9 @@ MAX_POLICY_BYTES = 64 * 1024
 
 
 class SetResourcesIn(WorkloadArgs):
-    gpus_per_replica: int | None = Field(default=None, ge=0, le=16, description="GPUs per replica, 0..16; omit to keep.")
-    memory_mib: int | None = Field(default=None, ge=1, le=4_194_304, description="Memory per replica in MiB; omit to keep.")
+    gpus_per_replica: int | None = Field(default=None, ge=0, le=MAX_GPUS_PER_REPLICA,
+                                         description="GPUs per replica, 0..16; omit to keep.")
+    memory_mib: int | None = Field(default=None, ge=1, le=MAX_MEMORY_MIB, description="Memory per replica in MiB; omit to keep.")
 
     @model_validator(mode="after")
     def _something(self) -> "SetResourcesIn":
@@ -85,8 +87,8 @@ def set_replica_bounds(ctx: ToolContext, args: SetReplicaBoundsIn) -> Outcome:
 class CreateWorkloadIn(WorkloadArgs):
     image: str = Field(min_length=1, max_length=500, pattern=r"^[^\s]+$", description="Container image, e.g. 'registry/llm:1.4'.")
     replicas: Replicas = 1
-    gpus_per_replica: int = Field(default=0, ge=0, le=16, description="GPUs per replica, 0..16.")
-    memory_mib: int | None = Field(default=None, ge=1, le=4_194_304, description="Memory per replica in MiB.")
+    gpus_per_replica: int = Field(default=0, ge=0, le=MAX_GPUS_PER_REPLICA, description="GPUs per replica, 0..16.")
+    memory_mib: int | None = Field(default=None, ge=1, le=MAX_MEMORY_MIB, description="Memory per replica in MiB.")
     min_link_width: int | None = Field(default=None, ge=1, le=32, description="Minimum PCIe link width in lanes.")
     coherent: bool = Field(default=False, description="All GPUs of a replica on one switch group.")
     tensor_parallel: bool = Field(default=False, description="Replicas shard one model across all their GPUs.")
@@ -196,11 +198,12 @@ def set_autoscaler_bounds(ctx: ToolContext, args: SetAutoscalerBoundsIn) -> Outc
 
 class SetProbeIn(WorkloadArgs):
     probe: Literal["readiness", "liveness", "startup"] = Field(description="Which probe of the main container.")
-    path: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^/[^\s]*$",
+    path: str | None = Field(default=None, min_length=1, max_length=200, pattern=PROBE_PATH,
                              description="HTTP path the probe should GET, e.g. '/health'; omit to keep.")
     port: int | None = Field(default=None, ge=1, le=65535, description="Port the probe should use; omit to keep.")
-    period_seconds: int | None = Field(default=None, ge=1, le=3600, description="Seconds between attempts; omit to keep.")
-    failure_threshold: int | None = Field(default=None, ge=1, le=10000,
+    period_seconds: int | None = Field(default=None, ge=1, le=MAX_PROBE_PERIOD_SECONDS,
+                                       description="Seconds between attempts; omit to keep.")
+    failure_threshold: int | None = Field(default=None, ge=1, le=MAX_PROBE_FAILURES,
                                           description="Failures in a row before the kubelet acts; omit to keep.")
 
     @model_validator(mode="after")
@@ -225,6 +228,12 @@ def set_probe(ctx: ToolContext, args: SetProbeIn) -> Outcome:
     if "path" in changes and base.action != "http":
         return Outcome(status="error", message=f"the {base.kind} probe of {w.key} is not an HTTP probe; it has no path",
                        data={"workload": w.key})
+    if base.action == "exec" and ("port" in changes or current is None):
+        # A command probe has no port to set, and a startup probe cannot copy its command (it is not read from the
+        # cluster): either would say it changed something it did not, or write a probe that checks nothing.
+        return Outcome(status="error", data={"workload": w.key}, message=(
+            f"the {base.kind} probe of {w.key} runs a command: it has no port to set" if "port" in changes else
+            f"the {base.kind} probe of {w.key} runs a command, which a startup probe cannot copy; add one by hand"))
     new = Probe.model_validate({**base.model_dump(), **changes, "kind": args.probe})
     result = ctx.cluster.set_probe(ref=w.ref, probe=new, dry_run=ctx.dry_run)
     return _done(result, f"set the {args.probe} probe of {w.key}: {new.describe()}", workload=w.key,

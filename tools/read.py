@@ -397,7 +397,7 @@ def _show_pod(result: ToolResult) -> list[str]:
     data = result.data or {}
     # The pod's, its containers' and its events' messages are the cluster's words: quoted, one line each.
     lines = [f"  {plain(result.message, 300)}" + (f" says {quoted(data['message'])}" if data.get("message") else "")]
-    for t in data.get("last_terminations") or []:
+    for t in (data.get("last_terminations") or [])[:MAX_ROWS]:
         lines.append(f"    last ended: {plain(t['container'], 63)} {plain(t['reason'], 60)} (exit {t['exit_code']})"
                      + (f" saying {quoted(t['message'], 120)}" if t.get("message") else ""))
     for e in (data.get("events") or [])[-5:]:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsagent.model import Finding, GpuDevice, Pod, Snapshot, Workload
+from opsagent.model.text import one_line
 from opsagent.policy.cron import CronError, window_open
 from opsagent.policy.intents import Intent
 from opsagent.policy.resolve import IntentBook, intent_for
@@ -91,9 +92,13 @@ def attempts_for(history: History | None, finding_id: str) -> Attempts:
     return entry if isinstance(entry, Attempts) else Attempts.model_validate(dict(entry))
 
 
+SUMMARY_LIMIT = 2000
+
+
 def make(kind: str, subject: str, summary: str, now: datetime, **details: Any) -> Finding:
-    return Finding(kind=kind, subject=subject, summary=summary, severity=SEVERITY[kind],  # type: ignore[arg-type]
-                   details=details, seen_at=now)
+    """A finding. Its summary is one line whatever cluster text went into it (a probe path, a container name)."""
+    return Finding(kind=kind, severity=SEVERITY[kind],  # type: ignore[arg-type]  # kind and severity are checked at runtime
+                   subject=subject, summary=one_line(summary, SUMMARY_LIMIT), details=details, seen_at=now)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -105,10 +110,10 @@ def minutes(delta: timedelta) -> float:
 
 
 def short(text: str | None, limit: int = 200) -> str | None:
-    """Cluster-provided text, cut short. It is data to show, never an instruction."""
+    """Cluster-provided text on one line, cut short (see `one_line`). It is data to show, never an instruction."""
     if text is None:
         return None
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line(text, limit)
 
 
 Intents = Sequence[Intent] | IntentBook  # a plain list: annotations may only narrow; a policy's book carries its opt-ins

@@ -49,12 +49,16 @@ def waits_for_claim(pod: Pod) -> bool:
 
 
 def missing_config(text: str | None, namespace: str) -> list[dict[str, str]]:
-    """The ConfigMaps and Secrets (and keys) a kubelet message says are missing."""
+    """The ConfigMaps and Secrets (and keys) a kubelet message says are missing, in the pod's `namespace`.
+
+    A pod can only reference its own namespace's, so a message naming another namespace's object (an event
+    anyone may write) names nothing: it cannot point the diagnosis, or a question of existence, elsewhere."""
     found = []
     for kind, name in _NOT_FOUND.findall(text or ""):
         found.append({"kind": _KINDS[kind.lower()], "namespace": namespace, "name": name})
     for key, kind, ns, name in _NO_KEY.findall(text or ""):
-        found.append({"kind": kind, "namespace": ns, "name": name, "key": key})
+        if ns == namespace:
+            found.append({"kind": kind, "namespace": ns, "name": name, "key": key})
     return found
 
 
@@ -159,8 +163,8 @@ def quota_exceeded(snapshot: Snapshot, now: datetime) -> list[Finding]:
     for event in snapshot.events:
         if event.reason != "FailedCreate" or event.kind not in ("ReplicaSet", "StatefulSet", "Job"):
             continue
-        if now - event.time > QUOTA_WINDOW:
-            continue
+        if abs(now - event.time) > QUOTA_WINDOW:
+            continue   # old, or dated far ahead (it would otherwise stay "recent" until that date)
         match = _QUOTA.search(event.message)
         if match is not None:
             latest[_workload_of(snapshot, event)] = (event, match)

@@ -29,11 +29,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from opsagent.detect.common import make, short
-from opsagent.model import Container, Finding, Pod, Snapshot, Termination, Workload
+from opsagent.model import MAX_GPUS_PER_REPLICA, MAX_MEMORY_MIB, Container, Finding, Pod, Snapshot, Termination, Workload
 
 OOM_KILLED = "OOMKilled"
 _CUDA_OOM = re.compile(r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError", re.IGNORECASE)
-_QTY = r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B)"
+# A size as CUDA prints it: at most 12 digits, and never from the middle of a longer number, so a message of a
+# few thousand digits is read in one pass (unbounded, each start position rescanned them all) and reports nothing.
+_QTY = r"(?<![0-9.])([0-9]{1,12}(?:\.[0-9]{1,6})?)\s*([KMGT]i?B)"
 _TRIED = re.compile(r"Tried to allocate " + _QTY, re.IGNORECASE)
 _CAPACITY = re.compile(r"total capacity of " + _QTY + "|" + _QTY + r" total capacity", re.IGNORECASE)
 _IN_USE = re.compile(r"this process has " + _QTY + r" memory in use|" + _QTY + r" already allocated", re.IGNORECASE)
@@ -69,8 +71,12 @@ def reported(message: str | None) -> dict[str, float | None]:
             "capacity_mib": _mib(_CAPACITY.search(text))}
 
 
-def proposed_limit(limit_mib: int) -> int:
-    return int(math.ceil(limit_mib * GROWTH / 1024.0) * 1024)
+def proposed_limit(limit_mib: int) -> int | None:
+    """The limit half as large again, rounded up to a GiB; None when that is more than set_resources may set."""
+    if limit_mib > MAX_MEMORY_MIB:
+        return None
+    proposal = int(math.ceil(limit_mib * GROWTH / 1024.0) * 1024)
+    return proposal if proposal <= MAX_MEMORY_MIB else None
 
 
 def _container(workload: Workload, name: str) -> tuple[Container | None, bool]:
@@ -105,7 +111,7 @@ def _gpu(snapshot: Snapshot, workload: Workload, pod: Pod, ended: Termination) -
     gpus = workload.gpus_per_replica
     largest = max((len(n.gpus) for n in snapshot.nodes), default=0)
     proposal = None
-    if fits is False and workload.tensor_parallel and gpus >= 1 and gpus * 2 <= largest:
+    if fits is False and workload.tensor_parallel and gpus >= 1 and gpus * 2 <= min(largest, MAX_GPUS_PER_REPLICA):
         proposal = gpus * 2
     return {"device_memory_mib": device, "reported": said, "need_on_device_mib": need, "fits_one_device": fits,
             "gpus_per_replica": gpus, "tensor_parallel": workload.tensor_parallel, "largest_node_gpus": largest,
@@ -117,7 +123,9 @@ def _summary(key: str, memory: Memory, facts: dict[str, Any], pods: int, restart
     if memory == "host":
         if facts["limit_mib"] is None:
             return f"{head}: OOMKilled with no memory limit on the container"
-        tail = f"; propose {facts['proposed_memory_mib']} MiB" if facts["proposed_memory_mib"] else ""
+        tail = (f"; propose {facts['proposed_memory_mib']} MiB" if facts["proposed_memory_mib"] else
+                f"; half as much again is more than set_resources may set ({MAX_MEMORY_MIB} MiB): nothing proposed"
+                if facts["main_container"] and facts["limit_mib"] else "")
         return f"{head}: OOMKilled at its {facts['limit_mib']} MiB limit{tail}"
     if facts["fits_one_device"] is False:
         tail = (f"; propose {facts['proposed_gpus_per_replica']} GPUs per replica"

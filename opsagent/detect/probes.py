@@ -28,16 +28,19 @@ Pure: no I/O and no clock; `now` is passed in.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from opsagent.detect import memory
 from opsagent.detect.common import iso, make, short
-from opsagent.model import Container, Event, Finding, Pod, Probe, Snapshot, Workload
+from opsagent.model import (
+    MAX_PROBE_FAILURES, PROBE_PATH, Container, Event, Finding, Pod, Probe, Snapshot, Workload)
 
 DEFAULT_LOAD = timedelta(minutes=20)  # a start allowed when no probe sets a budget
 STARTUP_PERIOD = 10  # seconds between attempts of a proposed startup probe
+SKEW = 300  # seconds a start time may lie in the future (clocks drift) before it is said
 Reading = Literal["out_of_memory", "probe_broken", "load_outlasts_probe", "loading", "stuck", "waiting", "ready"]
 NEEDS_A_PERSON = ("probe_broken", "load_outlasts_probe", "stuck")
 _KINDS = ("readiness", "liveness", "startup")
@@ -92,15 +95,31 @@ def _port_undeclared(main: Container | None, probe: Probe | None) -> bool:
             and probe.port not in main.ports)
 
 
-def _change(kind: str, **given: Any) -> dict[str, Any]:
-    """A set_probe proposal: every argument named, None where it keeps what the probe has."""
-    return {"probe": kind, "path": None, "port": None, "period_seconds": None, "failure_threshold": None, **given}
+_PATH = re.compile(PROBE_PATH)
+
+
+def _change(kind: str, **given: Any) -> dict[str, Any] | None:
+    """A set_probe proposal: every argument named, None where it keeps what the probe has. None when set_probe would
+    refuse it (a path that is not plain printable ASCII, a port out of range, more failures than it allows): a
+    number or path the cluster holds is copied only when the tool takes it as it is."""
+    change = {"probe": kind, "path": None, "port": None, "period_seconds": None, "failure_threshold": None, **given}
+    if change["path"] is not None and not (isinstance(change["path"], str) and _PATH.match(change["path"])):
+        return None
+    if change["port"] is not None and not 1 <= change["port"] <= 65535:
+        return None
+    if change["failure_threshold"] is not None and change["failure_threshold"] > MAX_PROBE_FAILURES:
+        return None
+    return change
 
 
 def _proposal(probe: Probe, main: Container | None, reading: Reading, seen: dict[str, list[str]]) -> dict[str, Any] | None:
     """The probe change to propose, or None when the evidence names none: a startup probe that covers the load,
     the one port the container declares, or the path a sibling probe passes on. Never fewer failures allowed."""
     if reading == "load_outlasts_probe":
+        if main is not None and main.probe("startup") is None:
+            base = main.probe("liveness") or main.probe("readiness")
+            if base is None or base.action == "exec":
+                return None  # a new startup probe copies another's endpoint; a command is not read, so none to copy
         budget = 2 * max(probe.budget_seconds, int(DEFAULT_LOAD.total_seconds()))
         return _change("startup", period_seconds=STARTUP_PERIOD, failure_threshold=-(-budget // STARTUP_PERIOD))
     if main is None:
@@ -146,18 +165,25 @@ def _pod_reading(snapshot: Snapshot, workload: Workload, pod: Pod, now: datetime
     readiness = main.probe("readiness") if main else None
     texts = seen.get("readiness", []) + seen.get("startup", [])
     running = int((now - pod.running_since).total_seconds())
+    ahead = max(0, -running)  # a start time in the future: the node's clock runs ahead; said, never a negative run
+    running = max(0, running)
     allowance, by = load_allowance(main)
     facts: dict[str, Any] = {"running_seconds": running, "load_allowance_seconds": allowance, "allowance_from": by,
                              "restarts": pod.restarts, "running_since": iso(pod.running_since),
                              "failures": [short(t) for t in texts[-2:]]}
+    skew = ""
+    if ahead > SKEW:
+        facts["start_in_future_seconds"] = ahead
+        skew = (f" (its start time is {ahead // 60} min in the future: its node's clock runs ahead, so how long it has "
+                "run is not known)")
     if readiness is not None and (_not_found(seen.get("readiness", [])) or _port_undeclared(main, readiness)):
         cause = "404 from the server" if _not_found(seen.get("readiness", [])) else f"port {readiness.port} is not a container port"
         return Diagnosis("probe_broken", f"the {readiness.describe()} cannot pass ({cause})", pod.name, readiness,
                          {**facts, "proposal": _proposal(readiness, main, "probe_broken", seen)})
     if running <= allowance:
         return Diagnosis("loading", f"the model is still loading: running {running // 60} min of the {allowance // 60} min "
-                         f"its {by if by != 'default' else 'usual'} allowance gives a start; restarting would start it over",
-                         pod.name, readiness, facts)
+                         f"its {by if by != 'default' else 'usual'} allowance gives a start; restarting would start it over"
+                         + skew, pod.name, readiness, facts)
     return Diagnosis("stuck", f"running {running // 60} min, past the {allowance // 60} min a start may take, and still not "
                      "ready" + (" (connection refused)" if _refused(texts) else ""), pod.name, readiness, facts)
 

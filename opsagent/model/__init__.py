@@ -44,6 +44,11 @@ from opsagent.model.cluster import (
     Snapshot,
     Workload,
     WorkloadRef,
+    MAX_GPUS_PER_REPLICA,
+    MAX_MEMORY_MIB,
+    MAX_PROBE_FAILURES,
+    MAX_PROBE_PERIOD_SECONDS,
+    PROBE_PATH,
     Container,
     Probe,
     ProbeKind,
@@ -58,5 +63,6 @@ __all__ = [
     "RuleRef", "Snapshot", "ToolCall", "ToolResult", "Workload", "WorkloadRef", "canonical_json",
     "MAX_ARGS_BYTES", "args_size", "bounded_json", "is_stand_in",
     "Container", "Probe", "ProbeKind", "Termination",
+    "MAX_GPUS_PER_REPLICA", "MAX_MEMORY_MIB", "MAX_PROBE_FAILURES", "MAX_PROBE_PERIOD_SECONDS", "PROBE_PATH",
     "ConfigKind", "ConfigObject", "Service", "ServicePort", "VolumeClaim",
 ]

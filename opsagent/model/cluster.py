@@ -132,6 +132,14 @@ class Revision(Frozen):
 
 ProbeKind = Literal["readiness", "liveness", "startup"]
 
+# The most a change a person approves may set (set_resources, set_probe, create_workload read them too), so a
+# detector never proposes a number its tool would refuse.
+MAX_MEMORY_MIB = 4_194_304          # 4 TiB per replica
+MAX_GPUS_PER_REPLICA = 16
+MAX_PROBE_PERIOD_SECONDS = 3600
+MAX_PROBE_FAILURES = 10_000
+PROBE_PATH = r"^/[!-~]{0,199}$"     # an HTTP probe path: printable ASCII, no spaces or control characters
+
 
 class Probe(Frozen):
     """One probe of a container (readinessProbe, livenessProbe, startupProbe).

@@ -3,8 +3,10 @@
 A route may name its upstream by the Service in front of the workload instead of
 a URL. At start-up the proxy resolves each such route against a snapshot to
 `http://CLUSTER-IP:PORT` (or `http://NAME.NAMESPACE.svc:PORT` for a headless
-Service). PORT is the Service's port number or port name, and may be left out
-when the Service has exactly one port.
+Service, `http://[IP]:PORT` for an IPv6 address). PORT is the Service's port
+number or port name, and may be left out when the Service has exactly one port.
+An ExternalName Service is refused: its name is an alias of a host outside the
+cluster, and a route's upstream never leaves it through a Service.
 
 A Service that does not exist, has no port, or has no port of that number or
 name is an `UpstreamError` naming the routes file, its line and the route:
@@ -15,6 +17,7 @@ Pure: parsing and matching against a snapshot; no network.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -56,7 +59,18 @@ def address(service: Service, port: str | None) -> str:
             have = ", ".join(f"{p.name}={p.port}" if p.name else str(p.port) for p in service.ports)
             raise ValueError(f"Service {service.key} has no port {port!r} (it has {have})")
         chosen = found
-    host = f"{service.name}.{service.namespace}.svc" if service.headless else service.cluster_ip
+    if service.type == "ExternalName":  # its DNS name is an alias of a host outside the cluster
+        raise ValueError(f"Service {service.key} is an ExternalName alias of a name outside the cluster; "
+                         "name the upstream by URL if that is meant")
+    if service.headless:
+        host = f"{service.name}.{service.namespace}.svc"
+    else:
+        try:
+            ip = ipaddress.ip_address(str(service.cluster_ip))
+        except ValueError:
+            raise ValueError(f"Service {service.key} has a cluster address that is not an IP address: "
+                             f"{str(service.cluster_ip)[:60]!r}") from None
+        host = f"[{ip}]" if ip.version == 6 else str(ip)
     return f"http://{host}:{chosen.port}"
 
 

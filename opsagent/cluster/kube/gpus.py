@@ -13,6 +13,7 @@ a node's GPU pods in a stable order, since the API has no per-device binding).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Iterable
 
@@ -27,20 +28,26 @@ _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 
 
 def parse_quantity(value: Any) -> float:
-    """A Kubernetes quantity ('40Gi', '4864Mi', '500m', '2', 3) as a plain number."""
+    """A Kubernetes quantity ('40Gi', '4864Mi', '500m', '2', 3) as a plain number; ValueError when it is none,
+    or too large for a float ('1e400' would be infinity, of which no count or size can be made)."""
     if isinstance(value, (int, float)):
-        return float(value)
-    if type(value) is str and value.isascii() and value.isdigit():  # the common plain count ('1', '8'): no regex
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise ValueError(f"not a Kubernetes quantity: {value!r}")
-    number, suffix = float(match[1]), match[2]
-    if suffix in _BINARY:
-        return number * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return number * _DECIMAL[suffix]
-    raise ValueError(f"unknown quantity suffix in {value!r}")
+        number = float(value)
+    elif type(value) is str and value.isascii() and value.isdigit():  # the common plain count ('1', '8'): no regex
+        number = float(value)
+    else:
+        match = _QUANTITY.match(str(value).strip())
+        if not match:
+            raise ValueError(f"not a Kubernetes quantity: {value!r}")
+        number, suffix = float(match[1]), match[2]
+        if suffix in _BINARY:
+            number *= _BINARY[suffix]
+        elif suffix in _DECIMAL:
+            number *= _DECIMAL[suffix]
+        else:
+            raise ValueError(f"unknown quantity suffix in {value!r}")
+    if not math.isfinite(number):
+        raise ValueError(f"quantity out of range: {str(value)[:40]!r}")
+    return number
 
 
 def mib(value: Any) -> int:

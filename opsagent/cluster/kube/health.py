@@ -26,19 +26,30 @@ MESSAGE_LIMIT = 4096  # a termination message is at most 4096 bytes in the API; 
 
 
 def _mib_or_none(value: Any) -> int | None:
+    """A memory quantity in MiB; None when it is absent, does not parse, or is negative (no size is)."""
     if value is None:
         return None
     try:
-        return mib(value)
+        found = mib(value)
     except ValueError:
         return None
+    return found if found >= 0 else None
+
+
+INT32 = 2**31 - 1  # the API's probe fields are int32: a larger number is not one a server sent
 
 
 def _int(value: Any, default: int) -> int:
     try:
-        return int(value) if value is not None else default
-    except (TypeError, ValueError):
+        return min(INT32, int(value)) if value is not None else default
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a number too large for a float (1e400)
         return default
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A field that should hold an object; anything else (a list, a string from a server that breaks the schema)
+    reads as empty, so one odd object does not stop the snapshot."""
+    return value if isinstance(value, dict) else {}
 
 
 def probe(kind: str, body: dict[str, Any] | None) -> Probe | None:
@@ -47,7 +58,8 @@ def probe(kind: str, body: dict[str, Any] | None) -> Probe | None:
         return None
     action, path, port = "exec", None, None
     if isinstance(body.get("httpGet"), dict):
-        action, path, port = "http", body["httpGet"].get("path") or "/", body["httpGet"].get("port")
+        path = body["httpGet"].get("path")
+        action, path, port = "http", path if isinstance(path, str) and path else "/", body["httpGet"].get("port")
     elif isinstance(body.get("tcpSocket"), dict):
         action, port = "tcp", body["tcpSocket"].get("port")
     elif isinstance(body.get("grpc"), dict):
@@ -63,16 +75,16 @@ def probe(kind: str, body: dict[str, Any] | None) -> Probe | None:
 
 def container(spec: dict[str, Any]) -> Container:
     """One container of a pod spec: memory request and limit (MiB), declared ports, probes."""
-    resources = spec.get("resources") or {}
+    resources = _dict(spec.get("resources"))
     ports: list[int] = []
     for port in spec.get("ports") or ():  # decode_list keeps only the numbers; a watched object has the dicts
         number = port.get("containerPort") if isinstance(port, dict) else port
-        if isinstance(number, int):
+        if isinstance(number, int) and 1 <= number <= 65535:
             ports.append(number)
     probes = tuple(p for p in (probe(kind, spec.get(field)) for kind, field in PROBE_FIELDS.items()) if p is not None)
     return Container(name=str(spec.get("name") or ""),
-                     memory_request_mib=_mib_or_none((resources.get("requests") or {}).get("memory")),
-                     memory_limit_mib=_mib_or_none((resources.get("limits") or {}).get("memory")),
+                     memory_request_mib=_mib_or_none(_dict(resources.get("requests")).get("memory")),
+                     memory_limit_mib=_mib_or_none(_dict(resources.get("limits")).get("memory")),
                      ports=tuple(ports), probes=probes)
 
 
@@ -94,7 +106,8 @@ def terminations(statuses: list[dict[str, Any]] | None, shared: Shared | None = 
         if not ended:
             continue
         message = ended.get("message")
-        out.append(Termination(container=str(cs.get("name") or ""), reason=ended.get("reason"),
+        reason = ended.get("reason")
+        out.append(Termination(container=str(cs.get("name") or ""), reason=str(reason) if reason is not None else None,
                                exit_code=ended.get("exitCode") if isinstance(ended.get("exitCode"), int) else None,
                                message=str(message)[:MESSAGE_LIMIT] if message else None,
                                finished_at=parse_time(ended.get("finishedAt"))))
@@ -102,9 +115,13 @@ def terminations(statuses: list[dict[str, Any]] | None, shared: Shared | None = 
     return found if shared is None else shared.setdefault(found, found)
 
 
-def running_since(statuses: list[dict[str, Any]] | None) -> datetime | None:
-    """When the first container last started running (None when it is not running)."""
+def running_since(statuses: list[dict[str, Any]] | None, main: str | None = None) -> datetime | None:
+    """When the main container (named `main`: the pod spec's first) last started running; None when it is not
+    running. The kubelet lists statuses sorted by name, so a sidecar named `aaa-proxy` comes first: the status is
+    found by name, and only a pod whose spec names no container falls back on the first listed."""
     for cs in statuses or ():
+        if main is not None and cs.get("name") != main:
+            continue
         running = (cs.get("state") or {}).get("running")
         return parse_time(running.get("startedAt")) if running else None
     return None

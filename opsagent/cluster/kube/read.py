@@ -154,7 +154,7 @@ def _int(value: Any, default: int = 0) -> int:
         return default
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON number too large for a float (1e400)
         return default
 
 
@@ -282,7 +282,7 @@ def _template_facts(template: dict[str, Any]) -> tuple[str, int, int | None, dic
         req = (resources.get("requests") or {}).get("memory") or (resources.get("limits") or {}).get("memory")
         if req is not None:
             try:
-                memory += gpu_parse.mib(req)
+                memory += max(0, gpu_parse.mib(req))  # a negative size counts as none
             except ValueError:
                 pass
     return (_image(template), gpu_parse.pod_spec_gpus(spec), memory or None,
@@ -390,7 +390,7 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], wor
         reason, message = status.get("reason"), status.get("message")
     restarts = 0
     for cs in containers or ():
-        restarts += _int(cs.get("restartCount"))
+        restarts += max(0, _int(cs.get("restartCount")))
     fields = {
         "namespace": meta.get("namespace", ""), "name": meta.get("name", ""), "workload": workload,
         "phase": phase if phase in _PHASES else "Pending",
@@ -403,7 +403,8 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], wor
         ended = health_parse.terminations(containers, shared)
         if ended:
             fields["terminations"] = ended
-        since = health_parse.running_since(containers)
+        first = next(iter(spec.get("containers") or ()), None)
+        since = health_parse.running_since(containers, first.get("name") if isinstance(first, dict) else None)
         if since is not None:
             fields["running_since"] = since
     return _new_pod(fields)
