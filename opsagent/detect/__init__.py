@@ -70,7 +70,7 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
     "autoscaler_stuck": frozenset({
         "autoscaler", "problem", "reason", "message", "min_replicas", "max_replicas", "current_replicas",
         "desired_replicas"}),
-    "node_needs_drain": frozenset({"node", "reasons", "pods", "blocked", "gpus_held"}),
+    "node_needs_drain": frozenset({"node", "reasons", "pods", "blocked", "gpus_held", "attempts"}),
     "image_pull_failed": frozenset({
         "image", "cause", "reason", "message", "revision", "pods", "rollback_image", "last_good_revision",
         "next_action", "why", "attempts", "protected", "intent", "incident_started_at", "rejected"}),
@@ -131,7 +131,7 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *node_unhealthy(snapshot, now),
         *node_left_cordoned(snapshot, now),
         *autoscaler_stuck(snapshot, now),
-        *node_needs_drain(snapshot, now),
+        *node_needs_drain(snapshot, now, history),
         *image_pull_failed(snapshot, intents, now, history),
         *out_of_memory(snapshot, now, history),
         *not_ready(snapshot, now),
