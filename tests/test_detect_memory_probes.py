@@ -139,6 +139,32 @@ def test_crashloop_leaves_out_of_memory_pods_to_out_of_memory():
     assert [f.kind for f in crashloop(plain, [], NOW)] == ["crashloop"]
 
 
+
+def test_a_raise_that_was_still_too_small_stays_out_of_memory_with_the_next_proposal():
+    """The approved raise rolls out revision 2 (same image), which is OOMKilled at the new limit: the next raise
+    is proposed from 12 GiB, and rollout_failed stays out (a restart would not help, a rollback undoes the raise)."""
+    from opsagent.detect.common import Acted, Attempts
+    from opsagent.detect.rollout import rollout_failed
+    from opsagent.model import Revision, RolloutState
+    base = _snap(containers=(Container(name="main", memory_request_mib=12288, memory_limit_mib=12288),),
+                 ended=[Termination(container="main", reason="OOMKilled", exit_code=137)])
+    workload = base.workloads[0].model_copy(update={
+        "revision": 2, "rollout": RolloutState(status="failed", reason="ProgressDeadlineExceeded", revision=2,
+                                                since=NOW - timedelta(minutes=2)),
+        "history": (Revision(revision=1, image="r/summariser:4.2.0", created_at=NOW - timedelta(days=3)),
+                    Revision(revision=2, image="r/summariser:4.2.0", created_at=NOW - timedelta(minutes=20)))})
+    snap = base.model_copy(update={"workloads": (workload,),
+                                   "pods": tuple(p.model_copy(update={"revision": 2}) for p in base.pods)})
+    history = {"out_of_memory:ml/coder": Attempts(attempts=1, last_action_at=NOW - timedelta(minutes=20),
+                                                  actions=(Acted(tool="set_resources", at=NOW - timedelta(minutes=20)),))}
+    found = _one(out_of_memory(snap, NOW, history))
+    assert (found.details["limit_mib"], found.details["proposed_memory_mib"]) == (12288, 18432)
+    assert rollout_failed(snap, [], NOW, history) == []
+    # without the raise in the history it is a release that fails to start: rollout_failed's, as before
+    assert out_of_memory(snap, NOW) == []
+    assert [f.kind for f in rollout_failed(snap, [], NOW)] == ["rollout_failed"]
+
+
 # --- probes ---------------------------------------------------------------------------------------
 
 HEALTH = Probe(kind="readiness", path="/health", port=8000)

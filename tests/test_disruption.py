@@ -104,3 +104,30 @@ def test_node_needs_drain_lists_what_a_budget_protects():
     finding = found["node_needs_drain:gpu-b"]
     assert finding.details["reasons"] == ["GpuEccError"] and len(finding.details["pods"]) == 3
     assert [b["budgets"] for b in finding.details["blocked"]] == [["inference/llm"]]
+
+
+def test_a_drain_that_stopped_at_a_budget_is_proposed_again_once_the_budget_allows():
+    """After one drain (in the history), a pod still on the node moves the finding on (attempts 1) so the drain is
+    asked for again; while every pod left is protected, the hand-over playbook answers instead of a drain."""
+    from datetime import timedelta
+
+    from opsagent.detect import Attempts
+    from opsagent.detect.common import Acted
+    from opsagent.playbooks import load_playbooks
+    from pathlib import Path
+
+    cluster = sim()
+    cluster.cordon(node="gpu-b")
+    cluster.node("gpu-b").conditions["GpuEccError"] = ("UncorrectableEcc", None, cluster.now)
+    drained = cluster.now - timedelta(minutes=10)
+    history = {"node_needs_drain:gpu-b": Attempts(attempts=1, last_action_at=drained,
+                                                  actions=(Acted(tool="drain_node", at=drained),))}
+    snapshot = cluster.snapshot()
+    finding = {f.id: f for f in detect(snapshot, intents=[], now=cluster.now, history=history)}["node_needs_drain:gpu-b"]
+    assert finding.details["attempts"] == 1
+    playbooks = load_playbooks(Path(__file__).resolve().parents[1] / "playbooks")
+    assert playbooks.for_finding(finding, snapshot).name == "node-maintenance-drain"   # 2 of 3 pods can leave
+    only_protected = finding.model_copy(update={"details": {**finding.details, "pods": ["inference/llm-0"],
+                                                            "blocked": [{"pod": "inference/llm-0",
+                                                                         "budgets": ["inference/llm"]}]}})
+    assert playbooks.for_finding(only_protected, snapshot).name == "node-maintenance-blocked-hand-over"

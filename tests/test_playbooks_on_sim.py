@@ -164,6 +164,14 @@ CASES: dict[str, Case] = {
                                           "selector": {}}],
                   "timeline": [{"at": "+1m", "node": {"name": "gpu-b", "cordon": True}},
                                {"at": "+1m", "node": {"name": "gpu-b", "condition": {"type": "GpuXidError"}}}]}),
+    "node-maintenance-blocked-hand-over": Case(
+        "node_needs_drain:gpu-b", "hands_off", minutes=3,
+        scenario={"nodes": [node((2, 16, "0"), name="gpu-b"), node((2, 16, "0"))],
+                  "workloads": [workload("render/render-ui", gpus=1, labels={"app": "render-ui"})],
+                  "disruption_budgets": [{"namespace": "render", "name": "render-ui", "min_available": 1,
+                                          "selector": {"app": "render-ui"}}],
+                  "timeline": [{"at": "+1m", "node": {"name": "gpu-b", "cordon": True}},
+                               {"at": "+1m", "node": {"name": "gpu-b", "condition": {"type": "GpuXidError"}}}]}),
     "autoscaler-stuck-hand-over": Case(
         f"autoscaler_stuck:{EMBEDDER}", "hands_off",
         scenario={"nodes": ONE_NODE, "workloads": [workload(EMBEDDER, gpus=1, traffic={"peak_rps": 30, "curve": "flat"})],

@@ -14,6 +14,11 @@ Two kinds of memory, told apart by how the container ended:
   help). Only the first is proposed as a change: twice the GPUs per replica, for a
   tensor-parallel workload, if a node has that many.
 
+A raise that a person approved rolls out a new revision; when that one runs out of memory
+too (the need was more than half as large again), the finding stays this one, with the next
+proposal from the new limit: it is not a failed release, and rolling it back would undo the
+raise (`memory_fix_rolling`).
+
 Cluster text only narrows: a termination message picks between those two readings and is
 quoted cut short; every proposed number comes from the pod template and the node, never from
 the message, so a message asking for a terabyte proposes nothing of the kind.
@@ -28,7 +33,8 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from opsagent.detect.common import make, short
+from opsagent.detect.common import History, attempts_for, make, short
+from opsagent.detect.incident import release_started
 from opsagent.model import MAX_GPUS_PER_REPLICA, MAX_MEMORY_MIB, Container, Finding, Pod, Snapshot, Termination, Workload
 
 OOM_KILLED = "OOMKilled"
@@ -137,13 +143,26 @@ def _summary(key: str, memory: Memory, facts: dict[str, Any], pods: int, restart
     return f"{head}: CUDA out of memory"
 
 
-def out_of_memory(snapshot: Snapshot, now: datetime) -> list[Finding]:
+def memory_fix_rolling(workload: Workload, history: History | None) -> bool:
+    """Whether the revision rolling out now carries a resource change made for this workload's out_of_memory
+    finding (the same image since before that write): its pods running out of memory again ask for the next
+    raise, never for a restart or a rollback that would undo the first."""
+    started = release_started(workload, workload.rollout.revision or workload.revision)
+    if started is None:
+        return False
+    seen = attempts_for(history, f"out_of_memory:{workload.key}")
+    return any(a.tool == "set_resources" and a.at >= started for a in seen.actions)
+
+
+def out_of_memory(snapshot: Snapshot, now: datetime, history: History | None = None) -> list[Finding]:
     found = []
     for workload in snapshot.workloads:
-        if workload.rollout.status != "complete":
+        fixing = memory_fix_rolling(workload, history)
+        if workload.rollout.status != "complete" and not fixing:
             continue  # a release that fails to start belongs to rollout_failed (its rollback restores what ran)
+        revision = workload.rollout.revision or workload.revision if fixing else workload.revision
         hit = sorted(((p, c) for p in snapshot.pods_of(workload.ref)
-                      if p.revision == workload.revision and (c := cause(p)) is not None),
+                      if p.revision == revision and (c := cause(p)) is not None),
                      key=lambda pc: (-pc[0].restarts, pc[0].name))
         if not hit:
             continue
@@ -158,4 +177,4 @@ def out_of_memory(snapshot: Snapshot, now: datetime) -> list[Finding]:
     return found
 
 
-__all__ = ["cause", "out_of_memory", "proposed_limit", "reported"]
+__all__ = ["cause", "memory_fix_rolling", "out_of_memory", "proposed_limit", "reported"]

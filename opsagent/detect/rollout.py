@@ -50,6 +50,9 @@ def rollout_failed(snapshot: Snapshot, intents: Intents, now: datetime,
                           if p.revision == revision and p.phase == "Pending" and p.reason == "Unschedulable")
         if (bad or rollout.status == "failed") and claims(snapshot, workload):
             continue  # an image the registry has not, or refuses: image_pull_failed plans it (no restart helps)
+        if memory.memory_fix_rolling(workload, history) and any(
+                memory.cause(p) is not None for p in snapshot.pods_of(workload.ref) if p.revision == revision):
+            continue  # a memory raise that was still too small: out_of_memory proposes the next one
         if rollout.status == "failed":
             reason = rollout.reason or "ProgressDeadlineExceeded"
         elif rollout.status == "progressing" and bad:
