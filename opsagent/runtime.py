@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from opsagent.metrics import PrometheusClient
 
 HISTORY_WINDOW = timedelta(days=2)
+NODE_MEMORY = timedelta(days=7)   # how far back why a node was cordoned is remembered (see `action_history`)
 
 
 class RuntimeError_(Exception):
@@ -80,8 +81,8 @@ class Runtime:
         """Findings now, with history: how often each was already acted on (for bounded retries)."""
         snap = snapshot or self.observe()
         now = self.clock.now()
-        return detect(snap, intents=self.policy.intent_book, now=now, history=action_history(self, since=now - HISTORY_WINDOW),
-                      leased=self.leases().held(snap))
+        history = action_history(self, since=now - HISTORY_WINDOW, nodes_since=now - NODE_MEMORY)
+        return detect(snap, intents=self.policy.intent_book, now=now, history=history, leased=self.leases().held(snap))
 
     def leases(self) -> LeaseService:
         """Time-boxed wakes over this runtime's audit log and gate."""
@@ -245,24 +246,38 @@ def open_runtime(
     return runtime
 
 
-def action_history(runtime: Runtime, *, since: datetime) -> dict[str, Attempts]:
+def action_history(runtime: Runtime, *, since: datetime, nodes_since: datetime | None = None) -> dict[str, Attempts]:
     """finding id -> what the audit log remembers of it since `since`.
 
     Each ok write made for it (tool and time), when a run last saw it resolved,
     and the calls people rejected for it. The detectors cut this to the current
     incident (`opsagent.detect.incident`) for bounded retries with backoff;
     without it every retry looks like the first.
+
+    From `nodes_since` (further back) come the node cordons and uncordons that
+    went through and the runs started for node_unhealthy findings, with the
+    details they recorded (`seen`): why a node was cordoned, after the events
+    that said so have aged out (see `opsagent.detect.nodes`).
     """
-    from opsagent.detect.common import Acted, Rejection
+    from opsagent.detect.common import Acted, Rejection, Seen
     from tools import get_tool
 
     acted: dict[str, list[Acted]] = {}
     resolved: dict[str, datetime] = {}
     rejected: dict[str, list[Rejection]] = {}
-    for record in runtime.audit.finding_history(since=since):   # only the window, through an index
+    seen: dict[str, list[Seen]] = {}
+    records = runtime.audit.finding_history(since=since)   # only the window, through an index
+    if nodes_since is not None:
+        ids = {r.id for r in records}
+        records += [r for r in runtime.audit.node_history(since=nodes_since) if r.id not in ids]
+    for record in records:
         if not record.finding_id:
             continue
-        if record.kind == "result":
+        if record.kind == "run" and (record.idempotency_key or "").endswith(":run:started"):
+            details = (record.data or {}).get("details")
+            seen.setdefault(record.finding_id, []).append(
+                Seen(at=record.time, details=details if isinstance(details, dict) else {}))
+        elif record.kind == "result":
             tool = get_tool(record.tool or "")
             if tool is not None and tool.risk != "read":
                 acted.setdefault(record.finding_id, []).append(Acted(tool=tool.name, at=record.time))
@@ -273,10 +288,11 @@ def action_history(runtime: Runtime, *, since: datetime) -> dict[str, Attempts]:
             rejected.setdefault(record.finding_id, []).append(
                 Rejection(tool=record.tool, args=record.args or {}, by=record.actor, reason=reason, at=record.time))
     out = {}
-    for fid in set(acted) | set(resolved) | set(rejected):
+    for fid in set(acted) | set(resolved) | set(rejected) | set(seen):
         done = sorted(acted.get(fid, []), key=lambda a: a.at)
         out[fid] = Attempts(attempts=len(done), last_action_at=done[-1].at if done else None, actions=tuple(done),
-                            resolved_at=resolved.get(fid), rejected=tuple(rejected.get(fid, ())))
+                            resolved_at=resolved.get(fid), rejected=tuple(rejected.get(fid, ())),
+                            seen=tuple(sorted(seen.get(fid, []), key=lambda s: s.at)))
     return out
 
 

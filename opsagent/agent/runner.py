@@ -275,8 +275,10 @@ class Agent:
         state = initial_state(run_id=thread_id, kind="finding", finding=finding.model_dump(mode="json"), message=None,
                               actor="daemon", channel="daemon", planner=self.planner_name,
                               started_at=self.clock.now().isoformat(), playbook=getattr(playbook, "name", None))
+        # The details go with it: what the finding said when the agent acted on it outlives the events it read
+        # (why a node was cordoned, say, after the XID that made it has left the event window).
         self.deps.record_run(state, f"run started for {finding.id} with planner {self.planner_name}: {finding.summary}",
-                             key="started")
+                             key="started", data={"details": finding.details})
         return self._invoke(state, thread_id, state)
 
     def _settled_approval(self, approval_id: int | None) -> Approval | None:

@@ -134,6 +134,22 @@ def finding_history(conn: sqlite3.Connection, *, since: datetime) -> list[AuditR
     return _records(conn.execute(f"SELECT * FROM ({parts}) ORDER BY id DESC", [iso(since)] * len(_HISTORY_PARTS)))
 
 
+# What detection remembers of nodes over a longer lookback than the finding history: why a node was cordoned
+# must outlive the hour of events the detectors see. Runs started for node_unhealthy findings (each records the
+# finding's details) and the cordons and uncordons that went through.
+_NODE_PARTS = (
+    "kind = 'run' AND time >= ? AND finding_id GLOB 'node_unhealthy:*' AND idempotency_key GLOB '*:run:started'",
+    "kind = 'result' AND outcome = 'ok' AND time >= ? AND tool IN ('cordon_node', 'uncordon_node') "
+    "AND finding_id IS NOT NULL",
+)
+
+
+def node_history(conn: sqlite3.Connection, *, since: datetime) -> list[AuditRecord]:
+    """The rows since `since` that detection's memory of nodes is made of (see `_NODE_PARTS`), newest first."""
+    parts = " UNION ALL ".join(f"SELECT * FROM [{AUDIT_TABLE}] WHERE {p}" for p in _NODE_PARTS)
+    return _records(conn.execute(f"SELECT * FROM ({parts}) ORDER BY id DESC", [iso(since)] * len(_NODE_PARTS)))
+
+
 # --- full-text search ----------------------------------------------------------
 
 

@@ -259,6 +259,11 @@ class AuditStore:
         with self._lock:
             return query.finding_history(self.db.conn, since=since)
 
+    def node_history(self, *, since: datetime) -> builtins.list[AuditRecord]:
+        """What detection remembers of nodes since `since` (see `query.node_history`)."""
+        with self._lock:
+            return query.node_history(self.db.conn, since=since)
+
     def stats(self, *, since: datetime | None = None, now: datetime | None = None) -> query.AuditStats:
         """Totals from `since` up to `now` (default: now on the database's own clock, see `clocks`)."""
         now = now or database_clock(self).now()

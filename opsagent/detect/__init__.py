@@ -65,8 +65,11 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
         "problems", "gpus_per_replica", "required_link_width", "declared_link_width", "pending_pods", "intent",
         "widest_link", "largest_set", "proposed_placement", "intent_satisfiable"}),
     "node_unhealthy": frozenset({
-        "node", "ready", "reasons", "not_ready_transitions", "xid_errors", "conditions", "gpu_holders", "gpus", "fleet_wide"}),
+        "node", "ready", "reasons", "not_ready_transitions", "xid_errors", "conditions", "gpu_holders", "gpus", "fleet_wide",
+        "boot_id"}),
     "node_left_cordoned": frozenset({"node", "free_gpus", "pending_pods", "queued_jobs"}),
+    "node_awaits_repair": frozenset({
+        "node", "free_gpus", "pending_pods", "queued_jobs", "fault", "fault_at", "cordoned_at", "boot_id", "why"}),
     "autoscaler_stuck": frozenset({
         "autoscaler", "problem", "reason", "message", "min_replicas", "max_replicas", "current_replicas",
         "desired_replicas"}),
@@ -114,6 +117,8 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
     dict with `attempts` and `last_action_at`); it only shapes the retry
     details of rollout_failed and crashloop findings (cut to the current
     incident), and the idle window of a workload woken soon after it was slept.
+    `history` also carries what runs for node_unhealthy recorded, so a node cordoned for a hardware
+    fault is not taken for a forgotten maintenance once its events have aged out (`node_awaits_repair`).
     `leased` names the workloads (NS/NAME) a time-boxed wake keeps up: never idle.
     """
     intents = as_book(intents).for_one_pass()  # each workload's intent is resolved once for every detector
@@ -129,7 +134,7 @@ def detect(snapshot: Snapshot, *, intents: Intents, now: datetime,
         *jobs_waiting(snapshot, idle, now),
         *spec_conflict(snapshot, intents, now),
         *node_unhealthy(snapshot, now),
-        *node_left_cordoned(snapshot, now),
+        *node_left_cordoned(snapshot, now, history),
         *autoscaler_stuck(snapshot, now),
         *node_needs_drain(snapshot, now, history),
         *image_pull_failed(snapshot, intents, now, history),

@@ -31,6 +31,7 @@ SEVERITY = {
     "spec_conflict": "warning",
     "node_unhealthy": "critical",
     "node_left_cordoned": "warning",
+    "node_awaits_repair": "warning",
     "autoscaler_stuck": "warning",
     "node_needs_drain": "warning",
     "image_pull_failed": "critical",
@@ -65,12 +66,23 @@ class Acted(BaseModel):
     at: datetime
 
 
+class Seen(BaseModel):
+    """A run the agent started for a finding: when, and the finding's details as they were then."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class Attempts(BaseModel):
     """What the caller remembers about one finding: how often it was acted on, and when last.
 
     `actions` (each write made for it), `resolved_at` (when a run last saw it
     resolved) and `rejected` (calls a person refused) let a detector count
-    one incident only: see `opsagent.detect.incident`.
+    one incident only: see `opsagent.detect.incident`. `seen` (runs started
+    for it, with the details of then) is kept for node findings only, over a
+    longer lookback: why a node was cordoned outlives the events that said so.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,6 +92,7 @@ class Attempts(BaseModel):
     actions: tuple[Acted, ...] = ()
     resolved_at: datetime | None = None
     rejected: tuple[Rejection, ...] = ()
+    seen: tuple[Seen, ...] = ()
 
 
 History = Mapping[str, "Attempts | Mapping[str, Any]"]

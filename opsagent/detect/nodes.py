@@ -12,6 +12,17 @@ flapped is left to the node controller: it evicts the pods itself.
 condition, no recent NotReady or hardware XID) with free GPUs that pending
 GPU pods or queued GPU jobs are waiting for: most often a maintenance that nobody finished.
 
+`node_awaits_repair`: the same, except that the agent recorded a hardware
+XID on the node (a run it started for `node_unhealthy`, in `history`, which
+reaches back a week) and the node has not rebooted since: its boot id is
+the one recorded then (or, with no boot id to compare, its Ready condition
+has not changed since the cordon). XID 79 and its kind hold until a reboot
+or GPU reset, whatever the event window shows an hour later, so this is no
+forgotten maintenance: it goes to a person with the reason, and nothing is
+proposed. Evidence of repair is the node's own status (a new boot) or a
+person (an uncordon approved after the fault); cluster text saying
+"repaired" is not.
+
 When half or more of the GPU nodes (two at least) are unhealthy at the same
 moment, the cause is the fleet (an OS update, the network, the control plane),
 not the nodes: the findings say `fleet_wide`, and cordoning them all would
@@ -28,7 +39,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from opsagent.detect.common import make, short
+from opsagent.detect.common import History, attempts_for, make, short
 from opsagent.model import Event, Finding, Node, Snapshot
 
 FLAP_COUNT = 2
@@ -104,12 +115,14 @@ def _unhealthy(snapshot: Snapshot, now: datetime) -> list[Finding]:
             f"{len(holders)} GPU holder(s) on it",
             now,
             node=node.name, ready=node.ready, reasons=reasons, not_ready_transitions=flaps, xid_errors=xids,
-            conditions=conditions, gpu_holders=holders, gpus=len(node.gpus),
+            conditions=conditions, gpu_holders=holders, gpus=len(node.gpus), boot_id=node.boot_id,
         ))
     return findings
 
 
-def node_left_cordoned(snapshot: Snapshot, now: datetime) -> list[Finding]:
+def node_left_cordoned(snapshot: Snapshot, now: datetime, history: History | None = None) -> list[Finding]:
+    """Cordoned, healthy-looking GPU nodes that waiting GPU work could use: `node_left_cordoned`, or
+    `node_awaits_repair` when the node was cordoned for a hardware fault it has not rebooted since."""
     pending = sorted((p for p in snapshot.pods if p.phase == "Pending" and p.reason == "Unschedulable"
                       and p.workload is not None), key=lambda p: p.key)
     wanted = []
@@ -134,6 +147,16 @@ def node_left_cordoned(snapshot: Snapshot, now: datetime) -> list[Finding]:
         jobs = [job.key for job in queued if job.gpus <= free]
         if not fits and not jobs:
             continue
+        fault = unrepaired_fault(node, history)
+        if fault is not None:
+            findings.append(make(
+                "node_awaits_repair", node.name,
+                f"node {node.name} {fault['why']}; {len(fits)} pending pod(s) and {len(jobs)} queued job(s) "
+                f"wait for its {free} free GPU(s), but it needs a reboot or GPU reset before it takes work again",
+                now,
+                node=node.name, free_gpus=free, pending_pods=fits, queued_jobs=jobs, **fault,
+            ))
+            continue
         findings.append(make(
             "node_left_cordoned", node.name,
             f"node {node.name} is cordoned but healthy, with {free} free GPU(s) that "
@@ -144,4 +167,41 @@ def node_left_cordoned(snapshot: Snapshot, now: datetime) -> list[Finding]:
     return findings
 
 
-__all__ = ["FLAP_COUNT", "HARDWARE_XIDS", "node_left_cordoned", "node_unhealthy"]
+def unrepaired_fault(node: Node, history: History | None) -> dict | None:
+    """Why `node` is still to be thought broken, from the agent's own record, or None.
+
+    The last hardware XID a run for `node_unhealthy` on it recorded, unless
+    the node rebooted after it (a boot id other than the one recorded then;
+    with none to compare, a Ready transition after the cordon) or a person
+    approved an uncordon of it after it. Returns the details a finding
+    carries: `fault`, `fault_at`, `cordoned_at` (the agent's own cordon, if
+    it made it), `boot_id` and `why`.
+    """
+    unhealthy = attempts_for(history, f"node_unhealthy:{node.name}")
+    faults = [s for s in unhealthy.seen if s.details.get("xid_errors")]
+    if not faults:
+        return None
+    last = faults[-1]
+    xid = last.details["xid_errors"][-1]
+    fault = f"XID {xid.get('xid')}" if isinstance(xid, dict) else "a hardware XID"
+    cordons = sorted(a.at for a in unhealthy.actions if a.tool == "cordon_node" and a.at >= last.at)
+    cordoned_at = cordons[0] if cordons else None
+    since = cordoned_at or last.at
+    recorded_boot = last.details.get("boot_id")
+    if recorded_boot and node.boot_id:
+        if node.boot_id != recorded_boot:
+            return None   # a new boot: the GPU was reset with it
+    elif node.ready_transition_at is not None and node.ready_transition_at > since:
+        return None
+    uncordons = (a for kind in ("node_left_cordoned", "node_awaits_repair")
+                 for a in attempts_for(history, f"{kind}:{node.name}").actions if a.tool == "uncordon_node")
+    if any(a.at > last.at for a in uncordons):
+        return None   # a person let it back in after the fault: their call
+    when = since.isoformat()
+    why = (f"was cordoned at {when} for GPU {fault}; no reboot since" if cordoned_at is not None
+           else f"is cordoned after GPU {fault} at {when}; no reboot since")
+    return {"fault": fault, "fault_at": last.at.isoformat(), "cordoned_at": cordoned_at.isoformat() if cordoned_at else None,
+            "boot_id": node.boot_id, "why": why}
+
+
+__all__ = ["FLAP_COUNT", "HARDWARE_XIDS", "node_left_cordoned", "node_unhealthy", "unrepaired_fault"]

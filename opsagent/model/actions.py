@@ -35,6 +35,7 @@ FindingKind = Literal[
     "spec_conflict",
     "node_unhealthy",
     "node_left_cordoned",
+    "node_awaits_repair",
     "autoscaler_stuck",
     "node_needs_drain",
     "image_pull_failed",

@@ -80,6 +80,10 @@ class Node(Frozen):
     conditions: tuple[NodeCondition, ...] = Field(default=(), description="problem conditions that hold now")
     labels: dict[str, str] = Field(default_factory=dict)
     gpus: tuple[GpuDevice, ...] = ()
+    boot_id: str | None = Field(default=None, max_length=200, description=(
+        "the kubelet's boot id (status.nodeInfo.bootID): a new one means the node rebooted"))
+    ready_transition_at: datetime | None = Field(default=None, description=(
+        "when the Ready condition last changed (its lastTransitionTime): a node that rebooted changed it then"))
 
 
 PodPhase = Literal["Pending", "Running", "Succeeded", "Failed"]

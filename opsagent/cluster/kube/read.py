@@ -67,7 +67,7 @@ UNREAD = frozenset({
     "managedFields", "volumes", "volumeMounts", "volumeDevices", "env", "envFrom",
     "lifecycle", "securityContext", "tolerations", "affinity",
     "topologySpreadConstraints", "dnsConfig", "hostAliases", "imagePullSecrets", "readinessGates",
-    "podIPs", "hostIPs", "images", "nodeInfo", "daemonEndpoints", "addresses", "args", "command", "strategy",
+    "podIPs", "hostIPs", "images", "daemonEndpoints", "addresses", "args", "command", "strategy",
     "volumeClaimTemplates", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "volumesInUse", "volumesAttached",
     "selfLink", "generateName", "podIP", "hostIP", "containerID", "imageID", "lastProbeTime", "lastHeartbeatTime",
     "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy", "dnsPolicy", "restartPolicy",
@@ -433,13 +433,19 @@ def _node(item: dict[str, Any], devices: dict[str, list[dict[str, Any]]],
         gpus.append(_new_gpu({**fields, "holder": held[0], "held_since": held[1],
                               "utilization": max(0.0, min(100.0, pod_util.get(held[0], 0.0)))}
                              if held else {**fields, **_UNHELD}))
+    status = item.get("status") or {}
+    ready = _first_condition(status, "Ready") or {}
+    info = status.get("nodeInfo")
+    boot_id = info.get("bootID") if isinstance(info, dict) else None
     return Node(
         name=name,
-        ready=(_first_condition(item.get("status") or {}, "Ready") or {}).get("status") == "True",
+        ready=ready.get("status") == "True",
         cordoned=bool((item.get("spec") or {}).get("unschedulable")),
         labels=meta.get("labels") or {},
         gpus=tuple(gpus),
-        conditions=_problem_conditions(item.get("status") or {}),
+        conditions=_problem_conditions(status),
+        boot_id=boot_id[:200] if isinstance(boot_id, str) and boot_id else None,
+        ready_transition_at=parse_time(ready.get("lastTransitionTime")),
     )
 
 

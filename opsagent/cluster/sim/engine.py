@@ -96,7 +96,7 @@ class SimCluster(WritesMixin):
             for i in range(1, spec.count + 1):
                 name = spec.name if spec.count == 1 else f"{spec.name}-{i}"
                 node = SimNode(name=name, index=len(self.nodes), labels=dict(spec.labels), gpus=[],
-                               cordoned=spec.cordoned)
+                               cordoned=spec.cordoned, ready_transition_at=self._now)
                 for group in spec.gpus:
                     for _ in range(group.count):
                         node.gpus.append(SimGpu(id=f"{name}/gpu{len(node.gpus)}", node=name, model=group.model,
@@ -267,6 +267,7 @@ class SimCluster(WritesMixin):
             if event.node.ready is not None and event.node.ready != node.ready:
                 node.ready = event.node.ready
                 node.not_ready_since = None if node.ready else at
+                node.ready_transition_at = at
                 if node.ready:  # the kubelet is back: the pods it still runs pass their probes again
                     for pod in (p for w in self.workloads.values() for p in w.pods):
                         if pod.node == node.name and pod.stage == "ready":
@@ -281,6 +282,11 @@ class SimCluster(WritesMixin):
                     node.conditions.pop(cond.type, None)
                 else:
                     node.conditions[cond.type] = (cond.reason, cond.message, at)
+            if event.node.reboot:
+                node.boots += 1
+                node.ready_transition_at = at   # the kubelet came back and posted Ready anew
+                self.emit(at, "", "Node", node.name, "Rebooted",
+                          f"Node {node.name} has been rebooted, boot id: {node.boot_id}", "Warning")
             if event.node.xid is not None:
                 self.emit(at, "", "Node", node.name, "XidError",
                           f"GPU {node.name}/gpu{event.node.gpu}: XID {event.node.xid}", "Warning")

@@ -266,15 +266,18 @@ class NodeConditionDecl(Strict):
 
 
 class NodeAction(Strict):
-    """Node trouble: cordon or uncordon, Ready or NotReady, a problem condition, or a GPU XID error.
+    """Node trouble: cordon or uncordon, Ready or NotReady, a reboot, a problem condition, or a GPU XID error.
 
     `xid` emits a Warning event `XidError` on the node (as the DCGM exporter's
     event bridge or a node-problem detector reports it) naming the code and the GPU.
+    `reboot` gives the node a new boot id and a new Ready transition time and emits the
+    kubelet's `Rebooted` event; the pods on it are not restarted, so reboot a node with nothing on it.
     """
 
     name: str
     cordon: bool | None = None
     ready: bool | None = None
+    reboot: bool = False
     condition: NodeConditionDecl | None = None
     xid: int | None = Field(default=None, ge=1, le=999)
     gpu: int = Field(default=0, ge=0, description="index of the GPU an xid is about")

@@ -36,6 +36,8 @@ class SimNode:
     ready: bool = True
     cordoned: bool = False
     not_ready_since: datetime | None = None
+    ready_transition_at: datetime | None = None   # the Ready condition's lastTransitionTime
+    boots: int = 0   # reboots so far: the boot id changes with each
     free: int = 0
     # problem conditions that hold now: type -> (reason, message, since)
     conditions: dict[str, tuple[str | None, str | None, datetime]] = field(default_factory=dict)
@@ -43,6 +45,10 @@ class SimNode:
     @property
     def schedulable(self) -> bool:
         return self.ready and not self.cordoned
+
+    @property
+    def boot_id(self) -> str:
+        return f"{self.name}-boot-{self.boots}"
 
 
 @dataclass(slots=True)

@@ -139,6 +139,7 @@ def _build(sim: "SimCluster") -> Snapshot:
 def _node(n: Any) -> Node:
     return _make(Node,
         name=n.name, ready=n.ready, cordoned=n.cordoned, labels=dict(n.labels),
+        boot_id=n.boot_id, ready_transition_at=n.ready_transition_at,
         conditions=tuple(_make(NodeCondition, type=kind, reason=reason, message=message, since=since)
                          for kind, (reason, message, since) in sorted(n.conditions.items())),
         gpus=tuple(
