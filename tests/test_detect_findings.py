@@ -13,6 +13,7 @@ from datetime import timedelta
 from detect_sample import NOW, gpu, healthy, intent, pod, troubled
 
 from opsagent.detect import DETAIL_KEYS, Attempts, detect
+from opsagent.detect.common import Seen
 from opsagent.model import FINDING_KINDS, Node, RolloutState, Snapshot
 
 
@@ -37,10 +38,15 @@ def test_healthy_cluster_has_no_findings():
 
 def test_every_kind_found_in_order_with_stable_ids_and_json_details():
     snap, intents = troubled()
-    first = detect(snap, intents=intents, now=NOW)
+    # node_awaits_repair needs a memory: a cordoned node the agent saw a hardware XID on, not rebooted since
+    snap = snap.model_copy(update={"nodes": (*snap.nodes, Node(name="gpu-e", cordoned=True, boot_id="b1",
+                                                               gpus=(gpu("e0", "gpu-e"),)))})
+    history = {"node_unhealthy:gpu-e": Attempts(seen=(Seen(at=NOW - timedelta(hours=3), details={
+        "xid_errors": [{"xid": 79, "at": (NOW - timedelta(hours=3)).isoformat()}], "boot_id": "b1"}),))}
+    first = detect(snap, intents=intents, now=NOW, history=history)
     assert [f.kind for f in first] == list(FINDING_KINDS)
     later = detect(snap.model_copy(update={"time": NOW + timedelta(minutes=5)}), intents=intents,
-                   now=NOW + timedelta(minutes=5))
+                   now=NOW + timedelta(minutes=5), history=history)
     assert [f.id for f in later] == [f.id for f in first]
     for finding in first:
         json.dumps(finding.details)  # plain data only

@@ -21,6 +21,7 @@ its proof.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -30,6 +31,7 @@ from sim_harness import Stage, failing, node, rollout_to, stage, workload
 from opsagent.agent import Agent, RunReport
 from opsagent.cluster.sim import SimCluster
 from opsagent.detect import Attempts
+from opsagent.detect.common import Seen
 from opsagent.evals.planners import PlaybookModelPlanner
 from opsagent.model import Finding
 from opsagent.playbooks import Playbook, load_playbooks, target_context, verify
@@ -156,6 +158,13 @@ CASES: dict[str, Case] = {
         "node_left_cordoned:gpu-b", "resolves_after_approval", write="uncordon_node",
         scenario={"nodes": [node((1, 16, "0")), {**node((2, 16, "0"), name="gpu-b"), "cordoned": True}],
                   "workloads": [workload("render/render-ui", gpus=1, replicas=2)]}),
+    "node-awaits-repair-hand-over": Case(
+        # the agent saw XID 79 on gpu-b two hours ago (boot id as the sim starts); it has not rebooted since
+        "node_awaits_repair:gpu-b", "hands_off",
+        scenario={"nodes": [node((1, 16, "0")), {**node((2, 16, "0"), name="gpu-b"), "cordoned": True}],
+                  "workloads": [workload("render/render-ui", gpus=1, replicas=2)]},
+        history={"node_unhealthy:gpu-b": Attempts(seen=(Seen(at=datetime(2026, 1, 5, 7, tzinfo=timezone.utc), details={
+            "xid_errors": [{"xid": 79}], "boot_id": "gpu-b-boot-0"}),))}),
     "node-maintenance-drain": Case(
         "node_needs_drain:gpu-b", "resolves_after_approval", write="drain_node", minutes=3,
         scenario={"nodes": [node((2, 16, "0"), name="gpu-b"), node((2, 16, "0"))],
