@@ -173,7 +173,8 @@ def test_every_memory_proposal_is_one_set_resources_accepts():
     for limit in (1, 512, 16384, 2_796_202):
         ended = [Termination(container="main", reason="OOMKilled", exit_code=137)]
         f = out_of_memory(_snap(containers=(Container(name="main", memory_limit_mib=limit),), ended=ended), NOW)[0]
-        SetResourcesIn(namespace="ml", name="coder", memory_mib=f.details["proposed_memory_mib"])
+        SetResourcesIn(namespace="ml", name="coder", memory_mib=f.details["proposed_memory_mib"],
+                       seen_memory_mib=f.details["limit_mib"])  # as the memory playbook proposes it
 
 
 def test_a_startup_probe_that_would_need_more_failures_than_set_probe_allows_is_not_proposed():
