@@ -18,6 +18,7 @@ import re
 from typing import Any, Iterable
 
 from opsagent.model import GpuDevice
+from opsagent.model.text import one_line
 
 GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_LINK_WIDTH = 16
@@ -115,8 +116,8 @@ def unreadable_note(unreadable: dict[str, str]) -> str | None:
         return None
     where, why = next(iter(unreadable.items()))
     count = len(unreadable)
-    return (f"GPU count unreadable in {count} object{'s' if count != 1 else ''} (first: {where[:160]}: {why[:160]}); "
-            "read as 0 GPUs")
+    first = one_line(f"{where}: {why}", 320)  # names and values come from the cluster: one inert line
+    return f"GPU count unreadable in {count} object{'s' if count != 1 else ''} (first: {first}); read as 0 GPUs"
 
 
 def node_gpus(node: dict[str, Any]) -> list[GpuDevice]:
