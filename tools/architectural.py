@@ -92,7 +92,7 @@ def set_resources(ctx: ToolContext, args: SetResourcesIn) -> Outcome:
         after["gpus"] = args.gpus_per_replica
     if args.memory_mib is not None:
         after["memory_limit_mib"] = after["memory_request_mib"] = args.memory_mib
-    return _done(result, f"set resources of {w.key}: {resource_changes(args.model_dump())}", workload=w.key,
+    return _done(result, f"set resources of {w.key}: {resource_changes(args.model_dump(exclude={'seen_memory_mib'}))}", workload=w.key,
                  before=before, after=after)
 
 
