@@ -93,7 +93,9 @@ def test_a_write_that_reached_the_cluster_is_recorded_ok_and_not_repeated():
     with pytest.raises(Crash):
         gate.submit(scale(), run_id="r1")
     assert [e.kind for e in recorder.entries] == ["proposal", "decision"] and len(recording.writes) == 1
-    assert recorder.of_kind("decision")[0].data["before"] == {"replicas": 1, "revision": 1, "image": "img:1"}
+    assert recorder.of_kind("decision")[0].data["before"] == {
+        "replicas": 1, "revision": 1, "image": "img:1",
+        "main_container": {"gpus": 2, "memory_limit_mib": None, "memory_request_mib": None}}
 
     result = restarted(gate).submit(scale(), run_id="r1")
     assert result.status == "ok" and result.data["recovered"] is True and result.data["effect"] == "in_effect"

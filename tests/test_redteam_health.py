@@ -94,6 +94,63 @@ def test_a_restart_count_that_is_negative_or_does_not_fit_is_unknown_not_a_crash
     assert snap.pods[0].restarts == 0
 
 
+BAD_GPU_COUNTS = ["1e400", 1e400, "-1", -2, "two", {"a": 1}, ["1"], True, "0.5"]
+
+
+@pytest.mark.parametrize("count", BAD_GPU_COUNTS)
+def test_a_gpu_count_that_is_not_a_whole_number_of_gpus_is_0_with_a_note_not_a_crash_of_the_snapshot(count):
+    from kube_samples import finished_job_pod, job_pod
+    from test_kube_health import _deployment, _pod, _replicaset
+
+    with Emulator() as emu:
+        dep = _deployment()
+        dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = count
+        rs = _replicaset()
+        rs["spec"]["template"] = dep["spec"]["template"]
+        pod = _pod("guestbook-ui-5b8d-x1", reason="OOMKilled", exit_code=137)
+        pod["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": count}}
+        queued, done = job_pod("train", "train-a"), finished_job_pod("eval", "eval-x", "Failed")
+        for job in (queued, done):
+            job["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": count}}
+        for obj in (dep, rs, fixture("node-gpu-gfd.json"), pod, queued, done):
+            emu.seed(obj)
+        snap = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(KUBE_NOW)).snapshot()
+    assert snap.workload("default/guestbook-ui").gpus_per_replica == 0
+    assert snap.pod("default", "guestbook-ui-5b8d-x1").gpu_ids == ()
+    assert snap.jobs == ()  # no GPU asked for that can be read: not GPU work
+    [note] = [n for n in snap.notes if "GPU count" in n]
+    assert "4 objects" in note and "read as 0 GPUs" in note and "\n" not in note
+    assert len(note) < 400  # one line however many objects, whatever they hold
+
+
+@pytest.mark.parametrize("count", BAD_GPU_COUNTS)
+def test_container_gpus_names_a_count_that_is_not_a_whole_number_of_gpus(count):
+    from opsagent.cluster.kube.gpus import container_gpus, pod_spec_gpus
+
+    with pytest.raises(ValueError, match="nvidia.com/gpu"):
+        container_gpus({"name": "m", "resources": {"limits": {"nvidia.com/gpu": count}}})
+    with pytest.raises(ValueError, match="container 'm'"):
+        pod_spec_gpus({"containers": [{"name": "m", "resources": {"requests": {"nvidia.com/gpu": count}}}]})
+
+
+@pytest.mark.parametrize("spec", [{"containers": ["x"]}, {"containers": [{"resources": ["8Gi"]}]},
+                                  {"containers": [{"resources": {"limits": "8"}}]}])
+def test_a_pod_spec_that_breaks_the_schema_around_gpus_is_a_clear_error(spec):
+    from opsagent.cluster.kube.gpus import pod_spec_gpus
+
+    with pytest.raises(ValueError):
+        pod_spec_gpus(spec)
+
+
+def test_a_dra_device_memory_past_a_float_is_0_not_a_crash():
+    from opsagent.cluster.kube.gpus import slice_gpu_fields
+
+    for memory in ("1e400", "-8Gi", "lots"):
+        [device] = slice_gpu_fields([{"spec": {"nodeName": "n", "devices": [
+            {"name": "gpu-0", "attributes": {"type": {"string": "gpu"}}, "capacity": {"memory": {"value": memory}}}]}}])["n"]
+        assert device["memory_mib"] == 0
+
+
 @pytest.mark.parametrize("limit", ["1e400", "-1Gi", "nan", "1e-400"])
 def test_the_container_reader_takes_absurd_quantities_as_unknown(limit):
     main = read_container({"name": "m", "resources": {"limits": {"memory": limit}, "requests": {"memory": limit}},
@@ -116,7 +173,8 @@ def test_every_memory_proposal_is_one_set_resources_accepts():
     for limit in (1, 512, 16384, 2_796_202):
         ended = [Termination(container="main", reason="OOMKilled", exit_code=137)]
         f = out_of_memory(_snap(containers=(Container(name="main", memory_limit_mib=limit),), ended=ended), NOW)[0]
-        SetResourcesIn(namespace="ml", name="coder", memory_mib=f.details["proposed_memory_mib"])
+        SetResourcesIn(namespace="ml", name="coder", memory_mib=f.details["proposed_memory_mib"],
+                       seen_memory_mib=f.details["limit_mib"])  # as the memory playbook proposes it
 
 
 def test_a_startup_probe_that_would_need_more_failures_than_set_probe_allows_is_not_proposed():

@@ -9,6 +9,8 @@ Spec:
   messages inside them hold; the CLI's chat printer never reads a reply's text as Rich markup.
 - CLI tables and record lines show cluster text without escape sequences, control characters or breaks.
 - An approval posted to Slack shows the call's arguments and a person's comment escaped.
+- `get_workload` never hands on kubectl's last-applied-configuration annotation (the whole manifest, env
+  values included), and every other annotation value it returns is cut to a bounded length.
 """
 
 from __future__ import annotations
@@ -135,3 +137,52 @@ def test_an_approval_in_slack_shows_arguments_and_comment_escaped():
     for text in (render.approval_blocks(approval)[0]["text"]["text"], render.approval_outcome(approval)):
         assert "<!channel>" not in text and "<@U0123ABC>" not in text and "<!here>" not in text, text
         _inert(text)
+
+
+def test_get_workload_drops_the_last_applied_manifest_and_cuts_long_annotations():
+    from kube_harness import Emulator, fixture
+    from test_kube_health import _deployment
+
+    from opsagent.clock import VirtualClock
+    from opsagent.cluster.kube import KubeCluster, api_client_for_url
+    from tools import REGISTRY, ToolContext
+    from tools.read import ANNOTATION_VALUE_LIMIT
+
+    secret = "hf_live_TOKEN_9f8e7d6c5b4a"
+    dep = _deployment()
+    dep["metadata"].setdefault("annotations", {}).update({
+        "kubectl.kubernetes.io/last-applied-configuration": '{"spec":{"template":{"spec":{"containers":[{"env":'
+                                                            f'[{{"name":"HF_TOKEN","value":"{secret}"}}]}}]}}}}}}',
+        "example.com/notes": "x" * 100_000,
+        "example.com/owner": "team-ml",
+    })
+    with Emulator() as emu:
+        emu.seed(dep)
+        emu.seed(fixture("node-gpu-gfd.json"))
+        kube = KubeCluster(api_client_for_url(emu.url), clock=VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc)))
+        tool = REGISTRY["get_workload"]
+        out = tool.run(ToolContext(cluster=kube, clock=kube.clock, observe=kube.snapshot),
+                       tool.input_model(namespace="default", name="guestbook-ui"))
+    assert out.status == "ok", out.message
+    annotations = out.data["annotations"]
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in annotations
+    assert secret not in str(out.data)
+    assert annotations["example.com/owner"] == "team-ml"
+    assert len(annotations["example.com/notes"]) <= ANNOTATION_VALUE_LIMIT + 40
+    assert annotations["example.com/notes"].startswith("x" * 100) and "100000 chars" in annotations["example.com/notes"]
+
+
+def test_get_workload_returns_a_bounded_number_of_annotations():
+    from doubles.cluster import TinyCluster
+
+    from tools import REGISTRY, ToolContext
+    from tools.read import MAX_ANNOTATIONS
+
+    tiny = TinyCluster()
+    tiny.add_workload("ml", "llm")
+    held = tiny.workloads["ml/llm"]
+    tiny.workloads["ml/llm"] = held.model_copy(update={"annotations": {f"a/{i:04d}": "v" for i in range(5000)}})
+    tool = REGISTRY["get_workload"]
+    out = tool.run(ToolContext(cluster=tiny, clock=tiny.clock, observe=tiny.snapshot),
+                   tool.input_model(namespace="ml", name="llm"))
+    assert len(out.data["annotations"]) == MAX_ANNOTATIONS and out.data["annotations_left_out"] == 5000 - MAX_ANNOTATIONS

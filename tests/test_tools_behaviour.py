@@ -287,9 +287,12 @@ def test_set_probe_changes_one_probe_only_after_approval_and_adds_a_startup_prob
 def test_set_probe_refuses_what_it_cannot_change(cluster, tmp_path):
     gate, rec = make_gate(cluster, tmp_path)
     if isinstance(cluster, TinyCluster):
+        held = cluster.workloads["inference/llm"]
+        cluster.workloads["inference/llm"] = held.model_copy(update={"containers": ()})  # a template read without one
         none = gate.run_approved(approved(gate, call("set_probe", namespace="inference", name="llm", probe="readiness",
                                                      path="/health")), approver="alice")
         assert none.status == "error" and "no container" in none.message
+        cluster.workloads["inference/llm"] = held
     _with_probes(cluster, "inference/llm")
     missing = gate.run_approved(approved(gate, call("set_probe", namespace="inference", name="llm", probe="liveness",
                                                     port=8000), 9), approver="alice")

@@ -17,7 +17,8 @@ from pydantic import Field, field_validator, model_validator
 
 from opsagent.cluster.port import Invalid, WorkloadSpec
 from opsagent.model import (
-    MAX_GPUS_PER_REPLICA, MAX_MEMORY_MIB, MAX_PROBE_FAILURES, MAX_PROBE_PERIOD_SECONDS, PROBE_PATH, GpuRequirement, Probe, WorkloadRef)
+    MAX_GPUS_PER_REPLICA, MAX_MEMORY_MIB, MAX_PROBE_FAILURES, MAX_PROBE_PERIOD_SECONDS, PROBE_PATH, Container, GpuRequirement,
+    Probe, WorkloadRef)
 
 from tools import effects
 from tools.args import Replicas, WorkloadArgs, find_workload
@@ -33,23 +34,66 @@ MAX_POLICY_BYTES = 64 * 1024
 
 class SetResourcesIn(WorkloadArgs):
     gpus_per_replica: int | None = Field(default=None, ge=0, le=MAX_GPUS_PER_REPLICA,
-                                         description="GPUs per replica, 0..16; omit to keep.")
-    memory_mib: int | None = Field(default=None, ge=1, le=MAX_MEMORY_MIB, description="Memory per replica in MiB; omit to keep.")
+                                         description="GPUs of the main (first) container, 0..16, written as its "
+                                                     "nvidia.com/gpu limit and request; omit to keep.")
+    memory_mib: int | None = Field(default=None, ge=1, le=MAX_MEMORY_MIB,
+                                   description="Memory of the main (first) container in MiB, written as both its "
+                                               "memory limit and its memory request; omit to keep.")
+    seen_memory_mib: int | None = Field(
+        default=None, ge=1, le=MAX_MEMORY_MIB,
+        description="The main container's memory limit (MiB) when the change was proposed; given, the call is a "
+                    "raise from it (memory_mib above it) and refuses to run if the limit is already at or above "
+                    "memory_mib, or gone, by the time it runs.")
 
     @model_validator(mode="after")
     def _something(self) -> "SetResourcesIn":
         if self.gpus_per_replica is None and self.memory_mib is None:
             raise ValueError("give gpus_per_replica, memory_mib, or both")
+        if self.seen_memory_mib is not None and (self.memory_mib is None or self.memory_mib <= self.seen_memory_mib):
+            raise ValueError(f"seen_memory_mib ({self.seen_memory_mib}) says this is a raise: memory_mib must be "
+                             f"above it, got {self.memory_mib}")
         return self
+
+
+def container_resources(main: Container | None) -> dict[str, Any]:
+    """What `set_resources` writes, as the main container has it now (None: no container was read)."""
+    return {"container": main.name if main else None, "gpus": main.gpus if main else None,
+            "memory_limit_mib": main.memory_limit_mib if main else None,
+            "memory_request_mib": main.memory_request_mib if main else None}
+
+
+def _stale_raise(key: str, main: Container | None, args: SetResourcesIn) -> str | None:
+    """Why an approved memory raise must not run now: the limit is already at or above it (or gone); else None."""
+    if args.seen_memory_mib is None or args.memory_mib is None:
+        return None
+    now = main.memory_limit_mib if main else None
+    proposed = f"proposed as a raise from {args.seen_memory_mib} MiB to {args.memory_mib} MiB"
+    if now is None:
+        return (f"not run: the main container of {key} has no memory limit now ({proposed}); setting one would "
+                "cap memory it may use today, so propose the change again")
+    if now == args.memory_mib:
+        return f"nothing to do: the memory limit of {key} is already {now} MiB ({proposed})"
+    if now > args.memory_mib:
+        return (f"not run: the memory limit of {key} is already {now} MiB, above the approved {args.memory_mib} MiB "
+                f"({proposed}); running it would lower the limit")
+    return None
 
 
 def set_resources(ctx: ToolContext, args: SetResourcesIn) -> Outcome:
     w = find_workload(ctx.observe(), args.namespace, args.name)
+    main = w.main_container
+    before = container_resources(main)
+    stale = _stale_raise(w.key, main, args)
+    if stale is not None:
+        return Outcome(status="error", message=stale, data={"workload": w.key, "before": before, "refused": "stale_raise"})
     result = ctx.cluster.set_template(ref=w.ref, gpus_per_replica=args.gpus_per_replica, memory_mib=args.memory_mib, dry_run=ctx.dry_run)
-    return _done(result, f"set resources of {w.key}", workload=w.key,
-                 before={"gpus_per_replica": w.gpus_per_replica, "memory_mib": w.memory_mib},
-                 after={"gpus_per_replica": args.gpus_per_replica if args.gpus_per_replica is not None else w.gpus_per_replica,
-                        "memory_mib": args.memory_mib if args.memory_mib is not None else w.memory_mib})
+    after = dict(before)
+    if args.gpus_per_replica is not None:
+        after["gpus"] = args.gpus_per_replica
+    if args.memory_mib is not None:
+        after["memory_limit_mib"] = after["memory_request_mib"] = args.memory_mib
+    return _done(result, f"set resources of {w.key}: {resource_changes(args.model_dump(exclude={'seen_memory_mib'}))}", workload=w.key,
+                 before=before, after=after)
 
 
 class SetGpuPlacementIn(WorkloadArgs):
@@ -242,7 +286,8 @@ def set_probe(ctx: ToolContext, args: SetProbeIn) -> Outcome:
 
 RETURNS: dict[str, str] = {
     'set_autoscaler_bounds': 'workload, `autoscaler` (kind namespace/name), before and after (min, max), dry_run.',
-    'set_resources': 'workload, before and after (gpus_per_replica, memory_mib), dry_run.',
+    'set_resources': 'workload, before and after of the main container (container, gpus, memory_limit_mib, '
+                     'memory_request_mib), dry_run; refused: stale_raise when a raise no longer raises.',
     'set_gpu_placement': 'workload, before and after (min_link_width, coherent), dry_run.',
     'set_replica_bounds': 'workload, before and after annotations (opsagent.dev/min-replicas, opsagent.dev/max-replicas), dry_run.',
     'create_workload': 'workload, image, dry_run.',
@@ -253,7 +298,7 @@ RETURNS: dict[str, str] = {
 
 
 EFFECTS: dict[str, effects.EffectCheck] = {
-    "set_resources": effects.template(effects.resources),
+    "set_resources": effects.resources,
     "set_gpu_placement": effects.template(effects.placement),
     "set_replica_bounds": effects.bounds,
     "set_autoscaler_bounds": effects.autoscaler_bounds,
@@ -267,9 +312,23 @@ def _changes(args: dict[str, Any], *keys: str) -> str:
     return ", ".join(f"{k} {plain(args[k], 40)}" for k in keys if args.get(k) is not None)
 
 
+def resource_changes(args: dict[str, Any]) -> str:
+    """What `set_resources` will write, in words: the main container's limit and request, and when a raise refuses."""
+    said = []
+    if args.get("gpus_per_replica") is not None:
+        said.append(f"main container's nvidia.com/gpu limit and request to {plain(args['gpus_per_replica'], 12)}")
+    if args.get("memory_mib") is not None:
+        memory = plain(args["memory_mib"], 12)
+        said.append(f"main container's memory limit and request to {memory} MiB")
+        if args.get("seen_memory_mib") is not None:
+            said[-1] += (f" (a raise from the {plain(args['seen_memory_mib'], 12)} MiB limit it had; not run if the "
+                         f"limit is already {memory} MiB or more)")
+    return "; ".join(said) or "nothing"
+
+
 # How a call reads in chat and approval requests: what it would change, not just where.
 PHRASES: dict[str, Callable[[str, dict[str, Any]], str]] = {
-    "set_resources": lambda ref, args: f"set resources of `{ref}`: {_changes(args, 'gpus_per_replica', 'memory_mib')}",
+    "set_resources": lambda ref, args: f"set resources of `{ref}`: {resource_changes(args)}",
     "set_probe": lambda ref, args: f"set the {plain(args.get('probe'), 12)} probe of `{ref}`: "
                                    f"{_changes(args, 'path', 'port', 'period_seconds', 'failure_threshold')}",
 }
@@ -282,8 +341,11 @@ def _tool(name: str, model: type[ToolInput], fn: Callable[[ToolContext, Any], Ou
 
 ARCHITECTURAL_TOOLS: tuple[Tool, ...] = (
     _tool("set_resources", SetResourcesIn, set_resources,
-          "Propose new GPUs per replica and/or memory for a workload (needs a person's approval).",
-          {"namespace": "inference", "name": "llm", "gpus_per_replica": 2}),
+          "Propose new GPUs and/or memory for a workload's main (first) container, written as both its limit and "
+          "its request (needs a person's approval). For a raise, give seen_memory_mib (the limit it has now): an "
+          "approval that comes after someone raised it further then refuses instead of lowering it.",
+          {"namespace": "inference", "name": "llm", "gpus_per_replica": 2},
+          {"namespace": "inference", "name": "coder", "memory_mib": 24576, "seen_memory_mib": 16384}),
     _tool("set_gpu_placement", SetGpuPlacementIn, set_gpu_placement,
           "Propose a GPU placement requirement: minimum link width and a coherent switch group (needs approval).",
           {"namespace": "inference", "name": "llm", "min_link_width": 16, "coherent": True}),

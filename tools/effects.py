@@ -64,16 +64,35 @@ def template(fields: Callable[[dict[str, Any]], dict[str, Any]]) -> EffectCheck:
         if w is None:
             return Observed("unknown", f"{args.get('namespace')}/{args.get('name')} is not in the cluster any more")
         wanted = fields(args)
-        now = {"gpus_per_replica": w.gpus_per_replica, "memory_mib": w.memory_mib,
-               "gpu_requirement": w.gpu_requirement.model_dump()}
+        now = {"gpu_requirement": w.gpu_requirement.model_dump()}
         if all(now[k] == v for k, v in wanted.items()):
             return Observed("in_effect", f"{w.key}'s pod template shows {wanted}")
         return Observed("not_in_effect", f"{w.key}'s pod template does not show {wanted}")
     return check
 
 
-def resources(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: args[k] for k in ("gpus_per_replica", "memory_mib") if args.get(k) is not None}
+def resources(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+    """`set_resources`: the main container shows the GPUs and the memory limit and request the call wrote.
+
+    Like with like: the container it changed, never the workload's sums (a sidecar adds to those)."""
+    w = workload_of(snapshot, args)
+    main = w.main_container if w is not None else None
+    if w is None or main is None:
+        return Observed("unknown", f"{args.get('namespace')}/{args.get('name')} is not in the cluster, or shows no container")
+    wanted: dict[str, Any] = {}
+    if args.get("gpus_per_replica") is not None:
+        wanted["gpus"] = args["gpus_per_replica"]
+    if args.get("memory_mib") is not None:
+        wanted["memory_limit_mib"] = wanted["memory_request_mib"] = args["memory_mib"]
+    now = {"gpus": main.gpus, "memory_limit_mib": main.memory_limit_mib, "memory_request_mib": main.memory_request_mib}
+    shown = ", ".join(f"{k} {now[k]}" for k in wanted)
+    if all(now[k] == v for k, v in wanted.items()):
+        return Observed("in_effect", f"{w.key}'s main container {main.name!r} shows {shown}, as the call asked")
+    was = before.get("main_container")
+    if not isinstance(was, dict) or all(was.get(k) == now[k] for k in wanted):
+        return Observed("not_in_effect", f"{w.key}'s main container {main.name!r} shows {shown}, not what the call asked")
+    return Observed("unknown", f"{w.key}'s main container {main.name!r} shows {shown}: neither what the call asked "
+                               "nor what it had before")
 
 
 def placement(args: dict[str, Any]) -> dict[str, Any]:

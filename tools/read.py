@@ -60,20 +60,40 @@ class GetWorkloadIn(WorkloadArgs):
     pass
 
 
+# kubectl's copy of the whole manifest a person applied, env values included: never handed on.
+ANNOTATIONS_LEFT_OUT = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+ANNOTATION_VALUE_LIMIT = 256  # characters of one annotation value get_workload returns
+MAX_ANNOTATIONS = 64
+
+
+def shown_annotations(annotations: dict[str, str]) -> tuple[dict[str, str], int]:
+    """The annotations `get_workload` returns (the first `MAX_ANNOTATIONS` by key, each value cut to
+    `ANNOTATION_VALUE_LIMIT` characters, saying so), and how many others it leaves out."""
+    kept = sorted((k, v) for k, v in annotations.items() if k not in ANNOTATIONS_LEFT_OUT)
+    out = {}
+    for key, value in kept[:MAX_ANNOTATIONS]:
+        text = str(value)
+        out[key] = text if len(text) <= ANNOTATION_VALUE_LIMIT else f"{text[:ANNOTATION_VALUE_LIMIT]}… (cut, {len(text)} chars)"
+    return out, len(kept) - len(out)
+
+
 def get_workload(ctx: ToolContext, args: GetWorkloadIn) -> Outcome:
     snap = ctx.observe()
     w = find_workload(snap, args.namespace, args.name)
     data = workload_summary(w, snap)
+    annotations, left_out = shown_annotations(w.annotations)
     data.update(
         memory_mib=w.memory_mib,
         gpu_requirement=w.gpu_requirement.model_dump(),
         tensor_parallel=w.tensor_parallel,
         throughput_factor=w.throughput_factor,
         labels=dict(w.labels),
-        annotations=dict(w.annotations),
+        annotations=annotations,
         rollout_reason=w.rollout.reason,
         pods=[pod_summary(p) for p in snap.pods_of(w.ref)][:50],
     )
+    if left_out:
+        data["annotations_left_out"] = left_out
     owner = snap.autoscaler_of(w.ref)
     if owner is not None:  # its replicas are the autoscaler's: say so, with what it reports
         data["autoscaler"] = {"kind": owner.kind, "name": owner.key, "min_replicas": owner.min_replicas,
@@ -288,7 +308,7 @@ def get_job(ctx: ToolContext, args: GetJobIn) -> Outcome:
 
 RETURNS: dict[str, str] = {
     'list_workloads': '`workloads` (workload, replicas, ready_replicas, gpus_held, gpu_utilization, request_rate, idle_seconds, idle, image, revision, rollout), `count`.',
-    'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations, rollout_reason, `pods`, and `autoscaler` (kind, name, bounds, paused_replicas, conditions), `disruption_budgets` and `not_ready` (reading, says, pod, probe, proposal) when they apply.',
+    'get_workload': 'The list_workloads fields plus memory_mib, gpu_requirement, tensor_parallel, labels, annotations (at most 64, each value cut to 256 characters; never kubectl last-applied-configuration), `annotations_left_out` when more, rollout_reason, `pods`, and `autoscaler` (kind, name, bounds, paused_replicas, conditions), `disruption_budgets` and `not_ready` (reading, says, pod, probe, proposal) when they apply.',
     'list_pods': '`pods` (pod, workload, phase, ready, reason, node, gpu_ids, restarts, revision), `count`.',
     'describe_pod': "The pod's fields plus message, started_at, running_since, `last_terminations` (container, reason such as OOMKilled, exit_code, message, finished_at) and its last 20 `events` (time, type, reason, message).",
     'gpu_inventory': '`devices` (id, node, model, memory_mib, link_width, switch_group, holder, workload, held_seconds, utilization, idle_seconds), `switch_groups`, `held`, `free`.',

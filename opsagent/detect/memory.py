@@ -129,7 +129,7 @@ def _summary(key: str, memory: Memory, facts: dict[str, Any], pods: int, restart
     if memory == "host":
         if facts["limit_mib"] is None:
             return f"{head}: OOMKilled with no memory limit on the container"
-        tail = (f"; propose {facts['proposed_memory_mib']} MiB" if facts["proposed_memory_mib"] else
+        tail = (f"; propose {facts['proposed_memory_mib']} MiB as its limit and request" if facts["proposed_memory_mib"] else
                 f"; half as much again is more than set_resources may set ({MAX_MEMORY_MIB} MiB): nothing proposed"
                 if facts["main_container"] and facts["limit_mib"] else "")
         return f"{head}: OOMKilled at its {facts['limit_mib']} MiB limit{tail}"

@@ -31,7 +31,10 @@ def before_of(args: dict[str, Any], snapshot: Snapshot | None) -> dict[str, Any]
         return None
     workload = workload_of(snapshot, args)
     if workload is not None:
-        return {"replicas": workload.replicas, "revision": workload.revision, "image": workload.image}
+        main = workload.main_container
+        return {"replicas": workload.replicas, "revision": workload.revision, "image": workload.image,
+                "main_container": None if main is None else {
+                    "gpus": main.gpus, "memory_limit_mib": main.memory_limit_mib, "memory_request_mib": main.memory_request_mib}}
     node = snapshot.node(str(args.get("node"))) if args.get("node") else None
     if node is not None:
         return {"cordoned": node.cordoned}

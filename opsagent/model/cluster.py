@@ -175,9 +175,11 @@ class Probe(Frozen):
 
 
 class Container(Frozen):
-    """What a pod template asks for one container: memory (MiB) and probes. None: not set."""
+    """What a pod template asks for one container: GPUs, memory (MiB) and probes. None: not set."""
 
     name: str
+    gpus: int = Field(default=0, ge=0, description="nvidia.com/gpu it asks for (its limit, else its request); "
+                                                   "0 also when the count does not read")
     memory_request_mib: int | None = Field(default=None, ge=0)
     memory_limit_mib: int | None = Field(default=None, ge=0)
     ports: tuple[int, ...] = Field(default=(), description="container ports it declares")
@@ -228,6 +230,11 @@ class Workload(Frozen):
     @property
     def key(self) -> str:
         return str(self.ref)
+
+    @property
+    def main_container(self) -> Container | None:
+        """The pod template's first container: the one `set_resources` and `set_probe` change; None when none was read."""
+        return self.containers[0] if self.containers else None
 
 
 JobState = Literal["queued", "running", "succeeded", "failed"]

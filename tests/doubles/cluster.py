@@ -19,6 +19,12 @@ from opsagent.model import Container, GpuDevice, Node, Pod, Revision, Snapshot, 
 
 
 
+def _sums(containers: tuple[Container, ...]) -> dict[str, Any]:
+    """A workload's containers and what they add up to per replica (memory: each one's request, else its limit)."""
+    memory = sum((c.memory_request_mib or c.memory_limit_mib or 0) for c in containers)
+    return {"containers": containers, "gpus_per_replica": sum(c.gpus for c in containers), "memory_mib": memory or None}
+
+
 @dataclass
 class RecordingCluster:
     """Wraps a Cluster; `writes` lists (method, kwargs) of every write that arrived."""
@@ -59,13 +65,17 @@ class TinyCluster:
         self.nodes[name] = Node(name=name, gpus=devices)
 
     def add_workload(self, namespace: str, name: str, *, replicas: int = 1, gpus: int = 1, image: str = "img:1",
-                     request_rate: float | None = 1.0, history: tuple[str, ...] = ()) -> WorkloadRef:
+                     request_rate: float | None = 1.0, history: tuple[str, ...] = (), memory_mib: int | None = None,
+                     sidecars: tuple[Container, ...] = ()) -> WorkloadRef:
+        """A workload whose template has a main container (`gpus`, `memory_mib` as its limit and request) and
+        `sidecars` after it; its per-replica GPUs and memory are their sums, as the kube reader counts them."""
         ref = WorkloadRef(namespace=namespace, name=name)
         images = history + (image,)
         revs = tuple(Revision(revision=i + 1, image=img) for i, img in enumerate(images))
-        self.workloads[str(ref)] = Workload(ref=ref, replicas=replicas, ready_replicas=replicas, gpus_per_replica=gpus,
-                                            image=image, revision=len(revs), history=revs, request_rate=request_rate,
-                                            last_request_at=self.clock.now())
+        main = Container(name="main", gpus=gpus, memory_request_mib=memory_mib, memory_limit_mib=memory_mib)
+        self.workloads[str(ref)] = Workload(ref=ref, replicas=replicas, ready_replicas=replicas, image=image,
+                                            revision=len(revs), history=revs, request_rate=request_rate,
+                                            last_request_at=self.clock.now(), **_sums((main, *sidecars)))
         return ref
 
     # --- time -------------------------------------------------------------
@@ -138,8 +148,13 @@ class TinyCluster:
                      memory_mib: int | None = None, gpu_requirement: Any = None, dry_run: bool = False) -> WriteResult:
         self._check()
         w = self._get(ref)
-        update = {k: v for k, v in {"image": image, "gpus_per_replica": gpus_per_replica, "memory_mib": memory_mib,
-                                     "gpu_requirement": gpu_requirement}.items() if v is not None}
+        update = {k: v for k, v in {"image": image, "gpu_requirement": gpu_requirement}.items() if v is not None}
+        main = w.containers[0] if w.containers else Container(name="main")
+        if gpus_per_replica is not None:  # the main container's limit and request, as the kube writer sets them
+            main = main.model_copy(update={"gpus": gpus_per_replica})
+        if memory_mib is not None:
+            main = main.model_copy(update={"memory_limit_mib": memory_mib, "memory_request_mib": memory_mib})
+        update.update(_sums((main, *w.containers[1:])))
         revision = w.revision + 1
         update.update(revision=revision, history=w.history + (Revision(revision=revision, image=image or w.image),))
         return self._put(w.model_copy(update=update), dry_run, "template changed")

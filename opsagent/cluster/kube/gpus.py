@@ -18,6 +18,7 @@ import re
 from typing import Any, Iterable
 
 from opsagent.model import GpuDevice
+from opsagent.model.text import one_line
 
 GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_LINK_WIDTH = 16
@@ -55,26 +56,68 @@ def mib(value: Any) -> int:
 
 
 def container_gpus(container: dict[str, Any]) -> int:
-    """GPUs one container asks for: limits win (extended resources need limits), else requests."""
+    """GPUs one container asks for: limits win (extended resources need limits), else requests.
+
+    ValueError, naming the container, when the count is not a whole number of GPUs (negative, fractional,
+    past a float, not a number) or the resources around it are not mappings: the API server refuses such
+    a spec, so one seen here is broken or hostile, and the caller decides what to read instead."""
     resources = container.get("resources")
     if not resources:
         return 0
-    limits = resources.get("limits")
-    amount = limits.get(GPU_RESOURCE) if limits else None
+    if not isinstance(resources, dict):
+        raise ValueError(f"container {_name(container)}: resources is not a mapping")
+    amount = None
+    for field in ("limits", "requests"):
+        values = resources.get(field)
+        if values and not isinstance(values, dict):
+            raise ValueError(f"container {_name(container)}: resources.{field} is not a mapping")
+        amount = values.get(GPU_RESOURCE) if values else None
+        if amount is not None:
+            break
     if amount is None:
-        requests = resources.get("requests")
-        amount = requests.get(GPU_RESOURCE) if requests else None
-        if amount is None:
-            return 0
-    return int(parse_quantity(amount))
+        return 0
+    try:
+        count = parse_quantity(amount) if not isinstance(amount, (bool, dict, list)) else math.nan
+    except ValueError:
+        count = math.nan
+    if not (math.isfinite(count) and count >= 0 and count == int(count)):
+        raise ValueError(f"container {_name(container)}: {GPU_RESOURCE} {str(amount)[:40]!r} is not a whole number of GPUs")
+    return int(count)
+
+
+def _name(container: dict[str, Any]) -> str:
+    return repr(str(container.get("name") or "")[:63])
 
 
 def pod_spec_gpus(spec: dict[str, Any]) -> int:
-    """GPUs a pod spec (or a pod template's spec) asks for, over all its containers."""
+    """GPUs a pod spec (or a pod template's spec) asks for, over all its containers; ValueError as
+    `container_gpus` when one count does not read (see `readable_gpus` for a reader that goes on)."""
     total = 0
     for container in spec.get("containers") or ():
+        if not isinstance(container, dict):
+            raise ValueError(f"a container that is not a mapping: {str(container)[:40]!r}")
         total += container_gpus(container)
     return total
+
+
+def readable_gpus(spec: dict[str, Any], where: str, unreadable: dict[str, str]) -> int:
+    """`pod_spec_gpus`, or 0 when a count does not read, recording why under `where` (an object's
+    'Kind ns/name') in `unreadable`: one broken or hostile object must not fail a whole snapshot."""
+    try:
+        return pod_spec_gpus(spec)
+    except ValueError as exc:
+        unreadable.setdefault(where, str(exc))
+        return 0
+
+
+def unreadable_note(unreadable: dict[str, str]) -> str | None:
+    """One snapshot note for the objects `readable_gpus` read as 0 GPUs, however many there are."""
+    if not unreadable:
+        return None
+    where, why = next(iter(unreadable.items()))
+    count = len(unreadable)
+    first = one_line(f"{where}: {why}", 320)  # names and values come from the cluster: one inert line
+    return f"GPU count unreadable in {count} object{'s' if count != 1 else ''} (first: {first}); read as 0 GPUs"
 
 
 def node_gpus(node: dict[str, Any]) -> list[GpuDevice]:
@@ -122,6 +165,16 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _memory_mib(value: Any) -> int:
+    """A device's memory in MiB; 0 (unknown) when absent, not a quantity, negative or past a float."""
+    if value is None:
+        return 0
+    try:
+        return max(0, mib(value))
+    except ValueError:
+        return 0
+
+
 def slice_gpus(resource_slices: Iterable[dict[str, Any]]) -> dict[str, list[GpuDevice]]:
     """Whole GPUs published by DRA ResourceSlices, by node. MIG slices are left out
     (they are parts of a GPU already listed). Device ids are `<node>/<device name>`."""
@@ -149,7 +202,7 @@ def slice_gpu_fields(resource_slices: Iterable[dict[str, Any]]) -> dict[str, lis
                 "id": f"{node}/{device.get('name', '')}",
                 "node": node,
                 "model": str(_attr(attributes, "productName") or "unknown"),
-                "memory_mib": mib(memory_value) if memory_value is not None else 0,
+                "memory_mib": _memory_mib(memory_value),
                 "pcie_link_width": width if width and 1 <= width <= 32 else DEFAULT_LINK_WIDTH,
                 "switch_group": str(_attr(attributes, "pcieRoot") or "0"),
                 "numa_node": _int(_attr(attributes, "numaNode")) or 0,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from opsagent.cluster.kube.gpus import mib
+from opsagent.cluster.kube.gpus import container_gpus, mib
 from opsagent.cluster.kube.timestamps import parse_time
 from opsagent.model import Container, Probe, Termination
 
@@ -34,6 +34,14 @@ def _mib_or_none(value: Any) -> int | None:
     except ValueError:
         return None
     return found if found >= 0 else None
+
+
+def _gpus(spec: dict[str, Any]) -> int:
+    """The GPUs a container asks for; 0 when the count does not read (the snapshot notes it, see `readable_gpus`)."""
+    try:
+        return container_gpus(spec)
+    except ValueError:
+        return 0
 
 
 INT32 = 2**31 - 1  # the API's probe fields are int32: a larger number is not one a server sent
@@ -82,7 +90,7 @@ def container(spec: dict[str, Any]) -> Container:
         if isinstance(number, int) and 1 <= number <= 65535:
             ports.append(number)
     probes = tuple(p for p in (probe(kind, spec.get(field)) for kind, field in PROBE_FIELDS.items()) if p is not None)
-    return Container(name=str(spec.get("name") or ""),
+    return Container(name=str(spec.get("name") or ""), gpus=_gpus(spec),
                      memory_request_mib=_mib_or_none(_dict(resources.get("requests")).get("memory")),
                      memory_limit_mib=_mib_or_none(_dict(resources.get("limits")).get("memory")),
                      ports=tuple(ports), probes=probes)

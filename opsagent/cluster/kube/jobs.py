@@ -64,7 +64,7 @@ def jobs_from_pods(items: Sequence[dict[str, Any]], pods: Sequence[Pod]) -> tupl
     for item, pod in zip(items, pods):
         owner = job_owner(item)
         if owner is not None:
-            members.append((owner, item, pod, gpu_parse.pod_spec_gpus(item.get("spec") or {})))
+            members.append((owner, item, pod, gpu_parse.readable_gpus(item.get("spec") or {}, "", {})))
     return jobs_from_members(members)
 
 

@@ -271,10 +271,12 @@ def _image(template: dict[str, Any]) -> str:
     return containers[0].get("image", "") if containers else ""
 
 
-def _template_facts(template: dict[str, Any]) -> tuple[str, int, int | None, dict[str, str]]:
+def _template_facts(template: dict[str, Any], where: str,
+                    unreadable: dict[str, str]) -> tuple[str, int, int | None, dict[str, str]]:
     """What a pod template says: (image, GPUs per replica, memory MiB requested or None, its annotations).
 
-    Memory counts each container's request, else its limit; a quantity that does not parse counts as none."""
+    Memory counts each container's request, else its limit; a quantity that does not parse counts as none.
+    A GPU count that does not read counts as 0, noted under `where` in `unreadable` (see `readable_gpus`)."""
     spec = template.get("spec") or {}
     memory = 0
     for c in spec.get("containers") or ():
@@ -285,7 +287,7 @@ def _template_facts(template: dict[str, Any]) -> tuple[str, int, int | None, dic
                 memory += max(0, gpu_parse.mib(req))  # a negative size counts as none
             except ValueError:
                 pass
-    return (_image(template), gpu_parse.pod_spec_gpus(spec), memory or None,
+    return (_image(template), gpu_parse.readable_gpus(spec, where, unreadable), memory or None,
             (template.get("metadata") or {}).get("annotations") or {})
 
 
@@ -323,10 +325,11 @@ def _history(owned: list[tuple[int, dict[str, Any], dict[str, Any], dict[str, An
 
 
 def _workload(obj: dict[str, Any], ref: WorkloadRef, key: str, owned_rs: list, metrics: Metrics,
-              util: dict[str, list[float]], shared: health_parse.Shared) -> Workload:
+              util: dict[str, list[float]], shared: health_parse.Shared, unreadable: dict[str, str]) -> Workload:
     meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
     deployment = ref.kind == "Deployment"
-    image, gpus, memory, template_annotations = _template_facts(spec.get("template") or {})
+    image, gpus, memory, template_annotations = _template_facts(spec.get("template") or {}, f"{ref.kind} {key}",
+                                                                unreadable)
     annotations = meta.get("annotations") or {}
     rollout = _rollout(meta, spec, status) if deployment else _new_rollout({
         "status": "complete" if _int(status.get("updatedReplicas")) >= _int(spec.get("replicas"), 1) else "progressing",
@@ -544,6 +547,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
     # request is only read (later) when a Job owns them.
     rows = []
     holders = []
+    unreadable: dict[str, str] = {}  # 'Kind ns/name' -> why its GPU count was read as 0
     for item in raw.pods:
         meta = item.get("metadata") or {}
         spec = item.get("spec") or {}
@@ -551,7 +555,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
         requested = None
         if status.get("phase") not in _FINISHED:
-            requested = gpu_parse.pod_spec_gpus(spec)
+            requested = gpu_parse.readable_gpus(spec, f"Pod {key}", unreadable)
             node = spec.get("nodeName")
             if requested > 0 and node:  # assign_plugin_gpus passes over the others anyway
                 holders.append((key, node, requested))
@@ -586,7 +590,9 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
             if workload is not None and key in pod_util:
                 util_by_workload.setdefault(str(workload), []).append(pod_util[key])
         if job_name is not None:
-            job_members.append((job_name, item, pod, gpu_parse.pod_spec_gpus(spec) if requested is None else requested))
+            if requested is None:
+                requested = gpu_parse.readable_gpus(spec, f"Pod {key}", unreadable)
+            job_members.append((job_name, item, pod, requested))
 
     nodes = [_node(item, node_devices, holder_of, pod_util) for item in raw.nodes]
 
@@ -595,11 +601,14 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
     for obj, kind, ns, name, key in listed:
         owned = rs_of.get(key, []) if kind == "Deployment" else []
         ref = _new_ref({"namespace": ns, "name": name, "kind": kind})
-        workloads.append(_workload(obj, ref, key, owned, metrics, util_by_workload, shared))
+        workloads.append(_workload(obj, ref, key, owned, metrics, util_by_workload, shared, unreadable))
         workload_order.append((ns, name))
 
     events = sorted((e for e in map(_event, raw.events) if e is not None), key=lambda e: e.time)[-MAX_EVENTS:]
     notes = list(metrics.notes)
+    gpu_note = gpu_parse.unreadable_note(unreadable)
+    if gpu_note is not None:
+        notes.append(gpu_note)
     for workload in workloads:
         problem = annotation_problem(workload)
         if problem is not None:

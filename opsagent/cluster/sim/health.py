@@ -185,12 +185,12 @@ def _probe(kind: str, decl: ProbeDecl | None) -> Probe | None:
 
 def container(w: SimWorkload) -> Container:
     """The workload's one container as its pod template declares it (built again only when the template changed)."""
-    key = (w.memory_mib, w.probes, w.server)
+    key = (w.gpus, w.memory_mib, w.probes, w.server)
     if w.container_seen is not None and w.container_seen[0] == key:
         return w.container_seen[1]
     probes = (_probe("readiness", w.probes.readiness), _probe("liveness", w.probes.liveness),
               _probe("startup", w.probes.startup))
-    made = Container(name="main", memory_request_mib=w.memory_mib, memory_limit_mib=w.memory_mib,
+    made = Container(name="main", gpus=w.gpus, memory_request_mib=w.memory_mib, memory_limit_mib=w.memory_mib,
                      ports=(w.server.port,), probes=tuple(p for p in probes if p is not None))
     w.container_seen = (key, made)
     return made
