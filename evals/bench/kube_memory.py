@@ -62,7 +62,7 @@ def measure(n: int) -> dict:
     from opsagent.cluster.kube import KubeCluster, api_client_for_url
 
     routes = distinct(build_real(n))
-    server, url, _ = serve(routes)
+    server, url, _ = serve(routes, paged=True)
     kube = KubeCluster(api_client_for_url(url))
     kube.snapshot()  # warm up: connection pool, discovery
     gc.collect()

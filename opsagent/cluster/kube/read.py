@@ -8,11 +8,10 @@ way `kubectl rollout status` reads it; history the way `kubectl rollout
 history` does (ReplicaSets owned by the Deployment, by their revision
 annotation).
 
-`decode_list(body)` decodes one list response as the adapter receives it,
-dropping on the way the parts of each object the view never reads (managedFields,
-volumes, env, tolerations, a node's image list, ...), so a large
-cluster's lists do not sit in memory whole while the Snapshot is built. The
-Snapshot comes out the same: nothing below reads those parts.
+The objects come shaped (shapes.py keeps only the fields read here and in the
+modules this calls); whole objects give the same Snapshot. Neither shows
+kubectl's `last-applied-configuration` annotation: it is a copy of the whole
+manifest (env values included), not something a policy or a person reads here.
 
 What it must not do: talk to the API server or Prometheus (the adapter fetches
 and hands the parsed JSON in), or mutate its inputs.
@@ -21,7 +20,6 @@ and hands the parsed JSON in), or mutate its inputs.
 from __future__ import annotations
 
 import gc
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -45,6 +43,7 @@ CHANGE_CAUSE = "kubernetes.io/change-cause"
 MIN_LINK_WIDTH = "opsagent.dev/gpu-min-link-width"
 COHERENT = "opsagent.dev/gpu-coherent"
 TENSOR_PARALLEL = "opsagent.dev/tensor-parallel"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MAX_EVENTS = 500
 _PHASES = ("Pending", "Running", "Succeeded", "Failed")
 _FINISHED = ("Succeeded", "Failed")
@@ -59,51 +58,6 @@ _new_ref = WorkloadRef.__pydantic_validator__.validate_python
 _new_rollout = RolloutState.__pydantic_validator__.validate_python
 _new_revision = Revision.__pydantic_validator__.validate_python
 _new_gpu = GpuDevice.__pydantic_validator__.validate_python
-
-# Fields no function here (nor gpus, jobs, autoscalers, disruption) reads. They are dropped only from records,
-# dicts with a value that is not a string: labels, annotations, selectors and resource maps hold strings only,
-# so a label or annotation that happens to share one of these names always stays.
-UNREAD = frozenset({
-    "managedFields", "volumes", "volumeMounts", "volumeDevices", "env", "envFrom",
-    "lifecycle", "securityContext", "tolerations", "affinity",
-    "topologySpreadConstraints", "dnsConfig", "hostAliases", "imagePullSecrets", "readinessGates",
-    "podIPs", "hostIPs", "images", "nodeInfo", "daemonEndpoints", "addresses", "args", "command", "strategy",
-    "volumeClaimTemplates", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "volumesInUse", "volumesAttached",
-    "selfLink", "generateName", "podIP", "hostIP", "containerID", "imageID", "lastProbeTime", "lastHeartbeatTime",
-    "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy", "dnsPolicy", "restartPolicy",
-    "schedulerName", "serviceAccountName", "serviceAccount", "priorityClassName", "qosClass", "preemptionPolicy",
-    "enableServiceLinks", "terminationGracePeriodSeconds", "revisionHistoryLimit", "progressDeadlineSeconds",
-    "finalizers",
-    "data", "binaryData", "stringData",   # a ConfigMap's or Secret's contents: never kept, whoever lists them
-})
-
-
-_TRIMMED = UNREAD | {"ports"}
-
-
-def decode_list(body: bytes | str) -> Any:
-    """A list response's JSON, without the parts of its objects the view never reads (see UNREAD).
-
-    Equal string values share one object (statuses, kinds, timestamps, images and label values repeat across
-    thousands of objects); the JSON decoder already shares equal keys.
-    """
-    seen: dict[str, str] = {}
-    share = seen.setdefault
-
-    def slim(obj: dict[str, Any]) -> dict[str, Any]:
-        if not _TRIMMED.isdisjoint(obj) and any(type(v) is not str for v in obj.values()):
-            for key in [k for k in obj if k in UNREAD]:
-                del obj[key]
-            ports = obj.get("ports")
-            if type(ports) is list and ports and all(type(p) is dict and "containerPort" in p for p in ports):
-                obj["ports"] = tuple([p["containerPort"] for p in ports])  # a container's ports: only numbers are read
-        for key, value in obj.items():
-            if type(value) is str:
-                obj[key] = share(value, value)
-        return obj
-
-    return json.loads(body, object_hook=slim)
-
 
 NO_METRICS_NOTE = (
     "no Prometheus configured: request_rate and gpu_utilization are unknown (None); "
@@ -160,6 +114,15 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return obj.get("metadata") or {}
+
+
+def _visible(annotations: dict[str, Any] | None) -> dict[str, Any]:
+    """Annotations as the view shows them: without kubectl's last-applied-configuration."""
+    if not annotations:
+        return {}
+    if LAST_APPLIED not in annotations:
+        return annotations
+    return {k: v for k, v in annotations.items() if k != LAST_APPLIED}
 
 
 def _first_condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -291,7 +254,7 @@ def _workload(obj: dict[str, Any], ref: WorkloadRef, key: str, owned_rs: list, m
     meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
     deployment = ref.kind == "Deployment"
     image, gpus, memory, template_annotations = _template_facts(spec.get("template") or {})
-    annotations = meta.get("annotations") or {}
+    annotations = _visible(meta.get("annotations"))
     rollout = _rollout(meta, spec, status) if deployment else _new_rollout({
         "status": "complete" if _int(status.get("updatedReplicas")) >= _int(spec.get("replicas"), 1) else "progressing",
         "revision": 1})
@@ -361,7 +324,7 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], wor
         "reason": reason, "message": message, "node": spec.get("nodeName"), "gpu_ids": gpu_ids,
         "restarts": restarts, "ready": (ready or {}).get("status") == "True", "revision": revision,
         "started_at": parse_time(status.get("startTime")),
-        "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
+        "labels": meta.get("labels") or {}, "annotations": _visible(meta.get("annotations")),
     }
     if containers:  # set only when the pod says something, so records without them stay as they were built
         ended = health_parse.terminations(containers, shared)
