@@ -216,9 +216,11 @@ def pages(body: bytes, limit: int) -> list[bytes]:
     return out
 
 
-def serve(routes: dict[str, bytes], *, paged: bool = False) -> tuple[ThreadingHTTPServer, str, list[int]]:
+def serve(routes: dict[str, bytes], *, paged: bool = False,
+          idle_watches: threading.Event | None = None) -> tuple[ThreadingHTTPServer, str, list[int]]:
     """Serve `routes` on 127.0.0.1. With `paged`, list calls with `limit` get pages and continue tokens (cut on the
-    first such call, so a warm-up snapshot pays for it); without, the whole list (a server may ignore `limit`)."""
+    first such call, so a warm-up snapshot pays for it); without, the whole list (a server may ignore `limit`).
+    With `idle_watches`, a watch is held open and sends nothing (an idle cluster) until that event is set."""
     hits = [0]
     cut: dict[tuple[str, int], list[bytes]] = {}
 
@@ -235,6 +237,15 @@ def serve(routes: dict[str, bytes], *, paged: bool = False) -> tuple[ThreadingHT
             path = path.rstrip("/") or "/"
             body = routes.get(path, b'{"kind":"Status","code":404}')
             params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+            if idle_watches is not None and params.get("watch") == "true":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.flush()
+                idle_watches.wait()
+                self.close_connection = True
+                return
             if paged and path in routes and params.get("limit", "").isdigit() and path != "/apis":
                 limit = int(params["limit"])
                 if (path, limit) not in cut:
@@ -251,6 +262,7 @@ def serve(routes: dict[str, bytes], *, paged: bool = False) -> tuple[ThreadingHT
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}", hits
 

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 WATCH_SECONDS = 60      # each watch asks the server to end after this long; it is opened again at once
 STALE_AFTER = 180.0     # a kind silent longer than this makes the cache unhealthy
 PAGE_SIZE = 500         # objects per list call; the continue token fetches the next page
+EVENT_TABLE = 1024      # values the watch events of one kind share (strings, records) before starting afresh
 
 
 class Expired(Exception):
@@ -98,6 +99,7 @@ class Informer:
         self.lists = 0       # list calls made (the first, then one per 410)
         self.generation = 0  # bumped on every change applied, for waiters
         self._response: Any = None
+        self._shared = Table()   # what recent watch events share: equal values of objects changed one by one
 
     # --- the view ---------------------------------------------------------------------
 
@@ -151,6 +153,12 @@ class Informer:
                 self.version = version
             self._heard_locked()
 
+    def receive(self, line: bytes) -> None:
+        """One watch line: decoded to the kind's shape, sharing equal values with recent events, and applied."""
+        if len(self._shared.values) > EVENT_TABLE:   # bounded: what it keeps alive past its objects stays small
+            self._shared = Table()
+        self.apply(self.decode(line, self._shared))
+
     def _heard_locked(self) -> None:
         self.heard = self.clock.monotonic()
         self.generation += 1
@@ -169,7 +177,7 @@ class Informer:
             for line in stream_lines(response):
                 if stop.is_set():
                     return
-                self.apply(self.decode(line))
+                self.receive(line)
         finally:
             self._response = None
             response.release_conn()
