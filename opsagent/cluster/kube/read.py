@@ -25,6 +25,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
+from pydantic import BaseModel
 from opsagent.cluster.kube import autoscalers as autoscaler_parse
 from opsagent.cluster.kube import config as config_parse
 from opsagent.cluster.kube import services as service_parse
@@ -52,12 +53,32 @@ _UNHELD = {"holder": None, "held_since": None, "utilization": 0.0}
 # The domain records are built from a dict of their fields by the model's own validator: the same
 # validation as `Model(**fields)` and `Model.model_validate(fields)` (same values, same fields set),
 # without their Python-side wrapping, which shows over the tens of thousands of records of a large cluster.
-_new_pod = Pod.__pydantic_validator__.validate_python
-_new_workload = Workload.__pydantic_validator__.validate_python
-_new_ref = WorkloadRef.__pydantic_validator__.validate_python
-_new_rollout = RolloutState.__pydantic_validator__.validate_python
-_new_revision = Revision.__pydantic_validator__.validate_python
-_new_gpu = GpuDevice.__pydantic_validator__.validate_python
+# Records with equal `model_fields_set`s share one set (a set of 16 names costs more than the record's own
+# fields): records are frozen, so nothing adds to a record's set in place, and pydantic copies it before a
+# `model_copy` changes it.
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _lean(record: Any) -> Any:
+    """`record` holding the shared set of the fields it was built with."""
+    names = record.__pydantic_fields_set__
+    shared = _FIELD_SETS.setdefault(frozenset(names), names)
+    if shared is not names:
+        object.__setattr__(record, "__pydantic_fields_set__", shared)
+    return record
+
+
+def _validator(model: type[BaseModel]) -> Any:
+    validate = model.__pydantic_validator__.validate_python
+    return lambda fields: _lean(validate(fields))
+
+
+_new_pod = _validator(Pod)
+_new_workload = _validator(Workload)
+_new_ref = _validator(WorkloadRef)
+_new_rollout = _validator(RolloutState)
+_new_revision = _validator(Revision)
+_new_gpu = _validator(GpuDevice)
 
 NO_METRICS_NOTE = (
     "no Prometheus configured: request_rate and gpu_utilization are unknown (None); "
@@ -388,6 +409,24 @@ def _problem_conditions(status: dict[str, Any]) -> tuple[NodeCondition, ...]:
     return tuple(sorted(found, key=lambda c: c.type))
 
 
+def _share_field_sets(snapshot: Snapshot) -> Snapshot:
+    """`snapshot` with each of its records (nested ones too) holding the one shared set of its fields set."""
+    seen: set[int] = set()
+    stack: list[BaseModel] = [snapshot]
+    while stack:
+        record = stack.pop()
+        if id(record) in seen:
+            continue
+        seen.add(id(record))
+        _lean(record)
+        for value in record.__dict__.values():
+            if isinstance(value, BaseModel):
+                stack.append(value)
+            elif type(value) is tuple:
+                stack.extend([v for v in value if isinstance(v, BaseModel)])
+    return snapshot
+
+
 def _sorted_by(keys: list[Any], records: list[Any]) -> tuple[Any, ...]:
     """`records` ordered by `keys` (one per record); records with equal keys keep their order."""
     return tuple([record for _, record in sorted(zip(keys, records), key=itemgetter(0))])
@@ -531,7 +570,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
                      "the kubelet's message only")
     for missing in raw.keda_missing:
         notes.append(f"the API has no {missing}: workloads it would scale are not seen as autoscaler-owned")
-    return Snapshot(
+    return _share_field_sets(Snapshot(
         time=now,
         # Sorted by keys read along the way (the same as the records' own), stable for equal keys.
         workloads=_sorted_by(workload_order, workloads),
@@ -547,4 +586,4 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         volume_claims=config_parse.volume_claims(raw.volume_claims),
         services=service_parse.services(raw.services, raw.endpoint_slices,
                                         [(kind, obj) for obj, kind, *_ in listed]),
-    )
+    ))
