@@ -296,3 +296,20 @@ def test_the_cache_lists_in_pages_too():
         informer.relist()
     assert sorted(o["metadata"]["name"] for o in informer.items()) == ["p1", "p2"]
     assert informer.version == "41" and informer.lists == 1
+
+
+# --- the snapshot's records ----------------------------------------------------------------------------------------
+
+def test_records_with_equal_fields_set_share_one_set_and_a_copy_gets_its_own():
+    raw, metrics = CASES["bench-real-40"]()
+    snap = build_snapshot(raw, now=NOW, metrics=metrics)
+    fresh = build_snapshot(_whole(raw), now=NOW, metrics=metrics)
+    sets = {id(p.__pydantic_fields_set__) for p in snap.pods if p.model_fields_set == snap.pods[0].model_fields_set}
+    assert len(sets) == 1 and len(snap.pods) > 1
+    assert {id(w.__pydantic_fields_set__) for w in snap.workloads} == {id(snap.workloads[0].__pydantic_fields_set__)}
+    unset = next(name for name in type(snap.workloads[0]).model_fields if name not in snap.workloads[0].model_fields_set)
+    before = set(snap.workloads[1].model_fields_set)
+    changed = snap.workloads[0].model_copy(update={unset: getattr(snap.workloads[0], unset)})
+    assert unset in changed.model_fields_set
+    assert snap.workloads[1].model_fields_set == before and unset not in snap.workloads[0].model_fields_set
+    assert snap == fresh and snap.model_dump_json(exclude_unset=True) == fresh.model_dump_json(exclude_unset=True)

