@@ -172,14 +172,15 @@ def test_a_command_probe_keeps_its_command():
     assert copy.deepcopy(dep) == dep
 
 
-def test_decoding_keeps_only_the_numbers_of_container_ports_and_leaves_other_ports_alone():
+def test_decoding_keeps_only_the_numbers_of_container_ports_and_leaves_service_ports_whole():
     import json
 
     from opsagent.cluster.kube.health import containers
-    from opsagent.cluster.kube.read import decode_list
+    from opsagent.cluster.kube.shapes import decoder_for
 
-    body = {"items": [_deployment(), {"kind": "Service", "spec": {"ports": [{"port": 80, "targetPort": 8000}]}}]}
-    deployment, service = decode_list(json.dumps(body))["items"]
+    [deployment] = decoder_for("deployments")(json.dumps({"items": [_deployment()]}))["items"]
+    [service] = decoder_for("services")(json.dumps(
+        {"items": [{"kind": "Service", "spec": {"ports": [{"port": 80, "targetPort": 8000}]}}]}))["items"]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"] == (8000,)
-    assert service["spec"]["ports"] == [{"port": 80, "targetPort": 8000}]
+    assert service["spec"]["ports"] == ({"port": 80, "targetPort": 8000},)
     assert containers(deployment["spec"]["template"]["spec"])[0].ports == (8000,)

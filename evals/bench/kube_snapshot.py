@@ -205,8 +205,26 @@ def build_minimal(n: int) -> dict[str, bytes]:
             "/api/v1/events": lst(events), "/apis": json.dumps({"groups": []}).encode(), **owners(n)}
 
 
-def serve(routes: dict[str, bytes]) -> tuple[ThreadingHTTPServer, str, list[int]]:
+def pages(body: bytes, limit: int) -> list[bytes]:
+    """A list body cut into pages of `limit` items, each with the continue token of the next (its index), as an
+    API server answers `limit` and `continue`."""
+    data = json.loads(body)
+    items = data.get("items") or []
+    chunks = [items[i:i + limit] for i in range(0, len(items), limit)] or [[]]
+    out = []
+    for i, chunk in enumerate(chunks):
+        meta = {"resourceVersion": "1", **({"continue": str(i + 1)} if i + 1 < len(chunks) else {})}
+        out.append(json.dumps({"metadata": meta, "items": chunk}).encode())
+    return out
+
+
+def serve(routes: dict[str, bytes], *, paged: bool = False,
+          idle_watches: threading.Event | None = None) -> tuple[ThreadingHTTPServer, str, list[int]]:
+    """Serve `routes` on 127.0.0.1. With `paged`, list calls with `limit` get pages and continue tokens (cut on the
+    first such call, so a warm-up snapshot pays for it); without, the whole list (a server may ignore `limit`).
+    With `idle_watches`, a watch is held open and sends nothing (an idle cluster) until that event is set."""
     hits = [0]
+    cut: dict[tuple[str, int], list[bytes]] = {}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -217,8 +235,26 @@ def serve(routes: dict[str, bytes]) -> tuple[ThreadingHTTPServer, str, list[int]
 
         def do_GET(self) -> None:
             hits[0] += 1
-            body = routes.get(self.path.split("?")[0].rstrip("/") or "/", b'{"kind":"Status","code":404}')
-            self.send_response(200 if self.path.split("?")[0].rstrip("/") in routes else 404)
+            path, _, query = self.path.partition("?")
+            path = path.rstrip("/") or "/"
+            body = routes.get(path, b'{"kind":"Status","code":404}')
+            params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+            if idle_watches is not None and params.get("watch") == "true":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.flush()
+                idle_watches.wait()
+                self.close_connection = True
+                return
+            if paged and path in routes and params.get("limit", "").isdigit() and path != "/apis":
+                limit = int(params["limit"])
+                if (path, limit) not in cut:
+                    cut[path, limit] = pages(body, limit)
+                page = params.get("continue", "0")
+                body = cut[path, limit][int(page) if page.isdigit() else 0]
+            self.send_response(200 if path in routes else 404)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -228,6 +264,7 @@ def serve(routes: dict[str, bytes]) -> tuple[ThreadingHTTPServer, str, list[int]
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}", hits
 

@@ -27,13 +27,14 @@ from opsagent.cluster.kube import disruption as disruption_parse
 from opsagent.cluster.kube import health as health_parse
 from opsagent.cluster.kube import write as bodies
 from opsagent.cluster.kube.client import Chokepoint, build_api_client
-from opsagent.cluster.kube.informer import STALE_AFTER, Cache, Informer, key_of
+from opsagent.cluster.kube.informer import STALE_AFTER, Cache, Informer, key_of, list_all
 from opsagent.cluster.kube.identity import ClusterUser, impersonate, impersonation_refusal, who_am_i
 from opsagent.cluster.kube.needs import read_needs
 from opsagent.cluster.kube.images import image_body
 from opsagent.cluster.kube.read import (
-    NO_METRICS_NOTE, Metrics, RawLists, _pod_owners, build_snapshot, controller_ref, decode_list, owned_history,
+    NO_METRICS_NOTE, Metrics, RawLists, _pod_owners, build_snapshot, controller_ref, owned_history,
 )
+from opsagent.cluster.kube.shapes import Decode
 from opsagent.cluster.kube.waiting import at_least, ready_replicas, version_of, wait_cached, wait_for_object
 from opsagent.cluster.port import (
     ClusterError, Conflict, DisruptionBlocked, Forbidden, Invalid, NotFound, Unavailable, WorkloadSpec, WriteResult,
@@ -131,7 +132,7 @@ class KubeCluster:
         return self._dra_version or None
 
     def _informers(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None,
-                   decode: Callable[[Any], Any] = decode_list) -> list[Informer]:
+                   decode: Decode | None = None) -> list[Informer]:
         """The watched cache's informers for one kind (one per namespace when restricted)."""
         assert self.cache is not None
         if self.namespaces and per_ns is not None:
@@ -140,7 +141,7 @@ class KubeCluster:
 
     def _list(self, what: str, all_ns: Callable[..., Any], per_ns: Callable[..., Any] | None,
               keep: Callable[[dict[str, Any]], bool] | None = None, *,
-              namespaces: Collection[str] | None = None, decode: Callable[[Any], Any] = decode_list) -> list[dict[str, Any]]:
+              namespaces: Collection[str] | None = None, decode: Decode | None = None) -> list[dict[str, Any]]:
         """One kind's objects: from the watched cache when watching, else one list call (per namespace).
         With `keep` or `namespaces` (watching only), just the objects it accepts in those namespaces."""
         if (keep is not None or namespaces is not None) and self.cache is not None:
@@ -161,10 +162,10 @@ class KubeCluster:
         return [obj for key in keys for informer in informers if (obj := informer.get(key)) is not None]
 
     def _read_kind(self, what: str, list_fn: Callable[..., Any],
-                   decode: Callable[[Any], Any] = decode_list) -> list[dict[str, Any]]:
+                   decode: Decode | None = None) -> list[dict[str, Any]]:
         if self.cache is not None:
             return self.cache.items(what, list_fn, decode)
-        return self.chokepoint.read_json(f"list {what}", list_fn, decode=decode).get("items") or []
+        return list_all(self.chokepoint, what, list_fn, decode)[0]
 
     def read_raw(self, only: Sequence[WorkloadRef] | None = None) -> tuple[RawLists, list[str]]:
         """The raw lists for a snapshot, one list call per kind (per namespace if restricted).

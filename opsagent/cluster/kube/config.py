@@ -9,9 +9,8 @@ turning those into `ConfigObject`s (kind, namespace, name), and turning PVCs int
 A Secret's data never leaves the API server in a metadata response, and the
 Accept header names no plain-JSON fallback: a server that cannot send metadata
 only answers 406 rather than sending whole objects. Should a server send whole
-objects anyway, read.py's decoder drops `data`, `binaryData` and `stringData`
-before anything is kept (see UNREAD there), and nothing here reads anything but
-metadata.
+objects anyway, `decode_names` drops `data`, `binaryData` and `stringData`
+before anything is kept, and nothing here reads anything but metadata.
 
 What it must not do: talk to the API server, or read any field of a ConfigMap
 or Secret other than its namespace and name.
@@ -42,9 +41,9 @@ def _names_only(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or obj.get("kind") == "Status":   # a watch ERROR's Status keeps its code
         return obj
+    if "items" in obj:   # the list itself: its resourceVersion, its continue token and the items, already cut down
+        return {"metadata": {k: meta[k] for k in ("resourceVersion", "continue") if k in meta}, "items": obj["items"]}
     kept = {k: meta[k] for k in _KEPT_META if k in meta}
-    if "items" in obj:   # the list itself: its resourceVersion and the items, already cut down
-        return {"metadata": kept, "items": obj["items"]}
     return {"metadata": kept}
 
 

@@ -85,7 +85,7 @@ def container(spec: dict[str, Any]) -> Container:
     """One container of a pod spec: memory request and limit (MiB), declared ports, probes."""
     resources = _dict(spec.get("resources"))
     ports: list[int] = []
-    for port in spec.get("ports") or ():  # decode_list keeps only the numbers; a watched object has the dicts
+    for port in spec.get("ports") or ():  # a shaped object (shapes.py) keeps only the numbers; a whole one has the dicts
         number = port.get("containerPort") if isinstance(port, dict) else port
         if isinstance(number, int) and 1 <= number <= 65535:
             ports.append(number)

@@ -14,9 +14,11 @@ Health: each informer knows when it last heard from the server (a list, a watch
 opened, an event, a bookmark). `Cache.health` is not ok when one has been silent
 longer than `stale_after` seconds.
 
-What it must not do: decode objects into the view (read.py does, from these lists) or write. It parses
-responses with read.py's `decode_list`, which drops the fields no decoder reads, or with the
-decoder a kind brings (ConfigMaps and Secrets keep their names only, see config.py).
+Lists are read in pages (`list_all`: `limit=PAGE_SIZE` and the continue token), so a relist of
+a large kind never holds its whole JSON at once, and each page and each watch event is cut
+down to the kind's shape as it arrives (shapes.py): the cache never holds whole objects.
+
+What it must not do: decode objects into the view (read.py does, from these lists) or write.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from opsagent.clock import Clock
 from opsagent.cluster.kube.client import Chokepoint
 from opsagent.cluster.kube.waiting import stream_lines
 from opsagent.cluster.port import ClusterError, Forbidden, NotFound
-from opsagent.cluster.kube.read import decode_list
+from opsagent.cluster.kube.shapes import Decode, Table, decoder_for
 
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 60      # each watch asks the server to end after this long; it is opened again at once
 STALE_AFTER = 180.0     # a kind silent longer than this makes the cache unhealthy
+PAGE_SIZE = 500         # objects per list call; the continue token fetches the next page
+EVENT_TABLE = 1024      # values the watch events of one kind share (strings, records) before starting afresh
 
 
 class Expired(Exception):
@@ -47,25 +51,47 @@ def key_of(obj: dict[str, Any]) -> str:
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
 
 
-def _trim(obj: dict[str, Any]) -> dict[str, Any]:
-    """Drop what no decoder reads and that costs memory on every object."""
-    meta = obj.get("metadata")
-    if isinstance(meta, dict):
-        meta.pop("managedFields", None)
-    return obj
+def list_all(chokepoint: Chokepoint, what: str, list_fn: Callable[..., Any], decode: Decode | None = None, *,
+             limit: int | None = PAGE_SIZE) -> tuple[list[dict[str, Any]], str]:
+    """(objects, the list's resourceVersion) of one kind, `limit` objects per call, each page shaped as it
+    arrives (`decode`, the kind's decoder by default). A continue token that has expired (410) lists
+    again in one call, as client-go's pager does."""
+    decode = decode or decoder_for(what)
+    table = Table()   # one list's equal strings and records are kept once, across its pages
+
+    def parse(data: bytes) -> Any:
+        return decode(data, table)
+
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": limit} if limit else {}
+        if token:
+            kwargs["_continue"] = token
+        try:
+            body = chokepoint.read_json(f"list {what}", list_fn, decode=parse, **kwargs)
+        except ClusterError as exc:
+            if token and exc.status == 410 and limit:
+                return list_all(chokepoint, what, list_fn, decode, limit=None)
+            raise
+        items.extend(body.get("items") or ())
+        meta = body.get("metadata") or {}
+        token = meta.get("continue")
+        if not token or not limit:
+            return items, str(meta.get("resourceVersion") or "")
 
 
 class Informer:
     def __init__(self, chokepoint: Chokepoint, what: str, list_fn: Callable[..., Any], *, clock: Clock,
                  watch_seconds: int = WATCH_SECONDS, max_backoff: float = 5.0,
-                 decode: Callable[[Any], Any] = decode_list) -> None:
+                 decode: Decode | None = None) -> None:
         self.chokepoint = chokepoint
         self.what = what
         self.list_fn = list_fn
         self.clock = clock
         self.watch_seconds = watch_seconds
         self.max_backoff = max_backoff
-        self.decode = decode   # parses a list body and each watch line (a kind may keep less than decode_list)
+        self.decode = decode or decoder_for(what)   # parses each list page and each watch line, shaped
         self.changed = threading.Condition()
         self._objects: dict[str, dict[str, Any]] = {}
         self.version = ""
@@ -73,6 +99,7 @@ class Informer:
         self.lists = 0       # list calls made (the first, then one per 410)
         self.generation = 0  # bumped on every change applied, for waiters
         self._response: Any = None
+        self._shared = Table()   # what recent watch events share: equal values of objects changed one by one
 
     # --- the view ---------------------------------------------------------------------
 
@@ -100,11 +127,12 @@ class Informer:
     # --- keeping it current --------------------------------------------------------------
 
     def relist(self) -> None:
-        body = self.chokepoint.read_json(f"list {self.what}", self.list_fn, decode=self.decode)
-        objects = {key_of(o): _trim(o) for o in body.get("items") or []}
+        items, version = list_all(self.chokepoint, self.what, self.list_fn, self.decode)
+        objects = {key_of(o): o for o in items}
+        del items
         with self.changed:
             self._objects = objects
-            self.version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+            self.version = version
             self.lists += 1
             self._heard_locked()
 
@@ -120,10 +148,16 @@ class Informer:
             if kind == "DELETED":
                 self._objects.pop(key_of(obj), None)
             elif kind in ("ADDED", "MODIFIED"):
-                self._objects[key_of(obj)] = _trim(obj)
+                self._objects[key_of(obj)] = obj
             if version:
                 self.version = version
             self._heard_locked()
+
+    def receive(self, line: bytes) -> None:
+        """One watch line: decoded to the kind's shape, sharing equal values with recent events, and applied."""
+        if len(self._shared.values) > EVENT_TABLE:   # bounded: what it keeps alive past its objects stays small
+            self._shared = Table()
+        self.apply(self.decode(line, self._shared))
 
     def _heard_locked(self) -> None:
         self.heard = self.clock.monotonic()
@@ -143,7 +177,7 @@ class Informer:
             for line in stream_lines(response):
                 if stop.is_set():
                     return
-                self.apply(self.decode(line))
+                self.receive(line)
         finally:
             self._response = None
             response.release_conn()
@@ -194,11 +228,11 @@ class Cache:
         self._threads: list[threading.Thread] = []
 
     def items(self, what: str, list_fn: Callable[..., Any],
-              decode: Callable[[Any], Any] = decode_list) -> list[dict[str, Any]]:
+              decode: Decode | None = None) -> list[dict[str, Any]]:
         """The kind's objects; its first call lists it (errors raised as a list would) and starts its watch."""
         return self.informer(what, list_fn, decode).items()
 
-    def informer(self, what: str, list_fn: Callable[..., Any], decode: Callable[[Any], Any] = decode_list) -> Informer:
+    def informer(self, what: str, list_fn: Callable[..., Any], decode: Decode | None = None) -> Informer:
         """The kind's informer (for point lookups); made, listed and started on first use, as `items` does."""
         with self._lock:
             if what in self._failed:
@@ -238,4 +272,4 @@ class Cache:
             thread.join(timeout)
 
 
-__all__ = ["Cache", "Expired", "Informer", "STALE_AFTER", "key_of"]
+__all__ = ["Cache", "Expired", "Informer", "PAGE_SIZE", "STALE_AFTER", "key_of", "list_all"]

@@ -4,8 +4,7 @@ What it is for: filling the `RawLists` slots of those five kinds with one list
 call per kind (per namespace when restricted), or from the watched cache, the
 same way every other kind is read. ConfigMaps and Secrets are asked for as
 metadata only (config.py's Accept headers) and decoded to names only
-(`decode_names`); Services keep their ports (read.py's decoder drops container
-ports, which share the key).
+(`decode_names`, by way of shapes.py, which shapes the other three kinds).
 
 A refused ConfigMap or Secret list (an account without that grant) is noted in the
 snapshot, not an error: missing objects are then named from the kubelet's messages only.
@@ -16,12 +15,11 @@ or write anything.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client as k8s
 
-from opsagent.cluster.kube.config import decode_names, metadata_headers
+from opsagent.cluster.kube.config import metadata_headers
 from opsagent.cluster.port import Forbidden
 
 if TYPE_CHECKING:
@@ -44,12 +42,11 @@ def read_needs(cluster: "KubeCluster", raw: "RawLists") -> None:
     for what, all_ns, per_ns in kinds if cluster.reads_config else ():
         try:
             setattr(raw, "config_maps" if what == "configmaps" else what,
-                    cluster._list(what, _metadata_only(all_ns), _metadata_only(per_ns), decode=decode_names))
+                    cluster._list(what, _metadata_only(all_ns), _metadata_only(per_ns)))
         except Forbidden as exc:   # an account without the grant: findings rest on the kubelet's word alone
             raw.config_unreadable = "; ".join(filter(None, (raw.config_unreadable, exc.message)))
     raw.volume_claims = cluster._list("persistentvolumeclaims", core.list_persistent_volume_claim_for_all_namespaces,
                                       core.list_namespaced_persistent_volume_claim)
-    raw.services = cluster._list("services", core.list_service_for_all_namespaces, core.list_namespaced_service,
-                                 decode=json.loads)
+    raw.services = cluster._list("services", core.list_service_for_all_namespaces, core.list_namespaced_service)
     raw.endpoint_slices = cluster._list("endpointslices", discovery.list_endpoint_slice_for_all_namespaces,
                                         discovery.list_namespaced_endpoint_slice)

@@ -8,11 +8,10 @@ way `kubectl rollout status` reads it; history the way `kubectl rollout
 history` does (ReplicaSets owned by the Deployment, by their revision
 annotation).
 
-`decode_list(body)` decodes one list response as the adapter receives it,
-dropping on the way the parts of each object the view never reads (managedFields,
-volumes, env, tolerations, a node's image list, ...), so a large
-cluster's lists do not sit in memory whole while the Snapshot is built. The
-Snapshot comes out the same: nothing below reads those parts.
+The objects come shaped (shapes.py keeps only the fields read here and in the
+modules this calls); whole objects give the same Snapshot. Neither shows
+kubectl's `last-applied-configuration` annotation: it is a copy of the whole
+manifest (env values included), not something a policy or a person reads here.
 
 What it must not do: talk to the API server or Prometheus (the adapter fetches
 and hands the parsed JSON in), or mutate its inputs.
@@ -21,12 +20,12 @@ and hands the parsed JSON in), or mutate its inputs.
 from __future__ import annotations
 
 import gc
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
+from pydantic import BaseModel
 from opsagent.cluster.kube import autoscalers as autoscaler_parse
 from opsagent.cluster.kube import config as config_parse
 from opsagent.cluster.kube import services as service_parse
@@ -45,6 +44,7 @@ CHANGE_CAUSE = "kubernetes.io/change-cause"
 MIN_LINK_WIDTH = "opsagent.dev/gpu-min-link-width"
 COHERENT = "opsagent.dev/gpu-coherent"
 TENSOR_PARALLEL = "opsagent.dev/tensor-parallel"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MAX_EVENTS = 500
 _PHASES = ("Pending", "Running", "Succeeded", "Failed")
 _FINISHED = ("Succeeded", "Failed")
@@ -53,57 +53,32 @@ _UNHELD = {"holder": None, "held_since": None, "utilization": 0.0}
 # The domain records are built from a dict of their fields by the model's own validator: the same
 # validation as `Model(**fields)` and `Model.model_validate(fields)` (same values, same fields set),
 # without their Python-side wrapping, which shows over the tens of thousands of records of a large cluster.
-_new_pod = Pod.__pydantic_validator__.validate_python
-_new_workload = Workload.__pydantic_validator__.validate_python
-_new_ref = WorkloadRef.__pydantic_validator__.validate_python
-_new_rollout = RolloutState.__pydantic_validator__.validate_python
-_new_revision = Revision.__pydantic_validator__.validate_python
-_new_gpu = GpuDevice.__pydantic_validator__.validate_python
-
-# Fields no function here (nor gpus, jobs, autoscalers, disruption) reads. They are dropped only from records,
-# dicts with a value that is not a string: labels, annotations, selectors and resource maps hold strings only,
-# so a label or annotation that happens to share one of these names always stays.
-UNREAD = frozenset({
-    "managedFields", "volumes", "volumeMounts", "volumeDevices", "env", "envFrom",
-    "lifecycle", "securityContext", "tolerations", "affinity",
-    "topologySpreadConstraints", "dnsConfig", "hostAliases", "imagePullSecrets", "readinessGates",
-    "podIPs", "hostIPs", "images", "daemonEndpoints", "addresses", "args", "command", "strategy",
-    "volumeClaimTemplates", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "volumesInUse", "volumesAttached",
-    "selfLink", "generateName", "podIP", "hostIP", "containerID", "imageID", "lastProbeTime", "lastHeartbeatTime",
-    "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy", "dnsPolicy", "restartPolicy",
-    "schedulerName", "serviceAccountName", "serviceAccount", "priorityClassName", "qosClass", "preemptionPolicy",
-    "enableServiceLinks", "terminationGracePeriodSeconds", "revisionHistoryLimit", "progressDeadlineSeconds",
-    "finalizers",
-    "data", "binaryData", "stringData",   # a ConfigMap's or Secret's contents: never kept, whoever lists them
-})
+# Records with equal `model_fields_set`s share one set (a set of 16 names costs more than the record's own
+# fields): records are frozen, so nothing adds to a record's set in place, and pydantic copies it before a
+# `model_copy` changes it.
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
 
 
-_TRIMMED = UNREAD | {"ports"}
+def _lean(record: Any) -> Any:
+    """`record` holding the shared set of the fields it was built with."""
+    names = record.__pydantic_fields_set__
+    shared = _FIELD_SETS.setdefault(frozenset(names), names)
+    if shared is not names:
+        object.__setattr__(record, "__pydantic_fields_set__", shared)
+    return record
 
 
-def decode_list(body: bytes | str) -> Any:
-    """A list response's JSON, without the parts of its objects the view never reads (see UNREAD).
+def _validator(model: type[BaseModel]) -> Any:
+    validate = model.__pydantic_validator__.validate_python
+    return lambda fields: _lean(validate(fields))
 
-    Equal string values share one object (statuses, kinds, timestamps, images and label values repeat across
-    thousands of objects); the JSON decoder already shares equal keys.
-    """
-    seen: dict[str, str] = {}
-    share = seen.setdefault
 
-    def slim(obj: dict[str, Any]) -> dict[str, Any]:
-        if not _TRIMMED.isdisjoint(obj) and any(type(v) is not str for v in obj.values()):
-            for key in [k for k in obj if k in UNREAD]:
-                del obj[key]
-            ports = obj.get("ports")
-            if type(ports) is list and ports and all(type(p) is dict and "containerPort" in p for p in ports):
-                obj["ports"] = tuple([p["containerPort"] for p in ports])  # a container's ports: only numbers are read
-        for key, value in obj.items():
-            if type(value) is str:
-                obj[key] = share(value, value)
-        return obj
-
-    return json.loads(body, object_hook=slim)
-
+_new_pod = _validator(Pod)
+_new_workload = _validator(Workload)
+_new_ref = _validator(WorkloadRef)
+_new_rollout = _validator(RolloutState)
+_new_revision = _validator(Revision)
+_new_gpu = _validator(GpuDevice)
 
 NO_METRICS_NOTE = (
     "no Prometheus configured: request_rate and gpu_utilization are unknown (None); "
@@ -160,6 +135,15 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return obj.get("metadata") or {}
+
+
+def _visible(annotations: dict[str, Any] | None) -> dict[str, Any]:
+    """Annotations as the view shows them: without kubectl's last-applied-configuration."""
+    if not annotations:
+        return {}
+    if LAST_APPLIED not in annotations:
+        return annotations
+    return {k: v for k, v in annotations.items() if k != LAST_APPLIED}
 
 
 def _first_condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -330,7 +314,7 @@ def _workload(obj: dict[str, Any], ref: WorkloadRef, key: str, owned_rs: list, m
     deployment = ref.kind == "Deployment"
     image, gpus, memory, template_annotations = _template_facts(spec.get("template") or {}, f"{ref.kind} {key}",
                                                                 unreadable)
-    annotations = meta.get("annotations") or {}
+    annotations = _visible(meta.get("annotations"))
     rollout = _rollout(meta, spec, status) if deployment else _new_rollout({
         "status": "complete" if _int(status.get("updatedReplicas")) >= _int(spec.get("replicas"), 1) else "progressing",
         "revision": 1})
@@ -400,7 +384,7 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], wor
         "reason": reason, "message": message, "node": spec.get("nodeName"), "gpu_ids": gpu_ids,
         "restarts": restarts, "ready": (ready or {}).get("status") == "True", "revision": revision,
         "started_at": parse_time(status.get("startTime")),
-        "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
+        "labels": meta.get("labels") or {}, "annotations": _visible(meta.get("annotations")),
     }
     if containers:  # set only when the pod says something, so records without them stay as they were built
         ended = health_parse.terminations(containers, shared)
@@ -469,6 +453,24 @@ def _problem_conditions(status: dict[str, Any]) -> tuple[NodeCondition, ...]:
                                    message=(str(cond.get("message"))[:1000] if cond.get("message") else None),
                                    since=parse_time(cond.get("lastTransitionTime"))))
     return tuple(sorted(found, key=lambda c: c.type))
+
+
+def _share_field_sets(snapshot: Snapshot) -> Snapshot:
+    """`snapshot` with each of its records (nested ones too) holding the one shared set of its fields set."""
+    seen: set[int] = set()
+    stack: list[BaseModel] = [snapshot]
+    while stack:
+        record = stack.pop()
+        if id(record) in seen:
+            continue
+        seen.add(id(record))
+        _lean(record)
+        for value in record.__dict__.values():
+            if isinstance(value, BaseModel):
+                stack.append(value)
+            elif type(value) is tuple:
+                stack.extend([v for v in value if isinstance(v, BaseModel)])
+    return snapshot
 
 
 def _sorted_by(keys: list[Any], records: list[Any]) -> tuple[Any, ...]:
@@ -622,7 +624,7 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
                      "the kubelet's message only")
     for missing in raw.keda_missing:
         notes.append(f"the API has no {missing}: workloads it would scale are not seen as autoscaler-owned")
-    return Snapshot(
+    return _share_field_sets(Snapshot(
         time=now,
         # Sorted by keys read along the way (the same as the records' own), stable for equal keys.
         workloads=_sorted_by(workload_order, workloads),
@@ -638,4 +640,4 @@ def _build(raw: RawLists, *, now: datetime, metrics: Metrics | None) -> Snapshot
         volume_claims=config_parse.volume_claims(raw.volume_claims),
         services=service_parse.services(raw.services, raw.endpoint_slices,
                                         [(kind, obj) for obj, kind, *_ in listed]),
-    )
+    ))
