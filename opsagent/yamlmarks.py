@@ -18,6 +18,8 @@ Pure: takes text, never opens files.
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any
 
 import yaml
@@ -38,7 +40,16 @@ class YamlProblem(ValueError):
 
 
 def load_with_marks(text: str) -> tuple[Any, Marks]:
-    """Parse `text`; raise YamlProblem (with line and column) on bad YAML or duplicate keys."""
+    """Parse `text`; raise YamlProblem (with line and column) on bad YAML or duplicate keys.
+
+    The same text read again (the policies and playbooks every eval session opens) is parsed once;
+    each caller gets its own copy of the value and of the marks."""
+    value, marks = _parsed(text)
+    return copy.deepcopy(value), dict(marks)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> tuple[Any, Marks]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

@@ -253,7 +253,7 @@ class _Ollama(BaseHTTPRequestHandler):
 
 def test_doctor_reads_ollama_capabilities():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Ollama)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, daemon=True, kwargs={"poll_interval": 0.02}).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         ok, checks_ok = _doctor({"OLLAMA_HOST": url, "OPSAGENT_MODEL": "qwen3:8b"})

@@ -164,10 +164,13 @@ def test_the_daemon_takes_the_lease_named_by_its_options(tmp_path):
         holders = []
         daemon = kube_daemon(emu, tmp_path, cycles=2, on_cycle=lambda report: holders.append(
             emu.stored("coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader")["spec"]["holderIdentity"]))
+        cache = daemon.runtime.cluster.cache
         assert daemon.run(install_signals=False) == 0
+        watching = [t.name for t in cache._threads if t.is_alive()]   # the watches end with the run, not minutes later
         lease = emu.stored("coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader")
         paths = [r["path"] for r in emu.requests()]
     assert daemon.status.cycles == 2 and holders == [daemon.leader.identity] * 2
+    assert cache._threads and watching == []
     assert lease["spec"].get("holderIdentity") is None      # released on a clean exit
     assert LEASES.format(ns="opsagent") not in " ".join(paths)
 
@@ -295,23 +298,24 @@ def lease_store(emu: Emulator, namespace: str, name: str) -> list[bool]:
     return failing
 
 
-def renewing_daemon(emu: Emulator, tmp_path: Path, lease_seconds: int) -> Daemon:
+def renewing_daemon(emu: Emulator, tmp_path: Path, lease_seconds: int, renew_every: float | None = None) -> Daemon:
     kube = KubeCluster(api_client_for_url(emu.url))
     runtime = open_runtime(policies=REPO / "policies", db=tmp_path / "ops.db", cluster_obj=kube)
     leader = _LeaseLeader(KubeLease.for_cluster(kube, namespace="ops-team", name="opsagent-leader",
-                                                identity="leader", lease_seconds=lease_seconds))
+                                                identity="leader", lease_seconds=lease_seconds), renew_every=renew_every)
     options = DaemonOptions(cluster="kube", policies=REPO / "policies", playbooks=REPO / "playbooks",
                             db=tmp_path / "ops.db", interval=0.05, cycles=1)
     return Daemon(options, runtime=runtime, leader=leader)
 
 
-def slow_observe(daemon: Daemon, seconds: float, each: Callable[[], None]) -> None:
-    """Make the cycle's first read take `seconds`, calling `each` about ten times a second meanwhile."""
+def slow_observe(daemon: Daemon, seconds: float, each: Callable[[], None],
+                 done: Callable[[], bool] = lambda: False) -> None:
+    """Make the cycle's first read take `seconds` (or until `done()`), calling `each` about ten times a second meanwhile."""
     original = daemon.reconciler.observe
 
     def observe():
         until = time.monotonic() + seconds
-        while time.monotonic() < until:
+        while time.monotonic() < until and not done():
             each()
             time.sleep(0.1)
         return original()
@@ -322,9 +326,9 @@ def slow_observe(daemon: Daemon, seconds: float, each: Callable[[], None]) -> No
 def test_a_cycle_three_times_the_lease_keeps_it_and_a_standby_never_takes_it(tmp_path):
     with Emulator() as emu:
         lease_store(emu, "ops-team", "opsagent-leader")
-        daemon = renewing_daemon(emu, tmp_path, lease_seconds=2)
+        daemon = renewing_daemon(emu, tmp_path, lease_seconds=1)
         standby = KubeLease.for_cluster(KubeCluster(api_client_for_url(emu.url)), namespace="ops-team",
-                                        name="opsagent-leader", identity="standby", lease_seconds=2)
+                                        name="opsagent-leader", identity="standby", lease_seconds=1)
         renewals: set[str] = set()
         standby_won: list[bool] = []
         leading: list[bool] = []
@@ -335,7 +339,7 @@ def test_a_cycle_three_times_the_lease_keeps_it_and_a_standby_never_takes_it(tmp
             standby_won.append(standby.try_acquire())
             leading.append(daemon.still_leading())
 
-        slow_observe(daemon, 3 * 2 + 0.5, meanwhile)
+        slow_observe(daemon, 3 * 1 + 0.5, meanwhile)
         assert daemon.run(install_signals=False) == 0
     assert daemon.status.cycles == 1 and not daemon.status.last_error
     assert len(standby_won) > 20 and not any(standby_won)        # asked all along, never got it
@@ -346,7 +350,7 @@ def test_a_cycle_three_times_the_lease_keeps_it_and_a_standby_never_takes_it(tmp
 def test_a_failed_renewal_stops_writes_and_readyz_says_so(tmp_path):
     with Emulator() as emu:
         failing = lease_store(emu, "ops-team", "opsagent-leader")
-        daemon = renewing_daemon(emu, tmp_path, lease_seconds=3)
+        daemon = renewing_daemon(emu, tmp_path, lease_seconds=3, renew_every=0.3)
         seen: dict[str, object] = {}
 
         def meanwhile() -> None:
@@ -357,7 +361,7 @@ def test_a_failed_renewal_stops_writes_and_readyz_says_so(tmp_path):
                 seen["gate"] = daemon.runtime.gate.leading()
                 seen["stop"] = daemon.reconciler.should_stop()
 
-        slow_observe(daemon, 3.0, meanwhile)                        # longer than one renewal period (1 s)
+        slow_observe(daemon, 3.0, meanwhile, done=lambda: "lost" in seen)   # ten renewal periods at most
         daemon.run(install_signals=False)
     assert seen.get("lost") is True
     ready, detail = seen["ready"]

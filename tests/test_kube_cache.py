@@ -243,3 +243,37 @@ def test_readyz_is_not_ready_while_a_watch_is_stale():
             cluster.stop_watching()
     assert fresh[0] == 200
     assert stale[0] == 503 and "stale" in stale[1] and "deployments" in stale[1]
+
+
+class _OpenedWatch:
+    """A watch response whose stream would run until the server ends it; it records how it was let go."""
+
+    def __init__(self) -> None:
+        self.let_go: list[str] = []
+
+    def stream(self, amt=None, decode_content=False):
+        raise AssertionError("a watch opened after stop() is not read")
+
+    def shutdown(self) -> None:
+        self.let_go.append("shutdown")
+
+    def close(self) -> None:
+        self.let_go.append("close")
+
+    def release_conn(self) -> None:
+        self.let_go.append("release")
+
+
+def test_a_watch_opened_while_the_cache_stops_is_closed_not_pooled():
+    """stop() can come while a watch request is on its way: interrupt() then finds nothing to cut, so the
+    informer must close that watch itself, or the server keeps streaming into a pooled, half-read connection."""
+    stop, response = threading.Event(), _OpenedWatch()
+
+    class StoppedWhileOpening:
+        def call(self, what, fn, *args, **kwargs):
+            stop.set()            # Cache.stop() runs here, between the request and its answer
+            return response
+
+    informer = Informer(StoppedWhileOpening(), "deployments", lambda **kw: None, clock=VirtualClock(NOW))
+    informer.watch_once(stop)
+    assert response.let_go == ["close", "release"]

@@ -258,7 +258,8 @@ def make_http_server(app: App, *, host: str, port: int, path: str = "/slack/even
 
     server = make_server(host, port, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     if background:
-        threading.Thread(target=server.serve_forever, name="slack-http", daemon=True).start()
+        threading.Thread(target=server.serve_forever, name="slack-http", daemon=True,
+                         kwargs={"poll_interval": 0.05}).start()   # shutdown() returns within this
     return server
 
 

@@ -27,6 +27,8 @@ from typing import Callable
 from opsagent.daemon.internal import MAX_BODY, InternalApi
 from opsagent.daemon.metrics import Metrics
 
+STOP_POLL = 0.05   # seconds: how often the serving loop looks for stop(), so stopping takes at most this long
+
 
 @dataclass
 class Status:
@@ -193,7 +195,8 @@ class HealthServer:
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.address = f"{host}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="opsagent-http", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, name="opsagent-http", daemon=True,
+                                        kwargs={"poll_interval": STOP_POLL})
 
     def start(self) -> "HealthServer":
         self._thread.start()

@@ -93,10 +93,12 @@ class Daemon:
         self.stop = stop or StopFlag()
         self.metrics = Metrics()
         self.status = Status(stuck_after=max(300.0, options.interval * 20))
-        start_watching = getattr(self.runtime.cluster, "start_watching", None)
-        if self.runtime.sim is None and callable(start_watching):
-            # a real cluster: snapshots come from one watched cache (listed once, then followed); /readyz says when stale
-            start_watching()
+        # a real cluster: snapshots come from one watched cache (listed once, then followed); /readyz says when stale
+        watched = self.runtime.cluster if self.runtime.sim is None else None
+        self._start_watching: Callable[[], Any] | None = getattr(watched, "start_watching", None)
+        self._stop_watching: Callable[[], Any] | None = getattr(watched, "stop_watching", None)
+        if self._start_watching is not None:
+            self._start_watching()
             self.status.cache_health = self.runtime.cluster.cache_health
         self.leader = leader or self._default_leader()
         if hasattr(self.leader, "on_lost"):
@@ -178,6 +180,8 @@ class Daemon:
                                        internal=internal).start()
             log.info("serving /healthz /readyz /metrics%s on http://%s",
                      " and the internal API" if internal else "", self.server.address)
+        if self._start_watching is not None:
+            self._start_watching()   # idempotent; again after an earlier run() stopped it
         limit = 1 if self.options.once else self.options.cycles
         done, failed, was = 0, 0, None
         gate_leading, self.runtime.gate.leading, self._guarded = self.runtime.gate.leading, self.still_leading, True
@@ -214,6 +218,8 @@ class Daemon:
             self.agent.close()
             if self.server is not None:
                 self.server.stop()
+            if self._stop_watching is not None:   # cut the open watches now, not when the server ends each one
+                self._stop_watching()
         if self.stop.is_set:
             log.info("stopped cleanly after %d cycle(s)", done)
         if limit is not None and failed:  # a bounded run (--once, --cycles) tells whether its cycles worked

@@ -95,7 +95,8 @@ class FakeOllama:
     def start(self) -> "FakeOllama":
         handler = _make_handler(self)
         self._server = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ollama", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ollama", daemon=True,
+                                        kwargs={"poll_interval": 0.05})   # stop() returns within this
         self._thread.start()
         return self
 

@@ -232,8 +232,10 @@ class NullPlanner:
 
     def plan(self, inp: PlanInput) -> Plan:
         return Plan(done=True, text="no action (null planner)")
-SERVED_TIMEOUT = 0.25   # the client's timeout against the loopback model server; `slow` answers take 4x that
+SERVED_TIMEOUT = 0.25   # the client's timeout against the loopback model server: hostile-ollama's answers arrive in it
+GARBLED_TIMEOUT = 0.1   # garbled's: none of its answers is usable anyway; its `slow` answers take 4x that
 _SERVER: list[Any] = []
+_CHAT_MODELS: dict[str, Any] = {}   # model name -> its chat client, made on first use like the server
 _turns = itertools.count()
 _SUBJECT = re.compile(r'"workload":"([a-z0-9-]+)/([a-z0-9.-]+)"')
 
@@ -244,7 +246,7 @@ def _garbled_reply(body: dict[str, Any]) -> Any:
 
     call = [("sleep_workload", {"namespace": "ml", "name": "llm"})]
     modes = [Reply(mode="html"), Reply(mode="cut", content="Let me free the GPUs.", tool_calls=call),
-             Reply(delay=SERVED_TIMEOUT * 4), Reply(mode="string_args", tool_calls=call),
+             Reply(delay=GARBLED_TIMEOUT * 4), Reply(mode="string_args", tool_calls=call),
              Reply(mode="error_midstream", content="I will"), Reply(mode="http_error", status=500)]
     return modes[next(_turns) % len(modes)]
 
@@ -274,7 +276,7 @@ def _reply(body: dict[str, Any]) -> Any:
 def served_planner(model: str) -> Any:
     """The LLM planner over ChatOllama, pointed at a loopback model server: `garbled` or `hostile-ollama` answers.
 
-    The server starts on first use and lives as long as the process.
+    The server and each model's client are made on first use and live as long as the process.
     """
     from opsagent.agent import AgentConfig
     from opsagent.agent.models import classify_error, make_chat_model
@@ -284,8 +286,11 @@ def served_planner(model: str) -> Any:
 
     if not _SERVER:
         _SERVER.append(FakeOllama(models=("garbled:latest", "hostile-ollama:latest"), responder=_reply).start())
-    config = AgentConfig(model=model, ollama_host=_SERVER[0].url, request_timeout_seconds=SERVED_TIMEOUT)
-    return LlmPlanner(make_chat_model(config), tools=REGISTRY, model_name=model, classify=classify_error)
+    if model not in _CHAT_MODELS:   # one client per model, as a daemon has: each costs two TLS contexts to make
+        timeout = SERVED_TIMEOUT if model.startswith("hostile-ollama") else GARBLED_TIMEOUT
+        config = AgentConfig(model=model, ollama_host=_SERVER[0].url, request_timeout_seconds=timeout)
+        _CHAT_MODELS[model] = make_chat_model(config)
+    return LlmPlanner(_CHAT_MODELS[model], tools=REGISTRY, model_name=model, classify=classify_error)
 
 
 def make_planner(name: str, *, script: Any = ()) -> tuple[Any, str | None]:

@@ -223,7 +223,7 @@ def load_eval_scenario(path: str | Path, *, repo: Path | None = None) -> LoadedS
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
-        root, data = yaml.compose(text), yaml.safe_load(text)
+        data = yaml.safe_load(text)   # the node tree (for line numbers) is composed only for an error
     except FileNotFoundError:
         raise EvalScenarioError("no such scenario file", file=source) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -245,7 +245,7 @@ def load_eval_scenario(path: str | Path, *, repo: Path | None = None) -> LoadedS
             where, msg = msg[1:].split("@", 1)
             loc = tuple(int(p) if p.isdigit() else p for p in where.split("."))
         field = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or "(" in p)))
-        raise EvalScenarioError(msg, file=source, line=_line(root, loc), field=field or "(top level)") from None
+        raise EvalScenarioError(msg, file=source, line=_line(yaml.compose(text), loc), field=field or "(top level)") from None
     base = repo or next((d for d in [path.resolve().parent, *path.resolve().parents] if (d / spec.policies).exists()),
                         Path.cwd())
     try:
@@ -255,12 +255,12 @@ def load_eval_scenario(path: str | Path, *, repo: Path | None = None) -> LoadedS
             cluster_path = Path(spec.cluster_file)  # type: ignore[arg-type]
             sim = load_scenario(cluster_path if cluster_path.is_absolute() else path.parent / cluster_path)
     except ScenarioError as exc:
-        raise EvalScenarioError(f"cluster: {exc}", file=source, line=_line(root, ("cluster",))) from None
+        raise EvalScenarioError(f"cluster: {exc}", file=source, line=_line(yaml.compose(text), ("cluster",))) from None
     for i, event in enumerate(spec.events):
         try:
             sim.resolve_time(event.at)
         except ValueError as exc:
-            raise EvalScenarioError(str(exc), file=source, line=_line(root, ("events", i, "at")), field=f"events.{i}.at") from None
+            raise EvalScenarioError(str(exc), file=source, line=_line(yaml.compose(text), ("events", i, "at")), field=f"events.{i}.at") from None
     resolve = lambda p: Path(p) if Path(p).is_absolute() else base / p  # noqa: E731
     return LoadedScenario(spec=spec, sim=sim, path=path, policies=resolve(spec.policies), playbooks=resolve(spec.playbooks))
 

@@ -64,7 +64,8 @@ class FakeSlack:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-slack", daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-slack", daemon=True,
+                                       kwargs={"poll_interval": 0.02})
         self.thread.start()
 
     @property

@@ -171,15 +171,21 @@ class Informer:
             allow_watch_bookmarks=True, timeout_seconds=self.watch_seconds, _preload_content=False,
             _request_timeout=(10.0, self.watch_seconds + 30))
         self._response = response
-        with self.changed:
-            self._heard_locked()
+        ended = False   # the server ended the watch and the stream was read to its end
         try:
+            if stop.is_set():   # stopped while this watch was being opened: interrupt() found nothing to cut
+                return
+            with self.changed:
+                self._heard_locked()
             for line in stream_lines(response):
                 if stop.is_set():
                     return
                 self.receive(line)
+            ended = not stop.is_set()   # a stream cut by interrupt() may end quietly too
         finally:
             self._response = None
+            if not ended:   # cut, stopped or failed: close the connection so the server ends this watch now
+                response.close()
             response.release_conn()
 
     def interrupt(self) -> None:

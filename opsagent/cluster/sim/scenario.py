@@ -446,8 +446,7 @@ def _parse_hhmm(text: str) -> time:
 def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
     """Parse YAML text into a Scenario, or raise ScenarioError naming source, line and field."""
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text)   # the node tree (for line numbers) is composed only for an error
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -464,7 +463,7 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
         if msg.startswith("@"):  # a cross-reference check that knows where it points
             where, msg = msg[1:].split("@", 1)
             loc = tuple(int(p) if p.isdigit() else p for p in where.split("."))
-        line = _line_for(root, loc)
+        line = _line_for(yaml.compose(text), loc)
         field = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or "(" in p)))
         raise ScenarioError(msg, file=source, line=line, field=field or "(top level)") from None
 
