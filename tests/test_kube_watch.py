@@ -107,6 +107,17 @@ def test_a_watch_cut_off_mid_event_is_read_and_watched_again():
     assert [r["params"].get("resourceVersion") for r in seen] == [None, "5", None, "8"]
 
 
+def test_a_server_that_ends_every_watch_at_once_is_not_hammered():
+    """A proxy that closes each watch as soon as it opens: the wait backs off as after an error, rather than
+    reading and watching again without a pause (hundreds of requests a second)."""
+    with StatusServer([(200, _deployment(0, "5"))]) as srv:
+        ready = _cluster(srv.url).wait_ready(ref=GUESTBOOK, replicas=2, timeout=1.5)
+        seen = list(srv.seen)
+    assert ready == 0
+    watches = [r for r in seen if r["params"].get("watch") in ("true", "True", "1")]
+    assert 2 <= len(watches) <= 12, len(watches)      # 0.05 s doubling to 2 s over 1.5 s: a handful, not hundreds
+
+
 def test_timeout_returns_the_ready_count_seen_last():
     with Emulator() as emu:
         emu.seed(_deployment(1, "1"))

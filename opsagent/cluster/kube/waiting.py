@@ -27,6 +27,9 @@ from opsagent.cluster.port import ClusterError, NotFound
 Predicate = Callable[[dict[str, Any]], bool]
 
 
+QUICK_END = 1.0   # seconds: a watch that ends sooner without the awaited change counts as a failed one
+
+
 def wait_for_object(
     chokepoint: Chokepoint, watch_fn: Callable[..., Any], *, namespace: str, name: str,
     get: Callable[[], dict[str, Any]], predicate: Predicate, timeout: float, clock: Clock,
@@ -41,6 +44,7 @@ def wait_for_object(
         remaining = deadline - clock.monotonic()
         if remaining <= 0:
             return None
+        opened = clock.monotonic()
         try:
             outcome = _watch_once(chokepoint, watch_fn, namespace=namespace, name=name, obj=obj,
                                   predicate=predicate, seconds=remaining)
@@ -55,9 +59,15 @@ def wait_for_object(
             backoff = min(max_backoff, backoff * 2)
             obj = get()
             continue
-        backoff = 0.05
         if outcome is not None and predicate(outcome):
             return outcome
+        if clock.monotonic() - opened < QUICK_END:
+            # A server or proxy that ends every watch at once would otherwise be read and watched again
+            # without a pause, hundreds of times a second: back off as after an error.
+            clock.sleep(min(backoff, max(0.0, deadline - clock.monotonic())))
+            backoff = min(max_backoff, backoff * 2)
+        else:
+            backoff = 0.05
         obj = get()   # the watch ended, expired (410) or timed out: start again from a fresh read
 
 
