@@ -31,7 +31,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from opsagent.clock import Clock
-from opsagent.cluster.port import Cluster, ClusterError, read_only
+from opsagent.cluster.port import Cluster, ClusterError, ReadOnlyCluster, read_only
 from opsagent.detect.probes import explain as explain_not_ready
 from opsagent.gate.keys import OUTCOME, args_hash, executed_key, status_of, step_key
 from opsagent.gate.support import (
@@ -165,6 +165,11 @@ class Gate:
         self.leading: Callable[[], bool] = lambda: True   # the daemon sets its leader's still_leading(): no write without it
 
     # --- public -----------------------------------------------------------
+    @property
+    def reader(self) -> ReadOnlyCluster:
+        """The gate's cluster as anything but the gate may hold it (leases, the agent's waits): reads only."""
+        return read_only(self.cluster)
+
     def submit(self, call: ToolCall, *, run_id: str | None = None, confirmation: int | None = None) -> ToolResult:
         """Run `call` if the policy allows it; otherwise file an approval request or refuse.
 
