@@ -171,3 +171,24 @@ def test_nothing_outside_the_gate_reaches_the_gates_writer():
                       and node.args[1].value == "cluster" and names_gate(node.args[0])):
                     found.append((rel, node.lineno))
     assert found == [], f"the gate's writer is reached outside the gate: {found}"
+
+
+def test_idempotency_keys_are_built_only_in_gate_keys():
+    """One key scheme: no other module spells a key's parts (`:result`, `:decision`, `:run:`, `approval:`) itself."""
+    parts = (":result", ":decision", ":proposal", ":claim", ":run:", "approval:")
+    found = []
+    for top in ("opsagent", "tools"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel in ("opsagent/gate/keys.py", "opsagent/audit/store.py"):  # the store sits below the gate: see keys.FINISHED
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.JoinedStr):
+                    text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+                    if any(part in text for part in parts):
+                        found.append((rel, node.lineno, ast.unparse(node)))
+                elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                      and node.func.attr in ("endswith", "removesuffix") and node.args
+                      and isinstance(node.args[0], ast.Constant) and node.args[0].value in ("claim", ":claim", "result", ":result")):
+                    found.append((rel, node.lineno, ast.unparse(node)))
+    assert found == [], f"keys built outside opsagent/gate/keys.py: {found}"
