@@ -220,7 +220,7 @@ class LeaseService:
     @classmethod
     def over(cls, gate: Any) -> "LeaseService":
         """Leases over a gate's own audit log, policy, cluster and clock."""
-        return cls(audit=gate.recorder, gate=gate, policy=gate.policy, cluster=gate.cluster, clock=gate.clock)
+        return cls(audit=gate.recorder, gate=gate, policy=gate.policy, cluster=gate.reader, clock=gate.clock)
 
     def leases(self, snapshot: Any = None) -> dict[str, Lease]:
         """Every lease, each active one cut to the `max_wake` the policy in force gives its workload (read from

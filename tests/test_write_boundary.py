@@ -87,3 +87,108 @@ def test_the_recording_cluster_records_every_port_write():
         except TypeError:
             pass
     assert [name for name, _ in cluster.writes] == list(WRITE_METHODS)
+
+
+class _AdapterWithMore(TinyCluster):
+    """An adapter that grew a write the port does not list, and exposes its raw client, as a real one might."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patched: list[str] = []
+        self.apps = self  # the kube adapter's `apps` / `core` / `chokepoint` are raw API clients
+
+    def patch_labels(self, **kwargs):  # not in ClusterWriter, so not in WRITE_METHODS
+        self.patched.append("patch_labels")
+
+    def wait_changed(self, *, ref, timeout):
+        return False
+
+
+@pytest.mark.parametrize("name", ["patch_labels", "apps", "add_workload", "workloads"])
+def test_the_utilisation_watch_passes_only_reads_not_whatever_the_adapter_has(name):
+    watch = UtilisationWatch(_AdapterWithMore(), lambda workload: None)
+    with pytest.raises(AttributeError):
+        getattr(watch, name)
+    assert callable(watch.wait_changed) and watch.snapshot().workloads == ()
+
+
+def test_the_runtime_reader_reaches_none_of_the_simulators_mutators(tmp_path):
+    from opsagent.runtime import open_runtime
+
+    rt = open_runtime(cluster="sim:demo", policies=ROOT / "policies", db=tmp_path / "ops.db")
+    try:
+        for name in ("new_revision", "bind", "release", "submit_job", "emit", "arrive"):
+            with pytest.raises(AttributeError):
+                getattr(rt.cluster, name)
+        assert rt.cluster.snapshot().workloads
+    finally:
+        rt.audit.close()
+
+
+def test_the_gate_hands_out_a_reader_that_keeps_the_waits(tmp_path):
+    from opsagent.cluster.port import WaitsChange
+    from opsagent.leases import LeaseService
+    from opsagent.runtime import open_runtime
+
+    inner = RecordingCluster(_AdapterWithMore())
+    rt = open_runtime(cluster_obj=inner, clock=inner.inner.clock, policies=ROOT / "policies", db=tmp_path / "ops.db")
+    try:
+        reader = rt.gate.reader
+        assert isinstance(reader, WaitsChange) and reader.snapshot() is not None
+        for name in WRITE_METHODS:
+            with pytest.raises(Forbidden):
+                getattr(reader, name)()
+        leases = LeaseService.over(rt.gate)
+        for name in WRITE_METHODS:
+            with pytest.raises(Forbidden):
+                getattr(leases.cluster, name)()
+        with pytest.raises(AttributeError):
+            reader.patch_labels  # noqa: B018
+        assert inner.writes == [] and inner.inner.patched == []
+    finally:
+        rt.audit.close()
+
+
+def test_nothing_outside_the_gate_reaches_the_gates_writer():
+    """`gate.cluster` is the writer: only the gate, and the wiring that builds more gates over it, may name it;
+    everyone else takes `gate.reader`."""
+    allowed = {"opsagent/gate/core.py", "opsagent/runtime.py", "opsagent/daemon/runner.py"}
+
+    def names_gate(node) -> bool:
+        return ast.unparse(node).split(".")[-1].endswith("gate")
+
+    found = []
+    for top in ("opsagent", "tools"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel in allowed:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Attribute) and node.attr == "cluster" and names_gate(node.value):
+                    found.append((rel, node.lineno))
+                elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                      and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+                      and node.args[1].value == "cluster" and names_gate(node.args[0])):
+                    found.append((rel, node.lineno))
+    assert found == [], f"the gate's writer is reached outside the gate: {found}"
+
+
+def test_idempotency_keys_are_built_only_in_gate_keys():
+    """One key scheme: no other module spells a key's parts (`:result`, `:decision`, `:run:`, `approval:`) itself."""
+    parts = (":result", ":decision", ":proposal", ":claim", ":run:", "approval:")
+    found = []
+    for top in ("opsagent", "tools"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel in ("opsagent/gate/keys.py", "opsagent/audit/store.py"):  # the store sits below the gate: see keys.FINISHED
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.JoinedStr):
+                    text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+                    if any(part in text for part in parts):
+                        found.append((rel, node.lineno, ast.unparse(node)))
+                elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                      and node.func.attr in ("endswith", "removesuffix") and node.args
+                      and isinstance(node.args[0], ast.Constant) and node.args[0].value in ("claim", ":claim", "result", ":result")):
+                    found.append((rel, node.lineno, ast.unparse(node)))
+    assert found == [], f"keys built outside opsagent/gate/keys.py: {found}"

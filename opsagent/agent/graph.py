@@ -109,7 +109,7 @@ class Deps:
             return
         if not state.get("verify_waits"):
             return
-        cluster = getattr(self.gate, "cluster", None)
+        cluster = getattr(self.gate, "reader", None)
         refs = changed_workloads(state.get("results", []))
         if isinstance(cluster, WaitsChange) and refs:
             cluster.wait_changed(ref=refs[-1], timeout=self.config.verify_interval_seconds)

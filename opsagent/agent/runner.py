@@ -358,7 +358,7 @@ class Agent:
 
     def _escalate(self, last: dict[str, Any], summary: str, *, key: str) -> bool:
         """Record, once, that this finding is now a person's (outcome error); True the first time only."""
-        full = f"{last.get('run_id')}:run:{key}"
+        full = run_key(last.get("run_id"), key)
         find = getattr(self.recorder, "find_by_key", None)
         if callable(find) and find(full) is not None:
             return False

@@ -199,13 +199,31 @@ class Cluster(ClusterReader, ClusterWriter, Protocol):
     """A whole adapter: reads and writes."""
 
 
+def _methods(*protocols: type) -> tuple[str, ...]:
+    return tuple(name for protocol in protocols for name, value in vars(protocol).items()
+                 if callable(value) and not name.startswith("_"))
+
+
 # The one list of write method names, in declaration order.
-WRITE_METHODS: tuple[str, ...] = tuple(name for name, value in vars(ClusterWriter).items()
-                                       if callable(value) and not name.startswith("_"))
+WRITE_METHODS: tuple[str, ...] = _methods(ClusterWriter)
+
+# What a reader may ask: the port's read and the optional read capabilities above.
+READ_METHODS: tuple[str, ...] = _methods(ClusterReader, ReadsWorkloads, WaitsReady, WaitsChange)
+
+# What an adapter offers beyond the port that a process (not a tool) may still reach through its read-only view:
+# who the connection is (and whom it impersonates, which the cluster itself must allow: it can only narrow), the
+# watched cache's lifecycle and health, and the simulator's clock and traffic. Anything else an adapter has (its
+# raw API clients, its own mutators, a write it added without declaring it on `ClusterWriter`) is not reachable.
+ADAPTER_SERVICES: frozenset[str] = frozenset({
+    "whoami", "impersonation_refusal", "impersonate",
+    "start_watching", "stop_watching", "cache_health",
+    "clock", "advance", "record_request",
+})
 
 
 class ReadOnlyCluster:
-    """A view of a cluster that can only read, as read tools get it: `snapshot`, and nothing else of the adapter.
+    """A view of a cluster that can only read, as read tools and everything but the gate get it: the reads in
+    `READ_METHODS` that the cluster has, and nothing else of the adapter.
 
     The port's writes (`WRITE_METHODS`) raise `Forbidden`; any other attribute does not exist here.
     """
@@ -219,7 +237,9 @@ class ReadOnlyCluster:
     def __getattr__(self, name: str) -> Any:
         if name in WRITE_METHODS:
             return self._refuse
-        raise AttributeError(f"a read-only view of the cluster has no {name!r}: it only takes snapshots")
+        if name in READ_METHODS and not name.startswith("_"):
+            return getattr(self._inner, name)  # AttributeError when the cluster lacks this capability
+        raise AttributeError(f"a read-only view of the cluster has no {name!r}: it only reads")
 
     def _refuse(self, *args: Any, **kwargs: Any) -> WriteResult:
         raise Forbidden("this view of the cluster cannot write: writes go through the gate", verb="write",

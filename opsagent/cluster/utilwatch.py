@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from opsagent.cluster.port import WRITE_METHODS
+from opsagent.cluster.port import ADAPTER_SERVICES, READ_METHODS, WRITE_METHODS
 from opsagent.model import Snapshot, Workload, WorkloadRef
 
 Threshold = Callable[[Workload], "float | None"]
@@ -75,7 +75,9 @@ class UtilisationWatch:
     def __getattr__(self, name: str) -> Any:
         if name in WRITE_METHODS:
             raise AttributeError(f"{name}: this view of the cluster only reads; writes go through the gate")
-        return getattr(self._inner, name)
+        if name in READ_METHODS or name in ADAPTER_SERVICES:
+            return getattr(self._inner, name)
+        raise AttributeError(f"{name}: this view of the cluster only reads (the port's reads and {sorted(ADAPTER_SERVICES)})")
 
     def writer(self) -> "WatchedWriter":
         """The watched cluster with its writes: for the gate alone."""

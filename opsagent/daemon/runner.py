@@ -34,7 +34,7 @@ from collections.abc import Collection
 from typing import Any, Callable
 
 from opsagent.audit import AuditError
-from opsagent.cluster.port import ClusterError
+from opsagent.cluster.port import ClusterError, read_only
 from opsagent.daemon.http import HealthServer, Status
 from opsagent.daemon.internal import GatePool, InternalApi
 from opsagent.gate import Gate
@@ -138,7 +138,7 @@ class Daemon:
             gate, lock = sim_gate, self._cycle_lock
 
             def present(keys: Collection[str]) -> set[str] | None:
-                return workloads_present(sim_gate.cluster, keys)
+                return workloads_present(sim_gate.reader, keys)
         else:
             options, shared = self.options, self.runtime.gate.cluster
             # each pooled gate has its own database connection; all read the daemon's one watched cache
@@ -148,7 +148,7 @@ class Daemon:
             gate, lock = pool, nullcontext()
 
             def present(keys: Collection[str]) -> set[str] | None:
-                return workloads_present(shared, keys)
+                return workloads_present(read_only(shared), keys)
         activity = ActivityLog(activity_path_for(self.db), clock=self.runtime.clock)
 
         def leading() -> bool:

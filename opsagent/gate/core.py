@@ -31,9 +31,9 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from opsagent.clock import Clock
-from opsagent.cluster.port import Cluster, ClusterError, read_only
+from opsagent.cluster.port import Cluster, ClusterError, ReadOnlyCluster, read_only
 from opsagent.detect.probes import explain as explain_not_ready
-from opsagent.gate.keys import OUTCOME, args_hash, executed_key, status_of, step_key
+from opsagent.gate.keys import OUTCOME, approval_run_id, args_hash, executed_key, kind_key, status_of, step_key
 from opsagent.gate.support import (
     builtin,
     counts_for,
@@ -113,7 +113,7 @@ class _Step:
         entry = AuditEntry(
             time=self.gate.clock.now(), kind=kind, actor=call.actor, channel=self.channel or call.channel, run_id=self.run_id,
             finding_id=call.finding_id, message=call.message, tool=call.tool, risk=self.risk,
-            idempotency_key=self.done_key if (kind == "result" and self.executing and self.done_key) else f"{self.key}:{kind}",
+            idempotency_key=self.done_key if (kind == "result" and self.executing and self.done_key) else kind_key(self.key, kind),
             **fields,
         )
         return self.gate.recorder.record(entry)
@@ -165,6 +165,11 @@ class Gate:
         self.leading: Callable[[], bool] = lambda: True   # the daemon sets its leader's still_leading(): no write without it
 
     # --- public -----------------------------------------------------------
+    @property
+    def reader(self) -> ReadOnlyCluster:
+        """The gate's cluster as anything but the gate may hold it (leases, the agent's waits): reads only."""
+        return read_only(self.cluster)
+
     def submit(self, call: ToolCall, *, run_id: str | None = None, confirmation: int | None = None) -> ToolResult:
         """Run `call` if the policy allows it; otherwise file an approval request or refuse.
 
@@ -206,7 +211,7 @@ class Gate:
         call = approval.call
         step = _Step(self, call, approval.thread_id, uuid.uuid4().hex[:16], {"approval_id": approval.id, "approver": approver})
         step.channel = channel
-        step.key = step_key(f"approval:{approval.id}", step.call_ref, call)
+        step.key = step_key(approval_run_id(approval.id), step.call_ref, call)
         step.done_key = executed_key(approval.id)
         return self._replay(step) or self._process(step, approval=approval, approver=approver)
 
@@ -225,13 +230,13 @@ class Gate:
         if not step.replayable and step.done_key is None:
             return None
         find = self.recorder.find_by_key
-        done = find(step.done_key or f"{step.key}:result")
+        done = find(step.done_key or kind_key(step.key, "result"))
         if done is not None:
             status = status_of(getattr(done, "outcome", None))
             return ToolResult(status=status, tool=step.call.tool, audit_id=getattr(done, "id", None),
                               approval_id=getattr(done, "approval_id", None), data={"replayed": True},
                               message=f"already handled (audit {getattr(done, 'id', '?')}): {getattr(done, 'summary', '') or ''}")
-        if step.done_key is None and find(f"{step.key}:proposal") is not None:
+        if step.done_key is None and find(kind_key(step.key, "proposal")) is not None:
             return self._recover(step)
         return None
 
@@ -249,7 +254,7 @@ class Gate:
         call = step.call
         tool = self.tools.get(call.tool)
         step.risk = tool.risk if tool else None
-        decided = self.recorder.find_by_key(f"{step.key}:decision")
+        decided = self.recorder.find_by_key(kind_key(step.key, "decision"))
         if decided is None or tool is None or tool.risk == "read" or decided.dry_run:
             return None
         decision = Decision(effect=decided.decision or "deny", rule=RuleRef(file=decided.rule_file or "", name=decided.rule_name or ""),
@@ -321,7 +326,7 @@ class Gate:
     def _decided_here(self, step: _Step) -> bool:
         """Whether the recorded decision of a replayable call is this attempt's: a second process that submits the
         same call at once finds the first one's row under the key (the store skips a second insert of a key)."""
-        row = self.recorder.find_by_key(f"{step.key}:decision")
+        row = self.recorder.find_by_key(kind_key(step.key, "decision"))
         data = getattr(row, "data", None) if row is not None else None
         return not isinstance(data, dict) or data.get("attempt", step.nonce) == step.nonce
 

@@ -43,29 +43,45 @@ def step_key(run_id: str | None, call_ref: str, call: ToolCall) -> str:
     return f"{run_id or 'adhoc'}:{call_ref}:{args_hash(call)[:12]}"
 
 
+def kind_key(stem: str, kind: str) -> str:
+    """The key of one of a call's rows (`proposal`, `decision`, `result`, `claim`) from its `step_key` stem."""
+    return f"{stem}:{kind}"
+
+
+def approval_run_id(approval_id: int) -> str:
+    """The run id the keys of an approved call's rows start with (`step_key(approval_run_id(id), ...)`)."""
+    return f"approval:{approval_id}"
+
+
 def result_key(run_id: str, call: ToolCall) -> str:
     """The key the gate stores a replayable call's `result` entry under."""
-    return f"{step_key(run_id, call.id or '', call)}:result"
+    return kind_key(step_key(run_id, call.id or "", call), "result")
 
 
 def claim_key(key: str) -> str:
     """The key of the `run` entry written just before a call is submitted (from its result key)."""
-    return key.rsplit(":", 1)[0] + ":claim"
+    return kind_key(key.rsplit(":", 1)[0], "claim")
+
+
+def result_of_claim(key: str) -> str | None:
+    """The result key a `claim` key stands for (its inverse of `claim_key`); None when `key` is not a claim."""
+    stem, _, kind = key.rpartition(":")
+    return kind_key(stem, "result") if stem and kind == "claim" else None
 
 
 def executed_key(approval_id: int) -> str:
     """The key of the result entry of an approved call that ran: one per approval."""
-    return f"approval:{approval_id}:executed"
+    return f"{approval_run_id(approval_id)}:executed"
 
 
 def execution_claim_key(approval_id: int) -> str:
     """The key of the approval queue's claim on running an approved call (written before the gate runs it)."""
-    return f"approval:{approval_id}:run"
+    return f"{approval_run_id(approval_id)}:run"
 
 
 def approval_done_key(approval_id: int) -> str:
     """The key of the approval queue's row saying how an approved call's execution ended."""
-    return f"approval:{approval_id}:done"
+    return f"{approval_run_id(approval_id)}:done"
 
 
 def run_key(run_id: str | None, name: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from opsagent.gate.keys import FINISHED, call_id, claim_key, result_key, status_of
+from opsagent.gate.keys import FINISHED, call_id, claim_key, result_key, result_of_claim, status_of
 from opsagent.model import AuditEntry, ToolResult
 
 __all__ = ["FINISHED", "RECOVERY_WINDOW", "Journal", "Ledger", "call_id", "claim_key", "finished_runs", "has_key", "interrupted_runs",
@@ -70,8 +70,7 @@ def interrupted_runs(recorder: Ledger, *, since: datetime) -> list[str]:
     """Run ids with a claim recorded at or after `since` and no result under the claim's key, oldest first."""
     runs: list[str] = []
     for row in recorder.run_entries(since=since):
-        key = row.idempotency_key or ""
-        if key.endswith(":claim") and row.run_id and row.run_id not in runs \
-                and not recorder.has_key(key.removesuffix("claim") + "result"):
+        result = result_of_claim(row.idempotency_key or "")
+        if result is not None and row.run_id and row.run_id not in runs and not recorder.has_key(result):
             runs.append(row.run_id)
     return runs
