@@ -176,7 +176,7 @@ LLM = {"namespace": "inference", "name": "llm"}
     ("set_image", {**LLM, "image": "reg/llm:2"}, {}, "not_in_effect"),
     ("set_image", LLM, {"set_image": {"image": "llm:0"}}, "in_effect"),                # "roll back": any move counts
     ("set_image", {**LLM, "image": "reg/llm:2", "container": "proxy"}, {}, "unknown"),  # not in the snapshot
-    ("change_policy", {"name": "x"}, {}, "unknown"),                                   # no check for it
+    ("change_policy", {"file": "a.yaml"}, {}, "unknown"),                              # writes a file, not the cluster
     ("scale_workload", {"namespace": "inference", "name": "gone", "replicas": 1}, {}, "unknown"),
 ])
 def test_effect_checks(tool, args, change, verdict):
@@ -186,3 +186,11 @@ def test_effect_checks(tool, args, change, verdict):
     seen = observed_effect(tool, args, before_of(args, before), now)
     assert seen.verdict == verdict, seen.detail
     assert seen.detail
+
+
+def test_change_policy_says_its_effect_cannot_be_seen_in_the_cluster_and_where_to_look():
+    """Not a silent "no check": its bundle declares why recovery cannot tell, naming the proposal to look for."""
+    _, now = snapshot_with()
+    seen = observed_effect("change_policy", {"file": "inference.yaml", "content": "x: 1\n", "reason": "r"}, None, now)
+    assert seen.verdict == "unknown"
+    assert "proposals directory" in seen.detail and "-inference.yaml" in seen.detail and "no check" not in seen.detail

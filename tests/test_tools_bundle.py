@@ -3,6 +3,7 @@ policy's risk table, the generated catalogue, chat rendering and crash recovery 
 
 from __future__ import annotations
 
+import dataclasses
 from textwrap import dedent
 
 import pytest
@@ -14,15 +15,19 @@ from opsagent.gate.recovery import observed_effect
 from opsagent.model import ToolResult
 from opsagent.runtime import RuntimeError_, open_policy
 from tools import REGISTRY, Outcome, Tool, register, risk_table
-from tools.base import ChatForm, ToolContext
+from tools.base import ChatForm, ResultData
 from tools.args import WorkloadArgs
 from tools.catalogue import render as catalogue
 from tools.effects import Observed
-from tools.read import ListPodsIn, PodList
+from tools.registry import missing_parts
 
 
 class LabelWorkloadIn(WorkloadArgs):
     colour: str = Field(max_length=20, description="The colour to paint the workload.")
+
+
+class Painted(ResultData):
+    colour: str
 
 
 def _label(ctx, args: LabelWorkloadIn) -> Outcome:
@@ -39,8 +44,8 @@ PAINT = Tool(
     name="paint_workload", risk="architectural", input_model=LabelWorkloadIn, run=_label,
     description="Paint a workload a colour, for a test of how a tool is declared.",
     examples=({"namespace": "inference", "name": "llm", "colour": "teal"},), returns="`colour`.",
-    effect=_painted,
-    show=lambda result: [f"painted {result.data['colour']}"],
+    effect=_painted, result_model=Painted,
+    show=lambda result: [f"painted {Painted.of(result).colour}"],
     phrase=lambda ref, args: f"paint `{ref}` {render.plain(args.get('colour'), 20)}",
     chat=ChatForm(verb="paint", form="paint NS/NAME COLOUR", pattern=r"^paint\s+{WL}\s+(?P<colour>[a-z]{1,20})$",
                   hint="paint NS/NAME COLOUR, e.g. 'paint inference/llm teal'",
@@ -120,21 +125,24 @@ def test_a_name_is_declared_once(paint):
         register(PAINT)
 
 
-def test_each_typed_result_reads_what_its_tool_returns_on_a_simulated_cluster():
-    sim = SimCluster(builtin_scenario("demo"))
-    ctx = ToolContext(cluster=sim, clock=sim.clock, observe=sim.snapshot)
-    snapshot = sim.snapshot()
-    workload = next(w for w in snapshot.workloads if snapshot.pods_of(w.ref))
-    calls = {"list_pods": {"namespace": workload.ref.namespace}, "get_workload": {"namespace": workload.ref.namespace, "name": workload.ref.name},
-             "list_findings": {}, "get_job": {"namespace": snapshot.jobs[0].namespace, "name": snapshot.jobs[0].name} if snapshot.jobs else None}
-    typed = {name: tool for name, tool in REGISTRY.items() if tool.result_model is not None}
-    assert set(typed) == set(calls)
-    for name, tool in typed.items():
-        if calls[name] is None:
-            continue
-        outcome = tool.run(ctx, tool.input_model.model_validate(calls[name]))
-        view = tool.result_model.of(ToolResult(status=outcome.status, tool=name, message=outcome.message, data=outcome.data))
-        assert view.model_dump(exclude_unset=True) == outcome.data, f"{name}: the typed view changes what the tool said"
-    pods = PodList.of(ToolResult(status="ok", tool="list_pods", data=typed["list_pods"].run(ctx, ListPodsIn(namespace=workload.ref.namespace)).data))
-    assert pods.pods and all(p.pod.startswith(workload.ref.namespace + "/") for p in pods.pods)
-    assert pods.count == len(pods.pods)
+@pytest.mark.parametrize("part,risk,named", [
+    ("result_model", "read", "result_model"), ("phrase", "read", "phrase"),
+    ("effect", "write", "effect"), ("show", "architectural", "show"),
+])
+def test_a_tool_missing_a_required_part_is_refused_by_name(part, risk, named):
+    """Every tool: input model, risk, typed result, phrase; a write also its effect check and its chat rendering."""
+    lacking = dataclasses.replace(PAINT, name="half_painted", risk=risk, **{part: None})
+    assert any(m.startswith(named) for m in missing_parts(lacking))
+    with pytest.raises(ValueError, match=rf"tool 'half_painted' is not declared whole: it lacks {named}"):
+        register(lacking)
+    assert "half_painted" not in REGISTRY
+
+
+def test_a_read_needs_no_effect_or_show_and_a_chat_form_is_optional_for_all():
+    assert missing_parts(dataclasses.replace(PAINT, risk="read", effect=None, show=None, chat=None)) == []
+    assert missing_parts(dataclasses.replace(PAINT, chat=None)) == []
+    assert [m.split(" ")[0] for m in missing_parts(dataclasses.replace(PAINT, risk="cosmic"))] == ["risk"]
+
+
+def test_every_registered_tool_is_declared_whole():
+    assert {name: missing_parts(tool) for name, tool in REGISTRY.items() if missing_parts(tool)} == {}

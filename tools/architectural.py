@@ -17,13 +17,14 @@ from pydantic import Field, field_validator, model_validator
 
 from opsagent.cluster.port import Invalid, WorkloadSpec
 from opsagent.model import (
+    ToolResult,
     MAX_GPUS_PER_REPLICA, MAX_MEMORY_MIB, MAX_PROBE_FAILURES, MAX_PROBE_PERIOD_SECONDS, PROBE_PATH, Container, GpuRequirement,
     Probe, WorkloadRef)
 
 from tools import effects
 from tools.args import Replicas, WorkloadArgs, find_workload
-from tools.base import Outcome, Tool, ToolContext, ToolInput
-from tools.show import plain
+from tools.base import Outcome, ResultData, Tool, ToolContext, ToolInput, WriteData
+from tools.show import arrow, given, phrased, plain, quoted, shows
 from tools.write import _done
 
 MIN_ANNOTATION = "opsagent.dev/min-replicas"
@@ -53,6 +54,22 @@ class SetResourcesIn(WorkloadArgs):
             raise ValueError(f"seen_memory_mib ({self.seen_memory_mib}) says this is a raise: memory_mib must be "
                              f"above it, got {self.memory_mib}")
         return self
+
+
+class ContainerResources(ResultData):
+    """The main container's resources as `set_resources` writes them (None: not read, or not set)."""
+
+    container: str | None = None
+    gpus: int | None = None
+    memory_limit_mib: int | None = None
+    memory_request_mib: int | None = None
+
+
+class ResourcesSet(WriteData):
+    workload: str
+    before: ContainerResources
+    after: ContainerResources | None = None
+    refused: str | None = None  # "stale_raise": an approved raise that no longer raises
 
 
 def container_resources(main: Container | None) -> dict[str, Any]:
@@ -101,6 +118,12 @@ class SetGpuPlacementIn(WorkloadArgs):
     coherent: bool = Field(default=False, description="All GPUs of a replica on one PCIe switch group.")
 
 
+class PlacementSet(WriteData):
+    workload: str
+    before: GpuRequirement
+    after: GpuRequirement
+
+
 def set_gpu_placement(ctx: ToolContext, args: SetGpuPlacementIn) -> Outcome:
     w = find_workload(ctx.observe(), args.namespace, args.name)
     req = GpuRequirement(min_link_width=args.min_link_width, coherent=args.coherent)
@@ -118,6 +141,14 @@ class SetReplicaBoundsIn(WorkloadArgs):
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) is above max ({self.max})")
         return self
+
+
+class BoundsSet(WriteData):
+    """The bound annotations before (None: not there) and as written."""
+
+    workload: str
+    before: dict[str, str | None]
+    after: dict[str, str | None]
 
 
 def set_replica_bounds(ctx: ToolContext, args: SetReplicaBoundsIn) -> Outcome:
@@ -148,6 +179,11 @@ class CreateWorkloadIn(WorkloadArgs):
         return value
 
 
+class Created(WriteData):
+    workload: str
+    image: str
+
+
 def create_workload(ctx: ToolContext, args: CreateWorkloadIn) -> Outcome:
     ref = WorkloadRef(namespace=args.namespace, name=args.name, kind=args.kind)  # type: ignore[arg-type]
     if ctx.observe().workload(ref) is not None:
@@ -163,6 +199,12 @@ def create_workload(ctx: ToolContext, args: CreateWorkloadIn) -> Outcome:
 
 class DeleteWorkloadIn(WorkloadArgs):
     pass
+
+
+class Deleted(WriteData):
+    workload: str
+    replicas_before: int
+    gpus_freed: int = 0
 
 
 def delete_workload(ctx: ToolContext, args: DeleteWorkloadIn) -> Outcome:
@@ -192,6 +234,12 @@ class ChangePolicyIn(ToolInput):
         return value
 
 
+class PolicyProposed(WriteData):
+    file: str
+    proposal: str  # the path written (or, in a dry run, that would be) under the proposals directory
+    bytes: int
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "", text)
 
@@ -219,6 +267,20 @@ class SetAutoscalerBoundsIn(WorkloadArgs):
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}")
         return self
+
+
+class MinMax(ResultData):
+    min: int
+    max: int
+
+
+class AutoscalerBoundsSet(WriteData):
+    """`autoscaler` (KIND namespace/name) with its bounds before and after; only `workload` when none owns it."""
+
+    workload: str
+    autoscaler: str | None = None
+    before: MinMax | None = None
+    after: MinMax | None = None
 
 
 def set_autoscaler_bounds(ctx: ToolContext, args: SetAutoscalerBoundsIn) -> Outcome:
@@ -255,6 +317,14 @@ class SetProbeIn(WorkloadArgs):
         if self.path is None and self.port is None and self.period_seconds is None and self.failure_threshold is None:
             raise ValueError("give path, port, period_seconds or failure_threshold")
         return self
+
+
+class ProbeSet(WriteData):
+    """The probe before (None: it is added) and as written; only `workload` when the call was refused."""
+
+    workload: str
+    before: Probe | None = None
+    after: Probe | None = None
 
 
 def set_probe(ctx: ToolContext, args: SetProbeIn) -> Outcome:
@@ -305,11 +375,10 @@ EFFECTS: dict[str, effects.EffectCheck] = {
     "create_workload": effects.exists(True),
     "delete_workload": effects.exists(False),
     "set_probe": effects.probe,
+    "change_policy": effects.unchecked(lambda a: "it writes a proposal file, never the cluster: look in the proposals "
+                                                 f"directory for a file ending in -{str(a.get('file'))[:100]} before "
+                                                 "proposing it again"),
 }
-
-
-def _changes(args: dict[str, Any], *keys: str) -> str:
-    return ", ".join(f"{k} {plain(args[k], 40)}" for k in keys if args.get(k) is not None)
 
 
 def resource_changes(args: dict[str, Any]) -> str:
@@ -326,17 +395,78 @@ def resource_changes(args: dict[str, Any]) -> str:
     return "; ".join(said) or "nothing"
 
 
-# How a call reads in chat and approval requests: what it would change, not just where.
+def _resources(d: ResourcesSet) -> tuple[str, str]:
+    after = d.after or d.before
+    parts = [f"{label} {arrow(getattr(d.before, key), getattr(after, key))}"
+             for key, label in (("gpus", "GPUs"), ("memory_limit_mib", "memory limit MiB"), ("memory_request_mib", "memory request MiB"))
+             if getattr(d.before, key) != getattr(after, key)]
+    where = f"container {plain(after.container, 63)}" if after.container else "main container"
+    return d.workload, f"{where}: {', '.join(parts) or 'no change'}"
+
+
+def _placement(req: GpuRequirement) -> str:
+    width = f"links x{req.min_link_width} or wider" if req.min_link_width else "any link width"
+    return f"{width}{', one switch group' if req.coherent else ''}"
+
+
+def _autoscaler_bounds(d: AutoscalerBoundsSet) -> tuple[str, str]:
+    span = arrow(f"{d.before.min}..{d.before.max}" if d.before else None, f"{d.after.min}..{d.after.max}" if d.after else None)
+    return d.workload, f"{plain(d.autoscaler)} bounds {span}"
+
+
+def _probe(d: ProbeSet) -> tuple[str, str]:
+    if d.after is None:
+        return d.workload, "probe unchanged"
+    verb = "changed" if d.before is not None else "added"
+    return d.workload, f"{verb} the {plain(d.after.describe(), 200)}"
+
+
+# How a pending call reads in an approval request: what it would change, not just where.
 PHRASES: dict[str, Callable[[str, dict[str, Any]], str]] = {
-    "set_resources": lambda ref, args: f"set resources of `{ref}`: {resource_changes(args)}",
-    "set_probe": lambda ref, args: f"set the {plain(args.get('probe'), 12)} probe of `{ref}`: "
-                                   f"{_changes(args, 'path', 'port', 'period_seconds', 'failure_threshold')}",
+    "set_resources": phrased("set resources of", details=lambda a: f": {resource_changes(a)}"),
+    "set_gpu_placement": phrased("set the GPU placement of", details=lambda a: f": min_link_width "
+                                 f"{plain(a.get('min_link_width') or 'any', 12)}, coherent {plain(bool(a.get('coherent')), 8)}"),
+    "set_replica_bounds": phrased("set the replica bounds of", details=lambda a: f" to {plain(a.get('min'), 12)}..{plain(a.get('max'), 12)}"),
+    "set_autoscaler_bounds": phrased("set the autoscaler bounds of", details=lambda a: f" to "
+                                     f"{plain(a.get('min_replicas'), 12)}..{plain(a.get('max_replicas'), 12)}"),
+    "create_workload": phrased("create", details=lambda a: f" from `{plain(a.get('image'), 200)}`: "
+                                                           + given(a, "replicas", "gpus_per_replica", "memory_mib", "kind")),
+    "delete_workload": phrased("delete workload"),
+    "change_policy": lambda subject, a: (f"propose a new text of policy file `{plain(a.get('file'), 100)}` "
+                                         f"({len(str(a.get('content', '')).encode())} bytes), because {quoted(a.get('reason'), 200)}"),
+    "set_probe": lambda subject, a: (f"set the {plain(a.get('probe'), 12)} probe of `{subject}`: "
+                                     f"{given(a, 'path', 'port', 'period_seconds', 'failure_threshold')}"),
+}
+
+
+# What a person sees in chat after an ok result: the object and the change.
+SHOWS: dict[str, Callable[[ToolResult], list[str]]] = {
+    "set_resources": shows(ResourcesSet, _resources),
+    "set_gpu_placement": shows(PlacementSet, lambda d: (d.workload, f"GPU placement {_placement(d.before)} → {_placement(d.after)}")),
+    "set_replica_bounds": shows(BoundsSet, lambda d: (d.workload, "replica bounds "
+                                + arrow(f"{d.before.get(MIN_ANNOTATION)}..{d.before.get(MAX_ANNOTATION)}",
+                                        f"{d.after.get(MIN_ANNOTATION)}..{d.after.get(MAX_ANNOTATION)}"))),
+    "set_autoscaler_bounds": shows(AutoscalerBoundsSet, _autoscaler_bounds),
+    "create_workload": shows(Created, lambda d: (d.workload, f"created from image {quoted(d.image)}")),
+    "delete_workload": shows(Deleted, lambda d: (d.workload, f"deleted (had {d.replicas_before} replica(s)), "
+                                                             f"{d.gpus_freed} GPU(s) freed")),
+    "change_policy": shows(PolicyProposed, lambda d: (d.file, f"proposal written to {plain(d.proposal, 300)}",
+                                                      "a person reviews it and moves it into the policy directory")),
+    "set_probe": shows(ProbeSet, _probe),
+}
+
+
+RESULTS: dict[str, type[ResultData]] = {
+    "set_resources": ResourcesSet, "set_gpu_placement": PlacementSet, "set_replica_bounds": BoundsSet,
+    "set_autoscaler_bounds": AutoscalerBoundsSet, "create_workload": Created, "delete_workload": Deleted,
+    "change_policy": PolicyProposed, "set_probe": ProbeSet,
 }
 
 
 def _tool(name: str, model: type[ToolInput], fn: Callable[[ToolContext, Any], Outcome], description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="architectural", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS.get(name), phrase=PHRASES.get(name))
+                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS[name], phrase=PHRASES[name],
+                show=SHOWS[name], result_model=RESULTS[name])
 
 
 ARCHITECTURAL_TOOLS: tuple[Tool, ...] = (

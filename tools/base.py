@@ -55,6 +55,14 @@ class ResultData(BaseModel):
         return cls.model_validate(result.data or {})
 
 
+class WriteData(ResultData):
+    """What every write's result carries (tools.write._done): whether it was a dry run, and what the cluster
+    said about the write (cut to 300 characters)."""
+
+    dry_run: bool = False
+    cluster_message: str | None = None
+
+
 class Outcome(Frozen):
     status: Literal["ok", "no_data", "error"] = "ok"
     message: str = ""

@@ -166,8 +166,6 @@ def exists(wanted: bool) -> EffectCheck:
     return check
 
 
-
-
 def image_set(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
     """set_image: the first container's image as the call asked (or, for a rollback, other than before).
 
@@ -185,3 +183,11 @@ def image_set(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) 
     if wanted is None and was is not None:
         return Observed("in_effect", f"{w.key} moved from {was} to {w.image}")
     return Observed("unknown", f"{w.key} runs {w.image}; the call asked for {wanted or 'the image before ' + str(was)}")
+
+
+def unchecked(why: Callable[[dict[str, Any]], str]) -> EffectCheck:
+    """For a call whose change the cluster cannot show (it writes elsewhere): always `unknown`, saying
+    (`why(args)`) where a person looks instead. Declared, so recovery says so rather than "no check"."""
+    def check(args: dict[str, Any], before: dict[str, Any], snapshot: Snapshot) -> Observed:
+        return Observed("unknown", why(args))
+    return check

@@ -23,8 +23,8 @@ from pydantic import Field, field_validator
 from opsagent.model.images import MAX_IMAGE_CHARS, previous_images, rollback_target, unpinned
 
 from tools.args import DNS_LABEL, WorkloadArgs, find_workload
-from tools.base import ChatForm, Outcome, ToolContext
-from tools.show import plain
+from tools.base import ChatForm, Outcome, ToolContext, WriteData
+from tools.show import plain, quoted, shows
 
 
 class SetImageIn(WorkloadArgs):
@@ -42,6 +42,18 @@ class SetImageIn(WorkloadArgs):
         if value is not None and (why := unpinned(value)) is not None:
             raise ValueError(why)
         return value
+
+
+class ImageSet(WriteData):
+    """The image set (or, refused, `why`); `image_before` is the first container's, when that one changed."""
+
+    workload: str
+    container: str | None = None
+    image: str | None = None
+    image_before: str | None = None
+    revision_before: int | None = None
+    ran_before: bool | None = None
+    why: str | None = None
 
 
 def set_image(ctx: ToolContext, args: SetImageIn) -> Outcome:
@@ -80,6 +92,16 @@ def phrase(ref: str, args: dict[str, Any]) -> str:
     return f"set the image of `{ref}`{container} to `{plain(args['image'], 200)}`"
 
 
+def _shown(data: ImageSet) -> tuple[str, str]:
+    where = f"container {plain(data.container, 63)}: " if data.container else ""
+    was = f" (was {quoted(data.image_before)})" if data.image_before else ""
+    again = ", an image it ran before" if data.ran_before else ""
+    return data.workload, f"{where}image {quoted(data.image)}{was}{again}"
+
+
+show = shows(ImageSet, _shown)
+
+
 def _chat(ref: str, groups: dict[str, Any]) -> tuple[dict[str, Any], str]:
     extra: dict[str, Any] = {}
     if groups.get("container"):
@@ -103,4 +125,4 @@ CHAT = ChatForm(
     build=_chat)
 
 
-__all__ = ["CHAT", "RETURNS", "SetImageIn", "phrase", "set_image"]
+__all__ = ["CHAT", "RETURNS", "ImageSet", "SetImageIn", "phrase", "set_image", "show"]

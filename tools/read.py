@@ -13,7 +13,7 @@ from typing import Any, Callable
 from pydantic import Field
 
 from opsagent.cluster.port import NotFound
-from opsagent.model import FindingKind, PodPhase, ToolResult
+from opsagent.model import FindingKind, GpuRequirement, PodPhase, ToolResult
 
 from tools.args import (
     Name,
@@ -28,7 +28,7 @@ from tools.args import (
     workload_summary,
 )
 from tools.base import Outcome, ResultData, Target, Tool, ToolContext, ToolInput
-from tools.show import MAX_ROWS, ago, more, pct, plain, quoted
+from tools.show import MAX_ROWS, ago, given, more, pct, phrased, plain, quoted
 
 
 class ListWorkloadsIn(ToolInput):
@@ -318,18 +318,100 @@ RETURNS: dict[str, str] = {
 }
 
 
+class Listed(ResultData):
+    """A list result's size: `count` of all that matched, `truncated` when only the first ones are listed."""
+
+    count: int | None = None
+    truncated: bool = False
+
+
+class WorkloadRow(ResultData):
+    workload: str
+    kind: str
+    replicas: int
+    ready_replicas: int
+    gpus_per_replica: int = 0
+    gpus_held: int = 0
+    gpu_utilization: float | None = None
+    request_rate: float | None = None
+    idle_seconds: float | None = None
+    idle: bool = False
+    image: str
+    revision: int
+    rollout: str | None = None
+
+
+class WorkloadList(Listed):
+    workloads: list[WorkloadRow] = []
+
+
 class PodRow(ResultData):
     pod: str
     workload: str | None = None
     phase: str
     ready: bool = False
     reason: str | None = None
+    node: str | None = None
+    gpu_ids: list[str] = []
     restarts: int = 0
+    revision: int | None = None
 
 
-class PodList(ResultData):
+class PodList(Listed):
     pods: list[PodRow] = []
-    count: int | None = None
+
+
+class Termination(ResultData):
+    container: str
+    reason: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    finished_at: str | None = None
+
+
+class EventRow(ResultData):
+    time: str
+    type: str
+    reason: str
+    message: str
+
+
+class PodDetail(PodRow):
+    message: str | None = None
+    started_at: str | None = None
+    running_since: str | None = None
+    last_terminations: list[Termination] = []
+    events: list[EventRow] = []
+
+
+class GpuRow(ResultData):
+    id: str
+    node: str
+    model: str
+    memory_mib: int
+    link_width: int
+    switch_group: str
+    numa_node: int | None = None
+    holder: str | None = None
+    workload: str | None = None
+    held_seconds: float | None = None
+    utilization: float = 0.0
+    idle_seconds: float | None = None
+    node_cordoned: bool = False
+
+
+class SwitchGroup(ResultData):
+    group: str
+    gpus: int
+    free: int
+    min_link_width: int
+
+
+class GpuList(Listed):
+    devices: list[GpuRow] = []
+    switch_groups: list[SwitchGroup] = []
+    held: int | None = None
+    free: int | None = None
 
 
 class FindingRow(ResultData):
@@ -340,20 +422,49 @@ class FindingRow(ResultData):
     summary: str
 
 
-class FindingList(ResultData):
+class FindingList(Listed):
     findings: list[FindingRow] = []
-    count: int | None = None
 
 
 class NotReady(ResultData):
     reading: str
     says: str
+    pod: str | None = None
+    probe: str | None = None
+    proposal: dict[str, Any] | None = None
 
 
-class WorkloadDetail(ResultData):
-    gpus_per_replica: int = 0
-    rollout: str | None = None
+class AutoscalerView(ResultData):
+    kind: str
+    name: str
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    paused_replicas: int | None = None
+    able_to_scale: bool | None = None
+    scaling_active: bool | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class BudgetRow(ResultData):
+    name: str
+    disruptions_allowed: int
+    current_healthy: int | None = None
+    desired_healthy: int | None = None
+
+
+class WorkloadDetail(WorkloadRow):
+    memory_mib: int | None = None
+    gpu_requirement: GpuRequirement | None = None
+    tensor_parallel: bool = False
+    throughput_factor: float | None = None
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    annotations_left_out: int | None = None
     rollout_reason: str | None = None
+    pods: list[PodRow] = []
+    autoscaler: AutoscalerView | None = None
+    disruption_budgets: list[BudgetRow] | None = None
     not_ready: NotReady | None = None
 
 
@@ -365,10 +476,38 @@ class IdleHolder(ResultData):
 
 
 class JobDetail(ResultData):
+    job: str
     state: str | None = None
+    gpus_wanted: int | None = None
+    submitted_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    node: str | None = None
+    gpu_ids: list[str] = []
+    waited_seconds: float | None = None
     fits_now: bool | None = None
     free_gpus_by_node: dict[str, int] | None = None
+    most_free_on_one_node: int | None = None
     idle_holders: list[IdleHolder] = []
+    finding: str | None = None
+
+
+class RevisionRow(ResultData):
+    revision: int
+    image: str | None = None
+    created_at: str | None = None
+    change_cause: str | None = None
+    current: bool = False
+
+
+class RolloutHistory(ResultData):
+    workload: str
+    revision: int
+    image: str | None = None
+    rollout: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    revisions: list[RevisionRow] = []
 
 
 def _show_workloads(result: ToolResult) -> list[str]:
@@ -451,13 +590,34 @@ SHOWS: dict[str, Callable[[ToolResult], list[str]]] = {
 
 
 RESULTS: dict[str, type[ResultData]] = {
-    "list_pods": PodList, "list_findings": FindingList, "get_workload": WorkloadDetail, "get_job": JobDetail,
+    "list_workloads": WorkloadList, "get_workload": WorkloadDetail, "list_pods": PodList, "describe_pod": PodDetail,
+    "gpu_inventory": GpuList, "list_findings": FindingList, "get_job": JobDetail, "get_rollout_history": RolloutHistory,
+}
+
+
+def _narrowed(args: dict[str, Any]) -> str:
+    said = given(args, "workload", "phase", "kind", "subject", limit=80)
+    return f" ({said})" if said else ""
+
+
+# How a call reads in an approval request or a chat reply.
+PHRASES: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "list_workloads": phrased("list workloads", where=" in", alone="list workloads",
+                              details=lambda a: (" (GPU only)" if a.get("only_gpu") else "") + (" (idle only)" if a.get("only_idle") else "")),
+    "get_workload": phrased("read workload"),
+    "list_pods": phrased("list pods", where=" in", alone="list pods", details=_narrowed),
+    "describe_pod": phrased("describe pod"),
+    "gpu_inventory": phrased("list the GPUs", where=" on", alone="list the GPUs", details=lambda a: " (free only)" if a.get("only_free") else ""),
+    "list_findings": phrased("list findings", details=_narrowed),
+    "get_job": phrased("read job"),
+    "get_rollout_history": phrased("read the rollout history of"),
 }
 
 
 def _tool(name: str, model: type[ToolInput], fn: Callable[[ToolContext, Any], Outcome], description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="read", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name], show=SHOWS.get(name), result_model=RESULTS.get(name))
+                examples=tuple(examples), returns=RETURNS[name], show=SHOWS.get(name), result_model=RESULTS[name],
+                phrase=PHRASES[name])
 
 
 READ_TOOLS: tuple[Tool, ...] = (

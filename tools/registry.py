@@ -13,17 +13,48 @@ import difflib
 from typing import Any
 
 from tools.architectural import ARCHITECTURAL_TOOLS
-from tools.base import Tool
+from tools.base import ResultData, Tool, ToolInput
 from tools.read import READ_TOOLS
 from tools.write import WRITE_TOOLS
+
+
+RISKS = ("read", "write", "architectural")
+
+
+def missing_parts(tool: Tool) -> list[str]:
+    """The parts of a tool's bundle it fails to declare: every tool needs an input model (a ToolInput), a risk class,
+    a typed result model (a ResultData) and a phrase; a tool that writes also an effect check and a chat rendering.
+    (A chat form is optional: not every tool has a command people type.)"""
+    missing = []
+    if not (isinstance(tool.input_model, type) and issubclass(tool.input_model, ToolInput)):
+        missing.append("input_model (a ToolInput subclass)")
+    if tool.risk not in RISKS:
+        missing.append(f"risk (one of {', '.join(RISKS)}; got {tool.risk!r})")
+    if not (isinstance(tool.result_model, type) and issubclass(tool.result_model, ResultData)):
+        missing.append("result_model (a ResultData subclass describing its result's data)")
+    if tool.phrase is None:
+        missing.append("phrase (how a pending call reads in an approval request)")
+    if tool.risk != "read":
+        if tool.effect is None:
+            missing.append("effect (how recovery checks the change after a crash; tools.effects.unchecked when it cannot)")
+        if tool.show is None:
+            missing.append("show (what chat shows after an ok result)")
+    return missing
+
+
+def _admit(tool: Tool, registry: dict[str, Tool]) -> None:
+    missing = missing_parts(tool)
+    if missing:
+        raise ValueError(f"tool {tool.name!r} is not declared whole: it lacks {'; '.join(missing)} (see tools/base.py, Tool)")
+    if tool.name in registry:
+        raise ValueError(f"tool {tool.name!r} is defined twice")
 
 
 def _build(*families: tuple[Tool, ...]) -> dict[str, Tool]:
     registry: dict[str, Tool] = {}
     for family in families:
         for tool in family:
-            if tool.name in registry:
-                raise ValueError(f"tool {tool.name!r} is defined twice")
+            _admit(tool, registry)
             registry[tool.name] = tool
     return registry
 
@@ -32,9 +63,8 @@ REGISTRY: dict[str, Tool] = _build(READ_TOOLS, WRITE_TOOLS, ARCHITECTURAL_TOOLS)
 
 
 def register(tool: Tool) -> Tool:
-    """Add one tool to the catalogue (a name may be declared only once)."""
-    if tool.name in REGISTRY:
-        raise ValueError(f"tool {tool.name!r} is defined twice")
+    """Add one tool to the catalogue: declared whole (`missing_parts`), and a name only once."""
+    _admit(tool, REGISTRY)
     REGISTRY[tool.name] = tool
     return tool
 

@@ -15,13 +15,13 @@ from typing import Any, Callable
 from pydantic import Field
 
 from opsagent.cluster.port import DisruptionBlocked, NotFound, WaitsReady, WriteResult
-from opsagent.model import Autoscaler, Pod, ReplicaWrite, Snapshot
+from opsagent.model import Autoscaler, Pod, ReplicaWrite, Snapshot, ToolResult
 from opsagent.model.images import rollback_bounce
 
 from tools.args import Name, Namespace, NodeName, Replicas, WorkloadArgs, find_workload
 from tools import effects, images
-from tools.base import ChatForm, Outcome, Target, Tool, ToolContext, ToolInput
-from tools.show import plain
+from tools.base import ChatForm, Outcome, ResultData, Target, Tool, ToolContext, ToolInput, WriteData
+from tools.show import ago, arrow, phrased, plain, quoted, shows
 
 
 def _done(result: WriteResult, message: str, **data: Any) -> Outcome:
@@ -38,6 +38,13 @@ class ScaleWorkloadIn(WorkloadArgs):
     replicas: Replicas
 
 
+class Scaled(WriteData):
+    workload: str
+    replicas_before: int
+    replicas: int
+    gpus_freed: int = 0
+
+
 def scale_workload(ctx: ToolContext, args: ScaleWorkloadIn) -> Outcome:
     w = find_workload(ctx.observe(), args.namespace, args.name)
     result = ctx.cluster.scale(ref=w.ref, replicas=args.replicas, dry_run=ctx.dry_run)
@@ -49,6 +56,19 @@ def scale_workload(ctx: ToolContext, args: ScaleWorkloadIn) -> Outcome:
 class WakeWorkloadIn(WorkloadArgs):
     replicas: int | None = Field(default=None, ge=1, le=1000, description="Replicas to wake to; omit for the intent's warm_replicas.")
     wait: bool = Field(default=True, description="Wait until the replicas are ready (bounded by the wake timeout).")
+
+
+class Woken(WriteData):
+    """A wake: `state` ready, timed_out or requested; `autoscaler` when one scales it (resumed, or refused `replicas`)."""
+
+    workload: str
+    replicas_before: int | None = None
+    replicas: int | None = None
+    state: str | None = None
+    ready_replicas: int | None = None
+    waited_seconds: float | None = None
+    autoscaler: str | None = None
+    paused_replicas: int | None = None
 
 
 def _through_autoscaler(ctx: ToolContext, owner: Autoscaler, replicas: int | None, message: str, **data: Any) -> Outcome:
@@ -108,6 +128,17 @@ class SleepWorkloadIn(WorkloadArgs):
     pass
 
 
+class Slept(WriteData):
+    """A sleep; without `replicas_before` it was already at zero. `autoscaler` when one was paused instead."""
+
+    workload: str
+    replicas_before: int | None = None
+    gpus_freed: int = 0
+    gpu_ids: list[str] = []
+    autoscaler: str | None = None
+    paused_replicas: int | None = None
+
+
 def sleep_workload(ctx: ToolContext, args: SleepWorkloadIn) -> Outcome:
     snap = ctx.observe()
     w = find_workload(snap, args.namespace, args.name)
@@ -130,6 +161,12 @@ class RestartRolloutIn(WorkloadArgs):
     pass
 
 
+class Restarted(WriteData):
+    workload: str
+    revision_before: int
+    image: str
+
+
 def restart_rollout(ctx: ToolContext, args: RestartRolloutIn) -> Outcome:
     w = find_workload(ctx.observe(), args.namespace, args.name)
     result = ctx.cluster.restart_rollout(ref=w.ref, dry_run=ctx.dry_run)
@@ -139,6 +176,18 @@ def restart_rollout(ctx: ToolContext, args: RestartRolloutIn) -> Outcome:
 
 class UndoRolloutIn(WorkloadArgs):
     to_revision: int | None = Field(default=None, ge=1, le=100000, description="Revision to go back to; omit for the previous one.")
+
+
+class RolledBack(WriteData):
+    """An undo: before and (when it ran) after; `revisions` when the asked one is unknown, `why` when refused."""
+
+    workload: str
+    revision_before: int | None = None
+    image_before: str | None = None
+    revision: int | None = None
+    image: str | None = None
+    revisions: list[int] | None = None
+    why: str | None = None
 
 
 def undo_rollout(ctx: ToolContext, args: UndoRolloutIn) -> Outcome:
@@ -182,6 +231,11 @@ def cordon_node(ctx: ToolContext, args: CordonNodeIn) -> Outcome:
     return _done(result, f"cordon {args.node}", node=args.node, cordoned=True)
 
 
+class Cordoned(WriteData):
+    node: str
+    cordoned: bool
+
+
 class UncordonNodeIn(ToolInput):
     node: NodeName
 
@@ -220,6 +274,31 @@ class EvictPodIn(ToolInput):
         return Target(namespace=self.namespace)
 
 
+class BudgetBlock(ResultData):
+    budget: str | None
+    disruptions_allowed: int | None = None
+    current_healthy: int | None = None
+    desired_healthy: int | None = None
+
+
+class Blocked(ResultData):
+    """What keeps a pod from being evicted: the budgets that select it, and the first one's words."""
+
+    pod: str
+    budgets: list[BudgetBlock]
+    message: str
+
+
+class PodRemoved(WriteData):
+    """A deleted or evicted pod; `blocked` when a disruption budget refused the eviction."""
+
+    pod: str
+    workload: str | None = None
+    node: str | None = None
+    gpu_ids: list[str] = []
+    blocked: Blocked | None = None
+
+
 def _blocked(snap: Snapshot, pod: Pod, exc: DisruptionBlocked) -> dict[str, Any]:
     """What blocks an eviction: the budgets that select the pod and allow no disruption now, with their numbers."""
     budgets = [b for b in snap.budgets_for(pod) if b.disruptions_allowed < 1] or snap.budgets_for(pod)
@@ -250,6 +329,19 @@ class DrainNodeIn(ToolInput):
 
     def target(self) -> Target:
         return Target(node=self.node)
+
+
+class Skipped(ResultData):
+    pod: str
+    why: str
+
+
+class Drained(WriteData):
+    node: str
+    cordoned: bool
+    evicted: list[str] = []
+    blocked: list[Blocked] = []
+    skipped: list[Skipped] = []
 
 
 def drain_node(ctx: ToolContext, args: DrainNodeIn) -> Outcome:
@@ -313,10 +405,95 @@ EFFECTS: dict[str, effects.EffectCheck] = {
     "set_image": effects.image_set,
 }
 
-PHRASES: dict[str, Any] = {
-    "scale_workload": lambda ref, args: f"scale `{ref}` to {plain(args.get('replicas'), 12)}",
-    "undo_rollout": lambda ref, args: f"rollback `{ref}`" + (f" to revision {plain(args['to_revision'], 12)}" if args.get("to_revision") else ""),
+def _to_revision(args: dict[str, Any]) -> str:
+    return f" to revision {plain(args['to_revision'], 12)}" if args.get("to_revision") else " to the previous revision"
+
+
+def _why(args: dict[str, Any]) -> str:
+    return f" ({plain(args['reason'], 120)})" if args.get("reason") else ""
+
+
+# How a pending call reads in an approval request or a proposal: what it would change, and where.
+PHRASES: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "scale_workload": phrased("scale", details=lambda a: f" to {plain(a.get('replicas'), 12)} replica(s)"),
+    "wake_workload": phrased("wake", details=lambda a: f" to {plain(a['replicas'], 12)} replica(s)" if a.get("replicas") else ""),
+    "sleep_workload": phrased("sleep", details=lambda a: " (scale to zero, freeing its GPUs)"),
+    "restart_rollout": phrased("restart the rollout of"),
+    "undo_rollout": phrased("roll back", details=_to_revision),
+    "cordon_node": phrased("cordon node", details=_why),
+    "uncordon_node": phrased("uncordon node"),
+    "delete_pod": phrased("delete pod"),
+    "evict_pod": phrased("evict pod"),
+    "drain_node": phrased("drain node", details=lambda a: " (cordon it, evict its pods within their budgets)" + _why(a)),
     "set_image": images.phrase,
+}
+
+
+def _woken(d: Woken) -> tuple[str, str]:
+    if d.autoscaler and d.state == "requested" and d.replicas_before is not None:
+        return d.workload, f"{plain(d.autoscaler)} resumed; it scales the workload from its load again"
+    if d.autoscaler:
+        return d.workload, f"scaled by {plain(d.autoscaler)}, {d.replicas} replica(s) now"
+    if d.state == "ready":
+        return d.workload, f"awake: {d.ready_replicas or d.replicas}/{d.replicas} ready after {ago(d.waited_seconds)}"
+    if d.state == "timed_out":
+        return d.workload, f"not ready after {ago(d.waited_seconds)}: {d.ready_replicas}/{d.replicas} ready"
+    return d.workload, f"replicas {arrow(d.replicas_before, d.replicas)}, waking (not waited for)"
+
+
+def _slept(d: Slept) -> tuple[str, str]:
+    freed = f", {d.gpus_freed} GPU(s) freed" + (f" ({', '.join(plain(g, 40) for g in d.gpu_ids[:8])})" if d.gpu_ids else "")
+    if d.replicas_before is None:
+        return d.workload, "already asleep" + (f" ({plain(d.autoscaler)} holds it at zero)" if d.autoscaler else "")
+    if d.autoscaler:
+        return d.workload, f"asleep: {plain(d.autoscaler)} paused at zero replicas (had {d.replicas_before}){freed}"
+    return d.workload, f"asleep: replicas {arrow(d.replicas_before, 0)}{freed}"
+
+
+def _rolled_back(d: RolledBack) -> tuple[str, str]:
+    image = f", image {quoted(d.image_before)} → {quoted(d.image)}" if d.image and d.image != d.image_before else ""
+    return d.workload, f"rolled back: revision {arrow(d.revision_before, d.revision)}{image}"
+
+
+def _pod_removed(verb: str) -> Callable[[PodRemoved], tuple[str, str]]:
+    def describe(d: PodRemoved) -> tuple[str, str]:
+        owner = f"; `{plain(d.workload, 253)}` starts a replacement" if d.workload else "; no workload replaces it"
+        held = f", releasing {len(d.gpu_ids)} GPU(s)" if d.gpu_ids else ""
+        return d.pod, f"{verb}{held}{owner}"
+    return describe
+
+
+def _drained(d: Drained) -> tuple[str, str] | tuple[str, str, str]:
+    said = f"drained: cordoned, {len(d.evicted)} pod(s) evicted"
+    left = [b.pod for b in d.blocked] + [s.pod for s in d.skipped]
+    if left:
+        return d.node, said, f"left on it: {', '.join(plain(p, 253) for p in left[:8])}"
+    return d.node, said
+
+
+# What a person sees in chat after an ok result: the object and the change.
+SHOWS: dict[str, Callable[[ToolResult], list[str]]] = {
+    "scale_workload": shows(Scaled, lambda d: (d.workload, f"replicas {arrow(d.replicas_before, d.replicas)}"
+                                                + (f", {d.gpus_freed} GPU(s) freed" if d.gpus_freed else ""))),
+    "wake_workload": shows(Woken, _woken),
+    "sleep_workload": shows(Slept, _slept),
+    "restart_rollout": shows(Restarted, lambda d: (d.workload, f"rollout restarted from revision {d.revision_before} "
+                                                               f"(image {quoted(d.image)})")),
+    "undo_rollout": shows(RolledBack, _rolled_back),
+    "cordon_node": shows(Cordoned, lambda d: (d.node, "cordoned: no new pods are scheduled on it; running pods stay")),
+    "uncordon_node": shows(Cordoned, lambda d: (d.node, "uncordoned: schedulable again")),
+    "delete_pod": shows(PodRemoved, _pod_removed("deleted")),
+    "evict_pod": shows(PodRemoved, _pod_removed("evicted")),
+    "drain_node": shows(Drained, _drained),
+    "set_image": images.show,
+}
+
+
+# The typed view of each tool's result data.
+RESULTS: dict[str, type[ResultData]] = {
+    "scale_workload": Scaled, "wake_workload": Woken, "sleep_workload": Slept, "restart_rollout": Restarted,
+    "undo_rollout": RolledBack, "cordon_node": Cordoned, "uncordon_node": Cordoned, "delete_pod": PodRemoved,
+    "evict_pod": PodRemoved, "drain_node": Drained, "set_image": images.ImageSet,
 }
 
 
@@ -363,8 +540,8 @@ REPLICAS: dict[str, ReplicaWrite] = {"scale_workload": "direct", "sleep_workload
 
 def _tool(name: str, model: type[ToolInput], fn: Callable[[ToolContext, Any], Outcome], description: str, *examples: dict) -> Tool:
     return Tool(name=name, risk="write", input_model=model, run=fn, description=description,
-                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS[name], phrase=PHRASES.get(name),
-                chat=CHAT.get(name), replicas=REPLICAS.get(name))
+                examples=tuple(examples), returns=RETURNS[name], effect=EFFECTS[name], phrase=PHRASES[name],
+                show=SHOWS[name], result_model=RESULTS[name], chat=CHAT.get(name), replicas=REPLICAS.get(name))
 
 
 WRITE_TOOLS: tuple[Tool, ...] = (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from opsagent.model import Approval, ToolResult
 from opsagent.model.text import safe_line, slack_escape
 from tools.registry import get_tool
-from tools.show import plain
+from tools.show import call_subject, plain
 
 
 if TYPE_CHECKING:
@@ -39,6 +39,11 @@ def result_lines(result: ToolResult) -> list[str]:
     return [safe_line(result.message or f"{result.tool}: {result.status}")]
 
 
+def done_message(result: ToolResult) -> str:
+    """What a reply's `done:` line says after a write: its tool's rendering of an ok result, else its message."""
+    return "; ".join(line.strip() for line in result_lines(result)) if result.status == "ok" else result.message
+
+
 def approval_line(approval: Approval) -> str:
     who = ", ".join(approval.approvers) or "nobody (the rule names no approvers)"
     return (f"#{approval.id} {call_summary(approval.call.tool, approval.call.args)} asked by {approval.requested_by}, "
@@ -46,13 +51,11 @@ def approval_line(approval: Approval) -> str:
 
 
 def call_summary(tool: str, args: dict[str, Any]) -> str:
+    """How a call reads in one line: its tool's phrase (given what the call names, made plain), else its raw arguments."""
     tool, args = plain(tool, 60), args if isinstance(args, dict) else {}
-    ref = f"{plain(args.get('namespace'), 63)}/{plain(args.get('name'), 253)}" if args.get("namespace") and args.get("name") else None
     declared = get_tool(tool)
-    if ref and declared is not None and declared.phrase is not None:
-        return declared.phrase(ref, args)
-    if ref:
-        return f"{tool} `{ref}`"
+    if declared is not None and declared.phrase is not None:
+        return declared.phrase(call_subject(args), args)
     shown = ", ".join(f"{plain(k, 40)}={plain(v, 80)}" for k, v in sorted(args.items(), key=lambda kv: str(kv[0])))
     return f"{tool}({shown})"
 

@@ -274,7 +274,7 @@ class ChatService:
             reply.failed.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
                                          audit_id=result.audit_id))
         elif spec is not None and spec.risk != "read":
-            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
+            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=render.done_message(result),
                                        audit_id=result.audit_id))
 
     def _explain(self, command: Command, who: Actor, channel: str, text: str, run_id: str, reply: ChatReply,
@@ -504,7 +504,7 @@ class ChatService:
             reply.refused.append(Refusal(tool=result.tool, summary=shown, rule=rule,
                                          reason=result.decision.reason if result.decision else result.message, approval_id=approval_id))
         elif result.status in ("ok", "no_data"):
-            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
+            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=render.done_message(result),
                                        audit_id=result.audit_id, approval_id=approval_id))
         else:
             reply.failed.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
