@@ -72,7 +72,7 @@ def test_scripted_chat_session_through_stdin(env, tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "`chat/chat-ui` 0/0 ready" in out
-    assert "done: wake_workload `chat/chat-ui`" in out
+    assert "done: `chat/chat-ui`: awake" in out
     assert "`chat/chat-ui` 1/1 ready" in out  # the session keeps the simulated cluster between lines
     assert "waiting for approval #1" in out and "group:leads" in out
     assert "wake inference/llm" not in out  # nothing after 'quit' runs

@@ -82,7 +82,7 @@ def test_a_vague_question_changes_nothing_and_shows_each_write_with_a_number(vag
     assert [(p.tool, p.named) for p in reply.proposed] == [("sleep_workload", False), ("scale_workload", False)]
     assert [r.tool for r in reply.refused] == ["cordon_node"]  # the policy would deny it: nobody is asked to confirm it
     first = reply.proposed[0].confirmation_id
-    assert f"proposed #{first}: sleep_workload `inference/llm` (your message did not name it)" in reply.text
+    assert f"proposed #{first}: sleep `inference/llm` (your message did not name it)" in reply.text
     assert f"`confirm {first}`" in reply.text and "nothing above marked proposed has run" in reply.text
     assert "> All tidy: I slept inference/llm" in reply.text  # the model's words are quoted, never taken as done
     assert reply.done == [] and reply.pending == [] and vague.approvals.list() == []
@@ -125,7 +125,7 @@ def test_confirm_runs_exactly_the_shown_call_once_as_the_asker(vague):
     reply = vague.service.handle("how is the chat ui doing today?", actor="carol", channel="cli")
     sleep = next(p for p in reply.proposed if p.tool == "sleep_workload")
     done = vague.service.handle(f"confirm {sleep.confirmation_id}", actor="carol", channel="cli")
-    assert [d.summary for d in done.done] == ["sleep_workload `inference/llm`"], done.text
+    assert [d.summary for d in done.done] == ["sleep `inference/llm`"], done.text
     assert vague.cluster.snapshot().workload("inference/llm").replicas == 0
     assert vague.cluster.snapshot().workload("inference/embedder").replicas == 1  # the other proposal still waits
     again = vague.service.handle(f"confirm {sleep.confirmation_id}", actor="carol", channel="cli")

@@ -39,7 +39,7 @@ def test_allowed_write_runs_as_the_actor_and_is_audited(rt):
     assert replicas(rt, "chat/chat-ui") >= 1
     kinds = [(r["kind"], r["actor"], r["channel"]) for r in audit_rows(rt, tool="wake_workload")]
     assert ("proposal", "carol", "cli") in kinds and ("result", "carol", "cli") in kinds
-    assert "done: wake_workload `chat/chat-ui`" in reply.text
+    assert "done: `chat/chat-ui`: awake" in reply.text
 
 
 def test_denied_write_names_the_rule_and_changes_nothing(rt):

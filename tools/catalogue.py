@@ -59,6 +59,9 @@ def render(registry: dict[str, Tool] | None = None) -> str:
             out += [f"#### `{tool.name}`", "", f"Risk: `{tool.risk}`. {tool.description}", ""]
             if tool.returns:
                 out += [f"Returns: {tool.returns}", ""]
+            if tool.result_model is not None:
+                fields = ", ".join(f"`{name}`" for name in tool.result_model.model_fields)
+                out += [f"Result data (`{tool.result_model.__name__}`): {fields}.", ""]
             args = _arguments(tool)
             if args:
                 out += ["| argument | type | required | meaning |", "|---|---|---|---|", *args, ""]

@@ -415,9 +415,9 @@ def _why(args: dict[str, Any]) -> str:
 
 # How a pending call reads in an approval request or a proposal: what it would change, and where.
 PHRASES: dict[str, Callable[[str, dict[str, Any]], str]] = {
-    "scale_workload": phrased("scale", details=lambda a: f" to {plain(a.get('replicas'), 12)} replica(s)"),
+    "scale_workload": phrased("scale", details=lambda a: f" to {plain(a.get('replicas'), 12)}"),
     "wake_workload": phrased("wake", details=lambda a: f" to {plain(a['replicas'], 12)} replica(s)" if a.get("replicas") else ""),
-    "sleep_workload": phrased("sleep", details=lambda a: " (scale to zero, freeing its GPUs)"),
+    "sleep_workload": phrased("sleep"),
     "restart_rollout": phrased("restart the rollout of"),
     "undo_rollout": phrased("roll back", details=_to_revision),
     "cordon_node": phrased("cordon node", details=_why),

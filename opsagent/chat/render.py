@@ -39,9 +39,11 @@ def result_lines(result: ToolResult) -> list[str]:
     return [safe_line(result.message or f"{result.tool}: {result.status}")]
 
 
-def done_message(result: ToolResult) -> str:
-    """What a reply's `done:` line says after a write: its tool's rendering of an ok result, else its message."""
-    return "; ".join(line.strip() for line in result_lines(result)) if result.status == "ok" else result.message
+def done_lines(result: ToolResult) -> list[str]:
+    """How a write's ok result shows in a reply's `done:` line: its tool's rendering (which names the object and
+    the change); empty when the tool has none or the result is not ok (the line then says summary and message)."""
+    tool = get_tool(result.tool)
+    return result_lines(result) if result.status == "ok" and tool is not None and tool.show is not None else []
 
 
 def approval_line(approval: Approval) -> str:
@@ -64,7 +66,10 @@ def reply_text(reply: "ChatReply", *, body: list[str] | None = None) -> str:
     """The whole reply as text: what ran, what was refused (and why), what waits."""
     lines = list(body or [])
     for item in reply.done:
-        lines.append(f"done: {item.summary}: {item.message}" if item.message else f"done: {item.summary}")
+        if item.shown:
+            lines.append("done: " + "; ".join(line.strip() for line in item.shown))
+        else:
+            lines.append(f"done: {item.summary}: {item.message}" if item.message else f"done: {item.summary}")
     for item in reply.failed:
         lines.append(f"failed: {item.summary}: {item.message}")
     for ref in reply.refused:

@@ -52,6 +52,7 @@ class DoneItem(BaseModel):
     message: str = ""
     audit_id: int | None = None
     approval_id: int | None = None
+    shown: list[str] = Field(default_factory=list)  # the tool's own rendering of its ok result (Tool.show), when it has one
 
 
 class Refusal(BaseModel):
@@ -274,7 +275,7 @@ class ChatService:
             reply.failed.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
                                          audit_id=result.audit_id))
         elif spec is not None and spec.risk != "read":
-            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=render.done_message(result),
+            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message, shown=render.done_lines(result),
                                        audit_id=result.audit_id))
 
     def _explain(self, command: Command, who: Actor, channel: str, text: str, run_id: str, reply: ChatReply,
@@ -504,7 +505,7 @@ class ChatService:
             reply.refused.append(Refusal(tool=result.tool, summary=shown, rule=rule,
                                          reason=result.decision.reason if result.decision else result.message, approval_id=approval_id))
         elif result.status in ("ok", "no_data"):
-            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=render.done_message(result),
+            reply.done.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message, shown=render.done_lines(result),
                                        audit_id=result.audit_id, approval_id=approval_id))
         else:
             reply.failed.append(DoneItem(tool=result.tool, summary=shown, status=result.status, message=result.message,
