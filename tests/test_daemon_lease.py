@@ -164,7 +164,7 @@ def test_the_daemon_takes_the_lease_named_by_its_options(tmp_path):
         holders = []
         daemon = kube_daemon(emu, tmp_path, cycles=2, on_cycle=lambda report: holders.append(
             emu.stored("coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader")["spec"]["holderIdentity"]))
-        cache = daemon.runtime.cluster.cache
+        cache = daemon.runtime.cluster._inner.cache     # the adapter under the read-only view
         assert daemon.run(install_signals=False) == 0
         watching = [t.name for t in cache._threads if t.is_alive()]   # the watches end with the run, not minutes later
         lease = emu.stored("coordination.k8s.io/v1/leases", "ops-team", "opsagent-leader")

@@ -212,11 +212,12 @@ READ_METHODS: tuple[str, ...] = _methods(ClusterReader, ReadsWorkloads, WaitsRea
 
 # What an adapter offers beyond the port that a process (not a tool) may still reach through its read-only view:
 # who the connection is (and whom it impersonates, which the cluster itself must allow: it can only narrow), the
-# watched cache's lifecycle and health, and the simulator's clock and traffic. Anything else an adapter has (its
+# watched cache's lifecycle and health, the leader-election Lease API (it writes no workload), and the simulator's
+# clock and traffic. Anything else an adapter has (its
 # raw API clients, its own mutators, a write it added without declaring it on `ClusterWriter`) is not reachable.
 ADAPTER_SERVICES: frozenset[str] = frozenset({
     "whoami", "impersonation_refusal", "impersonate",
-    "start_watching", "stop_watching", "cache_health",
+    "start_watching", "stop_watching", "cache_health", "lease_api",
     "clock", "advance", "record_request",
 })
 

@@ -163,7 +163,7 @@ class Daemon:
         if self.runtime.sim is None and self.options.cluster.startswith("kube"):
             from opsagent.cluster.kube.lease import KubeLease
 
-            return LeaseLeader(KubeLease.for_cluster(self.runtime.gate.cluster, namespace=self.options.lease_namespace,
+            return LeaseLeader(KubeLease.for_cluster(self.runtime.cluster, namespace=self.options.lease_namespace,
                                                       name=self.options.lease_name,
                                                       lease_seconds=max(60, int(self.options.interval * 3))))
         check_single_name(self.db)

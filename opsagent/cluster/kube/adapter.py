@@ -550,6 +550,12 @@ class KubeCluster:
         return self._result(f"set {kind} {namespace}/{name} bounds to {min_replicas}..{max_replicas}", dry_run=dry_run,
                             min_replicas=min_replicas, max_replicas=max_replicas)
 
+    # --- leader election (the daemon) --------------------------------------------------
+
+    def lease_api(self) -> Any:
+        """A CoordinationV1Api on this connection: the daemon's Lease, which elects a leader and writes no workload."""
+        return k8s.CoordinationV1Api(self.core.api_client)
+
     # --- who these credentials are (opsagent.identity, doctor) -----------------------
 
     def whoami(self) -> ClusterUser:

@@ -48,7 +48,7 @@ class KubeLease:
     @classmethod
     def for_cluster(cls, cluster: Any, *, namespace: str, name: str, **kw: Any) -> "KubeLease":
         """A Lease on the same API connection as a KubeCluster."""
-        return cls(k8s.CoordinationV1Api(cluster.core.api_client), namespace=namespace, name=name, **kw)
+        return cls(cluster.lease_api(), namespace=namespace, name=name, **kw)
 
     def _spec(self, now: datetime, *, transitions: int) -> Any:
         return k8s.V1LeaseSpec(holder_identity=self.identity, lease_duration_seconds=self.lease_seconds,
