@@ -27,6 +27,10 @@ from opsagent.cluster.port import ClusterError, NotFound
 Predicate = Callable[[dict[str, Any]], bool]
 
 
+class _Expired(Exception):
+    """A watch ended with 410 Gone: its resourceVersion is too old to watch from."""
+
+
 QUICK_END = 1.0   # seconds: a watch that ends sooner without the awaited change counts as a failed one
 
 
@@ -50,6 +54,9 @@ def wait_for_object(
                                   predicate=predicate, seconds=remaining)
         except NotFound:
             raise
+        except _Expired:   # 410: the version is too old; read again and watch from there at once, as client-go does
+            obj = get()
+            continue
         except Exception as exc:  # a dropped connection or a server error: back off, read again
             if clock.monotonic() >= deadline:
                 return None
@@ -85,7 +92,7 @@ def _watch_once(chokepoint: Chokepoint, watch_fn: Callable[..., Any], *, namespa
             kind, body = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
                 if body.get("code") == 410:
-                    return None   # too old: the caller reads the object again and watches from there
+                    raise _Expired()   # too old: the caller reads the object again and watches from there
                 raise ClusterError(f"watch {namespace}/{name}: {body.get('message', 'error')}", status=body.get("code"))
             meta = body.get("metadata") or {}
             if kind == "BOOKMARK" or meta.get("name") != name or meta.get("namespace", namespace) != namespace:
