@@ -95,3 +95,10 @@ def test_findings_are_what_the_detectors_see(tmp_path: Path) -> None:
     out = run("get", "findings", "--cluster", "sim:demo", "-o", "json", cwd=tmp_path)
     found = json.loads(out.stdout)
     assert "topology_mismatch:inference/llm" in [f["id"] for f in found]
+
+
+def test_a_missing_policy_folder_is_one_error(tmp_path: Path) -> None:
+    out = run("get", "workloads", "--cluster", "sim:demo", cwd=tmp_path, env={"OPSAGENT_POLICIES": str(tmp_path / "nope")})
+    assert out.returncode == 2 and out.stdout == ""
+    assert "--policies (from OPSAGENT_POLICIES)" in out.stderr and "no such policy directory" in out.stderr
+    assert "cannot read the cluster" not in out.stderr and out.stderr.count("error:") == 1

@@ -70,3 +70,11 @@ def test_unsupported_output_from_the_environment_falls_back_to_table(tmp_path: P
     assert named.stdout == plain.stdout
     as_json = run("policy", "lint", policies, cwd=tmp_path, env={"OPSAGENT_OUTPUT": "json"})
     assert json.loads(as_json.stdout)["ok"] is True
+
+
+def test_an_output_no_command_offers_is_an_error_even_from_the_environment(tmp_path: Path) -> None:
+    """OPSAGENT_OUTPUT=xml is a typo, not a preference another command serves: it must not become a table."""
+    out = run("get", "workloads", "--cluster", "sim:demo", cwd=tmp_path, env={"OPSAGENT_OUTPUT": "xml"})
+    assert out.returncode == 2 and out.stdout == ""
+    said = " ".join(out.stderr.replace("│", " ").split())
+    assert "OPSAGENT_OUTPUT" in said and "'xml' is not offered here" in said

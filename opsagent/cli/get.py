@@ -114,9 +114,10 @@ def _cluster_rows(kind: Kind, name: str | None, namespace: str | None, labels: C
     from opsagent.runtime import RuntimeError_, open_cluster, open_policy
 
     spec = cluster_spec(cluster)
+    where = folder(policies, "policies") if kind in (Kind.workloads, Kind.findings) else None   # a bad one exits here
     try:
         port, clock, _ = open_cluster(spec)
-        policy = open_policy(folder(policies, "policies")) if kind in (Kind.workloads, Kind.findings) else None
+        policy = open_policy(where) if where is not None else None
         snap = port.snapshot()
     except RuntimeError_ as exc:
         fail(str(exc), hint=getattr(exc, "hint", None))

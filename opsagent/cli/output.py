@@ -52,13 +52,15 @@ _HELP = {Format.table: "table (plain columns)", Format.wide: "wide (more columns
 def output_option(*supported: Format, note: str = "") -> Any:
     """`-o/--output` offering only `supported`. An unsupported value given with `-o` is a one-line error naming
     the supported ones; the same value from OPSAGENT_OUTPUT (a preference for the whole shell, set for
-    commands that have it) falls back to `table` on a command without it."""
+    commands that have it) falls back to `table` on a command without it. A value no command offers (a typo
+    such as OPSAGENT_OUTPUT=xml) is an error wherever it comes from, naming the variable."""
     names = [f.value for f in supported]
 
     def convert(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Format:
         text = str(getattr(value, "value", value) or Format.table.value).strip().lower()
         if text not in names:
-            if getattr(ctx.get_parameter_source(param.name or "output"), "name", "") == "ENVIRONMENT":
+            known = text in {f.value for f in Format}   # a format some other command offers: a shell-wide preference
+            if known and getattr(ctx.get_parameter_source(param.name or "output"), "name", "") == "ENVIRONMENT":
                 text = Format.table.value
             else:
                 raise typer.BadParameter(f"{text!r} is not offered here; use one of: {', '.join(names)}")
