@@ -110,8 +110,13 @@ def table_lines(rows: Iterable[Any], columns: list[Column], *, wide: bool, heade
     shown = [c for c in columns if (wide or not c.wide) and not (wide and c.narrow)]
     body = [[cell(c.value(row)) for c in shown] for row in rows]
     head = [[c.header.upper().replace(" ", "_") for c in shown]] if headers else []
-    widths = [max(len(r[i]) for r in head + body) for i in range(len(shown))] if head + body else []
-    return ["   ".join(text.ljust(widths[i]) for i, text in enumerate(r)).rstrip() for r in head + body]
+    # padded by the columns a terminal gives each character (a CJK character takes two), so names in any
+    # script keep the next column aligned
+    from rich.cells import cell_len
+
+    widths = [max(cell_len(r[i]) for r in head + body) for i in range(len(shown))] if head + body else []
+    return ["   ".join(text + " " * (widths[i] - cell_len(text)) for i, text in enumerate(r)).rstrip()
+            for r in head + body]
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ def print_data(doc: Any, fmt: Format, out: TextIO | None = None) -> None:
     if fmt == Format.yaml:
         import yaml
 
-        out.write(yaml.safe_dump(json.loads(text), sort_keys=False))
+        out.write(yaml.safe_dump(json.loads(text), sort_keys=False, allow_unicode=True))   # names as written, not escaped
         return
     out.write(text + "\n")
 
