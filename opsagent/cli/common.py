@@ -123,18 +123,22 @@ def print_json(value: Any) -> None:
     print_data(value, Format.yaml if _FORMAT[0] == "yaml" else Format.json)
 
 
+def current_context() -> Any:
+    """The running command's click context, or None outside a command."""
+    try:   # typer carries its own copy of click: the running command's context is in that copy
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - a typer that uses click itself
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
 def _name_the_variable(message: str) -> str:
     """`--since ...` -> `--since (from OPSAGENT_AUDIT_LIST_SINCE) ...` when that option's value came from the
     environment: a user who never typed --since must be told where the bad value is."""
     import re
 
-    try:   # typer carries its own copy of click: the running command's context is in that copy
-        from typer._click.globals import get_current_context
-    except ImportError:  # pragma: no cover - a typer that uses click itself
-        from click import get_current_context
-
     flag = re.match(r"--[a-z][a-z0-9-]*", message)
-    ctx = get_current_context(silent=True)
+    ctx = current_context()
     if flag is None or ctx is None:
         return message
     for param in ctx.command.params:

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from opsagent.cli.common import DB_META, fail
+from opsagent.cli.common import DB_META, current_context, fail
 
 DEBUG_ENV = "OPSAGENT_DEBUG"
 SIGPIPE_EXIT = 141   # what a shell reports for a writer ended by SIGPIPE
@@ -41,7 +41,14 @@ def database_failed(exc: Any) -> NoReturn:
     """Print a database error (an AuditError) and what to do about it (exit 2: the --db file cannot be used now)."""
     from opsagent.runtime import database_hint
 
-    fail(str(exc), hint=database_hint(exc))
+    hint = database_hint(exc)
+    ctx = current_context()
+    given = Path(ctx.meta.get(DB_META) or "") if ctx is not None else None
+    if given is not None and str(given) and given.is_dir():   # `daemon --db DIR` keeps DIR/opsagent.db
+        inside = given / "opsagent.db"
+        hint = (f"the daemon's --db {given} keeps its records in {inside}: pass --db {inside}" if inside.is_file()
+                else f"name a file: --db {inside} (a new one starts there)")
+    fail(str(exc), hint=hint)
 
 
 _OS_HINTS = {
