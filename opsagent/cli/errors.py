@@ -4,7 +4,8 @@ Each command maps the errors it expects to `fail(...)` itself. What reaches
 here is mapped once for all of them: an `AuditError` (its message names the
 database file) or an SQLite error met mid-command (a damaged page, a lock held
 too long). A closed pipe (`| head`) ends the command quietly with 141, as
-SIGPIPE would. Anything else is a bug; it is reported in one line, with the
+SIGPIPE would; Ctrl-C mid-command is one line and exit code 130, as a shell
+reports it (servers stop cleanly on it themselves). Anything else is a bug; it is reported in one line, with the
 traceback only when `OPSAGENT_DEBUG=1`, and exit code 1. No traceback reaches a
 user otherwise. It decides nothing, and imports the audit package only once an
 error has reached it, so commands that never open a database start fast.
@@ -26,6 +27,7 @@ from opsagent.cli.common import DB_META, current_context, fail
 
 DEBUG_ENV = "OPSAGENT_DEBUG"
 SIGPIPE_EXIT = 141   # what a shell reports for a writer ended by SIGPIPE
+SIGINT_EXIT = 130    # what a shell reports for a command ended by Ctrl-C
 
 
 def _silence_stdout() -> None:
@@ -71,6 +73,9 @@ class CommandGroup(TyperGroup):
         except BrokenPipeError:   # the reader went away (`| head`): stop quietly, as a pipe's writer does
             _silence_stdout()
             raise typer.Exit(SIGPIPE_EXIT) from None
+        except KeyboardInterrupt:   # Ctrl-C: say so in one line (typer would exit 130 without a word)
+            fail("interrupted (Ctrl-C) before the command finished", code=SIGINT_EXIT,
+                 hint="what already ran is in the audit log (opsagent audit list); run the command again to finish")
         except Exception as exc:
             _map(ctx, exc)
 

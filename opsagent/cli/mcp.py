@@ -104,7 +104,10 @@ def _run(transport: Transport, service: Any, token_map: Any, *, host: str, port:
             close()
             fail(f"--as (or OPSAGENT_ACTOR, or your cluster identity): {problem}", hint="act as yourself, e.g. --as alice")
         err_console.print(f"opsagent mcp: serving on stdio as {who.name} ({who.source})", highlight=False, markup=False)
-        anyio.run(mcp_server.serve_stdio, mcp_server.build_server(service, mcp_server.fixed(who)))
+        try:
+            anyio.run(mcp_server.serve_stdio, mcp_server.build_server(service, mcp_server.fixed(who)))
+        except KeyboardInterrupt:   # Ctrl-C stops a server as the daemon and the wake proxy stop: cleanly, exit 0
+            pass
         return
     import uvicorn
 
