@@ -58,12 +58,12 @@ def serve(
 
     Example: opsagent mcp --transport http --port 8765 --tokens policies/actors/mcp-tokens.yaml
     """
-    from opsagent.cli.resolve import cluster_spec
+    from opsagent.cli.resolve import session
     from opsagent.mcp.service import McpService
     from opsagent.mcp.tokens import TokenFileError, TokenMap, default_path
     from opsagent.runtime import RuntimeError_, open_runtime
 
-    spec = cluster_spec(cluster)
+    spec, db = session(cluster, db)   # on the simulator a temporary database, never the real cluster's default
     token_map = None
     if transport is Transport.http:
         if actor or as_group:
