@@ -127,8 +127,8 @@ def current_context() -> Any:
     """The running command's click context, or None outside a command."""
     try:   # typer carries its own copy of click: the running command's context is in that copy
         from typer._click.globals import get_current_context
-    except ImportError:  # pragma: no cover - a typer that uses click itself
-        from click import get_current_context
+    except ImportError:  # pragma: no cover
+        from click import get_current_context  # type: ignore[no-redef]  # a typer that uses click itself
     return get_current_context(silent=True)
 
 

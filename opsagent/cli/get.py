@@ -56,6 +56,19 @@ _EXISTS = re.compile(rf"\s*(!?)\s*({_KEY})\s*")
 SELECTOR_HINT = "use key=value, key!=value, key in (a,b), key notin (a,b), key or !key, separated by commas"
 
 
+def _is_in(key: str, values: frozenset[str], *, negated: bool) -> Callable[[dict[str, str]], bool]:
+    """key=v / key in (..); negated: key!=v / key notin (..), which a workload without the key also passes."""
+    def test(labels: dict[str, str]) -> bool:
+        return (labels.get(key) in values) != negated
+    return test
+
+
+def _has(key: str, *, negated: bool) -> Callable[[dict[str, str]], bool]:
+    def test(labels: dict[str, str]) -> bool:
+        return (key in labels) != negated
+    return test
+
+
 def selector(text: str | None) -> Callable[[dict[str, str]], bool]:
     """`-l` as kubectl reads it (key=value, key==value, key!=value, key in (a,b), key notin (a,b), key, !key,
     comma separated; keys and values in Kubernetes label syntax) as a label test. A selector that is not one
@@ -66,15 +79,12 @@ def selector(text: str | None) -> Callable[[dict[str, str]], bool]:
     for part in re.split(r",(?![^()]*\))", text):   # commas inside (a,b) belong to the set
         if m := _EQUALITY.fullmatch(part):
             key, op, value = m.groups()
-            tests.append((lambda labels, k=key, v=value: labels.get(k) != v) if op == "!="
-                         else (lambda labels, k=key, v=value: labels.get(k) == v))
+            tests.append(_is_in(key, frozenset([value]), negated=op == "!="))
         elif m := _SET.fullmatch(part):
-            key, op, values = m.group(1), m.group(2), frozenset(v.strip() for v in m.group(3).split(","))
-            tests.append((lambda labels, k=key, vs=values: labels.get(k) in vs) if op == "in"
-                         else (lambda labels, k=key, vs=values: labels.get(k) not in vs))
+            values = frozenset(v.strip() for v in m.group(3).split(","))
+            tests.append(_is_in(m.group(1), values, negated=m.group(2) == "notin"))
         elif m := _EXISTS.fullmatch(part):
-            negated, key = m.groups()
-            tests.append((lambda labels, k=key: k not in labels) if negated else (lambda labels, k=key: k in labels))
+            tests.append(_has(m.group(2), negated=bool(m.group(1))))
         else:
             fail(f"-l {text!r}: cannot read {part.strip()!r}", hint=SELECTOR_HINT)
     return lambda labels: all(t(labels) for t in tests)
