@@ -3,6 +3,8 @@ text, not rich markup (they used to crash with MarkupError or vanish)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from typer.testing import CliRunner
 
@@ -32,3 +34,17 @@ def test_a_scenario_path_with_a_closing_tag_is_a_clean_error():
     assert r.exit_code == 2, r.output
     assert "MarkupError" not in r.output and "Traceback" not in r.output
     assert "[/bold]x.yaml" in r.output
+
+
+def test_a_directory_as_db_points_at_the_file_the_daemon_keeps_there(tmp_path: Path) -> None:
+    """`daemon --db DIR` writes DIR/opsagent.db; the other commands refuse a directory, and say which file to name."""
+    from opsagent.audit import AuditStore
+
+    AuditStore(tmp_path / "opsagent.db").close()
+    r = CliRunner().invoke(app, ["audit", "list", "--db", str(tmp_path)])
+    assert r.exit_code == 2 and "is a directory" in r.output
+    assert f"pass --db {tmp_path / 'opsagent.db'}" in " ".join(r.output.split())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(app, ["approvals", "list", "--db", str(empty)])
+    assert r.exit_code == 2 and f"--db {empty / 'opsagent.db'}" in " ".join(r.output.split())

@@ -197,8 +197,23 @@ def test_a_port_in_use_is_one_line_with_a_hint_not_a_traceback(tmp_path: Path) -
         port = taken.getsockname()[1]
         result = CliRunner().invoke(app, ["daemon", "--once", "--sim-speed", "0", "--db", str(tmp_path / "d.db"),
                                           "--listen", f"127.0.0.1:{port}"])
-    assert result.exit_code == 1, result.output
+    # the --listen given cannot be used: a bad argument (2), named, as the wake proxy says it
+    assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith(("error:", "hint:"))]
-    assert lines[0] == "error: Address already in use"
+    assert lines[0] == f"error: --listen 127.0.0.1:{port}: cannot listen: Address already in use"
     assert "--listen" in lines[1]
     assert "Traceback" not in result.output and "internal error" not in result.output
+
+
+def test_ctrl_c_mid_command_is_one_line_and_exit_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while a command works: said in one line with a hint, the shell's 130, no traceback, no silence."""
+    import opsagent.cli.audit as audit_cli
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(audit_cli, "open_store", interrupted)
+    r = CliRunner().invoke(app, ["audit", "list", "--db", str(tmp_path / "ops.db")])
+    assert r.exit_code == 130
+    assert "interrupted (Ctrl-C)" in r.stderr and "hint:" in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 2

@@ -95,3 +95,29 @@ def test_findings_are_what_the_detectors_see(tmp_path: Path) -> None:
     out = run("get", "findings", "--cluster", "sim:demo", "-o", "json", cwd=tmp_path)
     found = json.loads(out.stdout)
     assert "topology_mismatch:inference/llm" in [f["id"] for f in found]
+
+
+def test_a_missing_policy_folder_is_one_error(tmp_path: Path) -> None:
+    out = run("get", "workloads", "--cluster", "sim:demo", cwd=tmp_path, env={"OPSAGENT_POLICIES": str(tmp_path / "nope")})
+    assert out.returncode == 2 and out.stdout == ""
+    assert "--policies (from OPSAGENT_POLICIES)" in out.stderr and "no such policy directory" in out.stderr
+    assert "cannot read the cluster" not in out.stderr and out.stderr.count("error:") == 1
+
+
+def test_selectors_read_as_kubectl_reads_them() -> None:
+    from opsagent.cli.get import selector
+
+    labels = {"app": "llm", "team": "platform", "example.com/tier": "gpu"}
+    for text, matches in [("app=llm", True), ("app==llm", True), ("app!=llm", False), ("app in (llm, web)", True),
+                          ("app notin (llm,web),team=platform", False), ("!nope", True), ("!app", False),
+                          ("example.com/tier=gpu", True), ("app=llm,team in (platform)", True), ("nope", False)]:
+        assert selector(text)(labels) is matches, text
+
+
+def test_a_selector_that_is_not_one_is_refused_not_an_empty_list(tmp_path: Path) -> None:
+    for bad in ("=llm", "app=a=b", "env in (a", "a b"):
+        out = run("get", "workloads", "--cluster", "sim:demo", "-l", bad, cwd=tmp_path)
+        assert out.returncode == 2 and out.stdout == "", bad
+        assert "cannot read" in out.stderr and len(out.stderr.strip().splitlines()) == 2, bad
+    unlabelled = run("get", "gpus", "--cluster", "sim:demo", "-l", "app=llm", cwd=tmp_path)
+    assert unlabelled.returncode == 2 and unlabelled.stdout == "" and "gpus have no labels" in unlabelled.stderr

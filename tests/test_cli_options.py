@@ -109,3 +109,18 @@ def test_progress_is_silent_off_a_terminal_and_counts_on_one(monkeypatch) -> Non
         update(1, 2, "first")
         update(2, 2, "second")
     assert "eval offline" in shown.getvalue() and "2/2" in shown.getvalue()
+
+
+def test_a_bad_value_from_a_variable_names_the_variable(tmp_path: Path) -> None:
+    """A user who never typed --since or --for must be told which variable holds the bad value."""
+    from opsagent.audit import AuditStore
+
+    AuditStore(tmp_path / "x.db").close()
+    since = cli("audit", "list", cwd=tmp_path, env={"OPSAGENT_DB": str(tmp_path / "x.db"),
+                                                    "OPSAGENT_AUDIT_LIST_SINCE": "yesterday"})
+    assert since.returncode == 2 and "Traceback" not in since.stderr
+    assert "--since (from OPSAGENT_AUDIT_LIST_SINCE): cannot read 'yesterday'" in since.stderr
+    span = cli("wake", "inference/llm", cwd=tmp_path, env={"OPSAGENT_CLUSTER": "sim:demo", "OPSAGENT_WAKE_FOR": "abc"})
+    assert span.returncode == 2 and "--for (from OPSAGENT_WAKE_FOR) 'abc' is not a duration" in span.stderr
+    typed = cli("wake", "inference/llm", "--for", "abc", cwd=tmp_path, env={"OPSAGENT_CLUSTER": "sim:demo"})
+    assert typed.returncode == 2 and "--for 'abc' is not a duration" in typed.stderr   # typed: no variable named

@@ -70,3 +70,30 @@ def test_unsupported_output_from_the_environment_falls_back_to_table(tmp_path: P
     assert named.stdout == plain.stdout
     as_json = run("policy", "lint", policies, cwd=tmp_path, env={"OPSAGENT_OUTPUT": "json"})
     assert json.loads(as_json.stdout)["ok"] is True
+
+
+def test_an_output_no_command_offers_is_an_error_even_from_the_environment(tmp_path: Path) -> None:
+    """OPSAGENT_OUTPUT=xml is a typo, not a preference another command serves: it must not become a table."""
+    out = run("get", "workloads", "--cluster", "sim:demo", cwd=tmp_path, env={"OPSAGENT_OUTPUT": "xml"})
+    assert out.returncode == 2 and out.stdout == ""
+    said = " ".join(out.stderr.replace("│", " ").split())
+    assert "OPSAGENT_OUTPUT" in said and "'xml' is not offered here" in said
+
+
+def test_columns_stay_aligned_and_yaml_readable_with_names_in_any_script() -> None:
+    import io
+
+    import yaml
+
+    from opsagent.cli.output import Column, Format, emit, table_lines
+    from rich.cells import cell_len
+
+    rows = [{"name": "rendér-ü界", "n": 1}, {"name": "llm", "n": 2}]
+    columns = [Column("name", lambda r: r["name"]), Column("n", lambda r: r["n"])]
+    lines = table_lines(rows, columns, wide=False, headers=True)
+    # the second column starts at the same terminal column on every line (界 takes two)
+    starts = {cell_len(line[: len(line) - len(line.split()[-1])]) for line in lines}
+    assert len(starts) == 1, lines
+    out = io.StringIO()
+    emit(rows, columns, Format.yaml, kind="x", name_of=lambda r: r["name"], out=out)
+    assert "rendér-ü界" in out.getvalue() and yaml.safe_load(out.getvalue())[0]["name"] == "rendér-ü界"

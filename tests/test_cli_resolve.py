@@ -76,3 +76,17 @@ def test_a_virtual_clock_database_is_refused_by_a_real_cluster(tmp_path: Path) -
 
     with pytest.raises(RuntimeError_, match="simulated cluster"):
         open_runtime(cluster="kube", policies=REPO / "policies", db=db, cluster_obj=NotSim())
+
+
+def test_mcp_on_the_simulator_leaves_the_real_clusters_default_database_alone(tmp_path: Path) -> None:
+    """`mcp --cluster sim:demo` without --db wrote simulated records (a virtual clock) into
+    ~/.local/state/opsagent/opsagent.db when that folder existed, and every later real-cluster command refused it."""
+    state = tmp_path / ".local" / "state" / "opsagent"
+    state.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSAGENT_", "XDG_")) and k != "KUBECONFIG"}
+    env.update({"HOME": str(tmp_path), "PYTHONPATH": str(REPO)})
+    out = subprocess.run([sys.executable, "-c", "from opsagent.cli import main; main()", "mcp", "--cluster", "sim:demo"],
+                         cwd=tmp_path, env=env, input="", capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "database: temporary" in out.stderr
+    assert files_under(tmp_path) == []

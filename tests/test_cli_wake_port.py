@@ -1,5 +1,5 @@
 """`wake-proxy` on a port already taken: one clean error line with a hint, and nothing after it (no
-"Unclosed client session" from a proxy whose site never started)."""
+"Unclosed client session" from a proxy whose site never started, and no "listening on" first)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,5 @@ def test_port_in_use_is_one_clean_error(tmp_path: Path) -> None:
     assert "cannot listen" in run.stderr and "address already in use" in run.stderr
     assert "Traceback" not in run.stderr
     assert "Unclosed" not in run.stderr, run.stderr
+    assert "listening on" not in run.stdout   # never said of a port another process holds
+

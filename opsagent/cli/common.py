@@ -123,8 +123,36 @@ def print_json(value: Any) -> None:
     print_data(value, Format.yaml if _FORMAT[0] == "yaml" else Format.json)
 
 
+def current_context() -> Any:
+    """The running command's click context, or None outside a command."""
+    try:   # typer carries its own copy of click: the running command's context is in that copy
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover
+        from click import get_current_context  # type: ignore[no-redef]  # a typer that uses click itself
+    return get_current_context(silent=True)
+
+
+def _name_the_variable(message: str) -> str:
+    """`--since ...` -> `--since (from OPSAGENT_AUDIT_LIST_SINCE) ...` when that option's value came from the
+    environment: a user who never typed --since must be told where the bad value is."""
+    import re
+
+    flag = re.match(r"--[a-z][a-z0-9-]*", message)
+    ctx = current_context()
+    if flag is None or ctx is None:
+        return message
+    for param in ctx.command.params:
+        if flag.group() in getattr(param, "opts", ()) and param.name \
+                and getattr(ctx.get_parameter_source(param.name), "name", "") == "ENVIRONMENT":
+            var = param.envvar if isinstance(param.envvar, str) else "/".join(param.envvar or ())
+            return f"{flag.group()} (from {var}){message[flag.end():]}"
+    return message
+
+
 def fail(message: str, *, hint: str | None = None, code: int = 2) -> NoReturn:
-    """Print a clear error (and how to fix it) on stderr and exit non-zero."""
+    """Print a clear error (and how to fix it) on stderr and exit non-zero. An error about an option set from
+    its environment variable names the variable."""
+    message = _name_the_variable(message)
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line, never wrapped
     if hint:
         err_console.print(f"[dim]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)

@@ -6,6 +6,7 @@ Thin: parses options, sets up logging, builds `DaemonOptions` and runs the
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 from typing import Optional
@@ -103,5 +104,12 @@ def daemon_cmd(
         fail(str(exc), hint=exc.hint)
     except (ValueError, OSError) as exc:
         fail(str(exc))
-    code = daemon.run()
+    try:
+        code = daemon.run()
+    except OSError as exc:
+        if not listen or exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        # as the wake proxy says it: the --listen that cannot be used, exit 2 (a bad argument here)
+        fail(f"--listen {listen}: cannot listen: {exc.strerror or exc}",
+             hint="is another process using the port? choose another --listen (ports below 1024 need privileges)")
     raise typer.Exit(code)

@@ -4,7 +4,8 @@ Each command maps the errors it expects to `fail(...)` itself. What reaches
 here is mapped once for all of them: an `AuditError` (its message names the
 database file) or an SQLite error met mid-command (a damaged page, a lock held
 too long). A closed pipe (`| head`) ends the command quietly with 141, as
-SIGPIPE would. Anything else is a bug; it is reported in one line, with the
+SIGPIPE would; Ctrl-C mid-command is one line and exit code 130, as a shell
+reports it (servers stop cleanly on it themselves). Anything else is a bug; it is reported in one line, with the
 traceback only when `OPSAGENT_DEBUG=1`, and exit code 1. No traceback reaches a
 user otherwise. It decides nothing, and imports the audit package only once an
 error has reached it, so commands that never open a database start fast.
@@ -22,10 +23,11 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from opsagent.cli.common import DB_META, fail
+from opsagent.cli.common import DB_META, current_context, fail
 
 DEBUG_ENV = "OPSAGENT_DEBUG"
 SIGPIPE_EXIT = 141   # what a shell reports for a writer ended by SIGPIPE
+SIGINT_EXIT = 130    # what a shell reports for a command ended by Ctrl-C
 
 
 def _silence_stdout() -> None:
@@ -41,7 +43,14 @@ def database_failed(exc: Any) -> NoReturn:
     """Print a database error (an AuditError) and what to do about it (exit 2: the --db file cannot be used now)."""
     from opsagent.runtime import database_hint
 
-    fail(str(exc), hint=database_hint(exc))
+    hint = database_hint(exc)
+    ctx = current_context()
+    given = Path(ctx.meta.get(DB_META) or "") if ctx is not None else None
+    if given is not None and str(given) and given.is_dir():   # `daemon --db DIR` keeps DIR/opsagent.db
+        inside = given / "opsagent.db"
+        hint = (f"the daemon's --db {given} keeps its records in {inside}: pass --db {inside}" if inside.is_file()
+                else f"name a file: --db {inside} (a new one starts there)")
+    fail(str(exc), hint=hint)
 
 
 _OS_HINTS = {
@@ -64,6 +73,9 @@ class CommandGroup(TyperGroup):
         except BrokenPipeError:   # the reader went away (`| head`): stop quietly, as a pipe's writer does
             _silence_stdout()
             raise typer.Exit(SIGPIPE_EXIT) from None
+        except KeyboardInterrupt:   # Ctrl-C: say so in one line (typer would exit 130 without a word)
+            fail("interrupted (Ctrl-C) before the command finished", code=SIGINT_EXIT,
+                 hint="what already ran is in the audit log (opsagent audit list); run the command again to finish")
         except Exception as exc:
             _map(ctx, exc)
 

@@ -11,6 +11,7 @@ audited (see docs/audit.md): they change nothing and would drown the log.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -31,6 +32,8 @@ class Kind(str, Enum):
     leases = "leases"
 
 
+LABELLED = (Kind.workloads, Kind.nodes, Kind.findings)   # what -l selects on
+
 ALIASES = {"workload": "workloads", "wl": "workloads", "deploy": "workloads", "deployments": "workloads",
            "gpu": "gpus", "node": "nodes", "no": "nodes", "finding": "findings", "approval": "approvals", "run": "runs",
            "lease": "leases"}
@@ -44,22 +47,46 @@ def _kind(text: str) -> Kind:
         fail(f"unknown kind {text!r}", hint=f"use one of {', '.join(k.value for k in Kind)}")
 
 
+_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_KEY = rf"(?:[a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_NAME}"   # [prefix/]name, as Kubernetes label keys
+_VALUE = rf"(?:{_NAME})?"
+_EQUALITY = re.compile(rf"\s*({_KEY})\s*(==|=|!=)\s*({_VALUE})\s*")
+_SET = re.compile(rf"\s*({_KEY})\s+(in|notin)\s*\(\s*({_VALUE}(?:\s*,\s*{_VALUE})*)\s*\)\s*")
+_EXISTS = re.compile(rf"\s*(!?)\s*({_KEY})\s*")
+SELECTOR_HINT = "use key=value, key!=value, key in (a,b), key notin (a,b), key or !key, separated by commas"
+
+
+def _is_in(key: str, values: frozenset[str], *, negated: bool) -> Callable[[dict[str, str]], bool]:
+    """key=v / key in (..); negated: key!=v / key notin (..), which a workload without the key also passes."""
+    def test(labels: dict[str, str]) -> bool:
+        return (labels.get(key) in values) != negated
+    return test
+
+
+def _has(key: str, *, negated: bool) -> Callable[[dict[str, str]], bool]:
+    def test(labels: dict[str, str]) -> bool:
+        return (key in labels) != negated
+    return test
+
+
 def selector(text: str | None) -> Callable[[dict[str, str]], bool]:
-    """`-l key=value,key!=value,key` as a label test; a bad selector stops with a message naming it."""
-    if not text:
+    """`-l` as kubectl reads it (key=value, key==value, key!=value, key in (a,b), key notin (a,b), key, !key,
+    comma separated; keys and values in Kubernetes label syntax) as a label test. A selector that is not one
+    stops with a message naming the part it cannot read, rather than silently matching nothing."""
+    if not text or not text.strip():
         return lambda labels: True
     tests: list[Callable[[dict[str, str]], bool]] = []
-    for part in (p.strip() for p in text.split(",")):
-        if "!=" in part:
-            key, value = part.split("!=", 1)
-            tests.append(lambda labels, k=key.strip(), v=value.strip(): labels.get(k) != v)
-        elif "=" in part:
-            key, value = part.split("=", 1)
-            tests.append(lambda labels, k=key.strip().rstrip("="), v=value.strip(): labels.get(k) == v)
-        elif part and part.replace("-", "").replace(".", "").replace("/", "").replace("_", "").isalnum():
-            tests.append(lambda labels, k=part: k in labels)
+    for part in re.split(r",(?![^()]*\))", text):   # commas inside (a,b) belong to the set
+        if m := _EQUALITY.fullmatch(part):
+            key, op, value = m.groups()
+            tests.append(_is_in(key, frozenset([value]), negated=op == "!="))
+        elif m := _SET.fullmatch(part):
+            values = frozenset(v.strip() for v in m.group(3).split(","))
+            tests.append(_is_in(m.group(1), values, negated=m.group(2) == "notin"))
+        elif m := _EXISTS.fullmatch(part):
+            tests.append(_has(m.group(2), negated=bool(m.group(1))))
         else:
-            fail(f"-l {text!r}: cannot read {part!r}", hint="use key=value, key!=value or key, separated by commas")
+            fail(f"-l {text!r}: cannot read {part.strip()!r}", hint=SELECTOR_HINT)
     return lambda labels: all(t(labels) for t in tests)
 
 
@@ -114,9 +141,10 @@ def _cluster_rows(kind: Kind, name: str | None, namespace: str | None, labels: C
     from opsagent.runtime import RuntimeError_, open_cluster, open_policy
 
     spec = cluster_spec(cluster)
+    where = folder(policies, "policies") if kind in (Kind.workloads, Kind.findings) else None   # a bad one exits here
     try:
         port, clock, _ = open_cluster(spec)
-        policy = open_policy(folder(policies, "policies")) if kind in (Kind.workloads, Kind.findings) else None
+        policy = open_policy(where) if where is not None else None
         snap = port.snapshot()
     except RuntimeError_ as exc:
         fail(str(exc), hint=getattr(exc, "hint", None))
@@ -177,9 +205,9 @@ def register(app: typer.Typer) -> None:
     @app.command("get")
     def get_command(
         kind: str = typer.Argument(..., metavar="KIND", help="workloads, gpus, nodes, findings, approvals, runs or leases."),
-        name: Optional[str] = typer.Argument(None, metavar="[NAME]", help="One object: NS/NAME or NAME with -n, a node, a GPU id, a finding id, an approval id or a run id."),
+        name: Optional[str] = typer.Argument(None, metavar="NAME", help="One object: NS/NAME or NAME with -n, a node, a GPU id, a finding id, an approval id or a run id."),
         namespace: Optional[str] = typer.Option(None, "--namespace", "-n", envvar="OPSAGENT_NAMESPACE", help="Only this namespace (default: every namespace the policy governs)."),
-        label_selector: Optional[str] = typer.Option(None, "--selector", "-l", envvar="OPSAGENT_SELECTOR", help="Label selector: key=value, key!=value or key, comma separated."),
+        label_selector: Optional[str] = typer.Option(None, "--selector", "-l", envvar="OPSAGENT_SELECTOR", help="Label selector, as kubectl: key=value, key!=value, key in (a,b), key notin (a,b), key, !key; comma separated (workloads, nodes, findings)."),
         cluster: Optional[str] = typer.Option(None, "--cluster", envvar="OPSAGENT_CLUSTER", help="sim:SCENARIO, kube or kube:CONTEXT (default: your kubeconfig's current context)."),
         policies: Optional[Path] = typer.Option(None, "--policies", envvar="OPSAGENT_POLICIES", help="Policy folder (default: ./policies, then ~/.config/opsagent/policies, then the shipped ones)."),
         db: Path = DbOpt,
@@ -197,6 +225,9 @@ def register(app: typer.Typer) -> None:
         """
         chosen = _kind(kind)
         labels = selector(label_selector)
+        if label_selector and label_selector.strip() and chosen not in LABELLED:   # ignoring it would list them all
+            fail(f"-l {label_selector!r}: {chosen.value} have no labels to select on",
+                 hint=f"-l applies to {', '.join(k.value for k in LABELLED)} (findings by their workload's labels)")
         if chosen in (Kind.approvals, Kind.runs, Kind.leases):
             rows = _db_rows(chosen, name, namespace, db)
         else:

@@ -58,12 +58,12 @@ def serve(
 
     Example: opsagent mcp --transport http --port 8765 --tokens policies/actors/mcp-tokens.yaml
     """
-    from opsagent.cli.resolve import cluster_spec
+    from opsagent.cli.resolve import session
     from opsagent.mcp.service import McpService
     from opsagent.mcp.tokens import TokenFileError, TokenMap, default_path
     from opsagent.runtime import RuntimeError_, open_runtime
 
-    spec = cluster_spec(cluster)
+    spec, db = session(cluster, db)   # on the simulator a temporary database, never the real cluster's default
     token_map = None
     if transport is Transport.http:
         if actor or as_group:
@@ -104,7 +104,10 @@ def _run(transport: Transport, service: Any, token_map: Any, *, host: str, port:
             close()
             fail(f"--as (or OPSAGENT_ACTOR, or your cluster identity): {problem}", hint="act as yourself, e.g. --as alice")
         err_console.print(f"opsagent mcp: serving on stdio as {who.name} ({who.source})", highlight=False, markup=False)
-        anyio.run(mcp_server.serve_stdio, mcp_server.build_server(service, mcp_server.fixed(who)))
+        try:
+            anyio.run(mcp_server.serve_stdio, mcp_server.build_server(service, mcp_server.fixed(who)))
+        except KeyboardInterrupt:   # Ctrl-C stops a server as the daemon and the wake proxy stop: cleanly, exit 0
+            pass
         return
     import uvicorn
 

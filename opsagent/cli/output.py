@@ -52,13 +52,15 @@ _HELP = {Format.table: "table (plain columns)", Format.wide: "wide (more columns
 def output_option(*supported: Format, note: str = "") -> Any:
     """`-o/--output` offering only `supported`. An unsupported value given with `-o` is a one-line error naming
     the supported ones; the same value from OPSAGENT_OUTPUT (a preference for the whole shell, set for
-    commands that have it) falls back to `table` on a command without it."""
+    commands that have it) falls back to `table` on a command without it. A value no command offers (a typo
+    such as OPSAGENT_OUTPUT=xml) is an error wherever it comes from, naming the variable."""
     names = [f.value for f in supported]
 
     def convert(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Format:
         text = str(getattr(value, "value", value) or Format.table.value).strip().lower()
         if text not in names:
-            if getattr(ctx.get_parameter_source(param.name or "output"), "name", "") == "ENVIRONMENT":
+            known = text in {f.value for f in Format}   # a format some other command offers: a shell-wide preference
+            if known and getattr(ctx.get_parameter_source(param.name or "output"), "name", "") == "ENVIRONMENT":
                 text = Format.table.value
             else:
                 raise typer.BadParameter(f"{text!r} is not offered here; use one of: {', '.join(names)}")
@@ -108,8 +110,13 @@ def table_lines(rows: Iterable[Any], columns: list[Column], *, wide: bool, heade
     shown = [c for c in columns if (wide or not c.wide) and not (wide and c.narrow)]
     body = [[cell(c.value(row)) for c in shown] for row in rows]
     head = [[c.header.upper().replace(" ", "_") for c in shown]] if headers else []
-    widths = [max(len(r[i]) for r in head + body) for i in range(len(shown))] if head + body else []
-    return ["   ".join(text.ljust(widths[i]) for i, text in enumerate(r)).rstrip() for r in head + body]
+    # padded by the columns a terminal gives each character (a CJK character takes two), so names in any
+    # script keep the next column aligned
+    from rich.cells import cell_len
+
+    widths = [max(cell_len(r[i]) for r in head + body) for i in range(len(shown))] if head + body else []
+    return ["   ".join(text + " " * (widths[i] - cell_len(text)) for i, text in enumerate(r)).rstrip()
+            for r in head + body]
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,7 @@ def print_data(doc: Any, fmt: Format, out: TextIO | None = None) -> None:
     if fmt == Format.yaml:
         import yaml
 
-        out.write(yaml.safe_dump(json.loads(text), sort_keys=False))
+        out.write(yaml.safe_dump(json.loads(text), sort_keys=False, allow_unicode=True))   # names as written, not escaped
         return
     out.write(text + "\n")
 

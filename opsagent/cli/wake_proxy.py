@@ -109,8 +109,8 @@ def wake_proxy(
                     await asyncio.to_thread(activity.flush)
             _app["flusher"] = asyncio.create_task(loop())
         app.on_startup.append(_flush_forever)
-    console.print(f"wake proxy listening on http://{listen} with {len(table.routes)} route(s); cluster {cluster}")
-    _run(app, host, int(port), admin_at, ready=getattr(rt.cluster, "cache_health", None))
+    _run(app, host, int(port), admin_at, ready=getattr(rt.cluster, "cache_health", None),
+         listening=f"wake proxy listening on http://{listen} with {len(table.routes)} route(s); cluster {cluster}")
 
 
 def _unchecked(table: "RouteTable", exc: ClusterError) -> None:
@@ -147,7 +147,7 @@ def _parse_admin(text: str) -> tuple[str, int] | None:
 
 
 def _run(app: "web.Application", host: str, port: int, admin_at: tuple[str, int] | None,
-         ready: Callable[[], tuple[bool, str]] | None = None) -> None:
+         ready: Callable[[], tuple[bool, str]] | None = None, listening: str = "") -> None:
     """Serve the proxy and, with --admin-listen, its health and metrics; a port in use is one line, not a traceback.
     `ready` (a watched kube cluster's `cache_health`) makes /readyz answer 503 while a watch is stale."""
     from opsagent.wake.admin import Counters, admin_app, serve
@@ -158,7 +158,8 @@ def _run(app: "web.Application", host: str, port: int, admin_at: tuple[str, int]
         app.middlewares.append(counters.middleware())
         admin = admin_app(ready=ready or (lambda: (True, "serving")), metrics=counters.render)
     try:
-        asyncio.run(serve(app, host, port, admin, *(admin_at or ("", 0))))
+        asyncio.run(serve(app, host, port, admin, *(admin_at or ("", 0)),   # said once bound, not before
+                          listening=lambda: console.print(listening, highlight=False, markup=False) if listening else None))
     except OSError as exc:
         fail(f"cannot listen: {exc.strerror or exc}", hint="is another process using the port? choose --listen / --admin-listen")
     except KeyboardInterrupt:
@@ -211,6 +212,6 @@ def _remote_proxy(*, table: "RouteTable", routes: Path, cluster: str, host: str,
                     err_console.print(f"warning: request times not sent: {exc}", highlight=False)
         _app["poster"] = asyncio.create_task(loop())
     app.on_startup.append(_post_forever)
-    console.print(f"wake proxy listening on http://{host}:{port} with {len(table.routes)} route(s); "
-                  f"cluster {cluster}; wakes via {wake_via}")
-    _run(app, host, port, admin_at, ready=getattr(reader, "cache_health", None))
+    _run(app, host, port, admin_at, ready=getattr(reader, "cache_health", None),
+         listening=f"wake proxy listening on http://{host}:{port} with {len(table.routes)} route(s); "
+                   f"cluster {cluster}; wakes via {wake_via}")

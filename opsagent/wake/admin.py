@@ -58,8 +58,9 @@ class Counters:
 
 
 async def serve(app: web.Application, host: str, port: int, admin: web.Application | None,
-                admin_host: str = "", admin_port: int = 0) -> None:
-    """Run the proxy (and the admin endpoints, when given) until cancelled."""
+                admin_host: str = "", admin_port: int = 0, *, listening: Callable[[], None] | None = None) -> None:
+    """Run the proxy (and the admin endpoints, when given) until cancelled; `listening` is called once every
+    site is bound (so "listening on" is never said of a port another process holds)."""
     import asyncio
 
     runners = []
@@ -71,6 +72,8 @@ async def serve(app: web.Application, host: str, port: int, admin: web.Applicati
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, h, p).start()
+        if listening is not None:
+            listening()
         await asyncio.Event().wait()
     finally:
         for runner in reversed(runners):
