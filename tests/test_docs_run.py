@@ -10,8 +10,8 @@ with that reason. A command followed by `# → TEXT` must print TEXT.
 A `console` block whose lines start with `$ ` is a transcript: each `$ ` line
 (joined with its `\\` continuation lines) is a command, and the lines after it,
 up to the next `$ `, are the output the doc shows for it. The commands run one
-after another in one shell; each must exit 0, and what it printed (stdout and
-stderr together) must be what is shown, line by line, whitespace-normalised and
+after another in one shell; each must exit 0 (or N, when its last shown line is
+`[exit N]`), and what it printed (stdout and stderr together) must be what is shown, line by line, whitespace-normalised and
 blank lines ignored: a `…` inside a shown line matches any text, and a shown
 line that is `…` alone stands for any number of lines. A command shown without
 output runs, but its output is not checked. A `console` block without any `$ `
@@ -37,6 +37,7 @@ SKIP = re.compile(r"^<!--\s*doc-test:\s*skip\s+(.+?)\s*-->\s*$")
 EXPECT = re.compile(r"\s#\s*→\s*(.+?)\s*$")
 PROMPT = "$ "
 ELLIPSIS = "…"
+EXIT = re.compile(r"^\[exit (\d+)\]$")
 
 
 class Block(NamedTuple):
@@ -49,6 +50,16 @@ class Block(NamedTuple):
 class Step(NamedTuple):
     command: str
     shown: list[str]
+
+    def exit_code(self) -> int:
+        shown = [line.strip() for line in self.shown if line.strip()]
+        code = EXIT.match(shown[-1]) if shown else None
+        return int(code.group(1)) if code else 0
+
+    def output(self) -> list[str]:
+        """The shown output without its `[exit N]` line (and blank lines, which do not count)."""
+        shown = [line for line in self.shown if line.strip()]
+        return shown[:-1] if shown and EXIT.match(shown[-1].strip()) else shown
 
 
 @cache
@@ -144,12 +155,12 @@ def check_output(shown: list[str], printed: str) -> str | None:
 
 
 def transcript_script(steps: list[Step], out_dir: Path) -> str:
-    """Runs each step in one shell, its output (stdout and stderr) into out_dir/N; stops at a failing step."""
+    """Runs each step in one shell, its output (stdout and stderr) into out_dir/N; stops at an exit not shown."""
     out = []
     for n, step in enumerate(steps):
-        target = shlex.quote(str(out_dir / str(n)))
-        out.append(f"{{ {step.command}\n}} >{target} 2>&1 || "
-                   f"{{ rc=$?; cat {target}; echo \"exit $rc: \"{shlex.quote(step.command)} >&2; exit 1; }}")
+        target, want = shlex.quote(str(out_dir / str(n))), step.exit_code()
+        out.append(f"{{ {step.command}\n}} >{target} 2>&1; rc=$?; [ $rc -eq {want} ] || "
+                   f"{{ cat {target}; echo \"exit $rc (shown: {want}): \"{shlex.quote(step.command)} >&2; exit 1; }}")
     return "\n".join(out) + "\n"
 
 
@@ -182,7 +193,7 @@ def run_transcript(body: str, tmp_path: Path, env: dict[str, str]) -> str | None
         return f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     for n, step in enumerate(steps):
         printed = (out_dir / str(n)).read_text()
-        problem = check_output(step.shown, printed)
+        problem = check_output(step.output(), printed)
         if problem:
             return f"$ {step.command}\n{problem}\n--- printed\n{printed}"
         if "Traceback" in printed:
@@ -263,4 +274,14 @@ def test_transcript_runs_and_catches_a_wrong_output(tmp_path: Path) -> None:
 def test_transcript_fails_when_a_command_fails(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
     problem = run_transcript("$ echo before; false\nbefore\n$ echo never", tmp_path, env)
-    assert problem is not None and "exit 1: echo before; false" in problem
+    assert problem is not None and "exit 1 (shown: 0): echo before; false" in problem
+
+
+def test_a_shown_exit_code_is_expected(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    assert Step("false", ["no", "[exit 1]", ""]).output() == ["no"]
+    assert run_transcript("$ sh -c 'echo no; exit 3'\nno\n[exit 3]\n$ echo after\nafter", tmp_path, env) is None
+    other = tmp_path / "other"
+    other.mkdir()
+    problem = run_transcript("$ sh -c 'echo no; exit 3'\nno\n[exit 1]", other, env)
+    assert problem is not None and "exit 3 (shown: 1)" in problem
