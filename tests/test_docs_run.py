@@ -1,8 +1,9 @@
 """The shell blocks in README.md and docs/*.md are run, so what they show stays true.
 
 Every fenced block whose info string is sh, bash, shell or console runs with
-bash in its own temporary directory (parallel-safe), with `opsagent` on PATH, no
-kubeconfig and the repository's policies/ and playbooks/ linked in. A block
+bash in its own temporary directory (parallel-safe), with `opsagent` (and the
+`python` it runs on) on PATH, no kubeconfig and the repository's policies/,
+playbooks/ and tests/ linked in, as in a source checkout. A block
 that needs what a test cannot have (a real cluster, Slack, model servers) is
 marked on the line before it with `<!-- doc-test: skip REASON -->` and skipped
 with that reason. A command followed by `# → TEXT` must print TEXT.
@@ -167,10 +168,11 @@ def transcript_script(steps: list[Step], out_dir: Path) -> str:
 def _environment(tmp_path: Path) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    shim = bin_dir / "opsagent"
-    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m opsagent \"$@\"\n")
-    shim.chmod(0o755)
-    for name in ("policies", "playbooks"):
+    for name, run in (("opsagent", "-m opsagent "), ("python", "")):  # python: the one opsagent runs on
+        shim = bin_dir / name
+        shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {run}\"$@\"\n")
+        shim.chmod(0o755)
+    for name in ("policies", "playbooks", "tests"):
         (tmp_path / name).symlink_to(REPO / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSAGENT_", "XDG_")) and k != "KUBECONFIG"}
     env.update({"HOME": str(tmp_path), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
