@@ -182,7 +182,7 @@ def _environment(tmp_path: Path) -> dict[str, str]:
 
 def _run(text: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", text], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=900)  # a hang, not slowness
 
 
 def run_transcript(body: str, tmp_path: Path, env: dict[str, str]) -> str | None:
