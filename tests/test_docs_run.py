@@ -3,13 +3,14 @@
 Every fenced block whose info string is sh, bash, shell or console runs with
 bash in its own temporary directory (parallel-safe), with `opsagent` (and the
 `python` it runs on) on PATH, no kubeconfig and the repository's policies/,
-playbooks/ and tests/ linked in, as in a source checkout. A block
+playbooks/, tests/ and evals/ linked in, as in a source checkout. A block
 that needs what a test cannot have (a real cluster, Slack, model servers) is
 marked on the line before it with `<!-- doc-test: skip REASON -->` and skipped
 with that reason. A command followed by `# → TEXT` must print TEXT.
 
 A `console` block whose lines start with `$ ` is a transcript: each `$ ` line
-(joined with its `\\` continuation lines) is a command, and the lines after it,
+(joined with its `\\` continuation lines, and a here-document's lines up to its
+end word) is a command, and the lines after it,
 up to the next `$ `, are the output the doc shows for it. The commands run one
 after another in one shell; each must exit 0 (or N, when its last shown line is
 `[exit N]`), and what it printed (stdout and stderr together) must be what is shown, line by line, whitespace-normalised and
@@ -39,6 +40,7 @@ EXPECT = re.compile(r"\s#\s*→\s*(.+?)\s*$")
 PROMPT = "$ "
 ELLIPSIS = "…"
 EXIT = re.compile(r"^\[exit (\d+)\]$")
+HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
 
 
 class Block(NamedTuple):
@@ -118,6 +120,13 @@ def transcript(body: str) -> list[Step]:
         while command.endswith("\\") and i + 1 < len(lines):
             i += 1
             command = command[:-1] + " " + lines[i].strip()
+        heredoc = HEREDOC.search(command)
+        if heredoc:
+            while i + 1 < len(lines):
+                i += 1
+                command += "\n" + lines[i]
+                if lines[i].strip() == heredoc.group(2):
+                    break
         steps.append(Step(command, []))
         i += 1
     return steps
@@ -172,7 +181,7 @@ def _environment(tmp_path: Path) -> dict[str, str]:
         shim = bin_dir / name
         shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {run}\"$@\"\n")
         shim.chmod(0o755)
-    for name in ("policies", "playbooks", "tests"):
+    for name in ("policies", "playbooks", "tests", "evals"):
         (tmp_path / name).symlink_to(REPO / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSAGENT_", "XDG_")) and k != "KUBECONFIG"}
     env.update({"HOME": str(tmp_path), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
@@ -226,6 +235,13 @@ def test_every_skip_says_why() -> None:
 def test_transcript_splits_commands_and_joins_continuations() -> None:
     steps = transcript("$ echo a \\\n    b\na b\n\n$ true\n$ echo c\nc")
     assert steps == [Step("echo a  b", ["a b", ""]), Step("true", []), Step("echo c", ["c"])]
+
+
+def test_transcript_keeps_a_here_document_in_its_command(tmp_path: Path) -> None:
+    steps = transcript("$ cat > f <<'EOF'\na: 1\n$ not a command\nEOF\n$ cat f\na: 1")
+    assert steps == [Step("cat > f <<'EOF'\na: 1\n$ not a command\nEOF", []), Step("cat f", ["a: 1"])]
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    assert run_transcript("$ cat > f <<'EOF'\na: 1\nEOF\n$ cat f\na: 1", tmp_path, env) is None
 
 
 def test_transcript_refuses_output_before_any_command() -> None:
