@@ -8,6 +8,7 @@ result in chat through the model, naming the object they changed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -118,7 +119,9 @@ def test_each_tool_result_validates_against_its_declared_model(name, tmp_path):
     if tool.risk != "read":
         assert tool.show is not None
         lines = tool.show(result)
-        assert 1 <= len(lines) <= 2 and lines[0].startswith("`"), lines
+        # one line naming the object and the change (change_policy adds who takes it from there), nothing unset
+        assert len(lines) == (2 if name == "change_policy" else 1), lines
+        assert re.match(r"`[a-z0-9][a-z0-9./-]*`: \S", lines[0]) and "None" not in " ".join(lines), lines
 
 
 def test_every_sample_names_a_registered_tool():

@@ -409,8 +409,13 @@ def _placement(req: GpuRequirement) -> str:
     return f"{width}{', one switch group' if req.coherent else ''}"
 
 
+def _span(low: Any, high: Any) -> str:
+    """Replica bounds as `low..high`, an unset end shown as `any`."""
+    return f"{'any' if low is None else low}..{'any' if high is None else high}"
+
+
 def _autoscaler_bounds(d: AutoscalerBoundsSet) -> tuple[str, str]:
-    span = arrow(f"{d.before.min}..{d.before.max}" if d.before else None, f"{d.after.min}..{d.after.max}" if d.after else None)
+    span = arrow(_span(d.before.min, d.before.max) if d.before else None, _span(d.after.min, d.after.max) if d.after else None)
     return d.workload, f"{plain(d.autoscaler)} bounds {span}"
 
 
@@ -444,8 +449,8 @@ SHOWS: dict[str, Callable[[ToolResult], list[str]]] = {
     "set_resources": shows(ResourcesSet, _resources),
     "set_gpu_placement": shows(PlacementSet, lambda d: (d.workload, f"GPU placement {_placement(d.before)} → {_placement(d.after)}")),
     "set_replica_bounds": shows(BoundsSet, lambda d: (d.workload, "replica bounds "
-                                + arrow(f"{d.before.get(MIN_ANNOTATION)}..{d.before.get(MAX_ANNOTATION)}",
-                                        f"{d.after.get(MIN_ANNOTATION)}..{d.after.get(MAX_ANNOTATION)}"))),
+                                + arrow(_span(d.before.get(MIN_ANNOTATION), d.before.get(MAX_ANNOTATION)),
+                                        _span(d.after.get(MIN_ANNOTATION), d.after.get(MAX_ANNOTATION))))),
     "set_autoscaler_bounds": shows(AutoscalerBoundsSet, _autoscaler_bounds),
     "create_workload": shows(Created, lambda d: (d.workload, f"created from image {quoted(d.image)}")),
     "delete_workload": shows(Deleted, lambda d: (d.workload, f"deleted (had {d.replicas_before} replica(s)), "
