@@ -68,8 +68,10 @@ class Actor(Frozen):
                                                 "'sim --as (demo)', ...")
 
 
-def _describe(ch: str) -> str:
-    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}"
+def char_name(ch: str) -> str:
+    """`U+0435 CYRILLIC SMALL LETTER IE`: a character named for a person reading a refusal."""
+    fallback = "control character" if unicodedata.category(ch) == "Cc" else "unnamed character"
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, fallback)}"
 
 
 def normalize_name(raw: str, *, what: str = "actor name") -> str:
@@ -84,9 +86,9 @@ def normalize_name(raw: str, *, what: str = "actor name") -> str:
     for ch in name:
         category = unicodedata.category(ch)
         if category[0] == "C" or _invisible(ch):
-            raise ActorNameError(f"{what} {raw!r} contains an invisible or control character ({_describe(ch)})")
+            raise ActorNameError(f"{what} {raw!r} contains an invisible or control character ({char_name(ch)})")
         if category[0] == "Z" or ch.isspace():
-            raise ActorNameError(f"{what} {raw!r} contains a space ({_describe(ch)}); use a single word")
+            raise ActorNameError(f"{what} {raw!r} contains a space ({char_name(ch)}); use a single word")
     return name
 
 
@@ -131,5 +133,5 @@ def actor_refusal(raw: str) -> str | None:
     return None
 
 
-__all__ = ["MACHINE_ACTORS", "Actor", "ActorNameError", "actor_refusal", "machine_actor_like", "normalize_actor",
+__all__ = ["MACHINE_ACTORS", "Actor", "ActorNameError", "actor_refusal", "char_name", "machine_actor_like", "normalize_actor",
            "normalize_name", "same_person", "skeleton"]

@@ -23,7 +23,7 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-from opsagent.model.actor import skeleton
+from opsagent.model.actor import char_name, skeleton
 from opsagent.model.cluster import Revision, Workload
 
 # registry[:port]/path[:tag][@sha256:digest], lower-case path components as the distribution spec has them.
@@ -40,9 +40,7 @@ MAX_IMAGE_CHARS = 400
 def describe_char(ch: str) -> str:
     """`U+0435 CYRILLIC SMALL LETTER IE`, plus the ASCII letter it passes for when it looks like one."""
     looks = lookalike_of(ch)
-    name = f"U+{ord(ch):04X} " + unicodedata.name(ch, "control character" if unicodedata.category(ch) == "Cc"
-                                                  else "unnamed character")
-    return f"{name}, which looks like {looks!r}" if looks else name
+    return f"{char_name(ch)}, which looks like {looks!r}" if looks else char_name(ch)
 
 
 def lookalike_of(ch: str) -> str | None:
